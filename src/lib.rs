@@ -1,0 +1,13 @@
+//! amldns: a DNS server that answers the names of Azure Machine Learning
+//! workspaces behind private endpoints from its own table, and forwards every
+//! other query to Azure's resolver.
+//!
+//! Data flows one way: [`config`] (the TOML file and its [`import`]s) →
+//! [`names`] (every name a workspace needs) → [`zone`] (an immutable table) →
+//! swapped into the server behind `ArcSwap` → [`handler`] answers from a
+//! snapshot, or asks [`forward`] (with its [`cache`]).
+
+pub mod config;
+pub mod import;
+pub mod names;
+pub mod zone;
