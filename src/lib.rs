@@ -11,3 +11,8 @@ pub mod config;
 pub mod import;
 pub mod names;
 pub mod zone;
+pub mod cache;
+pub mod cli;
+pub mod forward;
+pub mod handler;
+pub mod server;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `amldns` binary: everything is in the library (`amldns::cli`).
+
+fn main() -> std::process::ExitCode {
+    amldns::cli::main()
+}

@@ -1,0 +1,358 @@
+//! Answering one query (SPEC §3): the checks hickory's `Catalog` would have
+//! made, the `allow` ACL, then the zone table, then the forwarder; every path
+//! ends in [`Outcome`], the one place a query's fate is known.
+
+use std::iter;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use ipnet::IpNet;
+use tracing::debug;
+
+use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, cname_target};
+use crate::zone::{End, Lookup, NameKey, QType, ZoneTable};
+
+/// At most this many upstream questions per client question: the name
+/// itself, and the targets of chains that leave and re-enter the table.
+const MAX_UPSTREAM_HOPS: usize = 3;
+
+/// Everything a query reads, swapped as one piece so that a query sees one
+/// consistent configuration.
+pub struct Snapshot {
+    pub table: ZoneTable,
+    pub allow: Vec<IpNet>,
+    pub forwarder: Arc<Forwarder>,
+}
+
+impl Snapshot {
+    fn allows(&self, ip: IpAddr) -> bool {
+        // A v4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
+        let ip = ip.to_canonical();
+        self.allow.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// How a query ended; the per-query log and the metrics read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered from the zone table.
+    Local,
+    /// Answered by an upstream.
+    Forwarded,
+    /// Answered from the cache.
+    Cached,
+    /// Client outside `allow`, or a question we do not serve.
+    Refused,
+    /// Malformed, or not a standard query: FORMERR, NOTIMP, BADVERS.
+    Error,
+    /// No upstream answered in time: SERVFAIL.
+    Failed,
+}
+
+/// The server's [`RequestHandler`]: reads a [`Snapshot`] per query.
+pub struct Handler {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+}
+
+impl Handler {
+    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>) -> Self {
+        Handler { snapshot }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let started = Instant::now();
+        // An owned snapshot: it is held across the forwarding await.
+        let snap = self.snapshot.load_full();
+        let (outcome, info) = respond(&snap, request, response_handle).await;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let q = request.queries.queries().first();
+            debug!(
+                client = %request.src(),
+                name = %q.map(|q| q.name().to_string()).unwrap_or_default(),
+                qtype = %q.map(|q| q.query_type().to_string()).unwrap_or_default(),
+                ?outcome,
+                rcode = %info.response_code,
+                micros = started.elapsed().as_micros() as u64,
+                "query"
+            );
+        }
+        info
+    }
+}
+
+/// A response ready to send.
+struct Answer {
+    rcode: ResponseCode,
+    authoritative: bool,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+    outcome: Outcome,
+}
+
+impl Answer {
+    fn error(rcode: ResponseCode, outcome: Outcome) -> Self {
+        Answer {
+            rcode,
+            authoritative: false,
+            answers: Vec::new(),
+            authorities: Vec::new(),
+            outcome,
+        }
+    }
+}
+
+async fn respond<R: ResponseHandler>(
+    snap: &Snapshot,
+    request: &Request,
+    response_handle: R,
+) -> (Outcome, ResponseInfo) {
+    // RFC 6891 §6.1.1: answer with OPT when the query had one, and never
+    // promise more than the 1232 bytes that survive the path (DNS Flag Day
+    // 2020). hickory truncates UDP answers to this size and sets TC.
+    let resp_edns = request.edns.as_ref().map(|req| {
+        let mut e = Edns::new();
+        e.set_max_payload(req.max_payload().clamp(512, EDNS_PAYLOAD));
+        e.set_version(0);
+        e
+    });
+    let answer = check_and_answer(snap, request).await;
+    let outcome = answer.outcome;
+    let info = send(request, response_handle, resp_edns.as_ref(), answer).await;
+    (outcome, info)
+}
+
+/// The checks `Catalog` makes, the ACL, then the answer.
+async fn check_and_answer(snap: &Snapshot, request: &Request) -> Answer {
+    if !snap.allows(request.src().ip()) {
+        return Answer::error(ResponseCode::Refused, Outcome::Refused);
+    }
+    if request.metadata.op_code != OpCode::Query {
+        return Answer::error(ResponseCode::NotImp, Outcome::Error);
+    }
+    if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        return Answer::error(ResponseCode::BADVERS, Outcome::Error);
+    }
+    let [query] = request.queries.queries() else {
+        return Answer::error(ResponseCode::FormErr, Outcome::Error);
+    };
+    if query.query_class() != DNSClass::IN {
+        return Answer::error(ResponseCode::Refused, Outcome::Refused);
+    }
+    let qtype = query.query_type();
+    match qtype {
+        // No zone transfers: the table is not a zone to copy.
+        RecordType::AXFR | RecordType::IXFR => {
+            return Answer::error(ResponseCode::Refused, Outcome::Refused);
+        }
+        // Meta types are not questions (RFC 6895 §3.1).
+        RecordType::OPT | RecordType::TSIG => {
+            return Answer::error(ResponseCode::FormErr, Outcome::Error);
+        }
+        _ => {}
+    }
+    resolve(snap, query.original().name(), qtype).await
+}
+
+/// The table's view of a record type.
+fn zone_qtype(t: RecordType) -> QType {
+    match t {
+        RecordType::A => QType::A,
+        RecordType::AAAA => QType::Aaaa,
+        RecordType::CNAME => QType::Cname,
+        RecordType::ANY => QType::Any,
+        _ => QType::Other,
+    }
+}
+
+/// Answers `qname`/`qtype`: from the table when local, else upstream; an
+/// upstream chain that reaches a local name is cut there and completed from
+/// the table (SPEC §3), and a local chain that leaves the table is completed
+/// upstream.
+async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
+    let table = &snap.table;
+    let zq = zone_qtype(qtype);
+    let mut answers = Vec::new();
+    // The name to answer next, as the client wrote it at first.
+    let mut owner = qname.clone();
+    let mut outcome = None;
+    let mut authoritative = false;
+    for hop in 0..MAX_UPSTREAM_HOPS {
+        let key = NameKey::from_labels(owner.iter());
+        let local = key.as_ref().map_or(Lookup::NotLocal, |k| table.lookup(k.as_str(), zq));
+        if let Lookup::Local(ans) = local {
+            if hop == 0 {
+                authoritative = true;
+                outcome = Some(Outcome::Local);
+            }
+            for &(target, ttl) in &ans.chain {
+                let target = name_of(target);
+                answers.push(Record::from_rdata(owner, ttl, RData::CNAME(CNAME(target.clone()))));
+                owner = target;
+            }
+            let done = |answers, authorities| Answer {
+                rcode: ResponseCode::NoError,
+                authoritative,
+                answers,
+                authorities,
+                outcome: outcome.unwrap_or(Outcome::Local),
+            };
+            match ans.end {
+                End::Addrs { v4, v6, ttl } => {
+                    answers.extend(v4.iter().map(|a| Record::from_rdata(owner.clone(), ttl, RData::A(A(*a)))));
+                    answers.extend(
+                        v6.iter()
+                            .map(|a| Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*a)))),
+                    );
+                    return done(answers, Vec::new());
+                }
+                End::NoData { apex } => return done(answers, vec![soa(table, apex)]),
+                End::Chain => return done(answers, Vec::new()),
+                // `owner` is now the first name outside the table.
+                End::Forward(_) => {}
+            }
+        }
+
+        let reply = match snap.forwarder.resolve(&LowerName::from(&owner), qtype).await {
+            Forwarded::Failed => return Answer::error(ResponseCode::ServFail, Outcome::Failed),
+            Forwarded::Reply { reply, cached } => {
+                outcome.get_or_insert(if cached { Outcome::Cached } else { Outcome::Forwarded });
+                reply
+            }
+        };
+        let enters_table = reply.answers.iter().position(|r| {
+            matches!(r.data, RData::CNAME(_))
+                && NameKey::from_labels(cname_target(r).iter()).is_some_and(|k| table.contains(k.as_str()))
+        });
+        match enters_table {
+            Some(i) => {
+                owner = cname_target(&reply.answers[i]);
+                answers.extend(reply.answers.into_iter().take(i + 1));
+            }
+            None => {
+                answers.extend(reply.answers);
+                return Answer {
+                    rcode: reply.rcode,
+                    authoritative,
+                    answers,
+                    authorities: reply.authorities,
+                    outcome: outcome.unwrap_or(Outcome::Forwarded),
+                };
+            }
+        }
+    }
+    // Chains bouncing between the table and upstream: give up.
+    Answer::error(ResponseCode::ServFail, Outcome::Failed)
+}
+
+/// A zone-table name as a DNS name.
+fn name_of(s: &str) -> Name {
+    // Table names are validated domain names; the root is a safe fallback.
+    let mut n = Name::from_ascii(s).unwrap_or_else(|_| Name::root());
+    n.set_fqdn(true);
+    n
+}
+
+/// The SOA that goes with a negative local answer (SPEC §3): owned by the zone
+/// apex, serial = the table's generation, minimum = the negative TTL.
+fn soa(table: &ZoneTable, apex: &str) -> Record {
+    let apex = name_of(apex);
+    let rname = Name::from_ascii("hostmaster")
+        .and_then(|h| h.append_domain(&apex))
+        .unwrap_or_else(|_| apex.clone());
+    let ttl = table.negative_ttl();
+    // RFC 1982 serials are 32-bit and wrap.
+    let serial = table.generation() as u32;
+    Record::from_rdata(
+        apex.clone(),
+        ttl,
+        RData::SOA(SOA::new(apex, rname, serial, 3600, 600, 86_400, ttl)),
+    )
+}
+
+async fn send<R: ResponseHandler>(
+    request: &Request,
+    mut response_handle: R,
+    edns: Option<&Edns>,
+    mut answer: Answer,
+) -> ResponseInfo {
+    let mut meta = Metadata::response_from_request(&request.metadata);
+    meta.response_code = answer.rcode;
+    meta.authoritative = answer.authoritative;
+    meta.recursion_available = true;
+    if request.protocol() == Protocol::Udp && !fits_udp(request, edns, &answer) {
+        // hickory would fill the packet and drop the OPT record that must
+        // follow (RFC 6891 §7); send the usual empty TC=1 answer instead, so
+        // the client retries over TCP (RFC 1035 §4.2.1).
+        meta.truncation = true;
+        answer.answers.clear();
+        answer.authorities.clear();
+    }
+    let mut builder = MessageResponseBuilder::from_message_request(request);
+    if let Some(e) = edns {
+        builder.edns(e);
+    }
+    let response = builder.build(
+        meta,
+        answer.answers.iter(),
+        answer.authorities.iter(),
+        iter::empty(),
+        iter::empty(),
+    );
+    match response_handle.send_response(response).await {
+        Ok(info) => info,
+        Err(error) => {
+            debug!(%error, client = %request.src(), "could not send the response");
+            ResponseInfo::from(Header {
+                metadata: meta,
+                counts: HeaderCounts::default(),
+            })
+        }
+    }
+}
+
+/// Whether `answer` fits the client's UDP size: 512 without EDNS, else the
+/// payload we echo. Estimated from above, so it errs towards TC.
+fn fits_udp(request: &Request, edns: Option<&Edns>, answer: &Answer) -> bool {
+    /// Header, plus an OPT record without options.
+    const FIXED: usize = 12 + 11;
+    let limit = edns.map_or(512, |e| usize::from(e.max_payload()));
+    let question = request.queries.as_bytes().len();
+    let records: usize = answer
+        .answers
+        .iter()
+        .chain(&answer.authorities)
+        .map(record_size_bound)
+        .sum();
+    FIXED + question + records <= limit
+}
+
+/// Upper bound of a record's wire size: uncompressed owner, type, class, TTL,
+/// length, data.
+fn record_size_bound(r: &Record) -> usize {
+    let name = |n: &Name| n.len() + 1;
+    let data = match &r.data {
+        RData::A(_) => 4,
+        RData::AAAA(_) => 16,
+        RData::CNAME(c) => name(&c.0),
+        RData::SOA(s) => name(&s.mname) + name(&s.rname) + 20,
+        other => other.to_bytes().map_or(usize::from(u16::MAX), |b| b.len()),
+    };
+    name(&r.name) + 10 + data
+}

@@ -1,0 +1,399 @@
+//! Shared test harness: the real server started in-process on 127.0.0.1:0,
+//! an upstream stand-in on 127.0.0.1 that records what it is asked, and a DNS
+//! client speaking UDP and TCP. Nothing here talks to any address but loopback.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, CNAME, SOA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use amldns::config;
+use amldns::server::{self, Listeners, State};
+
+/// Every client call gives up after this; a test never hangs.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+
+pub fn name(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
+}
+
+// ---- the server --------------------------------------------------------------
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(IO_TIMEOUT, t).await.expect("server stops").unwrap();
+        }
+    }
+}
+
+/// Writes `config_text` (plus `files`, relative to it) to a temp folder and
+/// starts amldns on 127.0.0.1:0 with it.
+pub async fn start_with_files(config_text: &str, files: &[(&str, &str)]) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, text) in files {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let path: PathBuf = dir.path().join("amldns.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let config = config::load(&path).unwrap_or_else(|e| panic!("config: {e}"));
+    let state = State::new(&config).unwrap_or_else(|e| panic!("state: {e}"));
+    let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
+    let addr = listeners.local_addrs()[0];
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        server::serve(listeners, &state, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Running {
+        addr,
+        dir,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+pub async fn start(config_text: &str) -> Running {
+    start_with_files(config_text, &[]).await
+}
+
+/// A config whose upstream is `upstream`, allowing loopback clients.
+pub fn config_with(upstream: SocketAddr, rest: &str) -> String {
+    format!(
+        "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"{upstream}\"]\n\
+         timeout_ms = 1000\n{rest}\n"
+    )
+}
+
+pub fn workspace(cloud: &str, extra: &str) -> String {
+    format!(
+        "[[workspace]]\nname = \"contoso-research-ml-workspace-001\"\nid = \"{GUID}\"\n\
+         region = \"eastus\"\ncloud = \"{cloud}\"\nip = \"10.1.0.5\"\nnotebook_ip = \"10.1.0.6\"\n\
+         inference_ip = \"10.1.0.7\"\n{extra}\n"
+    )
+}
+
+// ---- the upstream stand-in ----------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub name: String,
+    pub qtype: RecordType,
+    pub tcp: bool,
+    pub edns: Option<u16>,
+}
+
+type Respond = dyn Fn(&Message) -> Option<Message> + Send + Sync;
+
+/// A loopback DNS server that answers with `respond` (None: stay silent) and
+/// records every question.
+pub struct StandIn {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl StandIn {
+    pub async fn start(respond: impl Fn(&Message) -> Option<Message> + Send + Sync + 'static) -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), respond).await
+    }
+
+    pub async fn start_on(
+        addr: SocketAddr,
+        respond: impl Fn(&Message) -> Option<Message> + Send + Sync + 'static,
+    ) -> Self {
+        let respond: Arc<Respond> = Arc::new(respond);
+        let udp = UdpSocket::bind(addr).await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = TcpListener::bind(addr).await.unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = {
+            let seen = seen.clone();
+            move |m: &Message, tcp: bool| {
+                if let Some(q) = m.queries.first() {
+                    seen.lock().unwrap().push(Seen {
+                        name: q.name().to_ascii().trim_end_matches('.').to_lowercase(),
+                        qtype: q.query_type(),
+                        tcp,
+                        edns: m.edns.as_ref().map(|e| e.max_payload()),
+                    });
+                }
+            }
+        };
+        let udp_task = {
+            let respond = respond.clone();
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65535];
+                loop {
+                    let Ok((n, peer)) = udp.recv_from(&mut buf).await else { return };
+                    let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
+                    record(&q, false);
+                    if let Some(r) = respond(&q) {
+                        let limit = q.edns.as_ref().map_or(512, |e| e.max_payload() as usize);
+                        let mut bytes = r.to_vec().unwrap();
+                        if bytes.len() > limit {
+                            let mut tc = reply_to(&q);
+                            tc.metadata.truncation = true;
+                            bytes = tc.to_vec().unwrap();
+                        }
+                        let _ = udp.send_to(&bytes, peer).await;
+                    }
+                }
+            })
+        };
+        let tcp_task = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = tcp.accept().await else { return };
+                let respond = respond.clone();
+                let record = record.clone();
+                tokio::spawn(async move {
+                    while let Ok(Ok(bytes)) = tokio::time::timeout(IO_TIMEOUT, read_frame(&mut s)).await {
+                        let Ok(q) = Message::from_vec(&bytes) else { return };
+                        record(&q, true);
+                        if let Some(r) = respond(&q) {
+                            if write_frame(&mut s, &r.to_vec().unwrap()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        StandIn {
+            addr,
+            seen,
+            tasks: vec![udp_task, tcp_task],
+        }
+    }
+
+    /// The usual stand-in: answers from [`upstream_zone`].
+    pub async fn zone() -> Self {
+        Self::start(|q| Some(upstream_zone(q))).await
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn seen_names(&self) -> Vec<String> {
+        self.seen().into_iter().map(|s| s.name).collect()
+    }
+
+    pub fn clear(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+}
+
+pub fn reply_to(q: &Message) -> Message {
+    let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+    m.metadata.recursion_desired = q.metadata.recursion_desired;
+    m.metadata.recursion_available = true;
+    if let Some(query) = q.queries.first() {
+        m.add_query(query.clone());
+    }
+    if q.edns.is_some() {
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        m.set_edns(e);
+    }
+    m
+}
+
+pub fn a_record(owner: &str, ttl: u32, ip: &str) -> Record {
+    Record::from_rdata(name(owner), ttl, RData::A(A(ip.parse().unwrap())))
+}
+
+pub fn cname_record(owner: &str, ttl: u32, target: &str) -> Record {
+    Record::from_rdata(name(owner), ttl, RData::CNAME(CNAME(name(target))))
+}
+
+pub fn soa_record(zone: &str, ttl: u32, minimum: u32) -> Record {
+    let z = name(zone);
+    Record::from_rdata(
+        z.clone(),
+        ttl,
+        RData::SOA(SOA::new(z.clone(), name(&format!("hostmaster.{zone}")), 1, 3600, 600, 86400, minimum)),
+    )
+}
+
+/// What the stand-in upstream knows. Public-looking answers use documentation
+/// and private addresses; none of them is ever contacted.
+pub fn upstream_zone(q: &Message) -> Message {
+    let mut r = reply_to(q);
+    let Some(query) = q.queries.first() else {
+        r.metadata.response_code = ResponseCode::FormErr;
+        return r;
+    };
+    let qname = query.name().to_ascii().trim_end_matches('.').to_lowercase();
+    let qtype = query.query_type();
+    let a = |n: &str, ip: &str| a_record(&format!("{n}."), 300, ip);
+    let mut answers: HashMap<&str, Vec<Record>> = HashMap::new();
+    answers.insert("www.example.com", vec![a("www.example.com", "192.0.2.10")]);
+    answers.insert("eastus.api.azureml.ms", vec![a("eastus.api.azureml.ms", "192.0.2.20")]);
+    // What Azure's public DNS says of a storage account behind a private
+    // endpoint: a chain through the privatelink name to a public address.
+    answers.insert(
+        "st.blob.core.windows.net",
+        vec![
+            cname_record("st.blob.core.windows.net.", 60, "st.privatelink.blob.core.windows.net."),
+            cname_record("st.privatelink.blob.core.windows.net.", 60, "blob.public.example."),
+            a("blob.public.example", "192.0.2.30"),
+        ],
+    );
+    answers.insert(
+        "big.example.com",
+        (0..100).map(|i| a("big.example.com", &format!("192.0.2.{}", i + 1))).collect(),
+    );
+    match (qname.as_str(), qtype) {
+        ("refused.example.com", _) => r.metadata.response_code = ResponseCode::Refused,
+        ("servfail.example.com", _) => r.metadata.response_code = ResponseCode::ServFail,
+        (n, RecordType::A) if answers.contains_key(n) => r.answers = answers[n].clone(),
+        (n, _) if answers.contains_key(n) => r.authorities.push(soa_record("example.com.", 300, 60)),
+        (n, RecordType::A) if n.contains(".workspace.") => r.answers.push(a(n, "192.0.2.40")),
+        _ => {
+            r.metadata.response_code = ResponseCode::NXDomain;
+            r.authorities.push(soa_record("example.com.", 300, 60));
+        }
+    }
+    r
+}
+
+// ---- the client ---------------------------------------------------------------
+
+pub fn query_msg(qname: &str, qtype: RecordType, edns: Option<u16>) -> Message {
+    let mut m = Message::query();
+    m.metadata.id = rand_id();
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(name(qname), qtype));
+    if let Some(size) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        m.set_edns(e);
+    }
+    m
+}
+
+fn rand_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(4242);
+    NEXT.fetch_add(7919, Ordering::Relaxed)
+}
+
+/// Sends raw bytes over UDP from `from` (an address on loopback) and waits up
+/// to `wait` for one reply.
+pub async fn udp_raw_from(from: IpAddr, server: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind((from, 0)).await.unwrap();
+    sock.send_to(bytes, server).await.unwrap();
+    let mut buf = vec![0u8; 65535];
+    match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+pub async fn udp_raw(server: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    udp_raw_from(IpAddr::V4(Ipv4Addr::LOCALHOST), server, bytes, wait).await
+}
+
+pub async fn udp_exchange(server: SocketAddr, msg: &Message) -> Message {
+    let bytes = udp_raw(server, &msg.to_vec().unwrap(), IO_TIMEOUT)
+        .await
+        .expect("a UDP reply within the timeout");
+    let reply = Message::from_vec(&bytes).unwrap();
+    assert_eq!(reply.metadata.id, msg.metadata.id);
+    reply
+}
+
+/// A UDP query with EDNS(0) 1232, as modern stubs send it.
+pub async fn udp_query(server: SocketAddr, qname: &str, qtype: RecordType) -> Message {
+    udp_exchange(server, &query_msg(qname, qtype, Some(1232))).await
+}
+
+pub async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let len = s.read_u16().await? as usize;
+    let mut buf = vec![0u8; len];
+    s.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+pub async fn write_frame(s: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    s.write_all(&framed).await
+}
+
+pub async fn tcp_exchange(s: &mut TcpStream, msg: &Message) -> Message {
+    write_frame(s, &msg.to_vec().unwrap()).await.unwrap();
+    let bytes = tokio::time::timeout(IO_TIMEOUT, read_frame(s)).await.expect("TCP reply in time").unwrap();
+    let reply = Message::from_vec(&bytes).unwrap();
+    assert_eq!(reply.metadata.id, msg.metadata.id);
+    reply
+}
+
+/// Addresses in the answer section, as strings.
+pub fn addrs(m: &Message) -> Vec<String> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::AAAA(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The answer section as "owner TYPE data" lines, owners lower-cased.
+pub fn answer_lines(m: &Message) -> Vec<String> {
+    m.answers
+        .iter()
+        .map(|r| {
+            let data = match &r.data {
+                RData::A(a) => a.0.to_string(),
+                RData::AAAA(a) => a.0.to_string(),
+                RData::CNAME(c) => c.0.to_ascii().trim_end_matches('.').to_lowercase(),
+                other => other.to_string(),
+            };
+            format!(
+                "{} {} {data}",
+                r.name.to_ascii().trim_end_matches('.').to_lowercase(),
+                r.record_type()
+            )
+        })
+        .collect()
+}
