@@ -142,12 +142,20 @@ mod tests {
     use hickory_proto::rr::rdata::{A, SOA};
 
     fn a(ttl: u32) -> Record {
-        Record::from_rdata(Name::from_ascii("x.example.").unwrap(), ttl, RData::A(A::new(1, 2, 3, 4)))
+        Record::from_rdata(
+            Name::from_ascii("x.example.").unwrap(),
+            ttl,
+            RData::A(A::new(1, 2, 3, 4)),
+        )
     }
 
     fn soa(ttl: u32, minimum: u32) -> Record {
         let n = Name::from_ascii("example.").unwrap();
-        Record::from_rdata(n.clone(), ttl, RData::SOA(SOA::new(n.clone(), n, 1, 1, 1, 1, minimum)))
+        Record::from_rdata(
+            n.clone(),
+            ttl,
+            RData::SOA(SOA::new(n.clone(), n, 1, 1, 1, 1, minimum)),
+        )
     }
 
     fn key() -> Key {
@@ -159,23 +167,43 @@ mod tests {
 
     #[test]
     fn what_is_cached_and_for_how_long() {
-        let reply = |rcode, answers, authorities| Reply { rcode, answers, authorities };
+        let reply = |rcode, answers, authorities| Reply {
+            rcode,
+            answers,
+            authorities,
+        };
         let cases = [
-            (reply(ResponseCode::NoError, vec![a(300), a(60)], vec![]), Some(60)),
-            (reply(ResponseCode::NoError, vec![a(10 * MAX_TTL)], vec![]), Some(MAX_TTL)),
+            (
+                reply(ResponseCode::NoError, vec![a(300), a(60)], vec![]),
+                Some(60),
+            ),
+            (
+                reply(ResponseCode::NoError, vec![a(10 * MAX_TTL)], vec![]),
+                Some(MAX_TTL),
+            ),
             (reply(ResponseCode::NoError, vec![a(0)], vec![]), None),
             // Negative: min(SOA TTL, SOA minimum).
-            (reply(ResponseCode::NXDomain, vec![], vec![soa(3600, 900)]), Some(900)),
-            (reply(ResponseCode::NoError, vec![], vec![soa(30, 900)]), Some(30)),
+            (
+                reply(ResponseCode::NXDomain, vec![], vec![soa(3600, 900)]),
+                Some(900),
+            ),
+            (
+                reply(ResponseCode::NoError, vec![], vec![soa(30, 900)]),
+                Some(30),
+            ),
             // Negative without SOA, and failures: never.
             (reply(ResponseCode::NXDomain, vec![], vec![]), None),
             (reply(ResponseCode::ServFail, vec![], vec![]), None),
-            (reply(ResponseCode::Refused, vec![], vec![soa(30, 30)]), None),
+            (
+                reply(ResponseCode::Refused, vec![], vec![soa(30, 30)]),
+                None,
+            ),
         ];
         for (r, want) in cases {
             assert_eq!(cacheable(&r).map(|(t, _)| t), want, "{r:?}");
         }
-        let (_, neg) = cacheable(&reply(ResponseCode::NXDomain, vec![], vec![soa(3600, 900)])).unwrap();
+        let (_, neg) =
+            cacheable(&reply(ResponseCode::NXDomain, vec![], vec![soa(3600, 900)])).unwrap();
         assert_eq!(neg.authorities[0].ttl, 900);
     }
 

@@ -14,8 +14,12 @@ use crate::server::{self, Listeners, State};
 use crate::zone::{Data, ZoneTable};
 
 #[derive(Debug, Parser)]
-#[command(name = "amldns", version, about = "DNS for Azure ML workspaces behind private endpoints: \
-    answers their names from a table, forwards the rest")]
+#[command(
+    name = "amldns",
+    version,
+    about = "DNS for Azure ML workspaces behind private endpoints: \
+    answers their names from a table, forwards the rest"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,7 +75,10 @@ const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn,hickory_resolver=warn
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Loads and compiles, or prints the located error.
@@ -230,7 +237,13 @@ fn format_table(table: &ZoneTable) -> String {
         .iter()
         .flat_map(|n| {
             rrs(&n.data).into_iter().map(move |(t, v)| {
-                [n.name.to_string(), t.to_string(), n.ttl.to_string(), v, n.source.to_string()]
+                [
+                    n.name.to_string(),
+                    t.to_string(),
+                    n.ttl.to_string(),
+                    v,
+                    n.source.to_string(),
+                ]
             })
         })
         .collect();
@@ -305,7 +318,11 @@ fn format_hosts(table: &ZoneTable) -> String {
     let mut out = String::new();
     for n in table.nodes() {
         if n.name.starts_with("*.") {
-            let _ = writeln!(out, "# {} is a wildcard: hosts files cannot hold it", n.name);
+            let _ = writeln!(
+                out,
+                "# {} is a wildcard: hosts files cannot hold it",
+                n.name
+            );
             continue;
         }
         // Hosts files have no aliases: follow the chain inside the table.
@@ -319,7 +336,11 @@ fn format_hosts(table: &ZoneTable) -> String {
         }
         match data {
             Data::Addrs { v4, v6 } => {
-                for a in v4.iter().map(ToString::to_string).chain(v6.iter().map(ToString::to_string)) {
+                for a in v4
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(v6.iter().map(ToString::to_string))
+                {
                     let _ = writeln!(out, "{a}\t{}", n.name);
                 }
             }

@@ -514,7 +514,10 @@ impl Cx<'_> {
     fn ttl(&self, t: &Spanned<u32>) -> Result<u32, ConfigError> {
         let v = *t.get_ref();
         if v == 0 || v > MAX_TTL {
-            return Err(self.err(t, format!("ttl {v} is out of range: expected 1..={MAX_TTL}")));
+            return Err(self.err(
+                t,
+                format!("ttl {v} is out of range: expected 1..={MAX_TTL}"),
+            ));
         }
         Ok(v)
     }
@@ -603,7 +606,11 @@ impl Cx<'_> {
         let mut projects = Vec::new();
         for p in &w.projects {
             let pname = p.name.get_ref().trim();
-            if pname.is_empty() || !pname.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
+            if pname.is_empty()
+                || !pname
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+            {
                 return Err(self.err(&p.name, format!("project name {pname:?} is not valid")));
             }
             let pid = self.uuid(&p.id)?;
@@ -651,8 +658,12 @@ impl Cx<'_> {
     }
 
     fn record(&self, r: &RecordSpec) -> Result<Record, ConfigError> {
-        let name = domain_name(r.name.get_ref())
-            .map_err(|why| self.err(&r.name, format!("record name {:?}: {why}", r.name.get_ref())))?;
+        let name = domain_name(r.name.get_ref()).map_err(|why| {
+            self.err(
+                &r.name,
+                format!("record name {:?}: {why}", r.name.get_ref()),
+            )
+        })?;
         let ttl = r.ttl.as_ref().map(|t| self.ttl(t)).transpose()?;
         let answer = match (&r.cname, r.a.is_empty() && r.aaaa.is_empty()) {
             (Some(c), true) => {
@@ -817,9 +828,22 @@ ip = "10.1.0.5"
     fn defaults() {
         let c = parse_str("").unwrap();
         assert_eq!(c.server.listen, vec!["0.0.0.0:53".parse().unwrap()]);
-        assert!(c.server.allow.iter().any(|n| n.contains(&"10.1.2.3".parse::<IpAddr>().unwrap())));
-        assert!(!c.server.allow.iter().any(|n| n.contains(&"8.8.8.8".parse::<IpAddr>().unwrap())));
-        assert_eq!(c.upstream.servers, vec!["168.63.129.16:53".parse().unwrap()]);
+        assert!(
+            c.server
+                .allow
+                .iter()
+                .any(|n| n.contains(&"10.1.2.3".parse::<IpAddr>().unwrap()))
+        );
+        assert!(
+            !c.server
+                .allow
+                .iter()
+                .any(|n| n.contains(&"8.8.8.8".parse::<IpAddr>().unwrap()))
+        );
+        assert_eq!(
+            c.upstream.servers,
+            vec!["168.63.129.16:53".parse().unwrap()]
+        );
         assert_eq!(c.upstream.timeout, Duration::from_millis(2000));
         assert_eq!(c.upstream.cache_entries, 10_000);
         assert_eq!(c.zone.ttl, 60);
@@ -891,30 +915,115 @@ cname = "stcontoso.blob.core.windows.net"
             // TOML syntax
             ("[server\nlisten = []".into(), 1, 8, "expected"),
             // unknown keys, at every level
-            ("[server]\nlisten = []\nbogus = 1".into(), 3, 1, "unknown field `bogus`"),
-            ("[zone]\nttl = 5\nanswr = \"a\"".into(), 3, 1, "unknown field `answr`"),
-            (format!("{WS}colour = \"blue\""), 7, 1, "unknown field `colour`"),
-            ("[frobnicate]\nx = 1".into(), 1, 2, "unknown field `frobnicate`"),
+            (
+                "[server]\nlisten = []\nbogus = 1".into(),
+                3,
+                1,
+                "unknown field `bogus`",
+            ),
+            (
+                "[zone]\nttl = 5\nanswr = \"a\"".into(),
+                3,
+                1,
+                "unknown field `answr`",
+            ),
+            (
+                format!("{WS}colour = \"blue\""),
+                7,
+                1,
+                "unknown field `colour`",
+            ),
+            (
+                "[frobnicate]\nx = 1".into(),
+                1,
+                2,
+                "unknown field `frobnicate`",
+            ),
             // bad IPs and CIDRs and addresses
-            (WS.replace("\"10.1.0.5\"", "\"10.1.0.x\""), 6, 6, "not an IP address"),
-            (format!("{WS}notebook_ip = \"10.1.0\""), 7, 15, "not an IP address"),
-            (format!("{WS}inference_ip = \"::g\""), 7, 16, "not an IP address"),
-            ("[server]\nallow = [\"10.0.0.0/33\"]".into(), 2, 10, "not a network"),
-            ("[server]\nlisten = [\"127.0.0.1\"]".into(), 2, 11, "address:port"),
-            ("[upstream]\nservers = [\"dns.example\"]".into(), 2, 12, "not a resolver address"),
+            (
+                WS.replace("\"10.1.0.5\"", "\"10.1.0.x\""),
+                6,
+                6,
+                "not an IP address",
+            ),
+            (
+                format!("{WS}notebook_ip = \"10.1.0\""),
+                7,
+                15,
+                "not an IP address",
+            ),
+            (
+                format!("{WS}inference_ip = \"::g\""),
+                7,
+                16,
+                "not an IP address",
+            ),
+            (
+                "[server]\nallow = [\"10.0.0.0/33\"]".into(),
+                2,
+                10,
+                "not a network",
+            ),
+            (
+                "[server]\nlisten = [\"127.0.0.1\"]".into(),
+                2,
+                11,
+                "address:port",
+            ),
+            (
+                "[upstream]\nservers = [\"dns.example\"]".into(),
+                2,
+                12,
+                "not a resolver address",
+            ),
             ("[upstream]\nservers = []".into(), 2, 1, "empty"),
             ("[upstream]\ntimeout_ms = 0".into(), 2, 14, "out of range"),
-            ("[metrics]\nlisten = \"localhost\"".into(), 2, 10, "address:port"),
+            (
+                "[metrics]\nlisten = \"localhost\"".into(),
+                2,
+                10,
+                "address:port",
+            ),
             ("[zone]\nttl = 0".into(), 2, 7, "out of range"),
             ("[zone]\nanswer = \"aaaa\"".into(), 2, 10, "unknown variant"),
             // GUID, region, cloud, names
-            (WS.replace("55ddb3382f51", "55ddb3382f5"), 4, 6, "not a UUID"),
-            (WS.replace("\"eastus\"", "\"east us\""), 5, 10, "not a DNS label"),
+            (
+                WS.replace("55ddb3382f51", "55ddb3382f5"),
+                4,
+                6,
+                "not a UUID",
+            ),
+            (
+                WS.replace("\"eastus\"", "\"east us\""),
+                5,
+                10,
+                "not a DNS label",
+            ),
             (format!("{WS}cloud = \"mars\""), 7, 9, "unknown variant"),
-            (WS.replace("mlw-contoso-prod", "mlw contoso"), 3, 8, "not valid"),
-            (format!("{WS}instances = [\"ci_alice\"]"), 7, 14, "not a DNS label"),
-            (format!("{WS}instances = [\"{}\"]", "c".repeat(61)), 7, 14, "too long"),
-            (format!("{WS}online_endpoints = [\"-ep\"]"), 7, 21, "not a DNS label"),
+            (
+                WS.replace("mlw-contoso-prod", "mlw contoso"),
+                3,
+                8,
+                "not valid",
+            ),
+            (
+                format!("{WS}instances = [\"ci_alice\"]"),
+                7,
+                14,
+                "not a DNS label",
+            ),
+            (
+                format!("{WS}instances = [\"{}\"]", "c".repeat(61)),
+                7,
+                14,
+                "too long",
+            ),
+            (
+                format!("{WS}online_endpoints = [\"-ep\"]"),
+                7,
+                21,
+                "not a DNS label",
+            ),
             (
                 format!("{WS}notebook_fqdn = \"ml-x.blob.core.windows.net\""),
                 7,
@@ -928,11 +1037,31 @@ cname = "stcontoso.blob.core.windows.net"
                 "not a UUID",
             ),
             // duplicate workspaces
-            (format!("{WS}{WS}"), 10, 6, "already listed at test.toml:4:6"),
+            (
+                format!("{WS}{WS}"),
+                10,
+                6,
+                "already listed at test.toml:4:6",
+            ),
             // records
-            ("[[record]]\nname = \"a..b\"\na = [\"10.0.0.1\"]".into(), 2, 8, "empty label"),
-            ("[[record]]\nname = \"a.b\"\na = [\"::1\"]".into(), 3, 6, "not an IPv4"),
-            ("[[record]]\nname = \"a.b\"\naaaa = [\"10.0.0.1\"]".into(), 3, 9, "not an IPv6"),
+            (
+                "[[record]]\nname = \"a..b\"\na = [\"10.0.0.1\"]".into(),
+                2,
+                8,
+                "empty label",
+            ),
+            (
+                "[[record]]\nname = \"a.b\"\na = [\"::1\"]".into(),
+                3,
+                6,
+                "not an IPv4",
+            ),
+            (
+                "[[record]]\nname = \"a.b\"\naaaa = [\"10.0.0.1\"]".into(),
+                3,
+                9,
+                "not an IPv6",
+            ),
             ("[[record]]\nname = \"a.b\"".into(), 2, 8, "needs"),
             (
                 "[[record]]\nname = \"a.b\"\na = [\"10.0.0.1\"]\ncname = \"c.d\"".into(),
@@ -940,10 +1069,25 @@ cname = "stcontoso.blob.core.windows.net"
                 9,
                 "not both",
             ),
-            ("[[record]]\nname = \"x.*.b\"\na = [\"10.0.0.1\"]".into(), 2, 8, "'*' only"),
-            ("[[record]]\nname = \"single\"\na = [\"10.0.0.1\"]".into(), 2, 8, "two labels"),
+            (
+                "[[record]]\nname = \"x.*.b\"\na = [\"10.0.0.1\"]".into(),
+                2,
+                8,
+                "'*' only",
+            ),
+            (
+                "[[record]]\nname = \"single\"\na = [\"10.0.0.1\"]".into(),
+                2,
+                8,
+                "two labels",
+            ),
             // imports
-            ("[[import]]\npath = \"does-not-exist.json\"".into(), 2, 8, "does-not-exist.json"),
+            (
+                "[[import]]\npath = \"does-not-exist.json\"".into(),
+                2,
+                8,
+                "does-not-exist.json",
+            ),
         ];
         for (text, line, col, needle) in cases {
             fails_at(&text, line, col, needle);

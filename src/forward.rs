@@ -91,7 +91,11 @@ impl Forwarder {
                 }
                 Upstream {
                     addr: *addr,
-                    pool: NameServerPool::from_config([ns], cx.clone(), TokioRuntimeProvider::default()),
+                    pool: NameServerPool::from_config(
+                        [ns],
+                        cx.clone(),
+                        TokioRuntimeProvider::default(),
+                    ),
                     failed_at_ms: AtomicU64::new(0),
                 }
             })
@@ -259,7 +263,9 @@ fn keep_relevant(qname: &Name, qtype: RecordType, reply: Reply) -> Reply {
             reply
                 .answers
                 .iter()
-                .filter(|r| r.name == owner && (r.record_type() == qtype || qtype == RecordType::ANY))
+                .filter(|r| {
+                    r.name == owner && (r.record_type() == qtype || qtype == RecordType::ANY)
+                })
                 .filter(|r| !matches!(r.data, RData::CNAME(_)))
                 .cloned(),
         );

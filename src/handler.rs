@@ -195,7 +195,9 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
     let mut authoritative = false;
     for hop in 0..MAX_UPSTREAM_HOPS {
         let key = NameKey::from_labels(owner.iter());
-        let local = key.as_ref().map_or(Lookup::NotLocal, |k| table.lookup(k.as_str(), zq));
+        let local = key
+            .as_ref()
+            .map_or(Lookup::NotLocal, |k| table.lookup(k.as_str(), zq));
         if let Lookup::Local(ans) = local {
             if hop == 0 {
                 authoritative = true;
@@ -203,7 +205,11 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
             }
             for &(target, ttl) in &ans.chain {
                 let target = name_of(target);
-                answers.push(Record::from_rdata(owner, ttl, RData::CNAME(CNAME(target.clone()))));
+                answers.push(Record::from_rdata(
+                    owner,
+                    ttl,
+                    RData::CNAME(CNAME(target.clone())),
+                ));
                 owner = target;
             }
             let done = |answers, authorities| Answer {
@@ -215,11 +221,14 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
             };
             match ans.end {
                 End::Addrs { v4, v6, ttl } => {
-                    answers.extend(v4.iter().map(|a| Record::from_rdata(owner.clone(), ttl, RData::A(A(*a)))));
                     answers.extend(
-                        v6.iter()
-                            .map(|a| Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*a)))),
+                        v4.iter()
+                            .map(|a| Record::from_rdata(owner.clone(), ttl, RData::A(A(*a)))),
                     );
+                    answers
+                        .extend(v6.iter().map(|a| {
+                            Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*a)))
+                        }));
                     return done(answers, Vec::new());
                 }
                 End::NoData { apex } => return done(answers, vec![soa(table, apex)]),
@@ -229,16 +238,25 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
             }
         }
 
-        let reply = match snap.forwarder.resolve(&LowerName::from(&owner), qtype).await {
+        let reply = match snap
+            .forwarder
+            .resolve(&LowerName::from(&owner), qtype)
+            .await
+        {
             Forwarded::Failed => return Answer::error(ResponseCode::ServFail, Outcome::Failed),
             Forwarded::Reply { reply, cached } => {
-                outcome.get_or_insert(if cached { Outcome::Cached } else { Outcome::Forwarded });
+                outcome.get_or_insert(if cached {
+                    Outcome::Cached
+                } else {
+                    Outcome::Forwarded
+                });
                 reply
             }
         };
         let enters_table = reply.answers.iter().position(|r| {
             matches!(r.data, RData::CNAME(_))
-                && NameKey::from_labels(cname_target(r).iter()).is_some_and(|k| table.contains(k.as_str()))
+                && NameKey::from_labels(cname_target(r).iter())
+                    .is_some_and(|k| table.contains(k.as_str()))
         });
         match enters_table {
             Some(i) => {

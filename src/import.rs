@@ -256,8 +256,14 @@ mod tests {
         assert_eq!(
             names(&text),
             vec![
-                (format!("{G}.workspace.eastus.api.azureml.ms"), vec!["10.1.0.5".into()]),
-                (format!("*.{G}.inference.eastus.api.azureml.ms"), vec!["10.1.0.7".into()]),
+                (
+                    format!("{G}.workspace.eastus.api.azureml.ms"),
+                    vec!["10.1.0.5".into()]
+                ),
+                (
+                    format!("*.{G}.inference.eastus.api.azureml.ms"),
+                    vec!["10.1.0.7".into()]
+                ),
             ]
         );
     }
@@ -268,16 +274,23 @@ mod tests {
             {"FQDN": "A.Example.Com", "IPADDRESSES": ["10.0.0.1", "10.0.0.1", "10.0.0.2"]}]}}]"#;
         assert_eq!(
             names(text),
-            vec![("a.example.com".into(), vec!["10.0.0.1".into(), "10.0.0.2".into()])]
+            vec![(
+                "a.example.com".into(),
+                vec!["10.0.0.1".into(), "10.0.0.2".into()]
+            )]
         );
     }
 
     #[test]
     fn bare_custom_dns_configs_array() {
-        let text = r#"[{"fqdn": "x.workspace.eastus.api.azureml.ms", "ipAddresses": ["10.1.0.5"]}]"#;
+        let text =
+            r#"[{"fqdn": "x.workspace.eastus.api.azureml.ms", "ipAddresses": ["10.1.0.5"]}]"#;
         assert_eq!(
             names(text),
-            vec![("x.workspace.eastus.api.azureml.ms".into(), vec!["10.1.0.5".into()])]
+            vec![(
+                "x.workspace.eastus.api.azureml.ms".into(),
+                vec!["10.1.0.5".into()]
+            )]
         );
     }
 
@@ -311,12 +324,17 @@ mod tests {
         );
         let arm = r#"{"properties": {"ipConfigurations": [{"properties": {"privateIPAddress":
             "10.1.0.5", "privateLinkConnectionProperties": {"fqdns": ["a.api.azureml.ms"]}}}]}}"#;
-        assert_eq!(names(arm), vec![("a.api.azureml.ms".into(), vec!["10.1.0.5".into()])]);
+        assert_eq!(
+            names(arm),
+            vec![("a.api.azureml.ms".into(), vec!["10.1.0.5".into()])]
+        );
     }
 
     #[test]
     fn errors_are_located() {
-        let (line, col, m) = err("{\"customDnsConfigs\": [\n  {\"fqdn\": \"a.b\", \"ipAddresses\": [\"10.0.0.300\"]}]}");
+        let (line, col, m) = err(
+            "{\"customDnsConfigs\": [\n  {\"fqdn\": \"a.b\", \"ipAddresses\": [\"10.0.0.300\"]}]}",
+        );
         assert_eq!((line, col), (2, 35), "{m}");
         assert!(m.contains("not an IP address"));
 

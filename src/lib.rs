@@ -7,12 +7,12 @@
 //! swapped into the server behind `ArcSwap` → [`handler`] answers from a
 //! snapshot, or asks [`forward`] (with its [`cache`]).
 
-pub mod config;
-pub mod import;
-pub mod names;
-pub mod zone;
 pub mod cache;
 pub mod cli;
+pub mod config;
 pub mod forward;
 pub mod handler;
+pub mod import;
+pub mod names;
 pub mod server;
+pub mod zone;

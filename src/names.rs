@@ -329,7 +329,12 @@ pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
             push(name, purpose, target, zone);
         }
         push(api_pl, Purpose::Api, Target::Addr(ws.ip), s.privatelink_api);
-        push(cert_pl, Purpose::CertApi, Target::Addr(ws.ip), s.privatelink_api);
+        push(
+            cert_pl,
+            Purpose::CertApi,
+            Target::Addr(ws.ip),
+            s.privatelink_api,
+        );
         push(
             nb_pl,
             Purpose::Notebooks,
@@ -419,8 +424,15 @@ pub fn notebooks_zone_of(fqdn: &str) -> Option<(Cloud, &'static str)> {
 /// `ml-…-<uuid>.…notebooks…`), the workspace id in it.
 pub fn workspace_id_in(fqdn: &str) -> Option<&str> {
     let first = fqdn.split('.').next()?;
-    if let Some(rest) = fqdn.strip_prefix(first).and_then(|r| r.strip_prefix(".workspace.")) {
-        if is_uuid(first) && Cloud::ALL.iter().any(|c| is_at_or_below(rest, c.suffixes().api) ) {
+    if let Some(rest) = fqdn
+        .strip_prefix(first)
+        .and_then(|r| r.strip_prefix(".workspace."))
+    {
+        if is_uuid(first)
+            && Cloud::ALL
+                .iter()
+                .any(|c| is_at_or_below(rest, c.suffixes().api))
+        {
             return Some(first);
         }
     }
@@ -517,7 +529,12 @@ mod tests {
                 "ml-mlworkspace-port-eastus-03ce50c0-2e18-48ad-9e4a-ca338f571072",
             ),
             // A name that fits is unchanged.
-            ("mlw1", "eastus", GUID, "ml-mlw1-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51"),
+            (
+                "mlw1",
+                "eastus",
+                GUID,
+                "ml-mlw1-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51",
+            ),
             // Long region: 22 - 18 = 4 characters of the name remain.
             (
                 "contoso-research",
@@ -584,8 +601,14 @@ mod tests {
             let want = [
                 (format!("{GUID}.workspace.eastus.{api}"), "10.1.0.5"),
                 (format!("{GUID}.workspace.eastus.cert.{api}"), "10.1.0.5"),
-                (format!("{GUID}.workspace.eastus.privatelink.{api}"), "10.1.0.5"),
-                (format!("{GUID}.workspace.eastus.cert.privatelink.{api}"), "10.1.0.5"),
+                (
+                    format!("{GUID}.workspace.eastus.privatelink.{api}"),
+                    "10.1.0.5",
+                ),
+                (
+                    format!("{GUID}.workspace.eastus.cert.privatelink.{api}"),
+                    "10.1.0.5",
+                ),
                 (format!("{nb}.eastus.{notebooks}"), "10.1.0.6"),
                 (format!("{nb}.{notebooks}"), "10.1.0.6"),
                 (format!("{nb}.eastus.privatelink.{notebooks}"), "10.1.0.6"),
@@ -600,7 +623,10 @@ mod tests {
                 ),
             ];
             for (name, ip) in &want {
-                assert!(has(&d, name, ip), "{cloud:?}: missing {name} -> {ip} in {d:#?}");
+                assert!(
+                    has(&d, name, ip),
+                    "{cloud:?}: missing {name} -> {ip} in {d:#?}"
+                );
             }
             assert_eq!(d.len(), want.len(), "{cloud:?}: unexpected extra names");
         }
@@ -639,7 +665,10 @@ mod tests {
                 "10.1.0.5".to_string(),
             ),
             // Instances have no private-link form: always an address.
-            ("ci-1.eastus.instances.azureml.ms".to_string(), "10.1.0.5".to_string()),
+            (
+                "ci-1.eastus.instances.azureml.ms".to_string(),
+                "10.1.0.5".to_string(),
+            ),
         ];
         for (name, target) in cases {
             assert!(has(&d, &name, &target), "missing {name} -> {target}");
@@ -675,25 +704,42 @@ mod tests {
         }];
         let d = derive(&w, AnswerMode::A);
         let p = "0d5c2f4e-1111-2222-3333-444455556666";
-        assert!(has(&d, &format!("{p}.workspace.eastus.api.azureml.ms"), "10.1.0.5"));
-        assert!(has(&d, &format!("{p}.workspace.eastus.cert.api.azureml.ms"), "10.1.0.5"));
+        assert!(has(
+            &d,
+            &format!("{p}.workspace.eastus.api.azureml.ms"),
+            "10.1.0.5"
+        ));
+        assert!(has(
+            &d,
+            &format!("{p}.workspace.eastus.cert.api.azureml.ms"),
+            "10.1.0.5"
+        ));
         assert!(has(
             &d,
             &format!("ml-proj-a-eastus-{p}.eastus.notebooks.azure.net"),
             "10.1.0.6"
         ));
         // The hub keeps its own names too.
-        assert!(has(&d, &format!("{GUID}.workspace.eastus.api.azureml.ms"), "10.1.0.5"));
+        assert!(has(
+            &d,
+            &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+            "10.1.0.5"
+        ));
     }
 
     #[test]
     fn notebook_fqdn_overrides_the_derived_label() {
         let mut w = ws(Cloud::Public);
-        w.notebook_fqdn =
-            Some(format!("ml-contoso_research-eastus-{GUID}.eastus.notebooks.azure.net"));
+        w.notebook_fqdn = Some(format!(
+            "ml-contoso_research-eastus-{GUID}.eastus.notebooks.azure.net"
+        ));
         let d = derive(&w, AnswerMode::A);
         let label = format!("ml-contoso_research-eastus-{GUID}");
-        assert!(has(&d, &format!("{label}.eastus.notebooks.azure.net"), "10.1.0.6"));
+        assert!(has(
+            &d,
+            &format!("{label}.eastus.notebooks.azure.net"),
+            "10.1.0.6"
+        ));
         assert!(has(&d, &format!("{label}.notebooks.azure.net"), "10.1.0.6"));
         assert!(has(
             &d,
@@ -707,11 +753,20 @@ mod tests {
     fn zone_apexes() {
         let cases = [
             ("x.workspace.eastus.api.azureml.ms", "api.azureml.ms"),
-            ("x.workspace.eastus.privatelink.api.azureml.ms", "privatelink.api.azureml.ms"),
-            ("ml-a.eastus.privatelink.notebooks.azure.net", "privatelink.notebooks.azure.net"),
+            (
+                "x.workspace.eastus.privatelink.api.azureml.ms",
+                "privatelink.api.azureml.ms",
+            ),
+            (
+                "ml-a.eastus.privatelink.notebooks.azure.net",
+                "privatelink.notebooks.azure.net",
+            ),
             ("ci.eastus.instances.ml.azure.cn", "instances.ml.azure.cn"),
             ("*.eastus.inference.ml.azure.us", "inference.ml.azure.us"),
-            ("st.privatelink.blob.core.windows.net", "privatelink.blob.core.windows.net"),
+            (
+                "st.privatelink.blob.core.windows.net",
+                "privatelink.blob.core.windows.net",
+            ),
             ("host.corp.example", "host.corp.example"),
             ("*.apps.corp.example", "apps.corp.example"),
         ];
@@ -728,15 +783,24 @@ mod tests {
     #[test]
     fn workspace_shaped_names() {
         let cases = [
-            (format!("{GUID}.workspace.eastus.api.azureml.ms"), Some(GUID)),
-            (format!("{GUID}.workspace.eastus.cert.api.ml.azure.cn"), Some(GUID)),
+            (
+                format!("{GUID}.workspace.eastus.api.azureml.ms"),
+                Some(GUID),
+            ),
+            (
+                format!("{GUID}.workspace.eastus.cert.api.ml.azure.cn"),
+                Some(GUID),
+            ),
             (
                 format!("ml-contoso-eastus-{GUID}.eastus.notebooks.azure.net"),
                 Some(GUID),
             ),
             ("eastus.api.azureml.ms".to_string(), None),
             ("ml.azure.com".to_string(), None),
-            ("not-a-uuid.workspace.eastus.api.azureml.ms".to_string(), None),
+            (
+                "not-a-uuid.workspace.eastus.api.azureml.ms".to_string(),
+                None,
+            ),
         ];
         for (name, want) in cases {
             assert_eq!(workspace_id_in(&name), want, "{name}");

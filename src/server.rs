@@ -65,7 +65,10 @@ impl Listeners {
 
     /// The bound addresses (one per listen address; UDP and TCP share it).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.udp.iter().filter_map(|s| s.local_addr().ok()).collect()
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
     }
 }
 

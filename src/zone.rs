@@ -19,7 +19,10 @@ pub const MAX_CHAIN: usize = 11;
 /// What a local name answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Data {
-    Addrs { v4: Box<[Ipv4Addr]>, v6: Box<[Ipv6Addr]> },
+    Addrs {
+        v4: Box<[Ipv4Addr]>,
+        v6: Box<[Ipv6Addr]>,
+    },
     Alias(Box<str>),
 }
 
@@ -59,7 +62,10 @@ impl fmt::Display for Data {
 /// Where a name came from, for `amldns records` and for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    Workspace { name: String, purpose: names::Purpose },
+    Workspace {
+        name: String,
+        purpose: names::Purpose,
+    },
     Record,
     Import,
 }
@@ -216,7 +222,14 @@ impl ZoneTable {
         }
         for i in &config.imports {
             let zone = names::apex_of(&i.name);
-            push(i.name.clone(), Data::from_addrs(&i.addrs), ttl, zone, Source::Import, &i.at);
+            push(
+                i.name.clone(),
+                Data::from_addrs(&i.addrs),
+                ttl,
+                zone,
+                Source::Import,
+                &i.at,
+            );
         }
 
         let mut by_name: BTreeMap<Box<str>, Vec<Node>> = BTreeMap::new();
@@ -308,9 +321,7 @@ impl ZoneTable {
             return Some(&self.nodes[i as usize]);
         }
         let (_, parent) = name.split_once('.')?;
-        self.wildcards
-            .get(parent)
-            .map(|&i| &self.nodes[i as usize])
+        self.wildcards.get(parent).map(|&i| &self.nodes[i as usize])
     }
 
     /// True when `name` is a local name (wildcard matches included).
@@ -393,7 +404,9 @@ fn pick(group: &[Node], all: &BTreeMap<Box<str>, Vec<Node>>) -> Result<Node, Con
             continue;
         }
         let hint = match (&first.source, &other.source) {
-            (Source::Workspace { .. }, Source::Workspace { .. }) if first.name.starts_with("*.") => {
+            (Source::Workspace { .. }, Source::Workspace { .. })
+                if first.name.starts_with("*.") =>
+            {
                 ": two workspaces in one region ask for this wildcard with different IPs; \
                  list their instances/online_endpoints by name instead"
             }
@@ -499,7 +512,11 @@ mod tests {
                 QType::A,
                 Lookup::Local(Answer {
                     chain: vec![],
-                    end: End::Addrs { v4: &a5, v6: &[], ttl: 60 },
+                    end: End::Addrs {
+                        v4: &a5,
+                        v6: &[],
+                        ttl: 60,
+                    },
                 }),
             ),
             (
@@ -507,7 +524,9 @@ mod tests {
                 QType::Aaaa,
                 Lookup::Local(Answer {
                     chain: vec![],
-                    end: End::NoData { apex: "api.azureml.ms" },
+                    end: End::NoData {
+                        apex: "api.azureml.ms",
+                    },
                 }),
             ),
             (
@@ -515,7 +534,9 @@ mod tests {
                 QType::Other,
                 Lookup::Local(Answer {
                     chain: vec![],
-                    end: End::NoData { apex: "api.azureml.ms" },
+                    end: End::NoData {
+                        apex: "api.azureml.ms",
+                    },
                 }),
             ),
             ("eastus.api.azureml.ms", QType::A, Lookup::NotLocal),
@@ -526,18 +547,30 @@ mod tests {
                 QType::A,
                 Lookup::Local(Answer {
                     chain: vec![],
-                    end: End::Addrs { v4: &a5, v6: &[], ttl: 60 },
+                    end: End::Addrs {
+                        v4: &a5,
+                        v6: &[],
+                        ttl: 60,
+                    },
                 }),
             ),
             // One label only: not the apex, not deeper.
             ("eastus.instances.azureml.ms", QType::A, Lookup::NotLocal),
-            ("a.b.eastus.instances.azureml.ms", QType::A, Lookup::NotLocal),
+            (
+                "a.b.eastus.instances.azureml.ms",
+                QType::A,
+                Lookup::NotLocal,
+            ),
             (
                 "st.privatelink.blob.core.windows.net",
                 QType::Aaaa,
                 Lookup::Local(Answer {
                     chain: vec![],
-                    end: End::Addrs { v4: &[], v6: &six, ttl: 60 },
+                    end: End::Addrs {
+                        v4: &[],
+                        v6: &six,
+                        ttl: 60,
+                    },
                 }),
             ),
             (
@@ -545,7 +578,11 @@ mod tests {
                 QType::Any,
                 Lookup::Local(Answer {
                     chain: vec![],
-                    end: End::Addrs { v4: &a9, v6: &six, ttl: 60 },
+                    end: End::Addrs {
+                        v4: &a9,
+                        v6: &six,
+                        ttl: 60,
+                    },
                 }),
             ),
             (
@@ -553,7 +590,11 @@ mod tests {
                 QType::A,
                 Lookup::Local(Answer {
                     chain: vec![("st.privatelink.blob.core.windows.net", 60)],
-                    end: End::Addrs { v4: &a9, v6: &[], ttl: 60 },
+                    end: End::Addrs {
+                        v4: &a9,
+                        v6: &[],
+                        ttl: 60,
+                    },
                 }),
             ),
             (
@@ -569,7 +610,9 @@ mod tests {
                 QType::Other,
                 Lookup::Local(Answer {
                     chain: vec![("st.privatelink.blob.core.windows.net", 60)],
-                    end: End::NoData { apex: "privatelink.blob.core.windows.net" },
+                    end: End::NoData {
+                        apex: "privatelink.blob.core.windows.net",
+                    },
                 }),
             ),
             (
@@ -594,7 +637,10 @@ mod tests {
              [[record]]\nname = \"db.apps.corp.example\"\na = [\"10.0.0.2\"]\n",
         );
         let a = |n: &str| match t.lookup(n, QType::A) {
-            Lookup::Local(Answer { end: End::Addrs { v4, .. }, .. }) => v4[0].to_string(),
+            Lookup::Local(Answer {
+                end: End::Addrs { v4, .. },
+                ..
+            }) => v4[0].to_string(),
             other => panic!("{n}: {other:?}"),
         };
         assert_eq!(a("db.apps.corp.example"), "10.0.0.2");
@@ -611,7 +657,11 @@ mod tests {
             t.lookup(&api, QType::A),
             Lookup::Local(Answer {
                 chain: vec![(pl.as_str(), 30)],
-                end: End::Addrs { v4: &a5, v6: &[], ttl: 30 },
+                end: End::Addrs {
+                    v4: &a5,
+                    v6: &[],
+                    ttl: 30
+                },
             })
         );
     }
@@ -630,17 +680,23 @@ mod tests {
             ws("")
         ));
         assert!(e.starts_with("t.toml:9:8: "), "{e}");
-        assert!(e.contains("two different answers: 10.9.9.9 here (record), but 10.1.0.5 at t.toml:3:6"), "{e}");
+        assert!(
+            e.contains("two different answers: 10.9.9.9 here (record), but 10.1.0.5 at t.toml:3:6"),
+            "{e}"
+        );
     }
 
     #[test]
     fn conflicting_wildcards_from_two_workspaces() {
-        let other = format!(
+        let other =
             "[[workspace]]\nname = \"mlw2\"\nid = \"0d5c2f4e-1111-2222-3333-444455556666\"\n\
              region = \"eastus\"\nip = \"10.2.0.5\"\ninstances_wildcard = true\n"
-        );
+                .to_string();
         let e = compile_err(&format!("{}{other}", ws("instances_wildcard = true")));
-        assert!(e.contains("*.eastus.instances.azureml.ms is given two different answers"), "{e}");
+        assert!(
+            e.contains("*.eastus.instances.azureml.ms is given two different answers"),
+            "{e}"
+        );
         assert!(e.contains("list their instances"), "{e}");
         // Different regions do not clash.
         let fine = other.replace("\"eastus\"", "\"westus\"");
@@ -657,13 +713,19 @@ mod tests {
 
         let mut text = String::new();
         for i in 0..12 {
-            text += &format!("[[record]]\nname = \"n{i}.x.example\"\ncname = \"n{}.x.example\"\n", i + 1);
+            text += &format!(
+                "[[record]]\nname = \"n{i}.x.example\"\ncname = \"n{}.x.example\"\n",
+                i + 1
+            );
         }
         assert!(compile_err(&text).contains("longer than 11"));
         // 11 hops is allowed.
         let mut ok = String::new();
         for i in 0..10 {
-            ok += &format!("[[record]]\nname = \"n{i}.x.example\"\ncname = \"n{}.x.example\"\n", i + 1);
+            ok += &format!(
+                "[[record]]\nname = \"n{i}.x.example\"\ncname = \"n{}.x.example\"\n",
+                i + 1
+            );
         }
         ok += "[[record]]\nname = \"n10.x.example\"\ncname = \"n11.x.example\"\n";
         ok += "[[record]]\nname = \"n11.x.example\"\na = [\"10.0.0.1\"]\n";
@@ -676,9 +738,18 @@ mod tests {
 
     #[test]
     fn name_keys() {
-        let k = |labels: &[&[u8]]| NameKey::from_labels(labels.iter().copied()).map(|k| k.as_str().to_string());
-        assert_eq!(k(&[b"WWW", b"Example", b"COM"]).as_deref(), Some("www.example.com"));
-        assert_eq!(k(&[b"a.b", b"c"]), None, "a label holding a dot must not match two labels");
+        let k = |labels: &[&[u8]]| {
+            NameKey::from_labels(labels.iter().copied()).map(|k| k.as_str().to_string())
+        };
+        assert_eq!(
+            k(&[b"WWW", b"Example", b"COM"]).as_deref(),
+            Some("www.example.com")
+        );
+        assert_eq!(
+            k(&[b"a.b", b"c"]),
+            None,
+            "a label holding a dot must not match two labels"
+        );
         assert_eq!(k(&[b"\xc3\xa9", b"c"]), None);
         assert_eq!(k(&[]), None);
         let long: Vec<&[u8]> = std::iter::repeat_n(&b"abcdefghij"[..], 30).collect();

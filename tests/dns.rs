@@ -18,9 +18,27 @@ const NB: &str = "ml-contoso-research-eastus-fb7e20a0-8891-458b-b969-55ddb3382f5
 async fn every_name_family_in_every_cloud() {
     let up = StandIn::zone().await;
     let clouds = [
-        ("public", "api.azureml.ms", "notebooks.azure.net", ["instances.azureml.ms", "instances.ml.azure.ms"], "inference.ml.azure.com"),
-        ("china", "api.ml.azure.cn", "notebooks.chinacloudapi.cn", ["instances.azureml.cn", "instances.ml.azure.cn"], "inference.ml.azure.cn"),
-        ("usgov", "api.ml.azure.us", "notebooks.usgovcloudapi.net", ["instances.azureml.us", "instances.ml.azure.us"], "inference.ml.azure.us"),
+        (
+            "public",
+            "api.azureml.ms",
+            "notebooks.azure.net",
+            ["instances.azureml.ms", "instances.ml.azure.ms"],
+            "inference.ml.azure.com",
+        ),
+        (
+            "china",
+            "api.ml.azure.cn",
+            "notebooks.chinacloudapi.cn",
+            ["instances.azureml.cn", "instances.ml.azure.cn"],
+            "inference.ml.azure.cn",
+        ),
+        (
+            "usgov",
+            "api.ml.azure.us",
+            "notebooks.usgovcloudapi.net",
+            ["instances.azureml.us", "instances.ml.azure.us"],
+            "inference.ml.azure.us",
+        ),
     ];
     for (cloud, api, nb, inst, inf) in clouds {
         let ws = workspace(
@@ -32,8 +50,14 @@ async fn every_name_family_in_every_cloud() {
         let cases = [
             (format!("{GUID}.workspace.eastus.{api}"), "10.1.0.5"),
             (format!("{GUID}.workspace.eastus.cert.{api}"), "10.1.0.5"),
-            (format!("{GUID}.workspace.eastus.privatelink.{api}"), "10.1.0.5"),
-            (format!("{GUID}.workspace.eastus.cert.privatelink.{api}"), "10.1.0.5"),
+            (
+                format!("{GUID}.workspace.eastus.privatelink.{api}"),
+                "10.1.0.5",
+            ),
+            (
+                format!("{GUID}.workspace.eastus.cert.privatelink.{api}"),
+                "10.1.0.5",
+            ),
             (format!("{NB}.eastus.{nb}"), "10.1.0.6"),
             (format!("{NB}.{nb}"), "10.1.0.6"),
             (format!("{NB}.eastus.privatelink.{nb}"), "10.1.0.6"),
@@ -43,8 +67,14 @@ async fn every_name_family_in_every_cloud() {
             (format!("ci-alice-22.eastus.{}", inst[1]), "10.1.0.5"),
             (format!("any-ci.eastus.{}", inst[1]), "10.1.0.5"),
             (format!("fraud-score.eastus.{inf}"), "10.1.0.7"),
-            (format!("fraud-score.{GUID}.inference.eastus.privatelink.{api}"), "10.1.0.7"),
-            (format!("0d5c2f4e-1111-2222-3333-444455556666.workspace.eastus.{api}"), "10.1.0.5"),
+            (
+                format!("fraud-score.{GUID}.inference.eastus.privatelink.{api}"),
+                "10.1.0.7",
+            ),
+            (
+                format!("0d5c2f4e-1111-2222-3333-444455556666.workspace.eastus.{api}"),
+                "10.1.0.5",
+            ),
             (
                 format!("ml-proj-a-eastus-0d5c2f4e-1111-2222-3333-444455556666.eastus.{nb}"),
                 "10.1.0.6",
@@ -52,14 +82,22 @@ async fn every_name_family_in_every_cloud() {
         ];
         for (qname, ip) in &cases {
             let r = udp_query(srv.addr, qname, RecordType::A).await;
-            assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{cloud} {qname}");
+            assert_eq!(
+                r.metadata.response_code,
+                ResponseCode::NoError,
+                "{cloud} {qname}"
+            );
             assert!(r.metadata.authoritative, "{cloud} {qname}: AA");
             assert!(r.metadata.recursion_available);
             assert_eq!(addrs(&r), vec![ip.to_string()], "{cloud} {qname}");
         }
         srv.stop().await;
     }
-    assert!(up.seen().is_empty(), "local names never reach the upstream: {:?}", up.seen());
+    assert!(
+        up.seen().is_empty(),
+        "local names never reach the upstream: {:?}",
+        up.seen()
+    );
 }
 
 #[tokio::test]
@@ -81,20 +119,41 @@ async fn other_types_of_a_local_name_are_nodata_and_never_forwarded() {
     let up = StandIn::zone().await;
     let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
     let cases = [
-        (format!("{GUID}.workspace.eastus.api.azureml.ms"), "api.azureml.ms"),
-        (format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"), "privatelink.api.azureml.ms"),
-        (format!("{NB}.eastus.notebooks.azure.net"), "notebooks.azure.net"),
+        (
+            format!("{GUID}.workspace.eastus.api.azureml.ms"),
+            "api.azureml.ms",
+        ),
+        (
+            format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"),
+            "privatelink.api.azureml.ms",
+        ),
+        (
+            format!("{NB}.eastus.notebooks.azure.net"),
+            "notebooks.azure.net",
+        ),
     ];
     for (qname, apex) in &cases {
-        for qtype in [RecordType::AAAA, RecordType::TXT, RecordType::MX, RecordType::HTTPS, RecordType::SRV] {
+        for qtype in [
+            RecordType::AAAA,
+            RecordType::TXT,
+            RecordType::MX,
+            RecordType::HTTPS,
+            RecordType::SRV,
+        ] {
             let r = udp_query(srv.addr, qname, qtype).await;
-            assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{qname} {qtype}");
+            assert_eq!(
+                r.metadata.response_code,
+                ResponseCode::NoError,
+                "{qname} {qtype}"
+            );
             assert!(r.metadata.authoritative);
             assert!(r.answers.is_empty(), "{qname} {qtype}: {:?}", r.answers);
             assert_eq!(r.authorities.len(), 1);
             let soa = &r.authorities[0];
             assert_eq!(soa.name.to_ascii(), format!("{apex}."));
-            let RData::SOA(s) = &soa.data else { panic!("not an SOA: {soa:?}") };
+            let RData::SOA(s) = &soa.data else {
+                panic!("not an SOA: {soa:?}")
+            };
             assert_eq!(s.serial, 1, "serial = the table's generation");
             assert_eq!(s.minimum, 60);
         }
@@ -107,7 +166,11 @@ async fn other_types_of_a_local_name_are_nodata_and_never_forwarded() {
 #[tokio::test]
 async fn public_names_beside_local_ones_are_forwarded() {
     let up = StandIn::zone().await;
-    let srv = start(&config_with(up.addr, &workspace("public", "instances = [\"ci-alice\"]"))).await;
+    let srv = start(&config_with(
+        up.addr,
+        &workspace("public", "instances = [\"ci-alice\"]"),
+    ))
+    .await;
     let r = udp_query(srv.addr, "eastus.api.azureml.ms", RecordType::A).await;
     assert_eq!(addrs(&r), vec!["192.0.2.20"]);
     assert!(!r.metadata.authoritative);
@@ -115,11 +178,20 @@ async fn public_names_beside_local_ones_are_forwarded() {
     let r = udp_query(srv.addr, unlisted, RecordType::A).await;
     assert_eq!(addrs(&r), vec!["192.0.2.40"]);
     // No wildcard asked for: other instances are public.
-    let r = udp_query(srv.addr, "ci-bob.eastus.instances.azureml.ms", RecordType::A).await;
+    let r = udp_query(
+        srv.addr,
+        "ci-bob.eastus.instances.azureml.ms",
+        RecordType::A,
+    )
+    .await;
     assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
     assert_eq!(
         up.seen_names(),
-        vec!["eastus.api.azureml.ms", unlisted, "ci-bob.eastus.instances.azureml.ms"]
+        vec![
+            "eastus.api.azureml.ms",
+            unlisted,
+            "ci-bob.eastus.instances.azureml.ms"
+        ]
     );
     srv.stop().await;
 }
@@ -154,19 +226,34 @@ async fn cname_mode_answers_azures_chain() {
     let up = StandIn::zone().await;
     let srv = start(&config_with(
         up.addr,
-        &format!("[zone]\nanswer = \"cname\"\n{}", workspace("public", "online_endpoints = [\"fraud-score\"]")),
+        &format!(
+            "[zone]\nanswer = \"cname\"\n{}",
+            workspace("public", "online_endpoints = [\"fraud-score\"]")
+        ),
     ))
     .await;
-    let r = udp_query(srv.addr, &format!("{GUID}.workspace.eastus.api.azureml.ms"), RecordType::A).await;
+    let r = udp_query(
+        srv.addr,
+        &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+        RecordType::A,
+    )
+    .await;
     assert!(r.metadata.authoritative);
     assert_eq!(
         answer_lines(&r),
         vec![
-            format!("{GUID}.workspace.eastus.api.azureml.ms CNAME {GUID}.workspace.eastus.privatelink.api.azureml.ms"),
+            format!(
+                "{GUID}.workspace.eastus.api.azureml.ms CNAME {GUID}.workspace.eastus.privatelink.api.azureml.ms"
+            ),
             format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms A 10.1.0.5"),
         ]
     );
-    let r = udp_query(srv.addr, "fraud-score.eastus.inference.ml.azure.com", RecordType::A).await;
+    let r = udp_query(
+        srv.addr,
+        "fraud-score.eastus.inference.ml.azure.com",
+        RecordType::A,
+    )
+    .await;
     assert_eq!(addrs(&r), vec!["10.1.0.7"]);
     assert_eq!(r.answers.len(), 2);
     assert!(up.seen().is_empty());
@@ -177,12 +264,19 @@ async fn cname_mode_answers_azures_chain() {
 #[tokio::test]
 async fn local_cname_leaving_the_table_is_forwarded_for_its_target() {
     let up = StandIn::zone().await;
-    let srv = start(&config_with(up.addr, "[[record]]\nname = \"web.corp.example\"\ncname = \"www.example.com\"\n")).await;
+    let srv = start(&config_with(
+        up.addr,
+        "[[record]]\nname = \"web.corp.example\"\ncname = \"www.example.com\"\n",
+    ))
+    .await;
     let r = udp_query(srv.addr, "web.corp.example", RecordType::A).await;
     assert!(r.metadata.authoritative);
     assert_eq!(
         answer_lines(&r),
-        vec!["web.corp.example CNAME www.example.com", "www.example.com A 192.0.2.10"]
+        vec![
+            "web.corp.example CNAME www.example.com",
+            "www.example.com A 192.0.2.10"
+        ]
     );
     assert_eq!(up.seen_names(), vec!["www.example.com"]);
     srv.stop().await;
@@ -226,13 +320,25 @@ async fn upstream_down_gives_servfail_within_the_deadline() {
     // While that waits, local answers are immediate.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let t = Instant::now();
-    let r = udp_query(srv.addr, &format!("{GUID}.workspace.eastus.api.azureml.ms"), RecordType::A).await;
+    let r = udp_query(
+        srv.addr,
+        &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+        RecordType::A,
+    )
+    .await;
     assert_eq!(addrs(&r), vec!["10.1.0.5"]);
-    assert!(t.elapsed() < Duration::from_millis(500), "local answer took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "local answer took {:?}",
+        t.elapsed()
+    );
 
     let (r, took) = forwarded.await.unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
-    assert!(took < Duration::from_millis(2500), "SERVFAIL after {took:?}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "SERVFAIL after {took:?}"
+    );
     assert!(!silent.seen().is_empty(), "the upstream was asked");
     srv.stop().await;
 }
@@ -251,13 +357,25 @@ async fn failover_to_the_next_upstream() {
     let t = Instant::now();
     let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;
     assert_eq!(addrs(&r), vec!["192.0.2.10"]);
-    assert!(t.elapsed() < Duration::from_millis(2500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t.elapsed()
+    );
     dead.clear();
     let t = Instant::now();
     let r = udp_query(srv.addr, "nope.example.com", RecordType::A).await;
     assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
-    assert!(t.elapsed() < Duration::from_millis(300), "healthy upstream first: {:?}", t.elapsed());
-    assert!(dead.seen().is_empty(), "the failed upstream goes last: {:?}", dead.seen());
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "healthy upstream first: {:?}",
+        t.elapsed()
+    );
+    assert!(
+        dead.seen().is_empty(),
+        "the failed upstream goes last: {:?}",
+        dead.seen()
+    );
     srv.stop().await;
 }
 
@@ -265,16 +383,26 @@ async fn failover_to_the_next_upstream() {
 async fn clients_outside_allow_are_refused() {
     let up = StandIn::zone().await;
     let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
-    let q = query_msg(&format!("{GUID}.workspace.eastus.api.azureml.ms"), RecordType::A, None);
+    let q = query_msg(
+        &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+        RecordType::A,
+        None,
+    );
     // 127.0.0.2 is loopback, but not in allow = ["127.0.0.1/32"].
     let other = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-    let bytes = udp_raw_from(other, srv.addr, &q.to_vec().unwrap(), IO_TIMEOUT).await.unwrap();
+    let bytes = udp_raw_from(other, srv.addr, &q.to_vec().unwrap(), IO_TIMEOUT)
+        .await
+        .unwrap();
     let r = Message::from_vec(&bytes).unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);
     assert!(r.answers.is_empty());
     let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;
     assert_eq!(addrs(&r), vec!["192.0.2.10"]);
-    assert_eq!(up.seen_names(), vec!["www.example.com"], "refused queries are not forwarded");
+    assert_eq!(
+        up.seen_names(),
+        vec!["www.example.com"],
+        "refused queries are not forwarded"
+    );
     srv.stop().await;
 }
 
@@ -286,7 +414,10 @@ async fn bad_packets_are_answered_or_dropped_and_the_server_keeps_going() {
     let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
     let short = Duration::from_millis(300);
 
-    assert!(udp_raw(srv.addr, b"\x00\x01garbage", short).await.is_none(), "short garbage dropped");
+    assert!(
+        udp_raw(srv.addr, b"\x00\x01garbage", short).await.is_none(),
+        "short garbage dropped"
+    );
     let noise: Vec<u8> = (0..200u32).map(|i| (i * 37 % 251) as u8).collect();
     if let Some(bytes) = udp_raw(srv.addr, &noise, short).await {
         let r = Message::from_vec(&bytes).unwrap();
@@ -295,7 +426,12 @@ async fn bad_packets_are_answered_or_dropped_and_the_server_keeps_going() {
 
     let mut resp = query_msg("www.example.com", RecordType::A, None);
     resp.metadata.message_type = MessageType::Response;
-    assert!(udp_raw(srv.addr, &resp.to_vec().unwrap(), short).await.is_none(), "QR=1 dropped");
+    assert!(
+        udp_raw(srv.addr, &resp.to_vec().unwrap(), short)
+            .await
+            .is_none(),
+        "QR=1 dropped"
+    );
 
     let mut empty = query_msg("www.example.com", RecordType::A, None);
     empty.queries.clear();
@@ -303,11 +439,18 @@ async fn bad_packets_are_answered_or_dropped_and_the_server_keeps_going() {
     assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
 
     let mut two = query_msg("www.example.com", RecordType::A, None);
-    two.add_query(hickory_proto::op::Query::query(name("example.com."), RecordType::A));
+    two.add_query(hickory_proto::op::Query::query(
+        name("example.com."),
+        RecordType::A,
+    ));
     let r = udp_exchange(srv.addr, &two).await;
     assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
 
-    let mut notify = query_msg(&format!("{GUID}.workspace.eastus.api.azureml.ms"), RecordType::SOA, None);
+    let mut notify = query_msg(
+        &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+        RecordType::SOA,
+        None,
+    );
     notify.metadata.op_code = OpCode::Notify;
     let r = udp_exchange(srv.addr, &notify).await;
     assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
@@ -316,15 +459,37 @@ async fn bad_packets_are_answered_or_dropped_and_the_server_keeps_going() {
     v1.edns.as_mut().unwrap().set_version(1);
     let r = udp_exchange(srv.addr, &v1).await;
     // BADVERS and BADSIG share the value 16 (RFC 6891 §9, RFC 8945 §6.2).
-    assert_eq!(u16::from(r.metadata.response_code), 16, "{:?}", r.metadata.response_code);
-    assert!(r.edns.is_some(), "the extended rcode travels in the OPT record");
+    assert_eq!(
+        u16::from(r.metadata.response_code),
+        16,
+        "{:?}",
+        r.metadata.response_code
+    );
+    assert!(
+        r.edns.is_some(),
+        "the extended rcode travels in the OPT record"
+    );
 
-    let r = udp_query(srv.addr, &format!("{GUID}.workspace.eastus.api.azureml.ms"), RecordType::AXFR).await;
+    let r = udp_query(
+        srv.addr,
+        &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+        RecordType::AXFR,
+    )
+    .await;
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);
 
-    let r = udp_query(srv.addr, &format!("{GUID}.workspace.eastus.api.azureml.ms"), RecordType::A).await;
+    let r = udp_query(
+        srv.addr,
+        &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+        RecordType::A,
+    )
+    .await;
     assert_eq!(addrs(&r), vec!["10.1.0.5"]);
-    assert!(up.seen().is_empty(), "none of that was forwarded: {:?}", up.seen());
+    assert!(
+        up.seen().is_empty(),
+        "none of that was forwarded: {:?}",
+        up.seen()
+    );
     srv.stop().await;
 }
 
@@ -335,20 +500,41 @@ async fn oversized_answers_truncate_on_udp_and_come_whole_over_tcp() {
     let up = StandIn::zone().await;
     let srv = start(&config_with(up.addr, "")).await;
 
-    let r = udp_exchange(srv.addr, &query_msg("big.example.com", RecordType::A, Some(4096))).await;
+    let r = udp_exchange(
+        srv.addr,
+        &query_msg("big.example.com", RecordType::A, Some(4096)),
+    )
+    .await;
     assert!(r.metadata.truncation, "TC=1 over UDP");
     assert!(r.edns.as_ref().unwrap().max_payload() <= 1232);
     // The stand-in truncated too, so amldns retried it over TCP.
-    assert!(up.seen().iter().any(|s| s.tcp && s.name == "big.example.com"), "{:?}", up.seen());
-    assert!(up.seen().iter().all(|s| s.edns == Some(1232)), "EDNS 1232 upstream: {:?}", up.seen());
+    assert!(
+        up.seen()
+            .iter()
+            .any(|s| s.tcp && s.name == "big.example.com"),
+        "{:?}",
+        up.seen()
+    );
+    assert!(
+        up.seen().iter().all(|s| s.edns == Some(1232)),
+        "EDNS 1232 upstream: {:?}",
+        up.seen()
+    );
 
     // Without EDNS the limit is 512.
     let r = udp_exchange(srv.addr, &query_msg("big.example.com", RecordType::A, None)).await;
     assert!(r.metadata.truncation);
-    assert!(r.edns.is_none(), "no OPT in the answer to a query without one");
+    assert!(
+        r.edns.is_none(),
+        "no OPT in the answer to a query without one"
+    );
 
     let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
-    let r = tcp_exchange(&mut tcp, &query_msg("big.example.com", RecordType::A, Some(1232))).await;
+    let r = tcp_exchange(
+        &mut tcp,
+        &query_msg("big.example.com", RecordType::A, Some(1232)),
+    )
+    .await;
     assert!(!r.metadata.truncation);
     assert_eq!(addrs(&r).len(), 100);
     srv.stop().await;
@@ -363,7 +549,11 @@ async fn several_queries_per_tcp_connection() {
     for i in 0..5 {
         let local = tcp_exchange(
             &mut tcp,
-            &query_msg(&format!("{GUID}.workspace.eastus.api.azureml.ms"), RecordType::A, None),
+            &query_msg(
+                &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+                RecordType::A,
+                None,
+            ),
         )
         .await;
         assert_eq!(addrs(&local), vec!["10.1.0.5"], "query {i}");
@@ -384,7 +574,10 @@ async fn cache_hits_stay_local_and_count_ttls_down() {
     let second = udp_query(srv.addr, "WWW.Example.COM", RecordType::A).await;
     assert_eq!(addrs(&second), vec!["192.0.2.10"]);
     let ttl = second.answers[0].ttl;
-    assert!((297..=298).contains(&ttl), "TTL counted down by ~2 s: {ttl}");
+    assert!(
+        (297..=298).contains(&ttl),
+        "TTL counted down by ~2 s: {ttl}"
+    );
     // Negative answers are cached too (RFC 2308).
     udp_query(srv.addr, "nope.example.com", RecordType::A).await;
     let neg = udp_query(srv.addr, "nope.example.com", RecordType::A).await;
@@ -403,21 +596,42 @@ async fn imported_names_are_served() {
             {{"fqdn": "*.{GUID}.inference.eastus.api.azureml.ms", "ipAddresses": ["10.2.0.7"]}}]}}"#
     );
     let bare = r#"[{"fqdn": "a.privatelink.vaultcore.azure.net", "ipAddresses": ["10.2.1.1"]}]"#;
-    let projected = r#"[{"IPAddress": "10.2.2.2", "FQDNs": ["b.privatelink.blob.core.windows.net"]}]"#;
+    let projected =
+        r#"[{"IPAddress": "10.2.2.2", "FQDNs": ["b.privatelink.blob.core.windows.net"]}]"#;
     let raw = r#"{"ipConfigurations": [{"privateIpAddress": "10.2.3.3",
         "privateLinkConnectionProperties": {"fqdns": ["c.privatelink.file.core.windows.net"]}}]}"#;
-    let cfg = config_with(up.addr, "[[import]]\npath = \"pe/*.json\"\n[[import]]\npath = \"nic.json\"\n");
+    let cfg = config_with(
+        up.addr,
+        "[[import]]\npath = \"pe/*.json\"\n[[import]]\npath = \"nic.json\"\n",
+    );
     let srv = start_with_files(
         &cfg,
-        &[("pe/ws.json", &pe), ("pe/bare.json", bare), ("pe/projected.json", projected), ("nic.json", raw)],
+        &[
+            ("pe/ws.json", &pe),
+            ("pe/bare.json", bare),
+            ("pe/projected.json", projected),
+            ("nic.json", raw),
+        ],
     )
     .await;
     let cases = [
-        (format!("{GUID}.workspace.eastus.api.azureml.ms"), "10.2.0.5"),
-        (format!("ep1.{GUID}.inference.eastus.api.azureml.ms"), "10.2.0.7"),
+        (
+            format!("{GUID}.workspace.eastus.api.azureml.ms"),
+            "10.2.0.5",
+        ),
+        (
+            format!("ep1.{GUID}.inference.eastus.api.azureml.ms"),
+            "10.2.0.7",
+        ),
         ("a.privatelink.vaultcore.azure.net".to_string(), "10.2.1.1"),
-        ("b.privatelink.blob.core.windows.net".to_string(), "10.2.2.2"),
-        ("c.privatelink.file.core.windows.net".to_string(), "10.2.3.3"),
+        (
+            "b.privatelink.blob.core.windows.net".to_string(),
+            "10.2.2.2",
+        ),
+        (
+            "c.privatelink.file.core.windows.net".to_string(),
+            "10.2.3.3",
+        ),
     ];
     for (qname, ip) in &cases {
         let r = udp_query(srv.addr, qname, RecordType::A).await;

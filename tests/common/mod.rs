@@ -44,7 +44,10 @@ impl Running {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
-            tokio::time::timeout(IO_TIMEOUT, t).await.expect("server stops").unwrap();
+            tokio::time::timeout(IO_TIMEOUT, t)
+                .await
+                .expect("server stops")
+                .unwrap();
         }
     }
 }
@@ -62,7 +65,9 @@ pub async fn start_with_files(config_text: &str, files: &[(&str, &str)]) -> Runn
     std::fs::write(&path, config_text).unwrap();
     let config = config::load(&path).unwrap_or_else(|e| panic!("config: {e}"));
     let state = State::new(&config).unwrap_or_else(|e| panic!("state: {e}"));
-    let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
+    let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
     let addr = listeners.local_addrs()[0];
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(async move {
@@ -129,7 +134,9 @@ impl Drop for StandIn {
 }
 
 impl StandIn {
-    pub async fn start(respond: impl Fn(&Message) -> Option<Message> + Send + Sync + 'static) -> Self {
+    pub async fn start(
+        respond: impl Fn(&Message) -> Option<Message> + Send + Sync + 'static,
+    ) -> Self {
         Self::start_on("127.0.0.1:0".parse().unwrap(), respond).await
     }
 
@@ -161,8 +168,12 @@ impl StandIn {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65535];
                 loop {
-                    let Ok((n, peer)) = udp.recv_from(&mut buf).await else { return };
-                    let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
+                    let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                        return;
+                    };
+                    let Ok(q) = Message::from_vec(&buf[..n]) else {
+                        continue;
+                    };
                     record(&q, false);
                     if let Some(r) = respond(&q) {
                         let limit = q.edns.as_ref().map_or(512, |e| e.max_payload() as usize);
@@ -179,12 +190,18 @@ impl StandIn {
         };
         let tcp_task = tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = tcp.accept().await else { return };
+                let Ok((mut s, _)) = tcp.accept().await else {
+                    return;
+                };
                 let respond = respond.clone();
                 let record = record.clone();
                 tokio::spawn(async move {
-                    while let Ok(Ok(bytes)) = tokio::time::timeout(IO_TIMEOUT, read_frame(&mut s)).await {
-                        let Ok(q) = Message::from_vec(&bytes) else { return };
+                    while let Ok(Ok(bytes)) =
+                        tokio::time::timeout(IO_TIMEOUT, read_frame(&mut s)).await
+                    {
+                        let Ok(q) = Message::from_vec(&bytes) else {
+                            return;
+                        };
                         record(&q, true);
                         if let Some(r) = respond(&q) {
                             if write_frame(&mut s, &r.to_vec().unwrap()).await.is_err() {
@@ -248,7 +265,15 @@ pub fn soa_record(zone: &str, ttl: u32, minimum: u32) -> Record {
     Record::from_rdata(
         z.clone(),
         ttl,
-        RData::SOA(SOA::new(z.clone(), name(&format!("hostmaster.{zone}")), 1, 3600, 600, 86400, minimum)),
+        RData::SOA(SOA::new(
+            z.clone(),
+            name(&format!("hostmaster.{zone}")),
+            1,
+            3600,
+            600,
+            86400,
+            minimum,
+        )),
     )
 }
 
@@ -265,26 +290,41 @@ pub fn upstream_zone(q: &Message) -> Message {
     let a = |n: &str, ip: &str| a_record(&format!("{n}."), 300, ip);
     let mut answers: HashMap<&str, Vec<Record>> = HashMap::new();
     answers.insert("www.example.com", vec![a("www.example.com", "192.0.2.10")]);
-    answers.insert("eastus.api.azureml.ms", vec![a("eastus.api.azureml.ms", "192.0.2.20")]);
+    answers.insert(
+        "eastus.api.azureml.ms",
+        vec![a("eastus.api.azureml.ms", "192.0.2.20")],
+    );
     // What Azure's public DNS says of a storage account behind a private
     // endpoint: a chain through the privatelink name to a public address.
     answers.insert(
         "st.blob.core.windows.net",
         vec![
-            cname_record("st.blob.core.windows.net.", 60, "st.privatelink.blob.core.windows.net."),
-            cname_record("st.privatelink.blob.core.windows.net.", 60, "blob.public.example."),
+            cname_record(
+                "st.blob.core.windows.net.",
+                60,
+                "st.privatelink.blob.core.windows.net.",
+            ),
+            cname_record(
+                "st.privatelink.blob.core.windows.net.",
+                60,
+                "blob.public.example.",
+            ),
             a("blob.public.example", "192.0.2.30"),
         ],
     );
     answers.insert(
         "big.example.com",
-        (0..100).map(|i| a("big.example.com", &format!("192.0.2.{}", i + 1))).collect(),
+        (0..100)
+            .map(|i| a("big.example.com", &format!("192.0.2.{}", i + 1)))
+            .collect(),
     );
     match (qname.as_str(), qtype) {
         ("refused.example.com", _) => r.metadata.response_code = ResponseCode::Refused,
         ("servfail.example.com", _) => r.metadata.response_code = ResponseCode::ServFail,
         (n, RecordType::A) if answers.contains_key(n) => r.answers = answers[n].clone(),
-        (n, _) if answers.contains_key(n) => r.authorities.push(soa_record("example.com.", 300, 60)),
+        (n, _) if answers.contains_key(n) => {
+            r.authorities.push(soa_record("example.com.", 300, 60))
+        }
         (n, RecordType::A) if n.contains(".workspace.") => r.answers.push(a(n, "192.0.2.40")),
         _ => {
             r.metadata.response_code = ResponseCode::NXDomain;
@@ -317,7 +357,12 @@ fn rand_id() -> u16 {
 
 /// Sends raw bytes over UDP from `from` (an address on loopback) and waits up
 /// to `wait` for one reply.
-pub async fn udp_raw_from(from: IpAddr, server: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+pub async fn udp_raw_from(
+    from: IpAddr,
+    server: SocketAddr,
+    bytes: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
     let sock = UdpSocket::bind((from, 0)).await.unwrap();
     sock.send_to(bytes, server).await.unwrap();
     let mut buf = vec![0u8; 65535];
@@ -360,7 +405,10 @@ pub async fn write_frame(s: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()>
 
 pub async fn tcp_exchange(s: &mut TcpStream, msg: &Message) -> Message {
     write_frame(s, &msg.to_vec().unwrap()).await.unwrap();
-    let bytes = tokio::time::timeout(IO_TIMEOUT, read_frame(s)).await.expect("TCP reply in time").unwrap();
+    let bytes = tokio::time::timeout(IO_TIMEOUT, read_frame(s))
+        .await
+        .expect("TCP reply in time")
+        .unwrap();
     let reply = Message::from_vec(&bytes).unwrap();
     assert_eq!(reply.metadata.id, msg.metadata.id);
     reply
