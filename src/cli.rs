@@ -69,12 +69,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// hickory-server logs every request at INFO; ours is the access log.
+/// hickory-server logs every request at INFO (ours is the access log, at
+/// DEBUG), and the resolver logs each upstream hiccup; `RUST_LOG` is added on
+/// top, so `RUST_LOG=debug` shows our per-query lines without their noise
+/// unless it names those targets itself.
 const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn,hickory_resolver=warn,hickory_net=warn";
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let user = std::env::var("RUST_LOG").unwrap_or_default();
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse_lossy(format!("{DEFAULT_LOG_FILTER},{user}"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
