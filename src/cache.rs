@@ -105,31 +105,31 @@ impl Cache {
 /// for what must not be cached: failures, and negative answers without an SOA
 /// (RFC 2308 §5).
 fn cacheable(reply: &Reply) -> Option<(u32, Reply)> {
-    let negative_ttl = || {
-        reply.authorities.iter().find_map(|r| match &r.data {
-            RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
-            _ => None,
-        })
-    };
-    let ttl = match reply.rcode {
-        ResponseCode::NoError if !reply.answers.is_empty() => {
-            reply.answers.iter().map(|r| r.ttl).min()
-        }
-        ResponseCode::NoError | ResponseCode::NXDomain => negative_ttl(),
+    // The forwarder keeps an SOA only for negative answers, including a
+    // CNAME chain that ends without data.
+    let negative = reply.authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
         _ => None,
-    }?
+    });
+    let positive = reply.answers.iter().map(|r| r.ttl).min();
+    let ttl = match (reply.rcode, positive, negative) {
+        (ResponseCode::NoError | ResponseCode::NXDomain, Some(p), Some(n)) => p.min(n),
+        (ResponseCode::NoError, Some(p), None) => p,
+        (ResponseCode::NoError | ResponseCode::NXDomain, None, Some(n)) => n,
+        _ => return None,
+    }
     .min(MAX_TTL);
     if ttl == 0 {
         return None;
     }
     let mut reply = reply.clone();
-    for r in reply.answers.iter_mut().chain(reply.authorities.iter_mut()) {
+    for r in &mut reply.answers {
         r.ttl = r.ttl.min(MAX_TTL);
     }
     // RFC 2308 §3: the SOA of a negative answer carries the negative TTL.
-    if reply.answers.is_empty() {
+    if let Some(n) = negative {
         for r in &mut reply.authorities {
-            r.ttl = ttl;
+            r.ttl = n.min(MAX_TTL);
         }
     }
     Some((ttl, reply))

@@ -297,6 +297,8 @@ fn format_json(table: &ZoneTable) -> String {
     s
 }
 
+/// Master-file text (RFC 1035 §5), one zone per apex with the SOA amldns
+/// serves and an NS record, so that another server can load it.
 fn format_zone(table: &ZoneTable) -> String {
     let mut zones: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for n in table.nodes() {
@@ -309,7 +311,14 @@ fn format_zone(table: &ZoneTable) -> String {
     }
     let mut out = String::new();
     for (zone, lines) in zones {
-        let _ = writeln!(out, "; zone {zone}");
+        let soa = table.soa(zone);
+        let _ = writeln!(out, "; zone {zone}\n$ORIGIN {zone}.");
+        let _ = writeln!(
+            out,
+            "@\t{}\tIN\tSOA\t{zone}. hostmaster.{zone}. {} {} {} {} {}",
+            soa.minimum, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
+        );
+        let _ = writeln!(out, "@\t{}\tIN\tNS\tlocalhost.", soa.minimum);
         for l in lines {
             let _ = writeln!(out, "{l}");
         }

@@ -104,9 +104,9 @@ struct Spec {
 #[serde(deny_unknown_fields)]
 struct ServerSpec {
     /// UDP and TCP on each address.
-    listen: Option<Vec<Spanned<String>>>,
+    listen: Option<Spanned<Vec<Spanned<String>>>>,
     /// Client networks that may query; everyone else gets REFUSED.
-    allow: Option<Vec<Spanned<String>>>,
+    allow: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,7 +118,7 @@ struct MetricsSpec {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct UpstreamSpec {
-    servers: Option<Vec<Spanned<String>>>,
+    servers: Option<Spanned<Vec<Spanned<String>>>>,
     timeout_ms: Option<Spanned<u64>>,
     cache_entries: Option<u64>,
 }
@@ -282,7 +282,8 @@ const DEFAULT_CACHE_ENTRIES: u64 = 10_000;
 const DEFAULT_TTL: u32 = 60;
 /// RFC 2181 §8: TTLs are 31-bit; a week is already far more than useful here.
 const MAX_TTL: u32 = 7 * 24 * 3600;
-const TIMEOUT_MS_RANGE: Range<u64> = 50..30_001;
+/// One try can take at most the whole query deadline.
+const TIMEOUT_MS_RANGE: Range<u64> = 50..2_501;
 
 /// Reads, parses and validates the config at `path`, and its imports.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -349,7 +350,14 @@ impl Cx<'_> {
         let mut warnings = Vec::new();
 
         let listen = match server.listen {
+            Some(list) if list.get_ref().is_empty() => {
+                return Err(self.err(
+                    &list,
+                    "listen is empty: give at least one address:port such as \"0.0.0.0:53\"",
+                ));
+            }
             Some(list) => list
+                .get_ref()
                 .iter()
                 .map(|l| self.parse(l, "an address:port such as \"0.0.0.0:53\""))
                 .collect::<Result<Vec<_>, _>>()?,
@@ -357,8 +365,14 @@ impl Cx<'_> {
         };
         let allow = match server.allow {
             Some(list) => {
+                if list.get_ref().is_empty() {
+                    warnings.push(Warning {
+                        at: self.at_span(&list),
+                        message: "allow is empty: every client will be REFUSED".into(),
+                    });
+                }
                 let mut nets = Vec::new();
-                for a in &list {
+                for a in list.get_ref() {
                     let net = self.parse_net(a)?;
                     if net.prefix_len() == 0 {
                         warnings.push(Warning {
@@ -387,13 +401,14 @@ impl Cx<'_> {
             .transpose()?;
 
         let servers = match upstream.servers {
-            Some(list) if list.is_empty() => {
-                return Err(ConfigError::Invalid {
-                    at: self.at(self.text.find("servers").unwrap_or(0)),
-                    message: "upstream servers is empty: list at least one resolver".into(),
-                });
+            Some(list) if list.get_ref().is_empty() => {
+                return Err(self.err(
+                    &list,
+                    "upstream servers is empty: list at least one resolver, e.g. \"168.63.129.16\"",
+                ));
             }
             Some(list) => list
+                .get_ref()
                 .iter()
                 .map(|s| self.parse_upstream(s))
                 .collect::<Result<Vec<_>, _>>()?,
@@ -404,10 +419,12 @@ impl Cx<'_> {
                 return Err(self.err(
                     t,
                     format!(
-                        "timeout_ms {} is out of range: expected {}..={}",
+                        "timeout_ms {} is out of range: expected {}..={} (a client gets \
+                         SERVFAIL once {} ms have passed, whatever the upstreams do)",
                         t.get_ref(),
                         TIMEOUT_MS_RANGE.start,
-                        TIMEOUT_MS_RANGE.end - 1
+                        TIMEOUT_MS_RANGE.end - 1,
+                        crate::forward::QUERY_DEADLINE.as_millis()
                     ),
                 ));
             }
@@ -425,16 +442,26 @@ impl Cx<'_> {
         };
 
         let mut workspaces: Vec<Located<Workspace>> = Vec::new();
+        // Every hub, workspace and project id, with where it was first given.
+        let mut ids: Vec<(String, Location)> = Vec::new();
         for w in &workspace {
             let ws = self.workspace(w)?;
-            if let Some(prev) = workspaces.iter().find(|p| p.value.id == ws.id) {
-                return Err(self.err(
-                    &w.id,
-                    format!(
-                        "workspace id {} is already listed at {}: each workspace once",
-                        ws.id, prev.at
-                    ),
-                ));
+            let given = std::iter::once((&ws.id, &w.id)).chain(
+                ws.projects
+                    .iter()
+                    .zip(&w.projects)
+                    .map(|(p, s)| (&p.id, &s.id)),
+            );
+            for (id, span) in given {
+                if let Some((_, prev)) = ids.iter().find(|(i, _)| i == id) {
+                    return Err(self.err(
+                        span,
+                        format!(
+                            "id {id} is already listed at {prev}: each workspace and project once"
+                        ),
+                    ));
+                }
+                ids.push((id.clone(), self.at_span(span)));
             }
             workspaces.push(Located {
                 at: self.at_span(&w.id),
@@ -462,6 +489,19 @@ impl Cx<'_> {
                 warnings.push(Warning {
                     at: self.at_span(&i.path),
                     message: format!("import {:?} matches no file yet", i.path.get_ref()),
+                });
+            }
+            for file in loaded.empty {
+                warnings.push(Warning {
+                    at: Location {
+                        file,
+                        line: 1,
+                        col: 1,
+                    },
+                    message: "no names in this file: Azure empties customDnsConfigs once a \
+                              private DNS zone group is attached; import the NIC instead \
+                              (az network nic show)"
+                        .into(),
                 });
             }
             imports.extend(loaded.names);
@@ -568,6 +608,16 @@ impl Cx<'_> {
         }
         let id = self.uuid(&w.id)?;
         let region = self.label(&w.region, "region")?;
+        if region.len() > names::MAX_REGION {
+            return Err(self.err(
+                &w.region,
+                format!(
+                    "region {region:?} is longer than any Azure region: the notebooks label \
+                     has room for {} characters of it",
+                    names::MAX_REGION
+                ),
+            ));
+        }
         let cloud = match w.cloud {
             CloudSpec::Public => Cloud::Public,
             CloudSpec::China => Cloud::China,
@@ -583,7 +633,7 @@ impl Cx<'_> {
             None => ip,
         };
         let notebook_fqdn = match &w.notebook_fqdn {
-            Some(v) => Some(self.notebook_fqdn(v, cloud)?),
+            Some(v) => Some(self.notebook_fqdn(v, cloud, &id, &region)?),
             None => None,
         };
         let mut instances = Vec::new();
@@ -614,9 +664,6 @@ impl Cx<'_> {
                 return Err(self.err(&p.name, format!("project name {pname:?} is not valid")));
             }
             let pid = self.uuid(&p.id)?;
-            if pid == id || projects.iter().any(|q: &Project| q.id == pid) {
-                return Err(self.err(&p.id, format!("project id {pid} is listed twice")));
-            }
             projects.push(Project {
                 name: pname.to_string(),
                 id: pid,
@@ -641,20 +688,36 @@ impl Cx<'_> {
 
     /// Azure's exact notebooks FQDN: it must sit in the workspace's cloud's
     /// notebooks zone, and its first label becomes the notebooks label.
-    fn notebook_fqdn(&self, v: &Spanned<String>, cloud: Cloud) -> Result<String, ConfigError> {
+    fn notebook_fqdn(
+        &self,
+        v: &Spanned<String>,
+        cloud: Cloud,
+        id: &str,
+        region: &str,
+    ) -> Result<String, ConfigError> {
         let fqdn = domain_name(v.get_ref())
             .map_err(|why| self.err(v, format!("notebook_fqdn {:?}: {why}", v.get_ref())))?;
-        match names::notebooks_zone_of(&fqdn) {
-            Some((c, _)) if c == cloud && !fqdn.starts_with("*.") => Ok(fqdn),
-            _ => Err(self.err(
+        let (label, rest) = fqdn.split_once('.').unwrap_or((&fqdn, ""));
+        let shaped = label.starts_with("ml-") && label.ends_with(id);
+        let in_zone = match names::notebooks_zone_of(&fqdn) {
+            Some((c, zone)) => {
+                c == cloud
+                    && (rest == zone || rest.strip_suffix(zone) == Some(&format!("{region}.")))
+            }
+            None => false,
+        };
+        if !shaped || !in_zone {
+            return Err(self.err(
                 v,
                 format!(
-                    "notebook_fqdn {fqdn:?} is not a notebooks name of the {} cloud \
-                     (properties.notebookInfo.fqdn)",
+                    "notebook_fqdn {fqdn:?} is not this workspace's notebooks name: expected \
+                     ml-<name>-{region}-{id}.{region}.<notebooks zone of the {} cloud>, as in \
+                     properties.notebookInfo.fqdn",
                     cloud.as_str()
                 ),
-            )),
+            ));
         }
+        Ok(fqdn)
     }
 
     fn record(&self, r: &RecordSpec) -> Result<Record, ConfigError> {
@@ -976,7 +1039,14 @@ cname = "stcontoso.blob.core.windows.net"
                 12,
                 "not a resolver address",
             ),
-            ("[upstream]\nservers = []".into(), 2, 1, "empty"),
+            ("[upstream]\nservers = []".into(), 2, 11, "servers is empty"),
+            ("[server]\nlisten = []".into(), 2, 10, "listen is empty"),
+            (
+                "[upstream]\ntimeout_ms = 5000".into(),
+                2,
+                14,
+                "SERVFAIL once 2500 ms",
+            ),
             ("[upstream]\ntimeout_ms = 0".into(), 2, 14, "out of range"),
             (
                 "[metrics]\nlisten = \"localhost\"".into(),
@@ -1028,7 +1098,7 @@ cname = "stcontoso.blob.core.windows.net"
                 format!("{WS}notebook_fqdn = \"ml-x.blob.core.windows.net\""),
                 7,
                 17,
-                "not a notebooks name",
+                "not this workspace's notebooks name",
             ),
             (
                 format!("{WS}projects = [{{ name = \"p\", id = \"nope\" }}]"),
@@ -1092,6 +1162,29 @@ cname = "stcontoso.blob.core.windows.net"
         for (text, line, col, needle) in cases {
             fails_at(&text, line, col, needle);
         }
+    }
+
+    #[test]
+    fn notebook_fqdn_forms_that_fit() {
+        for fqdn in [
+            "ml-contoso_r-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51.eastus.notebooks.azure.net",
+            "ML-contoso-eastus-FB7E20A0-8891-458B-B969-55DDB3382F51.notebooks.azure.net.",
+            "ml-x-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51.eastus.privatelink.notebooks.azure.net",
+        ] {
+            let c = parse_str(&format!("{WS}notebook_fqdn = \"{fqdn}\"")).unwrap();
+            assert!(c.workspaces[0].value.notebook_fqdn.is_some(), "{fqdn}");
+        }
+    }
+
+    #[test]
+    fn empty_allow_is_a_warning() {
+        let c = parse_str("[server]\nallow = []").unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(
+            c.warnings[0]
+                .message
+                .contains("every client will be REFUSED")
+        );
     }
 
     #[test]

@@ -29,7 +29,8 @@ use crate::config::UpstreamConfig;
 
 /// A client should hear SERVFAIL before its own stub gives up: glibc waits
 /// 5 s per try, Windows 1 s then retries; answering within 2.5 s keeps
-/// amldns from being the one that looks dead (SPEC §3, issue: deadline).
+/// amldns from being the one that looks dead. Every upstream question a
+/// client question leads to shares this one budget.
 pub const QUERY_DEADLINE: Duration = Duration::from_millis(2500);
 
 /// How long a failed upstream goes to the back of the line before it is
@@ -59,8 +60,8 @@ struct Upstream {
 /// The forwarding side: upstreams, their health, and the cache.
 pub struct Forwarder {
     upstreams: Vec<Upstream>,
+    /// `timeout_ms`, shortened so every upstream gets a turn within the deadline.
     per_try: Duration,
-    deadline: Duration,
     cache: Arc<Cache>,
     epoch: Instant,
 }
@@ -101,10 +102,8 @@ impl Forwarder {
             })
             .collect::<Vec<_>>();
         let n = u32::try_from(upstreams.len().max(1)).unwrap_or(u32::MAX);
-        let deadline = QUERY_DEADLINE.max(config.timeout);
         Ok(Forwarder {
-            per_try: config.timeout.min(deadline / n),
-            deadline,
+            per_try: config.timeout.min(QUERY_DEADLINE / n),
             upstreams,
             cache,
             epoch: Instant::now(),
@@ -112,8 +111,13 @@ impl Forwarder {
     }
 
     /// The answer for `name`/`qtype`: from the cache, or from the first
-    /// upstream that answers.
-    pub async fn resolve(&self, name: &LowerName, qtype: RecordType) -> Forwarded {
+    /// upstream that answers before `deadline`.
+    pub async fn resolve(
+        &self,
+        name: &LowerName,
+        qtype: RecordType,
+        deadline: Instant,
+    ) -> Forwarded {
         let key = Key {
             name: name.clone(),
             qtype,
@@ -125,10 +129,9 @@ impl Forwarder {
             };
         }
         let qname = Name::from(name.clone());
-        let started = Instant::now();
         let mut last_rcode = None;
         for up in self.ordered() {
-            let left = self.deadline.saturating_sub(started.elapsed());
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
@@ -270,7 +273,12 @@ fn keep_relevant(qname: &Name, qtype: RecordType, reply: Reply) -> Reply {
                 .cloned(),
         );
     }
-    let authorities = if answers.is_empty() {
+    // A chain that ends without data is a negative answer for its last name:
+    // its SOA carries the negative TTL (RFC 2308 §2.1, §2.2).
+    let answered = answers
+        .iter()
+        .any(|r| qtype == RecordType::CNAME || !matches!(r.data, RData::CNAME(_)));
+    let authorities = if !answered {
         reply
             .authorities
             .into_iter()

@@ -19,7 +19,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use ipnet::IpNet;
 use tracing::debug;
 
-use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, cname_target};
+use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE, cname_target};
 use crate::zone::{End, Lookup, NameKey, QType, ZoneTable};
 
 /// At most this many upstream questions per client question: the name
@@ -186,6 +186,7 @@ fn zone_qtype(t: RecordType) -> QType {
 /// the table (SPEC §3), and a local chain that leaves the table is completed
 /// upstream.
 async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
+    let deadline = Instant::now() + QUERY_DEADLINE;
     let table = &snap.table;
     let zq = zone_qtype(qtype);
     let mut answers = Vec::new();
@@ -240,7 +241,7 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
 
         let reply = match snap
             .forwarder
-            .resolve(&LowerName::from(&owner), qtype)
+            .resolve(&LowerName::from(&owner), qtype, deadline)
             .await
         {
             Forwarded::Failed => return Answer::error(ResponseCode::ServFail, Outcome::Failed),
@@ -253,8 +254,11 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
                 reply
             }
         };
+        // A CNAME question is answered by the CNAME itself, not its target
+        // (RFC 1034 §4.3.2 step 3a): nothing to complete then.
         let enters_table = reply.answers.iter().position(|r| {
-            matches!(r.data, RData::CNAME(_))
+            qtype != RecordType::CNAME
+                && matches!(r.data, RData::CNAME(_))
                 && NameKey::from_labels(cname_target(r).iter())
                     .is_some_and(|k| table.contains(k.as_str()))
         });
@@ -288,19 +292,25 @@ fn name_of(s: &str) -> Name {
 }
 
 /// The SOA that goes with a negative local answer (SPEC §3): owned by the zone
-/// apex, serial = the table's generation, minimum = the negative TTL.
+/// apex, serial = the table's generation, TTL = minimum = the negative TTL.
 fn soa(table: &ZoneTable, apex: &str) -> Record {
+    let soa = table.soa(apex);
     let apex = name_of(apex);
     let rname = Name::from_ascii("hostmaster")
         .and_then(|h| h.append_domain(&apex))
         .unwrap_or_else(|_| apex.clone());
-    let ttl = table.negative_ttl();
-    // RFC 1982 serials are 32-bit and wrap.
-    let serial = table.generation() as u32;
     Record::from_rdata(
         apex.clone(),
-        ttl,
-        RData::SOA(SOA::new(apex, rname, serial, 3600, 600, 86_400, ttl)),
+        soa.minimum,
+        RData::SOA(SOA::new(
+            apex,
+            rname,
+            soa.serial,
+            soa.refresh,
+            soa.retry,
+            soa.expire,
+            soa.minimum,
+        )),
     )
 }
 

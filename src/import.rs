@@ -33,6 +33,8 @@ pub struct Loaded {
     /// Files the path matched: a glob may match none yet.
     pub files: usize,
     pub names: Vec<ImportedName>,
+    /// Files of a known shape that list no names.
+    pub empty: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +84,11 @@ pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
             },
             message: format!("cannot read: {e}"),
         })?;
-        loaded.names.extend(parse(&path, &text)?);
+        let names = parse(&path, &text)?;
+        if names.is_empty() {
+            loaded.empty.push(path);
+        }
+        loaded.names.extend(names);
     }
     Ok(loaded)
 }
@@ -111,13 +117,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<ImportedName>, ImportError> 
              [{{IPAddress, FQDNs}}] projection)"
         ),
     };
+    // An empty list is a known shape: Azure empties customDnsConfigs once a
+    // private DNS zone group is attached. The caller warns about it.
     let pairs = pairs.map_err(|_| bad_shape("not a private-endpoint or NIC shape"))?;
-    if pairs.is_empty() {
-        return Err(bad_shape(
-            "no names in this file (Azure empties customDnsConfigs once a private DNS zone \
-             group is attached: import the NIC instead)",
-        ));
-    }
 
     let locate = |s: &str| {
         let needle = format!("\"{s}\"");
@@ -349,8 +351,12 @@ mod tests {
         let (_, _, m) = err(r#"{"hello": "world"}"#);
         assert!(m.contains("not a private-endpoint or NIC shape"), "{m}");
 
-        let (_, _, m) = err(r#"{"customDnsConfigs": []}"#);
-        assert!(m.contains("import the NIC instead"), "{m}");
+        assert!(
+            parse(Path::new("pe.json"), r#"{"customDnsConfigs": []}"#)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(parse(Path::new("pe.json"), "[]").unwrap().is_empty());
 
         let (_, _, m) = err(r#"[{"fqdn": "a.b", "ipAddresses": []}]"#);
         assert!(m.contains("no IP address"), "{m}");

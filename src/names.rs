@@ -241,6 +241,10 @@ pub struct DerivedName {
 /// The DNS label limit (RFC 1035 §2.3.4).
 pub const MAX_LABEL: usize = 63;
 
+/// Azure's longest region names are under 20 characters; past 22 the
+/// notebooks label would have no room left for the workspace name.
+pub const MAX_REGION: usize = NOTEBOOK_NAME_BUDGET;
+
 /// Room for the workspace name in `ml-<name>-<region>-<guid>`:
 /// 63 − len("ml-") − 2 hyphens − 36 (UUID) = 22, less the region.
 const NOTEBOOK_NAME_BUDGET: usize = MAX_LABEL - 3 - 2 - 36;

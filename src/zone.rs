@@ -147,6 +147,17 @@ pub enum End<'t> {
     Forward(&'t str),
 }
 
+/// A synthesized SOA: owner and MNAME are the apex, RNAME `hostmaster.<apex>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Soa<'a> {
+    pub apex: &'a str,
+    pub serial: u32,
+    pub refresh: i32,
+    pub retry: i32,
+    pub expire: i32,
+    pub minimum: u32,
+}
+
 /// The compiled table. Immutable: reload builds a new one and swaps it in.
 #[derive(Debug)]
 pub struct ZoneTable {
@@ -291,9 +302,20 @@ impl ZoneTable {
         self.generation
     }
 
-    /// TTL for negative answers and the SOA minimum.
-    pub fn negative_ttl(&self) -> u32 {
-        self.negative_ttl
+    /// The SOA of a zone apex, synthesized: amldns is the only server of
+    /// these names, so the timers only matter to someone loading
+    /// `amldns records --format zone` elsewhere.
+    pub fn soa<'a>(&self, apex: &'a str) -> Soa<'a> {
+        Soa {
+            apex,
+            // RFC 1982 serials are 32-bit and wrap.
+            serial: self.generation as u32,
+            refresh: 3600,
+            retry: 600,
+            expire: 86_400,
+            // The TTL of negative answers (RFC 2308 §4).
+            minimum: self.negative_ttl,
+        }
     }
 
     /// Every local name, sorted.

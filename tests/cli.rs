@@ -175,7 +175,14 @@ fn records_in_zone_hosts_and_table_forms() {
     let p = path.to_str().unwrap();
 
     let zone = stdout(&amldns(&["records", "--config", p, "--format", "zone"]));
-    assert!(zone.contains("; zone privatelink.api.azureml.ms"), "{zone}");
+    assert!(
+        zone.contains("; zone privatelink.api.azureml.ms\n$ORIGIN privatelink.api.azureml.ms.\n"),
+        "{zone}"
+    );
+    assert!(
+        zone.contains("@\t60\tIN\tSOA\tprivatelink.api.azureml.ms. hostmaster.privatelink.api.azureml.ms. 1 3600 600 86400 60\n@\t60\tIN\tNS\tlocalhost.\n"),
+        "{zone}"
+    );
     assert!(
         zone.contains(&format!(
             "{GUID}.workspace.eastus.api.azureml.ms.\t60\tIN\tCNAME\t{GUID}.workspace.eastus.privatelink.api.azureml.ms."

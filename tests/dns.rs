@@ -220,6 +220,32 @@ async fn upstream_cname_chain_into_a_local_name_is_completed_locally() {
     srv.stop().await;
 }
 
+/// A CNAME question is answered with the CNAME itself (RFC 1034 §4.3.2):
+/// the chain is not followed into the table.
+#[tokio::test]
+async fn cname_questions_are_not_completed() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(
+        up.addr,
+        "[[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
+         [[record]]\nname = \"alias.corp.example\"\ncname = \"st.privatelink.blob.core.windows.net\"\n",
+    ))
+    .await;
+    let r = udp_query(srv.addr, "st.blob.core.windows.net", RecordType::CNAME).await;
+    assert!(r.authorities.is_empty(), "{:?}", r.authorities);
+    assert_eq!(
+        answer_lines(&r),
+        vec!["st.blob.core.windows.net CNAME st.privatelink.blob.core.windows.net"]
+    );
+    let r = udp_query(srv.addr, "alias.corp.example", RecordType::CNAME).await;
+    assert!(r.metadata.authoritative);
+    assert_eq!(
+        answer_lines(&r),
+        vec!["alias.corp.example CNAME st.privatelink.blob.core.windows.net"]
+    );
+    srv.stop().await;
+}
+
 /// `answer = "cname"`: Azure's own shape, public name CNAME privatelink name.
 #[tokio::test]
 async fn cname_mode_answers_azures_chain() {
@@ -298,6 +324,26 @@ async fn upstream_nxdomain_and_rcodes_pass_through() {
     assert!(r.answers.is_empty());
     assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
 
+    // A chain that ends in NXDOMAIN keeps its SOA, and is cached as negative.
+    for _ in 0..2 {
+        let r = udp_query(srv.addr, "gone.example.com", RecordType::A).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(
+            answer_lines(&r),
+            vec!["gone.example.com CNAME nothere.example.com"]
+        );
+        assert_eq!(r.authorities.len(), 1, "{:?}", r.authorities);
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+    }
+    assert_eq!(
+        up.seen_names()
+            .iter()
+            .filter(|n| *n == "gone.example.com")
+            .count(),
+        1,
+        "the second one came from the cache"
+    );
+
     let r = udp_query(srv.addr, "refused.example.com", RecordType::A).await;
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);
     let r = udp_query(srv.addr, "servfail.example.com", RecordType::A).await;
@@ -340,6 +386,33 @@ async fn upstream_down_gives_servfail_within_the_deadline() {
         "SERVFAIL after {took:?}"
     );
     assert!(!silent.seen().is_empty(), "the upstream was asked");
+    srv.stop().await;
+}
+
+/// Two silent upstreams and the default per-try timeout: the client still
+/// hears SERVFAIL within the one 2.5 s deadline.
+#[tokio::test]
+async fn one_deadline_for_the_whole_query() {
+    let a = StandIn::start(|_| None).await;
+    let b = StandIn::start(|_| None).await;
+    let cfg = format!(
+        "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"{}\", \"{}\"]\n",
+        a.addr, b.addr
+    );
+    let srv = start(&cfg).await;
+    let t = Instant::now();
+    let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    let took = t.elapsed();
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        took < Duration::from_millis(2700),
+        "SERVFAIL after {took:?}"
+    );
+    assert!(
+        took > Duration::from_millis(2000),
+        "both upstreams had their turn: {took:?}"
+    );
+    assert!(!a.seen().is_empty() && !b.seen().is_empty());
     srv.stop().await;
 }
 
@@ -418,11 +491,15 @@ async fn bad_packets_are_answered_or_dropped_and_the_server_keeps_going() {
         udp_raw(srv.addr, b"\x00\x01garbage", short).await.is_none(),
         "short garbage dropped"
     );
-    let noise: Vec<u8> = (0..200u32).map(|i| (i * 37 % 251) as u8).collect();
-    if let Some(bytes) = udp_raw(srv.addr, &noise, short).await {
-        let r = Message::from_vec(&bytes).unwrap();
-        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
-    }
+    // A query header (QR=0, one question) followed by noise: FORMERR.
+    let mut noise = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    noise.extend((0..200u32).map(|i| (i * 37 % 251) as u8 | 0xc0));
+    let bytes = udp_raw(srv.addr, &noise, IO_TIMEOUT)
+        .await
+        .expect("FORMERR for a bad question");
+    let r = Message::from_vec(&bytes).unwrap();
+    assert_eq!(r.metadata.id, 0x1234);
+    assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
 
     let mut resp = query_msg("www.example.com", RecordType::A, None);
     resp.metadata.message_type = MessageType::Response;

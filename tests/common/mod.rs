@@ -320,8 +320,25 @@ pub fn upstream_zone(q: &Message) -> Message {
     );
     match (qname.as_str(), qtype) {
         ("refused.example.com", _) => r.metadata.response_code = ResponseCode::Refused,
+        // A chain into nothing: the CNAME, then NXDOMAIN with the SOA.
+        ("gone.example.com", _) => {
+            r.metadata.response_code = ResponseCode::NXDomain;
+            r.answers.push(cname_record(
+                "gone.example.com.",
+                300,
+                "nothere.example.com.",
+            ));
+            r.authorities.push(soa_record("example.com.", 300, 60));
+        }
         ("servfail.example.com", _) => r.metadata.response_code = ResponseCode::ServFail,
         (n, RecordType::A) if answers.contains_key(n) => r.answers = answers[n].clone(),
+        (n, RecordType::CNAME)
+            if answers
+                .get(n)
+                .is_some_and(|v| v[0].record_type() == RecordType::CNAME) =>
+        {
+            r.answers = vec![answers[n][0].clone()]
+        }
         (n, _) if answers.contains_key(n) => {
             r.authorities.push(soa_record("example.com.", 300, 60))
         }
