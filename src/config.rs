@@ -1177,6 +1177,52 @@ cname = "stcontoso.blob.core.windows.net"
     }
 
     #[test]
+    fn import_warnings_cover_both_cases() {
+        let at = |line| Location {
+            file: PathBuf::from("pe.json"),
+            line,
+            col: 1,
+        };
+        let g = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+        let imp = |name: String, line| ImportedName {
+            name,
+            addrs: vec!["10.1.0.5".parse().unwrap()],
+            at: at(line),
+        };
+        let c = parse_str(WS).unwrap();
+        // Only the API name: both the notebooks and the cert.api name are missing.
+        let w = import_warnings(
+            &[imp(format!("{g}.workspace.eastus.api.azureml.ms"), 2)],
+            &c.workspaces,
+        );
+        let msgs: Vec<&str> = w.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(w.len(), 2, "{msgs:?}");
+        assert!(msgs[0].ends_with("have no notebooks name"), "{msgs:?}");
+        assert!(msgs[1].ends_with("have no cert.api name"), "{msgs:?}");
+        assert_eq!(w[0].at, at(2));
+        // All three, the notebooks one as derived: no warning.
+        let all = [
+            imp(format!("{g}.workspace.eastus.api.azureml.ms"), 2),
+            imp(format!("{g}.workspace.eastus.cert.api.azureml.ms"), 3),
+            imp(
+                format!("ml-mlw-contoso-prod-eastus-{g}.eastus.notebooks.azure.net"),
+                4,
+            ),
+        ];
+        assert!(import_warnings(&all, &c.workspaces).is_empty());
+        // A notebooks name that differs from the derived one.
+        let mut differs = all.clone();
+        differs[2] = imp(
+            format!("ml-mlw-contoso-pro-eastus-{g}.eastus.notebooks.azure.net"),
+            4,
+        );
+        let w = import_warnings(&differs, &c.workspaces);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].message.contains("differs from the one derived"));
+        assert_eq!(w[0].at, at(4));
+    }
+
+    #[test]
     fn empty_allow_is_a_warning() {
         let c = parse_str("[server]\nallow = []").unwrap();
         assert_eq!(c.warnings.len(), 1);

@@ -528,53 +528,21 @@ mod tests {
         let a5 = [v4("10.1.0.5")];
         let a9 = [v4("10.1.0.9")];
         let six: [Ipv6Addr; 1] = ["fd00::9".parse().unwrap()];
+        let st = "st.privatelink.blob.core.windows.net";
+        let local = |chain: Vec<(&'static str, u32)>, end| Lookup::Local(Answer { chain, end });
+        let addrs = |v4, v6| End::Addrs { v4, v6, ttl: 60 };
+        let nodata = |apex| End::NoData { apex };
         let cases: Vec<(&str, QType, Lookup)> = vec![
-            (
-                &api,
-                QType::A,
-                Lookup::Local(Answer {
-                    chain: vec![],
-                    end: End::Addrs {
-                        v4: &a5,
-                        v6: &[],
-                        ttl: 60,
-                    },
-                }),
-            ),
-            (
-                &api,
-                QType::Aaaa,
-                Lookup::Local(Answer {
-                    chain: vec![],
-                    end: End::NoData {
-                        apex: "api.azureml.ms",
-                    },
-                }),
-            ),
-            (
-                &api,
-                QType::Other,
-                Lookup::Local(Answer {
-                    chain: vec![],
-                    end: End::NoData {
-                        apex: "api.azureml.ms",
-                    },
-                }),
-            ),
+            (&api, QType::A, local(vec![], addrs(&a5, &[]))),
+            (&api, QType::Aaaa, local(vec![], nodata("api.azureml.ms"))),
+            (&api, QType::Other, local(vec![], nodata("api.azureml.ms"))),
             ("eastus.api.azureml.ms", QType::A, Lookup::NotLocal),
             ("api.azureml.ms", QType::A, Lookup::NotLocal),
             ("ml.azure.com", QType::A, Lookup::NotLocal),
             (
                 "anything.eastus.instances.azureml.ms",
                 QType::A,
-                Lookup::Local(Answer {
-                    chain: vec![],
-                    end: End::Addrs {
-                        v4: &a5,
-                        v6: &[],
-                        ttl: 60,
-                    },
-                }),
+                local(vec![], addrs(&a5, &[])),
             ),
             // One label only: not the apex, not deeper.
             ("eastus.instances.azureml.ms", QType::A, Lookup::NotLocal),
@@ -583,67 +551,30 @@ mod tests {
                 QType::A,
                 Lookup::NotLocal,
             ),
-            (
-                "st.privatelink.blob.core.windows.net",
-                QType::Aaaa,
-                Lookup::Local(Answer {
-                    chain: vec![],
-                    end: End::Addrs {
-                        v4: &[],
-                        v6: &six,
-                        ttl: 60,
-                    },
-                }),
-            ),
-            (
-                "st.privatelink.blob.core.windows.net",
-                QType::Any,
-                Lookup::Local(Answer {
-                    chain: vec![],
-                    end: End::Addrs {
-                        v4: &a9,
-                        v6: &six,
-                        ttl: 60,
-                    },
-                }),
-            ),
+            (st, QType::Aaaa, local(vec![], addrs(&[], &six))),
+            (st, QType::Any, local(vec![], addrs(&a9, &six))),
             (
                 "alias.corp.example",
                 QType::A,
-                Lookup::Local(Answer {
-                    chain: vec![("st.privatelink.blob.core.windows.net", 60)],
-                    end: End::Addrs {
-                        v4: &a9,
-                        v6: &[],
-                        ttl: 60,
-                    },
-                }),
+                local(vec![(st, 60)], addrs(&a9, &[])),
             ),
             (
                 "alias.corp.example",
                 QType::Cname,
-                Lookup::Local(Answer {
-                    chain: vec![("st.privatelink.blob.core.windows.net", 60)],
-                    end: End::Chain,
-                }),
+                local(vec![(st, 60)], End::Chain),
             ),
             (
                 "alias.corp.example",
                 QType::Other,
-                Lookup::Local(Answer {
-                    chain: vec![("st.privatelink.blob.core.windows.net", 60)],
-                    end: End::NoData {
-                        apex: "privatelink.blob.core.windows.net",
-                    },
-                }),
+                local(vec![(st, 60)], nodata("privatelink.blob.core.windows.net")),
             ),
             (
                 "out.corp.example",
                 QType::A,
-                Lookup::Local(Answer {
-                    chain: vec![("www.example.com", 60)],
-                    end: End::Forward("www.example.com"),
-                }),
+                local(
+                    vec![("www.example.com", 60)],
+                    End::Forward("www.example.com"),
+                ),
             ),
         ];
         for (name, qtype, want) in cases {
