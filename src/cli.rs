@@ -9,8 +9,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
+use crate::logging;
 use crate::names;
-use crate::server::{self, Listeners, State};
+use crate::reload::WatchMode;
+use crate::server::{self, Listeners, Options};
 use crate::zone::{Data, ZoneTable};
 
 #[derive(Debug, Parser)]
@@ -21,6 +23,9 @@ use crate::zone::{Data, ZoneTable};
     answers their names from a table, forwards the rest"
 )]
 pub struct Cli {
+    /// How `serve` writes its logs (to stderr).
+    #[arg(long, global = true, value_enum, default_value_t = logging::Format::Text)]
+    log_format: logging::Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,7 +40,14 @@ struct ConfigArg {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the DNS server.
-    Serve(ConfigArg),
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// How to notice config changes: inotify, polling every second, or
+        /// only SIGHUP and POST /reload.
+        #[arg(long, value_enum, default_value_t = WatchMode::Notify)]
+        watch: WatchMode,
+    },
     /// Validate the config: print what each workspace gives, exit 1 on errors.
     Check(ConfigArg),
     /// Print every name answered locally and its answer.
@@ -63,26 +75,10 @@ enum Format {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(c) => serve(&c.config),
+        Command::Serve { config, watch } => serve(&config.config, watch, cli.log_format),
         Command::Check(c) => check(&c.config),
         Command::Records { config, format } => records(&config.config, format),
     }
-}
-
-/// hickory-server logs every request at INFO (ours is the access log, at
-/// DEBUG), and the resolver logs each upstream hiccup; `RUST_LOG` is added on
-/// top, so `RUST_LOG=debug` shows our per-query lines without their noise
-/// unless it names those targets itself.
-const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn,hickory_resolver=warn,hickory_net=warn";
-
-fn init_logging() {
-    let user = std::env::var("RUST_LOG").unwrap_or_default();
-    let filter = tracing_subscriber::EnvFilter::builder()
-        .parse_lossy(format!("{DEFAULT_LOG_FILTER},{user}"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// Loads and compiles, or prints the located error.
@@ -100,8 +96,8 @@ fn load(path: &std::path::Path) -> Option<(Config, ZoneTable)> {
     }
 }
 
-fn serve(path: &std::path::Path) -> ExitCode {
-    init_logging();
+fn serve(path: &std::path::Path, watch: WatchMode, log_format: logging::Format) -> ExitCode {
+    logging::init(log_format);
     let config = match config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -119,32 +115,25 @@ fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let options = Options {
+        watch,
+        sighup: true,
+    };
+    let served = runtime.block_on(async {
+        let metrics = config.metrics.as_ref().map(|m| m.listen);
+        let listeners = Listeners::bind(&config.server.listen, metrics).await?;
+        server::run(config, listeners, options, shutdown_signal()).await
+    });
+    match served {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             error!("{e}");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn run(config: Config) -> Result<(), server::ServeError> {
-    let state = State::new(&config)?;
-    let listeners = Listeners::bind(&config.server.listen).await?;
-    if config.metrics.is_some() {
-        warn!("[metrics] is accepted, but this version serves no HTTP endpoint yet");
-    }
-    let snap = state.snapshot.load();
-    info!(
-        version = env!("CARGO_PKG_VERSION"),
-        listen = ?listeners.local_addrs(),
-        names = snap.table.len(),
-        upstreams = ?config.upstream.servers,
-        config = %config.path.display(),
-        "amldns serving"
-    );
-    drop(snap);
-    server::serve(listeners, &state, shutdown_signal()).await
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -93,6 +93,8 @@ struct Spec {
     #[serde(default)]
     zone: ZoneSpec,
     #[serde(default)]
+    log: LogSpec,
+    #[serde(default)]
     workspace: Vec<WorkspaceSpec>,
     #[serde(default)]
     record: Vec<RecordSpec>,
@@ -128,6 +130,14 @@ struct UpstreamSpec {
 struct ZoneSpec {
     ttl: Option<Spanned<u32>>,
     answer: Option<AnswerSpec>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LogSpec {
+    /// One line per query: client, name, type, outcome, rcode, latency.
+    #[serde(default)]
+    queries: bool,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -206,10 +216,16 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     pub upstream: UpstreamConfig,
     pub zone: ZoneConfig,
+    pub log: LogConfig,
     pub workspaces: Vec<Located<Workspace>>,
     pub records: Vec<Located<Record>>,
     pub imports: Vec<ImportedName>,
     pub warnings: Vec<Warning>,
+    /// Folders whose changes may change this configuration: the config
+    /// file's, and each import's (where its glob starts).
+    pub watch_dirs: Vec<PathBuf>,
+    /// Every file read: the config and each import file.
+    pub sources: Vec<PathBuf>,
 }
 
 /// A value and where it was written.
@@ -230,13 +246,18 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
     pub servers: Vec<SocketAddr>,
     /// How long one upstream gets before the next is tried.
     pub timeout: Duration,
     /// Forwarded answers kept; 0 turns the cache off.
     pub cache_entries: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub queries: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +364,7 @@ impl Cx<'_> {
             metrics,
             upstream,
             zone,
+            log,
             workspace,
             record,
             import,
@@ -480,7 +502,14 @@ impl Cx<'_> {
             .collect::<Result<Vec<_>, ConfigError>>()?;
 
         let mut imports = Vec::new();
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut watch_dirs = vec![dir.to_path_buf()];
+        let mut sources = vec![self.path.to_path_buf()];
         for i in &import {
+            let base = import::base_dir(self.path, i.path.get_ref());
+            if !watch_dirs.contains(&base) {
+                watch_dirs.push(base);
+            }
             let loaded = import::load(self.path, i.path.get_ref()).map_err(|e| match e {
                 import::ImportError::Pattern(message) => self.err(&i.path, message),
                 import::ImportError::At { at, message } => ConfigError::Invalid { at, message },
@@ -505,6 +534,7 @@ impl Cx<'_> {
                 });
             }
             imports.extend(loaded.names);
+            sources.extend(loaded.paths);
         }
         warnings.extend(import_warnings(&imports, &workspaces));
 
@@ -518,10 +548,15 @@ impl Cx<'_> {
                 cache_entries: upstream.cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES),
             },
             zone: ZoneConfig { ttl, answer },
+            log: LogConfig {
+                queries: log.queries,
+            },
             workspaces,
             records,
             imports,
             warnings,
+            watch_dirs,
+            sources,
         })
     }
 

@@ -22,10 +22,12 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer};
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
-use tracing::{debug, warn};
+use prometheus::{Histogram, IntCounter};
+use tracing::{debug, info, warn};
 
 use crate::cache::{Cache, Key, Reply};
 use crate::config::UpstreamConfig;
+use crate::metrics::Metrics;
 
 /// A client should hear SERVFAIL before its own stub gives up: glibc waits
 /// 5 s per try, Windows 1 s then retries; answering within 2.5 s keeps
@@ -55,11 +57,16 @@ struct Upstream {
     pool: NameServerPool<TokioRuntimeProvider>,
     /// Milliseconds since `Forwarder::epoch` of the last failure, 0 if none.
     failed_at_ms: AtomicU64,
+    requests: IntCounter,
+    duration: Histogram,
 }
 
 /// The forwarding side: upstreams, their health, and the cache.
 pub struct Forwarder {
+    /// What it was built from; a reload with the same settings keeps it.
+    config: UpstreamConfig,
     upstreams: Vec<Upstream>,
+    metrics: Arc<Metrics>,
     /// `timeout_ms`, shortened so every upstream gets a turn within the deadline.
     per_try: Duration,
     cache: Arc<Cache>,
@@ -68,7 +75,11 @@ pub struct Forwarder {
 
 impl Forwarder {
     /// Builds pools for `config.servers`. Must run inside a tokio runtime.
-    pub fn new(config: &UpstreamConfig, cache: Arc<Cache>) -> Result<Self, String> {
+    pub fn new(
+        config: &UpstreamConfig,
+        cache: Arc<Cache>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, String> {
         let mut opts = ResolverOpts::default();
         opts.timeout = config.timeout;
         opts.attempts = 1;
@@ -90,6 +101,7 @@ impl Forwarder {
                 for c in &mut ns.connections {
                     c.port = addr.port();
                 }
+                let label = addr.to_string();
                 Upstream {
                     addr: *addr,
                     pool: NameServerPool::from_config(
@@ -98,12 +110,16 @@ impl Forwarder {
                         TokioRuntimeProvider::default(),
                     ),
                     failed_at_ms: AtomicU64::new(0),
+                    requests: metrics.upstream_requests.with_label_values(&[&label]),
+                    duration: metrics.upstream_duration.with_label_values(&[&label]),
                 }
             })
             .collect::<Vec<_>>();
         let n = u32::try_from(upstreams.len().max(1)).unwrap_or(u32::MAX);
         Ok(Forwarder {
             per_try: config.timeout.min(QUERY_DEADLINE / n),
+            config: config.clone(),
+            metrics,
             upstreams,
             cache,
             epoch: Instant::now(),
@@ -123,11 +139,13 @@ impl Forwarder {
             qtype,
         };
         if let Some(reply) = self.cache.get(&key) {
+            self.metrics.cache_hits.inc();
             return Forwarded::Reply {
                 reply,
                 cached: true,
             };
         }
+        self.metrics.cache_misses.inc();
         let qname = Name::from(name.clone());
         let mut last_rcode = None;
         for up in self.ordered() {
@@ -136,9 +154,12 @@ impl Forwarder {
                 break;
             }
             let try_for = self.per_try.min(left);
-            match tokio::time::timeout(try_for, self.ask(up, &qname, qtype)).await {
+            up.requests.inc();
+            let started = Instant::now();
+            let error = match tokio::time::timeout(try_for, self.ask(up, &qname, qtype)).await {
                 Ok(Ok(reply)) => {
-                    up.failed_at_ms.store(0, Ordering::Relaxed);
+                    up.duration.observe(started.elapsed().as_secs_f64());
+                    self.mark_healthy(up);
                     let reply = keep_relevant(&qname, qtype, reply);
                     self.cache.insert(key, &reply);
                     return Forwarded::Reply {
@@ -149,15 +170,29 @@ impl Forwarder {
                 // SERVFAIL, REFUSED…: another upstream may do better; if none
                 // does, the last one passes through (SPEC §3).
                 Ok(Err(Some(rcode))) => {
+                    up.duration.observe(started.elapsed().as_secs_f64());
                     debug!(upstream = %up.addr, %qname, %rcode, "upstream error rcode");
                     last_rcode = Some(rcode);
+                    match rcode {
+                        ResponseCode::ServFail => "servfail",
+                        ResponseCode::Refused => "refused",
+                        _ => "rcode",
+                    }
                 }
-                Ok(Err(None)) => self.mark_failed(up),
+                Ok(Err(None)) => {
+                    self.mark_failed(up);
+                    "network"
+                }
                 Err(_elapsed) => {
                     debug!(upstream = %up.addr, %qname, ?try_for, "upstream timed out");
                     self.mark_failed(up);
+                    "timeout"
                 }
-            }
+            };
+            self.metrics
+                .upstream_errors
+                .with_label_values(&[&up.addr.to_string(), error])
+                .inc();
         }
         match last_rcode {
             Some(rcode) => Forwarded::Reply {
@@ -209,11 +244,23 @@ impl Forwarder {
         }
     }
 
+    /// Logs once when an upstream starts failing, not once per query.
     fn mark_failed(&self, up: &Upstream) {
         let now = self.epoch.elapsed().as_millis().max(1) as u64;
         if up.failed_at_ms.swap(now, Ordering::Relaxed) == 0 {
             warn!(upstream = %up.addr, "upstream stopped answering; trying the others first");
         }
+    }
+
+    fn mark_healthy(&self, up: &Upstream) {
+        if up.failed_at_ms.swap(0, Ordering::Relaxed) != 0 {
+            info!(upstream = %up.addr, "upstream answering again");
+        }
+    }
+
+    /// The settings it was built from.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
     }
 
     /// Upstreams in the order to try them: healthy ones (and those whose

@@ -5,7 +5,7 @@
 use std::iter;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
@@ -17,9 +17,12 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use ipnet::IpNet;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE, cname_target};
+use crate::logging::RateLimited;
+use crate::metrics::{self, Metrics};
+use crate::names;
 use crate::zone::{End, Lookup, NameKey, QType, ZoneTable};
 
 /// At most this many upstream questions per client question: the name
@@ -32,6 +35,8 @@ pub struct Snapshot {
     pub table: ZoneTable,
     pub allow: Vec<IpNet>,
     pub forwarder: Arc<Forwarder>,
+    /// `[log] queries`: one line per query.
+    pub log_queries: bool,
 }
 
 impl Snapshot {
@@ -42,7 +47,7 @@ impl Snapshot {
     }
 }
 
-/// How a query ended; the per-query log and the metrics read it.
+/// How a query ended (SPEC §6); the per-query log and the metrics read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Answered from the zone table.
@@ -53,20 +58,104 @@ pub enum Outcome {
     Cached,
     /// Client outside `allow`, or a question we do not serve.
     Refused,
-    /// Malformed, or not a standard query: FORMERR, NOTIMP, BADVERS.
+    /// Malformed or not a standard query (FORMERR, NOTIMP, BADVERS), or no
+    /// upstream answered in time (SERVFAIL).
     Error,
-    /// No upstream answered in time: SERVFAIL.
-    Failed,
 }
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Local => "local",
+            Outcome::Forwarded => "forwarded",
+            Outcome::Cached => "cached",
+            Outcome::Refused => "refused",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// A workspace-shaped name forwarded is at most one warning per this.
+const MISSING_WORKSPACE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The server's [`RequestHandler`]: reads a [`Snapshot`] per query.
 pub struct Handler {
     snapshot: Arc<ArcSwap<Snapshot>>,
+    metrics: Arc<Metrics>,
+    missing_workspace_log: RateLimited,
 }
 
 impl Handler {
-    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>) -> Self {
-        Handler { snapshot }
+    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, metrics: Arc<Metrics>) -> Self {
+        Handler {
+            snapshot,
+            metrics,
+            missing_workspace_log: RateLimited::new(MISSING_WORKSPACE_LOG_EVERY),
+        }
+    }
+
+    /// The one place a query's fate is recorded: metrics, the workspace
+    /// missing signal, and the per-query log.
+    fn record(
+        &self,
+        snap: &Snapshot,
+        request: &Request,
+        outcome: Outcome,
+        rcode: ResponseCode,
+        took: Duration,
+    ) {
+        let query = request.queries.queries().first();
+        let qtype = query.map_or(0, |q| u16::from(q.query_type()));
+        let protocol = match request.protocol() {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            _ => "other",
+        };
+        let m = &self.metrics;
+        m.queries
+            .with_label_values(&[protocol, metrics::qtype_label(qtype), outcome.as_str()])
+            .inc();
+        m.responses
+            .with_label_values(&[metrics::rcode_label(u16::from(rcode))])
+            .inc();
+        m.query_duration
+            .with_label_values(&[outcome.as_str()])
+            .observe(took.as_secs_f64());
+
+        // SPEC §6: a workspace name the table lacks is about to be reached
+        // over the public internet.
+        if let (Some(q), Outcome::Forwarded | Outcome::Cached) = (query, outcome) {
+            let key = NameKey::from_labels(q.original().name().iter());
+            if let Some(id) = key
+                .as_ref()
+                .and_then(|k| names::workspace_id_in(k.as_str()))
+            {
+                m.workspace_missing.inc();
+                if let Some(held_back) = self.missing_workspace_log.check() {
+                    warn!(
+                        name = %q.original().name(),
+                        workspace_id = id,
+                        client = %request.src().ip(),
+                        held_back,
+                        "forwarded a workspace name the table does not hold: is this workspace \
+                         missing from the config? its clients will reach the public endpoint"
+                    );
+                }
+            }
+        }
+
+        if snap.log_queries {
+            info!(
+                target: "amldns::query",
+                client = %request.src().ip(),
+                name = %query.map(|q| q.original().name().to_string()).unwrap_or_default(),
+                qtype = %query.map(|q| q.query_type().to_string()).unwrap_or_default(),
+                outcome = outcome.as_str(),
+                rcode = metrics::rcode_label(u16::from(rcode)),
+                micros = took.as_micros() as u64,
+                "query"
+            );
+        }
     }
 }
 
@@ -81,18 +170,13 @@ impl RequestHandler for Handler {
         // An owned snapshot: it is held across the forwarding await.
         let snap = self.snapshot.load_full();
         let (outcome, info) = respond(&snap, request, response_handle).await;
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            let q = request.queries.queries().first();
-            debug!(
-                client = %request.src(),
-                name = %q.map(|q| q.name().to_string()).unwrap_or_default(),
-                qtype = %q.map(|q| q.query_type().to_string()).unwrap_or_default(),
-                ?outcome,
-                rcode = %info.response_code,
-                micros = started.elapsed().as_micros() as u64,
-                "query"
-            );
-        }
+        self.record(
+            &snap,
+            request,
+            outcome,
+            info.response_code,
+            started.elapsed(),
+        );
         info
     }
 }
@@ -244,7 +328,7 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
             .resolve(&LowerName::from(&owner), qtype, deadline)
             .await
         {
-            Forwarded::Failed => return Answer::error(ResponseCode::ServFail, Outcome::Failed),
+            Forwarded::Failed => return Answer::error(ResponseCode::ServFail, Outcome::Error),
             Forwarded::Reply { reply, cached } => {
                 outcome.get_or_insert(if cached {
                     Outcome::Cached
@@ -280,7 +364,7 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
         }
     }
     // Chains bouncing between the table and upstream: give up.
-    Answer::error(ResponseCode::ServFail, Outcome::Failed)
+    Answer::error(ResponseCode::ServFail, Outcome::Error)
 }
 
 /// A zone-table name as a DNS name.

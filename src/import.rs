@@ -35,6 +35,25 @@ pub struct Loaded {
     pub names: Vec<ImportedName>,
     /// Files of a known shape that list no names.
     pub empty: Vec<PathBuf>,
+    /// Every file read.
+    pub paths: Vec<PathBuf>,
+}
+
+/// The folder a pattern's files live in (up to its first glob component),
+/// for watching: a new file matching the glob appears there.
+pub fn base_dir(config_path: &Path, pattern: &str) -> PathBuf {
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    let mut base = dir.to_path_buf();
+    let full = dir.join(pattern);
+    let parts: Vec<_> = full.components().collect();
+    for (i, c) in parts.iter().enumerate() {
+        let is_last = i + 1 == parts.len();
+        if is_last || c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+            break;
+        }
+        base = parts[..=i].iter().collect();
+    }
+    base
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,9 +105,10 @@ pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
         })?;
         let names = parse(&path, &text)?;
         if names.is_empty() {
-            loaded.empty.push(path);
+            loaded.empty.push(path.clone());
         }
         loaded.names.extend(names);
+        loaded.paths.push(path);
     }
     Ok(loaded)
 }
@@ -330,6 +350,21 @@ mod tests {
             names(arm),
             vec![("a.api.azureml.ms".into(), vec!["10.1.0.5".into()])]
         );
+    }
+
+    #[test]
+    fn base_dirs_for_watching() {
+        let cfg = Path::new("/etc/amldns/amldns.toml");
+        let cases = [
+            ("pe/*.json", "/etc/amldns/pe"),
+            ("pe/ws.json", "/etc/amldns/pe"),
+            ("ws.json", "/etc/amldns"),
+            ("*/pe.json", "/etc/amldns"),
+            ("/var/lib/pe/*.json", "/var/lib/pe"),
+        ];
+        for (pattern, want) in cases {
+            assert_eq!(base_dir(cfg, pattern), Path::new(want), "{pattern}");
+        }
     }
 
     #[test]

@@ -1,21 +1,23 @@
 //! Sockets and the server's life: bind every listen address (UDP and TCP on
-//! the same port), build the first snapshot, serve until shutdown.
+//! the same port) and the metrics listener, build the first snapshot, serve
+//! DNS and HTTP, watch for reloads, and stop gracefully.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, UdpSocket};
-use tracing::info;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
-use crate::cache::Cache;
-use crate::config::{Config, ConfigError};
-use crate::forward::Forwarder;
-use crate::handler::{Handler, Snapshot};
-use crate::zone::ZoneTable;
+use crate::config::Config;
+use crate::handler::Handler;
+use crate::http::{self, Endpoints};
+use crate::metrics::Metrics;
+use crate::reload::{self, ReloadError, Reloader, WatchMode};
 
 /// RFC 7766 §6.2.3: servers may close idle TCP connections; a few seconds is
 /// the usual choice (Unbound `tcp-idle-timeout` 30 s, BIND 30 s, dnsdist 5 s).
@@ -27,48 +29,64 @@ const TCP_RESPONSE_BUFFER: usize = 32;
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const PORT_ATTEMPTS: usize = 20;
 
+/// Background tasks (HTTP, watcher) get this long to finish at shutdown.
+const TASK_STOP_GRACE: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Reload(#[from] ReloadError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
-    #[error("cannot set up forwarding: {0}")]
-    Upstream(String),
     #[error("server stopped: {0}")]
     Stopped(String),
 }
 
-/// Sockets bound for every listen address.
+/// Sockets bound for every listen address, and the metrics listener.
 pub struct Listeners {
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
+    http: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds UDP and TCP on each address. Port 0 gets a port free for both,
-    /// so tests can start the real server on `127.0.0.1:0`.
-    pub async fn bind(addrs: &[SocketAddr]) -> Result<Self, ServeError> {
+    /// Binds UDP and TCP on each DNS address, and `metrics` if given. Port 0
+    /// gets a port free for both UDP and TCP, so tests can start the real
+    /// server on `127.0.0.1:0`.
+    pub async fn bind(dns: &[SocketAddr], metrics: Option<SocketAddr>) -> Result<Self, ServeError> {
         let mut l = Listeners {
             udp: Vec::new(),
             tcp: Vec::new(),
+            http: None,
         };
-        for &addr in addrs {
+        for &addr in dns {
             let (udp, tcp) = bind_pair(addr)
                 .await
                 .map_err(|source| ServeError::Bind { addr, source })?;
             l.udp.push(udp);
             l.tcp.push(tcp);
         }
+        if let Some(addr) = metrics {
+            l.http = Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?,
+            );
+        }
         Ok(l)
     }
 
-    /// The bound addresses (one per listen address; UDP and TCP share it).
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+    /// The bound DNS addresses (UDP and TCP share each).
+    pub fn dns_addrs(&self) -> Vec<SocketAddr> {
         self.udp
             .iter()
             .filter_map(|s| s.local_addr().ok())
             .collect()
+    }
+
+    /// The bound metrics address.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 }
 
@@ -86,52 +104,88 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     Err(last.unwrap_or_else(|| io::Error::other("no free port")))
 }
 
-/// A running configuration: the snapshot the handler reads.
-pub struct State {
-    pub snapshot: Arc<ArcSwap<Snapshot>>,
+/// How `run` watches for reloads.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub watch: WatchMode,
+    /// Reload on SIGHUP (off in tests that run several servers in one process).
+    pub sighup: bool,
 }
 
-impl State {
-    /// Compiles `config` into the first snapshot (generation 1). Must run
-    /// inside a tokio runtime (the forwarder's pools need one).
-    pub fn new(config: &Config) -> Result<Self, ServeError> {
-        let table = ZoneTable::compile(config, 1)?;
-        let cache = Arc::new(Cache::new(config.upstream.cache_entries));
-        let forwarder =
-            Arc::new(Forwarder::new(&config.upstream, cache).map_err(ServeError::Upstream)?);
-        let snapshot = Snapshot {
-            table,
-            allow: config.server.allow.clone(),
-            forwarder,
-        };
-        Ok(State {
-            snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
-        })
-    }
-}
-
-/// Serves DNS on `listeners` until `shutdown` completes, then stops accepting
-/// and lets queries in flight finish.
-pub async fn serve(
+/// Serves `config` on `listeners` until `shutdown` completes; then stops
+/// accepting, lets queries in flight finish, and returns.
+pub async fn run(
+    config: Config,
     listeners: Listeners,
-    state: &State,
+    options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let mut server = hickory_server::Server::new(Handler::new(state.snapshot.clone()));
+    let metrics = Arc::new(Metrics::new());
+    let upstreams = config.upstream.servers.clone();
+    let reloader = Arc::new(Reloader::new(config, metrics.clone())?);
+    let stop = CancellationToken::new();
+    let dns_addrs = listeners.dns_addrs();
+    let http_addr = listeners.http_addr();
+
+    let mut server =
+        hickory_server::Server::new(Handler::new(reloader.snapshot().clone(), metrics.clone()));
     for s in listeners.udp {
         server.register_socket(s);
     }
     for l in listeners.tcp {
         server.register_listener(l, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
     }
-    tokio::select! {
+    let ready = Arc::new(AtomicBool::new(true));
+    let mut tasks = Vec::new();
+    if let Some(listener) = listeners.http {
+        let endpoints = Arc::new(Endpoints {
+            reloader: reloader.clone(),
+            metrics,
+            ready: ready.clone(),
+        });
+        tasks.push(tokio::spawn(http::serve(listener, endpoints, stop.clone())));
+    }
+    tasks.push(tokio::spawn(reload::watch(
+        reloader.clone(),
+        options.watch,
+        stop.clone(),
+    )));
+    #[cfg(unix)]
+    if options.sighup {
+        tasks.push(tokio::spawn(reload::on_sighup(
+            reloader.clone(),
+            stop.clone(),
+        )));
+    }
+
+    let status = reloader.status();
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = ?dns_addrs,
+        metrics = ?http_addr,
+        names = status.names,
+        ?upstreams,
+        watch = ?options.watch,
+        "amldns serving"
+    );
+
+    let result = tokio::select! {
         r = server.block_until_done() => r.map_err(|e| ServeError::Stopped(e.to_string())),
         () = shutdown => {
-            info!("shutting down: finishing queries in flight");
+            info!("shutting down: no new queries, finishing those in flight");
+            ready.store(false, Ordering::Relaxed);
             server
                 .shutdown_gracefully()
                 .await
                 .map_err(|e| ServeError::Stopped(e.to_string()))
         }
+    };
+    // DNS first, then the metrics listener and the watchers.
+    stop.cancel();
+    for t in tasks {
+        if tokio::time::timeout(TASK_STOP_GRACE, t).await.is_err() {
+            warn!("a background task did not stop in time");
+        }
     }
+    result
 }

@@ -18,7 +18,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use amldns::config;
-use amldns::server::{self, Listeners, State};
+use amldns::reload::WatchMode;
+use amldns::server::{self, Listeners, Options};
 
 /// Every client call gives up after this; a test never hangs.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,7 +34,10 @@ pub fn name(s: &str) -> Name {
 
 pub struct Running {
     pub addr: SocketAddr,
+    /// The metrics listener, when the config has `[metrics]`.
+    pub http: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -50,11 +54,23 @@ impl Running {
                 .unwrap();
         }
     }
+
+    /// Writes a file relative to the config's folder.
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn http(&self) -> SocketAddr {
+        self.http.expect("the config has [metrics]")
+    }
 }
 
 /// Writes `config_text` (plus `files`, relative to it) to a temp folder and
-/// starts amldns on 127.0.0.1:0 with it.
-pub async fn start_with_files(config_text: &str, files: &[(&str, &str)]) -> Running {
+/// starts amldns on 127.0.0.1:0 with it (and its metrics listener on
+/// 127.0.0.1:0 when the config has `[metrics]`).
+pub async fn start_with(config_text: &str, files: &[(&str, &str)], watch: WatchMode) -> Running {
     let dir = tempfile::tempdir().unwrap();
     for (rel, text) in files {
         let p = dir.path().join(rel);
@@ -64,14 +80,19 @@ pub async fn start_with_files(config_text: &str, files: &[(&str, &str)]) -> Runn
     let path: PathBuf = dir.path().join("amldns.toml");
     std::fs::write(&path, config_text).unwrap();
     let config = config::load(&path).unwrap_or_else(|e| panic!("config: {e}"));
-    let state = State::new(&config).unwrap_or_else(|e| panic!("state: {e}"));
-    let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()])
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let listeners = Listeners::bind(&[loopback], config.metrics.as_ref().map(|_| loopback))
         .await
         .unwrap();
-    let addr = listeners.local_addrs()[0];
+    let addr = listeners.dns_addrs()[0];
+    let http = listeners.http_addr();
     let (tx, rx) = oneshot::channel();
+    let options = Options {
+        watch,
+        sighup: false,
+    };
     let task = tokio::spawn(async move {
-        server::serve(listeners, &state, async {
+        server::run(config, listeners, options, async {
             let _ = rx.await;
         })
         .await
@@ -79,10 +100,16 @@ pub async fn start_with_files(config_text: &str, files: &[(&str, &str)]) -> Runn
     });
     Running {
         addr,
+        http,
         dir,
+        config_path: path,
         stop: Some(tx),
         task: Some(task),
     }
+}
+
+pub async fn start_with_files(config_text: &str, files: &[(&str, &str)]) -> Running {
+    start_with(config_text, files, WatchMode::Off).await
 }
 
 pub async fn start(config_text: &str) -> Running {
@@ -461,4 +488,56 @@ pub fn answer_lines(m: &Message) -> Vec<String> {
             )
         })
         .collect()
+}
+
+// ---- HTTP ---------------------------------------------------------------------
+
+/// One HTTP/1.1 request over a fresh connection: (status, body).
+pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: amldns\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(IO_TIMEOUT, s.read_to_end(&mut buf))
+        .await
+        .expect("HTTP reply in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// The value of one sample in Prometheus text, e.g.
+/// `metric(&text, "amldns_queries_total", &[("outcome", "local")])` sums every
+/// series of that name whose labels include those given.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            if n != name {
+                return None;
+            }
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            all.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// How many series of `name` there are.
+pub fn series_count(text: &str, name: &str) -> usize {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .count()
 }

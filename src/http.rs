@@ -1,0 +1,143 @@
+//! The `[metrics]` listener (SPEC §6): `GET /metrics`, `GET /healthz`,
+//! `GET /readyz`, `POST /reload`, over hyper's HTTP/1.1 server. Connections
+//! are capped and every connection has a deadline, so a slow or idle client
+//! cannot hold the listener.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::metrics::Metrics;
+use crate::reload::{Reloader, Trigger};
+
+/// Scrapers and probes need a handful of connections; more is a misbehaving client.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A client must send its request headers within this.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No connection lives longer than this (a reload of a huge table included).
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What the endpoints read.
+pub struct Endpoints {
+    pub reloader: Arc<Reloader>,
+    pub metrics: Arc<Metrics>,
+    /// Listening with a table loaded, and not shutting down.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Serves until `stop`.
+pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = stop.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                debug!("metrics listener accept: {e}");
+                continue;
+            }
+        };
+        // Over the cap, the connection is closed at once.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            debug!(%peer, "metrics listener full, closing a connection");
+            continue;
+        };
+        let endpoints = endpoints.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let endpoints = endpoints.clone();
+                async move { Ok::<_, Infallible>(route(&endpoints, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_DEADLINE, conn).await {
+                debug!(%peer, "metrics connection: {e}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn route(e: &Endpoints, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            e.metrics.cache_entries.set(e.reloader.cache().len() as i64);
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                e.metrics.render(),
+            )
+        }
+        (&Method::GET, "/healthz") => {
+            // The process is up; the body says what it serves and the last
+            // reload error, if any.
+            let s = e.reloader.status();
+            let body = serde_json::json!({
+                "status": "ok",
+                "generation": s.generation,
+                "names": s.names,
+                "loaded_at": s.loaded_at,
+                "last_reload_error": s.last_error,
+            });
+            reply(StatusCode::OK, "application/json", format!("{body}\n"))
+        }
+        (&Method::GET, "/readyz") => {
+            if e.ready.load(Ordering::Relaxed) {
+                reply(StatusCode::OK, "text/plain", "ready\n".into())
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "not ready\n".into(),
+                )
+            }
+        }
+        (&Method::POST, "/reload") => match e.reloader.reload(Trigger::Http).await {
+            Ok(generation) => {
+                let body = serde_json::json!({ "generation": generation });
+                reply(StatusCode::OK, "application/json", format!("{body}\n"))
+            }
+            Err(err) => {
+                let body = serde_json::json!({
+                    "error": err.to_string(),
+                    "generation": e.reloader.status().generation,
+                });
+                reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "application/json",
+                    format!("{body}\n"),
+                )
+            }
+        },
+        (_, "/metrics" | "/healthz" | "/readyz" | "/reload") => reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n".into(),
+        ),
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
