@@ -91,9 +91,13 @@ impl Cache {
         );
     }
 
-    /// Entries held now (approximate while moka catches up).
+    /// Entries held now. Settles moka's pending bookkeeping first, so call
+    /// it when scraped, not per query.
     pub fn len(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |c| c.entry_count())
+        self.inner.as_ref().map_or(0, |c| {
+            c.run_pending_tasks();
+            c.entry_count()
+        })
     }
 
     pub fn is_empty(&self) -> bool {

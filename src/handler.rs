@@ -5,6 +5,7 @@
 use std::iter;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -17,6 +18,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use ipnet::IpNet;
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE, cname_target};
@@ -78,18 +80,71 @@ impl Outcome {
 /// A workspace-shaped name forwarded is at most one warning per this.
 const MISSING_WORKSPACE_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// Counts the queries being answered, so that a graceful stop can wait for
+/// them, and turns new ones away once the stop began.
+#[derive(Default)]
+pub struct InFlight {
+    stopping: AtomicBool,
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One query being answered; dropping it ends it.
+struct Entered<'a>(&'a InFlight);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.0.stopping.load(Ordering::Acquire)
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl InFlight {
+    /// `None` once stopping: the query is not taken (no answer, as if the
+    /// socket were already closed).
+    fn enter(&self) -> Option<Entered<'_>> {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        let entered = Entered(self);
+        (!self.stopping.load(Ordering::Acquire)).then_some(entered)
+    }
+
+    /// Stops taking queries and waits, at most `max`, for those in flight.
+    pub async fn drain(&self, max: Duration) {
+        self.stopping.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let idle = self.idle.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// The server's [`RequestHandler`]: reads a [`Snapshot`] per query.
 pub struct Handler {
     snapshot: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
+    in_flight: Arc<InFlight>,
     missing_workspace_log: RateLimited,
 }
 
 impl Handler {
-    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        metrics: Arc<Metrics>,
+        in_flight: Arc<InFlight>,
+    ) -> Self {
         Handler {
             snapshot,
             metrics,
+            in_flight,
             missing_workspace_log: RateLimited::new(MISSING_WORKSPACE_LOG_EVERY),
         }
     }
@@ -167,6 +222,12 @@ impl RequestHandler for Handler {
         response_handle: R,
     ) -> ResponseInfo {
         let started = Instant::now();
+        let Some(_entered) = self.in_flight.enter() else {
+            return ResponseInfo::from(Header {
+                metadata: Metadata::response_from_request(&request.metadata),
+                counts: HeaderCounts::default(),
+            });
+        };
         // An owned snapshot: it is held across the forwarding await.
         let snap = self.snapshot.load_full();
         let (outcome, info) = respond(&snap, request, response_handle).await;

@@ -287,69 +287,93 @@ fn fingerprint(files: &[PathBuf]) -> u64 {
     h.finish()
 }
 
-/// Reloads on changes in the config's folders until `stop`. Folders, not
-/// files, are watched: editors replace a file by renaming another over it,
-/// and Kubernetes swaps a ConfigMap by renaming its `..data` symlink, both
-/// of which a watch on the old file would miss.
-pub async fn watch(reloader: Arc<Reloader>, mode: WatchMode, stop: CancellationToken) {
-    // One pending signal is enough: the reload reads everything anyway.
-    let (tx, mut rx) = mpsc::channel::<()>(1);
-    let on_event = move |event: notify::Result<notify::Event>| {
-        // Reading the files ourselves shows up as access events: not a change.
-        if event.is_ok_and(|e| !matches!(e.kind, EventKind::Access(_))) {
-            let _ = tx.try_send(());
-        }
-    };
-    let watcher: notify::Result<Box<dyn Watcher + Send>> = match mode {
-        WatchMode::Off => return,
-        WatchMode::Notify => notify::recommended_watcher(on_event).map(|w| Box::new(w) as _),
-        WatchMode::Poll => notify::PollWatcher::new(
-            on_event,
-            notify::Config::default()
-                .with_poll_interval(POLL_INTERVAL)
-                .with_compare_contents(true),
-        )
-        .map(|w| Box::new(w) as _),
-    };
-    let mut watcher = match watcher {
-        Ok(w) => w,
-        Err(e) => {
-            error!("cannot watch the config files ({e}): reload with SIGHUP or POST /reload");
-            return;
-        }
-    };
-    let mut watched = Vec::new();
-    rewatch(watcher.as_mut(), &mut watched, reloader.watch_dirs().await);
-    loop {
-        tokio::select! {
-            got = rx.recv() => if got.is_none() { return },
-            () = stop.cancelled() => return,
-        }
-        // Wait for a quiet spell; each new event restarts the wait.
-        while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
-        // Failures are logged and counted inside.
-        let _ = reloader.reload(Trigger::File).await;
-        rewatch(watcher.as_mut(), &mut watched, reloader.watch_dirs().await);
-    }
+/// Watches the config's folders for changes. Folders, not files, are
+/// watched: editors replace a file by renaming another over it, and
+/// Kubernetes swaps a ConfigMap by renaming its `..data` symlink, both of
+/// which a watch on the old file would miss.
+pub struct FileWatch {
+    reloader: Arc<Reloader>,
+    watcher: Box<dyn Watcher + Send>,
+    watched: Vec<PathBuf>,
+    events: mpsc::Receiver<()>,
 }
 
-/// Watches exactly `want`. A folder that does not exist yet is skipped; its
-/// parent, the config's folder, sees it appear and the next reload adds it.
-fn rewatch(watcher: &mut (dyn Watcher + Send), watched: &mut Vec<PathBuf>, want: Vec<PathBuf>) {
-    watched.retain(|d| {
-        let keep = want.contains(d);
-        if !keep {
-            let _ = watcher.unwatch(d);
+impl FileWatch {
+    /// Starts watching now, so that a change made once this returns is seen;
+    /// `None` when `mode` is off or watching is impossible (logged).
+    pub async fn start(reloader: Arc<Reloader>, mode: WatchMode) -> Option<Self> {
+        // One pending signal is enough: the reload reads everything anyway.
+        let (tx, events) = mpsc::channel::<()>(1);
+        let on_event = move |event: notify::Result<notify::Event>| {
+            // Reading the files ourselves shows up as access events: not a change.
+            if event.is_ok_and(|e| !matches!(e.kind, EventKind::Access(_))) {
+                let _ = tx.try_send(());
+            }
+        };
+        let watcher: notify::Result<Box<dyn Watcher + Send>> = match mode {
+            WatchMode::Off => return None,
+            WatchMode::Notify => notify::recommended_watcher(on_event).map(|w| Box::new(w) as _),
+            WatchMode::Poll => notify::PollWatcher::new(
+                on_event,
+                notify::Config::default()
+                    .with_poll_interval(POLL_INTERVAL)
+                    .with_compare_contents(true),
+            )
+            .map(|w| Box::new(w) as _),
+        };
+        let watcher = match watcher {
+            Ok(w) => w,
+            Err(e) => {
+                error!("cannot watch the config files ({e}): reload with SIGHUP or POST /reload");
+                return None;
+            }
+        };
+        let mut watch = FileWatch {
+            reloader,
+            watcher,
+            watched: Vec::new(),
+            events,
+        };
+        watch.rewatch().await;
+        Some(watch)
+    }
+
+    /// Reloads after each burst of changes until `stop`.
+    pub async fn run(mut self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                got = self.events.recv() => if got.is_none() { return },
+                () = stop.cancelled() => return,
+            }
+            // Wait for a quiet spell; each new event restarts the wait.
+            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, self.events.recv()).await {}
+            // Failures are logged and counted inside.
+            let _ = self.reloader.reload(Trigger::File).await;
+            self.rewatch().await;
         }
-        keep
-    });
-    for dir in want {
-        if watched.contains(&dir) {
-            continue;
-        }
-        match watcher.watch(&dir, RecursiveMode::NonRecursive) {
-            Ok(()) => watched.push(dir),
-            Err(e) => debug!(dir = %dir.display(), "not watched yet: {e}"),
+    }
+
+    /// Watches exactly the folders the config now depends on. A folder that
+    /// does not exist yet is skipped; its parent, the config's folder, sees
+    /// it appear and the next reload adds it.
+    async fn rewatch(&mut self) {
+        let want = self.reloader.watch_dirs().await;
+        let watcher = &mut self.watcher;
+        self.watched.retain(|d| {
+            let keep = want.contains(d);
+            if !keep {
+                let _ = watcher.unwatch(d);
+            }
+            keep
+        });
+        for dir in want {
+            if self.watched.contains(&dir) {
+                continue;
+            }
+            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => self.watched.push(dir),
+                Err(e) => debug!(dir = %dir.display(), "not watched yet: {e}"),
+            }
         }
     }
 }

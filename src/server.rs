@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::handler::Handler;
+use crate::forward::QUERY_DEADLINE;
+use crate::handler::{Handler, InFlight};
 use crate::http::{self, Endpoints};
 use crate::metrics::Metrics;
-use crate::reload::{self, ReloadError, Reloader, WatchMode};
+use crate::reload::{self, FileWatch, ReloadError, Reloader, WatchMode};
 
 /// RFC 7766 §6.2.3: servers may close idle TCP connections; a few seconds is
 /// the usual choice (Unbound `tcp-idle-timeout` 30 s, BIND 30 s, dnsdist 5 s).
@@ -127,8 +128,15 @@ pub async fn run(
     let dns_addrs = listeners.dns_addrs();
     let http_addr = listeners.http_addr();
 
-    let mut server =
-        hickory_server::Server::new(Handler::new(reloader.snapshot().clone(), metrics.clone()));
+    // Watching starts before the first query is answered, so that a change
+    // made after that is never missed.
+    let watch = FileWatch::start(reloader.clone(), options.watch).await;
+    let in_flight = Arc::new(InFlight::default());
+    let mut server = hickory_server::Server::new(Handler::new(
+        reloader.snapshot().clone(),
+        metrics.clone(),
+        in_flight.clone(),
+    ));
     for s in listeners.udp {
         server.register_socket(s);
     }
@@ -145,11 +153,9 @@ pub async fn run(
         });
         tasks.push(tokio::spawn(http::serve(listener, endpoints, stop.clone())));
     }
-    tasks.push(tokio::spawn(reload::watch(
-        reloader.clone(),
-        options.watch,
-        stop.clone(),
-    )));
+    if let Some(watch) = watch {
+        tasks.push(tokio::spawn(watch.run(stop.clone())));
+    }
     #[cfg(unix)]
     if options.sighup {
         tasks.push(tokio::spawn(reload::on_sighup(
@@ -174,6 +180,9 @@ pub async fn run(
         () = shutdown => {
             info!("shutting down: no new queries, finishing those in flight");
             ready.store(false, Ordering::Relaxed);
+            // hickory's own stop drops the queries it is still answering, so
+            // wait for ours first; none takes longer than the query deadline.
+            in_flight.drain(QUERY_DEADLINE + Duration::from_millis(500)).await;
             server
                 .shutdown_gracefully()
                 .await

@@ -36,8 +36,10 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The metrics listener, when the config has `[metrics]`.
     pub http: Option<SocketAddr>,
-    pub dir: tempfile::TempDir,
+    /// The config's folder.
+    pub dir: PathBuf,
     pub config_path: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -57,7 +59,7 @@ impl Running {
 
     /// Writes a file relative to the config's folder.
     pub fn write(&self, rel: &str, text: &str) {
-        let p = self.dir.path().join(rel);
+        let p = self.dir.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
@@ -68,8 +70,7 @@ impl Running {
 }
 
 /// Writes `config_text` (plus `files`, relative to it) to a temp folder and
-/// starts amldns on 127.0.0.1:0 with it (and its metrics listener on
-/// 127.0.0.1:0 when the config has `[metrics]`).
+/// starts amldns with it.
 pub async fn start_with(config_text: &str, files: &[(&str, &str)], watch: WatchMode) -> Running {
     let dir = tempfile::tempdir().unwrap();
     for (rel, text) in files {
@@ -80,12 +81,21 @@ pub async fn start_with(config_text: &str, files: &[(&str, &str)], watch: WatchM
     let path: PathBuf = dir.path().join("amldns.toml");
     std::fs::write(&path, config_text).unwrap();
     let config = config::load(&path).unwrap_or_else(|e| panic!("config: {e}"));
+    let mut running = start_loaded(config, watch).await;
+    running._tmp = Some(dir);
+    running
+}
+
+/// Starts amldns on 127.0.0.1:0 with `config` (and its metrics listener on
+/// 127.0.0.1:0 when the config has `[metrics]`).
+pub async fn start_loaded(config: config::Config, watch: WatchMode) -> Running {
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let listeners = Listeners::bind(&[loopback], config.metrics.as_ref().map(|_| loopback))
         .await
         .unwrap();
     let addr = listeners.dns_addrs()[0];
     let http = listeners.http_addr();
+    let config_path = config.path.clone();
     let (tx, rx) = oneshot::channel();
     let options = Options {
         watch,
@@ -101,8 +111,9 @@ pub async fn start_with(config_text: &str, files: &[(&str, &str)], watch: WatchM
     Running {
         addr,
         http,
-        dir,
-        config_path: path,
+        dir: config_path.parent().unwrap().to_path_buf(),
+        config_path,
+        _tmp: None,
         stop: Some(tx),
         task: Some(task),
     }
@@ -171,8 +182,17 @@ impl StandIn {
         addr: SocketAddr,
         respond: impl Fn(&Message) -> Option<Message> + Send + Sync + 'static,
     ) -> Self {
+        Self::start_delayed(addr, Duration::ZERO, respond).await
+    }
+
+    /// Like `start_on`, answering each UDP question after `delay`.
+    pub async fn start_delayed(
+        addr: SocketAddr,
+        delay: Duration,
+        respond: impl Fn(&Message) -> Option<Message> + Send + Sync + 'static,
+    ) -> Self {
         let respond: Arc<Respond> = Arc::new(respond);
-        let udp = UdpSocket::bind(addr).await.unwrap();
+        let udp = Arc::new(UdpSocket::bind(addr).await.unwrap());
         let addr = udp.local_addr().unwrap();
         let tcp = TcpListener::bind(addr).await.unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -210,7 +230,11 @@ impl StandIn {
                             tc.metadata.truncation = true;
                             bytes = tc.to_vec().unwrap();
                         }
-                        let _ = udp.send_to(&bytes, peer).await;
+                        let udp = udp.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = udp.send_to(&bytes, peer).await;
+                        });
                     }
                 }
             })

@@ -1,0 +1,518 @@
+//! Operating amldns: metrics over HTTP, health, and hot reload by every
+//! trigger, through real sockets on loopback.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use amldns::metrics::*;
+use amldns::reload::WatchMode;
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+const API: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms";
+
+fn with_metrics(upstream: std::net::SocketAddr, rest: &str) -> String {
+    config_with(
+        upstream,
+        &format!("[metrics]\nlisten = \"127.0.0.1:9153\"\n{rest}"),
+    )
+}
+
+/// A table with one name, `ws.corp.example`, answering `ip`.
+fn one_name(upstream: std::net::SocketAddr, ip: &str) -> String {
+    with_metrics(
+        upstream,
+        &format!("[[record]]\nname = \"ws.corp.example\"\na = [\"{ip}\"]\n"),
+    )
+}
+
+async fn scrape(srv: &Running) -> String {
+    let (status, body) = http_request(srv.http(), "GET", "/metrics").await;
+    assert_eq!(status, 200);
+    body
+}
+
+async fn answer(srv: &Running, name: &str) -> Vec<String> {
+    addrs(&udp_query(srv.addr, name, RecordType::A).await)
+}
+
+/// Polls until `name` answers `ip`, for at most `within`.
+async fn wait_for_answer(srv: &Running, name: &str, ip: &str, within: Duration) {
+    let t = Instant::now();
+    loop {
+        if answer(srv, name).await == vec![ip.to_string()] {
+            return;
+        }
+        assert!(
+            t.elapsed() < within,
+            "{name} still does not answer {ip} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Exact counters after a known mix of queries.
+#[tokio::test]
+async fn metrics_count_a_known_mix_exactly() {
+    let up = StandIn::zone().await;
+    let srv = start(&with_metrics(up.addr, &workspace("public", ""))).await;
+    for _ in 0..3 {
+        assert_eq!(answer(&srv, API).await, vec!["10.1.0.5"]);
+    }
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    tcp_exchange(&mut tcp, &query_msg(API, RecordType::AAAA, None)).await;
+    assert_eq!(answer(&srv, "www.example.com").await, vec!["192.0.2.10"]);
+    answer(&srv, "nope.example.com").await;
+    assert_eq!(answer(&srv, "www.example.com").await, vec!["192.0.2.10"]);
+    let refused = query_msg(API, RecordType::A, None).to_vec().unwrap();
+    let other = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    udp_raw_from(other, srv.addr, &refused, IO_TIMEOUT)
+        .await
+        .unwrap();
+    let mut empty = query_msg("x.example.com", RecordType::A, None);
+    empty.queries.clear();
+    udp_exchange(srv.addr, &empty).await;
+
+    let m = scrape(&srv).await;
+    let q = |labels: &[(&str, &str)]| metric(&m, QUERIES_TOTAL, labels);
+    assert_eq!(q(&[("outcome", "local")]), 4.0, "{m}");
+    assert_eq!(
+        q(&[("outcome", "local"), ("protocol", "tcp"), ("qtype", "AAAA")]),
+        1.0
+    );
+    assert_eq!(q(&[("outcome", "forwarded")]), 2.0);
+    assert_eq!(q(&[("outcome", "cached")]), 1.0);
+    assert_eq!(q(&[("outcome", "refused")]), 1.0);
+    assert_eq!(q(&[("outcome", "error"), ("qtype", "other")]), 1.0);
+    assert_eq!(q(&[]), 9.0);
+    let r = |rcode| metric(&m, RESPONSES_TOTAL, &[("rcode", rcode)]);
+    assert_eq!(r("NOERROR"), 6.0);
+    assert_eq!(r("NXDOMAIN"), 1.0);
+    assert_eq!(r("REFUSED"), 1.0);
+    assert_eq!(r("FORMERR"), 1.0);
+    // The latency histogram counted every query, local ones in the first buckets.
+    assert_eq!(
+        metric(&m, &format!("{QUERY_DURATION_SECONDS}_count"), &[]),
+        9.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!("{QUERY_DURATION_SECONDS}_count"),
+            &[("outcome", "local")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!("{QUERY_DURATION_SECONDS}_bucket"),
+            &[("outcome", "local"), ("le", "2.5")]
+        ),
+        4.0
+    );
+    assert_eq!(metric(&m, CACHE_HITS_TOTAL, &[]), 1.0);
+    assert_eq!(metric(&m, CACHE_MISSES_TOTAL, &[]), 2.0);
+    assert_eq!(metric(&m, CACHE_ENTRIES, &[]), 2.0);
+    let upstream = up.addr.to_string();
+    assert_eq!(
+        metric(&m, UPSTREAM_REQUESTS_TOTAL, &[("upstream", &upstream)]),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!("{UPSTREAM_DURATION_SECONDS}_count"),
+            &[("upstream", &upstream)]
+        ),
+        2.0
+    );
+    assert_eq!(metric(&m, UPSTREAM_ERRORS_TOTAL, &[]), 0.0);
+    assert_eq!(metric(&m, TABLE_GENERATION, &[]), 1.0);
+    assert_eq!(metric(&m, TABLE_NAMES, &[]), 7.0);
+    assert_eq!(metric(&m, RELOADS_TOTAL, &[("result", "success")]), 1.0);
+    assert!(metric(&m, LAST_RELOAD_SUCCESS, &[]) > 1.7e9);
+    assert_eq!(metric(&m, BUILD_INFO, &[]), 1.0);
+    srv.stop().await;
+}
+
+/// Random types and names must not add series.
+#[tokio::test]
+async fn clients_cannot_grow_the_series() {
+    let up = StandIn::zone().await;
+    let srv = start(&with_metrics(up.addr, &workspace("public", ""))).await;
+    answer(&srv, API).await;
+    let before = scrape(&srv).await;
+    for i in 0..300u16 {
+        let qtype = RecordType::from(1000 + i * 7);
+        let name = format!("r{i}-{}.example.com", i * 31);
+        udp_query(srv.addr, &name, qtype).await;
+    }
+    let after = scrape(&srv).await;
+    for name in [
+        QUERIES_TOTAL,
+        RESPONSES_TOTAL,
+        UPSTREAM_REQUESTS_TOTAL,
+        UPSTREAM_ERRORS_TOTAL,
+    ] {
+        let grew = series_count(&after, name) - series_count(&before, name);
+        assert!(grew <= 1, "{name} grew by {grew} series:\n{after}");
+    }
+    assert_eq!(metric(&after, QUERIES_TOTAL, &[("qtype", "other")]), 300.0);
+    assert!(!after.contains("example.com"), "no query name in a label");
+    srv.stop().await;
+}
+
+/// SPEC §6: a forwarded workspace-shaped name is a workspace missing from the table.
+#[tokio::test]
+async fn forwarded_workspace_names_are_counted() {
+    let up = StandIn::zone().await;
+    let srv = start(&with_metrics(up.addr, &workspace("public", ""))).await;
+    let missing = "03ce50c0-2e18-48ad-9e4a-ca338f571072.workspace.eastus.api.azureml.ms";
+    answer(&srv, missing).await;
+    answer(&srv, missing).await;
+    answer(
+        &srv,
+        "ml-other-eastus-03ce50c0-2e18-48ad-9e4a-ca338f571072.eastus.notebooks.azure.net",
+    )
+    .await;
+    // Neither a local workspace name nor a public one counts.
+    answer(&srv, API).await;
+    answer(&srv, "eastus.api.azureml.ms").await;
+    let m = scrape(&srv).await;
+    assert_eq!(metric(&m, WORKSPACE_MISSING_TOTAL, &[]), 3.0, "{m}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_routes() {
+    let up = StandIn::zone().await;
+    let srv = start(&with_metrics(up.addr, "")).await;
+    let (status, body) = http_request(srv.http(), "GET", "/healthz").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["generation"], 1);
+    assert!(v["last_reload_error"].is_null());
+    assert_eq!(http_request(srv.http(), "GET", "/readyz").await.0, 200);
+    assert_eq!(http_request(srv.http(), "GET", "/nope").await.0, 404);
+    assert_eq!(http_request(srv.http(), "GET", "/reload").await.0, 405);
+    assert_eq!(http_request(srv.http(), "POST", "/metrics").await.0, 405);
+    srv.stop().await;
+}
+
+/// A broken config keeps the old table; the failure is counted, located and
+/// shown by /healthz; fixing it recovers.
+#[tokio::test]
+async fn broken_reload_keeps_serving_and_fixing_recovers() {
+    let up = StandIn::zone().await;
+    let srv = start(&one_name(up.addr, "10.9.0.1")).await;
+    let good = std::fs::read_to_string(&srv.config_path).unwrap();
+    let broken_ip = good.replace("10.9.0.1", "10.9.0.300");
+    let cases = [
+        (broken_ip.as_str(), "is not an IPv4 address"),
+        ("[server\n", "expected"),
+        (
+            &*format!("{good}[[import]]\npath = \"missing.json\"\n"),
+            "missing.json does not exist",
+        ),
+        (
+            &*format!("{good}[[record]]\nname = \"ws.corp.example\"\na = [\"10.9.9.9\"]\n"),
+            "two different answers",
+        ),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        std::fs::write(&srv.config_path, text).unwrap();
+        let (status, body) = http_request(srv.http(), "POST", "/reload").await;
+        assert_eq!(status, 422, "{body}");
+        assert!(body.contains(needle), "{body}");
+        assert_eq!(
+            answer(&srv, "ws.corp.example").await,
+            vec!["10.9.0.1"],
+            "old table serves"
+        );
+        let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
+        let v: serde_json::Value = serde_json::from_str(&health).unwrap();
+        let err = v["last_reload_error"].as_str().unwrap();
+        assert!(
+            err.starts_with(&srv.config_path.display().to_string()),
+            "located: {err}"
+        );
+        assert!(err.contains(needle), "{err}");
+        assert_eq!(v["generation"], 1);
+        let m = scrape(&srv).await;
+        assert_eq!(
+            metric(&m, RELOADS_TOTAL, &[("result", "failure")]),
+            (i + 1) as f64
+        );
+        assert_eq!(
+            metric(&m, TABLE_GENERATION, &[]),
+            1.0,
+            "generation unchanged"
+        );
+    }
+    std::fs::write(&srv.config_path, good.replace("10.9.0.1", "10.9.0.2")).unwrap();
+    let (status, body) = http_request(srv.http(), "POST", "/reload").await;
+    assert_eq!((status, body.trim()), (200, "{\"generation\":2}"));
+    assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.2"]);
+    let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
+    assert!(health.contains("\"last_reload_error\":null"), "{health}");
+    let m = scrape(&srv).await;
+    assert_eq!(metric(&m, TABLE_GENERATION, &[]), 2.0);
+    assert_eq!(metric(&m, RELOADS_TOTAL, &[("result", "success")]), 2.0);
+    srv.stop().await;
+}
+
+/// Upstreams and `allow` reload too, and the cache survives a reload.
+#[tokio::test]
+async fn upstreams_and_allow_reload() {
+    let first = StandIn::zone().await;
+    let second = StandIn::zone().await;
+    let srv = start(&one_name(first.addr, "10.9.0.1")).await;
+    answer(&srv, "www.example.com").await;
+    let text = std::fs::read_to_string(&srv.config_path).unwrap();
+    std::fs::write(
+        &srv.config_path,
+        text.replace(&first.addr.to_string(), &second.addr.to_string())
+            .replace("127.0.0.1/32", "127.0.0.0/8"),
+    )
+    .unwrap();
+    assert_eq!(http_request(srv.http(), "POST", "/reload").await.0, 200);
+    answer(&srv, "nope.example.com").await;
+    assert_eq!(second.seen_names(), vec!["nope.example.com"]);
+    assert_eq!(first.seen_names(), vec!["www.example.com"]);
+    // Still cached from before the reload: no upstream asked.
+    answer(&srv, "www.example.com").await;
+    assert_eq!(second.seen_names(), vec!["nope.example.com"]);
+    // 127.0.0.2 is allowed now.
+    let q = query_msg("ws.corp.example", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let bytes = udp_raw_from(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+        srv.addr,
+        &q,
+        IO_TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(addrs(&Message::from_vec(&bytes).unwrap()), vec!["10.9.0.1"]);
+    srv.stop().await;
+}
+
+/// The file watcher, for each way files really change.
+async fn watched(mode: WatchMode) {
+    let up = StandIn::zone().await;
+    let within = Duration::from_secs(5);
+    let cfg = format!(
+        "{}[[import]]\npath = \"pe/*.json\"\n",
+        one_name(up.addr, "10.9.0.1")
+    );
+    let srv = start_with(&cfg, &[], mode).await;
+    let good = std::fs::read_to_string(&srv.config_path).unwrap();
+    let dir = srv.dir.clone();
+    // Answering means running, and watching (it starts first).
+    assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.1"]);
+
+    // `cp` over the file: truncated and rewritten in place.
+    std::fs::write(&srv.config_path, good.replace("10.9.0.1", "10.9.0.2")).unwrap();
+    wait_for_answer(&srv, "ws.corp.example", "10.9.0.2", within).await;
+
+    // An editor: write a temp file, rename it over the config.
+    let tmp = dir.join(".amldns.toml.swp");
+    std::fs::write(&tmp, good.replace("10.9.0.1", "10.9.0.3")).unwrap();
+    std::fs::rename(&tmp, &srv.config_path).unwrap();
+    wait_for_answer(&srv, "ws.corp.example", "10.9.0.3", within).await;
+
+    // A new file matching the import glob, in a folder that did not exist.
+    srv.write(
+        "pe/new.json",
+        r#"[{"fqdn": "new.privatelink.blob.core.windows.net", "ipAddresses": ["10.9.1.1"]}]"#,
+    );
+    wait_for_answer(
+        &srv,
+        "new.privatelink.blob.core.windows.net",
+        "10.9.1.1",
+        within,
+    )
+    .await;
+    // ... and a second one in that folder, now watched.
+    srv.write(
+        "pe/second.json",
+        r#"[{"fqdn": "second.privatelink.blob.core.windows.net", "ipAddresses": ["10.9.1.2"]}]"#,
+    );
+    wait_for_answer(
+        &srv,
+        "second.privatelink.blob.core.windows.net",
+        "10.9.1.2",
+        within,
+    )
+    .await;
+
+    // Broken, then fixed: the old table serves in between.
+    std::fs::write(&srv.config_path, "[server\n").unwrap();
+    let t = Instant::now();
+    loop {
+        let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
+        if health.contains("expected") {
+            break;
+        }
+        assert!(t.elapsed() < within, "broken config not noticed: {health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.3"]);
+    std::fs::write(&srv.config_path, good.replace("10.9.0.1", "10.9.0.4")).unwrap();
+    wait_for_answer(&srv, "ws.corp.example", "10.9.0.4", within).await;
+    let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
+    assert!(health.contains("\"last_reload_error\":null"), "{health}");
+
+    // A burst of writes compiles once (debounced), well under one per write.
+    let m = scrape(&srv).await;
+    let before = metric(&m, RELOADS_TOTAL, &[]);
+    for i in 0..20 {
+        std::fs::write(
+            &srv.config_path,
+            good.replace("10.9.0.1", &format!("10.9.2.{i}")),
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    wait_for_answer(&srv, "ws.corp.example", "10.9.2.19", within).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reloads = metric(&scrape(&srv).await, RELOADS_TOTAL, &[]) - before;
+    assert!(
+        (1.0..=4.0).contains(&reloads),
+        "{reloads} reloads for a burst of 20 writes"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn file_changes_reload_with_inotify() {
+    watched(WatchMode::Notify).await;
+}
+
+#[tokio::test]
+async fn file_changes_reload_by_polling() {
+    watched(WatchMode::Poll).await;
+}
+
+/// A Kubernetes ConfigMap volume: files are symlinks through `..data`, and an
+/// update renames a new `..data` symlink over the old one.
+#[tokio::test]
+async fn configmap_symlink_swap_reloads() {
+    let up = StandIn::zone().await;
+    let root = tempfile::tempdir().unwrap();
+    let vol = root.path();
+    let v1 = vol.join("..2026_11_22_17_00_00.1");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::write(v1.join("amldns.toml"), one_name(up.addr, "10.9.0.1")).unwrap();
+    std::os::unix::fs::symlink("..2026_11_22_17_00_00.1", vol.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/amldns.toml", vol.join("amldns.toml")).unwrap();
+
+    let config = amldns::config::load(&vol.join("amldns.toml")).unwrap();
+    let srv = start_loaded(config, WatchMode::Notify).await;
+    assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.1"]);
+
+    // What the kubelet does: a new timestamped folder, a `..data_tmp`
+    // symlink to it, renamed over `..data`, the old folder removed.
+    let v2 = vol.join("..2026_11_22_17_05_00.2");
+    std::fs::create_dir(&v2).unwrap();
+    std::fs::write(v2.join("amldns.toml"), one_name(up.addr, "10.9.0.2")).unwrap();
+    std::os::unix::fs::symlink("..2026_11_22_17_05_00.2", vol.join("..data_tmp")).unwrap();
+    std::fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
+    std::fs::remove_dir_all(&v1).unwrap();
+    wait_for_answer(&srv, "ws.corp.example", "10.9.0.2", Duration::from_secs(5)).await;
+    srv.stop().await;
+    drop(root);
+}
+
+/// 200 reloads while a client keeps querying: every query answered, each
+/// answer from the old table or the new one.
+#[tokio::test]
+async fn reloads_under_load_lose_nothing() {
+    let up = StandIn::zone().await;
+    let srv = start(&one_name(up.addr, "10.9.0.1")).await;
+    let texts = [
+        std::fs::read_to_string(&srv.config_path).unwrap(),
+        std::fs::read_to_string(&srv.config_path)
+            .unwrap()
+            .replace("10.9.0.1", "10.9.0.2"),
+    ];
+    let addr = srv.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut answered = 0u32;
+            // Bounded: at most 100,000 queries, or until the reloads end.
+            for _ in 0..100_000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let r = udp_query(addr, "ws.corp.example", RecordType::A).await;
+                assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+                let got = addrs(&r);
+                assert!(
+                    got == ["10.9.0.1"] || got == ["10.9.0.2"],
+                    "an answer from neither table: {got:?}"
+                );
+                answered += 1;
+            }
+            answered
+        })
+    };
+    for i in 0..200 {
+        std::fs::write(&srv.config_path, &texts[(i + 1) % 2]).unwrap();
+        let (status, body) = http_request(srv.http(), "POST", "/reload").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered = client.await.unwrap();
+    assert!(
+        answered >= 200,
+        "only {answered} queries ran during the reloads"
+    );
+    let m = scrape(&srv).await;
+    assert_eq!(metric(&m, TABLE_GENERATION, &[]), 201.0);
+    assert_eq!(metric(&m, RELOADS_TOTAL, &[("result", "success")]), 201.0);
+    assert_eq!(metric(&m, RESPONSES_TOTAL, &[]), answered as f64);
+    srv.stop().await;
+}
+
+/// The metrics listener caps its connections and closes idle ones.
+#[tokio::test]
+async fn http_connections_are_bounded() {
+    let up = StandIn::zone().await;
+    let srv = start(&with_metrics(up.addr, "")).await;
+    let mut idle = Vec::new();
+    for _ in 0..amldns::http::MAX_CONNECTIONS {
+        idle.push(TcpStream::connect(srv.http()).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Over the cap: closed without an answer.
+    let mut extra = TcpStream::connect(srv.http()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(IO_TIMEOUT, extra.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the connection over the cap is closed");
+    // Idle connections are closed once the header timeout passes.
+    let t = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(10), idle[0].read(&mut buf))
+        .await
+        .expect("an idle connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(t.elapsed() <= amldns::http::HEADER_TIMEOUT + Duration::from_secs(1));
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(http_request(srv.http(), "GET", "/healthz").await.0, 200);
+    srv.stop().await;
+}
