@@ -235,7 +235,7 @@ fn format_table(table: &ZoneTable) -> String {
                     t.to_string(),
                     n.ttl.to_string(),
                     v,
-                    n.source.to_string(),
+                    table.source(n),
                 ]
             })
         })
@@ -268,8 +268,8 @@ fn format_json(table: &ZoneTable) -> String {
                 "name": n.name.as_ref(),
                 "ttl": n.ttl,
                 "zone": table.apex(n),
-                "source": n.source.to_string(),
-                "at": n.at.to_string(),
+                "source": table.source(n),
+                "at": table.origin(n).at.to_string(),
             });
             match &n.data {
                 Data::Addrs { v4, v6 } => {

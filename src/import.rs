@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::config::{Location, domain_name};
+use crate::config::{Lines, Location, domain_name};
 
 /// One name from an import file and its addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,9 +141,21 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<ImportedName>, ImportError> 
     // private DNS zone group is attached. The caller warns about it.
     let pairs = pairs.map_err(|_| bad_shape("not a private-endpoint or NIC shape"))?;
 
+    // Values are met in document order (almost: object keys come sorted), so
+    // each search starts where the last one matched, keeping a large file
+    // linear; a miss searches again from the top.
+    let lines = Lines::new(file, text);
+    let cursor = std::cell::Cell::new(0);
     let locate = |s: &str| {
         let needle = format!("\"{s}\"");
-        Location::of_offset(file, text, text.find(&needle).unwrap_or(0))
+        let from = cursor.get();
+        let at = text[from..]
+            .find(&needle)
+            .map(|i| i + from)
+            .or_else(|| text.find(&needle))
+            .unwrap_or(0);
+        cursor.set(at);
+        lines.locate(at)
     };
     let mut out = Vec::new();
     for (fqdn, ips) in pairs {

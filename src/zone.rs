@@ -5,7 +5,7 @@
 //! the final dot (see [`NameKey`]) and do not allocate unless the answer is a
 //! CNAME chain.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -59,27 +59,20 @@ impl fmt::Display for Data {
     }
 }
 
-/// Where a name came from, for `amldns records` and for error messages.
+/// Where names came from: a workspace, a `[[record]]` or an import file, and
+/// the place it was written. Shared by all the names it gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    Workspace {
-        name: String,
-        purpose: names::Purpose,
-    },
-    Record,
-    Import,
+pub struct Origin {
+    pub kind: OriginKind,
+    pub at: Location,
 }
 
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Workspace { name, purpose } => {
-                write!(f, "workspace {name} ({})", purpose.as_str())
-            }
-            Source::Record => f.write_str("record"),
-            Source::Import => f.write_str("import"),
-        }
-    }
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginKind {
+    /// The workspace's name.
+    Workspace(String),
+    Record,
+    Import,
 }
 
 /// One name of the table.
@@ -91,8 +84,10 @@ pub struct Node {
     pub ttl: u32,
     /// Index into the table's zone apexes.
     apex: u32,
-    pub source: Source,
-    pub at: Location,
+    /// Index into the table's origins.
+    origin: u32,
+    /// What a workspace's name is for.
+    pub purpose: Option<names::Purpose>,
 }
 
 /// The record types the table distinguishes; everything else is `Other`.
@@ -168,6 +163,7 @@ pub struct ZoneTable {
     /// Wildcard nodes by the parent they stand under (`*.x` → `x`).
     wildcards: HashMap<Box<str>, u32>,
     apexes: Vec<Box<str>>,
+    origins: Vec<Origin>,
     /// TTL of negative answers (the SOA minimum).
     negative_ttl: u32,
 }
@@ -181,6 +177,7 @@ impl ZoneTable {
             exact: HashMap::new(),
             wildcards: HashMap::new(),
             apexes: Vec::new(),
+            origins: Vec::new(),
             negative_ttl,
         }
     }
@@ -192,11 +189,12 @@ impl ZoneTable {
         let ttl = config.zone.ttl;
         let mut entries: Vec<Node> = Vec::new();
         let mut zones: Vec<String> = Vec::new();
-        let mut push = |name: String, data: Data, ttl: u32, zone: String, source, at: &Location| {
-            let apex = match zones.iter().position(|z| *z == zone) {
+        let mut origins: Vec<Origin> = Vec::new();
+        let mut push = |name: String, data: Data, ttl: u32, zone: &str, purpose| {
+            let apex = match zones.iter().position(|z| z == zone) {
                 Some(i) => i,
                 None => {
-                    zones.push(zone);
+                    zones.push(zone.to_string());
                     zones.len() - 1
                 }
             };
@@ -205,51 +203,63 @@ impl ZoneTable {
                 data,
                 ttl,
                 apex: apex as u32,
-                source,
-                at: at.clone(),
+                // The origin pushed last is this entry's.
+                origin: 0,
+                purpose,
             });
         };
+        let mut origin_of = Vec::new();
         for ws in &config.workspaces {
+            origins.push(Origin {
+                kind: OriginKind::Workspace(ws.value.name.clone()),
+                at: ws.at.clone(),
+            });
             for d in names::derive(&ws.value, config.zone.answer) {
                 let data = match d.target {
                     Target::Addr(ip) => Data::from_addrs(&[ip]),
                     Target::Alias(t) => Data::Alias(t.into()),
                 };
-                let source = Source::Workspace {
-                    name: ws.value.name.clone(),
-                    purpose: d.purpose,
-                };
-                push(d.name, data, ttl, d.zone.to_string(), source, &ws.at);
+                push(d.name, data, ttl, d.zone, Some(d.purpose));
+                origin_of.push(origins.len() - 1);
             }
         }
         for r in &config.records {
+            origins.push(Origin {
+                kind: OriginKind::Record,
+                at: r.at.clone(),
+            });
             let data = match &r.value.answer {
                 RecordAnswer::Addrs(a) => Data::from_addrs(a),
                 RecordAnswer::Cname(t) => Data::Alias(t.as_str().into()),
             };
             let zone = names::apex_of(&r.value.name);
-            let ttl = r.value.ttl.unwrap_or(ttl);
-            push(r.value.name.clone(), data, ttl, zone, Source::Record, &r.at);
+            push(
+                r.value.name.clone(),
+                data,
+                r.value.ttl.unwrap_or(ttl),
+                &zone,
+                None,
+            );
+            origin_of.push(origins.len() - 1);
         }
         for i in &config.imports {
+            origins.push(Origin {
+                kind: OriginKind::Import,
+                at: i.at.clone(),
+            });
             let zone = names::apex_of(&i.name);
-            push(
-                i.name.clone(),
-                Data::from_addrs(&i.addrs),
-                ttl,
-                zone,
-                Source::Import,
-                &i.at,
-            );
+            push(i.name.clone(), Data::from_addrs(&i.addrs), ttl, &zone, None);
+            origin_of.push(origins.len() - 1);
+        }
+        for (e, o) in entries.iter_mut().zip(origin_of) {
+            e.origin = o as u32;
         }
 
-        let mut by_name: BTreeMap<Box<str>, Vec<Node>> = BTreeMap::new();
-        for e in entries {
-            by_name.entry(e.name.clone()).or_default().push(e);
-        }
-        let mut nodes = Vec::with_capacity(by_name.len());
-        for group in by_name.values() {
-            nodes.push(pick(group, &by_name)?);
+        // Sorted by name, definitions of one name in the order written.
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut nodes = Vec::new();
+        for group in entries.chunk_by(|a, b| a.name == b.name) {
+            nodes.push(pick(group, &entries, &origins)?);
         }
 
         let mut table = ZoneTable {
@@ -257,6 +267,7 @@ impl ZoneTable {
             exact: HashMap::with_capacity(nodes.len()),
             wildcards: HashMap::new(),
             apexes: zones.into_iter().map(Into::into).collect(),
+            origins,
             negative_ttl: ttl,
             nodes,
         };
@@ -283,7 +294,7 @@ impl ZoneTable {
                 hops += 1;
                 if hops > MAX_CHAIN || t.as_ref() == node.name.as_ref() {
                     return Err(ConfigError::Invalid {
-                        at: node.at.clone(),
+                        at: self.origin(node).at.clone(),
                         message: format!(
                             "CNAME chain from {} loops or is longer than {MAX_CHAIN} hops",
                             node.name
@@ -334,6 +345,16 @@ impl ZoneTable {
     /// The zone apex of `node`.
     pub fn apex(&self, node: &Node) -> &str {
         &self.apexes[node.apex as usize]
+    }
+
+    /// Where `node` was defined.
+    pub fn origin(&self, node: &Node) -> &Origin {
+        &self.origins[node.origin as usize]
+    }
+
+    /// What gave `node`, e.g. "workspace mlw-contoso (api)", "record", "import".
+    pub fn source(&self, node: &Node) -> String {
+        describe(node, &self.origins)
     }
 
     /// The node answering `name` (lower-case, no final dot): an exact name
@@ -410,13 +431,18 @@ impl ZoneTable {
 /// alias and addresses agree when the alias leads to those same addresses
 /// (a derived `cname`-mode name and an imported A record, say), and the alias
 /// is kept; anything else is an error at the later entry.
-fn pick(group: &[Node], all: &BTreeMap<Box<str>, Vec<Node>>) -> Result<Node, ConfigError> {
+fn pick(group: &[Node], sorted: &[Node], origins: &[Origin]) -> Result<Node, ConfigError> {
     let first = &group[0];
     let mut kept = first;
+    // The first definition of `name`, found in the sorted entries.
+    let defined = |name: &str| {
+        let i = sorted.partition_point(|e| e.name.as_ref() < name);
+        sorted.get(i).filter(|e| e.name.as_ref() == name)
+    };
     for other in &group[1..] {
         let agree = |a: &Node, b: &Node| {
             a.data == b.data
-                || matches!(&a.data, Data::Alias(t) if all.get(t).is_some_and(|g| g[0].data == b.data))
+                || matches!(&a.data, Data::Alias(t) if defined(t).is_some_and(|d| d.data == b.data))
         };
         if agree(kept, other) {
             continue;
@@ -425,8 +451,12 @@ fn pick(group: &[Node], all: &BTreeMap<Box<str>, Vec<Node>>) -> Result<Node, Con
             kept = other;
             continue;
         }
-        let hint = match (&first.source, &other.source) {
-            (Source::Workspace { .. }, Source::Workspace { .. })
+        let (a, b) = (
+            &origins[first.origin as usize],
+            &origins[other.origin as usize],
+        );
+        let hint = match (&a.kind, &b.kind) {
+            (OriginKind::Workspace(_), OriginKind::Workspace(_))
                 if first.name.starts_with("*.") =>
             {
                 ": two workspaces in one region ask for this wildcard with different IPs; \
@@ -435,14 +465,28 @@ fn pick(group: &[Node], all: &BTreeMap<Box<str>, Vec<Node>>) -> Result<Node, Con
             _ => "",
         };
         return Err(ConfigError::Invalid {
-            at: other.at.clone(),
+            at: b.at.clone(),
             message: format!(
                 "{} is given two different answers: {} here ({}), but {} at {} ({}){hint}",
-                other.name, other.data, other.source, first.data, first.at, first.source
+                other.name,
+                other.data,
+                describe(other, origins),
+                first.data,
+                a.at,
+                describe(first, origins)
             ),
         });
     }
     Ok(kept.clone())
+}
+
+fn describe(node: &Node, origins: &[Origin]) -> String {
+    match (&origins[node.origin as usize].kind, node.purpose) {
+        (OriginKind::Workspace(name), Some(p)) => format!("workspace {name} ({})", p.as_str()),
+        (OriginKind::Workspace(name), None) => format!("workspace {name}"),
+        (OriginKind::Record, _) => "record".into(),
+        (OriginKind::Import, _) => "import".into(),
+    }
 }
 
 /// A query name as the table keys it: lower-case ASCII, labels joined by `.`,
