@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 use crate::config::{self, Config};
 use crate::logging;
 use crate::names;
-use crate::reload::WatchMode;
+use crate::reload::{ReloadError, WatchMode};
 use crate::server::{self, Listeners, Options};
 use crate::zone::{Data, ZoneTable};
 
@@ -98,16 +98,6 @@ fn load(path: &std::path::Path) -> Option<(Config, ZoneTable)> {
 
 fn serve(path: &std::path::Path, watch: WatchMode, log_format: logging::Format) -> ExitCode {
     logging::init(log_format);
-    let config = match config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    for w in &config.warnings {
-        warn!("{w}");
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -115,13 +105,28 @@ fn serve(path: &std::path::Path, watch: WatchMode, log_format: logging::Format) 
             return ExitCode::FAILURE;
         }
     };
-    let options = Options {
-        watch,
-        sighup: true,
-    };
     let served = runtime.block_on(async {
+        // First of all: SIGHUP's default action would end the process, and
+        // `systemctl reload` may come at any time after the start.
+        #[cfg(unix)]
+        let sighup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!("cannot listen for SIGHUP: {e}");
+                None
+            }
+        };
+        let config = config::load(path).map_err(ReloadError::from)?;
+        for w in &config.warnings {
+            warn!("{w}");
+        }
         let metrics = config.metrics.as_ref().map(|m| m.listen);
         let listeners = Listeners::bind(&config.server.listen, metrics).await?;
+        let options = Options {
+            watch,
+            #[cfg(unix)]
+            sighup,
+        };
         server::run(config, listeners, options, shutdown_signal()).await
     });
     match served {

@@ -5,7 +5,9 @@
 //! value checks happen here; checks across the whole table (two answers for
 //! one name) happen when the zone table is compiled, with the same locations.
 
+use std::collections::hash_map::DefaultHasher;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -50,6 +52,10 @@ impl<'a> Lines<'a> {
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
         Lines { file, text, starts }
+    }
+
+    pub fn text(&self) -> &'a str {
+        self.text
     }
 
     /// The location of byte `offset`.
@@ -241,11 +247,9 @@ pub struct Config {
     pub records: Vec<Located<Record>>,
     pub imports: Vec<ImportedName>,
     pub warnings: Vec<Warning>,
-    /// Folders whose changes may change this configuration: the config
-    /// file's, and each import's (where its glob starts).
-    pub watch_dirs: Vec<PathBuf>,
-    /// Every file read: the config and each import file.
-    pub sources: Vec<PathBuf>,
+    /// A hash of the text of the config and of every import file, exactly
+    /// as read and parsed: equal fingerprints, equal configurations.
+    pub fingerprint: u64,
 }
 
 /// A value and where it was written.
@@ -525,14 +529,9 @@ impl Cx<'_> {
             .collect::<Result<Vec<_>, ConfigError>>()?;
 
         let mut imports = Vec::new();
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut watch_dirs = vec![dir.to_path_buf()];
-        let mut sources = vec![self.path.to_path_buf()];
+        let mut fingerprint = DefaultHasher::new();
+        self.lines.text().hash(&mut fingerprint);
         for i in &import {
-            let base = import::base_dir(self.path, i.path.get_ref());
-            if !watch_dirs.contains(&base) {
-                watch_dirs.push(base);
-            }
             let loaded = import::load(self.path, i.path.get_ref()).map_err(|e| match e {
                 import::ImportError::Pattern(message) => self.err(&i.path, message),
                 import::ImportError::At { at, message } => ConfigError::Invalid { at, message },
@@ -557,7 +556,7 @@ impl Cx<'_> {
                 });
             }
             imports.extend(loaded.names);
-            sources.extend(loaded.paths);
+            loaded.digest.hash(&mut fingerprint);
         }
         warnings.extend(import_warnings(&imports, &workspaces));
 
@@ -578,8 +577,7 @@ impl Cx<'_> {
             records,
             imports,
             warnings,
-            watch_dirs,
-            sources,
+            fingerprint: fingerprint.finish(),
         })
     }
 
@@ -817,6 +815,47 @@ impl Cx<'_> {
         };
         Ok(Record { name, answer, ttl })
     }
+}
+
+/// Folders whose changes may change the configuration at `path`: the
+/// config's folder (and its real one, through a symlink), each import's base
+/// folder, and the folder of every file an import matches now. Read
+/// leniently, so that a config that does not load still names its imports
+/// and fixing them is noticed.
+pub fn watch_dirs(path: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut add = |d: &Path| {
+        if !dirs.iter().any(|x| x == d) {
+            dirs.push(d.to_path_buf());
+        }
+    };
+    let folder_of = |f: &Path| f.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let real_folder_of = |f: &Path| std::fs::canonicalize(f).ok().map(|r| folder_of(&r));
+    add(&folder_of(path));
+    if let Some(d) = real_folder_of(path) {
+        add(&d);
+    }
+    let table = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok());
+    let imports = table
+        .as_ref()
+        .and_then(|t| t.get("import"))
+        .and_then(toml::Value::as_array);
+    for pattern in imports
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("path")?.as_str())
+    {
+        add(&import::base_dir(path, pattern));
+        for f in import::files(path, pattern).unwrap_or_default() {
+            add(&folder_of(&f));
+            if let Some(d) = real_folder_of(&f) {
+                add(&d);
+            }
+        }
+    }
+    dirs
 }
 
 /// Checks a domain name as amldns stores it: lower-case, no final dot, labels

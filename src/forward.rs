@@ -59,6 +59,8 @@ struct Upstream {
     failed_at_ms: AtomicU64,
     requests: IntCounter,
     duration: Histogram,
+    /// By [`crate::metrics::UPSTREAM_ERROR_KINDS`].
+    errors: [IntCounter; 5],
 }
 
 /// The forwarding side: upstreams, their health, and the cache.
@@ -112,6 +114,7 @@ impl Forwarder {
                     failed_at_ms: AtomicU64::new(0),
                     requests: metrics.upstream_requests.with_label_values(&[&label]),
                     duration: metrics.upstream_duration.with_label_values(&[&label]),
+                    errors: metrics.upstream_errors_of(&label),
                 }
             })
             .collect::<Vec<_>>();
@@ -156,6 +159,7 @@ impl Forwarder {
             let try_for = self.per_try.min(left);
             up.requests.inc();
             let started = Instant::now();
+            // The kind, an index into metrics::UPSTREAM_ERROR_KINDS.
             let error = match tokio::time::timeout(try_for, self.ask(up, &qname, qtype)).await {
                 Ok(Ok(reply)) => {
                     up.duration.observe(started.elapsed().as_secs_f64());
@@ -174,25 +178,22 @@ impl Forwarder {
                     debug!(upstream = %up.addr, %qname, %rcode, "upstream error rcode");
                     last_rcode = Some(rcode);
                     match rcode {
-                        ResponseCode::ServFail => "servfail",
-                        ResponseCode::Refused => "refused",
-                        _ => "rcode",
+                        ResponseCode::ServFail => 2,
+                        ResponseCode::Refused => 3,
+                        _ => 4,
                     }
                 }
                 Ok(Err(None)) => {
                     self.mark_failed(up);
-                    "network"
+                    1
                 }
                 Err(_elapsed) => {
                     debug!(upstream = %up.addr, %qname, ?try_for, "upstream timed out");
                     self.mark_failed(up);
-                    "timeout"
+                    0
                 }
             };
-            self.metrics
-                .upstream_errors
-                .with_label_values(&[&up.addr.to_string(), error])
-                .inc();
+            up.errors[error].inc();
         }
         match last_rcode {
             Some(rcode) => Forwarded::Reply {
@@ -261,6 +262,15 @@ impl Forwarder {
     /// The settings it was built from.
     pub fn config(&self) -> &UpstreamConfig {
         &self.config
+    }
+
+    /// Drops the metric series of upstreams that `next` no longer has.
+    pub fn forget_upstreams_not_in(&self, next: &UpstreamConfig) {
+        for up in &self.upstreams {
+            if !next.servers.contains(&up.addr) {
+                self.metrics.forget_upstream(&up.addr.to_string());
+            }
+        }
     }
 
     /// Upstreams in the order to try them: healthy ones (and those whose

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE, cname_target};
 use crate::logging::RateLimited;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, Outcome, Transport};
 use crate::names;
 use crate::zone::{End, Lookup, NameKey, QType, ZoneTable};
 
@@ -49,39 +49,11 @@ impl Snapshot {
     }
 }
 
-/// How a query ended (SPEC §6); the per-query log and the metrics read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Answered from the zone table.
-    Local,
-    /// Answered by an upstream.
-    Forwarded,
-    /// Answered from the cache.
-    Cached,
-    /// Client outside `allow`, or a question we do not serve.
-    Refused,
-    /// Malformed or not a standard query (FORMERR, NOTIMP, BADVERS), or no
-    /// upstream answered in time (SERVFAIL).
-    Error,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Local => "local",
-            Outcome::Forwarded => "forwarded",
-            Outcome::Cached => "cached",
-            Outcome::Refused => "refused",
-            Outcome::Error => "error",
-        }
-    }
-}
-
 /// A workspace-shaped name forwarded is at most one warning per this.
 const MISSING_WORKSPACE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Counts the queries being answered, so that a graceful stop can wait for
-/// them, and turns new ones away once the stop began.
+/// them, and tells new ones apart once the stop began.
 #[derive(Default)]
 pub struct InFlight {
     stopping: AtomicBool,
@@ -94,8 +66,10 @@ struct Entered<'a>(&'a InFlight);
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1
-            && self.0.stopping.load(Ordering::Acquire)
+        // SeqCst on both sides: the stop sees this query, or this query sees
+        // the stop (and wakes it).
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.0.stopping.load(Ordering::SeqCst)
         {
             self.0.idle.notify_waiters();
         }
@@ -103,21 +77,22 @@ impl Drop for Entered<'_> {
 }
 
 impl InFlight {
-    /// `None` once stopping: the query is not taken (no answer, as if the
-    /// socket were already closed).
-    fn enter(&self) -> Option<Entered<'_>> {
-        self.count.fetch_add(1, Ordering::AcqRel);
-        let entered = Entered(self);
-        (!self.stopping.load(Ordering::Acquire)).then_some(entered)
+    /// Counts a query in; the flag says whether the stop has begun.
+    fn enter(&self) -> (Entered<'_>, bool) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        (Entered(self), self.stopping.load(Ordering::SeqCst))
     }
 
-    /// Stops taking queries and waits, at most `max`, for those in flight.
+    /// From now on, new queries get REFUSED (so stubs move to their next
+    /// server at once); waits, at most `max`, for those already in flight.
     pub async fn drain(&self, max: Duration) {
-        self.stopping.store(true, Ordering::Release);
+        self.stopping.store(true, Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + max;
         loop {
             let idle = self.idle.notified();
-            if self.count.load(Ordering::Acquire) == 0 {
+            // Each query counts itself in before it looks at the flag, so a
+            // count of 1 here may be one that will be refused at once.
+            if self.count.load(Ordering::SeqCst) == 0 {
                 return;
             }
             if tokio::time::timeout_at(deadline, idle).await.is_err() {
@@ -160,22 +135,19 @@ impl Handler {
         took: Duration,
     ) {
         let query = request.queries.queries().first();
-        let qtype = query.map_or(0, |q| u16::from(q.query_type()));
-        let protocol = match request.protocol() {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-            _ => "other",
+        let transport = match request.protocol() {
+            Protocol::Udp => Transport::Udp,
+            Protocol::Tcp => Transport::Tcp,
+            _ => Transport::Other,
         };
-        let m = &self.metrics;
-        m.queries
-            .with_label_values(&[protocol, metrics::qtype_label(qtype), outcome.as_str()])
-            .inc();
-        m.responses
-            .with_label_values(&[metrics::rcode_label(u16::from(rcode))])
-            .inc();
-        m.query_duration
-            .with_label_values(&[outcome.as_str()])
-            .observe(took.as_secs_f64());
+        let qtype = query.map_or(0, |q| u16::from(q.query_type()));
+        self.metrics.query(
+            transport,
+            qtype,
+            outcome,
+            u16::from(rcode),
+            took.as_secs_f64(),
+        );
 
         // SPEC §6: a workspace name the table lacks is about to be reached
         // over the public internet.
@@ -185,7 +157,7 @@ impl Handler {
                 .as_ref()
                 .and_then(|k| names::workspace_id_in(k.as_str()))
             {
-                m.workspace_missing.inc();
+                self.metrics.workspace_missing.inc();
                 if let Some(held_back) = self.missing_workspace_log.check() {
                     warn!(
                         name = %q.original().name(),
@@ -222,15 +194,10 @@ impl RequestHandler for Handler {
         response_handle: R,
     ) -> ResponseInfo {
         let started = Instant::now();
-        let Some(_entered) = self.in_flight.enter() else {
-            return ResponseInfo::from(Header {
-                metadata: Metadata::response_from_request(&request.metadata),
-                counts: HeaderCounts::default(),
-            });
-        };
+        let (_entered, stopping) = self.in_flight.enter();
         // An owned snapshot: it is held across the forwarding await.
         let snap = self.snapshot.load_full();
-        let (outcome, info) = respond(&snap, request, response_handle).await;
+        let (outcome, info) = respond(&snap, request, response_handle, stopping).await;
         self.record(
             &snap,
             request,
@@ -267,6 +234,7 @@ async fn respond<R: ResponseHandler>(
     snap: &Snapshot,
     request: &Request,
     response_handle: R,
+    stopping: bool,
 ) -> (Outcome, ResponseInfo) {
     // RFC 6891 §6.1.1: answer with OPT when the query had one, and never
     // promise more than the 1232 bytes that survive the path (DNS Flag Day
@@ -277,7 +245,11 @@ async fn respond<R: ResponseHandler>(
         e.set_version(0);
         e
     });
-    let answer = check_and_answer(snap, request).await;
+    let answer = if stopping {
+        Answer::error(ResponseCode::Refused, Outcome::Refused)
+    } else {
+        check_and_answer(snap, request).await
+    };
     let outcome = answer.outcome;
     let info = send(request, response_handle, resp_edns.as_ref(), answer).await;
     (outcome, info)

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::metrics::Metrics;
-use crate::reload::{Reloader, Trigger};
+use crate::reload::{ReloadError, Reloader, Trigger};
 
 /// Scrapers and probes need a handful of connections; more is a misbehaving client.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -62,7 +62,10 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: Cance
                 let endpoints = endpoints.clone();
                 async move { Ok::<_, Infallible>(route(&endpoints, req).await) }
             });
+            // No keep-alive: the deadline below would cut a reused connection
+            // mid-scrape; a scrape every few seconds can afford a handshake.
             let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
@@ -77,7 +80,8 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: Cance
 async fn route(e: &Endpoints, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => {
-            e.metrics.cache_entries.set(e.reloader.cache().len() as i64);
+            let cache_len = e.reloader.snapshot().load().forwarder.cache().len();
+            e.metrics.cache_entries.set(cache_len as i64);
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -108,7 +112,15 @@ async fn route(e: &Endpoints, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 )
             }
         }
-        (&Method::POST, "/reload") => match e.reloader.reload(Trigger::Http).await {
+        // In a task of its own: a client that goes away does not cancel a
+        // reload half done.
+        (&Method::POST, "/reload") => match tokio::spawn({
+            let reloader = e.reloader.clone();
+            async move { reloader.reload(Trigger::Http).await }
+        })
+        .await
+        .unwrap_or_else(|join| Err(ReloadError::Task(join.to_string())))
+        {
             Ok(generation) => {
                 let body = serde_json::json!({ "generation": generation });
                 reply(StatusCode::OK, "application/json", format!("{body}\n"))

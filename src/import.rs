@@ -11,6 +11,8 @@
 //! Key case varies between CLI versions and ARM (`privateIpAddress`), so keys
 //! are matched case-insensitively.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -35,8 +37,8 @@ pub struct Loaded {
     pub names: Vec<ImportedName>,
     /// Files of a known shape that list no names.
     pub empty: Vec<PathBuf>,
-    /// Every file read.
-    pub paths: Vec<PathBuf>,
+    /// A hash of every file's path and text, as read.
+    pub digest: u64,
 }
 
 /// The folder a pattern's files live in (up to its first glob component),
@@ -65,35 +67,40 @@ pub enum ImportError {
     At { at: Location, message: String },
 }
 
-/// Reads every file `pattern` names, relative to the config file's folder.
-pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
+/// The files `pattern` names now, relative to the config file's folder:
+/// a glob's matches (maybe none), or the one file a plain path names.
+pub fn files(config_path: &Path, pattern: &str) -> Result<Vec<PathBuf>, ImportError> {
     let dir = config_path.parent().unwrap_or(Path::new("."));
     let full = dir.join(pattern);
-    let is_glob = pattern.contains(['*', '?', '[']);
-    let paths: Vec<PathBuf> = if is_glob {
-        let full = full
-            .to_str()
-            .ok_or_else(|| ImportError::Pattern(format!("import path {pattern:?} is not UTF-8")))?;
-        let mut v = glob::glob(full)
-            .map_err(|e| ImportError::Pattern(format!("import path {pattern:?}: {e}")))?
-            .filter_map(Result::ok)
-            .filter(|p| p.is_file())
-            .collect::<Vec<_>>();
-        v.sort();
-        v
-    } else {
+    if !pattern.contains(['*', '?', '[']) {
         if !full.is_file() {
             return Err(ImportError::Pattern(format!(
                 "import file {} does not exist",
                 full.display()
             )));
         }
-        vec![full]
-    };
+        return Ok(vec![full]);
+    }
+    let full = full
+        .to_str()
+        .ok_or_else(|| ImportError::Pattern(format!("import path {pattern:?} is not UTF-8")))?;
+    let mut v = glob::glob(full)
+        .map_err(|e| ImportError::Pattern(format!("import path {pattern:?}: {e}")))?
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect::<Vec<_>>();
+    v.sort();
+    Ok(v)
+}
+
+/// Reads every file `pattern` names, relative to the config file's folder.
+pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
+    let paths = files(config_path, pattern)?;
     let mut loaded = Loaded {
         files: paths.len(),
         ..Loaded::default()
     };
+    let mut digest = DefaultHasher::new();
     for path in paths {
         let text = std::fs::read_to_string(&path).map_err(|e| ImportError::At {
             at: Location {
@@ -103,13 +110,14 @@ pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
             },
             message: format!("cannot read: {e}"),
         })?;
+        (&path, &text).hash(&mut digest);
         let names = parse(&path, &text)?;
         if names.is_empty() {
-            loaded.empty.push(path.clone());
+            loaded.empty.push(path);
         }
         loaded.names.extend(names);
-        loaded.paths.push(path);
     }
+    loaded.digest = digest.finish();
     Ok(loaded)
 }
 

@@ -4,9 +4,11 @@
 //! constants, so tests read the same names. Every label value comes from a
 //! bounded set: a client cannot add series by sending odd types or names.
 
+use std::sync::OnceLock;
+
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub const QUERIES_TOTAL: &str = "amldns_queries_total";
@@ -22,8 +24,69 @@ pub const TABLE_NAMES: &str = "amldns_table_names";
 pub const TABLE_GENERATION: &str = "amldns_table_generation";
 pub const RELOADS_TOTAL: &str = "amldns_reloads_total";
 pub const LAST_RELOAD_SUCCESS: &str = "amldns_last_reload_success_timestamp_seconds";
+pub const LAST_RELOAD_SUCCESSFUL: &str = "amldns_last_reload_successful";
 pub const WORKSPACE_MISSING_TOTAL: &str = "amldns_workspace_missing_total";
 pub const BUILD_INFO: &str = "amldns_build_info";
+
+/// How a query ended (SPEC §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered from the zone table.
+    Local,
+    /// Answered by an upstream.
+    Forwarded,
+    /// Answered from the cache.
+    Cached,
+    /// Client outside `allow`, a question we do not serve, or one that
+    /// arrived while stopping.
+    Refused,
+    /// Malformed or not a standard query (FORMERR, NOTIMP, BADVERS), or no
+    /// upstream answered in time (SERVFAIL).
+    Error,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 5] = [
+        Outcome::Local,
+        Outcome::Forwarded,
+        Outcome::Cached,
+        Outcome::Refused,
+        Outcome::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Local => "local",
+            Outcome::Forwarded => "forwarded",
+            Outcome::Cached => "cached",
+            Outcome::Refused => "refused",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// What a query came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Other,
+}
+
+impl Transport {
+    const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Other];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Other => "other",
+        }
+    }
+}
+
+/// Why an upstream question got no usable answer.
+pub const UPSTREAM_ERROR_KINDS: [&str; 5] = ["timeout", "network", "servfail", "refused", "rcode"];
 
 /// Query types with a label of their own; every other type counts as `other`.
 const QTYPES: [(u16, &str); 16] = [
@@ -45,26 +108,51 @@ const QTYPES: [(u16, &str); 16] = [
     (257, "CAA"),
 ];
 
-/// The label for a query type number.
-pub fn qtype_label(qtype: u16) -> &'static str {
+/// Index into `QTYPES`, or `QTYPES.len()` for `other`.
+fn qtype_index(qtype: u16) -> usize {
     QTYPES
         .iter()
-        .find(|(n, _)| *n == qtype)
-        .map_or("other", |(_, l)| l)
+        .position(|(n, _)| *n == qtype)
+        .unwrap_or(QTYPES.len())
 }
 
-/// The label for a response code number (RFC 6895 §2.3).
+/// The label for a query type number.
+pub fn qtype_label(qtype: u16) -> &'static str {
+    QTYPES.get(qtype_index(qtype)).map_or("other", |(_, l)| l)
+}
+
+/// Response codes with a label of their own (RFC 6895 §2.3); the rest are `other`.
+const RCODES: [(u16, &str); 7] = [
+    (0, "NOERROR"),
+    (1, "FORMERR"),
+    (2, "SERVFAIL"),
+    (3, "NXDOMAIN"),
+    (4, "NOTIMP"),
+    (5, "REFUSED"),
+    (16, "BADVERS"),
+];
+
+fn rcode_index(rcode: u16) -> usize {
+    RCODES
+        .iter()
+        .position(|(n, _)| *n == rcode)
+        .unwrap_or(RCODES.len())
+}
+
+/// The label for a response code number.
 pub fn rcode_label(rcode: u16) -> &'static str {
-    match rcode {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        16 => "BADVERS",
-        _ => "other",
-    }
+    RCODES.get(rcode_index(rcode)).map_or("other", |(_, l)| l)
+}
+
+/// Series handles looked up once, so that counting a query is a few atomic
+/// adds and no label hashing.
+struct Handles {
+    /// By transport × qtype × outcome.
+    queries: Vec<OnceLock<IntCounter>>,
+    /// By rcode.
+    responses: Vec<OnceLock<IntCounter>>,
+    /// By outcome.
+    durations: Vec<Histogram>,
 }
 
 /// Buckets from 50 µs (a local answer) to the 2.5 s query deadline.
@@ -95,7 +183,11 @@ pub struct Metrics {
     /// By `result` (success, failure).
     pub reloads: IntCounterVec,
     pub last_reload_success: Gauge,
+    /// 1 when the last reload succeeded, 0 when the config on disk fails to
+    /// load (the table served is older than it).
+    pub last_reload_successful: IntGauge,
     pub workspace_missing: IntCounter,
+    handles: Handles,
 }
 
 impl Metrics {
@@ -153,18 +245,39 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
 
+        let queries = counter_vec(
+            QUERIES_TOTAL,
+            "DNS queries by protocol, query type and outcome.",
+            &["protocol", "qtype", "outcome"],
+        );
+        let responses = counter_vec(RESPONSES_TOTAL, "DNS responses by rcode.", &["rcode"]);
+        let query_duration = histogram_vec(
+            QUERY_DURATION_SECONDS,
+            "Time from receiving a query to sending its answer.",
+            &["outcome"],
+        );
+        let handles = Handles {
+            queries: (0..Transport::ALL.len() * (QTYPES.len() + 1) * Outcome::ALL.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            responses: (0..=RCODES.len()).map(|_| OnceLock::new()).collect(),
+            durations: Outcome::ALL
+                .iter()
+                .map(|o| query_duration.with_label_values(&[o.as_str()]))
+                .collect(),
+        };
+        let reloads = counter_vec(RELOADS_TOTAL, "Table loads by result.", &["result"]);
+        // Both results exist from the start, so that the first failure is an
+        // increase that `increase()` and alerts can see.
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
         Metrics {
-            queries: counter_vec(
-                QUERIES_TOTAL,
-                "DNS queries by protocol, query type and outcome.",
-                &["protocol", "qtype", "outcome"],
-            ),
-            responses: counter_vec(RESPONSES_TOTAL, "DNS responses by rcode.", &["rcode"]),
-            query_duration: histogram_vec(
-                QUERY_DURATION_SECONDS,
-                "Time from receiving a query to sending its answer.",
-                &["outcome"],
-            ),
+            queries,
+            responses,
+            query_duration,
+            handles,
+            reloads,
             upstream_requests: counter_vec(
                 UPSTREAM_REQUESTS_TOTAL,
                 "Questions sent to each upstream.",
@@ -191,13 +304,63 @@ impl Metrics {
                 TABLE_GENERATION,
                 "Generation of the zone table being served (the SOA serial).",
             ),
-            reloads: counter_vec(RELOADS_TOTAL, "Table loads by result.", &["result"]),
             last_reload_success,
+            last_reload_successful: gauge(
+                LAST_RELOAD_SUCCESSFUL,
+                "1 if the last table load succeeded, 0 if the config on disk does not load.",
+            ),
             workspace_missing: counter(
                 WORKSPACE_MISSING_TOTAL,
                 "Forwarded queries for workspace-shaped names the table does not hold.",
             ),
             registry,
+        }
+    }
+
+    /// Counts one answered query.
+    pub fn query(
+        &self,
+        transport: Transport,
+        qtype: u16,
+        outcome: Outcome,
+        rcode: u16,
+        seconds: f64,
+    ) {
+        let t = Transport::ALL
+            .iter()
+            .position(|x| *x == transport)
+            .unwrap_or(0);
+        let o = Outcome::ALL.iter().position(|x| *x == outcome).unwrap_or(0);
+        let q = qtype_index(qtype);
+        let slot = (t * (QTYPES.len() + 1) + q) * Outcome::ALL.len() + o;
+        self.handles.queries[slot]
+            .get_or_init(|| {
+                self.queries.with_label_values(&[
+                    transport.as_str(),
+                    qtype_label(qtype),
+                    outcome.as_str(),
+                ])
+            })
+            .inc();
+        let r = rcode_index(rcode);
+        self.handles.responses[r]
+            .get_or_init(|| self.responses.with_label_values(&[rcode_label(rcode)]))
+            .inc();
+        self.handles.durations[o].observe(seconds);
+    }
+
+    /// The error counters of one upstream, by kind (see [`UPSTREAM_ERROR_KINDS`]);
+    /// they exist, at zero, from when the upstream is configured.
+    pub fn upstream_errors_of(&self, upstream: &str) -> [IntCounter; 5] {
+        UPSTREAM_ERROR_KINDS.map(|kind| self.upstream_errors.with_label_values(&[upstream, kind]))
+    }
+
+    /// Drops the series of an upstream no longer configured.
+    pub fn forget_upstream(&self, upstream: &str) {
+        let _ = self.upstream_requests.remove_label_values(&[upstream]);
+        let _ = self.upstream_duration.remove_label_values(&[upstream]);
+        for kind in UPSTREAM_ERROR_KINDS {
+            let _ = self.upstream_errors.remove_label_values(&[upstream, kind]);
         }
     }
 
@@ -232,11 +395,9 @@ mod tests {
     #[test]
     fn renders_every_family() {
         let m = Metrics::new();
-        m.queries.with_label_values(&["udp", "A", "local"]).inc();
-        m.responses.with_label_values(&["NOERROR"]).inc();
-        m.query_duration
-            .with_label_values(&["local"])
-            .observe(0.0001);
+        m.query(Transport::Udp, 1, Outcome::Local, 0, 0.0001);
+        m.query(Transport::Udp, 1, Outcome::Local, 0, 0.0001);
+        m.query(Transport::Tcp, 9999, Outcome::Error, 2, 0.5);
         m.upstream_requests
             .with_label_values(&["127.0.0.1:53"])
             .inc();
@@ -262,6 +423,7 @@ mod tests {
             TABLE_GENERATION,
             RELOADS_TOTAL,
             LAST_RELOAD_SUCCESS,
+            LAST_RELOAD_SUCCESSFUL,
             WORKSPACE_MISSING_TOTAL,
             BUILD_INFO,
         ] {
@@ -271,5 +433,13 @@ mod tests {
             );
         }
         assert!(text.contains("amldns_build_info{version=\""));
+        assert!(
+            text.contains("amldns_queries_total{outcome=\"local\",protocol=\"udp\",qtype=\"A\"} 2")
+        );
+        assert!(text.contains(
+            "amldns_queries_total{outcome=\"error\",protocol=\"tcp\",qtype=\"other\"} 1"
+        ));
+        assert!(text.contains("amldns_responses_total{rcode=\"SERVFAIL\"} 1"));
+        assert!(text.contains("amldns_reloads_total{result=\"failure\"} 0"));
     }
 }

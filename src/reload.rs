@@ -10,11 +10,10 @@
 //! Triggers: file changes (watched with `notify`, or by polling), SIGHUP,
 //! and `POST /reload`.
 
-use std::collections::hash_map::DefaultHasher;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -77,6 +76,9 @@ pub enum ReloadError {
     Upstream(String),
     #[error("the reload task stopped: {0}")]
     Task(String),
+    /// The result of a reload that ran while this one waited.
+    #[error("{0}")]
+    Again(String),
 }
 
 /// What `/healthz` reports.
@@ -90,11 +92,12 @@ pub struct Status {
     pub last_error: Option<String>,
 }
 
-/// What the snapshot being served was built from.
-struct Applied {
-    /// Of the contents of every file read, to skip reloads that change nothing.
-    fingerprint: u64,
-    watch_dirs: Vec<PathBuf>,
+/// Reload bookkeeping, behind the lock that makes reloads run one at a time.
+struct Reloads {
+    /// The fingerprint of the files the served table was built from.
+    applied: u64,
+    /// What the last reload gave: the generation served, or its error.
+    last: Result<u64, String>,
 }
 
 /// Owns the snapshot's write side.
@@ -102,13 +105,13 @@ pub struct Reloader {
     path: PathBuf,
     snapshot: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
-    /// Shared by every forwarder, so a reload keeps the cache warm.
-    cache: Arc<Cache>,
     /// The sockets were bound from these; changing them needs a restart.
     listen: Vec<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
-    /// Held through a reload, so reloads run one at a time.
-    applied: tokio::sync::Mutex<Applied>,
+    /// Reloads begun so far; a request that finds a reload begun after it
+    /// was made takes that one's result instead of compiling again.
+    begun: AtomicU64,
+    reloads: tokio::sync::Mutex<Reloads>,
     status: Mutex<Status>,
 }
 
@@ -119,7 +122,7 @@ impl Reloader {
         let table = ZoneTable::compile(&config, 1)?;
         let cache = Arc::new(Cache::new(config.upstream.cache_entries));
         let forwarder = Arc::new(
-            Forwarder::new(&config.upstream, cache.clone(), metrics.clone())
+            Forwarder::new(&config.upstream, cache, metrics.clone())
                 .map_err(ReloadError::Upstream)?,
         );
         let status = Status {
@@ -129,9 +132,9 @@ impl Reloader {
             last_error: None,
         };
         record_success(&metrics, &status);
-        let applied = Applied {
-            fingerprint: fingerprint(&config.sources),
-            watch_dirs: config.watch_dirs.clone(),
+        let reloads = Reloads {
+            applied: config.fingerprint,
+            last: Ok(1),
         };
         let snapshot = Snapshot {
             table,
@@ -143,10 +146,10 @@ impl Reloader {
             path: config.path.clone(),
             snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics,
-            cache,
             listen: config.server.listen.clone(),
             metrics_listen: config.metrics.as_ref().map(|m| m.listen),
-            applied: tokio::sync::Mutex::new(applied),
+            begun: AtomicU64::new(0),
+            reloads: tokio::sync::Mutex::new(reloads),
             status: Mutex::new(status),
         })
     }
@@ -163,14 +166,38 @@ impl Reloader {
             .clone()
     }
 
-    pub fn cache(&self) -> &Cache {
-        &self.cache
+    /// The config file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Loads the configuration again and swaps it in; on failure the old one
     /// keeps serving. Returns the generation being served afterwards.
+    ///
+    /// Reloads run one at a time. A request that waited while another
+    /// reload ran, one begun after the request was made, takes that
+    /// reload's result: it read the files as they were after the request.
     pub async fn reload(&self, trigger: Trigger) -> Result<u64, ReloadError> {
-        let mut applied = self.applied.lock().await;
+        let asked_after = self.begun.load(Ordering::SeqCst);
+        let mut reloads = self.reloads.lock().await;
+        if self.begun.load(Ordering::SeqCst) > asked_after {
+            debug!(%trigger, "served by a reload that began after it was asked for");
+            return reloads.last.clone().map_err(ReloadError::Again);
+        }
+        self.begun.fetch_add(1, Ordering::SeqCst);
+        let result = self.reload_locked(trigger, &mut reloads).await;
+        reloads.last = match &result {
+            Ok(g) => Ok(*g),
+            Err(e) => Err(e.to_string()),
+        };
+        result
+    }
+
+    async fn reload_locked(
+        &self,
+        trigger: Trigger,
+        reloads: &mut Reloads,
+    ) -> Result<u64, ReloadError> {
         let started = Instant::now();
         let current = self.snapshot.load_full();
         let generation = current.table.generation() + 1;
@@ -178,20 +205,27 @@ impl Reloader {
         let loaded = tokio::task::spawn_blocking(move || {
             let config = config::load(&path)?;
             let table = ZoneTable::compile(&config, generation)?;
-            let fingerprint = fingerprint(&config.sources);
-            Ok::<_, ConfigError>((config, table, fingerprint))
+            Ok::<_, ConfigError>((config, table))
         })
         .await
         .map_err(|e| ReloadError::Task(e.to_string()))
         .and_then(|r| r.map_err(ReloadError::from));
-        let (config, table, fingerprint) = match loaded {
+        let (config, table) = match loaded {
             Ok(v) => v,
-            Err(e) => return Err(self.failed(trigger, current.table.generation(), e)),
+            Err(e) => {
+                // A file event in the folder (an editor's swap file, say)
+                // with the same broken config: already reported.
+                let repeated =
+                    trigger == Trigger::File && reloads.last.as_ref().err() == Some(&e.to_string());
+                return Err(self.failed(trigger, current.table.generation(), e, repeated));
+            }
         };
 
-        if trigger == Trigger::File && fingerprint == applied.fingerprint {
-            // An editor's temp file, or a change undone: nothing to swap.
+        if trigger == Trigger::File && config.fingerprint == reloads.applied {
+            // The files are back to what is served (a change undone, or
+            // nothing changed): nothing to swap, and nothing failing.
             debug!(%trigger, "configuration unchanged");
+            self.metrics.last_reload_successful.set(1);
             self.status
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -209,11 +243,22 @@ impl Reloader {
         let forwarder = if *current.forwarder.config() == config.upstream {
             current.forwarder.clone()
         } else {
-            match Forwarder::new(&config.upstream, self.cache.clone(), self.metrics.clone()) {
-                Ok(f) => Arc::new(f),
+            // Keep the cache warm unless its size changed.
+            let old_cache = current.forwarder.cache();
+            let cache = if current.forwarder.config().cache_entries == config.upstream.cache_entries
+            {
+                old_cache.clone()
+            } else {
+                Arc::new(Cache::new(config.upstream.cache_entries))
+            };
+            match Forwarder::new(&config.upstream, cache, self.metrics.clone()) {
+                Ok(f) => {
+                    current.forwarder.forget_upstreams_not_in(&config.upstream);
+                    Arc::new(f)
+                }
                 Err(e) => {
                     let e = ReloadError::Upstream(e);
-                    return Err(self.failed(trigger, current.table.generation(), e));
+                    return Err(self.failed(trigger, current.table.generation(), e, false));
                 }
             }
         };
@@ -229,10 +274,7 @@ impl Reloader {
             forwarder,
             log_queries: config.log.queries,
         }));
-        *applied = Applied {
-            fingerprint,
-            watch_dirs: config.watch_dirs,
-        };
+        reloads.applied = config.fingerprint;
         record_success(&self.metrics, &status);
         info!(
             generation,
@@ -245,19 +287,27 @@ impl Reloader {
         Ok(generation)
     }
 
-    /// Records a failed reload; the old snapshot keeps serving.
-    fn failed(&self, trigger: Trigger, serving: u64, e: ReloadError) -> ReloadError {
-        self.metrics.reloads.with_label_values(&["failure"]).inc();
-        error!(%trigger, serving_generation = serving, "reload failed, the old table keeps serving: {e}");
+    /// Records a failed reload; the old snapshot keeps serving. A failure
+    /// repeated by an unrelated file event is neither logged nor counted again.
+    fn failed(
+        &self,
+        trigger: Trigger,
+        serving: u64,
+        e: ReloadError,
+        repeated: bool,
+    ) -> ReloadError {
+        self.metrics.last_reload_successful.set(0);
         self.status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .last_error = Some(e.to_string());
+        if repeated {
+            debug!(%trigger, "reload still failing: {e}");
+        } else {
+            self.metrics.reloads.with_label_values(&["failure"]).inc();
+            error!(%trigger, serving_generation = serving, "reload failed, the old table keeps serving: {e}");
+        }
         e
-    }
-
-    async fn watch_dirs(&self) -> Vec<PathBuf> {
-        self.applied.lock().await.watch_dirs.clone()
     }
 }
 
@@ -266,25 +316,13 @@ fn record_success(metrics: &Metrics, status: &Status) {
     metrics.table_generation.set(status.generation as i64);
     metrics.table_names.set(status.names as i64);
     metrics.last_reload_success.set(status.loaded_at);
+    metrics.last_reload_successful.set(1);
 }
 
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// A hash of every file's contents (or of why it could not be read).
-fn fingerprint(files: &[PathBuf]) -> u64 {
-    let mut h = DefaultHasher::new();
-    for f in files {
-        f.hash(&mut h);
-        match std::fs::read(f) {
-            Ok(bytes) => bytes.hash(&mut h),
-            Err(e) => e.kind().hash(&mut h),
-        }
-    }
-    h.finish()
 }
 
 /// Watches the config's folders for changes. Folders, not files, are
@@ -353,23 +391,22 @@ impl FileWatch {
         }
     }
 
-    /// Watches exactly the folders the config now depends on. A folder that
-    /// does not exist yet is skipped; its parent, the config's folder, sees
-    /// it appear and the next reload adds it.
+    /// Watches exactly the folders the config now depends on (read anew, so
+    /// that a config that failed to load still has its imports watched).
+    /// Every folder is added again each time: one deleted and recreated has
+    /// lost its inotify watch. A folder that does not exist yet is skipped;
+    /// its parent, the config's folder, sees it appear.
     async fn rewatch(&mut self) {
-        let want = self.reloader.watch_dirs().await;
+        let path = self.reloader.path().to_path_buf();
+        let want = tokio::task::spawn_blocking(move || config::watch_dirs(&path))
+            .await
+            .unwrap_or_default();
         let watcher = &mut self.watcher;
-        self.watched.retain(|d| {
-            let keep = want.contains(d);
-            if !keep {
-                let _ = watcher.unwatch(d);
-            }
-            keep
-        });
+        for gone in self.watched.iter().filter(|d| !want.contains(d)) {
+            let _ = watcher.unwatch(gone);
+        }
+        self.watched.clear();
         for dir in want {
-            if self.watched.contains(&dir) {
-                continue;
-            }
             match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
                 Ok(()) => self.watched.push(dir),
                 Err(e) => debug!(dir = %dir.display(), "not watched yet: {e}"),
@@ -378,17 +415,14 @@ impl FileWatch {
     }
 }
 
-/// Reloads on SIGHUP until `stop`.
+/// Reloads on each SIGHUP of `hup` until `stop`. The caller registers the
+/// signal as early as it can: until then SIGHUP would end the process.
 #[cfg(unix)]
-pub async fn on_sighup(reloader: Arc<Reloader>, stop: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!("cannot listen for SIGHUP: {e}");
-            return;
-        }
-    };
+pub async fn on_sighup(
+    reloader: Arc<Reloader>,
+    mut hup: tokio::signal::unix::Signal,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             got = hup.recv() => if got.is_none() { return },

@@ -30,6 +30,9 @@ const TCP_RESPONSE_BUFFER: usize = 32;
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const PORT_ATTEMPTS: usize = 20;
 
+/// After the last answer is handed over at shutdown, time for it to be sent.
+const SEND_FLUSH_GRACE: Duration = Duration::from_millis(100);
+
 /// Background tasks (HTTP, watcher) get this long to finish at shutdown.
 const TASK_STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -106,11 +109,14 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
 }
 
 /// How `run` watches for reloads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Options {
     pub watch: WatchMode,
-    /// Reload on SIGHUP (off in tests that run several servers in one process).
-    pub sighup: bool,
+    /// SIGHUP, registered by the caller as early as possible (until it is,
+    /// SIGHUP ends the process); `None` in tests that run several servers
+    /// in one process.
+    #[cfg(unix)]
+    pub sighup: Option<tokio::signal::unix::Signal>,
 }
 
 /// Serves `config` on `listeners` until `shutdown` completes; then stops
@@ -157,9 +163,10 @@ pub async fn run(
         tasks.push(tokio::spawn(watch.run(stop.clone())));
     }
     #[cfg(unix)]
-    if options.sighup {
+    if let Some(hup) = options.sighup {
         tasks.push(tokio::spawn(reload::on_sighup(
             reloader.clone(),
+            hup,
             stop.clone(),
         )));
     }
@@ -183,6 +190,9 @@ pub async fn run(
             // hickory's own stop drops the queries it is still answering, so
             // wait for ours first; none takes longer than the query deadline.
             in_flight.drain(QUERY_DEADLINE + Duration::from_millis(500)).await;
+            // hickory hands UDP answers to its socket task through a queue;
+            // give the last ones a moment to be written before it stops.
+            tokio::time::sleep(SEND_FLUSH_GRACE).await;
             server
                 .shutdown_gracefully()
                 .await

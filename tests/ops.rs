@@ -136,6 +136,15 @@ async fn metrics_count_a_known_mix_exactly() {
     assert_eq!(metric(&m, TABLE_GENERATION, &[]), 1.0);
     assert_eq!(metric(&m, TABLE_NAMES, &[]), 7.0);
     assert_eq!(metric(&m, RELOADS_TOTAL, &[("result", "success")]), 1.0);
+    assert!(
+        m.contains("amldns_reloads_total{result=\"failure\"} 0"),
+        "the failure series exists from the start"
+    );
+    assert_eq!(metric(&m, LAST_RELOAD_SUCCESSFUL, &[]), 1.0);
+    assert!(m.contains(&format!(
+        "amldns_upstream_errors_total{{error=\"timeout\",upstream=\"{}\"}} 0",
+        up.addr
+    )));
     assert!(metric(&m, LAST_RELOAD_SUCCESS, &[]) > 1.7e9);
     assert_eq!(metric(&m, BUILD_INFO, &[]), 1.0);
     srv.stop().await;
@@ -265,6 +274,7 @@ async fn broken_reload_keeps_serving_and_fixing_recovers() {
     let m = scrape(&srv).await;
     assert_eq!(metric(&m, TABLE_GENERATION, &[]), 2.0);
     assert_eq!(metric(&m, RELOADS_TOTAL, &[("result", "success")]), 2.0);
+    assert_eq!(metric(&m, LAST_RELOAD_SUCCESSFUL, &[]), 1.0);
     srv.stop().await;
 }
 
@@ -289,6 +299,17 @@ async fn upstreams_and_allow_reload() {
     // Still cached from before the reload: no upstream asked.
     answer(&srv, "www.example.com").await;
     assert_eq!(second.seen_names(), vec!["nope.example.com"]);
+    // The old upstream's series are gone, the new one's are there.
+    let m = scrape(&srv).await;
+    assert!(!m.contains(&first.addr.to_string()), "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            UPSTREAM_REQUESTS_TOTAL,
+            &[("upstream", &second.addr.to_string())]
+        ),
+        1.0
+    );
     // 127.0.0.2 is allowed now.
     let q = query_msg("ws.corp.example", RecordType::A, None)
         .to_vec()
@@ -354,7 +375,36 @@ async fn watched(mode: WatchMode) {
     )
     .await;
 
+    // The import folder deleted and made again: still watched.
+    std::fs::remove_dir_all(dir.join("pe")).unwrap();
+    wait_for_absent(&srv, "new.privatelink.blob.core.windows.net", within).await;
+    srv.write(
+        "pe/new.json",
+        r#"[{"fqdn": "new.privatelink.blob.core.windows.net", "ipAddresses": ["10.9.1.3"]}]"#,
+    );
+    wait_for_answer(
+        &srv,
+        "new.privatelink.blob.core.windows.net",
+        "10.9.1.3",
+        within,
+    )
+    .await;
+    srv.write(
+        "pe/new.json",
+        r#"[{"fqdn": "new.privatelink.blob.core.windows.net", "ipAddresses": ["10.9.1.4"]}]"#,
+    );
+    wait_for_answer(
+        &srv,
+        "new.privatelink.blob.core.windows.net",
+        "10.9.1.4",
+        within,
+    )
+    .await;
+
     // Broken, then fixed: the old table serves in between.
+    let failures =
+        || async { metric(&scrape(&srv).await, RELOADS_TOTAL, &[("result", "failure")]) };
+    let failed_before = failures().await;
     std::fs::write(&srv.config_path, "[server\n").unwrap();
     let t = Instant::now();
     loop {
@@ -366,6 +416,14 @@ async fn watched(mode: WatchMode) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.3"]);
+    // An editor's swap file beside the broken config: no second report.
+    std::fs::write(dir.join(".amldns.toml.swp"), "x").unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        failures().await - failed_before,
+        1.0,
+        "one failure, counted once"
+    );
     std::fs::write(&srv.config_path, good.replace("10.9.0.1", "10.9.0.4")).unwrap();
     wait_for_answer(&srv, "ws.corp.example", "10.9.0.4", within).await;
     let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
@@ -402,6 +460,90 @@ async fn file_changes_reload_by_polling() {
     watched(WatchMode::Poll).await;
 }
 
+/// Polls until `name` is no longer local (forwarded: NXDOMAIN from the stand-in).
+async fn wait_for_absent(srv: &Running, name: &str, within: Duration) {
+    let t = Instant::now();
+    loop {
+        let r = udp_query(srv.addr, name, RecordType::A).await;
+        if r.metadata.response_code == ResponseCode::NXDomain {
+            return;
+        }
+        assert!(t.elapsed() < within, "{name} still local after {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A broken import that is then fixed recovers by itself, even when the fix
+/// is in a folder that only the broken config names.
+#[tokio::test]
+async fn fixing_a_missing_import_recovers_by_itself() {
+    let up = StandIn::zone().await;
+    let srv = start_with(
+        &one_name(up.addr, "10.9.0.1"),
+        &[("other/readme.txt", "")],
+        WatchMode::Notify,
+    )
+    .await;
+    assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.1"]);
+    let good = std::fs::read_to_string(&srv.config_path).unwrap();
+    std::fs::write(
+        &srv.config_path,
+        format!("{good}[[import]]\npath = \"other/ws.json\"\n"),
+    )
+    .unwrap();
+    let t = Instant::now();
+    while !http_request(srv.http(), "GET", "/healthz")
+        .await
+        .1
+        .contains("does not exist")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the missing import is reported"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    srv.write(
+        "other/ws.json",
+        r#"[{"fqdn": "x.privatelink.blob.core.windows.net", "ipAddresses": ["10.9.3.1"]}]"#,
+    );
+    wait_for_answer(
+        &srv,
+        "x.privatelink.blob.core.windows.net",
+        "10.9.3.1",
+        Duration::from_secs(5),
+    )
+    .await;
+    srv.stop().await;
+}
+
+/// A glob with a wildcard folder (`*/pe.json`): edits in the matched folders are seen.
+#[tokio::test]
+async fn wildcard_folders_in_globs_are_watched() {
+    let up = StandIn::zone().await;
+    let pe = |ip: &str| {
+        format!(r#"[{{"fqdn": "y.privatelink.blob.core.windows.net", "ipAddresses": ["{ip}"]}}]"#)
+    };
+    let cfg = format!(
+        "{}[[import]]\npath = \"*/pe.json\"\n",
+        one_name(up.addr, "10.9.0.1")
+    );
+    let srv = start_with(&cfg, &[("sub/pe.json", &pe("10.9.4.1"))], WatchMode::Notify).await;
+    assert_eq!(
+        answer(&srv, "y.privatelink.blob.core.windows.net").await,
+        vec!["10.9.4.1"]
+    );
+    srv.write("sub/pe.json", &pe("10.9.4.2"));
+    wait_for_answer(
+        &srv,
+        "y.privatelink.blob.core.windows.net",
+        "10.9.4.2",
+        Duration::from_secs(5),
+    )
+    .await;
+    srv.stop().await;
+}
+
 /// A Kubernetes ConfigMap volume: files are symlinks through `..data`, and an
 /// update renames a new `..data` symlink over the old one.
 #[tokio::test]
@@ -433,55 +575,87 @@ async fn configmap_symlink_swap_reloads() {
 }
 
 /// 200 reloads while a client keeps querying: every query answered, each
-/// answer from the old table or the new one.
+/// answer wholly from the old table or wholly from the new one. The two
+/// tables chain `a` through different names, so an answer that mixed them
+/// would show.
 #[tokio::test]
 async fn reloads_under_load_lose_nothing() {
     let up = StandIn::zone().await;
-    let srv = start(&one_name(up.addr, "10.9.0.1")).await;
-    let texts = [
-        std::fs::read_to_string(&srv.config_path).unwrap(),
-        std::fs::read_to_string(&srv.config_path)
-            .unwrap()
-            .replace("10.9.0.1", "10.9.0.2"),
-    ];
+    let table = |via: &str, ip: &str| {
+        with_metrics(
+            up.addr,
+            &format!(
+                "[[record]]\nname = \"a.corp.example\"\ncname = \"{via}.corp.example\"\n\
+                 [[record]]\nname = \"{via}.corp.example\"\na = [\"{ip}\"]\n"
+            ),
+        )
+    };
+    let texts = [table("b", "10.9.0.1"), table("c", "10.9.0.2")];
+    let srv = start(&texts[0]).await;
     let addr = srv.addr;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let client = {
         let stop = stop.clone();
         tokio::spawn(async move {
-            let mut answered = 0u32;
+            let (mut answered, mut old, mut new) = (0u32, 0u32, 0u32);
             // Bounded: at most 100,000 queries, or until the reloads end.
             for _ in 0..100_000 {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
-                let r = udp_query(addr, "ws.corp.example", RecordType::A).await;
+                let r = udp_query(addr, "a.corp.example", RecordType::A).await;
                 assert_eq!(r.metadata.response_code, ResponseCode::NoError);
-                let got = addrs(&r);
-                assert!(
-                    got == ["10.9.0.1"] || got == ["10.9.0.2"],
-                    "an answer from neither table: {got:?}"
-                );
+                match answer_lines(&r).join(", ").as_str() {
+                    "a.corp.example CNAME b.corp.example, b.corp.example A 10.9.0.1" => old += 1,
+                    "a.corp.example CNAME c.corp.example, c.corp.example A 10.9.0.2" => new += 1,
+                    other => panic!("an answer from neither table: {other}"),
+                }
                 answered += 1;
             }
-            answered
+            (answered, old, new)
         })
     };
     for i in 0..200 {
         std::fs::write(&srv.config_path, &texts[(i + 1) % 2]).unwrap();
         let (status, body) = http_request(srv.http(), "POST", "/reload").await;
-        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            (status, body.trim()),
+            (200, format!("{{\"generation\":{}}}", i + 2).as_str())
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let answered = client.await.unwrap();
+    let (answered, old, new) = client.await.unwrap();
     assert!(
         answered >= 100,
         "only {answered} queries ran during the reloads"
     );
+    assert!(old > 0 && new > 0, "both tables served: {old} and {new}");
     let m = scrape(&srv).await;
     assert_eq!(metric(&m, TABLE_GENERATION, &[]), 201.0);
     assert_eq!(metric(&m, RELOADS_TOTAL, &[("result", "success")]), 201.0);
     assert_eq!(metric(&m, RESPONSES_TOTAL, &[]), answered as f64);
+    assert!(up.seen().is_empty(), "nothing fell through to the upstream");
+    srv.stop().await;
+}
+
+/// Reload requests that arrive while one runs share the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reload_requests_coalesce() {
+    let up = StandIn::zone().await;
+    let srv = start(&one_name(up.addr, "10.9.0.1")).await;
+    let http = srv.http();
+    let calls: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(async move { http_request(http, "POST", "/reload").await }))
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap().0, 200);
+    }
+    let m = scrape(&srv).await;
+    let reloads = metric(&m, RELOADS_TOTAL, &[("result", "success")]) - 1.0;
+    assert!(
+        (1.0..=4.0).contains(&reloads),
+        "{reloads} reloads for 10 requests"
+    );
     srv.stop().await;
 }
 

@@ -182,11 +182,15 @@ async fn sigterm_finishes_queries_in_flight_and_exits_cleanly() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     p.signal("TERM");
+    // Once stopping, a new query is refused at once (stubs move on), while
+    // the one in flight is still being answered.
+    p.wait_for_line("shutting down");
+    let r = udp_query(addr, "ws.corp.example", RecordType::A).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
     let r = in_flight.await.unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
     assert_eq!(addrs(&r), vec!["192.0.2.10"]);
     assert_eq!(p.wait_exit(), Some(0));
-    p.wait_for_line("shutting down");
     // Nothing answers any more.
     let q = query_msg("ws.corp.example", RecordType::A, None)
         .to_vec()

@@ -99,7 +99,7 @@ pub async fn start_loaded(config: config::Config, watch: WatchMode) -> Running {
     let (tx, rx) = oneshot::channel();
     let options = Options {
         watch,
-        sighup: false,
+        sighup: None,
     };
     let task = tokio::spawn(async move {
         server::run(config, listeners, options, async {
