@@ -108,17 +108,22 @@ const QTYPES: [(u16, &str); 16] = [
     (257, "CAA"),
 ];
 
-/// Index into `QTYPES`, or `QTYPES.len()` for `other`.
-fn qtype_index(qtype: u16) -> usize {
-    QTYPES
+/// Where `n` stands in a table of (number, label), or the table's length for `other`.
+fn index_in(table: &[(u16, &str)], n: u16) -> usize {
+    table
         .iter()
-        .position(|(n, _)| *n == qtype)
-        .unwrap_or(QTYPES.len())
+        .position(|(x, _)| *x == n)
+        .unwrap_or(table.len())
+}
+
+/// The label of `n` in a table of (number, label), or `other`.
+fn label_in(table: &'static [(u16, &'static str)], n: u16) -> &'static str {
+    table.get(index_in(table, n)).map_or("other", |(_, l)| l)
 }
 
 /// The label for a query type number.
 pub fn qtype_label(qtype: u16) -> &'static str {
-    QTYPES.get(qtype_index(qtype)).map_or("other", |(_, l)| l)
+    label_in(&QTYPES, qtype)
 }
 
 /// Response codes with a label of their own (RFC 6895 §2.3); the rest are `other`.
@@ -132,16 +137,9 @@ const RCODES: [(u16, &str); 7] = [
     (16, "BADVERS"),
 ];
 
-fn rcode_index(rcode: u16) -> usize {
-    RCODES
-        .iter()
-        .position(|(n, _)| *n == rcode)
-        .unwrap_or(RCODES.len())
-}
-
 /// The label for a response code number.
 pub fn rcode_label(rcode: u16) -> &'static str {
-    RCODES.get(rcode_index(rcode)).map_or("other", |(_, l)| l)
+    label_in(&RCODES, rcode)
 }
 
 /// Series handles looked up once, so that counting a query is a few atomic
@@ -331,7 +329,7 @@ impl Metrics {
             .position(|x| *x == transport)
             .unwrap_or(0);
         let o = Outcome::ALL.iter().position(|x| *x == outcome).unwrap_or(0);
-        let q = qtype_index(qtype);
+        let q = index_in(&QTYPES, qtype);
         let slot = (t * (QTYPES.len() + 1) + q) * Outcome::ALL.len() + o;
         self.handles.queries[slot]
             .get_or_init(|| {
@@ -342,7 +340,7 @@ impl Metrics {
                 ])
             })
             .inc();
-        let r = rcode_index(rcode);
+        let r = index_in(&RCODES, rcode);
         self.handles.responses[r]
             .get_or_init(|| self.responses.with_label_values(&[rcode_label(rcode)]))
             .inc();
