@@ -3,7 +3,7 @@
 //! ends in [`Outcome`], the one place a query's fate is known.
 
 use std::iter;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE, cname_t
 use crate::logging::RateLimited;
 use crate::metrics::{self, Metrics, Outcome, Transport};
 use crate::names;
+use crate::wire;
 use crate::zone::{End, Lookup, NameKey, QType, ZoneTable};
 
 /// At most this many upstream questions per client question: the name
@@ -83,6 +84,10 @@ impl InFlight {
         (Entered(self), self.stopping.load(Ordering::SeqCst))
     }
 
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
     /// From now on, new queries get REFUSED (so stubs move to their next
     /// server at once); waits, at most `max`, for those already in flight.
     pub async fn drain(&self, max: Duration) {
@@ -122,6 +127,64 @@ impl Handler {
             in_flight,
             missing_workspace_log: RateLimited::new(MISSING_WORKSPACE_LOG_EVERY),
         }
+    }
+
+    /// The fast path (issue: performance): a plain UDP query for a local
+    /// name with addresses or NODATA, answered straight from the table into
+    /// `out`, with no DNS library, allocation or lock. Its length, or `None`
+    /// for anything else: the caller then takes the general path, which
+    /// gives the same answers (the end-to-end tests run both).
+    pub fn answer_fast(&self, msg: &[u8], src: SocketAddr, out: &mut [u8]) -> Option<usize> {
+        let started = Instant::now();
+        let q = wire::parse_query(msg)?;
+        if self.in_flight.stopping() {
+            return None;
+        }
+        let snap = self.snapshot.load();
+        // Refusals, zone-transfer and meta questions, and the per-query log
+        // are the general path's.
+        let special = matches!(
+            RecordType::from(q.qtype),
+            RecordType::AXFR | RecordType::IXFR | RecordType::OPT | RecordType::TSIG
+        );
+        if special || snap.log_queries || !snap.allows(src.ip()) {
+            return None;
+        }
+        let Lookup::Local(ans) = snap
+            .table
+            .lookup(q.key.as_str(), zone_qtype(RecordType::from(q.qtype)))
+        else {
+            return None;
+        };
+        let local = match (ans.chain.is_empty(), ans.end) {
+            (true, End::Addrs { v4, v6, ttl }) => wire::Local::Addrs { v4, v6, ttl },
+            (true, End::NoData { apex }) => wire::Local::NoData(snap.table.soa(apex)),
+            _ => return None,
+        };
+        let limit = wire::udp_limit(&q, EDNS_PAYLOAD);
+        let len = wire::write_local(msg, &q, &local, limit as u16, limit, out)?;
+        self.metrics.query(
+            Transport::Udp,
+            q.qtype,
+            Outcome::Local,
+            0,
+            started.elapsed().as_secs_f64(),
+        );
+        Some(len)
+    }
+
+    /// FORMERR for a UDP query whose header reads but whose body does not
+    /// (RFC 1035 §4.1.1), counted like any other answer; `head` is the
+    /// query's first four bytes (ID and flags).
+    pub fn formerr(&self, head: [u8; 4]) -> [u8; 12] {
+        let mut out = [0u8; 12];
+        out[..2].copy_from_slice(&head[..2]);
+        // QR, the opcode as asked, rcode FORMERR.
+        out[2] = 0x80 | (head[2] & 0x78);
+        out[3] = 0x01;
+        self.metrics
+            .query(Transport::Udp, 0, Outcome::Error, 1, 0.0);
+        out
     }
 
     /// The one place a query's fate is recorded: metrics, the workspace

@@ -19,4 +19,6 @@ pub mod metrics;
 pub mod names;
 pub mod reload;
 pub mod server;
+pub mod udp;
+pub mod wire;
 pub mod zone;

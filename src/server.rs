@@ -19,6 +19,7 @@ use crate::handler::{Handler, InFlight};
 use crate::http::{self, Endpoints};
 use crate::metrics::Metrics;
 use crate::reload::{self, FileWatch, ReloadError, Reloader, WatchMode};
+use crate::udp::{self, Shared};
 
 /// RFC 7766 §6.2.3: servers may close idle TCP connections; a few seconds is
 /// the usual choice (Unbound `tcp-idle-timeout` 30 s, BIND 30 s, dnsdist 5 s).
@@ -138,14 +139,22 @@ pub async fn run(
     // made after that is never missed.
     let watch = FileWatch::start(reloader.clone(), options.watch).await;
     let in_flight = Arc::new(InFlight::default());
-    let mut server = hickory_server::Server::new(Handler::new(
+    let handler = Arc::new(Handler::new(
         reloader.snapshot().clone(),
         metrics.clone(),
         in_flight.clone(),
     ));
+    // UDP is ours (see `udp`); hickory serves TCP.
+    let udp_stop = CancellationToken::new();
+    let mut udp_tasks = Vec::new();
     for s in listeners.udp {
-        server.register_socket(s);
+        udp_tasks.push(tokio::spawn(udp::serve(
+            Arc::new(s),
+            handler.clone(),
+            udp_stop.clone(),
+        )));
     }
+    let mut server = hickory_server::Server::new(Shared(handler));
     for l in listeners.tcp {
         server.register_listener(l, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
     }
@@ -190,9 +199,10 @@ pub async fn run(
             // hickory's own stop drops the queries it is still answering, so
             // wait for ours first; none takes longer than the query deadline.
             in_flight.drain(QUERY_DEADLINE + Duration::from_millis(500)).await;
-            // hickory hands UDP answers to its socket task through a queue;
-            // give the last ones a moment to be written before it stops.
+            // hickory hands TCP answers to its connection tasks through a
+            // queue; give the last ones a moment to be written before it stops.
             tokio::time::sleep(SEND_FLUSH_GRACE).await;
+            udp_stop.cancel();
             server
                 .shutdown_gracefully()
                 .await
@@ -200,6 +210,10 @@ pub async fn run(
         }
     };
     // DNS first, then the metrics listener and the watchers.
+    udp_stop.cancel();
+    for t in udp_tasks {
+        let _ = t.await;
+    }
     stop.cancel();
     for t in tasks {
         if tokio::time::timeout(TASK_STOP_GRACE, t).await.is_err() {

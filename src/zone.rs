@@ -496,6 +496,12 @@ pub struct NameKey {
     len: usize,
 }
 
+impl fmt::Debug for NameKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("NameKey").field(&self.as_str()).finish()
+    }
+}
+
 impl NameKey {
     /// `None` when the name cannot be local: a label holding a `.` or a
     /// non-ASCII byte (our names have neither), or the root.

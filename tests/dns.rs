@@ -718,3 +718,49 @@ async fn imported_names_are_served() {
     assert!(up.seen().is_empty());
     srv.stop().await;
 }
+
+/// The UDP fast path and the general path (TCP) give the same answers.
+#[tokio::test]
+async fn fast_and_general_paths_agree() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(
+        up.addr,
+        &format!(
+            "{}[[record]]\nname = \"dual.corp.example\"\na = [\"10.3.0.1\", \"10.3.0.2\"]\naaaa = [\"fd00::3\"]\n",
+            workspace("public", "instances_wildcard = true")
+        ),
+    ))
+    .await;
+    let api = format!("{GUID}.workspace.EastUS.api.azureml.ms");
+    let cases = [
+        (api.as_str(), RecordType::A),
+        (api.as_str(), RecordType::AAAA),
+        (api.as_str(), RecordType::TXT),
+        ("ci-9.eastus.instances.azureml.ms", RecordType::A),
+        ("ci-9.eastus.instances.azureml.ms", RecordType::MX),
+        ("dual.corp.example", RecordType::A),
+        ("dual.corp.example", RecordType::AAAA),
+        ("dual.corp.example", RecordType::ANY),
+    ];
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    for (name, qtype) in cases {
+        for edns in [None, Some(1232)] {
+            let q = query_msg(name, qtype, edns);
+            let fast = udp_exchange(srv.addr, &q).await;
+            let general = tcp_exchange(&mut tcp, &q).await;
+            let view = |m: &Message| {
+                (
+                    m.metadata.flags().to_string(),
+                    m.metadata.response_code,
+                    m.queries.clone(),
+                    m.answers.clone(),
+                    m.authorities.clone(),
+                    m.edns.as_ref().map(|e| e.max_payload()),
+                )
+            };
+            assert_eq!(view(&fast), view(&general), "{name} {qtype} edns={edns:?}");
+        }
+    }
+    assert!(up.seen().is_empty());
+    srv.stop().await;
+}

@@ -1,0 +1,121 @@
+//! The UDP side of the server: our own socket loop. Plain questions for
+//! local names are answered on the spot by [`Handler::answer_fast`]; every
+//! other datagram goes, in a task of its own, through the same handler that
+//! serves TCP (hickory parses it, we answer it). Owning the loop also lets
+//! us drop responses (QR=1) before parsing, as SPEC §3 asks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hickory_proto::serialize::binary::BinEncoder;
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::rr::Record;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::handler::Handler;
+
+/// RFC 1035 §4.2.1 / RFC 6891: queries are small; a larger datagram is
+/// read whole up to this and then fails to parse (FORMERR).
+const RECV_BUFFER: usize = 4096;
+/// Our answers are at most 1232 bytes (the EDNS cap); room to spare.
+const SEND_BUFFER: usize = 2048;
+
+/// Serves one UDP socket until `stop`.
+pub async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, stop: CancellationToken) {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut out = vec![0u8; SEND_BUFFER];
+    loop {
+        let (n, src) = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on Linux;
+                    // the socket itself is fine.
+                    debug!("udp receive: {e}");
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        let msg = &buf[..n];
+        // Too short for a header, a response (QR=1), or an address no
+        // answer can go to: dropped unread.
+        if n < 12 || msg[2] & 0x80 != 0 || src.port() == 0 || src.ip().is_unspecified() {
+            continue;
+        }
+        if let Some(len) = handler.answer_fast(msg, src, &mut out) {
+            if let Err(e) = socket.send_to(&out[..len], src).await {
+                debug!(%src, "udp send: {e}");
+            }
+            continue;
+        }
+        let (socket, handler, msg) = (socket.clone(), handler.clone(), msg.to_vec());
+        tokio::spawn(async move {
+            let head = [msg[0], msg[1], msg[2], msg[3]];
+            match Request::from_bytes(msg, src, Protocol::Udp) {
+                Ok(request) => {
+                    handler
+                        .handle_request::<_, TokioTime>(&request, UdpReply { socket, dst: src })
+                        .await;
+                }
+                Err(_) => {
+                    let _ = socket.send_to(&handler.formerr(head), src).await;
+                }
+            }
+        });
+    }
+}
+
+/// Sends one answer on the socket the question came in on.
+#[derive(Clone)]
+struct UdpReply {
+    socket: Arc<UdpSocket>,
+    dst: SocketAddr,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for UdpReply {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        // The handler already made the answer fit (TC=1 otherwise); this is
+        // the client's limit, as hickory applies it (RFC 6891 §6.2.3).
+        let max = response.edns().map_or(512, |e| e.max_payload());
+        let mut buf = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut buf);
+        encoder.set_max_size(max);
+        let info = response.destructive_emit(&mut encoder)?;
+        self.socket.send_to(&buf, self.dst).await?;
+        Ok(info)
+    }
+}
+
+/// hickory's server takes its handler by value; TCP and our UDP loops share one.
+pub struct Shared(pub Arc<Handler>);
+
+#[async_trait::async_trait]
+impl RequestHandler for Shared {
+    async fn handle_request<R: ResponseHandler, T: hickory_server::net::runtime::Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        self.0
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
+}
