@@ -168,13 +168,15 @@ fn check(path: &std::path::Path) -> ExitCode {
     let Some((config, table)) = load(path) else {
         return ExitCode::FAILURE;
     };
+    let mut out = String::new();
     for w in &config.warnings {
-        println!("{w}");
+        let _ = writeln!(out, "{w}");
     }
     for ws in &config.workspaces {
         let w = &ws.value;
         let n = names::derive(w, config.zone.answer).len();
-        println!(
+        let _ = writeln!(
+            out,
             "workspace {} ({}, {} {}): {n} names",
             w.name,
             w.id,
@@ -183,12 +185,13 @@ fn check(path: &std::path::Path) -> ExitCode {
         );
     }
     if !config.records.is_empty() {
-        println!("records: {} names", config.records.len());
+        let _ = writeln!(out, "records: {} names", config.records.len());
     }
     if !config.imports.is_empty() {
-        println!("imports: {} names", config.imports.len());
+        let _ = writeln!(out, "imports: {} names", config.imports.len());
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{}: OK, {} local names, upstreams {}",
         config.path.display(),
         table.len(),
@@ -200,7 +203,7 @@ fn check(path: &std::path::Path) -> ExitCode {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    ExitCode::SUCCESS
+    emit(&out)
 }
 
 fn records(path: &std::path::Path, format: Format) -> ExitCode {
@@ -213,8 +216,21 @@ fn records(path: &std::path::Path, format: Format) -> ExitCode {
         Format::Zone => format_zone(&table),
         Format::Hosts => format_hosts(&table),
     };
-    print!("{out}");
-    ExitCode::SUCCESS
+    emit(&out)
+}
+
+/// Writes `text` to stdout. A reader that stops early (`amldns records |
+/// head`) is not an error.
+fn emit(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// (type, values) of a node's records.

@@ -223,3 +223,37 @@ fn version_and_help() {
         assert!(stdout(&o).contains("--config"), "{cmd}: {}", stdout(&o));
     }
 }
+
+/// `amldns records | head` is not an error: no panic, exit 0.
+#[test]
+fn a_reader_that_stops_early_is_fine() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amldns.toml");
+    let mut text = String::new();
+    for i in 0..600u32 {
+        text += &format!(
+            "[[workspace]]\nname = \"w{i}\"\nid = \"{:08x}-0000-4000-8000-000000000000\"\nregion = \"eastus\"\nip = \"10.0.{}.{}\"\n",
+            i,
+            i / 250,
+            i % 250
+        );
+    }
+    std::fs::write(&path, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amldns"))
+        .args(["records", "--config", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe is closed here, long before the ~400 KB of output is written.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
