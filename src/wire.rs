@@ -54,33 +54,24 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
     }
     let additional = count(3);
     // The question name: labels, no compression (RFC 1035 §4.1.4 allows it,
-    // but no stub compresses a lone question).
-    let mut pos = HEADER;
-    let mut labels: [(usize, usize); 128] = [(0, 0); 128];
-    let mut n = 0;
-    loop {
-        let len = *msg.get(pos)? as usize;
-        if len == 0 {
-            pos += 1;
-            break;
-        }
-        if len > 63 || n == labels.len() {
-            return None;
-        }
-        labels[n] = (pos + 1, len);
-        n += 1;
-        pos += 1 + len;
-    }
-    if pos - HEADER > 255 {
+    // but no stub compresses a lone question). Keyed as it is read.
+    let mut labels = Labels {
+        msg,
+        pos: HEADER,
+        ended: false,
+    };
+    let key = NameKey::from_labels(&mut labels);
+    let pos = labels.pos;
+    if !labels.ended {
         return None;
     }
+    let key = key?;
     let qtype = u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]);
     let qclass = u16::from_be_bytes([*msg.get(pos + 2)?, *msg.get(pos + 3)?]);
     let question_end = pos + 4;
     if qclass != CLASS_IN {
         return None;
     }
-    let key = NameKey::from_labels(labels[..n].iter().map(|&(at, len)| &msg[at..at + len]))?;
     let edns_payload = match additional {
         0 if question_end == msg.len() => None,
         1 => {
@@ -108,6 +99,34 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
         qtype,
         edns_payload,
     })
+}
+
+/// The labels of an uncompressed name in a message; `ended` once the root
+/// label was read (a pointer, a label over 63 bytes or the end of the
+/// message stop it short).
+struct Labels<'a> {
+    msg: &'a [u8],
+    pos: usize,
+    ended: bool,
+}
+
+impl<'a> Iterator for Labels<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let len = usize::from(*self.msg.get(self.pos)?);
+        if len == 0 {
+            self.pos += 1;
+            self.ended = true;
+            return None;
+        }
+        if len > 63 {
+            return None;
+        }
+        let label = self.msg.get(self.pos + 1..self.pos + 1 + len)?;
+        self.pos += 1 + len;
+        Some(label)
+    }
 }
 
 /// The largest UDP answer the client takes: 512 without EDNS (RFC 1035

@@ -1,0 +1,162 @@
+//! Micro-benchmarks of the per-query hot path, without a network: table
+//! lookup as the table grows, writing a local answer, the whole UDP fast
+//! path, and a cache hit. `cargo bench` runs them; CI only builds them.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use amldns::cache::{Cache, Key, Reply};
+use amldns::config::{self, Config};
+use amldns::handler::{Handler, InFlight, Snapshot};
+use amldns::metrics::Metrics;
+use amldns::zone::{QType, ZoneTable};
+use amldns::{forward, wire};
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+fn main() {
+    divan::main();
+}
+
+/// A config of `workspaces` workspaces, 13 names each (one instance and one
+/// online endpoint), with the upstream on loopback (never contacted here).
+fn config(workspaces: usize) -> Config {
+    let mut text = String::from("[upstream]\nservers = [\"127.0.0.1:9\"]\n");
+    for i in 0..workspaces {
+        text += &format!(
+            "[[workspace]]\nname = \"mlw-{i}\"\nid = \"{i:08x}-0000-4000-8000-000000000000\"\n\
+             region = \"eastus\"\nip = \"10.{}.{}.5\"\ninstances = [\"ci-{i}\"]\n\
+             online_endpoints = [\"ep-{i}\"]\n",
+            i / 250,
+            i % 250
+        );
+    }
+    config::parse(Path::new("bench.toml"), &text).expect("valid config")
+}
+
+/// The API name of workspace `i`.
+fn api(i: usize) -> String {
+    format!("{i:08x}-0000-4000-8000-000000000000.workspace.eastus.api.azureml.ms")
+}
+
+/// Lookup cost as the table grows from 13 to 130,000 names: flat is the goal.
+#[divan::bench(args = [1, 100, 10_000])]
+fn lookup(bencher: divan::Bencher, workspaces: usize) {
+    let table = ZoneTable::compile(&config(workspaces), 1).unwrap();
+    let names: Vec<String> = (0..workspaces)
+        .step_by((workspaces / 64).max(1))
+        .map(api)
+        .collect();
+    let mut i = 0;
+    bencher.bench_local(|| {
+        i = (i + 1) % names.len();
+        divan::black_box(table.lookup(divan::black_box(&names[i]), QType::A));
+    });
+}
+
+fn query_bytes(name: &str) -> Vec<u8> {
+    let mut m = Message::query();
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    m.set_edns(e);
+    m.to_vec().unwrap()
+}
+
+/// Reading a query and writing its local answer, nothing else.
+#[divan::bench]
+fn write_local_answer(bencher: divan::Bencher) {
+    let msg = query_bytes(&api(7));
+    let v4 = ["10.1.0.5".parse().unwrap()];
+    let mut out = [0u8; 2048];
+    bencher.bench_local(|| {
+        let q = wire::parse_query(divan::black_box(&msg)).unwrap();
+        let local = wire::Local::Addrs {
+            v4: &v4,
+            v6: &[],
+            ttl: 60,
+        };
+        divan::black_box(wire::write_local(&msg, &q, &local, 1232, 1232, &mut out));
+    });
+}
+
+/// The whole UDP fast path: parse, ACL, lookup, write, count.
+#[divan::bench(args = [1, 10_000])]
+fn fast_path(bencher: divan::Bencher, workspaces: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let config = config(workspaces);
+    let metrics = Arc::new(Metrics::new());
+    let cache = Arc::new(Cache::new(1000));
+    let snapshot = Snapshot {
+        table: ZoneTable::compile(&config, 1).unwrap(),
+        allow: config.server.allow.clone(),
+        forwarder: Arc::new(
+            forward::Forwarder::new(&config.upstream, cache, metrics.clone()).unwrap(),
+        ),
+        log_queries: false,
+    };
+    let handler = Handler::new(
+        Arc::new(ArcSwap::from_pointee(snapshot)),
+        metrics,
+        Arc::new(InFlight::default()),
+    );
+    let msg = query_bytes(&api(workspaces / 2));
+    let src: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+    let mut out = [0u8; 2048];
+    assert!(
+        handler.answer_fast(&msg, src, &mut out).is_some(),
+        "takes the fast path"
+    );
+    bencher.bench_local(|| {
+        divan::black_box(handler.answer_fast(divan::black_box(&msg), src, &mut out))
+    });
+}
+
+/// A forwarded answer found in the cache, TTLs counted down.
+#[divan::bench]
+fn cache_hit(bencher: divan::Bencher) {
+    let cache = Cache::new(10_000);
+    let name = Name::from_ascii("www.example.com.").unwrap();
+    for i in 0..5_000 {
+        let n = Name::from_ascii(format!("n{i}.example.com.")).unwrap();
+        let reply = Reply {
+            rcode: ResponseCode::NoError,
+            answers: vec![Record::from_rdata(
+                n.clone(),
+                300,
+                RData::A(A::new(192, 0, 2, 1)),
+            )],
+            authorities: Vec::new(),
+        };
+        cache.insert(
+            Key {
+                name: LowerName::from(&n),
+                qtype: RecordType::A,
+            },
+            &reply,
+        );
+    }
+    let reply = Reply {
+        rcode: ResponseCode::NoError,
+        answers: vec![Record::from_rdata(
+            name.clone(),
+            300,
+            RData::A(A::new(192, 0, 2, 1)),
+        )],
+        authorities: Vec::new(),
+    };
+    let key = Key {
+        name: LowerName::from(&name),
+        qtype: RecordType::A,
+    };
+    cache.insert(key.clone(), &reply);
+    bencher.bench_local(|| divan::black_box(cache.get(divan::black_box(&key))));
+}
