@@ -156,13 +156,13 @@ impl Handler {
         else {
             return None;
         };
-        let local = match (ans.chain.is_empty(), ans.end) {
-            (true, End::Addrs { v4, v6, ttl }) => wire::Local::Addrs { v4, v6, ttl },
-            (true, End::NoData { apex }) => wire::Local::NoData(snap.table.soa(apex)),
-            _ => return None,
+        let local = match ans.end {
+            End::Addrs { v4, v6, ttl } => wire::Local::Addrs { v4, v6, ttl },
+            End::NoData { apex } => wire::Local::NoData(snap.table.soa(apex)),
+            End::Chain | End::Forward(_) => return None,
         };
         let limit = wire::udp_limit(&q, EDNS_PAYLOAD);
-        let len = wire::write_local(msg, &q, &local, limit as u16, limit, out)?;
+        let len = wire::write_local(msg, &q, &ans.chain, &local, limit as u16, limit, out)?;
         self.metrics.query(
             Transport::Udp,
             q.qtype,

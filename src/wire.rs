@@ -15,6 +15,7 @@ const HEADER: usize = 12;
 /// right after the header.
 const QNAME_POINTER: [u8; 2] = [0xC0, HEADER as u8];
 const TYPE_A: u16 = 1;
+const TYPE_CNAME: u16 = 5;
 const TYPE_SOA: u16 = 6;
 const TYPE_AAAA: u16 = 28;
 const TYPE_OPT: u16 = 41;
@@ -148,11 +149,15 @@ pub enum Local<'a> {
 }
 
 /// Writes the authoritative answer to `query` (whose bytes are `msg`) into
-/// `out`; its length, or `None` when it would not fit `limit` (the general
-/// path then answers with TC=1). `edns_payload` is what our OPT announces.
+/// `out`: the CNAME `chain` inside the table (targets and TTLs, maybe
+/// empty), then `answer` for its last name. Its length, or `None` when it
+/// would not fit `limit` (the general path then answers with TC=1), or for
+/// NODATA after a chain (left to the general path). `edns_payload` is what
+/// our OPT announces.
 pub fn write_local(
     msg: &[u8],
     q: &Query,
+    chain: &[(&str, u32)],
     answer: &Local<'_>,
     edns_payload: u16,
     limit: usize,
@@ -161,8 +166,9 @@ pub fn write_local(
     let mut w = Writer { out, len: 0 };
     let question = &msg[HEADER..q.question_end];
     let (answers, authorities) = match answer {
-        Local::Addrs { v4, v6, .. } => (v4.len() + v6.len(), 0),
-        Local::NoData(_) => (0, 1),
+        Local::Addrs { v4, v6, .. } => (chain.len() + v4.len() + v6.len(), 0),
+        Local::NoData(_) if chain.is_empty() => (0, 1),
+        Local::NoData(_) => return None,
     };
     let additional = usize::from(q.edns_payload.is_some());
     w.put(&q.id.to_be_bytes())?;
@@ -175,13 +181,36 @@ pub fn write_local(
         w.put(&(c as u16).to_be_bytes())?;
     }
     w.put(question)?;
+    // Each record's owner points at the name before it: the question, then
+    // each CNAME target as written.
+    let mut owner = QNAME_POINTER;
+    for &(target, ttl) in chain {
+        w.put(&owner)?;
+        w.put(&TYPE_CNAME.to_be_bytes())?;
+        w.put(&CLASS_IN.to_be_bytes())?;
+        w.put(&ttl.to_be_bytes())?;
+        let rdlength_at = w.len;
+        w.put(&[0, 0])?;
+        let name_at = w.len;
+        for label in target.split('.') {
+            w.put(&[label.len() as u8])?;
+            w.put(label.as_bytes())?;
+        }
+        w.put(&[0])?;
+        let rdlength = (w.len - name_at) as u16;
+        w.out[rdlength_at..rdlength_at + 2].copy_from_slice(&rdlength.to_be_bytes());
+        if name_at >= 0x3FFF {
+            return None;
+        }
+        owner = [0xC0 | (name_at >> 8) as u8, name_at as u8];
+    }
     match answer {
         Local::Addrs { v4, v6, ttl } => {
             for a in v4.iter() {
-                w.rr(&QNAME_POINTER, TYPE_A, *ttl, &a.octets())?;
+                w.rr(&owner, TYPE_A, *ttl, &a.octets())?;
             }
             for a in v6.iter() {
-                w.rr(&QNAME_POINTER, TYPE_AAAA, *ttl, &a.octets())?;
+                w.rr(&owner, TYPE_AAAA, *ttl, &a.octets())?;
             }
         }
         Local::NoData(soa) => {
@@ -283,7 +312,7 @@ mod tests {
         let q = parse_query(&bytes).expect("plain query");
         let limit = udp_limit(&q, 1232);
         let mut out = [0u8; 2048];
-        let n = write_local(&bytes, &q, local, limit as u16, limit, &mut out).unwrap();
+        let n = write_local(&bytes, &q, &[], local, limit as u16, limit, &mut out).unwrap();
         Message::from_vec(&out[..n]).unwrap()
     }
 
@@ -369,6 +398,49 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_inside_the_table_points_each_owner_at_the_last_target() {
+        let m = query("Alias.Corp.Example.", RecordType::A, None)
+            .to_vec()
+            .unwrap();
+        let q = parse_query(&m).unwrap();
+        let chain = [
+            ("mid.corp.example", 30),
+            ("st.privatelink.blob.core.windows.net", 20),
+        ];
+        let v4 = ["10.1.0.9".parse().unwrap()];
+        let mut out = [0u8; 512];
+        let local = Local::Addrs {
+            v4: &v4,
+            v6: &[],
+            ttl: 10,
+        };
+        let n = write_local(&m, &q, &chain, &local, 512, 512, &mut out).unwrap();
+        let r = Message::from_vec(&out[..n]).unwrap();
+        let lines: Vec<String> = r
+            .answers
+            .iter()
+            .map(|a| format!("{} {} {}", a.name.to_ascii(), a.ttl, a.data))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "Alias.Corp.Example. 30 mid.corp.example.",
+                "mid.corp.example. 20 st.privatelink.blob.core.windows.net.",
+                "st.privatelink.blob.core.windows.net. 10 10.1.0.9",
+            ]
+        );
+        let soa = Soa {
+            apex: "corp.example",
+            serial: 1,
+            refresh: 1,
+            retry: 1,
+            expire: 1,
+            minimum: 1,
+        };
+        assert!(write_local(&m, &q, &chain, &Local::NoData(soa), 512, 512, &mut out).is_none());
+    }
+
+    #[test]
     fn only_plain_queries_take_the_fast_path() {
         let plain = query("a.example.", RecordType::A, Some(1232));
         assert!(parse_query(&plain.to_vec().unwrap()).is_some());
@@ -421,7 +493,7 @@ mod tests {
             v6: &[],
             ttl: 1,
         };
-        assert!(write_local(&m, &q, &local, 512, 512, &mut out).is_none());
-        assert!(write_local(&m, &q, &local, 1232, 1232, &mut out).is_some());
+        assert!(write_local(&m, &q, &[], &local, 512, 512, &mut out).is_none());
+        assert!(write_local(&m, &q, &[], &local, 1232, 1232, &mut out).is_some());
     }
 }

@@ -726,7 +726,9 @@ async fn fast_and_general_paths_agree() {
     let srv = start(&config_with(
         up.addr,
         &format!(
-            "{}[[record]]\nname = \"dual.corp.example\"\na = [\"10.3.0.1\", \"10.3.0.2\"]\naaaa = [\"fd00::3\"]\n",
+            "{}[[record]]\nname = \"dual.corp.example\"\na = [\"10.3.0.1\", \"10.3.0.2\"]\naaaa = [\"fd00::3\"]\n\
+             [[record]]\nname = \"alias.corp.example\"\ncname = \"mid.corp.example\"\n\
+             [[record]]\nname = \"mid.corp.example\"\ncname = \"dual.corp.example\"\nttl = 5\n",
             workspace("public", "instances_wildcard = true")
         ),
     ))
@@ -741,6 +743,10 @@ async fn fast_and_general_paths_agree() {
         ("dual.corp.example", RecordType::A),
         ("dual.corp.example", RecordType::AAAA),
         ("dual.corp.example", RecordType::ANY),
+        ("Alias.Corp.Example", RecordType::A),
+        ("alias.corp.example", RecordType::AAAA),
+        ("alias.corp.example", RecordType::TXT),
+        ("alias.corp.example", RecordType::CNAME),
     ];
     let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
     for (name, qtype) in cases {
