@@ -1,6 +1,6 @@
 //! Answering one query (SPEC §3): the checks hickory's `Catalog` would have
 //! made, the `allow` ACL, then the zone table, then the forwarder; every path
-//! ends in [`Outcome`], the one place a query's fate is known.
+//! ends in an [`Outcome`], which is what metrics and logs record.
 
 use std::iter;
 use std::net::{IpAddr, SocketAddr};
@@ -129,11 +129,12 @@ impl Handler {
         }
     }
 
-    /// The fast path (issue: performance): a plain UDP query for a local
-    /// name with addresses or NODATA, answered straight from the table into
-    /// `out`, with no DNS library, allocation or lock. Its length, or `None`
-    /// for anything else: the caller then takes the general path, which
-    /// gives the same answers (the end-to-end tests run both).
+    /// The fast path: a plain UDP query for a local name with addresses (at
+    /// the end of a CNAME chain inside the table, maybe) or NODATA, answered
+    /// straight from the table into `out`, with no DNS library and no lock
+    /// (a chain's list is the one allocation). Its length, or `None` for
+    /// anything else: the caller then takes the general path, which gives
+    /// the same answers (`tests/dns.rs` compares them).
     pub fn answer_fast(&self, msg: &[u8], src: SocketAddr, out: &mut [u8]) -> Option<usize> {
         let started = Instant::now();
         let q = wire::parse_query(msg)?;
@@ -187,8 +188,10 @@ impl Handler {
         out
     }
 
-    /// The one place a query's fate is recorded: metrics, the workspace
-    /// missing signal, and the per-query log.
+    /// Where the general path records a query's fate: metrics, the
+    /// workspace missing signal, and the per-query log. (The fast path and
+    /// FORMERR count themselves; neither can be a forwarded workspace name
+    /// or be logged per query.)
     fn record(
         &self,
         snap: &Snapshot,
