@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncodable;
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -174,17 +174,23 @@ impl Handler {
         Some(len)
     }
 
-    /// FORMERR for a UDP query whose header reads but whose body does not
-    /// (RFC 1035 §4.1.1), counted like any other answer; `head` is the
-    /// query's first four bytes (ID and flags).
-    pub fn formerr(&self, head: [u8; 4]) -> [u8; 12] {
+    /// The answer to a UDP query whose header reads but whose body does not:
+    /// FORMERR (RFC 1035 §4.1.1), or REFUSED for a client outside `allow`,
+    /// counted like any other answer; `head` is the query's first four bytes
+    /// (ID and flags).
+    pub fn unparsed(&self, head: [u8; 4], src: SocketAddr) -> [u8; 12] {
+        let (rcode, outcome) = if self.snapshot.load().allows(src.ip()) {
+            (ResponseCode::FormErr, Outcome::Error)
+        } else {
+            (ResponseCode::Refused, Outcome::Refused)
+        };
         let mut out = [0u8; 12];
         out[..2].copy_from_slice(&head[..2]);
-        // QR, the opcode as asked, rcode FORMERR.
+        // QR, the opcode as asked, the rcode.
         out[2] = 0x80 | (head[2] & 0x78);
-        out[3] = 0x01;
+        out[3] = u16::from(rcode) as u8;
         self.metrics
-            .query(Transport::Udp, 0, Outcome::Error, 1, 0.0);
+            .query(Transport::Udp, 0, outcome, u16::from(rcode), 0.0);
         out
     }
 
@@ -507,7 +513,7 @@ async fn send<R: ResponseHandler>(
     meta.response_code = answer.rcode;
     meta.authoritative = answer.authoritative;
     meta.recursion_available = true;
-    if request.protocol() == Protocol::Udp && !fits_udp(request, edns, &answer) {
+    if request.protocol() == Protocol::Udp && !fits_udp(request, edns, &meta, &answer) {
         // hickory would fill the packet and drop the OPT record that must
         // follow (RFC 6891 §7); send the usual empty TC=1 answer instead, so
         // the client retries over TCP (RFC 1035 §4.2.1).
@@ -539,8 +545,9 @@ async fn send<R: ResponseHandler>(
 }
 
 /// Whether `answer` fits the client's UDP size: 512 without EDNS, else the
-/// payload we echo. Estimated from above, so it errs towards TC.
-fn fits_udp(request: &Request, edns: Option<&Edns>, answer: &Answer) -> bool {
+/// payload we echo. A cheap upper bound decides most answers; a large one is
+/// encoded once to see, since name compression often makes it fit.
+fn fits_udp(request: &Request, edns: Option<&Edns>, meta: &Metadata, answer: &Answer) -> bool {
     /// Header, plus an OPT record without options.
     const FIXED: usize = 12 + 11;
     let limit = edns.map_or(512, |e| usize::from(e.max_payload()));
@@ -551,7 +558,26 @@ fn fits_udp(request: &Request, edns: Option<&Edns>, answer: &Answer) -> bool {
         .chain(&answer.authorities)
         .map(record_size_bound)
         .sum();
-    FIXED + question + records <= limit
+    if FIXED + question + records <= limit {
+        return true;
+    }
+    let mut builder = MessageResponseBuilder::from_message_request(request);
+    if let Some(e) = edns {
+        builder.edns(e);
+    }
+    let trial = builder.build(
+        *meta,
+        answer.answers.iter(),
+        answer.authorities.iter(),
+        iter::empty(),
+        iter::empty(),
+    );
+    let mut buf = Vec::with_capacity(limit);
+    let mut encoder = BinEncoder::new(&mut buf);
+    encoder.set_max_size(limit as u16);
+    trial
+        .destructive_emit(&mut encoder)
+        .is_ok_and(|info| !info.truncation)
 }
 
 /// Upper bound of a record's wire size: uncompressed owner, type, class, TTL,

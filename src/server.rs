@@ -146,13 +146,9 @@ pub async fn run(
     ));
     // UDP is ours (see `udp`); hickory serves TCP.
     let udp_stop = CancellationToken::new();
-    let mut udp_tasks = Vec::new();
+    let mut udp_tasks = tokio::task::JoinSet::new();
     for s in listeners.udp {
-        udp_tasks.push(tokio::spawn(udp::serve(
-            Arc::new(s),
-            handler.clone(),
-            udp_stop.clone(),
-        )));
+        udp_tasks.spawn(udp::serve(Arc::new(s), handler.clone(), udp_stop.clone()));
     }
     let mut server = hickory_server::Server::new(Shared(handler));
     for l in listeners.tcp {
@@ -193,6 +189,12 @@ pub async fn run(
 
     let result = tokio::select! {
         r = server.block_until_done() => r.map_err(|e| ServeError::Stopped(e.to_string())),
+        // A UDP loop only ends when told to: one that ends otherwise (a
+        // panic) must not leave a server that answers TCP alone.
+        Some(ended) = udp_tasks.join_next() => Err(ServeError::Stopped(match ended {
+            Err(e) => format!("a UDP socket loop failed: {e}"),
+            Ok(()) => "a UDP socket loop ended".into(),
+        })),
         () = shutdown => {
             info!("shutting down: no new queries, finishing those in flight");
             ready.store(false, Ordering::Relaxed);
@@ -211,9 +213,7 @@ pub async fn run(
     };
     // DNS first, then the metrics listener and the watchers.
     udp_stop.cancel();
-    for t in udp_tasks {
-        let _ = t.await;
-    }
+    while udp_tasks.join_next().await.is_some() {}
     stop.cancel();
     for t in tasks {
         if tokio::time::timeout(TASK_STOP_GRACE, t).await.is_err() {

@@ -46,7 +46,7 @@ pub async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, stop: Cancella
         let msg = &buf[..n];
         // Too short for a header, a response (QR=1), or an address no
         // answer can go to: dropped unread.
-        if n < 12 || msg[2] & 0x80 != 0 || src.port() == 0 || src.ip().is_unspecified() {
+        if n < 12 || msg[2] & 0x80 != 0 || !answerable(src) {
             continue;
         }
         if let Some(len) = handler.answer_fast(msg, src, &mut out) {
@@ -65,11 +65,22 @@ pub async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, stop: Cancella
                         .await;
                 }
                 Err(_) => {
-                    let _ = socket.send_to(&handler.formerr(head), src).await;
+                    let _ = socket.send_to(&handler.unparsed(head, src), src).await;
                 }
             }
         });
     }
+}
+
+/// Whether an answer can go back to `src` (hickory's rule: no port 0, no
+/// unspecified or broadcast address, also when v4 shows up as v6).
+fn answerable(src: SocketAddr) -> bool {
+    let ip = src.ip().to_canonical();
+    let broadcast = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_broadcast(),
+        std::net::IpAddr::V6(_) => false,
+    };
+    src.port() != 0 && !ip.is_unspecified() && !broadcast
 }
 
 /// Sends one answer on the socket the question came in on.

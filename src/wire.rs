@@ -87,6 +87,13 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
             {
                 return None;
             }
+            // Options (code, length, data) must fill the record exactly, as
+            // hickory checks on the general path (FORMERR otherwise).
+            let mut options = &msg[question_end + OPT_LEN..];
+            while !options.is_empty() {
+                let len = usize::from(u16::from_be_bytes([*options.get(2)?, *options.get(3)?]));
+                options = options.get(4 + len..)?;
+            }
             Some(u16::from_be_bytes([opt[3], opt[4]]))
         }
         _ => return None,
@@ -469,6 +476,12 @@ mod tests {
         let mut tc = plain.to_vec().unwrap();
         tc[2] |= 0x02;
         cases.push(("TC=1", tc));
+        // An EDNS option claiming 64 bytes but carrying 8.
+        let mut bad_option = plain.to_vec().unwrap();
+        let rdlength_at = bad_option.len() - 2;
+        bad_option[rdlength_at..].copy_from_slice(&12u16.to_be_bytes());
+        bad_option.extend([0, 10, 0, 64, 1, 2, 3, 4, 5, 6, 7, 8]);
+        cases.push(("EDNS option longer than the record", bad_option));
         let bare = query("a.example.", RecordType::A, None).to_vec().unwrap();
         cases.push(("cut short", bare[..bare.len() - 1].to_vec()));
         // A pointer in the question name.
@@ -479,6 +492,18 @@ mod tests {
             assert!(parse_query(&bytes).is_none(), "{what}");
         }
         assert!(parse_query(&[0; 11]).is_none());
+    }
+
+    #[test]
+    fn well_formed_edns_options_are_fine() {
+        let mut m = query("a.example.", RecordType::A, Some(1232))
+            .to_vec()
+            .unwrap();
+        let rdlength_at = m.len() - 2;
+        m[rdlength_at..].copy_from_slice(&12u16.to_be_bytes());
+        // A client cookie (RFC 7873): code 10, 8 bytes.
+        m.extend([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(parse_query(&m).unwrap().edns_payload, Some(1232));
     }
 
     #[test]

@@ -770,3 +770,36 @@ async fn fast_and_general_paths_agree() {
     assert!(up.seen().is_empty());
     srv.stop().await;
 }
+
+/// The general path sends what fits (names compress), TC only when it does not.
+#[tokio::test]
+async fn large_local_answers_fit_when_compressed() {
+    let up = StandIn::zone().await;
+    let many: Vec<String> = (1..=40).map(|i| format!("\"10.4.0.{i}\"")).collect();
+    // `[log] queries` sends every query down the general path.
+    let srv = start(&config_with(
+        up.addr,
+        &format!(
+            "[log]\nqueries = true\n[[record]]\nname = \"many.corp.example\"\na = [{}]\n",
+            many.join(", ")
+        ),
+    ))
+    .await;
+    let r = udp_exchange(
+        srv.addr,
+        &query_msg("many.corp.example", RecordType::A, Some(1232)),
+    )
+    .await;
+    assert!(
+        !r.metadata.truncation,
+        "40 A records are about 700 bytes compressed"
+    );
+    assert_eq!(addrs(&r).len(), 40);
+    let r = udp_exchange(
+        srv.addr,
+        &query_msg("many.corp.example", RecordType::A, None),
+    )
+    .await;
+    assert!(r.metadata.truncation, "but more than 512");
+    srv.stop().await;
+}
