@@ -17,7 +17,12 @@ out=$repo/target/load
 mkdir -p "$out"
 
 bash "$kit/setup.sh"
-cargo build --release --locked --manifest-path "$repo/Cargo.toml"
+# Build as the user who called sudo, so target/ stays theirs.
+if [[ -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then
+  sudo -u "$SUDO_USER" -H bash -lc "cargo build --release --locked --manifest-path '$repo/Cargo.toml'"
+else
+  cargo build --release --locked --manifest-path "$repo/Cargo.toml"
+fi
 export DATA=$out/data AMLDNS_BIN=$repo/target/release/amldns
 
 opts=() targets=()

@@ -69,7 +69,11 @@ for t in "${TARGETS[@]}"; do
     *) echo "run.sh: bad target '$t'" >&2; exit 1 ;;
   esac
 done
-[[ -f $DATA/checks.txt ]] || python3 "$HERE/gen_data.py" --out "$DATA" || exit 1
+# Data made by another version of gen_data.py is made again.
+gen_sum=$(sha256sum "$HERE/gen_data.py" | cut -d' ' -f1)
+if [[ ! -f $DATA/checks.txt || $(cat "$DATA/.gen_data.sha256" 2>/dev/null) != "$gen_sum" ]]; then
+  rm -rf "$DATA" && python3 "$HERE/gen_data.py" --out "$DATA" && echo "$gen_sum" >"$DATA/.gen_data.sha256" || exit 1
+fi
 OUTDIR=${OUTDIR:-$HERE/results/$(date +%Y%m%d-%H%M%S)-$$}
 mkdir -p "$OUTDIR"; OUTDIR=$(cd "$OUTDIR" && pwd)
 export DATA DURATION CLIENTS OUTSTANDING MAXQPS WORKLOADS SERVER_CPU CLIENT_CPU \
@@ -84,7 +88,10 @@ if [[ $NETNS == 1 && -z ${PEERBENCH_IN_NS:-} ]]; then
       unshare --net --pid --fork --kill-child --mount-proc \
       bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "${TARGETS[@]}"
   fi
-  echo "run.sh: WARNING: cannot create namespaces; running on the host loopback" >&2
+  # The promise is loopback only: without a namespace, stop unless the
+  # caller said --no-netns (or NETNS=0) knowingly.
+  echo "run.sh: cannot create network namespaces; rerun with --no-netns to use the host loopback" >&2
+  exit 1
 fi
 if [[ -n ${PEERBENCH_IN_NS:-} ]]; then   # paranoia: only 'lo' may exist here
   if ip -o link show | awk -F': ' '{print $2}' | grep -qv '^lo$'; then
@@ -368,8 +375,10 @@ bench_one() {  # name port pid workload rep
     # At a fixed rate the client has headroom for -v (one line per answer):
     # keep the latencies on tmpfs, and only the summary lines.
     local lat=$SHM/latencies-$$.txt
+    # The filter runs on the client's CPU, away from the server's. Lost
+    # queries print no line: p99 is of the answered ones (see `lost`).
     timeout -k 5 $((DURATION + 30)) "${p[@]}" dnsperf -v "${args[@]}" 2>&1 \
-      | awk -v lat="$lat" '/^> / {print $NF > lat; next} {print}' >"$of"
+      | "${p[@]}" awk -v lat="$lat" '/^> / {print $NF > lat; next} {print}' >"$of"
     p99=$(sort -g "$lat" | awk '{v[NR] = $1} END {if (NR) {i = int(NR * 0.99 + 0.5); if (i < 1) i = 1; printf "%.3f", v[i] * 1000}}')
     rm -f "$lat"
   else
