@@ -1,6 +1,7 @@
 //! Logs (SPEC §6): human text by default, JSON on request, level from
 //! `RUST_LOG`; and a rate limit for lines that a flood could repeat.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,23 @@ pub fn init(format: Format) {
         Format::Text => builder.init(),
         Format::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// Logs every panic through tracing (so it reaches the JSON log too) and
+/// counts it, then hands it to the hook that was there before (by default,
+/// the message on stderr). A panic in a query's task loses that query, not
+/// the server: tokio catches it, where hickory would drop it silently.
+pub fn count_panics(metrics: Arc<crate::metrics::Metrics>) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        metrics.panics.inc();
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            "panic (a bug, please report it): {info}"
+        );
+        previous(info);
+    }));
 }
 
 /// Lets one event through per `every`, and counts what it held back, so a

@@ -27,6 +27,7 @@ pub const LAST_RELOAD_SUCCESS: &str = "amldns_last_reload_success_timestamp_seco
 pub const LAST_RELOAD_SUCCESSFUL: &str = "amldns_last_reload_successful";
 pub const WORKSPACE_MISSING_TOTAL: &str = "amldns_workspace_missing_total";
 pub const BUILD_INFO: &str = "amldns_build_info";
+pub const PANICS_TOTAL: &str = "amldns_panics_total";
 
 /// How a query ended (SPEC §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +186,8 @@ pub struct Metrics {
     /// load (the table served is older than it).
     pub last_reload_successful: IntGauge,
     pub workspace_missing: IntCounter,
+    /// Panics caught in query tasks (see `logging::count_panics`).
+    pub panics: IntCounter,
     handles: Handles,
 }
 
@@ -311,6 +314,7 @@ impl Metrics {
                 WORKSPACE_MISSING_TOTAL,
                 "Forwarded queries for workspace-shaped names the table does not hold.",
             ),
+            panics: counter(PANICS_TOTAL, "Panics (bugs) caught; each is also logged."),
             registry,
         }
     }
@@ -424,6 +428,7 @@ mod tests {
             LAST_RELOAD_SUCCESSFUL,
             WORKSPACE_MISSING_TOTAL,
             BUILD_INFO,
+            PANICS_TOTAL,
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

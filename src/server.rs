@@ -129,6 +129,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
+    crate::logging::count_panics(metrics.clone());
     let upstreams = config.upstream.servers.clone();
     let reloader = Arc::new(Reloader::new(config, metrics.clone())?);
     let stop = CancellationToken::new();
