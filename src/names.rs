@@ -56,9 +56,6 @@ const USGOV: Suffixes = Suffixes {
     inference: "inference.ml.azure.us",
 };
 
-/// Azure Notebooks content is served from this zone in every cloud (SPEC §1).
-const NOTEBOOK_CONTENT_ZONE: &str = "aznbcontent.net";
-
 impl Cloud {
     pub const ALL: [Cloud; 3] = [Cloud::Public, Cloud::China, Cloud::UsGov];
 
@@ -77,20 +74,6 @@ impl Cloud {
             Cloud::China => "china",
             Cloud::UsGov => "usgov",
         }
-    }
-
-    /// Zones an on-premises DNS server conditionally forwards to amldns: the
-    /// public zones, never the `privatelink.` ones (SPEC §1).
-    pub fn forwarder_zones(self) -> Vec<&'static str> {
-        let s = self.suffixes();
-        vec![
-            s.api,
-            s.notebooks,
-            s.instances[0],
-            s.instances[1],
-            s.inference,
-            NOTEBOOK_CONTENT_ZONE,
-        ]
     }
 
     /// Every zone apex a derived name of this cloud can sit in, longest first so

@@ -118,13 +118,6 @@ pub struct Answer<'t> {
     pub end: End<'t>,
 }
 
-impl Answer<'_> {
-    /// The name the answer ends at: the last CNAME target, or `qname`.
-    pub fn last_owner<'a>(&'a self, qname: &'a str) -> &'a str {
-        self.chain.last().map_or(qname, |(t, _)| t)
-    }
-}
-
 #[derive(Debug, PartialEq, Eq)]
 pub enum End<'t> {
     /// Addresses of the last name, of the asked type.
@@ -169,19 +162,6 @@ pub struct ZoneTable {
 }
 
 impl ZoneTable {
-    /// An empty table (nothing local), for a server started without names.
-    pub fn empty(generation: u64, negative_ttl: u32) -> Self {
-        ZoneTable {
-            generation,
-            nodes: Vec::new(),
-            exact: HashMap::new(),
-            wildcards: HashMap::new(),
-            apexes: Vec::new(),
-            origins: Vec::new(),
-            negative_ttl,
-        }
-    }
-
     /// Compiles every name `config` gives. Fails, with the location of the
     /// later definition, when one name is given two different answers, or a
     /// CNAME chain inside the table loops or is longer than [`MAX_CHAIN`].
