@@ -1,6 +1,11 @@
 //! Forwarded answers, kept for as long as their TTLs allow (RFC 1035 §7.4),
 //! negative answers for the SOA's negative TTL (RFC 2308 §5). A hit hands the
 //! records back with their TTLs counted down by the time spent in the cache.
+//!
+//! An answer past its TTL is kept a day longer as a stale answer, served
+//! only when every upstream fails (RFC 8767); and a question the upstreams
+//! just failed is remembered briefly, so that clients asking again get the
+//! failure at once instead of each waiting for it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +17,19 @@ use hickory_proto::rr::{LowerName, RData, Record, RecordType};
 /// `cache-max-ttl` default; longer upstream TTLs are served capped.
 pub const MAX_TTL: u32 = 86_400;
 
+/// How long past its TTL an answer may still be served stale (RFC 8767 §5
+/// suggests one to three days).
+pub const STALE_FOR: Duration = Duration::from_secs(86_400);
+
+/// The TTL of a stale answer (RFC 8767 §4: 30 s), so that clients ask again
+/// soon and get a fresh one once an upstream is back.
+pub const STALE_TTL: u32 = 30;
+
+/// How long a failure (SERVFAIL, or no answer at all) is remembered. Short:
+/// it spares the upstreams a storm of retries, yet a fixed upstream is used
+/// again within seconds (RFC 2308 §7.1 allows up to five minutes).
+pub const FAILURE_TTL: Duration = Duration::from_secs(5);
+
 /// What a forwarded query got: the rcode and the records that answer it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
@@ -19,6 +37,17 @@ pub struct Reply {
     pub answers: Vec<Record>,
     /// The SOA of a negative answer, if any.
     pub authorities: Vec<Record>,
+}
+
+impl Reply {
+    /// An upstream's error rcode (SERVFAIL, REFUSED…), passed through with no records.
+    pub fn error(rcode: ResponseCode) -> Self {
+        Reply {
+            rcode,
+            answers: Vec::new(),
+            authorities: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -34,19 +63,34 @@ struct Entry {
     ttl: Duration,
 }
 
-/// Tells moka when each entry goes: at its own TTL.
+/// Tells moka when each entry goes: when it is too old even to be stale.
 struct ByTtl;
 
 impl moka::Expiry<Key, Arc<Entry>> for ByTtl {
     fn expire_after_create(&self, _: &Key, e: &Arc<Entry>, _: Instant) -> Option<Duration> {
-        Some(e.ttl)
+        Some(e.ttl + STALE_FOR)
     }
 }
+
+/// What the cache has for a question.
+#[derive(Debug, PartialEq)]
+pub enum Hit {
+    /// Within its TTL, TTLs counted down.
+    Fresh(Reply),
+    /// Past its TTL: only for when the upstreams fail; TTLs are [`STALE_TTL`].
+    Stale(Reply),
+}
+
+/// How the upstreams last failed a question: the error rcode they sent, or
+/// `None` when none answered.
+pub type Failure = Option<ResponseCode>;
 
 /// A bounded cache of forwarded answers, shared by every query task.
 pub struct Cache {
     /// `None` when `cache_entries = 0`.
     inner: Option<moka::sync::Cache<Key, Arc<Entry>>>,
+    /// Questions the upstreams failed in the last [`FAILURE_TTL`].
+    failures: Option<moka::sync::Cache<Key, Failure>>,
 }
 
 impl Cache {
@@ -57,22 +101,40 @@ impl Cache {
                 .expire_after(ByTtl)
                 .build()
         });
-        Cache { inner }
+        let failures = (capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(FAILURE_TTL)
+                .build()
+        });
+        Cache { inner, failures }
     }
 
-    /// The cached reply for `key`, its TTLs counted down, or `None`.
-    pub fn get(&self, key: &Key) -> Option<Reply> {
+    /// What is cached for `key`: fresh with TTLs counted down, or stale.
+    pub fn get(&self, key: &Key) -> Option<Hit> {
         let entry = self.inner.as_ref()?.get(key)?;
         let age = entry.stored.elapsed();
+        let mut reply = entry.reply.clone();
+        let records = reply.answers.iter_mut().chain(reply.authorities.iter_mut());
         if age >= entry.ttl {
-            return None;
+            records.for_each(|r| r.ttl = STALE_TTL);
+            return Some(Hit::Stale(reply));
         }
         let spent = age.as_secs() as u32;
-        let mut reply = entry.reply.clone();
-        for r in reply.answers.iter_mut().chain(reply.authorities.iter_mut()) {
-            r.ttl = r.ttl.saturating_sub(spent);
+        records.for_each(|r| r.ttl = r.ttl.saturating_sub(spent));
+        Some(Hit::Fresh(reply))
+    }
+
+    /// How the upstreams failed `key` in the last [`FAILURE_TTL`], if they did.
+    pub fn failure(&self, key: &Key) -> Option<Failure> {
+        self.failures.as_ref()?.get(key)
+    }
+
+    /// Remembers for [`FAILURE_TTL`] that the upstreams failed `key`.
+    pub fn insert_failure(&self, key: Key, failure: Failure) {
+        if let Some(f) = &self.failures {
+            f.insert(key, failure);
         }
-        Some(reply)
     }
 
     /// Keeps `reply` for its TTL, if it may be cached at all.
@@ -226,7 +288,7 @@ mod tests {
             name: LowerName::from(Name::from_ascii("x.EXAMPLE.").unwrap()),
             qtype: RecordType::A,
         };
-        assert_eq!(c.get(&lower).unwrap().answers[0].ttl, 300);
+        assert_eq!(c.get(&lower), Some(Hit::Fresh(r.clone())));
         let aaaa = Key {
             qtype: RecordType::AAAA,
             ..key()
@@ -247,5 +309,37 @@ mod tests {
         );
         assert!(c.get(&key()).is_none());
         assert!(c.is_empty());
+        c.insert_failure(key(), None);
+        assert!(c.failure(&key()).is_none());
+    }
+
+    #[test]
+    fn past_its_ttl_an_answer_is_stale() {
+        let c = Cache::new(10);
+        let r = Reply {
+            rcode: ResponseCode::NoError,
+            answers: vec![a(1)],
+            authorities: vec![],
+        };
+        c.insert(key(), &r);
+        std::thread::sleep(Duration::from_millis(1100));
+        let Some(Hit::Stale(stale)) = c.get(&key()) else {
+            panic!("a stale answer")
+        };
+        assert_eq!(stale.answers[0].ttl, STALE_TTL);
+        assert_eq!(stale.answers[0].data, r.answers[0].data);
+    }
+
+    #[test]
+    fn failures_are_remembered_per_question() {
+        let c = Cache::new(10);
+        assert_eq!(c.failure(&key()), None);
+        c.insert_failure(key(), Some(ResponseCode::ServFail));
+        assert_eq!(c.failure(&key()), Some(Some(ResponseCode::ServFail)));
+        let aaaa = Key {
+            qtype: RecordType::AAAA,
+            ..key()
+        };
+        assert_eq!(c.failure(&aaaa), None);
     }
 }

@@ -9,7 +9,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -135,6 +135,8 @@ struct ServerSpec {
     listen: Option<Spanned<Vec<Spanned<String>>>>,
     /// Client networks that may query; everyone else gets REFUSED.
     allow: Option<Spanned<Vec<Spanned<String>>>>,
+    tcp_connections: Option<Spanned<u64>>,
+    tcp_idle_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +151,8 @@ struct UpstreamSpec {
     servers: Option<Spanned<Vec<Spanned<String>>>>,
     timeout_ms: Option<Spanned<u64>>,
     cache_entries: Option<u64>,
+    max_in_flight: Option<Spanned<u64>>,
+    max_qps: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -263,6 +267,10 @@ pub struct Located<T> {
 pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     pub allow: Vec<IpNet>,
+    /// TCP connections open at once; past it the longest idle is closed.
+    pub tcp_connections: usize,
+    /// A TCP connection with no query for this long is closed (RFC 7766 §6.2.3).
+    pub tcp_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -277,6 +285,10 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// Forwarded answers kept; 0 turns the cache off.
     pub cache_entries: u64,
+    /// Questions asked upstream at once (SPEC §1: Azure allows 200 per VM).
+    pub max_in_flight: usize,
+    /// Upstream queries per second (SPEC §1: Azure allows 1000 per VM).
+    pub max_qps: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +341,14 @@ const DEFAULT_TTL: u32 = 60;
 const MAX_TTL: u32 = 7 * 24 * 3600;
 /// One try can take at most the whole query deadline.
 const TIMEOUT_MS_RANGE: Range<u64> = 50..2_501;
+/// Below Azure's 200 in flight per VM, with room for other software on it.
+const DEFAULT_MAX_IN_FLIGHT: u64 = 150;
+/// Below Azure's 1000 queries/s per VM, with the same room.
+const DEFAULT_MAX_QPS: u64 = 900;
+const DEFAULT_TCP_CONNECTIONS: u64 = 1024;
+/// RFC 7766 §6.2.3 leaves it to the server; Unbound and BIND use 30 s,
+/// dnsdist 5 s. Ten seconds keeps a pipelining client's connection up.
+const DEFAULT_TCP_IDLE_TIMEOUT_MS: u64 = 10_000;
 
 /// Reads, parses and validates the config at `path`, and its imports.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -562,12 +582,39 @@ impl Cx<'_> {
 
         Ok(Config {
             path: self.path.to_path_buf(),
-            server: ServerConfig { listen, allow },
+            server: ServerConfig {
+                listen,
+                allow,
+                tcp_connections: self.within(
+                    &server.tcp_connections,
+                    1..=1_000_000,
+                    DEFAULT_TCP_CONNECTIONS,
+                    "tcp_connections",
+                )? as usize,
+                tcp_idle_timeout: Duration::from_millis(self.within(
+                    &server.tcp_idle_timeout_ms,
+                    100..=3_600_000,
+                    DEFAULT_TCP_IDLE_TIMEOUT_MS,
+                    "tcp_idle_timeout_ms",
+                )?),
+            },
             metrics,
             upstream: UpstreamConfig {
                 servers,
                 timeout: Duration::from_millis(timeout_ms),
                 cache_entries: upstream.cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES),
+                max_in_flight: self.within(
+                    &upstream.max_in_flight,
+                    1..=100_000,
+                    DEFAULT_MAX_IN_FLIGHT,
+                    "max_in_flight",
+                )? as usize,
+                max_qps: self.within(
+                    &upstream.max_qps,
+                    1..=1_000_000,
+                    DEFAULT_MAX_QPS,
+                    "max_qps",
+                )? as u32,
             },
             zone: ZoneConfig { ttl, answer },
             log: LogConfig {
@@ -605,6 +652,29 @@ impl Cx<'_> {
                     format!("{s:?} is not a resolver address: expected \"ip\" or \"ip:port\""),
                 )
             })
+    }
+
+    /// `v`, `default` when absent; an error at `v` when outside `range`.
+    fn within(
+        &self,
+        v: &Option<Spanned<u64>>,
+        range: RangeInclusive<u64>,
+        default: u64,
+        key: &str,
+    ) -> Result<u64, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if range.contains(s.get_ref()) => Ok(*s.get_ref()),
+            Some(s) => Err(self.err(
+                s,
+                format!(
+                    "{key} {} is out of range: expected {}..={}",
+                    s.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
     }
 
     fn ttl(&self, t: &Spanned<u32>) -> Result<u32, ConfigError> {

@@ -1,33 +1,36 @@
 //! Forwarding to the upstream resolvers (`[upstream] servers`, by default
-//! Azure's 168.63.129.16), through hickory-resolver's name-server pool, with
-//! our cache in front.
+//! Azure's 168.63.129.16), with our cache in front.
 //!
-//! Each upstream has a pool of its own, so amldns decides the order and the
-//! time each gets: healthy upstreams first in config order, a failed one
-//! moved last for [`RETRY_FAILED_AFTER`]; each try gets `timeout_ms`, shortened
-//! so every upstream gets a turn before the query's deadline. hickory's pool
-//! sends EDNS(0) with a 1232-byte payload, retries over TCP on TC, uses a
-//! random ID and source port per query, and merges identical questions in
-//! flight.
+//! amldns decides the order and the time each upstream gets: healthy
+//! upstreams first in config order, a failed one moved last for
+//! [`RETRY_FAILED_AFTER`]; each try gets `timeout_ms`, shortened so every
+//! upstream gets a turn before the query's deadline.
+//!
+//! It also protects the upstream (SPEC §1: Azure's resolver silently drops
+//! what is over 1000 queries/s or 200 in flight per VM): identical questions
+//! in flight are asked once, and questions beyond `max_in_flight` at once or
+//! `max_qps` a second get SERVFAIL (or a stale answer) at once, never a
+//! queue. Each question is asked in a task of its own, so an answer that
+//! comes after a client gave up still refreshes the cache.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{DnsRequest, DnsRequestOptions, Query, ResponseCode};
+use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use hickory_resolver::config::{NameServerConfig, ResolverOpts, ServerOrderingStrategy};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer};
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 use prometheus::{Histogram, IntCounter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{debug, info, warn};
 
-use crate::cache::{Cache, Key, Reply};
+use crate::cache::{Cache, Hit, Key, Reply};
 use crate::config::UpstreamConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Limit, Metrics};
+use crate::upstream;
+
+pub use crate::upstream::EDNS_PAYLOAD;
 
 /// A client should hear SERVFAIL before its own stub gives up: glibc waits
 /// 5 s per try, Windows 1 s then retries; answering within 2.5 s keeps
@@ -35,26 +38,35 @@ use crate::metrics::Metrics;
 /// client question leads to shares this one budget.
 pub const QUERY_DEADLINE: Duration = Duration::from_millis(2500);
 
+/// RFC 8767 §5: with a stale answer at hand, a client waits at most this
+/// for a fresh one (its stub's own timeout is often 2 s).
+pub const STALE_AFTER: Duration = Duration::from_millis(1800);
+
 /// How long a failed upstream goes to the back of the line before it is
 /// tried first again.
 pub const RETRY_FAILED_AFTER: Duration = Duration::from_secs(10);
-
-/// DNS Flag Day 2020 / RFC 9715: the EDNS(0) payload that avoids IP
-/// fragmentation; also what we ask upstreams for.
-pub const EDNS_PAYLOAD: u16 = 1232;
 
 /// What forwarding one question gave.
 #[derive(Debug)]
 pub enum Forwarded {
     /// An answer, from upstream or the cache; its rcode passes through.
     Reply { reply: Reply, cached: bool },
-    /// No upstream answered in time.
+    /// Every upstream failed (or was not asked, over a limit); this answer
+    /// is past its TTL (RFC 8767).
+    Stale(Reply),
+    /// No upstream answered in time, or none was asked (over a limit).
+    Failed,
+}
+
+/// What asking the upstreams gave, shared with every client waiting for it.
+#[derive(Debug, Clone)]
+enum Fetched {
+    Reply(Reply),
     Failed,
 }
 
 struct Upstream {
     addr: SocketAddr,
-    pool: NameServerPool<TokioRuntimeProvider>,
     /// Milliseconds since `Forwarder::epoch` of the last failure, 0 if none.
     failed_at_ms: AtomicU64,
     requests: IntCounter,
@@ -63,7 +75,43 @@ struct Upstream {
     errors: [IntCounter; 5],
 }
 
-/// The forwarding side: upstreams, their health, and the cache.
+/// Upstream queries per second, as a token bucket.
+struct Rate {
+    per_sec: f64,
+    /// A burst is at most a fiftieth of a second's worth, so that no second
+    /// sees more than 2% over the rate.
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Rate {
+    fn new(per_sec: u32) -> Self {
+        let per_sec = f64::from(per_sec);
+        let burst = (per_sec / 50.0).max(1.0);
+        Rate {
+            per_sec,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * self.per_sec;
+        self.tokens = (self.tokens + earned).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The forwarding side: upstreams, their health, the limits, and the cache.
 pub struct Forwarder {
     /// What it was built from; a reload with the same settings keeps it.
     config: UpstreamConfig,
@@ -73,44 +121,36 @@ pub struct Forwarder {
     per_try: Duration,
     cache: Arc<Cache>,
     epoch: Instant,
+    /// Questions being asked now, and where their answer will appear.
+    pending: Mutex<HashMap<Key, watch::Receiver<Option<Fetched>>>>,
+    /// One permit per question being asked (`max_in_flight`).
+    in_flight: Arc<Semaphore>,
+    rate: Mutex<Rate>,
+}
+
+/// Takes a question off `pending` when its task ends, however it ends.
+struct Asking {
+    forwarder: Arc<Forwarder>,
+    key: Key,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.forwarder.pending().remove(&self.key);
+        self.forwarder.metrics.upstream_in_flight.dec();
+    }
 }
 
 impl Forwarder {
-    /// Builds pools for `config.servers`. Must run inside a tokio runtime.
-    pub fn new(
-        config: &UpstreamConfig,
-        cache: Arc<Cache>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, String> {
-        let mut opts = ResolverOpts::default();
-        opts.timeout = config.timeout;
-        opts.attempts = 1;
-        opts.edns0 = true;
-        opts.edns_payload_len = EDNS_PAYLOAD;
-        // One server per pool: ordering and failover are ours.
-        opts.num_concurrent_reqs = 1;
-        opts.server_ordering_strategy = ServerOrderingStrategy::UserProvidedOrder;
-        // The default of 32 turns bursts of misses into "busy" errors.
-        opts.max_active_requests = 4096;
-        opts.cache_size = 0;
-        let tls = TlsConfig::new().map_err(|e| e.to_string())?;
-        let cx = Arc::new(PoolContext::new(opts, tls));
+    pub fn new(config: &UpstreamConfig, cache: Arc<Cache>, metrics: Arc<Metrics>) -> Self {
         let upstreams = config
             .servers
             .iter()
             .map(|addr| {
-                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                for c in &mut ns.connections {
-                    c.port = addr.port();
-                }
                 let label = addr.to_string();
                 Upstream {
                     addr: *addr,
-                    pool: NameServerPool::from_config(
-                        [ns],
-                        cx.clone(),
-                        TokioRuntimeProvider::default(),
-                    ),
                     failed_at_ms: AtomicU64::new(0),
                     requests: metrics.upstream_requests.with_label_values(&[&label]),
                     duration: metrics.upstream_duration.with_label_values(&[&label]),
@@ -119,20 +159,23 @@ impl Forwarder {
             })
             .collect::<Vec<_>>();
         let n = u32::try_from(upstreams.len().max(1)).unwrap_or(u32::MAX);
-        Ok(Forwarder {
+        Forwarder {
             per_try: config.timeout.min(QUERY_DEADLINE / n),
             config: config.clone(),
             metrics,
             upstreams,
             cache,
             epoch: Instant::now(),
-        })
+            pending: Mutex::new(HashMap::new()),
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            rate: Mutex::new(Rate::new(config.max_qps)),
+        }
     }
 
     /// The answer for `name`/`qtype`: from the cache, or from the first
-    /// upstream that answers before `deadline`.
+    /// upstream that answers before `deadline`, or stale.
     pub async fn resolve(
-        &self,
+        self: &Arc<Self>,
         name: &LowerName,
         qtype: RecordType,
         deadline: Instant,
@@ -141,41 +184,124 @@ impl Forwarder {
             name: name.clone(),
             qtype,
         };
-        if let Some(reply) = self.cache.get(&key) {
-            self.metrics.cache_hits.inc();
-            return Forwarded::Reply {
-                reply,
-                cached: true,
-            };
-        }
+        let stale = match self.cache.get(&key) {
+            Some(Hit::Fresh(reply)) => {
+                self.metrics.cache_hits.inc();
+                return Forwarded::Reply {
+                    reply,
+                    cached: true,
+                };
+            }
+            Some(Hit::Stale(reply)) => Some(reply),
+            None => None,
+        };
         self.metrics.cache_misses.inc();
-        let qname = Name::from(name.clone());
+        let fallback = |got: Forwarded| match (&got, stale.clone()) {
+            (Forwarded::Failed, Some(stale)) => Forwarded::Stale(stale),
+            (Forwarded::Reply { reply, .. }, Some(stale)) if !is_answer(reply.rcode) => {
+                Forwarded::Stale(stale)
+            }
+            _ => got,
+        };
+        if let Some(failure) = self.cache.failure(&key) {
+            return fallback(match failure {
+                Some(rcode) => Forwarded::Reply {
+                    reply: Reply::error(rcode),
+                    cached: true,
+                },
+                None => Forwarded::Failed,
+            });
+        }
+        let Some(mut answer) = self.ask(key) else {
+            return fallback(Forwarded::Failed);
+        };
+        let wait_until = match stale {
+            Some(_) => deadline.min(Instant::now() + STALE_AFTER),
+            None => deadline,
+        };
+        let got = tokio::time::timeout_at(wait_until.into(), answer.wait_for(Option::is_some))
+            .await
+            .ok()
+            .and_then(|r| r.ok().and_then(|v| v.clone()));
+        fallback(match got {
+            Some(Fetched::Reply(reply)) => Forwarded::Reply {
+                reply,
+                cached: false,
+            },
+            Some(Fetched::Failed) | None => Forwarded::Failed,
+        })
+    }
+
+    /// Where the answer to `key` will appear: the question already being
+    /// asked, or a new task asking it; `None` when a limit says no.
+    fn ask(self: &Arc<Self>, key: Key) -> Option<watch::Receiver<Option<Fetched>>> {
+        let mut pending = self.pending();
+        if let Some(rx) = pending.get(&key) {
+            return Some(rx.clone());
+        }
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            self.metrics.upstream_limited(Limit::InFlight);
+            return None;
+        };
+        if !self.take_token() {
+            return None;
+        }
+        let (tx, rx) = watch::channel(None);
+        pending.insert(key.clone(), rx.clone());
+        drop(pending);
+        self.metrics.upstream_in_flight.inc();
+        let asking = Asking {
+            forwarder: self.clone(),
+            key,
+            _permit: permit,
+        };
+        tokio::spawn(async move {
+            let fetched = asking.forwarder.fetch(&asking.key).await;
+            // Nobody may be waiting any more; the cache has it anyway.
+            let _ = tx.send(Some(fetched));
+            drop(asking);
+        });
+        Some(rx)
+    }
+
+    /// Asks the upstreams in turn until one answers, within [`QUERY_DEADLINE`];
+    /// the first try's token is already taken.
+    async fn fetch(&self, key: &Key) -> Fetched {
+        let deadline = Instant::now() + QUERY_DEADLINE;
+        let question = Query::query(Name::from(key.name.clone()), key.qtype);
         let mut last_rcode = None;
-        for up in self.ordered() {
+        for (i, up) in self.ordered().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || (i > 0 && !self.take_token()) {
                 break;
             }
             let try_for = self.per_try.min(left);
             up.requests.inc();
             let started = Instant::now();
+            let reply = tokio::time::timeout(try_for, upstream::exchange(up.addr, &question)).await;
             // The kind, an index into metrics::UPSTREAM_ERROR_KINDS.
-            let error = match tokio::time::timeout(try_for, self.ask(up, &qname, qtype)).await {
-                Ok(Ok(reply)) => {
+            let error = match reply {
+                Ok(Ok(msg)) if is_answer(msg.metadata.response_code) => {
                     up.duration.observe(started.elapsed().as_secs_f64());
                     self.mark_healthy(up);
-                    let reply = keep_relevant(&qname, qtype, reply);
-                    self.cache.insert(key, &reply);
-                    return Forwarded::Reply {
-                        reply,
-                        cached: false,
-                    };
+                    let reply = keep_relevant(
+                        question.name(),
+                        key.qtype,
+                        Reply {
+                            rcode: msg.metadata.response_code,
+                            answers: msg.answers,
+                            authorities: msg.authorities,
+                        },
+                    );
+                    self.cache.insert(key.clone(), &reply);
+                    return Fetched::Reply(reply);
                 }
                 // SERVFAIL, REFUSED…: another upstream may do better; if none
                 // does, the last one passes through (SPEC §3).
-                Ok(Err(Some(rcode))) => {
+                Ok(Ok(msg)) => {
                     up.duration.observe(started.elapsed().as_secs_f64());
-                    debug!(upstream = %up.addr, %qname, %rcode, "upstream error rcode");
+                    let rcode = msg.metadata.response_code;
+                    debug!(upstream = %up.addr, name = %key.name, %rcode, "upstream error rcode");
                     last_rcode = Some(rcode);
                     match rcode {
                         ResponseCode::ServFail => 2,
@@ -183,66 +309,38 @@ impl Forwarder {
                         _ => 4,
                     }
                 }
-                Ok(Err(None)) => {
+                Ok(Err(error)) => {
+                    debug!(upstream = %up.addr, name = %key.name, %error, "upstream failed");
                     self.mark_failed(up);
                     1
                 }
                 Err(_elapsed) => {
-                    debug!(upstream = %up.addr, %qname, ?try_for, "upstream timed out");
+                    debug!(upstream = %up.addr, name = %key.name, ?try_for, "upstream timed out");
                     self.mark_failed(up);
                     0
                 }
             };
             up.errors[error].inc();
         }
-        match last_rcode {
-            Some(rcode) => Forwarded::Reply {
-                reply: Reply {
-                    rcode,
-                    answers: Vec::new(),
-                    authorities: Vec::new(),
-                },
-                cached: false,
-            },
-            None => Forwarded::Failed,
-        }
+        self.cache.insert_failure(key.clone(), last_rcode);
+        last_rcode.map_or(Fetched::Failed, |rcode| Fetched::Reply(Reply::error(rcode)))
     }
 
-    /// One try at one upstream: `Ok` for an answer (NXDOMAIN and NODATA
-    /// included), `Err(Some(rcode))` for an error rcode, `Err(None)` when it
-    /// failed to answer at all.
-    async fn ask(
-        &self,
-        up: &Upstream,
-        qname: &Name,
-        qtype: RecordType,
-    ) -> Result<Reply, Option<ResponseCode>> {
-        let mut options = DnsRequestOptions::default();
-        options.use_edns = true;
-        options.edns_payload_len = EDNS_PAYLOAD;
-        options.recursion_desired = true;
-        let request = DnsRequest::from_query(Query::query(qname.clone(), qtype), options);
-        match up.pool.send(request).first_answer().await {
-            Ok(resp) => {
-                let msg = resp.into_message();
-                Ok(Reply {
-                    rcode: msg.metadata.response_code,
-                    answers: msg.answers,
-                    authorities: msg.authorities,
-                })
-            }
-            // hickory turns empty answers into errors; they are answers to us.
-            Err(NetError::Dns(DnsError::NoRecordsFound(nr))) => Ok(Reply {
-                rcode: nr.response_code,
-                answers: Vec::new(),
-                authorities: nr.authorities.map(|a| a.to_vec()).unwrap_or_default(),
-            }),
-            Err(NetError::Dns(DnsError::ResponseCode(rcode))) => Err(Some(rcode)),
-            Err(e) => {
-                debug!(upstream = %up.addr, %qname, error = %e, "upstream failed");
-                Err(None)
-            }
+    fn take_token(&self) -> bool {
+        let ok = self
+            .rate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if !ok {
+            self.metrics.upstream_limited(Limit::Rate);
         }
+        ok
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Key, watch::Receiver<Option<Fetched>>>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Logs once when an upstream starts failing, not once per query.
@@ -290,6 +388,12 @@ impl Forwarder {
     pub fn cache(&self) -> &Arc<Cache> {
         &self.cache
     }
+}
+
+/// Whether an upstream rcode is an answer to keep (NXDOMAIN and NODATA are),
+/// rather than a failure another upstream might do better on.
+fn is_answer(rcode: ResponseCode) -> bool {
+    matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain)
 }
 
 /// Keeps only what answers the question: the CNAME chain from `qname` and

@@ -223,7 +223,7 @@ impl Handler {
 
         // SPEC §6: a workspace name the table lacks is about to be reached
         // over the public internet.
-        if let (Some(q), Outcome::Forwarded | Outcome::Cached) = (query, outcome) {
+        if let (Some(q), Outcome::Forwarded | Outcome::Cached | Outcome::Stale) = (query, outcome) {
             let key = NameKey::from_labels(q.original().name().iter());
             if let Some(id) = key
                 .as_ref()
@@ -440,6 +440,10 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
                 } else {
                     Outcome::Forwarded
                 });
+                reply
+            }
+            Forwarded::Stale(reply) => {
+                outcome = Some(Outcome::Stale);
                 reply
             }
         };

@@ -20,5 +20,6 @@ pub mod names;
 pub mod reload;
 pub mod server;
 pub mod udp;
+pub mod upstream;
 pub mod wire;
 pub mod zone;

@@ -28,6 +28,8 @@ pub const LAST_RELOAD_SUCCESSFUL: &str = "amldns_last_reload_successful";
 pub const WORKSPACE_MISSING_TOTAL: &str = "amldns_workspace_missing_total";
 pub const BUILD_INFO: &str = "amldns_build_info";
 pub const PANICS_TOTAL: &str = "amldns_panics_total";
+pub const UPSTREAM_LIMITED_TOTAL: &str = "amldns_upstream_limited_total";
+pub const UPSTREAM_IN_FLIGHT: &str = "amldns_upstream_in_flight";
 
 /// How a query ended (SPEC §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,9 @@ pub enum Outcome {
     Forwarded,
     /// Answered from the cache.
     Cached,
+    /// Answered from the cache past its TTL, because every upstream failed
+    /// (RFC 8767).
+    Stale,
     /// Client outside `allow`, a question we do not serve, or one that
     /// arrived while stopping.
     Refused,
@@ -47,10 +52,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 6] = [
         Outcome::Local,
         Outcome::Forwarded,
         Outcome::Cached,
+        Outcome::Stale,
         Outcome::Refused,
         Outcome::Error,
     ];
@@ -60,6 +66,7 @@ impl Outcome {
             Outcome::Local => "local",
             Outcome::Forwarded => "forwarded",
             Outcome::Cached => "cached",
+            Outcome::Stale => "stale",
             Outcome::Refused => "refused",
             Outcome::Error => "error",
         }
@@ -82,6 +89,26 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Other => "other",
+        }
+    }
+}
+
+/// Which upstream limit turned a question away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_in_flight` questions were being asked already.
+    InFlight,
+    /// `max_qps` was reached.
+    Rate,
+}
+
+impl Limit {
+    const ALL: [Limit; 2] = [Limit::InFlight, Limit::Rate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::InFlight => "in_flight",
+            Limit::Rate => "rate",
         }
     }
 }
@@ -173,6 +200,10 @@ pub struct Metrics {
     /// By `upstream` and `error` (timeout, network, servfail, refused, rcode).
     pub upstream_errors: IntCounterVec,
     pub upstream_duration: HistogramVec,
+    /// By `limit` (in_flight, rate): questions not sent upstream.
+    upstream_limited: [IntCounter; 2],
+    /// Questions being asked upstream now.
+    pub upstream_in_flight: IntGauge,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     /// Set when scraped.
@@ -273,7 +304,14 @@ impl Metrics {
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
+        let limited = counter_vec(
+            UPSTREAM_LIMITED_TOTAL,
+            "Questions not sent upstream because a limit was reached (answered SERVFAIL or stale).",
+            &["limit"],
+        );
         Metrics {
+            upstream_limited: Limit::ALL.map(|l| limited.with_label_values(&[l.as_str()])),
+            upstream_in_flight: gauge(UPSTREAM_IN_FLIGHT, "Questions being asked upstream now."),
             queries,
             responses,
             query_duration,
@@ -349,6 +387,11 @@ impl Metrics {
             .get_or_init(|| self.responses.with_label_values(&[rcode_label(rcode)]))
             .inc();
         self.handles.durations[o].observe(seconds);
+    }
+
+    /// Counts a question an upstream limit turned away.
+    pub fn upstream_limited(&self, limit: Limit) {
+        self.upstream_limited[limit as usize].inc();
     }
 
     /// The error counters of one upstream, by kind (see [`UPSTREAM_ERROR_KINDS`]);

@@ -72,8 +72,6 @@ pub enum WatchMode {
 pub enum ReloadError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot set up forwarding: {0}")]
-    Upstream(String),
     #[error("the reload task stopped: {0}")]
     Task(String),
     /// The result of a reload that ran while this one waited.
@@ -116,15 +114,11 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Compiles `config` into the first snapshot (generation 1). Must run
-    /// inside a tokio runtime (the forwarder's pools need one).
+    /// Compiles `config` into the first snapshot (generation 1).
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, ReloadError> {
         let table = ZoneTable::compile(&config, 1)?;
         let cache = Arc::new(Cache::new(config.upstream.cache_entries));
-        let forwarder = Arc::new(
-            Forwarder::new(&config.upstream, cache, metrics.clone())
-                .map_err(ReloadError::Upstream)?,
-        );
+        let forwarder = Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone()));
         let status = Status {
             generation: 1,
             names: table.len(),
@@ -251,16 +245,12 @@ impl Reloader {
             } else {
                 Arc::new(Cache::new(config.upstream.cache_entries))
             };
-            match Forwarder::new(&config.upstream, cache, self.metrics.clone()) {
-                Ok(f) => {
-                    current.forwarder.forget_upstreams_not_in(&config.upstream);
-                    Arc::new(f)
-                }
-                Err(e) => {
-                    let e = ReloadError::Upstream(e);
-                    return Err(self.failed(trigger, current.table.generation(), e, false));
-                }
-            }
+            current.forwarder.forget_upstreams_not_in(&config.upstream);
+            Arc::new(Forwarder::new(
+                &config.upstream,
+                cache,
+                self.metrics.clone(),
+            ))
         };
         let status = Status {
             generation,

@@ -1,0 +1,252 @@
+//! One question to one upstream resolver: over UDP from a socket of its own
+//! (a random source port) with a random ID, then over TCP when the answer
+//! comes back truncated or cut (RFC 1035 §4.2.1, RFC 7766 §5).
+//!
+//! Only a reply that matches the question is taken: from the server asked
+//! (the socket is connected, so the kernel drops datagrams from anyone
+//! else), QR=1, the same ID, opcode and question. Anything else is ignored
+//! and the wait goes on (RFC 5452 §9.1), so a forged datagram can neither be
+//! cached nor make the real reply be missed. The caller bounds the wait.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tracing::debug;
+
+/// DNS Flag Day 2020 / RFC 9715: the EDNS(0) payload that avoids IP
+/// fragmentation; what we ask upstreams for and the most we answer with.
+pub const EDNS_PAYLOAD: u16 = 1232;
+
+/// SPEC §1: Azure's resolver may send UDP answers larger than asked for;
+/// read them whole.
+const RECV_BUFFER: usize = 4096;
+
+/// Tries at a free random port before letting the kernel pick one.
+const PORT_ATTEMPTS: usize = 10;
+
+/// Source ports drawn from here (RFC 6056 §3.2: all but the well-known ports).
+const PORTS: std::ops::RangeInclusive<u16> = 1024..=65535;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("the reply over TCP does not answer the question ({0})")]
+    Mismatch(&'static str),
+    #[error("the reply over TCP does not parse: {0}")]
+    Malformed(String),
+}
+
+/// What a reply from the server is to the question asked.
+#[derive(Debug)]
+pub enum Verdict {
+    /// It answers the question (any rcode).
+    Answer(Box<Message>),
+    /// The server says (TC=1), or shows (it does not parse), that the answer
+    /// did not fit: ask again over TCP.
+    Truncated,
+    /// Not a reply to this question: ignore it and keep waiting.
+    Ignore(&'static str),
+}
+
+/// Asks `server` for `question` and returns its reply, UDP first, TCP when
+/// that is truncated. Runs until it has a reply or fails; bound it with a
+/// timeout.
+pub async fn exchange(server: SocketAddr, question: &Query) -> Result<Message, ExchangeError> {
+    let id: u16 = rand::random();
+    let query = encode(id, question);
+    let socket = bind_random(server).await?;
+    socket.connect(server).await?;
+    socket.send(&query).await?;
+    let mut buf = vec![0u8; RECV_BUFFER];
+    loop {
+        // A port-unreachable from the server shows up here as an error:
+        // nobody is listening there, so fail now rather than at the timeout.
+        let n = socket.recv(&mut buf).await?;
+        match check_reply(id, question, &buf[..n]) {
+            Verdict::Answer(msg) => return Ok(*msg),
+            Verdict::Truncated => return exchange_tcp(server, question).await,
+            Verdict::Ignore(why) => debug!(%server, why, "ignored a datagram"),
+        }
+    }
+}
+
+/// The same question over TCP, on a connection of its own.
+async fn exchange_tcp(server: SocketAddr, question: &Query) -> Result<Message, ExchangeError> {
+    let id: u16 = rand::random();
+    let query = encode(id, question);
+    let mut stream = TcpStream::connect(server).await?;
+    stream.set_nodelay(true)?;
+    // One write for length and message: one segment on the wire.
+    let mut framed = Vec::with_capacity(2 + query.len());
+    framed.extend_from_slice(&(query.len() as u16).to_be_bytes());
+    framed.extend_from_slice(&query);
+    stream.write_all(&framed).await?;
+    let len = stream.read_u16().await?;
+    let mut reply = vec![0u8; usize::from(len)];
+    stream.read_exact(&mut reply).await?;
+    match check_reply(id, question, &reply) {
+        Verdict::Answer(msg) => Ok(*msg),
+        // Over TCP nothing is cut: a reply that does not parse is broken.
+        Verdict::Truncated => Err(ExchangeError::Malformed(
+            Message::from_vec(&reply).map_or_else(|e| e.to_string(), |_| "TC=1 over TCP".into()),
+        )),
+        Verdict::Ignore(why) => Err(ExchangeError::Mismatch(why)),
+    }
+}
+
+/// The query on the wire: RD=1, EDNS(0) with our payload size, no DNSSEC.
+pub fn encode(id: u16, question: &Query) -> Vec<u8> {
+    let mut msg = Message::query();
+    msg.metadata.id = id;
+    msg.metadata.recursion_desired = true;
+    msg.add_query(question.clone());
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD);
+    edns.set_version(0);
+    msg.set_edns(edns);
+    // A query built from a valid name and type always encodes.
+    msg.to_vec().unwrap_or_default()
+}
+
+/// Judges `bytes`, received for the query `id`/`question`; pure, so that
+/// every rule is tested without a network.
+pub fn check_reply(id: u16, question: &Query, bytes: &[u8]) -> Verdict {
+    let Some(head) = bytes.get(..4) else {
+        return Verdict::Ignore("shorter than a header");
+    };
+    if u16::from_be_bytes([head[0], head[1]]) != id {
+        return Verdict::Ignore("another ID");
+    }
+    if head[2] & 0x80 == 0 {
+        return Verdict::Ignore("not a response (QR=0)");
+    }
+    if (head[2] >> 3) & 0x0f != 0 {
+        return Verdict::Ignore("another opcode");
+    }
+    if head[2] & 0x02 != 0 {
+        return Verdict::Truncated;
+    }
+    let Ok(msg) = Message::from_vec(bytes) else {
+        // SPEC §1: Azure's resolver may cut a large answer without TC.
+        return Verdict::Truncated;
+    };
+    debug_assert_eq!(msg.metadata.message_type, MessageType::Response);
+    debug_assert_eq!(msg.metadata.op_code, OpCode::Query);
+    // Some servers leave the question out of an error they could not
+    // attribute to it (FORMERR, NOTIMP); that carries no data to trust.
+    let bare_error = msg.queries.is_empty()
+        && matches!(
+            msg.metadata.response_code,
+            ResponseCode::FormErr | ResponseCode::NotImp
+        );
+    // Name comparison ignores case (RFC 4343).
+    if !bare_error && msg.queries.as_slice() != std::slice::from_ref(question) {
+        return Verdict::Ignore("another question");
+    }
+    Verdict::Answer(Box::new(msg))
+}
+
+/// A UDP socket on a random port (RFC 5452 §9.2), of the server's family.
+async fn bind_random(server: SocketAddr) -> io::Result<UdpSocket> {
+    let any: IpAddr = match server {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    for _ in 0..PORT_ATTEMPTS {
+        match UdpSocket::bind((any, rand::random_range(PORTS))).await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    UdpSocket::bind((any, 0)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    fn question() -> Query {
+        Query::query(Name::from_ascii("www.example.").unwrap(), RecordType::A)
+    }
+
+    fn reply(id: u16, q: Option<Query>, edit: impl FnOnce(&mut Message)) -> Vec<u8> {
+        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+        if let Some(q) = q {
+            m.add_query(q);
+        }
+        m.add_answer(Record::from_rdata(
+            Name::from_ascii("www.example.").unwrap(),
+            60,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        edit(&mut m);
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn the_query_asks_for_recursion_with_edns() {
+        let m = Message::from_vec(&encode(0x1234, &question())).unwrap();
+        assert_eq!(m.metadata.id, 0x1234);
+        assert!(m.metadata.recursion_desired);
+        assert_eq!(m.queries, vec![question()]);
+        let edns = m.edns.expect("EDNS(0)");
+        assert_eq!((edns.max_payload(), edns.version()), (EDNS_PAYLOAD, 0));
+        assert!(!edns.flags().dnssec_ok);
+    }
+
+    #[test]
+    fn only_a_matching_reply_is_taken() {
+        let q = question();
+        let upper = Query::query(Name::from_ascii("WWW.Example.").unwrap(), RecordType::A);
+        let aaaa = Query::query(q.name().clone(), RecordType::AAAA);
+        let other = Query::query(Name::from_ascii("evil.example.").unwrap(), RecordType::A);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (reply(7, Some(q.clone()), |_| {}), "answer"),
+            (reply(7, Some(upper), |_| {}), "answer"),
+            (
+                reply(7, None, |m| {
+                    m.metadata.response_code = ResponseCode::FormErr
+                }),
+                "answer",
+            ),
+            (reply(8, Some(q.clone()), |_| {}), "another ID"),
+            (
+                reply(7, Some(q.clone()), |m| {
+                    m.metadata.message_type = MessageType::Query
+                }),
+                "not a response (QR=0)",
+            ),
+            (
+                reply(7, Some(q.clone()), |m| m.metadata.op_code = OpCode::Notify),
+                "another opcode",
+            ),
+            (reply(7, Some(aaaa), |_| {}), "another question"),
+            (reply(7, Some(other), |_| {}), "another question"),
+            (reply(7, None, |_| {}), "another question"),
+            (
+                reply(7, Some(q.clone()), |m| m.metadata.truncation = true),
+                "truncated",
+            ),
+            (vec![0, 7, 0x80], "shorter than a header"),
+        ];
+        for (bytes, want) in cases {
+            let got = match check_reply(7, &q, &bytes) {
+                Verdict::Answer(_) => "answer",
+                Verdict::Truncated => "truncated",
+                Verdict::Ignore(why) => why,
+            };
+            assert_eq!(got, want, "{bytes:?}");
+        }
+        // Cut short without TC: the answer did not fit.
+        let mut cut = reply(7, Some(q.clone()), |_| {});
+        cut.truncate(cut.len() - 3);
+        assert!(matches!(check_reply(7, &q, &cut), Verdict::Truncated));
+    }
+}
