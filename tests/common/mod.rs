@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -151,6 +152,11 @@ pub struct Seen {
     pub qtype: RecordType,
     pub tcp: bool,
     pub edns: Option<u16>,
+    pub id: u16,
+    /// The asker's source port.
+    pub port: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 type Respond = dyn Fn(&Message) -> Option<Message> + Send + Sync;
@@ -160,6 +166,8 @@ type Respond = dyn Fn(&Message) -> Option<Message> + Send + Sync;
 pub struct StandIn {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// UDP questions received and not yet answered: now, and at most.
+    in_flight: Arc<(AtomicUsize, AtomicUsize)>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -198,20 +206,25 @@ impl StandIn {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = {
             let seen = seen.clone();
-            move |m: &Message, tcp: bool| {
+            move |m: &Message, tcp: bool, peer: SocketAddr| {
                 if let Some(q) = m.queries.first() {
                     seen.lock().unwrap().push(Seen {
                         name: q.name().to_ascii().trim_end_matches('.').to_lowercase(),
                         qtype: q.query_type(),
                         tcp,
                         edns: m.edns.as_ref().map(|e| e.max_payload()),
+                        id: m.metadata.id,
+                        port: peer.port(),
+                        at: std::time::Instant::now(),
                     });
                 }
             }
         };
+        let in_flight = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let udp_task = {
             let respond = respond.clone();
             let record = record.clone();
+            let in_flight = in_flight.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65535];
                 loop {
@@ -221,7 +234,7 @@ impl StandIn {
                     let Ok(q) = Message::from_vec(&buf[..n]) else {
                         continue;
                     };
-                    record(&q, false);
+                    record(&q, false, peer);
                     if let Some(r) = respond(&q) {
                         let limit = q.edns.as_ref().map_or(512, |e| e.max_payload() as usize);
                         let mut bytes = r.to_vec().unwrap();
@@ -230,10 +243,13 @@ impl StandIn {
                             tc.metadata.truncation = true;
                             bytes = tc.to_vec().unwrap();
                         }
-                        let udp = udp.clone();
+                        let now = in_flight.0.fetch_add(1, Ordering::SeqCst) + 1;
+                        in_flight.1.fetch_max(now, Ordering::SeqCst);
+                        let (udp, in_flight) = (udp.clone(), in_flight.clone());
                         tokio::spawn(async move {
                             tokio::time::sleep(delay).await;
                             let _ = udp.send_to(&bytes, peer).await;
+                            in_flight.0.fetch_sub(1, Ordering::SeqCst);
                         });
                     }
                 }
@@ -241,7 +257,7 @@ impl StandIn {
         };
         let tcp_task = tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = tcp.accept().await else {
+                let Ok((mut s, peer)) = tcp.accept().await else {
                     return;
                 };
                 let respond = respond.clone();
@@ -253,7 +269,7 @@ impl StandIn {
                         let Ok(q) = Message::from_vec(&bytes) else {
                             return;
                         };
-                        record(&q, true);
+                        record(&q, true, peer);
                         if let Some(r) = respond(&q) {
                             if write_frame(&mut s, &r.to_vec().unwrap()).await.is_err() {
                                 return;
@@ -266,6 +282,7 @@ impl StandIn {
         StandIn {
             addr,
             seen,
+            in_flight,
             tasks: vec![udp_task, tcp_task],
         }
     }
@@ -285,6 +302,11 @@ impl StandIn {
 
     pub fn clear(&self) {
         self.seen.lock().unwrap().clear();
+    }
+
+    /// The most UDP questions it held unanswered at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.in_flight.1.load(Ordering::SeqCst)
     }
 }
 
