@@ -174,11 +174,11 @@ impl Handler {
         Some(len)
     }
 
-    /// The answer to a UDP query whose header reads but whose body does not:
+    /// The answer to a query whose header reads but whose body does not:
     /// FORMERR (RFC 1035 §4.1.1), or REFUSED for a client outside `allow`,
     /// counted like any other answer; `head` is the query's first four bytes
     /// (ID and flags).
-    pub fn unparsed(&self, head: [u8; 4], src: SocketAddr) -> [u8; 12] {
+    pub fn unparsed(&self, head: [u8; 4], src: SocketAddr, transport: Transport) -> [u8; 12] {
         let (rcode, outcome) = if self.snapshot.load().allows(src.ip()) {
             (ResponseCode::FormErr, Outcome::Error)
         } else {
@@ -190,8 +190,12 @@ impl Handler {
         out[2] = 0x80 | (head[2] & 0x78);
         out[3] = u16::from(rcode) as u8;
         self.metrics
-            .query(Transport::Udp, 0, outcome, u16::from(rcode), 0.0);
+            .query(transport, 0, outcome, u16::from(rcode), 0.0);
         out
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Where the general path records a query's fate: metrics, the

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod names;
 pub mod reload;
 pub mod server;
+pub mod tcp;
 pub mod udp;
 pub mod upstream;
 pub mod wire;

@@ -30,6 +30,7 @@ pub const BUILD_INFO: &str = "amldns_build_info";
 pub const PANICS_TOTAL: &str = "amldns_panics_total";
 pub const UPSTREAM_LIMITED_TOTAL: &str = "amldns_upstream_limited_total";
 pub const UPSTREAM_IN_FLIGHT: &str = "amldns_upstream_in_flight";
+pub const TCP_CONNECTIONS: &str = "amldns_tcp_connections";
 
 /// How a query ended (SPEC §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +205,8 @@ pub struct Metrics {
     upstream_limited: [IntCounter; 2],
     /// Questions being asked upstream now.
     pub upstream_in_flight: IntGauge,
+    /// Client TCP connections open now.
+    pub tcp_connections: IntGauge,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     /// Set when scraped.
@@ -312,6 +315,7 @@ impl Metrics {
         Metrics {
             upstream_limited: Limit::ALL.map(|l| limited.with_label_values(&[l.as_str()])),
             upstream_in_flight: gauge(UPSTREAM_IN_FLIGHT, "Questions being asked upstream now."),
+            tcp_connections: gauge(TCP_CONNECTIONS, "Client TCP connections open now."),
             queries,
             responses,
             query_duration,

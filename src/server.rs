@@ -19,14 +19,8 @@ use crate::handler::{Handler, InFlight};
 use crate::http::{self, Endpoints};
 use crate::metrics::Metrics;
 use crate::reload::{self, FileWatch, ReloadError, Reloader, WatchMode};
-use crate::udp::{self, Shared};
-
-/// RFC 7766 §6.2.3: servers may close idle TCP connections; a few seconds is
-/// the usual choice (Unbound `tcp-idle-timeout` 30 s, BIND 30 s, dnsdist 5 s).
-pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Responses queued per TCP connection before hickory waits for the client.
-const TCP_RESPONSE_BUFFER: usize = 32;
+use crate::tcp;
+use crate::udp;
 
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const PORT_ATTEMPTS: usize = 20;
@@ -131,6 +125,10 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     crate::logging::count_panics(metrics.clone());
     let upstreams = config.upstream.servers.clone();
+    let (tcp_connections, tcp_idle_timeout) = (
+        config.server.tcp_connections,
+        config.server.tcp_idle_timeout,
+    );
     let reloader = Arc::new(Reloader::new(config, metrics.clone())?);
     let stop = CancellationToken::new();
     let dns_addrs = listeners.dns_addrs();
@@ -145,15 +143,18 @@ pub async fn run(
         metrics.clone(),
         in_flight.clone(),
     ));
-    // UDP is ours (see `udp`); hickory serves TCP.
-    let udp_stop = CancellationToken::new();
-    let mut udp_tasks = tokio::task::JoinSet::new();
+    let tcp_limits = tcp::Limits {
+        connections: tcp_connections,
+        idle_timeout: tcp_idle_timeout,
+    };
+    // Every DNS socket loop: they end only when told to.
+    let dns_stop = CancellationToken::new();
+    let mut dns_tasks = tokio::task::JoinSet::new();
     for s in listeners.udp {
-        udp_tasks.spawn(udp::serve(Arc::new(s), handler.clone(), udp_stop.clone()));
+        dns_tasks.spawn(udp::serve(Arc::new(s), handler.clone(), dns_stop.clone()));
     }
-    let mut server = hickory_server::Server::new(Shared(handler));
     for l in listeners.tcp {
-        server.register_listener(l, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+        dns_tasks.spawn(tcp::serve(l, handler.clone(), tcp_limits, dns_stop.clone()));
     }
     let ready = Arc::new(AtomicBool::new(true));
     let mut tasks = Vec::new();
@@ -189,32 +190,26 @@ pub async fn run(
     );
 
     let result = tokio::select! {
-        r = server.block_until_done() => r.map_err(|e| ServeError::Stopped(e.to_string())),
-        // A UDP loop only ends when told to: one that ends otherwise (a
-        // panic) must not leave a server that answers TCP alone.
-        Some(ended) = udp_tasks.join_next() => Err(ServeError::Stopped(match ended {
-            Err(e) => format!("a UDP socket loop failed: {e}"),
-            Ok(()) => "a UDP socket loop ended".into(),
+        // A socket loop only ends when told to: one that ends otherwise (a
+        // panic) must not leave a server that answers on some sockets only.
+        Some(ended) = dns_tasks.join_next() => Err(ServeError::Stopped(match ended {
+            Err(e) => format!("a DNS socket loop failed: {e}"),
+            Ok(()) => "a DNS socket loop ended".into(),
         })),
         () = shutdown => {
             info!("shutting down: no new queries, finishing those in flight");
             ready.store(false, Ordering::Relaxed);
-            // hickory's own stop drops the queries it is still answering, so
-            // wait for ours first; none takes longer than the query deadline.
+            // None takes longer than the query deadline.
             in_flight.drain(QUERY_DEADLINE + Duration::from_millis(500)).await;
-            // hickory hands TCP answers to its connection tasks through a
-            // queue; give the last ones a moment to be written before it stops.
+            // Answers are handed to TCP connections' writers through a
+            // queue; give the last ones a moment to be written.
             tokio::time::sleep(SEND_FLUSH_GRACE).await;
-            udp_stop.cancel();
-            server
-                .shutdown_gracefully()
-                .await
-                .map_err(|e| ServeError::Stopped(e.to_string()))
+            Ok(())
         }
     };
     // DNS first, then the metrics listener and the watchers.
-    udp_stop.cancel();
-    while udp_tasks.join_next().await.is_some() {}
+    dns_stop.cancel();
+    while dns_tasks.join_next().await.is_some() {}
     stop.cancel();
     for t in tasks {
         if tokio::time::timeout(TASK_STOP_GRACE, t).await.is_err() {

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::handler::Handler;
+use crate::metrics::Transport;
 
 /// RFC 1035 §4.2.1 / RFC 6891: queries are small; a larger datagram is
 /// read whole up to this and then fails to parse (FORMERR).
@@ -65,7 +66,8 @@ pub async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, stop: Cancella
                         .await;
                 }
                 Err(_) => {
-                    let _ = socket.send_to(&handler.unparsed(head, src), src).await;
+                    let answer = handler.unparsed(head, src, Transport::Udp);
+                    let _ = socket.send_to(&answer, src).await;
                 }
             }
         });
@@ -106,27 +108,27 @@ impl ResponseHandler for UdpReply {
         // The handler already made the answer fit (TC=1 otherwise); this is
         // the client's limit, as hickory applies it (RFC 6891 §6.2.3).
         let max = response.edns().map_or(512, |e| e.max_payload());
-        let mut buf = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut buf);
-        encoder.set_max_size(max);
-        let info = response.destructive_emit(&mut encoder)?;
-        self.socket.send_to(&buf, self.dst).await?;
+        let (bytes, info) = encode(response, max)?;
+        self.socket.send_to(&bytes, self.dst).await?;
         Ok(info)
     }
 }
 
-/// hickory's server takes its handler by value; TCP and our UDP loops share one.
-pub struct Shared(pub Arc<Handler>);
-
-#[async_trait::async_trait]
-impl RequestHandler for Shared {
-    async fn handle_request<R: ResponseHandler, T: hickory_server::net::runtime::Time>(
-        &self,
-        request: &Request,
-        response_handle: R,
-    ) -> ResponseInfo {
-        self.0
-            .handle_request::<R, T>(request, response_handle)
-            .await
-    }
+/// An answer on the wire, at most `max` bytes (TC=1 past that).
+pub fn encode<'a>(
+    response: MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+    max: u16,
+) -> Result<(Vec<u8>, ResponseInfo), NetError> {
+    let mut buf = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut buf);
+    encoder.set_max_size(max);
+    let info = response.destructive_emit(&mut encoder)?;
+    Ok((buf, info))
 }

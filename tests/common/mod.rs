@@ -200,9 +200,17 @@ impl StandIn {
         respond: impl Fn(&Message) -> Option<Message> + Send + Sync + 'static,
     ) -> Self {
         let respond: Arc<Respond> = Arc::new(respond);
-        let udp = Arc::new(UdpSocket::bind(addr).await.unwrap());
+        // With port 0, the port UDP gets may be taken for TCP: try again.
+        let mut pair = None;
+        for _ in 0..20 {
+            let udp = UdpSocket::bind(addr).await.unwrap();
+            if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()).await {
+                pair = Some((Arc::new(udp), tcp));
+                break;
+            }
+        }
+        let (udp, tcp) = pair.expect("a port free for UDP and TCP");
         let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = {
             let seen = seen.clone();

@@ -1,0 +1,277 @@
+//! The TCP side of the server (RFC 7766): our own accept loop, with the
+//! limits hickory's server lacks. At most `tcp_connections` connections; a
+//! new one past that closes the connection idle the longest (or, when every
+//! one is busy, is itself closed). A connection with no complete query for
+//! `tcp_idle_timeout` is closed, whether it sent nothing or half a message.
+//! Each connection answers up to [`QUERIES_PER_CONNECTION`] queries at once,
+//! in any order (RFC 7766 §6.2.1.1), and stops reading past that; a client
+//! that does not read its answers is closed when a write stalls, so no
+//! client can make amldns hold more than a bounded amount for it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::rr::Record;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::handler::Handler;
+use crate::metrics::Transport;
+use crate::udp::encode;
+
+/// Queries answered at once on one connection (Unbound's
+/// `incoming-num-tcp`-style pipelining limit is of the same order).
+pub const QUERIES_PER_CONNECTION: usize = 16;
+
+/// The limits set in `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub connections: usize,
+    pub idle_timeout: Duration,
+}
+
+/// The connections open now: whether each is answering something, and
+/// since when it has been idle.
+#[derive(Default)]
+struct Registry {
+    conns: Mutex<HashMap<u64, Conn>>,
+    next_id: AtomicU64,
+}
+
+struct Conn {
+    /// Queries being answered.
+    busy: usize,
+    idle_since: Instant,
+    close: CancellationToken,
+}
+
+impl Registry {
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Conn>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Room for one more connection, closing the longest idle one if the
+    /// limit is reached; `None` when every connection is busy.
+    fn admit(&self, max: usize, stop: &CancellationToken) -> Option<(u64, CancellationToken)> {
+        let mut conns = self.conns();
+        if conns.len() >= max {
+            let oldest = conns
+                .iter()
+                .filter(|(_, c)| c.busy == 0)
+                .min_by_key(|(_, c)| c.idle_since)
+                .map(|(id, _)| *id)?;
+            if let Some(c) = conns.remove(&oldest) {
+                c.close.cancel();
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let close = stop.child_token();
+        conns.insert(
+            id,
+            Conn {
+                busy: 0,
+                idle_since: Instant::now(),
+                close: close.clone(),
+            },
+        );
+        Some((id, close))
+    }
+
+    fn started(&self, id: u64) {
+        if let Some(c) = self.conns().get_mut(&id) {
+            c.busy += 1;
+        }
+    }
+
+    fn finished(&self, id: u64) {
+        if let Some(c) = self.conns().get_mut(&id) {
+            c.busy = c.busy.saturating_sub(1);
+            if c.busy == 0 {
+                c.idle_since = Instant::now();
+            }
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.conns().remove(&id);
+    }
+
+    fn len(&self) -> usize {
+        self.conns().len()
+    }
+}
+
+/// Serves one TCP listener until `stop`.
+pub async fn serve(
+    listener: TcpListener,
+    handler: Arc<Handler>,
+    limits: Limits,
+    stop: CancellationToken,
+) {
+    let registry = Arc::new(Registry::default());
+    loop {
+        let (stream, src) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset before it was
+                    // accepted: the listener itself is fine. A pause keeps
+                    // an fd shortage from spinning.
+                    debug!("tcp accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        let Some((id, close)) = registry.admit(limits.connections, &stop) else {
+            debug!(%src, "every TCP connection is busy: closing the new one");
+            continue;
+        };
+        handler.metrics().tcp_connections.set(registry.len() as i64);
+        let (handler, registry) = (handler.clone(), registry.clone());
+        tokio::spawn(async move {
+            connection(
+                stream,
+                src,
+                id,
+                &close,
+                &handler,
+                &registry,
+                limits.idle_timeout,
+            )
+            .await;
+            registry.remove(id);
+            handler.metrics().tcp_connections.set(registry.len() as i64);
+        });
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    src: SocketAddr,
+    id: u64,
+    close: &CancellationToken,
+    handler: &Arc<Handler>,
+    registry: &Arc<Registry>,
+    idle_timeout: Duration,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel(QUERIES_PER_CONNECTION);
+    let writer = tokio::spawn(write_answers(wr, rx, idle_timeout, close.clone()));
+    let slots = Arc::new(Semaphore::new(QUERIES_PER_CONNECTION));
+    loop {
+        let msg = tokio::select! {
+            r = tokio::time::timeout(idle_timeout, read_message(&mut rd)) => match r {
+                Ok(Ok(msg)) => msg,
+                // The idle timeout, the client closing, or a reset.
+                _ => break,
+            },
+            () = close.cancelled() => break,
+        };
+        // Too short to answer, or a response (QR=1): dropped (SPEC §3).
+        if msg.len() < 12 || msg[2] & 0x80 != 0 {
+            continue;
+        }
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = close.cancelled() => break,
+        };
+        registry.started(id);
+        let (handler, registry, tx) = (handler.clone(), registry.clone(), tx.clone());
+        tokio::spawn(async move {
+            let head = [msg[0], msg[1], msg[2], msg[3]];
+            match Request::from_bytes(msg, src, Protocol::Tcp) {
+                Ok(request) => {
+                    handler
+                        .handle_request::<_, TokioTime>(&request, TcpReply(tx))
+                        .await;
+                }
+                Err(_) => {
+                    let answer = handler.unparsed(head, src, Transport::Tcp).to_vec();
+                    let _ = tx.send(answer).await;
+                }
+            }
+            registry.finished(id);
+            drop(slot);
+        });
+    }
+    // Answers still being made go out before the connection closes: the
+    // writer ends once every query task has dropped its sender.
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// One length-prefixed message (RFC 1035 §4.2.2).
+async fn read_message(rd: &mut OwnedReadHalf) -> std::io::Result<Vec<u8>> {
+    let len = rd.read_u16().await?;
+    let mut msg = vec![0u8; usize::from(len)];
+    rd.read_exact(&mut msg).await?;
+    Ok(msg)
+}
+
+/// Writes answers as they come; a write that stalls for `stall` (a client
+/// that does not read) closes the connection.
+async fn write_answers(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    stall: Duration,
+    close: CancellationToken,
+) {
+    while let Some(answer) = rx.recv().await {
+        let mut framed = Vec::with_capacity(2 + answer.len());
+        framed.extend_from_slice(&(answer.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&answer);
+        let write = tokio::time::timeout(stall, wr.write_all(&framed));
+        let ok = tokio::select! {
+            r = write => matches!(r, Ok(Ok(()))),
+            () = close.cancelled() => false,
+        };
+        if !ok {
+            close.cancel();
+            return;
+        }
+    }
+}
+
+/// Hands an answer to its connection's writer.
+#[derive(Clone)]
+struct TcpReply(mpsc::Sender<Vec<u8>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for TcpReply {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let (bytes, info) = encode(response, u16::MAX)?;
+        self.0
+            .send(bytes)
+            .await
+            .map_err(|_| NetError::from("the connection closed"))?;
+        Ok(info)
+    }
+}
