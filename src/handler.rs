@@ -2,13 +2,16 @@
 //! made, the `allow` ACL, then the zone table, then the forwarder; every path
 //! ends in an [`Outcome`], which is what metrics and logs record.
 
+use std::future::Future;
 use std::iter;
 use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use futures_util::FutureExt;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
@@ -273,7 +276,19 @@ impl RequestHandler for Handler {
         let (_entered, stopping) = self.in_flight.enter();
         // An owned snapshot: it is held across the forwarding await.
         let snap = self.snapshot.load_full();
-        let (outcome, info) = respond(&snap, request, response_handle, stopping).await;
+        let spare = response_handle.clone();
+        // A bug that panics while answering must not leave the client
+        // waiting: the panic hook logs and counts it, the client gets SERVFAIL.
+        let (outcome, info) =
+            or_on_panic(respond(&snap, request, response_handle, stopping), async {
+                let edns = response_edns(request);
+                let servfail = Answer::error(ResponseCode::ServFail, Outcome::Error);
+                (
+                    Outcome::Error,
+                    send(request, spare, edns.as_ref(), servfail).await,
+                )
+            })
+            .await;
         self.record(
             &snap,
             request,
@@ -292,6 +307,8 @@ struct Answer {
     answers: Vec<Record>,
     authorities: Vec<Record>,
     outcome: Outcome,
+    /// TC=1: ask again over TCP.
+    truncated: bool,
 }
 
 impl Answer {
@@ -302,6 +319,7 @@ impl Answer {
             answers: Vec::new(),
             authorities: Vec::new(),
             outcome,
+            truncated: false,
         }
     }
 }
@@ -312,15 +330,7 @@ async fn respond<R: ResponseHandler>(
     response_handle: R,
     stopping: bool,
 ) -> (Outcome, ResponseInfo) {
-    // RFC 6891 §6.1.1: answer with OPT when the query had one, and never
-    // promise more than the 1232 bytes that survive the path (DNS Flag Day
-    // 2020). hickory truncates UDP answers to this size and sets TC.
-    let resp_edns = request.edns.as_ref().map(|req| {
-        let mut e = Edns::new();
-        e.set_max_payload(req.max_payload().clamp(512, EDNS_PAYLOAD));
-        e.set_version(0);
-        e
-    });
+    let resp_edns = response_edns(request);
     let answer = if stopping {
         Answer::error(ResponseCode::Refused, Outcome::Refused)
     } else {
@@ -329,6 +339,26 @@ async fn respond<R: ResponseHandler>(
     let outcome = answer.outcome;
     let info = send(request, response_handle, resp_edns.as_ref(), answer).await;
     (outcome, info)
+}
+
+/// The OPT record of the response. RFC 6891 §6.1.1: answer with OPT when
+/// the query had one, and never promise more than the 1232 bytes that
+/// survive the path (DNS Flag Day 2020).
+fn response_edns(request: &Request) -> Option<Edns> {
+    request.edns.as_ref().map(|req| {
+        let mut e = Edns::new();
+        e.set_max_payload(req.max_payload().clamp(512, EDNS_PAYLOAD));
+        e.set_version(0);
+        e
+    })
+}
+
+/// `answer`, or `fallback` if `answer` panics.
+async fn or_on_panic<T>(answer: impl Future<Output = T>, fallback: impl Future<Output = T>) -> T {
+    match AssertUnwindSafe(answer).catch_unwind().await {
+        Ok(done) => done,
+        Err(_) => fallback.await,
+    }
 }
 
 /// The checks `Catalog` makes, the ACL, then the answer.
@@ -357,6 +387,19 @@ async fn check_and_answer(snap: &Snapshot, request: &Request) -> Answer {
         // Meta types are not questions (RFC 6895 §3.1).
         RecordType::OPT | RecordType::TSIG => {
             return Answer::error(ResponseCode::FormErr, Outcome::Error);
+        }
+        // RFC 8482 §4.4: ANY over UDP is the amplifier's favourite; a
+        // local name answers its addresses (a small subset), anything else
+        // gets TC=1 and is asked again over TCP, where no source is forged.
+        RecordType::ANY if request.protocol() == Protocol::Udp => {
+            let local = NameKey::from_labels(query.original().name().iter())
+                .is_some_and(|k| snap.table.contains(k.as_str()));
+            if !local {
+                return Answer {
+                    truncated: true,
+                    ..Answer::error(ResponseCode::NoError, Outcome::Refused)
+                };
+            }
         }
         _ => {}
     }
@@ -412,6 +455,7 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
                 answers,
                 authorities,
                 outcome: outcome.unwrap_or(Outcome::Local),
+                truncated: false,
             };
             match ans.end {
                 End::Addrs { v4, v6, ttl } => {
@@ -472,6 +516,7 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
                     answers,
                     authorities: reply.authorities,
                     outcome: outcome.unwrap_or(Outcome::Forwarded),
+                    truncated: false,
                 };
             }
         }
@@ -521,7 +566,9 @@ async fn send<R: ResponseHandler>(
     meta.response_code = answer.rcode;
     meta.authoritative = answer.authoritative;
     meta.recursion_available = true;
-    if request.protocol() == Protocol::Udp && !fits_udp(request, edns, &meta, &answer) {
+    if answer.truncated
+        || (request.protocol() == Protocol::Udp && !fits_udp(request, edns, &meta, &answer))
+    {
         // hickory would fill the packet and drop the OPT record that must
         // follow (RFC 6891 §7); send the usual empty TC=1 answer instead, so
         // the client retries over TCP (RFC 1035 §4.2.1).
@@ -600,4 +647,21 @@ fn record_size_bound(r: &Record) -> usize {
         other => other.to_bytes().map_or(usize::from(u16::MAX), |b| b.len()),
     };
     name(&r.name) + 10 + data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_answer_falls_back() {
+        let boom = async {
+            if Instant::now().elapsed() < Duration::from_secs(3600) {
+                panic!("a bug while answering");
+            }
+            1
+        };
+        assert_eq!(or_on_panic(boom, async { 2 }).await, 2);
+        assert_eq!(or_on_panic(async { 1 }, async { 2 }).await, 1);
+    }
 }
