@@ -165,16 +165,28 @@ amldns forwards. For a resolver, use --format bind, unbound or dnsmasq.";
 /// Master-file text (RFC 1035 §5), one zone per apex.
 fn zone_files(table: &ZoneTable) -> String {
     let mut zones: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut out = String::new();
+    comment(&mut out, ";", ZONE_HEADER);
     for n in table.nodes() {
+        let apex = table.apex(n);
+        // A CNAME cannot share its owner with the apex's SOA and NS
+        // (RFC 1034 §3.6.2); `[[record]]` names outside privatelink zones
+        // are their own apex.
+        if let (Data::Alias(t), true) = (&n.data, *n.name == *apex) {
+            let _ = writeln!(
+                out,
+                "; {}: CNAME {t} at its own zone apex, which a zone file cannot hold",
+                n.name
+            );
+            continue;
+        }
         for (t, v) in rrs(&n.data) {
             zones
-                .entry(table.apex(n))
+                .entry(apex)
                 .or_default()
                 .push(format!("{}.\t{}\tIN\t{t}\t{v}", n.name, n.ttl));
         }
     }
-    let mut out = String::new();
-    comment(&mut out, ";", ZONE_HEADER);
     out.push('\n');
     for (zone, lines) in zones {
         let soa = table.soa(zone);
@@ -711,8 +723,9 @@ mod tests {
         );
         assert!(zone.contains("; zone privatelink.blob.core.windows.net\n$ORIGIN privatelink.blob.core.windows.net.\n"), "{zone}");
         assert!(zone.contains(
-            "alias.corp.example.\t60\tIN\tCNAME\tst.privatelink.blob.core.windows.net.\n"
+            "; alias.corp.example: CNAME st.privatelink.blob.core.windows.net at its own zone apex"
         ));
+        assert!(!zone.contains("$ORIGIN alias.corp.example."), "{zone}");
     }
 
     #[test]
