@@ -328,10 +328,11 @@ async fn unbound_answers_the_records() {
              \x20   directory: \"{dir}\"\n    module-config: \"iterator\"\n\
              \x20   do-not-query-localhost: no\n    do-ip6: no\n\
              \x20   include: \"{data}\"\nremote-control:\n    control-enable: no\n\
-             forward-zone:\n    name: \".\"\n    forward-addr: {up}\n",
+             forward-zone:\n    name: \".\"\n    forward-addr: {up_ip}@{up_port}\n",
             dir = dir.path().display(),
             data = data.display(),
-            up = format!("{}@{}", upstream.addr.ip(), upstream.addr.port()),
+            up_ip = upstream.addr.ip(),
+            up_port = upstream.addr.port(),
         ),
     )
     .unwrap();
