@@ -93,6 +93,11 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: poll until COMMAND succe
   done
 }
 
+serve() { # serve NAME: amldns with $WORK/NAME.toml, in the background
+  "$BIN" serve --config "$WORK/$1.toml" >"$WORK/$1.log" 2>&1 &
+  PIDS+=($!)
+}
+
 answers() { [[ -n $(dig +time=1 +tries=1 +short @127.0.0.1 -p "$1" "$2") ]]; }
 
 for port in "$AMLDNS_PORT" "$UNBOUND_PORT" "$STANDIN_PORT"; do
@@ -137,8 +142,7 @@ a = ["192.0.2.80"]
 name = "eastus.api.azureml.ms"
 a = ["192.0.2.20"]
 EOF
-"$BIN" serve --config "$WORK/standin.toml" >"$WORK/standin.log" 2>&1 &
-PIDS+=($!)
+serve standin
 
 # ---- amldns: a workspace per cloud, a hub with a project, instances --------------
 cat >"$WORK/amldns.toml" <<EOF
@@ -183,8 +187,7 @@ notebook_ip = "10.4.0.6"
 name = "kv-contoso.vault.azure.net"
 a = ["10.1.0.9"]
 EOF
-"$BIN" serve --config "$WORK/amldns.toml" >"$WORK/amldns.log" 2>&1 &
-PIDS+=($!)
+serve amldns
 
 # ---- the on-premises Unbound -----------------------------------------------------
 "$BIN" forwarders --format unbound --to "127.0.0.1:$AMLDNS_PORT" >"$WORK/unbound-amldns.conf"

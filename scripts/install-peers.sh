@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the DNS servers and tools that
 # tests/peers.rs and scripts/e2e.sh load amldns's output into, when absent:
-# unbound, dnsmasq, named-checkzone/named-checkconf, dig, ip.
+# unbound, dnsmasq, named (and named-checkzone/named-checkconf), dig, ip.
 # Package scripts must not start the services they install: Debian's Unbound
 # service fetches the root trust anchor from the internet on start, and these
 # machines send nothing off loopback (SPEC §7). So service starts are refused
@@ -14,6 +14,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have unbound || need+=(unbound)
 have dnsmasq || need+=(dnsmasq-base)
 have named-checkzone || need+=(bind9-utils)
+have named || need+=(bind9)
 have dig || need+=(dnsutils)
 have ip || need+=(iproute2)
 ((${#need[@]})) || exit 0

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::zone::{self, Data, Node, ZoneTable};
+use crate::zone::{self, Data, Node, Soa, ZoneTable};
 
 /// The forms `amldns records --format` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -189,20 +189,26 @@ fn zone_files(table: &ZoneTable) -> String {
     }
     out.push('\n');
     for (zone, lines) in zones {
-        let soa = table.soa(zone);
         let _ = writeln!(out, "; zone {zone}\n$ORIGIN {zone}.");
-        let _ = writeln!(
-            out,
-            "@\t{}\tIN\tSOA\t{zone}. hostmaster.{zone}. {} {} {} {} {}",
-            soa.minimum, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
-        );
-        let _ = writeln!(out, "@\t{}\tIN\tNS\tlocalhost.", soa.minimum);
+        soa_and_ns(&mut out, table.soa(zone), zone);
         for l in lines {
             let _ = writeln!(out, "{l}");
         }
         out.push('\n');
     }
     out
+}
+
+/// The apex records a master file needs (RFC 1035 §5.2): the SOA amldns
+/// serves, with `mname` as its MNAME and `hostmaster.<mname>` as RNAME, and
+/// an NS record.
+fn soa_and_ns(out: &mut String, soa: Soa, mname: &str) {
+    let _ = writeln!(
+        out,
+        "@\t{}\tIN\tSOA\t{mname}. hostmaster.{mname}. {} {} {} {} {}",
+        soa.minimum, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
+    );
+    let _ = writeln!(out, "@\t{}\tIN\tNS\tlocalhost.", soa.minimum);
 }
 
 fn hosts(table: &ZoneTable) -> String {
@@ -251,6 +257,9 @@ workspaces); policy records replace only the names listed. Like amldns, a
 listed name gets NODATA for the types it lacks (AAAA...), never a public answer.
 qname-wait-recurse no: answer without asking upstream first; break-dnssec yes:
 rewrite even if the public zone is ever signed.
+BIND resolves the target of a policy CNAME without the policy (it would ask
+upstream), so an alias whose chain ends in this table is given its final
+addresses; an alias out of the table stays a CNAME, resolved upstream.
 Differs from amldns: a wildcard *.x here also matches names deeper below x.
 Check: named-checkzone amldns.rpz db.amldns.rpz";
 
@@ -258,18 +267,13 @@ Check: named-checkzone amldns.rpz db.amldns.rpz";
 /// Recursor): owners are the names relative to the policy zone, and a
 /// record whose data is not one of RPZ's special values is local data.
 fn rpz(table: &ZoneTable) -> String {
-    let soa = table.soa(RPZ_ZONE);
     let mut out = String::new();
     comment(&mut out, ";", RPZ_HEADER);
     let _ = writeln!(out, "$ORIGIN {RPZ_ZONE}.");
-    let _ = writeln!(
-        out,
-        "@\t{}\tIN\tSOA\tlocalhost. hostmaster.localhost. {} {} {} {} {}",
-        soa.minimum, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
-    );
-    let _ = writeln!(out, "@\t{}\tIN\tNS\tlocalhost.", soa.minimum);
+    // The policy zone's own SOA names no real server.
+    soa_and_ns(&mut out, table.soa(RPZ_ZONE), "localhost");
     for n in table.nodes() {
-        for (t, v) in rrs(&n.data) {
+        for (t, v) in rrs(resolved(table, n)) {
             let _ = writeln!(out, "{}\t{}\tIN\t{t}\t{v}", n.name, n.ttl);
         }
     }
@@ -390,12 +394,15 @@ fn dnsmasq(table: &ZoneTable) -> String {
     out
 }
 
+/// A record set of a per-name zone: `@` or `*`, TTL, final addresses.
+type NameRecord<'t> = (&'static str, u32, &'t [Ipv4Addr], &'t [Ipv6Addr]);
+
 /// One zone of the per-name formats (Windows DNS, Azure Private DNS).
 #[derive(Debug, Default)]
 struct NameZone<'t> {
     /// `@` (the name) and/or `*` (a wildcard under it), each with its TTL
     /// and final addresses.
-    records: Vec<(&'static str, u32, &'t [Ipv4Addr], &'t [Ipv6Addr])>,
+    records: Vec<NameRecord<'t>>,
     /// Names that cannot be expressed, with why.
     notes: Vec<String>,
 }
@@ -424,6 +431,24 @@ fn name_zones(table: &ZoneTable) -> BTreeMap<&str, NameZone<'_>> {
     zones
 }
 
+/// Writes [`name_zones`]: `write_zone` writes one zone's commands, and the
+/// names a zone cannot hold are noted as `#` comments in their place.
+fn write_name_zones<'t>(
+    out: &mut String,
+    table: &'t ZoneTable,
+    mut write_zone: impl FnMut(&mut String, &str, Vec<NameRecord<'t>>),
+) {
+    for (zone, z) in name_zones(table) {
+        out.push('\n');
+        for note in &z.notes {
+            let _ = writeln!(out, "# {note}");
+        }
+        if !z.records.is_empty() {
+            write_zone(out, zone, z.records);
+        }
+    }
+}
+
 const POWERSHELL_HEADER: &str = "\
 amldns records for Windows DNS: run in an elevated PowerShell on the DNS
 server (DnsServer module).
@@ -440,19 +465,12 @@ fn powershell(table: &ZoneTable) -> String {
     let mut out = String::new();
     comment(&mut out, "#", POWERSHELL_HEADER);
     out.push_str("$ErrorActionPreference = \"Stop\"\n");
-    for (zone, z) in name_zones(table) {
-        out.push('\n');
-        for note in &z.notes {
-            let _ = writeln!(out, "# {note}");
-        }
-        if z.records.is_empty() {
-            continue;
-        }
+    write_name_zones(&mut out, table, |out, zone, records| {
         let _ = writeln!(
             out,
             "Add-DnsServerPrimaryZone -Name \"{zone}\" -ZoneFile \"{zone}.dns\""
         );
-        for (rel, ttl, v4, v6) in z.records {
+        for (rel, ttl, v4, v6) in records {
             let ttl = format!("(New-TimeSpan -Seconds {ttl})");
             for a in v4 {
                 let _ = writeln!(
@@ -467,7 +485,7 @@ fn powershell(table: &ZoneTable) -> String {
                 );
             }
         }
-    }
+    });
     out
 }
 
@@ -488,25 +506,18 @@ fn azcli(table: &ZoneTable) -> String {
     out.push_str(
         "set -euo pipefail\n\
          : \"${RG:?set RG to the resource group}\"\n\
-         : \"${VNET_ID:?set VNET_ID to the virtual network's resource id}\"\n",
+         : \"${VNET_ID:?set VNET_ID to the resource id of the VNet}\"\n",
     );
     let az = "az network private-dns";
     let rg = "--resource-group \"$RG\"";
-    for (zone, z) in name_zones(table) {
-        out.push('\n');
-        for note in &z.notes {
-            let _ = writeln!(out, "# {note}");
-        }
-        if z.records.is_empty() {
-            continue;
-        }
+    write_name_zones(&mut out, table, |out, zone, records| {
         let _ = writeln!(out, "{az} zone create {rg} --name \"{zone}\"");
         let _ = writeln!(
             out,
             "{az} link vnet create {rg} --zone-name \"{zone}\" --name amldns \
              --virtual-network \"$VNET_ID\" --registration-enabled false"
         );
-        for (rel, ttl, v4, v6) in z.records {
+        for (rel, ttl, v4, v6) in records {
             let sets = [
                 (
                     "a",
@@ -536,7 +547,7 @@ fn azcli(table: &ZoneTable) -> String {
                 }
             }
         }
-    }
+    });
     out
 }
 
@@ -582,8 +593,8 @@ mod tests {
                     format!("{api}\t60\tIN\tA\t10.1.0.5"),
                     "*.eastus.instances.azureml.ms\t60\tIN\tA\t10.1.0.5".into(),
                     "st.privatelink.blob.core.windows.net\t60\tIN\tAAAA\tfd00::9".into(),
-                    "alias.corp.example\t60\tIN\tCNAME\tst.privatelink.blob.core.windows.net."
-                        .into(),
+                    // BIND would not apply the policy to the target.
+                    "alias.corp.example\t60\tIN\tA\t10.1.0.9".into(),
                     "out.corp.example\t60\tIN\tCNAME\twww.example.com.".into(),
                 ],
                 vec![],
