@@ -356,8 +356,8 @@ amldns would forward them.
 A wildcard *.x becomes address=/x/ (with local=/x/), which unlike amldns also
 answers x itself and every name at any depth below x, with the TTL of
 local-ttl= (default 0); names listed below x keep their own host-record.
-dnsmasq does not follow a CNAME to its own names for every type, and its
-cname= cannot point outside them: an alias whose chain ends in this table is
+dnsmasq's cname= can only point at names it holds itself (not at an
+address= wildcard, nor outside): an alias whose chain ends in this table is
 given its final addresses, one that leaves the table is left out (noted).";
 
 fn dnsmasq(table: &ZoneTable) -> String {
