@@ -1,19 +1,22 @@
-//! The command line (SPEC §5): `serve`, `check`, `records`.
+//! The command line (SPEC §5): `serve`, `check`, `records`; and `forwarders`,
+//! an addition that writes on-premises DNS servers' forwarder config.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
+use crate::export::{self, Format};
+use crate::forwarders::{self, Server};
 use crate::logging;
 use crate::names;
 use crate::reload::{ReloadError, WatchMode};
 use crate::server::{self, Listeners, Options};
-use crate::zone::{Data, ZoneTable};
+use crate::zone::ZoneTable;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,18 +60,16 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Format {
-    /// Aligned columns for people.
-    Table,
-    /// One object per name.
-    Json,
-    /// Zone-file records (RFC 1035 master file syntax) grouped by zone.
-    Zone,
-    /// /etc/hosts lines (addresses only; wildcards cannot be expressed).
-    Hosts,
+    /// Print the conditional forwarders an on-premises DNS server needs to
+    /// send the Azure ML zones (every cloud) to amldns.
+    Forwarders {
+        /// amldns's addresses as that server reaches them: IP or IP:port,
+        /// comma-separated.
+        #[arg(long, required = true, value_delimiter = ',', value_parser = forwarders::parse_target)]
+        to: Vec<SocketAddr>,
+        #[arg(long, short, value_enum)]
+        format: Server,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -78,6 +79,13 @@ pub fn main() -> ExitCode {
         Command::Serve { config, watch } => serve(&config.config, watch, cli.log_format),
         Command::Check(c) => check(&c.config),
         Command::Records { config, format } => records(&config.config, format),
+        Command::Forwarders { to, format } => match forwarders::render(format, &to) {
+            Ok(text) => emit(&text),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -210,13 +218,7 @@ fn records(path: &std::path::Path, format: Format) -> ExitCode {
     let Some((_, table)) = load(path) else {
         return ExitCode::FAILURE;
     };
-    let out = match format {
-        Format::Table => format_table(&table),
-        Format::Json => format_json(&table),
-        Format::Zone => format_zone(&table),
-        Format::Hosts => format_hosts(&table),
-    };
-    emit(&out)
+    emit(&export::render(&table, format))
 }
 
 /// Writes `text` to stdout. A reader that stops early (`amldns records |
@@ -231,146 +233,4 @@ fn emit(text: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// (type, values) of a node's records.
-fn rrs(data: &Data) -> Vec<(&'static str, String)> {
-    match data {
-        Data::Addrs { v4, v6 } => v4
-            .iter()
-            .map(|a| ("A", a.to_string()))
-            .chain(v6.iter().map(|a| ("AAAA", a.to_string())))
-            .collect(),
-        Data::Alias(t) => vec![("CNAME", format!("{t}."))],
-    }
-}
-
-fn format_table(table: &ZoneTable) -> String {
-    let rows: Vec<[String; 5]> = table
-        .nodes()
-        .iter()
-        .flat_map(|n| {
-            rrs(&n.data).into_iter().map(move |(t, v)| {
-                [
-                    n.name.to_string(),
-                    t.to_string(),
-                    n.ttl.to_string(),
-                    v,
-                    table.source(n),
-                ]
-            })
-        })
-        .collect();
-    let head = ["NAME", "TYPE", "TTL", "ANSWER", "SOURCE"].map(String::from);
-    let mut widths = [0; 5];
-    for r in std::iter::once(&head).chain(&rows) {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let mut out = String::new();
-    for r in std::iter::once(&head).chain(&rows) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
-    out
-}
-
-fn format_json(table: &ZoneTable) -> String {
-    let list: Vec<serde_json::Value> = table
-        .nodes()
-        .iter()
-        .map(|n| {
-            let mut v = serde_json::json!({
-                "name": n.name.as_ref(),
-                "ttl": n.ttl,
-                "zone": table.apex(n),
-                "source": table.source(n),
-                "at": table.origin(n).at.to_string(),
-            });
-            match &n.data {
-                Data::Addrs { v4, v6 } => {
-                    v["a"] = v4.iter().map(ToString::to_string).collect();
-                    v["aaaa"] = v6.iter().map(ToString::to_string).collect();
-                }
-                Data::Alias(t) => v["cname"] = t.as_ref().into(),
-            }
-            v
-        })
-        .collect();
-    let mut s = serde_json::to_string_pretty(&list).unwrap_or_default();
-    s.push('\n');
-    s
-}
-
-/// Master-file text (RFC 1035 §5), one zone per apex with the SOA amldns
-/// serves and an NS record, so that another server can load it.
-fn format_zone(table: &ZoneTable) -> String {
-    let mut zones: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for n in table.nodes() {
-        for (t, v) in rrs(&n.data) {
-            zones
-                .entry(table.apex(n))
-                .or_default()
-                .push(format!("{}.\t{}\tIN\t{t}\t{v}", n.name, n.ttl));
-        }
-    }
-    let mut out = String::new();
-    for (zone, lines) in zones {
-        let soa = table.soa(zone);
-        let _ = writeln!(out, "; zone {zone}\n$ORIGIN {zone}.");
-        let _ = writeln!(
-            out,
-            "@\t{}\tIN\tSOA\t{zone}. hostmaster.{zone}. {} {} {} {} {}",
-            soa.minimum, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
-        );
-        let _ = writeln!(out, "@\t{}\tIN\tNS\tlocalhost.", soa.minimum);
-        for l in lines {
-            let _ = writeln!(out, "{l}");
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn format_hosts(table: &ZoneTable) -> String {
-    let mut out = String::new();
-    for n in table.nodes() {
-        if n.name.starts_with("*.") {
-            let _ = writeln!(
-                out,
-                "# {} is a wildcard: hosts files cannot hold it",
-                n.name
-            );
-            continue;
-        }
-        // Hosts files have no aliases: follow the chain inside the table.
-        let mut data = &n.data;
-        for _ in 0..crate::zone::MAX_CHAIN {
-            let Data::Alias(t) = data else { break };
-            match table.find(t) {
-                Some(next) => data = &next.data,
-                None => break,
-            }
-        }
-        match data {
-            Data::Addrs { v4, v6 } => {
-                for a in v4
-                    .iter()
-                    .map(ToString::to_string)
-                    .chain(v6.iter().map(ToString::to_string))
-                {
-                    let _ = writeln!(out, "{a}\t{}", n.name);
-                }
-            }
-            Data::Alias(t) => {
-                let _ = writeln!(out, "# {} is an alias of {t}, which is not local", n.name);
-            }
-        }
-    }
-    out
 }

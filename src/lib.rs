@@ -10,7 +10,9 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod forward;
+pub mod forwarders;
 pub mod handler;
 pub mod http;
 pub mod import;

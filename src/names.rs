@@ -56,6 +56,21 @@ const USGOV: Suffixes = Suffixes {
     inference: "inference.ml.azure.us",
 };
 
+/// Notebook content, shared by the three clouds (SPEC §1).
+const NOTEBOOK_CONTENT_ZONE: &str = "aznbcontent.net";
+
+/// The zones of [`Cloud::forwarder_zones`] for every cloud, each once, in
+/// cloud order: what `amldns forwarders` configures.
+pub fn forwarder_zones() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for zone in Cloud::ALL.into_iter().flat_map(Cloud::forwarder_zones) {
+        if !out.contains(&zone) {
+            out.push(zone);
+        }
+    }
+    out
+}
+
 impl Cloud {
     pub const ALL: [Cloud; 3] = [Cloud::Public, Cloud::China, Cloud::UsGov];
 
@@ -74,6 +89,24 @@ impl Cloud {
             Cloud::China => "china",
             Cloud::UsGov => "usgov",
         }
+    }
+
+    /// The zones an on-premises DNS server conditionally forwards to amldns
+    /// (SPEC §1): the public parents of every name a workspace of this cloud
+    /// gets. The `privatelink.` zones sit under them (`privatelink.api.azureml.ms`
+    /// under `api.azureml.ms`), so they are not listed: forwarding the parent
+    /// covers them. `aznbcontent.net` (notebook content) is the same in every
+    /// cloud.
+    pub fn forwarder_zones(self) -> [&'static str; 6] {
+        let s = self.suffixes();
+        [
+            s.api,
+            s.notebooks,
+            s.instances[0],
+            s.instances[1],
+            s.inference,
+            NOTEBOOK_CONTENT_ZONE,
+        ]
     }
 
     /// Every zone apex a derived name of this cloud can sit in, longest first so
@@ -734,6 +767,81 @@ mod tests {
             "10.1.0.6"
         ));
         assert!(!d.iter().any(|n| n.name.starts_with("ml-contoso-research-")));
+    }
+
+    #[test]
+    fn forwarder_zones_are_spec_s_list() {
+        let cases = [
+            (
+                Cloud::Public,
+                [
+                    "api.azureml.ms",
+                    "notebooks.azure.net",
+                    "instances.azureml.ms",
+                    "instances.ml.azure.ms",
+                    "inference.ml.azure.com",
+                    "aznbcontent.net",
+                ],
+            ),
+            (
+                Cloud::China,
+                [
+                    "api.ml.azure.cn",
+                    "notebooks.chinacloudapi.cn",
+                    "instances.azureml.cn",
+                    "instances.ml.azure.cn",
+                    "inference.ml.azure.cn",
+                    "aznbcontent.net",
+                ],
+            ),
+            (
+                Cloud::UsGov,
+                [
+                    "api.ml.azure.us",
+                    "notebooks.usgovcloudapi.net",
+                    "instances.azureml.us",
+                    "instances.ml.azure.us",
+                    "inference.ml.azure.us",
+                    "aznbcontent.net",
+                ],
+            ),
+        ];
+        for (cloud, want) in cases {
+            assert_eq!(cloud.forwarder_zones(), want, "{cloud:?}");
+        }
+        let all = forwarder_zones();
+        assert_eq!(all.len(), 16, "aznbcontent.net once: {all:?}");
+        assert_eq!(all.iter().filter(|z| **z == "aznbcontent.net").count(), 1);
+    }
+
+    /// Forwarding these zones is enough: every name amldns derives, in both
+    /// answer modes and with every option on, sits at or below one of them.
+    #[test]
+    fn forwarder_zones_cover_every_derived_name() {
+        for cloud in Cloud::ALL {
+            let mut w = ws(cloud);
+            w.instances = vec!["ci-1".into()];
+            w.instances_wildcard = true;
+            w.online_endpoints = vec!["ep".into()];
+            w.inference_wildcard = true;
+            w.projects = vec![Project {
+                name: "p".into(),
+                id: "0d5c2f4e-1111-2222-3333-444455556666".into(),
+            }];
+            for mode in [AnswerMode::A, AnswerMode::Cname] {
+                for d in derive(&w, mode) {
+                    let name = d.name.strip_prefix("*.").unwrap_or(&d.name);
+                    assert!(
+                        cloud
+                            .forwarder_zones()
+                            .iter()
+                            .any(|z| is_at_or_below(name, z)),
+                        "{} ({cloud:?}) is under no forwarder zone",
+                        d.name
+                    );
+                }
+            }
+        }
     }
 
     #[test]

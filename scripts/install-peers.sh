@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, the DNS servers and tools that
+# tests/peers.rs and scripts/e2e.sh load amldns's output into, when absent:
+# unbound, dnsmasq, named (and named-checkzone/named-checkconf), dig, ip.
+# Package scripts must not start the services they install: Debian's Unbound
+# service fetches the root trust anchor from the internet on start, and these
+# machines send nothing off loopback (SPEC §7). So service starts are refused
+# through policy-rc.d while apt runs.
+set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have unbound || need+=(unbound)
+have dnsmasq || need+=(dnsmasq-base)
+have named-checkzone || need+=(bind9-utils)
+have named || need+=(bind9)
+have dig || need+=(dnsutils)
+have ip || need+=(iproute2)
+((${#need[@]})) || exit 0
+
+if [[ $(id -u) != 0 ]] || ! have apt-get; then
+  echo "install-peers: cannot install ${need[*]} (needs root and apt-get); the tests that need them skip"
+  exit 0
+fi
+echo "install-peers: installing ${need[*]}"
+policy=/usr/sbin/policy-rc.d
+made_policy=
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 0755 "$policy"
+  made_policy=1
+fi
+trap '[[ -n $made_policy ]] && rm -f "$policy"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+timeout 600 apt-get update -qq
+timeout 900 apt-get install -y -qq --no-install-recommends "${need[@]}"

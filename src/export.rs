@@ -1,0 +1,758 @@
+//! `amldns records` (SPEC §5): the effective table in the forms people and
+//! other DNS servers read — a table, JSON, zone files, hosts lines, and config
+//! for BIND, Unbound, dnsmasq, Windows DNS and Azure Private DNS.
+//!
+//! Pure: a [`ZoneTable`] in, text out. Each server has its own way to hold a
+//! few names without capturing their neighbours (SPEC §1, "Do not capture
+//! public names") and without sending their other types upstream (SPEC §3);
+//! each output's header says which way it uses and where it still differs
+//! from amldns, so that nobody finds out in production.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::zone::{self, Data, Node, Soa, ZoneTable};
+
+/// The forms `amldns records --format` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// One object per name.
+    Json,
+    /// Master files (RFC 1035 §5), one per zone apex, with SOA and NS.
+    Zone,
+    /// /etc/hosts lines (addresses only; wildcards cannot be expressed).
+    Hosts,
+    /// A BIND response policy zone (RPZ): the names, not whole zones.
+    Bind,
+    /// Unbound `local-zone`/`local-data` lines.
+    Unbound,
+    /// dnsmasq `host-record`/`address`/`local` lines.
+    Dnsmasq,
+    /// Windows DNS PowerShell: one primary zone per name.
+    Powershell,
+    /// Azure CLI (bash): one private DNS zone per name, linked to a VNet.
+    Azcli,
+}
+
+/// The whole output of `amldns records --format <format>`.
+pub fn render(table: &ZoneTable, format: Format) -> String {
+    match format {
+        Format::Table => table_text(table),
+        Format::Json => json(table),
+        Format::Zone => zone_files(table),
+        Format::Hosts => hosts(table),
+        Format::Bind => rpz(table),
+        Format::Unbound => unbound(table),
+        Format::Dnsmasq => dnsmasq(table),
+        Format::Powershell => powershell(table),
+        Format::Azcli => azcli(table),
+    }
+}
+
+/// `text`, each line behind `prefix` (a comment marker).
+pub(crate) fn comment(out: &mut String, prefix: &str, text: &str) {
+    for line in text.lines() {
+        let _ = writeln!(out, "{}", format!("{prefix} {line}").trim_end());
+    }
+}
+
+/// (type, value) of each record a node holds; CNAME targets end in a dot.
+fn rrs(data: &Data) -> Vec<(&'static str, String)> {
+    match data {
+        Data::Addrs { v4, v6 } => v4
+            .iter()
+            .map(|a| ("A", a.to_string()))
+            .chain(v6.iter().map(|a| ("AAAA", a.to_string())))
+            .collect(),
+        Data::Alias(t) => vec![("CNAME", format!("{t}."))],
+    }
+}
+
+/// What a name finally answers once its CNAME chain is followed inside the
+/// table: addresses, or an alias of a name the table does not hold. Servers
+/// that do not chase a local CNAME for the client (Unbound's local data, a
+/// zone apex that cannot hold a CNAME, hosts files) get the end of the chain.
+fn resolved<'t>(table: &'t ZoneTable, node: &'t Node) -> &'t Data {
+    let mut data = &node.data;
+    // compile() rejects loops and chains over MAX_CHAIN; the bound is a guard.
+    for _ in 0..zone::MAX_CHAIN {
+        let Data::Alias(t) = data else { break };
+        match table.find(t) {
+            Some(next) => data = &next.data,
+            None => break,
+        }
+    }
+    data
+}
+
+/// `*.x` → `Some("x")`.
+fn wildcard_parent(name: &str) -> Option<&str> {
+    name.strip_prefix("*.")
+}
+
+fn table_text(table: &ZoneTable) -> String {
+    let rows: Vec<[String; 5]> = table
+        .nodes()
+        .iter()
+        .flat_map(|n| {
+            rrs(&n.data).into_iter().map(move |(t, v)| {
+                [
+                    n.name.to_string(),
+                    t.to_string(),
+                    n.ttl.to_string(),
+                    v,
+                    table.source(n),
+                ]
+            })
+        })
+        .collect();
+    let head = ["NAME", "TYPE", "TTL", "ANSWER", "SOURCE"].map(String::from);
+    let mut widths = [0; 5];
+    for r in std::iter::once(&head).chain(&rows) {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&head).chain(&rows) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+fn json(table: &ZoneTable) -> String {
+    let list: Vec<serde_json::Value> = table
+        .nodes()
+        .iter()
+        .map(|n| {
+            let mut v = serde_json::json!({
+                "name": n.name.as_ref(),
+                "ttl": n.ttl,
+                "zone": table.apex(n),
+                "source": table.source(n),
+                "at": table.origin(n).at.to_string(),
+            });
+            match &n.data {
+                Data::Addrs { v4, v6 } => {
+                    v["a"] = v4.iter().map(ToString::to_string).collect();
+                    v["aaaa"] = v6.iter().map(ToString::to_string).collect();
+                }
+                Data::Alias(t) => v["cname"] = t.as_ref().into(),
+            }
+            v
+        })
+        .collect();
+    let mut s = serde_json::to_string_pretty(&list).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+const ZONE_HEADER: &str = "\
+amldns records as master files (RFC 1035 §5): one per zone apex, with the SOA
+amldns serves and an NS record; each loads in named-checkzone.
+A server loading them is authoritative for every name under each apex
+(api.azureml.ms included) and answers NXDOMAIN for the ones not listed, which
+amldns forwards. For a resolver, use --format bind, unbound or dnsmasq.";
+
+/// Master-file text (RFC 1035 §5), one zone per apex.
+fn zone_files(table: &ZoneTable) -> String {
+    let mut zones: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut out = String::new();
+    comment(&mut out, ";", ZONE_HEADER);
+    for n in table.nodes() {
+        let apex = table.apex(n);
+        // A CNAME cannot share its owner with the apex's SOA and NS
+        // (RFC 1034 §3.6.2); `[[record]]` names outside privatelink zones
+        // are their own apex.
+        if let (Data::Alias(t), true) = (&n.data, *n.name == *apex) {
+            let _ = writeln!(
+                out,
+                "; {}: CNAME {t} at its own zone apex, which a zone file cannot hold",
+                n.name
+            );
+            continue;
+        }
+        for (t, v) in rrs(&n.data) {
+            zones
+                .entry(apex)
+                .or_default()
+                .push(format!("{}.\t{}\tIN\t{t}\t{v}", n.name, n.ttl));
+        }
+    }
+    out.push('\n');
+    for (zone, lines) in zones {
+        let _ = writeln!(out, "; zone {zone}\n$ORIGIN {zone}.");
+        soa_and_ns(&mut out, table.soa(zone), zone);
+        for l in lines {
+            let _ = writeln!(out, "{l}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The apex records a master file needs (RFC 1035 §5.2): the SOA amldns
+/// serves, with `mname` as its MNAME and `hostmaster.<mname>` as RNAME, and
+/// an NS record.
+fn soa_and_ns(out: &mut String, soa: Soa, mname: &str) {
+    let _ = writeln!(
+        out,
+        "@\t{}\tIN\tSOA\t{mname}. hostmaster.{mname}. {} {} {} {} {}",
+        soa.minimum, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
+    );
+    let _ = writeln!(out, "@\t{}\tIN\tNS\tlocalhost.", soa.minimum);
+}
+
+fn hosts(table: &ZoneTable) -> String {
+    let mut out = String::new();
+    for n in table.nodes() {
+        if n.name.starts_with("*.") {
+            let _ = writeln!(
+                out,
+                "# {} is a wildcard: hosts files cannot hold it",
+                n.name
+            );
+            continue;
+        }
+        match resolved(table, n) {
+            Data::Addrs { v4, v6 } => {
+                for a in v4
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(v6.iter().map(ToString::to_string))
+                {
+                    let _ = writeln!(out, "{a}\t{}", n.name);
+                }
+            }
+            Data::Alias(t) => {
+                let _ = writeln!(out, "# {} is an alias of {t}, which is not local", n.name);
+            }
+        }
+    }
+    out
+}
+
+/// The policy zone's name: never looked up by clients (RPZ).
+pub const RPZ_ZONE: &str = "amldns.rpz";
+
+const RPZ_HEADER: &str = "\
+amldns records as a BIND response policy zone (RPZ): a recursive BIND answers
+these names from here and resolves every other name as before.
+named.conf:
+  options {
+      response-policy { zone \"amldns.rpz\"; } qname-wait-recurse no break-dnssec yes;
+  };
+  zone \"amldns.rpz\" { type primary; file \"/etc/bind/db.amldns.rpz\"; allow-query { none; }; };
+Why a policy zone: a primary zone \"api.azureml.ms\" would answer NXDOMAIN for
+every name under it that it does not list (eastus.api.azureml.ms, other
+workspaces); policy records replace only the names listed. Like amldns, a
+listed name gets NODATA for the types it lacks (AAAA...), never a public answer.
+qname-wait-recurse no: answer without asking upstream first; break-dnssec yes:
+rewrite even if the public zone is ever signed.
+BIND resolves the target of a policy CNAME without the policy (it would ask
+upstream), so an alias whose chain ends in this table is given its final
+addresses; an alias out of the table stays a CNAME, resolved upstream.
+Differs from amldns: a wildcard *.x here also matches names deeper below x.
+Check: named-checkzone amldns.rpz db.amldns.rpz";
+
+/// An RPZ zone (BIND 9.10+; also read by Unbound, Knot Resolver, PowerDNS
+/// Recursor): owners are the names relative to the policy zone, and a
+/// record whose data is not one of RPZ's special values is local data.
+fn rpz(table: &ZoneTable) -> String {
+    let mut out = String::new();
+    comment(&mut out, ";", RPZ_HEADER);
+    let _ = writeln!(out, "$ORIGIN {RPZ_ZONE}.");
+    // The policy zone's own SOA names no real server.
+    soa_and_ns(&mut out, table.soa(RPZ_ZONE), "localhost");
+    for n in table.nodes() {
+        for (t, v) in rrs(resolved(table, n)) {
+            let _ = writeln!(out, "{}\t{}\tIN\t{t}\t{v}", n.name, n.ttl);
+        }
+    }
+    out
+}
+
+const UNBOUND_HEADER: &str = "\
+amldns records as Unbound local data: include it from unbound.conf, or put it
+in /etc/unbound/unbound.conf.d/.
+Each zone apex is a \"transparent\" local zone: a listed name answers from here,
+with NODATA for the types it lacks (AAAA...), never a public answer, and every
+other name under the apex is resolved as before. (\"typetransparent\" would
+resolve a listed name's other types upstream; \"static\" would answer NXDOMAIN
+for every name not listed.)
+Unbound does not follow a local CNAME to local data, so an alias whose chain
+ends in this table is given its final addresses. An alias of a name outside
+the table, and a wildcard *.x, become \"redirect\" zones, which unlike amldns
+also answer every name below them (and x itself, for a wildcard); names
+listed below a wildcard get a transparent zone of their own to keep their
+answers.";
+
+fn unbound(table: &ZoneTable) -> String {
+    let wildcard_parents: BTreeSet<&str> = table
+        .nodes()
+        .iter()
+        .filter_map(|n| wildcard_parent(&n.name))
+        .collect();
+    // Unbound takes the zones in any order, but one type per zone: a
+    // redirect (an alias out of the table, a wildcard) wins over the
+    // transparent zone of an apex or of a name below a wildcard.
+    let mut zones: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut zone = |name, kind: &'static str| {
+        let k = zones.entry(name).or_insert(kind);
+        if kind == "redirect" {
+            *k = kind;
+        }
+    };
+    let mut data = String::new();
+    for n in table.nodes() {
+        zone(table.apex(n), "transparent");
+        let end = resolved(table, n);
+        let owner = match wildcard_parent(&n.name) {
+            Some(parent) => {
+                zone(parent, "redirect");
+                parent
+            }
+            None => {
+                let parent = n.name.split_once('.').map_or("", |(_, p)| p);
+                if wildcard_parents.contains(parent) {
+                    zone(&n.name, "transparent");
+                }
+                &n.name
+            }
+        };
+        // Only a redirect zone makes Unbound resolve a CNAME target.
+        if let Data::Alias(_) = end {
+            zone(owner, "redirect");
+        }
+        for (t, v) in rrs(end) {
+            let _ = writeln!(data, "    local-data: \"{owner}. {} IN {t} {v}\"", n.ttl);
+        }
+    }
+    let mut out = String::new();
+    comment(&mut out, "#", UNBOUND_HEADER);
+    out.push_str("server:\n");
+    for (name, kind) in zones {
+        let _ = writeln!(out, "    local-zone: \"{name}.\" {kind}");
+    }
+    out.push_str(&data);
+    out
+}
+
+const DNSMASQ_HEADER: &str = "\
+amldns records as dnsmasq config: conf-file= it, or put it in /etc/dnsmasq.d/.
+host-record= answers A and AAAA. Without local=/name/, dnsmasq would forward
+the other types of a listed name (an IPv4-only name's AAAA, TXT...) upstream
+and hand out public answers; with it, they get NODATA, as from amldns. But
+local= also covers every name below the listed one: those get NXDOMAIN where
+amldns would forward them.
+A wildcard *.x becomes address=/x/ (with local=/x/), which unlike amldns also
+answers x itself and every name at any depth below x, with the TTL of
+local-ttl= (default 0); names listed below x keep their own host-record.
+dnsmasq's cname= can only point at names it holds itself (not at an
+address= wildcard, nor outside): an alias whose chain ends in this table is
+given its final addresses, one that leaves the table is left out (noted).";
+
+fn dnsmasq(table: &ZoneTable) -> String {
+    let mut out = String::new();
+    comment(&mut out, "#", DNSMASQ_HEADER);
+    for n in table.nodes() {
+        let Data::Addrs { v4, v6 } = resolved(table, n) else {
+            let _ = writeln!(
+                out,
+                "# {}: {}, which is not local: dnsmasq cannot hold it",
+                n.name, n.data
+            );
+            continue;
+        };
+        let addrs = v4
+            .iter()
+            .map(ToString::to_string)
+            .chain(v6.iter().map(ToString::to_string));
+        match wildcard_parent(&n.name) {
+            Some(parent) => {
+                for a in addrs {
+                    let _ = writeln!(out, "address=/{parent}/{a}");
+                }
+                let _ = writeln!(out, "local=/{parent}/");
+            }
+            None => {
+                for a in addrs {
+                    let _ = writeln!(out, "host-record={},{a},{}", n.name, n.ttl);
+                }
+                let _ = writeln!(out, "local=/{}/", n.name);
+            }
+        }
+    }
+    out
+}
+
+/// A record set of a per-name zone: `@` or `*`, TTL, final addresses.
+type NameRecord<'t> = (&'static str, u32, &'t [Ipv4Addr], &'t [Ipv6Addr]);
+
+/// One zone of the per-name formats (Windows DNS, Azure Private DNS).
+#[derive(Debug, Default)]
+struct NameZone<'t> {
+    /// `@` (the name) and/or `*` (a wildcard under it), each with its TTL
+    /// and final addresses.
+    records: Vec<NameRecord<'t>>,
+    /// Names that cannot be expressed, with why.
+    notes: Vec<String>,
+}
+
+/// The table as one zone per name (a wildcard `*.x` as the record `*` of
+/// zone `x`): a server hosting the zone `<guid>.workspace.eastus.api.azureml.ms`
+/// answers that name and nothing else, where a zone `api.azureml.ms` would
+/// swallow every public name under it. A zone apex cannot hold a CNAME, so
+/// aliases are given their final addresses.
+fn name_zones(table: &ZoneTable) -> BTreeMap<&str, NameZone<'_>> {
+    let mut zones: BTreeMap<&str, NameZone> = BTreeMap::new();
+    for n in table.nodes() {
+        let (zone, rel) = match wildcard_parent(&n.name) {
+            Some(parent) => (parent, "*"),
+            None => (n.name.as_ref(), "@"),
+        };
+        let z = zones.entry(zone).or_default();
+        match resolved(table, n) {
+            Data::Addrs { v4, v6 } => z.records.push((rel, n.ttl, v4, v6)),
+            Data::Alias(_) => z.notes.push(format!(
+                "{}: {}, which is not local: a zone per name cannot hold it",
+                n.name, n.data
+            )),
+        }
+    }
+    zones
+}
+
+/// Writes [`name_zones`]: `write_zone` writes one zone's commands, and the
+/// names a zone cannot hold are noted as `#` comments in their place.
+fn write_name_zones<'t>(
+    out: &mut String,
+    table: &'t ZoneTable,
+    mut write_zone: impl FnMut(&mut String, &str, Vec<NameRecord<'t>>),
+) {
+    for (zone, z) in name_zones(table) {
+        out.push('\n');
+        for note in &z.notes {
+            let _ = writeln!(out, "# {note}");
+        }
+        if !z.records.is_empty() {
+            write_zone(out, zone, z.records);
+        }
+    }
+}
+
+const POWERSHELL_HEADER: &str = "\
+amldns records for Windows DNS: run in an elevated PowerShell on the DNS
+server (DnsServer module).
+One primary zone per name: a zone \"api.azureml.ms\" would answer NXDOMAIN for
+every name under it that it does not list (eastus.api.azureml.ms, other
+workspaces), while a zone named after the name answers only it, with NODATA
+for the types it lacks (AAAA...), never a public answer. A wildcard *.x is the
+record * of zone x: x itself then gets NODATA, and names deeper below x match
+too. An alias is given its final addresses (a zone apex cannot be a CNAME).
+On a domain controller, replace -ZoneFile \"...\" with -ReplicationScope Forest.
+Simpler still: a conditional forwarder to amldns (amldns forwarders).";
+
+fn powershell(table: &ZoneTable) -> String {
+    let mut out = String::new();
+    comment(&mut out, "#", POWERSHELL_HEADER);
+    out.push_str("$ErrorActionPreference = \"Stop\"\n");
+    write_name_zones(&mut out, table, |out, zone, records| {
+        let _ = writeln!(
+            out,
+            "Add-DnsServerPrimaryZone -Name \"{zone}\" -ZoneFile \"{zone}.dns\""
+        );
+        for (rel, ttl, v4, v6) in records {
+            let ttl = format!("(New-TimeSpan -Seconds {ttl})");
+            for a in v4 {
+                let _ = writeln!(
+                    out,
+                    "Add-DnsServerResourceRecordA -ZoneName \"{zone}\" -Name \"{rel}\" -IPv4Address \"{a}\" -TimeToLive {ttl}"
+                );
+            }
+            for a in v6 {
+                let _ = writeln!(
+                    out,
+                    "Add-DnsServerResourceRecordAAAA -ZoneName \"{zone}\" -Name \"{rel}\" -IPv6Address \"{a}\" -TimeToLive {ttl}"
+                );
+            }
+        }
+    });
+    out
+}
+
+const AZCLI_HEADER: &str = "\
+amldns records as Azure Private DNS zones (bash, Azure CLI): set RG (resource
+group) and VNET_ID (the virtual network's resource id), then run it.
+One private DNS zone per name, linked to the VNet: a zone \"api.azureml.ms\"
+linked to a VNet would answer NXDOMAIN there for every name under it that it
+does not list (eastus.api.azureml.ms, other workspaces), while a zone named
+after the name answers only it, with NODATA for the types it lacks (AAAA...).
+A wildcard *.x is the record set * of zone x: x itself then gets NODATA, and
+names deeper below x match too. An alias is given its final addresses (a
+zone apex cannot be a CNAME).";
+
+fn azcli(table: &ZoneTable) -> String {
+    let mut out = String::from("#!/usr/bin/env bash\n");
+    comment(&mut out, "#", AZCLI_HEADER);
+    out.push_str(
+        "set -euo pipefail\n\
+         : \"${RG:?set RG to the resource group}\"\n\
+         : \"${VNET_ID:?set VNET_ID to the resource id of the VNet}\"\n",
+    );
+    let az = "az network private-dns";
+    let rg = "--resource-group \"$RG\"";
+    write_name_zones(&mut out, table, |out, zone, records| {
+        let _ = writeln!(out, "{az} zone create {rg} --name \"{zone}\"");
+        let _ = writeln!(
+            out,
+            "{az} link vnet create {rg} --zone-name \"{zone}\" --name amldns \
+             --virtual-network \"$VNET_ID\" --registration-enabled false"
+        );
+        for (rel, ttl, v4, v6) in records {
+            let sets = [
+                (
+                    "a",
+                    "--ipv4-address",
+                    v4.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                ),
+                (
+                    "aaaa",
+                    "--ipv6-address",
+                    v6.iter().map(ToString::to_string).collect(),
+                ),
+            ];
+            for (kind, flag, addrs) in sets {
+                if addrs.is_empty() {
+                    continue;
+                }
+                let set = format!("{az} record-set {kind}");
+                let _ = writeln!(
+                    out,
+                    "{set} create {rg} --zone-name \"{zone}\" --name \"{rel}\" --ttl {ttl}"
+                );
+                for a in addrs {
+                    let _ = writeln!(
+                        out,
+                        "{set} add-record {rg} --zone-name \"{zone}\" --record-set-name \"{rel}\" {flag} {a}"
+                    );
+                }
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use std::path::Path;
+
+    const G: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+
+    /// A workspace with a wildcard and an instance under it, an AAAA record,
+    /// a CNAME into the table and a CNAME out of it.
+    fn table() -> ZoneTable {
+        let text = format!(
+            "[[workspace]]\nname = \"mlw\"\nid = \"{G}\"\nregion = \"eastus\"\nip = \"10.1.0.5\"\n\
+             instances = [\"ci-1\"]\ninstances_wildcard = true\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
+             aaaa = [\"fd00::9\"]\n\
+             [[record]]\nname = \"alias.corp.example\"\ncname = \"st.privatelink.blob.core.windows.net\"\n\
+             [[record]]\nname = \"out.corp.example\"\ncname = \"www.example.com\"\n"
+        );
+        let c = config::parse(Path::new("t.toml"), &text).unwrap();
+        ZoneTable::compile(&c, 3).unwrap()
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    /// What each format says for a plain name, a wildcard, a name below the
+    /// wildcard, AAAA, an alias into the table and one out of it.
+    #[test]
+    fn each_format_expresses_every_kind_of_name() {
+        let t = table();
+        let api = format!("{G}.workspace.eastus.api.azureml.ms");
+        let cases: Vec<(Format, Vec<String>, Vec<&str>)> = vec![
+            (
+                Format::Bind,
+                vec![
+                    "$ORIGIN amldns.rpz.".into(),
+                    "@\t60\tIN\tSOA\tlocalhost. hostmaster.localhost. 3 3600 600 86400 60".into(),
+                    format!("{api}\t60\tIN\tA\t10.1.0.5"),
+                    "*.eastus.instances.azureml.ms\t60\tIN\tA\t10.1.0.5".into(),
+                    "st.privatelink.blob.core.windows.net\t60\tIN\tAAAA\tfd00::9".into(),
+                    // BIND would not apply the policy to the target.
+                    "alias.corp.example\t60\tIN\tA\t10.1.0.9".into(),
+                    "out.corp.example\t60\tIN\tCNAME\twww.example.com.".into(),
+                ],
+                vec![],
+            ),
+            (
+                Format::Unbound,
+                vec![
+                    "server:".into(),
+                    "    local-zone: \"api.azureml.ms.\" transparent".into(),
+                    format!("    local-data: \"{api}. 60 IN A 10.1.0.5\""),
+                    "    local-zone: \"eastus.instances.azureml.ms.\" redirect".into(),
+                    "    local-data: \"eastus.instances.azureml.ms. 60 IN A 10.1.0.5\"".into(),
+                    "    local-zone: \"ci-1.eastus.instances.azureml.ms.\" transparent".into(),
+                    "    local-data: \"ci-1.eastus.instances.azureml.ms. 60 IN A 10.1.0.5\""
+                        .into(),
+                    "    local-data: \"st.privatelink.blob.core.windows.net. 60 IN AAAA fd00::9\""
+                        .into(),
+                    // Into the table: the final addresses; out: a redirect.
+                    "    local-data: \"alias.corp.example. 60 IN A 10.1.0.9\"".into(),
+                    "    local-data: \"alias.corp.example. 60 IN AAAA fd00::9\"".into(),
+                    "    local-zone: \"out.corp.example.\" redirect".into(),
+                    "    local-data: \"out.corp.example. 60 IN CNAME www.example.com.\"".into(),
+                ],
+                vec!["local-zone: \"instances.azureml.ms.\" static"],
+            ),
+            (
+                Format::Dnsmasq,
+                vec![
+                    format!("host-record={api},10.1.0.5,60"),
+                    format!("local=/{api}/"),
+                    "address=/eastus.instances.azureml.ms/10.1.0.5".into(),
+                    "local=/eastus.instances.azureml.ms/".into(),
+                    "host-record=ci-1.eastus.instances.azureml.ms,10.1.0.5,60".into(),
+                    "host-record=st.privatelink.blob.core.windows.net,fd00::9,60".into(),
+                    "host-record=alias.corp.example,10.1.0.9,60".into(),
+                ],
+                vec!["out.corp.example,", "local=/out.corp.example/"],
+            ),
+            (
+                Format::Powershell,
+                vec![
+                    format!("Add-DnsServerPrimaryZone -Name \"{api}\" -ZoneFile \"{api}.dns\""),
+                    format!(
+                        "Add-DnsServerResourceRecordA -ZoneName \"{api}\" -Name \"@\" -IPv4Address \"10.1.0.5\" -TimeToLive (New-TimeSpan -Seconds 60)"
+                    ),
+                    "Add-DnsServerResourceRecordA -ZoneName \"eastus.instances.azureml.ms\" -Name \"*\" -IPv4Address \"10.1.0.5\" -TimeToLive (New-TimeSpan -Seconds 60)".into(),
+                    "Add-DnsServerResourceRecordAAAA -ZoneName \"alias.corp.example\" -Name \"@\" -IPv6Address \"fd00::9\" -TimeToLive (New-TimeSpan -Seconds 60)".into(),
+                ],
+                vec!["Add-DnsServerPrimaryZone -Name \"out.corp.example\""],
+            ),
+            (
+                Format::Azcli,
+                vec![
+                    format!("az network private-dns zone create --resource-group \"$RG\" --name \"{api}\""),
+                    format!(
+                        "az network private-dns link vnet create --resource-group \"$RG\" --zone-name \"{api}\" --name amldns --virtual-network \"$VNET_ID\" --registration-enabled false"
+                    ),
+                    format!(
+                        "az network private-dns record-set a create --resource-group \"$RG\" --zone-name \"{api}\" --name \"@\" --ttl 60"
+                    ),
+                    format!(
+                        "az network private-dns record-set a add-record --resource-group \"$RG\" --zone-name \"{api}\" --record-set-name \"@\" --ipv4-address 10.1.0.5"
+                    ),
+                    "az network private-dns record-set a add-record --resource-group \"$RG\" --zone-name \"eastus.instances.azureml.ms\" --record-set-name \"*\" --ipv4-address 10.1.0.5".into(),
+                    "az network private-dns record-set aaaa add-record --resource-group \"$RG\" --zone-name \"alias.corp.example\" --record-set-name \"@\" --ipv6-address fd00::9".into(),
+                ],
+                vec!["--name \"out.corp.example\""],
+            ),
+        ];
+        for (format, want, never) in cases {
+            let text = render(&t, format);
+            let body = lines(&text);
+            for w in &want {
+                assert!(
+                    body.contains(&w.as_str()),
+                    "{format:?} lacks {w:?}:\n{text}"
+                );
+            }
+            for n in never {
+                assert!(!text.contains(n), "{format:?} has {n:?}:\n{text}");
+            }
+            // A name that cannot be expressed is said so, not dropped silently.
+            if matches!(format, Format::Dnsmasq | Format::Powershell | Format::Azcli) {
+                assert!(
+                    text.contains("# out.corp.example: CNAME www.example.com, which is not local"),
+                    "{format:?}:\n{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unbound_gives_each_zone_one_type() {
+        let text = render(&table(), Format::Unbound);
+        let zones: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("local-zone: "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        let unique: BTreeSet<&&str> = zones.iter().collect();
+        assert_eq!(zones.len(), unique.len(), "{text}");
+        // The alias out of the table is its own apex: redirect, not both.
+        assert!(text.contains("local-zone: \"out.corp.example.\" redirect"));
+        assert!(!text.contains("local-zone: \"out.corp.example.\" transparent"));
+    }
+
+    #[test]
+    fn per_name_zones_group_a_wildcard_with_its_parent() {
+        let t = table();
+        let zones = name_zones(&t);
+        let w = &zones["eastus.instances.azureml.ms"];
+        assert_eq!(w.records.len(), 1);
+        assert_eq!(w.records[0].0, "*");
+        assert_eq!(zones["out.corp.example"].records.len(), 0);
+        assert_eq!(zones["out.corp.example"].notes.len(), 1);
+        // An alias into the table: its own zone, with the final addresses.
+        let a = &zones["alias.corp.example"];
+        assert_eq!(a.records[0].0, "@");
+        assert_eq!(a.records[0].2, [Ipv4Addr::new(10, 1, 0, 9)]);
+    }
+
+    #[test]
+    fn hosts_and_zone_forms() {
+        let t = table();
+        let hosts = render(&t, Format::Hosts);
+        assert!(hosts.contains("10.1.0.9\talias.corp.example\n"), "{hosts}");
+        assert!(hosts.contains("fd00::9\talias.corp.example\n"), "{hosts}");
+        assert!(
+            hosts.contains("# out.corp.example is an alias of www.example.com, which is not local")
+        );
+        assert!(hosts.contains("# *.eastus.instances.azureml.ms is a wildcard"));
+
+        let zone = render(&t, Format::Zone);
+        assert!(
+            zone.starts_with("; amldns records as master files"),
+            "{zone}"
+        );
+        assert!(zone.contains("; zone privatelink.blob.core.windows.net\n$ORIGIN privatelink.blob.core.windows.net.\n"), "{zone}");
+        assert!(zone.contains(
+            "; alias.corp.example: CNAME st.privatelink.blob.core.windows.net at its own zone apex"
+        ));
+        assert!(!zone.contains("$ORIGIN alias.corp.example."), "{zone}");
+    }
+
+    #[test]
+    fn table_and_json_forms() {
+        let t = table();
+        let text = render(&t, Format::Table);
+        assert!(text.starts_with("NAME"), "{text}");
+        assert!(text.contains("workspace mlw (instance)"), "{text}");
+        let list: serde_json::Value = serde_json::from_str(&render(&t, Format::Json)).unwrap();
+        let out = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "out.corp.example")
+            .unwrap();
+        assert_eq!(out["cname"], "www.example.com");
+        assert_eq!(out["at"], "t.toml:16:8");
+    }
+}

@@ -1,0 +1,471 @@
+//! What amldns writes for other DNS servers, loaded into those servers: the
+//! `records` formats and the `deploy/onprem/` forwarder files. BIND, Unbound
+//! and dnsmasq are started on loopback with an upstream stand-in on 127.0.0.1 and
+//! asked real questions. A test whose program is not installed says so and
+//! passes (`scripts/install-peers.sh` installs them).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{GUID, StandIn, addrs, answer_lines, query_msg, udp_raw};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+
+fn amldns(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_amldns"))
+        .args(args)
+        .env_remove("AMLDNS_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// `program`'s path, or `None` after saying why the test is skipped.
+fn installed(program: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .chain(["/usr/sbin".into(), "/sbin".into()])
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        println!("SKIPPED: {program} is not installed (scripts/install-peers.sh installs it)");
+    }
+    found
+}
+
+fn run(program: &Path, args: &[&str]) -> Output {
+    Command::new(program).args(args).output().unwrap()
+}
+
+fn ok(o: &Output) -> bool {
+    o.status.success()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const ONPREM: [(&str, &str); 4] = [
+    ("named.conf.amldns", "bind"),
+    ("unbound-amldns.conf", "unbound"),
+    ("dnsmasq-amldns.conf", "dnsmasq"),
+    ("windows-dns-amldns.ps1", "powershell"),
+];
+
+const EXAMPLE_TO: &str = "10.1.0.4,10.1.0.5";
+
+fn onprem(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/onprem")
+        .join(file)
+}
+
+/// The checked-in files are exactly what the code generates, so they list
+/// the zones `names::forwarder_zones` lists, today and after any change.
+#[test]
+fn onprem_files_are_what_amldns_forwarders_prints() {
+    for (file, format) in ONPREM {
+        let o = amldns(&["forwarders", "--format", format, "--to", EXAMPLE_TO]);
+        assert!(ok(&o), "{}", text(&o));
+        let want = String::from_utf8(o.stdout).unwrap();
+        let have = std::fs::read_to_string(onprem(file)).unwrap_or_default();
+        assert!(
+            have == want,
+            "deploy/onprem/{file} is out of date; run: \
+             cargo run --locked -- forwarders --format {format} --to {EXAMPLE_TO} > deploy/onprem/{file}"
+        );
+    }
+}
+
+#[test]
+fn onprem_files_load_in_their_servers() {
+    if let Some(p) = installed("unbound-checkconf") {
+        let o = run(&p, &[onprem("unbound-amldns.conf").to_str().unwrap()]);
+        assert!(ok(&o), "{}", text(&o));
+    }
+    if let Some(p) = installed("dnsmasq") {
+        let conf = format!("--conf-file={}", onprem("dnsmasq-amldns.conf").display());
+        let o = run(&p, &["--test", &conf]);
+        assert!(ok(&o), "{}", text(&o));
+    }
+    if let Some(p) = installed("named-checkconf") {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("named.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "options {{ directory \"{}\"; }};\ninclude \"{}\";\n",
+                dir.path().display(),
+                onprem("named.conf.amldns").display()
+            ),
+        )
+        .unwrap();
+        let o = run(&p, &[conf.to_str().unwrap()]);
+        assert!(ok(&o), "{}", text(&o));
+    }
+}
+
+// ---- records, loaded into the servers ------------------------------------
+
+/// A workspace with instances and their wildcard, an AAAA record, a CNAME into
+/// the table and one out of it (to a name the stand-in knows).
+fn records_config(dir: &Path) -> String {
+    let path = dir.join("amldns.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[workspace]]\nname = \"mlw\"\nid = \"{GUID}\"\nregion = \"eastus\"\nip = \"10.1.0.5\"\n\
+             notebook_ip = \"10.1.0.6\"\ninference_ip = \"10.1.0.7\"\n\
+             instances = [\"ci-1\"]\ninstances_wildcard = true\nonline_endpoints = [\"ep\"]\n\
+             [[record]]\nname = \"ci-2.eastus.instances.azureml.ms\"\na = [\"10.1.0.8\"]\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
+             aaaa = [\"fd00::9\"]\n\
+             [[record]]\nname = \"alias.corp.example\"\ncname = \"st.privatelink.blob.core.windows.net\"\n\
+             [[record]]\nname = \"out.corp.example\"\ncname = \"www.example.com\"\n"
+        ),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn records(config: &str, format: &str) -> String {
+    let o = amldns(&["records", "--config", config, "--format", format]);
+    assert!(ok(&o), "{}", text(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The named.conf lines the header of `--format bind` gives (the comment
+/// lines after "named.conf:" up to "Why"), with the policy zone at `db` and
+/// `options` added to the options block.
+fn rpz_named_conf(rpz: &str, db: &Path, options: &str) -> String {
+    let snippet: String = rpz
+        .lines()
+        .skip_while(|l| *l != "; named.conf:")
+        .skip(1)
+        .take_while(|l| !l.starts_with("; Why"))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    assert!(snippet.contains("response-policy"), "{rpz}");
+    snippet
+        .replace("/etc/bind/db.amldns.rpz", db.to_str().unwrap())
+        .replacen("options {", &format!("options {{\n{options}"), 1)
+}
+
+/// `--format bind` and the RPZ of `--format bind`: setup for named.
+fn bind_setup(dir: &Path) -> (String, PathBuf) {
+    let rpz = records(&records_config(dir), "bind");
+    let db = dir.join("db.amldns.rpz");
+    std::fs::write(&db, &rpz).unwrap();
+    (rpz, db)
+}
+
+/// The RPZ of `--format bind` loads in named-checkzone, and the named.conf
+/// lines its header gives load with it in named-checkconf.
+#[test]
+fn bind_policy_zone_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rpz, db) = bind_setup(dir.path());
+    if let Some(p) = installed("named-checkzone") {
+        let o = run(&p, &["amldns.rpz", db.to_str().unwrap()]);
+        assert!(ok(&o), "{}\n{rpz}", text(&o));
+    }
+    if let Some(p) = installed("named-checkconf") {
+        let conf = dir.path().join("named.conf");
+        let text_conf = rpz_named_conf(
+            &rpz,
+            &db,
+            &format!("directory \"{}\";", dir.path().display()),
+        );
+        std::fs::write(&conf, &text_conf).unwrap();
+        let o = run(&p, &["-z", conf.to_str().unwrap()]);
+        assert!(ok(&o), "{}\n{text_conf}", text(&o));
+    }
+}
+
+/// `--format zone`: each zone loads in named-checkzone on its own.
+#[test]
+fn zone_files_load_one_by_one() {
+    let Some(p) = installed("named-checkzone") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let all = records(&records_config(dir.path()), "zone");
+    let mut n = 0;
+    for part in all.split("; zone ").skip(1) {
+        let zone = part.lines().next().unwrap();
+        let file = dir.path().join(format!("db.{zone}"));
+        std::fs::write(&file, format!("; zone {part}")).unwrap();
+        let o = run(&p, &[zone, file.to_str().unwrap()]);
+        assert!(ok(&o), "{zone}: {}\n{part}", text(&o));
+        n += 1;
+    }
+    // api, privatelink.api, notebooks, privatelink.notebooks, instances (2),
+    // inference, privatelink.blob; the two aliases are their own apex, which
+    // a zone file cannot hold, and are noted instead.
+    assert_eq!(n, 8, "{all}");
+    assert!(all.contains("; out.corp.example: CNAME www.example.com at its own zone apex"));
+}
+
+/// A loopback port nobody listens on right now, for a peer to bind.
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A peer server process, killed when the test ends however it ends.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `program` and waits (at most 10 s) until it answers on `addr`.
+async fn start_peer(program: &Path, args: &[String], addr: SocketAddr) -> Peer {
+    let mut peer = Peer(
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let probe = query_msg("ready.invalid", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if udp_raw(addr, &probe, Duration::from_millis(200))
+            .await
+            .is_some()
+        {
+            return peer;
+        }
+        if let Ok(Some(status)) = peer.0.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = peer.0.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("{} exited ({status}): {err}", program.display());
+        }
+    }
+    panic!("{} does not answer on {addr} after 10 s", program.display());
+}
+
+async fn ask(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    let q = query_msg(name, qtype, Some(1232));
+    let bytes = udp_raw(server, &q.to_vec().unwrap(), common::IO_TIMEOUT)
+        .await
+        .unwrap_or_else(|| panic!("{server} does not answer {name} {qtype}"));
+    Message::from_vec(&bytes).unwrap()
+}
+
+/// NOERROR with no answer (past a CNAME chain): NODATA.
+fn nodata(m: &Message) -> bool {
+    m.metadata.response_code == ResponseCode::NoError
+        && m.answers
+            .iter()
+            .all(|r| r.record_type() == RecordType::CNAME)
+}
+
+/// What both peers must do with the records, and what the stand-in upstream
+/// must never be asked (a local name is never forwarded, SPEC §3).
+async fn check_common(server: SocketAddr, upstream: &StandIn) {
+    let api = format!("{GUID}.workspace.eastus.api.azureml.ms");
+    let nb = format!("ml-mlw-eastus-{GUID}.eastus.notebooks.azure.net");
+    let local = [
+        (api.as_str(), "10.1.0.5"),
+        (nb.as_str(), "10.1.0.6"),
+        ("ep.eastus.inference.ml.azure.com", "10.1.0.7"),
+        ("ci-1.eastus.instances.azureml.ms", "10.1.0.5"),
+        ("ci-2.eastus.instances.azureml.ms", "10.1.0.8"),
+        ("anything.eastus.instances.azureml.ms", "10.1.0.5"),
+        ("st.privatelink.blob.core.windows.net", "10.1.0.9"),
+        ("alias.corp.example", "10.1.0.9"),
+    ];
+    for (name, ip) in local {
+        let a = ask(server, name, RecordType::A).await;
+        assert_eq!(addrs(&a), [ip], "{name}: {a:?}");
+        let aaaa = ask(server, name, RecordType::AAAA).await;
+        if name.ends_with("corp.example") || name.starts_with("st.") {
+            assert_eq!(addrs(&aaaa), ["fd00::9"], "{name}: {aaaa:?}");
+        } else {
+            assert!(nodata(&aaaa), "{name} AAAA must be NODATA: {aaaa:?}");
+        }
+        let txt = ask(server, name, RecordType::TXT).await;
+        assert!(nodata(&txt), "{name} TXT must be NODATA: {txt:?}");
+    }
+    // Neighbours in the same zones still resolve upstream.
+    let discovery = ask(server, "eastus.api.azureml.ms", RecordType::A).await;
+    assert_eq!(addrs(&discovery), ["192.0.2.20"], "{discovery:?}");
+    let www = ask(server, "www.example.com", RecordType::A).await;
+    assert_eq!(addrs(&www), ["192.0.2.10"]);
+    for (name, _) in local {
+        assert!(
+            !upstream.seen_names().iter().any(|s| s == name),
+            "{name} was forwarded: {:?}",
+            upstream.seen()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unbound_answers_the_records() {
+    let Some(unbound) = installed("unbound") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("amldns-records.conf");
+    std::fs::write(&data, records(&records_config(dir.path()), "unbound")).unwrap();
+    let upstream = StandIn::zone().await;
+    let port = free_port();
+    let conf = dir.path().join("unbound.conf");
+    // Everything not local goes to the stand-in; no root hints, no DNSSEC
+    // trust anchor, so nothing is ever sent past loopback.
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n    interface: 127.0.0.1\n    port: {port}\n    do-daemonize: no\n\
+             \x20   username: \"\"\n    chroot: \"\"\n    pidfile: \"\"\n    use-syslog: no\n\
+             \x20   directory: \"{dir}\"\n    module-config: \"iterator\"\n\
+             \x20   do-not-query-localhost: no\n    do-ip6: no\n\
+             \x20   include: \"{data}\"\nremote-control:\n    control-enable: no\n\
+             forward-zone:\n    name: \".\"\n    forward-addr: {up_ip}@{up_port}\n",
+            dir = dir.path().display(),
+            data = data.display(),
+            up_ip = upstream.addr.ip(),
+            up_port = upstream.addr.port(),
+        ),
+    )
+    .unwrap();
+    if let Some(check) = installed("unbound-checkconf") {
+        let o = run(&check, &[conf.to_str().unwrap()]);
+        assert!(ok(&o), "{}", text(&o));
+    }
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let _peer = start_peer(
+        &unbound,
+        &["-d".into(), "-c".into(), conf.display().to_string()],
+        addr,
+    )
+    .await;
+    check_common(addr, &upstream).await;
+    // An alias out of the table: Unbound resolves the target upstream.
+    let out = ask(addr, "out.corp.example", RecordType::A).await;
+    assert_eq!(
+        answer_lines(&out),
+        [
+            "out.corp.example CNAME www.example.com",
+            "www.example.com A 192.0.2.10"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dnsmasq_answers_the_records() {
+    let Some(dnsmasq) = installed("dnsmasq") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("amldns-records.conf");
+    let text_out = records(&records_config(dir.path()), "dnsmasq");
+    std::fs::write(&data, &text_out).unwrap();
+    let upstream = StandIn::zone().await;
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let args: Vec<String> = vec![
+        "--keep-in-foreground".into(),
+        format!("--conf-file={}", data.display()),
+        format!("--port={port}"),
+        "--listen-address=127.0.0.1".into(),
+        "--bind-interfaces".into(),
+        "--no-resolv".into(),
+        "--no-hosts".into(),
+        format!("--server={}#{}", upstream.addr.ip(), upstream.addr.port()),
+        "--pid-file=".into(),
+    ];
+    let _peer = start_peer(&dnsmasq, &args, addr).await;
+    check_common(addr, &upstream).await;
+    // dnsmasq cannot hold an alias out of its own names: said in the output.
+    assert!(
+        text_out.contains("# out.corp.example: CNAME www.example.com, which is not local"),
+        "{text_out}"
+    );
+}
+
+/// A recursive BIND with the policy zone, as the header of `--format bind`
+/// says to set it up.
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_answers_the_records() {
+    let Some(named) = installed("named") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (rpz, db) = bind_setup(dir.path());
+    let upstream = StandIn::zone().await;
+    let port = free_port();
+    let d = dir.path().display();
+    // Everything not local goes to the stand-in; no validation, no root
+    // hints used (forward only), no control channel.
+    let options = format!(
+        "    directory \"{d}\";\n    listen-on port {port} {{ 127.0.0.1; }};\n\
+         \x20   listen-on-v6 {{ none; }};\n    pid-file none;\n    session-keyfile \"{d}/session.key\";\n\
+         \x20   recursion yes;\n    allow-query {{ 127.0.0.1; }};\n    dnssec-validation no;\n\
+         \x20   forward only;\n    forwarders {{ {} port {}; }};",
+        upstream.addr.ip(),
+        upstream.addr.port()
+    );
+    let conf = dir.path().join("named.conf");
+    std::fs::write(
+        &conf,
+        format!("{}controls {{ }};\n", rpz_named_conf(&rpz, &db, &options)),
+    )
+    .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let _peer = start_peer(
+        &named,
+        &[
+            "-g".into(),
+            "-4".into(),
+            "-n".into(),
+            "1".into(),
+            "-c".into(),
+            conf.display().to_string(),
+        ],
+        addr,
+    )
+    .await;
+    check_common(addr, &upstream).await;
+    // An alias out of the table: BIND resolves the target upstream.
+    let out = ask(addr, "out.corp.example", RecordType::A).await;
+    assert_eq!(
+        answer_lines(&out),
+        [
+            "out.corp.example CNAME www.example.com",
+            "www.example.com A 192.0.2.10"
+        ]
+    );
+}
+
+/// `--format azcli` is a bash script bash can parse.
+#[test]
+fn azcli_script_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("amldns-zones.sh");
+    std::fs::write(&script, records(&records_config(dir.path()), "azcli")).unwrap();
+    let o = run(Path::new("bash"), &["-n", script.to_str().unwrap()]);
+    assert!(ok(&o), "{}", text(&o));
+}
