@@ -101,11 +101,16 @@ def main():
     if not selects(sm["spec"]["selector"], metrics_svc["metadata"]["labels"]) \
             or selects(sm["spec"]["selector"], dns_svc["metadata"]["labels"]):
         problems.append("the ServiceMonitor must select amldns-metrics and only it")
+    job = metrics_svc["metadata"]["labels"].get(sm["spec"].get("jobLabel", ""),
+                                                metrics_svc["metadata"]["name"])
+    if job != "amldns":
+        problems.append(f'Prometheus would name the job {job!r}; deploy/monitoring/alerts.yml '
+                        'expects job="amldns"')
     sm_ports = {e["port"] for e in sm["spec"]["endpoints"]}
     if not sm_ports <= {p["name"] for p in metrics_svc["spec"]["ports"]}:
         problems.append("the ServiceMonitor names a port amldns-metrics lacks")
     report(not problems, "kubernetes: objects fit together",
-           "selectors, port names and protocols match" if not problems else "; ".join(problems))
+           "selectors, port names, protocols and the job name match" if not problems else "; ".join(problems))
 
     problems = []
     if spec["replicas"] < 2:

@@ -9,7 +9,8 @@ runs promtool on the rules and config first):
   on an amldns label (outcome, rcode, result, error, protocol) is one that
   src/metrics.rs writes;
 - the dashboard is a well-formed Grafana dashboard whose queries all parse as
-  PromQL (through `promtool check rules`).
+  PromQL (through `promtool check rules`);
+- the alerts select the job that prometheus.yml scrapes.
 
 Prints one line per check; exits 1 on a failure.
 """
@@ -160,6 +161,14 @@ def main():
     report(not bad_values, "monitoring: label values exist in src/metrics.rs",
            "every outcome/rcode/result/error/protocol value matched is one amldns writes"
            if not bad_values else "; ".join(bad_values))
+    scrape = open(os.path.join(repo, "deploy/monitoring/prometheus.yml")).read()
+    jobs = set(re.findall(r"job_name:\s*(\S+)", scrape))
+    wanted = set(re.findall(r'job="([^"]+)"', open(os.path.join(
+        repo, "deploy/monitoring/alerts.yml")).read()))
+    report(wanted <= jobs, "monitoring: job name",
+           f"alerts.yml selects job {', '.join(sorted(wanted))}, which prometheus.yml scrapes"
+           if wanted <= jobs else f"alerts.yml selects {sorted(wanted)}, prometheus.yml has "
+           f"{sorted(jobs)}")
     sys.exit(1 if FAILED else 0)
 
 
