@@ -6,7 +6,7 @@ runs promtool on the rules and config first):
   the Grafana dashboard and the README (where a prefix of one may stand in a
   grep) is a constant of src/metrics.rs (a
   histogram's _bucket/_sum/_count series included), and every value matched
-  on an amldns label (outcome, rcode, result, error, protocol) is one that
+  on an amldns label (outcome, rcode, result, error, protocol, limit) is one that
   src/metrics.rs writes;
 - the dashboard is a well-formed Grafana dashboard whose queries all parse as
   PromQL (through `promtool check rules`);
@@ -47,7 +47,7 @@ def series_names(text):
 
 
 # Labels amldns sets, whose values come from fixed sets in src/metrics.rs.
-AMLDNS_LABELS = ("outcome", "rcode", "result", "error", "protocol", "qtype")
+AMLDNS_LABELS = ("outcome", "rcode", "result", "error", "protocol", "qtype", "limit")
 MATCHER = re.compile(r'\b(' + "|".join(AMLDNS_LABELS) + r')\s*(=|!=)\s*"([^"]*)"')
 
 
@@ -159,7 +159,7 @@ def main():
            f"{len(used)} names used, all among the {len(known)} constants"
            if not unknown else "; ".join(f"{n} ({', '.join(f)})" for n, f in sorted(unknown.items())))
     report(not bad_values, "monitoring: label values exist in src/metrics.rs",
-           "every outcome/rcode/result/error/protocol value matched is one amldns writes"
+           "every outcome/rcode/result/error/protocol/limit value matched is one amldns writes"
            if not bad_values else "; ".join(bad_values))
     scrape = open(os.path.join(repo, "deploy/monitoring/prometheus.yml")).read()
     jobs = set(re.findall(r"job_name:\s*(\S+)", scrape))
