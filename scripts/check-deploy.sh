@@ -88,10 +88,11 @@ PROMTOOL=$UNPACKED/usr/bin/promtool
 CLOUDINIT_PY=$UNPACKED/usr/lib/python3/dist-packages
 CLOUDINIT_SCHEMA=$CLOUDINIT_PY/cloudinit/config/schemas/schema-cloud-config-v1.json
 
-# Python tools, reinstalled when requirements.txt changes.
+# Python tools, made again when requirements.txt (or the python3 under the
+# venv) changes.
 REQS=$CHECKS/requirements.txt
 want=$(sha256sum "$REQS" | cut -d' ' -f1)
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$want" ]; then
+if ! "$VENV/bin/python" -c '' 2>/dev/null || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$want" ]; then
   rm -rf "$VENV"
   # Debian's python3 makes venvs with pip only once python3-venv is there.
   if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
