@@ -188,11 +188,19 @@ def configmap_swap(folder, generation, text):
 
 
 def amldns_pid(proc, traced):
-    """amldns's pid: under strace, strace's child."""
+    """amldns's pid: under strace, strace's child (None if there is none)."""
     if not traced:
         return proc.pid
-    with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
-        return int(f.read().split()[0])
+    for _ in range(20):
+        try:
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                children = f.read().split()
+        except OSError:
+            return None
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    return None
 
 
 def generation(port):
@@ -245,9 +253,8 @@ def exercise(args, work):
                f"HTTP {status}")
         status, _ = http(metrics, "/reload", "POST")
         report(status == 200, "live: POST /reload", f"HTTP {status}")
-        pid = amldns_pid(proc, args.trace)
         before = generation(metrics)
-        os.kill(pid, signal.SIGHUP)
+        os.kill(amldns_pid(proc, args.trace), signal.SIGHUP)
         hup = wait_for(lambda: (generation(metrics) or 0) > before, 5)
         report(hup, "live: SIGHUP (ExecReload)", "reloaded" if hup else "no reload seen")
 
@@ -267,11 +274,18 @@ def exercise(args, work):
                    "passes while amldns serves" if hc.returncode == 0 else
                    f"exit {hc.returncode} {hc.stderr.strip()}")
     finally:
-        # strace exits with its child's status.
-        os.kill(amldns_pid(proc, args.trace), signal.SIGTERM)
+        # strace exits with its child's status; killing strace alone would
+        # leave amldns running, so a stuck amldns is killed itself.
+        pid = amldns_pid(proc, args.trace) if proc.poll() is None else None
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+        elif proc.poll() is None:
+            proc.terminate()
         try:
             code = proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            if pid:
+                os.kill(pid, signal.SIGKILL)
             proc.kill()
             code = proc.wait()
         log.close()
