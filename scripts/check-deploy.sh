@@ -108,7 +108,7 @@ fi
 
 AMLDNS=${AMLDNS_BIN:-}
 if [ -z "$AMLDNS" ]; then
-  for b in target/release/amldns target/debug/amldns; do
+  for b in "${CARGO_TARGET_DIR:-target}"/release/amldns "${CARGO_TARGET_DIR:-target}"/debug/amldns; do
     if [ -x "$b" ] && { [ -z "$AMLDNS" ] || [ "$b" -nt "$AMLDNS" ]; }; then AMLDNS=$b; fi
   done
 fi

@@ -19,7 +19,7 @@ bash scripts/install-peers.sh
 for tool in unbound dig; do
   command -v "$tool" >/dev/null || { echo "e2e: $tool is missing" >&2; exit 1; }
 done
-BIN=$PWD/target/debug/amldns
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/debug/amldns
 [[ -x $BIN ]] || timeout 1800 cargo build --locked
 
 # Ports far from the usual ones; amldns, Unbound, the upstream stand-in.
