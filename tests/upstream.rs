@@ -395,3 +395,36 @@ async fn failover_and_recovery() {
     assert!(second.seen().is_empty());
     srv.stop().await;
 }
+
+/// An upstream that answers with a CNAME loop: the client hears back within
+/// 2 s, amldns asks at most 3 upstream questions for it, and goes on serving.
+#[tokio::test]
+async fn upstream_cname_loops_end_quickly() {
+    let up = StandIn::start(|q| {
+        let mut r = reply_to(q);
+        r.answers
+            .push(cname_record("loop1.example.com.", 60, "loop2.example.com."));
+        r.answers
+            .push(cname_record("loop2.example.com.", 60, "loop1.example.com."));
+        Some(r)
+    })
+    .await;
+    let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
+    let t = Instant::now();
+    let r = udp_query(srv.addr, "loop1.example.com", RecordType::A).await;
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(addrs(&r).is_empty());
+    assert!(
+        up.seen().len() <= 3,
+        "{} upstream questions",
+        up.seen().len()
+    );
+    let r = udp_query(
+        srv.addr,
+        &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(addrs(&r), vec!["10.1.0.5"]);
+    srv.stop().await;
+}
