@@ -70,6 +70,17 @@ impl moka::Expiry<Key, Arc<Entry>> for ByTtl {
     fn expire_after_create(&self, _: &Key, e: &Arc<Entry>, _: Instant) -> Option<Duration> {
         Some(e.ttl + STALE_FOR)
     }
+
+    // A refreshed answer gets its own lifetime, not what the old one had left.
+    fn expire_after_update(
+        &self,
+        _: &Key,
+        e: &Arc<Entry>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(e.ttl + STALE_FOR)
+    }
 }
 
 /// What the cache has for a question.
@@ -140,7 +151,13 @@ impl Cache {
     /// Keeps `reply` for its TTL, if it may be cached at all.
     pub fn insert(&self, key: Key, reply: &Reply) {
         let Some(inner) = &self.inner else { return };
+        // An answer, cached or not, ends the failure memory; and one that may
+        // not be cached still means the old answer must not be served stale.
+        if let Some(f) = &self.failures {
+            f.invalidate(&key);
+        }
         let Some((ttl, reply)) = cacheable(reply) else {
+            inner.invalidate(&key);
             return;
         };
         inner.insert(

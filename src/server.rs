@@ -153,8 +153,15 @@ pub async fn run(
     for s in listeners.udp {
         dns_tasks.spawn(udp::serve(Arc::new(s), handler.clone(), dns_stop.clone()));
     }
+    let tcp_registry = Arc::new(tcp::Registry::new(metrics.tcp_connections.clone()));
     for l in listeners.tcp {
-        dns_tasks.spawn(tcp::serve(l, handler.clone(), tcp_limits, dns_stop.clone()));
+        dns_tasks.spawn(tcp::serve(
+            l,
+            handler.clone(),
+            tcp_registry.clone(),
+            tcp_limits,
+            dns_stop.clone(),
+        ));
     }
     let ready = Arc::new(AtomicBool::new(true));
     let mut tasks = Vec::new();

@@ -1,7 +1,7 @@
 //! The TCP side of the server (RFC 7766): our own accept loop, with the
-//! limits hickory's server lacks. At most `tcp_connections` connections; a
-//! new one past that closes the connection idle the longest (or, when every
-//! one is busy, is itself closed). A connection with no complete query for
+//! limits hickory's server lacks. At most `tcp_connections` connections, on
+//! all listeners together; a new one past that closes the connection idle
+//! the longest (or, when every one is busy, the one busy longest). A connection with no complete query for
 //! `tcp_idle_timeout` is closed, whether it sent nothing or half a message.
 //! Each connection answers up to [`QUERIES_PER_CONNECTION`] queries at once,
 //! in any order (RFC 7766 §6.2.1.1), and stops reading past that; a client
@@ -20,6 +20,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::rr::Record;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
+use prometheus::IntGauge;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,12 +43,13 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
-/// The connections open now: whether each is answering something, and
-/// since when it has been idle.
-#[derive(Default)]
-struct Registry {
+/// The connections open now, on every listener: whether each is answering
+/// something, and since when it has been idle.
+pub struct Registry {
     conns: Mutex<HashMap<u64, Conn>>,
     next_id: AtomicU64,
+    /// `amldns_tcp_connections`, kept under the lock.
+    open: IntGauge,
 }
 
 struct Conn {
@@ -58,22 +60,31 @@ struct Conn {
 }
 
 impl Registry {
+    pub fn new(open: IntGauge) -> Self {
+        Registry {
+            conns: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            open,
+        }
+    }
+
     fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Conn>> {
         self.conns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Room for one more connection, closing the longest idle one if the
-    /// limit is reached; `None` when every connection is busy.
-    fn admit(&self, max: usize, stop: &CancellationToken) -> Option<(u64, CancellationToken)> {
+    /// Room for one more connection: at the limit, the one idle longest is
+    /// closed or, when all are busy, the one busy longest (a client that
+    /// reads its answers slowly on purpose must not hold a slot forever).
+    fn admit(&self, max: usize, stop: &CancellationToken) -> (u64, CancellationToken) {
         let mut conns = self.conns();
         if conns.len() >= max {
             let oldest = conns
                 .iter()
-                .filter(|(_, c)| c.busy == 0)
-                .min_by_key(|(_, c)| c.idle_since)
-                .map(|(id, _)| *id)?;
-            if let Some(c) = conns.remove(&oldest) {
+                .min_by_key(|(_, c)| (c.busy > 0, c.idle_since))
+                .map(|(id, _)| *id);
+            if let Some(c) = oldest.and_then(|id| conns.remove(&id)) {
                 c.close.cancel();
+                self.open.dec();
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -86,7 +97,8 @@ impl Registry {
                 close: close.clone(),
             },
         );
-        Some((id, close))
+        self.open.inc();
+        (id, close)
     }
 
     fn started(&self, id: u64) {
@@ -105,11 +117,9 @@ impl Registry {
     }
 
     fn remove(&self, id: u64) {
-        self.conns().remove(&id);
-    }
-
-    fn len(&self) -> usize {
-        self.conns().len()
+        if self.conns().remove(&id).is_some() {
+            self.open.dec();
+        }
     }
 }
 
@@ -117,10 +127,10 @@ impl Registry {
 pub async fn serve(
     listener: TcpListener,
     handler: Arc<Handler>,
+    registry: Arc<Registry>,
     limits: Limits,
     stop: CancellationToken,
 ) {
-    let registry = Arc::new(Registry::default());
     loop {
         let (stream, src) = tokio::select! {
             r = listener.accept() => match r {
@@ -136,11 +146,7 @@ pub async fn serve(
             },
             () = stop.cancelled() => return,
         };
-        let Some((id, close)) = registry.admit(limits.connections, &stop) else {
-            debug!(%src, "every TCP connection is busy: closing the new one");
-            continue;
-        };
-        handler.metrics().tcp_connections.set(registry.len() as i64);
+        let (id, close) = registry.admit(limits.connections, &stop);
         let (handler, registry) = (handler.clone(), registry.clone());
         tokio::spawn(async move {
             connection(
@@ -154,7 +160,6 @@ pub async fn serve(
             )
             .await;
             registry.remove(id);
-            handler.metrics().tcp_connections.set(registry.len() as i64);
         });
     }
 }
