@@ -375,9 +375,13 @@ impl FileWatch {
             }
             // Wait for a quiet spell; each new event restarts the wait.
             while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, self.events.recv()).await {}
+            // Watch first, then read: re-adding a folder takes a new
+            // baseline of it (a polling watcher compares against that), so
+            // a change made before is read by this reload, and one made
+            // after is seen by the watcher.
+            self.rewatch().await;
             // Failures are logged and counted inside.
             let _ = self.reloader.reload(Trigger::File).await;
-            self.rewatch().await;
         }
     }
 
