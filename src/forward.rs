@@ -399,8 +399,9 @@ fn is_answer(rcode: ResponseCode) -> bool {
 /// Keeps only what answers the question: the CNAME chain from `qname` and
 /// the records of `qtype` at its end, and an SOA for negative answers. The
 /// rest (unrelated answers, NS and glue) is dropped so that it can neither be
-/// cached nor reach clients.
-fn keep_relevant(qname: &Name, qtype: RecordType, reply: Reply) -> Reply {
+/// cached nor reach clients. Pure, and public for the `upstream_reply` fuzz
+/// target.
+pub fn keep_relevant(qname: &Name, qtype: RecordType, reply: Reply) -> Reply {
     let mut owner = qname.clone();
     let mut answers: Vec<Record> = Vec::new();
     // Upstreams list the chain in order, but nothing requires it: walk it by

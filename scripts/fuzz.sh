@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target in fuzz/ for N seconds (default 20) from the
+# checked-in seeds (fuzz/seeds/<target>); what it finds goes to the ignored
+# fuzz/corpus/<target>, crashes to fuzz/artifacts/<target>. Needs the nightly
+# toolchain: without it, says so and exits 0; installs cargo-fuzz when
+# missing. Exits non-zero when a target fails (README "Fuzzing").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-20}"
+[[ "$secs" =~ ^[0-9]+$ ]] || { echo "usage: $0 [seconds per target]" >&2; exit 2; }
+
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  echo "fuzz: skipped: no nightly toolchain (rustup toolchain install nightly)"
+  exit 0
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz (up to 15 minutes)"
+  if ! timeout 900 cargo install cargo-fuzz --locked --quiet >/dev/null 2>&1; then
+    echo "fuzz: skipped: cargo-fuzz is not installed and could not be installed"
+    exit 0
+  fi
+fi
+
+root="$PWD"
+log="$(mktemp)"
+# The config target makes a folder under TMPDIR per run: keep them in one place.
+tmp="$(mktemp -d)"
+trap 'rm -rf "$log" "$tmp"' EXIT
+
+# Debug assertions on (-a): overflow checks and debug_assert! catch more.
+if ! cargo +nightly fuzz build -a >"$log" 2>&1; then
+  tail -n 40 "$log"
+  echo "fuzz: the targets do not build" >&2
+  exit 1
+fi
+
+failed=0
+for target in $(cargo +nightly fuzz list); do
+  corpus="$root/fuzz/corpus/$target"
+  mkdir -p "$corpus"
+  # New inputs go to the first folder; the seeds stay as checked in.
+  if TMPDIR="$tmp" cargo +nightly fuzz run -a "$target" "$corpus" "$root/fuzz/seeds/$target" -- \
+      -max_total_time="$secs" -rss_limit_mb=512 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
+    echo "fuzz: $target: ${runs:-?} runs in ${secs}s, $cov, no failure"
+  else
+    # The panic's message, then how libFuzzer ended.
+    grep -m 1 -A 2 'panicked at' "$log" || true
+    tail -n 40 "$log"
+    echo "fuzz: $target FAILED (input saved under fuzz/artifacts/$target)" >&2
+    failed=1
+  fi
+done
+exit "$failed"
