@@ -270,7 +270,7 @@ impl Forwarder {
         let deadline = Instant::now() + QUERY_DEADLINE;
         let question = Query::query(Name::from(key.name.clone()), key.qtype);
         let mut last_rcode = None;
-        for (i, up) in self.ordered().enumerate() {
+        for (i, up) in self.ordered().into_iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || (i > 0 && !self.take_token()) {
                 break;
@@ -372,17 +372,18 @@ impl Forwarder {
     }
 
     /// Upstreams in the order to try them: healthy ones (and those whose
-    /// failure is old enough to retry) in config order, then the rest.
-    fn ordered(&self) -> impl Iterator<Item = &Upstream> {
+    /// failure is old enough to retry) in config order, then the rest. Decided
+    /// once, up front: an upstream that fails while being tried must not come
+    /// round again as one of "the rest".
+    fn ordered(&self) -> Vec<&Upstream> {
         let now = self.epoch.elapsed().as_millis() as u64;
         let retry = RETRY_FAILED_AFTER.as_millis() as u64;
-        let failed = move |u: &&Upstream| {
-            let at = u.failed_at_ms.load(Ordering::Relaxed);
-            at != 0 && now.saturating_sub(at) < retry
-        };
-        let healthy = self.upstreams.iter().filter(move |u| !failed(u));
-        let unhealthy = self.upstreams.iter().filter(failed);
-        healthy.chain(unhealthy)
+        let (healthy, failed): (Vec<&Upstream>, Vec<&Upstream>) =
+            self.upstreams.iter().partition(|u| {
+                let at = u.failed_at_ms.load(Ordering::Relaxed);
+                at == 0 || now.saturating_sub(at) >= retry
+            });
+        healthy.into_iter().chain(failed).collect()
     }
 
     pub fn cache(&self) -> &Arc<Cache> {

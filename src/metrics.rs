@@ -31,6 +31,7 @@ pub const PANICS_TOTAL: &str = "amldns_panics_total";
 pub const UPSTREAM_LIMITED_TOTAL: &str = "amldns_upstream_limited_total";
 pub const UPSTREAM_IN_FLIGHT: &str = "amldns_upstream_in_flight";
 pub const TCP_CONNECTIONS: &str = "amldns_tcp_connections";
+pub const DROPPED_TOTAL: &str = "amldns_queries_dropped_total";
 
 /// How a query ended (SPEC §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +208,8 @@ pub struct Metrics {
     pub upstream_in_flight: IntGauge,
     /// Client TCP connections open now.
     pub tcp_connections: IntGauge,
+    /// UDP queries dropped unanswered because too many were being answered.
+    pub dropped: IntCounter,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     /// Set when scraped.
@@ -316,6 +319,10 @@ impl Metrics {
             upstream_limited: Limit::ALL.map(|l| limited.with_label_values(&[l.as_str()])),
             upstream_in_flight: gauge(UPSTREAM_IN_FLIGHT, "Questions being asked upstream now."),
             tcp_connections: gauge(TCP_CONNECTIONS, "Client TCP connections open now."),
+            dropped: counter(
+                DROPPED_TOTAL,
+                "UDP queries dropped unanswered: too many were being answered already.",
+            ),
             queries,
             responses,
             query_duration,

@@ -209,18 +209,6 @@ async fn any_over_udp_is_minimal() {
     srv.stop().await;
 }
 
-/// Whether a local name is answered, asking like a stub resolver does: up to
-/// three times, a second each (a burst may fill the socket's queue).
-async fn alive(addr: SocketAddr) -> bool {
-    let q = query_msg(WS, RecordType::A, None).to_vec().unwrap();
-    for _ in 0..3 {
-        if let Some(bytes) = udp_raw(addr, &q, Duration::from_secs(1)).await {
-            return addrs(&Message::from_vec(&bytes).unwrap()) == ["10.1.0.5"];
-        }
-    }
-    false
-}
-
 /// A small xorshift: the same mutations every run.
 struct Rng(u64);
 

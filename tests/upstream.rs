@@ -177,7 +177,7 @@ async fn a_flood_of_misses_stays_within_the_upstream_limits() {
 }
 
 /// The upstream goes silent: a name seen before is answered stale (TTL 30)
-/// within about 1.8 s; a name never seen gets SERVFAIL within 2.5 s; and
+/// once the upstream has failed, at most about 1.8 s; a name never seen gets SERVFAIL within 2.5 s; and
 /// the next asker of that name gets SERVFAIL at once.
 #[tokio::test]
 async fn a_dead_upstream_gives_stale_answers_then_servfail() {
@@ -209,8 +209,10 @@ async fn a_dead_upstream_gives_stale_answers_then_servfail() {
     assert_eq!(addrs(&r), vec!["192.0.2.77"], "the stale answer");
     assert_eq!(r.answers[0].ttl, 30);
     assert!(took < Duration::from_millis(2300), "stale after {took:?}");
+    // The one upstream had its try (timeout_ms 1000): it failed, and the
+    // stale answer went out then rather than at 1.8 s.
     assert!(
-        took >= Duration::from_millis(1700),
+        took >= Duration::from_millis(900),
         "upstream had its chance: {took:?}"
     );
 

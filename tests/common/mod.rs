@@ -595,3 +595,16 @@ pub fn series_count(text: &str, name: &str) -> usize {
         .filter(|l| l.split(['{', ' ']).next() == Some(name))
         .count()
 }
+
+/// Whether a local name is answered, asking like a stub resolver does: up to
+/// three times, a second each (a burst may fill the socket's queue).
+pub async fn alive(addr: SocketAddr) -> bool {
+    let ws = format!("{GUID}.workspace.eastus.api.azureml.ms");
+    let q = query_msg(&ws, RecordType::A, None).to_vec().unwrap();
+    for _ in 0..3 {
+        if let Some(bytes) = udp_raw(addr, &q, Duration::from_secs(1)).await {
+            return addrs(&Message::from_vec(&bytes).unwrap()) == ["10.1.0.5"];
+        }
+    }
+    false
+}
