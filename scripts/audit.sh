@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# cargo audit of Cargo.lock against the RustSec database, offline: the
-# snapshot beside the repository (../shared/advisory-db), or the one named by
-# AMLDNS_ADVISORY_DB. Without a database it says so and exits 0; with one it
-# installs cargo-audit when missing, and fails on any advisory.
+# cargo audit of Cargo.lock (and fuzz/Cargo.lock) against the RustSec
+# database, offline: the snapshot beside the repository
+# (../shared/advisory-db), or the folder AMLDNS_ADVISORY_DB names.
+# Without the default snapshot it says so and exits 0; a folder named by
+# AMLDNS_ADVISORY_DB must exist. cargo-audit is installed when missing (it
+# needs crates.io; if that fails, it says so and exits 0). Any advisory fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-db=${AMLDNS_ADVISORY_DB:-../shared/advisory-db}
-if [ ! -d "$db" ]; then
-  echo "audit: skipped: no advisory database at $db (set AMLDNS_ADVISORY_DB)"
-  exit 0
+CARGO_AUDIT_VERSION=0.22.2
+if [ -n "${AMLDNS_ADVISORY_DB:-}" ]; then
+  db=$AMLDNS_ADVISORY_DB
+  [ -d "$db" ] || { echo "audit: AMLDNS_ADVISORY_DB=$db is not a folder (relative paths start at the repository)" >&2; exit 1; }
+else
+  db=../shared/advisory-db
+  if [ ! -d "$db" ]; then
+    echo "audit: skipped: no advisory database at $db (set AMLDNS_ADVISORY_DB)"
+    exit 0
+  fi
 fi
 db=$(realpath "$db")
 if ! command -v cargo-audit >/dev/null 2>&1; then
-  echo "audit: installing cargo-audit"
-  timeout 1800 cargo install cargo-audit --locked --quiet
+  echo "audit: installing cargo-audit $CARGO_AUDIT_VERSION"
+  if ! timeout 1800 cargo install cargo-audit --version "$CARGO_AUDIT_VERSION" --locked --quiet; then
+    echo "audit: skipped: cargo-audit could not be installed"
+    exit 0
+  fi
 fi
 cargo audit --db "$db" --no-fetch --stale
 (cd fuzz && cargo audit --db "$db" --no-fetch --stale)

@@ -447,14 +447,12 @@ pub fn workspace_id_in(fqdn: &str) -> Option<&str> {
     if let Some(rest) = fqdn
         .strip_prefix(first)
         .and_then(|r| r.strip_prefix(".workspace."))
+        && is_uuid(first)
+        && Cloud::ALL
+            .iter()
+            .any(|c| is_at_or_below(rest, c.suffixes().api))
     {
-        if is_uuid(first)
-            && Cloud::ALL
-                .iter()
-                .any(|c| is_at_or_below(rest, c.suffixes().api))
-        {
-            return Some(first);
-        }
+        return Some(first);
     }
     if first.starts_with("ml-") && first.len() >= 36 && notebooks_zone_of(fqdn).is_some() {
         let tail = &first[first.len() - 36..];

@@ -124,6 +124,14 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
     crate::logging::count_panics(metrics.clone());
+    let open_files = raise_open_files_limit();
+    let wanted = config.server.tcp_connections + config.upstream.max_in_flight + udp::MAX_PENDING;
+    if open_files.is_some_and(|n| n < wanted as u64) {
+        warn!(
+            open_files,
+            wanted, "the open-files limit is low for the configured limits: raise it (LimitNOFILE)"
+        );
+    }
     let upstreams = config.upstream.servers.clone();
     let (tcp_connections, tcp_idle_timeout) = (
         config.server.tcp_connections,
@@ -193,6 +201,7 @@ pub async fn run(
         names = status.names,
         ?upstreams,
         watch = ?options.watch,
+        open_files,
         "amldns serving"
     );
 
@@ -224,4 +233,37 @@ pub async fn run(
         }
     }
     result
+}
+
+/// Each upstream question holds a socket of its own, and so does each TCP
+/// client: raise the soft limit on open files (often 1024) to the hard one,
+/// as Unbound and BIND do. The limit in force, if it can be read.
+#[cfg(unix)]
+fn raise_open_files_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own; no other memory.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            ..lim
+        };
+        // SAFETY: setrlimit only reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        }
+    }
+    // rlim_t is u64 on Linux, not on every unix.
+    #[allow(clippy::unnecessary_cast)]
+    Some(lim.rlim_cur as u64)
+}
+
+#[cfg(not(unix))]
+fn raise_open_files_limit() -> Option<u64> {
+    None
 }

@@ -278,10 +278,10 @@ impl StandIn {
                             return;
                         };
                         record(&q, true, peer);
-                        if let Some(r) = respond(&q) {
-                            if write_frame(&mut s, &r.to_vec().unwrap()).await.is_err() {
-                                return;
-                            }
+                        if let Some(r) = respond(&q)
+                            && write_frame(&mut s, &r.to_vec().unwrap()).await.is_err()
+                        {
+                            return;
                         }
                     }
                 });
