@@ -63,11 +63,7 @@ async fn tcp_connections_are_capped_and_idle_ones_closed() {
     }
     let held_at = Instant::now();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let open = metric(
-        &http_request(srv.http(), "GET", "/metrics").await.1,
-        "amldns_tcp_connections",
-        &[],
-    );
+    let open = metric(&scrape(&srv).await, "amldns_tcp_connections", &[]);
     assert!(open <= cap as f64, "{open} connections open, cap {cap}");
 
     let t = Instant::now();
@@ -152,7 +148,7 @@ async fn a_client_that_never_reads_is_closed() {
     // does this client read what was queued for it.
     let t = Instant::now();
     loop {
-        let text = http_request(srv.http(), "GET", "/metrics").await.1;
+        let text = scrape(&srv).await;
         if metric(&text, "amldns_tcp_connections", &[]) == 0.0 {
             break;
         }

@@ -16,25 +16,12 @@ use tokio::net::TcpStream;
 
 const API: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms";
 
-fn with_metrics(upstream: std::net::SocketAddr, rest: &str) -> String {
-    config_with(
-        upstream,
-        &format!("[metrics]\nlisten = \"127.0.0.1:9153\"\n{rest}"),
-    )
-}
-
 /// A table with one name, `ws.corp.example`, answering `ip`.
 fn one_name(upstream: std::net::SocketAddr, ip: &str) -> String {
     with_metrics(
         upstream,
         &format!("[[record]]\nname = \"ws.corp.example\"\na = [\"{ip}\"]\n"),
     )
-}
-
-async fn scrape(srv: &Running) -> String {
-    let (status, body) = http_request(srv.http(), "GET", "/metrics").await;
-    assert_eq!(status, 200);
-    body
 }
 
 async fn answer(srv: &Running, name: &str) -> Vec<String> {

@@ -52,7 +52,7 @@ async fn queries_waiting_on_the_upstream_are_capped() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
         if sent.is_multiple_of(1000) {
-            let text = http_request(srv.http(), "GET", "/metrics").await.1;
+            let text = scrape(&srv).await;
             let dropped = metric(&text, "amldns_queries_dropped_total", &[]);
             if dropped > 0.0 || started.elapsed() > Duration::from_secs(2) {
                 break dropped;

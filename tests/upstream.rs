@@ -16,17 +16,6 @@ use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 
-fn with_metrics(upstream: SocketAddr, rest: &str) -> String {
-    format!(
-        "[metrics]\nlisten = \"127.0.0.1:0\"\n{}",
-        config_with(upstream, rest)
-    )
-}
-
-async fn scrape(srv: &Running) -> String {
-    http_request(srv.http(), "GET", "/metrics").await.1
-}
-
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status

@@ -136,6 +136,21 @@ pub fn config_with(upstream: SocketAddr, rest: &str) -> String {
     )
 }
 
+/// Like [`config_with`], with the metrics listener (on a free loopback port).
+pub fn with_metrics(upstream: SocketAddr, rest: &str) -> String {
+    format!(
+        "[metrics]\nlisten = \"127.0.0.1:0\"\n{}",
+        config_with(upstream, rest)
+    )
+}
+
+/// The metrics page of a server started with [`with_metrics`].
+pub async fn scrape(srv: &Running) -> String {
+    let (status, body) = http_request(srv.http(), "GET", "/metrics").await;
+    assert_eq!(status, 200);
+    body
+}
+
 pub fn workspace(cloud: &str, extra: &str) -> String {
     format!(
         "[[workspace]]\nname = \"contoso-research-ml-workspace-001\"\nid = \"{GUID}\"\n\
