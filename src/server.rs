@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -43,7 +44,7 @@ pub enum ServeError {
 
 /// Sockets bound for every listen address, and the metrics listener.
 pub struct Listeners {
-    udp: Vec<UdpSocket>,
+    udp: Vec<std::net::UdpSocket>,
     tcp: Vec<TcpListener>,
     http: Option<TcpListener>,
 }
@@ -62,7 +63,9 @@ impl Listeners {
             let (udp, tcp) = bind_pair(addr)
                 .await
                 .map_err(|source| ServeError::Bind { addr, source })?;
-            l.udp.push(udp);
+            l.udp.push(
+                udp::prepare(udp).map_err(|source| ServeError::Bind { addr, source })?,
+            );
             l.tcp.push(tcp);
         }
         if let Some(addr) = metrics {
@@ -157,9 +160,27 @@ pub async fn run(
     };
     // Every DNS socket loop: they end only when told to.
     let dns_stop = CancellationToken::new();
+    // The UDP threads must also end when this future is dropped unfinished
+    // (a runtime shutting down waits for them).
+    let _udp_threads_end = dns_stop.clone().drop_guard();
     let mut dns_tasks = tokio::task::JoinSet::new();
+    // One receiving thread per core for each UDP socket: local answers are
+    // written on those threads, so they scale with cores without the
+    // runtime in between.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for s in listeners.udp {
-        dns_tasks.spawn(udp::serve(Arc::new(s), handler.clone(), dns_stop.clone()));
+        let socket = Arc::new(s);
+        let pending = Arc::new(Semaphore::new(udp::MAX_PENDING));
+        for _ in 0..threads {
+            let (socket, handler, pending, stop) = (
+                socket.clone(),
+                handler.clone(),
+                pending.clone(),
+                dns_stop.clone(),
+            );
+            let runtime = tokio::runtime::Handle::current();
+            dns_tasks.spawn_blocking(move || udp::serve(socket, handler, runtime, pending, stop));
+        }
     }
     let tcp_registry = Arc::new(tcp::Registry::new(metrics.tcp_connections.clone()));
     for l in listeners.tcp {

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::NetError;
@@ -14,7 +15,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::rr::Record;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
-use tokio::net::UdpSocket;
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -22,11 +23,9 @@ use tracing::debug;
 use crate::handler::Handler;
 use crate::metrics::Transport;
 
-/// RFC 1035 §4.2.1 / RFC 6891: queries are small; a larger datagram is
-/// read whole up to this and then fails to parse (FORMERR).
-const RECV_BUFFER: usize = 4096;
-/// Our answers are at most 1232 bytes (the EDNS cap); room to spare.
-const SEND_BUFFER: usize = 2048;
+mod batch;
+
+use batch::{Inbox, Outbox};
 
 /// Queries on the general path (forwarded, or anything unusual) answered at
 /// once per socket. Each ends within the 2.5 s query deadline, so this is
@@ -35,57 +34,86 @@ const SEND_BUFFER: usize = 2048;
 /// letting a flood grow memory without bound.
 pub const MAX_PENDING: usize = 4096;
 
-/// Serves one UDP socket until `stop`.
-pub async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, stop: CancellationToken) {
-    let mut buf = vec![0u8; RECV_BUFFER];
-    let mut out = vec![0u8; SEND_BUFFER];
-    let pending = Arc::new(Semaphore::new(MAX_PENDING));
-    loop {
-        let (n, src) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here on Linux;
-                    // the socket itself is fine.
-                    debug!("udp receive: {e}");
-                    continue;
-                }
-            },
-            () = stop.cancelled() => return,
-        };
-        let msg = &buf[..n];
-        // Too short for a header, a response (QR=1), or an address no
-        // answer can go to: dropped unread.
-        if n < 12 || msg[2] & 0x80 != 0 || !answerable(src) {
-            continue;
-        }
-        if let Some(len) = handler.answer_fast(msg, src, &mut out) {
-            if let Err(e) = socket.send_to(&out[..len], src).await {
-                debug!(%src, "udp send: {e}");
+/// How often a receiving thread with nothing to read looks at its stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// Serves one UDP socket until `stop`, on the calling thread, which it
+/// blocks: local answers are written and sent from here, in batches, with
+/// no task or runtime wake-up per query. Other queries become tasks on
+/// `runtime`. Several threads may serve the same socket; the kernel hands
+/// each datagram to one of them.
+pub fn serve(
+    socket: Arc<std::net::UdpSocket>,
+    handler: Arc<Handler>,
+    runtime: Handle,
+    pending: Arc<Semaphore>,
+    stop: CancellationToken,
+) {
+    let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
+    while !stop.is_cancelled() {
+        let n = match inbox.recv(&socket) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
             }
-            continue;
-        }
-        let Ok(slot) = pending.clone().try_acquire_owned() else {
-            handler.metrics().dropped.inc();
-            continue;
-        };
-        let (socket, handler, msg) = (socket.clone(), handler.clone(), msg.to_vec());
-        tokio::spawn(async move {
-            let _slot = slot;
-            let head = [msg[0], msg[1], msg[2], msg[3]];
-            match Request::from_bytes(msg, src, Protocol::Udp) {
-                Ok(request) => {
-                    handler
-                        .handle_request::<_, TokioTime>(&request, UdpReply { socket, dst: src })
-                        .await;
-                }
-                Err(_) => {
-                    let answer = handler.unparsed(head, src, Transport::Udp);
-                    let _ = socket.send_to(&answer, src).await;
-                }
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on Linux;
+                // the socket itself is fine.
+                debug!("udp receive: {e}");
+                continue;
             }
-        });
+        };
+        for i in 0..n {
+            let (msg, src) = inbox.get(i);
+            // Too short for a header, a response (QR=1), or an address no
+            // answer can go to: dropped unread.
+            let Some(src) = src.filter(|&s| answerable(s)) else {
+                continue;
+            };
+            if msg.len() < 12 || msg[2] & 0x80 != 0 {
+                continue;
+            }
+            if let Some(len) = handler.answer_fast(msg, src, outbox.next()) {
+                outbox.push(len, src);
+                continue;
+            }
+            let Ok(slot) = pending.clone().try_acquire_owned() else {
+                handler.metrics().dropped.inc();
+                continue;
+            };
+            let (socket, handler, msg) = (socket.clone(), handler.clone(), msg.to_vec());
+            runtime.spawn(async move {
+                let _slot = slot;
+                let head = [msg[0], msg[1], msg[2], msg[3]];
+                match Request::from_bytes(msg, src, Protocol::Udp) {
+                    Ok(request) => {
+                        handler
+                            .handle_request::<_, TokioTime>(&request, UdpReply { socket, dst: src })
+                            .await;
+                    }
+                    Err(_) => {
+                        let answer = handler.unparsed(head, src, Transport::Udp);
+                        let _ = batch::send_now(&socket, &answer, src);
+                    }
+                }
+            });
+        }
+        outbox.flush(&socket);
     }
+}
+
+/// Makes a bound socket ready for [`serve`]: blocking reads that wake up
+/// every [`STOP_CHECK`].
+pub fn prepare(socket: tokio::net::UdpSocket) -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket.into_std()?;
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(STOP_CHECK))?;
+    Ok(socket)
 }
 
 /// Whether an answer can go back to `src` (hickory's rule: no port 0, no
@@ -102,7 +130,7 @@ fn answerable(src: SocketAddr) -> bool {
 /// Sends one answer on the socket the question came in on.
 #[derive(Clone)]
 struct UdpReply {
-    socket: Arc<UdpSocket>,
+    socket: Arc<std::net::UdpSocket>,
     dst: SocketAddr,
 }
 
@@ -123,7 +151,7 @@ impl ResponseHandler for UdpReply {
         // the client's limit, as hickory applies it (RFC 6891 §6.2.3).
         let max = response.edns().map_or(512, |e| e.max_payload());
         let (bytes, info) = encode(response, max)?;
-        self.socket.send_to(&bytes, self.dst).await?;
+        batch::send_now(&self.socket, &bytes, self.dst)?;
         Ok(info)
     }
 }

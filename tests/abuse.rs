@@ -14,6 +14,10 @@ use tokio::net::{TcpStream, UdpSocket};
 
 const WS: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms";
 
+/// The tests here count the process's descriptors, which every test in
+/// this binary shares: they take turns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -43,6 +47,7 @@ async fn tcp_query(addr: SocketAddr, name: &str) -> Message {
 /// and no descriptor is left behind.
 #[tokio::test]
 async fn tcp_connections_are_capped_and_idle_ones_closed() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let up = StandIn::zone().await;
     let cap = 20;
     let cfg = format!(
@@ -109,6 +114,7 @@ async fn tcp_connections_are_capped_and_idle_ones_closed() {
 /// timeout.
 #[tokio::test]
 async fn a_client_that_never_reads_is_closed() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let up = StandIn::zone().await;
     let cfg = format!(
         "[server]\nallow = [\"127.0.0.1/32\"]\ntcp_idle_timeout_ms = 1000\n\
@@ -169,6 +175,7 @@ async fn a_client_that_never_reads_is_closed() {
 /// REFUSED and none reaches the upstream.
 #[tokio::test]
 async fn clients_outside_allow_never_reach_the_upstream() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let up = StandIn::zone().await;
     let cfg = format!(
         "[server]\nallow = [\"127.0.0.2/32\"]\n[upstream]\nservers = [\"{}\"]\n",
@@ -187,6 +194,7 @@ async fn clients_outside_allow_never_reach_the_upstream() {
 /// it, and is answered over TCP; for a local name, its addresses.
 #[tokio::test]
 async fn any_over_udp_is_minimal() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let up = StandIn::zone().await;
     let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
     let r = udp_query(srv.addr, "www.example.com", RecordType::ANY).await;
@@ -226,6 +234,7 @@ impl Rng {
 /// holds no more descriptors at the end than at the start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutated_packets_never_stop_it() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     // Mutated names are forwarded too: an upstream that answers anything.
     let up = StandIn::start(|q| Some(reply_to(q))).await;
     let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
