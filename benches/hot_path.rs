@@ -154,9 +154,9 @@ fn cache_hit(bencher: divan::Bencher) {
     let cache = Cache::new(10_000);
     for i in 0..5_000 {
         let (key, reply) = cached(&Name::from_ascii(format!("n{i}.example.com.")).unwrap());
-        cache.insert(key, &reply);
+        cache.insert(&key, &reply);
     }
     let (key, reply) = cached(&Name::from_ascii("www.example.com.").unwrap());
-    cache.insert(key.clone(), &reply);
+    cache.insert(&key, &reply);
     bencher.bench_local(|| divan::black_box(cache.get(divan::black_box(&key))));
 }

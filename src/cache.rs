@@ -7,11 +7,15 @@
 //! just failed is remembered briefly, so that clients asking again get the
 //! failure at once instead of each waiting for it.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, RData, Record, RecordType};
+use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+use crate::wire;
+use crate::zone::NameKey;
 
 /// Upper bound on how long anything is kept: a day, like Unbound's
 /// `cache-max-ttl` default; longer upstream TTLs are served capped.
@@ -56,25 +60,103 @@ pub struct Key {
     pub qtype: RecordType,
 }
 
+/// A question as the cache stores it: the name in lower-case wire form
+/// (length-prefixed labels, no root label), then the type. The UDP fast
+/// path builds it from the query's name on the stack.
+pub struct WireKey {
+    buf: [u8; 257],
+    len: usize,
+}
+
+impl WireKey {
+    /// `None` for a name longer than DNS allows.
+    pub fn new<'a>(labels: impl Iterator<Item = &'a [u8]>, qtype: u16) -> Option<Self> {
+        let mut key = WireKey {
+            buf: [0; 257],
+            len: 0,
+        };
+        for label in labels {
+            let end = key.len + 1 + label.len();
+            if label.len() > 63 || end > 255 {
+                return None;
+            }
+            key.buf[key.len] = label.len() as u8;
+            for (to, from) in key.buf[key.len + 1..end].iter_mut().zip(label) {
+                *to = from.to_ascii_lowercase();
+            }
+            key.len = end;
+        }
+        key.buf[key.len..key.len + 2].copy_from_slice(&qtype.to_be_bytes());
+        key.len += 2;
+        Some(key)
+    }
+
+    fn of(key: &Key) -> Option<Self> {
+        WireKey::new(key.name.iter(), u16::from(key.qtype))
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// [`WireKey`] as moka holds it; looked up by its bytes.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Stored(Box<[u8]>);
+
+impl Borrow<[u8]> for Stored {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     reply: Reply,
     stored: Instant,
     ttl: Duration,
+    /// The reply's records on the wire, when it can be sent as bytes.
+    wire: Option<wire::Records>,
+    /// The targets of the reply's CNAME records, as the zone table keys
+    /// names: if one is local, the answer must be completed from the table.
+    targets: Box<[Box<str>]>,
+}
+
+/// A fresh answer for the UDP fast path.
+pub struct Fresh {
+    entry: Arc<Entry>,
+    spent: u32,
+}
+
+impl Fresh {
+    pub fn records(&self) -> &wire::Records {
+        // Only entries with records on the wire are handed out as `Fresh`.
+        self.entry.wire.as_ref().expect("checked by fresh_wire")
+    }
+
+    /// Seconds since the answer was stored, to take off its TTLs.
+    pub fn spent(&self) -> u32 {
+        self.spent
+    }
+
+    /// CNAME targets in the answer, as table keys.
+    pub fn targets(&self) -> impl Iterator<Item = &str> {
+        self.entry.targets.iter().map(|t| &**t)
+    }
 }
 
 /// Tells moka when each entry goes: when it is too old even to be stale.
 struct ByTtl;
 
-impl moka::Expiry<Key, Arc<Entry>> for ByTtl {
-    fn expire_after_create(&self, _: &Key, e: &Arc<Entry>, _: Instant) -> Option<Duration> {
+impl moka::Expiry<Stored, Arc<Entry>> for ByTtl {
+    fn expire_after_create(&self, _: &Stored, e: &Arc<Entry>, _: Instant) -> Option<Duration> {
         Some(e.ttl + STALE_FOR)
     }
 
     // A refreshed answer gets its own lifetime, not what the old one had left.
     fn expire_after_update(
         &self,
-        _: &Key,
+        _: &Stored,
         e: &Arc<Entry>,
         _: Instant,
         _: Option<Duration>,
@@ -99,9 +181,9 @@ pub type Failure = Option<ResponseCode>;
 /// A bounded cache of forwarded answers, shared by every query task.
 pub struct Cache {
     /// `None` when `cache_entries = 0`.
-    inner: Option<moka::sync::Cache<Key, Arc<Entry>>>,
+    inner: Option<moka::sync::Cache<Stored, Arc<Entry>>>,
     /// Questions the upstreams failed in the last [`FAILURE_TTL`].
-    failures: Option<moka::sync::Cache<Key, Failure>>,
+    failures: Option<moka::sync::Cache<Stored, Failure>>,
 }
 
 impl Cache {
@@ -123,7 +205,7 @@ impl Cache {
 
     /// What is cached for `key`: fresh with TTLs counted down, or stale.
     pub fn get(&self, key: &Key) -> Option<Hit> {
-        let entry = self.inner.as_ref()?.get(key)?;
+        let entry = self.inner.as_ref()?.get(WireKey::of(key)?.as_bytes())?;
         let age = entry.stored.elapsed();
         let mut reply = entry.reply.clone();
         let records = reply.answers.iter_mut().chain(reply.authorities.iter_mut());
@@ -136,33 +218,60 @@ impl Cache {
         Some(Hit::Fresh(reply))
     }
 
+    /// A fresh answer for `key` that can be sent as bytes, for the UDP fast
+    /// path; the caller counts the hit.
+    pub fn fresh_wire(&self, key: &WireKey) -> Option<Fresh> {
+        let entry = self.inner.as_ref()?.get(key.as_bytes())?;
+        let age = entry.stored.elapsed();
+        if age >= entry.ttl || entry.wire.is_none() {
+            return None;
+        }
+        Some(Fresh {
+            entry,
+            spent: age.as_secs() as u32,
+        })
+    }
+
     /// How the upstreams failed `key` in the last [`FAILURE_TTL`], if they did.
     pub fn failure(&self, key: &Key) -> Option<Failure> {
-        self.failures.as_ref()?.get(key)
+        self.failures.as_ref()?.get(WireKey::of(key)?.as_bytes())
     }
 
     /// Remembers for [`FAILURE_TTL`] that the upstreams failed `key`.
-    pub fn insert_failure(&self, key: Key, failure: Failure) {
-        if let Some(f) = &self.failures {
-            f.insert(key, failure);
+    pub fn insert_failure(&self, key: &Key, failure: Failure) {
+        if let (Some(f), Some(k)) = (&self.failures, WireKey::of(key)) {
+            f.insert(Stored(k.as_bytes().into()), failure);
         }
     }
 
     /// Keeps `reply` for its TTL, if it may be cached at all.
-    pub fn insert(&self, key: Key, reply: &Reply) {
-        let Some(inner) = &self.inner else { return };
+    pub fn insert(&self, key: &Key, reply: &Reply) {
+        let (Some(inner), Some(wire_key)) = (&self.inner, WireKey::of(key)) else {
+            return;
+        };
+        let stored = wire_key.as_bytes();
         // An answer, cached or not, ends the failure memory; and one that may
         // not be cached still means the old answer must not be served stale.
         if let Some(f) = &self.failures {
-            f.invalidate(&key);
+            f.invalidate(stored);
         }
         let Some((ttl, reply)) = cacheable(reply) else {
-            inner.invalidate(&key);
+            inner.invalidate(stored);
             return;
         };
+        let targets = reply
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::CNAME(t) => NameKey::from_labels(t.0.iter()).map(|k| k.as_str().into()),
+                _ => None,
+            })
+            .collect();
         inner.insert(
-            key,
+            Stored(stored.into()),
             Arc::new(Entry {
+                wire: on_the_wire(key, &reply),
+                targets,
                 reply,
                 stored: Instant::now(),
                 ttl: Duration::from_secs(u64::from(ttl)),
@@ -182,6 +291,16 @@ impl Cache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// `reply`'s records as they follow the question `key` in a response.
+fn on_the_wire(key: &Key, reply: &Reply) -> Option<wire::Records> {
+    let mut msg = Message::response(0, OpCode::Query);
+    msg.metadata.response_code = reply.rcode;
+    msg.add_query(Query::query(Name::from(key.name.clone()), key.qtype));
+    msg.insert_answers(reply.answers.clone());
+    msg.insert_authorities(reply.authorities.clone());
+    wire::Records::from_response(&msg.to_vec().ok()?)
 }
 
 /// How long `reply` may be kept, and the reply with TTLs capped to that; `None`
@@ -299,7 +418,7 @@ mod tests {
             authorities: vec![],
         };
         assert!(c.get(&key()).is_none());
-        c.insert(key(), &r);
+        c.insert(&key(), &r);
         // Keys ignore letter case.
         let lower = Key {
             name: LowerName::from(Name::from_ascii("x.EXAMPLE.").unwrap()),
@@ -317,7 +436,7 @@ mod tests {
     fn disabled_cache_keeps_nothing() {
         let c = Cache::new(0);
         c.insert(
-            key(),
+            &key(),
             &Reply {
                 rcode: ResponseCode::NoError,
                 answers: vec![a(300)],
@@ -326,7 +445,7 @@ mod tests {
         );
         assert!(c.get(&key()).is_none());
         assert!(c.is_empty());
-        c.insert_failure(key(), None);
+        c.insert_failure(&key(), None);
         assert!(c.failure(&key()).is_none());
     }
 
@@ -338,7 +457,7 @@ mod tests {
             answers: vec![a(1)],
             authorities: vec![],
         };
-        c.insert(key(), &r);
+        c.insert(&key(), &r);
         std::thread::sleep(Duration::from_millis(1100));
         let Some(Hit::Stale(stale)) = c.get(&key()) else {
             panic!("a stale answer")
@@ -351,7 +470,7 @@ mod tests {
     fn failures_are_remembered_per_question() {
         let c = Cache::new(10);
         assert_eq!(c.failure(&key()), None);
-        c.insert_failure(key(), Some(ResponseCode::ServFail));
+        c.insert_failure(&key(), Some(ResponseCode::ServFail));
         assert_eq!(c.failure(&key()), Some(Some(ResponseCode::ServFail)));
         let aaaa = Key {
             qtype: RecordType::AAAA,

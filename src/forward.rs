@@ -293,7 +293,7 @@ impl Forwarder {
                             authorities: msg.authorities,
                         },
                     );
-                    self.cache.insert(key.clone(), &reply);
+                    self.cache.insert(key, &reply);
                     return Fetched::Reply(reply);
                 }
                 // SERVFAIL, REFUSED…: another upstream may do better; if none
@@ -322,7 +322,7 @@ impl Forwarder {
             };
             up.errors[error].inc();
         }
-        self.cache.insert_failure(key.clone(), last_rcode);
+        self.cache.insert_failure(key, last_rcode);
         last_rcode.map_or(Fetched::Failed, |rcode| Fetched::Reply(Reply::error(rcode)))
     }
 

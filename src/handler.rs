@@ -24,6 +24,7 @@ use ipnet::IpNet;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
+use crate::cache::WireKey;
 use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE, cname_target};
 use crate::logging::RateLimited;
 use crate::metrics::{self, Metrics, Outcome, Transport};
@@ -135,9 +136,10 @@ impl Handler {
     /// The fast path: a plain UDP query for a local name with addresses (at
     /// the end of a CNAME chain inside the table, maybe) or NODATA, answered
     /// straight from the table into `out`, with no DNS library and no lock
-    /// (a chain's list is the one allocation). Its length, or `None` for
-    /// anything else: the caller then takes the general path, which gives
-    /// the same answers (`tests/dns.rs` compares them).
+    /// (a chain's list is the one allocation); or one for a name outside
+    /// the table whose fresh answer the cache holds on the wire. Its length,
+    /// or `None` for anything else: the caller then takes the general path,
+    /// which gives the same answers (`tests/dns.rs` compares them).
     pub fn answer_fast(&self, msg: &[u8], src: SocketAddr, out: &mut [u8]) -> Option<usize> {
         let started = Instant::now();
         let q = wire::parse_query(msg)?;
@@ -154,24 +156,31 @@ impl Handler {
         if special || snap.log_queries || !snap.allows(src.ip()) {
             return None;
         }
-        let Lookup::Local(ans) = snap
+        let limit = wire::udp_limit(&q, EDNS_PAYLOAD);
+        let (len, outcome, rcode) = match snap
             .table
             .lookup(q.key.as_str(), zone_qtype(RecordType::from(q.qtype)))
-        else {
-            return None;
+        {
+            Lookup::Local(ans) => {
+                let local = match ans.end {
+                    End::Addrs { v4, v6, ttl } => wire::Local::Addrs { v4, v6, ttl },
+                    End::NoData { apex } => wire::Local::NoData(snap.table.soa(apex)),
+                    End::Chain | End::Forward(_) => return None,
+                };
+                let len = wire::write_local(msg, &q, &ans.chain, &local, limit as u16, limit, out)?;
+                (len, Outcome::Local, 0)
+            }
+            Lookup::NotLocal => {
+                let (len, rcode) = cached(&snap, msg, &q, limit, out)?;
+                self.metrics.cache_hits.inc();
+                (len, Outcome::Cached, rcode)
+            }
         };
-        let local = match ans.end {
-            End::Addrs { v4, v6, ttl } => wire::Local::Addrs { v4, v6, ttl },
-            End::NoData { apex } => wire::Local::NoData(snap.table.soa(apex)),
-            End::Chain | End::Forward(_) => return None,
-        };
-        let limit = wire::udp_limit(&q, EDNS_PAYLOAD);
-        let len = wire::write_local(msg, &q, &ans.chain, &local, limit as u16, limit, out)?;
         self.metrics.query(
             Transport::Udp,
             q.qtype,
-            Outcome::Local,
-            0,
+            outcome,
+            rcode,
             started.elapsed().as_secs_f64(),
         );
         Some(len)
@@ -404,6 +413,31 @@ async fn check_and_answer(snap: &Snapshot, request: &Request) -> Answer {
         _ => {}
     }
     resolve(snap, query.original().name(), qtype).await
+}
+
+/// A forwarded answer straight from the cache's bytes, and its rcode; `None`
+/// where the general path does more than pass the answer on: ANY over UDP,
+/// a workspace-shaped name (the missing-workspace signal), an answer whose
+/// CNAME leads into the table, or one not cached fresh.
+fn cached(
+    snap: &Snapshot,
+    msg: &[u8],
+    q: &wire::Query,
+    limit: usize,
+    out: &mut [u8],
+) -> Option<(usize, u16)> {
+    let name = q.key.as_str();
+    if RecordType::from(q.qtype) == RecordType::ANY || names::workspace_id_in(name).is_some() {
+        return None;
+    }
+    let key = WireKey::new(name.split('.').map(str::as_bytes), q.qtype)?;
+    let fresh = snap.forwarder.cache().fresh_wire(&key)?;
+    if q.qtype != u16::from(RecordType::CNAME) && fresh.targets().any(|t| snap.table.contains(t)) {
+        return None;
+    }
+    let records = fresh.records();
+    let len = wire::write_cached(msg, q, records, fresh.spent(), limit as u16, limit, out)?;
+    Some((len, u16::from(records.rcode())))
 }
 
 /// The table's view of a record type.
@@ -652,6 +686,127 @@ fn record_size_bound(r: &Record) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::{Cache, Key, Reply};
+    use crate::config;
+    use hickory_proto::op::{Message, Query};
+
+    /// A handler over `config` (TOML) whose cache holds `cached`.
+    fn handler(config: &str, cached: &[(&str, RecordType, Reply)]) -> Handler {
+        let config = config::parse(std::path::Path::new("t.toml"), config).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let cache = Arc::new(Cache::new(100));
+        for (name, qtype, reply) in cached {
+            let key = Key {
+                name: LowerName::from(Name::from_ascii(name).unwrap()),
+                qtype: *qtype,
+            };
+            cache.insert(&key, reply);
+        }
+        let snapshot = Snapshot {
+            table: ZoneTable::compile(&config, 1).unwrap(),
+            allow: config.server.allow.clone(),
+            forwarder: Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone())),
+            log_queries: false,
+        };
+        Handler::new(
+            Arc::new(ArcSwap::from_pointee(snapshot)),
+            metrics,
+            Arc::new(InFlight::default()),
+        )
+    }
+
+    fn fast(h: &Handler, name: &str, qtype: RecordType) -> Option<Message> {
+        let mut q = Message::query();
+        q.metadata.id = 0x1234;
+        q.metadata.recursion_desired = true;
+        q.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        let mut out = [0u8; 2048];
+        let src = "127.0.0.1:5353".parse().unwrap();
+        let len = h.answer_fast(&q.to_vec().unwrap(), src, &mut out)?;
+        Some(Message::from_vec(&out[..len]).unwrap())
+    }
+
+    fn a(owner: &str, ttl: u32, ip: [u8; 4]) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(owner).unwrap(),
+            ttl,
+            RData::A(A(ip.into())),
+        )
+    }
+
+    fn cname(owner: &str, target: &str) -> Record {
+        let target = Name::from_ascii(target).unwrap();
+        Record::from_rdata(
+            Name::from_ascii(owner).unwrap(),
+            60,
+            RData::CNAME(CNAME(target)),
+        )
+    }
+
+    /// A fresh cached answer is sent from its bytes: the client's ID and
+    /// case, not authoritative, counted as a cache hit; what the general
+    /// path must complete or judge is left to it.
+    #[test]
+    fn cached_answers_take_the_fast_path() {
+        let ws = "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms.";
+        let reply = |answers| Reply {
+            rcode: ResponseCode::NoError,
+            answers,
+            authorities: Vec::new(),
+        };
+        let h = handler(
+            "[server]\nallow = [\"127.0.0.0/8\"]\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
+            &[
+                (
+                    "www.example.com.",
+                    RecordType::A,
+                    reply(vec![a("www.example.com.", 300, [192, 0, 2, 1])]),
+                ),
+                (
+                    "st.blob.core.windows.net.",
+                    RecordType::A,
+                    reply(vec![
+                        cname(
+                            "st.blob.core.windows.net.",
+                            "st.privatelink.blob.core.windows.net.",
+                        ),
+                        a("st.privatelink.blob.core.windows.net.", 60, [192, 0, 2, 2]),
+                    ]),
+                ),
+                (
+                    "other.example.com.",
+                    RecordType::A,
+                    reply(vec![
+                        cname("other.example.com.", "www.example.com."),
+                        a("www.example.com.", 300, [192, 0, 2, 1]),
+                    ]),
+                ),
+                (ws, RecordType::A, reply(vec![a(ws, 300, [192, 0, 2, 3])])),
+            ],
+        );
+        let m = fast(&h, "WWW.Example.com.", RecordType::A).expect("the fast path");
+        assert_eq!(m.metadata.id, 0x1234);
+        assert!(!m.metadata.authoritative && m.metadata.recursion_available);
+        assert_eq!(m.queries[0].name().to_ascii(), "WWW.Example.com.");
+        assert_eq!(m.answers, vec![a("www.example.com.", 300, [192, 0, 2, 1])]);
+        // A chain that stays outside the table is passed on as it is.
+        assert_eq!(
+            fast(&h, "other.example.com.", RecordType::A)
+                .unwrap()
+                .answers
+                .len(),
+            2
+        );
+        assert_eq!(h.metrics.cache_hits.get(), 2);
+        // Into the table (completed there), a workspace name (the missing
+        // signal), ANY over UDP, and a miss: the general path's.
+        assert!(fast(&h, "st.blob.core.windows.net.", RecordType::A).is_none());
+        assert!(fast(&h, ws, RecordType::A).is_none());
+        assert!(fast(&h, "www.example.com.", RecordType::ANY).is_none());
+        assert!(fast(&h, "www.example.com.", RecordType::AAAA).is_none());
+        assert_eq!(h.metrics.cache_hits.get(), 2);
+    }
 
     #[tokio::test]
     async fn a_panicking_answer_falls_back() {

@@ -63,9 +63,8 @@ impl Listeners {
             let (udp, tcp) = bind_pair(addr)
                 .await
                 .map_err(|source| ServeError::Bind { addr, source })?;
-            l.udp.push(
-                udp::prepare(udp).map_err(|source| ServeError::Bind { addr, source })?,
-            );
+            l.udp
+                .push(udp::prepare(udp).map_err(|source| ServeError::Bind { addr, source })?);
             l.tcp.push(tcp);
         }
         if let Some(addr) = metrics {

@@ -244,11 +244,105 @@ pub fn write_local(
             w.rr(&apex, TYPE_SOA, soa.minimum, &rdata[..rdata_len])?;
         }
     }
-    if q.edns_payload.is_some() {
-        w.put(&[0, 0, 41])?;
-        w.put(&edns_payload.to_be_bytes())?;
-        w.put(&[0, 0, 0, 0, 0, 0])?;
+    w.opt(q, edns_payload)?;
+    (w.len <= limit).then_some(w.len)
+}
+
+/// Forwarded records as they follow the question in a response: the form
+/// the cache keeps next to the parsed reply, so that a hit is sent by
+/// copying bytes. Compression pointers stay valid because the question
+/// that precedes them, echoed from the client, has the same length.
+#[derive(Debug)]
+pub struct Records {
+    bytes: Box<[u8]>,
+    /// Where each record's TTL sits in `bytes`, and its value when stored.
+    ttls: Box<[(u16, u32)]>,
+    answers: u16,
+    authorities: u16,
+    rcode: u8,
+}
+
+impl Records {
+    /// The answer and authority records of `msg`, a response with one
+    /// question and nothing in the additional section. `None` if it is not
+    /// that, or does not read.
+    pub fn from_response(msg: &[u8]) -> Option<Records> {
+        let count = |i: usize| u16::from_be_bytes([msg[4 + 2 * i], msg[5 + 2 * i]]);
+        if msg.len() < HEADER || count(0) != 1 || count(3) != 0 {
+            return None;
+        }
+        let (answers, authorities) = (count(1), count(2));
+        let mut pos = skip_name(msg, HEADER)? + 4;
+        let start = pos;
+        let mut ttls = Vec::with_capacity(usize::from(answers + authorities));
+        for _ in 0..answers + authorities {
+            pos = skip_name(msg, pos)? + 4;
+            let ttl = u32::from_be_bytes(msg.get(pos..pos + 4)?.try_into().ok()?);
+            ttls.push(((pos - start) as u16, ttl));
+            let rdlength =
+                usize::from(u16::from_be_bytes([*msg.get(pos + 4)?, *msg.get(pos + 5)?]));
+            pos += 6 + rdlength;
+        }
+        Some(Records {
+            bytes: msg.get(start..pos)?.into(),
+            ttls: ttls.into(),
+            answers,
+            authorities,
+            rcode: msg[3] & 0x0F,
+        })
     }
+
+    /// The response code these records go with (NOERROR or NXDOMAIN).
+    pub fn rcode(&self) -> u8 {
+        self.rcode
+    }
+}
+
+/// Where the name at `pos` ends: after its root label or its pointer.
+fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(pos)?;
+        match len {
+            0 => return Some(pos + 1),
+            l if l & 0xC0 == 0xC0 => return Some(pos + 2),
+            l if l <= 63 => pos += 1 + usize::from(l),
+            _ => return None,
+        }
+    }
+}
+
+/// Writes the answer to `query` from cached `records` into `out`, every TTL
+/// lowered by the `spent` seconds they have been kept: not authoritative,
+/// recursion available, as the general path sends a forwarded answer. Its
+/// length, or `None` when it would not fit `limit`.
+pub fn write_cached(
+    msg: &[u8],
+    q: &Query,
+    records: &Records,
+    spent: u32,
+    edns_payload: u16,
+    limit: usize,
+    out: &mut [u8],
+) -> Option<usize> {
+    let mut w = Writer { out, len: 0 };
+    w.put(&q.id.to_be_bytes())?;
+    // QR, opcode QUERY, RD as asked; RA, CD as asked, the rcode.
+    w.put(&[
+        0x80 | (q.flags_copied & 0x01),
+        0x80 | (q.flags_copied & 0x10) | records.rcode,
+    ])?;
+    let additional = u16::from(q.edns_payload.is_some());
+    for c in [1, records.answers, records.authorities, additional] {
+        w.put(&c.to_be_bytes())?;
+    }
+    w.put(&msg[HEADER..q.question_end])?;
+    let start = w.len;
+    w.put(&records.bytes)?;
+    for &(at, ttl) in records.ttls.iter() {
+        let at = start + usize::from(at);
+        w.out[at..at + 4].copy_from_slice(&ttl.saturating_sub(spent).to_be_bytes());
+    }
+    w.opt(q, edns_payload)?;
     (w.len <= limit).then_some(w.len)
 }
 
@@ -280,6 +374,17 @@ impl Writer<'_> {
         let end = self.len + bytes.len();
         self.out.get_mut(self.len..end)?.copy_from_slice(bytes);
         self.len = end;
+        Some(())
+    }
+
+    /// Our OPT record, announcing `payload`, if the query had one.
+    fn opt(&mut self, q: &Query, payload: u16) -> Option<()> {
+        if q.edns_payload.is_some() {
+            self.put(&[0])?;
+            self.put(&TYPE_OPT.to_be_bytes())?;
+            self.put(&payload.to_be_bytes())?;
+            self.put(&[0, 0, 0, 0, 0, 0])?;
+        }
         Some(())
     }
 

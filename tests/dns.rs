@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::TcpStream;
 
 const NB: &str = "ml-contoso-research-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51";
@@ -768,6 +768,83 @@ async fn fast_and_general_paths_agree() {
         }
     }
     assert!(up.seen().is_empty());
+    srv.stop().await;
+}
+
+/// Forwarded answers from the cache: the UDP fast path sends the cached
+/// bytes, TCP goes through hickory; both say the same, and the upstream was
+/// asked each question once.
+#[tokio::test]
+async fn cached_answers_agree_on_both_paths() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(
+        up.addr,
+        "[[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
+    ))
+    .await;
+    let cases = [
+        ("www.example.com", RecordType::A),
+        ("WWW.Example.COM", RecordType::A),
+        ("www.example.com", RecordType::TXT),
+        ("gone.example.com", RecordType::A),
+        ("st.blob.core.windows.net", RecordType::A),
+        ("st.blob.core.windows.net", RecordType::CNAME),
+        ("big.example.com", RecordType::A),
+    ];
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    for (name, qtype) in cases {
+        // Fill the cache first.
+        tcp_exchange(&mut tcp, &query_msg(name, qtype, None)).await;
+        for edns in [None, Some(1232)] {
+            let q = query_msg(name, qtype, edns);
+            let fast = udp_exchange(srv.addr, &q).await;
+            let general = tcp_exchange(&mut tcp, &q).await;
+            // TCP has room for all of big.example.com; UDP says TC.
+            if fast.metadata.truncation {
+                assert!(
+                    fast.answers.is_empty() && !general.metadata.truncation,
+                    "{name}"
+                );
+                continue;
+            }
+            // A second may tick between the two: TTLs within 1 s.
+            let view = |m: &Message| {
+                let strip = |rs: &[Record]| {
+                    rs.iter()
+                        .map(|r| {
+                            let mut r = r.clone();
+                            r.ttl = 0;
+                            r
+                        })
+                        .collect::<Vec<_>>()
+                };
+                (
+                    m.metadata.flags().to_string(),
+                    m.metadata.response_code,
+                    m.queries.clone(),
+                    strip(&m.answers),
+                    strip(&m.authorities),
+                    m.edns.as_ref().map(|e| e.max_payload()),
+                )
+            };
+            assert_eq!(view(&fast), view(&general), "{name} {qtype} edns={edns:?}");
+            let ttls = |m: &Message| {
+                m.answers
+                    .iter()
+                    .chain(&m.authorities)
+                    .map(|r| r.ttl)
+                    .collect::<Vec<_>>()
+            };
+            for (f, g) in ttls(&fast).into_iter().zip(ttls(&general)) {
+                assert!(f.abs_diff(g) <= 1, "{name} {qtype}: TTL {f} vs {g}");
+            }
+        }
+    }
+    let asked = up.seen().len();
+    assert!(
+        asked <= cases.len() + 1,
+        "the upstream was asked {asked} times"
+    );
     srv.stop().await;
 }
 
