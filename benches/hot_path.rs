@@ -92,17 +92,14 @@ fn write_local_answer(bencher: divan::Bencher) {
     });
 }
 
-/// The whole UDP fast path: parse, ACL, lookup, write, count.
-#[divan::bench(args = [1, 10_000])]
-fn fast_path(bencher: divan::Bencher, workspaces: usize) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = runtime.enter();
+/// A handler over `workspaces` workspaces, its cache holding `cached`.
+fn handler(workspaces: usize, cached: &[(Key, Reply)]) -> Handler {
     let config = config(workspaces);
     let metrics = Arc::new(Metrics::new());
     let cache = Arc::new(Cache::new(1000));
+    for (key, reply) in cached {
+        cache.insert(key, reply);
+    }
     let snapshot = Snapshot {
         table: ZoneTable::compile(&config, 1).unwrap(),
         allow: config.server.allow.clone(),
@@ -113,21 +110,49 @@ fn fast_path(bencher: divan::Bencher, workspaces: usize) {
         )),
         log_queries: false,
     };
-    let handler = Handler::new(
+    Handler::new(
         Arc::new(ArcSwap::from_pointee(snapshot)),
         metrics,
         Arc::new(InFlight::default()),
-    );
-    let msg = query_bytes(&api(workspaces / 2));
+    )
+}
+
+/// Benches `handler`'s fast path answering `msg`, which it must take.
+fn bench_fast(bencher: divan::Bencher, handler: &Handler, msg: &[u8]) {
     let src: SocketAddr = "127.0.0.1:5555".parse().unwrap();
     let mut out = [0u8; 2048];
     assert!(
-        handler.answer_fast(&msg, src, &mut out).is_some(),
+        handler.answer_fast(msg, src, &mut out).is_some(),
         "takes the fast path"
     );
     bencher.bench_local(|| {
-        divan::black_box(handler.answer_fast(divan::black_box(&msg), src, &mut out))
+        divan::black_box(handler.answer_fast(divan::black_box(msg), src, &mut out))
     });
+}
+
+/// The whole UDP fast path: parse, ACL, lookup, write, count.
+#[divan::bench(args = [1, 10_000])]
+fn fast_path(bencher: divan::Bencher, workspaces: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let handler = handler(workspaces, &[]);
+    bench_fast(bencher, &handler, &query_bytes(&api(workspaces / 2)));
+}
+
+/// The same for a forwarded name whose answer the cache holds: the bytes
+/// copied, TTLs patched.
+#[divan::bench]
+fn fast_path_cached(bencher: divan::Bencher) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let handler = handler(1, &[cached(&Name::from_ascii("www.example.com.").unwrap())]);
+    bench_fast(bencher, &handler, &query_bytes("www.example.com"));
 }
 
 /// A cached answer: one A record for `name`.

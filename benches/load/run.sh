@@ -6,6 +6,9 @@
 # usage: run.sh [options] TARGET...
 #   TARGET  unbound | unbound-auth | dnsmasq | kresd | pdns   peers configured here
 #           amldns   this repo's release binary ($AMLDNS_BIN, default target/release/amldns)
+#           floor, floor-single   floor.c: turns each query around unanswered, the
+#                    kernel's cost per query and no more (recvmmsg/sendmmsg batches,
+#                    or one recvfrom/sendto per query); its verify fails by design
 #           (unbound = local-zone/local-data, unbound-auth = auth-zone files)
 #           cmd:NAME:PORT:COMMAND                      a server this script starts (and
 #                 kills) per workload, e.g. the project's binary; COMMAND may use
@@ -42,7 +45,7 @@ SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1} UPSTREAM_CPU=${UPSTREAM_
 NETNS=${NETNS:-1} VERIFY=${VERIFY:-1} BENCH=${BENCH:-1} OUTDIR=${OUTDIR:-} REPEAT=${REPEAT:-1}
 WAIT_IDLE=${WAIT_IDLE:-0} IDLE_MAX=${IDLE_MAX:-25}
 UPSTREAM="127.0.0.1:5301"
-declare -A PEER_PORT=([unbound]=5310 [dnsmasq]=5311 [kresd]=5312 [pdns]=5313 [unbound-auth]=5314 [amldns]=5320)
+declare -A PEER_PORT=([unbound]=5310 [dnsmasq]=5311 [kresd]=5312 [pdns]=5313 [unbound-auth]=5314 [amldns]=5320 [floor]=5321 [floor-single]=5322)
 AMLDNS_BIN=${AMLDNS_BIN:-$(cd "$HERE/../.." && pwd)/target/release/amldns}
 export AMLDNS_BIN
 
@@ -64,7 +67,7 @@ done
 ((${#TARGETS[@]})) || usage 1
 for t in "${TARGETS[@]}"; do
   case $t in
-    unbound|unbound-auth|dnsmasq|kresd|pdns|amldns|cmd:*:*:*) ;;
+    unbound|unbound-auth|dnsmasq|kresd|pdns|amldns|floor|floor-single|cmd:*:*:*) ;;
     custom:*) NETNS=0 ;;   # an outside server cannot be reached from inside a netns
     *) echo "run.sh: bad target '$t'" >&2; exit 1 ;;
   esac
@@ -133,7 +136,11 @@ wait_ready() {  # port pid(or empty) name probe-qname -> 0 when answering
   local port=$1 pid=$2 name=$3 probe=$4 i
   for i in $(seq 60); do
     [[ -n $pid ]] && ! alive "$pid" && { log "[$name] died during startup"; return 1; }
-    [[ -n $(dig @127.0.0.1 -p "$port" +tries=1 +time=1 +short "$probe" A 2>/dev/null | grep -v '^;') ]] && return 0
+    if [[ $name == floor* ]]; then  # it answers nothing, only turns queries around
+      dig @127.0.0.1 -p "$port" +tries=1 +time=1 "$probe" A 2>/dev/null | grep -q 'status: ' && return 0
+    else
+      [[ -n $(dig @127.0.0.1 -p "$port" +tries=1 +time=1 +short "$probe" A 2>/dev/null | grep -v '^;') ]] && return 0
+    fi
     sleep 0.5
   done
   log "[$name] not answering on $port after 30 s"; return 1
@@ -308,6 +315,12 @@ start_amldns() {  # the same records as every peer, the same loopback upstream
   [[ -x $AMLDNS_BIN ]] || { echo "no amldns binary at $AMLDNS_BIN (cargo build --release)" >>"$1/stderr.log"; return 1; }
   start_daemon amldns "$SERVER_CPU" "$1/stderr.log" bash "$HERE/amldns.sh" "$2" "$UPSTREAM" "$DATA" "$1"
 }
+start_floor() {  # rundir port [batch|single]
+  local bin=$OUTDIR/floor
+  [[ -x $bin ]] || cc -O2 -o "$bin" "$HERE/floor.c" 2>>"$1/stderr.log" || return 1
+  start_daemon floor "$SERVER_CPU" "$1/stderr.log" "$bin" "$2" "${3:-batch}"
+}
+start_floor-single() { start_floor "$1" "$2" single; }
 start_cmd() {  # rundir port command-template
   local c=$3
   c=${c//\{port\}/$2}; c=${c//\{upstream\}/$UPSTREAM}; c=${c//\{data\}/$DATA}; c=${c//\{rundir\}/$1}
