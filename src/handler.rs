@@ -173,6 +173,7 @@ impl Handler {
             Lookup::NotLocal => {
                 let (len, rcode) = cached(&snap, msg, &q, limit, out)?;
                 self.metrics.cache_hits.inc();
+                self.check_forwarded(&q.key, src.ip());
                 (len, Outcome::Cached, rcode)
             }
         };
@@ -210,10 +211,29 @@ impl Handler {
         &self.metrics
     }
 
+    /// SPEC §6: a workspace name the table lacks, just forwarded (or
+    /// answered from the cache), is about to be reached over the public
+    /// internet: counted, and logged at most every few seconds.
+    fn check_forwarded(&self, name: &NameKey, client: IpAddr) {
+        let Some(id) = names::workspace_id_in(name.as_str()) else {
+            return;
+        };
+        self.metrics.workspace_missing.inc();
+        if let Some(held_back) = self.missing_workspace_log.check() {
+            warn!(
+                name = name.as_str(),
+                workspace_id = id,
+                %client,
+                held_back,
+                "forwarded a workspace name the table does not hold: is this workspace \
+                 missing from the config? its clients will reach the public endpoint"
+            );
+        }
+    }
+
     /// Where the general path records a query's fate: metrics, the
     /// workspace missing signal, and the per-query log. (The fast path and
-    /// FORMERR count themselves; neither can be a forwarded workspace name
-    /// or be logged per query.)
+    /// FORMERR count themselves; neither is taken when queries are logged.)
     fn record(
         &self,
         snap: &Snapshot,
@@ -237,26 +257,10 @@ impl Handler {
             took.as_secs_f64(),
         );
 
-        // SPEC §6: a workspace name the table lacks is about to be reached
-        // over the public internet.
-        if let (Some(q), Outcome::Forwarded | Outcome::Cached | Outcome::Stale) = (query, outcome) {
-            let key = NameKey::from_labels(q.original().name().iter());
-            if let Some(id) = key
-                .as_ref()
-                .and_then(|k| names::workspace_id_in(k.as_str()))
-            {
-                self.metrics.workspace_missing.inc();
-                if let Some(held_back) = self.missing_workspace_log.check() {
-                    warn!(
-                        name = %q.original().name(),
-                        workspace_id = id,
-                        client = %request.src().ip(),
-                        held_back,
-                        "forwarded a workspace name the table does not hold: is this workspace \
-                         missing from the config? its clients will reach the public endpoint"
-                    );
-                }
-            }
+        if let (Some(q), Outcome::Forwarded | Outcome::Cached | Outcome::Stale) = (query, outcome)
+            && let Some(key) = NameKey::from_labels(q.original().name().iter())
+        {
+            self.check_forwarded(&key, request.src().ip());
         }
 
         if snap.log_queries {
@@ -416,9 +420,8 @@ async fn check_and_answer(snap: &Snapshot, request: &Request) -> Answer {
 }
 
 /// A forwarded answer straight from the cache's bytes, and its rcode; `None`
-/// where the general path does more than pass the answer on: ANY over UDP,
-/// a workspace-shaped name (the missing-workspace signal), an answer whose
-/// CNAME leads into the table, or one not cached fresh.
+/// where the general path does more than pass the answer on (ANY over UDP,
+/// an answer whose CNAME leads into the table), or for one not cached fresh.
 fn cached(
     snap: &Snapshot,
     msg: &[u8],
@@ -427,7 +430,7 @@ fn cached(
     out: &mut [u8],
 ) -> Option<(usize, u16)> {
     let name = q.key.as_str();
-    if RecordType::from(q.qtype) == RecordType::ANY || names::workspace_id_in(name).is_some() {
+    if RecordType::from(q.qtype) == RecordType::ANY {
         return None;
     }
     let key = WireKey::new(name.split('.').map(str::as_bytes), q.qtype)?;
@@ -799,13 +802,15 @@ mod tests {
             2
         );
         assert_eq!(h.metrics.cache_hits.get(), 2);
-        // Into the table (completed there), a workspace name (the missing
-        // signal), ANY over UDP, and a miss: the general path's.
+        // A workspace name the table lacks still gives its signal.
+        assert_eq!(fast(&h, ws, RecordType::A).unwrap().answers.len(), 1);
+        assert_eq!(h.metrics.workspace_missing.get(), 1);
+        // Into the table (completed there), ANY over UDP, and a miss: the
+        // general path's.
         assert!(fast(&h, "st.blob.core.windows.net.", RecordType::A).is_none());
-        assert!(fast(&h, ws, RecordType::A).is_none());
         assert!(fast(&h, "www.example.com.", RecordType::ANY).is_none());
         assert!(fast(&h, "www.example.com.", RecordType::AAAA).is_none());
-        assert_eq!(h.metrics.cache_hits.get(), 2);
+        assert_eq!(h.metrics.cache_hits.get(), 3);
     }
 
     #[tokio::test]

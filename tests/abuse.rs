@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use amldns::forward::QUERY_DEADLINE;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -15,11 +17,43 @@ use tokio::net::{TcpStream, UdpSocket};
 const WS: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms";
 
 /// The tests here count the process's descriptors, which every test in
-/// this binary shares: they take turns.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// this binary shares: they take turns, each on a runtime of its own that is
+/// gone (with its server's threads) before the next one starts.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time(workers: usize, test: impl Future<Output = ()>) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = match workers {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    }
+    .enable_all()
+    .build()
+    .unwrap();
+    runtime.block_on(test);
+}
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Waits for the process's descriptors to come back to `before` (give or
+/// take the two a test may still hold): each upstream question in flight
+/// holds one until it is answered or its query deadline passes.
+async fn assert_fds_return_to(before: usize) {
+    let end = Instant::now() + QUERY_DEADLINE + Duration::from_millis(500);
+    while open_fds() > before + 2 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        open_fds() <= before + 2,
+        "descriptors: {before} before, {} after",
+        open_fds()
+    );
 }
 
 /// Whether the server has closed `s` (EOF or reset) within `wait`; answers
@@ -45,172 +79,170 @@ async fn tcp_query(addr: SocketAddr, name: &str) -> Message {
 /// a new connection is still answered at once (the oldest idle one makes
 /// room), UDP does not notice, the held ones are closed at the idle timeout,
 /// and no descriptor is left behind.
-#[tokio::test]
-async fn tcp_connections_are_capped_and_idle_ones_closed() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let up = StandIn::zone().await;
-    let cap = 20;
-    let cfg = format!(
-        "[server]\nallow = [\"127.0.0.1/32\"]\ntcp_connections = {cap}\ntcp_idle_timeout_ms = 2000\n\
+#[test]
+fn tcp_connections_are_capped_and_idle_ones_closed() {
+    one_at_a_time(1, async {
+        let up = StandIn::zone().await;
+        let cap = 20;
+        let cfg = format!(
+            "[server]\nallow = [\"127.0.0.1/32\"]\ntcp_connections = {cap}\ntcp_idle_timeout_ms = 2000\n\
          [metrics]\nlisten = \"127.0.0.1:0\"\n[upstream]\nservers = [\"{}\"]\n{}",
-        up.addr,
-        workspace("public", "")
-    );
-    let srv = start(&cfg).await;
-    let fds_before = open_fds();
-    let mut held = Vec::new();
-    for i in 0..4 * cap {
-        let mut s = TcpStream::connect(srv.addr).await.unwrap();
-        if i % 2 == 1 {
-            s.write_all(&[0]).await.unwrap();
-        }
-        held.push(s);
-    }
-    let held_at = Instant::now();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let open = metric(&scrape(&srv).await, "amldns_tcp_connections", &[]);
-    assert!(open <= cap as f64, "{open} connections open, cap {cap}");
-
-    let t = Instant::now();
-    let r = tcp_query(srv.addr, WS).await;
-    assert_eq!(addrs(&r), vec!["10.1.0.5"]);
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
-
-    let mut took: Vec<Duration> = Vec::new();
-    for _ in 0..200 {
-        let t = Instant::now();
-        let r = udp_query(srv.addr, WS, RecordType::A).await;
-        assert_eq!(addrs(&r), vec!["10.1.0.5"]);
-        took.push(t.elapsed());
-    }
-    took.sort();
-    assert!(
-        took[197] < Duration::from_millis(50),
-        "UDP p99 {:?}",
-        took[197]
-    );
-
-    // Every held connection is closed by the idle timeout + 1 s.
-    for s in &mut held {
-        let left = (Duration::from_secs(3)).saturating_sub(held_at.elapsed());
-        assert!(
-            closed(s, left).await,
-            "a held connection outlived the idle timeout"
+            up.addr,
+            workspace("public", "")
         );
-    }
-    drop(held);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        open_fds() <= fds_before + 2,
-        "descriptors: {} before, {} after",
-        fds_before,
-        open_fds()
-    );
-    srv.stop().await;
+        let srv = start(&cfg).await;
+        let fds_before = open_fds();
+        let mut held = Vec::new();
+        for i in 0..4 * cap {
+            let mut s = TcpStream::connect(srv.addr).await.unwrap();
+            if i % 2 == 1 {
+                s.write_all(&[0]).await.unwrap();
+            }
+            held.push(s);
+        }
+        let held_at = Instant::now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let open = metric(&scrape(&srv).await, "amldns_tcp_connections", &[]);
+        assert!(open <= cap as f64, "{open} connections open, cap {cap}");
+
+        let t = Instant::now();
+        let r = tcp_query(srv.addr, WS).await;
+        assert_eq!(addrs(&r), vec!["10.1.0.5"]);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+
+        let mut took: Vec<Duration> = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            let r = udp_query(srv.addr, WS, RecordType::A).await;
+            assert_eq!(addrs(&r), vec!["10.1.0.5"]);
+            took.push(t.elapsed());
+        }
+        took.sort();
+        assert!(
+            took[197] < Duration::from_millis(50),
+            "UDP p99 {:?}",
+            took[197]
+        );
+
+        // Every held connection is closed by the idle timeout + 1 s.
+        for s in &mut held {
+            let left = (Duration::from_secs(3)).saturating_sub(held_at.elapsed());
+            assert!(
+                closed(s, left).await,
+                "a held connection outlived the idle timeout"
+            );
+        }
+        drop(held);
+        assert_fds_return_to(fds_before).await;
+        srv.stop().await;
+    });
 }
 
 /// A client that pipelines queries and never reads its answers: amldns
 /// stops reading from it, and closes it once its writes stall for the idle
 /// timeout.
-#[tokio::test]
-async fn a_client_that_never_reads_is_closed() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let up = StandIn::zone().await;
-    let cfg = format!(
-        "[server]\nallow = [\"127.0.0.1/32\"]\ntcp_idle_timeout_ms = 1000\n\
+#[test]
+fn a_client_that_never_reads_is_closed() {
+    one_at_a_time(1, async {
+        let up = StandIn::zone().await;
+        let cfg = format!(
+            "[server]\nallow = [\"127.0.0.1/32\"]\ntcp_idle_timeout_ms = 1000\n\
          [metrics]\nlisten = \"127.0.0.1:0\"\n[upstream]\nservers = [\"{}\"]\n{}",
-        up.addr,
-        workspace("public", "")
-    );
-    let srv = start(&cfg).await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    // Large answers (100 addresses) to small questions: the answers back
-    // up long before the questions do.
-    let q = query_msg("big.example.com", RecordType::A, None)
-        .to_vec()
-        .unwrap();
-    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&q);
-    let burst: Vec<u8> = framed.repeat(1000);
-    // Write until the server stops taking more (or closes), for at most 10 s.
-    let t = Instant::now();
-    let mut written = 0usize;
-    while t.elapsed() < Duration::from_secs(10) {
-        match tokio::time::timeout(Duration::from_millis(500), s.write_all(&burst)).await {
-            Ok(Ok(())) => written += 1000,
-            // Blocked (the server stopped reading) or closed: both bounded.
-            _ => break,
+            up.addr,
+            workspace("public", "")
+        );
+        let srv = start(&cfg).await;
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        // Large answers (100 addresses) to small questions: the answers back
+        // up long before the questions do.
+        let q = query_msg("big.example.com", RecordType::A, None)
+            .to_vec()
+            .unwrap();
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        let burst: Vec<u8> = framed.repeat(1000);
+        // Write until the server stops taking more (or closes), for at most 10 s.
+        let t = Instant::now();
+        let mut written = 0usize;
+        while t.elapsed() < Duration::from_secs(10) {
+            match tokio::time::timeout(Duration::from_millis(500), s.write_all(&burst)).await {
+                Ok(Ok(())) => written += 1000,
+                // Blocked (the server stopped reading) or closed: both bounded.
+                _ => break,
+            }
         }
-    }
-    assert!(
-        t.elapsed() < Duration::from_secs(10),
-        "{written} queries accepted"
-    );
-    eprintln!(
-        "{written} queries written in {:?} before the server stopped reading",
-        t.elapsed()
-    );
-    // Its writes stall for the 1 s idle timeout, then it closes; only then
-    // does this client read what was queued for it.
-    let t = Instant::now();
-    loop {
-        let text = scrape(&srv).await;
-        if metric(&text, "amldns_tcp_connections", &[]) == 0.0 {
-            break;
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{written} queries accepted"
+        );
+        eprintln!(
+            "{written} queries written in {:?} before the server stopped reading",
+            t.elapsed()
+        );
+        // Its writes stall for the 1 s idle timeout, then it closes; only then
+        // does this client read what was queued for it.
+        let t = Instant::now();
+        loop {
+            let text = scrape(&srv).await;
+            if metric(&text, "amldns_tcp_connections", &[]) == 0.0 {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "still open");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "still open");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!("closed {:?} after the client stopped writing", t.elapsed());
-    assert!(
-        closed(&mut s, Duration::from_secs(5)).await,
-        "closed once stalled"
-    );
-    // Others are served throughout.
-    assert_eq!(addrs(&tcp_query(srv.addr, WS).await), vec!["10.1.0.5"]);
-    srv.stop().await;
+        eprintln!("closed {:?} after the client stopped writing", t.elapsed());
+        assert!(
+            closed(&mut s, Duration::from_secs(5)).await,
+            "closed once stalled"
+        );
+        // Others are served throughout.
+        assert_eq!(addrs(&tcp_query(srv.addr, WS).await), vec!["10.1.0.5"]);
+        srv.stop().await;
+    });
 }
 
 /// Not an open resolver: 1,000 queries from outside `allow` are all
 /// REFUSED and none reaches the upstream.
-#[tokio::test]
-async fn clients_outside_allow_never_reach_the_upstream() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let up = StandIn::zone().await;
-    let cfg = format!(
-        "[server]\nallow = [\"127.0.0.2/32\"]\n[upstream]\nservers = [\"{}\"]\n",
-        up.addr
-    );
-    let srv = start(&cfg).await;
-    for i in 0..1000 {
-        let r = udp_query(srv.addr, &format!("n{i}.example.com"), RecordType::A).await;
-        assert_eq!(r.metadata.response_code, ResponseCode::Refused);
-    }
-    assert!(up.seen().is_empty());
-    srv.stop().await;
+#[test]
+fn clients_outside_allow_never_reach_the_upstream() {
+    one_at_a_time(1, async {
+        let up = StandIn::zone().await;
+        let cfg = format!(
+            "[server]\nallow = [\"127.0.0.2/32\"]\n[upstream]\nservers = [\"{}\"]\n",
+            up.addr
+        );
+        let srv = start(&cfg).await;
+        for i in 0..1000 {
+            let r = udp_query(srv.addr, &format!("n{i}.example.com"), RecordType::A).await;
+            assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+        }
+        assert!(up.seen().is_empty());
+        srv.stop().await;
+    });
 }
 
 /// RFC 8482: ANY over UDP for a forwarded name gets TC=1 with nothing in
 /// it, and is answered over TCP; for a local name, its addresses.
-#[tokio::test]
-async fn any_over_udp_is_minimal() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let up = StandIn::zone().await;
-    let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
-    let r = udp_query(srv.addr, "www.example.com", RecordType::ANY).await;
-    assert!(r.metadata.truncation);
-    assert!(r.answers.is_empty());
-    assert!(up.seen().is_empty(), "not asked upstream over UDP");
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    let r = tcp_exchange(&mut s, &query_msg("www.example.com", RecordType::ANY, None)).await;
-    assert!(!r.metadata.truncation);
-    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
-    assert!(up.seen().iter().all(|s| s.qtype == RecordType::ANY));
-    assert_eq!(up.seen().len(), 1);
-    let r = udp_query(srv.addr, WS, RecordType::ANY).await;
-    assert!(!r.metadata.truncation);
-    assert_eq!(addrs(&r), vec!["10.1.0.5"]);
-    srv.stop().await;
+#[test]
+fn any_over_udp_is_minimal() {
+    one_at_a_time(1, async {
+        let up = StandIn::zone().await;
+        let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
+        let r = udp_query(srv.addr, "www.example.com", RecordType::ANY).await;
+        assert!(r.metadata.truncation);
+        assert!(r.answers.is_empty());
+        assert!(up.seen().is_empty(), "not asked upstream over UDP");
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        let r = tcp_exchange(&mut s, &query_msg("www.example.com", RecordType::ANY, None)).await;
+        assert!(!r.metadata.truncation);
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(up.seen().iter().all(|s| s.qtype == RecordType::ANY));
+        assert_eq!(up.seen().len(), 1);
+        let r = udp_query(srv.addr, WS, RecordType::ANY).await;
+        assert!(!r.metadata.truncation);
+        assert_eq!(addrs(&r), vec!["10.1.0.5"]);
+        srv.stop().await;
+    });
 }
 
 /// A small xorshift: the same mutations every run.
@@ -232,86 +264,81 @@ impl Rng {
 /// 20,000 mutated datagrams and abusive TCP framings: the server answers a
 /// liveness query after every 500, never answers a datagram with QR=1, and
 /// holds no more descriptors at the end than at the start.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutated_packets_never_stop_it() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    // Mutated names are forwarded too: an upstream that answers anything.
-    let up = StandIn::start(|q| Some(reply_to(q))).await;
-    let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
-    let fds_before = open_fds();
-    let seeds: Vec<Vec<u8>> = [
-        query_msg(WS, RecordType::A, None),
-        query_msg(WS, RecordType::AAAA, Some(1232)),
-        query_msg("www.example.com", RecordType::A, Some(4096)),
-        query_msg("st.blob.core.windows.net", RecordType::CNAME, None),
-    ]
-    .iter()
-    .map(|m| m.to_vec().unwrap())
-    .collect();
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    // Datagrams with QR=1 go from a socket of their own, which must hear nothing.
-    let responses = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let drain = |s: &UdpSocket| {
-        let mut buf = [0u8; 2048];
-        while s.try_recv(&mut buf).is_ok() {}
-    };
-    for i in 0..20_000 {
-        let mut p = seeds[rng.below(seeds.len())].clone();
-        match rng.below(4) {
-            0 => {
-                for _ in 0..=rng.below(8) {
+#[test]
+fn mutated_packets_never_stop_it() {
+    one_at_a_time(2, async {
+        // Mutated names are forwarded too: an upstream that answers anything.
+        let up = StandIn::start(|q| Some(reply_to(q))).await;
+        let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
+        let fds_before = open_fds();
+        let seeds: Vec<Vec<u8>> = [
+            query_msg(WS, RecordType::A, None),
+            query_msg(WS, RecordType::AAAA, Some(1232)),
+            query_msg("www.example.com", RecordType::A, Some(4096)),
+            query_msg("st.blob.core.windows.net", RecordType::CNAME, None),
+        ]
+        .iter()
+        .map(|m| m.to_vec().unwrap())
+        .collect();
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // Datagrams with QR=1 go from a socket of their own, which must hear nothing.
+        let responses = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let drain = |s: &UdpSocket| {
+            let mut buf = [0u8; 2048];
+            while s.try_recv(&mut buf).is_ok() {}
+        };
+        for i in 0..20_000 {
+            let mut p = seeds[rng.below(seeds.len())].clone();
+            match rng.below(4) {
+                0 => {
+                    for _ in 0..=rng.below(8) {
+                        let at = rng.below(p.len());
+                        p[at] ^= 1 << rng.below(8);
+                    }
+                }
+                1 => p.truncate(rng.below(p.len())),
+                2 => p.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+                _ => {
                     let at = rng.below(p.len());
-                    p[at] ^= 1 << rng.below(8);
+                    p[at] = rng.next() as u8;
                 }
             }
-            1 => p.truncate(rng.below(p.len())),
-            2 => p.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
-            _ => {
-                let at = rng.below(p.len());
-                p[at] = rng.next() as u8;
+            if p.len() > 2 && p[2] & 0x80 != 0 {
+                responses.send_to(&p, srv.addr).await.unwrap();
+            } else {
+                sock.send_to(&p, srv.addr).await.unwrap();
+            }
+            if i % 500 == 499 {
+                drain(&sock);
+                assert!(alive(srv.addr).await, "no answer after {i} packets");
+            } else if i % 50 == 0 {
+                tokio::task::yield_now().await;
             }
         }
-        if p.len() > 2 && p[2] & 0x80 != 0 {
-            responses.send_to(&p, srv.addr).await.unwrap();
-        } else {
-            sock.send_to(&p, srv.addr).await.unwrap();
-        }
-        if i % 500 == 499 {
-            drain(&sock);
-            assert!(alive(srv.addr).await, "no answer after {i} packets");
-        } else if i % 50 == 0 {
-            tokio::task::yield_now().await;
-        }
-    }
-    let mut buf = [0u8; 2048];
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), responses.recv(&mut buf))
-            .await
-            .is_err(),
-        "a datagram with QR=1 was answered"
-    );
+        let mut buf = [0u8; 2048];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), responses.recv(&mut buf))
+                .await
+                .is_err(),
+            "a datagram with QR=1 was answered"
+        );
 
-    // TCP framings: a zero length, a length promising more than is sent,
-    // a lone length byte, and garbage, each on a connection of its own.
-    let framings: [&[u8]; 4] = [
-        &[0, 0],
-        &[0xff, 0xff, 1, 2, 3],
-        &[0x01],
-        &[0, 3, 0xde, 0xad, 0xbe],
-    ];
-    for f in framings {
-        let mut s = TcpStream::connect(srv.addr).await.unwrap();
-        s.write_all(f).await.unwrap();
-        drop(s);
-    }
-    assert_eq!(addrs(&tcp_query(srv.addr, WS).await), vec!["10.1.0.5"]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        open_fds() <= fds_before + 2,
-        "descriptors: {} before, {} after",
-        fds_before,
-        open_fds()
-    );
-    srv.stop().await;
+        // TCP framings: a zero length, a length promising more than is sent,
+        // a lone length byte, and garbage, each on a connection of its own.
+        let framings: [&[u8]; 4] = [
+            &[0, 0],
+            &[0xff, 0xff, 1, 2, 3],
+            &[0x01],
+            &[0, 3, 0xde, 0xad, 0xbe],
+        ];
+        for f in framings {
+            let mut s = TcpStream::connect(srv.addr).await.unwrap();
+            s.write_all(f).await.unwrap();
+            drop(s);
+        }
+        assert_eq!(addrs(&tcp_query(srv.addr, WS).await), vec!["10.1.0.5"]);
+        assert_fds_return_to(fds_before).await;
+        srv.stop().await;
+    });
 }
