@@ -626,4 +626,59 @@ mod tests {
         assert!(write_local(&m, &q, &[], &local, 512, 512, &mut out).is_none());
         assert!(write_local(&m, &q, &[], &local, 1232, 1232, &mut out).is_some());
     }
+
+    /// Cached records come back under the client's question, compression
+    /// intact, each TTL lowered by the time spent (never below 0), with the
+    /// stored rcode.
+    #[test]
+    fn cached_records_are_sent_as_stored() {
+        use hickory_proto::rr::Record;
+        use hickory_proto::rr::rdata::{A, CNAME, SOA};
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        let mut stored = Message::response(0, OpCode::Query);
+        stored.metadata.response_code = ResponseCode::NXDomain;
+        stored.add_query(HQuery::query(n("www.example.com."), RecordType::A));
+        stored.add_answer(Record::from_rdata(
+            n("www.example.com."),
+            300,
+            RData::CNAME(CNAME(n("gone.example.com."))),
+        ));
+        stored.add_authority(Record::from_rdata(
+            n("example.com."),
+            5,
+            RData::SOA(SOA::new(
+                n("ns.example.com."),
+                n("h.example.com."),
+                1,
+                2,
+                3,
+                4,
+                5,
+            )),
+        ));
+        let records = Records::from_response(&stored.to_vec().unwrap()).unwrap();
+        assert_eq!(records.rcode(), 3);
+        let m = query("WWW.example.COM.", RecordType::A, Some(4096))
+            .to_vec()
+            .unwrap();
+        let q = parse_query(&m).unwrap();
+        let mut out = [0u8; 2048];
+        let len = write_cached(&m, &q, &records, 10, 1232, 1232, &mut out).unwrap();
+        let got = Message::from_vec(&out[..len]).unwrap();
+        assert_eq!(got.metadata.id, 0xBEEF);
+        assert_eq!(got.metadata.message_type, MessageType::Response);
+        assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+        assert!(got.metadata.recursion_desired && got.metadata.checking_disabled);
+        assert!(!got.metadata.authoritative);
+        assert_eq!(got.queries[0].name(), &n("WWW.example.COM."));
+        assert_eq!(got.answers[0].ttl, 290);
+        assert_eq!(
+            got.answers[0].data,
+            RData::CNAME(CNAME(n("gone.example.com.")))
+        );
+        assert_eq!(got.authorities[0].ttl, 0);
+        assert_eq!(got.edns.as_ref().map(|e| e.max_payload()), Some(1232));
+        // Past the limit: left to the general path (TC=1).
+        assert!(write_cached(&m, &q, &records, 0, 1232, 40, &mut out).is_none());
+    }
 }
