@@ -633,7 +633,7 @@ mod tests {
     #[test]
     fn cached_records_are_sent_as_stored() {
         use hickory_proto::rr::Record;
-        use hickory_proto::rr::rdata::{A, CNAME, SOA};
+        use hickory_proto::rr::rdata::{CNAME, SOA};
         let n = |s: &str| Name::from_ascii(s).unwrap();
         let mut stored = Message::response(0, OpCode::Query);
         stored.metadata.response_code = ResponseCode::NXDomain;
