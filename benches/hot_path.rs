@@ -92,8 +92,14 @@ fn write_local_answer(bencher: divan::Bencher) {
     });
 }
 
-/// A handler over `workspaces` workspaces, its cache holding `cached`.
-fn handler(workspaces: usize, cached: &[(Key, Reply)]) -> Handler {
+/// A handler over `workspaces` workspaces, its cache holding `cached`, and
+/// the runtime it needs to exist (the forwarder's, never run here).
+fn handler(workspaces: usize, cached: &[(Key, Reply)]) -> (Handler, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
     let config = config(workspaces);
     let metrics = Arc::new(Metrics::new());
     let cache = Arc::new(Cache::new(1000));
@@ -110,11 +116,12 @@ fn handler(workspaces: usize, cached: &[(Key, Reply)]) -> Handler {
         )),
         log_queries: false,
     };
-    Handler::new(
+    let handler = Handler::new(
         Arc::new(ArcSwap::from_pointee(snapshot)),
         metrics,
         Arc::new(InFlight::default()),
-    )
+    );
+    (handler, runtime)
 }
 
 /// Benches `handler`'s fast path answering `msg`, which it must take.
@@ -133,12 +140,7 @@ fn bench_fast(bencher: divan::Bencher, handler: &Handler, msg: &[u8]) {
 /// The whole UDP fast path: parse, ACL, lookup, write, count.
 #[divan::bench(args = [1, 10_000])]
 fn fast_path(bencher: divan::Bencher, workspaces: usize) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = runtime.enter();
-    let handler = handler(workspaces, &[]);
+    let (handler, _runtime) = handler(workspaces, &[]);
     bench_fast(bencher, &handler, &query_bytes(&api(workspaces / 2)));
 }
 
@@ -146,12 +148,7 @@ fn fast_path(bencher: divan::Bencher, workspaces: usize) {
 /// copied, TTLs patched.
 #[divan::bench]
 fn fast_path_cached(bencher: divan::Bencher) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = runtime.enter();
-    let handler = handler(1, &[cached(&Name::from_ascii("www.example.com.").unwrap())]);
+    let (handler, _runtime) = handler(1, &[cached(&Name::from_ascii("www.example.com.").unwrap())]);
     bench_fast(bencher, &handler, &query_bytes("www.example.com"));
 }
 

@@ -115,8 +115,22 @@ struct Entry {
     reply: Reply,
     stored: Instant,
     ttl: Duration,
-    /// The reply's records on the wire, when it can be sent as bytes.
-    wire: Option<wire::Records>,
+    /// The reply as bytes, when it can be sent that way.
+    wire: Option<Arc<Wire>>,
+}
+
+impl Entry {
+    /// Seconds spent in the cache, or `None` once past the TTL.
+    fn spent(&self) -> Option<u32> {
+        let age = self.stored.elapsed();
+        (age < self.ttl).then_some(age.as_secs() as u32)
+    }
+}
+
+/// A reply ready for the UDP fast path.
+#[derive(Debug)]
+struct Wire {
+    records: wire::Records,
     /// The targets of the reply's CNAME records, as the zone table keys
     /// names: if one is local, the answer must be completed from the table.
     targets: Box<[Box<str>]>,
@@ -124,14 +138,13 @@ struct Entry {
 
 /// A fresh answer for the UDP fast path.
 pub struct Fresh {
-    entry: Arc<Entry>,
+    wire: Arc<Wire>,
     spent: u32,
 }
 
 impl Fresh {
     pub fn records(&self) -> &wire::Records {
-        // Only entries with records on the wire are handed out as `Fresh`.
-        self.entry.wire.as_ref().expect("checked by fresh_wire")
+        &self.wire.records
     }
 
     /// Seconds since the answer was stored, to take off its TTLs.
@@ -141,7 +154,7 @@ impl Fresh {
 
     /// CNAME targets in the answer, as table keys.
     pub fn targets(&self) -> impl Iterator<Item = &str> {
-        self.entry.targets.iter().map(|t| &**t)
+        self.wire.targets.iter().map(|t| &**t)
     }
 }
 
@@ -206,14 +219,12 @@ impl Cache {
     /// What is cached for `key`: fresh with TTLs counted down, or stale.
     pub fn get(&self, key: &Key) -> Option<Hit> {
         let entry = self.inner.as_ref()?.get(WireKey::of(key)?.as_bytes())?;
-        let age = entry.stored.elapsed();
         let mut reply = entry.reply.clone();
         let records = reply.answers.iter_mut().chain(reply.authorities.iter_mut());
-        if age >= entry.ttl {
+        let Some(spent) = entry.spent() else {
             records.for_each(|r| r.ttl = STALE_TTL);
             return Some(Hit::Stale(reply));
-        }
-        let spent = age.as_secs() as u32;
+        };
         records.for_each(|r| r.ttl = r.ttl.saturating_sub(spent));
         Some(Hit::Fresh(reply))
     }
@@ -222,13 +233,9 @@ impl Cache {
     /// path; the caller counts the hit.
     pub fn fresh_wire(&self, key: &WireKey) -> Option<Fresh> {
         let entry = self.inner.as_ref()?.get(key.as_bytes())?;
-        let age = entry.stored.elapsed();
-        if age >= entry.ttl || entry.wire.is_none() {
-            return None;
-        }
         Some(Fresh {
-            entry,
-            spent: age.as_secs() as u32,
+            spent: entry.spent()?,
+            wire: entry.wire.clone()?,
         })
     }
 
@@ -259,19 +266,10 @@ impl Cache {
             inner.invalidate(stored);
             return;
         };
-        let targets = reply
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::CNAME(t) => NameKey::from_labels(t.0.iter()).map(|k| k.as_str().into()),
-                _ => None,
-            })
-            .collect();
         inner.insert(
             Stored(stored.into()),
             Arc::new(Entry {
-                wire: on_the_wire(key, &reply),
-                targets,
+                wire: on_the_wire(key, &reply).map(Arc::new),
                 reply,
                 stored: Instant::now(),
                 ttl: Duration::from_secs(u64::from(ttl)),
@@ -293,14 +291,26 @@ impl Cache {
     }
 }
 
-/// `reply`'s records as they follow the question `key` in a response.
-fn on_the_wire(key: &Key, reply: &Reply) -> Option<wire::Records> {
+/// `reply` as the UDP fast path sends it: its records as they follow the
+/// question `key` in a response, and where its CNAMEs point.
+fn on_the_wire(key: &Key, reply: &Reply) -> Option<Wire> {
     let mut msg = Message::response(0, OpCode::Query);
     msg.metadata.response_code = reply.rcode;
     msg.add_query(Query::query(Name::from(key.name.clone()), key.qtype));
     msg.insert_answers(reply.answers.clone());
     msg.insert_authorities(reply.authorities.clone());
-    wire::Records::from_response(&msg.to_vec().ok()?)
+    let targets = reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::CNAME(t) => NameKey::from_labels(t.0.iter()).map(|k| k.as_str().into()),
+            _ => None,
+        })
+        .collect();
+    Some(Wire {
+        records: wire::Records::from_response(&msg.to_vec().ok()?)?,
+        targets,
+    })
 }
 
 /// How long `reply` may be kept, and the reply with TTLs capped to that; `None`

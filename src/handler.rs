@@ -139,7 +139,10 @@ impl Handler {
     /// (a chain's list is the one allocation); or one for a name outside
     /// the table whose fresh answer the cache holds on the wire. Its length,
     /// or `None` for anything else: the caller then takes the general path,
-    /// which gives the same answers (`tests/dns.rs` compares them).
+    /// which gives the same answers (`tests/dns.rs` compares them). Cached
+    /// answers are a little shorter, as their names may point at the
+    /// question (and so show the client's letter case), which hickory's
+    /// encoder does not do.
     pub fn answer_fast(&self, msg: &[u8], src: SocketAddr, out: &mut [u8]) -> Option<usize> {
         let started = Instant::now();
         let q = wire::parse_query(msg)?;

@@ -159,8 +159,7 @@ pub async fn run(
     };
     // Every DNS socket loop: they end only when told to.
     let dns_stop = CancellationToken::new();
-    // The UDP threads must also end when this future is dropped unfinished
-    // (a runtime shutting down waits for them).
+    // The UDP threads must also end when this future is dropped unfinished.
     let _udp_threads_end = dns_stop.clone().drop_guard();
     let mut dns_tasks = tokio::task::JoinSet::new();
     // One receiving thread per core for each UDP socket: local answers are
@@ -178,7 +177,18 @@ pub async fn run(
                 dns_stop.clone(),
             );
             let runtime = tokio::runtime::Handle::current();
-            dns_tasks.spawn_blocking(move || udp::serve(socket, handler, runtime, pending, stop));
+            // The task ends when the thread does, however it ends.
+            let (ended, thread_ended) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name("amldns-udp".into())
+                .spawn(move || {
+                    let _ended = ended;
+                    udp::serve(socket, handler, runtime, pending, stop);
+                })
+                .map_err(|e| ServeError::Stopped(format!("cannot start a UDP thread: {e}")))?;
+            dns_tasks.spawn(async move {
+                let _ = thread_ended.await;
+            });
         }
     }
     let tcp_registry = Arc::new(tcp::Registry::new(metrics.tcp_connections.clone()));

@@ -1,10 +1,14 @@
-//! The UDP side of the server: our own socket loop. Plain questions for
-//! local names are answered on the spot by [`Handler::answer_fast`]; every
-//! other datagram goes, in a task of its own, through the same handler that
-//! serves TCP (hickory parses it, we answer it). Owning the loop also lets
-//! us drop responses (QR=1) before parsing, as SPEC §3 asks.
+//! The UDP side of the server: our own socket loop, on threads of its own.
+//! Plain questions for local names, and for forwarded names whose fresh
+//! answer the cache holds, are answered on the spot by
+//! [`Handler::answer_fast`], in batches; every other datagram goes, in a
+//! task on the runtime, through the same handler that serves TCP (hickory
+//! parses it, we answer it). Owning the loop also lets us drop responses
+//! (QR=1) before parsing, as SPEC §3 asks.
 
+use std::io;
 use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +41,11 @@ pub const MAX_PENDING: usize = 4096;
 /// How often a receiving thread with nothing to read looks at its stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
+/// A task's answer meeting a full socket buffer tries again this often, up
+/// to [`SEND_TRIES`] times (as tokio's send would wait for room), then is lost.
+const SEND_RETRY: Duration = Duration::from_millis(1);
+const SEND_TRIES: usize = 20;
+
 /// Serves one UDP socket until `stop`, on the calling thread, which it
 /// blocks: local answers are written and sent from here, in batches, with
 /// no task or runtime wake-up per query. Other queries become tasks on
@@ -53,10 +62,13 @@ pub fn serve(
     while !stop.is_cancelled() {
         let n = match inbox.recv(&socket) {
             Ok(n) => n,
+            // Nothing within STOP_CHECK, or a signal (SIGHUP) came first.
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue;
@@ -78,7 +90,13 @@ pub fn serve(
             if msg.len() < 12 || msg[2] & 0x80 != 0 {
                 continue;
             }
-            if let Some(len) = handler.answer_fast(msg, src, outbox.next()) {
+            // A bug that panics here must not end the thread (and with it
+            // the server): the panic hook logs and counts it, and the query
+            // takes the general path, which answers SERVFAIL if it panics too.
+            let fast = catch_unwind(AssertUnwindSafe(|| {
+                handler.answer_fast(msg, src, outbox.next())
+            }));
+            if let Ok(Some(len)) = fast {
                 outbox.push(len, src);
                 continue;
             }
@@ -98,7 +116,9 @@ pub fn serve(
                     }
                     Err(_) => {
                         let answer = handler.unparsed(head, src, Transport::Udp);
-                        let _ = batch::send_now(&socket, &answer, src);
+                        if let Err(e) = send_from_task(&socket, &answer, src).await {
+                            debug!(%src, "udp send: {e}");
+                        }
                     }
                 }
             });
@@ -107,9 +127,24 @@ pub fn serve(
     }
 }
 
+/// Sends an answer a task finished, never blocking the runtime thread.
+async fn send_from_task(
+    socket: &std::net::UdpSocket,
+    bytes: &[u8],
+    dst: SocketAddr,
+) -> io::Result<()> {
+    for _ in 1..SEND_TRIES {
+        match batch::send_now(socket, bytes, dst) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => tokio::time::sleep(SEND_RETRY).await,
+            sent => return sent,
+        }
+    }
+    batch::send_now(socket, bytes, dst)
+}
+
 /// Makes a bound socket ready for [`serve`]: blocking reads that wake up
 /// every [`STOP_CHECK`].
-pub fn prepare(socket: tokio::net::UdpSocket) -> std::io::Result<std::net::UdpSocket> {
+pub fn prepare(socket: tokio::net::UdpSocket) -> io::Result<std::net::UdpSocket> {
     let socket = socket.into_std()?;
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(STOP_CHECK))?;
@@ -151,7 +186,7 @@ impl ResponseHandler for UdpReply {
         // the client's limit, as hickory applies it (RFC 6891 §6.2.3).
         let max = response.edns().map_or(512, |e| e.max_payload());
         let (bytes, info) = encode(response, max)?;
-        batch::send_now(&self.socket, &bytes, self.dst)?;
+        send_from_task(&self.socket, &bytes, self.dst).await?;
         Ok(info)
     }
 }

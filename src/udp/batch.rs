@@ -5,21 +5,22 @@
 //! in the kernel). Elsewhere the same interface does one call per datagram.
 //!
 //! The socket is blocking, with a read timeout so that the loop can look at
-//! its stop flag; answers sent from tasks use [`send_now`], which never
-//! blocks.
+//! its stop flag. The receiving thread's own sends may block (it then stops
+//! reading, which is the back-pressure UDP has); answers sent from tasks use
+//! [`send_now`], which never blocks a runtime thread.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
 /// Datagrams taken per receive: enough to drain a busy socket in one call,
 /// small enough that the buffers stay in cache (32 × 4 KiB).
-pub const BATCH: usize = 32;
+const BATCH: usize = 32;
 
 /// RFC 1035 §4.2.1 / RFC 6891: queries are small; a larger datagram is
 /// read whole up to this and then fails to parse (FORMERR).
 const RECV_BUFFER: usize = 4096;
 /// Our answers are at most 1232 bytes (the EDNS cap); room to spare.
-pub const SEND_BUFFER: usize = 2048;
+const SEND_BUFFER: usize = 2048;
 
 /// Received datagrams, valid until the next [`Inbox::recv`].
 pub struct Inbox {
@@ -80,9 +81,9 @@ impl Outbox {
         self.queued.push((len, dst));
     }
 
-    /// Sends every queued answer. A datagram the kernel refuses (an
-    /// unreachable address, a full buffer) is lost, as UDP allows; the rest
-    /// still go.
+    /// Sends every queued answer, waiting for room in the socket's buffer.
+    /// A datagram the kernel refuses (an unreachable address) is lost, as
+    /// UDP allows; the rest still go.
     pub fn flush(&mut self, socket: &UdpSocket) {
         let mut done = 0;
         while done < self.queued.len() {
@@ -153,9 +154,14 @@ mod sys {
         }
         for (hdr, name) in hdrs.iter().zip(&names).take(n as usize) {
             let from = from_sockaddr(name, hdr.msg_hdr.msg_namelen);
-            // A datagram cut to the buffer (MSG_TRUNC) reads as its first
-            // RECV_BUFFER bytes, and then fails to parse.
-            got.push(((hdr.msg_len as usize).min(RECV_BUFFER), from));
+            // A datagram longer than the buffer is no query (RFC 1035 §4.2.1,
+            // RFC 6891): read as empty, so that it is dropped unanswered.
+            let len = if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                0
+            } else {
+                hdr.msg_len as usize
+            };
+            got.push((len, from));
         }
         Ok(())
     }
@@ -177,8 +183,8 @@ mod sys {
                 iov_base: bufs[i].as_ptr().cast_mut().cast(),
                 iov_len: len,
             };
-            hdrs[i].msg_hdr.msg_name = (&raw mut names[i]).cast();
             hdrs[i].msg_hdr.msg_namelen = to_sockaddr(dst, &mut names[i]);
+            hdrs[i].msg_hdr.msg_name = (&raw mut names[i]).cast();
             hdrs[i].msg_hdr.msg_iov = &raw mut iovs[i];
             hdrs[i].msg_hdr.msg_iovlen = 1;
         }
@@ -188,7 +194,7 @@ mod sys {
                 socket.as_raw_fd(),
                 hdrs.as_mut_ptr(),
                 count as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                0,
             )
         };
         if n < 0 {
