@@ -214,10 +214,13 @@ impl Pool {
             .all(|&n| u32::try_from(n).is_ok())
     }
 
+    // `str` and `data` are on every query's path, where LLVM left them calls.
+    #[inline]
     fn str(&self, s: Span) -> &str {
         &self.text[s.range()]
     }
 
+    #[inline]
     fn data(&self, d: Stored) -> Data<'_> {
         match d {
             Stored::Addrs { v4, v6 } => Data::Addrs {
@@ -528,6 +531,12 @@ impl ZoneTable {
     /// The node answering `name` (lower-case, no final dot): an exact name
     /// first, then a wildcard one label up (SPEC §3).
     pub fn find(&self, name: &str) -> Option<Node<'_>> {
+        self.entry(name).map(|e| self.pool.node(e))
+    }
+
+    /// [`ZoneTable::find`] without the view: queries need only a node's
+    /// answer, TTL and apex.
+    fn entry(&self, name: &str) -> Option<&Entry> {
         let i = match self.exact.get(name, |i| self.name(i)) {
             Some(i) => i,
             None => {
@@ -536,22 +545,22 @@ impl ZoneTable {
                 self.wildcards.get(parent, |i| &self.name(i)[2..])?
             }
         };
-        Some(self.pool.node(&self.nodes[i as usize]))
+        Some(&self.nodes[i as usize])
     }
 
     /// True when `name` is a local name (wildcard matches included).
     pub fn contains(&self, name: &str) -> bool {
-        self.find(name).is_some()
+        self.entry(name).is_some()
     }
 
     /// Answers `qtype` for `qname` (lower-case, no final dot) from the table.
     pub fn lookup(&self, qname: &str, qtype: QType) -> Lookup<'_> {
-        let Some(mut node) = self.find(qname) else {
+        let Some(mut node) = self.entry(qname) else {
             return Lookup::NotLocal;
         };
         let mut chain = Vec::new();
         loop {
-            match node.data {
+            match self.pool.data(node.data) {
                 Data::Alias(target) => {
                     chain.push((target, node.ttl));
                     if qtype == QType::Cname {
@@ -560,7 +569,7 @@ impl ZoneTable {
                             end: End::Chain,
                         });
                     }
-                    match self.find(target) {
+                    match self.entry(target) {
                         // compile() bounds chains; this guards the loop anyway.
                         Some(next) if chain.len() <= MAX_CHAIN => node = next,
                         _ => {
@@ -589,7 +598,7 @@ impl ZoneTable {
                             ttl: node.ttl,
                         },
                         _ => End::NoData {
-                            apex: self.apex(node),
+                            apex: &self.apexes[node.apex as usize],
                         },
                     };
                     return Lookup::Local(Answer { chain, end });
