@@ -11,6 +11,7 @@
 # usage: benches/table.sh [-w WORKSPACES] [-r RELOADS] [--no-build]
 #   benches/table.sh                  10,000 workspaces, 5 reloads
 #   benches/table.sh -w 1000 -r 3
+#   AMLDNS_BIN=/tmp/amldns-old benches/table.sh --no-build    another build, to compare
 # Output: a small table on stdout; the config and server log in target/table/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +26,7 @@ while (($#)); do
 done
 
 out=${CARGO_TARGET_DIR:-$repo/target}/table
-bin=${CARGO_TARGET_DIR:-$repo/target}/release/amldns
+bin=${AMLDNS_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/amldns}
 mkdir -p "$out"
 ((build)) && cargo build --release --locked --manifest-path "$repo/Cargo.toml" >&2
 
