@@ -17,24 +17,15 @@ use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
+mod common;
+
 fn main() {
     divan::main();
 }
 
-/// A config of `workspaces` workspaces, 13 names each (one instance and one
-/// online endpoint), with the upstream on loopback (never contacted here).
+/// A config of `workspaces` workspaces, 13 names each.
 fn config(workspaces: usize) -> Config {
-    let mut text = String::from("[upstream]\nservers = [\"127.0.0.1:9\"]\n");
-    for i in 0..workspaces {
-        text += &format!(
-            "[[workspace]]\nname = \"mlw-{i}\"\nid = \"{i:08x}-0000-4000-8000-000000000000\"\n\
-             region = \"eastus\"\nip = \"10.{}.{}.5\"\ninstances = [\"ci-{i}\"]\n\
-             online_endpoints = [\"ep-{i}\"]\n",
-            i / 250,
-            i % 250
-        );
-    }
-    config::parse(Path::new("bench.toml"), &text).expect("valid config")
+    config::parse(Path::new("bench.toml"), &common::config_text(workspaces)).expect("valid config")
 }
 
 /// The API name of workspace `i`.

@@ -60,7 +60,7 @@ pub(crate) fn comment(out: &mut String, prefix: &str, text: &str) {
 }
 
 /// (type, value) of each record a node holds; CNAME targets end in a dot.
-fn rrs(data: &Data) -> Vec<(&'static str, String)> {
+fn rrs(data: Data) -> Vec<(&'static str, String)> {
     match data {
         Data::Addrs { v4, v6 } => v4
             .iter()
@@ -75,13 +75,13 @@ fn rrs(data: &Data) -> Vec<(&'static str, String)> {
 /// table: addresses, or an alias of a name the table does not hold. Servers
 /// that do not chase a local CNAME for the client (Unbound's local data, a
 /// zone apex that cannot hold a CNAME, hosts files) get the end of the chain.
-fn resolved<'t>(table: &'t ZoneTable, node: &'t Node) -> &'t Data {
-    let mut data = &node.data;
+fn resolved<'t>(table: &'t ZoneTable, node: Node<'t>) -> Data<'t> {
+    let mut data = node.data;
     // compile() rejects loops and chains over MAX_CHAIN; the bound is a guard.
     for _ in 0..zone::MAX_CHAIN {
         let Data::Alias(t) = data else { break };
         match table.find(t) {
-            Some(next) => data = &next.data,
+            Some(next) => data = next.data,
             None => break,
         }
     }
@@ -96,9 +96,8 @@ fn wildcard_parent(name: &str) -> Option<&str> {
 fn table_text(table: &ZoneTable) -> String {
     let rows: Vec<[String; 5]> = table
         .nodes()
-        .iter()
         .flat_map(|n| {
-            rrs(&n.data).into_iter().map(move |(t, v)| {
+            rrs(n.data).into_iter().map(move |(t, v)| {
                 [
                     n.name.to_string(),
                     t.to_string(),
@@ -131,21 +130,20 @@ fn table_text(table: &ZoneTable) -> String {
 fn json(table: &ZoneTable) -> String {
     let list: Vec<serde_json::Value> = table
         .nodes()
-        .iter()
         .map(|n| {
             let mut v = serde_json::json!({
-                "name": n.name.as_ref(),
+                "name": n.name,
                 "ttl": n.ttl,
                 "zone": table.apex(n),
                 "source": table.source(n),
                 "at": table.origin(n).at.to_string(),
             });
-            match &n.data {
+            match n.data {
                 Data::Addrs { v4, v6 } => {
                     v["a"] = v4.iter().map(ToString::to_string).collect();
                     v["aaaa"] = v6.iter().map(ToString::to_string).collect();
                 }
-                Data::Alias(t) => v["cname"] = t.as_ref().into(),
+                Data::Alias(t) => v["cname"] = t.into(),
             }
             v
         })
@@ -172,7 +170,7 @@ fn zone_files(table: &ZoneTable) -> String {
         // A CNAME cannot share its owner with the apex's SOA and NS
         // (RFC 1034 §3.6.2); `[[record]]` names outside privatelink zones
         // are their own apex.
-        if let (Data::Alias(t), true) = (&n.data, *n.name == *apex) {
+        if let (Data::Alias(t), true) = (n.data, n.name == apex) {
             let _ = writeln!(
                 out,
                 "; {}: CNAME {t} at its own zone apex, which a zone file cannot hold",
@@ -180,7 +178,7 @@ fn zone_files(table: &ZoneTable) -> String {
             );
             continue;
         }
-        for (t, v) in rrs(&n.data) {
+        for (t, v) in rrs(n.data) {
             zones
                 .entry(apex)
                 .or_default()
@@ -298,8 +296,7 @@ answers.";
 fn unbound(table: &ZoneTable) -> String {
     let wildcard_parents: BTreeSet<&str> = table
         .nodes()
-        .iter()
-        .filter_map(|n| wildcard_parent(&n.name))
+        .filter_map(|n| wildcard_parent(n.name))
         .collect();
     // Unbound takes the zones in any order, but one type per zone: a
     // redirect (an alias out of the table, a wildcard) wins over the
@@ -315,7 +312,7 @@ fn unbound(table: &ZoneTable) -> String {
     for n in table.nodes() {
         zone(table.apex(n), "transparent");
         let end = resolved(table, n);
-        let owner = match wildcard_parent(&n.name) {
+        let owner = match wildcard_parent(n.name) {
             Some(parent) => {
                 zone(parent, "redirect");
                 parent
@@ -323,9 +320,9 @@ fn unbound(table: &ZoneTable) -> String {
             None => {
                 let parent = n.name.split_once('.').map_or("", |(_, p)| p);
                 if wildcard_parents.contains(parent) {
-                    zone(&n.name, "transparent");
+                    zone(n.name, "transparent");
                 }
-                &n.name
+                n.name
             }
         };
         // Only a redirect zone makes Unbound resolve a CNAME target.
@@ -376,7 +373,7 @@ fn dnsmasq(table: &ZoneTable) -> String {
             .iter()
             .map(ToString::to_string)
             .chain(v6.iter().map(ToString::to_string));
-        match wildcard_parent(&n.name) {
+        match wildcard_parent(n.name) {
             Some(parent) => {
                 for a in addrs {
                     let _ = writeln!(out, "address=/{parent}/{a}");
@@ -415,9 +412,9 @@ struct NameZone<'t> {
 fn name_zones(table: &ZoneTable) -> BTreeMap<&str, NameZone<'_>> {
     let mut zones: BTreeMap<&str, NameZone> = BTreeMap::new();
     for n in table.nodes() {
-        let (zone, rel) = match wildcard_parent(&n.name) {
+        let (zone, rel) = match wildcard_parent(n.name) {
             Some(parent) => (parent, "*"),
-            None => (n.name.as_ref(), "@"),
+            None => (n.name, "@"),
         };
         let z = zones.entry(zone).or_default();
         match resolved(table, n) {

@@ -4,10 +4,18 @@
 //! Pure: no I/O, no DNS library types. Lookups take a lower-case name without
 //! the final dot (see [`NameKey`]) and do not allocate unless the answer is a
 //! CNAME chain.
+//!
+//! Laid out for size (issue 4: 10,000 workspaces, 130,000 names): names and
+//! addresses sit in a few large pools that nodes point into, and the name
+//! index holds node numbers, not copies of the names. A table is then a
+//! handful of allocations, quick to build and to free, that a reload does not
+//! leave scattered over the heap.
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
 
 use crate::config::{Config, ConfigError, Location, RecordAnswer};
 use crate::names::{self, Target};
@@ -17,33 +25,16 @@ use crate::names::{self, Target};
 pub const MAX_CHAIN: usize = 11;
 
 /// What a local name answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Data {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data<'t> {
     Addrs {
-        v4: Box<[Ipv4Addr]>,
-        v6: Box<[Ipv6Addr]>,
+        v4: &'t [Ipv4Addr],
+        v6: &'t [Ipv6Addr],
     },
-    Alias(Box<str>),
+    Alias(&'t str),
 }
 
-impl Data {
-    fn from_addrs(addrs: &[IpAddr]) -> Self {
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        for a in addrs {
-            match a {
-                IpAddr::V4(a) => v4.push(*a),
-                IpAddr::V6(a) => v6.push(*a),
-            }
-        }
-        Data::Addrs {
-            v4: v4.into(),
-            v6: v6.into(),
-        }
-    }
-}
-
-impl fmt::Display for Data {
+impl fmt::Display for Data<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Data::Addrs { v4, v6 } => {
@@ -75,19 +66,19 @@ pub enum OriginKind {
     Import,
 }
 
-/// One name of the table.
-#[derive(Debug, Clone)]
-pub struct Node {
+/// One name of the table, as lookups and `amldns records` see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'t> {
     /// Lower-case, no final dot; `*.` first for a wildcard.
-    pub name: Box<str>,
-    pub data: Data,
+    pub name: &'t str,
+    pub data: Data<'t>,
     pub ttl: u32,
+    /// What a workspace's name is for.
+    pub purpose: Option<names::Purpose>,
     /// Index into the table's zone apexes.
     apex: u32,
     /// Index into the table's origins.
     origin: u32,
-    /// What a workspace's name is for.
-    pub purpose: Option<names::Purpose>,
 }
 
 /// The record types the table distinguishes; everything else is `Other`.
@@ -146,19 +137,238 @@ pub struct Soa<'a> {
     pub minimum: u32,
 }
 
+/// A run of one of the [`Pool`]'s vectors. 32 bits each: [`Pool::fits`]
+/// holds the pools under 4 Gi items, which halves the size of every node.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// `start..end`, cut to 32 bits (see [`Pool::fits`]).
+    fn new(start: usize, end: usize) -> Self {
+        Span {
+            start: start as u32,
+            len: (end - start) as u32,
+        }
+    }
+
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+}
+
+/// [`Data`] as stored: runs of the pool.
+#[derive(Debug, Clone, Copy)]
+enum Stored {
+    Addrs { v4: Span, v6: Span },
+    Alias(Span),
+}
+
+/// [`Node`] as stored.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    name: Span,
+    data: Stored,
+    ttl: u32,
+    apex: u32,
+    origin: u32,
+    purpose: Option<names::Purpose>,
+}
+
+/// Every name, CNAME target and address of a table, each kind in one vector.
+#[derive(Debug, Default)]
+struct Pool {
+    text: String,
+    v4: Vec<Ipv4Addr>,
+    v6: Vec<Ipv6Addr>,
+}
+
+impl Pool {
+    fn push_str(&mut self, s: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(s);
+        Span::new(start, self.text.len())
+    }
+
+    fn push_addrs(&mut self, addrs: &[IpAddr]) -> Stored {
+        let (v4, v6) = (self.v4.len(), self.v6.len());
+        for a in addrs {
+            match a {
+                IpAddr::V4(a) => self.v4.push(*a),
+                IpAddr::V6(a) => self.v6.push(*a),
+            }
+        }
+        Stored::Addrs {
+            v4: Span::new(v4, self.v4.len()),
+            v6: Span::new(v6, self.v6.len()),
+        }
+    }
+
+    /// Whether every run can be told by 32-bit offsets; checked before any
+    /// [`Span`] is read, so a truncated one never is.
+    fn fits(&self) -> bool {
+        [self.text.len(), self.v4.len(), self.v6.len()]
+            .iter()
+            .all(|&n| u32::try_from(n).is_ok())
+    }
+
+    // `str` and `data` are on every query's path, where LLVM left them calls.
+    #[inline]
+    fn str(&self, s: Span) -> &str {
+        &self.text[s.range()]
+    }
+
+    #[inline]
+    fn data(&self, d: Stored) -> Data<'_> {
+        match d {
+            Stored::Addrs { v4, v6 } => Data::Addrs {
+                v4: &self.v4[v4.range()],
+                v6: &self.v6[v6.range()],
+            },
+            Stored::Alias(t) => Data::Alias(self.str(t)),
+        }
+    }
+
+    fn node(&self, e: &Entry) -> Node<'_> {
+        Node {
+            name: self.str(e.name),
+            data: self.data(e.data),
+            ttl: e.ttl,
+            purpose: e.purpose,
+            apex: e.apex,
+            origin: e.origin,
+        }
+    }
+
+    /// Gives back what the vectors grew by in advance, before the table is
+    /// kept for its lifetime.
+    fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.v4.shrink_to_fit();
+        self.v6.shrink_to_fit();
+    }
+}
+
+/// Node numbers by name: open addressing with linear probing over a
+/// power-of-two number of slots at most half full, so that a lookup costs one
+/// hash and about one probe at any table size. Each slot keeps 32 bits of
+/// its name's hash beside the node number, so that a probe seldom has to
+/// read the name itself.
+#[derive(Debug)]
+struct Index {
+    /// Seeded per table, as std's `HashMap` is: query names come from
+    /// clients, and a known hash would let them aim at long probe runs.
+    hasher: RandomState,
+    /// (hash tag, node number), or [`Index::FREE`].
+    slots: Box<[(u32, u32)]>,
+}
+
+impl Index {
+    const FREE: (u32, u32) = (0, u32::MAX);
+
+    /// Indexes distinct `keys`: (name, node number).
+    fn new<'a>(keys: impl Iterator<Item = (&'a str, u32)> + Clone) -> Self {
+        let mut index = Index {
+            hasher: RandomState::new(),
+            slots: vec![Self::FREE; (keys.clone().count() * 2).next_power_of_two()].into(),
+        };
+        for (key, node) in keys {
+            let (mut slot, tag) = index.start(key);
+            while index.slots[slot] != Self::FREE {
+                slot = (slot + 1) & (index.slots.len() - 1);
+            }
+            index.slots[slot] = (tag, node);
+        }
+        index
+    }
+
+    /// The first slot to probe for `key`, and its tag.
+    fn start(&self, key: &str) -> (usize, u32) {
+        let hash = self.hasher.hash_one(key);
+        (hash as usize & (self.slots.len() - 1), (hash >> 32) as u32)
+    }
+
+    /// The node whose key is `key`; `key_of` gives a node's key.
+    fn get<'t>(&self, key: &str, key_of: impl Fn(u32) -> &'t str) -> Option<u32> {
+        let (mut slot, tag) = self.start(key);
+        loop {
+            let (t, node) = self.slots[slot];
+            if (t, node) == Self::FREE {
+                return None;
+            }
+            if t == tag && key_of(node) == key {
+                return Some(node);
+            }
+            slot = (slot + 1) & (self.slots.len() - 1);
+        }
+    }
+}
+
 /// The compiled table. Immutable: reload builds a new one and swaps it in.
 #[derive(Debug)]
 pub struct ZoneTable {
     generation: u64,
+    pool: Pool,
     /// Sorted by name.
-    nodes: Vec<Node>,
-    exact: HashMap<Box<str>, u32>,
+    nodes: Vec<Entry>,
+    exact: Index,
     /// Wildcard nodes by the parent they stand under (`*.x` → `x`).
-    wildcards: HashMap<Box<str>, u32>,
+    wildcards: Index,
     apexes: Vec<Box<str>>,
     origins: Vec<Origin>,
     /// TTL of negative answers (the SOA minimum).
     negative_ttl: u32,
+}
+
+/// The entries of a table being compiled, in the order written.
+#[derive(Default)]
+struct Builder {
+    pool: Pool,
+    entries: Vec<Entry>,
+    apexes: Vec<Box<str>>,
+    origins: Vec<Origin>,
+}
+
+impl Builder {
+    /// Starts the names of one workspace, record or import; returns its number.
+    fn origin(&mut self, kind: OriginKind, at: &Location) -> u32 {
+        self.origins.push(Origin {
+            kind,
+            at: at.clone(),
+        });
+        (self.origins.len() - 1) as u32
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        data: Stored,
+        ttl: u32,
+        apex: &str,
+        purpose: Option<names::Purpose>,
+        origin: u32,
+    ) {
+        // Few apexes (the Azure ML zones, and those of records and imports
+        // outside them): a scan is enough.
+        let apex = match self.apexes.iter().position(|z| **z == *apex) {
+            Some(i) => i,
+            None => {
+                self.apexes.push(apex.into());
+                self.apexes.len() - 1
+            }
+        };
+        let name = self.pool.push_str(name);
+        self.entries.push(Entry {
+            name,
+            data,
+            ttl,
+            apex: apex as u32,
+            origin,
+            purpose,
+        });
+    }
 }
 
 impl ZoneTable {
@@ -167,112 +377,88 @@ impl ZoneTable {
     /// CNAME chain inside the table loops or is longer than [`MAX_CHAIN`].
     pub fn compile(config: &Config, generation: u64) -> Result<Self, ConfigError> {
         let ttl = config.zone.ttl;
-        let mut entries: Vec<Node> = Vec::new();
-        let mut zones: Vec<String> = Vec::new();
-        let mut origins: Vec<Origin> = Vec::new();
-        let mut push = |name: String, data: Data, ttl: u32, zone: &str, purpose| {
-            let apex = match zones.iter().position(|z| z == zone) {
-                Some(i) => i,
-                None => {
-                    zones.push(zone.to_string());
-                    zones.len() - 1
-                }
-            };
-            entries.push(Node {
-                name: name.into(),
-                data,
-                ttl,
-                apex: apex as u32,
-                // The origin pushed last is this entry's.
-                origin: 0,
-                purpose,
-            });
-        };
-        let mut origin_of = Vec::new();
+        let mut b = Builder::default();
         for ws in &config.workspaces {
-            origins.push(Origin {
-                kind: OriginKind::Workspace(ws.value.name.clone()),
-                at: ws.at.clone(),
-            });
+            let origin = b.origin(OriginKind::Workspace(ws.value.name.clone()), &ws.at);
             for d in names::derive(&ws.value, config.zone.answer) {
                 let data = match d.target {
-                    Target::Addr(ip) => Data::from_addrs(&[ip]),
-                    Target::Alias(t) => Data::Alias(t.into()),
+                    Target::Addr(ip) => b.pool.push_addrs(&[ip]),
+                    Target::Alias(t) => Stored::Alias(b.pool.push_str(&t)),
                 };
-                push(d.name, data, ttl, d.zone, Some(d.purpose));
-                origin_of.push(origins.len() - 1);
+                b.add(&d.name, data, ttl, d.zone, Some(d.purpose), origin);
             }
         }
         for r in &config.records {
-            origins.push(Origin {
-                kind: OriginKind::Record,
-                at: r.at.clone(),
-            });
+            let origin = b.origin(OriginKind::Record, &r.at);
             let data = match &r.value.answer {
-                RecordAnswer::Addrs(a) => Data::from_addrs(a),
-                RecordAnswer::Cname(t) => Data::Alias(t.as_str().into()),
+                RecordAnswer::Addrs(a) => b.pool.push_addrs(a),
+                RecordAnswer::Cname(t) => Stored::Alias(b.pool.push_str(t)),
             };
-            let zone = names::apex_of(&r.value.name);
-            push(
-                r.value.name.clone(),
-                data,
-                r.value.ttl.unwrap_or(ttl),
-                &zone,
-                None,
-            );
-            origin_of.push(origins.len() - 1);
+            let apex = names::apex_of(&r.value.name);
+            let ttl = r.value.ttl.unwrap_or(ttl);
+            b.add(&r.value.name, data, ttl, &apex, None, origin);
         }
         for i in &config.imports {
-            origins.push(Origin {
-                kind: OriginKind::Import,
-                at: i.at.clone(),
-            });
-            let zone = names::apex_of(&i.name);
-            push(i.name.clone(), Data::from_addrs(&i.addrs), ttl, &zone, None);
-            origin_of.push(origins.len() - 1);
+            let origin = b.origin(OriginKind::Import, &i.at);
+            let data = b.pool.push_addrs(&i.addrs);
+            b.add(&i.name, data, ttl, &names::apex_of(&i.name), None, origin);
         }
-        for (e, o) in entries.iter_mut().zip(origin_of) {
-            e.origin = o as u32;
+        let Builder {
+            mut pool,
+            mut entries,
+            apexes,
+            origins,
+        } = b;
+        // A pool too big to fit holds names, so there is an origin to blame.
+        if let Some(last) = origins.last().filter(|_| !pool.fits()) {
+            return Err(ConfigError::Invalid {
+                at: last.at.clone(),
+                message: "the table holds more than 4 GiB of names: split the configuration \
+                          over several servers"
+                    .into(),
+            });
         }
 
         // Sorted by name, definitions of one name in the order written.
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut nodes = Vec::new();
-        for group in entries.chunk_by(|a, b| a.name == b.name) {
-            nodes.push(pick(group, &entries, &origins)?);
+        entries.sort_by(|a, b| pool.str(a.name).cmp(pool.str(b.name)));
+        let mut nodes = Vec::with_capacity(entries.len());
+        for group in entries.chunk_by(|a, b| pool.str(a.name) == pool.str(b.name)) {
+            nodes.push(pick(group, &entries, &pool, &origins)?);
         }
+        drop(entries);
+        nodes.shrink_to_fit();
+        pool.shrink_to_fit();
 
-        let mut table = ZoneTable {
+        let numbered = || (0u32..).zip(&nodes).map(|(i, n)| (pool.str(n.name), i));
+        let exact = Index::new(numbered().filter(|(n, _)| !n.starts_with("*.")));
+        let wildcards =
+            Index::new(numbered().filter_map(|(n, i)| Some((n.strip_prefix("*.")?, i))));
+        let table = ZoneTable {
             generation,
-            exact: HashMap::with_capacity(nodes.len()),
-            wildcards: HashMap::new(),
-            apexes: zones.into_iter().map(Into::into).collect(),
+            exact,
+            wildcards,
+            apexes,
             origins,
             negative_ttl: ttl,
+            pool,
             nodes,
         };
-        for (i, n) in table.nodes.iter().enumerate() {
-            match n.name.strip_prefix("*.") {
-                Some(parent) => table.wildcards.insert(parent.into(), i as u32),
-                None => table.exact.insert(n.name.clone(), i as u32),
-            };
-        }
         table.check_chains()?;
         Ok(table)
     }
 
     /// Every CNAME chain inside the table must end within [`MAX_CHAIN`] hops.
     fn check_chains(&self) -> Result<(), ConfigError> {
-        for node in &self.nodes {
-            let Data::Alias(first) = &node.data else {
+        for node in self.nodes() {
+            let Data::Alias(first) = node.data else {
                 continue;
             };
-            let mut target: &str = first;
+            let mut target = first;
             let mut hops = 1;
             while let Some(next) = self.find(target) {
-                let Data::Alias(t) = &next.data else { break };
+                let Data::Alias(t) = next.data else { break };
                 hops += 1;
-                if hops > MAX_CHAIN || t.as_ref() == node.name.as_ref() {
+                if hops > MAX_CHAIN || t == node.name {
                     return Err(ConfigError::Invalid {
                         at: self.origin(node).at.clone(),
                         message: format!(
@@ -310,8 +496,8 @@ impl ZoneTable {
     }
 
     /// Every local name, sorted.
-    pub fn nodes(&self) -> &[Node] {
-        &self.nodes
+    pub fn nodes(&self) -> impl ExactSizeIterator<Item = Node<'_>> + Clone {
+        self.nodes.iter().map(|e| self.pool.node(e))
     }
 
     pub fn len(&self) -> usize {
@@ -323,52 +509,67 @@ impl ZoneTable {
     }
 
     /// The zone apex of `node`.
-    pub fn apex(&self, node: &Node) -> &str {
+    pub fn apex(&self, node: Node) -> &str {
         &self.apexes[node.apex as usize]
     }
 
     /// Where `node` was defined.
-    pub fn origin(&self, node: &Node) -> &Origin {
+    pub fn origin(&self, node: Node) -> &Origin {
         &self.origins[node.origin as usize]
     }
 
     /// What gave `node`, e.g. "workspace mlw-contoso (api)", "record", "import".
-    pub fn source(&self, node: &Node) -> String {
-        describe(node, &self.origins)
+    pub fn source(&self, node: Node) -> String {
+        describe(&node, &self.origins)
+    }
+
+    /// The name of node number `i`.
+    fn name(&self, i: u32) -> &str {
+        self.pool.str(self.nodes[i as usize].name)
     }
 
     /// The node answering `name` (lower-case, no final dot): an exact name
     /// first, then a wildcard one label up (SPEC §3).
-    pub fn find(&self, name: &str) -> Option<&Node> {
-        if let Some(&i) = self.exact.get(name) {
-            return Some(&self.nodes[i as usize]);
-        }
-        let (_, parent) = name.split_once('.')?;
-        self.wildcards.get(parent).map(|&i| &self.nodes[i as usize])
+    pub fn find(&self, name: &str) -> Option<Node<'_>> {
+        self.entry(name).map(|e| self.pool.node(e))
+    }
+
+    /// [`ZoneTable::find`] without the view: queries need only a node's
+    /// answer, TTL and apex.
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        let i = match self.exact.get(name, |i| self.name(i)) {
+            Some(i) => i,
+            None => {
+                let (_, parent) = name.split_once('.')?;
+                // A wildcard's key is its name without the leading `*.`.
+                self.wildcards.get(parent, |i| &self.name(i)[2..])?
+            }
+        };
+        Some(&self.nodes[i as usize])
     }
 
     /// True when `name` is a local name (wildcard matches included).
     pub fn contains(&self, name: &str) -> bool {
-        self.find(name).is_some()
+        self.entry(name).is_some()
     }
 
     /// Answers `qtype` for `qname` (lower-case, no final dot) from the table.
     pub fn lookup(&self, qname: &str, qtype: QType) -> Lookup<'_> {
-        let Some(mut node) = self.find(qname) else {
+        let Some(mut node) = self.entry(qname) else {
             return Lookup::NotLocal;
         };
         let mut chain = Vec::new();
         loop {
-            match &node.data {
+            match self.pool.data(node.data) {
                 Data::Alias(target) => {
-                    chain.push((target.as_ref(), node.ttl));
+                    chain.push((target, node.ttl));
                     if qtype == QType::Cname {
                         return Lookup::Local(Answer {
                             chain,
                             end: End::Chain,
                         });
                     }
-                    match self.find(target) {
+                    match self.entry(target) {
                         // compile() bounds chains; this guards the loop anyway.
                         Some(next) if chain.len() <= MAX_CHAIN => node = next,
                         _ => {
@@ -397,7 +598,7 @@ impl ZoneTable {
                             ttl: node.ttl,
                         },
                         _ => End::NoData {
-                            apex: self.apex(node),
+                            apex: &self.apexes[node.apex as usize],
                         },
                     };
                     return Lookup::Local(Answer { chain, end });
@@ -411,24 +612,32 @@ impl ZoneTable {
 /// alias and addresses agree when the alias leads to those same addresses
 /// (a derived `cname`-mode name and an imported A record, say), and the alias
 /// is kept; anything else is an error at the later entry.
-fn pick(group: &[Node], sorted: &[Node], origins: &[Origin]) -> Result<Node, ConfigError> {
-    let first = &group[0];
-    let mut kept = first;
-    // The first definition of `name`, found in the sorted entries.
+fn pick(
+    group: &[Entry],
+    sorted: &[Entry],
+    pool: &Pool,
+    origins: &[Origin],
+) -> Result<Entry, ConfigError> {
+    let first = pool.node(&group[0]);
+    let mut kept = (group[0], first);
+    // The answer of the first definition of `name`, found in the sorted entries.
     let defined = |name: &str| {
-        let i = sorted.partition_point(|e| e.name.as_ref() < name);
-        sorted.get(i).filter(|e| e.name.as_ref() == name)
+        let i = sorted.partition_point(|e| pool.str(e.name) < name);
+        sorted
+            .get(i)
+            .filter(|e| pool.str(e.name) == name)
+            .map(|e| pool.data(e.data))
     };
-    for other in &group[1..] {
+    for entry in &group[1..] {
+        let other = pool.node(entry);
         let agree = |a: &Node, b: &Node| {
-            a.data == b.data
-                || matches!(&a.data, Data::Alias(t) if defined(t).is_some_and(|d| d.data == b.data))
+            a.data == b.data || matches!(a.data, Data::Alias(t) if defined(t) == Some(b.data))
         };
-        if agree(kept, other) {
+        if agree(&kept.1, &other) {
             continue;
         }
-        if agree(other, kept) {
-            kept = other;
+        if agree(&other, &kept.1) {
+            kept = (*entry, other);
             continue;
         }
         let (a, b) = (
@@ -450,14 +659,14 @@ fn pick(group: &[Node], sorted: &[Node], origins: &[Origin]) -> Result<Node, Con
                 "{} is given two different answers: {} here ({}), but {} at {} ({}){hint}",
                 other.name,
                 other.data,
-                describe(other, origins),
+                describe(&other, origins),
                 first.data,
                 a.at,
-                describe(first, origins)
+                describe(&first, origins)
             ),
         });
     }
-    Ok(kept.clone())
+    Ok(kept.0)
 }
 
 fn describe(node: &Node, origins: &[Origin]) -> String {

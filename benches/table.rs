@@ -1,0 +1,39 @@
+//! Table size (issue 4): what a reload of a big config costs, step by step,
+//! without a server. `benches/table.sh` measures the whole reload and the
+//! memory of a running server.
+
+use std::path::Path;
+
+use amldns::config;
+use amldns::zone::ZoneTable;
+
+mod common;
+
+fn main() {
+    divan::main();
+}
+
+const SIZES: [usize; 2] = [100, 10_000];
+
+/// TOML text to a validated config.
+#[divan::bench(args = SIZES)]
+fn parse(bencher: divan::Bencher, workspaces: usize) {
+    let text = common::config_text(workspaces);
+    bencher.bench(|| config::parse(Path::new("bench.toml"), divan::black_box(&text)).unwrap());
+}
+
+/// A validated config to the table the handler reads.
+#[divan::bench(args = SIZES)]
+fn compile(bencher: divan::Bencher, workspaces: usize) {
+    let config = config::parse(Path::new("bench.toml"), &common::config_text(workspaces)).unwrap();
+    bencher.bench(|| ZoneTable::compile(divan::black_box(&config), 1).unwrap());
+}
+
+/// Freeing a table, which a reload does to the one it replaces.
+#[divan::bench(args = SIZES)]
+fn drop_table(bencher: divan::Bencher, workspaces: usize) {
+    let config = config::parse(Path::new("bench.toml"), &common::config_text(workspaces)).unwrap();
+    bencher
+        .with_inputs(|| ZoneTable::compile(&config, 1).unwrap())
+        .bench_values(drop);
+}
