@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -44,7 +44,7 @@ pub enum ServeError {
 
 /// Sockets bound for every listen address, and the metrics listener.
 pub struct Listeners {
-    udp: Vec<std::net::UdpSocket>,
+    udp: Vec<AsyncFd<std::net::UdpSocket>>,
     tcp: Vec<TcpListener>,
     http: Option<TcpListener>,
 }
@@ -81,7 +81,7 @@ impl Listeners {
     pub fn dns_addrs(&self) -> Vec<SocketAddr> {
         self.udp
             .iter()
-            .filter_map(|s| s.local_addr().ok())
+            .filter_map(|s| s.get_ref().local_addr().ok())
             .collect()
     }
 
@@ -159,37 +159,9 @@ pub async fn run(
     };
     // Every DNS socket loop: they end only when told to.
     let dns_stop = CancellationToken::new();
-    // The UDP threads must also end when this future is dropped unfinished.
-    let _udp_threads_end = dns_stop.clone().drop_guard();
     let mut dns_tasks = tokio::task::JoinSet::new();
-    // One receiving thread per core for each UDP socket: local answers are
-    // written on those threads, so they scale with cores without the
-    // runtime in between.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for s in listeners.udp {
-        let socket = Arc::new(s);
-        let pending = Arc::new(Semaphore::new(udp::MAX_PENDING));
-        for _ in 0..threads {
-            let (socket, handler, pending, stop) = (
-                socket.clone(),
-                handler.clone(),
-                pending.clone(),
-                dns_stop.clone(),
-            );
-            let runtime = tokio::runtime::Handle::current();
-            // The task ends when the thread does, however it ends.
-            let (ended, thread_ended) = tokio::sync::oneshot::channel::<()>();
-            std::thread::Builder::new()
-                .name("amldns-udp".into())
-                .spawn(move || {
-                    let _ended = ended;
-                    udp::serve(socket, handler, runtime, pending, stop);
-                })
-                .map_err(|e| ServeError::Stopped(format!("cannot start a UDP thread: {e}")))?;
-            dns_tasks.spawn(async move {
-                let _ = thread_ended.await;
-            });
-        }
+        dns_tasks.spawn(udp::serve(Arc::new(s), handler.clone(), dns_stop.clone()));
     }
     let tcp_registry = Arc::new(tcp::Registry::new(metrics.tcp_connections.clone()));
     for l in listeners.tcp {

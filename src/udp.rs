@@ -1,16 +1,16 @@
-//! The UDP side of the server: our own socket loop, on threads of its own.
-//! Plain questions for local names, and for forwarded names whose fresh
-//! answer the cache holds, are answered on the spot by
-//! [`Handler::answer_fast`], in batches; every other datagram goes, in a
-//! task on the runtime, through the same handler that serves TCP (hickory
-//! parses it, we answer it). Owning the loop also lets us drop responses
-//! (QR=1) before parsing, as SPEC §3 asks.
+//! The UDP side of the server: our own socket loop. Plain questions for
+//! local names, and for forwarded names whose fresh answer the cache holds,
+//! are answered on the spot by [`Handler::answer_fast`], in batches; every
+//! other datagram goes, in a task of its own, through the same handler that
+//! serves TCP (hickory parses it, we answer it). The loop is a task on the
+//! runtime, so that such a task starts on the thread that spawned it.
+//! Owning the loop also lets us drop responses (QR=1) before parsing, as
+//! SPEC §3 asks.
 
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
 
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::NetError;
@@ -19,7 +19,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::rr::Record;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
-use tokio::runtime::Handle;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -38,47 +38,26 @@ use batch::{Inbox, Outbox};
 /// letting a flood grow memory without bound.
 pub const MAX_PENDING: usize = 4096;
 
-/// How often a receiving thread with nothing to read looks at its stop flag.
-const STOP_CHECK: Duration = Duration::from_millis(100);
-
-/// A task's answer meeting a full socket buffer tries again this often, up
-/// to [`SEND_TRIES`] times (as tokio's send would wait for room), then is lost.
-const SEND_RETRY: Duration = Duration::from_millis(1);
-const SEND_TRIES: usize = 20;
-
-/// Serves one UDP socket until `stop`, on the calling thread, which it
-/// blocks: local answers are written and sent from here, in batches, with
-/// no task or runtime wake-up per query. Other queries become tasks on
-/// `runtime`. Several threads may serve the same socket; the kernel hands
-/// each datagram to one of them.
-pub fn serve(
-    socket: Arc<std::net::UdpSocket>,
+/// Serves one UDP socket until `stop`.
+pub async fn serve(
+    socket: Arc<AsyncFd<std::net::UdpSocket>>,
     handler: Arc<Handler>,
-    runtime: Handle,
-    pending: Arc<Semaphore>,
     stop: CancellationToken,
 ) {
     let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
-    while !stop.is_cancelled() {
-        let n = match inbox.recv(&socket) {
-            Ok(n) => n,
-            // Nothing within STOP_CHECK, or a signal (SIGHUP) came first.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                // ICMP errors from earlier sends surface here on Linux;
-                // the socket itself is fine.
-                debug!("udp receive: {e}");
-                continue;
-            }
+    let pending = Arc::new(Semaphore::new(MAX_PENDING));
+    loop {
+        let n = tokio::select! {
+            r = inbox.recv(&socket) => match r {
+                Ok(n) => n,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on Linux;
+                    // the socket itself is fine.
+                    debug!("udp receive: {e}");
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
         };
         for i in 0..n {
             let (msg, src) = inbox.get(i);
@@ -90,8 +69,8 @@ pub fn serve(
             if msg.len() < 12 || msg[2] & 0x80 != 0 {
                 continue;
             }
-            // A bug that panics here must not end the thread (and with it
-            // the server): the panic hook logs and counts it, and the query
+            // A bug that panics here must not end the loop (and with it the
+            // server): the panic hook logs and counts it, and the query
             // takes the general path, which answers SERVFAIL if it panics too.
             let fast = catch_unwind(AssertUnwindSafe(|| {
                 handler.answer_fast(msg, src, outbox.next())
@@ -105,7 +84,7 @@ pub fn serve(
                 continue;
             };
             let (socket, handler, msg) = (socket.clone(), handler.clone(), msg.to_vec());
-            runtime.spawn(async move {
+            tokio::spawn(async move {
                 let _slot = slot;
                 let head = [msg[0], msg[1], msg[2], msg[3]];
                 match Request::from_bytes(msg, src, Protocol::Udp) {
@@ -116,39 +95,25 @@ pub fn serve(
                     }
                     Err(_) => {
                         let answer = handler.unparsed(head, src, Transport::Udp);
-                        if let Err(e) = send_from_task(&socket, &answer, src).await {
+                        if let Err(e) = batch::send_one(&socket, &answer, src).await {
                             debug!(%src, "udp send: {e}");
                         }
                     }
                 }
             });
         }
-        outbox.flush(&socket);
+        outbox.flush(&socket).await;
     }
 }
 
-/// Sends an answer a task finished, never blocking the runtime thread.
-async fn send_from_task(
-    socket: &std::net::UdpSocket,
-    bytes: &[u8],
-    dst: SocketAddr,
-) -> io::Result<()> {
-    for _ in 1..SEND_TRIES {
-        match batch::send_now(socket, bytes, dst) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => tokio::time::sleep(SEND_RETRY).await,
-            sent => return sent,
-        }
-    }
-    batch::send_now(socket, bytes, dst)
-}
-
-/// Makes a bound socket ready for [`serve`]: blocking reads that wake up
-/// every [`STOP_CHECK`].
-pub fn prepare(socket: tokio::net::UdpSocket) -> io::Result<std::net::UdpSocket> {
+/// Makes a bound socket ready for [`serve`]: batched reads and writes on
+/// the socket itself, readiness from the runtime.
+pub fn prepare(socket: tokio::net::UdpSocket) -> io::Result<AsyncFd<std::net::UdpSocket>> {
     let socket = socket.into_std()?;
-    socket.set_nonblocking(false)?;
-    socket.set_read_timeout(Some(STOP_CHECK))?;
-    Ok(socket)
+    socket.set_nonblocking(true)?;
+    // SAFETY: the AsyncFd owns the socket, whose descriptor stays open and
+    // the same until the AsyncFd is dropped.
+    unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)
 }
 
 /// Whether an answer can go back to `src` (hickory's rule: no port 0, no
@@ -165,7 +130,7 @@ fn answerable(src: SocketAddr) -> bool {
 /// Sends one answer on the socket the question came in on.
 #[derive(Clone)]
 struct UdpReply {
-    socket: Arc<std::net::UdpSocket>,
+    socket: Arc<AsyncFd<std::net::UdpSocket>>,
     dst: SocketAddr,
 }
 
@@ -186,7 +151,7 @@ impl ResponseHandler for UdpReply {
         // the client's limit, as hickory applies it (RFC 6891 §6.2.3).
         let max = response.edns().map_or(512, |e| e.max_payload());
         let (bytes, info) = encode(response, max)?;
-        send_from_task(&self.socket, &bytes, self.dst).await?;
+        batch::send_one(&self.socket, &bytes, self.dst).await?;
         Ok(info)
     }
 }

@@ -4,13 +4,15 @@
 //! (the profile of the one-call-per-packet loop had 78% of the server's CPU
 //! in the kernel). Elsewhere the same interface does one call per datagram.
 //!
-//! The socket is blocking, with a read timeout so that the loop can look at
-//! its stop flag. The receiving thread's own sends may block (it then stops
-//! reading, which is the back-pressure UDP has); answers sent from tasks use
-//! [`send_now`], which never blocks a runtime thread.
+//! The socket is non-blocking and registered with the runtime (`AsyncFd`):
+//! a receive that finds nothing waits for readiness, a send that finds the
+//! buffer full waits for room, as tokio's own socket would.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 /// Datagrams taken per receive: enough to drain a busy socket in one call,
 /// small enough that the buffers stay in cache (32 × 4 KiB).
@@ -44,11 +46,15 @@ impl Default for Inbox {
 }
 
 impl Inbox {
-    /// Waits (at most the socket's read timeout) for at least one datagram,
-    /// and takes it with any others already queued. The count taken.
-    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        self.got.clear();
-        sys::recv(socket, &mut self.bufs, &mut self.got)?;
+    /// Waits for at least one datagram, and takes it with any others
+    /// already queued. The count taken.
+    pub async fn recv(&mut self, socket: &AsyncFd<UdpSocket>) -> io::Result<usize> {
+        socket
+            .async_io(Interest::READABLE, |s| {
+                self.got.clear();
+                sys::recv(s, &mut self.bufs, &mut self.got)
+            })
+            .await?;
         Ok(self.got.len())
     }
 
@@ -84,10 +90,15 @@ impl Outbox {
     /// Sends every queued answer, waiting for room in the socket's buffer.
     /// A datagram the kernel refuses (an unreachable address) is lost, as
     /// UDP allows; the rest still go.
-    pub fn flush(&mut self, socket: &UdpSocket) {
+    pub async fn flush(&mut self, socket: &AsyncFd<UdpSocket>) {
         let mut done = 0;
         while done < self.queued.len() {
-            match sys::send(socket, &self.bufs[done..], &self.queued[done..]) {
+            let sent = socket
+                .async_io(Interest::WRITABLE, |s| {
+                    sys::send(s, &self.bufs[done..], &self.queued[done..])
+                })
+                .await;
+            match sent {
                 Ok(n) => done += n.max(1),
                 Err(e) => {
                     tracing::debug!(dst = %self.queued[done].1, "udp send: {e}");
@@ -99,11 +110,13 @@ impl Outbox {
     }
 }
 
-/// Sends one datagram without blocking: for answers finished by a task,
-/// which must not hold up the runtime; if the socket's buffer is full the
-/// answer is lost, as UDP allows.
-pub fn send_now(socket: &UdpSocket, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
-    sys::send_now(socket, buf, dst)
+/// Sends one datagram, waiting for room in the socket's buffer: for answers
+/// finished by a task.
+pub async fn send_one(socket: &AsyncFd<UdpSocket>, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
+    socket
+        .async_io(Interest::WRITABLE, |s| s.send_to(buf, dst))
+        .await
+        .map(drop)
 }
 
 #[cfg(target_os = "linux")]
@@ -136,8 +149,8 @@ mod sys {
             hdrs[i].msg_hdr.msg_iov = &raw mut iovs[i];
             hdrs[i].msg_hdr.msg_iovlen = 1;
         }
-        // MSG_WAITFORONE: block (up to SO_RCVTIMEO) for the first datagram
-        // only, then take what is queued.
+        // MSG_WAITFORONE: take what is queued, without waiting for more
+        // once one is in (the socket is non-blocking: none is WouldBlock).
         // SAFETY: every pointer in `hdrs` points into `names`, `iovs` or
         // `bufs`, which outlive the call, with the lengths given.
         let n = unsafe {
@@ -201,27 +214,6 @@ mod sys {
             return Err(io::Error::last_os_error());
         }
         Ok(n as usize)
-    }
-
-    pub fn send_now(socket: &UdpSocket, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
-        // SAFETY: all-zero is a valid sockaddr_storage.
-        let mut name: libc::sockaddr_storage = unsafe { zeroed() };
-        let len = to_sockaddr(dst, &mut name);
-        // SAFETY: `buf` and `name` are valid for the lengths given.
-        let n = unsafe {
-            libc::sendto(
-                socket.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-                (&raw const name).cast(),
-                len,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
     }
 
     fn from_sockaddr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
@@ -319,11 +311,6 @@ mod sys {
         socket.send_to(&bufs[0][..len], dst)?;
         Ok(1)
     }
-
-    pub fn send_now(socket: &UdpSocket, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
-        // UDP sends here wait at most for buffer space, briefly.
-        socket.send_to(buf, dst).map(drop)
-    }
 }
 
 #[cfg(test)]
@@ -332,26 +319,30 @@ mod tests {
 
     use super::*;
 
+    fn server() -> AsyncFd<UdpSocket> {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_nonblocking(true).unwrap();
+        // SAFETY: the AsyncFd owns the socket until it is dropped.
+        unsafe { AsyncFd::register(s) }.unwrap()
+    }
+
     /// Several datagrams queued before one receive come out of it together,
     /// in order, each with its sender; their answers all arrive.
-    #[test]
-    fn batches_round_trip() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        server
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
+    #[tokio::test]
+    async fn batches_round_trip() {
+        let server = server();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
-        let to = server.local_addr().unwrap();
+        let to = server.get_ref().local_addr().unwrap();
         for i in 0..5u8 {
             client.send_to(&[i; 3], to).unwrap();
         }
         let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
         let mut seen = Vec::new();
         while seen.len() < 5 {
-            let n = inbox.recv(&server).unwrap();
+            let n = inbox.recv(&server).await.unwrap();
             for i in 0..n {
                 let (msg, src) = inbox.get(i);
                 assert_eq!(src, Some(client.local_addr().unwrap()));
@@ -360,7 +351,7 @@ mod tests {
                 out[..2].copy_from_slice(&[msg[0], 0xAA]);
                 outbox.push(2, src.unwrap());
             }
-            outbox.flush(&server);
+            outbox.flush(&server).await;
         }
         assert_eq!(seen, (0..5u8).map(|i| vec![i; 3]).collect::<Vec<_>>());
         let mut buf = [0u8; 16];
@@ -368,22 +359,24 @@ mod tests {
             let n = client.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], &[i, 0xAA]);
         }
-        send_now(&server, b"x", client.local_addr().unwrap()).unwrap();
+        send_one(&server, b"x", client.local_addr().unwrap())
+            .await
+            .unwrap();
         assert_eq!(client.recv(&mut buf).unwrap(), 1);
     }
 
-    /// A receive with nothing queued ends at the read timeout, so the loop
-    /// can look at its stop flag.
-    #[test]
-    fn receive_times_out() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        server
-            .set_read_timeout(Some(Duration::from_millis(50)))
+    /// A receive with nothing queued waits for the next datagram.
+    #[tokio::test]
+    async fn receive_waits_for_a_datagram() {
+        let server = server();
+        let mut inbox = Inbox::default();
+        let idle = tokio::time::timeout(Duration::from_millis(50), inbox.recv(&server)).await;
+        assert!(idle.is_err(), "nothing to take yet");
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .send_to(b"late", server.get_ref().local_addr().unwrap())
             .unwrap();
-        let err = Inbox::default().recv(&server).unwrap_err();
-        assert!(matches!(
-            err.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        ));
+        assert_eq!(inbox.recv(&server).await.unwrap(), 1);
+        assert_eq!(inbox.get(0).0, b"late");
     }
 }
