@@ -365,6 +365,26 @@ mod tests {
         assert_eq!(client.recv(&mut buf).unwrap(), 1);
     }
 
+    /// A datagram longer than the buffer reads as empty (so it is dropped),
+    /// not as its first 4 KiB; the next one reads whole. (Linux only: std's
+    /// `recv_from` elsewhere cannot tell that it cut a datagram.)
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn an_oversized_datagram_reads_as_empty() {
+        let server = server();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = server.get_ref().local_addr().unwrap();
+        client.send_to(&[7u8; RECV_BUFFER + 1], to).unwrap();
+        client.send_to(&[8u8; 12], to).unwrap();
+        let mut inbox = Inbox::default();
+        let mut lens = Vec::new();
+        while lens.len() < 2 {
+            let n = inbox.recv(&server).await.unwrap();
+            lens.extend((0..n).map(|i| inbox.get(i).0.len()));
+        }
+        assert_eq!(lens, vec![0, 12]);
+    }
+
     /// A receive with nothing queued waits for the next datagram.
     #[tokio::test]
     async fn receive_waits_for_a_datagram() {
