@@ -18,7 +18,7 @@ use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::rr::Record;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::server::{RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 use prometheus::IntGauge;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,7 +30,7 @@ use tracing::debug;
 
 use crate::handler::Handler;
 use crate::metrics::Transport;
-use crate::udp::encode;
+use crate::udp::{encode, parse};
 
 /// Queries answered at once on one connection (Unbound's
 /// `incoming-num-tcp`-style pipelining limit is of the same order).
@@ -202,13 +202,13 @@ async fn connection(
         let (handler, registry, tx) = (handler.clone(), registry.clone(), tx.clone());
         tokio::spawn(async move {
             let head = [msg[0], msg[1], msg[2], msg[3]];
-            match Request::from_bytes(msg, src, Protocol::Tcp) {
-                Ok(request) => {
+            match parse(msg, src, Protocol::Tcp) {
+                Some(request) => {
                     handler
                         .handle_request::<_, TokioTime>(&request, TcpReply(tx))
                         .await;
                 }
-                Err(_) => {
+                None => {
                     let answer = handler.unparsed(head, src, Transport::Tcp).to_vec();
                     let _ = tx.send(answer).await;
                 }

@@ -26,6 +26,7 @@ use tracing::debug;
 
 use crate::handler::Handler;
 use crate::metrics::Transport;
+use crate::wire;
 
 mod batch;
 
@@ -87,13 +88,13 @@ pub async fn serve(
             tokio::spawn(async move {
                 let _slot = slot;
                 let head = [msg[0], msg[1], msg[2], msg[3]];
-                match Request::from_bytes(msg, src, Protocol::Udp) {
-                    Ok(request) => {
+                match parse(msg, src, Protocol::Udp) {
+                    Some(request) => {
                         handler
                             .handle_request::<_, TokioTime>(&request, UdpReply { socket, dst: src })
                             .await;
                     }
-                    Err(_) => {
+                    None => {
                         let answer = handler.unparsed(head, src, Transport::Udp);
                         if let Err(e) = batch::send_one(&socket, &answer, src).await {
                             debug!(%src, "udp send: {e}");
@@ -104,6 +105,16 @@ pub async fn serve(
         }
         outbox.flush(&socket).await;
     }
+}
+
+/// A query as hickory's request, or `None` for one the general path answers
+/// with FORMERR: hickory cannot read it, or a question points into the
+/// header (see [`wire::question_points_into_header`]).
+pub fn parse(msg: Vec<u8>, src: SocketAddr, protocol: Protocol) -> Option<Request> {
+    if wire::question_points_into_header(&msg) {
+        return None;
+    }
+    Request::from_bytes(msg, src, protocol).ok()
 }
 
 /// Makes a bound socket ready for [`serve`]: batched reads and writes on

@@ -298,6 +298,44 @@ impl Records {
     }
 }
 
+/// Whether a question's name holds a compression pointer into the header
+/// (offsets 0–11), where no name can be. hickory reads such a question and
+/// echoes its bytes unchanged in the answer, where the pointer then reads
+/// the answer's own header: an answer that does not parse.
+pub fn question_points_into_header(msg: &[u8]) -> bool {
+    let Some(&[hi, lo]) = msg.get(4..6) else {
+        return false;
+    };
+    let mut pos = HEADER;
+    for _ in 0..u16::from_be_bytes([hi, lo]) {
+        loop {
+            let Some(&len) = msg.get(pos) else {
+                return false;
+            };
+            match len {
+                0 => {
+                    pos += 1;
+                    break;
+                }
+                l if l & 0xC0 == 0xC0 => {
+                    let Some(&low) = msg.get(pos + 1) else {
+                        return false;
+                    };
+                    if (usize::from(l & 0x3F) << 8 | usize::from(low)) < HEADER {
+                        return true;
+                    }
+                    pos += 2;
+                    break;
+                }
+                l if l <= 63 => pos += 1 + usize::from(l),
+                _ => return false,
+            }
+        }
+        pos += 4;
+    }
+    false
+}
+
 /// Where the name at `pos` ends: after its root label or its pointer.
 fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
     loop {
@@ -625,6 +663,22 @@ mod tests {
         };
         assert!(write_local(&m, &q, &[], &local, 512, 512, &mut out).is_none());
         assert!(write_local(&m, &q, &[], &local, 1232, 1232, &mut out).is_some());
+    }
+
+    /// A question whose name points into the header (found by fuzzing:
+    /// hickory echoed it and its own answer did not parse) is caught; one
+    /// pointing at an earlier question is not.
+    #[test]
+    fn questions_pointing_into_the_header() {
+        let mut m = vec![0x02, 0x34, 0x01, 0, 0, 2, 0, 0, 0, 0, 0, 0];
+        m.extend(b"\x04dual\x04corp\x07example\x00\x00\x01\x00\x01");
+        let plain = m.clone();
+        m.extend(b"\x03mid\xc0\x00\x00\x01\x00\x01");
+        assert!(question_points_into_header(&m));
+        let mut back = plain.clone();
+        back.extend(b"\x03mid\xc0\x11\x00\x01\x00\x01");
+        assert!(!question_points_into_header(&back));
+        assert!(!question_points_into_header(&plain[..20]));
     }
 
     /// Cached records come back under the client's question, compression

@@ -1,6 +1,6 @@
 //! Arbitrary bytes as a UDP query from an allowed client, through what
 //! `udp::serve` does with a datagram: the fast path (`Handler::answer_fast`),
-//! else hickory's parse (`Request::from_bytes`) and the general path
+//! else the general path's parse (`udp::parse`) and the general path
 //! (`Handler::handle_request`), else FORMERR (`Handler::unparsed`).
 //!
 //! No I/O: the handler's forwarder has no upstream servers and no permit to
@@ -250,9 +250,9 @@ fuzz_target!(|data: &[u8]| {
         .answer_fast(data, client, &mut out)
         .map(|n| out[..n].to_vec());
 
-    let request = match Request::from_bytes(data.to_vec(), client, Protocol::Udp) {
-        Ok(r) => r,
-        Err(_) => {
+    let request = match amldns::udp::parse(data.to_vec(), client, Protocol::Udp) {
+        Some(r) => r,
+        None => {
             assert!(fast.is_none(), "a fast answer to what hickory cannot parse");
             let formerr = w
                 .handler
