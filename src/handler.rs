@@ -28,9 +28,9 @@ use crate::cache::WireKey;
 use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE, cname_target};
 use crate::logging::RateLimited;
 use crate::metrics::{self, Metrics, Outcome, Transport};
-use crate::names;
+use crate::names::{self, NameKey};
 use crate::wire;
-use crate::zone::{End, Lookup, NameKey, QType, ZoneTable};
+use crate::zone::{End, Lookup, QType, ZoneTable};
 
 /// At most this many upstream questions per client question: the name
 /// itself, and the targets of chains that leave and re-enter the table.
@@ -709,7 +709,7 @@ mod tests {
             cache.insert(&key, reply);
         }
         let snapshot = Snapshot {
-            table: ZoneTable::compile(&config, 1).unwrap(),
+            table: config.table(1).unwrap(),
             allow: config.server.allow.clone(),
             forwarder: Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone())),
             log_queries: false,
@@ -761,7 +761,7 @@ mod tests {
             authorities: Vec::new(),
         };
         let h = handler(
-            "[server]\nallow = [\"127.0.0.0/8\"]\n\
+            "[server]\nallow = [\"127.0.0.0/8\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n\
              [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
             &[
                 (

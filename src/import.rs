@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::config::{Lines, Location, domain_name};
+use crate::diagnostics::{Lines, Location};
+use crate::names::domain_name;
 
 /// One name from an import file and its addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]

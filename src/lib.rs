@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod diagnostics;
 pub mod export;
 pub mod forward;
 pub mod forwarders;

@@ -28,7 +28,6 @@ use crate::config::{self, Config, ConfigError};
 use crate::forward::Forwarder;
 use crate::handler::Snapshot;
 use crate::metrics::Metrics;
-use crate::zone::ZoneTable;
 
 /// Editors and `kubectl` write in bursts: wait for this much quiet, then
 /// compile once.
@@ -116,7 +115,7 @@ pub struct Reloader {
 impl Reloader {
     /// Compiles `config` into the first snapshot (generation 1).
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, ReloadError> {
-        let table = ZoneTable::compile(&config, 1)?;
+        let table = config.table(1)?;
         let cache = Arc::new(Cache::new(config.upstream.cache_entries));
         let forwarder = Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone()));
         let status = Status {
@@ -204,7 +203,7 @@ impl Reloader {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = config::load(&path)?;
-            let table = ZoneTable::compile(&config, generation)?;
+            let table = config.table(generation)?;
             Ok::<_, ConfigError>((config, table))
         })
         .await

@@ -8,7 +8,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::zone::{NameKey, Soa};
+use crate::names::NameKey;
+use crate::zone::Soa;
 
 const HEADER: usize = 12;
 /// RFC 1035 §4.1.4: a pointer to the question name, which always starts

@@ -25,7 +25,6 @@ use amldns::config;
 use amldns::forward::Forwarder;
 use amldns::handler::{Handler, InFlight, Snapshot};
 use amldns::metrics::{Metrics, Transport};
-use amldns::zone::ZoneTable;
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::serialize::binary::BinEncoder;
@@ -111,7 +110,7 @@ fn world() -> &'static World {
         config.upstream.max_in_flight = 0;
         let metrics = Arc::new(Metrics::new());
         let snapshot = Snapshot {
-            table: ZoneTable::compile(&config, 1).expect("the fuzz table"),
+            table: config.table(1).expect("the fuzz table"),
             allow: config.server.allow.clone(),
             forwarder: Arc::new(Forwarder::new(
                 &config.upstream,
