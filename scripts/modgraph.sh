@@ -3,10 +3,11 @@
 # non-test code) and its cycles. Prints one "from to" line per edge, then
 # either "no cycles" or the modules tsort(1) finds on a cycle, and exits 1 on
 # a cycle, so CI can call it. A module is a top-level name under src/: both
-# src/x.rs and src/x/*.rs count as `x`. Test modules (from a line
-# `#[cfg(test)]` on) are left out: a test may use any module.
+# src/x.rs and src/x/*.rs count as `x`. Test modules (from a `#[cfg(test)]`
+# over a `mod` to the end of the file) are left out: a test may use any module.
 set -euo pipefail
-cd "$(dirname "$0")/../src"
+# The source folder: the first argument, or this repository's src/.
+cd "${1:-$(dirname "$0")/../src}"
 
 module_of() {
     local f=${1#./}
@@ -19,8 +20,11 @@ edges=$(
     find . -name '*.rs' | sort | while read -r file; do
         from=$(module_of "$file")
         [ "$from" = main ] && continue
-        # Non-test code only: stop at the first `#[cfg(test)]`.
-        awk '/^[[:space:]]*#\[cfg\(test\)\]/ { exit } { print }' "$file" |
+        # Non-test code only: stop at a `#[cfg(test)]` over a module.
+        awk '/^[[:space:]]*#\[cfg\(test\)\]/ { held = $0; next }
+             held != "" && /^[[:space:]]*(pub )?mod / { exit }
+             held != "" { print held; held = "" }
+             { print }' "$file" |
             grep -v '^[[:space:]]*//' |
             grep -o 'crate::\(\({[^}]*}\)\|[a-z_][a-z0-9_]*\)' |
             sed 's/^crate:://' |
@@ -33,10 +37,16 @@ edges=$(
 )
 printf '%s\n' "$edges"
 # tsort wants "before after"; an edge "a uses b" puts b before a.
-loops=$(printf '%s\n' "$edges" | awk '{ print $2, $1 }' | tsort 2>&1 >/dev/null || true)
+# tsort reports each loop it breaks as "input contains a loop:" and then
+# the loop's modules, one a line: print each loop on one line.
+loops=$(
+    printf '%s\n' "$edges" | awk '{ print $2, $1 }' | tsort 2>&1 >/dev/null |
+        awk '/input contains a loop/ { if (l != "") print l; l = "cycle:"; next }
+             { sub(/^tsort: /, ""); l = l " " $0 }
+             END { if (l != "") print l }'
+) || true
 if [ -n "$loops" ]; then
     printf '%s\n' "$loops" >&2
-    echo "cycles found" >&2
     exit 1
 fi
 echo "no cycles" >&2
