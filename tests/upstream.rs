@@ -365,10 +365,12 @@ async fn failover_and_recovery() {
         StandIn::start(move |q| healthy.load(Ordering::SeqCst).then(|| upstream_zone(q))).await
     };
     let second = StandIn::zone().await;
-    let cfg = format!(
-        "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"{}\", \"{}\"]\ntimeout_ms = 300\n",
-        first.addr, second.addr
-    );
+    let cfg = TestConfig {
+        upstreams: &[first.addr, second.addr],
+        upstream: "timeout_ms = 300",
+        ..TestConfig::default()
+    }
+    .text();
     let srv = start(&cfg).await;
     let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;
     assert_eq!(addrs(&r), vec!["192.0.2.10"]);
