@@ -5,7 +5,8 @@
 //! Data flows one way: [`config`] (the TOML file and its [`import`]s) →
 //! [`names`] (every name a workspace needs) → [`zone`] (an immutable table) →
 //! swapped into the server behind `ArcSwap` → [`handler`] answers from a
-//! snapshot, or asks [`forward`] (with its [`cache`]).
+//! snapshot, or asks [`forward`] (with its [`cache`]). Configuration errors
+//! and warnings, wherever found, are made of [`diagnostics`].
 
 pub mod cache;
 pub mod cli;

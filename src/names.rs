@@ -2,6 +2,10 @@
 //!
 //! Pure: a validated [`Workspace`] in, a list of [`DerivedName`]s out. No I/O and
 //! no DNS library types, so the rules can be read and tested in one place.
+//! The other rules about names live here too: how a name is stored
+//! ([`domain_name`]) and keyed for lookups ([`NameKey`]), which names must
+//! stay public ([`captures_public`]), what Azure accepts as a workspace name
+//! and which regions each cloud has.
 //!
 //! Sources: Microsoft Learn, "How to use your workspace with a custom DNS server"
 //! (the FQDN tables per cloud) and "Configure a private endpoint for an Azure

@@ -140,6 +140,54 @@ fn check_refuses_a_config_with_nothing_local() {
     }
 }
 
+/// `serve` refuses to start on a config that gives nothing to answer, before
+/// it binds anything (the config listens and forwards on loopback only, should
+/// it ever get that far).
+#[test]
+fn serve_refuses_a_config_with_nothing_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amldns.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amldns"))
+        .args([
+            "serve",
+            "--watch",
+            "off",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .env_remove("AMLDNS_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("serve started with nothing to answer");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:1:1: the config gives nothing to answer locally",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
 /// The mistakes of SPEC §2 from the command line: errors exit 1 with their
 /// place and what to write; warnings are printed and the check passes.
 #[test]

@@ -1,5 +1,5 @@
-//! The configuration file (SPEC §2): read by [`spec`] (the raw TOML shape,
-//! serde only), checked by [`validate`] into the [`Config`] the rest of
+//! The configuration file (SPEC §2): read by `spec` (the raw TOML shape,
+//! serde only), checked by `validate` into the [`Config`] the rest of
 //! amldns works from, whose [`Config::sources`] the zone table is compiled
 //! from.
 //!
