@@ -712,15 +712,19 @@ impl Cx<'_> {
 }
 
 /// Whether amldns listening on `listen` would receive what it sends to
-/// `upstream`: the same address and port, or the same port on a wildcard
-/// address (`0.0.0.0`, `::`, which on Linux takes IPv4 too) when the
-/// upstream is a loopback or wildcard address, which always reach this host.
+/// `upstream`: the same address and port, or the same port on the wildcard
+/// address of the upstream's family (`0.0.0.0`, `::`) when the upstream is a
+/// loopback or wildcard address, which always reach this host. IPv6 sockets
+/// are bound IPv6-only (RFC 3493 §5.3), so `::` does not take 127.0.0.1.
 /// Another address of this host on a wildcard listener is not caught:
 /// telling that needs the host's interfaces, which a config check does not read.
 fn is_own(upstream: SocketAddr, listen: SocketAddr) -> bool {
     let (up, own) = (upstream.ip().to_canonical(), listen.ip().to_canonical());
     upstream.port() == listen.port()
-        && (up == own || (own.is_unspecified() && (up.is_loopback() || up.is_unspecified())))
+        && (up == own
+            || (own.is_unspecified()
+                && own.is_ipv4() == up.is_ipv4()
+                && (up.is_loopback() || up.is_unspecified())))
 }
 
 /// SPEC §2's private answer addresses: RFC 1918, shared address space
@@ -1338,12 +1342,17 @@ cname = "stcontoso.blob.core.windows.net"
             ("", "\"0.0.0.0\"", Some("it listens on 0.0.0.0:53")),
             ("", "\"127.0.0.1:5353\"", None),
             ("", "\"10.0.0.4\"", None),
-            (
-                "\"[::]:53\"",
-                "\"127.0.0.1\"",
-                Some("it listens on [::]:53"),
-            ),
             ("\"[::]:53\"", "\"[::1]:53\"", Some("it listens on [::]:53")),
+            ("\"[::]:53\"", "\"[::]:53\"", Some("it listens on [::]:53")),
+            // IPv6 sockets are IPv6-only: `::` does not take IPv4 loopback.
+            ("\"[::]:53\"", "\"127.0.0.1\"", None),
+            ("\"0.0.0.0:53\"", "\"[::1]:53\"", None),
+            ("\"[::1]:53\"", "\"[::ffff:127.0.0.1]:53\"", None),
+            (
+                "\"127.0.0.1:53\"",
+                "\"[::ffff:127.0.0.1]:53\"",
+                Some("it listens on 127.0.0.1:53"),
+            ),
             (
                 "\"127.0.0.1:5353\"",
                 "\"127.0.0.1:5353\"",
