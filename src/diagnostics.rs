@@ -71,11 +71,15 @@ impl<'a> Lines<'a> {
         }
     }
 
-    /// The text of the line holding byte `offset`, up to that byte.
-    pub fn line_before(&self, offset: usize) -> &'a str {
+    /// The line holding byte `offset`, split there: (before, from it on).
+    pub fn line_around(&self, offset: usize) -> (&'a str, &'a str) {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset);
-        self.text.get(self.starts[line - 1]..offset).unwrap_or("")
+        let end = self.starts.get(line).map_or(self.text.len(), |&s| s - 1);
+        (
+            self.text.get(self.starts[line - 1]..offset).unwrap_or(""),
+            self.text.get(offset..end.max(offset)).unwrap_or(""),
+        )
     }
 }
 
@@ -157,8 +161,10 @@ mod tests {
             [at(0), at(1), at(2), at(9), at(10), at(99)],
             [(1, 1), (1, 2), (2, 1), (3, 1), (4, 1), (4, 2)]
         );
-        assert_eq!(lines.line_before(6), "é =");
-        assert_eq!(lines.line_before(0), "");
+        assert_eq!(lines.line_around(6), ("é =", " x"));
+        assert_eq!(lines.line_around(0), ("", "a"));
+        assert_eq!(lines.line_around(9), ("", ""));
+        assert_eq!(lines.line_around(10), ("", "z"));
     }
 
     #[test]

@@ -141,23 +141,30 @@ pub(super) fn read(lines: &Lines) -> Result<Spec, ConfigError> {
         let message = e.message().trim();
         ConfigError::Invalid {
             at: lines.locate(offset),
-            message: explain(message, lines.line_before(offset))
+            message: explain(message, lines.line_around(offset))
                 .unwrap_or_else(|| message.to_string()),
         }
     })
 }
 
-/// A plainer message for serde's most common complaints, given the text of
-/// the line before the value at fault (`listen = `): a list written as one
-/// value and the reverse, and an unknown key or value that is a typo of a
+/// A plainer message for serde's most common complaints, given the line of
+/// the value at fault split where it starts (`listen = `, `"0.0.0.0:53"`): a
+/// list written as one value and the reverse, a `[table]` that should be an
+/// `[[array of tables]]`, and an unknown key or value that is a typo of a
 /// known one. Serde quotes names in backticks: the first is the one given,
 /// the rest (after "expected") are those it knows.
-fn explain(message: &str, line_before: &str) -> Option<String> {
-    let key = line_before
+fn explain(message: &str, (before, at): (&str, &str)) -> Option<String> {
+    let key = before
         .trim_end()
         .strip_suffix('=')
         .map(str::trim)
         .filter(|k| !k.is_empty());
+    if message == "invalid type: map, expected a sequence" {
+        let table = at.trim().strip_prefix('[')?.split(']').next()?.trim();
+        return Some(format!(
+            "[{table}] is a list of tables: write [[{table}]], once for each"
+        ));
+    }
     if let Some(rest) = message.strip_prefix("invalid type: string ")
         && rest.ends_with("expected a sequence")
     {
@@ -250,7 +257,13 @@ mod tests {
             ),
         ];
         for (message, before, want) in cases {
-            assert_eq!(explain(message, before).as_deref(), want, "{message}");
+            // The value at fault, as the line goes on after `before`.
+            let at = if before.is_empty() {
+                "[workspace]"
+            } else {
+                "\"…\""
+            };
+            assert_eq!(explain(message, (before, at)).as_deref(), want, "{message}");
         }
     }
 }

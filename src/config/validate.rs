@@ -1503,6 +1503,12 @@ cname = "stcontoso.blob.core.windows.net"
             "unknown key `notebok_ip`: did you mean `notebook_ip`?",
         );
         fails_at(
+            &format!("[workspace]\nname = \"mlw\"{LOCAL}"),
+            1,
+            1,
+            "[workspace] is a list of tables: write [[workspace]], once for each",
+        );
+        fails_at(
             &format!("{WS}cloud = \"pubilc\""),
             7,
             9,
