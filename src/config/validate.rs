@@ -63,7 +63,7 @@ pub(super) fn validate(path: &Path, lines: &Lines, spec: Spec) -> Result<Config,
         path,
         lines,
         warnings: RefCell::default(),
-        public: RefCell::default(),
+        said: RefCell::default(),
     };
     cx.validate(spec)
 }
@@ -73,9 +73,10 @@ struct Cx<'a> {
     path: &'a Path,
     lines: &'a Lines<'a>,
     warnings: RefCell<Vec<Warning>>,
-    /// Answer addresses already warned about as not private: each once, so
-    /// that an import of many names on one address says it once.
-    public: RefCell<HashSet<IpAddr>>,
+    /// What [`Cx::warn_once`] has said: a mistake repeated over many
+    /// workspaces or imported names (one public address, one unknown
+    /// region) is said once, where it is first met.
+    said: RefCell<HashSet<String>>,
 }
 
 impl Cx<'_> {
@@ -86,14 +87,20 @@ impl Cx<'_> {
         });
     }
 
+    fn warn_once(&self, at: impl FnOnce() -> Location, message: String) {
+        if self.said.borrow_mut().insert(message.clone()) {
+            self.warn(at(), message);
+        }
+    }
+
     /// Warns when `addr`, an answer, is not a private address (SPEC §2): a
     /// private endpoint's address is, so a public one is most likely a
     /// copy of the public answer, which the private endpoint exists to
     /// avoid. Loopback is not private either: clients would ask themselves.
     fn answer_address(&self, addr: IpAddr, at: impl FnOnce() -> Location) {
-        if !is_private(addr) && self.public.borrow_mut().insert(addr) {
-            self.warn(
-                at(),
+        if !is_private(addr) {
+            self.warn_once(
+                at,
                 format!(
                     "answer address {addr} is not private (RFC 1918, 100.64.0.0/10 or fc00::/7): \
                      a private endpoint's address is"
@@ -491,8 +498,8 @@ impl Cx<'_> {
                 None => "check the spelling; if Azure has opened it since, ignore this".into(),
             },
         };
-        self.warn(
-            self.at_span(v),
+        self.warn_once(
+            || self.at_span(v),
             format!(
                 "region \"{region}\" is not an Azure region of the {} cloud: {hint}",
                 cloud.as_str()
@@ -1462,6 +1469,14 @@ cname = "stcontoso.blob.core.windows.net"
                     10,
                     "region \"eastus\" is not an Azure region of the china cloud: it is a region of the public cloud: set cloud = \"public\"",
                 )],
+            ),
+            // Said once, where first met, however many workspaces repeat it.
+            (
+                WS.replace("\"eastus\"", "\"eastuss\"")
+                    + &WS
+                        .replace("\"eastus\"", "\"eastuss\"")
+                        .replace("fb7e20a0", "0d5c2f4e"),
+                vec![(5, 10, "region \"eastuss\"")],
             ),
             (
                 WS.replace("\"eastus\"", "\"marsnorth\""),
