@@ -540,6 +540,12 @@ impl std::fmt::Debug for NameKey {
     }
 }
 
+impl AsRef<str> for NameKey {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl NameKey {
     /// `None` when the name cannot be local: a label holding a `.` or a
     /// non-ASCII byte (our names have neither), or the root.
