@@ -130,12 +130,7 @@ impl Reloader {
             applied: config.fingerprint,
             last: Ok(1),
         };
-        let snapshot = Snapshot {
-            table,
-            allow: config.server.allow.clone(),
-            forwarder,
-            log_queries: config.log.queries,
-        };
+        let snapshot = Snapshot::new(table, &config, forwarder);
         let reloader = Reloader {
             path: config.path.clone(),
             snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
@@ -264,12 +259,8 @@ impl Reloader {
             loaded_at: unix_now(),
             last_error: None,
         };
-        self.snapshot.store(Arc::new(Snapshot {
-            table,
-            allow: config.server.allow,
-            forwarder,
-            log_queries: config.log.queries,
-        }));
+        self.snapshot
+            .store(Arc::new(Snapshot::new(table, &config, forwarder)));
         reloads.applied = config.fingerprint;
         record_success(&self.metrics, &status);
         info!(

@@ -14,12 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::rr::Record;
-use hickory_server::server::{RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
 use prometheus::IntGauge;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -30,7 +24,6 @@ use tracing::debug;
 
 use crate::handler::Handler;
 use crate::metrics::Transport;
-use crate::udp::{encode, parse};
 
 /// Queries answered at once on one connection (Unbound's
 /// `incoming-num-tcp`-style pipelining limit is of the same order).
@@ -201,18 +194,9 @@ async fn connection(
         registry.started(id);
         let (handler, registry, tx) = (handler.clone(), registry.clone(), tx.clone());
         tokio::spawn(async move {
-            let head = [msg[0], msg[1], msg[2], msg[3]];
-            match parse(msg, src, Protocol::Tcp) {
-                Some(request) => {
-                    handler
-                        .handle_request::<_, TokioTime>(&request, TcpReply(tx))
-                        .await;
-                }
-                None => {
-                    let answer = handler.unparsed(head, src, Transport::Tcp).to_vec();
-                    let _ = tx.send(answer).await;
-                }
-            }
+            let answer = handler.answer(&msg, src, Transport::Tcp).await;
+            // The connection may have closed meanwhile; nothing to do then.
+            let _ = tx.send(answer).await;
             registry.finished(id);
             drop(slot);
         });
@@ -252,31 +236,5 @@ async fn write_answers(
             close.cancel();
             return;
         }
-    }
-}
-
-/// Hands an answer to its connection's writer.
-#[derive(Clone)]
-struct TcpReply(mpsc::Sender<Vec<u8>>);
-
-#[async_trait::async_trait]
-impl ResponseHandler for TcpReply {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let (bytes, info) = encode(response, u16::MAX)?;
-        self.0
-            .send(bytes)
-            .await
-            .map_err(|_| NetError::from("the connection closed"))?;
-        Ok(info)
     }
 }
