@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use socket2::{Domain, Socket, Type};
 use tokio::io::unix::AsyncFd;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -25,6 +26,9 @@ use crate::udp;
 
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const PORT_ATTEMPTS: usize = 20;
+
+/// Connections the kernel queues before they are accepted (tokio's default).
+const TCP_BACKLOG: i32 = 1024;
 
 /// After the last answer is handed over at shutdown, time for it to be sent.
 const SEND_FLUSH_GRACE: Duration = Duration::from_millis(100);
@@ -60,9 +64,7 @@ impl Listeners {
             http: None,
         };
         for &addr in dns {
-            let (udp, tcp) = bind_pair(addr)
-                .await
-                .map_err(|source| ServeError::Bind { addr, source })?;
+            let (udp, tcp) = bind_pair(addr).map_err(|source| ServeError::Bind { addr, source })?;
             l.udp
                 .push(udp::prepare(udp).map_err(|source| ServeError::Bind { addr, source })?);
             l.tcp.push(tcp);
@@ -91,11 +93,15 @@ impl Listeners {
     }
 }
 
-async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpListener)> {
     let mut last = None;
     for _ in 0..PORT_ATTEMPTS {
-        let udp = UdpSocket::bind(addr).await?;
-        match TcpListener::bind(udp.local_addr()?).await {
+        let udp: std::net::UdpSocket = bind_socket(addr, Type::DGRAM)?.into();
+        let tcp = bind_socket(udp.local_addr()?, Type::STREAM).and_then(|s| {
+            s.listen(TCP_BACKLOG)?;
+            TcpListener::from_std(s.into())
+        });
+        match tcp {
             Ok(tcp) => return Ok((udp, tcp)),
             // Someone holds the TCP side of the port UDP got: try another.
             Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
@@ -103,6 +109,26 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
         }
     }
     Err(last.unwrap_or_else(|| io::Error::other("no free port")))
+}
+
+/// A non-blocking socket bound to `addr`. An IPv6 one is IPv6 only
+/// (IPV6_V6ONLY, RFC 3493 §5.3): Linux makes `[::]:53` dual-stack by
+/// default, so it would hold the IPv4 port too and `listen = ["0.0.0.0:53",
+/// "[::]:53"]` would fail with "address in use". As in BIND and Unbound,
+/// each family is listened on by its own address.
+fn bind_socket(addr: SocketAddr, ty: Type) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    if ty == Type::STREAM {
+        // As tokio's `TcpListener::bind`: a restart can bind again while the
+        // last run's connections are in TIME_WAIT.
+        s.set_reuse_address(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s)
 }
 
 /// How `run` watches for reloads.
