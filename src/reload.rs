@@ -5,7 +5,7 @@
 //! a query in flight keeps the snapshot it started with, the next one sees
 //! the new one, and none waits. A config that fails to load leaves the old
 //! snapshot serving, is logged with its location, counted, and shown by
-//! `/healthz` until a later load succeeds.
+//! `/healthz` (through [`Health`]) until a later load succeeds.
 //!
 //! Triggers: file changes (watched with `notify`, or by polling), SIGHUP,
 //! and `POST /reload`.
@@ -24,9 +24,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::cache::Cache;
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, MetricsConfig};
 use crate::forward::Forwarder;
 use crate::handler::Snapshot;
+use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::zone::ZoneTable;
 
@@ -79,15 +80,13 @@ pub enum ReloadError {
     Again(String),
 }
 
-/// What `/healthz` reports.
+/// The table being served, for `/healthz` and the startup line.
 #[derive(Debug, Clone)]
 pub struct Status {
     pub generation: u64,
     pub names: usize,
     /// Unix time of the last successful load.
     pub loaded_at: f64,
-    /// The last failed reload's error, until a reload succeeds.
-    pub last_error: Option<String>,
 }
 
 /// Reload bookkeeping, behind the lock that makes reloads run one at a time.
@@ -103,9 +102,11 @@ pub struct Reloader {
     path: PathBuf,
     snapshot: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
+    /// A failed reload sets its problem here, a successful one clears it.
+    health: Arc<Health>,
     /// The sockets were bound from these; changing them needs a restart.
     listen: Vec<SocketAddr>,
-    metrics_listen: Option<SocketAddr>,
+    metrics_listener: Option<MetricsConfig>,
     /// Reloads begun so far; a request that finds a reload begun after it
     /// was made takes that one's result instead of compiling again.
     begun: AtomicU64,
@@ -115,7 +116,11 @@ pub struct Reloader {
 
 impl Reloader {
     /// Compiles `config` into the first snapshot (generation 1).
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, ReloadError> {
+    pub fn new(
+        config: Config,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Result<Self, ReloadError> {
         let table = ZoneTable::compile(&config, 1)?;
         let cache = Arc::new(Cache::new(config.upstream.cache_entries));
         let forwarder = Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone()));
@@ -123,7 +128,6 @@ impl Reloader {
             generation: 1,
             names: table.len(),
             loaded_at: unix_now(),
-            last_error: None,
         };
         record_success(&metrics, &status);
         let reloads = Reloads {
@@ -140,8 +144,9 @@ impl Reloader {
             path: config.path.clone(),
             snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics,
+            health,
             listen: config.server.listen.clone(),
-            metrics_listen: config.metrics.as_ref().map(|m| m.listen),
+            metrics_listener: config.metrics.clone(),
             begun: AtomicU64::new(0),
             reloads: tokio::sync::Mutex::new(reloads),
             status: Mutex::new(status),
@@ -226,19 +231,16 @@ impl Reloader {
             // nothing changed): nothing to swap, and nothing failing.
             debug!(%trigger, "configuration unchanged");
             self.metrics.last_reload_successful.set(1);
-            self.status
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .last_error = None;
+            self.health.clear(health::Source::Reload);
             return Ok(current.table.generation());
         }
         for w in &config.warnings {
             warn!("{w}");
         }
-        if config.server.listen != self.listen
-            || config.metrics.as_ref().map(|m| m.listen) != self.metrics_listen
-        {
-            warn!("listen addresses changed in the config: they take effect at the next restart");
+        if config.server.listen != self.listen || config.metrics != self.metrics_listener {
+            warn!(
+                "listen addresses or [metrics] changed in the config: they take effect at the next restart"
+            );
         }
         let forwarder = if *current.forwarder.config() == config.upstream {
             current.forwarder.clone()
@@ -262,7 +264,6 @@ impl Reloader {
             generation,
             names: table.len(),
             loaded_at: unix_now(),
-            last_error: None,
         };
         self.snapshot.store(Arc::new(Snapshot {
             table,
@@ -272,6 +273,7 @@ impl Reloader {
         }));
         reloads.applied = config.fingerprint;
         record_success(&self.metrics, &status);
+        self.health.clear(health::Source::Reload);
         info!(
             generation,
             names = status.names,
@@ -293,10 +295,7 @@ impl Reloader {
         repeated: bool,
     ) -> ReloadError {
         self.metrics.last_reload_successful.set(0);
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last_error = Some(e.to_string());
+        self.health.set(health::Source::Reload, e.to_string());
         if repeated {
             debug!(%trigger, "reload still failing: {e}");
         } else {

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::forward::QUERY_DEADLINE;
 use crate::handler::{Handler, InFlight};
+use crate::health::Health;
 use crate::http::{self, Endpoints};
 use crate::metrics::Metrics;
 use crate::reload::{self, FileWatch, ReloadError, Reloader, WatchMode};
@@ -165,7 +166,13 @@ pub async fn run(
         config.server.tcp_connections,
         config.server.tcp_idle_timeout,
     );
-    let reloader = Arc::new(Reloader::new(config, metrics.clone())?);
+    let control_allow = config
+        .metrics
+        .as_ref()
+        .map(|m| m.control_allow.clone())
+        .unwrap_or_default();
+    let health = Arc::new(Health::default());
+    let reloader = Arc::new(Reloader::new(config, metrics.clone(), health.clone())?);
     let stop = CancellationToken::new();
     let dns_addrs = listeners.dns_addrs();
     let http_addr = listeners.http_addr();
@@ -202,11 +209,13 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(true));
     let mut tasks = Vec::new();
     if let Some(listener) = listeners.http {
-        let endpoints = Arc::new(Endpoints {
-            reloader: reloader.clone(),
+        let endpoints = Arc::new(Endpoints::new(
+            reloader.clone(),
             metrics,
-            ready: ready.clone(),
-        });
+            health,
+            ready.clone(),
+            control_allow,
+        ));
         tasks.push(tokio::spawn(http::serve(listener, endpoints, stop.clone())));
     }
     if let Some(watch) = watch {
