@@ -35,6 +35,10 @@ use crate::zone::ZoneTable;
 /// compile once.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
 
+/// A folder written more often than [`DEBOUNCE`] (a log, a sync job) is
+/// never quiet: past this since the first change, reload anyway.
+pub const DEBOUNCE_MAX: Duration = Duration::from_secs(2);
+
 /// How often the polling watcher looks, when inotify is not an option
 /// (some network and overlay file systems).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -394,8 +398,17 @@ impl FileWatch {
                 got = self.events.recv() => if got.is_none() { return },
                 () = stop.cancelled() => return,
             }
-            // Wait for a quiet spell; each new event restarts the wait.
-            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, self.events.recv()).await {}
+            // Wait for a quiet spell; each new event restarts the wait, up
+            // to DEBOUNCE_MAX after the first. (Past that, an event already
+            // queued is taken and the next wait ends at once.)
+            let latest = tokio::time::Instant::now() + DEBOUNCE_MAX;
+            loop {
+                let until = latest.min(tokio::time::Instant::now() + DEBOUNCE);
+                match tokio::time::timeout_at(until, self.events.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) | Err(_) => break,
+                }
+            }
             // Watch first, then read: re-adding a folder takes a new
             // baseline of it (a polling watcher compares against that), so
             // a change made before is read by this reload, and one made

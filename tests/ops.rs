@@ -4,10 +4,12 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use amldns::metrics::*;
-use amldns::reload::WatchMode;
+use amldns::reload::{DEBOUNCE, DEBOUNCE_MAX, WatchMode};
 use amldns::server::Listeners;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
@@ -754,4 +756,42 @@ async fn ipv4_and_ipv6_wildcards_share_a_port() {
     assert_eq!(addrs(&tcp_exchange(&mut s, &q).await), vec!["10.9.0.1"]);
     srv.stop().await;
     drop(v4);
+}
+
+/// Issue 12, item 5: a folder written more often than the debounce (every
+/// 100 ms, against 250) is never quiet, and still reloads within
+/// DEBOUNCE_MAX of the first write.
+#[tokio::test]
+async fn a_folder_never_quiet_still_reloads() {
+    assert!(Duration::from_millis(100) < DEBOUNCE);
+    let up = StandIn::zone().await;
+    let srv = start_with(&one_name(up.addr, "10.9.0.1"), &[], WatchMode::Notify).await;
+    assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.1"]);
+    let next = std::fs::read_to_string(&srv.config_path)
+        .unwrap()
+        .replace("10.9.0.1", "10.9.0.2");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (path, stop) = (srv.config_path.clone(), stop.clone());
+        async move {
+            let tmp = path.with_extension("tmp");
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                // Renamed over the config, so that every read sees a whole file.
+                std::fs::write(&tmp, format!("{next}# write {i}\n")).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            i
+        }
+    });
+    let t = Instant::now();
+    let within = DEBOUNCE_MAX + Duration::from_secs(2);
+    wait_for_answer(&srv, "ws.corp.example", "10.9.0.2", within).await;
+    let took = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.await.unwrap();
+    eprintln!("reloaded {took:?} after the first of {writes} writes");
+    srv.stop().await;
 }
