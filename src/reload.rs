@@ -73,6 +73,17 @@ pub enum WatchMode {
     Off,
 }
 
+/// As written on the command line (`--watch notify`).
+impl fmt::Display for WatchMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WatchMode::Notify => "notify",
+            WatchMode::Poll => "poll",
+            WatchMode::Off => "off",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     #[error(transparent)]
@@ -457,5 +468,18 @@ pub async fn on_sighup(
             () = stop.cancelled() => return,
         }
         let _ = reloader.reload(Trigger::Signal).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_modes_read_as_the_command_line_spells_them() {
+        use clap::ValueEnum;
+        for m in WatchMode::value_variants() {
+            assert_eq!(m.to_string(), m.to_possible_value().unwrap().get_name());
+        }
     }
 }

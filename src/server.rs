@@ -233,11 +233,11 @@ pub async fn run(
     let status = reloader.status();
     info!(
         version = env!("CARGO_PKG_VERSION"),
-        listen = ?dns_addrs,
-        metrics = ?http_addr,
+        listen = %joined(&dns_addrs),
+        metrics = %http_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
         names = status.names,
-        ?upstreams,
-        watch = ?options.watch,
+        upstreams = %joined(&upstreams),
+        watch = %options.watch,
         open_files,
         "amldns serving"
     );
@@ -270,6 +270,15 @@ pub async fn run(
         }
     }
     result
+}
+
+/// Addresses for a log line, as an operator writes them: `a, b`.
+fn joined(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Each upstream question holds a socket of its own, and so does each TCP
