@@ -1,8 +1,8 @@
 //! The `[metrics]` listener (SPEC §6): `GET /metrics`, `GET /healthz`,
 //! `GET /readyz`, `POST /reload`, over hyper's HTTP/1.1 server. Connections
 //! are capped and every connection has a deadline, so a slow or idle client
-//! cannot hold the listener. Anyone who reaches the listener may read; only
-//! `[metrics] control_allow` (loopback by default) may change state.
+//! cannot hold the listener. Anyone who reaches the listener may read (GET);
+//! only `[metrics] control_allow` (loopback by default) may POST.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -116,12 +116,13 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: Cance
 
 async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
-        (&Method::POST, path @ "/reload") if !e.may_control(peer.ip()) => {
+        // Every POST changes something (a reload now; a cache flush later).
+        (&Method::POST, _) if !e.may_control(peer.ip()) => {
             if let Some(held_back) = e.refused_log.check() {
                 warn!(
                     client = %peer.ip(),
                     held_back,
-                    "refused POST {path}: the client is not in [metrics] control_allow"
+                    "refused a POST: the client is not in [metrics] control_allow"
                 );
             }
             reply(

@@ -708,6 +708,8 @@ async fn reload_is_refused_outside_control_allow() {
     let (status, body) = http_request(srv.http(), "POST", "/reload").await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("control_allow"), "{body}");
+    // Every POST is a control request (a cache flush will be one too).
+    assert_eq!(http_request(srv.http(), "POST", "/flush").await.0, 403);
     assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.1"]);
     assert_eq!(http_request(srv.http(), "GET", "/healthz").await.0, 200);
     let m = scrape(&srv).await;
