@@ -292,6 +292,11 @@ impl Handler {
         &self.metrics
     }
 
+    /// Whether `ip` is inside `allow` now (the TCP acceptor asks first).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.snapshot.load().allows(ip)
+    }
+
     /// SPEC §6: a workspace name the table lacks, just forwarded (or
     /// answered from the cache), is about to be reached over the public
     /// internet: counted, and logged at most every few seconds.

@@ -17,6 +17,7 @@ pub mod export;
 pub mod forward;
 pub mod forwarders;
 pub mod handler;
+pub mod health;
 pub mod http;
 pub mod import;
 pub mod logging;

@@ -6,7 +6,13 @@
 //! Each connection answers up to [`QUERIES_PER_CONNECTION`] queries at once,
 //! in any order (RFC 7766 §6.2.1.1), and stops reading past that; a client
 //! that does not read its answers is closed when a write stalls, so no
-//! client can make amldns hold more than a bounded amount for it.
+//! client can make amldns hold more than a bounded amount for it: a length
+//! prefix past [`MAX_QUERY`] closes the connection unread.
+//!
+//! A client outside `allow` is never admitted, so outsiders cannot close
+//! the connections of clients that are allowed: it is told REFUSED for its
+//! first query and closed, outside the count, at most
+//! [`REFUSALS_AT_ONCE`] at a time (past that, closed at once).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,10 +21,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use prometheus::IntGauge;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -28,6 +34,22 @@ use crate::metrics::Transport;
 /// Queries answered at once on one connection (Unbound's
 /// `incoming-num-tcp`-style pipelining limit is of the same order).
 pub const QUERIES_PER_CONNECTION: usize = 16;
+
+/// The largest query read, over TCP as over UDP. One question with an OPT
+/// record is at most 12 + 255 + 4 + 11 bytes plus options; 512 would do for
+/// most, but EDNS padding (RFC 8467: queries padded to blocks of 128),
+/// cookies (RFC 7873), client subnet (RFC 7871) and a TSIG (RFC 8945: key
+/// and algorithm names up to 255 bytes each, a MAC of up to 64) can take a
+/// legitimate query past it. 4 KiB leaves room for all of them and bounds a
+/// connection's reads at 4 KiB × 17 rather than 64 KiB × 17.
+pub const MAX_QUERY: usize = 4096;
+
+/// Clients outside `allow` being refused at once, on all listeners.
+pub const REFUSALS_AT_ONCE: usize = 64;
+
+/// How long a client outside `allow` gets to send its first query, and then
+/// to take the REFUSED.
+const REFUSAL_WAIT: Duration = Duration::from_secs(1);
 
 /// The limits set in `[server]`.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +65,8 @@ pub struct Registry {
     next_id: AtomicU64,
     /// `amldns_tcp_connections`, kept under the lock.
     open: IntGauge,
+    /// Clients outside `allow` being answered REFUSED.
+    refusals: Arc<Semaphore>,
 }
 
 struct Conn {
@@ -58,6 +82,7 @@ impl Registry {
             conns: Mutex::default(),
             next_id: AtomicU64::new(0),
             open,
+            refusals: Arc::new(Semaphore::new(REFUSALS_AT_ONCE)),
         }
     }
 
@@ -139,6 +164,15 @@ pub async fn serve(
             },
             () = stop.cancelled() => return,
         };
+        if !handler.allows(src.ip()) {
+            match registry.refusals.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    tokio::spawn(refuse(stream, src, handler.clone(), slot));
+                }
+                Err(_) => debug!(%src, "tcp: too many clients outside allow at once, closed"),
+            }
+            continue;
+        }
         let (id, close) = registry.admit(limits.connections, &stop);
         let (handler, registry) = (handler.clone(), registry.clone());
         tokio::spawn(async move {
@@ -207,10 +241,42 @@ async fn connection(
     let _ = writer.await;
 }
 
-/// One length-prefixed message (RFC 1035 §4.2.2).
-async fn read_message(rd: &mut OwnedReadHalf) -> std::io::Result<Vec<u8>> {
-    let len = rd.read_u16().await?;
-    let mut msg = vec![0u8; usize::from(len)];
+/// Answers the first query of a client outside `allow` with REFUSED
+/// (counted, as over UDP) and closes the connection.
+async fn refuse(
+    mut stream: TcpStream,
+    src: SocketAddr,
+    handler: Arc<Handler>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let Ok(Ok(msg)) = tokio::time::timeout(REFUSAL_WAIT, read_message(&mut stream)).await else {
+        return;
+    };
+    if msg.len() < 12 || msg[2] & 0x80 != 0 {
+        return;
+    }
+    let answer = handler.unparsed([msg[0], msg[1], msg[2], msg[3]], src, Transport::Tcp);
+    let mut framed = [0u8; 2 + 12];
+    framed[..2].copy_from_slice(&(answer.len() as u16).to_be_bytes());
+    framed[2..].copy_from_slice(&answer);
+    let _ = tokio::time::timeout(REFUSAL_WAIT, async {
+        stream.write_all(&framed).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// One length-prefixed message (RFC 1035 §4.2.2); one longer than
+/// [`MAX_QUERY`] is an error, before any of it is read.
+async fn read_message(rd: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+    let len = usize::from(rd.read_u16().await?);
+    if len > MAX_QUERY {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a {len}-byte message is no query"),
+        ));
+    }
+    let mut msg = vec![0u8; len];
     rd.read_exact(&mut msg).await?;
     Ok(msg)
 }

@@ -91,8 +91,7 @@ pub async fn serve(
 
 /// Makes a bound socket ready for [`serve`]: batched reads and writes on
 /// the socket itself, readiness from the runtime.
-pub fn prepare(socket: tokio::net::UdpSocket) -> io::Result<AsyncFd<std::net::UdpSocket>> {
-    let socket = socket.into_std()?;
+pub fn prepare(socket: std::net::UdpSocket) -> io::Result<AsyncFd<std::net::UdpSocket>> {
     socket.set_nonblocking(true)?;
     // SAFETY: the AsyncFd owns the socket, whose descriptor stays open and
     // the same until the AsyncFd is dropped.
