@@ -294,7 +294,7 @@ impl Handler {
 
     /// Whether `ip` is inside `allow` now (the TCP acceptor asks first).
     pub fn allows(&self, ip: IpAddr) -> bool {
-        self.snapshot.load().allows(ip)
+        self.snapshot.load().policy.allows(ip)
     }
 
     /// SPEC §6: a workspace name the table lacks, just forwarded (or

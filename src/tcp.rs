@@ -255,10 +255,11 @@ async fn refuse(
     if msg.len() < 12 || msg[2] & 0x80 != 0 {
         return;
     }
-    let answer = handler.unparsed([msg[0], msg[1], msg[2], msg[3]], src, Transport::Tcp);
-    let mut framed = [0u8; 2 + 12];
-    framed[..2].copy_from_slice(&(answer.len() as u16).to_be_bytes());
-    framed[2..].copy_from_slice(&answer);
+    // The resolution step refuses it, as it refuses outsiders over UDP.
+    let answer = handler.answer(&msg, src, Transport::Tcp).await;
+    let mut framed = Vec::with_capacity(2 + answer.len());
+    framed.extend_from_slice(&(answer.len() as u16).to_be_bytes());
+    framed.extend_from_slice(&answer);
     let _ = tokio::time::timeout(REFUSAL_WAIT, async {
         stream.write_all(&framed).await?;
         stream.shutdown().await

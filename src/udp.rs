@@ -69,7 +69,9 @@ pub async fn serve(
                 handler.answer_fast(msg, src, outbox.next())
             }));
             if let Ok(Some(len)) = fast {
-                outbox.push(len, src);
+                if !outbox.push(len, src) {
+                    handler.metrics().dropped.inc();
+                }
                 continue;
             }
             let Ok(slot) = pending.clone().try_acquire_owned() else {
