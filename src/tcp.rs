@@ -30,19 +30,11 @@ use tracing::debug;
 
 use crate::handler::Handler;
 use crate::metrics::Transport;
+use crate::wire::MAX_QUERY;
 
 /// Queries answered at once on one connection (Unbound's
 /// `incoming-num-tcp`-style pipelining limit is of the same order).
 pub const QUERIES_PER_CONNECTION: usize = 16;
-
-/// The largest query read, over TCP as over UDP. One question with an OPT
-/// record is at most 12 + 255 + 4 + 11 bytes plus options; 512 would do for
-/// most, but EDNS padding (RFC 8467: queries padded to blocks of 128),
-/// cookies (RFC 7873), client subnet (RFC 7871) and a TSIG (RFC 8945: key
-/// and algorithm names up to 255 bytes each, a MAC of up to 64) can take a
-/// legitimate query past it. 4 KiB leaves room for all of them and bounds a
-/// connection's reads at 4 KiB × 17 rather than 64 KiB × 17.
-pub const MAX_QUERY: usize = 4096;
 
 /// Clients outside `allow` being refused at once, on all listeners.
 pub const REFUSALS_AT_ONCE: usize = 64;

@@ -423,7 +423,7 @@ fn an_oversized_tcp_length_closes_at_once() {
         let srv = start(&cfg).await;
         let mut s = TcpStream::connect(srv.addr).await.unwrap();
         tcp_exchange(&mut s, &query_msg(WS, RecordType::A, None)).await;
-        let too_long = u16::try_from(amldns::tcp::MAX_QUERY + 1).unwrap();
+        let too_long = u16::try_from(amldns::wire::MAX_QUERY + 1).unwrap();
         s.write_all(&too_long.to_be_bytes()).await.unwrap();
         s.write_all(&[0u8; 100]).await.unwrap();
         let t = Instant::now();
@@ -432,14 +432,14 @@ fn an_oversized_tcp_length_closes_at_once() {
 
         // A query padded to the bound (RFC 7830 padding in its OPT) is read.
         let mut q = query_msg(WS, RecordType::A, Some(1232)).to_vec().unwrap();
-        let pad = amldns::tcp::MAX_QUERY - q.len() - 4;
+        let pad = amldns::wire::MAX_QUERY - q.len() - 4;
         let rdlen = u16::from_be_bytes([q[q.len() - 2], q[q.len() - 1]]);
         assert_eq!(rdlen, 0, "the OPT record ends the query, with no options");
         let at = q.len() - 2;
         q[at..].copy_from_slice(&(pad as u16 + 4).to_be_bytes());
         q.extend_from_slice(&12u16.to_be_bytes());
         q.extend_from_slice(&(pad as u16).to_be_bytes());
-        q.resize(amldns::tcp::MAX_QUERY, 0);
+        q.resize(amldns::wire::MAX_QUERY, 0);
         let mut s = TcpStream::connect(srv.addr).await.unwrap();
         write_frame(&mut s, &q).await.unwrap();
         let bytes = tokio::time::timeout(IO_TIMEOUT, read_frame(&mut s))

@@ -20,7 +20,7 @@ const BATCH: usize = 32;
 
 /// The largest query read (the same over TCP); a longer datagram reads as
 /// empty and is dropped.
-const RECV_BUFFER: usize = crate::tcp::MAX_QUERY;
+const RECV_BUFFER: usize = crate::wire::MAX_QUERY;
 /// Our answers are at most 1232 bytes (the EDNS cap); room to spare.
 const SEND_BUFFER: usize = 2048;
 
