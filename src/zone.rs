@@ -600,6 +600,15 @@ impl ZoneTable {
         Some(&self.nodes[i as usize])
     }
 
+    /// `name` itself when it is the apex of a `privatelink.*` zone the
+    /// table holds names in (SPEC §3: amldns is that zone's authority).
+    pub fn private_apex(&self, name: &str) -> Option<&str> {
+        self.apexes
+            .iter()
+            .map(|a| &**a)
+            .find(|a| *a == name && a.starts_with("privatelink."))
+    }
+
     /// True when `name` is a local name (wildcard matches included).
     pub fn contains(&self, name: &str) -> bool {
         self.entry(name).is_some()

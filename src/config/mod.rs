@@ -69,9 +69,12 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
     pub listen: SocketAddr,
+    /// Clients that may change state through the listener (`POST /reload`);
+    /// anyone who reaches it may read.
+    pub control_allow: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,6 +41,8 @@ pub(super) struct ServerSpec {
 #[serde(deny_unknown_fields)]
 pub(super) struct MetricsSpec {
     pub listen: Spanned<String>,
+    /// Who may POST /reload (SPEC §4); default loopback only.
+    pub control_allow: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -24,6 +24,11 @@ use crate::import::{self, ImportedName};
 use crate::names::{self, AnswerMode, Cloud, Project, Workspace, domain_name};
 use crate::zone::ZoneSettings;
 
+/// Who may POST /reload by default (SPEC §4): loopback, since a metrics
+/// listener on 0.0.0.0 (for Kubernetes probes and Prometheus) must not let
+/// whoever reaches it reload.
+const DEFAULT_CONTROL_ALLOW: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+
 /// Default client networks (SPEC §2): private ranges, CGNAT, loopback and
 /// link-local, so that amldns is never an open resolver by default.
 const DEFAULT_ALLOW: [&str; 9] = [
@@ -190,6 +195,16 @@ impl Cx<'_> {
             .map(|m| {
                 Ok::<_, ConfigError>(MetricsConfig {
                     listen: self.parse(&m.listen, "an address:port such as \"127.0.0.1:9153\"")?,
+                    control_allow: match &m.control_allow {
+                        Some(list) => list
+                            .iter()
+                            .map(|n| self.parse_net(n))
+                            .collect::<Result<_, _>>()?,
+                        None => DEFAULT_CONTROL_ALLOW
+                            .iter()
+                            .map(|n| n.parse().expect("valid default"))
+                            .collect(),
+                    },
                 })
             })
             .transpose()?;
