@@ -692,11 +692,10 @@ pub fn workspace_name_issue(name: &str) -> Option<String> {
     None
 }
 
-/// Region short names per cloud, as `az account list-locations --query
-/// "[].name"` prints them in each cloud (public: the physical regions, not
-/// the `*stage`/`*euap` and geography names), and Microsoft Learn's "Azure
-/// China" and "Azure Government" region lists. Azure adds regions every
-/// year, so a region missing here is only a warning.
+/// Region short names per cloud, in the form `az account list-locations
+/// --query "[].name"` prints them in that cloud: the physical regions, not
+/// the `*stage`/`*euap` or geography names. Azure adds regions every year,
+/// so a region missing here is only a warning, never an error.
 const PUBLIC_REGIONS: &[&str] = &[
     "eastus",
     "eastus2",
