@@ -510,13 +510,16 @@ mod tests {
     }
 
     fn fast(h: &Handler, name: &str, qtype: RecordType) -> Option<Message> {
+        fast_from(h, "127.0.0.1:5353", name, qtype)
+    }
+
+    fn fast_from(h: &Handler, src: &str, name: &str, qtype: RecordType) -> Option<Message> {
         let mut q = Message::query();
         q.metadata.id = 0x1234;
         q.metadata.recursion_desired = true;
         q.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
         let mut out = [0u8; 2048];
-        let src = "127.0.0.1:5353".parse().unwrap();
-        let len = h.answer_fast(&q.to_vec().unwrap(), src, &mut out)?;
+        let len = h.answer_fast(&q.to_vec().unwrap(), src.parse().unwrap(), &mut out)?;
         Some(Message::from_vec(&out[..len]).unwrap())
     }
 
@@ -603,6 +606,27 @@ mod tests {
         assert!(fast(&h, "st.blob.core.windows.net.", RecordType::A).is_none());
         assert!(fast(&h, "www.example.com.", RecordType::AAAA).is_none());
         assert_eq!(h.metrics.cache_hits.get(), 3);
+    }
+
+    /// A client outside `allow` is refused on the fast path (no task, no
+    /// parse by the general path), and counted so.
+    #[test]
+    fn outsiders_are_refused_on_the_fast_path() {
+        let h = handler(
+            "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
+            &[],
+        );
+        for name in ["st.privatelink.blob.core.windows.net.", "www.example.com."] {
+            let m = fast_from(&h, "192.0.2.7:5353", name, RecordType::A).expect("the fast path");
+            assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+            assert!(m.answers.is_empty() && !m.metadata.authoritative);
+        }
+        let text = h.metrics.render();
+        assert!(
+            text.contains(r#"amldns_queries_total{outcome="refused",protocol="udp",qtype="A"} 2"#),
+            "{text}"
+        );
     }
 
     #[tokio::test]
