@@ -202,11 +202,13 @@ impl Handler {
                 let len = wire::write_local(msg, &q, &answer.chain, &local, limit, out)?;
                 (len, rcode::NOERROR)
             }
-            Plan::Apex { .. } => return None,
-            Plan::Forward => cached(&snap, msg, &q, limit, out)?,
+            // Under a zone amldns owns, a cached negative answer is made
+            // amldns's own: the general path's.
+            Plan::Apex { .. } | Plan::Forward { zone: Some(_) } => return None,
+            Plan::Forward { zone: None } => cached(&snap, msg, &q, limit, out)?,
         };
         let outcome = match plan {
-            Plan::Forward => {
+            Plan::Forward { .. } => {
                 self.metrics.cache_hits.inc();
                 Outcome::Cached
             }
@@ -367,11 +369,11 @@ async fn respond(snap: &Snapshot, query: &Message, plan: &Plan<'_>) -> (Outcome,
         );
     };
     match plan {
-        Plan::Forward
-        | Plan::Local(crate::zone::Answer {
+        Plan::Forward { zone } => forward(snap, q.name(), q.query_type(), *zone).await,
+        Plan::Local(crate::zone::Answer {
             end: End::Forward(_),
             ..
-        }) => forward(snap, q.name(), q.query_type()).await,
+        }) => forward(snap, q.name(), q.query_type(), None).await,
         _ => (
             plan.outcome(),
             codec::respond(plan, q.name(), &snap.table, &snap.policy),
@@ -402,7 +404,14 @@ fn cached(
 /// Answers `qname`/`qtype` where the plan sends it upstream: a local chain
 /// that leaves the table is completed upstream, and an upstream chain that
 /// reaches a local name is cut there and completed from the table (SPEC §3).
-async fn forward(snap: &Snapshot, qname: &Name, qtype: RecordType) -> (Outcome, Response) {
+/// `zone`: the private-link zone amldns owns that `qname` is under, whose
+/// authority a negative answer comes from.
+async fn forward(
+    snap: &Snapshot,
+    qname: &Name,
+    qtype: RecordType,
+    zone: Option<&str>,
+) -> (Outcome, Response) {
     let deadline = Instant::now() + QUERY_DEADLINE;
     let table = &snap.table;
     let zq = resolve::zone_qtype(u16::from(qtype));
@@ -465,10 +474,21 @@ async fn forward(snap: &Snapshot, qname: &Name, qtype: RecordType) -> (Outcome, 
                 answers.extend(reply.answers.into_iter().take(i + 1));
             }
             None => {
+                let rcode = u16::from(reply.rcode);
+                let outcome = outcome.unwrap_or(Outcome::Forwarded);
+                if let Some(apex) = zone
+                    && hop == 0
+                    && resolve::is_negative(rcode, reply.answers.len())
+                {
+                    let mut own =
+                        Response::records(true, Vec::new(), vec![codec::soa(table, apex)]);
+                    own.rcode = rcode;
+                    return (outcome, own);
+                }
                 answers.extend(reply.answers);
                 let mut response = Response::records(authoritative, answers, reply.authorities);
-                response.rcode = u16::from(reply.rcode);
-                return (outcome.unwrap_or(Outcome::Forwarded), response);
+                response.rcode = rcode;
+                return (outcome, response);
             }
         }
     }
@@ -510,13 +530,16 @@ mod tests {
     }
 
     fn fast(h: &Handler, name: &str, qtype: RecordType) -> Option<Message> {
+        fast_from(h, "127.0.0.1:5353", name, qtype)
+    }
+
+    fn fast_from(h: &Handler, src: &str, name: &str, qtype: RecordType) -> Option<Message> {
         let mut q = Message::query();
         q.metadata.id = 0x1234;
         q.metadata.recursion_desired = true;
         q.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
         let mut out = [0u8; 2048];
-        let src = "127.0.0.1:5353".parse().unwrap();
-        let len = h.answer_fast(&q.to_vec().unwrap(), src, &mut out)?;
+        let len = h.answer_fast(&q.to_vec().unwrap(), src.parse().unwrap(), &mut out)?;
         Some(Message::from_vec(&out[..len]).unwrap())
     }
 
@@ -603,6 +626,27 @@ mod tests {
         assert!(fast(&h, "st.blob.core.windows.net.", RecordType::A).is_none());
         assert!(fast(&h, "www.example.com.", RecordType::AAAA).is_none());
         assert_eq!(h.metrics.cache_hits.get(), 3);
+    }
+
+    /// A client outside `allow` is refused on the fast path (no task, no
+    /// parse by the general path), and counted so.
+    #[test]
+    fn outsiders_are_refused_on_the_fast_path() {
+        let h = handler(
+            "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
+            &[],
+        );
+        for name in ["st.privatelink.blob.core.windows.net.", "www.example.com."] {
+            let m = fast_from(&h, "192.0.2.7:5353", name, RecordType::A).expect("the fast path");
+            assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+            assert!(m.answers.is_empty() && !m.metadata.authoritative);
+        }
+        let text = h.metrics.render();
+        assert!(
+            text.contains(r#"amldns_queries_total{outcome="refused",protocol="udp",qtype="A"} 2"#),
+            "{text}"
+        );
     }
 
     #[tokio::test]
