@@ -27,6 +27,7 @@ pub const LAST_RELOAD_SUCCESS: &str = "amldns_last_reload_success_timestamp_seco
 pub const LAST_RELOAD_SUCCESSFUL: &str = "amldns_last_reload_successful";
 pub const WORKSPACE_MISSING_TOTAL: &str = "amldns_workspace_missing_total";
 pub const BUILD_INFO: &str = "amldns_build_info";
+pub const CONFIG_INFO: &str = "amldns_config_info";
 pub const PANICS_TOTAL: &str = "amldns_panics_total";
 pub const UPSTREAM_LIMITED_TOTAL: &str = "amldns_upstream_limited_total";
 pub const UPSTREAM_IN_FLIGHT: &str = "amldns_upstream_in_flight";
@@ -228,6 +229,8 @@ pub struct Metrics {
     /// load (the table served is older than it).
     pub last_reload_successful: IntGauge,
     pub workspace_missing: IntCounter,
+    /// 1 for the `sha256` of the config file being served; one series.
+    config_info: IntGaugeVec,
     /// Panics caught in query tasks (see `logging::count_panics`).
     pub panics: IntCounter,
     handles: Handles,
@@ -287,6 +290,17 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                CONFIG_INFO,
+                "Always 1; the SHA-256 of the config file the served table was loaded from.",
+            ),
+            &["sha256"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(config_info.clone()))
+            .expect("registered once");
 
         let queries = counter_vec(
             QUERIES_TOTAL,
@@ -368,6 +382,7 @@ impl Metrics {
                 WORKSPACE_MISSING_TOTAL,
                 "Forwarded queries for workspace-shaped names the table does not hold.",
             ),
+            config_info,
             panics: counter(PANICS_TOTAL, "Panics (bugs) caught; each is also logged."),
             registry,
         }
@@ -403,6 +418,14 @@ impl Metrics {
             .get_or_init(|| self.responses.with_label_values(&[rcode_label(rcode)]))
             .inc();
         self.handles.durations[o].observe(seconds);
+    }
+
+    /// The served table now comes from the config file whose hash is
+    /// `sha256`: that series alone is 1 (the old one goes, so that a
+    /// dashboard sees one value per replica).
+    pub fn set_config(&self, sha256: &str) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[sha256]).set(1);
     }
 
     /// Counts a question an upstream limit turned away.
@@ -469,6 +492,8 @@ mod tests {
             .with_label_values(&["127.0.0.1:53"])
             .observe(0.01);
         m.reloads.with_label_values(&["success"]).inc();
+        m.set_config("00aa");
+        m.set_config("11bb");
         let text = m.render();
         for name in [
             QUERIES_TOTAL,
@@ -487,6 +512,7 @@ mod tests {
             LAST_RELOAD_SUCCESSFUL,
             WORKSPACE_MISSING_TOTAL,
             BUILD_INFO,
+            CONFIG_INFO,
             PANICS_TOTAL,
         ] {
             assert!(
@@ -503,5 +529,8 @@ mod tests {
         ));
         assert!(text.contains("amldns_responses_total{rcode=\"SERVFAIL\"} 1"));
         assert!(text.contains("amldns_reloads_total{result=\"failure\"} 0"));
+        // One config at a time.
+        assert!(text.contains("amldns_config_info{sha256=\"11bb\"} 1"), "{text}");
+        assert!(!text.contains("00aa"), "{text}");
     }
 }

@@ -50,6 +50,11 @@ pub struct Config {
     /// A hash of the text of the config and of every import file, exactly
     /// as read and parsed: equal fingerprints, equal configurations.
     pub fingerprint: u64,
+    /// SHA-256 of the config file's text (imports not included), in hex:
+    /// what `sha256sum` prints for the file, exported as
+    /// `amldns_config_info{sha256}` (SPEC §9) so that an operator can tell
+    /// which file a replica serves.
+    pub sha256: String,
 }
 
 /// A value and where it was written.
@@ -117,6 +122,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         source,
     })?;
     parse(path, &text)
+}
+
+/// The hex SHA-256 of `text`, as `sha256sum` prints it.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Parses and validates `text`, read from `path` (imports are read relative to it).

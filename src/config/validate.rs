@@ -364,6 +364,7 @@ impl Cx<'_> {
             imports,
             warnings,
             fingerprint: fingerprint.finish(),
+            sha256: super::sha256_hex(self.lines.text()),
         })
     }
 
