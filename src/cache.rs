@@ -60,6 +60,9 @@ pub struct Key {
     pub qtype: RecordType,
 }
 
+/// The bytes of the type at the end of a [`WireKey`].
+const TYPE_LEN: usize = 2;
+
 /// A question as the cache stores it: the name in lower-case wire form
 /// (length-prefixed labels, no root label), then the type. The UDP fast
 /// path builds it from the query's name on the stack.
@@ -86,8 +89,8 @@ impl WireKey {
             }
             key.len = end;
         }
-        key.buf[key.len..key.len + 2].copy_from_slice(&qtype.to_be_bytes());
-        key.len += 2;
+        key.buf[key.len..key.len + TYPE_LEN].copy_from_slice(&qtype.to_be_bytes());
+        key.len += TYPE_LEN;
         Some(key)
     }
 
@@ -289,6 +292,41 @@ impl Cache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Forgets every answer (`name` `None`), or every answer for `name`
+    /// whatever its type, and the failures remembered with them; the next
+    /// question goes upstream. Returns how many answers were dropped.
+    pub fn flush(&self, name: Option<&LowerName>) -> u64 {
+        let Some(inner) = &self.inner else { return 0 };
+        // The question's name as keys begin with it: its wire form, no type.
+        let prefix = match name {
+            Some(n) => match WireKey::new(n.iter(), 0) {
+                Some(k) => Some(k.as_bytes()[..k.len - TYPE_LEN].to_vec()),
+                None => return 0,
+            },
+            None => None,
+        };
+        let of_name = |k: &[u8]| {
+            prefix
+                .as_ref()
+                .is_none_or(|p| k.len() == p.len() + TYPE_LEN && k.starts_with(p))
+        };
+        let mut dropped = 0;
+        for (key, _) in inner.iter() {
+            if of_name(&key.0) {
+                inner.invalidate(&key.0[..]);
+                dropped += 1;
+            }
+        }
+        if let Some(f) = &self.failures {
+            for (key, _) in f.iter() {
+                if of_name(&key.0) {
+                    f.invalidate(&key.0[..]);
+                }
+            }
+        }
+        dropped
+    }
 }
 
 /// `reply` as the UDP fast path sends it: its records as they follow the
@@ -474,6 +512,41 @@ mod tests {
         };
         assert_eq!(stale.answers[0].ttl, STALE_TTL);
         assert_eq!(stale.answers[0].data, r.answers[0].data);
+    }
+
+    #[test]
+    fn flush_drops_one_name_of_every_type_or_everything() {
+        let c = Cache::new(10);
+        let r = Reply {
+            rcode: ResponseCode::NoError,
+            answers: vec![a(300)],
+            authorities: vec![],
+        };
+        let k = |name: &str, qtype| Key {
+            name: LowerName::from(Name::from_ascii(name).unwrap()),
+            qtype,
+        };
+        // Below x.example and a name that starts with the same bytes: kept.
+        let others = [
+            k("y.x.example.", RecordType::A),
+            k("x.example.com.", RecordType::A),
+        ];
+        for key in [k("x.example.", RecordType::A), k("x.example.", RecordType::AAAA)]
+            .iter()
+            .chain(&others)
+        {
+            c.insert(key, &r);
+        }
+        c.insert_failure(&k("x.example.", RecordType::TXT), None);
+        assert_eq!(c.flush(Some(&k("X.Example.", RecordType::A).name)), 2);
+        assert!(c.get(&k("x.example.", RecordType::A)).is_none());
+        assert!(c.get(&k("x.example.", RecordType::AAAA)).is_none());
+        assert!(c.failure(&k("x.example.", RecordType::TXT)).is_none());
+        for key in &others {
+            assert!(c.get(key).is_some(), "{key:?}");
+        }
+        assert_eq!(c.flush(None), 2);
+        assert!(c.is_empty());
     }
 
     #[test]

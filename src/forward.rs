@@ -389,6 +389,42 @@ impl Forwarder {
     pub fn cache(&self) -> &Arc<Cache> {
         &self.cache
     }
+
+    /// Each upstream's state now, in config order (read-only, for `/status`).
+    pub fn health(&self) -> Vec<UpstreamHealth> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.upstreams
+            .iter()
+            .map(|u| {
+                let failed_at = u.failed_at_ms.load(Ordering::Relaxed);
+                let answered = u.duration.get_sample_count();
+                UpstreamHealth {
+                    addr: u.addr,
+                    healthy: failed_at == 0,
+                    failing_for_s: (failed_at != 0)
+                        .then(|| now.saturating_sub(failed_at) as f64 / 1000.0),
+                    requests: u.requests.get(),
+                    errors: u.errors.iter().map(IntCounter::get).sum(),
+                    mean_latency_ms: (answered > 0)
+                        .then(|| u.duration.get_sample_sum() * 1000.0 / answered as f64),
+                }
+            })
+            .collect()
+    }
+}
+
+/// One upstream as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpstreamHealth {
+    pub addr: SocketAddr,
+    /// False from a failure (a timeout, an error rcode) until it answers again.
+    pub healthy: bool,
+    /// Seconds since it was marked failed, while it is.
+    pub failing_for_s: Option<f64>,
+    pub requests: u64,
+    pub errors: u64,
+    /// Mean time to answer since it was configured; `None` before any answer.
+    pub mean_latency_ms: Option<f64>,
 }
 
 /// Whether an upstream rcode is an answer to keep (NXDOMAIN and NODATA are),
