@@ -15,6 +15,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod diagnostics;
+pub mod explain;
 pub mod export;
 pub mod forward;
 pub mod forwarders;
