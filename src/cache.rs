@@ -531,9 +531,12 @@ mod tests {
             k("y.x.example.", RecordType::A),
             k("x.example.com.", RecordType::A),
         ];
-        for key in [k("x.example.", RecordType::A), k("x.example.", RecordType::AAAA)]
-            .iter()
-            .chain(&others)
+        for key in [
+            k("x.example.", RecordType::A),
+            k("x.example.", RecordType::AAAA),
+        ]
+        .iter()
+        .chain(&others)
         {
             c.insert(key, &r);
         }

@@ -112,11 +112,15 @@ pub fn explain(
         .flatten()
         .filter(|_| !trimmed.split('.').any(str::is_empty))
         .ok_or_else(|| ExplainError::Name(name.to_string()))?;
+    // A client the policy lets in: the first address of `allow`'s first
+    // network (a whole /0 or /32 included).
     let from = from.unwrap_or_else(|| {
         policy
             .allow
             .first()
-            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |n| n.network())
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |n| {
+                n.hosts().next().unwrap_or(n.network())
+            })
     });
     let asked = Asked {
         client: from,
@@ -142,26 +146,35 @@ pub fn explain(
     };
     match resolve::plan(table, policy, &asked, false) {
         Plan::Local(answer) => {
+            // The asked name, then each CNAME target the table holds.
+            e.steps.extend(step(table, &e.name));
             let mut owner = e.name.clone();
             for (target, ttl) in &answer.chain {
-                e.steps.extend(step(table, &owner));
                 e.answer.push(format!("{owner} {ttl} CNAME {target}."));
+                e.steps.extend(step(table, target));
                 owner = target.to_string();
             }
-            let mut why = format!(
-                "{} is in the table (SPEC §3: a local name is answered from the table \
-                 for every type, authoritatively, and never forwarded)",
-                e.name
-            );
+            // The asked name's own node: exact, or the wildcard that matched.
+            let mut why = match e.steps.first() {
+                Some(s) if s.wildcard => format!(
+                    "{} matches the wildcard {} of the table, given by {} at {}",
+                    s.name, s.matched, s.source, s.at
+                ),
+                Some(s) => format!(
+                    "{} is in the table, given by {} at {}",
+                    s.name, s.source, s.at
+                ),
+                None => format!("{} is in the table", e.name),
+            };
+            why += ": answered from the table, authoritatively, for every type; never \
+                    forwarded (SPEC §3)";
             match answer.end {
                 End::Addrs { v4, v6, ttl } => {
-                    e.steps.extend(step(table, &owner));
                     let a = v4.iter().map(|a| format!("{owner} {ttl} A {a}"));
                     let aaaa = v6.iter().map(|a| format!("{owner} {ttl} AAAA {a}"));
                     e.answer.extend(a.chain(aaaa));
                 }
                 End::NoData { apex } => {
-                    e.steps.extend(step(table, &owner));
                     why += &format!(
                         "; {owner} has no {type_name} record: NODATA, with the SOA of {apex} \
                          in the authority section (RFC 2308 §2.2)"
@@ -174,15 +187,6 @@ pub fn explain(
                          records are asked upstream and appended"
                     );
                 }
-            }
-            // The asked name's own node: exact, or the wildcard that matched.
-            if let Some(s) = e.steps.first() {
-                let how = if s.wildcard {
-                    format!(" (matched by the wildcard {})", s.matched)
-                } else {
-                    String::new()
-                };
-                why += &format!("; {}{how} is given by {} at {}", s.name, s.source, s.at);
             }
             e.why = why;
         }
@@ -333,10 +337,20 @@ mod tests {
         .unwrap()
     }
 
+    /// name, type, from, verdict, the table's names used, answer, words in why.
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Verdict,
+        Vec<&'a str>,
+        Vec<&'a str>,
+        &'a str,
+    );
+
     #[test]
     fn each_way_a_name_is_answered() {
-        // (name, type, from, verdict, steps matched, answer, words in why)
-        let cases: Vec<(&str, &str, Option<&str>, Verdict, Vec<&str>, Vec<&str>, &str)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "ST.privatelink.blob.core.windows.net.",
                 "a",
@@ -344,7 +358,7 @@ mod tests {
                 Verdict::Local,
                 vec!["st.privatelink.blob.core.windows.net"],
                 vec!["st.privatelink.blob.core.windows.net 60 A 10.1.0.9"],
-                "st.privatelink.blob.core.windows.net is given by record at t.toml:8:8",
+                "st.privatelink.blob.core.windows.net is in the table, given by record at t.toml:8:8",
             ),
             (
                 "ci-9.eastus.instances.azureml.ms",
@@ -353,7 +367,7 @@ mod tests {
                 Verdict::Local,
                 vec!["*.eastus.instances.azureml.ms"],
                 vec!["ci-9.eastus.instances.azureml.ms 60 A 10.1.0.5"],
-                "matched by the wildcard *.eastus.instances.azureml.ms",
+                "matches the wildcard *.eastus.instances.azureml.ms of the table, given by workspace mlw",
             ),
             (
                 "st.privatelink.blob.core.windows.net",
@@ -374,7 +388,7 @@ mod tests {
                     "alias.corp.example 60 CNAME st.privatelink.blob.core.windows.net.",
                     "st.privatelink.blob.core.windows.net 60 A 10.1.0.9",
                 ],
-                "alias.corp.example is given by record at t.toml:11:8",
+                "alias.corp.example is in the table, given by record at t.toml:11:8",
             ),
             (
                 "out.corp.example",
@@ -464,7 +478,7 @@ mod tests {
     #[test]
     fn defaults_to_a_client_inside_allow_and_reads_types_and_names() {
         let e = ex("st.privatelink.blob.core.windows.net", "1", None);
-        assert_eq!(e.from, "10.0.0.0".parse::<IpAddr>().unwrap());
+        assert_eq!(e.from, "10.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(e.qtype, "A");
         assert_eq!(parse_type("TYPE65").unwrap(), 65);
         assert_eq!(parse_type("https").unwrap(), 65);
@@ -479,7 +493,7 @@ mod tests {
         let text = ex("ci-9.eastus.instances.azureml.ms", "A", None).to_string();
         assert!(
             text.starts_with(
-                "ci-9.eastus.instances.azureml.ms A: local (asked from 10.0.0.0 over UDP; table generation 4)\n"
+                "ci-9.eastus.instances.azureml.ms A: local (asked from 10.0.0.1 over UDP; table generation 4)\n"
             ),
             "{text}"
         );

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod control;
 pub mod diagnostics;
 pub mod explain;
 pub mod export;

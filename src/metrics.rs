@@ -530,7 +530,10 @@ mod tests {
         assert!(text.contains("amldns_responses_total{rcode=\"SERVFAIL\"} 1"));
         assert!(text.contains("amldns_reloads_total{result=\"failure\"} 0"));
         // One config at a time.
-        assert!(text.contains("amldns_config_info{sha256=\"11bb\"} 1"), "{text}");
+        assert!(
+            text.contains("amldns_config_info{sha256=\"11bb\"} 1"),
+            "{text}"
+        );
         assert!(!text.contains("00aa"), "{text}");
     }
 }

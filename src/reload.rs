@@ -102,6 +102,8 @@ pub struct Status {
     pub names: usize,
     /// Unix time of the last successful load.
     pub loaded_at: f64,
+    /// Of the config file that load read ([`Config::sha256`]).
+    pub sha256: String,
 }
 
 /// How many names of each kind a reload's log line and `/status` show.
@@ -128,7 +130,11 @@ impl fmt::Display for Changed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.count)?;
         if !self.first.is_empty() {
-            let more = if self.count > self.first.len() { ", …" } else { "" };
+            let more = if self.count > self.first.len() {
+                ", …"
+            } else {
+                ""
+            };
             write!(f, " ({}{more})", self.first.join(", "))?;
         }
         Ok(())
@@ -247,9 +253,9 @@ impl Reloader {
             generation: 1,
             names: table.len(),
             loaded_at: unix_now(),
+            sha256: config.sha256.clone(),
         };
         record_success(&metrics, &status);
-        metrics.set_config(&config.sha256);
         let reloads = Reloads {
             applied: config.fingerprint,
             last: Ok(1),
@@ -405,13 +411,13 @@ impl Reloader {
             generation,
             names: table.len(),
             loaded_at: unix_now(),
+            sha256: config.sha256.clone(),
         };
         let changes = changes(&current.table, &table);
         self.snapshot
             .store(Arc::new(Snapshot::new(table, &config, forwarder)));
         reloads.applied = config.fingerprint;
         record_success(&self.metrics, &status);
-        self.metrics.set_config(&config.sha256);
         self.health.clear(health::Source::Reload);
         info!(
             generation,
@@ -419,7 +425,7 @@ impl Reloader {
             added = changes.added.count,
             removed = changes.removed.count,
             changed = changes.changed.count,
-            sha256 = %config.sha256,
+            sha256 = %status.sha256,
             millis = started.elapsed().as_millis() as u64,
             %trigger,
             "reloaded: {changes}"
@@ -457,6 +463,7 @@ fn record_success(metrics: &Metrics, status: &Status) {
     metrics.table_names.set(status.names as i64);
     metrics.last_reload_success.set(status.loaded_at);
     metrics.last_reload_successful.set(1);
+    metrics.set_config(&status.sha256);
 }
 
 /// Gives the heap pages that loading a config freed back to the system.
