@@ -428,7 +428,8 @@ impl Reloader {
             sha256 = %status.sha256,
             millis = started.elapsed().as_millis() as u64,
             %trigger,
-            "reloaded: {changes}"
+            %changes,
+            "reloaded"
         );
         self.set_last_reload(trigger, generation, None, Some(changes));
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;

@@ -153,6 +153,21 @@ async fn sighup_reloads_the_table() {
     assert_eq!(v["generation"], 2);
     assert_eq!(v["trigger"], "SIGHUP");
     assert!(v["millis"].is_u64());
+    // SPEC §9: what changed, counted and named.
+    assert_eq!(
+        (
+            v["added"].as_u64(),
+            v["removed"].as_u64(),
+            v["changed"].as_u64()
+        ),
+        (Some(0), Some(0), Some(1)),
+        "{line}"
+    );
+    assert_eq!(
+        v["changes"],
+        "added 0, removed 0, changed 1 (ws.corp.example)"
+    );
+    assert_eq!(v["sha256"].as_str().map(str::len), Some(64), "{line}");
     assert_eq!(
         addrs(&udp_query(p.addr, "ws.corp.example", RecordType::A).await),
         vec!["10.9.0.2"]
