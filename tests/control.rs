@@ -408,7 +408,7 @@ async fn check_as_json_locates_errors_and_warnings() {
         e["message"]
             .as_str()
             .unwrap()
-            .contains("is not an IP address"),
+            .contains("is not an IPv4 address"),
         "{e}"
     );
 
