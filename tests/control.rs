@@ -345,6 +345,11 @@ async fn config_info_names_the_file_served() {
             .collect()
     };
     let sha = |t: &str| amldns::config::sha256_hex(t);
+    // FIPS 180-2's example, as `sha256sum` prints it.
+    assert_eq!(
+        sha("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
     assert_eq!(info(&scrape(&srv).await), [sha(&text)]);
     let next = text.replace("10.1.0.9", "10.1.0.10");
     srv.write("amldns.toml", &next);
