@@ -141,6 +141,9 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
         (&Method::GET, "/metrics") => {
             let cache_len = e.reloader.snapshot().load().forwarder.cache().len();
             e.metrics.cache_entries.set(cache_len as i64);
+            let problems = e.health.problems();
+            e.metrics
+                .set_degraded(problems.iter().map(|(source, _)| source.as_str()));
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -28,6 +28,7 @@ pub const LAST_RELOAD_SUCCESSFUL: &str = "amldns_last_reload_successful";
 pub const WORKSPACE_MISSING_TOTAL: &str = "amldns_workspace_missing_total";
 pub const BUILD_INFO: &str = "amldns_build_info";
 pub const CONFIG_INFO: &str = "amldns_config_info";
+pub const DEGRADED: &str = "amldns_degraded";
 pub const PANICS_TOTAL: &str = "amldns_panics_total";
 pub const UPSTREAM_LIMITED_TOTAL: &str = "amldns_upstream_limited_total";
 pub const UPSTREAM_IN_FLIGHT: &str = "amldns_upstream_in_flight";
@@ -231,6 +232,9 @@ pub struct Metrics {
     pub workspace_missing: IntCounter,
     /// 1 for the `sha256` of the config file being served; one series.
     config_info: IntGaugeVec,
+    /// By `source` (reload, azure…): 1 while that source has a problem
+    /// (`/healthz` says `degraded`); no series while all is well.
+    degraded: IntGaugeVec,
     /// Panics caught in query tasks (see `logging::count_panics`).
     pub panics: IntCounter,
     handles: Handles,
@@ -300,6 +304,18 @@ impl Metrics {
         .expect("valid metric");
         registry
             .register(Box::new(config_info.clone()))
+            .expect("registered once");
+        let degraded = IntGaugeVec::new(
+            Opts::new(
+                DEGRADED,
+                "1 while a source (the last reload, an Azure round) has failed: /healthz says \
+                 degraded, and the last good table serves.",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(degraded.clone()))
             .expect("registered once");
 
         let queries = counter_vec(
@@ -383,6 +399,7 @@ impl Metrics {
                 "Forwarded queries for workspace-shaped names the table does not hold.",
             ),
             config_info,
+            degraded,
             panics: counter(PANICS_TOTAL, "Panics (bugs) caught; each is also logged."),
             registry,
         }
@@ -426,6 +443,14 @@ impl Metrics {
     pub fn set_config(&self, sha256: &str) {
         self.config_info.reset();
         self.config_info.with_label_values(&[sha256]).set(1);
+    }
+
+    /// The sources that have a problem now (see [`crate::health`]).
+    pub fn set_degraded<'a>(&self, sources: impl IntoIterator<Item = &'a str>) {
+        self.degraded.reset();
+        for source in sources {
+            self.degraded.with_label_values(&[source]).set(1);
+        }
     }
 
     /// Counts a question an upstream limit turned away.
@@ -492,6 +517,7 @@ mod tests {
             .with_label_values(&["127.0.0.1:53"])
             .observe(0.01);
         m.reloads.with_label_values(&["success"]).inc();
+        m.set_degraded(["reload"]);
         m.set_config("00aa");
         m.set_config("11bb");
         let text = m.render();
@@ -513,6 +539,7 @@ mod tests {
             WORKSPACE_MISSING_TOTAL,
             BUILD_INFO,
             CONFIG_INFO,
+            DEGRADED,
             PANICS_TOTAL,
         ] {
             assert!(
@@ -535,5 +562,9 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("00aa"), "{text}");
+        assert!(
+            text.contains("amldns_degraded{source=\"reload\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -148,6 +148,7 @@ async fn status_tells_table_reloads_upstreams_and_cache() {
     assert_eq!(s["last_reload"], Value::Null);
     assert_eq!(s["cache"]["hit_rate"], Value::Null);
     assert_eq!(s["upstreams"][0]["addr"], up.addr.to_string());
+    assert_eq!(series_count(&scrape(&srv).await, "amldns_degraded"), 0);
 
     // A miss, then a hit.
     for _ in 0..2 {
@@ -210,6 +211,8 @@ async fn status_tells_table_reloads_upstreams_and_cache() {
     assert_eq!(s["generation"], 2);
     let (_, h) = get_json(&srv, "/healthz").await;
     assert_eq!(h["status"], "degraded");
+    let m = scrape(&srv).await;
+    assert_eq!(metric(&m, "amldns_degraded", &[("source", "reload")]), 1.0);
     assert!(
         h["reason"]
             .as_str()
