@@ -427,7 +427,11 @@ fn flush(server: &str, name: Option<&str>) -> ExitCode {
     let what = f.name.map_or("the whole cache".to_string(), |n| {
         format!("every type of {n}")
     });
-    emit(&format!("flushed {what}: {} answers dropped\n", f.flushed))
+    let answers = if f.flushed == 1 { "answer" } else { "answers" };
+    emit(&format!(
+        "flushed {what}: {} cached {answers} dropped\n",
+        f.flushed
+    ))
 }
 
 fn explain(

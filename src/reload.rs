@@ -378,7 +378,11 @@ impl Reloader {
             debug!(%trigger, "configuration unchanged");
             self.metrics.last_reload_successful.set(1);
             self.health.clear(health::Source::Reload);
-            self.set_last_reload(trigger, current.table.generation(), None, None);
+            // A file event that changed nothing (a log written beside the
+            // config, say) is no reload to report, unless it ends a failure.
+            if trigger != Trigger::File || self.last_reload().is_some_and(|r| r.error.is_some()) {
+                self.set_last_reload(trigger, current.table.generation(), None, None);
+            }
             return Ok(current.table.generation());
         }
         for w in &config.warnings {

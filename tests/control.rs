@@ -250,11 +250,14 @@ async fn flush_sends_the_next_question_upstream() {
 
     let o = amldns(&["flush", "--server", &url(&srv)]).await;
     assert!(o.status.success(), "{o:?}");
-    assert_eq!(stdout(&o), "flushed the whole cache: 2 answers dropped\n");
+    assert_eq!(
+        stdout(&o),
+        "flushed the whole cache: 2 cached answers dropped\n"
+    );
     udp_query(srv.addr, "eastus.api.azureml.ms", RecordType::A).await;
     assert_eq!(asked("eastus.api.azureml.ms"), 2);
     let o = amldns(&["flush", "--server", &url(&srv), "--name", "www.example.com"]).await;
-    assert!(stdout(&o).starts_with("flushed every type of www.example.com: 0 answers"));
+    assert!(stdout(&o).starts_with("flushed every type of www.example.com: 0 cached answers"));
     assert_eq!(http_request(srv.http(), "GET", "/cache/flush").await.0, 405);
     srv.stop().await;
 
