@@ -296,11 +296,13 @@ impl Cache {
     /// Forgets every answer (`name` `None`), or every answer for `name`
     /// whatever its type, and the failures remembered with them; the next
     /// question goes upstream. Returns how many answers were dropped.
-    pub fn flush(&self, name: Option<&LowerName>) -> u64 {
+    /// `name`: lower- or upper-case, with or without the final dot.
+    pub fn flush(&self, name: Option<&str>) -> u64 {
         let Some(inner) = &self.inner else { return 0 };
         // The question's name as keys begin with it: its wire form, no type.
         let prefix = match name {
-            Some(n) => match WireKey::new(n.iter(), 0) {
+            Some(n) => match WireKey::new(n.trim_end_matches('.').split('.').map(str::as_bytes), 0)
+            {
                 Some(k) => Some(k.as_bytes()[..k.len - TYPE_LEN].to_vec()),
                 None => return 0,
             },
@@ -541,7 +543,7 @@ mod tests {
             c.insert(key, &r);
         }
         c.insert_failure(&k("x.example.", RecordType::TXT), None);
-        assert_eq!(c.flush(Some(&k("X.Example.", RecordType::A).name)), 2);
+        assert_eq!(c.flush(Some("X.Example.")), 2);
         assert!(c.get(&k("x.example.", RecordType::A)).is_none());
         assert!(c.get(&k("x.example.", RecordType::AAAA)).is_none());
         assert!(c.failure(&k("x.example.", RecordType::TXT)).is_none());

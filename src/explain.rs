@@ -7,11 +7,8 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::str::FromStr;
 
-use hickory_proto::rr::RecordType;
-
-use crate::metrics::Transport;
+use crate::metrics::{self, Transport};
 use crate::names::{self, NameKey};
 use crate::resolve::{self, ApexAnswer, Asked, Plan, Policy, Question, rcode};
 use crate::zone::{End, ZoneTable};
@@ -24,14 +21,23 @@ pub enum ExplainError {
     Type(String),
 }
 
-/// Reads a record type as people write it: `A`, `aaaa`, `28`, `TYPE65`.
+/// Reads a record type as people write it: `A`, `aaaa`, `28`, `TYPE65`
+/// (RFC 3597 §5).
 pub fn parse_type(s: &str) -> Result<u16, ExplainError> {
     let up = s.trim().to_ascii_uppercase();
     up.parse::<u16>()
         .ok()
         .or_else(|| up.strip_prefix("TYPE")?.parse().ok())
-        .or_else(|| RecordType::from_str(&up).ok().map(u16::from))
+        .or_else(|| metrics::qtype_number(&up))
         .ok_or_else(|| ExplainError::Type(s.to_string()))
+}
+
+/// A type's name, or `TYPEn` for one without a label of its own (RFC 3597 §5).
+fn type_name(qtype: u16) -> String {
+    match metrics::qtype_label(qtype) {
+        "other" => format!("TYPE{qtype}"),
+        label => label.to_string(),
+    }
 }
 
 /// How a question is answered.
@@ -133,7 +139,7 @@ pub fn explain(
         }),
         edns: None,
     };
-    let type_name = RecordType::from(qtype).to_string();
+    let type_name = type_name(qtype);
     let mut e = Explanation {
         name: key.as_str().to_string(),
         qtype: type_name.clone(),
@@ -246,7 +252,7 @@ pub fn explain(
             } else {
                 format!(
                     "{type_name} is a meta type, not a question (RFC 6895 §3.1): {}",
-                    crate::metrics::rcode_label(code)
+                    metrics::rcode_label(code)
                 )
             };
         }
@@ -483,6 +489,7 @@ mod tests {
         assert_eq!(parse_type("TYPE65").unwrap(), 65);
         assert_eq!(parse_type("https").unwrap(), 65);
         assert!(parse_type("nope").is_err());
+        assert_eq!(type_name(35), "TYPE35");
         let up: Vec<SocketAddr> = Vec::new();
         for bad in ["", ".", "a..b"] {
             assert!(

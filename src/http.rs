@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hickory_proto::rr::{LowerName, Name};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -31,7 +30,9 @@ use crate::export;
 use crate::health::Health;
 use crate::logging::RateLimited;
 use crate::metrics::Metrics;
+use crate::names;
 use crate::reload::{ReloadError, Reloader, Trigger};
+use crate::resolve::rtype;
 
 /// Scrapers and probes need a handful of connections; more is a misbehaving client.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -187,44 +188,20 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
                 },
             }
         }
-        (&Method::GET, "/explain") => {
-            let q = req.uri().query();
-            let param = |k| control::query_param(q, k);
-            let asked = (|| {
-                let name = param("name").ok_or("name= is missing")?;
-                let qtype = param("type").map_or(Ok(1), |t| explain::parse_type(&t));
-                let qtype = qtype.map_err(|err| err.to_string())?;
-                let from = match param("from") {
-                    Some(f) => Some(
-                        f.parse()
-                            .map_err(|_| format!("{f:?} is not an IP address"))?,
-                    ),
-                    None => None,
-                };
-                let snapshot = e.reloader.snapshot().load();
-                explain::explain(
-                    &snapshot.table,
-                    &snapshot.policy,
-                    &snapshot.forwarder.config().servers,
-                    &name,
-                    qtype,
-                    from,
-                )
-                .map_err(|err| err.to_string())
-            })();
-            match asked {
-                Ok(x) => json(StatusCode::OK, &x),
-                Err(why) => error(StatusCode::BAD_REQUEST, why.to_string()),
-            }
-        }
+        (&Method::GET, "/explain") => match explain_asked(e, req.uri().query()) {
+            Ok(x) => json(StatusCode::OK, &x),
+            Err(why) => error(StatusCode::BAD_REQUEST, why),
+        },
         (&Method::POST, "/cache/flush") => {
-            let name = control::query_param(req.uri().query(), "name");
-            let key = match name.as_deref().map(lower_name).transpose() {
-                Ok(k) => k,
+            let name = match control::query_param(req.uri().query(), "name")
+                .map(|n| names::domain_name(&n).map_err(|why| format!("{n:?}: {why}")))
+                .transpose()
+            {
+                Ok(n) => n,
                 Err(why) => return error(StatusCode::BAD_REQUEST, why),
             };
             let cache = e.reloader.snapshot().load().forwarder.cache().clone();
-            let flushed = cache.flush(key.as_ref());
+            let flushed = cache.flush(name.as_deref());
             info!(
                 name = name.as_deref().unwrap_or("(all)"),
                 flushed, "cache flushed"
@@ -324,11 +301,32 @@ fn status(e: &Endpoints) -> ServerStatus {
     }
 }
 
-/// A name from a request, as the cache keys it.
-fn lower_name(name: &str) -> Result<LowerName, String> {
-    Name::from_ascii(name.trim())
-        .map(|n| LowerName::from(&n))
-        .map_err(|err| format!("{name:?} is not a domain name: {err}"))
+/// `GET /explain?name=&type=&from=`, run on the snapshot being served.
+fn explain_asked(e: &Endpoints, query: Option<&str>) -> Result<explain::Explanation, String> {
+    let param = |k| control::query_param(query, k);
+    let name = param("name").ok_or("name= is missing")?;
+    let qtype = match param("type") {
+        Some(t) => explain::parse_type(&t).map_err(|err| err.to_string())?,
+        None => rtype::A,
+    };
+    let from = match param("from") {
+        Some(f) => Some(
+            f.parse()
+                .map_err(|_| format!("{f:?} is not an IP address"))?,
+        ),
+        None => None,
+    };
+    let snapshot = e.reloader.snapshot().load();
+    let upstreams = &snapshot.forwarder.config().servers;
+    explain::explain(
+        &snapshot.table,
+        &snapshot.policy,
+        upstreams,
+        &name,
+        qtype,
+        from,
+    )
+    .map_err(|err| err.to_string())
 }
 
 fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {

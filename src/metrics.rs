@@ -163,6 +163,14 @@ pub fn qtype_label(qtype: u16) -> &'static str {
     label_in(&QTYPES, qtype)
 }
 
+/// The number of a query type with a label of its own (`AAAA` → 28), any case.
+pub fn qtype_number(label: &str) -> Option<u16> {
+    QTYPES
+        .iter()
+        .find(|(_, l)| l.eq_ignore_ascii_case(label))
+        .map(|(n, _)| *n)
+}
+
 /// Response codes with a label of their own (RFC 6895 §2.3); the rest are `other`.
 const RCODES: [(u16, &str); 7] = [
     (0, "NOERROR"),
@@ -495,6 +503,8 @@ mod tests {
     fn labels_come_from_bounded_sets() {
         assert_eq!(qtype_label(1), "A");
         assert_eq!(qtype_label(65), "HTTPS");
+        assert_eq!(qtype_number("https"), Some(65));
+        assert_eq!(qtype_number("other"), None);
         let others: std::collections::HashSet<_> = (0..=u16::MAX).map(qtype_label).collect();
         assert_eq!(others.len(), QTYPES.len() + 1);
         assert_eq!(rcode_label(3), "NXDOMAIN");
