@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
+use crate::upstream::Dnssec;
 use crate::wire;
 use crate::zone::NameKey;
 
@@ -54,25 +55,36 @@ impl Reply {
     }
 }
 
+/// A question as the forwarder asks it upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     pub name: LowerName,
     pub qtype: RecordType,
+    /// An answer asked with DO carries DNSSEC records a client without DO
+    /// must not get (RFC 4035 §3.2.1), and one asked with CD may carry data
+    /// a validating upstream would refuse a client without CD: each is
+    /// cached apart.
+    pub dnssec: Dnssec,
 }
 
 /// A question as the cache stores it: the name in lower-case wire form
-/// (length-prefixed labels, no root label), then the type. The UDP fast
-/// path builds it from the query's name on the stack.
+/// (length-prefixed labels, no root label), the type, then a byte of the
+/// DNSSEC flags. The UDP fast path builds it from the query's name on the
+/// stack.
 pub struct WireKey {
-    buf: [u8; 257],
+    buf: [u8; 258],
     len: usize,
 }
 
 impl WireKey {
     /// `None` for a name longer than DNS allows.
-    pub fn new<'a>(labels: impl Iterator<Item = &'a [u8]>, qtype: u16) -> Option<Self> {
+    pub fn new<'a>(
+        labels: impl Iterator<Item = &'a [u8]>,
+        qtype: u16,
+        dnssec: Dnssec,
+    ) -> Option<Self> {
         let mut key = WireKey {
-            buf: [0; 257],
+            buf: [0; 258],
             len: 0,
         };
         for label in labels {
@@ -87,12 +99,13 @@ impl WireKey {
             key.len = end;
         }
         key.buf[key.len..key.len + 2].copy_from_slice(&qtype.to_be_bytes());
-        key.len += 2;
+        key.buf[key.len + 2] = u8::from(dnssec.ok) | u8::from(dnssec.checking_disabled) << 1;
+        key.len += 3;
         Some(key)
     }
 
     fn of(key: &Key) -> Option<Self> {
-        WireKey::new(key.name.iter(), u16::from(key.qtype))
+        WireKey::new(key.name.iter(), u16::from(key.qtype), key.dnssec)
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -319,11 +332,19 @@ fn on_the_wire(key: &Key, reply: &Reply) -> Option<Wire> {
 fn cacheable(reply: &Reply) -> Option<(u32, Reply)> {
     // The forwarder keeps an SOA only for negative answers, including a
     // CNAME chain that ends without data.
+    let is_soa = |r: &Record| matches!(r.data, RData::SOA(_));
     let negative = reply.authorities.iter().find_map(|r| match &r.data {
         RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
         _ => None,
     });
-    let positive = reply.answers.iter().map(|r| r.ttl).min();
+    // Every other record kept bounds it too: answers, and (asked with DO)
+    // NSEC or NSEC3 proofs with their RRSIGs.
+    let positive = reply
+        .answers
+        .iter()
+        .chain(reply.authorities.iter().filter(|r| !is_soa(r)))
+        .map(|r| r.ttl)
+        .min();
     let ttl = match (reply.rcode, positive, negative) {
         (ResponseCode::NoError | ResponseCode::NXDomain, Some(p), Some(n)) => p.min(n),
         (ResponseCode::NoError, Some(p), None) => p,
@@ -335,14 +356,13 @@ fn cacheable(reply: &Reply) -> Option<(u32, Reply)> {
         return None;
     }
     let mut reply = reply.clone();
-    for r in &mut reply.answers {
-        r.ttl = r.ttl.min(MAX_TTL);
-    }
-    // RFC 2308 §3: the SOA of a negative answer carries the negative TTL.
-    if let Some(n) = negative {
-        for r in &mut reply.authorities {
-            r.ttl = n.min(MAX_TTL);
+    for r in reply.answers.iter_mut().chain(reply.authorities.iter_mut()) {
+        // RFC 2308 §3: the SOA of a negative answer carries the negative TTL.
+        r.ttl = match negative {
+            Some(n) if is_soa(r) => n,
+            _ => r.ttl,
         }
+        .min(MAX_TTL);
     }
     Some((ttl, reply))
 }
@@ -374,6 +394,7 @@ mod tests {
         Key {
             name: LowerName::from(Name::from_ascii("X.example.").unwrap()),
             qtype: RecordType::A,
+            dnssec: Dnssec::default(),
         }
     }
 
@@ -432,7 +453,7 @@ mod tests {
         // Keys ignore letter case.
         let lower = Key {
             name: LowerName::from(Name::from_ascii("x.EXAMPLE.").unwrap()),
-            qtype: RecordType::A,
+            ..key()
         };
         assert_eq!(c.get(&lower), Some(Hit::Fresh(r.clone())));
         let aaaa = Key {
@@ -440,6 +461,21 @@ mod tests {
             ..key()
         };
         assert!(c.get(&aaaa).is_none());
+        // Asked with DO or CD, it is another question.
+        for (ok, checking_disabled) in [(true, false), (false, true), (true, true)] {
+            let other = Key {
+                dnssec: Dnssec {
+                    ok,
+                    checking_disabled,
+                },
+                ..key()
+            };
+            assert!(c.get(&other).is_none(), "DO {ok}, CD {checking_disabled}");
+            let wire = WireKey::new([&b"x"[..], b"example"].into_iter(), 1, other.dnssec);
+            assert!(c.fresh_wire(&wire.unwrap()).is_none());
+        }
+        let plain = WireKey::new([&b"X"[..], b"example"].into_iter(), 1, Dnssec::default());
+        assert!(c.fresh_wire(&plain.unwrap()).is_some());
     }
 
     #[test]

@@ -4,14 +4,22 @@
 //! amldns decides the order and the time each upstream gets: healthy
 //! upstreams first in config order, a failed one moved last for
 //! [`RETRY_FAILED_AFTER`]; each try gets `timeout_ms`, shortened so every
-//! upstream gets a turn before the query's deadline.
+//! upstream gets a turn before the query's deadline. Within a try the
+//! datagram is sent again ([`resend_after`]): one lost datagram is never a
+//! failure (SPEC §3), and only a question no upstream answered in all its
+//! time is remembered as failed.
 //!
 //! It also protects the upstream (SPEC §1: Azure's resolver silently drops
 //! what is over 1000 queries/s or 200 in flight per VM): identical questions
-//! in flight are asked once, and questions beyond `max_in_flight` at once or
-//! `max_qps` a second get SERVFAIL (or a stale answer) at once, never a
-//! queue. Each question is asked in a task of its own, so an answer that
-//! comes after a client gave up still refreshes the cache.
+//! in flight are asked once, questions beyond `max_in_flight` at once get
+//! SERVFAIL (or a stale answer) at once, and past `max_qps` a question
+//! waits its turn for at most [`MAX_RATE_WAIT`], then gets SERVFAIL. Each
+//! question is asked in a task of its own, so an answer that comes after a
+//! client gave up still refreshes the cache.
+//!
+//! DNSSEC passes through (SPEC §3, RFC 4035 §3.2): the client's DO and CD
+//! go upstream and into the cache key, and the signatures and denial
+//! proofs of an answer are kept for a client that set DO, and only for one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,9 +36,9 @@ use tracing::{debug, info, warn};
 use crate::cache::{Cache, Hit, Key, Reply};
 use crate::config::UpstreamConfig;
 use crate::metrics::{Limit, Metrics};
-use crate::upstream;
+use crate::upstream::{self, Ask};
 
-pub use crate::upstream::EDNS_PAYLOAD;
+pub use crate::upstream::{Dnssec, EDNS_PAYLOAD};
 
 /// A client should hear SERVFAIL before its own stub gives up: glibc waits
 /// 5 s per try, Windows 1 s then retries; answering within 2.5 s keeps
@@ -45,6 +53,22 @@ pub const STALE_AFTER: Duration = Duration::from_millis(1800);
 /// How long a failed upstream goes to the back of the line before it is
 /// tried first again.
 pub const RETRY_FAILED_AFTER: Duration = Duration::from_secs(10);
+
+/// The longest a new question waits for its turn under `max_qps`. A burst
+/// of new names (a page load, a job starting) is asked as fast as the rate
+/// allows instead of refused; at the default 900/s a tenth of the deadline
+/// covers as many questions as `max_in_flight` lets wait (150), and it
+/// leaves the default `timeout_ms` (2 s) whole within [`QUERY_DEADLINE`].
+pub const MAX_RATE_WAIT: Duration = Duration::from_millis(250);
+
+/// When, within a try of `per_try`, the datagram is sent again: at a fifth
+/// and at half of it (400 ms and 1 s of the default 2 s), like a stub's
+/// retransmission (RFC 1035 §4.2.1). The first leaves a slow upstream time
+/// to recurse (Unbound starts at 376 ms); the last leaves the second copy
+/// half the try to come back.
+pub fn resend_after(per_try: Duration) -> [Duration; 2] {
+    [per_try / 5, per_try / 2]
+}
 
 /// What forwarding one question gave.
 #[derive(Debug)]
@@ -75,12 +99,16 @@ struct Upstream {
     errors: [IntCounter; 5],
 }
 
-/// Upstream queries per second, as a token bucket.
+/// Upstream queries per second, as a token bucket that lends: a question
+/// that finds it empty may take a token not yet earned and wait until it is
+/// (at most [`MAX_RATE_WAIT`]), so queries go out at `per_sec` on average
+/// and never faster, however they arrive.
 struct Rate {
     per_sec: f64,
     /// A burst is at most a fiftieth of a second's worth, so that no second
     /// sees more than 2% over the rate.
     burst: f64,
+    /// Below zero while tokens are lent: the questions waiting for them.
     tokens: f64,
     last: Instant,
 }
@@ -97,17 +125,20 @@ impl Rate {
         }
     }
 
-    fn take(&mut self) -> bool {
+    /// A token, and how long to wait before using it; `None` when that
+    /// would be longer than `max_wait`.
+    fn take(&mut self, max_wait: Duration) -> Option<Duration> {
         let now = Instant::now();
         let earned = now.duration_since(self.last).as_secs_f64() * self.per_sec;
         self.tokens = (self.tokens + earned).min(self.burst);
         self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+        let left = self.tokens - 1.0;
+        let wait = Duration::from_secs_f64((-left).max(0.0) / self.per_sec);
+        if wait > max_wait {
+            return None;
         }
+        self.tokens = left;
+        Some(wait)
     }
 }
 
@@ -119,6 +150,8 @@ pub struct Forwarder {
     metrics: Arc<Metrics>,
     /// `timeout_ms`, shortened so every upstream gets a turn within the deadline.
     per_try: Duration,
+    /// [`resend_after`] `per_try`.
+    resend_after: [Duration; 2],
     cache: Arc<Cache>,
     epoch: Instant,
     /// Questions being asked now, and where their answer will appear.
@@ -159,8 +192,10 @@ impl Forwarder {
             })
             .collect::<Vec<_>>();
         let n = u32::try_from(upstreams.len().max(1)).unwrap_or(u32::MAX);
+        let per_try = config.timeout.min(QUERY_DEADLINE / n);
         Forwarder {
-            per_try: config.timeout.min(QUERY_DEADLINE / n),
+            per_try,
+            resend_after: resend_after(per_try),
             config: config.clone(),
             metrics,
             upstreams,
@@ -172,18 +207,31 @@ impl Forwarder {
         }
     }
 
-    /// The answer for `name`/`qtype`: from the cache, or from the first
-    /// upstream that answers before `deadline`, or stale.
+    /// The answer for `name`/`qtype` asked with `dnssec`: from the cache, or
+    /// from the first upstream that answers before `deadline`, or stale.
+    /// Owner names equal to `name` are spelled as the client spelled it,
+    /// fresh or cached, as the UDP fast path does by pointing at the
+    /// question.
     pub async fn resolve(
         self: &Arc<Self>,
-        name: &LowerName,
+        name: &Name,
         qtype: RecordType,
+        dnssec: Dnssec,
         deadline: Instant,
     ) -> Forwarded {
         let key = Key {
-            name: name.clone(),
+            name: LowerName::from(name),
             qtype,
+            dnssec,
         };
+        let mut got = self.find(key, deadline).await;
+        if let Forwarded::Reply { reply, .. } | Forwarded::Stale(reply) = &mut got {
+            spell_as(name, reply);
+        }
+        got
+    }
+
+    async fn find(self: &Arc<Self>, key: Key, deadline: Instant) -> Forwarded {
         let stale = match self.cache.get(&key) {
             Some(Hit::Fresh(reply)) => {
                 self.metrics.cache_hits.inc();
@@ -243,9 +291,8 @@ impl Forwarder {
             self.metrics.upstream_limited(Limit::InFlight);
             return None;
         };
-        if !self.take_token() {
-            return None;
-        }
+        let turn = self.take_token(MAX_RATE_WAIT)?;
+        let deadline = Instant::now() + QUERY_DEADLINE;
         let (tx, rx) = watch::channel(None);
         pending.insert(key.clone(), rx.clone());
         drop(pending);
@@ -256,7 +303,12 @@ impl Forwarder {
             _permit: permit,
         };
         tokio::spawn(async move {
-            let fetched = asking.forwarder.fetch(&asking.key).await;
+            // Its turn under `max_qps`; askers of the same question join it
+            // meanwhile, and the wait counts against the deadline.
+            if !turn.is_zero() {
+                tokio::time::sleep(turn).await;
+            }
+            let fetched = asking.forwarder.fetch(&asking.key, deadline).await;
             // Nobody may be waiting any more; the cache has it anyway.
             let _ = tx.send(Some(fetched));
             drop(asking);
@@ -264,78 +316,146 @@ impl Forwarder {
         Some(rx)
     }
 
-    /// Asks the upstreams in turn until one answers, within [`QUERY_DEADLINE`];
-    /// the first try's token is already taken.
-    async fn fetch(&self, key: &Key) -> Fetched {
-        let deadline = Instant::now() + QUERY_DEADLINE;
+    /// Asks the upstreams in turn until one answers, before `deadline`; the
+    /// first try's token is already taken. The failure is remembered only
+    /// when every upstream had its turn (or the deadline passed) without an
+    /// answer; not when the rate left none for the next upstream.
+    async fn fetch(&self, key: &Key, deadline: Instant) -> Fetched {
         let question = Query::query(Name::from(key.name.clone()), key.qtype);
         let mut last_rcode = None;
+        let failed = |rcode: Option<ResponseCode>| {
+            rcode.map_or(Fetched::Failed, |rcode| Fetched::Reply(Reply::error(rcode)))
+        };
         for (i, up) in self.ordered().into_iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || (i > 0 && !self.take_token()) {
+            if left.is_zero() {
                 break;
             }
-            let try_for = self.per_try.min(left);
-            up.requests.inc();
-            let started = Instant::now();
-            let reply = tokio::time::timeout(try_for, upstream::exchange(up.addr, &question)).await;
-            // The kind, an index into metrics::UPSTREAM_ERROR_KINDS.
-            let error = match reply {
-                Ok(Ok(msg)) if is_answer(msg.metadata.response_code) => {
-                    up.duration.observe(started.elapsed().as_secs_f64());
-                    self.mark_healthy(up);
-                    let reply = keep_relevant(
-                        question.name(),
-                        key.qtype,
-                        Reply {
-                            rcode: msg.metadata.response_code,
-                            answers: msg.answers,
-                            authorities: msg.authorities,
-                        },
-                    );
+            if i > 0 && self.take_token(Duration::ZERO).is_none() {
+                return failed(last_rcode);
+            }
+            match self
+                .try_upstream(up, key, &question, self.per_try.min(left))
+                .await
+            {
+                Ok(reply) => {
                     self.cache.insert(key, &reply);
                     return Fetched::Reply(reply);
                 }
                 // SERVFAIL, REFUSED…: another upstream may do better; if none
                 // does, the last one passes through (SPEC §3).
-                Ok(Ok(msg)) => {
-                    up.duration.observe(started.elapsed().as_secs_f64());
-                    let rcode = msg.metadata.response_code;
-                    debug!(upstream = %up.addr, name = %key.name, %rcode, "upstream error rcode");
-                    last_rcode = Some(rcode);
-                    match rcode {
-                        ResponseCode::ServFail => 2,
-                        ResponseCode::Refused => 3,
-                        _ => 4,
-                    }
+                Err(rcode) => last_rcode = rcode.or(last_rcode),
+            }
+        }
+        self.cache.insert_failure(key, last_rcode);
+        failed(last_rcode)
+    }
+
+    /// One upstream's turn, of `try_for`: its answer, kept to what is
+    /// relevant, or else the error rcode for the client (`None`: no reply).
+    async fn try_upstream(
+        &self,
+        up: &Upstream,
+        key: &Key,
+        question: &Query,
+        try_for: Duration,
+    ) -> Result<Reply, Option<ResponseCode>> {
+        let until = Instant::now() + try_for;
+        let mut ask = Ask {
+            question: question.clone(),
+            dnssec: key.dnssec,
+            edns: true,
+        };
+        loop {
+            // Every datagram sent costs a token and counts as a request.
+            up.requests.inc();
+            let resend = || {
+                let ok = self.take_token(Duration::ZERO).is_some();
+                if ok {
+                    up.requests.inc();
                 }
+                ok
+            };
+            let started = Instant::now();
+            let exchange = upstream::exchange(up.addr, &ask, &self.resend_after, resend);
+            // The kind, an index into metrics::UPSTREAM_ERROR_KINDS.
+            let msg = match tokio::time::timeout_at(until.into(), exchange).await {
+                Ok(Ok(msg)) => msg,
                 Ok(Err(error)) => {
                     debug!(upstream = %up.addr, name = %key.name, %error, "upstream failed");
                     self.mark_failed(up);
-                    1
+                    up.errors[1].inc();
+                    return Err(None);
                 }
                 Err(_elapsed) => {
                     debug!(upstream = %up.addr, name = %key.name, ?try_for, "upstream timed out");
                     self.mark_failed(up);
-                    0
+                    up.errors[0].inc();
+                    return Err(None);
                 }
             };
-            up.errors[error].inc();
+            up.duration.observe(started.elapsed().as_secs_f64());
+            let rcode = msg.metadata.response_code;
+            // RFC 6891 §7: a server that does not know EDNS may answer the
+            // OPT with FORMERR (or NOTIMP); ask it again without.
+            if ask.edns
+                && matches!(rcode, ResponseCode::FormErr | ResponseCode::NotImp)
+                && self.take_token(Duration::ZERO).is_some()
+            {
+                debug!(upstream = %up.addr, name = %key.name, %rcode, "asking again without EDNS");
+                ask.edns = false;
+                continue;
+            }
+            let reply = Reply {
+                rcode,
+                answers: msg.answers,
+                authorities: msg.authorities,
+            };
+            let kept = match is_answer(rcode) {
+                true => keep_relevant(question.name(), key.qtype, key.dnssec, reply).map_err(
+                    |error| {
+                        debug!(upstream = %up.addr, name = %key.name, %error, "upstream answer refused");
+                        ResponseCode::ServFail
+                    },
+                ),
+                false => Err(rcode),
+            };
+            return match kept {
+                Ok(reply) => {
+                    self.mark_healthy(up);
+                    Ok(reply)
+                }
+                Err(rcode) => {
+                    debug!(upstream = %up.addr, name = %key.name, %rcode, "upstream error rcode");
+                    up.errors[match rcode {
+                        ResponseCode::ServFail => 2,
+                        ResponseCode::Refused => 3,
+                        _ => 4,
+                    }]
+                    .inc();
+                    // The query was valid: the upstream failed it, not the
+                    // client (SPEC §3), whatever it said.
+                    Err(Some(match rcode {
+                        ResponseCode::FormErr | ResponseCode::NotImp => ResponseCode::ServFail,
+                        other => other,
+                    }))
+                }
+            };
         }
-        self.cache.insert_failure(key, last_rcode);
-        last_rcode.map_or(Fetched::Failed, |rcode| Fetched::Reply(Reply::error(rcode)))
     }
 
-    fn take_token(&self) -> bool {
-        let ok = self
+    /// A token from the `max_qps` bucket, and how long to wait for it (at
+    /// most `max_wait`); `None`, counted, when there is none that soon.
+    fn take_token(&self, max_wait: Duration) -> Option<Duration> {
+        let turn = self
             .rate
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if !ok {
+            .take(max_wait);
+        if turn.is_none() {
             self.metrics.upstream_limited(Limit::Rate);
         }
-        ok
+        turn
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Key, watch::Receiver<Option<Fetched>>>> {
@@ -397,26 +517,38 @@ fn is_answer(rcode: ResponseCode) -> bool {
     matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain)
 }
 
+/// Why an upstream's answer is not passed on.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("its CNAME chain loops")]
+pub struct CnameLoop;
+
 /// Keeps only what answers the question: the CNAME chain from `qname` and
-/// the records of `qtype` at its end, and an SOA for negative answers. The
-/// rest (unrelated answers, NS and glue) is dropped so that it can neither be
-/// cached nor reach clients. Pure, and public for the `upstream_reply` fuzz
-/// target.
-pub fn keep_relevant(qname: &Name, qtype: RecordType, reply: Reply) -> Reply {
+/// the records of `qtype` at its end, and an SOA for negative answers. Asked
+/// with DO, also the RRSIGs over what is kept, and the NSEC and NSEC3
+/// records (with theirs) that prove a denial or a wildcard expansion (RFC
+/// 4035 §3.1.1–3.1.3), which a validating client needs. The rest (unrelated
+/// answers, NS and glue; and without DO, DNSSEC records the client did not
+/// ask for by type, RFC 4035 §3.2.1) is dropped so that it can neither be
+/// cached nor reach clients. Owner names equal to `qname` are spelled as it
+/// is. A chain that loops is refused: peers (Unbound, Knot Resolver) answer
+/// it SERVFAIL. Pure, and public for the `upstream_reply` fuzz target.
+pub fn keep_relevant(
+    qname: &Name,
+    qtype: RecordType,
+    dnssec: Dnssec,
+    reply: Reply,
+) -> Result<Reply, CnameLoop> {
     let mut owner = qname.clone();
     let mut answers: Vec<Record> = Vec::new();
     // Upstreams list the chain in order, but nothing requires it: walk it by
-    // name. Each step keeps one record, and a repeated record (a loop) stops it.
-    while answers.len() < reply.answers.len() {
-        let Some(cname) = reply
-            .answers
-            .iter()
-            .find(|r| r.name == owner && matches!(r.data, RData::CNAME(_)))
-        else {
-            break;
-        };
+    // name. Each step keeps a record not kept before, so the walk ends.
+    while let Some(cname) = reply
+        .answers
+        .iter()
+        .find(|r| r.name == owner && matches!(r.data, RData::CNAME(_)))
+    {
         if answers.contains(cname) {
-            break;
+            return Err(CnameLoop);
         }
         answers.push(cname.clone());
         if qtype == RecordType::CNAME {
@@ -430,7 +562,9 @@ pub fn keep_relevant(qname: &Name, qtype: RecordType, reply: Reply) -> Reply {
                 .answers
                 .iter()
                 .filter(|r| {
-                    r.name == owner && (r.record_type() == qtype || qtype == RecordType::ANY)
+                    let t = r.record_type();
+                    r.name == owner
+                        && (t == qtype || qtype == RecordType::ANY && (dnssec.ok || !t.is_dnssec()))
                 })
                 .filter(|r| !matches!(r.data, RData::CNAME(_)))
                 .cloned(),
@@ -441,20 +575,78 @@ pub fn keep_relevant(qname: &Name, qtype: RecordType, reply: Reply) -> Reply {
     let answered = answers
         .iter()
         .any(|r| qtype == RecordType::CNAME || !matches!(r.data, RData::CNAME(_)));
-    let authorities = if !answered {
+    let mut authorities: Vec<Record> = if !answered {
         reply
             .authorities
-            .into_iter()
+            .iter()
             .filter(|r| r.record_type() == RecordType::SOA)
             .take(1)
+            .cloned()
             .collect()
     } else {
         Vec::new()
     };
-    Reply {
+    if dnssec.ok {
+        authorities.extend(
+            reply
+                .authorities
+                .iter()
+                .filter(|r| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3))
+                .cloned(),
+        );
+        let signed = signatures(&reply.answers, &answers);
+        answers.extend(signed);
+        let signed = signatures(&reply.authorities, &authorities);
+        authorities.extend(signed);
+    }
+    let mut kept = Reply {
         rcode: reply.rcode,
         answers,
         authorities,
+    };
+    spell_as(qname, &mut kept);
+    Ok(kept)
+}
+
+/// The RRSIGs in `from` over a record set in `kept` (same owner, the type
+/// they cover) and not in `kept` already.
+fn signatures(from: &[Record], kept: &[Record]) -> Vec<Record> {
+    from.iter()
+        .filter(|sig| {
+            covered(sig).is_some_and(|t| {
+                kept.iter()
+                    .any(|r| r.name == sig.name && r.record_type() == t)
+            }) && !kept.contains(sig)
+        })
+        .cloned()
+        .collect()
+}
+
+/// The type an RRSIG covers: the first two bytes of its RDATA (RFC 4034
+/// §3.1). hickory without its `dnssec` features (we validate nothing) reads
+/// RRSIGs as unknown records and writes them back byte for byte, the signer
+/// name uncompressed as RFC 4034 §3.1.7 requires.
+fn covered(sig: &Record) -> Option<RecordType> {
+    match &sig.data {
+        RData::Unknown {
+            code: RecordType::RRSIG,
+            rdata,
+        } => rdata
+            .anything
+            .get(..2)
+            .map(|t| RecordType::from(u16::from_be_bytes([t[0], t[1]]))),
+        _ => None,
+    }
+}
+
+/// Spells owner names equal to `qname` as `qname` is. Case carries no
+/// meaning (RFC 4343), but a client sees the question's own spelling
+/// echoed, as peers echo it, from the cache or not.
+fn spell_as(qname: &Name, reply: &mut Reply) {
+    for r in reply.answers.iter_mut().chain(reply.authorities.iter_mut()) {
+        if r.name == *qname && !r.name.eq_case(qname) {
+            r.name = qname.clone();
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use futures_util::FutureExt;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::cache::WireKey;
-use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE, cname_target};
+use crate::forward::{Dnssec, EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE, cname_target};
 use crate::logging::RateLimited;
 use crate::metrics::{self, Metrics, Outcome, Transport};
 use crate::names;
@@ -419,7 +419,11 @@ async fn check_and_answer(snap: &Snapshot, request: &Request) -> Answer {
         }
         _ => {}
     }
-    resolve(snap, query.original().name(), qtype).await
+    let dnssec = Dnssec {
+        ok: request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+        checking_disabled: request.metadata.checking_disabled,
+    };
+    resolve(snap, query.original().name(), qtype, dnssec).await
 }
 
 /// A forwarded answer straight from the cache's bytes, and its rcode; `None`
@@ -436,7 +440,11 @@ fn cached(
     if RecordType::from(q.qtype) == RecordType::ANY {
         return None;
     }
-    let key = WireKey::new(name.split('.').map(str::as_bytes), q.qtype)?;
+    let dnssec = Dnssec {
+        ok: q.dnssec_ok,
+        checking_disabled: q.checking_disabled(),
+    };
+    let key = WireKey::new(name.split('.').map(str::as_bytes), q.qtype, dnssec)?;
     let fresh = snap.forwarder.cache().fresh_wire(&key)?;
     if q.qtype != u16::from(RecordType::CNAME) && fresh.targets().any(|t| snap.table.contains(t)) {
         return None;
@@ -461,7 +469,7 @@ fn zone_qtype(t: RecordType) -> QType {
 /// upstream chain that reaches a local name is cut there and completed from
 /// the table (SPEC §3), and a local chain that leaves the table is completed
 /// upstream.
-async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
+async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType, dnssec: Dnssec) -> Answer {
     let deadline = Instant::now() + QUERY_DEADLINE;
     let table = &snap.table;
     let zq = zone_qtype(qtype);
@@ -518,7 +526,7 @@ async fn resolve(snap: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
 
         let reply = match snap
             .forwarder
-            .resolve(&LowerName::from(&owner), qtype, deadline)
+            .resolve(&owner, qtype, dnssec, deadline)
             .await
         {
             Forwarded::Failed => return Answer::error(ResponseCode::ServFail, Outcome::Error),
@@ -695,6 +703,7 @@ mod tests {
     use crate::cache::{Cache, Key, Reply};
     use crate::config;
     use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::LowerName;
 
     /// A handler over `config` (TOML) whose cache holds `cached`.
     fn handler(config: &str, cached: &[(&str, RecordType, Reply)]) -> Handler {
@@ -705,6 +714,7 @@ mod tests {
             let key = Key {
                 name: LowerName::from(Name::from_ascii(name).unwrap()),
                 qtype: *qtype,
+                dnssec: Dnssec::default(),
             };
             cache.insert(&key, reply);
         }

@@ -37,6 +37,15 @@ pub struct Query {
     pub qtype: u16,
     /// The client's EDNS UDP payload size, if it sent OPT.
     pub edns_payload: Option<u16>,
+    /// DO in the client's OPT (RFC 3225).
+    pub dnssec_ok: bool,
+}
+
+impl Query {
+    /// CD as the client sent it (RFC 4035 §3.2.2).
+    pub fn checking_disabled(&self) -> bool {
+        self.flags_copied & 0x10 != 0
+    }
 }
 
 /// Reads `msg` as a plain query: QR=0, opcode QUERY, not truncated, one
@@ -73,6 +82,7 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
     if qclass != CLASS_IN {
         return None;
     }
+    let mut dnssec_ok = false;
     let edns_payload = match additional {
         0 if question_end == msg.len() => None,
         1 => {
@@ -94,6 +104,7 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
                 let len = usize::from(u16::from_be_bytes([*options.get(2)?, *options.get(3)?]));
                 options = options.get(4 + len..)?;
             }
+            dnssec_ok = opt[7] & 0x80 != 0;
             Some(u16::from_be_bytes([opt[3], opt[4]]))
         }
         _ => return None,
@@ -106,6 +117,7 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
         key,
         qtype,
         edns_payload,
+        dnssec_ok,
     })
 }
 
