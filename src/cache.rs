@@ -390,6 +390,18 @@ mod tests {
         )
     }
 
+    /// An NSEC record, opaque as hickory reads it without DNSSEC features.
+    fn nsec(ttl: u32) -> Record {
+        Record::from_rdata(
+            Name::from_ascii("x.example.").unwrap(),
+            ttl,
+            RData::Unknown {
+                code: RecordType::NSEC,
+                rdata: hickory_proto::rr::rdata::NULL::with(vec![0, 0, 6, 0x40]),
+            },
+        )
+    }
+
     fn key() -> Key {
         Key {
             name: LowerName::from(Name::from_ascii("X.example.").unwrap()),
@@ -424,6 +436,20 @@ mod tests {
                 reply(ResponseCode::NoError, vec![], vec![soa(30, 900)]),
                 Some(30),
             ),
+            // DNSSEC proofs kept with DO count too; the SOA still carries
+            // the negative TTL.
+            (
+                reply(ResponseCode::NoError, vec![a(300)], vec![nsec(30)]),
+                Some(30),
+            ),
+            (
+                reply(
+                    ResponseCode::NXDomain,
+                    vec![],
+                    vec![soa(3600, 900), nsec(600)],
+                ),
+                Some(600),
+            ),
             // Negative without SOA, and failures: never.
             (reply(ResponseCode::NXDomain, vec![], vec![]), None),
             (reply(ResponseCode::ServFail, vec![], vec![]), None),
@@ -435,9 +461,14 @@ mod tests {
         for (r, want) in cases {
             assert_eq!(cacheable(&r).map(|(t, _)| t), want, "{r:?}");
         }
-        let (_, neg) =
-            cacheable(&reply(ResponseCode::NXDomain, vec![], vec![soa(3600, 900)])).unwrap();
-        assert_eq!(neg.authorities[0].ttl, 900);
+        let (_, neg) = cacheable(&reply(
+            ResponseCode::NXDomain,
+            vec![],
+            vec![soa(3600, 900), nsec(600)],
+        ))
+        .unwrap();
+        let ttls: Vec<u32> = neg.authorities.iter().map(|r| r.ttl).collect();
+        assert_eq!(ttls, [900, 600]);
     }
 
     #[test]

@@ -125,10 +125,9 @@ impl Rate {
         }
     }
 
-    /// A token, and how long to wait before using it; `None` when that
-    /// would be longer than `max_wait`.
-    fn take(&mut self, max_wait: Duration) -> Option<Duration> {
-        let now = Instant::now();
+    /// A token at `now`, and how long to wait before using it; `None` when
+    /// that would be longer than `max_wait`.
+    fn take(&mut self, now: Instant, max_wait: Duration) -> Option<Duration> {
         let earned = now.duration_since(self.last).as_secs_f64() * self.per_sec;
         self.tokens = (self.tokens + earned).min(self.burst);
         self.last = now;
@@ -451,7 +450,7 @@ impl Forwarder {
             .rate
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take(max_wait);
+            .take(Instant::now(), max_wait);
         if turn.is_none() {
             self.metrics.upstream_limited(Limit::Rate);
         }
@@ -655,5 +654,272 @@ pub fn cname_target(r: &Record) -> Name {
     match &r.data {
         RData::CNAME(c) => c.0.clone(),
         _ => r.name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, CNAME, NULL, SOA};
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    /// Records from short specs: "owner A", "owner CNAME target",
+    /// "owner RRSIG covered", "owner SOA", and any other type as opaque
+    /// bytes (NSEC, NSEC3, DNSKEY, NS…), as hickory reads them without its
+    /// DNSSEC features.
+    fn record(spec: &str) -> Record {
+        let words: Vec<&str> = spec.split(' ').collect();
+        let owner = name(words[0]);
+        let data = match words[1] {
+            "A" => RData::A(A::new(192, 0, 2, 1)),
+            "CNAME" => RData::CNAME(CNAME(name(words[2]))),
+            "SOA" => RData::SOA(SOA::new(owner.clone(), owner.clone(), 1, 1, 1, 1, 60)),
+            "RRSIG" => {
+                let covered = u16::from(words[2].parse::<RecordType>().unwrap());
+                let mut rdata = covered.to_be_bytes().to_vec();
+                rdata.extend_from_slice(&[13, 2, 0, 0, 1, 44]);
+                RData::Unknown {
+                    code: RecordType::RRSIG,
+                    rdata: NULL::with(rdata),
+                }
+            }
+            other => RData::Unknown {
+                code: other.parse().unwrap(),
+                rdata: NULL::with(vec![1, 2, 3]),
+            },
+        };
+        Record::from_rdata(owner, 300, data)
+    }
+
+    fn reply(rcode: ResponseCode, answers: &[&str], authorities: &[&str]) -> Reply {
+        Reply {
+            rcode,
+            answers: answers.iter().map(|s| record(s)).collect(),
+            authorities: authorities.iter().map(|s| record(s)).collect(),
+        }
+    }
+
+    /// A record as "owner TYPE", RRSIGs as "owner RRSIG(covered)".
+    fn show(r: &Record) -> String {
+        match covered(r) {
+            Some(t) => format!("{} RRSIG({t})", r.name),
+            None => format!("{} {}", r.name, r.record_type()),
+        }
+    }
+
+    type Kept = Result<(Vec<&'static str>, Vec<&'static str>), CnameLoop>;
+
+    #[test]
+    fn what_is_kept_of_an_upstream_answer() {
+        use ResponseCode::{NXDomain, NoError};
+        let (plain, with_do) = (
+            Dnssec::default(),
+            Dnssec {
+                ok: true,
+                checking_disabled: false,
+            },
+        );
+        let signed_a = ["w.x. A", "w.x. RRSIG A", "w.x. RRSIG AAAA", "o.x. RRSIG A"];
+        let chain = [
+            "w.x. CNAME t.x.",
+            "w.x. RRSIG CNAME",
+            "t.x. A",
+            "t.x. RRSIG A",
+        ];
+        let denial = [
+            "x. SOA",
+            "x. RRSIG SOA",
+            "w.x. NSEC",
+            "w.x. RRSIG NSEC",
+            "x. NS",
+        ];
+        let at_w = ["w.x. A", "w.x. RRSIG A", "w.x. NSEC", "w.x. DNSKEY"];
+        let cases: Vec<(RecordType, Dnssec, Reply, Kept)> = vec![
+            // Loops, however listed; a CNAME question takes only the first step.
+            (
+                RecordType::A,
+                plain,
+                reply(NoError, &["w.x. CNAME t.x.", "t.x. CNAME w.x."], &[]),
+                Err(CnameLoop),
+            ),
+            (
+                RecordType::A,
+                plain,
+                reply(
+                    NoError,
+                    &["t.x. CNAME w.x.", "w.x. CNAME t.x.", "t.x. A"],
+                    &[],
+                ),
+                Err(CnameLoop),
+            ),
+            (
+                RecordType::AAAA,
+                with_do,
+                reply(NoError, &["w.x. CNAME w.x."], &[]),
+                Err(CnameLoop),
+            ),
+            (
+                RecordType::CNAME,
+                plain,
+                reply(NoError, &["w.x. CNAME t.x.", "t.x. CNAME w.x."], &[]),
+                Ok((vec!["w.x. CNAME"], vec![])),
+            ),
+            // Signatures: only with DO, only over what is kept.
+            (
+                RecordType::A,
+                plain,
+                reply(NoError, &signed_a, &[]),
+                Ok((vec!["w.x. A"], vec![])),
+            ),
+            (
+                RecordType::A,
+                with_do,
+                reply(NoError, &signed_a, &[]),
+                Ok((vec!["w.x. A", "w.x. RRSIG(A)"], vec![])),
+            ),
+            (
+                RecordType::A,
+                plain,
+                reply(NoError, &chain, &[]),
+                Ok((vec!["w.x. CNAME", "t.x. A"], vec![])),
+            ),
+            (
+                RecordType::A,
+                with_do,
+                reply(NoError, &chain, &[]),
+                Ok((
+                    vec!["w.x. CNAME", "t.x. A", "w.x. RRSIG(CNAME)", "t.x. RRSIG(A)"],
+                    vec![],
+                )),
+            ),
+            // Denial: the SOA alone, or with the NSEC proof and signatures.
+            (
+                RecordType::A,
+                plain,
+                reply(NXDomain, &[], &denial),
+                Ok((vec![], vec!["x. SOA"])),
+            ),
+            (
+                RecordType::A,
+                with_do,
+                reply(NXDomain, &[], &denial),
+                Ok((
+                    vec![],
+                    vec!["x. SOA", "w.x. NSEC", "x. RRSIG(SOA)", "w.x. RRSIG(NSEC)"],
+                )),
+            ),
+            // A wildcard answer's proof that no closer name exists.
+            (
+                RecordType::A,
+                with_do,
+                reply(
+                    NoError,
+                    &["w.x. A", "w.x. RRSIG A"],
+                    &["v.x. NSEC", "v.x. RRSIG NSEC", "x. NS"],
+                ),
+                Ok((
+                    vec!["w.x. A", "w.x. RRSIG(A)"],
+                    vec!["v.x. NSEC", "v.x. RRSIG(NSEC)"],
+                )),
+            ),
+            (
+                RecordType::A,
+                plain,
+                reply(NoError, &["w.x. A"], &["v.x. NSEC", "v.x. RRSIG NSEC"]),
+                Ok((vec!["w.x. A"], vec![])),
+            ),
+            // ANY: DNSSEC types only with DO; a type asked for by name always.
+            (
+                RecordType::ANY,
+                plain,
+                reply(NoError, &at_w, &[]),
+                Ok((vec!["w.x. A"], vec![])),
+            ),
+            (
+                RecordType::ANY,
+                with_do,
+                reply(NoError, &at_w, &[]),
+                Ok((
+                    vec!["w.x. A", "w.x. RRSIG(A)", "w.x. NSEC", "w.x. DNSKEY"],
+                    vec![],
+                )),
+            ),
+            (
+                RecordType::DNSKEY,
+                plain,
+                reply(NoError, &at_w, &[]),
+                Ok((vec!["w.x. DNSKEY"], vec![])),
+            ),
+            (
+                RecordType::RRSIG,
+                plain,
+                reply(NoError, &at_w, &[]),
+                Ok((vec!["w.x. RRSIG(A)"], vec![])),
+            ),
+        ];
+        for (qtype, dnssec, reply, want) in cases {
+            let what = format!("{qtype} DO={} {reply:?}", dnssec.ok);
+            let got = keep_relevant(&name("w.x."), qtype, dnssec, reply).map(|r| {
+                (
+                    r.answers.iter().map(show).collect::<Vec<_>>(),
+                    r.authorities.iter().map(show).collect::<Vec<_>>(),
+                )
+            });
+            let want = want.map(|(a, b)| {
+                let own = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<_>>();
+                (own(a), own(b))
+            });
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    /// Owners that are the question name take its spelling, others keep theirs.
+    #[test]
+    fn owners_are_spelled_as_the_question() {
+        let kept = keep_relevant(
+            &name("WwW.Example."),
+            RecordType::A,
+            Dnssec::default(),
+            reply(
+                ResponseCode::NoError,
+                &["www.example. CNAME T.example.", "T.example. A"],
+                &[],
+            ),
+        )
+        .unwrap();
+        let owners: Vec<String> = kept.answers.iter().map(|r| r.name.to_string()).collect();
+        assert_eq!(owners, ["WwW.Example.", "T.example."]);
+    }
+
+    /// The bucket lends up to the wait allowed, and no more: a burst is
+    /// spread out at the rate instead of refused.
+    #[test]
+    fn the_rate_lends_tokens_within_the_wait() {
+        let mut rate = Rate::new(1000);
+        let now = rate.last;
+        let ms = Duration::from_millis;
+        // The burst (20) at once.
+        for _ in 0..20 {
+            assert_eq!(rate.take(now, Duration::ZERO), Some(Duration::ZERO));
+        }
+        assert_eq!(rate.take(now, Duration::ZERO), None, "no token to spare");
+        // Then one a millisecond: 100 more within 100 ms.
+        for i in 1..=100 {
+            let wait = rate.take(now, ms(150)).expect("a turn");
+            assert!(
+                wait.abs_diff(ms(i)) < Duration::from_micros(10),
+                "{i}: {wait:?}"
+            );
+        }
+        assert_eq!(rate.take(now, ms(50)), None, "too far off");
+        // Earned back at the rate: 50 ms later, the next waits 51 ms.
+        let wait = rate.take(now + ms(50), ms(150)).unwrap();
+        assert!(
+            wait.abs_diff(ms(51)) < Duration::from_micros(10),
+            "{wait:?}"
+        );
     }
 }
