@@ -623,3 +623,20 @@ pub async fn alive(addr: SocketAddr) -> bool {
     }
     false
 }
+
+// ---- issue 12, the upstream path and DNSSEC transparency (helper A) ----------
+
+/// A local name for configs that only test forwarding: every config must
+/// answer something locally.
+pub const PROBE_RECORD: &str =
+    "[[record]]\nname = \"probe.privatelink.blob.core.windows.net\"\na = [\"10.9.9.9\"]\n";
+
+/// A query as [`query_msg`] makes it with EDNS(0) 1232, with DO and CD as given.
+pub fn query_dnssec(qname: &str, qtype: RecordType, dnssec_ok: bool, cd: bool) -> Message {
+    let mut m = query_msg(qname, qtype, Some(1232));
+    m.metadata.checking_disabled = cd;
+    if let Some(e) = m.edns.as_mut() {
+        e.set_dnssec_ok(dnssec_ok);
+    }
+    m
+}
