@@ -62,12 +62,13 @@ pub const RETRY_FAILED_AFTER: Duration = Duration::from_secs(10);
 pub const MAX_RATE_WAIT: Duration = Duration::from_millis(250);
 
 /// When, within a try of `per_try`, the datagram is sent again: at a fifth
-/// and at half of it (400 ms and 1 s of the default 2 s), like a stub's
-/// retransmission (RFC 1035 §4.2.1). The first leaves a slow upstream time
-/// to recurse (Unbound starts at 376 ms); the last leaves the second copy
-/// half the try to come back.
-pub fn resend_after(per_try: Duration) -> [Duration; 2] {
-    [per_try / 5, per_try / 2]
+/// and at half of it (400 ms and 1 s of the default 2 s), as a stub
+/// retransmits, but never sooner than twice and four times the upstream's
+/// smoothed round-trip time `srtt` (RFC 1035 §4.2.1: intervals based on
+/// prior statistics). A datagram a fast upstream lost is sent again soon;
+/// a slow upstream is not sent copies of what it is still working on.
+pub fn resend_after(per_try: Duration, srtt: Duration) -> [Duration; 2] {
+    [(per_try / 5).max(srtt * 2), (per_try / 2).max(srtt * 4)]
 }
 
 /// What forwarding one question gave.
@@ -93,10 +94,33 @@ struct Upstream {
     addr: SocketAddr,
     /// Milliseconds since `Forwarder::epoch` of the last failure, 0 if none.
     failed_at_ms: AtomicU64,
+    /// Smoothed round-trip time in microseconds, 0 before the first reply:
+    /// how soon a datagram may be taken for lost ([`resend_after`]).
+    srtt_us: AtomicU64,
     requests: IntCounter,
     duration: Histogram,
     /// By [`crate::metrics::UPSTREAM_ERROR_KINDS`].
     errors: [IntCounter; 5],
+}
+
+impl Upstream {
+    fn srtt(&self) -> Duration {
+        Duration::from_micros(self.srtt_us.load(Ordering::Relaxed))
+    }
+
+    /// Folds a round trip into the smoothed RTT: the first sets it, then
+    /// each moves it by an eighth (RFC 6298 §2).
+    fn observe_rtt(&self, rtt: Duration) {
+        let rtt = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
+        let _ = self
+            .srtt_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |srtt| {
+                Some(match srtt {
+                    0 => rtt,
+                    _ => srtt - srtt / 8 + rtt / 8,
+                })
+            });
+    }
 }
 
 /// Upstream queries per second, as a token bucket that lends: a question
@@ -149,8 +173,6 @@ pub struct Forwarder {
     metrics: Arc<Metrics>,
     /// `timeout_ms`, shortened so every upstream gets a turn within the deadline.
     per_try: Duration,
-    /// [`resend_after`] `per_try`.
-    resend_after: [Duration; 2],
     cache: Arc<Cache>,
     epoch: Instant,
     /// Questions being asked now, and where their answer will appear.
@@ -184,6 +206,7 @@ impl Forwarder {
                 Upstream {
                     addr: *addr,
                     failed_at_ms: AtomicU64::new(0),
+                    srtt_us: AtomicU64::new(0),
                     requests: metrics.upstream_requests.with_label_values(&[&label]),
                     duration: metrics.upstream_duration.with_label_values(&[&label]),
                     errors: metrics.upstream_errors_of(&label),
@@ -191,10 +214,8 @@ impl Forwarder {
             })
             .collect::<Vec<_>>();
         let n = u32::try_from(upstreams.len().max(1)).unwrap_or(u32::MAX);
-        let per_try = config.timeout.min(QUERY_DEADLINE / n);
         Forwarder {
-            per_try,
-            resend_after: resend_after(per_try),
+            per_try: config.timeout.min(QUERY_DEADLINE / n),
             config: config.clone(),
             metrics,
             upstreams,
@@ -366,18 +387,32 @@ impl Forwarder {
             edns: true,
         };
         loop {
-            // Every datagram sent costs a token and counts as a request.
+            // Every datagram sent counts as a request. A resend also costs a
+            // token and holds a place in flight until the try ends, so that
+            // an upstream slow enough to be resent to is not sent more than
+            // the limits allow; short of either, it is not sent (and no
+            // question is refused for it).
             up.requests.inc();
-            let resend = || {
-                let ok = self.take_token(Duration::ZERO).is_some();
-                if ok {
-                    up.requests.inc();
-                }
-                ok
-            };
+            let mut resent = Vec::new();
             let started = Instant::now();
-            let exchange = upstream::exchange(up.addr, &ask, &self.resend_after, resend);
-            // The kind, an index into metrics::UPSTREAM_ERROR_KINDS.
+            let resend = |i: usize| {
+                // The upstream may have shown itself slower since the try began.
+                if started.elapsed() < resend_after(self.per_try, up.srtt())[i] {
+                    return false;
+                }
+                let Ok(place) = self.in_flight.clone().try_acquire_owned() else {
+                    return false;
+                };
+                if self.tokens(Duration::ZERO).is_none() {
+                    return false;
+                }
+                resent.push(place);
+                up.requests.inc();
+                true
+            };
+            let schedule = resend_after(self.per_try, up.srtt());
+            let exchange = upstream::exchange(up.addr, &ask, &schedule, resend);
+            // Errors count by kind, an index into metrics::UPSTREAM_ERROR_KINDS.
             let msg = match tokio::time::timeout_at(until.into(), exchange).await {
                 Ok(Ok(msg)) => msg,
                 Ok(Err(error)) => {
@@ -394,6 +429,10 @@ impl Forwarder {
                 }
             };
             up.duration.observe(started.elapsed().as_secs_f64());
+            // Karn: after a resend, which copy was answered is unknown.
+            if resent.is_empty() {
+                up.observe_rtt(started.elapsed());
+            }
             let rcode = msg.metadata.response_code;
             // RFC 6891 §7: a server that does not know EDNS may answer the
             // OPT with FORMERR (or NOTIMP); ask it again without.
@@ -446,15 +485,19 @@ impl Forwarder {
     /// A token from the `max_qps` bucket, and how long to wait for it (at
     /// most `max_wait`); `None`, counted, when there is none that soon.
     fn take_token(&self, max_wait: Duration) -> Option<Duration> {
-        let turn = self
-            .rate
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take(Instant::now(), max_wait);
+        let turn = self.tokens(max_wait);
         if turn.is_none() {
             self.metrics.upstream_limited(Limit::Rate);
         }
         turn
+    }
+
+    /// [`Self::take_token`], uncounted: for resends, which no question waits on.
+    fn tokens(&self, max_wait: Duration) -> Option<Duration> {
+        self.rate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(Instant::now(), max_wait)
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Key, watch::Receiver<Option<Fetched>>>> {
@@ -892,6 +935,33 @@ mod tests {
         .unwrap();
         let owners: Vec<String> = kept.answers.iter().map(|r| r.name.to_string()).collect();
         assert_eq!(owners, ["WwW.Example.", "T.example."]);
+    }
+
+    /// Resends come at a fifth and half of the try, later for a slow upstream.
+    #[test]
+    fn resends_wait_for_a_slow_upstream() {
+        let ms = Duration::from_millis;
+        let cases = [
+            (ms(2000), ms(0), [ms(400), ms(1000)]),
+            (ms(2000), ms(5), [ms(400), ms(1000)]),
+            (ms(2000), ms(300), [ms(600), ms(1200)]),
+            (ms(1000), ms(500), [ms(1000), ms(2000)]),
+        ];
+        for (per_try, srtt, want) in cases {
+            assert_eq!(resend_after(per_try, srtt), want, "{per_try:?} {srtt:?}");
+        }
+        let up = Upstream {
+            addr: "127.0.0.1:53".parse().unwrap(),
+            failed_at_ms: AtomicU64::new(0),
+            srtt_us: AtomicU64::new(0),
+            requests: IntCounter::new("r", "r").unwrap(),
+            duration: Histogram::with_opts(prometheus::HistogramOpts::new("d", "d")).unwrap(),
+            errors: std::array::from_fn(|_| IntCounter::new("e", "e").unwrap()),
+        };
+        up.observe_rtt(ms(80));
+        assert_eq!(up.srtt(), ms(80), "the first sets it");
+        up.observe_rtt(ms(160));
+        assert_eq!(up.srtt(), ms(90), "then an eighth of each");
     }
 
     /// The bucket lends up to the wait allowed, and no more: a burst is

@@ -80,7 +80,8 @@ pub struct Ask {
 
 /// Asks `server` and returns its reply, UDP first, TCP when that is
 /// truncated. The datagram is sent again at each of `resend_after` (from
-/// the first send) that passes without a reply, if `may_resend` agrees.
+/// the first send) that passes without a reply, if `may_resend` agrees
+/// (given the resend's index in `resend_after`).
 /// Runs until it has a reply or fails; bound it with a timeout.
 ///
 /// A resend repeats the same bytes from the same socket: same ID, same
@@ -92,7 +93,7 @@ pub async fn exchange(
     server: SocketAddr,
     ask: &Ask,
     resend_after: &[Duration],
-    mut may_resend: impl FnMut() -> bool,
+    mut may_resend: impl FnMut(usize) -> bool,
 ) -> Result<Message, ExchangeError> {
     let id: u16 = rand::random();
     let query = encode(id, ask);
@@ -100,17 +101,17 @@ pub async fn exchange(
     socket.connect(server).await?;
     let sent = Instant::now();
     socket.send(&query).await?;
-    let mut resends = resend_after.iter().map(|after| sent + *after);
+    let mut resends = resend_after.iter().map(|after| sent + *after).enumerate();
     let mut next_resend = resends.next();
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
         // A port-unreachable from the server shows up here as an error:
         // nobody is listening there, so fail now rather than at the timeout.
         let n = match next_resend {
-            Some(at) => tokio::select! {
+            Some((i, at)) => tokio::select! {
                 got = socket.recv(&mut buf) => got?,
                 () = tokio::time::sleep_until(at.into()) => {
-                    if may_resend() {
+                    if may_resend(i) {
                         socket.send(&query).await?;
                     }
                     next_resend = resends.next();
@@ -300,8 +301,7 @@ mod tests {
             let a = a.clone();
             async move {
                 let after = [Duration::from_millis(50), Duration::from_millis(100)];
-                let mut allowed = [false, true].into_iter();
-                exchange(addr, &a, &after, || allowed.next().unwrap()).await
+                exchange(addr, &a, &after, |i| i == 1).await
             }
         });
         let mut buf = [0u8; 512];

@@ -34,7 +34,7 @@ async fn identical_questions_in_flight_are_asked_once() {
         |q| Some(upstream_zone(q)),
     )
     .await;
-    let srv = start(&config_with(up.addr, "")).await;
+    let srv = start(&config_with(up.addr, PROBE_RECORD)).await;
     let clients: Vec<_> = (0..100)
         .map(|_| {
             let addr = srv.addr;
@@ -44,7 +44,11 @@ async fn identical_questions_in_flight_are_asked_once() {
     for c in clients {
         assert_eq!(addrs(&c.await.unwrap()), vec!["192.0.2.10"]);
     }
-    assert_eq!(up.seen_names(), vec!["www.example.com"]);
+    // One question: a resend while the slow upstream works on it repeats
+    // its ID from its port, which a resolver takes as the same query.
+    let seen = up.seen();
+    let asked: HashSet<_> = seen.iter().map(|s| (&*s.name, s.id, s.port)).collect();
+    assert_eq!(asked.len(), 1, "{seen:?}");
     srv.stop().await;
 }
 
@@ -104,9 +108,10 @@ async fn local_probe(server: SocketAddr, run: Duration) -> (usize, usize) {
 /// A flood of 5,000 distinct names that no cache can absorb, from 200
 /// clients each asking as fast as it is answered, first through
 /// a slow upstream (the in-flight cap binds), then a fast one (the rate cap
-/// binds): the upstream never sees more than 150 at once or 1000 in any
-/// second (900/s on average), local names are still answered at once, and
-/// memory stays put.
+/// binds: it sets the pace, questions wait their turn, and those past the
+/// places in flight are refused): the upstream never sees more than 150 at
+/// once or 1000 in any second (900/s on average), local names are still
+/// answered at once, and memory stays put.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_misses_stays_within_the_upstream_limits() {
     let names: Arc<Vec<String>> =
@@ -139,7 +144,7 @@ async fn a_flood_of_misses_stays_within_the_upstream_limits() {
         }
         let busiest = per_second.values().copied().max().unwrap();
         let text = scrape(&srv).await;
-        let limited = metric(&text, "amldns_upstream_limited_total", &[("limit", limit)]);
+        let limited = metric(&text, "amldns_upstream_limited_total", &[]);
         // The bucket allows a burst of 18 on top of 900/s, and arrivals
         // jitter across second boundaries: no second may reach Azure's 1000,
         // and over the run the mean is the configured 900.
@@ -154,7 +159,10 @@ async fn a_flood_of_misses_stays_within_the_upstream_limits() {
         assert!(up.peak_in_flight() <= 150, "peak {}", up.peak_in_flight());
         assert!(busiest < 1000, "{busiest} upstream queries in one second");
         assert!(mean <= 920.0, "{mean:.0} upstream queries per second");
-        assert!(limited > 0.0, "the {limit} limit was reached");
+        assert!(limited > 0.0, "questions were refused");
+        if limit == "rate" {
+            assert!(mean >= 850.0, "the rate set the pace: {mean:.0}/s");
+        }
         assert!(
             quick * 1000 >= asked * 999,
             "local answers within 50 ms: {quick}/{asked}"
@@ -185,7 +193,7 @@ async fn a_dead_upstream_gives_stale_answers_then_servfail() {
         })
         .await
     };
-    let srv = start(&with_metrics(up.addr, "")).await;
+    let srv = start(&with_metrics(up.addr, PROBE_RECORD)).await;
     let r = udp_query(srv.addr, "seen.example.com", RecordType::A).await;
     assert_eq!(addrs(&r), vec!["192.0.2.77"]);
     assert_eq!(r.answers[0].ttl, 1);
@@ -241,7 +249,7 @@ async fn a_dead_upstream_gives_stale_answers_then_servfail() {
 #[tokio::test]
 async fn upstream_servfail_passes_through_and_is_remembered_briefly() {
     let up = StandIn::zone().await;
-    let srv = start(&config_with(up.addr, "")).await;
+    let srv = start(&config_with(up.addr, PROBE_RECORD)).await;
     for _ in 0..3 {
         let r = udp_query(srv.addr, "servfail.example.com", RecordType::A).await;
         assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
@@ -304,7 +312,7 @@ async fn forged_replies_are_ignored_and_never_cached() {
             }
         })
     };
-    let srv = start(&config_with(addr, "")).await;
+    let srv = start(&config_with(addr, PROBE_RECORD)).await;
     for _ in 0..3 {
         let r = udp_query(srv.addr, "target.example.com", RecordType::A).await;
         assert_eq!(addrs(&r), vec!["192.0.2.55"]);
@@ -328,7 +336,7 @@ async fn upstream_queries_use_random_ports_and_ids() {
     let up = StandIn::zone().await;
     let srv = start(&config_with(
         up.addr,
-        "max_qps = 100000\nmax_in_flight = 1000",
+        &format!("max_qps = 100000\nmax_in_flight = 1000\n{PROBE_RECORD}"),
     ))
     .await;
     for chunk in (0..2000).collect::<Vec<_>>().chunks(100) {
@@ -344,8 +352,10 @@ async fn upstream_queries_use_random_ports_and_ids() {
             a.await.unwrap();
         }
     }
+    // Under load a slow answer may be resent for: same name, ID and port.
     let seen = up.seen();
-    assert_eq!(seen.len(), 2000);
+    let asked: HashSet<_> = seen.iter().map(|s| (&*s.name, s.id, s.port)).collect();
+    assert_eq!(asked.len(), 2000);
     let ports: HashSet<u16> = seen.iter().map(|s| s.port).collect();
     let ids: HashSet<u16> = seen.iter().map(|s| s.id).collect();
     eprintln!("distinct ports {}, distinct IDs {}", ports.len(), ids.len());
@@ -366,7 +376,7 @@ async fn failover_and_recovery() {
     };
     let second = StandIn::zone().await;
     let cfg = format!(
-        "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"{}\", \"{}\"]\ntimeout_ms = 300\n",
+        "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"{}\", \"{}\"]\ntimeout_ms = 300\n{PROBE_RECORD}",
         first.addr, second.addr
     );
     let srv = start(&cfg).await;
@@ -388,8 +398,10 @@ async fn failover_and_recovery() {
     srv.stop().await;
 }
 
-/// An upstream that answers with a CNAME loop: the client hears back within
-/// 2 s, amldns asks at most 3 upstream questions for it, and goes on serving.
+/// An upstream that answers with a CNAME loop: the client hears SERVFAIL
+/// (as from Unbound and Knot Resolver) within 2 s, the loop is not cached
+/// as an answer (the next asker gets SERVFAIL too, without asking again),
+/// amldns asks at most 3 upstream questions for it, and goes on serving.
 #[tokio::test]
 async fn upstream_cname_loops_end_quickly() {
     let up = StandIn::start(|q| {
@@ -402,10 +414,13 @@ async fn upstream_cname_loops_end_quickly() {
     })
     .await;
     let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
-    let t = Instant::now();
-    let r = udp_query(srv.addr, "loop1.example.com", RecordType::A).await;
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    assert!(addrs(&r).is_empty());
+    for _ in 0..2 {
+        let t = Instant::now();
+        let r = udp_query(srv.addr, "loop1.example.com", RecordType::A).await;
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+        assert!(r.answers.is_empty());
+    }
     assert!(
         up.seen().len() <= 3,
         "{} upstream questions",
