@@ -30,10 +30,16 @@ pub const STALE_FOR: Duration = Duration::from_secs(86_400);
 /// soon and get a fresh one once an upstream is back.
 pub const STALE_TTL: u32 = 30;
 
-/// How long a failure (SERVFAIL, or no answer at all) is remembered. Short:
-/// it spares the upstreams a storm of retries, yet a fixed upstream is used
-/// again within seconds (RFC 2308 §7.1 allows up to five minutes).
+/// How long a failure (SERVFAIL, or no answer at all) is remembered the
+/// first time. Short: it spares the upstreams a storm of retries (RFC 9520
+/// §3.2: at least 1 s), yet a fixed upstream is used again within seconds.
 pub const FAILURE_TTL: Duration = Duration::from_secs(5);
+
+/// The longest a question that keeps failing is remembered: each failure
+/// soon after the last doubles the time (RFC 9520 §3.2: exponential
+/// back-off, up to five minutes). Half a minute, so that once an upstream
+/// is back after an outage every name is asked again within that.
+pub const MAX_FAILURE_TTL: Duration = Duration::from_secs(30);
 
 /// What a forwarded query got: the rcode and the records that answer it.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,12 +210,31 @@ pub enum Hit {
 /// `None` when none answered.
 pub type Failure = Option<ResponseCode>;
 
+/// A failure as remembered: answered with until `until`, the last of
+/// `streak` failures each soon after the one before.
+#[derive(Debug, Clone, Copy)]
+struct Failed {
+    failure: Failure,
+    until: Instant,
+    streak: u32,
+}
+
+/// How long the `streak`th failure in a row is remembered: [`FAILURE_TTL`],
+/// doubled for each before it, at most [`MAX_FAILURE_TTL`].
+fn failure_ttl(streak: u32) -> Duration {
+    let doublings = streak.saturating_sub(1).min(16);
+    FAILURE_TTL
+        .saturating_mul(1 << doublings)
+        .min(MAX_FAILURE_TTL)
+}
+
 /// A bounded cache of forwarded answers, shared by every query task.
 pub struct Cache {
     /// `None` when `cache_entries = 0`.
     inner: Option<moka::sync::Cache<Stored, Arc<Entry>>>,
-    /// Questions the upstreams failed in the last [`FAILURE_TTL`].
-    failures: Option<moka::sync::Cache<Stored, Failure>>,
+    /// Questions the upstreams failed lately; kept for twice the longest
+    /// memory, so that the next failure soon after continues the streak.
+    failures: Option<moka::sync::Cache<Stored, Failed>>,
 }
 
 impl Cache {
@@ -223,7 +248,7 @@ impl Cache {
         let failures = (capacity > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(FAILURE_TTL)
+                .time_to_live(2 * MAX_FAILURE_TTL)
                 .build()
         });
         Cache { inner, failures }
@@ -252,16 +277,28 @@ impl Cache {
         })
     }
 
-    /// How the upstreams failed `key` in the last [`FAILURE_TTL`], if they did.
+    /// How the upstreams failed `key`, if that is still remembered.
     pub fn failure(&self, key: &Key) -> Option<Failure> {
-        self.failures.as_ref()?.get(WireKey::of(key)?.as_bytes())
+        let failed = self.failures.as_ref()?.get(WireKey::of(key)?.as_bytes())?;
+        (Instant::now() < failed.until).then_some(failed.failure)
     }
 
-    /// Remembers for [`FAILURE_TTL`] that the upstreams failed `key`.
+    /// Remembers that the upstreams failed `key`: for [`FAILURE_TTL`], or
+    /// longer when it failed lately too ([`failure_ttl`]).
     pub fn insert_failure(&self, key: &Key, failure: Failure) {
-        if let (Some(f), Some(k)) = (&self.failures, WireKey::of(key)) {
-            f.insert(Stored(k.as_bytes().into()), failure);
-        }
+        let (Some(f), Some(k)) = (&self.failures, WireKey::of(key)) else {
+            return;
+        };
+        let stored = k.as_bytes();
+        let streak = f
+            .get(stored)
+            .map_or(1, |last| last.streak.saturating_add(1));
+        let failed = Failed {
+            failure,
+            until: Instant::now() + failure_ttl(streak),
+            streak,
+        };
+        f.insert(Stored(stored.into()), failed);
     }
 
     /// Keeps `reply` for its TTL, if it may be cached at all.
@@ -554,5 +591,45 @@ mod tests {
             ..key()
         };
         assert_eq!(c.failure(&aaaa), None);
+    }
+
+    /// A question failing again soon is remembered longer each time, up to
+    /// the cap; an answer ends the streak.
+    #[test]
+    fn failures_in_a_row_back_off() {
+        let s = Duration::from_secs;
+        let cases = [
+            (1, s(5)),
+            (2, s(10)),
+            (3, s(20)),
+            (4, s(30)),
+            (u32::MAX, s(30)),
+        ];
+        for (streak, want) in cases {
+            assert_eq!(failure_ttl(streak), want, "{streak}");
+        }
+        let c = Cache::new(10);
+        let remembered = |c: &Cache| {
+            let k = WireKey::of(&key()).unwrap();
+            let failed = c.failures.as_ref().unwrap().get(k.as_bytes()).unwrap();
+            (failed.streak, failed.until - Instant::now())
+        };
+        for (streak, ttl) in [(1, s(5)), (2, s(10)), (3, s(20))] {
+            c.insert_failure(&key(), None);
+            let (got, left) = remembered(&c);
+            assert_eq!(got, streak);
+            assert!(left <= ttl && left > ttl - s(1), "{streak}: {left:?}");
+        }
+        c.insert(
+            &key(),
+            &Reply {
+                rcode: ResponseCode::NoError,
+                answers: vec![a(300)],
+                authorities: vec![],
+            },
+        );
+        assert_eq!(c.failure(&key()), None);
+        c.insert_failure(&key(), None);
+        assert_eq!(remembered(&c).0, 1, "a new streak");
     }
 }
