@@ -449,14 +449,13 @@ impl Forwarder {
                 answers: msg.answers,
                 authorities: msg.authorities,
             };
-            let kept = match is_answer(rcode) {
-                true => keep_relevant(question.name(), key.qtype, key.dnssec, reply).map_err(
-                    |error| {
-                        debug!(upstream = %up.addr, name = %key.name, %error, "upstream answer refused");
-                        ResponseCode::ServFail
-                    },
-                ),
-                false => Err(rcode),
+            let kept = if is_answer(rcode) {
+                keep_relevant(question.name(), key.qtype, key.dnssec, reply).map_err(|error| {
+                    debug!(upstream = %up.addr, name = %key.name, %error, "upstream answer refused");
+                    ResponseCode::ServFail
+                })
+            } else {
+                Err(rcode)
             };
             return match kept {
                 Ok(reply) => {
