@@ -303,7 +303,9 @@ impl Signer {
     /// (DO, CD) of the questions it was asked for `name` (a resend, same
     /// ID, is the same question).
     fn asked(&self, name: &str) -> Vec<(bool, bool)> {
-        let mut asked: Vec<_> = (self.asked.lock().unwrap().iter())
+        let all = self.asked.lock().unwrap();
+        let mut asked: Vec<_> = all
+            .iter()
             .filter(|(n, ..)| n == name)
             .map(|&(_, id, d, c)| (id, d, c))
             .collect();
