@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use prometheus::{Histogram, IntCounter};
+use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{debug, info, warn};
 
@@ -57,8 +57,8 @@ pub const RETRY_FAILED_AFTER: Duration = Duration::from_secs(10);
 /// The longest a new question waits for its turn under `max_qps`. A burst
 /// of new names (a page load, a job starting) is asked as fast as the rate
 /// allows instead of refused; at the default 900/s a tenth of the deadline
-/// covers as many questions as `max_in_flight` lets wait (150), and it
-/// leaves the default `timeout_ms` (2 s) whole within [`QUERY_DEADLINE`].
+/// lets about 240 new names at once be asked, and it leaves the default
+/// `timeout_ms` (2 s) whole within [`QUERY_DEADLINE`].
 pub const MAX_RATE_WAIT: Duration = Duration::from_millis(250);
 
 /// When, within a try of `per_try`, the datagram is sent again: at a fifth
@@ -186,13 +186,24 @@ pub struct Forwarder {
 struct Asking {
     forwarder: Arc<Forwarder>,
     key: Key,
-    _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for Asking {
     fn drop(&mut self) {
         self.forwarder.pending().remove(&self.key);
-        self.forwarder.metrics.upstream_in_flight.dec();
+    }
+}
+
+/// One of the `max_in_flight` places of questions out upstream, shown in
+/// the gauge while held.
+struct Place {
+    _permit: OwnedSemaphorePermit,
+    gauge: IntGauge,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.gauge.dec();
     }
 }
 
@@ -302,25 +313,29 @@ impl Forwarder {
 
     /// Where the answer to `key` will appear: the question already being
     /// asked, or a new task asking it; `None` when a limit says no.
+    ///
+    /// A question waiting for its turn under `max_qps` holds no place in
+    /// flight: it takes one when it is sent, so a burst a fast upstream
+    /// answers at the rate is not cut at `max_in_flight`. The wait bounds
+    /// how many may wait (`max_qps` × [`MAX_RATE_WAIT`]).
     fn ask(self: &Arc<Self>, key: Key) -> Option<watch::Receiver<Option<Fetched>>> {
         let mut pending = self.pending();
         if let Some(rx) = pending.get(&key) {
             return Some(rx.clone());
         }
-        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+        // Every place taken: a slow upstream, which waiting would not help.
+        if self.in_flight.available_permits() == 0 {
             self.metrics.upstream_limited(Limit::InFlight);
             return None;
-        };
+        }
         let turn = self.take_token(MAX_RATE_WAIT)?;
         let deadline = Instant::now() + QUERY_DEADLINE;
         let (tx, rx) = watch::channel(None);
         pending.insert(key.clone(), rx.clone());
         drop(pending);
-        self.metrics.upstream_in_flight.inc();
         let asking = Asking {
             forwarder: self.clone(),
             key,
-            _permit: permit,
         };
         tokio::spawn(async move {
             // Its turn under `max_qps`; askers of the same question join it
@@ -328,12 +343,34 @@ impl Forwarder {
             if !turn.is_zero() {
                 tokio::time::sleep(turn).await;
             }
-            let fetched = asking.forwarder.fetch(&asking.key, deadline).await;
+            let forwarder = &asking.forwarder;
+            let fetched = match forwarder.place() {
+                Some(place) => {
+                    let fetched = forwarder.fetch(&asking.key, deadline).await;
+                    drop(place);
+                    fetched
+                }
+                None => {
+                    forwarder.metrics.upstream_limited(Limit::InFlight);
+                    Fetched::Failed
+                }
+            };
             // Nobody may be waiting any more; the cache has it anyway.
             let _ = tx.send(Some(fetched));
             drop(asking);
         });
         Some(rx)
+    }
+
+    /// A place in flight, if one is free.
+    fn place(&self) -> Option<Place> {
+        let permit = self.in_flight.clone().try_acquire_owned().ok()?;
+        let gauge = self.metrics.upstream_in_flight.clone();
+        gauge.inc();
+        Some(Place {
+            _permit: permit,
+            gauge,
+        })
     }
 
     /// Asks the upstreams in turn until one answers, before `deadline`; the
