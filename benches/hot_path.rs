@@ -71,15 +71,7 @@ fn write_local_answer(bencher: divan::Bencher) {
             v6: &[],
             ttl: 60,
         };
-        divan::black_box(wire::write_local(
-            &msg,
-            &q,
-            &[],
-            &local,
-            1232,
-            1232,
-            &mut out,
-        ));
+        divan::black_box(wire::write_local(&msg, &q, &[], &local, 1232, &mut out));
     });
 }
 
@@ -97,16 +89,15 @@ fn handler(workspaces: usize, cached: &[(Key, Reply)]) -> (Handler, tokio::runti
     for (key, reply) in cached {
         cache.insert(key, reply);
     }
-    let snapshot = Snapshot {
-        table: ZoneTable::compile(&config, 1).unwrap(),
-        allow: config.server.allow.clone(),
-        forwarder: Arc::new(forward::Forwarder::new(
+    let snapshot = Snapshot::new(
+        ZoneTable::compile(&config, 1).unwrap(),
+        &config,
+        Arc::new(forward::Forwarder::new(
             &config.upstream,
             cache,
             metrics.clone(),
         )),
-        log_queries: false,
-    };
+    );
     let handler = Handler::new(
         Arc::new(ArcSwap::from_pointee(snapshot)),
         metrics,

@@ -61,7 +61,7 @@ until grep -q "amldns serving" "$log"; do
   sleep 0.05
 done
 start_ms=$(($(ms) - t0))
-http=$(grep -o '"metrics":"Some(127\.0\.0\.1:[0-9]*)' "$log" | grep -o '127[^)]*')
+http=$(grep -o '"metrics":"127\.0\.0\.1:[0-9]*' "$log" | cut -d'"' -f4)
 names=$(grep -o '"names":[0-9]*' "$log" | head -1 | cut -d: -f2)
 rss_start=$(mib "$pid" VmRSS) hwm_start=$(mib "$pid" VmHWM)
 

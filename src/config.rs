@@ -143,6 +143,8 @@ struct ServerSpec {
 #[serde(deny_unknown_fields)]
 struct MetricsSpec {
     listen: Spanned<String>,
+    /// Who may POST /reload (SPEC §4); default loopback only.
+    control_allow: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -273,9 +275,12 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
     pub listen: SocketAddr,
+    /// Clients that may change state through the listener (`POST /reload`);
+    /// anyone who reaches it may read.
+    pub control_allow: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,6 +321,11 @@ pub enum RecordAnswer {
     Addrs(Vec<IpAddr>),
     Cname(String),
 }
+
+/// Who may POST /reload by default (SPEC §4): loopback, since a metrics
+/// listener on 0.0.0.0 (for Kubernetes probes and Prometheus) must not let
+/// whoever reaches it reload.
+const DEFAULT_CONTROL_ALLOW: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 
 /// Default client networks (SPEC §2): private ranges, CGNAT, loopback and
 /// link-local, so that amldns is never an open resolver by default.
@@ -465,6 +475,16 @@ impl Cx<'_> {
             .map(|m| {
                 Ok::<_, ConfigError>(MetricsConfig {
                     listen: self.parse(&m.listen, "an address:port such as \"127.0.0.1:9153\"")?,
+                    control_allow: match &m.control_allow {
+                        Some(list) => list
+                            .iter()
+                            .map(|n| self.parse_net(n))
+                            .collect::<Result<_, _>>()?,
+                        None => DEFAULT_CONTROL_ALLOW
+                            .iter()
+                            .map(|n| n.parse().expect("valid default"))
+                            .collect(),
+                    },
                 })
             })
             .transpose()?;

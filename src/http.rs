@@ -1,9 +1,11 @@
 //! The `[metrics]` listener (SPEC §6): `GET /metrics`, `GET /healthz`,
 //! `GET /readyz`, `POST /reload`, over hyper's HTTP/1.1 server. Connections
 //! are capped and every connection has a deadline, so a slow or idle client
-//! cannot hold the listener.
+//! cannot hold the listener. Anyone who reaches the listener may read (GET);
+//! only `[metrics] control_allow` (loopback by default) may POST.
 
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,11 +15,14 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, warn};
 
+use crate::health::Health;
+use crate::logging::RateLimited;
 use crate::metrics::Metrics;
 use crate::reload::{ReloadError, Reloader, Trigger};
 
@@ -27,13 +32,45 @@ pub const MAX_CONNECTIONS: usize = 64;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection lives longer than this (a reload of a huge table included).
 pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// A refused control request is at most one warning per this.
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// What the endpoints read.
 pub struct Endpoints {
     pub reloader: Arc<Reloader>,
     pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
     /// Listening with a table loaded, and not shutting down.
     pub ready: Arc<AtomicBool>,
+    /// Who may `POST /reload` (`[metrics] control_allow`).
+    pub control_allow: Vec<IpNet>,
+    /// Refused control requests: a scanner must not flood the log.
+    refused_log: RateLimited,
+}
+
+impl Endpoints {
+    pub fn new(
+        reloader: Arc<Reloader>,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        ready: Arc<AtomicBool>,
+        control_allow: Vec<IpNet>,
+    ) -> Self {
+        Endpoints {
+            reloader,
+            metrics,
+            health,
+            ready,
+            control_allow,
+            refused_log: RateLimited::new(REFUSED_LOG_EVERY),
+        }
+    }
+
+    fn may_control(&self, peer: IpAddr) -> bool {
+        // A v4 client on a dual-stack listener shows up as ::ffff:a.b.c.d.
+        let peer = peer.to_canonical();
+        self.control_allow.iter().any(|n| n.contains(&peer))
+    }
 }
 
 /// Serves until `stop`.
@@ -60,7 +97,7 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: Cance
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let endpoints = endpoints.clone();
-                async move { Ok::<_, Infallible>(route(&endpoints, req).await) }
+                async move { Ok::<_, Infallible>(route(&endpoints, peer, req).await) }
             });
             // No keep-alive: the deadline below would cut a reused connection
             // mid-scrape; a scrape every few seconds can afford a handshake.
@@ -77,8 +114,23 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: Cance
     }
 }
 
-async fn route(e: &Endpoints, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
+        // Every POST changes something (a reload now; a cache flush later).
+        (&Method::POST, _) if !e.may_control(peer.ip()) => {
+            if let Some(held_back) = e.refused_log.check() {
+                warn!(
+                    client = %peer.ip(),
+                    held_back,
+                    "refused a POST: the client is not in [metrics] control_allow"
+                );
+            }
+            reply(
+                StatusCode::FORBIDDEN,
+                "text/plain",
+                "forbidden: this address is not in [metrics] control_allow\n".into(),
+            )
+        }
         (&Method::GET, "/metrics") => {
             let cache_len = e.reloader.snapshot().load().forwarder.cache().len();
             e.metrics.cache_entries.set(cache_len as i64);
@@ -89,16 +141,27 @@ async fn route(e: &Endpoints, req: Request<Incoming>) -> Response<Full<Bytes>> {
             )
         }
         (&Method::GET, "/healthz") => {
-            // The process is up; the body says what it serves and the last
-            // reload error, if any.
+            // The process is up (200 even when degraded: the last good table
+            // serves, and a liveness probe must not restart it for that);
+            // the body says what it serves and what is wrong, if anything.
             let s = e.reloader.status();
-            let body = serde_json::json!({
+            let mut body = serde_json::json!({
                 "status": "ok",
                 "generation": s.generation,
                 "names": s.names,
                 "loaded_at": s.loaded_at,
-                "last_reload_error": s.last_error,
             });
+            if let Some(reason) = e.health.reason() {
+                body["status"] = "degraded".into();
+                body["reason"] = reason.into();
+                body["problems"] = e
+                    .health
+                    .problems()
+                    .into_iter()
+                    .map(|(source, why)| (source.as_str().to_string(), why.into()))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+            }
             reply(StatusCode::OK, "application/json", format!("{body}\n"))
         }
         (&Method::GET, "/readyz") => {

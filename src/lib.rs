@@ -4,22 +4,27 @@
 //!
 //! Data flows one way: [`config`] (the TOML file and its [`import`]s) →
 //! [`names`] (every name a workspace needs) → [`zone`] (an immutable table) →
-//! swapped into the server behind `ArcSwap` → [`handler`] answers from a
-//! snapshot, or asks [`forward`] (with its [`cache`]).
+//! swapped into the server behind `ArcSwap` → [`handler`] reads a snapshot
+//! per query → [`resolve`] decides the answer (a plan) → an encoder writes
+//! it ([`wire`] for the hot cases, [`codec`] for the rest), after asking
+//! [`forward`] (with its [`cache`]) where the plan says so.
 
 pub mod cache;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod export;
 pub mod forward;
 pub mod forwarders;
 pub mod handler;
+pub mod health;
 pub mod http;
 pub mod import;
 pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod reload;
+pub mod resolve;
 pub mod server;
 pub mod tcp;
 pub mod udp;

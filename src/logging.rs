@@ -1,6 +1,7 @@
 //! Logs (SPEC §6): human text by default, JSON on request, level from
 //! `RUST_LOG`; and a rate limit for lines that a flood could repeat.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,11 +29,22 @@ pub fn init(format: Format) {
         tracing_subscriber::EnvFilter::builder().parse_lossy(format!("{DEFAULT_FILTER},{user}"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_writer(std::io::stderr);
     match format {
         Format::Text => builder.init(),
         Format::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// Colour codes only for a person at a terminal: journald, `docker logs`
+/// and files would store them as `\x1b[2m…` (https://no-color.org: a
+/// non-empty `NO_COLOR` turns them off there too).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Logs every panic through tracing (so it reaches the JSON log too) and
@@ -95,6 +107,14 @@ impl RateLimited {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+    }
 
     #[test]
     fn one_line_per_interval() {

@@ -48,18 +48,22 @@ pub enum Outcome {
     /// Client outside `allow`, a question we do not serve, or one that
     /// arrived while stopping.
     Refused,
+    /// Sent to TCP with TC=1 before any answer was looked for: ANY over UDP
+    /// for a name that is not local (RFC 8482 §4.4).
+    Truncated,
     /// Malformed or not a standard query (FORMERR, NOTIMP, BADVERS), or no
     /// upstream answered in time (SERVFAIL).
     Error,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 6] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Local,
         Outcome::Forwarded,
         Outcome::Cached,
         Outcome::Stale,
         Outcome::Refused,
+        Outcome::Truncated,
         Outcome::Error,
     ];
 
@@ -70,6 +74,7 @@ impl Outcome {
             Outcome::Cached => "cached",
             Outcome::Stale => "stale",
             Outcome::Refused => "refused",
+            Outcome::Truncated => "truncated",
             Outcome::Error => "error",
         }
     }

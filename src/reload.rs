@@ -5,7 +5,7 @@
 //! a query in flight keeps the snapshot it started with, the next one sees
 //! the new one, and none waits. A config that fails to load leaves the old
 //! snapshot serving, is logged with its location, counted, and shown by
-//! `/healthz` until a later load succeeds.
+//! `/healthz` (through [`Health`]) until a later load succeeds.
 //!
 //! Triggers: file changes (watched with `notify`, or by polling), SIGHUP,
 //! and `POST /reload`.
@@ -24,15 +24,20 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::cache::Cache;
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, MetricsConfig};
 use crate::forward::Forwarder;
 use crate::handler::Snapshot;
+use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::zone::ZoneTable;
 
 /// Editors and `kubectl` write in bursts: wait for this much quiet, then
 /// compile once.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// A folder written more often than [`DEBOUNCE`] (a log, a sync job) is
+/// never quiet: past this since the first change, reload anyway.
+pub const DEBOUNCE_MAX: Duration = Duration::from_secs(2);
 
 /// How often the polling watcher looks, when inotify is not an option
 /// (some network and overlay file systems).
@@ -68,6 +73,17 @@ pub enum WatchMode {
     Off,
 }
 
+/// As written on the command line (`--watch notify`).
+impl fmt::Display for WatchMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WatchMode::Notify => "notify",
+            WatchMode::Poll => "poll",
+            WatchMode::Off => "off",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     #[error(transparent)]
@@ -79,15 +95,13 @@ pub enum ReloadError {
     Again(String),
 }
 
-/// What `/healthz` reports.
+/// The table being served, for `/healthz` and the startup line.
 #[derive(Debug, Clone)]
 pub struct Status {
     pub generation: u64,
     pub names: usize,
     /// Unix time of the last successful load.
     pub loaded_at: f64,
-    /// The last failed reload's error, until a reload succeeds.
-    pub last_error: Option<String>,
 }
 
 /// Reload bookkeeping, behind the lock that makes reloads run one at a time.
@@ -103,9 +117,11 @@ pub struct Reloader {
     path: PathBuf,
     snapshot: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
+    /// A failed reload sets its problem here, a successful one clears it.
+    health: Arc<Health>,
     /// The sockets were bound from these; changing them needs a restart.
     listen: Vec<SocketAddr>,
-    metrics_listen: Option<SocketAddr>,
+    metrics_listener: Option<MetricsConfig>,
     /// Reloads begun so far; a request that finds a reload begun after it
     /// was made takes that one's result instead of compiling again.
     begun: AtomicU64,
@@ -115,7 +131,11 @@ pub struct Reloader {
 
 impl Reloader {
     /// Compiles `config` into the first snapshot (generation 1).
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, ReloadError> {
+    pub fn new(
+        config: Config,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Result<Self, ReloadError> {
         let table = ZoneTable::compile(&config, 1)?;
         let cache = Arc::new(Cache::new(config.upstream.cache_entries));
         let forwarder = Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone()));
@@ -123,25 +143,20 @@ impl Reloader {
             generation: 1,
             names: table.len(),
             loaded_at: unix_now(),
-            last_error: None,
         };
         record_success(&metrics, &status);
         let reloads = Reloads {
             applied: config.fingerprint,
             last: Ok(1),
         };
-        let snapshot = Snapshot {
-            table,
-            allow: config.server.allow.clone(),
-            forwarder,
-            log_queries: config.log.queries,
-        };
+        let snapshot = Snapshot::new(table, &config, forwarder);
         let reloader = Reloader {
             path: config.path.clone(),
             snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics,
+            health,
             listen: config.server.listen.clone(),
-            metrics_listen: config.metrics.as_ref().map(|m| m.listen),
+            metrics_listener: config.metrics.clone(),
             begun: AtomicU64::new(0),
             reloads: tokio::sync::Mutex::new(reloads),
             status: Mutex::new(status),
@@ -226,19 +241,16 @@ impl Reloader {
             // nothing changed): nothing to swap, and nothing failing.
             debug!(%trigger, "configuration unchanged");
             self.metrics.last_reload_successful.set(1);
-            self.status
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .last_error = None;
+            self.health.clear(health::Source::Reload);
             return Ok(current.table.generation());
         }
         for w in &config.warnings {
             warn!("{w}");
         }
-        if config.server.listen != self.listen
-            || config.metrics.as_ref().map(|m| m.listen) != self.metrics_listen
-        {
-            warn!("listen addresses changed in the config: they take effect at the next restart");
+        if config.server.listen != self.listen || config.metrics != self.metrics_listener {
+            warn!(
+                "listen addresses or [metrics] changed in the config: they take effect at the next restart"
+            );
         }
         let forwarder = if *current.forwarder.config() == config.upstream {
             current.forwarder.clone()
@@ -262,16 +274,12 @@ impl Reloader {
             generation,
             names: table.len(),
             loaded_at: unix_now(),
-            last_error: None,
         };
-        self.snapshot.store(Arc::new(Snapshot {
-            table,
-            allow: config.server.allow,
-            forwarder,
-            log_queries: config.log.queries,
-        }));
+        self.snapshot
+            .store(Arc::new(Snapshot::new(table, &config, forwarder)));
         reloads.applied = config.fingerprint;
         record_success(&self.metrics, &status);
+        self.health.clear(health::Source::Reload);
         info!(
             generation,
             names = status.names,
@@ -293,10 +301,7 @@ impl Reloader {
         repeated: bool,
     ) -> ReloadError {
         self.metrics.last_reload_successful.set(0);
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last_error = Some(e.to_string());
+        self.health.set(health::Source::Reload, e.to_string());
         if repeated {
             debug!(%trigger, "reload still failing: {e}");
         } else {
@@ -395,8 +400,17 @@ impl FileWatch {
                 got = self.events.recv() => if got.is_none() { return },
                 () = stop.cancelled() => return,
             }
-            // Wait for a quiet spell; each new event restarts the wait.
-            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, self.events.recv()).await {}
+            // Wait for a quiet spell; each new event restarts the wait, up
+            // to DEBOUNCE_MAX after the first. (Past that, an event already
+            // queued is taken and the next wait ends at once.)
+            let latest = tokio::time::Instant::now() + DEBOUNCE_MAX;
+            loop {
+                let until = latest.min(tokio::time::Instant::now() + DEBOUNCE);
+                match tokio::time::timeout_at(until, self.events.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) | Err(_) => break,
+                }
+            }
             // Watch first, then read: re-adding a folder takes a new
             // baseline of it (a polling watcher compares against that), so
             // a change made before is read by this reload, and one made
@@ -445,5 +459,18 @@ pub async fn on_sighup(
             () = stop.cancelled() => return,
         }
         let _ = reloader.reload(Trigger::Signal).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_modes_read_as_the_command_line_spells_them() {
+        use clap::ValueEnum;
+        for m in WatchMode::value_variants() {
+            assert_eq!(m.to_string(), m.to_possible_value().unwrap().get_name());
+        }
     }
 }

@@ -9,14 +9,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use socket2::{Domain, Socket, Type};
 use tokio::io::unix::AsyncFd;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::forward::QUERY_DEADLINE;
 use crate::handler::{Handler, InFlight};
+use crate::health::Health;
 use crate::http::{self, Endpoints};
 use crate::metrics::Metrics;
 use crate::reload::{self, FileWatch, ReloadError, Reloader, WatchMode};
@@ -25,6 +27,9 @@ use crate::udp;
 
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const PORT_ATTEMPTS: usize = 20;
+
+/// Connections the kernel queues before they are accepted (tokio's default).
+const TCP_BACKLOG: i32 = 1024;
 
 /// After the last answer is handed over at shutdown, time for it to be sent.
 const SEND_FLUSH_GRACE: Duration = Duration::from_millis(100);
@@ -60,9 +65,7 @@ impl Listeners {
             http: None,
         };
         for &addr in dns {
-            let (udp, tcp) = bind_pair(addr)
-                .await
-                .map_err(|source| ServeError::Bind { addr, source })?;
+            let (udp, tcp) = bind_pair(addr).map_err(|source| ServeError::Bind { addr, source })?;
             l.udp
                 .push(udp::prepare(udp).map_err(|source| ServeError::Bind { addr, source })?);
             l.tcp.push(tcp);
@@ -91,11 +94,15 @@ impl Listeners {
     }
 }
 
-async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpListener)> {
     let mut last = None;
     for _ in 0..PORT_ATTEMPTS {
-        let udp = UdpSocket::bind(addr).await?;
-        match TcpListener::bind(udp.local_addr()?).await {
+        let udp: std::net::UdpSocket = bind_socket(addr, Type::DGRAM)?.into();
+        let tcp = bind_socket(udp.local_addr()?, Type::STREAM).and_then(|s| {
+            s.listen(TCP_BACKLOG)?;
+            TcpListener::from_std(s.into())
+        });
+        match tcp {
             Ok(tcp) => return Ok((udp, tcp)),
             // Someone holds the TCP side of the port UDP got: try another.
             Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
@@ -103,6 +110,26 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
         }
     }
     Err(last.unwrap_or_else(|| io::Error::other("no free port")))
+}
+
+/// A non-blocking socket bound to `addr`. An IPv6 one is IPv6 only
+/// (IPV6_V6ONLY, RFC 3493 §5.3): Linux makes `[::]:53` dual-stack by
+/// default, so it would hold the IPv4 port too and `listen = ["0.0.0.0:53",
+/// "[::]:53"]` would fail with "address in use". As in BIND and Unbound,
+/// each family is listened on by its own address.
+fn bind_socket(addr: SocketAddr, ty: Type) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    if ty == Type::STREAM {
+        // As tokio's `TcpListener::bind`: a restart can bind again while the
+        // last run's connections are in TIME_WAIT.
+        s.set_reuse_address(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s)
 }
 
 /// How `run` watches for reloads.
@@ -139,7 +166,13 @@ pub async fn run(
         config.server.tcp_connections,
         config.server.tcp_idle_timeout,
     );
-    let reloader = Arc::new(Reloader::new(config, metrics.clone())?);
+    let control_allow = config
+        .metrics
+        .as_ref()
+        .map(|m| m.control_allow.clone())
+        .unwrap_or_default();
+    let health = Arc::new(Health::default());
+    let reloader = Arc::new(Reloader::new(config, metrics.clone(), health.clone())?);
     let stop = CancellationToken::new();
     let dns_addrs = listeners.dns_addrs();
     let http_addr = listeners.http_addr();
@@ -176,11 +209,13 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(true));
     let mut tasks = Vec::new();
     if let Some(listener) = listeners.http {
-        let endpoints = Arc::new(Endpoints {
-            reloader: reloader.clone(),
+        let endpoints = Arc::new(Endpoints::new(
+            reloader.clone(),
             metrics,
-            ready: ready.clone(),
-        });
+            health,
+            ready.clone(),
+            control_allow,
+        ));
         tasks.push(tokio::spawn(http::serve(listener, endpoints, stop.clone())));
     }
     if let Some(watch) = watch {
@@ -198,11 +233,11 @@ pub async fn run(
     let status = reloader.status();
     info!(
         version = env!("CARGO_PKG_VERSION"),
-        listen = ?dns_addrs,
-        metrics = ?http_addr,
+        listen = %joined(&dns_addrs),
+        metrics = %http_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
         names = status.names,
-        ?upstreams,
-        watch = ?options.watch,
+        upstreams = %joined(&upstreams),
+        watch = %options.watch,
         open_files,
         "amldns serving"
     );
@@ -235,6 +270,15 @@ pub async fn run(
         }
     }
     result
+}
+
+/// Addresses for a log line, as an operator writes them: `a, b`.
+fn joined(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Each upstream question holds a socket of its own, and so does each TCP

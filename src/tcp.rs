@@ -6,7 +6,13 @@
 //! Each connection answers up to [`QUERIES_PER_CONNECTION`] queries at once,
 //! in any order (RFC 7766 §6.2.1.1), and stops reading past that; a client
 //! that does not read its answers is closed when a write stalls, so no
-//! client can make amldns hold more than a bounded amount for it.
+//! client can make amldns hold more than a bounded amount for it: a length
+//! prefix past [`MAX_QUERY`] closes the connection unread.
+//!
+//! A client outside `allow` is never admitted, so outsiders cannot close
+//! the connections of clients that are allowed: it is told REFUSED for its
+//! first query and closed, outside the count, at most
+//! [`REFUSALS_AT_ONCE`] at a time (past that, closed at once).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,27 +20,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::rr::Record;
-use hickory_server::server::{RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
 use prometheus::IntGauge;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::handler::Handler;
 use crate::metrics::Transport;
-use crate::udp::{encode, parse};
+use crate::wire::MAX_QUERY;
 
 /// Queries answered at once on one connection (Unbound's
 /// `incoming-num-tcp`-style pipelining limit is of the same order).
 pub const QUERIES_PER_CONNECTION: usize = 16;
+
+/// Clients outside `allow` being refused at once, on all listeners.
+pub const REFUSALS_AT_ONCE: usize = 64;
+
+/// How long a client outside `allow` gets to send its first query, and then
+/// to take the REFUSED.
+const REFUSAL_WAIT: Duration = Duration::from_secs(1);
 
 /// The limits set in `[server]`.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +57,8 @@ pub struct Registry {
     next_id: AtomicU64,
     /// `amldns_tcp_connections`, kept under the lock.
     open: IntGauge,
+    /// Clients outside `allow` being answered REFUSED.
+    refusals: Arc<Semaphore>,
 }
 
 struct Conn {
@@ -65,6 +74,7 @@ impl Registry {
             conns: Mutex::default(),
             next_id: AtomicU64::new(0),
             open,
+            refusals: Arc::new(Semaphore::new(REFUSALS_AT_ONCE)),
         }
     }
 
@@ -146,6 +156,15 @@ pub async fn serve(
             },
             () = stop.cancelled() => return,
         };
+        if !handler.allows(src.ip()) {
+            match registry.refusals.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    tokio::spawn(refuse(stream, src, handler.clone(), slot));
+                }
+                Err(_) => debug!(%src, "tcp: too many clients outside allow at once, closed"),
+            }
+            continue;
+        }
         let (id, close) = registry.admit(limits.connections, &stop);
         let (handler, registry) = (handler.clone(), registry.clone());
         tokio::spawn(async move {
@@ -201,18 +220,9 @@ async fn connection(
         registry.started(id);
         let (handler, registry, tx) = (handler.clone(), registry.clone(), tx.clone());
         tokio::spawn(async move {
-            let head = [msg[0], msg[1], msg[2], msg[3]];
-            match parse(msg, src, Protocol::Tcp) {
-                Some(request) => {
-                    handler
-                        .handle_request::<_, TokioTime>(&request, TcpReply(tx))
-                        .await;
-                }
-                None => {
-                    let answer = handler.unparsed(head, src, Transport::Tcp).to_vec();
-                    let _ = tx.send(answer).await;
-                }
-            }
+            let answer = handler.answer(&msg, src, Transport::Tcp).await;
+            // The connection may have closed meanwhile; nothing to do then.
+            let _ = tx.send(answer).await;
             registry.finished(id);
             drop(slot);
         });
@@ -223,10 +233,43 @@ async fn connection(
     let _ = writer.await;
 }
 
-/// One length-prefixed message (RFC 1035 §4.2.2).
-async fn read_message(rd: &mut OwnedReadHalf) -> std::io::Result<Vec<u8>> {
-    let len = rd.read_u16().await?;
-    let mut msg = vec![0u8; usize::from(len)];
+/// Answers the first query of a client outside `allow` with REFUSED
+/// (counted, as over UDP) and closes the connection.
+async fn refuse(
+    mut stream: TcpStream,
+    src: SocketAddr,
+    handler: Arc<Handler>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let Ok(Ok(msg)) = tokio::time::timeout(REFUSAL_WAIT, read_message(&mut stream)).await else {
+        return;
+    };
+    if msg.len() < 12 || msg[2] & 0x80 != 0 {
+        return;
+    }
+    // The resolution step refuses it, as it refuses outsiders over UDP.
+    let answer = handler.answer(&msg, src, Transport::Tcp).await;
+    let mut framed = Vec::with_capacity(2 + answer.len());
+    framed.extend_from_slice(&(answer.len() as u16).to_be_bytes());
+    framed.extend_from_slice(&answer);
+    let _ = tokio::time::timeout(REFUSAL_WAIT, async {
+        stream.write_all(&framed).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// One length-prefixed message (RFC 1035 §4.2.2); one longer than
+/// [`MAX_QUERY`] is an error, before any of it is read.
+async fn read_message(rd: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+    let len = usize::from(rd.read_u16().await?);
+    if len > MAX_QUERY {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a {len}-byte message is no query"),
+        ));
+    }
+    let mut msg = vec![0u8; len];
     rd.read_exact(&mut msg).await?;
     Ok(msg)
 }
@@ -252,31 +295,5 @@ async fn write_answers(
             close.cancel();
             return;
         }
-    }
-}
-
-/// Hands an answer to its connection's writer.
-#[derive(Clone)]
-struct TcpReply(mpsc::Sender<Vec<u8>>);
-
-#[async_trait::async_trait]
-impl ResponseHandler for TcpReply {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let (bytes, info) = encode(response, u16::MAX)?;
-        self.0
-            .send(bytes)
-            .await
-            .map_err(|_| NetError::from("the connection closed"))?;
-        Ok(info)
     }
 }

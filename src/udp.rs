@@ -1,8 +1,8 @@
 //! The UDP side of the server: our own socket loop. Plain questions for
 //! local names, and for forwarded names whose fresh answer the cache holds,
 //! are answered on the spot by [`Handler::answer_fast`], in batches; every
-//! other datagram goes, in a task of its own, through the same handler that
-//! serves TCP (hickory parses it, we answer it). The loop is a task on the
+//! other datagram goes, in a task of its own, through the general path
+//! that serves TCP too ([`Handler::answer`]). The loop is a task on the
 //! runtime, so that such a task starts on the thread that spawned it.
 //! Owning the loop also lets us drop responses (QR=1) before parsing, as
 //! SPEC §3 asks.
@@ -12,13 +12,6 @@ use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use hickory_proto::serialize::binary::BinEncoder;
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::rr::Record;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +19,6 @@ use tracing::debug;
 
 use crate::handler::Handler;
 use crate::metrics::Transport;
-use crate::wire;
 
 mod batch;
 
@@ -77,7 +69,9 @@ pub async fn serve(
                 handler.answer_fast(msg, src, outbox.next())
             }));
             if let Ok(Some(len)) = fast {
-                outbox.push(len, src);
+                if !outbox.push(len, src) {
+                    handler.metrics().dropped.inc();
+                }
                 continue;
             }
             let Ok(slot) = pending.clone().try_acquire_owned() else {
@@ -87,19 +81,9 @@ pub async fn serve(
             let (socket, handler, msg) = (socket.clone(), handler.clone(), msg.to_vec());
             tokio::spawn(async move {
                 let _slot = slot;
-                let head = [msg[0], msg[1], msg[2], msg[3]];
-                match parse(msg, src, Protocol::Udp) {
-                    Some(request) => {
-                        handler
-                            .handle_request::<_, TokioTime>(&request, UdpReply { socket, dst: src })
-                            .await;
-                    }
-                    None => {
-                        let answer = handler.unparsed(head, src, Transport::Udp);
-                        if let Err(e) = batch::send_one(&socket, &answer, src).await {
-                            debug!(%src, "udp send: {e}");
-                        }
-                    }
+                let answer = handler.answer(&msg, src, Transport::Udp).await;
+                if let Err(e) = batch::send_one(&socket, &answer, src).await {
+                    debug!(%src, "udp send: {e}");
                 }
             });
         }
@@ -107,20 +91,9 @@ pub async fn serve(
     }
 }
 
-/// A query as hickory's request, or `None` for one the general path answers
-/// with FORMERR: hickory cannot read it, or a question points into the
-/// header (see [`wire::question_points_into_header`]).
-pub fn parse(msg: Vec<u8>, src: SocketAddr, protocol: Protocol) -> Option<Request> {
-    if wire::question_points_into_header(&msg) {
-        return None;
-    }
-    Request::from_bytes(msg, src, protocol).ok()
-}
-
 /// Makes a bound socket ready for [`serve`]: batched reads and writes on
 /// the socket itself, readiness from the runtime.
-pub fn prepare(socket: tokio::net::UdpSocket) -> io::Result<AsyncFd<std::net::UdpSocket>> {
-    let socket = socket.into_std()?;
+pub fn prepare(socket: std::net::UdpSocket) -> io::Result<AsyncFd<std::net::UdpSocket>> {
     socket.set_nonblocking(true)?;
     // SAFETY: the AsyncFd owns the socket, whose descriptor stays open and
     // the same until the AsyncFd is dropped.
@@ -136,52 +109,4 @@ fn answerable(src: SocketAddr) -> bool {
         std::net::IpAddr::V6(_) => false,
     };
     src.port() != 0 && !ip.is_unspecified() && !broadcast
-}
-
-/// Sends one answer on the socket the question came in on.
-#[derive(Clone)]
-struct UdpReply {
-    socket: Arc<AsyncFd<std::net::UdpSocket>>,
-    dst: SocketAddr,
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for UdpReply {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        // The handler already made the answer fit (TC=1 otherwise); this is
-        // the client's limit, as hickory applies it (RFC 6891 §6.2.3).
-        let max = response.edns().map_or(512, |e| e.max_payload());
-        let (bytes, info) = encode(response, max)?;
-        batch::send_one(&self.socket, &bytes, self.dst).await?;
-        Ok(info)
-    }
-}
-
-/// An answer on the wire, at most `max` bytes (TC=1 past that).
-pub fn encode<'a>(
-    response: MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    >,
-    max: u16,
-) -> Result<(Vec<u8>, ResponseInfo), NetError> {
-    let mut buf = Vec::with_capacity(512);
-    let mut encoder = BinEncoder::new(&mut buf);
-    encoder.set_max_size(max);
-    let info = response.destructive_emit(&mut encoder)?;
-    Ok((buf, info))
 }

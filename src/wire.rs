@@ -1,28 +1,47 @@
-//! DNS wire format for the common case, without a DNS library: read a plain
-//! query (one question, maybe an EDNS OPT record) and write a local answer
-//! (A/AAAA records, or NODATA with the zone's SOA) straight into a buffer.
-//! Anything less plain is left to the general path, which uses hickory.
+//! DNS wire format for the hot cases, without a DNS library: read a plain
+//! query (one question, maybe an EDNS OPT record) and write the answers
+//! that [`crate::resolve::plan`] decides for it (local addresses, NODATA
+//! with the zone's SOA, an error or a refusal) and forwarded answers the
+//! cache keeps as bytes, straight into a buffer. Anything less plain is
+//! left to the general path ([`crate::codec`]), which writes the same bytes
+//! for the same plan (`tests/encoders.rs` holds them to it): names are
+//! compressed as hickory's encoder compresses them.
 //!
 //! Pure: bytes in, bytes out, no allocation. RFC 1035 §4 for the message
 //! layout, RFC 6891 §6 for OPT.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::metrics::Transport;
+use crate::resolve::{Asked, AskedEdns, Question, rcode, rtype};
 use crate::zone::{NameKey, Soa};
 
 const HEADER: usize = 12;
 /// RFC 1035 §4.1.4: a pointer to the question name, which always starts
 /// right after the header.
 const QNAME_POINTER: [u8; 2] = [0xC0, HEADER as u8];
-const TYPE_A: u16 = 1;
-const TYPE_CNAME: u16 = 5;
-const TYPE_SOA: u16 = 6;
-const TYPE_AAAA: u16 = 28;
-const TYPE_OPT: u16 = 41;
 const CLASS_IN: u16 = 1;
 /// An OPT record without options: root name, type, payload, rcode/version,
 /// flags, rdlength.
 const OPT_LEN: usize = 11;
+/// RFC 3225: the DO bit, in the first byte of the OPT record's flags.
+const DO_BIT: u8 = 0x80;
+/// hickory's encoder keeps at most this many places a name can point to,
+/// and compresses at most [`COMPRESSED_NAMES`] names a message; the same
+/// limits give the same bytes.
+const POINTABLE: usize = 64;
+const COMPRESSED_NAMES: usize = 120;
+/// A name has at most 127 labels (255 bytes, RFC 1035 §2.3.4).
+const MAX_LABELS: usize = 128;
+
+/// The largest query read, over TCP as over UDP. One question with an OPT
+/// record is at most 12 + 255 + 4 + 11 bytes plus options; 512 would do for
+/// most, but EDNS padding (RFC 8467: queries padded to blocks of 128),
+/// cookies (RFC 7873), client subnet (RFC 7871) and a TSIG (RFC 8945: key
+/// and algorithm names up to 255 bytes each, a MAC of up to 64) can take a
+/// legitimate query past it. 4 KiB leaves room for all of them and bounds a
+/// connection's reads at 4 KiB × 17 rather than 64 KiB × 17.
+pub const MAX_QUERY: usize = 4096;
 
 /// A query plain enough for the fast path.
 #[derive(Debug)]
@@ -35,13 +54,26 @@ pub struct Query {
     /// The question name as the zone table keys it.
     pub key: NameKey,
     pub qtype: u16,
-    /// The client's EDNS UDP payload size, if it sent OPT.
-    pub edns_payload: Option<u16>,
-    /// DO in the client's OPT (RFC 3225).
-    pub dnssec_ok: bool,
+    /// The client's OPT record, if it sent one.
+    pub edns: Option<AskedEdns>,
 }
 
 impl Query {
+    /// The query as the resolution step reads it.
+    pub fn asked(&self, client: IpAddr) -> Asked<'_> {
+        Asked {
+            client,
+            transport: Transport::Udp,
+            opcode: 0,
+            question: Some(Question {
+                name: Some(&self.key),
+                qtype: self.qtype,
+                qclass: CLASS_IN,
+            }),
+            edns: self.edns,
+        }
+    }
+
     /// CD as the client sent it (RFC 4035 §3.2.2).
     pub fn checking_disabled(&self) -> bool {
         self.flags_copied & 0x10 != 0
@@ -82,8 +114,7 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
     if qclass != CLASS_IN {
         return None;
     }
-    let mut dnssec_ok = false;
-    let edns_payload = match additional {
+    let edns = match additional {
         0 if question_end == msg.len() => None,
         1 => {
             // Root name, type OPT, payload, extended rcode, version, flags, rdlength.
@@ -91,7 +122,7 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
             let rdlength = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
             let version = opt[6];
             if opt[0] != 0
-                || u16::from_be_bytes([opt[1], opt[2]]) != TYPE_OPT
+                || u16::from_be_bytes([opt[1], opt[2]]) != rtype::OPT
                 || version != 0
                 || question_end + OPT_LEN + rdlength != msg.len()
             {
@@ -104,8 +135,11 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
                 let len = usize::from(u16::from_be_bytes([*options.get(2)?, *options.get(3)?]));
                 options = options.get(4 + len..)?;
             }
-            dnssec_ok = opt[7] & 0x80 != 0;
-            Some(u16::from_be_bytes([opt[3], opt[4]]))
+            Some(AskedEdns {
+                version,
+                payload: u16::from_be_bytes([opt[3], opt[4]]),
+                dnssec_ok: opt[7] & DO_BIT != 0,
+            })
         }
         _ => return None,
     };
@@ -116,8 +150,7 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
         question_end,
         key,
         qtype,
-        edns_payload,
-        dnssec_ok,
+        edns,
     })
 }
 
@@ -150,14 +183,38 @@ impl<'a> Iterator for Labels<'a> {
 }
 
 /// The largest UDP answer the client takes: 512 without EDNS (RFC 1035
-/// §4.2.1), else its payload size, never above `cap`.
-pub fn udp_limit(q: &Query, cap: u16) -> usize {
-    usize::from(q.edns_payload.map_or(512, |p| p.clamp(512, cap)))
+/// §4.2.1), else its payload size, never below 512 (RFC 6891 §6.2.5) nor
+/// above `cap`. It is also the payload our OPT announces.
+pub fn udp_limit(edns: Option<AskedEdns>, cap: u16) -> u16 {
+    edns.map_or(512, |e| e.payload.clamp(512, cap))
 }
 
-/// What a fast answer holds.
+/// The header flags of an answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Flags {
+    pub rcode: u16,
+    pub authoritative: bool,
+    pub truncated: bool,
+    pub recursion_available: bool,
+}
+
+/// Writes an answer with no records (an error, a refusal, or TC=1): the
+/// header, the question as asked, our OPT.
+pub fn write_bare(
+    msg: &[u8],
+    q: &Query,
+    flags: Flags,
+    limit: u16,
+    out: &mut [u8],
+) -> Option<usize> {
+    let mut w = Writer::new(out);
+    w.head(msg, q, flags, 0, 0)?;
+    w.finish(q, flags.rcode, limit)
+}
+
+/// What a local answer ends in.
 pub enum Local<'a> {
-    /// A/AAAA records at the question name.
+    /// A/AAAA records at the last name.
     Addrs {
         v4: &'a [Ipv4Addr],
         v6: &'a [Ipv6Addr],
@@ -170,96 +227,58 @@ pub enum Local<'a> {
 /// Writes the authoritative answer to `query` (whose bytes are `msg`) into
 /// `out`: the CNAME `chain` inside the table (targets and TTLs, maybe
 /// empty), then `answer` for its last name. Its length, or `None` when it
-/// would not fit `limit` (the general path then answers with TC=1), or for
-/// NODATA after a chain (left to the general path). `edns_payload` is what
-/// our OPT announces.
+/// would not fit `limit` (the general path then answers with TC=1).
 pub fn write_local(
     msg: &[u8],
     q: &Query,
     chain: &[(&str, u32)],
     answer: &Local<'_>,
-    edns_payload: u16,
-    limit: usize,
+    limit: u16,
     out: &mut [u8],
 ) -> Option<usize> {
-    let mut w = Writer { out, len: 0 };
-    let question = &msg[HEADER..q.question_end];
     let (answers, authorities) = match answer {
         Local::Addrs { v4, v6, .. } => (chain.len() + v4.len() + v6.len(), 0),
-        Local::NoData(_) if chain.is_empty() => (0, 1),
-        Local::NoData(_) => return None,
+        Local::NoData(_) => (chain.len(), 1),
     };
-    let additional = usize::from(q.edns_payload.is_some());
-    w.put(&q.id.to_be_bytes())?;
-    // QR, opcode QUERY, AA, RD as asked; RA, CD as asked, rcode NOERROR.
-    w.put(&[
-        0x84 | (q.flags_copied & 0x01),
-        0x80 | (q.flags_copied & 0x10),
-    ])?;
-    for c in [1, answers, authorities, additional] {
-        w.put(&(c as u16).to_be_bytes())?;
-    }
-    w.put(question)?;
-    // Each record's owner points at the name before it: the question, then
-    // each CNAME target as written.
-    let mut owner = QNAME_POINTER;
+    let flags = Flags {
+        rcode: rcode::NOERROR,
+        authoritative: true,
+        truncated: false,
+        recursion_available: true,
+    };
+    let mut w = Writer::new(out);
+    w.head(msg, q, flags, answers, authorities)?;
+    // Each record's owner is the name before it: the question, then each
+    // CNAME target.
+    let mut owner: Option<&str> = None;
     for &(target, ttl) in chain {
-        w.put(&owner)?;
-        w.put(&TYPE_CNAME.to_be_bytes())?;
-        w.put(&CLASS_IN.to_be_bytes())?;
-        w.put(&ttl.to_be_bytes())?;
+        w.owner(owner)?;
+        w.fixed(rtype::CNAME, ttl)?;
         let rdlength_at = w.len;
         w.put(&[0, 0])?;
-        let name_at = w.len;
-        for label in target.split('.') {
-            w.put(&[label.len() as u8])?;
-            w.put(label.as_bytes())?;
-        }
-        w.put(&[0])?;
-        let rdlength = (w.len - name_at) as u16;
-        w.out[rdlength_at..rdlength_at + 2].copy_from_slice(&rdlength.to_be_bytes());
-        if name_at >= 0x3FFF {
-            return None;
-        }
-        owner = [0xC0 | (name_at >> 8) as u8, name_at as u8];
+        w.name(target)?;
+        w.patch_len(rdlength_at)?;
+        owner = Some(target);
     }
     match answer {
         Local::Addrs { v4, v6, ttl } => {
             for a in v4.iter() {
-                w.rr(&owner, TYPE_A, *ttl, &a.octets())?;
+                w.owner(owner)?;
+                w.fixed(rtype::A, *ttl)?;
+                w.put(&4u16.to_be_bytes())?;
+                w.put(&a.octets())?;
             }
             for a in v6.iter() {
-                w.rr(&owner, TYPE_AAAA, *ttl, &a.octets())?;
+                w.owner(owner)?;
+                w.fixed(rtype::AAAA, *ttl)?;
+                w.put(&16u16.to_be_bytes())?;
+                w.put(&a.octets())?;
             }
         }
-        Local::NoData(soa) => {
-            // The apex is the question name or one of its parents: point at it.
-            let apex = pointer_to_suffix(msg, q, soa.apex)?;
-            let mut rdata = [0u8; 2 + 1 + 10 + 2 + 20];
-            let mut r = Writer {
-                out: &mut rdata,
-                len: 0,
-            };
-            r.put(&apex)?;
-            r.put(b"\x0ahostmaster")?;
-            r.put(&apex)?;
-            for v in [
-                soa.serial,
-                soa.refresh as u32,
-                soa.retry as u32,
-                soa.expire as u32,
-                soa.minimum,
-            ] {
-                r.put(&v.to_be_bytes())?;
-            }
-            let rdata_len = r.len;
-            w.rr(&apex, TYPE_SOA, soa.minimum, &rdata[..rdata_len])?;
-        }
+        Local::NoData(soa) => w.soa(soa)?,
     }
-    w.opt(q, edns_payload)?;
-    (w.len <= limit).then_some(w.len)
+    w.finish(q, flags.rcode, limit)
 }
-
 /// Forwarded records as they follow the question in a response: the form
 /// the cache keeps next to the parsed reply, so that a hit is sent by
 /// copying bytes. Compression pointers stay valid because the question
@@ -370,56 +389,60 @@ pub fn write_cached(
     q: &Query,
     records: &Records,
     spent: u32,
-    edns_payload: u16,
-    limit: usize,
+    limit: u16,
     out: &mut [u8],
 ) -> Option<usize> {
-    let mut w = Writer { out, len: 0 };
-    w.put(&q.id.to_be_bytes())?;
-    // QR, opcode QUERY, RD as asked; RA, CD as asked, the rcode.
-    w.put(&[
-        0x80 | (q.flags_copied & 0x01),
-        0x80 | (q.flags_copied & 0x10) | records.rcode,
-    ])?;
-    let additional = u16::from(q.edns_payload.is_some());
-    for c in [1, records.answers, records.authorities, additional] {
-        w.put(&c.to_be_bytes())?;
-    }
-    w.put(&msg[HEADER..q.question_end])?;
+    let flags = Flags {
+        rcode: u16::from(records.rcode),
+        authoritative: false,
+        truncated: false,
+        recursion_available: true,
+    };
+    let mut w = Writer::new(out);
+    w.head(
+        msg,
+        q,
+        flags,
+        usize::from(records.answers),
+        usize::from(records.authorities),
+    )?;
     let start = w.len;
     w.put(&records.bytes)?;
     for &(at, ttl) in records.ttls.iter() {
         let at = start + usize::from(at);
         w.out[at..at + 4].copy_from_slice(&ttl.saturating_sub(spent).to_be_bytes());
     }
-    w.opt(q, edns_payload)?;
-    (w.len <= limit).then_some(w.len)
+    w.finish(q, flags.rcode, limit)
 }
 
-/// A compression pointer to the part of the question name that spells
-/// `suffix` (lower-case, no final dot).
-fn pointer_to_suffix(msg: &[u8], q: &Query, suffix: &str) -> Option<[u8; 2]> {
-    let name = q.key.as_str();
-    let skip = name.len().checked_sub(suffix.len())?;
-    if &name[skip..] != suffix || (skip > 0 && name.as_bytes()[skip - 1] != b'.') {
-        return None;
-    }
-    // Walk the wire labels until `skip` text bytes are behind us.
-    let (mut pos, mut text) = (HEADER, 0);
-    while text < skip {
-        let len = usize::from(*msg.get(pos)?);
-        pos += 1 + len;
-        text += len + 1;
-    }
-    (text == skip && pos < 0x3FFF).then_some([0xC0 | (pos >> 8) as u8, pos as u8])
-}
-
+/// An answer being written, with the places earlier names can be pointed
+/// at (RFC 1035 §4.1.4), chosen as hickory's encoder chooses them: the
+/// longest suffix of a name that equals, byte for byte, a suffix written
+/// before, the first one written winning.
 struct Writer<'a> {
     out: &'a mut [u8],
     len: usize,
+    /// Where each label written in full starts, in the order written.
+    pointable: [u16; POINTABLE],
+    pointables: usize,
+    /// The question's labels are pointable once a name is written.
+    question_pointable: bool,
+    /// Names written so far, the question included.
+    names: usize,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
+    fn new(out: &'a mut [u8]) -> Self {
+        Writer {
+            out,
+            len: 0,
+            pointable: [0; POINTABLE],
+            pointables: 0,
+            question_pointable: false,
+            names: 1,
+        }
+    }
+
     fn put(&mut self, bytes: &[u8]) -> Option<()> {
         let end = self.len + bytes.len();
         self.out.get_mut(self.len..end)?.copy_from_slice(bytes);
@@ -427,25 +450,206 @@ impl Writer<'_> {
         Some(())
     }
 
-    /// Our OPT record, announcing `payload`, if the query had one.
-    fn opt(&mut self, q: &Query, payload: u16) -> Option<()> {
-        if q.edns_payload.is_some() {
-            self.put(&[0])?;
-            self.put(&TYPE_OPT.to_be_bytes())?;
-            self.put(&payload.to_be_bytes())?;
-            self.put(&[0, 0, 0, 0, 0, 0])?;
+    /// The header and the question as asked (with the counts given, and
+    /// one additional record when we send OPT).
+    fn head(
+        &mut self,
+        msg: &[u8],
+        q: &Query,
+        flags: Flags,
+        answers: usize,
+        authorities: usize,
+    ) -> Option<()> {
+        self.put(&q.id.to_be_bytes())?;
+        // QR, opcode QUERY, AA, TC, RD as asked; RA, CD as asked, the rcode.
+        self.put(&[
+            0x80 | u8::from(flags.authoritative) << 2
+                | u8::from(flags.truncated) << 1
+                | (q.flags_copied & 0x01),
+            u8::from(flags.recursion_available) << 7
+                | (q.flags_copied & 0x10)
+                | (flags.rcode & 0x0F) as u8,
+        ])?;
+        let additional = usize::from(q.edns.is_some());
+        for c in [1, answers, authorities, additional] {
+            self.put(&u16::try_from(c).ok()?.to_be_bytes())?;
         }
+        self.put(&msg[HEADER..q.question_end])
+    }
+
+    /// Type, class IN and TTL of a record, after its owner.
+    fn fixed(&mut self, rtype: u16, ttl: u32) -> Option<()> {
+        self.put(&rtype.to_be_bytes())?;
+        self.put(&CLASS_IN.to_be_bytes())?;
+        self.put(&ttl.to_be_bytes())
+    }
+
+    /// A record owner: the question (`None`) or a table name.
+    fn owner(&mut self, name: Option<&str>) -> Option<()> {
+        match name {
+            // The question is the first name written: every later one
+            // equal to it points there, while names are compressed.
+            None if self.names < COMPRESSED_NAMES => {
+                self.names += 1;
+                self.put(&QNAME_POINTER)
+            }
+            // A UDP answer (at most 1232 bytes, at least 16 a record) never
+            // gets here; the general path writes what does.
+            None => None,
+            Some(name) => self.name(name),
+        }
+    }
+
+    /// A table name (lower-case, dotted, no final dot).
+    fn name(&mut self, name: &str) -> Option<()> {
+        let mut labels = [&[][..]; MAX_LABELS];
+        let mut n = 0;
+        for l in name.split('.').filter(|l| !l.is_empty()) {
+            *labels.get_mut(n)? = l.as_bytes();
+            n += 1;
+        }
+        self.labels(&labels[..n])
+    }
+
+    /// A name given by its labels: written in full, then cut at the first
+    /// label from which the rest was written before, pointing there.
+    fn labels(&mut self, labels: &[&[u8]]) -> Option<()> {
+        if !self.question_pointable {
+            self.question_pointable = true;
+            let mut pos = HEADER;
+            while let Some(&len) = self.out.get(pos).filter(|&&l| l != 0) {
+                self.point_to(pos, self.question_end());
+                pos += 1 + usize::from(len);
+            }
+        }
+        let compress = self.names < COMPRESSED_NAMES;
+        self.names += 1;
+        let start = self.len;
+        for l in labels {
+            self.put(&[u8::try_from(l.len()).ok()?])?;
+            self.put(l)?;
+        }
+        let end = self.len;
+        let mut at = start;
+        for (i, l) in labels.iter().enumerate() {
+            if compress && let Some(p) = self.find(&labels[i..]) {
+                self.len = at;
+                return self.put(&(0xC000 | p).to_be_bytes());
+            }
+            self.point_to(at, end);
+            at += 1 + l.len();
+        }
+        self.put(&[0])
+    }
+
+    /// Where the question name's labels end.
+    fn question_end(&self) -> usize {
+        let mut pos = HEADER;
+        while let Some(&len) = self.out.get(pos).filter(|&&l| l != 0) {
+            pos += 1 + usize::from(len);
+        }
+        pos
+    }
+
+    /// Lets later names point at `pos`, as hickory does: while the name
+    /// ends before offset 0x3FFF and there is room.
+    fn point_to(&mut self, pos: usize, name_end: usize) {
+        if name_end < 0x3FFF && self.pointables < POINTABLE {
+            self.pointable[self.pointables] = pos as u16;
+            self.pointables += 1;
+        }
+    }
+
+    /// The first pointable place whose name is `labels`, byte for byte.
+    fn find(&self, labels: &[&[u8]]) -> Option<u16> {
+        self.pointable[..self.pointables]
+            .iter()
+            .copied()
+            .find(|&p| self.name_at(usize::from(p), labels))
+    }
+
+    /// Whether the name written at `pos` (following pointers) is `labels`.
+    fn name_at(&self, mut pos: usize, labels: &[&[u8]]) -> bool {
+        let mut hops = 0;
+        let mut want = labels.iter();
+        loop {
+            let Some(&len) = self.out.get(pos) else {
+                return false;
+            };
+            if len & 0xC0 == 0xC0 {
+                hops += 1;
+                let Some(&low) = self.out.get(pos + 1) else {
+                    return false;
+                };
+                pos = usize::from(len & 0x3F) << 8 | usize::from(low);
+                if hops > MAX_LABELS {
+                    return false;
+                }
+                continue;
+            }
+            let len = usize::from(len);
+            match want.next() {
+                None => return len == 0,
+                Some(l) if l.len() == len && self.out.get(pos + 1..pos + 1 + len) == Some(l) => {
+                    pos += 1 + len;
+                }
+                Some(_) => return false,
+            }
+        }
+    }
+
+    /// Fills in the RDLENGTH at `at` for the data written since.
+    fn patch_len(&mut self, at: usize) -> Option<()> {
+        let len = u16::try_from(self.len - at - 2).ok()?;
+        self.out[at..at + 2].copy_from_slice(&len.to_be_bytes());
         Some(())
     }
 
-    /// One resource record of class IN.
-    fn rr(&mut self, owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8]) -> Option<()> {
-        self.put(owner)?;
-        self.put(&rtype.to_be_bytes())?;
-        self.put(&CLASS_IN.to_be_bytes())?;
-        self.put(&ttl.to_be_bytes())?;
-        self.put(&(rdata.len() as u16).to_be_bytes())?;
-        self.put(rdata)
+    /// The zone's SOA (SPEC §3): owner the apex, MNAME `ns.<apex>`, RNAME
+    /// `hostmaster.<apex>`, the TTL its minimum (RFC 2308 §3).
+    fn soa(&mut self, soa: &Soa<'_>) -> Option<()> {
+        self.name(soa.apex)?;
+        self.fixed(rtype::SOA, soa.minimum)?;
+        let rdlength_at = self.len;
+        self.put(&[0, 0])?;
+        self.prefixed(crate::resolve::NS_LABEL, soa.apex)?;
+        self.prefixed("hostmaster", soa.apex)?;
+        for v in [
+            soa.serial,
+            soa.refresh as u32,
+            soa.retry as u32,
+            soa.expire as u32,
+            soa.minimum,
+        ] {
+            self.put(&v.to_be_bytes())?;
+        }
+        self.patch_len(rdlength_at)
+    }
+
+    /// The name `label.apex`.
+    fn prefixed(&mut self, label: &str, apex: &str) -> Option<()> {
+        let mut labels = [&[][..]; MAX_LABELS];
+        labels[0] = label.as_bytes();
+        let mut n = 1;
+        for l in apex.split('.').filter(|l| !l.is_empty()) {
+            *labels.get_mut(n)? = l.as_bytes();
+            n += 1;
+        }
+        self.labels(&labels[..n])
+    }
+
+    /// Our OPT record (if the query had one), and the length, if the answer
+    /// fits `limit`. The OPT announces `limit`, carries the upper bits of
+    /// an extended rcode, and echoes DO (RFC 3225 §3).
+    fn finish(&mut self, q: &Query, rcode: u16, limit: u16) -> Option<usize> {
+        if let Some(edns) = q.edns {
+            self.put(&[0])?;
+            self.put(&rtype::OPT.to_be_bytes())?;
+            self.put(&limit.to_be_bytes())?;
+            let dnssec = if edns.dnssec_ok { DO_BIT } else { 0 };
+            self.put(&[(rcode >> 4) as u8, 0, dnssec, 0, 0, 0])?;
+        }
+        (self.len <= usize::from(limit)).then_some(self.len)
     }
 }
 
@@ -472,9 +676,9 @@ mod tests {
     fn answer(m: &Message, local: &Local<'_>) -> Message {
         let bytes = m.to_vec().unwrap();
         let q = parse_query(&bytes).expect("plain query");
-        let limit = udp_limit(&q, 1232);
+        let limit = udp_limit(q.edns, 1232);
         let mut out = [0u8; 2048];
-        let n = write_local(&bytes, &q, &[], local, limit as u16, limit, &mut out).unwrap();
+        let n = write_local(&bytes, &q, &[], local, limit, &mut out).unwrap();
         Message::from_vec(&out[..n]).unwrap()
     }
 
@@ -546,7 +750,7 @@ mod tests {
             let RData::SOA(s) = &a.data else {
                 panic!("{a:?}")
             };
-            assert_eq!(s.mname.to_ascii().to_lowercase(), "api.azureml.ms.");
+            assert_eq!(s.mname.to_ascii().to_lowercase(), "ns.api.azureml.ms.");
             assert_eq!(
                 s.rname.to_ascii().to_lowercase(),
                 "hostmaster.api.azureml.ms."
@@ -576,7 +780,7 @@ mod tests {
             v6: &[],
             ttl: 10,
         };
-        let n = write_local(&m, &q, &chain, &local, 512, 512, &mut out).unwrap();
+        let n = write_local(&m, &q, &chain, &local, 512, &mut out).unwrap();
         let r = Message::from_vec(&out[..n]).unwrap();
         let lines: Vec<String> = r
             .answers
@@ -599,7 +803,9 @@ mod tests {
             expire: 1,
             minimum: 1,
         };
-        assert!(write_local(&m, &q, &chain, &Local::NoData(soa), 512, 512, &mut out).is_none());
+        let n = write_local(&m, &q, &chain, &Local::NoData(soa), 512, &mut out).unwrap();
+        let r = Message::from_vec(&out[..n]).unwrap();
+        assert_eq!((r.answers.len(), r.authorities.len()), (2, 1));
     }
 
     #[test]
@@ -658,7 +864,7 @@ mod tests {
         m[rdlength_at..].copy_from_slice(&12u16.to_be_bytes());
         // A client cookie (RFC 7873): code 10, 8 bytes.
         m.extend([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(parse_query(&m).unwrap().edns_payload, Some(1232));
+        assert_eq!(parse_query(&m).unwrap().edns.map(|e| e.payload), Some(1232));
     }
 
     #[test]
@@ -666,15 +872,15 @@ mod tests {
         let v4: Vec<Ipv4Addr> = (0..40).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
         let m = query("a.example.", RecordType::A, None).to_vec().unwrap();
         let q = parse_query(&m).unwrap();
-        assert_eq!(udp_limit(&q, 1232), 512);
+        assert_eq!(udp_limit(q.edns, 1232), 512);
         let mut out = [0u8; 2048];
         let local = Local::Addrs {
             v4: &v4,
             v6: &[],
             ttl: 1,
         };
-        assert!(write_local(&m, &q, &[], &local, 512, 512, &mut out).is_none());
-        assert!(write_local(&m, &q, &[], &local, 1232, 1232, &mut out).is_some());
+        assert!(write_local(&m, &q, &[], &local, 512, &mut out).is_none());
+        assert!(write_local(&m, &q, &[], &local, 1232, &mut out).is_some());
     }
 
     /// A question whose name points into the header (found by fuzzing:
@@ -729,7 +935,7 @@ mod tests {
             .unwrap();
         let q = parse_query(&m).unwrap();
         let mut out = [0u8; 2048];
-        let len = write_cached(&m, &q, &records, 10, 1232, 1232, &mut out).unwrap();
+        let len = write_cached(&m, &q, &records, 10, 1232, &mut out).unwrap();
         let got = Message::from_vec(&out[..len]).unwrap();
         assert_eq!(got.metadata.id, 0xBEEF);
         assert_eq!(got.metadata.message_type, MessageType::Response);
@@ -745,6 +951,6 @@ mod tests {
         assert_eq!(got.authorities[0].ttl, 0);
         assert_eq!(got.edns.as_ref().map(|e| e.max_payload()), Some(1232));
         // Past the limit: left to the general path (TC=1).
-        assert!(write_cached(&m, &q, &records, 0, 1232, 40, &mut out).is_none());
+        assert!(write_cached(&m, &q, &records, 0, 40, &mut out).is_none());
     }
 }

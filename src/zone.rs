@@ -548,6 +548,15 @@ impl ZoneTable {
         Some(&self.nodes[i as usize])
     }
 
+    /// `name` itself when it is the apex of a `privatelink.*` zone the
+    /// table holds names in (SPEC §3: amldns is that zone's authority).
+    pub fn private_apex(&self, name: &str) -> Option<&str> {
+        self.apexes
+            .iter()
+            .map(|a| &**a)
+            .find(|a| *a == name && a.starts_with("privatelink."))
+    }
+
     /// True when `name` is a local name (wildcard matches included).
     pub fn contains(&self, name: &str) -> bool {
         self.entry(name).is_some()
@@ -688,6 +697,12 @@ pub struct NameKey {
 impl fmt::Debug for NameKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("NameKey").field(&self.as_str()).finish()
+    }
+}
+
+impl AsRef<str> for NameKey {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
 }
 

@@ -342,3 +342,111 @@ fn mutated_packets_never_stop_it() {
         srv.stop().await;
     });
 }
+
+/// Issue 12, item 5: clients outside `allow` are turned away before they
+/// count against `tcp_connections`, so a flood of them never closes the
+/// connection of a client that is allowed. Each is told REFUSED for its
+/// first query (counted) and closed.
+#[test]
+fn tcp_outsiders_never_evict_insiders() {
+    one_at_a_time(1, async {
+        let up = StandIn::zone().await;
+        let cap = 4;
+        let cfg = format!(
+            "[server]\nallow = [\"127.0.0.1/32\"]\ntcp_connections = {cap}\n\
+             tcp_idle_timeout_ms = 10000\n[metrics]\nlisten = \"127.0.0.1:0\"\n\
+             [upstream]\nservers = [\"{}\"]\n{}",
+            up.addr,
+            workspace("public", "")
+        );
+        let srv = start(&cfg).await;
+        let outsider: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        // An allowed client, connected and idle before the flood.
+        let mut insider = TcpStream::connect(srv.addr).await.unwrap();
+        tcp_exchange(&mut insider, &query_msg(WS, RecordType::A, None)).await;
+        let mut held = Vec::new();
+        for _ in 0..5 * cap {
+            held.push(tcp_connect_from(outsider, srv.addr).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let m = scrape(&srv).await;
+        assert_eq!(metric(&m, "amldns_tcp_connections", &[]), 1.0, "{m}");
+        let r = tcp_exchange(&mut insider, &query_msg(WS, RecordType::A, None)).await;
+        assert_eq!(addrs(&r), vec!["10.1.0.5"], "the insider is still served");
+
+        // An outsider's query: REFUSED, then the connection closes.
+        let mut s = tcp_connect_from(outsider, srv.addr).await;
+        let q = query_msg(WS, RecordType::A, None);
+        write_frame(&mut s, &q.to_vec().unwrap()).await.unwrap();
+        let bytes = tokio::time::timeout(IO_TIMEOUT, read_frame(&mut s))
+            .await
+            .expect("REFUSED in time")
+            .unwrap();
+        let r = Message::from_vec(&bytes).unwrap();
+        assert_eq!(r.metadata.id, q.metadata.id);
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+        assert!(closed(&mut s, Duration::from_secs(2)).await);
+        let m = scrape(&srv).await;
+        assert_eq!(
+            metric(
+                &m,
+                "amldns_queries_total",
+                &[("protocol", "tcp"), ("outcome", "refused")]
+            ),
+            1.0
+        );
+        assert!(up.seen().is_empty());
+        // Those that never sent a query are closed within a second or so.
+        for s in &mut held {
+            assert!(
+                closed(s, Duration::from_secs(3)).await,
+                "an outsider held on"
+            );
+        }
+        srv.stop().await;
+    });
+}
+
+/// Issue 12, item 5: a length prefix larger than any query closes the
+/// connection at once, without waiting for (or holding) the 64 KiB it
+/// promises; queries up to the bound are answered.
+#[test]
+fn an_oversized_tcp_length_closes_at_once() {
+    one_at_a_time(1, async {
+        let up = StandIn::zone().await;
+        let cfg = format!(
+            "[server]\nallow = [\"127.0.0.1/32\"]\ntcp_idle_timeout_ms = 10000\n\
+             [upstream]\nservers = [\"{}\"]\n{}",
+            up.addr,
+            workspace("public", "")
+        );
+        let srv = start(&cfg).await;
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        tcp_exchange(&mut s, &query_msg(WS, RecordType::A, None)).await;
+        let too_long = u16::try_from(amldns::wire::MAX_QUERY + 1).unwrap();
+        s.write_all(&too_long.to_be_bytes()).await.unwrap();
+        s.write_all(&[0u8; 100]).await.unwrap();
+        let t = Instant::now();
+        assert!(closed(&mut s, Duration::from_secs(2)).await, "still open");
+        eprintln!("closed {:?} after the length prefix", t.elapsed());
+
+        // A query padded to the bound (RFC 7830 padding in its OPT) is read.
+        let mut q = query_msg(WS, RecordType::A, Some(1232)).to_vec().unwrap();
+        let pad = amldns::wire::MAX_QUERY - q.len() - 4;
+        let rdlen = u16::from_be_bytes([q[q.len() - 2], q[q.len() - 1]]);
+        assert_eq!(rdlen, 0, "the OPT record ends the query, with no options");
+        let at = q.len() - 2;
+        q[at..].copy_from_slice(&(pad as u16 + 4).to_be_bytes());
+        q.extend_from_slice(&12u16.to_be_bytes());
+        q.extend_from_slice(&(pad as u16).to_be_bytes());
+        q.resize(amldns::wire::MAX_QUERY, 0);
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        write_frame(&mut s, &q).await.unwrap();
+        let bytes = tokio::time::timeout(IO_TIMEOUT, read_frame(&mut s))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert_eq!(addrs(&Message::from_vec(&bytes).unwrap()), vec!["10.1.0.5"]);
+        srv.stop().await;
+    });
+}

@@ -341,10 +341,14 @@ async fn dnssec_records_reach_only_clients_that_set_do() {
         for dnssec_ok in [first_do, !first_do, first_do, !first_do] {
             let q = query_dnssec(name, RecordType::A, dnssec_ok, false);
             let want = if dnssec_ok { &signed } else { &unsigned };
-            let r = udp_exchange(srv.addr, &q).await;
-            assert_eq!(&types(&r.answers), want, "{name}, DO {dnssec_ok}, UDP");
-            let r = tcp_exchange(&mut tcp, &q).await;
-            assert_eq!(&types(&r.answers), want, "{name}, DO {dnssec_ok}, TCP");
+            for (how, r) in [
+                ("UDP", udp_exchange(srv.addr, &q).await),
+                ("TCP", tcp_exchange(&mut tcp, &q).await),
+            ] {
+                assert_eq!(&types(&r.answers), want, "{name}, DO {dnssec_ok}, {how}");
+                let echoed = r.edns.map(|e| e.flags().dnssec_ok);
+                assert_eq!(echoed, Some(dnssec_ok), "DO echoed, {how}");
+            }
         }
         assert_eq!(
             signer.asked(name),

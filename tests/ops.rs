@@ -3,11 +3,14 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use amldns::metrics::*;
-use amldns::reload::WatchMode;
+use amldns::reload::{DEBOUNCE, DEBOUNCE_MAX, WatchMode};
+use amldns::server::Listeners;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -194,7 +197,7 @@ async fn health_readiness_and_routes() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["generation"], 1);
-    assert!(v["last_reload_error"].is_null());
+    assert!(v["reason"].is_null());
     assert_eq!(http_request(srv.http(), "GET", "/readyz").await.0, 200);
     assert_eq!(http_request(srv.http(), "GET", "/nope").await.0, 404);
     assert_eq!(http_request(srv.http(), "GET", "/reload").await.0, 405);
@@ -232,14 +235,23 @@ async fn broken_reload_keeps_serving_and_fixing_recovers() {
             vec!["10.9.0.1"],
             "old table serves"
         );
-        let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
+        // Degraded, not down: 200, so that a liveness probe does not
+        // restart a server that serves its last good table.
+        let (status, health) = http_request(srv.http(), "GET", "/healthz").await;
+        assert_eq!(status, 200);
         let v: serde_json::Value = serde_json::from_str(&health).unwrap();
-        let err = v["last_reload_error"].as_str().unwrap();
+        assert_eq!(v["status"], "degraded", "{health}");
+        let err = v["problems"]["reload"].as_str().unwrap();
         assert!(
             err.starts_with(&srv.config_path.display().to_string()),
             "located: {err}"
         );
         assert!(err.contains(needle), "{err}");
+        let reason = v["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("the last reload failed: ") && reason.ends_with(err),
+            "{reason}"
+        );
         assert_eq!(v["generation"], 1);
         let m = scrape(&srv).await;
         assert_eq!(
@@ -257,7 +269,9 @@ async fn broken_reload_keeps_serving_and_fixing_recovers() {
     assert_eq!((status, body.trim()), (200, "{\"generation\":2}"));
     assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.2"]);
     let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
-    assert!(health.contains("\"last_reload_error\":null"), "{health}");
+    let v: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(v["status"], "ok", "{health}");
+    assert!(v["reason"].is_null() && v["problems"].is_null(), "{health}");
     let m = scrape(&srv).await;
     assert_eq!(metric(&m, TABLE_GENERATION, &[]), 2.0);
     assert_eq!(metric(&m, RELOADS_TOTAL, &[("result", "success")]), 2.0);
@@ -414,7 +428,7 @@ async fn watched(mode: WatchMode) {
     std::fs::write(&srv.config_path, good.replace("10.9.0.1", "10.9.0.4")).unwrap();
     wait_for_answer(&srv, "ws.corp.example", "10.9.0.4", within).await;
     let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
-    assert!(health.contains("\"last_reload_error\":null"), "{health}");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
 
     // A burst of writes compiles once (debounced), well under one per write.
     let m = scrape(&srv).await;
@@ -675,5 +689,111 @@ async fn http_connections_are_bounded() {
     drop(idle);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(http_request(srv.http(), "GET", "/healthz").await.0, 200);
+    srv.stop().await;
+}
+
+/// Issue 12, item 5: `POST /reload` only from `[metrics] control_allow`
+/// (loopback by default, which the other tests rely on); anyone else gets
+/// 403 and nothing is reloaded, while reading stays open to them.
+#[tokio::test]
+async fn reload_is_refused_outside_control_allow() {
+    let up = StandIn::zone().await;
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    let text = one_name(up.addr, "10.9.0.1").replace(
+        metrics,
+        &format!("{metrics}control_allow = [\"10.0.0.0/8\", \"::1/128\"]\n"),
+    );
+    let srv = start(&text).await;
+    std::fs::write(&srv.config_path, text.replace("10.9.0.1", "10.9.0.2")).unwrap();
+    let (status, body) = http_request(srv.http(), "POST", "/reload").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("control_allow"), "{body}");
+    // Every POST is a control request (a cache flush will be one too).
+    assert_eq!(http_request(srv.http(), "POST", "/flush").await.0, 403);
+    assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.1"]);
+    assert_eq!(http_request(srv.http(), "GET", "/healthz").await.0, 200);
+    let m = scrape(&srv).await;
+    assert_eq!(metric(&m, TABLE_GENERATION, &[]), 1.0);
+    assert_eq!(metric(&m, RELOADS_TOTAL, &[]), 1.0, "only the first load");
+    srv.stop().await;
+}
+
+/// Issue 12, item 5: `listen = ["0.0.0.0:P", "[::]:P"]` binds (the IPv6
+/// sockets are IPv6-only, so they do not claim the IPv4 port too), and the
+/// IPv6 one answers over UDP and TCP. The wildcard sockets receive nothing
+/// from outside: only [::1] is asked.
+#[tokio::test]
+async fn ipv4_and_ipv6_wildcards_share_a_port() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    let up = StandIn::zone().await;
+    let v4 = Listeners::bind(&["0.0.0.0:0".parse().unwrap()], None)
+        .await
+        .unwrap();
+    let port = v4.dns_addrs()[0].port();
+    let v6: SocketAddr = format!("[::]:{port}").parse().unwrap();
+    let listeners = Listeners::bind(&[v6], None)
+        .await
+        .unwrap_or_else(|e| panic!("[::]:{port} beside 0.0.0.0:{port}: {e}"));
+    let text = format!(
+        "[server]\nallow = [\"::1/128\"]\n[upstream]\nservers = [\"{}\"]\n\
+         [[record]]\nname = \"ws.corp.example\"\na = [\"10.9.0.1\"]\n",
+        up.addr
+    );
+    let srv = start_on(&text, listeners).await;
+    let to: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let q = query_msg("ws.corp.example", RecordType::A, None);
+    let bytes = udp_raw_from(
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+        to,
+        &q.to_vec().unwrap(),
+        IO_TIMEOUT,
+    )
+    .await
+    .expect("an answer over IPv6 UDP");
+    assert_eq!(addrs(&Message::from_vec(&bytes).unwrap()), vec!["10.9.0.1"]);
+    let mut s = TcpStream::connect(to).await.unwrap();
+    assert_eq!(addrs(&tcp_exchange(&mut s, &q).await), vec!["10.9.0.1"]);
+    srv.stop().await;
+    drop(v4);
+}
+
+/// Issue 12, item 5: a folder written more often than the debounce (every
+/// 100 ms, against 250) is never quiet, and still reloads within
+/// DEBOUNCE_MAX of the first write.
+#[tokio::test]
+async fn a_folder_never_quiet_still_reloads() {
+    assert!(Duration::from_millis(100) < DEBOUNCE);
+    let up = StandIn::zone().await;
+    let srv = start_with(&one_name(up.addr, "10.9.0.1"), &[], WatchMode::Notify).await;
+    assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.1"]);
+    let next = std::fs::read_to_string(&srv.config_path)
+        .unwrap()
+        .replace("10.9.0.1", "10.9.0.2");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (path, stop) = (srv.config_path.clone(), stop.clone());
+        async move {
+            let tmp = path.with_extension("tmp");
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                // Renamed over the config, so that every read sees a whole file.
+                std::fs::write(&tmp, format!("{next}# write {i}\n")).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            i
+        }
+    });
+    let t = Instant::now();
+    let within = DEBOUNCE_MAX + Duration::from_secs(2);
+    wait_for_answer(&srv, "ws.corp.example", "10.9.0.2", within).await;
+    let took = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.await.unwrap();
+    eprintln!("reloaded {took:?} after the first of {writes} writes");
     srv.stop().await;
 }

@@ -24,13 +24,18 @@ struct Process {
 
 impl Process {
     fn start(config_text: &str) -> Self {
+        Self::start_as(config_text, "json")
+    }
+
+    /// With `--log-format format`; stderr is a pipe, as under systemd or Docker.
+    fn start_as(config_text: &str, format: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("amldns.toml");
         std::fs::write(&config, config_text).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_amldns"))
             .args([
                 "--log-format",
-                "json",
+                format,
                 "serve",
                 "--watch",
                 "off",
@@ -60,9 +65,17 @@ impl Process {
             config,
         };
         let started = p.wait_for_line("amldns serving");
-        let v: serde_json::Value = serde_json::from_str(&started).unwrap();
-        let listen = v["listen"].as_str().unwrap().trim_matches(['[', ']']);
-        p.addr = listen.parse().unwrap();
+        let listen = match serde_json::from_str::<serde_json::Value>(&started) {
+            Ok(v) => v["listen"].as_str().unwrap().to_string(),
+            Err(_) => started
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("listen="))
+                .unwrap()
+                .to_string(),
+        };
+        p.addr = listen
+            .parse()
+            .unwrap_or_else(|e| panic!("listen {listen:?}: {e}"));
         p
     }
 
@@ -213,12 +226,9 @@ async fn json_logs_and_the_query_log() {
     assert_eq!(start["level"], "INFO");
     assert_eq!(start["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(start["names"], 1);
-    assert!(
-        start["upstreams"]
-            .as_str()
-            .unwrap()
-            .contains(&up.addr.to_string())
-    );
+    assert_eq!(start["upstreams"], up.addr.to_string());
+    assert_eq!(start["metrics"], "off");
+    assert_eq!(start["watch"], "off");
 
     udp_query(p.addr, "ws.corp.example", RecordType::A).await;
     udp_query(p.addr, "nope.example.com", RecordType::AAAA).await;
@@ -243,4 +253,35 @@ async fn json_logs_and_the_query_log() {
             .iter()
             .any(|l| l.contains("hickory_server"))
     );
+}
+
+/// Issue 12, item 7: text logs written to a pipe (journald, `docker logs`)
+/// carry no colour codes, and values read as an operator writes them:
+/// `listen=127.0.0.1:5358`, not `"[127.0.0.1:5358]"` or `Some(…)`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_to_a_pipe_are_plain() {
+    let up = StandIn::zone().await;
+    let text = format!(
+        "[metrics]\nlisten = \"127.0.0.1:0\"\n{}",
+        config(up.addr, "10.9.0.1", "")
+    );
+    let p = Process::start_as(&text, "text");
+    let line = p.wait_for_line("amldns serving");
+    assert!(line.contains(&format!("listen={}", p.addr)), "{line}");
+    assert!(line.contains(&format!("upstreams={}", up.addr)), "{line}");
+    assert!(line.contains("metrics=127.0.0.1:"), "{line}");
+    assert!(line.contains("watch=off"), "{line}");
+    assert_eq!(
+        addrs(&udp_query(p.addr, "ws.corp.example", RecordType::A).await),
+        vec!["10.9.0.1"]
+    );
+    // A warning and an error as well: the broken file on SIGHUP.
+    std::fs::write(&p.config, "[upstream]\ntimeout_ms = \"soon\"\n").unwrap();
+    p.signal("HUP");
+    p.wait_for_line("reload failed");
+    let lines = p.lines.lock().unwrap().clone();
+    for l in &lines {
+        assert!(!l.contains('\x1b'), "a colour code in {l:?}");
+        assert!(!l.contains("Some("), "a Debug value in {l:?}");
+    }
 }

@@ -1,6 +1,8 @@
 #!/bin/bash
 # The image's HEALTHCHECK: GET /healthz on amldns's metrics listener, with
 # nothing but bash (its /dev/tcp), so the runtime image needs no curl.
+# "degraded" (a failed reload; the last good table serves) is still 200 and
+# healthy here: restarting would not fix the config.
 # Usage: healthcheck.sh [PORT]   (default 9153, the image's [metrics] listen)
 set -eu
 port="${1:-9153}"

@@ -18,9 +18,9 @@ use tokio::io::unix::AsyncFd;
 /// small enough that the buffers stay in cache (32 × 4 KiB).
 const BATCH: usize = 32;
 
-/// RFC 1035 §4.2.1 / RFC 6891: queries are small; a larger datagram is
-/// read whole up to this and then fails to parse (FORMERR).
-const RECV_BUFFER: usize = 4096;
+/// The largest query read (the same over TCP); a longer datagram reads as
+/// empty and is dropped.
+const RECV_BUFFER: usize = crate::wire::MAX_QUERY;
 /// Our answers are at most 1232 bytes (the EDNS cap); room to spare.
 const SEND_BUFFER: usize = 2048;
 
@@ -76,15 +76,24 @@ impl Default for Outbox {
 }
 
 impl Outbox {
-    /// The buffer the next answer is written into; there is always one,
-    /// since at most [`BATCH`] datagrams come in per receive.
+    /// The buffer the next answer is written into: one per datagram of a
+    /// receive ([`BATCH`] at most), empty once all are queued.
     pub fn next(&mut self) -> &mut [u8] {
-        &mut self.bufs[self.queued.len()]
+        match self.bufs.get_mut(self.queued.len()) {
+            Some(buf) => buf,
+            None => &mut [],
+        }
     }
 
-    /// Queues the `len` bytes written into [`Outbox::next`] for `dst`.
-    pub fn push(&mut self, len: usize, dst: SocketAddr) {
+    /// Queues the `len` bytes written into [`Outbox::next`] for `dst`;
+    /// `false` (nothing queued) for a length past that buffer, which would
+    /// send memory beyond it, or when every buffer is queued already.
+    pub fn push(&mut self, len: usize, dst: SocketAddr) -> bool {
+        if len > SEND_BUFFER || self.queued.len() >= BATCH {
+            return false;
+        }
         self.queued.push((len, dst));
+        true
     }
 
     /// Sends every queued answer, waiting for room in the socket's buffer.
@@ -383,6 +392,34 @@ mod tests {
             lens.extend((0..n).map(|i| inbox.get(i).0.len()));
         }
         assert_eq!(lens, vec![0, 12]);
+    }
+
+    /// A length past the buffer, or past the last buffer, is refused, not
+    /// sent (reading memory beyond the buffer) or a panic; the rest go.
+    #[tokio::test]
+    async fn push_refuses_what_the_buffers_do_not_hold() {
+        let server = server();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let dst = client.local_addr().unwrap();
+        let mut outbox = Outbox::default();
+        assert!(!outbox.push(SEND_BUFFER + 1, dst));
+        assert!(!outbox.push(usize::MAX, dst));
+        outbox.next()[..3].copy_from_slice(b"one");
+        assert!(outbox.push(3, dst));
+        for _ in 1..BATCH {
+            assert!(outbox.push(SEND_BUFFER, dst));
+        }
+        assert!(outbox.next().is_empty(), "no buffer left");
+        assert!(!outbox.push(1, dst));
+        outbox.flush(&server).await;
+        let mut buf = vec![0u8; 65536];
+        let lens: Vec<usize> = (0..BATCH).map(|_| client.recv(&mut buf).unwrap()).collect();
+        assert_eq!(lens[0], 3);
+        assert!(lens[1..].iter().all(|&n| n == SEND_BUFFER));
+        assert!(client.recv(&mut buf).is_err(), "nothing more");
     }
 
     /// A receive with nothing queued waits for the next datagram.

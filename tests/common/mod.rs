@@ -624,6 +624,54 @@ pub async fn alive(addr: SocketAddr) -> bool {
     false
 }
 
+// ---- issue 12, helper C: sockets, the control ACL, logs ------------------------
+
+/// Starts amldns with `config_text` (written to a temp folder) on sockets the
+/// test bound itself, e.g. wildcard or IPv6 addresses.
+pub async fn start_on(config_text: &str, listeners: Listeners) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("amldns.toml");
+    std::fs::write(&config_path, config_text).unwrap();
+    let config = config::load(&config_path).unwrap_or_else(|e| panic!("config: {e}"));
+    let (addr, http) = (listeners.dns_addrs()[0], listeners.http_addr());
+    let (tx, rx) = oneshot::channel();
+    let options = Options {
+        watch: WatchMode::Off,
+        sighup: None,
+    };
+    let task = tokio::spawn(async move {
+        server::run(config, listeners, options, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Running {
+        addr,
+        http,
+        dir: dir.path().to_path_buf(),
+        config_path,
+        _tmp: Some(dir),
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// A TCP connection to `to` from `from` (e.g. 127.0.0.2, another loopback
+/// address, to stand for a client outside `allow`).
+pub async fn tcp_connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
+    let s = match from {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .unwrap();
+    s.bind(SocketAddr::new(from, 0)).unwrap();
+    tokio::time::timeout(IO_TIMEOUT, s.connect(to))
+        .await
+        .expect("connected in time")
+        .unwrap()
+}
+
 // ---- issue 12, the upstream path and DNSSEC transparency (helper A) ----------
 
 /// A local name for configs that only test forwarding: every config must

@@ -1,0 +1,341 @@
+//! The general path's reading and writing of DNS messages, with
+//! hickory-proto: any query the fast path ([`crate::wire`]) leaves, over UDP
+//! and TCP, and the answers [`crate::resolve::plan`] decides for it, or the
+//! forwarder brings. What to answer is never decided here: [`Response`] is
+//! built from a plan (or a forwarded reply), and [`encode`] writes it,
+//! sending TC=1 in its place when it does not fit the client's size.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA};
+use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+use crate::metrics::Transport;
+use crate::resolve::{ApexAnswer, Asked, AskedEdns, NS_LABEL, Plan, Policy, Question};
+use crate::wire;
+use crate::zone::{End, NameKey, ZoneTable};
+
+/// Reads a query; `None` for one answered FORMERR: it does not parse, or a
+/// question points into the header (see
+/// [`wire::question_points_into_header`]).
+pub fn parse(msg: &[u8]) -> Option<Message> {
+    if wire::question_points_into_header(msg) {
+        return None;
+    }
+    Message::from_vec(msg).ok()
+}
+
+/// The question's name as the table keys it, when there is one question.
+pub fn key_of(query: &Message) -> Option<NameKey> {
+    match query.queries.as_slice() {
+        [q] => NameKey::from_labels(q.name().iter()),
+        _ => None,
+    }
+}
+
+/// `query` as the resolution step reads it; `key` from [`key_of`].
+pub fn asked<'a>(
+    query: &Message,
+    key: Option<&'a NameKey>,
+    client: IpAddr,
+    transport: Transport,
+) -> Asked<'a> {
+    Asked {
+        client,
+        transport,
+        opcode: u8::from(query.metadata.op_code),
+        question: match query.queries.as_slice() {
+            [q] => Some(Question {
+                name: key,
+                qtype: u16::from(q.query_type()),
+                qclass: u16::from(q.query_class()),
+            }),
+            _ => None,
+        },
+        edns: query.edns.as_ref().map(|e| AskedEdns {
+            version: e.version(),
+            payload: e.max_payload(),
+            dnssec_ok: e.flags().dnssec_ok,
+        }),
+    }
+}
+
+/// An answer ready to encode.
+#[derive(Debug)]
+pub struct Response {
+    pub rcode: u16,
+    pub authoritative: bool,
+    pub recursion_available: bool,
+    pub truncated: bool,
+    pub answers: Vec<Record>,
+    pub authorities: Vec<Record>,
+    pub additionals: Vec<Record>,
+}
+
+impl Response {
+    /// No records: an error, a refusal, or TC=1.
+    pub fn bare(rcode: u16, recursion_available: bool, truncated: bool) -> Self {
+        Response {
+            rcode,
+            authoritative: false,
+            recursion_available,
+            truncated,
+            answers: Vec::new(),
+            authorities: Vec::new(),
+            additionals: Vec::new(),
+        }
+    }
+
+    /// Records, with NOERROR unless said otherwise.
+    pub fn records(authoritative: bool, answers: Vec<Record>, authorities: Vec<Record>) -> Self {
+        Response {
+            rcode: 0,
+            authoritative,
+            recursion_available: true,
+            truncated: false,
+            answers,
+            authorities,
+            additionals: Vec::new(),
+        }
+    }
+}
+
+/// The response to a plan that needs no upstream (not [`Plan::Forward`],
+/// nor a local chain that leaves the table). `qname` is the question's name
+/// as asked.
+pub fn respond(plan: &Plan<'_>, qname: &Name, table: &ZoneTable, policy: &Policy) -> Response {
+    match plan {
+        Plan::Bare {
+            rcode,
+            recursion_available,
+            ..
+        } => Response::bare(*rcode, *recursion_available, false),
+        Plan::Truncated => Response::bare(0, true, true),
+        Plan::Local(answer) => {
+            let mut answers = Vec::new();
+            let mut owner = qname.clone();
+            let authorities = local_records(answer, table, &mut owner, &mut answers);
+            Response::records(true, answers, authorities)
+        }
+        Plan::Apex { apex, answer } => apex_records(apex, *answer, qname, table, policy),
+        // The general path asks upstream for these.
+        Plan::Forward => Response::bare(0, true, false),
+    }
+}
+
+/// Appends a local answer's chain and addresses to `answers`, starting at
+/// `owner` and leaving it at the chain's last name; the authority records
+/// (the SOA of a NODATA) are returned.
+pub fn local_records(
+    answer: &crate::zone::Answer<'_>,
+    table: &ZoneTable,
+    owner: &mut Name,
+    answers: &mut Vec<Record>,
+) -> Vec<Record> {
+    for &(target, ttl) in &answer.chain {
+        let target = name_of(target);
+        answers.push(Record::from_rdata(
+            owner.clone(),
+            ttl,
+            RData::CNAME(CNAME(target.clone())),
+        ));
+        *owner = target;
+    }
+    match answer.end {
+        End::Addrs { v4, v6, ttl } => {
+            answers.extend(
+                v4.iter()
+                    .map(|a| Record::from_rdata(owner.clone(), ttl, RData::A(A(*a)))),
+            );
+            answers.extend(
+                v6.iter()
+                    .map(|a| Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*a)))),
+            );
+            Vec::new()
+        }
+        End::NoData { apex } => vec![soa(table, apex)],
+        End::Chain | End::Forward(_) => Vec::new(),
+    }
+}
+
+fn apex_records(
+    apex: &str,
+    answer: ApexAnswer,
+    qname: &Name,
+    table: &ZoneTable,
+    policy: &Policy,
+) -> Response {
+    let ns_name = prefixed(NS_LABEL, apex);
+    let ttl = table.soa(apex).minimum;
+    let ns = || Record::from_rdata(name_of(apex), ttl, RData::NS(NS(ns_name.clone())));
+    let addrs = |v6: bool| -> Vec<Record> {
+        policy
+            .ns_addrs
+            .iter()
+            .filter(|a| a.is_ipv6() == v6)
+            .map(|a| {
+                let data = match a {
+                    IpAddr::V4(v4) => RData::A(A(*v4)),
+                    IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
+                };
+                Record::from_rdata(ns_name.clone(), ttl, data)
+            })
+            .collect()
+    };
+    let glue = || {
+        let mut g = addrs(false);
+        g.extend(addrs(true));
+        g
+    };
+    let nodata = || Response::records(true, Vec::new(), vec![soa(table, apex)]);
+    let mut r = match answer {
+        ApexAnswer::Soa => Response::records(true, vec![soa(table, apex)], Vec::new()),
+        ApexAnswer::Ns => Response::records(true, vec![ns()], Vec::new()),
+        ApexAnswer::Any => Response::records(true, vec![soa(table, apex), ns()], Vec::new()),
+        ApexAnswer::NsAddrs { v6 } => {
+            let found = addrs(v6)
+                .into_iter()
+                .map(|mut r| {
+                    r.name = qname.clone();
+                    r
+                })
+                .collect::<Vec<_>>();
+            if found.is_empty() {
+                nodata()
+            } else {
+                Response::records(true, found, Vec::new())
+            }
+        }
+        ApexAnswer::NoData => nodata(),
+    };
+    if matches!(answer, ApexAnswer::Ns | ApexAnswer::Any) {
+        r.additionals = glue();
+    }
+    // The apex as asked owns what is at the apex.
+    if matches!(answer, ApexAnswer::Soa | ApexAnswer::Ns | ApexAnswer::Any) {
+        for rec in &mut r.answers {
+            rec.name = qname.clone();
+        }
+    }
+    r
+}
+
+/// A zone-table name as a DNS name.
+pub fn name_of(s: &str) -> Name {
+    // Table names are validated domain names; the root is a safe fallback.
+    let mut n = Name::from_ascii(s).unwrap_or_else(|_| Name::root());
+    n.set_fqdn(true);
+    n
+}
+
+/// `label.apex` as a DNS name.
+fn prefixed(label: &str, apex: &str) -> Name {
+    Name::from_ascii(label)
+        .and_then(|l| l.append_domain(&name_of(apex)))
+        .unwrap_or_else(|_| name_of(apex))
+}
+
+/// The SOA of a local zone (SPEC §3): owned by the apex, MNAME `ns.<apex>`,
+/// RNAME `hostmaster.<apex>`, serial = the table's generation, TTL =
+/// minimum = the negative TTL.
+pub fn soa(table: &ZoneTable, apex: &str) -> Record {
+    let soa = table.soa(apex);
+    Record::from_rdata(
+        name_of(apex),
+        soa.minimum,
+        RData::SOA(SOA::new(
+            prefixed(NS_LABEL, apex),
+            prefixed("hostmaster", apex),
+            soa.serial,
+            soa.refresh,
+            soa.retry,
+            soa.expire,
+            soa.minimum,
+        )),
+    )
+}
+
+/// The UDP payload size our OPT announces to `query`: what its OPT says
+/// (512 without one), never above `cap` (RFC 6891 §6.2.5, DNS Flag Day
+/// 2020). Over UDP it is also the most the answer may take.
+pub fn payload(query: &Message, cap: u16) -> u16 {
+    wire::udp_limit(
+        query.edns.as_ref().map(|e| AskedEdns {
+            version: e.version(),
+            payload: e.max_payload(),
+            dnssec_ok: e.flags().dnssec_ok,
+        }),
+        cap,
+    )
+}
+
+/// Writes `response` to `query`: the question echoed as asked, RD and CD
+/// copied, our OPT when the query had one (announcing the UDP size
+/// `payload`, echoing DO: RFC 6891 §6.1.1, RFC 3225 §3). When it does not
+/// fit `limit`, the same header with TC=1 and no records, so that the
+/// client asks again over TCP (RFC 1035 §4.2.1; hickory would instead fill
+/// the packet and drop the OPT record that must follow, RFC 6891 §7).
+pub fn encode(query: &Message, response: &Response, payload: u16, limit: u16) -> Vec<u8> {
+    let full = emit(query, response, payload, limit, false);
+    match full {
+        Some(bytes) => bytes,
+        None => emit(query, response, payload, limit, true).unwrap_or_default(),
+    }
+}
+
+fn emit(
+    query: &Message,
+    r: &Response,
+    payload: u16,
+    limit: u16,
+    truncate: bool,
+) -> Option<Vec<u8>> {
+    let mut metadata = Metadata::new(
+        query.metadata.id,
+        MessageType::Response,
+        query.metadata.op_code,
+    );
+    metadata.recursion_desired = query.metadata.recursion_desired;
+    metadata.checking_disabled = query.metadata.checking_disabled;
+    metadata.authoritative = r.authoritative;
+    metadata.recursion_available = r.recursion_available;
+    metadata.truncation = r.truncated || truncate;
+    let rcode: ResponseCode = r.rcode.into();
+    metadata.response_code = rcode;
+    let mut m = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+    m.metadata = metadata;
+    m.queries = query.queries.clone();
+    if !truncate {
+        m.answers = r.answers.clone();
+        m.authorities = r.authorities.clone();
+        m.additionals = r.additionals.clone();
+    }
+    if let Some(asked) = &query.edns {
+        let mut e = Edns::new();
+        e.set_max_payload(payload);
+        e.set_version(0);
+        e.set_dnssec_ok(asked.flags().dnssec_ok);
+        m.set_edns(e);
+    }
+    let mut buf = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut buf);
+    encoder.set_max_size(limit);
+    let fits = m.emit(&mut encoder).is_ok() && buf.len() <= usize::from(limit);
+    // A message hickory cut (it sets TC itself) did not fit either.
+    let cut = buf.get(2).is_some_and(|b| b & 0x02 != 0) && !metadata.truncation;
+    (fits && !cut).then_some(buf)
+}
+
+/// The answer to a query whose header reads but whose body does not
+/// (FORMERR, RFC 1035 §4.1.1), or to a client outside `allow` (REFUSED):
+/// the query's ID, QR, its opcode, the rcode. `head` is the query's first
+/// four bytes.
+pub fn bare_header(head: [u8; 4], rcode: u16) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out[..2].copy_from_slice(&head[..2]);
+    out[2] = 0x80 | (head[2] & 0x78);
+    out[3] = (rcode & 0x0F) as u8;
+    out
+}

@@ -1,0 +1,485 @@
+//! The one place that decides what a query is answered with (SPEC §3): a
+//! question, read by either parser, and the table in force go in; a
+//! [`Plan`] comes out, which says everything an encoder needs to write the
+//! answer. Both encoders ([`crate::wire`] for the hot cases, [`crate::codec`]
+//! for the rest) write plans and decide nothing themselves; the only thing
+//! left to the general path is the asking upstream that [`Plan::Forward`]
+//! and a chain leaving the table call for, and [`enters_table`] says what
+//! to do with what comes back.
+//!
+//! Pure: no I/O, no clock, no allocation but a chain's list.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::metrics::{Outcome, Transport};
+use crate::zone::{self, Lookup, NameKey, QType, ZoneTable};
+
+/// RFC 1035 §4.1.1 response codes the plans use.
+pub mod rcode {
+    pub const NOERROR: u16 = 0;
+    pub const FORMERR: u16 = 1;
+    pub const SERVFAIL: u16 = 2;
+    pub const NOTIMP: u16 = 4;
+    pub const REFUSED: u16 = 5;
+    /// RFC 6891 §6.1.3: an extended rcode (its upper bits travel in OPT).
+    pub const BADVERS: u16 = 16;
+}
+
+/// Record types the plans look at (RFC 1035 §3.2.2, RFC 6895).
+pub mod rtype {
+    pub const A: u16 = 1;
+    pub const NS: u16 = 2;
+    pub const CNAME: u16 = 5;
+    pub const SOA: u16 = 6;
+    pub const AAAA: u16 = 28;
+    pub const OPT: u16 = 41;
+    pub const DS: u16 = 43;
+    pub const IXFR: u16 = 251;
+    pub const AXFR: u16 = 252;
+    pub const TSIG: u16 = 250;
+    pub const ANY: u16 = 255;
+}
+
+const CLASS_IN: u16 = 1;
+
+/// The label of amldns's own name server name at a private-link apex:
+/// `ns.<apex>`, the NS target and the SOA MNAME.
+pub const NS_LABEL: &str = "ns";
+
+/// What the plan needs to know of a query, from either parser.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub client: IpAddr,
+    pub transport: Transport,
+    pub opcode: u8,
+    /// The question, when there is exactly one (QDCOUNT = 1).
+    pub question: Option<Question<'a>>,
+    /// The query's OPT record, if it had one.
+    pub edns: Option<AskedEdns>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'a> {
+    /// The name as the table keys it; `None` for a name no table entry can
+    /// have (a label with a dot in it, say): such a name is never local.
+    pub name: Option<&'a NameKey>,
+    pub qtype: u16,
+    pub qclass: u16,
+}
+
+/// The client's EDNS(0) record (RFC 6891 §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AskedEdns {
+    pub version: u8,
+    pub payload: u16,
+    /// DO (RFC 3225): echoed in our OPT, and passed upstream.
+    pub dnssec_ok: bool,
+}
+
+/// Who may ask, and what amldns says of itself at private-link apexes:
+/// read per query from the snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// `[server] allow`.
+    pub allow: Vec<IpNet>,
+    /// The addresses of `ns.<apex>` (its listen addresses that a client can
+    /// reach: not the wildcard ones). Empty: the name has none.
+    pub ns_addrs: Vec<IpAddr>,
+}
+
+impl Policy {
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        // A v4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
+        let ip = ip.to_canonical();
+        self.allow.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// What to answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan<'t> {
+    /// No records: an error, or a refusal. The question and (when asked
+    /// with one) our OPT are echoed.
+    Bare {
+        rcode: u16,
+        outcome: Outcome,
+        /// RA: amldns recurses for its clients, but says nothing about
+        /// recursion for an opcode it does not implement (RFC 8906 §8.2.4).
+        recursion_available: bool,
+    },
+    /// TC=1 and nothing else: ask again over TCP (RFC 8482 §4.4 for ANY).
+    Truncated,
+    /// From the table, authoritatively: a CNAME chain inside the table,
+    /// then how it ends. `End::Forward` leaves the table: the general path
+    /// asks upstream for the rest.
+    Local(zone::Answer<'t>),
+    /// At a private-link zone apex, or its `ns.` name (SPEC §3).
+    Apex { apex: &'t str, answer: ApexAnswer },
+    /// Not ours: ask upstream (the cache first).
+    Forward,
+}
+
+/// What is answered at a private-link apex `Z` (or at `ns.Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApexAnswer {
+    /// `Z SOA`.
+    Soa,
+    /// `Z NS ns.Z`, with the addresses of `ns.Z` as glue.
+    Ns,
+    /// `Z ANY`: the SOA and the NS.
+    Any,
+    /// `ns.Z A` or `AAAA`: its addresses of that family (NODATA if none).
+    NsAddrs { v6: bool },
+    /// Any other type: NODATA with the SOA.
+    NoData,
+}
+
+impl Plan<'_> {
+    fn bare(rcode: u16, outcome: Outcome) -> Self {
+        Plan::Bare {
+            rcode,
+            outcome,
+            recursion_available: true,
+        }
+    }
+
+    /// The outcome a query answered by this plan counts as, where the plan
+    /// alone decides it.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Plan::Bare { outcome, .. } => *outcome,
+            Plan::Truncated => Outcome::Truncated,
+            Plan::Local(_) | Plan::Apex { .. } => Outcome::Local,
+            Plan::Forward => Outcome::Forwarded,
+        }
+    }
+}
+
+/// The table's view of a record type.
+pub fn zone_qtype(qtype: u16) -> QType {
+    match qtype {
+        rtype::A => QType::A,
+        rtype::AAAA => QType::Aaaa,
+        rtype::CNAME => QType::Cname,
+        rtype::ANY => QType::Any,
+        _ => QType::Other,
+    }
+}
+
+/// Decides what `asked` is answered with. `stopping`: a graceful stop has
+/// begun, and new queries are refused so that stubs move on at once.
+pub fn plan<'t>(
+    table: &'t ZoneTable,
+    policy: &Policy,
+    asked: &Asked<'_>,
+    stopping: bool,
+) -> Plan<'t> {
+    if stopping || !policy.allows(asked.client) {
+        return Plan::bare(rcode::REFUSED, Outcome::Refused);
+    }
+    // RFC 1035 §4.1.1; flags as Unbound and RFC 8906 §8.2.4 expect.
+    if asked.opcode != 0 {
+        return Plan::Bare {
+            rcode: rcode::NOTIMP,
+            outcome: Outcome::Error,
+            recursion_available: false,
+        };
+    }
+    if asked.edns.is_some_and(|e| e.version > 0) {
+        return Plan::bare(rcode::BADVERS, Outcome::Error);
+    }
+    let Some(q) = asked.question else {
+        return Plan::bare(rcode::FORMERR, Outcome::Error);
+    };
+    if q.qclass != CLASS_IN {
+        return Plan::bare(rcode::REFUSED, Outcome::Refused);
+    }
+    match q.qtype {
+        // No zone transfers: the table is not a zone to copy.
+        rtype::AXFR | rtype::IXFR => return Plan::bare(rcode::REFUSED, Outcome::Refused),
+        // Meta types are not questions (RFC 6895 §3.1).
+        rtype::OPT | rtype::TSIG => return Plan::bare(rcode::FORMERR, Outcome::Error),
+        _ => {}
+    }
+    let local = q.name.map_or(Lookup::NotLocal, |k| {
+        table.lookup(k.as_str(), zone_qtype(q.qtype))
+    });
+    match local {
+        Lookup::Local(answer) => Plan::Local(answer),
+        Lookup::NotLocal => {
+            if let Some(plan) = q.name.and_then(|k| at_apex(table, k.as_str(), q.qtype)) {
+                return plan;
+            }
+            // RFC 8482 §4.4: ANY over UDP is the amplifier's favourite; a
+            // local name answers its addresses (a small subset), anything
+            // else gets TC=1 and is asked again over TCP, where no source
+            // is forged.
+            if q.qtype == rtype::ANY && asked.transport == Transport::Udp {
+                return Plan::Truncated;
+            }
+            Plan::Forward
+        }
+    }
+}
+
+/// SPEC §3: amldns is the authority of every `privatelink.*` zone the table
+/// holds names in, as Azure's linked private DNS zone is: it answers the
+/// apex's SOA and NS, and the address of the name server it names. DS
+/// belongs to the parent side of the cut (RFC 4035 §3.1.4.1): forwarded.
+fn at_apex<'t>(table: &'t ZoneTable, name: &str, qtype: u16) -> Option<Plan<'t>> {
+    // Every private-link apex starts so; most forwarded names stop here.
+    if !(name.starts_with("privatelink.") || name.starts_with("ns.privatelink.")) {
+        return None;
+    }
+    if let Some(apex) = table.private_apex(name) {
+        let answer = match qtype {
+            rtype::SOA => ApexAnswer::Soa,
+            rtype::NS => ApexAnswer::Ns,
+            rtype::ANY => ApexAnswer::Any,
+            rtype::DS => return None,
+            _ => ApexAnswer::NoData,
+        };
+        return Some(Plan::Apex { apex, answer });
+    }
+    let apex = table.private_apex(name.strip_prefix("ns.")?)?;
+    let answer = match qtype {
+        rtype::A => ApexAnswer::NsAddrs { v6: false },
+        rtype::AAAA => ApexAnswer::NsAddrs { v6: true },
+        _ => ApexAnswer::NoData,
+    };
+    Some(Plan::Apex { apex, answer })
+}
+
+/// SPEC §3: a forwarded answer whose CNAME chain reaches a name the table
+/// holds is cut there and completed from the table, as Azure's resolver
+/// does for a linked private DNS zone. The index of the CNAME record whose
+/// target is local, if any; `targets` are the CNAME targets of the answer
+/// in order (lower-case, no final dot). A CNAME question is answered by the
+/// CNAME itself (RFC 1034 §4.3.2 step 3a): nothing to complete then.
+pub fn enters_table<K: AsRef<str>>(
+    table: &ZoneTable,
+    qtype: u16,
+    mut targets: impl Iterator<Item = Option<K>>,
+) -> Option<usize> {
+    if qtype == rtype::CNAME {
+        return None;
+    }
+    targets.position(|t| t.is_some_and(|t| table.contains(t.as_ref())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::End;
+
+    fn table() -> ZoneTable {
+        let text = "[upstream]\nservers = [\"127.0.0.1:53\"]\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
+             [[record]]\nname = \"alias.corp.example\"\ncname = \"st.privatelink.blob.core.windows.net\"\n";
+        let c = crate::config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        ZoneTable::compile(&c, 1).unwrap()
+    }
+
+    fn key(s: &str) -> NameKey {
+        NameKey::from_labels(s.split('.').map(str::as_bytes)).unwrap()
+    }
+
+    fn asked<'a>(name: &'a NameKey, qtype: u16) -> Asked<'a> {
+        Asked {
+            client: "127.0.0.1".parse().unwrap(),
+            transport: Transport::Udp,
+            opcode: 0,
+            question: Some(Question {
+                name: Some(name),
+                qtype,
+                qclass: CLASS_IN,
+            }),
+            edns: None,
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+            ns_addrs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn checks_come_before_the_table() {
+        let t = table();
+        let p = policy();
+        let n = key("st.privatelink.blob.core.windows.net");
+        let base = asked(&n, rtype::A);
+        let bare = |rcode, outcome, ra| Plan::Bare {
+            rcode,
+            outcome,
+            recursion_available: ra,
+        };
+        let cases: Vec<(&str, Asked, bool, Plan)> = vec![
+            (
+                "stopping",
+                base,
+                true,
+                bare(rcode::REFUSED, Outcome::Refused, true),
+            ),
+            (
+                "outside allow",
+                Asked {
+                    client: "192.0.2.1".parse().unwrap(),
+                    ..base
+                },
+                false,
+                bare(rcode::REFUSED, Outcome::Refused, true),
+            ),
+            (
+                "opcode 15",
+                Asked { opcode: 15, ..base },
+                false,
+                bare(rcode::NOTIMP, Outcome::Error, false),
+            ),
+            (
+                "EDNS version 1",
+                Asked {
+                    edns: Some(AskedEdns {
+                        version: 1,
+                        payload: 1232,
+                        dnssec_ok: false,
+                    }),
+                    ..base
+                },
+                false,
+                bare(rcode::BADVERS, Outcome::Error, true),
+            ),
+            (
+                "no question",
+                Asked {
+                    question: None,
+                    ..base
+                },
+                false,
+                bare(rcode::FORMERR, Outcome::Error, true),
+            ),
+            (
+                "class CH",
+                Asked {
+                    question: Some(Question {
+                        qclass: 3,
+                        ..base.question.unwrap()
+                    }),
+                    ..base
+                },
+                false,
+                bare(rcode::REFUSED, Outcome::Refused, true),
+            ),
+            (
+                "AXFR",
+                asked(&n, rtype::AXFR),
+                false,
+                bare(rcode::REFUSED, Outcome::Refused, true),
+            ),
+            (
+                "OPT as a question",
+                asked(&n, rtype::OPT),
+                false,
+                bare(rcode::FORMERR, Outcome::Error, true),
+            ),
+        ];
+        for (what, a, stopping, want) in cases {
+            assert_eq!(plan(&t, &p, &a, stopping), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn local_names_any_and_forwarding() {
+        let t = table();
+        let p = policy();
+        let st = key("st.privatelink.blob.core.windows.net");
+        let Plan::Local(a) = plan(&t, &p, &asked(&st, rtype::A), false) else {
+            panic!()
+        };
+        assert!(matches!(a.end, End::Addrs { .. }));
+        let Plan::Local(a) = plan(&t, &p, &asked(&st, rtype::AAAA), false) else {
+            panic!()
+        };
+        assert!(matches!(a.end, End::NoData { .. }));
+        // ANY over UDP: a local name answers, anything else is sent to TCP.
+        assert!(matches!(
+            plan(&t, &p, &asked(&st, rtype::ANY), false),
+            Plan::Local(_)
+        ));
+        let www = key("www.example.com");
+        assert_eq!(
+            plan(&t, &p, &asked(&www, rtype::ANY), false),
+            Plan::Truncated
+        );
+        let tcp = Asked {
+            transport: Transport::Tcp,
+            ..asked(&www, rtype::ANY)
+        };
+        assert_eq!(plan(&t, &p, &tcp, false), Plan::Forward);
+        assert_eq!(plan(&t, &p, &asked(&www, rtype::A), false), Plan::Forward);
+        assert_eq!(Plan::Truncated.outcome(), Outcome::Truncated);
+    }
+
+    #[test]
+    fn private_link_apexes_are_ours_public_ones_are_not() {
+        let t = table();
+        let p = policy();
+        let case = |name: &str, qtype| {
+            let k = key(name);
+            match plan(&t, &p, &asked(&k, qtype), false) {
+                Plan::Apex { apex, answer } => Some((apex.to_string(), answer)),
+                Plan::Forward => None,
+                other => panic!("{name}: {other:?}"),
+            }
+        };
+        let apex = "privatelink.blob.core.windows.net".to_string();
+        assert_eq!(
+            case("privatelink.blob.core.windows.net", rtype::SOA),
+            Some((apex.clone(), ApexAnswer::Soa))
+        );
+        assert_eq!(
+            case("PrivateLink.blob.core.windows.net", rtype::NS),
+            Some((apex.clone(), ApexAnswer::Ns))
+        );
+        assert_eq!(
+            case("privatelink.blob.core.windows.net", 16),
+            Some((apex.clone(), ApexAnswer::NoData))
+        );
+        assert_eq!(case("privatelink.blob.core.windows.net", rtype::DS), None);
+        assert_eq!(
+            case("ns.privatelink.blob.core.windows.net", rtype::A),
+            Some((apex.clone(), ApexAnswer::NsAddrs { v6: false }))
+        );
+        assert_eq!(
+            case("ns.privatelink.blob.core.windows.net", rtype::AAAA),
+            Some((apex, ApexAnswer::NsAddrs { v6: true }))
+        );
+        // A zone the table holds nothing in, a public apex, another name
+        // under the private zone: forwarded.
+        assert_eq!(case("privatelink.vaultcore.azure.net", rtype::SOA), None);
+        assert_eq!(case("blob.core.windows.net", rtype::SOA), None);
+        assert_eq!(
+            case("other.privatelink.blob.core.windows.net", rtype::A),
+            None
+        );
+    }
+
+    #[test]
+    fn forwarded_chains_enter_the_table_where_it_holds_the_target() {
+        let t = table();
+        let targets = [
+            Some("x.example.com"),
+            Some("st.privatelink.blob.core.windows.net"),
+        ];
+        assert_eq!(enters_table(&t, rtype::A, targets.into_iter()), Some(1));
+        assert_eq!(enters_table(&t, rtype::CNAME, targets.into_iter()), None);
+        assert_eq!(
+            enters_table(&t, rtype::A, [Some("x.example.com")].into_iter()),
+            None
+        );
+    }
+}

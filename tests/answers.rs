@@ -1,0 +1,242 @@
+//! What amldns answers where the resolution step decides something of its
+//! own (SPEC §3), over real sockets: private-link zone apexes, opcodes it
+//! does not implement, DO echoed, ANY over UDP, outsiders on the fast path.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+
+use common::*;
+
+/// A workspace in `cname` mode (so the table holds names in
+/// `privatelink.api.azureml.ms`), a record in a second private zone, and
+/// the listen address the apex's NS points at.
+fn config(upstream: std::net::SocketAddr, rest: &str) -> String {
+    with_metrics(
+        upstream,
+        &format!(
+            "[zone]\nanswer = \"cname\"\n{}[[record]]\nname = \"st.privatelink.blob.core.windows.net\"\n\
+             a = [\"10.1.0.9\"]\n{rest}",
+            workspace("public", "")
+        ),
+    )
+}
+
+fn soa_of(r: &hickory_proto::rr::Record) -> String {
+    match &r.data {
+        RData::SOA(s) => format!(
+            "{} {} {} {} {}",
+            r.name.to_ascii().to_lowercase(),
+            s.mname.to_ascii().to_lowercase(),
+            s.rname.to_ascii().to_lowercase(),
+            s.serial,
+            s.minimum
+        ),
+        other => panic!("not an SOA: {other:?}"),
+    }
+}
+
+/// SPEC §3: SOA and NS at the apex of every private-link zone the table
+/// holds names in, authoritatively and with the SOA negative answers carry;
+/// the NS name's address; DS, other names under the zone and public apexes
+/// still forwarded.
+#[tokio::test]
+async fn private_link_apexes_are_answered_authoritatively() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "")).await;
+    let apex = "privatelink.api.azureml.ms";
+    let soa = udp_query(srv.addr, apex, RecordType::SOA).await;
+    assert!(soa.metadata.authoritative, "AA=1");
+    assert_eq!(soa.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(soa.answers.len(), 1);
+    let nodata = udp_query(
+        srv.addr,
+        &format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"),
+        RecordType::AAAA,
+    )
+    .await;
+    assert_eq!(
+        soa_of(&soa.answers[0]),
+        soa_of(&nodata.authorities[0]),
+        "the apex's SOA is the one negative answers carry"
+    );
+    assert_eq!(
+        soa_of(&soa.answers[0]),
+        format!("{apex}. ns.{apex}. hostmaster.{apex}. 1 60")
+    );
+
+    for q in [
+        query_msg(apex, RecordType::NS, Some(1232)),
+        query_msg(&apex.to_uppercase(), RecordType::NS, None),
+    ] {
+        let ns = udp_exchange(srv.addr, &q).await;
+        assert!(ns.metadata.authoritative);
+        assert_eq!(answer_lines(&ns), vec![format!("{apex} NS ns.{apex}.")]);
+        assert_eq!(
+            ns.answers[0].name.to_ascii().trim_end_matches('.'),
+            q.queries[0].name().to_ascii(),
+            "the owner as asked"
+        );
+        // The config listens on 0.0.0.0 (the default): no usable address.
+        assert!(ns.additionals.is_empty());
+    }
+    let ns_a = udp_query(srv.addr, &format!("ns.{apex}"), RecordType::A).await;
+    assert!(ns_a.metadata.authoritative && ns_a.answers.is_empty());
+    assert_eq!(soa_of(&ns_a.authorities[0]), soa_of(&soa.answers[0]));
+    let txt = udp_query(srv.addr, apex, RecordType::TXT).await;
+    assert!(txt.metadata.authoritative && txt.answers.is_empty());
+
+    // The second private zone is ours too; public apexes, DS and other
+    // names are not.
+    let blob = udp_query(
+        srv.addr,
+        "privatelink.blob.core.windows.net",
+        RecordType::SOA,
+    )
+    .await;
+    assert!(blob.metadata.authoritative);
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+    for (name, qtype) in [
+        (apex, RecordType::DS),
+        ("api.azureml.ms", RecordType::SOA),
+        ("other.privatelink.api.azureml.ms", RecordType::A),
+        ("privatelink.vaultcore.azure.net", RecordType::SOA),
+    ] {
+        let r = udp_query(srv.addr, name, qtype).await;
+        assert!(!r.metadata.authoritative, "{name} {qtype} is forwarded");
+    }
+    assert_eq!(up.seen().len(), 4);
+    srv.stop().await;
+}
+
+/// The NS name's address is amldns's listen address, when it has one.
+#[tokio::test]
+async fn the_apex_ns_has_the_listen_address_as_glue() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "").replace(
+        "[server]\n",
+        "[server]\nlisten = [\"127.0.0.1:53\", \"[::]:53\"]\n",
+    ))
+    .await;
+    let apex = "privatelink.api.azureml.ms";
+    let ns = udp_query(srv.addr, apex, RecordType::NS).await;
+    let glue: Vec<String> = ns
+        .additionals
+        .iter()
+        .map(|r| format!("{} {}", r.name.to_ascii(), r.data))
+        .collect();
+    assert_eq!(glue, vec![format!("ns.{apex}. 127.0.0.1")]);
+    let a = udp_query(srv.addr, &format!("NS.{apex}"), RecordType::A).await;
+    assert_eq!(addrs(&a), vec!["127.0.0.1"]);
+    srv.stop().await;
+}
+
+/// RFC 8906 §8.2.4: an unknown opcode gets NOTIMP with RD as asked, no RA,
+/// no AA, nothing in the answer.
+#[tokio::test]
+async fn unknown_opcodes_get_notimp_without_ra() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "")).await;
+    for (rd, edns) in [(false, None), (true, Some(1232))] {
+        let mut q = query_msg("privatelink.api.azureml.ms", RecordType::SOA, edns);
+        q.metadata.op_code = OpCode::from_u8(15);
+        q.metadata.recursion_desired = rd;
+        let r = udp_exchange(srv.addr, &q).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
+        assert_eq!(u8::from(r.metadata.op_code), 15);
+        assert!(!r.metadata.recursion_available, "no RA");
+        assert!(!r.metadata.authoritative && !r.metadata.truncation);
+        assert_eq!(r.metadata.recursion_desired, rd, "RD as asked");
+        assert!(r.answers.is_empty() && r.authorities.is_empty());
+        assert_eq!(r.edns.is_some(), edns.is_some());
+    }
+    assert!(up.seen().is_empty());
+    srv.stop().await;
+}
+
+/// RFC 3225 §3: DO comes back in the OPT of a query that set it, on both
+/// paths (UDP's fast writer, TCP's general encoder), and not otherwise.
+#[tokio::test]
+async fn do_is_echoed_in_the_opt_record() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "")).await;
+    let api = format!("{GUID}.workspace.eastus.api.azureml.ms");
+    let mut tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    for (name, qtype) in [
+        (api.as_str(), RecordType::A),
+        (api.as_str(), RecordType::TXT),
+        ("privatelink.api.azureml.ms", RecordType::SOA),
+    ] {
+        for dnssec_ok in [false, true] {
+            let mut q = query_msg(name, qtype, Some(1232));
+            q.edns.as_mut().unwrap().set_dnssec_ok(dnssec_ok);
+            for r in [
+                udp_exchange(srv.addr, &q).await,
+                tcp_exchange(&mut tcp, &q).await,
+            ] {
+                let opt = r.edns.expect("OPT echoed");
+                assert_eq!(opt.flags().dnssec_ok, dnssec_ok, "{name} {qtype}");
+                assert!(r.metadata.authoritative);
+            }
+        }
+    }
+    srv.stop().await;
+}
+
+/// RFC 8482 §4.4: ANY over UDP for a name that is not local is TC=1 at
+/// once, counted as its own outcome; over TCP it is forwarded.
+#[tokio::test]
+async fn any_over_udp_is_truncated_and_counted_so() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "")).await;
+    let r = udp_query(srv.addr, "www.example.com", RecordType::ANY).await;
+    assert!(r.metadata.truncation && r.answers.is_empty());
+    let text = scrape(&srv).await;
+    let labels = [
+        ("protocol", "udp"),
+        ("qtype", "ANY"),
+        ("outcome", "truncated"),
+    ];
+    assert_eq!(metric(&text, "amldns_queries_total", &labels), 1.0);
+    let refused = [
+        ("protocol", "udp"),
+        ("qtype", "ANY"),
+        ("outcome", "refused"),
+    ];
+    assert_eq!(metric(&text, "amldns_queries_total", &refused), 0.0);
+    assert!(up.seen().is_empty(), "not asked upstream over UDP");
+    srv.stop().await;
+}
+
+/// A client outside `allow` gets REFUSED with its question echoed, from the
+/// fast path (no task is spawned for it), counted as refused.
+#[tokio::test]
+async fn outsiders_are_refused_with_their_question() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "")).await;
+    let q = query_msg(
+        &format!("{GUID}.workspace.EastUS.api.azureml.ms"),
+        RecordType::A,
+        Some(1232),
+    );
+    // 127.0.0.2 is loopback, but not in allow = ["127.0.0.1/32"].
+    let other = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let bytes = udp_raw_from(other, srv.addr, &q.to_vec().unwrap(), IO_TIMEOUT)
+        .await
+        .unwrap();
+    let r = Message::from_vec(&bytes).unwrap();
+    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(
+        r.queries[0].name().to_ascii().trim_end_matches('.'),
+        q.queries[0].name().to_ascii(),
+        "the question as asked"
+    );
+    assert!(r.answers.is_empty() && r.edns.is_some());
+    let text = scrape(&srv).await;
+    let labels = [("protocol", "udp"), ("qtype", "A"), ("outcome", "refused")];
+    assert_eq!(metric(&text, "amldns_queries_total", &labels), 1.0);
+    srv.stop().await;
+}
