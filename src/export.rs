@@ -586,7 +586,7 @@ mod tests {
                 Format::Bind,
                 vec![
                     "$ORIGIN amldns.rpz.".into(),
-                    "@\t60\tIN\tSOA\tlocalhost. hostmaster.localhost. 3 3600 600 86400 60".into(),
+                    "@\t60\tIN\tSOA\tlocalhost. hostmaster.localhost. 3 3600 300 2419200 60".into(),
                     format!("{api}\t60\tIN\tA\t10.1.0.5"),
                     "*.eastus.instances.azureml.ms\t60\tIN\tA\t10.1.0.5".into(),
                     "st.privatelink.blob.core.windows.net\t60\tIN\tAAAA\tfd00::9".into(),

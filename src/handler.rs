@@ -202,11 +202,13 @@ impl Handler {
                 let len = wire::write_local(msg, &q, &answer.chain, &local, limit, out)?;
                 (len, rcode::NOERROR)
             }
-            Plan::Apex { .. } => return None,
-            Plan::Forward => cached(&snap, msg, &q, limit, out)?,
+            // Under a zone amldns owns, a cached negative answer is made
+            // amldns's own: the general path's.
+            Plan::Apex { .. } | Plan::Forward { zone: Some(_) } => return None,
+            Plan::Forward { zone: None } => cached(&snap, msg, &q, limit, out)?,
         };
         let outcome = match plan {
-            Plan::Forward => {
+            Plan::Forward { .. } => {
                 self.metrics.cache_hits.inc();
                 Outcome::Cached
             }
@@ -371,11 +373,11 @@ async fn respond(snap: &Snapshot, query: &Message, plan: &Plan<'_>) -> (Outcome,
         checking_disabled: query.metadata.checking_disabled,
     };
     match plan {
-        Plan::Forward
-        | Plan::Local(crate::zone::Answer {
+        Plan::Forward { zone } => forward(snap, q.name(), q.query_type(), *zone, dnssec).await,
+        Plan::Local(crate::zone::Answer {
             end: End::Forward(_),
             ..
-        }) => forward(snap, q.name(), q.query_type(), dnssec).await,
+        }) => forward(snap, q.name(), q.query_type(), None, dnssec).await,
         _ => (
             plan.outcome(),
             codec::respond(plan, q.name(), &snap.table, &snap.policy),
@@ -414,10 +416,13 @@ fn cached(
 /// Answers `qname`/`qtype` where the plan sends it upstream: a local chain
 /// that leaves the table is completed upstream, and an upstream chain that
 /// reaches a local name is cut there and completed from the table (SPEC §3).
+/// `zone`: the private-link zone amldns owns that `qname` is under, whose
+/// authority a negative answer comes from.
 async fn forward(
     snap: &Snapshot,
     qname: &Name,
     qtype: RecordType,
+    zone: Option<&str>,
     dnssec: Dnssec,
 ) -> (Outcome, Response) {
     let deadline = Instant::now() + QUERY_DEADLINE;
@@ -482,10 +487,21 @@ async fn forward(
                 answers.extend(reply.answers.into_iter().take(i + 1));
             }
             None => {
+                let rcode = u16::from(reply.rcode);
+                let outcome = outcome.unwrap_or(Outcome::Forwarded);
+                if let Some(apex) = zone
+                    && hop == 0
+                    && resolve::is_negative(rcode, reply.answers.len())
+                {
+                    let mut own =
+                        Response::records(true, Vec::new(), vec![codec::soa(table, apex)]);
+                    own.rcode = rcode;
+                    return (outcome, own);
+                }
                 answers.extend(reply.answers);
                 let mut response = Response::records(authoritative, answers, reply.authorities);
-                response.rcode = u16::from(reply.rcode);
-                return (outcome.unwrap_or(Outcome::Forwarded), response);
+                response.rcode = rcode;
+                return (outcome, response);
             }
         }
     }

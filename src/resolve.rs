@@ -117,8 +117,11 @@ pub enum Plan<'t> {
     Local(zone::Answer<'t>),
     /// At a private-link zone apex, or its `ns.` name (SPEC §3).
     Apex { apex: &'t str, answer: ApexAnswer },
-    /// Not ours: ask upstream (the cache first).
-    Forward,
+    /// Not ours: ask upstream (the cache first). `zone`: the name is under
+    /// a private-link apex amldns is the authority of; a negative answer
+    /// from upstream is then amldns's own (AA=1, that zone's SOA), as an
+    /// authoritative server falling back to the internet answers.
+    Forward { zone: Option<&'t str> },
 }
 
 /// What is answered at a private-link apex `Z` (or at `ns.Z`).
@@ -152,7 +155,7 @@ impl Plan<'_> {
             Plan::Bare { outcome, .. } => *outcome,
             Plan::Truncated => Outcome::Truncated,
             Plan::Local(_) | Plan::Apex { .. } => Outcome::Local,
-            Plan::Forward => Outcome::Forwarded,
+            Plan::Forward { .. } => Outcome::Forwarded,
         }
     }
 }
@@ -209,8 +212,15 @@ pub fn plan<'t>(
     match local {
         Lookup::Local(answer) => Plan::Local(answer),
         Lookup::NotLocal => {
-            if let Some(plan) = q.name.and_then(|k| at_apex(table, k.as_str(), q.qtype)) {
-                return plan;
+            let mut zone = q.name.and_then(|k| private_zone_of(table, k.as_str()));
+            if let (Some(apex), Some(k)) = (zone, q.name) {
+                if let Some(answer) = at_apex(apex, k.as_str(), q.qtype) {
+                    return Plan::Apex { apex, answer };
+                }
+                // The apex's DS is the parent zone's to say.
+                if k.as_str() == apex {
+                    zone = None;
+                }
             }
             // RFC 8482 §4.4: ANY over UDP is the amplifier's favourite; a
             // local name answers its addresses (a small subset), anything
@@ -219,37 +229,54 @@ pub fn plan<'t>(
             if q.qtype == rtype::ANY && asked.transport == Transport::Udp {
                 return Plan::Truncated;
             }
-            Plan::Forward
+            Plan::Forward { zone }
         }
     }
 }
 
-/// SPEC §3: amldns is the authority of every `privatelink.*` zone the table
-/// holds names in, as Azure's linked private DNS zone is: it answers the
-/// apex's SOA and NS, and the address of the name server it names. DS
-/// belongs to the parent side of the cut (RFC 4035 §3.1.4.1): forwarded.
-fn at_apex<'t>(table: &'t ZoneTable, name: &str, qtype: u16) -> Option<Plan<'t>> {
-    // Every private-link apex starts so; most forwarded names stop here.
-    if !(name.starts_with("privatelink.") || name.starts_with("ns.privatelink.")) {
+/// The `privatelink.*` zone apex at or above `name` that amldns is the
+/// authority of (SPEC §3: every such zone the table holds names in).
+fn private_zone_of<'t>(table: &'t ZoneTable, name: &str) -> Option<&'t str> {
+    // A private-link apex starts at a `privatelink` label; most forwarded
+    // names have none and stop here.
+    let at = name.find("privatelink.")?;
+    if at > 0 && name.as_bytes()[at - 1] != b'.' {
         return None;
     }
-    if let Some(apex) = table.private_apex(name) {
-        let answer = match qtype {
-            rtype::SOA => ApexAnswer::Soa,
-            rtype::NS => ApexAnswer::Ns,
-            rtype::ANY => ApexAnswer::Any,
-            rtype::DS => return None,
-            _ => ApexAnswer::NoData,
+    table.private_apex(&name[at..])
+}
+
+/// SPEC §3: at the apex of a private-link zone it owns, amldns answers the
+/// SOA and NS, as Azure's linked private DNS zone does, and at `ns.<apex>`
+/// the address of the name server it names. DS belongs to the parent side
+/// of the cut (RFC 4035 §3.1.4.1): forwarded. `None` for every other name
+/// under the zone.
+fn at_apex(apex: &str, name: &str, qtype: u16) -> Option<ApexAnswer> {
+    if name == apex {
+        return match qtype {
+            rtype::SOA => Some(ApexAnswer::Soa),
+            rtype::NS => Some(ApexAnswer::Ns),
+            rtype::ANY => Some(ApexAnswer::Any),
+            rtype::DS => None,
+            _ => Some(ApexAnswer::NoData),
         };
-        return Some(Plan::Apex { apex, answer });
     }
-    let apex = table.private_apex(name.strip_prefix("ns.")?)?;
-    let answer = match qtype {
+    let below = name.strip_suffix(apex)?.strip_suffix('.')?;
+    if below != NS_LABEL {
+        return None;
+    }
+    Some(match qtype {
         rtype::A => ApexAnswer::NsAddrs { v6: false },
         rtype::AAAA => ApexAnswer::NsAddrs { v6: true },
         _ => ApexAnswer::NoData,
-    };
-    Some(Plan::Apex { apex, answer })
+    })
+}
+
+/// Whether a forwarded reply for a name under a zone amldns owns says the
+/// name or the data is not there (RFC 2308 §2: NXDOMAIN, or NOERROR with
+/// no answer): amldns then answers it as that zone's authority.
+pub fn is_negative(rcode: u16, answers: usize) -> bool {
+    rcode == 3 || (rcode == rcode::NOERROR && answers == 0)
 }
 
 /// SPEC §3: a forwarded answer whose CNAME chain reaches a name the table
@@ -419,8 +446,11 @@ mod tests {
             transport: Transport::Tcp,
             ..asked(&www, rtype::ANY)
         };
-        assert_eq!(plan(&t, &p, &tcp, false), Plan::Forward);
-        assert_eq!(plan(&t, &p, &asked(&www, rtype::A), false), Plan::Forward);
+        assert_eq!(plan(&t, &p, &tcp, false), Plan::Forward { zone: None });
+        assert_eq!(
+            plan(&t, &p, &asked(&www, rtype::A), false),
+            Plan::Forward { zone: None }
+        );
         assert_eq!(Plan::Truncated.outcome(), Outcome::Truncated);
     }
 
@@ -432,7 +462,7 @@ mod tests {
             let k = key(name);
             match plan(&t, &p, &asked(&k, qtype), false) {
                 Plan::Apex { apex, answer } => Some((apex.to_string(), answer)),
-                Plan::Forward => None,
+                Plan::Forward { .. } => None,
                 other => panic!("{name}: {other:?}"),
             }
         };

@@ -487,9 +487,11 @@ impl ZoneTable {
             apex,
             // RFC 1982 serials are 32-bit and wrap.
             serial: self.generation as u32,
+            // Azure Private DNS zones' own timers; an expire under a week
+            // is what zone checkers warn of (RFC 1912 §2.2).
             refresh: 3600,
-            retry: 600,
-            expire: 86_400,
+            retry: 300,
+            expire: 2_419_200,
             // The TTL of negative answers (RFC 2308 §4).
             minimum: self.negative_ttl,
         }

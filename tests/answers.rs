@@ -102,13 +102,43 @@ async fn private_link_apexes_are_answered_authoritatively() {
     for (name, qtype) in [
         (apex, RecordType::DS),
         ("api.azureml.ms", RecordType::SOA),
-        ("other.privatelink.api.azureml.ms", RecordType::A),
         ("privatelink.vaultcore.azure.net", RecordType::SOA),
     ] {
         let r = udp_query(srv.addr, name, qtype).await;
         assert!(!r.metadata.authoritative, "{name} {qtype} is forwarded");
     }
-    assert_eq!(up.seen().len(), 4);
+    assert_eq!(up.seen().len(), 3);
+    srv.stop().await;
+}
+
+/// SPEC §3: a name under a private-link zone amldns owns that the table
+/// does not hold is forwarded (Azure's "fall back to internet"); what the
+/// upstream has is passed on, and when it has nothing (NXDOMAIN, NODATA)
+/// amldns answers as the zone's authority: AA=1 and the zone's own SOA,
+/// fresh and from the cache alike, so a zone checker sees one server.
+#[tokio::test]
+async fn negative_answers_under_a_private_zone_are_its_own() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "")).await;
+    let apex = "privatelink.api.azureml.ms";
+    let soa = udp_query(srv.addr, apex, RecordType::SOA).await;
+    for _ in 0..2 {
+        let r = udp_query(srv.addr, &format!("nothere.{apex}"), RecordType::A).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        assert!(r.metadata.authoritative, "AA=1 for the zone's own NXDOMAIN");
+        assert_eq!(r.authorities.len(), 1);
+        assert_eq!(soa_of(&r.authorities[0]), soa_of(&soa.answers[0]));
+    }
+    let other = "0d5c2f4e-7a1b-4c3d-9e8f-102030405060.workspace.eastus.privatelink.api.azureml.ms";
+    let r = udp_query(srv.addr, other, RecordType::A).await;
+    assert_eq!(addrs(&r), vec!["192.0.2.40"]);
+    assert!(!r.metadata.authoritative, "public data passed on as it is");
+    let r = udp_query(srv.addr, other, RecordType::AAAA).await;
+    assert!(
+        r.metadata.authoritative && r.answers.is_empty(),
+        "NODATA: ours"
+    );
+    assert_eq!(soa_of(&r.authorities[0]), soa_of(&soa.answers[0]));
     srv.stop().await;
 }
 

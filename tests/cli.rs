@@ -180,7 +180,7 @@ fn records_in_zone_hosts_and_table_forms() {
         "{zone}"
     );
     assert!(
-        zone.contains("@\t60\tIN\tSOA\tprivatelink.api.azureml.ms. hostmaster.privatelink.api.azureml.ms. 1 3600 600 86400 60\n@\t60\tIN\tNS\tlocalhost.\n"),
+        zone.contains("@\t60\tIN\tSOA\tprivatelink.api.azureml.ms. hostmaster.privatelink.api.azureml.ms. 1 3600 300 2419200 60\n@\t60\tIN\tNS\tlocalhost.\n"),
         "{zone}"
     );
     assert!(
