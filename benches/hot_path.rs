@@ -10,7 +10,7 @@ use amldns::cache::{Cache, Key, Reply};
 use amldns::config::{self, Config};
 use amldns::handler::{Handler, InFlight, Snapshot};
 use amldns::metrics::Metrics;
-use amldns::zone::{QType, ZoneTable};
+use amldns::zone::QType;
 use amldns::{forward, wire};
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
@@ -36,7 +36,7 @@ fn api(i: usize) -> String {
 /// Lookup cost as the table grows from 13 to 130,000 names: flat is the goal.
 #[divan::bench(args = [1, 100, 10_000])]
 fn lookup(bencher: divan::Bencher, workspaces: usize) {
-    let table = ZoneTable::compile(&config(workspaces), 1).unwrap();
+    let table = config(workspaces).table(1).unwrap();
     let names: Vec<String> = (0..workspaces)
         .step_by((workspaces / 64).max(1))
         .map(api)
@@ -90,7 +90,7 @@ fn handler(workspaces: usize, cached: &[(Key, Reply)]) -> (Handler, tokio::runti
         cache.insert(key, reply);
     }
     let snapshot = Snapshot::new(
-        ZoneTable::compile(&config, 1).unwrap(),
+        config.table(1).unwrap(),
         &config,
         Arc::new(forward::Forwarder::new(
             &config.upstream,

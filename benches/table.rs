@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use amldns::config;
-use amldns::zone::ZoneTable;
 
 mod common;
 
@@ -26,7 +25,7 @@ fn parse(bencher: divan::Bencher, workspaces: usize) {
 #[divan::bench(args = SIZES)]
 fn compile(bencher: divan::Bencher, workspaces: usize) {
     let config = config::parse(Path::new("bench.toml"), &common::config_text(workspaces)).unwrap();
-    bencher.bench(|| ZoneTable::compile(divan::black_box(&config), 1).unwrap());
+    bencher.bench(|| divan::black_box(&config).table(1).unwrap());
 }
 
 /// Freeing a table, which a reload does to the one it replaces.
@@ -34,6 +33,6 @@ fn compile(bencher: divan::Bencher, workspaces: usize) {
 fn drop_table(bencher: divan::Bencher, workspaces: usize) {
     let config = config::parse(Path::new("bench.toml"), &common::config_text(workspaces)).unwrap();
     bencher
-        .with_inputs(|| ZoneTable::compile(&config, 1).unwrap())
+        .with_inputs(|| config.table(1).unwrap())
         .bench_values(drop);
 }

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
+use crate::names::NameKey;
 use crate::upstream::Dnssec;
 use crate::wire;
-use crate::zone::NameKey;
 
 /// Upper bound on how long anything is kept: a day, like Unbound's
 /// `cache-max-ttl` default; longer upstream TTLs are served capped.

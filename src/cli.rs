@@ -92,7 +92,7 @@ pub fn main() -> ExitCode {
 /// Loads and compiles, or prints the located error.
 fn load(path: &std::path::Path) -> Option<(Config, ZoneTable)> {
     let compiled = config::load(path).and_then(|c| {
-        let t = ZoneTable::compile(&c, 1)?;
+        let t = c.table(1)?;
         Ok((c, t))
     });
     match compiled {

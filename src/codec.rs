@@ -13,9 +13,10 @@ use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::metrics::Transport;
+use crate::names::NameKey;
 use crate::resolve::{ApexAnswer, Asked, AskedEdns, NS_LABEL, Plan, Policy, Question};
 use crate::wire;
-use crate::zone::{End, NameKey, ZoneTable};
+use crate::zone::{End, ZoneTable};
 
 /// Reads a query; `None` for one answered FORMERR: it does not parse, or a
 /// question points into the header (see

@@ -568,7 +568,7 @@ mod tests {
              [[record]]\nname = \"out.corp.example\"\ncname = \"www.example.com\"\n"
         );
         let c = config::parse(Path::new("t.toml"), &text).unwrap();
-        ZoneTable::compile(&c, 3).unwrap()
+        c.table(3).unwrap()
     }
 
     fn lines(text: &str) -> Vec<&str> {

@@ -25,10 +25,10 @@ use crate::config::Config;
 use crate::forward::{Dnssec, EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE};
 use crate::logging::RateLimited;
 use crate::metrics::{self, Metrics, Outcome, Transport};
-use crate::names;
+use crate::names::{self, NameKey};
 use crate::resolve::{self, Plan, Policy, rcode};
 use crate::wire;
-use crate::zone::{End, Lookup, NameKey, ZoneTable};
+use crate::zone::{End, Lookup, ZoneTable};
 
 /// At most this many upstream questions per client question: the name
 /// itself, and the targets of chains that leave and re-enter the table.
@@ -532,7 +532,7 @@ mod tests {
             cache.insert(&key, reply);
         }
         let snapshot = Snapshot::new(
-            ZoneTable::compile(&config, 1).unwrap(),
+            config.table(1).unwrap(),
             &config,
             Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone())),
         );
@@ -586,7 +586,7 @@ mod tests {
             authorities: Vec::new(),
         };
         let h = handler(
-            "[server]\nallow = [\"127.0.0.0/8\"]\n\
+            "[server]\nallow = [\"127.0.0.0/8\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n\
              [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
             &[
                 (

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::config::{Lines, Location, domain_name};
+use crate::diagnostics::{Lines, Location};
+use crate::names::domain_name;
 
 /// One name from an import file and its addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,11 +104,7 @@ pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
     let mut digest = DefaultHasher::new();
     for path in paths {
         let text = std::fs::read_to_string(&path).map_err(|e| ImportError::At {
-            at: Location {
-                file: path.clone(),
-                line: 1,
-                col: 1,
-            },
+            at: Location::start_of(&path),
             message: format!("cannot read: {e}"),
         })?;
         (&path, &text).hash(&mut digest);
@@ -134,11 +131,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<ImportedName>, ImportError> 
     let mut pairs = Ok(Vec::new());
     collect(&value, &mut pairs);
     let bad_shape = |why: &str| ImportError::At {
-        at: Location {
-            file: file.to_path_buf(),
-            line: 1,
-            col: 1,
-        },
+        at: Location::start_of(file),
         message: format!(
             "{why}: expected the output of `az network private-endpoint show` \
              (customDnsConfigs), or of `az network nic show` (ipConfigurations, or the \

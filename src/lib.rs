@@ -7,12 +7,14 @@
 //! swapped into the server behind `ArcSwap` → [`handler`] reads a snapshot
 //! per query → [`resolve`] decides the answer (a plan) → an encoder writes
 //! it ([`wire`] for the hot cases, [`codec`] for the rest), after asking
-//! [`forward`] (with its [`cache`]) where the plan says so.
+//! [`forward`] (with its [`cache`]) where the plan says so. Configuration
+//! errors and warnings, wherever found, are made of [`diagnostics`].
 
 pub mod cache;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod diagnostics;
 pub mod export;
 pub mod forward;
 pub mod forwarders;

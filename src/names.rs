@@ -2,6 +2,10 @@
 //!
 //! Pure: a validated [`Workspace`] in, a list of [`DerivedName`]s out. No I/O and
 //! no DNS library types, so the rules can be read and tested in one place.
+//! The other rules about names live here too: how a name is stored
+//! ([`domain_name`]) and keyed for lookups ([`NameKey`]), which names must
+//! stay public ([`captures_public`]), what Azure accepts as a workspace name
+//! and which regions each cloud has.
 //!
 //! Sources: Microsoft Learn, "How to use your workspace with a custom DNS server"
 //! (the FQDN tables per cloud) and "Configure a private endpoint for an Azure
@@ -487,6 +491,308 @@ pub fn is_host_label(s: &str) -> bool {
         && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
 }
 
+/// Checks a domain name as amldns stores it: lower-case, no final dot, labels
+/// of 1–63 letters, digits, hyphens or underscores (RFC 2181 §11 allows more,
+/// but private-endpoint names never need it), at most 253 characters, and `*`
+/// only as a whole first label.
+pub fn domain_name(raw: &str) -> Result<String, String> {
+    let s = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    if s.is_empty() {
+        return Err("empty name".into());
+    }
+    if s.len() > 253 {
+        return Err("longer than 253 characters".into());
+    }
+    let body = s.strip_prefix("*.").unwrap_or(&s);
+    if !body.contains('.') {
+        return Err("expected a fully qualified name with at least two labels".into());
+    }
+    for label in body.split('.') {
+        if label.is_empty() {
+            return Err("empty label".into());
+        }
+        if label.len() > MAX_LABEL {
+            return Err(format!("label {label:?} is longer than 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        {
+            return Err(format!(
+                "label {label:?} has a character other than letters, digits, '-' or '_' \
+                 ('*' only as the whole first label)"
+            ));
+        }
+    }
+    Ok(s)
+}
+
+/// A query name as the table keys it: lower-case ASCII, labels joined by `.`,
+/// no final dot; built on the stack so a lookup does not allocate.
+pub struct NameKey {
+    buf: [u8; 255],
+    len: usize,
+}
+
+impl std::fmt::Debug for NameKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("NameKey").field(&self.as_str()).finish()
+    }
+}
+
+impl AsRef<str> for NameKey {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl NameKey {
+    /// `None` when the name cannot be local: a label holding a `.` or a
+    /// non-ASCII byte (our names have neither), or the root.
+    pub fn from_labels<'a>(labels: impl Iterator<Item = &'a [u8]>) -> Option<Self> {
+        let mut key = NameKey {
+            buf: [0; 255],
+            len: 0,
+        };
+        for label in labels {
+            let sep = usize::from(key.len > 0);
+            if key.len + sep + label.len() > key.buf.len() {
+                return None;
+            }
+            if sep == 1 {
+                key.buf[key.len] = b'.';
+                key.len += 1;
+            }
+            for &c in label {
+                if c == b'.' || !c.is_ascii() {
+                    return None;
+                }
+                key.buf[key.len] = c.to_ascii_lowercase();
+                key.len += 1;
+            }
+        }
+        (key.len > 0).then_some(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+/// Why a name must not be local: it would take a public name of an Azure ML
+/// zone away from the public DNS (SPEC §1, "Do not capture public names").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Captured {
+    /// The name is this zone's apex or a name above it (`api.azureml.ms`,
+    /// `ml.azure.com`), or a wildcard directly under one of those.
+    Zone(&'static str),
+    /// A name under this zone that every workspace of a region shares
+    /// (`eastus.api.azureml.ms`: discovery, MLflow, registries), or a
+    /// wildcard that would also take other workspaces' names
+    /// (`*.api.azureml.ms`, `*.tundra.eastus.api.azureml.ms`).
+    Shared(&'static str),
+}
+
+impl std::fmt::Display for Captured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Captured::Zone(z) => write!(f, "it is the Azure ML zone {z}, or above it"),
+            Captured::Shared(z) => write!(
+                f,
+                "names at that level of {z} are shared by every workspace of a region \
+                 (discovery, MLflow, registries, other workspaces)"
+            ),
+        }
+    }
+}
+
+/// How a zone's own names are laid out under its apex, for [`captures_public`].
+#[derive(Clone, Copy)]
+enum Layout {
+    /// `<guid>.workspace.<region>.api…` and `<guid>.workspace.<region>.cert.api…`:
+    /// the two levels under the apex (`<region>`, `workspace.<region>`,
+    /// `tundra.<region>`, `<region>.cert`) are every workspace's parents.
+    Api,
+    /// `ml-…-<guid>.<region>.notebooks…`, and the older `ml-…-<guid>.notebooks…`:
+    /// one level under the apex is a region, unless it is a notebooks label.
+    Notebooks,
+    /// `<instance>.<region>.instances…`, `<endpoint>.<region>.inference…`: one
+    /// level under the apex is a region, and a wildcard under a region is
+    /// the opt-in one (`instances_wildcard`, `inference_wildcard`).
+    Regional,
+    /// `aznbcontent.net`: only the apex (and a wildcard under it) is known shared.
+    ApexOnly,
+}
+
+/// Whether a local `name` (as [`domain_name`] stores it, `*.` first for a
+/// wildcard) would capture a name that must keep resolving publicly, and why.
+/// The private-link zones (`privatelink.api.azureml.ms`…) are private: any
+/// name under them may be local.
+pub fn captures_public(name: &str) -> Option<Captured> {
+    let (wildcard, body) = match name.strip_prefix("*.") {
+        Some(parent) => (true, parent),
+        None => (false, name),
+    };
+    for cloud in Cloud::ALL {
+        let s = cloud.suffixes();
+        let zones = [
+            (s.api, Layout::Api),
+            (s.notebooks, Layout::Notebooks),
+            (s.instances[0], Layout::Regional),
+            (s.instances[1], Layout::Regional),
+            (s.inference, Layout::Regional),
+            (NOTEBOOK_CONTENT_ZONE, Layout::ApexOnly),
+        ];
+        for (zone, layout) in zones {
+            if is_at_or_below(zone, body) {
+                return Some(Captured::Zone(zone));
+            }
+            let Some(below) = body.strip_suffix(zone).and_then(|b| b.strip_suffix('.')) else {
+                continue;
+            };
+            let labels: Vec<&str> = below.split('.').collect();
+            if labels.last() == Some(&"privatelink") {
+                continue;
+            }
+            let shared = match layout {
+                Layout::Api => labels.len() <= 2,
+                Layout::Notebooks => labels.len() == 1 && !labels[0].starts_with("ml-"),
+                Layout::Regional => labels.len() == 1 && !wildcard,
+                Layout::ApexOnly => false,
+            };
+            if shared {
+                return Some(Captured::Shared(zone));
+            }
+        }
+    }
+    None
+}
+
+/// Whether `name` holds only what a workspace name may: letters, digits,
+/// `-` and `_`. Anything else could not go into its notebooks label at all.
+pub fn is_workspace_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+/// Why Azure would not accept `name` (already [`is_workspace_name`]) as a
+/// workspace or hub project name: it takes 3–33 characters, starting with a
+/// letter or digit (the rule of the Azure portal and `az ml workspace create`).
+pub fn workspace_name_issue(name: &str) -> Option<String> {
+    let chars = name.chars().count();
+    if !(3..=33).contains(&chars) {
+        return Some(format!("has {chars} characters; Azure accepts 3 to 33"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Some("starts with neither a letter nor a digit".into());
+    }
+    None
+}
+
+/// Region short names per cloud, in the form `az account list-locations
+/// --query "[].name"` prints them in that cloud: the physical regions, not
+/// the `*stage`/`*euap` or geography names. Azure adds regions every year,
+/// so a region missing here is only a warning, never an error.
+const PUBLIC_REGIONS: &[&str] = &[
+    "eastus",
+    "eastus2",
+    "westus",
+    "westus2",
+    "westus3",
+    "centralus",
+    "northcentralus",
+    "southcentralus",
+    "westcentralus",
+    "canadacentral",
+    "canadaeast",
+    "brazilsouth",
+    "brazilsoutheast",
+    "northeurope",
+    "westeurope",
+    "uksouth",
+    "ukwest",
+    "francecentral",
+    "francesouth",
+    "germanywestcentral",
+    "germanynorth",
+    "norwayeast",
+    "norwaywest",
+    "switzerlandnorth",
+    "switzerlandwest",
+    "swedencentral",
+    "swedensouth",
+    "polandcentral",
+    "italynorth",
+    "spaincentral",
+    "israelcentral",
+    "qatarcentral",
+    "uaenorth",
+    "uaecentral",
+    "southafricanorth",
+    "southafricawest",
+    "centralindia",
+    "southindia",
+    "westindia",
+    "jioindiawest",
+    "jioindiacentral",
+    "eastasia",
+    "southeastasia",
+    "japaneast",
+    "japanwest",
+    "koreacentral",
+    "koreasouth",
+    "australiaeast",
+    "australiasoutheast",
+    "australiacentral",
+    "australiacentral2",
+    "mexicocentral",
+    "newzealandnorth",
+    "indonesiacentral",
+    "malaysiawest",
+    "chilecentral",
+    "austriaeast",
+    "belgiumcentral",
+    "denmarkeast",
+];
+
+const CHINA_REGIONS: &[&str] = &[
+    "chinaeast",
+    "chinaeast2",
+    "chinaeast3",
+    "chinanorth",
+    "chinanorth2",
+    "chinanorth3",
+];
+
+const USGOV_REGIONS: &[&str] = &[
+    "usgovvirginia",
+    "usgovarizona",
+    "usgovtexas",
+    "usdodeast",
+    "usdodcentral",
+];
+
+impl Cloud {
+    /// The region short names of this cloud known when amldns was built.
+    pub fn regions(self) -> &'static [&'static str] {
+        match self {
+            Cloud::Public => PUBLIC_REGIONS,
+            Cloud::China => CHINA_REGIONS,
+            Cloud::UsGov => USGOV_REGIONS,
+        }
+    }
+
+    /// The cloud `region` (lower-case) is a known region of.
+    pub fn of_region(region: &str) -> Option<Cloud> {
+        Cloud::ALL
+            .into_iter()
+            .find(|c| c.regions().contains(&region))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -916,5 +1222,185 @@ mod tests {
         assert!(!is_host_label("ci_alice"));
         assert!(!is_host_label(""));
         assert!(!is_host_label(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn domain_names() {
+        assert_eq!(domain_name("A.B.").unwrap(), "a.b");
+        assert_eq!(domain_name("*.x.y").unwrap(), "*.x.y");
+        assert_eq!(domain_name("_sip._tcp.x.y").unwrap(), "_sip._tcp.x.y");
+        assert!(domain_name("*").is_err());
+        assert!(domain_name("a b.c").is_err());
+        assert!(domain_name(&format!("{}.x", "a".repeat(64))).is_err());
+        assert!(domain_name(&format!("{}x", "a.".repeat(127))).is_err());
+    }
+
+    #[test]
+    fn name_keys() {
+        let k = |labels: &[&[u8]]| {
+            NameKey::from_labels(labels.iter().copied()).map(|k| k.as_str().to_string())
+        };
+        assert_eq!(
+            k(&[b"WWW", b"Example", b"COM"]).as_deref(),
+            Some("www.example.com")
+        );
+        assert_eq!(
+            k(&[b"a.b", b"c"]),
+            None,
+            "a label holding a dot must not match two labels"
+        );
+        assert_eq!(k(&[b"\xc3\xa9", b"c"]), None);
+        assert_eq!(k(&[]), None);
+        let long: Vec<&[u8]> = std::iter::repeat_n(&b"abcdefghij"[..], 30).collect();
+        assert_eq!(k(&long), None);
+    }
+
+    #[test]
+    fn public_names_stay_public() {
+        use Captured::{Shared, Zone};
+        let api = "api.azureml.ms";
+        let cases: Vec<(String, Option<Captured>)> = vec![
+            // Zone apexes and the names above them, in every cloud.
+            ("api.azureml.ms".into(), Some(Zone(api))),
+            (
+                "notebooks.azure.net".into(),
+                Some(Zone("notebooks.azure.net")),
+            ),
+            (
+                "instances.azureml.ms".into(),
+                Some(Zone("instances.azureml.ms")),
+            ),
+            (
+                "instances.ml.azure.ms".into(),
+                Some(Zone("instances.ml.azure.ms")),
+            ),
+            (
+                "inference.ml.azure.com".into(),
+                Some(Zone("inference.ml.azure.com")),
+            ),
+            ("ml.azure.com".into(), Some(Zone("inference.ml.azure.com"))),
+            ("azureml.ms".into(), Some(Zone(api))),
+            ("aznbcontent.net".into(), Some(Zone("aznbcontent.net"))),
+            ("api.ml.azure.cn".into(), Some(Zone("api.ml.azure.cn"))),
+            ("ml.azure.us".into(), Some(Zone("api.ml.azure.us"))),
+            // A wildcard directly under an apex or above one.
+            ("*.api.azureml.ms".into(), Some(Zone(api))),
+            ("*.azureml.ms".into(), Some(Zone(api))),
+            (
+                "*.ml.azure.com".into(),
+                Some(Zone("inference.ml.azure.com")),
+            ),
+            ("*.aznbcontent.net".into(), Some(Zone("aznbcontent.net"))),
+            (
+                "*.inference.ml.azure.cn".into(),
+                Some(Zone("inference.ml.azure.cn")),
+            ),
+            // Names every workspace of a region shares, and wildcards over them.
+            ("eastus.api.azureml.ms".into(), Some(Shared(api))),
+            ("tundra.eastus.api.azureml.ms".into(), Some(Shared(api))),
+            ("*.tundra.eastus.api.azureml.ms".into(), Some(Shared(api))),
+            (
+                "*.workspace.eastus.api.azureml.ms".into(),
+                Some(Shared(api)),
+            ),
+            ("*.eastus.api.azureml.ms".into(), Some(Shared(api))),
+            ("eastus.cert.api.azureml.ms".into(), Some(Shared(api))),
+            (
+                "chinaeast2.api.ml.azure.cn".into(),
+                Some(Shared("api.ml.azure.cn")),
+            ),
+            (
+                "usgovvirginia.api.ml.azure.us".into(),
+                Some(Shared("api.ml.azure.us")),
+            ),
+            (
+                "eastus.notebooks.azure.net".into(),
+                Some(Shared("notebooks.azure.net")),
+            ),
+            (
+                "*.eastus.notebooks.azure.net".into(),
+                Some(Shared("notebooks.azure.net")),
+            ),
+            (
+                "eastus.instances.azureml.ms".into(),
+                Some(Shared("instances.azureml.ms")),
+            ),
+            (
+                "eastus.inference.ml.azure.com".into(),
+                Some(Shared("inference.ml.azure.com")),
+            ),
+            // A workspace's own names, and the opt-in regional wildcards.
+            (format!("{GUID}.workspace.eastus.api.azureml.ms"), None),
+            (format!("{GUID}.workspace.eastus.cert.api.azureml.ms"), None),
+            (
+                format!("ml-mlw-eastus-{GUID}.eastus.notebooks.azure.net"),
+                None,
+            ),
+            (format!("ml-mlw-eastus-{GUID}.notebooks.azure.net"), None),
+            ("ci-1.eastus.instances.azureml.ms".into(), None),
+            ("*.eastus.instances.azureml.ms".into(), None),
+            ("*.eastus.instances.ml.azure.ms".into(), None),
+            ("*.eastus.inference.ml.azure.com".into(), None),
+            ("fraud.eastus.inference.ml.azure.com".into(), None),
+            // Private-link zones are private, apex and wildcards included.
+            ("privatelink.api.azureml.ms".into(), None),
+            ("eastus.privatelink.api.azureml.ms".into(), None),
+            ("*.privatelink.notebooks.azure.net".into(), None),
+            (
+                format!("*.{GUID}.inference.eastus.privatelink.api.azureml.ms"),
+                None,
+            ),
+            // Names outside the Azure ML zones.
+            ("stcontoso.blob.core.windows.net".into(), None),
+            ("*.apps.corp.example".into(), None),
+            ("studio.ml.azure.com".into(), None),
+            ("xapi.azureml.ms".into(), None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(captures_public(&name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn workspace_names_azure_accepts() {
+        let cases = [
+            ("mlw-contoso-prod", None),
+            ("mlw_contoso_prod", None),
+            ("MLW1", None),
+            ("9lives", None),
+            (&"a".repeat(33)[..], None),
+            ("ab", Some("has 2 characters; Azure accepts 3 to 33")),
+            (
+                &"a".repeat(56)[..],
+                Some("has 56 characters; Azure accepts 3 to 33"),
+            ),
+            ("-mlw", Some("starts with neither a letter nor a digit")),
+            ("_mlw", Some("starts with neither a letter nor a digit")),
+        ];
+        for (name, want) in cases {
+            assert!(is_workspace_name(name), "{name}");
+            assert_eq!(workspace_name_issue(name).as_deref(), want, "{name}");
+        }
+        assert!(!is_workspace_name("mlw.prod"));
+        assert!(!is_workspace_name("mlw contoso"));
+        assert!(!is_workspace_name(""));
+    }
+
+    #[test]
+    fn regions_per_cloud() {
+        let cases = [
+            ("eastus", Some(Cloud::Public)),
+            ("australiacentral2", Some(Cloud::Public)),
+            ("chinanorth3", Some(Cloud::China)),
+            ("usdodcentral", Some(Cloud::UsGov)),
+            ("eastuss", None),
+        ];
+        for (region, want) in cases {
+            assert_eq!(Cloud::of_region(region), want, "{region}");
+        }
+        // Every region fits the notebooks label, and is a DNS label.
+        for r in Cloud::ALL.into_iter().flat_map(Cloud::regions) {
+            assert!(r.len() <= MAX_REGION && is_host_label(r), "{r}");
+        }
     }
 }

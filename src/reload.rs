@@ -29,7 +29,6 @@ use crate::forward::Forwarder;
 use crate::handler::Snapshot;
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
-use crate::zone::ZoneTable;
 
 /// Editors and `kubectl` write in bursts: wait for this much quiet, then
 /// compile once.
@@ -136,7 +135,7 @@ impl Reloader {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Result<Self, ReloadError> {
-        let table = ZoneTable::compile(&config, 1)?;
+        let table = config.table(1)?;
         let cache = Arc::new(Cache::new(config.upstream.cache_entries));
         let forwarder = Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone()));
         let status = Status {
@@ -219,7 +218,7 @@ impl Reloader {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = config::load(&path)?;
-            let table = ZoneTable::compile(&config, generation)?;
+            let table = config.table(generation)?;
             Ok::<_, ConfigError>((config, table))
         })
         .await

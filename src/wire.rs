@@ -13,8 +13,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::metrics::Transport;
+use crate::names::NameKey;
 use crate::resolve::{Asked, AskedEdns, Question, rcode, rtype};
-use crate::zone::{NameKey, Soa};
+use crate::zone::Soa;
 
 const HEADER: usize = 12;
 /// RFC 1035 §4.1.4: a pointer to the question name, which always starts

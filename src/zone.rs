@@ -1,9 +1,10 @@
-//! The zone table: every local name and its answer, compiled once from a
-//! [`Config`] into an immutable structure that the handler reads per query.
+//! The zone table: every local name and its answer, compiled once from the
+//! [`Source`]s of a configuration into an immutable structure that the
+//! handler reads per query.
 //!
-//! Pure: no I/O, no DNS library types. Lookups take a lower-case name without
-//! the final dot (see [`NameKey`]) and do not allocate unless the answer is a
-//! CNAME chain.
+//! Pure: no I/O, no DNS library types, no configuration file. Lookups take a
+//! lower-case name without the final dot (see [`names::NameKey`]) and do not
+//! allocate unless the answer is a CNAME chain.
 //!
 //! Laid out for size (issue 4: 10,000 workspaces, 130,000 names): names and
 //! addresses sit in a few large pools that nodes point into, and the name
@@ -17,8 +18,8 @@ use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
-use crate::config::{Config, ConfigError, Location, RecordAnswer};
-use crate::names::{self, Target};
+use crate::diagnostics::{ConfigError, Location};
+use crate::names::{self, AnswerMode, Target, Workspace};
 
 /// RFC 1034 leaves chain length open; resolvers give up around 8–16 hops
 /// (BIND: 16, Unbound: 11). SPEC §3 fixes ours at 11.
@@ -371,37 +372,88 @@ impl Builder {
     }
 }
 
+/// What a whole table shares (`[zone]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZoneSettings {
+    /// TTL of local answers, and of negative ones (the SOA minimum).
+    pub ttl: u32,
+    pub answer: AnswerMode,
+}
+
+/// One source of local names and where it was written: what a table is
+/// compiled from, whichever file or service gave it.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// Every name the workspace needs ([`names::derive`]).
+    Workspace {
+        workspace: &'a Workspace,
+        at: &'a Location,
+    },
+    /// One name with its own answer (a `[[record]]`); `ttl` overrides the table's.
+    Record {
+        name: &'a str,
+        data: Given<'a>,
+        ttl: Option<u32>,
+        at: &'a Location,
+    },
+    /// One name that an import file lists, with its addresses.
+    Import {
+        name: &'a str,
+        addrs: &'a [IpAddr],
+        at: &'a Location,
+    },
+}
+
+/// The answer a [`Source::Record`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Given<'a> {
+    Addrs(&'a [IpAddr]),
+    Alias(&'a str),
+}
+
 impl ZoneTable {
-    /// Compiles every name `config` gives. Fails, with the location of the
+    /// Compiles every name `sources` give. Fails, with the location of the
     /// later definition, when one name is given two different answers, or a
     /// CNAME chain inside the table loops or is longer than [`MAX_CHAIN`].
-    pub fn compile(config: &Config, generation: u64) -> Result<Self, ConfigError> {
-        let ttl = config.zone.ttl;
+    pub fn compile<'a>(
+        sources: impl IntoIterator<Item = Source<'a>>,
+        settings: ZoneSettings,
+        generation: u64,
+    ) -> Result<Self, ConfigError> {
+        let ZoneSettings { ttl, answer } = settings;
         let mut b = Builder::default();
-        for ws in &config.workspaces {
-            let origin = b.origin(OriginKind::Workspace(ws.value.name.clone()), &ws.at);
-            for d in names::derive(&ws.value, config.zone.answer) {
-                let data = match d.target {
-                    Target::Addr(ip) => b.pool.push_addrs(&[ip]),
-                    Target::Alias(t) => Stored::Alias(b.pool.push_str(&t)),
-                };
-                b.add(&d.name, data, ttl, d.zone, Some(d.purpose), origin);
+        for source in sources {
+            match source {
+                Source::Workspace { workspace, at } => {
+                    let origin = b.origin(OriginKind::Workspace(workspace.name.clone()), at);
+                    for d in names::derive(workspace, answer) {
+                        let data = match d.target {
+                            Target::Addr(ip) => b.pool.push_addrs(&[ip]),
+                            Target::Alias(t) => Stored::Alias(b.pool.push_str(&t)),
+                        };
+                        b.add(&d.name, data, ttl, d.zone, Some(d.purpose), origin);
+                    }
+                }
+                Source::Record {
+                    name,
+                    data,
+                    ttl: own,
+                    at,
+                } => {
+                    let origin = b.origin(OriginKind::Record, at);
+                    let data = match data {
+                        Given::Addrs(a) => b.pool.push_addrs(a),
+                        Given::Alias(t) => Stored::Alias(b.pool.push_str(t)),
+                    };
+                    let apex = names::apex_of(name);
+                    b.add(name, data, own.unwrap_or(ttl), &apex, None, origin);
+                }
+                Source::Import { name, addrs, at } => {
+                    let origin = b.origin(OriginKind::Import, at);
+                    let data = b.pool.push_addrs(addrs);
+                    b.add(name, data, ttl, &names::apex_of(name), None, origin);
+                }
             }
-        }
-        for r in &config.records {
-            let origin = b.origin(OriginKind::Record, &r.at);
-            let data = match &r.value.answer {
-                RecordAnswer::Addrs(a) => b.pool.push_addrs(a),
-                RecordAnswer::Cname(t) => Stored::Alias(b.pool.push_str(t)),
-            };
-            let apex = names::apex_of(&r.value.name);
-            let ttl = r.value.ttl.unwrap_or(ttl);
-            b.add(&r.value.name, data, ttl, &apex, None, origin);
-        }
-        for i in &config.imports {
-            let origin = b.origin(OriginKind::Import, &i.at);
-            let data = b.pool.push_addrs(&i.addrs);
-            b.add(&i.name, data, ttl, &names::apex_of(&i.name), None, origin);
         }
         let Builder {
             mut pool,
@@ -689,59 +741,6 @@ fn describe(node: &Node, origins: &[Origin]) -> String {
     }
 }
 
-/// A query name as the table keys it: lower-case ASCII, labels joined by `.`,
-/// no final dot; built on the stack so a lookup does not allocate.
-pub struct NameKey {
-    buf: [u8; 255],
-    len: usize,
-}
-
-impl fmt::Debug for NameKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("NameKey").field(&self.as_str()).finish()
-    }
-}
-
-impl AsRef<str> for NameKey {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl NameKey {
-    /// `None` when the name cannot be local: a label holding a `.` or a
-    /// non-ASCII byte (our names have neither), or the root.
-    pub fn from_labels<'a>(labels: impl Iterator<Item = &'a [u8]>) -> Option<Self> {
-        let mut key = NameKey {
-            buf: [0; 255],
-            len: 0,
-        };
-        for label in labels {
-            let sep = usize::from(key.len > 0);
-            if key.len + sep + label.len() > key.buf.len() {
-                return None;
-            }
-            if sep == 1 {
-                key.buf[key.len] = b'.';
-                key.len += 1;
-            }
-            for &c in label {
-                if c == b'.' || !c.is_ascii() {
-                    return None;
-                }
-                key.buf[key.len] = c.to_ascii_lowercase();
-                key.len += 1;
-            }
-        }
-        (key.len > 0).then_some(key)
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only ASCII bytes are ever written.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -750,12 +749,12 @@ mod tests {
 
     fn table(text: &str) -> ZoneTable {
         let c = config::parse(Path::new("t.toml"), text).unwrap();
-        ZoneTable::compile(&c, 7).unwrap()
+        c.table(7).unwrap()
     }
 
     fn compile_err(text: &str) -> String {
         let c = config::parse(Path::new("t.toml"), text).unwrap();
-        ZoneTable::compile(&c, 1).unwrap_err().to_string()
+        c.table(1).unwrap_err().to_string()
     }
 
     const G: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
@@ -945,23 +944,41 @@ mod tests {
         }
     }
 
+    /// The table needs no configuration file: sources from anywhere will do.
     #[test]
-    fn name_keys() {
-        let k = |labels: &[&[u8]]| {
-            NameKey::from_labels(labels.iter().copied()).map(|k| k.as_str().to_string())
+    fn compiles_from_sources_of_any_origin() {
+        let at = Location::start_of(Path::new("discovered"));
+        let addrs: [IpAddr; 1] = ["10.1.0.9".parse().unwrap()];
+        let sources = [
+            Source::Import {
+                name: "st.privatelink.blob.core.windows.net",
+                addrs: &addrs,
+                at: &at,
+            },
+            Source::Record {
+                name: "st.corp.example",
+                data: Given::Alias("st.privatelink.blob.core.windows.net"),
+                ttl: Some(5),
+                at: &at,
+            },
+        ];
+        let settings = ZoneSettings {
+            ttl: 30,
+            answer: AnswerMode::A,
         };
+        let t = ZoneTable::compile(sources, settings, 2).unwrap();
+        let st = "st.privatelink.blob.core.windows.net";
         assert_eq!(
-            k(&[b"WWW", b"Example", b"COM"]).as_deref(),
-            Some("www.example.com")
+            t.lookup("st.corp.example", QType::A),
+            Lookup::Local(Answer {
+                chain: vec![(st, 5)],
+                end: End::Addrs {
+                    v4: &[v4("10.1.0.9")],
+                    v6: &[],
+                    ttl: 30
+                },
+            })
         );
-        assert_eq!(
-            k(&[b"a.b", b"c"]),
-            None,
-            "a label holding a dot must not match two labels"
-        );
-        assert_eq!(k(&[b"\xc3\xa9", b"c"]), None);
-        assert_eq!(k(&[]), None);
-        let long: Vec<&[u8]> = std::iter::repeat_n(&b"abcdefghij"[..], 30).collect();
-        assert_eq!(k(&long), None);
+        assert_eq!(t.soa("corp.example").minimum, 30);
     }
 }

@@ -84,12 +84,16 @@ fn tcp_connections_are_capped_and_idle_ones_closed() {
     one_at_a_time(1, async {
         let up = StandIn::zone().await;
         let cap = 20;
-        let cfg = format!(
-            "[server]\nallow = [\"127.0.0.1/32\"]\ntcp_connections = {cap}\ntcp_idle_timeout_ms = 2000\n\
-         [metrics]\nlisten = \"127.0.0.1:0\"\n[upstream]\nservers = [\"{}\"]\n{}",
-            up.addr,
-            workspace("public", "")
-        );
+        let cfg = TestConfig {
+            upstreams: &[up.addr],
+            server: &format!(
+                "allow = [\"127.0.0.1/32\"]\ntcp_connections = {cap}\ntcp_idle_timeout_ms = 2000"
+            ),
+            upstream: "",
+            metrics: true,
+            rest: &workspace("public", ""),
+        }
+        .text();
         let srv = start(&cfg).await;
         let fds_before = open_fds();
         let mut held = Vec::new();
@@ -145,12 +149,14 @@ fn tcp_connections_are_capped_and_idle_ones_closed() {
 fn a_client_that_never_reads_is_closed() {
     one_at_a_time(1, async {
         let up = StandIn::zone().await;
-        let cfg = format!(
-            "[server]\nallow = [\"127.0.0.1/32\"]\ntcp_idle_timeout_ms = 1000\n\
-         [metrics]\nlisten = \"127.0.0.1:0\"\n[upstream]\nservers = [\"{}\"]\n{}",
-            up.addr,
-            workspace("public", "")
-        );
+        let cfg = TestConfig {
+            upstreams: &[up.addr],
+            server: "allow = [\"127.0.0.1/32\"]\ntcp_idle_timeout_ms = 1000",
+            upstream: "",
+            metrics: true,
+            rest: &workspace("public", ""),
+        }
+        .text();
         let srv = start(&cfg).await;
         let mut s = TcpStream::connect(srv.addr).await.unwrap();
         // Large answers (100 addresses) to small questions: the answers back
@@ -207,10 +213,13 @@ fn a_client_that_never_reads_is_closed() {
 fn clients_outside_allow_never_reach_the_upstream() {
     one_at_a_time(1, async {
         let up = StandIn::zone().await;
-        let cfg = format!(
-            "[server]\nallow = [\"127.0.0.2/32\"]\n[upstream]\nservers = [\"{}\"]\n",
-            up.addr
-        );
+        let cfg = TestConfig {
+            upstreams: &[up.addr],
+            server: "allow = [\"127.0.0.2/32\"]",
+            upstream: "",
+            ..TestConfig::default()
+        }
+        .text();
         let srv = start(&cfg).await;
         for i in 0..1000 {
             let r = udp_query(srv.addr, &format!("n{i}.example.com"), RecordType::A).await;

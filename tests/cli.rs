@@ -117,6 +117,140 @@ fn check_prints_warnings() {
     );
 }
 
+/// SPEC §2: an empty or truncated config gives nothing to answer and is an
+/// error at 1:1, not "OK, 0 local names".
+#[test]
+fn check_refuses_a_config_with_nothing_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amldns.toml");
+    for text in ["", "[upstream]\nservers = [\"127.0.0.1:5301\"]\n"] {
+        std::fs::write(&path, text).unwrap();
+        let o = amldns(&["check", "--config", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{text:?}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "{}:1:1: the config gives nothing to answer locally: no [[workspace]], \
+                 [[record]] or [[import]] match; a truncated or emptied file would empty the table",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert!(!stdout(&o).contains("OK"), "{}", stdout(&o));
+    }
+}
+
+/// `serve` refuses to start on a config that gives nothing to answer, before
+/// it binds anything (the config listens and forwards on loopback only, should
+/// it ever get that far).
+#[test]
+fn serve_refuses_a_config_with_nothing_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amldns.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amldns"))
+        .args([
+            "serve",
+            "--watch",
+            "off",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .env_remove("AMLDNS_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("serve started with nothing to answer");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:1:1: the config gives nothing to answer locally",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+/// The mistakes of SPEC §2 from the command line: errors exit 1 with their
+/// place and what to write; warnings are printed and the check passes.
+#[test]
+fn check_names_an_operators_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amldns.toml");
+    let p = path.to_str().unwrap();
+    let local = "[[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n";
+    let errors = [
+        (
+            format!("[server]\nlisten = \"0.0.0.0:53\"\n{local}"),
+            "2:10: listen is a list: write listen = [\"0.0.0.0:53\"] (a list)",
+        ),
+        (
+            format!("{local}[[record]]\nname = \"*.api.azureml.ms\"\na = [\"10.1.0.9\"]\n"),
+            "5:8: record *.api.azureml.ms would capture names that must keep resolving publicly",
+        ),
+        (
+            format!("[upstream]\nservers = [\"127.0.0.1\"]\n{local}"),
+            "2:12: upstream 127.0.0.1:53 is amldns itself (it listens on 0.0.0.0:53)",
+        ),
+        (
+            format!(
+                "[[workspace]]\nname = \"mlw\"\nid = \"{GUID}\"\nregion = \"eastus\"\nip = \"10.1.0.5\"\n\
+                 notebok_ip = \"10.1.0.6\"\n"
+            ),
+            "6:1: unknown key `notebok_ip`: did you mean `notebook_ip`?",
+        ),
+    ];
+    for (text, want) in errors {
+        std::fs::write(&path, &text).unwrap();
+        let o = amldns(&["check", "--config", p]);
+        assert_eq!(o.status.code(), Some(1), "{text}");
+        assert!(
+            stderr(&o).contains(&format!("{p}:{want}")),
+            "{}",
+            stderr(&o)
+        );
+    }
+
+    std::fs::write(
+        &path,
+        format!(
+            "[upstream]\nservers = [\"127.0.0.1:5301\"]\n[[workspace]]\nname = \"{}\"\n\
+             id = \"{GUID}\"\nregion = \"eastuss\"\nip = \"20.1.0.5\"\n",
+            "m".repeat(56)
+        ),
+    )
+    .unwrap();
+    let o = amldns(&["check", "--config", p]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "4:8: warning: workspace name \"mmmm",
+        "6:10: warning: region \"eastuss\" is not an Azure region of the public cloud: did you \
+         mean \"eastus\"?",
+        "7:6: warning: answer address 20.1.0.5 is not private",
+    ] {
+        assert!(out.contains(&format!("{p}:{want}")), "{want} in {out}");
+    }
+    assert!(out.contains(": OK, 7 local names"), "{out}");
+}
+
 #[test]
 fn records_json_lists_every_derived_name() {
     let o = amldns(&["records", "--config", &example(), "--format", "json"]);

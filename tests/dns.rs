@@ -395,10 +395,12 @@ async fn upstream_down_gives_servfail_within_the_deadline() {
 async fn one_deadline_for_the_whole_query() {
     let a = StandIn::start(|_| None).await;
     let b = StandIn::start(|_| None).await;
-    let cfg = format!(
-        "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"{}\", \"{}\"]\n",
-        a.addr, b.addr
-    );
+    let cfg = TestConfig {
+        upstreams: &[a.addr, b.addr],
+        upstream: "",
+        ..TestConfig::default()
+    }
+    .text();
     let srv = start(&cfg).await;
     let t = Instant::now();
     let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;
@@ -422,10 +424,12 @@ async fn one_deadline_for_the_whole_query() {
 async fn failover_to_the_next_upstream() {
     let dead = StandIn::start(|_| None).await;
     let live = StandIn::zone().await;
-    let cfg = format!(
-        "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"{}\", \"{}\"]\ntimeout_ms = 400\n",
-        dead.addr, live.addr
-    );
+    let cfg = TestConfig {
+        upstreams: &[dead.addr, live.addr],
+        upstream: "timeout_ms = 400",
+        ..TestConfig::default()
+    }
+    .text();
     let srv = start(&cfg).await;
     let t = Instant::now();
     let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;

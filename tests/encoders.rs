@@ -17,7 +17,6 @@ use amldns::config;
 use amldns::forward::Forwarder;
 use amldns::handler::{Handler, InFlight, Snapshot};
 use amldns::metrics::{Metrics, Transport};
-use amldns::zone::ZoneTable;
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
@@ -89,7 +88,7 @@ fn world(answer: &str) -> (Handler, Vec<String>) {
     config.upstream.servers.clear();
     config.upstream.max_in_flight = 0;
     let metrics = Arc::new(Metrics::new());
-    let table = ZoneTable::compile(&config, 1).unwrap();
+    let table = config.table(1).unwrap();
     let mut names: Vec<String> = table
         .nodes()
         .map(|n| n.name.replacen("*.", "any-1.", 1))

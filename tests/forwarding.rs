@@ -18,14 +18,17 @@ use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::TcpStream;
 
-/// A config forwarding to `upstream` with `rest` in `[upstream]` (the
+/// A config forwarding to `upstream` with `keys` in `[upstream]` (the
 /// defaults otherwise: `timeout_ms` 2000, `max_qps` 900, `max_in_flight`
 /// 150), with metrics.
-fn config(upstream: SocketAddr, rest: &str) -> String {
-    format!(
-        "[metrics]\nlisten = \"127.0.0.1:0\"\n[server]\nallow = [\"127.0.0.1/32\"]\n\
-         [upstream]\nservers = [\"{upstream}\"]\n{rest}\n{PROBE_RECORD}"
-    )
+fn config(upstream: SocketAddr, keys: &str) -> String {
+    TestConfig {
+        upstreams: &[upstream],
+        upstream: keys,
+        metrics: true,
+        ..TestConfig::default()
+    }
+    .text()
 }
 
 fn name_of(q: &Message) -> String {

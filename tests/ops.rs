@@ -216,6 +216,8 @@ async fn broken_reload_keeps_serving_and_fixing_recovers() {
     let cases = [
         (broken_ip.as_str(), "is not an IPv4 address"),
         ("[server\n", "expected"),
+        // Truncated (`: > amldns.toml`): the table must not empty (issue 12.3).
+        ("", ":1:1: the config gives nothing to answer locally"),
         (
             &*format!("{good}[[import]]\npath = \"missing.json\"\n"),
             "missing.json does not exist",

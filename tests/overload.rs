@@ -16,13 +16,14 @@ use tokio::net::UdpSocket;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_waiting_on_the_upstream_are_capped() {
     let silent = StandIn::start(|_| None).await;
-    let cfg = format!(
-        "[server]\nallow = [\"127.0.0.1/32\"]\n[metrics]\nlisten = \"127.0.0.1:0\"\n\
-         [upstream]\nservers = [\"{}\"]\ntimeout_ms = 2500\nmax_in_flight = 100000\n\
-         max_qps = 1000000\n{}",
-        silent.addr,
-        workspace("public", "")
-    );
+    let cfg = TestConfig {
+        upstreams: &[silent.addr],
+        upstream: "timeout_ms = 2500\nmax_in_flight = 100000\nmax_qps = 1000000",
+        metrics: true,
+        rest: &workspace("public", ""),
+        ..TestConfig::default()
+    }
+    .text();
     let srv = start(&cfg).await;
     // The server raised the process's open-files limit as far as it could;
     // each waiting query holds an upstream socket.

@@ -34,7 +34,7 @@ async fn identical_questions_in_flight_are_asked_once() {
         |q| Some(upstream_zone(q)),
     )
     .await;
-    let srv = start(&config_with(up.addr, PROBE_RECORD)).await;
+    let srv = start(&config_with(up.addr, "")).await;
     let clients: Vec<_> = (0..100)
         .map(|_| {
             let addr = srv.addr;
@@ -193,7 +193,7 @@ async fn a_dead_upstream_gives_stale_answers_then_servfail() {
         })
         .await
     };
-    let srv = start(&with_metrics(up.addr, PROBE_RECORD)).await;
+    let srv = start(&with_metrics(up.addr, "")).await;
     let r = udp_query(srv.addr, "seen.example.com", RecordType::A).await;
     assert_eq!(addrs(&r), vec!["192.0.2.77"]);
     assert_eq!(r.answers[0].ttl, 1);
@@ -249,7 +249,7 @@ async fn a_dead_upstream_gives_stale_answers_then_servfail() {
 #[tokio::test]
 async fn upstream_servfail_passes_through_and_is_remembered_briefly() {
     let up = StandIn::zone().await;
-    let srv = start(&config_with(up.addr, PROBE_RECORD)).await;
+    let srv = start(&config_with(up.addr, "")).await;
     for _ in 0..3 {
         let r = udp_query(srv.addr, "servfail.example.com", RecordType::A).await;
         assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
@@ -312,7 +312,7 @@ async fn forged_replies_are_ignored_and_never_cached() {
             }
         })
     };
-    let srv = start(&config_with(addr, PROBE_RECORD)).await;
+    let srv = start(&config_with(addr, "")).await;
     for _ in 0..3 {
         let r = udp_query(srv.addr, "target.example.com", RecordType::A).await;
         assert_eq!(addrs(&r), vec!["192.0.2.55"]);
@@ -336,7 +336,7 @@ async fn upstream_queries_use_random_ports_and_ids() {
     let up = StandIn::zone().await;
     let srv = start(&config_with(
         up.addr,
-        &format!("max_qps = 100000\nmax_in_flight = 1000\n{PROBE_RECORD}"),
+        "max_qps = 100000\nmax_in_flight = 1000",
     ))
     .await;
     for chunk in (0..2000).collect::<Vec<_>>().chunks(100) {
@@ -375,10 +375,12 @@ async fn failover_and_recovery() {
         StandIn::start(move |q| healthy.load(Ordering::SeqCst).then(|| upstream_zone(q))).await
     };
     let second = StandIn::zone().await;
-    let cfg = format!(
-        "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"{}\", \"{}\"]\ntimeout_ms = 300\n{PROBE_RECORD}",
-        first.addr, second.addr
-    );
+    let cfg = TestConfig {
+        upstreams: &[first.addr, second.addr],
+        upstream: "timeout_ms = 300",
+        ..TestConfig::default()
+    }
+    .text();
     let srv = start(&cfg).await;
     let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;
     assert_eq!(addrs(&r), vec!["192.0.2.10"]);

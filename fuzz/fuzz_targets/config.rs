@@ -1,5 +1,5 @@
 //! Arbitrary UTF-8 text as the config file, through `config::parse` and, when
-//! it is valid, `ZoneTable::compile` (what `check` and a reload do). The file
+//! it is valid, `Config::table` (what `check` and a reload do). The file
 //! sits in a folder of its own that holds no import files, so every
 //! `[[import]]` resolves to nothing: a missing file is an error, a glob
 //! matches nothing. Imports that would look outside that folder (an absolute
@@ -15,7 +15,6 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
 use amldns::config::{self, ConfigError, Location};
-use amldns::zone::ZoneTable;
 use libfuzzer_sys::fuzz_target;
 
 /// The config's path, in an empty folder made once per process.
@@ -89,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
             for w in &config.warnings {
                 check_location(&w.at, path, text, w);
             }
-            if let Err(e) = ZoneTable::compile(&config, 1) {
+            if let Err(e) = config.table(1) {
                 check_error(&e, path, text);
             }
         }

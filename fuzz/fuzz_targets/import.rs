@@ -3,7 +3,7 @@
 //!
 //! Invariants, beyond "no panic": an error is located in the file, at a line
 //! inside the text, and displays as `file:line:col: message`; every name
-//! taken is stored as `config::domain_name` stores names (checking it again
+//! taken is stored as `names::domain_name` stores names (checking it again
 //! changes nothing), has at least one address and no address twice, and is
 //! located in the file.
 
@@ -11,7 +11,8 @@
 
 use std::path::Path;
 
-use amldns::config::{Location, domain_name};
+use amldns::config::Location;
+use amldns::names::domain_name;
 use amldns::import::{self, ImportError};
 use libfuzzer_sys::fuzz_target;
 

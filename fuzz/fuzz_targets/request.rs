@@ -25,7 +25,6 @@ use amldns::config;
 use amldns::forward::Forwarder;
 use amldns::handler::{Handler, InFlight, Snapshot};
 use amldns::metrics::{Metrics, Transport};
-use amldns::zone::ZoneTable;
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
@@ -104,7 +103,7 @@ fn world() -> &'static World {
         config.upstream.max_in_flight = 0;
         let metrics = Arc::new(Metrics::new());
         let snapshot = Snapshot::new(
-            ZoneTable::compile(&config, 1).expect("the fuzz table"),
+            config.table(1).expect("the fuzz table"),
             &config,
             Arc::new(Forwarder::new(
                 &config.upstream,

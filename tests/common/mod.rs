@@ -90,6 +90,7 @@ pub async fn start_with(config_text: &str, files: &[(&str, &str)], watch: WatchM
 /// Starts amldns on 127.0.0.1:0 with `config` (and its metrics listener on
 /// 127.0.0.1:0 when the config has `[metrics]`).
 pub async fn start_loaded(config: config::Config, watch: WatchMode) -> Running {
+    refuse_unsafe_upstreams(&config);
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let listeners = Listeners::bind(&[loopback], config.metrics.as_ref().map(|_| loopback))
         .await
@@ -128,20 +129,26 @@ pub async fn start(config_text: &str) -> Running {
     start_with_files(config_text, &[]).await
 }
 
-/// A config whose upstream is `upstream`, allowing loopback clients.
+/// A config whose upstream is `upstream`, allowing loopback clients, with
+/// `rest` (or [`PROBE`] when `rest` gives no local name). See [`TestConfig`].
 pub fn config_with(upstream: SocketAddr, rest: &str) -> String {
-    format!(
-        "[server]\nallow = [\"127.0.0.1/32\"]\n[upstream]\nservers = [\"{upstream}\"]\n\
-         timeout_ms = 1000\n{rest}\n"
-    )
+    TestConfig {
+        upstreams: &[upstream],
+        rest,
+        ..TestConfig::default()
+    }
+    .text()
 }
 
 /// Like [`config_with`], with the metrics listener (on a free loopback port).
 pub fn with_metrics(upstream: SocketAddr, rest: &str) -> String {
-    format!(
-        "[metrics]\nlisten = \"127.0.0.1:0\"\n{}",
-        config_with(upstream, rest)
-    )
+    TestConfig {
+        upstreams: &[upstream],
+        metrics: true,
+        rest,
+        ..TestConfig::default()
+    }
+    .text()
 }
 
 /// The metrics page of a server started with [`with_metrics`].
@@ -624,6 +631,85 @@ pub async fn alive(addr: SocketAddr) -> bool {
     false
 }
 
+// ---- test configs (issue 16.2: one builder; issue 12.3: never empty) --------
+
+/// A local name for a test that is about something else: SPEC §2 refuses a
+/// config that gives nothing to answer locally.
+pub const PROBE: &str =
+    "[[record]]\nname = \"probe.privatelink.blob.core.windows.net\"\na = [\"10.9.9.9\"]\n";
+
+/// Every config a test starts amldns with is built here: its upstreams are
+/// named (stand-ins on loopback, never the default 168.63.129.16; SPEC §7)
+/// and it gives something to answer locally.
+pub struct TestConfig<'a> {
+    /// Stand-ins on loopback; [`start_loaded`] refuses anything else.
+    pub upstreams: &'a [SocketAddr],
+    /// The `[server]` table's keys.
+    pub server: &'a str,
+    /// `[upstream]` keys other than `servers`.
+    pub upstream: &'a str,
+    /// A metrics listener on a free loopback port.
+    pub metrics: bool,
+    /// Workspaces, records, imports and other tables; [`PROBE`] is added
+    /// when they give no local name.
+    pub rest: &'a str,
+}
+
+impl Default for TestConfig<'_> {
+    fn default() -> Self {
+        TestConfig {
+            upstreams: &[],
+            server: "allow = [\"127.0.0.1/32\"]",
+            upstream: "timeout_ms = 1000",
+            metrics: false,
+            rest: "",
+        }
+    }
+}
+
+impl TestConfig<'_> {
+    pub fn text(&self) -> String {
+        let servers: Vec<String> = self.upstreams.iter().map(|u| format!("\"{u}\"")).collect();
+        let metrics = if self.metrics {
+            "[metrics]\nlisten = \"127.0.0.1:0\"\n"
+        } else {
+            ""
+        };
+        let local = ["[[workspace]]", "[[record]]", "[[import]]"]
+            .iter()
+            .any(|t| self.rest.contains(t));
+        format!(
+            "{metrics}[server]\n{}\n[upstream]\nservers = [{}]\n{}\n{}\n{}",
+            self.server,
+            servers.join(", "),
+            self.upstream,
+            self.rest,
+            if local { "" } else { PROBE }
+        )
+    }
+}
+
+/// Panics unless every upstream of `config` is on loopback: a test must
+/// never reach 168.63.129.16 (the default when `[upstream]` is left out) or
+/// any other address off this host (SPEC §7). Tests of the defaults run the
+/// binary inside `unshare --net` instead.
+pub fn refuse_unsafe_upstreams(config: &config::Config) {
+    let off_host: Vec<String> = config
+        .upstream
+        .servers
+        .iter()
+        .filter(|s| !s.ip().is_loopback())
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        off_host.is_empty(),
+        "{}: upstream {} is not on loopback: a test config names its stand-in upstreams \
+         explicitly (build it with TestConfig / config_with)",
+        config.path.display(),
+        off_host.join(", ")
+    );
+}
+
 // ---- issue 12, helper C: sockets, the control ACL, logs ------------------------
 
 /// Starts amldns with `config_text` (written to a temp folder) on sockets the
@@ -633,6 +719,7 @@ pub async fn start_on(config_text: &str, listeners: Listeners) -> Running {
     let config_path = dir.path().join("amldns.toml");
     std::fs::write(&config_path, config_text).unwrap();
     let config = config::load(&config_path).unwrap_or_else(|e| panic!("config: {e}"));
+    refuse_unsafe_upstreams(&config);
     let (addr, http) = (listeners.dns_addrs()[0], listeners.http_addr());
     let (tx, rx) = oneshot::channel();
     let options = Options {
@@ -673,11 +760,6 @@ pub async fn tcp_connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
 }
 
 // ---- issue 12, the upstream path and DNSSEC transparency (helper A) ----------
-
-/// A local name for configs that only test forwarding: every config must
-/// answer something locally.
-pub const PROBE_RECORD: &str =
-    "[[record]]\nname = \"probe.privatelink.blob.core.windows.net\"\na = [\"10.9.9.9\"]\n";
 
 /// A query as [`query_msg`] makes it with EDNS(0) 1232, with DO and CD as given.
 pub fn query_dnssec(qname: &str, qtype: RecordType, dnssec_ok: bool, cd: bool) -> Message {

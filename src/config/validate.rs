@@ -1,326 +1,28 @@
-//! The configuration file (SPEC §2): the raw TOML shape (`Spec`, serde only)
-//! and the validated [`Config`] the rest of amldns works from.
-//!
-//! Every error names the file, line and column of the value at fault. Simple
-//! value checks happen here; checks across the whole table (two answers for
-//! one name) happen when the zone table is compiled, with the same locations.
+//! From the raw [`Spec`] to a [`Config`]: every value checked and located
+//! (SPEC §2), defaults filled in, imports read, and the warnings gathered.
 
+use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
-use std::fmt;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::{Range, RangeInclusive};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
 use toml::Spanned;
 
+use super::spec::{AnswerSpec, CloudSpec, ImportSpec, RecordSpec, Spec, WorkspaceSpec};
+use super::{
+    AZURE_RESOLVER, Config, Located, LogConfig, MetricsConfig, Record, RecordAnswer, ServerConfig,
+    UpstreamConfig,
+};
+use crate::diagnostics::{ConfigError, Lines, Location, Warning};
 use crate::import::{self, ImportedName};
-use crate::names::{self, AnswerMode, Cloud, Project, Workspace};
-
-/// Where the config file lives when neither `--config` nor `AMLDNS_CONFIG` says.
-pub const DEFAULT_PATH: &str = "/etc/amldns/amldns.toml";
-
-/// Azure's recursive resolver, reachable from every VM in a VNet.
-pub const AZURE_RESOLVER: &str = "168.63.129.16:53";
-
-/// A place in a file: what every error and warning points at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub file: PathBuf,
-    /// 1-based.
-    pub line: usize,
-    /// 1-based, in characters.
-    pub col: usize,
-}
-
-/// Turns byte offsets of one file's text into locations. Built once per
-/// file: a config of 10,000 workspaces locates tens of thousands of values.
-pub struct Lines<'a> {
-    file: &'a Path,
-    text: &'a str,
-    /// Byte offset where each line starts.
-    starts: Vec<usize>,
-}
-
-impl<'a> Lines<'a> {
-    pub fn new(file: &'a Path, text: &'a str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Lines { file, text, starts }
-    }
-
-    pub fn text(&self) -> &'a str {
-        self.text
-    }
-
-    /// The location of byte `offset`.
-    pub fn locate(&self, offset: usize) -> Location {
-        let offset = offset.min(self.text.len());
-        let line = self.starts.partition_point(|&s| s <= offset);
-        let start = self.starts[line - 1];
-        Location {
-            file: self.file.to_path_buf(),
-            line,
-            col: self
-                .text
-                .get(start..offset)
-                .map_or(0, |s| s.chars().count())
-                + 1,
-        }
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
-    }
-}
-
-/// Why a configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{}: cannot read: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{at}: {message}")]
-    Invalid { at: Location, message: String },
-}
-
-/// Something legal but probably not what was meant; logged and printed by `check`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warning {
-    pub at: Location,
-    pub message: String,
-}
-
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: warning: {}", self.at, self.message)
-    }
-}
-
-// ---- the raw file shape ----------------------------------------------------
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Spec {
-    #[serde(default)]
-    server: ServerSpec,
-    metrics: Option<MetricsSpec>,
-    #[serde(default)]
-    upstream: UpstreamSpec,
-    #[serde(default)]
-    zone: ZoneSpec,
-    #[serde(default)]
-    log: LogSpec,
-    #[serde(default)]
-    workspace: Vec<WorkspaceSpec>,
-    #[serde(default)]
-    record: Vec<RecordSpec>,
-    #[serde(default)]
-    import: Vec<ImportSpec>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ServerSpec {
-    /// UDP and TCP on each address.
-    listen: Option<Spanned<Vec<Spanned<String>>>>,
-    /// Client networks that may query; everyone else gets REFUSED.
-    allow: Option<Spanned<Vec<Spanned<String>>>>,
-    tcp_connections: Option<Spanned<u64>>,
-    tcp_idle_timeout_ms: Option<Spanned<u64>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MetricsSpec {
-    listen: Spanned<String>,
-    /// Who may POST /reload (SPEC §4); default loopback only.
-    control_allow: Option<Vec<Spanned<String>>>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct UpstreamSpec {
-    servers: Option<Spanned<Vec<Spanned<String>>>>,
-    timeout_ms: Option<Spanned<u64>>,
-    cache_entries: Option<u64>,
-    max_in_flight: Option<Spanned<u64>>,
-    max_qps: Option<Spanned<u64>>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ZoneSpec {
-    ttl: Option<Spanned<u32>>,
-    answer: Option<AnswerSpec>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct LogSpec {
-    /// One line per query: client, name, type, outcome, rcode, latency.
-    #[serde(default)]
-    queries: bool,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum AnswerSpec {
-    A,
-    Cname,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, Default)]
-#[serde(rename_all = "lowercase")]
-enum CloudSpec {
-    #[default]
-    Public,
-    China,
-    Usgov,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WorkspaceSpec {
-    name: Spanned<String>,
-    id: Spanned<String>,
-    region: Spanned<String>,
-    #[serde(default)]
-    cloud: CloudSpec,
-    ip: Spanned<String>,
-    notebook_ip: Option<Spanned<String>>,
-    inference_ip: Option<Spanned<String>>,
-    notebook_fqdn: Option<Spanned<String>>,
-    #[serde(default)]
-    instances: Vec<Spanned<String>>,
-    #[serde(default)]
-    instances_wildcard: bool,
-    #[serde(default)]
-    online_endpoints: Vec<Spanned<String>>,
-    #[serde(default)]
-    inference_wildcard: bool,
-    #[serde(default)]
-    projects: Vec<ProjectSpec>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProjectSpec {
-    name: Spanned<String>,
-    id: Spanned<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecordSpec {
-    name: Spanned<String>,
-    #[serde(default)]
-    a: Vec<Spanned<String>>,
-    #[serde(default)]
-    aaaa: Vec<Spanned<String>>,
-    cname: Option<Spanned<String>>,
-    ttl: Option<Spanned<u32>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportSpec {
-    path: Spanned<String>,
-}
-
-// ---- the validated configuration -------------------------------------------
-
-/// A validated configuration: what `serve`, `check` and `records` work from.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The file it was read from; imports are relative to its folder.
-    pub path: PathBuf,
-    pub server: ServerConfig,
-    pub metrics: Option<MetricsConfig>,
-    pub upstream: UpstreamConfig,
-    pub zone: ZoneConfig,
-    pub log: LogConfig,
-    pub workspaces: Vec<Located<Workspace>>,
-    pub records: Vec<Located<Record>>,
-    pub imports: Vec<ImportedName>,
-    pub warnings: Vec<Warning>,
-    /// A hash of the text of the config and of every import file, exactly
-    /// as read and parsed: equal fingerprints, equal configurations.
-    pub fingerprint: u64,
-}
-
-/// A value and where it was written.
-#[derive(Debug, Clone)]
-pub struct Located<T> {
-    pub at: Location,
-    pub value: T,
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: Vec<SocketAddr>,
-    pub allow: Vec<IpNet>,
-    /// TCP connections open at once; past it the longest idle is closed.
-    pub tcp_connections: usize,
-    /// A TCP connection with no query for this long is closed (RFC 7766 §6.2.3).
-    pub tcp_idle_timeout: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetricsConfig {
-    pub listen: SocketAddr,
-    /// Clients that may change state through the listener (`POST /reload`);
-    /// anyone who reaches it may read.
-    pub control_allow: Vec<IpNet>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamConfig {
-    pub servers: Vec<SocketAddr>,
-    /// How long one upstream gets before the next is tried.
-    pub timeout: Duration,
-    /// Forwarded answers kept; 0 turns the cache off.
-    pub cache_entries: u64,
-    /// Questions asked upstream at once (SPEC §1: Azure allows 200 per VM).
-    pub max_in_flight: usize,
-    /// Upstream queries per second (SPEC §1: Azure allows 1000 per VM).
-    pub max_qps: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogConfig {
-    pub queries: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct ZoneConfig {
-    pub ttl: u32,
-    pub answer: AnswerMode,
-}
-
-/// A `[[record]]`: any other private-endpoint name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// Lower-case, no final dot; `*.` first for a one-label wildcard.
-    pub name: String,
-    pub answer: RecordAnswer,
-    pub ttl: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordAnswer {
-    Addrs(Vec<IpAddr>),
-    Cname(String),
-}
+use crate::names::{self, AnswerMode, Cloud, Project, Workspace, domain_name};
+use crate::zone::ZoneSettings;
 
 /// Who may POST /reload by default (SPEC §4): loopback, since a metrics
 /// listener on 0.0.0.0 (for Kubernetes probes and Prometheus) must not let
@@ -360,38 +62,58 @@ const DEFAULT_TCP_CONNECTIONS: u64 = 1024;
 /// dnsdist 5 s. Ten seconds keeps a pipelining client's connection up.
 const DEFAULT_TCP_IDLE_TIMEOUT_MS: u64 = 10_000;
 
-/// Reads, parses and validates the config at `path`, and its imports.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(path, &text)
-}
-
-/// Parses and validates `text`, read from `path` (imports are read relative to it).
-pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+/// Checks `spec`, read from `path` whose text `lines` holds, and reads its imports.
+pub(super) fn validate(path: &Path, lines: &Lines, spec: Spec) -> Result<Config, ConfigError> {
     let cx = Cx {
         path,
-        lines: Lines::new(path, text),
+        lines,
+        warnings: RefCell::default(),
+        said: RefCell::default(),
     };
-    let spec: Spec = toml::from_str(text).map_err(|e| {
-        let at = cx.at(e.span().map_or(0, |s| s.start));
-        ConfigError::Invalid {
-            at,
-            message: e.message().trim().to_string(),
-        }
-    })?;
     cx.validate(spec)
 }
 
-/// The file being validated, for locating values.
+/// The file being validated, for locating values, and what it is warned about.
 struct Cx<'a> {
     path: &'a Path,
-    lines: Lines<'a>,
+    lines: &'a Lines<'a>,
+    warnings: RefCell<Vec<Warning>>,
+    /// What [`Cx::warn_once`] has said: a mistake repeated over many
+    /// workspaces or imported names (one public address, one unknown
+    /// region) is said once, where it is first met.
+    said: RefCell<HashSet<String>>,
 }
 
 impl Cx<'_> {
+    fn warn(&self, at: Location, message: impl Into<String>) {
+        self.warnings.borrow_mut().push(Warning {
+            at,
+            message: message.into(),
+        });
+    }
+
+    fn warn_once(&self, at: impl FnOnce() -> Location, message: String) {
+        if self.said.borrow_mut().insert(message.clone()) {
+            self.warn(at(), message);
+        }
+    }
+
+    /// Warns when `addr`, an answer, is not a private address (SPEC §2): a
+    /// private endpoint's address is, so a public one is most likely a
+    /// copy of the public answer, which the private endpoint exists to
+    /// avoid. Loopback is not private either: clients would ask themselves.
+    fn answer_address(&self, addr: IpAddr, at: impl FnOnce() -> Location) {
+        if !is_private(addr) {
+            self.warn_once(
+                at,
+                format!(
+                    "answer address {addr} is not private (RFC 1918, 100.64.0.0/10 or fc00::/7): \
+                     a private endpoint's address is"
+                ),
+            );
+        }
+    }
+
     fn at(&self, offset: usize) -> Location {
         self.lines.locate(offset)
     }
@@ -426,8 +148,6 @@ impl Cx<'_> {
             record,
             import,
         } = spec;
-        let mut warnings = Vec::new();
-
         let listen = match server.listen {
             Some(list) if list.get_ref().is_empty() => {
                 return Err(self.err(
@@ -445,21 +165,21 @@ impl Cx<'_> {
         let allow = match server.allow {
             Some(list) => {
                 if list.get_ref().is_empty() {
-                    warnings.push(Warning {
-                        at: self.at_span(&list),
-                        message: "allow is empty: every client will be REFUSED".into(),
-                    });
+                    self.warn(
+                        self.at_span(&list),
+                        "allow is empty: every client will be REFUSED",
+                    );
                 }
                 let mut nets = Vec::new();
                 for a in list.get_ref() {
                     let net = self.parse_net(a)?;
                     if net.prefix_len() == 0 {
-                        warnings.push(Warning {
-                            at: self.at_span(a),
-                            message: format!(
+                        self.warn(
+                            self.at_span(a),
+                            format!(
                                 "allow {net} lets anyone query: amldns is then an open resolver"
                             ),
-                        });
+                        );
                     }
                     nets.push(net);
                 }
@@ -499,7 +219,7 @@ impl Cx<'_> {
             Some(list) => list
                 .get_ref()
                 .iter()
-                .map(|s| self.parse_upstream(s))
+                .map(|s| self.parse_upstream(s, &listen))
                 .collect::<Result<Vec<_>, _>>()?,
             None => vec![AZURE_RESOLVER.parse().expect("valid default")],
         };
@@ -532,7 +252,7 @@ impl Cx<'_> {
 
         let mut workspaces: Vec<Located<Workspace>> = Vec::new();
         // Every hub, workspace and project id, with where it was first given.
-        let mut ids: std::collections::HashMap<String, Location> = Default::default();
+        let mut ids: HashMap<String, Location> = HashMap::new();
         for w in &workspace {
             let ws = self.workspace(w)?;
             let given = std::iter::once((&ws.id, &w.id)).chain(
@@ -577,27 +297,26 @@ impl Cx<'_> {
                 import::ImportError::At { at, message } => ConfigError::Invalid { at, message },
             })?;
             if loaded.files == 0 {
-                warnings.push(Warning {
-                    at: self.at_span(&i.path),
-                    message: format!("import {:?} matches no file yet", i.path.get_ref()),
-                });
+                self.warn(
+                    self.at_span(&i.path),
+                    format!("import {:?} matches no file yet", i.path.get_ref()),
+                );
             }
             for file in loaded.empty {
-                warnings.push(Warning {
-                    at: Location {
-                        file,
-                        line: 1,
-                        col: 1,
-                    },
-                    message: "no names in this file: Azure empties customDnsConfigs once a \
-                              private DNS zone group is attached; import the NIC instead \
-                              (az network nic show)"
-                        .into(),
-                });
+                self.warn(
+                    Location::start_of(&file),
+                    "no names in this file: Azure empties customDnsConfigs once a private DNS \
+                     zone group is attached; import the NIC instead (az network nic show)",
+                );
+            }
+            for name in &loaded.names {
+                self.imported(name)?;
             }
             imports.extend(loaded.names);
             loaded.digest.hash(&mut fingerprint);
         }
+        self.gives_local_names(&workspaces, &records, &imports, &import)?;
+        let mut warnings = self.warnings.take();
         warnings.extend(import_warnings(&imports, &workspaces));
 
         Ok(Config {
@@ -636,7 +355,7 @@ impl Cx<'_> {
                     "max_qps",
                 )? as u32,
             },
-            zone: ZoneConfig { ttl, answer },
+            zone: ZoneSettings { ttl, answer },
             log: LogConfig {
                 queries: log.queries,
             },
@@ -662,16 +381,33 @@ impl Cx<'_> {
     }
 
     /// An upstream resolver: `ip:port`, or a bare IP meaning port 53.
-    fn parse_upstream(&self, v: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
+    /// Not one of amldns's own `listen` addresses (SPEC §2): it would ask itself.
+    fn parse_upstream(
+        &self,
+        v: &Spanned<String>,
+        listen: &[SocketAddr],
+    ) -> Result<SocketAddr, ConfigError> {
         let s = v.get_ref().trim();
-        s.parse::<SocketAddr>()
+        let upstream = s
+            .parse::<SocketAddr>()
             .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
             .map_err(|_| {
                 self.err(
                     v,
                     format!("{s:?} is not a resolver address: expected \"ip\" or \"ip:port\""),
                 )
-            })
+            })?;
+        if let Some(own) = listen.iter().find(|l| is_own(upstream, **l)) {
+            return Err(self.err(
+                v,
+                format!(
+                    "upstream {upstream} is amldns itself (it listens on {own}): every forwarded \
+                     query would come back to it; name the resolver it forwards to, e.g. \"{}\"",
+                    AZURE_RESOLVER.trim_end_matches(":53")
+                ),
+            ));
+        }
+        Ok(upstream)
     }
 
     /// `v`, `default` when absent; an error at `v` when outside `range`.
@@ -736,22 +472,69 @@ impl Cx<'_> {
         Ok(s.to_ascii_lowercase())
     }
 
-    fn workspace(&self, w: &WorkspaceSpec) -> Result<Workspace, ConfigError> {
-        let name = w.name.get_ref().trim();
-        // Azure allows letters, digits, hyphens and underscores in workspace names.
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        {
+    /// A workspace or project name: an error when it cannot make a notebooks
+    /// label, a warning when Azure would not accept it.
+    fn workspace_name(&self, v: &Spanned<String>, what: &str) -> Result<String, ConfigError> {
+        let name = v.get_ref().trim();
+        if !names::is_workspace_name(name) {
             return Err(self.err(
-                &w.name,
+                v,
                 format!(
-                    "workspace name {name:?} is not valid: expected letters, digits, \
-                     hyphens and underscores"
+                    "{what} name {name:?} is not valid: expected letters, digits, hyphens and \
+                     underscores"
                 ),
             ));
         }
+        if let Some(why) = names::workspace_name_issue(name) {
+            self.warn(
+                self.at_span(v),
+                format!("{what} name {name:?} {why}: Azure would not accept it"),
+            );
+        }
+        Ok(name.to_string())
+    }
+
+    /// Warns when `region` (at `v`) is not a region of `cloud` that amldns
+    /// knows. Only a warning: Azure adds regions.
+    fn region_of(&self, cloud: Cloud, region: &str, v: &Spanned<String>) {
+        if cloud.regions().contains(&region) {
+            return;
+        }
+        let hint = match Cloud::of_region(region) {
+            Some(other) => format!(
+                "it is a region of the {} cloud: set cloud = \"{}\", or use a region of the \
+                 {} cloud",
+                other.as_str(),
+                other.as_str(),
+                cloud.as_str()
+            ),
+            None => match crate::diagnostics::closest(region, cloud.regions().iter().copied()) {
+                Some(near) => format!("did you mean \"{near}\"?"),
+                None => "check the spelling; if Azure has opened it since, ignore this".into(),
+            },
+        };
+        self.warn_once(
+            || self.at_span(v),
+            format!(
+                "region \"{region}\" is not an Azure region of the {} cloud: {hint}",
+                cloud.as_str()
+            ),
+        );
+    }
+
+    /// An address a local name answers with, of type `T` (`expected` says which).
+    fn answer<T: Into<IpAddr> + FromStr>(
+        &self,
+        v: &Spanned<String>,
+        expected: &str,
+    ) -> Result<IpAddr, ConfigError> {
+        let addr: IpAddr = self.parse::<T>(v, expected)?.into();
+        self.answer_address(addr, || self.at_span(v));
+        Ok(addr)
+    }
+
+    fn workspace(&self, w: &WorkspaceSpec) -> Result<Workspace, ConfigError> {
+        let name = self.workspace_name(&w.name, "workspace")?;
         let id = self.uuid(&w.id)?;
         let region = self.label(&w.region, "region")?;
         if region.len() > names::MAX_REGION {
@@ -769,13 +552,14 @@ impl Cx<'_> {
             CloudSpec::China => Cloud::China,
             CloudSpec::Usgov => Cloud::UsGov,
         };
-        let ip: IpAddr = self.parse(&w.ip, "an IP address")?;
+        self.region_of(cloud, &region, &w.region);
+        let ip = self.answer::<IpAddr>(&w.ip, "an IP address")?;
         let notebook_ip = match &w.notebook_ip {
-            Some(v) => self.parse(v, "an IP address")?,
+            Some(v) => self.answer::<IpAddr>(v, "an IP address")?,
             None => ip,
         };
         let inference_ip = match &w.inference_ip {
-            Some(v) => self.parse(v, "an IP address")?,
+            Some(v) => self.answer::<IpAddr>(v, "an IP address")?,
             None => ip,
         };
         let notebook_fqdn = match &w.notebook_fqdn {
@@ -801,22 +585,13 @@ impl Cx<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let mut projects = Vec::new();
         for p in &w.projects {
-            let pname = p.name.get_ref().trim();
-            if pname.is_empty()
-                || !pname
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-            {
-                return Err(self.err(&p.name, format!("project name {pname:?} is not valid")));
-            }
-            let pid = self.uuid(&p.id)?;
             projects.push(Project {
-                name: pname.to_string(),
-                id: pid,
+                name: self.workspace_name(&p.name, "project")?,
+                id: self.uuid(&p.id)?,
             });
         }
         Ok(Workspace {
-            name: name.to_string(),
+            name,
             id,
             region,
             cloud,
@@ -873,6 +648,9 @@ impl Cx<'_> {
                 format!("record name {:?}: {why}", r.name.get_ref()),
             )
         })?;
+        if let Some(why) = names::captures_public(&name) {
+            return Err(self.err(&r.name, captures_public_message("record", &name, why)));
+        }
         let ttl = r.ttl.as_ref().map(|t| self.ttl(t)).transpose()?;
         let answer = match (&r.cname, r.a.is_empty() && r.aaaa.is_empty()) {
             (Some(c), true) => {
@@ -895,93 +673,96 @@ impl Cx<'_> {
             (None, false) => {
                 let mut addrs = Vec::new();
                 for a in &r.a {
-                    addrs.push(IpAddr::V4(self.parse::<Ipv4Addr>(a, "an IPv4 address")?));
+                    addrs.push(self.answer::<Ipv4Addr>(a, "an IPv4 address")?);
                 }
                 for a in &r.aaaa {
-                    addrs.push(IpAddr::V6(self.parse::<Ipv6Addr>(a, "an IPv6 address")?));
+                    addrs.push(self.answer::<Ipv6Addr>(a, "an IPv6 address")?);
                 }
                 RecordAnswer::Addrs(addrs)
             }
         };
         Ok(Record { name, answer, ttl })
     }
-}
 
-/// Folders whose changes may change the configuration at `path`: the
-/// config's folder (and its real one, through a symlink), each import's base
-/// folder, and the folder of every file an import matches now. Read
-/// leniently, so that a config that does not load still names its imports
-/// and fixing them is noticed.
-pub fn watch_dirs(path: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut add = |d: &Path| {
-        if !dirs.iter().any(|x| x == d) {
-            dirs.push(d.to_path_buf());
-        }
-    };
-    let folder_of = |f: &Path| f.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let real_folder_of = |f: &Path| std::fs::canonicalize(f).ok().map(|r| folder_of(&r));
-    add(&folder_of(path));
-    if let Some(d) = real_folder_of(path) {
-        add(&d);
-    }
-    let table = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok());
-    let imports = table
-        .as_ref()
-        .and_then(|t| t.get("import"))
-        .and_then(toml::Value::as_array);
-    for pattern in imports
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.get("path")?.as_str())
-    {
-        add(&import::base_dir(path, pattern));
-        for f in import::files(path, pattern).unwrap_or_default() {
-            add(&folder_of(&f));
-            if let Some(d) = real_folder_of(&f) {
-                add(&d);
-            }
-        }
-    }
-    dirs
-}
-
-/// Checks a domain name as amldns stores it: lower-case, no final dot, labels
-/// of 1–63 letters, digits, hyphens or underscores (RFC 2181 §11 allows more,
-/// but private-endpoint names never need it), at most 253 characters, and `*`
-/// only as a whole first label.
-pub fn domain_name(raw: &str) -> Result<String, String> {
-    let s = raw.trim().trim_end_matches('.').to_ascii_lowercase();
-    if s.is_empty() {
-        return Err("empty name".into());
-    }
-    if s.len() > 253 {
-        return Err("longer than 253 characters".into());
-    }
-    let body = s.strip_prefix("*.").unwrap_or(&s);
-    if !body.contains('.') {
-        return Err("expected a fully qualified name with at least two labels".into());
-    }
-    for label in body.split('.') {
-        if label.is_empty() {
-            return Err("empty label".into());
-        }
-        if label.len() > names::MAX_LABEL {
-            return Err(format!("label {label:?} is longer than 63 characters"));
-        }
-        if !label
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    /// An imported name: its addresses are answers, and an imported wildcard
+    /// must not capture public names. Imported exact names are Azure's own
+    /// list for a private endpoint, so they are taken as given.
+    fn imported(&self, name: &ImportedName) -> Result<(), ConfigError> {
+        if name.name.starts_with("*.")
+            && let Some(why) = names::captures_public(&name.name)
         {
-            return Err(format!(
-                "label {label:?} has a character other than letters, digits, '-' or '_' \
-                 ('*' only as the whole first label)"
-            ));
+            return Err(ConfigError::Invalid {
+                at: name.at.clone(),
+                message: captures_public_message("imported wildcard", &name.name, why),
+            });
         }
+        for addr in &name.addrs {
+            self.answer_address(*addr, || name.at.clone());
+        }
+        Ok(())
     }
-    Ok(s)
+
+    /// SPEC §2: a configuration must give something to answer locally, so
+    /// that a truncated or emptied file can never empty a running table; a
+    /// reload refuses it like any broken config. Every source of local names
+    /// counts here, and only here (an `[azure]` section will be one more).
+    fn gives_local_names(
+        &self,
+        workspaces: &[Located<Workspace>],
+        records: &[Located<Record>],
+        imported: &[ImportedName],
+        imports: &[ImportSpec],
+    ) -> Result<(), ConfigError> {
+        if !workspaces.is_empty() || !records.is_empty() || !imported.is_empty() {
+            return Ok(());
+        }
+        let (at, imports_say) = match imports.first() {
+            Some(i) => (
+                self.at_span(&i.path),
+                "; the [[import]]s match no file that lists a name",
+            ),
+            None => (Location::start_of(self.path), ""),
+        };
+        Err(ConfigError::Invalid {
+            at,
+            message: format!(
+                "the config gives nothing to answer locally: no [[workspace]], [[record]] or \
+                 [[import]] match{imports_say}; a truncated or emptied file would empty the table"
+            ),
+        })
+    }
+}
+
+/// Whether amldns listening on `listen` would receive what it sends to
+/// `upstream`: the same address and port, or the same port on the wildcard
+/// address of the upstream's family (`0.0.0.0`, `::`) when the upstream is a
+/// loopback or wildcard address, which always reach this host. IPv6 sockets
+/// are bound IPv6-only (RFC 3493 §5.3), so `::` does not take 127.0.0.1.
+/// Another address of this host on a wildcard listener is not caught:
+/// telling that needs the host's interfaces, which a config check does not read.
+fn is_own(upstream: SocketAddr, listen: SocketAddr) -> bool {
+    let (up, own) = (upstream.ip().to_canonical(), listen.ip().to_canonical());
+    upstream.port() == listen.port()
+        && (up == own
+            || (own.is_unspecified()
+                && own.is_ipv4() == up.is_ipv4()
+                && (up.is_loopback() || up.is_unspecified())))
+}
+
+/// SPEC §2's private answer addresses: RFC 1918, shared address space
+/// (RFC 6598, 100.64.0.0/10) and unique local IPv6 (RFC 4193, fc00::/7).
+fn is_private(addr: IpAddr) -> bool {
+    match addr.to_canonical() {
+        IpAddr::V4(a) => a.is_private() || (a.octets()[0] == 100 && a.octets()[1] & 0xc0 == 64),
+        IpAddr::V6(a) => a.segments()[0] & 0xfe00 == 0xfc00,
+    }
+}
+
+fn captures_public_message(what: &str, name: &str, why: names::Captured) -> String {
+    format!(
+        "{what} {name} would capture names that must keep resolving publicly (SPEC §1): {why}; \
+         give the workspace's exact names instead"
+    )
 }
 
 /// SPEC §2 warnings about imported names: a notebooks FQDN that differs from
@@ -1044,6 +825,8 @@ fn import_warnings(imports: &[ImportedName], workspaces: &[Located<Workspace>]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse;
+    use std::path::PathBuf;
 
     fn parse_str(text: &str) -> Result<Config, ConfigError> {
         parse(Path::new("test.toml"), text)
@@ -1074,9 +857,23 @@ region = "eastus"
 ip = "10.1.0.5"
 "#;
 
+    /// One local name, for configs about something else: appended, it
+    /// moves no line of what comes before it.
+    const LOCAL: &str = "\n[[record]]\nname = \"probe.privatelink.blob.core.windows.net\"\n\
+                         a = [\"10.9.9.9\"]\n";
+
+    /// The warnings `text` (which must be valid) gets: (line, col, message).
+    fn warnings(text: &str) -> Vec<(usize, usize, String)> {
+        let c = parse_str(text).unwrap_or_else(|e| panic!("{e} in:\n{text}"));
+        c.warnings
+            .into_iter()
+            .map(|w| (w.at.line, w.at.col, w.message))
+            .collect()
+    }
+
     #[test]
     fn defaults() {
-        let c = parse_str("").unwrap();
+        let c = parse_str(LOCAL).unwrap();
         assert_eq!(c.server.listen, vec!["0.0.0.0:53".parse().unwrap()]);
         assert!(
             c.server
@@ -1169,25 +966,25 @@ cname = "stcontoso.blob.core.windows.net"
                 "[server]\nlisten = []\nbogus = 1".into(),
                 3,
                 1,
-                "unknown field `bogus`",
+                "unknown key `bogus`: expected one of `listen`",
             ),
             (
                 "[zone]\nttl = 5\nanswr = \"a\"".into(),
                 3,
                 1,
-                "unknown field `answr`",
+                "unknown key `answr`: did you mean `answer`?",
             ),
             (
                 format!("{WS}colour = \"blue\""),
                 7,
                 1,
-                "unknown field `colour`",
+                "unknown key `colour`",
             ),
             (
                 "[frobnicate]\nx = 1".into(),
                 1,
                 2,
-                "unknown field `frobnicate`",
+                "unknown key `frobnicate`",
             ),
             // bad IPs and CIDRs and addresses
             (
@@ -1242,7 +1039,12 @@ cname = "stcontoso.blob.core.windows.net"
                 "address:port",
             ),
             ("[zone]\nttl = 0".into(), 2, 7, "out of range"),
-            ("[zone]\nanswer = \"aaaa\"".into(), 2, 10, "unknown variant"),
+            (
+                "[zone]\nanswer = \"aaaa\"".into(),
+                2,
+                10,
+                "unknown value `aaaa`: expected one of `a`, `cname`",
+            ),
             // GUID, region, cloud, names
             (
                 WS.replace("55ddb3382f51", "55ddb3382f5"),
@@ -1256,7 +1058,12 @@ cname = "stcontoso.blob.core.windows.net"
                 10,
                 "not a DNS label",
             ),
-            (format!("{WS}cloud = \"mars\""), 7, 9, "unknown variant"),
+            (
+                format!("{WS}cloud = \"mars\""),
+                7,
+                9,
+                "unknown value `mars`",
+            ),
             (
                 WS.replace("mlw-contoso-prod", "mlw contoso"),
                 3,
@@ -1411,7 +1218,7 @@ cname = "stcontoso.blob.core.windows.net"
 
     #[test]
     fn empty_allow_is_a_warning() {
-        let c = parse_str("[server]\nallow = []").unwrap();
+        let c = parse_str(&format!("[server]\nallow = []{LOCAL}")).unwrap();
         assert_eq!(c.warnings.len(), 1);
         assert!(
             c.warnings[0]
@@ -1422,34 +1229,320 @@ cname = "stcontoso.blob.core.windows.net"
 
     #[test]
     fn open_allow_is_a_warning() {
-        let c = parse_str("[server]\nallow = [\"0.0.0.0/0\"]").unwrap();
+        let c = parse_str(&format!("[server]\nallow = [\"0.0.0.0/0\"]{LOCAL}")).unwrap();
         assert_eq!(c.warnings.len(), 1);
         assert_eq!((c.warnings[0].at.line, c.warnings[0].at.col), (2, 10));
         assert!(c.warnings[0].message.contains("open resolver"));
     }
 
     #[test]
-    fn locations_count_characters() {
-        let lines = Lines::new(Path::new("f"), "a\né = x\n\nz");
-        let at = |o| {
-            let l = lines.locate(o);
-            (l.line, l.col)
-        };
-        assert_eq!(lines.locate(6).to_string(), "f:2:4");
-        assert_eq!(
-            [at(0), at(1), at(2), at(9), at(10), at(99)],
-            [(1, 1), (1, 2), (2, 1), (3, 1), (4, 1), (4, 2)]
+    fn a_config_that_gives_nothing_local_is_refused() {
+        let nothing = "the config gives nothing to answer locally";
+        // An empty file, a truncated one, one with only settings.
+        for text in [
+            "",
+            "\n\n",
+            "# amldns\n",
+            "[server]\nlisten = [\"127.0.0.1:5353\"]\n[upstream]\nservers = [\"127.0.0.1:5300\"]\n",
+        ] {
+            fails_at(text, 1, 1, nothing);
+        }
+        fails_at(
+            "",
+            1,
+            1,
+            "no [[workspace]], [[record]] or [[import]] match; a truncated or emptied file would \
+             empty the table",
         );
+        // Imports that give no name are blamed at the first import's path.
+        fails_at(
+            "[[import]]\npath = \"pe/*.json\"\n",
+            2,
+            8,
+            "nothing to answer locally: no [[workspace]], [[record]] or [[import]] match; the \
+             [[import]]s match no file that lists a name",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pe.json"), r#"{"customDnsConfigs": []}"#).unwrap();
+        let path = dir.path().join("amldns.toml");
+        match parse(&path, "[[import]]\npath = \"pe.json\"\n") {
+            Err(ConfigError::Invalid { at, message }) => {
+                assert_eq!((at.line, at.col), (2, 8));
+                assert_eq!(at.file, path);
+                assert!(message.contains(nothing), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // One source of any kind is enough.
+        for text in [WS, LOCAL] {
+            parse_str(text).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("pe.json"),
+            r#"[{"fqdn": "st.privatelink.blob.core.windows.net", "ipAddresses": ["10.1.0.9"]}]"#,
+        )
+        .unwrap();
+        parse(&path, "[[import]]\npath = \"pe.json\"\n").unwrap();
     }
 
     #[test]
-    fn domain_names() {
-        assert_eq!(domain_name("A.B.").unwrap(), "a.b");
-        assert_eq!(domain_name("*.x.y").unwrap(), "*.x.y");
-        assert_eq!(domain_name("_sip._tcp.x.y").unwrap(), "_sip._tcp.x.y");
-        assert!(domain_name("*").is_err());
-        assert!(domain_name("a b.c").is_err());
-        assert!(domain_name(&format!("{}.x", "a".repeat(64))).is_err());
-        assert!(domain_name(&format!("{}x", "a.".repeat(127))).is_err());
+    fn public_names_cannot_be_captured() {
+        let record = |name: &str| format!("[[record]]\nname = \"{name}\"\na = [\"10.1.0.9\"]\n");
+        let cases = [
+            (
+                "eastus.api.azureml.ms",
+                "names at that level of api.azureml.ms are shared",
+            ),
+            ("*.api.azureml.ms", "it is the Azure ML zone api.azureml.ms"),
+            (
+                "ML.Azure.com.",
+                "it is the Azure ML zone inference.ml.azure.com, or above it",
+            ),
+            (
+                "*.tundra.eastus.api.azureml.ms",
+                "shared by every workspace of a region",
+            ),
+            (
+                "*.eastus.notebooks.azure.net",
+                "names at that level of notebooks.azure.net",
+            ),
+        ];
+        for (name, why) in cases {
+            fails_at(
+                &record(name),
+                2,
+                8,
+                "would capture names that must keep resolving publicly",
+            );
+            fails_at(&record(name), 2, 8, why);
+        }
+        // What a user may ask for: exact names and the opt-in regional wildcards.
+        for name in [
+            "*.eastus.instances.azureml.ms",
+            "*.eastus.inference.ml.azure.com",
+            "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms",
+        ] {
+            parse_str(&record(name)).unwrap();
+        }
+        // An imported wildcard too; Azure's exact names are taken as given.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("amldns.toml");
+        let import = format!("[[import]]\npath = \"pe.json\"\n{LOCAL}");
+        std::fs::write(
+            dir.path().join("pe.json"),
+            "[{\"fqdn\": \"st.privatelink.blob.core.windows.net\", \"ipAddresses\": [\"10.1.0.9\"]},\n\
+             {\"fqdn\": \"*.api.azureml.ms\", \"ipAddresses\": [\"10.1.0.9\"]}]",
+        )
+        .unwrap();
+        match parse(&path, &import) {
+            Err(ConfigError::Invalid { at, message }) => {
+                assert_eq!(
+                    (at.file, at.line, at.col),
+                    (dir.path().join("pe.json"), 2, 10)
+                );
+                assert!(
+                    message.starts_with("imported wildcard *.api.azureml.ms would capture"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(
+            dir.path().join("pe.json"),
+            r#"[{"fqdn": "*.eastus.inference.ml.azure.com", "ipAddresses": ["10.1.0.7"]}]"#,
+        )
+        .unwrap();
+        parse(&path, &import).unwrap();
+    }
+
+    #[test]
+    fn an_upstream_cannot_be_amldns_itself() {
+        let cases = [
+            // The default listen address, 0.0.0.0:53, takes loopback.
+            ("", "\"127.0.0.1\"", Some("it listens on 0.0.0.0:53")),
+            ("", "\"127.0.0.53:53\"", Some("it listens on 0.0.0.0:53")),
+            ("", "\"0.0.0.0\"", Some("it listens on 0.0.0.0:53")),
+            ("", "\"127.0.0.1:5353\"", None),
+            ("", "\"10.0.0.4\"", None),
+            ("\"[::]:53\"", "\"[::1]:53\"", Some("it listens on [::]:53")),
+            ("\"[::]:53\"", "\"[::]:53\"", Some("it listens on [::]:53")),
+            // IPv6 sockets are IPv6-only: `::` does not take IPv4 loopback.
+            ("\"[::]:53\"", "\"127.0.0.1\"", None),
+            ("\"0.0.0.0:53\"", "\"[::1]:53\"", None),
+            ("\"[::1]:53\"", "\"[::ffff:127.0.0.1]:53\"", None),
+            (
+                "\"127.0.0.1:53\"",
+                "\"[::ffff:127.0.0.1]:53\"",
+                Some("it listens on 127.0.0.1:53"),
+            ),
+            (
+                "\"127.0.0.1:5353\"",
+                "\"127.0.0.1:5353\"",
+                Some("it listens on 127.0.0.1:5353"),
+            ),
+            ("\"127.0.0.1:5353\"", "\"127.0.0.2:5353\"", None),
+            (
+                "\"10.0.0.4:53\"",
+                "\"10.0.0.4\"",
+                Some("it listens on 10.0.0.4:53"),
+            ),
+            ("\"10.0.0.4:53\"", "\"127.0.0.1\"", None),
+            // Port 0 is "any free port": never the upstream's.
+            ("\"127.0.0.1:0\"", "\"127.0.0.1:5300\"", None),
+        ];
+        for (listen, upstream, want) in cases {
+            let server = if listen.is_empty() {
+                String::new()
+            } else {
+                format!("[server]\nlisten = [{listen}]\n")
+            };
+            let text = format!("[upstream]\nservers = [\"10.0.0.9\", {upstream}]\n{server}{LOCAL}");
+            match want {
+                Some(own) => {
+                    fails_at(&text, 2, 24, "is amldns itself");
+                    fails_at(&text, 2, 24, own);
+                }
+                None => {
+                    parse_str(&text).unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mistakes_that_are_warnings() {
+        let ws = |extra: &str| format!("{WS}{extra}\n");
+        let record = |values: &str| format!("[[record]]\nname = \"a.corp.example\"\n{values}\n");
+        let not_private = "is not private (RFC 1918, 100.64.0.0/10 or fc00::/7)";
+        // (config, its warnings: line, column, words of the message)
+        type Expected<'a> = Vec<(usize, usize, &'a str)>;
+        let cases: Vec<(String, Expected)> = vec![
+            // Quiet: private addresses, names Azure takes, known regions.
+            (ws(""), vec![]),
+            (WS.replace("mlw-contoso-prod", "mlw_contoso_prod"), vec![]),
+            (
+                ws("notebook_ip = \"100.64.1.6\"\ninference_ip = \"fd00::7\""),
+                vec![],
+            ),
+            (record("a = [\"192.168.1.1\", \"172.31.0.1\"]"), vec![]),
+            (
+                WS.replace("eastus", "chinanorth3") + "cloud = \"china\"\n",
+                vec![],
+            ),
+            // Answer addresses that are not private, each once.
+            (
+                WS.replace("10.1.0.5", "20.1.0.5"),
+                vec![(6, 6, "answer address 20.1.0.5 is not private")],
+            ),
+            (
+                ws("notebook_ip = \"100.128.0.1\""),
+                vec![(7, 15, "answer address 100.128.0.1 ")],
+            ),
+            (
+                record("a = [\"127.0.0.1\", \"127.0.0.1\"]\naaaa = [\"2001:db8::1\"]"),
+                vec![(3, 6, "127.0.0.1 "), (4, 9, "2001:db8::1 ")],
+            ),
+            (record("a = [\"8.8.8.8\"]"), vec![(3, 6, not_private)]),
+            // Workspace and project names Azure would not take.
+            (
+                WS.replace("mlw-contoso-prod", "ab"),
+                vec![(
+                    3,
+                    8,
+                    "workspace name \"ab\" has 2 characters; Azure accepts 3 to 33",
+                )],
+            ),
+            (
+                WS.replace("mlw-contoso-prod", &"m".repeat(56)),
+                vec![(
+                    3,
+                    8,
+                    "has 56 characters; Azure accepts 3 to 33: Azure would not accept it",
+                )],
+            ),
+            (
+                WS.replace("mlw-contoso-prod", "_mlw"),
+                vec![(3, 8, "starts with neither a letter nor a digit")],
+            ),
+            (
+                ws("projects = [{ name = \"p\", id = \"0d5c2f4e-1111-2222-3333-444455556666\" }]"),
+                vec![(7, 22, "project name \"p\" has 1 characters")],
+            ),
+            // Regions of no cloud, or of another one.
+            (
+                WS.replace("\"eastus\"", "\"eastuss\""),
+                vec![(
+                    5,
+                    10,
+                    "region \"eastuss\" is not an Azure region of the public cloud: did you mean \"eastus\"?",
+                )],
+            ),
+            (
+                ws("cloud = \"china\""),
+                vec![(
+                    5,
+                    10,
+                    "region \"eastus\" is not an Azure region of the china cloud: it is a region of the public cloud: set cloud = \"public\"",
+                )],
+            ),
+            // Said once, where first met, however many workspaces repeat it.
+            (
+                WS.replace("\"eastus\"", "\"eastuss\"")
+                    + &WS
+                        .replace("\"eastus\"", "\"eastuss\"")
+                        .replace("fb7e20a0", "0d5c2f4e"),
+                vec![(5, 10, "region \"eastuss\"")],
+            ),
+            (
+                WS.replace("\"eastus\"", "\"marsnorth\""),
+                vec![(
+                    5,
+                    10,
+                    "check the spelling; if Azure has opened it since, ignore this",
+                )],
+            ),
+        ];
+        for (text, want) in cases {
+            let got = warnings(&text);
+            assert_eq!(got.len(), want.len(), "{got:?} in:\n{text}");
+            for ((line, col, message), (wl, wc, needle)) in got.iter().zip(&want) {
+                assert_eq!((*line, *col), (*wl, *wc), "{message} in:\n{text}");
+                assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn shape_mistakes_say_what_to_write() {
+        fails_at(
+            &format!("[server]\nlisten = \"0.0.0.0:53\"{LOCAL}"),
+            2,
+            10,
+            "write listen = [\"0.0.0.0:53\"] (a list)",
+        );
+        fails_at(
+            &format!("[metrics]\nlisten = [\"127.0.0.1:9153\"]{LOCAL}"),
+            2,
+            10,
+            "listen takes one value, not a list",
+        );
+        fails_at(
+            &format!("{WS}notebok_ip = \"10.1.0.6\""),
+            7,
+            1,
+            "unknown key `notebok_ip`: did you mean `notebook_ip`?",
+        );
+        fails_at(
+            &format!("[workspace]\nname = \"mlw\"{LOCAL}"),
+            1,
+            1,
+            "[workspace] is a list of tables: write [[workspace]], once for each",
+        );
+        fails_at(
+            &format!("{WS}cloud = \"pubilc\""),
+            7,
+            9,
+            "unknown value `pubilc`: did you mean `public`?",
+        );
     }
 }

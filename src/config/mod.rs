@@ -1,0 +1,158 @@
+//! The configuration file (SPEC §2): read by `spec` (the raw TOML shape,
+//! serde only), checked by `validate` into the [`Config`] the rest of
+//! amldns works from, whose [`Config::sources`] the zone table is compiled
+//! from.
+//!
+//! Every error names the file, line and column of the value at fault. Simple
+//! value checks happen in `validate`; checks across the whole table (two
+//! answers for one name) happen when the zone table is compiled, with the
+//! same locations.
+
+mod spec;
+mod validate;
+mod watch;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+// The error and warning types are the configuration's words; they live in
+// `diagnostics` so that `import` and `zone` can use them without `config`.
+use crate::diagnostics::Lines;
+pub use crate::diagnostics::{ConfigError, Location, Warning};
+use crate::import::ImportedName;
+use crate::names::Workspace;
+use crate::zone::{Given, Source, ZoneSettings, ZoneTable};
+pub use watch::watch_dirs;
+
+/// Where the config file lives when neither `--config` nor `AMLDNS_CONFIG` says.
+pub const DEFAULT_PATH: &str = "/etc/amldns/amldns.toml";
+
+/// Azure's recursive resolver, reachable from every VM in a VNet.
+pub const AZURE_RESOLVER: &str = "168.63.129.16:53";
+
+/// A validated configuration: what `serve`, `check` and `records` work from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from; imports are relative to its folder.
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub metrics: Option<MetricsConfig>,
+    pub upstream: UpstreamConfig,
+    pub zone: ZoneSettings,
+    pub log: LogConfig,
+    pub workspaces: Vec<Located<Workspace>>,
+    pub records: Vec<Located<Record>>,
+    pub imports: Vec<ImportedName>,
+    pub warnings: Vec<Warning>,
+    /// A hash of the text of the config and of every import file, exactly
+    /// as read and parsed: equal fingerprints, equal configurations.
+    pub fingerprint: u64,
+}
+
+/// A value and where it was written.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    pub at: Location,
+    pub value: T,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: Vec<SocketAddr>,
+    pub allow: Vec<IpNet>,
+    /// TCP connections open at once; past it the longest idle is closed.
+    pub tcp_connections: usize,
+    /// A TCP connection with no query for this long is closed (RFC 7766 §6.2.3).
+    pub tcp_idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+    /// Clients that may change state through the listener (`POST /reload`);
+    /// anyone who reaches it may read.
+    pub control_allow: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    pub servers: Vec<SocketAddr>,
+    /// How long one upstream gets before the next is tried.
+    pub timeout: Duration,
+    /// Forwarded answers kept; 0 turns the cache off.
+    pub cache_entries: u64,
+    /// Questions asked upstream at once (SPEC §1: Azure allows 200 per VM).
+    pub max_in_flight: usize,
+    /// Upstream queries per second (SPEC §1: Azure allows 1000 per VM).
+    pub max_qps: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub queries: bool,
+}
+
+/// A `[[record]]`: any other private-endpoint name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Lower-case, no final dot; `*.` first for a one-label wildcard.
+    pub name: String,
+    pub answer: RecordAnswer,
+    pub ttl: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordAnswer {
+    Addrs(Vec<IpAddr>),
+    Cname(String),
+}
+
+/// Reads, parses and validates the config at `path`, and its imports.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates `text`, read from `path` (imports are read relative to it).
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let lines = Lines::new(path, text);
+    let spec = spec::read(&lines)?;
+    validate::validate(path, &lines, spec)
+}
+
+impl Config {
+    /// Every source of local names, in the order written: workspaces,
+    /// records, then imported names.
+    pub fn sources(&self) -> impl Iterator<Item = Source<'_>> {
+        let workspaces = self.workspaces.iter().map(|w| Source::Workspace {
+            workspace: &w.value,
+            at: &w.at,
+        });
+        let records = self.records.iter().map(|r| Source::Record {
+            name: &r.value.name,
+            data: match &r.value.answer {
+                RecordAnswer::Addrs(a) => Given::Addrs(a),
+                RecordAnswer::Cname(t) => Given::Alias(t),
+            },
+            ttl: r.value.ttl,
+            at: &r.at,
+        });
+        let imports = self.imports.iter().map(|i| Source::Import {
+            name: &i.name,
+            addrs: &i.addrs,
+            at: &i.at,
+        });
+        workspaces.chain(records).chain(imports)
+    }
+
+    /// Compiles the zone table of this configuration.
+    pub fn table(&self, generation: u64) -> Result<ZoneTable, ConfigError> {
+        ZoneTable::compile(self.sources(), self.zone, generation)
+    }
+}

@@ -1,0 +1,46 @@
+//! What to watch for a configuration to change: its folder, its imports'.
+
+use std::path::{Path, PathBuf};
+
+use crate::import;
+
+/// Folders whose changes may change the configuration at `path`: the
+/// config's folder (and its real one, through a symlink), each import's base
+/// folder, and the folder of every file an import matches now. Read
+/// leniently, so that a config that does not load still names its imports
+/// and fixing them is noticed.
+pub fn watch_dirs(path: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut add = |d: &Path| {
+        if !dirs.iter().any(|x| x == d) {
+            dirs.push(d.to_path_buf());
+        }
+    };
+    let folder_of = |f: &Path| f.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let real_folder_of = |f: &Path| std::fs::canonicalize(f).ok().map(|r| folder_of(&r));
+    add(&folder_of(path));
+    if let Some(d) = real_folder_of(path) {
+        add(&d);
+    }
+    let table = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok());
+    let imports = table
+        .as_ref()
+        .and_then(|t| t.get("import"))
+        .and_then(toml::Value::as_array);
+    for pattern in imports
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("path")?.as_str())
+    {
+        add(&import::base_dir(path, pattern));
+        for f in import::files(path, pattern).unwrap_or_default() {
+            add(&folder_of(&f));
+            if let Some(d) = real_folder_of(&f) {
+                add(&d);
+            }
+        }
+    }
+    dirs
+}
