@@ -34,7 +34,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{debug, info, warn};
 
 use crate::cache::{Cache, Hit, Key, Reply};
-use crate::config::UpstreamConfig;
 use crate::metrics::{Limit, Metrics};
 use crate::upstream::{self, Ask};
 
@@ -69,6 +68,20 @@ pub const MAX_RATE_WAIT: Duration = Duration::from_millis(250);
 /// a slow upstream is not sent copies of what it is still working on.
 pub fn resend_after(per_try: Duration, srtt: Duration) -> [Duration; 2] {
     [(per_try / 5).max(srtt * 2), (per_try / 2).max(srtt * 4)]
+}
+
+/// The forwarder's settings (`[upstream]`; `config` builds them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub servers: Vec<SocketAddr>,
+    /// How long one upstream gets before the next is tried.
+    pub timeout: Duration,
+    /// Forwarded answers kept; 0 turns the cache off.
+    pub cache_entries: u64,
+    /// Questions asked upstream at once (SPEC §1: Azure allows 200 per VM).
+    pub max_in_flight: usize,
+    /// Upstream queries per second (SPEC §1: Azure allows 1000 per VM).
+    pub max_qps: u32,
 }
 
 /// What forwarding one question gave.
@@ -168,7 +181,7 @@ impl Rate {
 /// The forwarding side: upstreams, their health, the limits, and the cache.
 pub struct Forwarder {
     /// What it was built from; a reload with the same settings keeps it.
-    config: UpstreamConfig,
+    config: Settings,
     upstreams: Vec<Upstream>,
     metrics: Arc<Metrics>,
     /// `timeout_ms`, shortened so every upstream gets a turn within the deadline.
@@ -208,7 +221,7 @@ impl Drop for Place {
 }
 
 impl Forwarder {
-    pub fn new(config: &UpstreamConfig, cache: Arc<Cache>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: &Settings, cache: Arc<Cache>, metrics: Arc<Metrics>) -> Self {
         let upstreams = config
             .servers
             .iter()
@@ -556,12 +569,12 @@ impl Forwarder {
     }
 
     /// The settings it was built from.
-    pub fn config(&self) -> &UpstreamConfig {
+    pub fn config(&self) -> &Settings {
         &self.config
     }
 
     /// Drops the metric series of upstreams that `next` no longer has.
-    pub fn forget_upstreams_not_in(&self, next: &UpstreamConfig) {
+    pub fn forget_upstreams_not_in(&self, next: &Settings) {
         for up in &self.upstreams {
             if !next.servers.contains(&up.addr) {
                 self.metrics.forget_upstream(&up.addr.to_string());

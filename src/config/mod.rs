@@ -22,6 +22,8 @@ use ipnet::IpNet;
 // `diagnostics` so that `import` and `zone` can use them without `config`.
 use crate::diagnostics::Lines;
 pub use crate::diagnostics::{ConfigError, Location, Warning};
+/// `[upstream]`: the forwarder's own settings, built here.
+pub use crate::forward::Settings as UpstreamConfig;
 use crate::import::ImportedName;
 use crate::names::Workspace;
 use crate::zone::{Given, Source, ZoneSettings, ZoneTable};
@@ -75,19 +77,6 @@ pub struct MetricsConfig {
     /// Clients that may change state through the listener (`POST /reload`);
     /// anyone who reaches it may read.
     pub control_allow: Vec<IpNet>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamConfig {
-    pub servers: Vec<SocketAddr>,
-    /// How long one upstream gets before the next is tried.
-    pub timeout: Duration,
-    /// Forwarded answers kept; 0 turns the cache off.
-    pub cache_entries: u64,
-    /// Questions asked upstream at once (SPEC §1: Azure allows 200 per VM).
-    pub max_in_flight: usize,
-    /// Upstream queries per second (SPEC §1: Azure allows 1000 per VM).
-    pub max_qps: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
