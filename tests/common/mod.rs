@@ -623,3 +623,16 @@ pub async fn alive(addr: SocketAddr) -> bool {
     }
     false
 }
+
+// ---- issue 16 (helper D): skips, and SPEC cases ---------------------------------
+
+/// A test that cannot run here says why and passes, except in CI
+/// (`CI=true`, as `.ci/run` runs under): there every such cause is one an
+/// install step fixes (`scripts/install-peers.sh`, the open-files limit
+/// `.ci/run` raises), so a skip would hide a broken step, and it fails.
+pub fn skip_or_fail(reason: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{reason}: under CI=true this fails instead of skipping");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
