@@ -1,6 +1,7 @@
 //! Logs (SPEC §6): human text by default, JSON on request, level from
 //! `RUST_LOG`; and a rate limit for lines that a flood could repeat.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,8 +27,11 @@ pub fn init(format: Format) {
     let user = std::env::var("RUST_LOG").unwrap_or_default();
     let filter =
         tracing_subscriber::EnvFilter::builder().parse_lossy(format!("{DEFAULT_FILTER},{user}"));
+    // Colours only for a person at a terminal: journald, `kubectl logs` and
+    // files would keep the escape codes as text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         Format::Text => builder.init(),
