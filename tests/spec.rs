@@ -2,8 +2,8 @@
 //! the cache's size bound and negative-answer expiry, an upstream's UDP
 //! answer over 1232 bytes without TC, TCP pipelining and its per-connection
 //! limit, REFUSED over TCP, the upstream error counters and in-flight gauge,
-//! `/readyz` while stopping, SIGINT and SIGTERM draining TCP, and the
-//! human-text log under `RUST_LOG`. Everything is on loopback; every read
+//! `/readyz` while stopping, SIGINT and SIGTERM draining TCP, the drain's
+//! cap, and the human-text log under `RUST_LOG`. Everything is on loopback; every read
 //! is bounded in time.
 //!
 //! Not here: the one-day limit on stale answers (RFC 8767): it is counted
@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use amldns::forward::QUERY_DEADLINE;
-use amldns::metrics::{CACHE_ENTRIES, UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT};
+use amldns::metrics::{CACHE_ENTRIES, QUERIES_TOTAL, UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT};
 use amldns::tcp::QUERIES_PER_CONNECTION;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
@@ -28,12 +28,22 @@ use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 const LOCAL: &str = "probe.privatelink.blob.core.windows.net";
 
 /// An in-process server's config: loopback clients, the metrics listener,
-/// `upstreams` tried for `timeout_ms` each, `upstream_keys` added to
-/// `[upstream]`, and [`LOCAL`].
+/// `upstreams` tried for `timeout_ms` each, and [`LOCAL`].
 fn config(upstreams: &[SocketAddr], timeout_ms: u64, upstream_keys: &str) -> String {
+    config_with_server(upstreams, timeout_ms, upstream_keys, "")
+}
+
+/// [`config`], with `upstream_keys` added to `[upstream]` and `server_keys`
+/// to `[server]`.
+fn config_with_server(
+    upstreams: &[SocketAddr],
+    timeout_ms: u64,
+    upstream_keys: &str,
+    server_keys: &str,
+) -> String {
     let servers: Vec<String> = upstreams.iter().map(|a| a.to_string()).collect();
     format!(
-        "[server]\nallow = [\"127.0.0.1/32\"]\n[metrics]\nlisten = \"127.0.0.1:0\"\n\
+        "[server]\nallow = [\"127.0.0.1/32\"]\n{server_keys}\n[metrics]\nlisten = \"127.0.0.1:0\"\n\
          [upstream]\nservers = {servers:?}\ntimeout_ms = {timeout_ms}\n{upstream_keys}\n\
          [[record]]\nname = \"{LOCAL}\"\na = [\"10.9.9.9\"]\n"
     )
@@ -79,6 +89,18 @@ fn spec_zone(q: &Message) -> Message {
                 .collect();
         }
         "notauth.example.com" => r.metadata.response_code = ResponseCode::NotAuth,
+        // About 47 KB: only over TCP.
+        "huge.example.com" => {
+            r.answers = (0..2000)
+                .map(|i| {
+                    a_record(
+                        "huge.example.com.",
+                        300,
+                        &format!("198.18.{}.{}", i / 250, i % 250 + 1),
+                    )
+                })
+                .collect();
+        }
         _ => return upstream_zone(q),
     }
     r
@@ -441,12 +463,12 @@ async fn sigint_and_sigterm_drain_tcp_and_exit_cleanly() {
     }
 }
 
-/// The drain is bounded: with an upstream that never answers, an idle TCP
-/// connection and a busy one open, SIGTERM ends the process within the
-/// query deadline and a little more; the busy connection gets its SERVFAIL
-/// first, and both are closed.
+/// Open TCP connections do not hold the process: with an upstream that
+/// never answers, an idle connection and a busy one open, SIGTERM ends it
+/// within the query deadline and a little more; the busy connection gets
+/// its SERVFAIL first, and both are closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_drain_is_bounded_with_connections_open() {
+async fn sigterm_closes_idle_and_busy_tcp_connections() {
     let silent = StandIn::start(|_| None).await;
     let mut p = Process::start(&process_config(silent.addr), "json", None);
     let mut idle = TcpStream::connect(p.addr).await.unwrap();
@@ -464,6 +486,68 @@ async fn sigterm_drain_is_bounded_with_connections_open() {
     assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
     assert!(closed(&mut busy).await);
     assert!(closed(&mut idle).await);
+}
+
+/// The drain has a cap: queries whose answers cannot be written (a TCP
+/// client that pipelines many large answers and reads none, its window
+/// shut) hold the stop for at most the query deadline and a little more,
+/// not until the write stall closes that connection (30 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_is_capped_when_a_client_does_not_read() {
+    let up = StandIn::start(|q| Some(spec_zone(q))).await;
+    let srv = start(&config_with_server(
+        &[up.addr],
+        1000,
+        "",
+        "tcp_idle_timeout_ms = 30000",
+    ))
+    .await;
+    let sock = TcpSocket::new_v4().unwrap();
+    // Set before connecting, so that the window stays this small.
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut hog = tokio::time::timeout(IO_TIMEOUT, sock.connect(srv.addr))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    // 600 answers of ~47 KB: several times what the socket buffers hold.
+    let mut burst = Vec::new();
+    for _ in 0..600 {
+        let bytes = query_msg("huge.example.com", RecordType::A, None)
+            .to_vec()
+            .unwrap();
+        burst.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&bytes);
+    }
+    tokio::time::timeout(
+        IO_TIMEOUT,
+        tokio::io::AsyncWriteExt::write_all(&mut hog, &burst),
+    )
+    .await
+    .expect("the queries written in time")
+    .unwrap();
+    // Stalled: the count of TCP queries answered stops moving short of 600.
+    let answered = || async { metric(&scrape(&srv).await, QUERIES_TOTAL, &[("protocol", "tcp")]) };
+    let t = Instant::now();
+    let mut last = answered().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = answered().await;
+        if now == last && now > 0.0 {
+            break;
+        }
+        assert!(t.elapsed() < IO_TIMEOUT, "never stalled: {now} answered");
+        last = now;
+    }
+    assert!(last < 600.0, "every answer was written: {last}");
+    let t = Instant::now();
+    srv.stop().await;
+    let took = t.elapsed();
+    eprintln!("stopped in {took:?} with {last} of 600 answered");
+    assert!(
+        (QUERY_DEADLINE..QUERY_DEADLINE + Duration::from_secs(2)).contains(&took),
+        "the stop took {took:?}"
+    );
+    drop(hog);
 }
 
 // ---- logs ---------------------------------------------------------------------------
