@@ -59,6 +59,7 @@ impl Snapshot {
                     .map(|a| a.ip())
                     .filter(|ip| !ip.is_unspecified())
                     .collect(),
+                identity: config.server.identity.as_str().into(),
             },
             forwarder,
             log_queries: config.log.queries,
@@ -166,8 +167,8 @@ impl Handler {
         let started = Instant::now();
         let q = wire::parse_query(msg)?;
         let snap = self.snapshot.load();
-        // The per-query log is the general path's.
-        if snap.log_queries {
+        // The per-query log, and NSID, are the general path's.
+        if snap.log_queries || q.edns.is_some_and(|e| e.nsid) {
             return None;
         }
         let plan = resolve::plan(
@@ -204,7 +205,7 @@ impl Handler {
             }
             // Under a zone amldns owns, a cached negative answer is made
             // amldns's own: the general path's.
-            Plan::Apex { .. } | Plan::Forward { zone: Some(_) } => return None,
+            Plan::Apex { .. } | Plan::Identity | Plan::Forward { zone: Some(_) } => return None,
             Plan::Forward { zone: None } => cached(&snap, msg, &q, limit, out)?,
         };
         let outcome = match plan {
@@ -245,10 +246,11 @@ impl Handler {
         let plan = resolve::plan(&snap.table, &snap.policy, &asked, stopping);
         // A bug that panics while answering must not leave the client
         // waiting: the panic hook logs and counts it, the client gets SERVFAIL.
-        let (outcome, response) = or_on_panic(respond(&snap, &query, &plan), async {
+        let (outcome, mut response) = or_on_panic(respond(&snap, &query, &plan), async {
             (Outcome::Error, Response::bare(rcode::SERVFAIL, true, false))
         })
         .await;
+        response.nsid = snap.policy.nsid(&asked).map(Into::into);
         let payload = codec::payload(&query, EDNS_PAYLOAD);
         let limit = match transport {
             Transport::Udp => payload,

@@ -69,6 +69,9 @@ pub struct ServerConfig {
     pub tcp_connections: usize,
     /// A TCP connection with no query for this long is closed (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: Duration,
+    /// The server's name for `id.server`/`hostname.bind` and NSID (SPEC §9),
+    /// so that an operator behind a load balancer knows who answered.
+    pub identity: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
