@@ -234,8 +234,32 @@ impl Handler {
     /// The general path: any query, over UDP or TCP (at least a header's
     /// 12 bytes, QR=0), answered with the bytes to send.
     pub async fn answer(&self, msg: &[u8], src: SocketAddr, transport: Transport) -> Vec<u8> {
-        let started = Instant::now();
+        self.answer_then(msg, src, transport, std::future::ready)
+            .await
+    }
+
+    /// [`Handler::answer`], the answer handed to `send` while the query
+    /// still counts as in flight: a graceful stop waits (up to its cap)
+    /// until it has gone out, not only until it was made.
+    pub async fn answer_then<T, F: Future<Output = T>>(
+        &self,
+        msg: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        send: impl FnOnce(Vec<u8>) -> F,
+    ) -> T {
         let (_entered, stopping) = self.in_flight.enter();
+        send(self.general(msg, src, transport, stopping).await).await
+    }
+
+    async fn general(
+        &self,
+        msg: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        stopping: bool,
+    ) -> Vec<u8> {
+        let started = Instant::now();
         // An owned snapshot: it is held across the forwarding await.
         let snap = self.snapshot.load_full();
         let Some(query) = codec::parse(msg) else {

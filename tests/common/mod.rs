@@ -839,11 +839,15 @@ impl Process {
             config,
             _dir: dir,
         };
-        // `listen=[127.0.0.1:N]` in text, `"listen":"[127.0.0.1:N]"` in JSON.
+        // `listen=127.0.0.1:N` in text, `"listen":"127.0.0.1:N"` in JSON
+        // (several addresses are joined by ", ").
         let started = p.wait_for_line("amldns serving");
         let listen = started.split_once("listen").expect("a listen field").1;
-        let (_, rest) = listen.split_once('[').expect("listen=[…]");
-        p.addr = rest.split_once(']').unwrap().0.parse().unwrap();
+        let addr = listen.trim_start_matches(['=', '"', ':']);
+        let end = addr.find(['"', ',', ' ']).unwrap_or(addr.len());
+        p.addr = addr[..end]
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}: no address in {started:?}"));
         p
     }
 
