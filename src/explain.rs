@@ -233,6 +233,12 @@ pub fn explain(
                 );
             }
         }
+        // Asked in class CH only, which `explain` never asks.
+        Plan::Identity => {
+            e.why = "id.server / hostname.bind in class CH: the server's identity \
+                     ([server] identity, SPEC §9)"
+                .into();
+        }
         Plan::Truncated => {
             e.verdict = Verdict::Truncated;
             e.why = "ANY over UDP for a name not in the table: TC=1, so that the client \
@@ -326,7 +332,7 @@ mod tests {
     fn policy() -> Policy {
         Policy {
             allow: vec!["10.0.0.0/8".parse().unwrap()],
-            ns_addrs: Vec::new(),
+            ..Policy::default()
         }
     }
 
