@@ -209,6 +209,15 @@ pub enum Hit {
     Stale(Reply),
 }
 
+/// What the cache holds for a question, as `amldns explain` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Served from the cache for this many seconds more.
+    Fresh { ttl_left: u32 },
+    /// Past its TTL: served only while every upstream fails (RFC 8767).
+    Stale,
+}
+
 /// How the upstreams last failed a question: the error rcode they sent, or
 /// `None` when none answered.
 pub type Failure = Option<ResponseCode>;
@@ -277,6 +286,20 @@ impl Cache {
         Some(Fresh {
             spent: entry.spent()?,
             wire: entry.wire.clone()?,
+        })
+    }
+
+    /// What is cached for `name` (any case, final dot or not) and `qtype`,
+    /// as a client without DNSSEC flags asks: for `amldns explain`.
+    pub fn held(&self, name: &str, qtype: u16) -> Option<Held> {
+        let labels = name.trim_end_matches('.').split('.').map(str::as_bytes);
+        let key = WireKey::new(labels, qtype, Dnssec::default())?;
+        let entry = self.inner.as_ref()?.get(key.as_bytes())?;
+        Some(match entry.spent() {
+            Some(spent) => Held::Fresh {
+                ttl_left: (entry.ttl.as_secs() as u32).saturating_sub(spent),
+            },
+            None => Held::Stale,
         })
     }
 
@@ -660,7 +683,14 @@ mod tests {
             c.insert(key, &r);
         }
         c.insert_failure(&k("x.example.", RecordType::TXT), None);
+        assert!(matches!(
+            c.held("X.EXAMPLE.", 1),
+            Some(Held::Fresh {
+                ttl_left: 299 | 300
+            })
+        ));
         assert_eq!(c.flush(Some("X.Example.")), 3);
+        assert_eq!(c.held("x.example", 1), None);
         assert!(c.get(&with_do).is_none());
         assert!(c.get(&k("x.example.", RecordType::A)).is_none());
         assert!(c.get(&k("x.example.", RecordType::AAAA)).is_none());

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::cache::{Cache, Held};
 use crate::metrics::{self, Transport};
 use crate::names::{self, NameKey};
 use crate::resolve::{self, ApexAnswer, Asked, Plan, Policy, Question, rcode};
@@ -100,6 +101,9 @@ pub struct Explanation {
     /// The records amldns itself puts in the answer section.
     pub answer: Vec<String>,
     pub why: String,
+    /// For a forwarded name asked of a running server: what its cache holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
 }
 
 /// Explains how `name` `qtype`, asked by `from` over UDP, is answered from
@@ -149,6 +153,7 @@ pub fn explain(
         steps: Vec::new(),
         answer: Vec::new(),
         why: String::new(),
+        cache: None,
     };
     match resolve::plan(table, policy, &asked, false) {
         Plan::Local(answer) => {
@@ -266,6 +271,26 @@ pub fn explain(
     Ok(e)
 }
 
+impl Explanation {
+    /// Adds what a running server's cache holds for a forwarded name (a
+    /// local name is never cached: the table answers it).
+    pub fn with_cache(mut self, cache: &Cache, qtype: u16) -> Self {
+        if self.verdict == Verdict::Forwarded {
+            self.cache = Some(match cache.held(&self.name, qtype) {
+                Some(Held::Fresh { ttl_left }) => format!(
+                    "an answer is cached for {ttl_left} s more (`amldns flush --name {}` drops it)",
+                    self.name
+                ),
+                Some(Held::Stale) => "a stale answer is cached: served only while every \
+                                      upstream fails (RFC 8767)"
+                    .into(),
+                None => "nothing cached: the next question goes upstream".into(),
+            });
+        }
+        self
+    }
+}
+
 /// The table's node for `name`, as a step; `None` when the table lacks it.
 fn step(table: &ZoneTable, name: &str) -> Option<Step> {
     let node = table.find(name)?;
@@ -304,7 +329,11 @@ impl fmt::Display for Explanation {
                 writeln!(f, "  {a}")?;
             }
         }
-        writeln!(f, "why: {}", self.why)
+        writeln!(f, "why: {}", self.why)?;
+        if let Some(c) = &self.cache {
+            writeln!(f, "cache: {c}")?;
+        }
+        Ok(())
     }
 }
 

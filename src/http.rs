@@ -326,6 +326,7 @@ fn explain_asked(e: &Endpoints, query: Option<&str>) -> Result<explain::Explanat
         qtype,
         from,
     )
+    .map(|x| x.with_cache(snapshot.forwarder.cache(), qtype))
     .map_err(|err| err.to_string())
 }
 
