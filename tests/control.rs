@@ -484,3 +484,33 @@ async fn an_unreachable_server_is_an_error() {
     let o = amldns(&["status", "--server", "127.0.0.1:9153"]).await;
     assert!(String::from_utf8_lossy(&o.stderr).contains("expected http://HOST:PORT"));
 }
+
+/// A file put back as it was served ends a failure: `/status` and
+/// `/healthz` say so without another reload being asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_put_back_ends_the_failure_it_caused() {
+    let up = StandIn::zone().await;
+    let text = config(up.addr, "10.1.0.9");
+    let srv = start_with(&text, &[], amldns::reload::WatchMode::Notify).await;
+    srv.write("amldns.toml", &format!("{text}bad = 1\n"));
+    assert_eq!(http_request(srv.http(), "POST", "/reload").await.0, 422);
+    let (_, s) = get_json(&srv, "/status").await;
+    assert_eq!(s["health"], "degraded");
+
+    srv.write("amldns.toml", &text);
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    let s = loop {
+        let (_, s) = get_json(&srv, "/status").await;
+        if s["health"] == "ok" {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {s:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let r = &s["last_reload"];
+    assert_eq!(r["trigger"], "file change", "{r}");
+    assert_eq!(r["error"], Value::Null);
+    assert_eq!(r["changes"], Value::Null, "nothing to swap: {r}");
+    assert_eq!(s["generation"], 1);
+    srv.stop().await;
+}
