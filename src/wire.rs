@@ -467,20 +467,29 @@ impl<'a> Writer<'a> {
         answers: usize,
         authorities: usize,
     ) -> Option<()> {
-        self.put(&q.id.to_be_bytes())?;
-        // QR, opcode QUERY, AA, TC, RD as asked; RA, CD as asked, the rcode.
+        let [id_hi, id_lo] = q.id.to_be_bytes();
+        let [an_hi, an_lo] = u16::try_from(answers).ok()?.to_be_bytes();
+        let [ns_hi, ns_lo] = u16::try_from(authorities).ok()?.to_be_bytes();
+        // One write for the header (this is the hot path): QR, opcode
+        // QUERY, AA, TC, RD as asked; RA, CD as asked, the rcode; the counts.
         self.put(&[
+            id_hi,
+            id_lo,
             0x80 | u8::from(flags.authoritative) << 2
                 | u8::from(flags.truncated) << 1
                 | (q.flags_copied & 0x01),
             u8::from(flags.recursion_available) << 7
                 | (q.flags_copied & 0x10)
                 | (flags.rcode & 0x0F) as u8,
+            0,
+            1,
+            an_hi,
+            an_lo,
+            ns_hi,
+            ns_lo,
+            0,
+            u8::from(q.edns.is_some()),
         ])?;
-        let additional = usize::from(q.edns.is_some());
-        for c in [1, answers, authorities, additional] {
-            self.put(&u16::try_from(c).ok()?.to_be_bytes())?;
-        }
         self.put(&msg[HEADER..q.question_end])
     }
 
