@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use amldns::forward::QUERY_DEADLINE;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{DNSClass, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -270,9 +270,101 @@ impl Rng {
     }
 }
 
-/// 20,000 mutated datagrams and abusive TCP framings: the server answers a
-/// liveness query after every 500, never answers a datagram with QR=1, and
-/// holds no more descriptors at the end than at the start.
+/// What an answer to the datagram `q` may be, per RFC 1035 §4.1.1 and
+/// SPEC §3: it parses, QR=1, the query's ID and opcode, an rcode the input
+/// allows, and the question echoed when the query had exactly one that
+/// parses. `Err` says what is wrong.
+fn check_answer(q: &[u8], r: &[u8]) -> Result<(), String> {
+    let reply = Message::from_vec(r).map_err(|e| format!("unparseable answer: {e}"))?;
+    if r[2] & 0x80 == 0 {
+        return Err("QR=0".into());
+    }
+    if r[..2] != q[..2] {
+        return Err(format!("ID {:02x?}, asked {:02x?}", &r[..2], &q[..2]));
+    }
+    let opcode = q.get(2).map(|b| (b >> 3) & 0xf);
+    if let Some(op) = opcode
+        && (r[2] >> 3) & 0xf != op
+    {
+        return Err(format!("opcode {} for {op}", (r[2] >> 3) & 0xf));
+    }
+    let asked = Message::from_vec(q).ok().filter(|_| q.len() >= 12);
+    // By number: hickory reads 16 as BADSIG, which BADVERS shares (RFC 6891 §9).
+    let rcode = u16::from(reply.metadata.response_code);
+    let mut fits = vec![ResponseCode::FormErr];
+    if opcode.is_some_and(|op| op != 0) {
+        fits.push(ResponseCode::NotImp);
+    }
+    if let Some(m) = &asked {
+        if m.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            fits.push(ResponseCode::BADVERS);
+        }
+        if m.queries.len() == 1 && opcode == Some(0) {
+            // A question like any other: what the table or the upstream says.
+            fits.extend([
+                ResponseCode::NoError,
+                ResponseCode::NXDomain,
+                ResponseCode::ServFail,
+                ResponseCode::Refused,
+            ]);
+        }
+    }
+    if !fits.iter().any(|&f| u16::from(f) == rcode) {
+        return Err(format!("rcode {rcode} (fits: {fits:?})"));
+    }
+    if let Some(m) = asked.as_ref().filter(|m| m.queries.len() == 1)
+        && questions(&reply) != questions(m)
+    {
+        return Err(format!(
+            "question {:?}, asked {:?}",
+            reply.queries, m.queries
+        ));
+    }
+    Ok(())
+}
+
+/// The question section as it was sent: names in their own case (a
+/// client may randomise it, and matches the echo byte for byte).
+fn questions(m: &Message) -> Vec<(String, RecordType, DNSClass)> {
+    m.queries
+        .iter()
+        .map(|q| {
+            let mut name = q.name().clone();
+            name.set_fqdn(true);
+            (name.to_ascii(), q.query_type(), q.query_class())
+        })
+        .collect()
+}
+
+/// A well-formed question for the local name gets exactly its address.
+async fn probe_answers_exactly(sock: &UdpSocket, server: SocketAddr) {
+    let q = query_msg(WS, RecordType::A, None);
+    let bytes = q.to_vec().unwrap();
+    let mut buf = [0u8; 2048];
+    // Like a stub: three tries, a second each (a burst may fill the queue).
+    for _ in 0..3 {
+        sock.send_to(&bytes, server).await.unwrap();
+        let end = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(Ok((n, _))) = tokio::time::timeout_at(end, sock.recv_from(&mut buf)).await {
+            let Ok(r) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            if r.metadata.id != q.metadata.id {
+                continue;
+            }
+            assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(questions(&r), questions(&q));
+            assert_eq!(answer_lines(&r), [format!("{WS} A 10.1.0.5")]);
+            return;
+        }
+    }
+    panic!("the probe got no answer");
+}
+
+/// 20,000 mutated datagrams and abusive TCP framings: every answer fits
+/// what was asked ([`check_answer`]), a well-formed probe after every 500
+/// gets exactly its address, a datagram with QR=1 is never answered, and
+/// the process holds no more descriptors at the end than at the start.
 #[test]
 fn mutated_packets_never_stop_it() {
     one_at_a_time(2, async {
@@ -290,14 +382,30 @@ fn mutated_packets_never_stop_it() {
         .map(|m| m.to_vec().unwrap())
         .collect();
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let probes = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         // Datagrams with QR=1 go from a socket of their own, which must hear nothing.
         let responses = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let drain = |s: &UdpSocket| {
-            let mut buf = [0u8; 2048];
-            while s.try_recv(&mut buf).is_ok() {}
+        // What was sent under each ID: every datagram of two bytes or more
+        // gets its own (any 16 bits are a valid ID), so that each answer is
+        // checked against its own question.
+        let mut sent: Vec<Option<Vec<u8>>> = vec![None; 20_000];
+        let mut checked = 0usize;
+        let mut buf = [0u8; 65535];
+        let mut check_all = |s: &UdpSocket, sent: &[Option<Vec<u8>>]| {
+            while let Ok(n) = s.try_recv(&mut buf) {
+                let r = &buf[..n];
+                assert!(n >= 2, "an answer of {n} bytes");
+                let id = u16::from_be_bytes([r[0], r[1]]) as usize;
+                let q = sent.get(id).and_then(Option::as_ref);
+                let q = q.unwrap_or_else(|| panic!("an answer to ID {id}, never sent"));
+                if let Err(e) = check_answer(q, r) {
+                    panic!("{e}\nasked {q:02x?}\nanswered {r:02x?}");
+                }
+                checked += 1;
+            }
         };
-        for i in 0..20_000 {
+        for i in 0..20_000u16 {
             let mut p = seeds[rng.below(seeds.len())].clone();
             match rng.below(4) {
                 0 => {
@@ -316,15 +424,26 @@ fn mutated_packets_never_stop_it() {
             if p.len() > 2 && p[2] & 0x80 != 0 {
                 responses.send_to(&p, srv.addr).await.unwrap();
             } else {
+                if p.len() >= 2 {
+                    p[..2].copy_from_slice(&i.to_be_bytes());
+                    sent[usize::from(i)] = Some(p.clone());
+                }
                 sock.send_to(&p, srv.addr).await.unwrap();
             }
+            check_all(&sock, &sent);
             if i % 500 == 499 {
-                drain(&sock);
-                assert!(alive(srv.addr).await, "no answer after {i} packets");
+                probe_answers_exactly(&probes, srv.addr).await;
             } else if i % 50 == 0 {
                 tokio::task::yield_now().await;
             }
         }
+        // Forwarded ones come back within the query deadline.
+        let end = tokio::time::Instant::now() + QUERY_DEADLINE;
+        while tokio::time::timeout_at(end, sock.readable()).await.is_ok() {
+            check_all(&sock, &sent);
+        }
+        eprintln!("{checked} answers checked");
+        assert!(checked > 5_000, "only {checked} answers to check");
         let mut buf = [0u8; 2048];
         assert!(
             tokio::time::timeout(Duration::from_millis(300), responses.recv(&mut buf))
@@ -332,6 +451,7 @@ fn mutated_packets_never_stop_it() {
                 .is_err(),
             "a datagram with QR=1 was answered"
         );
+        drop((sock, probes, responses));
 
         // TCP framings: a zero length, a length promising more than is sent,
         // a lone length byte, and garbage, each on a connection of its own.
