@@ -46,10 +46,19 @@ async fn wait_for_answer(srv: &Running, name: &str, ip: &str, within: Duration) 
     }
 }
 
+/// Seconds since the Unix epoch, as the timestamp gauges count them.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 /// Exact counters after a known mix of queries.
 #[tokio::test]
 async fn metrics_count_a_known_mix_exactly() {
     let up = StandIn::zone().await;
+    let before_start = unix_now();
     let srv = start(&with_metrics(up.addr, &workspace("public", ""))).await;
     for _ in 0..3 {
         assert_eq!(answer(&srv, API).await, vec!["10.1.0.5"]);
@@ -135,7 +144,12 @@ async fn metrics_count_a_known_mix_exactly() {
         "amldns_upstream_errors_total{{error=\"timeout\",upstream=\"{}\"}} 0",
         up.addr
     )));
-    assert!(metric(&m, LAST_RELOAD_SUCCESS, &[]) > 1.7e9);
+    // The first load is the last success: stamped while the server started.
+    let stamped = metric(&m, LAST_RELOAD_SUCCESS, &[]);
+    assert!(
+        (before_start.floor()..=unix_now()).contains(&stamped),
+        "stamped {stamped}, started at {before_start}"
+    );
     assert_eq!(metric(&m, BUILD_INFO, &[]), 1.0);
     srv.stop().await;
 }
@@ -212,6 +226,7 @@ async fn broken_reload_keeps_serving_and_fixing_recovers() {
     let up = StandIn::zone().await;
     let srv = start(&one_name(up.addr, "10.9.0.1")).await;
     let good = std::fs::read_to_string(&srv.config_path).unwrap();
+    let first_success = metric(&scrape(&srv).await, LAST_RELOAD_SUCCESS, &[]);
     let broken_ip = good.replace("10.9.0.1", "10.9.0.300");
     let cases = [
         (broken_ip.as_str(), "is not an IPv4 address"),
@@ -265,8 +280,11 @@ async fn broken_reload_keeps_serving_and_fixing_recovers() {
             1.0,
             "generation unchanged"
         );
+        assert_eq!(metric(&m, LAST_RELOAD_SUCCESSFUL, &[]), 0.0);
+        assert_eq!(metric(&m, LAST_RELOAD_SUCCESS, &[]), first_success);
     }
     std::fs::write(&srv.config_path, good.replace("10.9.0.1", "10.9.0.2")).unwrap();
+    let fixed_at = unix_now();
     let (status, body) = http_request(srv.http(), "POST", "/reload").await;
     assert_eq!((status, body.trim()), (200, "{\"generation\":2}"));
     assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.2"]);
@@ -278,6 +296,11 @@ async fn broken_reload_keeps_serving_and_fixing_recovers() {
     assert_eq!(metric(&m, TABLE_GENERATION, &[]), 2.0);
     assert_eq!(metric(&m, RELOADS_TOTAL, &[("result", "success")]), 2.0);
     assert_eq!(metric(&m, LAST_RELOAD_SUCCESSFUL, &[]), 1.0);
+    let stamped = metric(&m, LAST_RELOAD_SUCCESS, &[]);
+    assert!(
+        (fixed_at.floor()..=unix_now()).contains(&stamped),
+        "the fix stamped {stamped}, made at {fixed_at}"
+    );
     srv.stop().await;
 }
 
