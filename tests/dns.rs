@@ -6,6 +6,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
+use amldns::forward::QUERY_DEADLINE;
 use common::*;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
@@ -351,8 +352,9 @@ async fn upstream_nxdomain_and_rcodes_pass_through() {
     srv.stop().await;
 }
 
-/// A silent upstream: SERVFAIL before the client's own timeout, and local
-/// names keep answering meanwhile.
+/// A silent upstream: SERVFAIL once its one try (`timeout_ms = 1000`) is
+/// over, well before the client's own timeout, and local names keep
+/// answering meanwhile.
 #[tokio::test]
 async fn upstream_down_gives_servfail_within_the_deadline() {
     let silent = StandIn::start(|_| None).await;
@@ -373,24 +375,22 @@ async fn upstream_down_gives_servfail_within_the_deadline() {
     )
     .await;
     assert_eq!(addrs(&r), vec!["10.1.0.5"]);
-    assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "local answer took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < LATE, "local answer took {:?}", t.elapsed());
 
     let (r, took) = forwarded.await.unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    let per_try = Duration::from_millis(1000);
     assert!(
-        took < Duration::from_millis(2500),
+        (per_try..per_try + LATE).contains(&took),
         "SERVFAIL after {took:?}"
     );
-    assert!(!silent.seen().is_empty(), "the upstream was asked");
+    // Sent, and sent again at a fifth and at half of the try.
+    assert_eq!(silent.seen().len(), 3, "{:?}", silent.seen());
     srv.stop().await;
 }
 
-/// Two silent upstreams and the default per-try timeout: the client still
-/// hears SERVFAIL within the one 2.5 s deadline.
+/// Two silent upstreams and the default per-try timeout: each gets half of
+/// the one 2.5 s deadline, and the client hears SERVFAIL when it is over.
 #[tokio::test]
 async fn one_deadline_for_the_whole_query() {
     let a = StandIn::start(|_| None).await;
@@ -407,19 +407,15 @@ async fn one_deadline_for_the_whole_query() {
     let took = t.elapsed();
     assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
     assert!(
-        took < Duration::from_millis(2700),
+        (QUERY_DEADLINE..QUERY_DEADLINE + LATE).contains(&took),
         "SERVFAIL after {took:?}"
-    );
-    assert!(
-        took > Duration::from_millis(2000),
-        "both upstreams had their turn: {took:?}"
     );
     assert!(!a.seen().is_empty() && !b.seen().is_empty());
     srv.stop().await;
 }
 
 /// Two upstreams, the first dead: the second answers within the same query,
-/// and later queries go to it first.
+/// once the first's try is over, and later queries go to it first.
 #[tokio::test]
 async fn failover_to_the_next_upstream() {
     let dead = StandIn::start(|_| None).await;
@@ -434,8 +430,9 @@ async fn failover_to_the_next_upstream() {
     let t = Instant::now();
     let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;
     assert_eq!(addrs(&r), vec!["192.0.2.10"]);
+    let per_try = Duration::from_millis(400);
     assert!(
-        t.elapsed() < Duration::from_millis(2500),
+        (per_try..per_try + LATE).contains(&t.elapsed()),
         "{:?}",
         t.elapsed()
     );
@@ -443,8 +440,9 @@ async fn failover_to_the_next_upstream() {
     let t = Instant::now();
     let r = udp_query(srv.addr, "nope.example.com", RecordType::A).await;
     assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+    // No try ran out on the way.
     assert!(
-        t.elapsed() < Duration::from_millis(300),
+        t.elapsed() < LATE,
         "healthy upstream first: {:?}",
         t.elapsed()
     );

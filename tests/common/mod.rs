@@ -908,3 +908,12 @@ impl StandIn {
         self.udp_whole.store(true, Ordering::SeqCst);
     }
 }
+
+// ---- issue 16 (helper I): time without luck ------------------------------------
+
+/// How late a timer of amldns may fire, and a loopback exchange end, on a
+/// busy test machine: a bound on timing is the behaviour's own time plus
+/// this, never a round number far above it. (The paused clock cannot take
+/// its place: amldns reckons deadlines, resends and rates on std's
+/// `Instant`, which tokio's paused clock does not move.)
+pub const LATE: Duration = Duration::from_millis(300);
