@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use amldns::forward::STALE_AFTER;
 use common::*;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -176,9 +177,9 @@ async fn a_flood_of_misses_stays_within_the_upstream_limits() {
 }
 
 /// The upstream goes silent: a name seen before is answered stale (TTL 30)
-/// once the upstream has failed, or after about 1.8 s at most; a name never
-/// seen gets SERVFAIL within 2.5 s; and the next asker of that name gets
-/// SERVFAIL at once.
+/// once the upstream's one try (`timeout_ms = 1000`) has failed; a name
+/// never seen gets SERVFAIL then too; and the next asker of that name gets
+/// SERVFAIL at once, without asking.
 #[tokio::test]
 async fn a_dead_upstream_gives_stale_answers_then_servfail() {
     let alive = Arc::new(AtomicBool::new(true));
@@ -208,31 +209,29 @@ async fn a_dead_upstream_gives_stale_answers_then_servfail() {
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
     assert_eq!(addrs(&r), vec!["192.0.2.77"], "the stale answer");
     assert_eq!(r.answers[0].ttl, 30);
-    assert!(took < Duration::from_millis(2300), "stale after {took:?}");
-    // The one upstream had its try (timeout_ms 1000): it failed, and the
-    // stale answer went out then rather than at 1.8 s.
+    // The one upstream had its try: it failed, and the stale answer went
+    // out then rather than at STALE_AFTER (1.8 s).
+    let per_try = Duration::from_millis(1000);
     assert!(
-        took >= Duration::from_millis(900),
-        "upstream had its chance: {took:?}"
+        (per_try..per_try + LATE).contains(&took),
+        "stale after {took:?}"
     );
 
     let t = Instant::now();
     let r = udp_query(srv.addr, "never.example.com", RecordType::A).await;
     assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
     assert!(
-        t.elapsed() < Duration::from_millis(2600),
+        (per_try..per_try + LATE).contains(&t.elapsed()),
         "{:?}",
         t.elapsed()
     );
-    // Remembered: the next one does not wait.
+    // Remembered: the next one does not wait, and is not asked upstream.
+    let asked = up.seen().len();
     let t = Instant::now();
     let r = udp_query(srv.addr, "never.example.com", RecordType::A).await;
     assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
-    assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < REMEMBERED, "{:?}", t.elapsed());
+    assert_eq!(up.seen().len(), asked);
 
     let text = scrape(&srv).await;
     assert_eq!(
@@ -242,6 +241,51 @@ async fn a_dead_upstream_gives_stale_answers_then_servfail() {
             &[("protocol", "udp"), ("qtype", "A"), ("outcome", "stale")]
         ),
         1.0
+    );
+    srv.stop().await;
+}
+
+/// What an answer from memory (a remembered failure, a cache hit) takes at
+/// most: a loopback round trip, with room for a busy machine, and far
+/// below any upstream try.
+const REMEMBERED: Duration = Duration::from_millis(100);
+
+/// An upstream slower than STALE_AFTER (timeout_ms 2000, it never answers):
+/// a client with a stale answer at hand gets it at STALE_AFTER (RFC 8767
+/// §5), not when the try ends.
+#[tokio::test]
+async fn a_slow_upstream_gives_the_stale_answer_at_stale_after() {
+    let alive = Arc::new(AtomicBool::new(true));
+    let up = {
+        let alive = alive.clone();
+        StandIn::start(move |q| {
+            let mut r = reply_to(q);
+            let name = q.queries[0].name().to_ascii();
+            r.answers.push(a_record(&name, 1, "192.0.2.78"));
+            alive.load(Ordering::SeqCst).then_some(r)
+        })
+        .await
+    };
+    let cfg = TestConfig {
+        upstreams: &[up.addr],
+        upstream: "timeout_ms = 2000",
+        ..TestConfig::default()
+    }
+    .text();
+    let srv = start(&cfg).await;
+    let r = udp_query(srv.addr, "slow.example.com", RecordType::A).await;
+    assert_eq!(addrs(&r), vec!["192.0.2.78"]);
+    alive.store(false, Ordering::SeqCst);
+    // Past the TTL of 1 s, measured on the real clock the cache counts on.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t = Instant::now();
+    let r = udp_query(srv.addr, "slow.example.com", RecordType::A).await;
+    let took = t.elapsed();
+    assert_eq!(addrs(&r), vec!["192.0.2.78"], "the stale answer");
+    assert_eq!(r.answers[0].ttl, 30);
+    assert!(
+        (STALE_AFTER..STALE_AFTER + LATE).contains(&took),
+        "stale after {took:?}"
     );
     srv.stop().await;
 }
@@ -419,9 +463,10 @@ async fn upstream_cname_loops_end_quickly() {
     .await;
     let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
     for _ in 0..2 {
+        // Answered as soon as the loop is seen: no try waits out a timeout.
         let t = Instant::now();
         let r = udp_query(srv.addr, "loop1.example.com", RecordType::A).await;
-        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(t.elapsed() < LATE, "{:?}", t.elapsed());
         assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
         assert!(r.answers.is_empty());
     }
