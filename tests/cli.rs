@@ -1,16 +1,20 @@
 //! The `amldns` binary's commands, run as a user would.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use common::{IO_TIMEOUT, output_within, wait_within};
 
 const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
 
 fn amldns(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amldns"))
-        .args(args)
-        .env_remove("AMLDNS_CONFIG")
-        .output()
-        .unwrap()
+    output_within(
+        Command::new(env!("CARGO_BIN_EXE_amldns"))
+            .args(args)
+            .env_remove("AMLDNS_CONFIG"),
+    )
 }
 
 fn stdout(o: &Output) -> String {
@@ -176,7 +180,7 @@ fn serve_refuses_a_config_with_nothing_local() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let out = child.wait_with_output().unwrap();
+    let out = wait_within(child);
     assert_eq!(status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -380,10 +384,16 @@ fn a_reader_that_stops_early_is_fine() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first = [0u8; 64];
-    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
-    // The pipe is closed here, long before the ~400 KB of output is written.
-    let out = child.wait_with_output().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = [0u8; 64];
+        let _ = tx.send(stdout.read_exact(&mut first).map(|()| first));
+        // The pipe is closed here, long before the ~400 KB of output is written.
+    });
+    let read = rx.recv_timeout(IO_TIMEOUT);
+    let out = wait_within(child);
+    read.expect("the first 64 bytes in time").unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(
         out.stderr.is_empty(),

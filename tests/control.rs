@@ -37,12 +37,12 @@ fn config(up: std::net::SocketAddr, st_ip: &str) -> String {
 async fn amldns(args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(ToString::to_string).collect();
     tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_amldns"))
-            .args(&args)
-            .env_remove("AMLDNS_CONFIG")
-            .env_remove("AMLDNS_SERVER")
-            .output()
-            .unwrap()
+        output_within(
+            Command::new(env!("CARGO_BIN_EXE_amldns"))
+                .args(&args)
+                .env_remove("AMLDNS_CONFIG")
+                .env_remove("AMLDNS_SERVER"),
+        )
     })
     .await
     .unwrap()
@@ -468,12 +468,11 @@ async fn check_as_json_locates_errors_and_warnings() {
 /// A server that cannot be reached is a one-line error and exit 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_an_error() {
-    // A port just freed: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound and never listening: connections are refused, and the port
+    // stays this test's own until it ends (a port freed could be taken).
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let o = amldns(&["status", "--server", &format!("http://127.0.0.1:{port}")]).await;
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);

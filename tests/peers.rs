@@ -11,16 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{GUID, StandIn, addrs, answer_lines, query_msg, skip_or_fail, udp_raw};
+use common::{GUID, StandIn, addrs, answer_lines, output_within, query_msg, skip_or_fail, udp_raw};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 fn amldns(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amldns"))
-        .args(args)
-        .env_remove("AMLDNS_CONFIG")
-        .output()
-        .unwrap()
+    output_within(
+        Command::new(env!("CARGO_BIN_EXE_amldns"))
+            .args(args)
+            .env_remove("AMLDNS_CONFIG"),
+    )
 }
 
 /// `program`'s path, or `None` after saying why the test is skipped (see
@@ -41,7 +41,7 @@ fn installed(program: &str) -> Option<PathBuf> {
 }
 
 fn run(program: &Path, args: &[&str]) -> Output {
-    Command::new(program).args(args).output().unwrap()
+    output_within(Command::new(program).args(args))
 }
 
 fn ok(o: &Output) -> bool {

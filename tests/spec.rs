@@ -265,11 +265,12 @@ async fn upstream_errors_are_counted_by_kind_and_the_in_flight_gauge_moves() {
 
     // A port nobody listens on (the kernel says so at once), then one that
     // never answers.
-    let closed = UdpSocket::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Held, and connected elsewhere: the kernel delivers it nothing from
+    // amldns and answers port-unreachable, as for a port nobody holds, yet
+    // no other socket can take the port meanwhile.
+    let held = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    held.connect("127.0.0.1:9").await.unwrap();
+    let closed = held.local_addr().unwrap();
     let silent = StandIn::start(|_| None).await;
     let srv = start(&config(&[closed, silent.addr], 1500, "")).await;
     assert_eq!(metric(&scrape(&srv).await, UPSTREAM_IN_FLIGHT, &[]), 0.0);

@@ -917,3 +917,42 @@ impl StandIn {
 /// its place: amldns reckons deadlines, resends and rates on std's
 /// `Instant`, which tokio's paused clock does not move.)
 pub const LATE: Duration = Duration::from_millis(300);
+
+/// How long a command a test runs (`amldns check`, `unbound-checkconf`…)
+/// may take before it is taken for hung: it only reads files, or asks a
+/// server on loopback, so this is room for a busy machine.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `cmd` to its end, its stdout and stderr collected, for at most
+/// [`RUN_TIMEOUT`]; see [`wait_within`].
+pub fn output_within(cmd: &mut std::process::Command) -> std::process::Output {
+    use std::process::Stdio;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_within(child)
+}
+
+/// `child.wait_with_output()` for at most [`RUN_TIMEOUT`]: a child that
+/// hangs is killed (by its id) and the test fails, instead of the suite
+/// hanging.
+pub fn wait_within(child: std::process::Child) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(RUN_TIMEOUT) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // Not yet reaped (the waiting thread holds it): still our child.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("process {pid} still running after {RUN_TIMEOUT:?}");
+        }
+    }
+}
