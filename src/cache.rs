@@ -141,11 +141,38 @@ struct Entry {
     wire: Option<Arc<Wire>>,
 }
 
+/// How long an answer with `ttl` is kept in all: its TTL, then
+/// [`STALE_FOR`] as a stale answer (RFC 8767 §5).
+fn kept_for(ttl: Duration) -> Duration {
+    ttl + STALE_FOR
+}
+
+/// What an entry is at some moment.
+#[derive(Debug, PartialEq, Eq)]
+enum Age {
+    /// Within its TTL, stored this many seconds ago.
+    Fresh {
+        spent: u32,
+    },
+    Stale,
+    /// Too old even to be stale; moka drops it at this moment too ([`ByTtl`]).
+    Gone,
+}
+
 impl Entry {
-    /// Seconds spent in the cache, or `None` once past the TTL.
-    fn spent(&self) -> Option<u32> {
-        let age = self.stored.elapsed();
-        (age < self.ttl).then_some(age.as_secs() as u32)
+    /// What the entry is at `now`; a parameter so that the day-long limit
+    /// is tested without waiting a day.
+    fn age(&self, now: Instant) -> Age {
+        let age = now.saturating_duration_since(self.stored);
+        if age < self.ttl {
+            Age::Fresh {
+                spent: age.as_secs() as u32,
+            }
+        } else if age < kept_for(self.ttl) {
+            Age::Stale
+        } else {
+            Age::Gone
+        }
     }
 }
 
@@ -185,7 +212,7 @@ struct ByTtl;
 
 impl moka::Expiry<Stored, Arc<Entry>> for ByTtl {
     fn expire_after_create(&self, _: &Stored, e: &Arc<Entry>, _: Instant) -> Option<Duration> {
-        Some(e.ttl + STALE_FOR)
+        Some(kept_for(e.ttl))
     }
 
     // A refreshed answer gets its own lifetime, not what the old one had left.
@@ -196,7 +223,7 @@ impl moka::Expiry<Stored, Arc<Entry>> for ByTtl {
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(e.ttl + STALE_FOR)
+        Some(kept_for(e.ttl))
     }
 }
 
@@ -271,20 +298,28 @@ impl Cache {
         let entry = self.inner.as_ref()?.get(WireKey::of(key)?.as_bytes())?;
         let mut reply = entry.reply.clone();
         let records = reply.answers.iter_mut().chain(reply.authorities.iter_mut());
-        let Some(spent) = entry.spent() else {
-            records.for_each(|r| r.ttl = STALE_TTL);
-            return Some(Hit::Stale(reply));
-        };
-        records.for_each(|r| r.ttl = r.ttl.saturating_sub(spent));
-        Some(Hit::Fresh(reply))
+        match entry.age(Instant::now()) {
+            Age::Fresh { spent } => {
+                records.for_each(|r| r.ttl = r.ttl.saturating_sub(spent));
+                Some(Hit::Fresh(reply))
+            }
+            Age::Stale => {
+                records.for_each(|r| r.ttl = STALE_TTL);
+                Some(Hit::Stale(reply))
+            }
+            Age::Gone => None,
+        }
     }
 
     /// A fresh answer for `key` that can be sent as bytes, for the UDP fast
     /// path; the caller counts the hit.
     pub fn fresh_wire(&self, key: &WireKey) -> Option<Fresh> {
         let entry = self.inner.as_ref()?.get(key.as_bytes())?;
+        let Age::Fresh { spent } = entry.age(Instant::now()) else {
+            return None;
+        };
         Some(Fresh {
-            spent: entry.spent()?,
+            spent,
             wire: entry.wire.clone()?,
         })
     }
@@ -295,11 +330,12 @@ impl Cache {
         let labels = name.trim_end_matches('.').split('.').map(str::as_bytes);
         let key = WireKey::new(labels, qtype, Dnssec::default())?;
         let entry = self.inner.as_ref()?.get(key.as_bytes())?;
-        Some(match entry.spent() {
-            Some(spent) => Held::Fresh {
+        Some(match entry.age(Instant::now()) {
+            Age::Fresh { spent } => Held::Fresh {
                 ttl_left: (entry.ttl.as_secs() as u32).saturating_sub(spent),
             },
-            None => Held::Stale,
+            Age::Stale => Held::Stale,
+            Age::Gone => return None,
         })
     }
 
@@ -644,6 +680,38 @@ mod tests {
         };
         assert_eq!(stale.answers[0].ttl, STALE_TTL);
         assert_eq!(stale.answers[0].data, r.answers[0].data);
+    }
+
+    /// RFC 8767 §5: an answer is served stale at most a day past its TTL;
+    /// a second before that it still is, a second after it is not, and moka
+    /// drops the entry at that same moment.
+    #[test]
+    fn a_stale_answer_is_served_at_most_a_day_past_its_ttl() {
+        let s = Duration::from_secs;
+        let (ttl, day) = (s(300), s(86_400));
+        let stored = Instant::now();
+        let entry = Arc::new(Entry {
+            reply: Reply::error(ResponseCode::NoError),
+            stored,
+            ttl,
+            wire: None,
+        });
+        let cases = [
+            (s(0), Age::Fresh { spent: 0 }),
+            (ttl - s(1), Age::Fresh { spent: 299 }),
+            (ttl, Age::Stale),
+            (ttl + day - s(1), Age::Stale),
+            (ttl + day, Age::Gone),
+            (ttl + day + s(1), Age::Gone),
+        ];
+        for (age, want) in cases {
+            assert_eq!(entry.age(stored + age), want, "{age:?}");
+        }
+        let k = Stored(WireKey::of(&key()).unwrap().as_bytes().into());
+        let created = moka::Expiry::expire_after_create(&ByTtl, &k, &entry, stored);
+        assert_eq!(created, Some(ttl + day));
+        let updated = moka::Expiry::expire_after_update(&ByTtl, &k, &entry, stored, Some(s(5)));
+        assert_eq!(updated, Some(ttl + day), "a refresh starts over");
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //! cap, and the human-text log under `RUST_LOG`. Everything is on loopback; every read
 //! is bounded in time.
 //!
-//! Not here: the one-day limit on stale answers (RFC 8767): it is counted
-//! on the real clock (`std::time::Instant` inside the cache), which a test
-//! cannot move forward a day.
+//! Not here: the one-day limit on stale answers (RFC 8767), which no test
+//! can wait out on the real clock the cache counts on: the cache's unit test
+//! `a_stale_answer_is_served_at_most_a_day_past_its_ttl` gives the moment.
 
 mod common;
 
