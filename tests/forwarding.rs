@@ -59,7 +59,8 @@ fn losing(lost: usize) -> impl Fn(&Message) -> Option<Message> + Send + Sync + '
 /// remembered as failed: the next client asking is answered at once.
 #[tokio::test]
 async fn lost_datagrams_are_sent_again_within_the_deadline() {
-    for (lost, from, to) in [(1, 350, 900), (2, 950, 1800)] {
+    // Answered by the first resend, or the second.
+    for (lost, resent_at) in [(1, 400), (2, 1000)] {
         let up = StandIn::start(losing(lost)).await;
         let srv = start(&config(up.addr, "")).await;
         let t = Instant::now();
@@ -67,8 +68,9 @@ async fn lost_datagrams_are_sent_again_within_the_deadline() {
         let took = t.elapsed();
         assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{lost}");
         assert_eq!(addrs(&r), ["192.0.2.7"]);
+        let resent_at = Duration::from_millis(resent_at);
         assert!(
-            took >= Duration::from_millis(from) && took < Duration::from_millis(to),
+            (resent_at..resent_at + LATE).contains(&took),
             "{lost} lost: answered after {took:?}"
         );
         let seen = up.seen();
@@ -81,11 +83,7 @@ async fn lost_datagrams_are_sent_again_within_the_deadline() {
         let t = Instant::now();
         let r = udp_query(srv.addr, "lossy.example.com", RecordType::A).await;
         assert_eq!(addrs(&r), ["192.0.2.7"], "no failure remembered");
-        assert!(
-            t.elapsed() < Duration::from_millis(300),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < LATE, "{:?}", t.elapsed());
         let text = scrape(&srv).await;
         let requests = metric(&text, UPSTREAM_REQUESTS_TOTAL, &[]);
         assert_eq!(requests, (lost + 2) as f64, "every datagram counted");
@@ -102,8 +100,9 @@ async fn a_silent_upstream_hears_the_question_three_times() {
     let t = Instant::now();
     let r = udp_query(srv.addr, "silent.example.com", RecordType::A).await;
     assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    let per_try = Duration::from_millis(1000);
     assert!(
-        t.elapsed() < Duration::from_millis(1500),
+        (per_try..per_try + LATE).contains(&t.elapsed()),
         "{:?}",
         t.elapsed()
     );
