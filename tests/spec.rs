@@ -178,18 +178,24 @@ async fn negative_answers_expire_after_the_soa_minimum() {
         cached.authorities
     );
     assert_eq!(up.seen().len(), 1, "the second answer came from the cache");
-    // Past 2 s, the next question goes upstream again.
+    // Past 2 s, the next question goes upstream again: not before, and
+    // not much after (one poll and LATE).
+    let (minimum, poll) = (Duration::from_secs(2), Duration::from_millis(100));
     let again = loop {
         let r = udp_query(srv.addr, name, RecordType::A).await;
         if up.seen().len() == 2 {
             break r;
         }
-        assert!(asked.elapsed() < IO_TIMEOUT, "still cached after 5 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            asked.elapsed() < minimum + poll + LATE,
+            "still cached after {:?}",
+            asked.elapsed()
+        );
+        tokio::time::sleep(poll).await;
     };
     assert_eq!(again.metadata.response_code, ResponseCode::NXDomain);
     assert!(
-        asked.elapsed() >= Duration::from_secs(2),
+        asked.elapsed() >= minimum,
         "asked again after {:?}, before the 2 s minimum",
         asked.elapsed()
     );
@@ -485,7 +491,8 @@ async fn sigterm_closes_idle_and_busy_tcp_connections() {
     until("the upstream is asked", || !silent.seen().is_empty()).await;
     let t = Instant::now();
     p.signal("TERM");
-    let bound = QUERY_DEADLINE + Duration::from_secs(2);
+    // The busy query was asked before the signal: its deadline ends sooner.
+    let bound = QUERY_DEADLINE + LATE;
     assert_eq!(p.wait_exit(bound), Some(0));
     eprintln!("exited {:?} after SIGTERM", t.elapsed());
     let r = read_reply(&mut busy).await;
@@ -550,10 +557,10 @@ async fn the_drain_is_capped_when_a_client_does_not_read() {
     srv.stop().await;
     let took = t.elapsed();
     eprintln!("stopped in {took:?} with {last} of 600 answered");
-    assert!(
-        (QUERY_DEADLINE..QUERY_DEADLINE + Duration::from_secs(2)).contains(&took),
-        "the stop took {took:?}"
-    );
+    // The cap (server.rs): the query deadline and 0.5 s, then 0.1 s for the
+    // last answers to be written; the stuck queries hold it to the end.
+    let cap = QUERY_DEADLINE + Duration::from_millis(600);
+    assert!((cap..cap + LATE).contains(&took), "the stop took {took:?}");
     drop(hog);
 }
 
