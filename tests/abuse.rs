@@ -273,8 +273,9 @@ impl Rng {
 
 /// What an answer to the datagram `q` may be, per RFC 1035 §4.1.1 and
 /// SPEC §3: it parses, QR=1, the query's ID and opcode, an rcode the input
-/// allows, and the question echoed when the query had exactly one that
-/// parses. `Err` says what is wrong.
+/// allows (FORMERR only for what is not a valid query), the question
+/// echoed when the query had exactly one that parses, and the local
+/// name's address when that question survived. `Err` says what is wrong.
 fn check_answer(q: &[u8], r: &[u8]) -> Result<(), String> {
     let reply = Message::from_vec(r).map_err(|e| format!("unparseable answer: {e}"))?;
     if r[2] & 0x80 == 0 {
@@ -292,7 +293,21 @@ fn check_answer(q: &[u8], r: &[u8]) -> Result<(), String> {
     let asked = Message::from_vec(q).ok().filter(|_| q.len() >= 12);
     // By number: hickory reads 16 as BADSIG, which BADVERS shares (RFC 6891 §9).
     let rcode = u16::from(reply.metadata.response_code);
-    let mut fits = vec![ResponseCode::FormErr];
+    // SPEC §3: a client never receives FORMERR for a valid query.
+    let valid = asked.as_ref().is_some_and(|m| {
+        m.queries.len() == 1
+            && opcode == Some(0)
+            && m.edns.as_ref().is_none_or(|e| e.version() == 0)
+            && !matches!(
+                m.queries[0].query_type(),
+                RecordType::OPT | RecordType::TSIG
+            )
+    });
+    let mut fits = if valid {
+        vec![]
+    } else {
+        vec![ResponseCode::FormErr]
+    };
     if opcode.is_some_and(|op| op != 0) {
         fits.push(ResponseCode::NotImp);
     }
@@ -319,6 +334,17 @@ fn check_answer(q: &[u8], r: &[u8]) -> Result<(), String> {
         return Err(format!(
             "question {:?}, asked {:?}",
             reply.queries, m.queries
+        ));
+    }
+    // The local name, still whole: its address and nothing else.
+    let local = asked.as_ref().and_then(|m| m.queries.first()).filter(|q| {
+        q.name().to_ascii().to_lowercase() == format!("{WS}.")
+            && (q.query_type(), q.query_class()) == (RecordType::A, DNSClass::IN)
+    });
+    if valid && local.is_some() && (rcode, addrs(&reply)) != (0, vec!["10.1.0.5".to_string()]) {
+        return Err(format!(
+            "the local name answered {rcode} {:?}",
+            addrs(&reply)
         ));
     }
     Ok(())
