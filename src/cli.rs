@@ -60,6 +60,9 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Run one Azure discovery round (the config's [azure]) and print what
+    /// it found as [[workspace]] entries; exit 1 with the reason if it fails.
+    Discover(ConfigArg),
     /// Print the conditional forwarders an on-premises DNS server needs to
     /// send the Azure ML zones (every cloud) to amldns.
     Forwarders {
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Serve { config, watch } => serve(&config.config, watch, cli.log_format),
         Command::Check(c) => check(&c.config),
         Command::Records { config, format } => records(&config.config, format),
+        Command::Discover(c) => discover(&c.config),
         Command::Forwarders { to, format } => match forwarders::render(format, &to) {
             Ok(text) => emit(&text),
             Err(e) => {
@@ -212,6 +216,32 @@ fn check(path: &std::path::Path) -> ExitCode {
             .join(", ")
     );
     emit(&out)
+}
+
+fn discover(path: &std::path::Path) -> ExitCode {
+    let Some((config, _)) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    let Some(azure) = &config.azure else {
+        eprintln!(
+            "error: {}: no [azure] section to discover with",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    let found = tokio::runtime::Runtime::new()
+        .map_err(|e| e.to_string())
+        .and_then(|r| {
+            r.block_on(crate::azure::discover(azure))
+                .map_err(|e| e.to_string())
+        });
+    match found {
+        Ok(text) => emit(&text),
+        Err(e) => {
+            eprintln!("error: Azure discovery failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn records(path: &std::path::Path, format: Format) -> ExitCode {

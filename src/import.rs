@@ -128,8 +128,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<ImportedName>, ImportError> 
         },
         message: format!("not JSON: {e}"),
     })?;
-    let mut pairs = Ok(Vec::new());
-    collect(&value, &mut pairs);
+    let pairs = pairs(&value).ok_or(());
     let bad_shape = |why: &str| ImportError::At {
         at: Location::start_of(file),
         message: format!(
@@ -190,7 +189,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<ImportedName>, ImportError> 
 }
 
 /// (FQDN, its addresses) as found in the JSON.
-type Pair<'a> = (&'a str, Vec<&'a str>);
+pub type Pair<'a> = (&'a str, Vec<&'a str>);
+
+/// The names and addresses in `v`, one of the shapes above; `None` when it
+/// is none of them. Discovery reads ARM's private endpoints and NICs with it.
+pub fn pairs(v: &Value) -> Option<Vec<Pair<'_>>> {
+    let mut out = Ok(Vec::new());
+    collect(v, &mut out);
+    out.ok()
+}
 
 /// Walks one of the known shapes; `Err(())` when `v` is none of them.
 fn collect<'a>(v: &'a Value, out: &mut Result<Vec<Pair<'a>>, ()>) {

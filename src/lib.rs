@@ -10,6 +10,7 @@
 //! [`forward`] (with its [`cache`]) where the plan says so. Configuration
 //! errors and warnings, wherever found, are made of [`diagnostics`].
 
+pub mod azure;
 pub mod cache;
 pub mod cli;
 pub mod codec;

@@ -23,8 +23,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::azure::{self, Discovered};
 use crate::cache::Cache;
-use crate::config::{self, Config, ConfigError, MetricsConfig};
+use crate::config::{self, AzureConfig, Config, ConfigError, MetricsConfig};
 use crate::forward::Forwarder;
 use crate::handler::Snapshot;
 use crate::health::{self, Health};
@@ -48,6 +49,8 @@ pub enum Trigger {
     File,
     Signal,
     Http,
+    /// An Azure discovery round found something new (SPEC §8).
+    Azure,
 }
 
 impl fmt::Display for Trigger {
@@ -56,6 +59,7 @@ impl fmt::Display for Trigger {
             Trigger::File => "file change",
             Trigger::Signal => "SIGHUP",
             Trigger::Http => "POST /reload",
+            Trigger::Azure => "Azure discovery",
         })
     }
 }
@@ -105,8 +109,9 @@ pub struct Status {
 
 /// Reload bookkeeping, behind the lock that makes reloads run one at a time.
 struct Reloads {
-    /// The fingerprint of the files the served table was built from.
-    applied: u64,
+    /// The fingerprint of the files and the digest of the Azure discovery
+    /// the served table was built from.
+    applied: (u64, u64),
     /// What the last reload gave: the generation served, or its error.
     last: Result<u64, String>,
 }
@@ -126,6 +131,10 @@ pub struct Reloader {
     begun: AtomicU64,
     reloads: tokio::sync::Mutex<Reloads>,
     status: Mutex<Status>,
+    /// What Azure discovery found last (SPEC §8), merged into every table.
+    discovered: Mutex<Arc<Discovered>>,
+    /// `[azure]` as last loaded, for the discovery rounds.
+    azure: Mutex<Option<AzureConfig>>,
 }
 
 impl Reloader {
@@ -135,7 +144,12 @@ impl Reloader {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Result<Self, ReloadError> {
-        let table = config.table(1)?;
+        // The last good discovery serves at once, Azure reachable or not.
+        let discovered = Discovered::at_start(config.azure.as_ref());
+        let (table, warnings) = azure::table(&config, &discovered, 1)?;
+        for w in &warnings {
+            warn!("{w}");
+        }
         let cache = Arc::new(Cache::new(config.upstream.cache_entries));
         let forwarder = Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone()));
         let status = Status {
@@ -145,7 +159,7 @@ impl Reloader {
         };
         record_success(&metrics, &status);
         let reloads = Reloads {
-            applied: config.fingerprint,
+            applied: (config.fingerprint, discovered.digest()),
             last: Ok(1),
         };
         let snapshot = Snapshot::new(table, &config, forwarder);
@@ -159,6 +173,8 @@ impl Reloader {
             begun: AtomicU64::new(0),
             reloads: tokio::sync::Mutex::new(reloads),
             status: Mutex::new(status),
+            discovered: Mutex::new(Arc::new(discovered)),
+            azure: Mutex::new(config.azure.clone()),
         };
         drop(config);
         release_freed_memory();
@@ -180,6 +196,25 @@ impl Reloader {
     /// The config file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The discovery served with the file's table.
+    pub fn discovered(&self) -> Arc<Discovered> {
+        self.discovered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// `[azure]` as last loaded; `None` once a reload removed it.
+    pub fn azure(&self) -> Option<AzureConfig> {
+        self.azure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Serves `found` from now on: one reload, merging it with the files.
+    pub async fn apply_discovery(&self, found: Arc<Discovered>) -> Result<u64, ReloadError> {
+        *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) = found;
+        self.reload(Trigger::Azure).await
     }
 
     /// Loads the configuration again and swaps it in; on failure the old one
@@ -216,15 +251,17 @@ impl Reloader {
         let current = self.snapshot.load_full();
         let generation = current.table.generation() + 1;
         let path = self.path.clone();
+        let discovered = self.discovered();
+        let digest = discovered.digest();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = config::load(&path)?;
-            let table = config.table(generation)?;
-            Ok::<_, ConfigError>((config, table))
+            let (table, warnings) = azure::table(&config, &discovered, generation)?;
+            Ok::<_, ConfigError>((config, table, warnings))
         })
         .await
         .map_err(|e| ReloadError::Task(e.to_string()))
         .and_then(|r| r.map_err(ReloadError::from));
-        let (config, table) = match loaded {
+        let (config, table, merge_warnings) = match loaded {
             Ok(v) => v,
             Err(e) => {
                 // A file event in the folder (an editor's swap file, say)
@@ -235,7 +272,7 @@ impl Reloader {
             }
         };
 
-        if trigger == Trigger::File && config.fingerprint == reloads.applied {
+        if trigger == Trigger::File && (config.fingerprint, digest) == reloads.applied {
             // The files are back to what is served (a change undone, or
             // nothing changed): nothing to swap, and nothing failing.
             debug!(%trigger, "configuration unchanged");
@@ -243,7 +280,7 @@ impl Reloader {
             self.health.clear(health::Source::Reload);
             return Ok(current.table.generation());
         }
-        for w in &config.warnings {
+        for w in config.warnings.iter().chain(&merge_warnings) {
             warn!("{w}");
         }
         if config.server.listen != self.listen || config.metrics != self.metrics_listener {
@@ -276,7 +313,8 @@ impl Reloader {
         };
         self.snapshot
             .store(Arc::new(Snapshot::new(table, &config, forwarder)));
-        reloads.applied = config.fingerprint;
+        reloads.applied = (config.fingerprint, digest);
+        *self.azure.lock().unwrap_or_else(|e| e.into_inner()) = config.azure.clone();
         record_success(&self.metrics, &status);
         self.health.clear(health::Source::Reload);
         info!(

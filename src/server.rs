@@ -211,8 +211,8 @@ pub async fn run(
     if let Some(listener) = listeners.http {
         let endpoints = Arc::new(Endpoints::new(
             reloader.clone(),
-            metrics,
-            health,
+            metrics.clone(),
+            health.clone(),
             ready.clone(),
             control_allow,
         ));
@@ -220,6 +220,14 @@ pub async fn run(
     }
     if let Some(watch) = watch {
         tasks.push(tokio::spawn(watch.run(stop.clone())));
+    }
+    if reloader.azure().is_some() {
+        tasks.push(tokio::spawn(crate::azure::run(
+            reloader.clone(),
+            metrics.clone(),
+            health.clone(),
+            stop.clone(),
+        )));
     }
     #[cfg(unix)]
     if let Some(hup) = options.sighup {

@@ -14,10 +14,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::spec::{AnswerSpec, CloudSpec, ImportSpec, RecordSpec, Spec, WorkspaceSpec};
+use super::spec::{
+    AnswerSpec, AuthSpec, AzureSpec, CloudSpec, ImportSpec, RecordSpec, Spec, WorkspaceSpec,
+};
 use super::{
-    AZURE_RESOLVER, Config, Located, LogConfig, MetricsConfig, Record, RecordAnswer, ServerConfig,
-    UpstreamConfig,
+    AZURE_RESOLVER, AzureAuth, AzureConfig, Config, Located, LogConfig, MetricsConfig, Record,
+    RecordAnswer, ServerConfig, UpstreamConfig,
 };
 use crate::diagnostics::{ConfigError, Lines, Location, Warning};
 use crate::import::{self, ImportedName};
@@ -61,6 +63,12 @@ const DEFAULT_TCP_CONNECTIONS: u64 = 1024;
 /// RFC 7766 §6.2.3 leaves it to the server; Unbound and BIND use 30 s,
 /// dnsdist 5 s. Ten seconds keeps a pipelining client's connection up.
 const DEFAULT_TCP_IDLE_TIMEOUT_MS: u64 = 10_000;
+/// SPEC §8's example: five minutes costs a few reads per workspace per
+/// round, far under ARM's read limits (README, "Discovery from Azure").
+const DEFAULT_AZURE_INTERVAL_S: u64 = 300;
+/// ARM answers reads in well under a second; ten allow a slow page of a
+/// large list without letting one request hold a round.
+const DEFAULT_AZURE_TIMEOUT_MS: u64 = 10_000;
 
 /// Checks `spec`, read from `path` whose text `lines` holds, and reads its imports.
 pub(super) fn validate(path: &Path, lines: &Lines, spec: Spec) -> Result<Config, ConfigError> {
@@ -147,6 +155,7 @@ impl Cx<'_> {
             workspace,
             record,
             import,
+            azure,
         } = spec;
         let listen = match server.listen {
             Some(list) if list.get_ref().is_empty() => {
@@ -315,7 +324,8 @@ impl Cx<'_> {
             imports.extend(loaded.names);
             loaded.digest.hash(&mut fingerprint);
         }
-        self.gives_local_names(&workspaces, &records, &imports, &import)?;
+        let azure = azure.map(|a| self.azure(&a)).transpose()?;
+        self.gives_local_names(&workspaces, &records, &imports, &import, azure.is_some())?;
         let mut warnings = self.warnings.take();
         warnings.extend(import_warnings(&imports, &workspaces));
 
@@ -362,6 +372,7 @@ impl Cx<'_> {
             workspaces,
             records,
             imports,
+            azure,
             warnings,
             fingerprint: fingerprint.finish(),
         })
@@ -705,15 +716,18 @@ impl Cx<'_> {
     /// SPEC §2: a configuration must give something to answer locally, so
     /// that a truncated or emptied file can never empty a running table; a
     /// reload refuses it like any broken config. Every source of local names
-    /// counts here, and only here (an `[azure]` section will be one more).
+    /// counts here, and only here: an `[azure]` section is one, since its
+    /// discovery survives restarts in `state_file` and a failed round keeps
+    /// the last good one.
     fn gives_local_names(
         &self,
         workspaces: &[Located<Workspace>],
         records: &[Located<Record>],
         imported: &[ImportedName],
         imports: &[ImportSpec],
+        azure: bool,
     ) -> Result<(), ConfigError> {
-        if !workspaces.is_empty() || !records.is_empty() || !imported.is_empty() {
+        if azure || !workspaces.is_empty() || !records.is_empty() || !imported.is_empty() {
             return Ok(());
         }
         let (at, imports_say) = match imports.first() {
@@ -726,10 +740,115 @@ impl Cx<'_> {
         Err(ConfigError::Invalid {
             at,
             message: format!(
-                "the config gives nothing to answer locally: no [[workspace]], [[record]] or \
-                 [[import]] match{imports_say}; a truncated or emptied file would empty the table"
+                "the config gives nothing to answer locally: no [[workspace]], [[record]], \
+                 [[import]] match or [azure] section{imports_say}; a truncated or emptied file \
+                 would empty the table"
             ),
         })
+    }
+}
+
+impl Cx<'_> {
+    /// `[azure]` (SPEC §8). Endpoints may be plain `http://` (a stand-in on
+    /// loopback in tests, a proxy): only the defaults are fixed to https.
+    fn azure(&self, a: &Spanned<AzureSpec>) -> Result<AzureConfig, ConfigError> {
+        let a = a.get_ref();
+        if a.subscriptions.get_ref().is_empty() {
+            return Err(self.err(
+                &a.subscriptions,
+                "subscriptions is empty: list the subscription ids to scan",
+            ));
+        }
+        let subscriptions = a
+            .subscriptions
+            .get_ref()
+            .iter()
+            .map(|s| {
+                if names::is_uuid(s.get_ref().trim()) {
+                    Ok(s.get_ref().trim().to_ascii_lowercase())
+                } else {
+                    Err(self.err(
+                        s,
+                        format!(
+                            "{:?} is not a subscription id: expected a UUID such as \
+                             \"0b1f6471-1bf0-4dda-aec3-111122223333\"",
+                            s.get_ref()
+                        ),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cloud = match a.cloud {
+            CloudSpec::Public => Cloud::Public,
+            CloudSpec::China => Cloud::China,
+            CloudSpec::Usgov => Cloud::UsGov,
+        };
+        let endpoint = |v: &Option<Spanned<String>>, default: &str, key: &str| match v {
+            None => Ok(default.to_string()),
+            Some(v) => self.endpoint(v, key),
+        };
+        Ok(AzureConfig {
+            subscriptions,
+            resource_groups: a
+                .resource_groups
+                .iter()
+                .map(|g| g.get_ref().trim().to_ascii_lowercase())
+                .collect(),
+            auth: match a.auth {
+                AuthSpec::ManagedIdentity => AzureAuth::ManagedIdentity,
+                AuthSpec::WorkloadIdentity => AzureAuth::WorkloadIdentity,
+                AuthSpec::Cli => AzureAuth::Cli,
+            },
+            client_id: a.client_id.as_ref().map(|c| c.get_ref().trim().to_string()),
+            interval: Duration::from_secs(self.within(
+                &a.interval_s,
+                1..=86_400,
+                DEFAULT_AZURE_INTERVAL_S,
+                "interval_s",
+            )?),
+            cloud,
+            arm_endpoint: endpoint(
+                &a.arm_endpoint,
+                crate::azure::arm_endpoint(cloud),
+                "arm_endpoint",
+            )?,
+            imds_endpoint: endpoint(
+                &a.imds_endpoint,
+                crate::azure::IMDS_ENDPOINT,
+                "imds_endpoint",
+            )?,
+            timeout: Duration::from_millis(self.within(
+                &a.timeout_ms,
+                100..=120_000,
+                DEFAULT_AZURE_TIMEOUT_MS,
+                "timeout_ms",
+            )?),
+            state_file: a.state_file.as_ref().map(|f| {
+                self.path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(f.get_ref().trim())
+            }),
+        })
+    }
+
+    /// An `http(s)://host[:port][/path]` URL, without a final `/`.
+    fn endpoint(&self, v: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+        let s = v.get_ref().trim().trim_end_matches('/');
+        let ok = s.parse::<hyper::Uri>().is_ok_and(|u| {
+            matches!(u.scheme_str(), Some("http" | "https"))
+                && u.authority().is_some()
+                && u.query().is_none()
+        });
+        if !ok {
+            return Err(self.err(
+                v,
+                format!(
+                    "{key} {s:?} is not an http(s) URL such as \"https://management.azure.com\""
+                ),
+            ));
+        }
+        Ok(s.to_string())
     }
 }
 
