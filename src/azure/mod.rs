@@ -460,16 +460,17 @@ pub fn table(
         }
     }
     let mut warnings = Vec::new();
-    let served: Vec<&Entry> = found
-        .entries
-        .iter()
-        .filter(|e| {
-            let ids =
-                std::iter::once(&e.workspace.id).chain(e.workspace.projects.iter().map(|p| &p.id));
-            let Some(file) = ids.filter_map(|id| in_file.get(id.as_str())).next() else {
-                return true;
-            };
-            warnings.push(Warning {
+    let mut discovered = Vec::new();
+    for e in &found.entries {
+        let ids =
+            std::iter::once(&e.workspace.id).chain(e.workspace.projects.iter().map(|p| &p.id));
+        let shadowed = ids.filter_map(|id| in_file.get(id.as_str())).next();
+        match shadowed {
+            None => discovered.push(Source::Workspace {
+                workspace: &e.workspace,
+                at: &e.at,
+            }),
+            Some(file) => warnings.push(Warning {
                 at: file.at.clone(),
                 message: format!(
                     "workspace {} is also discovered in Azure ({}): the file's [[workspace]] is \
@@ -478,21 +479,21 @@ pub fn table(
                     e.at,
                     differences(&file.value, &e.workspace)
                 ),
-            });
-            false
-        })
-        .collect();
-    let discovered = served.iter().flat_map(|e| {
-        std::iter::once(Source::Workspace {
-            workspace: &e.workspace,
-            at: &e.at,
-        })
-        .chain(e.names.iter().map(|n| Source::Import {
-            name: &n.name,
-            addrs: &n.addrs,
-            at: &n.at,
-        }))
-    });
+            }),
+        }
+        // Its storage, key vault and registry come along either way; what
+        // its own endpoint lists goes with the workspace served.
+        discovered.extend(
+            e.names
+                .iter()
+                .filter(|n| shadowed.is_none() || n.at != e.at)
+                .map(|n| Source::Import {
+                    name: &n.name,
+                    addrs: &n.addrs,
+                    at: &n.at,
+                }),
+        );
+    }
     let table = ZoneTable::compile(config.sources().chain(discovered), config.zone, generation)?;
     Ok((table, warnings))
 }
