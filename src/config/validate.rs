@@ -740,9 +740,8 @@ impl Cx<'_> {
         Err(ConfigError::Invalid {
             at,
             message: format!(
-                "the config gives nothing to answer locally: no [[workspace]], [[record]], \
-                 [[import]] match or [azure] section{imports_say}; a truncated or emptied file \
-                 would empty the table"
+                "the config gives nothing to answer locally: no [[workspace]], [[record]] or \
+                 [[import]] match{imports_say}; a truncated or emptied file would empty the table"
             ),
         })
     }
@@ -988,6 +987,61 @@ ip = "10.1.0.5"
             .into_iter()
             .map(|w| (w.at.line, w.at.col, w.message))
             .collect()
+    }
+
+    #[test]
+    fn azure_section_defaults_and_overrides() {
+        const SUB: &str = "0B1F6471-1BF0-4DDA-AEC3-111122223333";
+        // [azure] alone gives something local: its discovery (SPEC §2).
+        let c = parse_str(&format!("[azure]\nsubscriptions = [\"{SUB}\"]\n")).unwrap();
+        let a = c.azure.unwrap();
+        assert_eq!(a.subscriptions, [SUB.to_ascii_lowercase()]);
+        assert_eq!(a.auth, AzureAuth::ManagedIdentity);
+        assert_eq!(a.arm_endpoint, "https://management.azure.com");
+        assert_eq!(a.imds_endpoint, "http://169.254.169.254");
+        assert_eq!(a.interval, Duration::from_secs(300));
+        assert_eq!(a.state_file, None);
+
+        let c = parse_str(&format!(
+            "[azure]\nsubscriptions = [\"{SUB}\"]\nresource_groups = [\"RG-ML\"]\n\
+             auth = \"workload-identity\"\ncloud = \"china\"\ninterval_s = 5\n\
+             imds_endpoint = \"http://127.0.0.1:8080/\"\nstate_file = \"state/azure.json\"\n"
+        ))
+        .unwrap();
+        let a = c.azure.unwrap();
+        assert_eq!(a.resource_groups, ["rg-ml"]);
+        assert_eq!(a.auth, AzureAuth::WorkloadIdentity);
+        assert_eq!(a.arm_endpoint, "https://management.chinacloudapi.cn");
+        assert_eq!(a.imds_endpoint, "http://127.0.0.1:8080");
+        assert_eq!(a.interval, Duration::from_secs(5));
+        assert_eq!(a.state_file, Some(PathBuf::from("state/azure.json")));
+    }
+
+    #[test]
+    fn azure_section_errors_are_located() {
+        const SUB: &str = "0b1f6471-1bf0-4dda-aec3-111122223333";
+        fails_at("[azure]\nsubscriptions = []\n", 2, 17, "subscriptions is empty");
+        fails_at(
+            "[azure]\nsubscriptions = [\"prod\"]\n",
+            2,
+            18,
+            "not a subscription id",
+        );
+        let head = format!("[azure]\nsubscriptions = [\"{SUB}\"]\n");
+        fails_at(&format!("{head}interval_s = 0\n"), 3, 14, "interval_s 0 is out of range");
+        fails_at(
+            &format!("{head}arm_endpoint = \"management.azure.com\"\n"),
+            3,
+            16,
+            "not an http(s) URL",
+        );
+        fails_at(
+            &format!("{head}auth = \"managed-identiy\"\n"),
+            3,
+            8,
+            "did you mean `managed-identity`?",
+        );
+        fails_at(&format!("{head}intervall_s = 5\n"), 3, 1, "did you mean `interval_s`?");
     }
 
     #[test]

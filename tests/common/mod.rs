@@ -707,7 +707,7 @@ pub fn refuse_unsafe_upstreams(config: &config::Config) {
          explicitly (build it with TestConfig / config_with)",
         config.path.display(),
         off_host.join(", ")
-    );
+    );    refuse_unsafe_azure(config);
 }
 
 // ---- issue 12, helper C: sockets, the control ACL, logs ------------------------
@@ -757,4 +757,24 @@ pub async fn tcp_connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
         .await
         .expect("connected in time")
         .unwrap()
+}
+
+// ---- issue 13, helper F: Azure discovery -----------------------------------------
+
+/// Panics unless `[azure]`, if any, asks only loopback stand-ins: a test
+/// must never reach ARM or IMDS (169.254.169.254), the defaults (SPEC §7).
+pub fn refuse_unsafe_azure(config: &config::Config) {
+    let Some(azure) = &config.azure else { return };
+    for url in [&azure.arm_endpoint, &azure.imds_endpoint] {
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .unwrap_or("");
+        assert!(
+            host == "127.0.0.1" || host == "localhost",
+            "{}: [azure] endpoint {url} is not a loopback stand-in",
+            config.path.display()
+        );
+    }
 }
