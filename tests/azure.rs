@@ -561,3 +561,58 @@ async fn workload_identity_exchanges_the_federated_token() {
             .contains("scope=https%3A%2F%2Fmanagement.azure.com%2F.default")
     );
 }
+
+// ---- the log, as an operator reads it ---------------------------------------------
+
+/// A failure repeated every round is logged once; working again once.
+#[tokio::test]
+async fn a_failure_is_logged_once_per_change_of_state() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| w.put(&contoso()));
+    arm.set_mode(Mode::Fail(503, vec![]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        server: "listen = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]",
+        rest: &arm.section("interval_s = 1"),
+        ..TestConfig::default()
+    }
+    .text();
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amldns"))
+        .args(["serve", "--watch", "off", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let list = format!(
+        "/subscriptions/{}/providers/Microsoft.MachineLearningServices/workspaces",
+        arm::SUB
+    );
+    let rounds = || arm.seen().iter().filter(|r| r.path == list).count();
+    let failed_rounds = until(Duration::from_secs(15), || async { rounds() >= 3 }).await;
+    arm.set_mode(Mode::Normal);
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let recovered = until(Duration::from_secs(10), || async {
+        read().contains("works again")
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = read();
+    assert!(failed_rounds && recovered, "{text}");
+    let count = |s: &str| text.lines().filter(|l| l.contains(s)).count();
+    assert_eq!(count("Azure discovery failed"), 1, "{text}");
+    assert_eq!(count("HTTP 503"), 1, "{text}");
+    assert_eq!(count("Azure discovery works again"), 1, "{text}");
+    assert_eq!(
+        count("Azure discovery changed: added 1 (mlw-contoso)"),
+        1,
+        "{text}"
+    );
+}

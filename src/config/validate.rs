@@ -1020,7 +1020,12 @@ ip = "10.1.0.5"
     #[test]
     fn azure_section_errors_are_located() {
         const SUB: &str = "0b1f6471-1bf0-4dda-aec3-111122223333";
-        fails_at("[azure]\nsubscriptions = []\n", 2, 17, "subscriptions is empty");
+        fails_at(
+            "[azure]\nsubscriptions = []\n",
+            2,
+            17,
+            "subscriptions is empty",
+        );
         fails_at(
             "[azure]\nsubscriptions = [\"prod\"]\n",
             2,
@@ -1028,7 +1033,12 @@ ip = "10.1.0.5"
             "not a subscription id",
         );
         let head = format!("[azure]\nsubscriptions = [\"{SUB}\"]\n");
-        fails_at(&format!("{head}interval_s = 0\n"), 3, 14, "interval_s 0 is out of range");
+        fails_at(
+            &format!("{head}interval_s = 0\n"),
+            3,
+            14,
+            "interval_s 0 is out of range",
+        );
         fails_at(
             &format!("{head}arm_endpoint = \"management.azure.com\"\n"),
             3,
@@ -1041,7 +1051,12 @@ ip = "10.1.0.5"
             8,
             "did you mean `managed-identity`?",
         );
-        fails_at(&format!("{head}intervall_s = 5\n"), 3, 1, "did you mean `interval_s`?");
+        fails_at(
+            &format!("{head}intervall_s = 5\n"),
+            3,
+            1,
+            "did you mean `interval_s`?",
+        );
     }
 
     #[test]

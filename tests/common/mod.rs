@@ -707,7 +707,8 @@ pub fn refuse_unsafe_upstreams(config: &config::Config) {
          explicitly (build it with TestConfig / config_with)",
         config.path.display(),
         off_host.join(", ")
-    );    refuse_unsafe_azure(config);
+    );
+    refuse_unsafe_azure(config);
 }
 
 // ---- issue 12, helper C: sockets, the control ACL, logs ------------------------
