@@ -138,7 +138,7 @@ impl Discovery {
 
 impl Found {
     /// As a validated workspace; `Err` says why it cannot be one.
-    fn workspace(&self) -> Result<Workspace, String> {
+    pub(crate) fn workspace(&self) -> Result<Workspace, String> {
         let uuid = |s: &str| {
             names::is_uuid(s)
                 .then(|| s.to_ascii_lowercase())

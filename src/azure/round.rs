@@ -50,7 +50,7 @@ const CONCURRENCY: usize = 8;
 
 /// A workspace as the list gives it.
 #[derive(Debug)]
-struct Listed {
+pub(crate) struct Listed {
     resource_id: String,
     name: String,
     /// Lower-case region short name.
@@ -65,6 +65,29 @@ struct Listed {
     endpoints: Vec<String>,
     /// Storage account, key vault, container registry.
     dependencies: Vec<String>,
+}
+
+impl Listed {
+    /// A workspace described elsewhere (an imported workspace object).
+    pub(crate) fn described(
+        resource_id: &str,
+        name: &str,
+        id: &str,
+        region: &str,
+        notebook_fqdn: Option<String>,
+    ) -> Self {
+        Listed {
+            resource_id: resource_id.to_string(),
+            name: name.to_string(),
+            region: region.to_string(),
+            kind: "default".into(),
+            id: id.to_string(),
+            notebook_fqdn,
+            hub: None,
+            endpoints: Vec::new(),
+            dependencies: Vec::new(),
+        }
+    }
 }
 
 /// Runs one round over every subscription of `cfg`.
@@ -237,7 +260,7 @@ async fn workspace(arm: &Arm, w: &Listed, default_cloud: Cloud) -> Result<Option
 /// (SPEC §8 step 2): the API IP is the API name's, the notebook IP the
 /// notebooks name's, the inference IP the inference wildcard's. The cloud
 /// is the one whose API name the endpoint lists.
-fn from_endpoint(
+pub(crate) fn from_endpoint(
     w: &Listed,
     pairs: &[(String, Vec<IpAddr>)],
     default_cloud: Cloud,

@@ -298,6 +298,7 @@ impl Cx<'_> {
             .collect::<Result<Vec<_>, ConfigError>>()?;
 
         let mut imports = Vec::new();
+        let mut described = Vec::new();
         let mut fingerprint = DefaultHasher::new();
         self.lines.text().hash(&mut fingerprint);
         for i in &import {
@@ -322,7 +323,21 @@ impl Cx<'_> {
                 self.imported(name)?;
             }
             imports.extend(loaded.names);
+            described.extend(loaded.workspaces);
             loaded.digest.hash(&mut fingerprint);
+        }
+        for d in described {
+            // The file's [[workspace]] with that id wins.
+            if ids.contains_key(&d.id) {
+                continue;
+            }
+            if let Some(ws) = self.imported_workspace(&d, &imports) {
+                ids.insert(ws.id.clone(), d.at.clone());
+                workspaces.push(Located {
+                    at: d.at,
+                    value: ws,
+                });
+            }
         }
         let azure = azure.map(|a| self.azure(&a)).transpose()?;
         self.gives_local_names(&workspaces, &records, &imports, &import, azure.is_some())?;
@@ -713,6 +728,42 @@ impl Cx<'_> {
         Ok(())
     }
 
+    /// The workspace an imported workspace object describes, its addresses
+    /// read off the names imported beside it as discovery reads them off a
+    /// private endpoint (SPEC §8 step 2); a warning when they give none.
+    fn imported_workspace(
+        &self,
+        d: &import::ImportedWorkspace,
+        imports: &[ImportedName],
+    ) -> Option<Workspace> {
+        use crate::azure::round::{Listed, from_endpoint};
+        let pairs: Vec<(String, Vec<IpAddr>)> = imports
+            .iter()
+            .map(|n| (n.name.clone(), n.addrs.clone()))
+            .collect();
+        let listed = Listed::described(
+            &d.resource_id,
+            &d.name,
+            &d.id,
+            &d.region,
+            d.notebook_fqdn.clone(),
+        );
+        let why = match from_endpoint(&listed, &pairs, Cloud::Public).map(|f| f.workspace()) {
+            Some(Ok(ws)) => return Some(ws),
+            Some(Err(why)) => why,
+            None => format!(
+                "no imported name gives its API address ({}.workspace.{}.<api zone>): import \
+                 its private endpoint, NIC or DNS zone group beside it",
+                d.id, d.region
+            ),
+        };
+        self.warn(
+            d.at.clone(),
+            format!("workspace {} ({}) is not served: {why}", d.name, d.id),
+        );
+        None
+    }
+
     /// SPEC §2: a configuration must give something to answer locally, so
     /// that a truncated or emptied file can never empty a running table; a
     /// reload refuses it like any broken config. Every source of local names
@@ -987,6 +1038,70 @@ ip = "10.1.0.5"
             .into_iter()
             .map(|w| (w.at.line, w.at.col, w.message))
             .collect()
+    }
+
+    #[test]
+    fn a_workspace_object_beside_its_endpoint_gives_every_name() {
+        let g = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+        let dir = tempfile::tempdir().unwrap();
+        // The 4 names a private endpoint lists...
+        std::fs::write(
+            dir.path().join("pe.json"),
+            format!(
+                r#"{{"customDnsConfigs": [
+                {{"fqdn": "{g}.workspace.eastus.api.azureml.ms", "ipAddresses": ["10.1.0.5"]}},
+                {{"fqdn": "{g}.workspace.eastus.cert.api.azureml.ms", "ipAddresses": ["10.1.0.5"]}},
+                {{"fqdn": "ml-mlw-eastus-{g}.eastus.notebooks.azure.net", "ipAddresses": ["10.1.0.6"]}},
+                {{"fqdn": "*.{g}.inference.eastus.api.azureml.ms", "ipAddresses": ["10.1.0.7"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        let path = dir.path().join("amldns.toml");
+        let config = "[[import]]\npath = \"*.json\"\n";
+        let names = |c: &Config| {
+            let t = c.table(1).unwrap();
+            t.nodes().map(|n| n.name.to_string()).collect::<Vec<_>>()
+        };
+        let alone = names(&parse(&path, config).unwrap());
+        assert_eq!(alone.len(), 4, "{alone:?}");
+        // ...and, with `az ml workspace show` beside them, the workspace's whole set.
+        std::fs::write(
+            dir.path().join("ws.json"),
+            format!(
+                r#"{{"name": "mlw", "location": "eastus", "properties": {{"workspaceId": "{g}"}}}}"#
+            ),
+        )
+        .unwrap();
+        let c = parse(&path, config).unwrap();
+        assert_eq!(c.workspaces.len(), 1);
+        assert_eq!(
+            c.workspaces[0].value.notebook_ip,
+            "10.1.0.6".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            c.workspaces[0].value.inference_ip,
+            "10.1.0.7".parse::<IpAddr>().unwrap()
+        );
+        let all = names(&c);
+        for want in [
+            format!("{g}.workspace.eastus.privatelink.api.azureml.ms"),
+            format!("{g}.workspace.eastus.cert.privatelink.api.azureml.ms"),
+            format!("ml-mlw-eastus-{g}.notebooks.azure.net"),
+            format!("ml-mlw-eastus-{g}.eastus.privatelink.notebooks.azure.net"),
+        ] {
+            assert!(all.contains(&want), "{want} in {all:?}");
+        }
+        // Without its endpoint's names: a warning, not an error.
+        std::fs::remove_file(dir.path().join("pe.json")).unwrap();
+        let c = parse(&path, &format!("{config}{LOCAL}")).unwrap();
+        assert!(c.workspaces.is_empty());
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.message.contains("no imported name gives its API address")),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]
