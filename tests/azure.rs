@@ -616,3 +616,71 @@ async fn a_failure_is_logged_once_per_change_of_state() {
         "{text}"
     );
 }
+
+// ---- one round at 1,000 workspaces (BENCHMARKS.md, "Azure discovery") ------------
+
+/// `cargo test --test azure -- --ignored --nocapture one_round_of_1000`: a
+/// stand-in with 1,000 workspaces, each with an approved endpoint, two
+/// compute instances and a cluster, an online endpoint, and a storage
+/// account behind its own endpoint; `amldns discover` runs one round.
+#[tokio::test]
+#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
+async fn one_round_of_1000_workspaces() {
+    const N: usize = 1000;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| {
+        w.page_size = 100;
+        for i in 0..N {
+            let id = format!("{i:08x}-0000-4000-8000-{i:012x}");
+            let mut ws = Ws::new(&format!("mlw-{i:04}"), &id, "eastus");
+            ws.computes = vec![
+                (format!("ci-{i}-a"), "ComputeInstance"),
+                (format!("ci-{i}-b"), "ComputeInstance"),
+                ("cluster".into(), "AmlCompute"),
+            ];
+            ws.online_endpoints = vec![format!("ep-{i}")];
+            ws.storage_ip = Some("10.1.0.20");
+            w.put(&ws);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
+            arm.section("")
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || discover(&config, &[]))
+        .await
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("[[workspace]]").count(), N);
+    // SAFETY: getrusage writes into the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let seen = arm.seen();
+    let by = |p: &str| seen.iter().filter(|r| r.path.ends_with(p)).count();
+    println!(
+        "1,000 workspaces: {} requests ({} ARM: {} list pages, {} computes, {} online \
+         endpoints, rest private endpoints and storage/key vault; {} token), {seconds:.2} s, \
+         child peak RSS {} MiB, {} bytes of TOML",
+        seen.len(),
+        arm.arm_requests(),
+        by("/workspaces"),
+        by("/computes"),
+        by("/onlineEndpoints"),
+        by("/token"),
+        usage.ru_maxrss / 1024,
+        stdout.len()
+    );
+}
