@@ -176,15 +176,33 @@ pub struct Arm {
     /// `scheme://host[:port]`, no final `/`.
     base: String,
     tokens: Tokens,
+    /// Time between two reads: requests are paced, not bursted, so that a
+    /// round of 1,000 workspaces stays under ARM's read limits.
+    spacing: Duration,
+    /// When the next read may start.
+    next: tokio::sync::Mutex<tokio::time::Instant>,
 }
 
 impl Arm {
-    pub fn new(base: &str, http: Http, tokens: Tokens) -> Self {
+    pub fn new(base: &str, http: Http, tokens: Tokens, reads_per_second: u32) -> Self {
         Arm {
             http,
             base: base.to_string(),
             tokens,
+            spacing: Duration::from_secs(1) / reads_per_second.max(1),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
         }
+    }
+
+    /// Waits for this read's turn.
+    async fn pace(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(tokio::time::Instant::now());
+            *next = at + self.spacing;
+            at
+        };
+        tokio::time::sleep_until(at).await;
     }
 
     /// GETs `path` (a resource id, or a path under the endpoint) at
@@ -229,6 +247,7 @@ impl Arm {
 
     async fn get_url(&self, url: &str) -> Result<Option<Value>, Failure> {
         let token = self.tokens.get(&self.http).await?;
+        self.pace().await;
         let req = Request::builder()
             .method(Method::GET)
             .uri(url)
@@ -291,6 +310,31 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[tokio::test]
+    async fn reads_are_paced() {
+        let config = crate::config::parse(
+            std::path::Path::new("t.toml"),
+            "[azure]\nsubscriptions = [\"0b1f6471-1bf0-4dda-aec3-111122223333\"]\n\
+             max_reads_per_second = 50\n",
+        )
+        .unwrap();
+        let cfg = config.azure.unwrap();
+        let arm = Arm::new(
+            "http://127.0.0.1:9",
+            Http::new(cfg.timeout),
+            Tokens::new(&cfg),
+            cfg.max_reads_per_second,
+        );
+        let start = std::time::Instant::now();
+        for _ in 0..6 {
+            arm.pace().await;
+        }
+        // The first at once, then one every 20 ms.
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(100), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
     }
 
     #[test]

@@ -117,6 +117,8 @@ pub struct AzureConfig {
     pub imds_endpoint: String,
     /// Each ARM or token request gives up after this.
     pub timeout: Duration,
+    /// ARM reads per second at most.
+    pub max_reads_per_second: u32,
     /// The last good discovery, written after each change.
     pub state_file: Option<PathBuf>,
 }

@@ -157,6 +157,9 @@ pub(super) struct AzureSpec {
     pub imds_endpoint: Option<Spanned<String>>,
     /// One ARM or token request may take this long.
     pub timeout_ms: Option<Spanned<u64>>,
+    /// ARM reads per second at most, so that a large round stays under
+    /// ARM's throttling.
+    pub max_reads_per_second: Option<Spanned<u64>>,
     /// Where the last good discovery is kept, relative to the config's folder.
     pub state_file: Option<Spanned<String>>,
 }

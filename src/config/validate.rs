@@ -69,6 +69,11 @@ const DEFAULT_AZURE_INTERVAL_S: u64 = 300;
 /// ARM answers reads in well under a second; ten allow a slow page of a
 /// large list without letting one request hold a round.
 const DEFAULT_AZURE_TIMEOUT_MS: u64 = 10_000;
+/// ARM refills a subscription's read bucket at 25 per second (Microsoft
+/// Learn, "Understand how Azure Resource Manager throttles requests"):
+/// below that a round of any size is never throttled, and leaves the bucket's
+/// burst to whoever else reads the subscription.
+const DEFAULT_AZURE_READS_PER_SECOND: u64 = 20;
 
 /// Checks `spec`, read from `path` whose text `lines` holds, and reads its imports.
 pub(super) fn validate(path: &Path, lines: &Lines, spec: Spec) -> Result<Config, ConfigError> {
@@ -873,6 +878,12 @@ impl Cx<'_> {
                 DEFAULT_AZURE_TIMEOUT_MS,
                 "timeout_ms",
             )?),
+            max_reads_per_second: self.within(
+                &a.max_reads_per_second,
+                1..=10_000,
+                DEFAULT_AZURE_READS_PER_SECOND,
+                "max_reads_per_second",
+            )? as u32,
             state_file: a.state_file.as_ref().map(|f| {
                 self.path
                     .parent()

@@ -123,7 +123,7 @@ impl ArmStandIn {
     pub fn section(&self, extra: &str) -> String {
         format!(
             "[azure]\nsubscriptions = [\"{SUB}\"]\narm_endpoint = \"{0}\"\n\
-             imds_endpoint = \"{0}\"\n{extra}\n",
+             imds_endpoint = \"{0}\"\nmax_reads_per_second = 10000\n{extra}\n",
             self.url()
         )
     }
