@@ -108,7 +108,7 @@ pub struct AzureConfig {
     /// A user-assigned managed identity (or the workload identity's client,
     /// instead of `AZURE_CLIENT_ID`).
     pub client_id: Option<String>,
-    /// Time between the start of one round and the next.
+    /// Time from the end of one round to the start of the next.
     pub interval: Duration,
     /// The cloud whose ARM endpoint and token resource are used.
     pub cloud: Cloud,
