@@ -1,9 +1,9 @@
 //! ARM access tokens from the three sources SPEC §8 names, each asked only
 //! when the cached token is near its end. Written here rather than taken
-//! from `azure_identity`: that crate brings `azure_core` and its own HTTP
-//! stack (reqwest, its TLS and async runtime glue) for three small
-//! requests, and fixes the IMDS and authority addresses that tests must
-//! point at loopback stand-ins.
+//! from `azure_identity`: that crate brings `azure_core`'s pipeline and a
+//! second HTTP client (reqwest by default) for three small requests that
+//! hyper, already here, makes; and here the IMDS address comes from the
+//! config, so tests point it at a loopback stand-in.
 
 use std::time::{Duration, Instant};
 
