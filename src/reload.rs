@@ -212,9 +212,18 @@ impl Reloader {
     }
 
     /// Serves `found` from now on: one reload, merging it with the files.
+    /// When that fails, the discovery served before stays, so that names
+    /// that do not fit cannot block the file's own reloads.
     pub async fn apply_discovery(&self, found: Arc<Discovered>) -> Result<u64, ReloadError> {
-        *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) = found;
-        self.reload(Trigger::Azure).await
+        let before = std::mem::replace(
+            &mut *self.discovered.lock().unwrap_or_else(|e| e.into_inner()),
+            found,
+        );
+        let result = self.reload(Trigger::Azure).await;
+        if result.is_err() {
+            *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) = before;
+        }
+        result
     }
 
     /// Loads the configuration again and swaps it in; on failure the old one

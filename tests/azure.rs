@@ -684,3 +684,44 @@ async fn one_round_of_1000_workspaces() {
         stdout.len()
     );
 }
+
+/// A discovered name that the file answers otherwise is refused with the
+/// round, like a conflicting import; the file's reloads go on working.
+#[tokio::test]
+async fn a_discovery_that_does_not_fit_the_file_is_rejected_not_served() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| w.put(&contoso()));
+    let rest = format!(
+        "{}[[record]]\nname = \"stmlwcontoso.blob.core.windows.net\"\na = [\"10.9.9.1\"]\n",
+        arm.section("interval_s = 60")
+    );
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        metrics: true,
+        rest: &rest,
+        ..TestConfig::default()
+    }
+    .text();
+    let srv = start_with(&text, &[], WatchMode::Off).await;
+    assert!(
+        until(Duration::from_secs(10), || async {
+            synced(&srv, "rejected").await >= 1.0
+        })
+        .await
+    );
+    assert_eq!(
+        a(srv.addr, "stmlwcontoso.blob.core.windows.net").await,
+        ["10.9.9.1"]
+    );
+    let api = udp_query(srv.addr, &contoso().api_name(), RecordType::A).await;
+    assert!(!api.metadata.authoritative, "nothing of it is served");
+    let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
+    assert!(
+        health.contains("do not fit the table") && health.contains("10.9.9.1"),
+        "{health}"
+    );
+    let (status, body) = http_request(srv.http(), "POST", "/reload").await;
+    assert_eq!(status, 200, "the file still reloads: {body}");
+    srv.stop().await;
+}
