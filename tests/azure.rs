@@ -725,3 +725,73 @@ async fn a_discovery_that_does_not_fit_the_file_is_rejected_not_served() {
     assert_eq!(status, 200, "the file still reloads: {body}");
     srv.stop().await;
 }
+
+/// `cargo test --test azure -- --ignored --nocapture a_run_to_read`: the
+/// `amldns serve` process against the stand-in, printed for a person: names
+/// served, rounds, a failure in the log, `/healthz` and the metrics.
+#[tokio::test]
+#[ignore = "prints a run for a person to read"]
+async fn a_run_to_read() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| world().iter().for_each(|ws| w.put(ws)));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        server: "listen = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]",
+        metrics: true,
+        rest: &arm.section("interval_s = 1\nstate_file = \"azure.json\""),
+        ..TestConfig::default()
+    }
+    .text();
+    std::fs::write(&config, &text).unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amldns"))
+        .args(["serve", "--watch", "off", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(until(Duration::from_secs(10), || async { read().contains("Azure discovery changed") }).await);
+    let field = |key: &str| -> SocketAddr {
+        let t = read();
+        let at = t.find(&format!("{key}=")).unwrap() + key.len() + 1;
+        t[at..].split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let (dns, http) = (field("listen"), field("metrics"));
+    println!("---- config\n{text}");
+    println!("---- names served");
+    for name in [
+        contoso().api_name(),
+        contoso().notebooks_name(),
+        "ci-alice-22.eastus.instances.ml.azure.ms".into(),
+        "fraud-score.eastus.inference.ml.azure.com".into(),
+        "stmlwcontoso.blob.core.windows.net".into(),
+        format!("{PROJECT}.workspace.westeurope.api.azureml.ms"),
+        format!("{CHINA_WS}.workspace.chinaeast2.api.ml.azure.cn"),
+    ] {
+        println!("{name} A {:?}", a(dns, &name).await);
+    }
+    arm.set_mode(Mode::Fail(503, vec![]));
+    let failed = || async { http_request(http, "GET", "/healthz").await.1.contains("degraded") };
+    assert!(until(Duration::from_secs(10), failed).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("---- during the failure");
+    println!("{} A {:?}", contoso().api_name(), a(dns, &contoso().api_name()).await);
+    println!("/healthz {}", http_request(http, "GET", "/healthz").await.1.trim());
+    let metrics = http_request(http, "GET", "/metrics").await.1;
+    for l in metrics.lines().filter(|l| l.starts_with("amldns_azure") || l.starts_with("amldns_table")) {
+        println!("{l}");
+    }
+    arm.set_mode(Mode::Normal);
+    assert!(until(Duration::from_secs(10), || async { read().contains("works again") }).await);
+    println!("---- after");
+    println!("/healthz {}", http_request(http, "GET", "/healthz").await.1.trim());
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("---- log\n{}", read());
+}
