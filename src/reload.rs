@@ -135,6 +135,9 @@ pub struct Reloader {
     discovered: Mutex<Arc<Discovered>>,
     /// `[azure]` as last loaded, for the discovery rounds.
     azure: Mutex<Option<AzureConfig>>,
+    /// Told when a reload changes `[azure]`: the rounds start, stop or
+    /// change pace at once, not after the interval they were waiting out.
+    azure_changed: tokio::sync::Notify,
 }
 
 impl Reloader {
@@ -175,6 +178,7 @@ impl Reloader {
             status: Mutex::new(status),
             discovered: Mutex::new(Arc::new(discovered)),
             azure: Mutex::new(config.azure.clone()),
+            azure_changed: tokio::sync::Notify::new(),
         };
         drop(config);
         release_freed_memory();
@@ -209,6 +213,11 @@ impl Reloader {
     /// `[azure]` as last loaded; `None` once a reload removed it.
     pub fn azure(&self) -> Option<AzureConfig> {
         self.azure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Completes when a reload has changed `[azure]`.
+    pub async fn azure_changed(&self) {
+        self.azure_changed.notified().await;
     }
 
     /// Serves `found` from now on: one reload, merging it with the files.
@@ -323,7 +332,13 @@ impl Reloader {
         self.snapshot
             .store(Arc::new(Snapshot::new(table, &config, forwarder)));
         reloads.applied = (config.fingerprint, digest);
-        *self.azure.lock().unwrap_or_else(|e| e.into_inner()) = config.azure.clone();
+        let azure = std::mem::replace(
+            &mut *self.azure.lock().unwrap_or_else(|e| e.into_inner()),
+            config.azure.clone(),
+        );
+        if azure != config.azure {
+            self.azure_changed.notify_one();
+        }
         record_success(&self.metrics, &status);
         self.health.clear(health::Source::Reload);
         info!(

@@ -221,14 +221,13 @@ pub async fn run(
     if let Some(watch) = watch {
         tasks.push(tokio::spawn(watch.run(stop.clone())));
     }
-    if reloader.azure().is_some() {
-        tasks.push(tokio::spawn(crate::azure::run(
-            reloader.clone(),
-            metrics.clone(),
-            health.clone(),
-            stop.clone(),
-        )));
-    }
+    // Idle until a config has [azure]; a reload may add it.
+    tasks.push(tokio::spawn(crate::azure::run(
+        reloader.clone(),
+        metrics.clone(),
+        health.clone(),
+        stop.clone(),
+    )));
     #[cfg(unix)]
     if let Some(hup) = options.sighup {
         tasks.push(tokio::spawn(reload::on_sighup(

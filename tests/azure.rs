@@ -756,7 +756,12 @@ async fn a_run_to_read() {
         .spawn()
         .unwrap();
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(until(Duration::from_secs(10), || async { read().contains("Azure discovery changed") }).await);
+    assert!(
+        until(Duration::from_secs(10), || async {
+            read().contains("Azure discovery changed")
+        })
+        .await
+    );
     let field = |key: &str| -> SocketAddr {
         let t = read();
         let at = t.find(&format!("{key}=")).unwrap() + key.len() + 1;
@@ -777,21 +782,73 @@ async fn a_run_to_read() {
         println!("{name} A {:?}", a(dns, &name).await);
     }
     arm.set_mode(Mode::Fail(503, vec![]));
-    let failed = || async { http_request(http, "GET", "/healthz").await.1.contains("degraded") };
+    let failed = || async {
+        http_request(http, "GET", "/healthz")
+            .await
+            .1
+            .contains("degraded")
+    };
     assert!(until(Duration::from_secs(10), failed).await);
     tokio::time::sleep(Duration::from_secs(3)).await;
     println!("---- during the failure");
-    println!("{} A {:?}", contoso().api_name(), a(dns, &contoso().api_name()).await);
-    println!("/healthz {}", http_request(http, "GET", "/healthz").await.1.trim());
+    println!(
+        "{} A {:?}",
+        contoso().api_name(),
+        a(dns, &contoso().api_name()).await
+    );
+    println!(
+        "/healthz {}",
+        http_request(http, "GET", "/healthz").await.1.trim()
+    );
     let metrics = http_request(http, "GET", "/metrics").await.1;
-    for l in metrics.lines().filter(|l| l.starts_with("amldns_azure") || l.starts_with("amldns_table")) {
+    for l in metrics
+        .lines()
+        .filter(|l| l.starts_with("amldns_azure") || l.starts_with("amldns_table"))
+    {
         println!("{l}");
     }
     arm.set_mode(Mode::Normal);
-    assert!(until(Duration::from_secs(10), || async { read().contains("works again") }).await);
+    assert!(
+        until(Duration::from_secs(10), || async {
+            read().contains("works again")
+        })
+        .await
+    );
     println!("---- after");
-    println!("/healthz {}", http_request(http, "GET", "/healthz").await.1.trim());
+    println!(
+        "/healthz {}",
+        http_request(http, "GET", "/healthz").await.1.trim()
+    );
     let _ = child.kill();
     let _ = child.wait();
     println!("---- log\n{}", read());
+}
+
+/// `[azure]` added by a reload starts discovery at once, without a restart.
+#[tokio::test]
+async fn azure_added_by_a_reload_starts_at_once() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| w.put(&contoso()));
+    let config = |rest: &str| {
+        TestConfig {
+            upstreams: &[up.addr],
+            metrics: true,
+            rest,
+            ..TestConfig::default()
+        }
+        .text()
+    };
+    let srv = start_with(&config(""), &[], WatchMode::Off).await;
+    srv.write("amldns.toml", &config(&arm.section("interval_s = 3600")));
+    let (status, body) = http_request(srv.http(), "POST", "/reload").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        until(Duration::from_secs(10), || async {
+            a(srv.addr, &contoso().api_name()).await == ["10.1.0.5"]
+        })
+        .await,
+        "discovered without a restart"
+    );
+    srv.stop().await;
 }

@@ -578,9 +578,11 @@ pub async fn discover(cfg: &AzureConfig) -> Result<String, Failure> {
     Ok(out)
 }
 
-/// Rounds until `stop`, every `interval_s` (SPEC §8). Failures never empty
-/// the table: the last good discovery keeps serving; each change of state
-/// (failing, failing differently, working again) is logged once.
+/// Rounds until `stop`, every `interval_s` (SPEC §8), while the config has
+/// `[azure]`; a reload that adds, changes or removes it takes effect at once.
+/// Failures never empty the table: the last good discovery keeps serving;
+/// each change of state (failing, failing differently, working again) is
+/// logged once.
 pub async fn run(
     reloader: Arc<Reloader>,
     metrics: Arc<Metrics>,
@@ -598,7 +600,11 @@ pub async fn run(
     loop {
         // The section as last loaded: a reload may change it.
         let Some(cfg) = sync.reloader.azure() else {
-            return;
+            sync.health.clear(health::Source::Azure);
+            tokio::select! {
+                () = sync.reloader.azure_changed() => continue,
+                () = stop.cancelled() => return,
+            }
         };
         if arm.as_ref().is_none_or(|(c, _)| *c != cfg) {
             arm = Some((cfg.clone(), client(&cfg)));
@@ -611,6 +617,7 @@ pub async fn run(
         let wait = sync.settle(outcome, &cfg).await;
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
+            () = sync.reloader.azure_changed() => {}
             () = stop.cancelled() => return,
         }
     }
