@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::diagnostics::{Lines, Location};
-use crate::names::domain_name;
+use crate::names::{self, AnswerMode, Cloud, Workspace, domain_name};
 
 /// One name from an import file and its addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +143,73 @@ pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
     }
     loaded.digest = digest.finish();
     Ok(loaded)
+}
+
+/// The workspace `name` (`id`, `region`) whose private endpoint lists
+/// `pairs`, its addresses read off them (SPEC §8 step 2): the API IP is the
+/// API name's, the notebook IP the notebooks name's, the inference IP the
+/// inference wildcard's (each defaulting to the API IP). The cloud is the
+/// one whose API name is listed, `prefer` tried first; `None` when none is.
+/// The notebooks FQDN is `notebook_fqdn` when it is this workspace's, else
+/// the one listed. Discovery and imported workspace objects both use it.
+pub fn workspace_from_endpoint(
+    name: &str,
+    id: &str,
+    region: &str,
+    notebook_fqdn: Option<&str>,
+    pairs: &[(String, Vec<IpAddr>)],
+    prefer: Cloud,
+) -> Option<Workspace> {
+    let addr_of = |pred: &dyn Fn(&str) -> bool| {
+        pairs
+            .iter()
+            .find(|(n, a)| pred(n) && !a.is_empty())
+            .map(|(_, a)| a[0])
+    };
+    let any = IpAddr::from([0, 0, 0, 0]);
+    let mut ws = Workspace {
+        name: name.to_string(),
+        id: id.to_string(),
+        region: region.to_string(),
+        cloud: prefer,
+        ip: any,
+        notebook_ip: any,
+        inference_ip: any,
+        notebook_fqdn: None,
+        instances: Vec::new(),
+        instances_wildcard: false,
+        online_endpoints: Vec::new(),
+        inference_wildcard: false,
+        projects: Vec::new(),
+    };
+    let mut clouds = Cloud::ALL.to_vec();
+    clouds.sort_by_key(|c| *c != prefer);
+    let (cloud, ip) = clouds.into_iter().find_map(|cloud| {
+        ws.cloud = cloud;
+        let api = names::derive(&ws, AnswerMode::A)
+            .into_iter()
+            .find(|d| d.purpose == names::Purpose::Api)?
+            .name;
+        Some((cloud, addr_of(&|n| n == api)?))
+    })?;
+    let notebooks =
+        |n: &str| names::notebooks_zone_of(n).is_some() && names::workspace_id_in(n) == Some(id);
+    let inference = format!("*.{id}.inference.");
+    ws.cloud = cloud;
+    ws.ip = ip;
+    ws.notebook_ip = addr_of(&notebooks).unwrap_or(ip);
+    ws.inference_ip = addr_of(&|n| n.starts_with(&inference)).unwrap_or(ip);
+    ws.notebook_fqdn = notebook_fqdn
+        .map(str::to_ascii_lowercase)
+        .filter(|f| notebooks(f))
+        .or_else(|| {
+            pairs
+                .iter()
+                .map(|(n, _)| n)
+                .find(|n| notebooks(n) && !n.contains(".privatelink."))
+                .cloned()
+        });
+    Some(ws)
 }
 
 /// The workspace objects in `text`, if it is one or a list of them

@@ -202,39 +202,6 @@ impl Reloader {
         &self.path
     }
 
-    /// The discovery served with the file's table.
-    pub fn discovered(&self) -> Arc<Discovered> {
-        self.discovered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// `[azure]` as last loaded; `None` once a reload removed it.
-    pub fn azure(&self) -> Option<AzureConfig> {
-        self.azure.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Completes when a reload has changed `[azure]`.
-    pub async fn azure_changed(&self) {
-        self.azure_changed.notified().await;
-    }
-
-    /// Serves `found` from now on: one reload, merging it with the files.
-    /// When that fails, the discovery served before stays, so that names
-    /// that do not fit cannot block the file's own reloads.
-    pub async fn apply_discovery(&self, found: Arc<Discovered>) -> Result<u64, ReloadError> {
-        let before = std::mem::replace(
-            &mut *self.discovered.lock().unwrap_or_else(|e| e.into_inner()),
-            found,
-        );
-        let result = self.reload(Trigger::Azure).await;
-        if result.is_err() {
-            *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) = before;
-        }
-        result
-    }
-
     /// Loads the configuration again and swaps it in; on failure the old one
     /// keeps serving. Returns the generation being served afterwards.
     ///
@@ -269,7 +236,7 @@ impl Reloader {
         let current = self.snapshot.load_full();
         let generation = current.table.generation() + 1;
         let path = self.path.clone();
-        let discovered = self.discovered();
+        let discovered = azure::Served::discovered(self);
         let digest = discovered.digest();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = config::load(&path)?;
@@ -370,6 +337,37 @@ impl Reloader {
             error!(%trigger, serving_generation = serving, "reload failed, the old table keeps serving: {e}");
         }
         e
+    }
+}
+
+impl azure::Served for Reloader {
+    fn discovered(&self) -> Arc<Discovered> {
+        self.discovered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn azure(&self) -> Option<AzureConfig> {
+        self.azure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn azure_changed(&self) {
+        self.azure_changed.notified().await;
+    }
+
+    /// When the reload fails, the discovery served before stays, so that
+    /// names that do not fit cannot block the file's own reloads.
+    async fn apply_discovery(&self, found: Arc<Discovered>) -> Result<u64, String> {
+        let before = std::mem::replace(
+            &mut *self.discovered.lock().unwrap_or_else(|e| e.into_inner()),
+            found,
+        );
+        let result = self.reload(Trigger::Azure).await;
+        if result.is_err() {
+            *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) = before;
+        }
+        result.map_err(|e| e.to_string())
     }
 }
 

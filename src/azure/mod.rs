@@ -17,6 +17,7 @@ pub mod token;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::path::Path;
@@ -33,27 +34,13 @@ use crate::health::{self, Health};
 use crate::import::ImportedName;
 use crate::metrics::Metrics;
 use crate::names::{self, Cloud, Project, Workspace};
-use crate::reload::Reloader;
 use crate::zone::{Source, ZoneTable};
 pub use arm::Failure;
-
-/// IMDS, reachable from every Azure VM (and only there).
-pub const IMDS_ENDPOINT: &str = "http://169.254.169.254";
 
 /// A round that takes longer than this is abandoned and counted as a
 /// timeout; each request has its own, shorter deadline too. 1,000 private
 /// workspaces take up to 13,000 reads, 11 minutes at 20 reads per second.
 pub const ROUND_DEADLINE: Duration = Duration::from_secs(3600);
-
-/// Azure Resource Manager of `cloud` (Microsoft Learn, "Azure China 21Vianet
-/// developer guide" and "Azure Government developer guide").
-pub fn arm_endpoint(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Public => "https://management.azure.com",
-        Cloud::China => "https://management.chinacloudapi.cn",
-        Cloud::UsGov => "https://management.usgovcloudapi.net",
-    }
-}
 
 /// The audience of an ARM token of `cloud`, whatever endpoint is used.
 pub fn arm_resource(cloud: Cloud) -> &'static str {
@@ -139,7 +126,7 @@ impl Discovery {
 
 impl Found {
     /// As a validated workspace; `Err` says why it cannot be one.
-    pub(crate) fn workspace(&self) -> Result<Workspace, String> {
+    fn workspace(&self) -> Result<Workspace, String> {
         let uuid = |s: &str| {
             names::is_uuid(s)
                 .then(|| s.to_ascii_lowercase())
@@ -578,18 +565,35 @@ pub async fn discover(cfg: &AzureConfig) -> Result<String, Failure> {
     Ok(out)
 }
 
+/// What the rounds need of the server: the discovery it serves, `[azure]`
+/// as last loaded, and a way to serve a new discovery. `reload::Reloader`,
+/// the only writer of the table, is it; the rounds never touch the table.
+pub trait Served: Send + Sync + 'static {
+    fn discovered(&self) -> Arc<Discovered>;
+    /// `[azure]` as last loaded; `None` once a reload removed it.
+    fn azure(&self) -> Option<AzureConfig>;
+    /// Completes when a reload has changed `[azure]`.
+    fn azure_changed(&self) -> impl Future<Output = ()> + Send;
+    /// Serves `found` from now on (one reload); the generation served, or
+    /// why the table refused it (the discovery served before then stays).
+    fn apply_discovery(
+        &self,
+        found: Arc<Discovered>,
+    ) -> impl Future<Output = Result<u64, String>> + Send;
+}
+
 /// Rounds until `stop`, every `interval_s` (SPEC §8), while the config has
 /// `[azure]`; a reload that adds, changes or removes it takes effect at once.
 /// Failures never empty the table: the last good discovery keeps serving;
 /// each change of state (failing, failing differently, working again) is
 /// logged once.
-pub async fn run(
-    reloader: Arc<Reloader>,
+pub async fn run<S: Served>(
+    reloader: Arc<S>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     stop: CancellationToken,
 ) {
-    let mut sync = Sync {
+    let mut sync = Rounds {
         reloader,
         metrics,
         health,
@@ -624,8 +628,8 @@ pub async fn run(
 }
 
 /// What the rounds remember between them.
-struct Sync {
-    reloader: Arc<Reloader>,
+struct Rounds<S> {
+    reloader: Arc<S>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     /// The problem logged last; `None` while rounds work.
@@ -635,7 +639,7 @@ struct Sync {
     held: Option<u64>,
 }
 
-impl Sync {
+impl<S: Served> Rounds<S> {
     /// Applies a round's outcome; returns how long to wait for the next.
     async fn settle(&mut self, outcome: Result<Discovery, Failure>, cfg: &AzureConfig) -> Duration {
         let found = match outcome {

@@ -18,7 +18,7 @@ use tracing::debug;
 use super::arm::{Arm, Failure};
 use super::{Discovery, Found, FoundName, FoundProject};
 use crate::config::AzureConfig;
-use crate::names::{self, AnswerMode, Cloud, Workspace};
+use crate::names::{self, AnswerMode, Cloud};
 
 pub const ML_API: &str = "2024-04-01";
 const NETWORK_API: &str = "2023-09-01";
@@ -50,7 +50,7 @@ const CONCURRENCY: usize = 8;
 
 /// A workspace as the list gives it.
 #[derive(Debug)]
-pub(crate) struct Listed {
+struct Listed {
     resource_id: String,
     name: String,
     /// Lower-case region short name.
@@ -65,29 +65,6 @@ pub(crate) struct Listed {
     endpoints: Vec<String>,
     /// Storage account, key vault, container registry.
     dependencies: Vec<String>,
-}
-
-impl Listed {
-    /// A workspace described elsewhere (an imported workspace object).
-    pub(crate) fn described(
-        resource_id: &str,
-        name: &str,
-        id: &str,
-        region: &str,
-        notebook_fqdn: Option<String>,
-    ) -> Self {
-        Listed {
-            resource_id: resource_id.to_string(),
-            name: name.to_string(),
-            region: region.to_string(),
-            kind: "default".into(),
-            id: id.to_string(),
-            notebook_fqdn,
-            hub: None,
-            endpoints: Vec::new(),
-            dependencies: Vec::new(),
-        }
-    }
 }
 
 /// Runs one round over every subscription of `cfg`.
@@ -256,103 +233,47 @@ async fn workspace(arm: &Arm, w: &Listed, default_cloud: Cloud) -> Result<Option
     Ok(Some(found))
 }
 
-/// The workspace's addresses, read off what its private endpoint lists
-/// (SPEC §8 step 2): the API IP is the API name's, the notebook IP the
-/// notebooks name's, the inference IP the inference wildcard's. The cloud
-/// is the one whose API name the endpoint lists.
-pub(crate) fn from_endpoint(
-    w: &Listed,
-    pairs: &[(String, Vec<IpAddr>)],
-    default_cloud: Cloud,
-) -> Option<Found> {
-    let addr_of = |pred: &dyn Fn(&str) -> bool| {
-        pairs
-            .iter()
-            .find(|(n, a)| pred(n) && !a.is_empty())
-            .map(|(_, a)| a[0])
-    };
-    let mut clouds = Cloud::ALL.to_vec();
-    clouds.sort_by_key(|c| *c != default_cloud);
-    let (cloud, ip) = clouds.into_iter().find_map(|cloud| {
-        let ws = provisional(w, cloud);
-        let api = names::derive(&ws, AnswerMode::A)
-            .into_iter()
-            .find(|d| d.purpose == names::Purpose::Api)?
-            .name;
-        Some((cloud, addr_of(&|n| n == api)?))
-    })?;
-    let notebooks =
-        |n: &str| names::notebooks_zone_of(n).is_some() && names::workspace_id_in(n) == Some(&w.id);
-    let inference_prefix = format!("*.{}.inference.", w.id);
-    let notebook_fqdn = w
-        .notebook_fqdn
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .filter(|f| notebooks(f))
-        .or_else(|| {
-            pairs
-                .iter()
-                .map(|(n, _)| n)
-                .find(|n| notebooks(n) && !n.contains(".privatelink."))
-                .cloned()
-        });
-    let mut found = Found {
-        resource_id: w.resource_id.clone(),
-        name: w.name.clone(),
-        id: w.id.clone(),
-        region: w.region.clone(),
-        cloud: cloud.as_str().to_string(),
-        ip,
-        notebook_ip: addr_of(&notebooks).unwrap_or(ip),
-        inference_ip: addr_of(&|n| n.starts_with(&inference_prefix)).unwrap_or(ip),
-        notebook_fqdn,
-        instances: Vec::new(),
-        online_endpoints: Vec::new(),
-        projects: Vec::new(),
-        names: Vec::new(),
-    };
-    // What the endpoint lists beyond the derived names (the inference
-    // wildcard, names Azure adds later) is served as listed, like an import.
-    let derived: Vec<String> = found
-        .workspace()
-        .map(|ws| {
-            names::derive(&ws, AnswerMode::A)
-                .into_iter()
-                .map(|d| d.name)
-                .collect()
+/// The workspace `w` whose endpoints list `pairs` (see
+/// [`crate::import::workspace_from_endpoint`]), and what they list beyond
+/// its derived names (the inference wildcard, names Azure adds later),
+/// served as listed, like an import.
+fn from_endpoint(w: &Listed, pairs: &[(String, Vec<IpAddr>)], prefer: Cloud) -> Option<Found> {
+    let ws = crate::import::workspace_from_endpoint(
+        &w.name,
+        &w.id,
+        &w.region,
+        w.notebook_fqdn.as_deref(),
+        pairs,
+        prefer,
+    )?;
+    let derived: Vec<String> = names::derive(&ws, AnswerMode::A)
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    let names = pairs
+        .iter()
+        .filter(|(name, _)| !derived.contains(name))
+        .map(|(name, addrs)| FoundName {
+            name: name.clone(),
+            addrs: addrs.clone(),
+            resource_id: w.resource_id.clone(),
         })
-        .unwrap_or_default();
-    for (name, addrs) in pairs {
-        if !derived.contains(name) {
-            found.names.push(FoundName {
-                name: name.clone(),
-                addrs: addrs.clone(),
-                resource_id: w.resource_id.clone(),
-            });
-        }
-    }
-    Some(found)
-}
-
-/// A workspace of `cloud` with the listed name, id and region, to derive
-/// its API name from.
-fn provisional(w: &Listed, cloud: Cloud) -> Workspace {
-    let any = IpAddr::from([0, 0, 0, 0]);
-    Workspace {
-        name: w.name.clone(),
-        id: w.id.clone(),
-        region: w.region.clone(),
-        cloud,
-        ip: any,
-        notebook_ip: any,
-        inference_ip: any,
-        notebook_fqdn: None,
+        .collect();
+    Some(Found {
+        resource_id: w.resource_id.clone(),
+        name: ws.name,
+        id: ws.id,
+        region: ws.region,
+        cloud: ws.cloud.as_str().to_string(),
+        ip: ws.ip,
+        notebook_ip: ws.notebook_ip,
+        inference_ip: ws.inference_ip,
+        notebook_fqdn: ws.notebook_fqdn,
         instances: Vec::new(),
-        instances_wildcard: false,
         online_endpoints: Vec::new(),
-        inference_wildcard: false,
         projects: Vec::new(),
-    }
+        names,
+    })
 }
 
 /// Every (FQDN, addresses) a private endpoint lists: its `customDnsConfigs`,

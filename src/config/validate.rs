@@ -741,21 +741,29 @@ impl Cx<'_> {
         d: &import::ImportedWorkspace,
         imports: &[ImportedName],
     ) -> Option<Workspace> {
-        use crate::azure::round::{Listed, from_endpoint};
         let pairs: Vec<(String, Vec<IpAddr>)> = imports
             .iter()
             .map(|n| (n.name.clone(), n.addrs.clone()))
             .collect();
-        let listed = Listed::described(
-            &d.resource_id,
-            &d.name,
-            &d.id,
-            &d.region,
-            d.notebook_fqdn.clone(),
-        );
-        let why = match from_endpoint(&listed, &pairs, Cloud::Public).map(|f| f.workspace()) {
-            Some(Ok(ws)) => return Some(ws),
-            Some(Err(why)) => why,
+        let valid = names::is_uuid(&d.id)
+            && names::is_workspace_name(&d.name)
+            && names::is_host_label(&d.region)
+            && d.region.len() <= names::MAX_REGION;
+        let found = valid
+            .then(|| {
+                import::workspace_from_endpoint(
+                    &d.name,
+                    &d.id,
+                    &d.region,
+                    d.notebook_fqdn.as_deref(),
+                    &pairs,
+                    Cloud::Public,
+                )
+            })
+            .flatten();
+        let why = match found {
+            Some(ws) => return Some(ws),
+            None if !valid => "its name, id or region cannot make DNS names".to_string(),
             None => format!(
                 "no imported name gives its API address ({}.workspace.{}.<api zone>): import \
                  its private endpoint, NIC or DNS zone group beside it",
@@ -862,16 +870,8 @@ impl Cx<'_> {
                 "interval_s",
             )?),
             cloud,
-            arm_endpoint: endpoint(
-                &a.arm_endpoint,
-                crate::azure::arm_endpoint(cloud),
-                "arm_endpoint",
-            )?,
-            imds_endpoint: endpoint(
-                &a.imds_endpoint,
-                crate::azure::IMDS_ENDPOINT,
-                "imds_endpoint",
-            )?,
+            arm_endpoint: endpoint(&a.arm_endpoint, arm_endpoint(cloud), "arm_endpoint")?,
+            imds_endpoint: endpoint(&a.imds_endpoint, IMDS_ENDPOINT, "imds_endpoint")?,
             timeout: Duration::from_millis(self.within(
                 &a.timeout_ms,
                 100..=120_000,
@@ -912,6 +912,19 @@ impl Cx<'_> {
         Ok(s.to_string())
     }
 }
+
+/// Azure Resource Manager of `cloud` (Microsoft Learn, "Azure China 21Vianet
+/// developer guide" and "Azure Government developer guide").
+fn arm_endpoint(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Public => "https://management.azure.com",
+        Cloud::China => "https://management.chinacloudapi.cn",
+        Cloud::UsGov => "https://management.usgovcloudapi.net",
+    }
+}
+
+/// IMDS, reachable from every Azure VM (and only there).
+const IMDS_ENDPOINT: &str = "http://169.254.169.254";
 
 /// Whether amldns listening on `listen` would receive what it sends to
 /// `upstream`: the same address and port, or the same port on the wildcard
