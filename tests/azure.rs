@@ -299,7 +299,7 @@ async fn arm_failing_keeps_the_table_and_shows_why() {
         );
     }
     // 429: the next round waits for Retry-After, not interval_s.
-    arm.set_mode(Mode::Fail(429, vec![("retry-after", "3".into())]));
+    arm.set_mode(Mode::Fail(429, vec![("retry-after", "5".into())]));
     assert!(
         until(Duration::from_secs(10), || async {
             synced(&srv, "throttled").await >= 1.0
@@ -335,7 +335,7 @@ async fn a_round_that_drops_most_workspaces_waits_for_the_next_to_agree() {
     let up = StandIn::zone().await;
     let arm = ArmStandIn::start().await;
     arm.with(|w| w.put(&contoso()));
-    let srv = start_against(&arm, &up, "interval_s = 2").await;
+    let srv = start_against(&arm, &up, "interval_s = 3").await;
     let api = contoso().api_name();
     assert!(
         until(Duration::from_secs(10), || async {

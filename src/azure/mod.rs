@@ -593,7 +593,7 @@ pub async fn run<S: Served>(
     health: Arc<Health>,
     stop: CancellationToken,
 ) {
-    let mut sync = Rounds {
+    let mut rounds = Rounds {
         reloader,
         metrics,
         health,
@@ -603,10 +603,10 @@ pub async fn run<S: Served>(
     let mut arm: Option<(AzureConfig, arm::Arm)> = None;
     loop {
         // The section as last loaded: a reload may change it.
-        let Some(cfg) = sync.reloader.azure() else {
-            sync.health.clear(health::Source::Azure);
+        let Some(cfg) = rounds.reloader.azure() else {
+            rounds.health.clear(health::Source::Azure);
             tokio::select! {
-                () = sync.reloader.azure_changed() => continue,
+                () = rounds.reloader.azure_changed() => continue,
                 () = stop.cancelled() => return,
             }
         };
@@ -618,10 +618,10 @@ pub async fn run<S: Served>(
             o = one_round(client, &cfg) => o,
             () = stop.cancelled() => return,
         };
-        let wait = sync.settle(outcome, &cfg).await;
+        let wait = rounds.settle(outcome, &cfg).await;
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = sync.reloader.azure_changed() => {}
+            () = rounds.reloader.azure_changed() => {}
             () = stop.cancelled() => return,
         }
     }
