@@ -139,6 +139,7 @@ fn cached(name: &Name) -> (Key, Reply) {
     let key = Key {
         name: LowerName::from(name),
         qtype: RecordType::A,
+        dnssec: Default::default(),
     };
     let reply = Reply {
         rcode: ResponseCode::NoError,

@@ -2,8 +2,10 @@
 # Runs every cargo-fuzz target in fuzz/ for N seconds (default 20) from the
 # checked-in seeds (fuzz/seeds/<target>); what it finds goes to the ignored
 # fuzz/corpus/<target>, crashes to fuzz/artifacts/<target>. Needs the nightly
-# toolchain: without it, says so and exits 0; installs cargo-fuzz when
-# missing. Exits non-zero when a target fails (README "Fuzzing").
+# toolchain: without it, says so and exits 0 (even in CI: a fresh machine may
+# lack it, and it cannot be fetched); installs cargo-fuzz when missing, and
+# fails under CI=true when that install fails. Exits non-zero when a target
+# fails (README "Fuzzing").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-20}"
@@ -16,6 +18,11 @@ fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "fuzz: installing cargo-fuzz (up to 15 minutes)"
   if ! timeout 900 cargo install cargo-fuzz --locked --quiet >/dev/null 2>&1; then
+    # crates.io is reachable in CI: a failed install there is a failure.
+    if [[ ${CI:-} == true ]]; then
+      echo "fuzz: cargo-fuzz could not be installed (CI=true: failing instead of skipping)" >&2
+      exit 1
+    fi
     echo "fuzz: skipped: cargo-fuzz is not installed and could not be installed"
     exit 0
   fi

@@ -15,6 +15,7 @@ use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use crate::names::NameKey;
+use crate::upstream::Dnssec;
 use crate::wire;
 
 /// Upper bound on how long anything is kept: a day, like Unbound's
@@ -29,10 +30,16 @@ pub const STALE_FOR: Duration = Duration::from_secs(86_400);
 /// soon and get a fresh one once an upstream is back.
 pub const STALE_TTL: u32 = 30;
 
-/// How long a failure (SERVFAIL, or no answer at all) is remembered. Short:
-/// it spares the upstreams a storm of retries, yet a fixed upstream is used
-/// again within seconds (RFC 2308 §7.1 allows up to five minutes).
+/// How long a failure (SERVFAIL, or no answer at all) is remembered the
+/// first time. Short: it spares the upstreams a storm of retries (RFC 9520
+/// §3.2: at least 1 s), yet a fixed upstream is used again within seconds.
 pub const FAILURE_TTL: Duration = Duration::from_secs(5);
+
+/// The longest a question that keeps failing is remembered: each failure
+/// soon after the last doubles the time (RFC 9520 §3.2: exponential
+/// back-off, up to five minutes). Half a minute, so that once an upstream
+/// is back after an outage every name is asked again within that.
+pub const MAX_FAILURE_TTL: Duration = Duration::from_secs(30);
 
 /// What a forwarded query got: the rcode and the records that answer it.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,25 +61,39 @@ impl Reply {
     }
 }
 
+/// A question as the forwarder asks it upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     pub name: LowerName,
     pub qtype: RecordType,
+    /// An answer asked with DO carries DNSSEC records a client without DO
+    /// must not get (RFC 4035 §3.2.1), and one asked with CD may carry data
+    /// a validating upstream would refuse a client without CD: each is
+    /// cached apart.
+    pub dnssec: Dnssec,
 }
 
+/// The bytes after the name in a [`WireKey`]: the type and the DNSSEC flags.
+const KEY_TAIL: usize = 3;
+
 /// A question as the cache stores it: the name in lower-case wire form
-/// (length-prefixed labels, no root label), then the type. The UDP fast
-/// path builds it from the query's name on the stack.
+/// (length-prefixed labels, no root label), the type, then a byte of the
+/// DNSSEC flags. The UDP fast path builds it from the query's name on the
+/// stack.
 pub struct WireKey {
-    buf: [u8; 257],
+    buf: [u8; 258],
     len: usize,
 }
 
 impl WireKey {
     /// `None` for a name longer than DNS allows.
-    pub fn new<'a>(labels: impl Iterator<Item = &'a [u8]>, qtype: u16) -> Option<Self> {
+    pub fn new<'a>(
+        labels: impl Iterator<Item = &'a [u8]>,
+        qtype: u16,
+        dnssec: Dnssec,
+    ) -> Option<Self> {
         let mut key = WireKey {
-            buf: [0; 257],
+            buf: [0; 258],
             len: 0,
         };
         for label in labels {
@@ -87,12 +108,13 @@ impl WireKey {
             key.len = end;
         }
         key.buf[key.len..key.len + 2].copy_from_slice(&qtype.to_be_bytes());
-        key.len += 2;
+        key.buf[key.len + 2] = u8::from(dnssec.ok) | u8::from(dnssec.checking_disabled) << 1;
+        key.len += KEY_TAIL;
         Some(key)
     }
 
     fn of(key: &Key) -> Option<Self> {
-        WireKey::new(key.name.iter(), u16::from(key.qtype))
+        WireKey::new(key.name.iter(), u16::from(key.qtype), key.dnssec)
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -187,16 +209,44 @@ pub enum Hit {
     Stale(Reply),
 }
 
+/// What the cache holds for a question, as `amldns explain` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Served from the cache for this many seconds more.
+    Fresh { ttl_left: u32 },
+    /// Past its TTL: served only while every upstream fails (RFC 8767).
+    Stale,
+}
+
 /// How the upstreams last failed a question: the error rcode they sent, or
 /// `None` when none answered.
 pub type Failure = Option<ResponseCode>;
+
+/// A failure as remembered: answered with until `until`, the last of
+/// `streak` failures each soon after the one before.
+#[derive(Debug, Clone, Copy)]
+struct Failed {
+    failure: Failure,
+    until: Instant,
+    streak: u32,
+}
+
+/// How long the `streak`th failure in a row is remembered: [`FAILURE_TTL`],
+/// doubled for each before it, at most [`MAX_FAILURE_TTL`].
+fn failure_ttl(streak: u32) -> Duration {
+    let doublings = streak.saturating_sub(1).min(16);
+    FAILURE_TTL
+        .saturating_mul(1 << doublings)
+        .min(MAX_FAILURE_TTL)
+}
 
 /// A bounded cache of forwarded answers, shared by every query task.
 pub struct Cache {
     /// `None` when `cache_entries = 0`.
     inner: Option<moka::sync::Cache<Stored, Arc<Entry>>>,
-    /// Questions the upstreams failed in the last [`FAILURE_TTL`].
-    failures: Option<moka::sync::Cache<Stored, Failure>>,
+    /// Questions the upstreams failed lately; kept for twice the longest
+    /// memory, so that the next failure soon after continues the streak.
+    failures: Option<moka::sync::Cache<Stored, Failed>>,
 }
 
 impl Cache {
@@ -210,7 +260,7 @@ impl Cache {
         let failures = (capacity > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(FAILURE_TTL)
+                .time_to_live(2 * MAX_FAILURE_TTL)
                 .build()
         });
         Cache { inner, failures }
@@ -239,16 +289,42 @@ impl Cache {
         })
     }
 
-    /// How the upstreams failed `key` in the last [`FAILURE_TTL`], if they did.
-    pub fn failure(&self, key: &Key) -> Option<Failure> {
-        self.failures.as_ref()?.get(WireKey::of(key)?.as_bytes())
+    /// What is cached for `name` (any case, final dot or not) and `qtype`,
+    /// as a client without DNSSEC flags asks: for `amldns explain`.
+    pub fn held(&self, name: &str, qtype: u16) -> Option<Held> {
+        let labels = name.trim_end_matches('.').split('.').map(str::as_bytes);
+        let key = WireKey::new(labels, qtype, Dnssec::default())?;
+        let entry = self.inner.as_ref()?.get(key.as_bytes())?;
+        Some(match entry.spent() {
+            Some(spent) => Held::Fresh {
+                ttl_left: (entry.ttl.as_secs() as u32).saturating_sub(spent),
+            },
+            None => Held::Stale,
+        })
     }
 
-    /// Remembers for [`FAILURE_TTL`] that the upstreams failed `key`.
+    /// How the upstreams failed `key`, if that is still remembered.
+    pub fn failure(&self, key: &Key) -> Option<Failure> {
+        let failed = self.failures.as_ref()?.get(WireKey::of(key)?.as_bytes())?;
+        (Instant::now() < failed.until).then_some(failed.failure)
+    }
+
+    /// Remembers that the upstreams failed `key`: for [`FAILURE_TTL`], or
+    /// longer when it failed lately too ([`failure_ttl`]).
     pub fn insert_failure(&self, key: &Key, failure: Failure) {
-        if let (Some(f), Some(k)) = (&self.failures, WireKey::of(key)) {
-            f.insert(Stored(k.as_bytes().into()), failure);
-        }
+        let (Some(f), Some(k)) = (&self.failures, WireKey::of(key)) else {
+            return;
+        };
+        let stored = k.as_bytes();
+        let streak = f
+            .get(stored)
+            .map_or(1, |last| last.streak.saturating_add(1));
+        let failed = Failed {
+            failure,
+            until: Instant::now() + failure_ttl(streak),
+            streak,
+        };
+        f.insert(Stored(stored.into()), failed);
     }
 
     /// Keeps `reply` for its TTL, if it may be cached at all.
@@ -289,6 +365,46 @@ impl Cache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Forgets every answer (`name` `None`), or every answer for `name`
+    /// whatever its type, and the failures remembered with them; the next
+    /// question goes upstream. Returns how many answers were dropped.
+    /// `name`: lower- or upper-case, with or without the final dot.
+    pub fn flush(&self, name: Option<&str>) -> u64 {
+        let Some(inner) = &self.inner else { return 0 };
+        // The question's name as keys begin with it: its wire form, no type.
+        let prefix = match name {
+            Some(n) => match WireKey::new(
+                n.trim_end_matches('.').split('.').map(str::as_bytes),
+                0,
+                Dnssec::default(),
+            ) {
+                Some(k) => Some(k.as_bytes()[..k.len - KEY_TAIL].to_vec()),
+                None => return 0,
+            },
+            None => None,
+        };
+        let of_name = |k: &[u8]| {
+            prefix
+                .as_ref()
+                .is_none_or(|p| k.len() == p.len() + KEY_TAIL && k.starts_with(p))
+        };
+        let mut dropped = 0;
+        for (key, _) in inner.iter() {
+            if of_name(&key.0) {
+                inner.invalidate(&key.0[..]);
+                dropped += 1;
+            }
+        }
+        if let Some(f) = &self.failures {
+            for (key, _) in f.iter() {
+                if of_name(&key.0) {
+                    f.invalidate(&key.0[..]);
+                }
+            }
+        }
+        dropped
+    }
 }
 
 /// `reply` as the UDP fast path sends it: its records as they follow the
@@ -319,11 +435,19 @@ fn on_the_wire(key: &Key, reply: &Reply) -> Option<Wire> {
 fn cacheable(reply: &Reply) -> Option<(u32, Reply)> {
     // The forwarder keeps an SOA only for negative answers, including a
     // CNAME chain that ends without data.
+    let is_soa = |r: &Record| matches!(r.data, RData::SOA(_));
     let negative = reply.authorities.iter().find_map(|r| match &r.data {
         RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
         _ => None,
     });
-    let positive = reply.answers.iter().map(|r| r.ttl).min();
+    // Every other record kept bounds it too: answers, and (asked with DO)
+    // NSEC or NSEC3 proofs with their RRSIGs.
+    let positive = reply
+        .answers
+        .iter()
+        .chain(reply.authorities.iter().filter(|r| !is_soa(r)))
+        .map(|r| r.ttl)
+        .min();
     let ttl = match (reply.rcode, positive, negative) {
         (ResponseCode::NoError | ResponseCode::NXDomain, Some(p), Some(n)) => p.min(n),
         (ResponseCode::NoError, Some(p), None) => p,
@@ -335,14 +459,13 @@ fn cacheable(reply: &Reply) -> Option<(u32, Reply)> {
         return None;
     }
     let mut reply = reply.clone();
-    for r in &mut reply.answers {
-        r.ttl = r.ttl.min(MAX_TTL);
-    }
-    // RFC 2308 §3: the SOA of a negative answer carries the negative TTL.
-    if let Some(n) = negative {
-        for r in &mut reply.authorities {
-            r.ttl = n.min(MAX_TTL);
+    for r in reply.answers.iter_mut().chain(reply.authorities.iter_mut()) {
+        // RFC 2308 §3: the SOA of a negative answer carries the negative TTL.
+        r.ttl = match negative {
+            Some(n) if is_soa(r) => n,
+            _ => r.ttl,
         }
+        .min(MAX_TTL);
     }
     Some((ttl, reply))
 }
@@ -370,10 +493,23 @@ mod tests {
         )
     }
 
+    /// An NSEC record, opaque as hickory reads it without DNSSEC features.
+    fn nsec(ttl: u32) -> Record {
+        Record::from_rdata(
+            Name::from_ascii("x.example.").unwrap(),
+            ttl,
+            RData::Unknown {
+                code: RecordType::NSEC,
+                rdata: hickory_proto::rr::rdata::NULL::with(vec![0, 0, 6, 0x40]),
+            },
+        )
+    }
+
     fn key() -> Key {
         Key {
             name: LowerName::from(Name::from_ascii("X.example.").unwrap()),
             qtype: RecordType::A,
+            dnssec: Dnssec::default(),
         }
     }
 
@@ -403,6 +539,20 @@ mod tests {
                 reply(ResponseCode::NoError, vec![], vec![soa(30, 900)]),
                 Some(30),
             ),
+            // DNSSEC proofs kept with DO count too; the SOA still carries
+            // the negative TTL.
+            (
+                reply(ResponseCode::NoError, vec![a(300)], vec![nsec(30)]),
+                Some(30),
+            ),
+            (
+                reply(
+                    ResponseCode::NXDomain,
+                    vec![],
+                    vec![soa(3600, 900), nsec(600)],
+                ),
+                Some(600),
+            ),
             // Negative without SOA, and failures: never.
             (reply(ResponseCode::NXDomain, vec![], vec![]), None),
             (reply(ResponseCode::ServFail, vec![], vec![]), None),
@@ -414,9 +564,14 @@ mod tests {
         for (r, want) in cases {
             assert_eq!(cacheable(&r).map(|(t, _)| t), want, "{r:?}");
         }
-        let (_, neg) =
-            cacheable(&reply(ResponseCode::NXDomain, vec![], vec![soa(3600, 900)])).unwrap();
-        assert_eq!(neg.authorities[0].ttl, 900);
+        let (_, neg) = cacheable(&reply(
+            ResponseCode::NXDomain,
+            vec![],
+            vec![soa(3600, 900), nsec(600)],
+        ))
+        .unwrap();
+        let ttls: Vec<u32> = neg.authorities.iter().map(|r| r.ttl).collect();
+        assert_eq!(ttls, [900, 600]);
     }
 
     #[test]
@@ -432,7 +587,7 @@ mod tests {
         // Keys ignore letter case.
         let lower = Key {
             name: LowerName::from(Name::from_ascii("x.EXAMPLE.").unwrap()),
-            qtype: RecordType::A,
+            ..key()
         };
         assert_eq!(c.get(&lower), Some(Hit::Fresh(r.clone())));
         let aaaa = Key {
@@ -440,6 +595,21 @@ mod tests {
             ..key()
         };
         assert!(c.get(&aaaa).is_none());
+        // Asked with DO or CD, it is another question.
+        for (ok, checking_disabled) in [(true, false), (false, true), (true, true)] {
+            let other = Key {
+                dnssec: Dnssec {
+                    ok,
+                    checking_disabled,
+                },
+                ..key()
+            };
+            assert!(c.get(&other).is_none(), "DO {ok}, CD {checking_disabled}");
+            let wire = WireKey::new([&b"x"[..], b"example"].into_iter(), 1, other.dnssec);
+            assert!(c.fresh_wire(&wire.unwrap()).is_none());
+        }
+        let plain = WireKey::new([&b"X"[..], b"example"].into_iter(), 1, Dnssec::default());
+        assert!(c.fresh_wire(&plain.unwrap()).is_some());
     }
 
     #[test]
@@ -477,6 +647,62 @@ mod tests {
     }
 
     #[test]
+    fn flush_drops_one_name_of_every_type_or_everything() {
+        let c = Cache::new(10);
+        let r = Reply {
+            rcode: ResponseCode::NoError,
+            answers: vec![a(300)],
+            authorities: vec![],
+        };
+        let k = |name: &str, qtype| Key {
+            name: LowerName::from(Name::from_ascii(name).unwrap()),
+            qtype,
+            dnssec: Dnssec::default(),
+        };
+        // Asked with DO: cached apart, flushed with the rest of its name.
+        let with_do = Key {
+            dnssec: Dnssec {
+                ok: true,
+                checking_disabled: false,
+            },
+            ..k("x.example.", RecordType::A)
+        };
+        // Below x.example and a name that starts with the same bytes: kept.
+        let others = [
+            k("y.x.example.", RecordType::A),
+            k("x.example.com.", RecordType::A),
+        ];
+        for key in [
+            k("x.example.", RecordType::A),
+            k("x.example.", RecordType::AAAA),
+            with_do.clone(),
+        ]
+        .iter()
+        .chain(&others)
+        {
+            c.insert(key, &r);
+        }
+        c.insert_failure(&k("x.example.", RecordType::TXT), None);
+        assert!(matches!(
+            c.held("X.EXAMPLE.", 1),
+            Some(Held::Fresh {
+                ttl_left: 299 | 300
+            })
+        ));
+        assert_eq!(c.flush(Some("X.Example.")), 3);
+        assert_eq!(c.held("x.example", 1), None);
+        assert!(c.get(&with_do).is_none());
+        assert!(c.get(&k("x.example.", RecordType::A)).is_none());
+        assert!(c.get(&k("x.example.", RecordType::AAAA)).is_none());
+        assert!(c.failure(&k("x.example.", RecordType::TXT)).is_none());
+        for key in &others {
+            assert!(c.get(key).is_some(), "{key:?}");
+        }
+        assert_eq!(c.flush(None), 2);
+        assert!(c.is_empty());
+    }
+
+    #[test]
     fn failures_are_remembered_per_question() {
         let c = Cache::new(10);
         assert_eq!(c.failure(&key()), None);
@@ -487,5 +713,45 @@ mod tests {
             ..key()
         };
         assert_eq!(c.failure(&aaaa), None);
+    }
+
+    /// A question failing again soon is remembered longer each time, up to
+    /// the cap; an answer ends the streak.
+    #[test]
+    fn failures_in_a_row_back_off() {
+        let s = Duration::from_secs;
+        let cases = [
+            (1, s(5)),
+            (2, s(10)),
+            (3, s(20)),
+            (4, s(30)),
+            (u32::MAX, s(30)),
+        ];
+        for (streak, want) in cases {
+            assert_eq!(failure_ttl(streak), want, "{streak}");
+        }
+        let c = Cache::new(10);
+        let remembered = |c: &Cache| {
+            let k = WireKey::of(&key()).unwrap();
+            let failed = c.failures.as_ref().unwrap().get(k.as_bytes()).unwrap();
+            (failed.streak, failed.until - Instant::now())
+        };
+        for (streak, ttl) in [(1, s(5)), (2, s(10)), (3, s(20))] {
+            c.insert_failure(&key(), None);
+            let (got, left) = remembered(&c);
+            assert_eq!(got, streak);
+            assert!(left <= ttl && left > ttl - s(1), "{streak}: {left:?}");
+        }
+        c.insert(
+            &key(),
+            &Reply {
+                rcode: ResponseCode::NoError,
+                answers: vec![a(300)],
+                authorities: vec![],
+            },
+        );
+        assert_eq!(c.failure(&key()), None);
+        c.insert_failure(&key(), None);
+        assert_eq!(remembered(&c).0, 1, "a new streak");
     }
 }

@@ -1,18 +1,28 @@
-//! The command line (SPEC §5): `serve`, `check`, `records`; and `forwarders`,
-//! an addition that writes on-premises DNS servers' forwarder config.
+//! The command line (SPEC §5, §9): `serve`, `check`, `records`; `status`,
+//! `flush` and `explain`, which ask a running server (or, for `records` and
+//! `explain`, read the config file); and `forwarders`, an addition that
+//! writes on-premises DNS servers' forwarder config.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tracing::{error, info, warn};
 
-use crate::config::{self, Config};
-use crate::export::{self, Format};
+use crate::cache::Cache;
+use crate::config::{self, Config, ConfigError};
+use crate::control::{self, ControlError, Flushed, ServerStatus};
+use crate::diagnostics::Location;
+use crate::explain::{self, Explanation};
+use crate::export::{self, Format, Row};
+use crate::forward::Forwarder;
 use crate::forwarders::{self, Server};
+use crate::handler::Snapshot;
 use crate::logging;
+use crate::metrics::Metrics;
 use crate::names;
 use crate::reload::{ReloadError, WatchMode};
 use crate::server::{self, Listeners, Options};
@@ -40,6 +50,24 @@ struct ConfigArg {
     config: PathBuf,
 }
 
+/// The running server to ask: its metrics listener.
+#[derive(Debug, clap::Args)]
+struct ServerArg {
+    /// The metrics listener's URL.
+    #[arg(long, short, env = "AMLDNS_SERVER", default_value = control::DEFAULT_SERVER)]
+    server: String,
+}
+
+/// How `check`, `status` and `explain` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+enum Output {
+    /// For people.
+    #[default]
+    Text,
+    /// For programs (CI pipelines, scripts).
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the DNS server.
@@ -52,17 +80,65 @@ enum Command {
         watch: WatchMode,
     },
     /// Validate the config: print what each workspace gives, exit 1 on errors.
-    Check(ConfigArg),
-    /// Print every name answered locally and its answer.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// json: {"ok", "errors", "warnings"}, each with file, line, column, message.
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        format: Output,
+    },
+    /// Print every name answered locally and its answer: from the config
+    /// file, or with --server the table a running server serves.
     Records {
         #[command(flatten)]
         config: ConfigArg,
+        /// Ask the server at this URL (its metrics listener) instead of
+        /// reading the file (formats table and json).
+        #[arg(long)]
+        server: Option<String>,
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Run one Azure discovery round (the config's [azure]) and print what
     /// it found as [[workspace]] entries; exit 1 with the reason if it fails.
     Discover(ConfigArg),
+    /// Ask a running server what it serves and how it fares: table,
+    /// last reload, upstreams, cache, problems.
+    Status {
+        #[command(flatten)]
+        server: ServerArg,
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        format: Output,
+    },
+    /// Empty a running server's cache of forwarded answers (from an address
+    /// in [metrics] control_allow).
+    Flush {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Only this name (every type of it).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Say how a name is answered (local and from which source, wildcard,
+    /// forwarded, refused) and why: from the config file, or with --server
+    /// from the table a running server serves.
+    Explain {
+        name: String,
+        /// The record type asked: A, AAAA, TXT, 65…
+        #[arg(long = "type", short, default_value = "A")]
+        qtype: String,
+        /// The client asking (default: an address inside [server] allow).
+        #[arg(long)]
+        from: Option<std::net::IpAddr>,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Ask the server at this URL (its metrics listener) instead of
+        /// reading the file.
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        format: Output,
+    },
     /// Print the conditional forwarders an on-premises DNS server needs to
     /// send the Azure ML zones (every cloud) to amldns.
     Forwarders {
@@ -80,8 +156,37 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, watch } => serve(&config.config, watch, cli.log_format),
-        Command::Check(c) => check(&c.config),
-        Command::Records { config, format } => records(&config.config, format),
+        Command::Check { config, format } => match format {
+            Output::Text => check(&config.config),
+            Output::Json => check_json(&config.config),
+        },
+        Command::Records {
+            config,
+            server: None,
+            format,
+        } => records(&config.config, format),
+        Command::Records {
+            server: Some(server),
+            format,
+            ..
+        } => records_from(&server, format),
+        Command::Status { server, format } => status(&server.server, format),
+        Command::Flush { server, name } => flush(&server.server, name.as_deref()),
+        Command::Explain {
+            name,
+            qtype,
+            from,
+            config,
+            server,
+            format,
+        } => explain(
+            &name,
+            &qtype,
+            from,
+            &config.config,
+            server.as_deref(),
+            format,
+        ),
         Command::Discover(c) => discover(&c.config),
         Command::Forwarders { to, format } => match forwarders::render(format, &to) {
             Ok(text) => emit(&text),
@@ -249,6 +354,165 @@ fn records(path: &std::path::Path, format: Format) -> ExitCode {
         return ExitCode::FAILURE;
     };
     emit(&export::render(&table, format))
+}
+
+/// `check --format json`: for CI pipelines that validate a config before
+/// rollout. Exit 1 when there is an error.
+fn check_json(path: &std::path::Path) -> ExitCode {
+    let loaded = config::load(path).and_then(|c| c.table(1).map(|_| c));
+    let (errors, warnings) = match &loaded {
+        Ok(c) => (
+            Vec::new(),
+            c.warnings
+                .iter()
+                .map(|w| diagnostic(Some(&w.at), &w.message))
+                .collect(),
+        ),
+        Err(ConfigError::Invalid { at, message }) => {
+            (vec![diagnostic(Some(at), message)], Vec::new())
+        }
+        Err(e @ ConfigError::Read { path, .. }) => {
+            let mut d = diagnostic(None, &e.to_string());
+            d["file"] = path.display().to_string().into();
+            (vec![d], Vec::new())
+        }
+    };
+    let ok = errors.is_empty();
+    let body = serde_json::json!({
+        "config": path.display().to_string(),
+        "ok": ok,
+        "errors": errors,
+        "warnings": warnings,
+    });
+    let code = emit(&format!("{body:#}\n"));
+    if ok { code } else { ExitCode::FAILURE }
+}
+
+/// One error or warning for `check --format json`; `line` and `column`
+/// are null for what concerns a whole file it could not read.
+fn diagnostic(at: Option<&Location>, message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "file": at.map(|a| a.file.display().to_string()),
+        "line": at.map(|a| a.line),
+        "column": at.map(|a| a.col),
+        "message": message,
+    })
+}
+
+/// Runs a request to a server, or prints why it failed.
+fn ask<T>(call: impl Future<Output = Result<T, ControlError>>) -> Option<T> {
+    match control::block_on(call) {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            None
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+fn records_from(server: &str, format: Format) -> ExitCode {
+    let Some(rows) = ask(control::request_json::<Vec<Row>>(
+        server,
+        hyper::Method::GET,
+        "/records",
+    )) else {
+        return ExitCode::FAILURE;
+    };
+    match export::render_rows(&rows, format) {
+        Some(text) => emit(&text),
+        None => {
+            eprintln!("error: --server gives --format table or json; for the others, use --config");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(server: &str, format: Output) -> ExitCode {
+    let Some(s) = ask(control::request_json::<ServerStatus>(
+        server,
+        hyper::Method::GET,
+        "/status",
+    )) else {
+        return ExitCode::FAILURE;
+    };
+    match format {
+        Output::Text => emit(&s.to_string()),
+        Output::Json => emit(&format!("{:#}\n", serde_json::json!(s))),
+    }
+}
+
+fn flush(server: &str, name: Option<&str>) -> ExitCode {
+    let path = format!("/cache/flush{}", control::query_string(&[("name", name)]));
+    let Some(f) = ask(control::request_json::<Flushed>(
+        server,
+        hyper::Method::POST,
+        &path,
+    )) else {
+        return ExitCode::FAILURE;
+    };
+    let what = f.name.map_or("the whole cache".to_string(), |n| {
+        format!("every type of {n}")
+    });
+    let answers = if f.flushed == 1 { "answer" } else { "answers" };
+    emit(&format!(
+        "flushed {what}: {} cached {answers} dropped\n",
+        f.flushed
+    ))
+}
+
+fn explain(
+    name: &str,
+    qtype: &str,
+    from: Option<std::net::IpAddr>,
+    config: &std::path::Path,
+    server: Option<&str>,
+    format: Output,
+) -> ExitCode {
+    let explained: Option<Explanation> = match server {
+        Some(server) => {
+            let from = from.map(|f| f.to_string());
+            let path = format!(
+                "/explain{}",
+                control::query_string(&[
+                    ("name", Some(name)),
+                    ("type", Some(qtype)),
+                    ("from", from.as_deref()),
+                ])
+            );
+            ask(control::request_json(server, hyper::Method::GET, &path))
+        }
+        None => {
+            let Some((config, table)) = load(config) else {
+                return ExitCode::FAILURE;
+            };
+            // The snapshot the server would build from this config (with
+            // a forwarder that is never asked), for its answering policy.
+            let forwarder = Forwarder::new(
+                &config.upstream,
+                Arc::new(Cache::new(0)),
+                Arc::new(Metrics::new()),
+            );
+            let snapshot = Snapshot::new(table, &config, Arc::new(forwarder));
+            explain::parse_type(qtype)
+                .and_then(|t| {
+                    let servers = &config.upstream.servers;
+                    explain::explain(&snapshot.table, &snapshot.policy, servers, name, t, from)
+                })
+                .map_err(|e| eprintln!("error: {e}"))
+                .ok()
+        }
+    };
+    let Some(x) = explained else {
+        return ExitCode::FAILURE;
+    };
+    match format {
+        Output::Text => emit(&x.to_string()),
+        Output::Json => emit(&format!("{:#}\n", serde_json::json!(x))),
+    }
 }
 
 /// Writes `text` to stdout. A reader that stops early (`amldns records |

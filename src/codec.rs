@@ -8,8 +8,9 @@
 use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA};
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::metrics::Transport;
@@ -59,6 +60,7 @@ pub fn asked<'a>(
             version: e.version(),
             payload: e.max_payload(),
             dnssec_ok: e.flags().dnssec_ok,
+            nsid: e.option(EdnsCode::NSID).is_some(),
         }),
     }
 }
@@ -73,6 +75,8 @@ pub struct Response {
     pub answers: Vec<Record>,
     pub authorities: Vec<Record>,
     pub additionals: Vec<Record>,
+    /// The NSID our OPT carries (RFC 5001), when the query asked for it.
+    pub nsid: Option<Box<str>>,
 }
 
 impl Response {
@@ -86,6 +90,7 @@ impl Response {
             answers: Vec::new(),
             authorities: Vec::new(),
             additionals: Vec::new(),
+            nsid: None,
         }
     }
 
@@ -99,6 +104,7 @@ impl Response {
             answers,
             authorities,
             additionals: Vec::new(),
+            nsid: None,
         }
     }
 }
@@ -121,6 +127,16 @@ pub fn respond(plan: &Plan<'_>, qname: &Name, table: &ZoneTable, policy: &Policy
             Response::records(true, answers, authorities)
         }
         Plan::Apex { apex, answer } => apex_records(apex, *answer, qname, table, policy),
+        // What `dig CH TXT id.server` shows: one string, never cached.
+        Plan::Identity => {
+            let mut txt = Record::from_rdata(
+                qname.clone(),
+                0,
+                RData::TXT(TXT::new(vec![policy.identity.to_string()])),
+            );
+            txt.dns_class = DNSClass::CH;
+            Response::records(true, vec![txt], Vec::new())
+        }
         // The general path asks upstream for these.
         Plan::Forward { .. } => Response::bare(0, true, false),
     }
@@ -267,6 +283,7 @@ pub fn payload(query: &Message, cap: u16) -> u16 {
             version: e.version(),
             payload: e.max_payload(),
             dnssec_ok: e.flags().dnssec_ok,
+            nsid: false,
         }),
         cap,
     )
@@ -318,6 +335,13 @@ fn emit(
         e.set_max_payload(payload);
         e.set_version(0);
         e.set_dnssec_ok(asked.flags().dnssec_ok);
+        if let Some(nsid) = r
+            .nsid
+            .as_deref()
+            .and_then(|n| NSIDPayload::new(n.as_bytes()).ok())
+        {
+            e.options_mut().insert(EdnsOption::NSID(nsid));
+        }
         m.set_edns(e);
     }
     let mut buf = Vec::with_capacity(512);

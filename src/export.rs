@@ -40,8 +40,8 @@ pub enum Format {
 /// The whole output of `amldns records --format <format>`.
 pub fn render(table: &ZoneTable, format: Format) -> String {
     match format {
-        Format::Table => table_text(table),
-        Format::Json => json(table),
+        Format::Table => table_text(&rows(table)),
+        Format::Json => json(&rows(table)),
         Format::Zone => zone_files(table),
         Format::Hosts => hosts(table),
         Format::Bind => rpz(table),
@@ -61,13 +61,97 @@ pub(crate) fn comment(out: &mut String, prefix: &str, text: &str) {
 
 /// (type, value) of each record a node holds; CNAME targets end in a dot.
 fn rrs(data: Data) -> Vec<(&'static str, String)> {
-    match data {
-        Data::Addrs { v4, v6 } => v4
-            .iter()
-            .map(|a| ("A", a.to_string()))
-            .chain(v6.iter().map(|a| ("AAAA", a.to_string())))
-            .collect(),
-        Data::Alias(t) => vec![("CNAME", format!("{t}."))],
+    Answers::from(data).records()
+}
+
+/// One local name as `amldns records --format table|json` and `GET /records`
+/// show it: what it answers and where it came from. The same rows whether
+/// read from a config file or from a running server, so that both print
+/// alike.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Row {
+    /// Lower-case, no final dot; `*.` first for a wildcard.
+    pub name: String,
+    pub ttl: u32,
+    /// The zone apex it is under (its negative answers' SOA).
+    pub zone: String,
+    /// What gave it: `workspace mlw (api)`, `record`, `import`.
+    pub source: String,
+    /// Where that was written: `file:line:column`.
+    pub at: String,
+    #[serde(flatten)]
+    pub answers: Answers,
+}
+
+impl Row {
+    pub fn new(table: &ZoneTable, node: Node) -> Self {
+        Row {
+            name: node.name.to_string(),
+            ttl: node.ttl,
+            zone: table.apex(node).to_string(),
+            source: table.source(node),
+            at: table.origin(node).at.to_string(),
+            answers: node.data.into(),
+        }
+    }
+}
+
+/// What a name answers, by type.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Answers {
+    #[serde(default)]
+    pub a: Vec<String>,
+    #[serde(default)]
+    pub aaaa: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cname: Option<String>,
+}
+
+impl From<Data<'_>> for Answers {
+    fn from(data: Data) -> Self {
+        match data {
+            Data::Addrs { v4, v6 } => Answers {
+                a: v4.iter().map(ToString::to_string).collect(),
+                aaaa: v6.iter().map(ToString::to_string).collect(),
+                cname: None,
+            },
+            Data::Alias(t) => Answers {
+                a: Vec::new(),
+                aaaa: Vec::new(),
+                cname: Some(t.to_string()),
+            },
+        }
+    }
+}
+
+impl Answers {
+    /// (type, value) of each record; CNAME targets end in a dot.
+    pub fn records(&self) -> Vec<(&'static str, String)> {
+        let a = self.a.iter().map(|a| ("A", a.clone()));
+        let aaaa = self.aaaa.iter().map(|a| ("AAAA", a.clone()));
+        let cname = self.cname.iter().map(|t| ("CNAME", format!("{t}.")));
+        a.chain(aaaa).chain(cname).collect()
+    }
+}
+
+/// Every name of the table, as rows.
+pub fn rows(table: &ZoneTable) -> Vec<Row> {
+    table.nodes().map(|n| Row::new(table, n)).collect()
+}
+
+/// The row answering `name` (its own, or the wildcard's that matches it).
+pub fn row_for(table: &ZoneTable, name: &str) -> Option<Row> {
+    let key = name.trim_end_matches('.').to_ascii_lowercase();
+    table.find(&key).map(|n| Row::new(table, n))
+}
+
+/// `rows` as `--format table` or `json` print them; `None` for a format
+/// that needs the whole table (zone files and the like).
+pub fn render_rows(rows: &[Row], format: Format) -> Option<String> {
+    match format {
+        Format::Table => Some(table_text(rows)),
+        Format::Json => Some(json(rows)),
+        _ => None,
     }
 }
 
@@ -93,17 +177,17 @@ fn wildcard_parent(name: &str) -> Option<&str> {
     name.strip_prefix("*.")
 }
 
-fn table_text(table: &ZoneTable) -> String {
-    let rows: Vec<[String; 5]> = table
-        .nodes()
-        .flat_map(|n| {
-            rrs(n.data).into_iter().map(move |(t, v)| {
+fn table_text(rows: &[Row]) -> String {
+    let rows: Vec<[String; 5]> = rows
+        .iter()
+        .flat_map(|r| {
+            r.answers.records().into_iter().map(move |(t, v)| {
                 [
-                    n.name.to_string(),
+                    r.name.clone(),
                     t.to_string(),
-                    n.ttl.to_string(),
+                    r.ttl.to_string(),
                     v,
-                    table.source(n),
+                    r.source.clone(),
                 ]
             })
         })
@@ -127,28 +211,8 @@ fn table_text(table: &ZoneTable) -> String {
     out
 }
 
-fn json(table: &ZoneTable) -> String {
-    let list: Vec<serde_json::Value> = table
-        .nodes()
-        .map(|n| {
-            let mut v = serde_json::json!({
-                "name": n.name,
-                "ttl": n.ttl,
-                "zone": table.apex(n),
-                "source": table.source(n),
-                "at": table.origin(n).at.to_string(),
-            });
-            match n.data {
-                Data::Addrs { v4, v6 } => {
-                    v["a"] = v4.iter().map(ToString::to_string).collect();
-                    v["aaaa"] = v6.iter().map(ToString::to_string).collect();
-                }
-                Data::Alias(t) => v["cname"] = t.into(),
-            }
-            v
-        })
-        .collect();
-    let mut s = serde_json::to_string_pretty(&list).unwrap_or_default();
+fn json(rows: &[Row]) -> String {
+    let mut s = serde_json::to_string_pretty(rows).unwrap_or_default();
     s.push('\n');
     s
 }

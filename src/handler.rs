@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use futures_util::FutureExt;
 use hickory_proto::op::Message;
-use hickory_proto::rr::{LowerName, Name, RData, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::cache::WireKey;
 use crate::codec::{self, Response};
 use crate::config::Config;
-use crate::forward::{EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE};
+use crate::forward::{Dnssec, EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE};
 use crate::logging::RateLimited;
 use crate::metrics::{self, Metrics, Outcome, Transport};
 use crate::names::{self, NameKey};
@@ -59,6 +59,7 @@ impl Snapshot {
                     .map(|a| a.ip())
                     .filter(|ip| !ip.is_unspecified())
                     .collect(),
+                identity: config.server.identity.as_str().into(),
             },
             forwarder,
             log_queries: config.log.queries,
@@ -166,8 +167,8 @@ impl Handler {
         let started = Instant::now();
         let q = wire::parse_query(msg)?;
         let snap = self.snapshot.load();
-        // The per-query log is the general path's.
-        if snap.log_queries {
+        // The per-query log, and NSID, are the general path's.
+        if snap.log_queries || q.edns.is_some_and(|e| e.nsid) {
             return None;
         }
         let plan = resolve::plan(
@@ -204,7 +205,7 @@ impl Handler {
             }
             // Under a zone amldns owns, a cached negative answer is made
             // amldns's own: the general path's.
-            Plan::Apex { .. } | Plan::Forward { zone: Some(_) } => return None,
+            Plan::Apex { .. } | Plan::Identity | Plan::Forward { zone: Some(_) } => return None,
             Plan::Forward { zone: None } => cached(&snap, msg, &q, limit, out)?,
         };
         let outcome = match plan {
@@ -233,8 +234,32 @@ impl Handler {
     /// The general path: any query, over UDP or TCP (at least a header's
     /// 12 bytes, QR=0), answered with the bytes to send.
     pub async fn answer(&self, msg: &[u8], src: SocketAddr, transport: Transport) -> Vec<u8> {
-        let started = Instant::now();
+        self.answer_then(msg, src, transport, std::future::ready)
+            .await
+    }
+
+    /// [`Handler::answer`], the answer handed to `send` while the query
+    /// still counts as in flight: a graceful stop waits (up to its cap)
+    /// until it has gone out, not only until it was made.
+    pub async fn answer_then<T, F: Future<Output = T>>(
+        &self,
+        msg: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        send: impl FnOnce(Vec<u8>) -> F,
+    ) -> T {
         let (_entered, stopping) = self.in_flight.enter();
+        send(self.general(msg, src, transport, stopping).await).await
+    }
+
+    async fn general(
+        &self,
+        msg: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        stopping: bool,
+    ) -> Vec<u8> {
+        let started = Instant::now();
         // An owned snapshot: it is held across the forwarding await.
         let snap = self.snapshot.load_full();
         let Some(query) = codec::parse(msg) else {
@@ -245,10 +270,11 @@ impl Handler {
         let plan = resolve::plan(&snap.table, &snap.policy, &asked, stopping);
         // A bug that panics while answering must not leave the client
         // waiting: the panic hook logs and counts it, the client gets SERVFAIL.
-        let (outcome, response) = or_on_panic(respond(&snap, &query, &plan), async {
+        let (outcome, mut response) = or_on_panic(respond(&snap, &query, &plan), async {
             (Outcome::Error, Response::bare(rcode::SERVFAIL, true, false))
         })
         .await;
+        response.nsid = snap.policy.nsid(&asked).map(Into::into);
         let payload = codec::payload(&query, EDNS_PAYLOAD);
         let limit = match transport {
             Transport::Udp => payload,
@@ -368,12 +394,16 @@ async fn respond(snap: &Snapshot, query: &Message, plan: &Plan<'_>) -> (Outcome,
             codec::respond(plan, &Name::root(), &snap.table, &snap.policy),
         );
     };
+    let dnssec = Dnssec {
+        ok: query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+        checking_disabled: query.metadata.checking_disabled,
+    };
     match plan {
-        Plan::Forward { zone } => forward(snap, q.name(), q.query_type(), *zone).await,
+        Plan::Forward { zone } => forward(snap, q.name(), q.query_type(), *zone, dnssec).await,
         Plan::Local(crate::zone::Answer {
             end: End::Forward(_),
             ..
-        }) => forward(snap, q.name(), q.query_type(), None).await,
+        }) => forward(snap, q.name(), q.query_type(), None, dnssec).await,
         _ => (
             plan.outcome(),
             codec::respond(plan, q.name(), &snap.table, &snap.policy),
@@ -391,7 +421,15 @@ fn cached(
     limit: u16,
     out: &mut [u8],
 ) -> Option<(usize, u16)> {
-    let key = WireKey::new(q.key.as_str().split('.').map(str::as_bytes), q.qtype)?;
+    let dnssec = Dnssec {
+        ok: q.edns.is_some_and(|e| e.dnssec_ok),
+        checking_disabled: q.checking_disabled(),
+    };
+    let key = WireKey::new(
+        q.key.as_str().split('.').map(str::as_bytes),
+        q.qtype,
+        dnssec,
+    )?;
     let fresh = snap.forwarder.cache().fresh_wire(&key)?;
     if resolve::enters_table(&snap.table, q.qtype, fresh.targets().map(Some)).is_some() {
         return None;
@@ -411,6 +449,7 @@ async fn forward(
     qname: &Name,
     qtype: RecordType,
     zone: Option<&str>,
+    dnssec: Dnssec,
 ) -> (Outcome, Response) {
     let deadline = Instant::now() + QUERY_DEADLINE;
     let table = &snap.table;
@@ -443,7 +482,7 @@ async fn forward(
 
         let reply = match snap
             .forwarder
-            .resolve(&LowerName::from(&owner), qtype, deadline)
+            .resolve(&owner, qtype, dnssec, deadline)
             .await
         {
             Forwarded::Failed => {
@@ -502,8 +541,8 @@ mod tests {
     use crate::cache::{Cache, Key, Reply};
     use crate::config;
     use hickory_proto::op::{Query, ResponseCode};
-    use hickory_proto::rr::Record;
     use hickory_proto::rr::rdata::{A, CNAME};
+    use hickory_proto::rr::{LowerName, Record};
 
     /// A handler over `config` (TOML) whose cache holds `cached`.
     fn handler(config: &str, cached: &[(&str, RecordType, Reply)]) -> Handler {
@@ -514,6 +553,7 @@ mod tests {
             let key = Key {
                 name: LowerName::from(Name::from_ascii(name).unwrap()),
                 qtype: *qtype,
+                dnssec: Dnssec::default(),
             };
             cache.insert(&key, reply);
         }

@@ -1,8 +1,11 @@
-//! The `[metrics]` listener (SPEC §6): `GET /metrics`, `GET /healthz`,
-//! `GET /readyz`, `POST /reload`, over hyper's HTTP/1.1 server. Connections
-//! are capped and every connection has a deadline, so a slow or idle client
-//! cannot hold the listener. Anyone who reaches the listener may read (GET);
-//! only `[metrics] control_allow` (loopback by default) may POST.
+//! The `[metrics]` listener (SPEC §6, §9): `GET /metrics`, `GET /healthz`,
+//! `GET /readyz`, `POST /reload`; and, to ask the running server what it
+//! serves, `GET /status`, `GET /records[?name=]`, `GET /explain?name=`,
+//! `POST /cache/flush[?name=]` (their types are in [`crate::control`]).
+//! Over hyper's HTTP/1.1 server. Connections are capped and every
+//! connection has a deadline, so a slow or idle client cannot hold the
+//! listener. Anyone who reaches the listener may read (GET); only
+//! `[metrics] control_allow` (loopback by default) may POST.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -19,12 +22,17 @@ use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use crate::control::{self, CacheStatus, Flushed, Problem, ServerStatus};
+use crate::explain;
+use crate::export;
 use crate::health::Health;
 use crate::logging::RateLimited;
 use crate::metrics::Metrics;
+use crate::names;
 use crate::reload::{ReloadError, Reloader, Trigger};
+use crate::resolve::rtype;
 
 /// Scrapers and probes need a handful of connections; more is a misbehaving client.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -134,6 +142,9 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
         (&Method::GET, "/metrics") => {
             let cache_len = e.reloader.snapshot().load().forwarder.cache().len();
             e.metrics.cache_entries.set(cache_len as i64);
+            let problems = e.health.problems();
+            e.metrics
+                .set_degraded(problems.iter().map(|(source, _)| source.as_str()));
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -146,13 +157,12 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
             // the body says what it serves and what is wrong, if anything.
             let s = e.reloader.status();
             let mut body = serde_json::json!({
-                "status": "ok",
+                "status": health_word(e),
                 "generation": s.generation,
                 "names": s.names,
                 "loaded_at": s.loaded_at,
             });
             if let Some(reason) = e.health.reason() {
-                body["status"] = "degraded".into();
                 body["reason"] = reason.into();
                 body["problems"] = e
                     .health
@@ -163,6 +173,40 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
                     .into();
             }
             reply(StatusCode::OK, "application/json", format!("{body}\n"))
+        }
+        (&Method::GET, "/status") => json(StatusCode::OK, &status(e)),
+        (&Method::GET, "/records") => {
+            let snapshot = e.reloader.snapshot().load();
+            match control::query_param(req.uri().query(), "name") {
+                None => json(StatusCode::OK, &export::rows(&snapshot.table)),
+                Some(name) => match export::row_for(&snapshot.table, &name) {
+                    Some(row) => json(StatusCode::OK, &[row]),
+                    None => error(
+                        StatusCode::NOT_FOUND,
+                        format!("{name} is not in the table: it is forwarded"),
+                    ),
+                },
+            }
+        }
+        (&Method::GET, "/explain") => match explain_asked(e, req.uri().query()) {
+            Ok(x) => json(StatusCode::OK, &x),
+            Err(why) => error(StatusCode::BAD_REQUEST, why),
+        },
+        (&Method::POST, "/cache/flush") => {
+            let name = match control::query_param(req.uri().query(), "name")
+                .map(|n| names::domain_name(&n).map_err(|why| format!("{n:?}: {why}")))
+                .transpose()
+            {
+                Ok(n) => n,
+                Err(why) => return error(StatusCode::BAD_REQUEST, why),
+            };
+            let cache = e.reloader.snapshot().load().forwarder.cache().clone();
+            let flushed = cache.flush(name.as_deref());
+            info!(
+                name = name.as_deref().unwrap_or("(all)"),
+                flushed, "cache flushed"
+            );
+            json(StatusCode::OK, &Flushed { name, flushed })
         }
         (&Method::GET, "/readyz") => {
             if e.ready.load(Ordering::Relaxed) {
@@ -200,13 +244,100 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
                 )
             }
         },
-        (_, "/metrics" | "/healthz" | "/readyz" | "/reload") => reply(
+        (
+            _,
+            "/metrics" | "/healthz" | "/readyz" | "/reload" | "/status" | "/records" | "/explain"
+            | "/cache/flush",
+        ) => reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "method not allowed\n".into(),
         ),
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
+}
+
+/// `ok`, or `degraded` while a source has a problem (SPEC §6).
+fn health_word(e: &Endpoints) -> &'static str {
+    if e.health.problems().is_empty() {
+        "ok"
+    } else {
+        "degraded"
+    }
+}
+
+fn status(e: &Endpoints) -> ServerStatus {
+    let s = e.reloader.status();
+    let snapshot = e.reloader.snapshot().load();
+    let forwarder = &snapshot.forwarder;
+    let (hits, misses) = (e.metrics.cache_hits.get(), e.metrics.cache_misses.get());
+    let asked = hits + misses;
+    ServerStatus {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        config: e.reloader.path().display().to_string(),
+        sha256: s.sha256,
+        generation: s.generation,
+        names: s.names,
+        loaded_at: s.loaded_at,
+        last_reload: e.reloader.last_reload(),
+        health: health_word(e).to_string(),
+        problems: e
+            .health
+            .problems()
+            .into_iter()
+            .map(|(source, reason)| Problem {
+                source: source.as_str().to_string(),
+                reason,
+            })
+            .collect(),
+        upstreams: forwarder.health(),
+        cache: CacheStatus {
+            entries: forwarder.cache().len(),
+            capacity: forwarder.config().cache_entries,
+            hits,
+            misses,
+            hit_rate: (asked > 0).then(|| hits as f64 / asked as f64),
+        },
+    }
+}
+
+/// `GET /explain?name=&type=&from=`, run on the snapshot being served.
+fn explain_asked(e: &Endpoints, query: Option<&str>) -> Result<explain::Explanation, String> {
+    let param = |k| control::query_param(query, k);
+    let name = param("name").ok_or("name= is missing")?;
+    let qtype = match param("type") {
+        Some(t) => explain::parse_type(&t).map_err(|err| err.to_string())?,
+        None => rtype::A,
+    };
+    let from = match param("from") {
+        Some(f) => Some(
+            f.parse()
+                .map_err(|_| format!("{f:?} is not an IP address"))?,
+        ),
+        None => None,
+    };
+    let snapshot = e.reloader.snapshot().load();
+    let upstreams = &snapshot.forwarder.config().servers;
+    explain::explain(
+        &snapshot.table,
+        &snapshot.policy,
+        upstreams,
+        &name,
+        qtype,
+        from,
+    )
+    .map(|x| x.with_cache(snapshot.forwarder.cache(), qtype))
+    .map_err(|err| err.to_string())
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let mut body = serde_json::to_string_pretty(value).unwrap_or_default();
+    body.push('\n');
+    reply(status, "application/json", body)
+}
+
+fn error(status: StatusCode, why: String) -> Response<Full<Bytes>> {
+    json(status, &serde_json::json!({ "error": why }))
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {

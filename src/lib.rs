@@ -9,13 +9,18 @@
 //! it ([`wire`] for the hot cases, [`codec`] for the rest), after asking
 //! [`forward`] (with its [`cache`]) where the plan says so. Configuration
 //! errors and warnings, wherever found, are made of [`diagnostics`].
+//! What an operator asks the running server ([`http`]) and the commands
+//! that ask it are in [`control`]; [`explain`] tells how a name is answered
+//! from the same plan the server answers with.
 
 pub mod azure;
 pub mod cache;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod control;
 pub mod diagnostics;
+pub mod explain;
 pub mod export;
 pub mod forward;
 pub mod forwarders;

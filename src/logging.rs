@@ -27,6 +27,8 @@ pub fn init(format: Format) {
     let user = std::env::var("RUST_LOG").unwrap_or_default();
     let filter =
         tracing_subscriber::EnvFilter::builder().parse_lossy(format!("{DEFAULT_FILTER},{user}"));
+    // Colours only for a person at a terminal: journald, `kubectl logs` and
+    // files would keep the escape codes as text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour(

@@ -27,6 +27,8 @@ pub const LAST_RELOAD_SUCCESS: &str = "amldns_last_reload_success_timestamp_seco
 pub const LAST_RELOAD_SUCCESSFUL: &str = "amldns_last_reload_successful";
 pub const WORKSPACE_MISSING_TOTAL: &str = "amldns_workspace_missing_total";
 pub const BUILD_INFO: &str = "amldns_build_info";
+pub const CONFIG_INFO: &str = "amldns_config_info";
+pub const DEGRADED: &str = "amldns_degraded";
 pub const PANICS_TOTAL: &str = "amldns_panics_total";
 pub const UPSTREAM_LIMITED_TOTAL: &str = "amldns_upstream_limited_total";
 pub const UPSTREAM_IN_FLIGHT: &str = "amldns_upstream_in_flight";
@@ -181,6 +183,14 @@ pub fn qtype_label(qtype: u16) -> &'static str {
     label_in(&QTYPES, qtype)
 }
 
+/// The number of a query type with a label of its own (`AAAA` → 28), any case.
+pub fn qtype_number(label: &str) -> Option<u16> {
+    QTYPES
+        .iter()
+        .find(|(_, l)| l.eq_ignore_ascii_case(label))
+        .map(|(n, _)| *n)
+}
+
 /// Response codes with a label of their own (RFC 6895 §2.3); the rest are `other`.
 const RCODES: [(u16, &str); 7] = [
     (0, "NOERROR"),
@@ -248,6 +258,11 @@ pub struct Metrics {
     /// load (the table served is older than it).
     pub last_reload_successful: IntGauge,
     pub workspace_missing: IntCounter,
+    /// 1 for the `sha256` of the config file being served; one series.
+    config_info: IntGaugeVec,
+    /// By `source` (reload, azure…): 1 while that source has a problem
+    /// (`/healthz` says `degraded`); no series while all is well.
+    degraded: IntGaugeVec,
     /// Panics caught in query tasks (see `logging::count_panics`).
     pub panics: IntCounter,
     /// Azure discovery rounds by `result` ([`AZURE_RESULTS`]).
@@ -312,6 +327,29 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                CONFIG_INFO,
+                "Always 1; the SHA-256 of the config file the served table was loaded from.",
+            ),
+            &["sha256"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(config_info.clone()))
+            .expect("registered once");
+        let degraded = IntGaugeVec::new(
+            Opts::new(
+                DEGRADED,
+                "1 while a source (the last reload, an Azure round) has failed: /healthz says \
+                 degraded, and the last good table serves.",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(degraded.clone()))
+            .expect("registered once");
 
         let queries = counter_vec(
             QUERIES_TOTAL,
@@ -409,6 +447,8 @@ impl Metrics {
                 WORKSPACE_MISSING_TOTAL,
                 "Forwarded queries for workspace-shaped names the table does not hold.",
             ),
+            config_info,
+            degraded,
             panics: counter(PANICS_TOTAL, "Panics (bugs) caught; each is also logged."),
             azure_sync,
             azure_last_success,
@@ -450,6 +490,22 @@ impl Metrics {
             .get_or_init(|| self.responses.with_label_values(&[rcode_label(rcode)]))
             .inc();
         self.handles.durations[o].observe(seconds);
+    }
+
+    /// The served table now comes from the config file whose hash is
+    /// `sha256`: that series alone is 1 (the old one goes, so that a
+    /// dashboard sees one value per replica).
+    pub fn set_config(&self, sha256: &str) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[sha256]).set(1);
+    }
+
+    /// The sources that have a problem now (see [`crate::health`]).
+    pub fn set_degraded<'a>(&self, sources: impl IntoIterator<Item = &'a str>) {
+        self.degraded.reset();
+        for source in sources {
+            self.degraded.with_label_values(&[source]).set(1);
+        }
     }
 
     /// Counts a question an upstream limit turned away.
@@ -494,6 +550,8 @@ mod tests {
     fn labels_come_from_bounded_sets() {
         assert_eq!(qtype_label(1), "A");
         assert_eq!(qtype_label(65), "HTTPS");
+        assert_eq!(qtype_number("https"), Some(65));
+        assert_eq!(qtype_number("other"), None);
         let others: std::collections::HashSet<_> = (0..=u16::MAX).map(qtype_label).collect();
         assert_eq!(others.len(), QTYPES.len() + 1);
         assert_eq!(rcode_label(3), "NXDOMAIN");
@@ -516,6 +574,9 @@ mod tests {
             .with_label_values(&["127.0.0.1:53"])
             .observe(0.01);
         m.reloads.with_label_values(&["success"]).inc();
+        m.set_degraded(["reload"]);
+        m.set_config("00aa");
+        m.set_config("11bb");
         let text = m.render();
         for name in [
             QUERIES_TOTAL,
@@ -534,6 +595,8 @@ mod tests {
             LAST_RELOAD_SUCCESSFUL,
             WORKSPACE_MISSING_TOTAL,
             BUILD_INFO,
+            CONFIG_INFO,
+            DEGRADED,
             PANICS_TOTAL,
         ] {
             assert!(
@@ -550,5 +613,15 @@ mod tests {
         ));
         assert!(text.contains("amldns_responses_total{rcode=\"SERVFAIL\"} 1"));
         assert!(text.contains("amldns_reloads_total{result=\"failure\"} 0"));
+        // One config at a time.
+        assert!(
+            text.contains("amldns_config_info{sha256=\"11bb\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("00aa"), "{text}");
+        assert!(
+            text.contains("amldns_degraded{source=\"reload\"} 1"),
+            "{text}"
+        );
     }
 }

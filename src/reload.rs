@@ -30,6 +30,7 @@ use crate::forward::Forwarder;
 use crate::handler::Snapshot;
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
+use crate::zone::ZoneTable;
 
 /// Editors and `kubectl` write in bursts: wait for this much quiet, then
 /// compile once.
@@ -105,6 +106,114 @@ pub struct Status {
     pub names: usize,
     /// Unix time of the last successful load.
     pub loaded_at: f64,
+    /// Of the config file that load read ([`Config::sha256`]).
+    pub sha256: String,
+}
+
+/// How many names of each kind a reload's log line and `/status` show.
+pub const CHANGES_SHOWN: usize = 5;
+
+/// Some names of one kind of change, and how many there were in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Changed {
+    pub count: usize,
+    /// The first [`CHANGES_SHOWN`], in table order.
+    pub first: Vec<String>,
+}
+
+impl Changed {
+    fn push(&mut self, name: &str) {
+        self.count += 1;
+        if self.first.len() < CHANGES_SHOWN {
+            self.first.push(name.to_string());
+        }
+    }
+}
+
+impl fmt::Display for Changed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.count)?;
+        if !self.first.is_empty() {
+            let more = if self.count > self.first.len() {
+                ", …"
+            } else {
+                ""
+            };
+            write!(f, " ({}{more})", self.first.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a reload changed in the table (SPEC §9): names added, names
+/// removed, and names answered differently (answer or TTL).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Changes {
+    pub added: Changed,
+    pub removed: Changed,
+    pub changed: Changed,
+}
+
+/// As the reload log line says it: `added 2 (a, b), removed 0, changed 0`.
+impl fmt::Display for Changes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "added {}, removed {}, changed {}",
+            self.added, self.removed, self.changed
+        )
+    }
+}
+
+/// Compares two tables name by name; both list their nodes sorted.
+pub fn changes(old: &ZoneTable, new: &ZoneTable) -> Changes {
+    let mut c = Changes::default();
+    let (mut old, mut new) = (old.nodes().peekable(), new.nodes().peekable());
+    loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => return c,
+            (Some(o), None) => {
+                c.removed.push(o.name);
+                old.next();
+            }
+            (None, Some(n)) => {
+                c.added.push(n.name);
+                new.next();
+            }
+            (Some(o), Some(n)) => match o.name.cmp(n.name) {
+                std::cmp::Ordering::Less => {
+                    c.removed.push(o.name);
+                    old.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    c.added.push(n.name);
+                    new.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if (o.data, o.ttl) != (n.data, n.ttl) {
+                        c.changed.push(n.name);
+                    }
+                    old.next();
+                    new.next();
+                }
+            },
+        }
+    }
+}
+
+/// The last reload asked for (by a file change, SIGHUP or `POST /reload`),
+/// for `/status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LastReload {
+    /// Unix time it ended.
+    pub at: f64,
+    pub trigger: String,
+    /// The generation served afterwards.
+    pub generation: u64,
+    /// `None` when it succeeded; else why the old table keeps serving.
+    pub error: Option<String>,
+    /// What it changed, when it swapped a new table in.
+    pub changes: Option<Changes>,
 }
 
 /// Reload bookkeeping, behind the lock that makes reloads run one at a time.
@@ -138,6 +247,8 @@ pub struct Reloader {
     /// Told when a reload changes `[azure]`: the rounds start, stop or
     /// change pace at once, not after the interval they were waiting out.
     azure_changed: tokio::sync::Notify,
+    /// `None` until the first reload after the start.
+    last_reload: Mutex<Option<LastReload>>,
 }
 
 impl Reloader {
@@ -159,6 +270,7 @@ impl Reloader {
             generation: 1,
             names: table.len(),
             loaded_at: unix_now(),
+            sha256: config.sha256.clone(),
         };
         record_success(&metrics, &status);
         let reloads = Reloads {
@@ -179,6 +291,7 @@ impl Reloader {
             discovered: Mutex::new(Arc::new(discovered)),
             azure: Mutex::new(config.azure.clone()),
             azure_changed: tokio::sync::Notify::new(),
+            last_reload: Mutex::new(None),
         };
         drop(config);
         release_freed_memory();
@@ -195,6 +308,30 @@ impl Reloader {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The last reload since the start, if any.
+    pub fn last_reload(&self) -> Option<LastReload> {
+        self.last_reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_last_reload(
+        &self,
+        trigger: Trigger,
+        generation: u64,
+        error: Option<String>,
+        changes: Option<Changes>,
+    ) {
+        *self.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(LastReload {
+            at: unix_now(),
+            trigger: trigger.to_string(),
+            generation,
+            error,
+            changes,
+        });
     }
 
     /// The config file.
@@ -263,6 +400,11 @@ impl Reloader {
             debug!(%trigger, "configuration unchanged");
             self.metrics.last_reload_successful.set(1);
             self.health.clear(health::Source::Reload);
+            // A file event that changed nothing (a log written beside the
+            // config, say) is no reload to report, unless it ends a failure.
+            if trigger != Trigger::File || self.last_reload().is_some_and(|r| r.error.is_some()) {
+                self.set_last_reload(trigger, current.table.generation(), None, None);
+            }
             return Ok(current.table.generation());
         }
         for w in config.warnings.iter().chain(&merge_warnings) {
@@ -295,7 +437,9 @@ impl Reloader {
             generation,
             names: table.len(),
             loaded_at: unix_now(),
+            sha256: config.sha256.clone(),
         };
+        let changes = changes(&current.table, &table);
         self.snapshot
             .store(Arc::new(Snapshot::new(table, &config, forwarder)));
         reloads.applied = (config.fingerprint, digest);
@@ -311,10 +455,16 @@ impl Reloader {
         info!(
             generation,
             names = status.names,
+            added = changes.added.count,
+            removed = changes.removed.count,
+            changed = changes.changed.count,
+            sha256 = %status.sha256,
             millis = started.elapsed().as_millis() as u64,
             %trigger,
+            %changes,
             "reloaded"
         );
+        self.set_last_reload(trigger, generation, None, Some(changes));
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
         Ok(generation)
     }
@@ -330,6 +480,7 @@ impl Reloader {
     ) -> ReloadError {
         self.metrics.last_reload_successful.set(0);
         self.health.set(health::Source::Reload, e.to_string());
+        self.set_last_reload(trigger, serving, Some(e.to_string()), None);
         if repeated {
             debug!(%trigger, "reload still failing: {e}");
         } else {
@@ -377,6 +528,7 @@ fn record_success(metrics: &Metrics, status: &Status) {
     metrics.table_names.set(status.names as i64);
     metrics.last_reload_success.set(status.loaded_at);
     metrics.last_reload_successful.set(1);
+    metrics.set_config(&status.sha256);
 }
 
 /// Gives the heap pages that loading a config freed back to the system.
@@ -524,6 +676,44 @@ pub async fn on_sighup(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table(records: &[(&str, &str)]) -> ZoneTable {
+        let text: String = records
+            .iter()
+            .map(|(n, a)| format!("[[record]]\nname = \"{n}\"\na = [\"{a}\"]\n"))
+            .collect();
+        let c = config::parse(Path::new("t.toml"), &text).unwrap();
+        c.table(1).unwrap()
+    }
+
+    #[test]
+    fn changes_count_and_name_the_first_few() {
+        let old = table(&[("a.x.example", "10.0.0.1"), ("b.x.example", "10.0.0.2")]);
+        let mut added: Vec<(String, &str)> = (0..7)
+            .map(|i| (format!("n{i}.x.example"), "10.0.0.9"))
+            .collect();
+        added.push(("b.x.example".into(), "10.0.0.3"));
+        let new = table(
+            &added
+                .iter()
+                .map(|(n, a)| (n.as_str(), *a))
+                .collect::<Vec<_>>(),
+        );
+        let c = changes(&old, &new);
+        assert_eq!(c.added.count, 7);
+        assert_eq!(c.added.first.len(), CHANGES_SHOWN);
+        assert_eq!(c.removed.first, ["a.x.example"]);
+        assert_eq!(c.changed.first, ["b.x.example"]);
+        assert_eq!(
+            c.to_string(),
+            "added 7 (n0.x.example, n1.x.example, n2.x.example, n3.x.example, \
+             n4.x.example, …), removed 1 (a.x.example), changed 1 (b.x.example)"
+        );
+        assert_eq!(
+            changes(&new, &new).to_string(),
+            "added 0, removed 0, changed 0"
+        );
+    }
 
     #[test]
     fn watch_modes_read_as_the_command_line_spells_them() {

@@ -34,6 +34,7 @@ pub mod rtype {
     pub const NS: u16 = 2;
     pub const CNAME: u16 = 5;
     pub const SOA: u16 = 6;
+    pub const TXT: u16 = 16;
     pub const AAAA: u16 = 28;
     pub const OPT: u16 = 41;
     pub const DS: u16 = 43;
@@ -44,6 +45,12 @@ pub mod rtype {
 }
 
 const CLASS_IN: u16 = 1;
+/// RFC 1035 §3.2.4: CHAOS, where servers say who they are.
+const CLASS_CH: u16 = 3;
+
+/// The CH TXT names that ask a server its name (RFC 4892 §2.2: `id.server`;
+/// BIND's `hostname.bind`).
+const IDENTITY_NAMES: [&str; 2] = ["id.server", "hostname.bind"];
 
 /// The label of amldns's own name server name at a private-link apex:
 /// `ns.<apex>`, the NS target and the SOA MNAME.
@@ -77,6 +84,8 @@ pub struct AskedEdns {
     pub payload: u16,
     /// DO (RFC 3225): echoed in our OPT, and passed upstream.
     pub dnssec_ok: bool,
+    /// The NSID option (RFC 5001): the client asks who answered.
+    pub nsid: bool,
 }
 
 /// Who may ask, and what amldns says of itself at private-link apexes:
@@ -88,6 +97,8 @@ pub struct Policy {
     /// The addresses of `ns.<apex>` (its listen addresses that a client can
     /// reach: not the wildcard ones). Empty: the name has none.
     pub ns_addrs: Vec<IpAddr>,
+    /// `[server] identity`: what `id.server` and NSID say (SPEC §9).
+    pub identity: Box<str>,
 }
 
 impl Policy {
@@ -95,6 +106,14 @@ impl Policy {
         // A v4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
         let ip = ip.to_canonical();
         self.allow.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The NSID our OPT carries for `asked` (RFC 5001 §2.1: only when asked).
+    pub fn nsid(&self, asked: &Asked<'_>) -> Option<&str> {
+        asked
+            .edns
+            .is_some_and(|e| e.nsid)
+            .then_some(&*self.identity)
     }
 }
 
@@ -118,6 +137,8 @@ pub enum Plan<'t> {
     Local(zone::Answer<'t>),
     /// At a private-link zone apex, or its `ns.` name (SPEC §3).
     Apex { apex: &'t str, answer: ApexAnswer },
+    /// `id.server`/`hostname.bind` CH TXT: the server's identity (SPEC §9).
+    Identity,
     /// Not ours: ask upstream (the cache first). `zone`: the name is under
     /// a private-link apex amldns is the authority of; a negative answer
     /// from upstream is then amldns's own (AA=1, that zone's SOA), as an
@@ -155,7 +176,7 @@ impl Plan<'_> {
         match self {
             Plan::Bare { outcome, .. } => *outcome,
             Plan::Truncated => Outcome::Truncated,
-            Plan::Local(_) | Plan::Apex { .. } => Outcome::Local,
+            Plan::Local(_) | Plan::Apex { .. } | Plan::Identity => Outcome::Local,
             Plan::Forward { .. } => Outcome::Forwarded,
         }
     }
@@ -197,6 +218,13 @@ pub fn plan<'t>(
     let Some(q) = asked.question else {
         return Plan::bare(rcode::FORMERR, Outcome::Error);
     };
+    if q.qclass == CLASS_CH
+        && q.qtype == rtype::TXT
+        && q.name.is_some_and(|k| IDENTITY_NAMES.contains(&k.as_str()))
+    {
+        return Plan::Identity;
+    }
+    // Other classes, other CH questions (`version.bind`…) included: not ours.
     if q.qclass != CLASS_IN {
         return Plan::bare(rcode::REFUSED, Outcome::Refused);
     }
@@ -332,6 +360,7 @@ mod tests {
         Policy {
             allow: vec!["127.0.0.0/8".parse().unwrap()],
             ns_addrs: Vec::new(),
+            identity: "dns-1".into(),
         }
     }
 
@@ -375,6 +404,7 @@ mod tests {
                         version: 1,
                         payload: 1232,
                         dnssec_ok: false,
+                        nsid: false,
                     }),
                     ..base
                 },
@@ -418,6 +448,40 @@ mod tests {
         for (what, a, stopping, want) in cases {
             assert_eq!(plan(&t, &p, &a, stopping), want, "{what}");
         }
+    }
+
+    #[test]
+    fn identity_in_chaos_only_for_its_two_names() {
+        let t = table();
+        let p = policy();
+        let ch = |name: &str, qtype| {
+            let k = key(name);
+            let mut a = asked(&k, qtype);
+            a.question = Some(Question {
+                qclass: CLASS_CH,
+                ..a.question.unwrap()
+            });
+            plan(&t, &p, &a, false)
+        };
+        assert_eq!(ch("id.server", rtype::TXT), Plan::Identity);
+        assert_eq!(ch("hostname.bind", rtype::TXT), Plan::Identity);
+        let refused = Plan::bare(rcode::REFUSED, Outcome::Refused);
+        assert_eq!(ch("version.bind", rtype::TXT), refused);
+        assert_eq!(ch("id.server", rtype::A), refused);
+        let k = key("id.server");
+        assert_eq!(
+            plan(&t, &p, &asked(&k, rtype::TXT), false),
+            Plan::Forward { zone: None }
+        );
+        let mut a = asked(&k, rtype::A);
+        assert_eq!(p.nsid(&a), None);
+        a.edns = Some(AskedEdns {
+            version: 0,
+            payload: 1232,
+            dnssec_ok: false,
+            nsid: true,
+        });
+        assert_eq!(p.nsid(&a), Some("dns-1"));
     }
 
     #[test]

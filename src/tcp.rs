@@ -220,9 +220,13 @@ async fn connection(
         registry.started(id);
         let (handler, registry, tx) = (handler.clone(), registry.clone(), tx.clone());
         tokio::spawn(async move {
-            let answer = handler.answer(&msg, src, Transport::Tcp).await;
-            // The connection may have closed meanwhile; nothing to do then.
-            let _ = tx.send(answer).await;
+            handler
+                .answer_then(&msg, src, Transport::Tcp, |answer| async move {
+                    // The connection may have closed meanwhile; nothing to
+                    // do then.
+                    let _ = tx.send(answer).await;
+                })
+                .await;
             registry.finished(id);
             drop(slot);
         });

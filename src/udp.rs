@@ -81,10 +81,13 @@ pub async fn serve(
             let (socket, handler, msg) = (socket.clone(), handler.clone(), msg.to_vec());
             tokio::spawn(async move {
                 let _slot = slot;
-                let answer = handler.answer(&msg, src, Transport::Udp).await;
-                if let Err(e) = batch::send_one(&socket, &answer, src).await {
-                    debug!(%src, "udp send: {e}");
-                }
+                handler
+                    .answer_then(&msg, src, Transport::Udp, |answer| async move {
+                        if let Err(e) = batch::send_one(&socket, &answer, src).await {
+                            debug!(%src, "udp send: {e}");
+                        }
+                    })
+                    .await;
             });
         }
         outbox.flush(&socket).await;

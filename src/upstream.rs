@@ -1,6 +1,7 @@
 //! One question to one upstream resolver: over UDP from a socket of its own
 //! (a random source port) with a random ID, then over TCP when the answer
-//! comes back truncated or cut (RFC 1035 §4.2.1, RFC 7766 §5).
+//! comes back truncated or cut (RFC 1035 §4.2.1, RFC 7766 §5). A datagram
+//! that may have been lost is sent again on the caller's schedule.
 //!
 //! Only a reply that matches the question is taken: from the server asked
 //! (the socket is connected, so the kernel drops datagrams from anyone
@@ -10,6 +11,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,32 +54,84 @@ pub enum Verdict {
     Ignore(&'static str),
 }
 
-/// Asks `server` for `question` and returns its reply, UDP first, TCP when
-/// that is truncated. Runs until it has a reply or fails; bound it with a
-/// timeout.
-pub async fn exchange(server: SocketAddr, question: &Query) -> Result<Message, ExchangeError> {
+/// What a client asked of DNSSEC, passed upstream as asked: DO, "DNSSEC
+/// OK" in the OPT record (RFC 3225), and CD, "checking disabled" in the
+/// header (RFC 4035 §3.2.2). The answers differ by both, so the cache keeps
+/// them apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Dnssec {
+    /// DO: the client wants RRSIG, NSEC and NSEC3 records with the answer.
+    pub ok: bool,
+    /// CD: the client validates for itself, so a validating upstream must
+    /// not hold back data it finds bogus.
+    pub checking_disabled: bool,
+}
+
+/// A question as it is put to an upstream.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub question: Query,
+    pub dnssec: Dnssec,
+    /// With an OPT record. Off for asking again a server that answered the
+    /// OPT with FORMERR or NOTIMP (RFC 6891 §7); DO needs the OPT, so it
+    /// goes too, while CD, a header bit, stays.
+    pub edns: bool,
+}
+
+/// Asks `server` and returns its reply, UDP first, TCP when that is
+/// truncated. The datagram is sent again at each of `resend_after` (from
+/// the first send) that passes without a reply, if `may_resend` agrees
+/// (given the resend's index in `resend_after`).
+/// Runs until it has a reply or fails; bound it with a timeout.
+///
+/// A resend repeats the same bytes from the same socket: same ID, same
+/// port. A late reply to any copy is then taken, and only one (port, ID)
+/// pair is ever open for the question, so a forger gains nothing from the
+/// resend (RFC 5452 §5: several open queries for one question are what
+/// helps a forger).
+pub async fn exchange(
+    server: SocketAddr,
+    ask: &Ask,
+    resend_after: &[Duration],
+    mut may_resend: impl FnMut(usize) -> bool,
+) -> Result<Message, ExchangeError> {
     let id: u16 = rand::random();
-    let query = encode(id, question);
+    let query = encode(id, ask);
     let socket = bind_random(server).await?;
     socket.connect(server).await?;
+    let sent = Instant::now();
     socket.send(&query).await?;
+    let mut resends = resend_after.iter().map(|after| sent + *after).enumerate();
+    let mut next_resend = resends.next();
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
         // A port-unreachable from the server shows up here as an error:
         // nobody is listening there, so fail now rather than at the timeout.
-        let n = socket.recv(&mut buf).await?;
-        match check_reply(id, question, &buf[..n]) {
+        let n = match next_resend {
+            Some((i, at)) => tokio::select! {
+                got = socket.recv(&mut buf) => got?,
+                () = tokio::time::sleep_until(at.into()) => {
+                    if may_resend(i) {
+                        socket.send(&query).await?;
+                    }
+                    next_resend = resends.next();
+                    continue;
+                }
+            },
+            None => socket.recv(&mut buf).await?,
+        };
+        match check_reply(id, &ask.question, &buf[..n]) {
             Verdict::Answer(msg) => return Ok(*msg),
-            Verdict::Truncated => return exchange_tcp(server, question).await,
+            Verdict::Truncated => return exchange_tcp(server, ask).await,
             Verdict::Ignore(why) => debug!(%server, why, "ignored a datagram"),
         }
     }
 }
 
 /// The same question over TCP, on a connection of its own.
-async fn exchange_tcp(server: SocketAddr, question: &Query) -> Result<Message, ExchangeError> {
+async fn exchange_tcp(server: SocketAddr, ask: &Ask) -> Result<Message, ExchangeError> {
     let id: u16 = rand::random();
-    let query = encode(id, question);
+    let query = encode(id, ask);
     let mut stream = TcpStream::connect(server).await?;
     stream.set_nodelay(true)?;
     // One write for length and message: one segment on the wire.
@@ -88,7 +142,7 @@ async fn exchange_tcp(server: SocketAddr, question: &Query) -> Result<Message, E
     let len = stream.read_u16().await?;
     let mut reply = vec![0u8; usize::from(len)];
     stream.read_exact(&mut reply).await?;
-    match check_reply(id, question, &reply) {
+    match check_reply(id, &ask.question, &reply) {
         Verdict::Answer(msg) => Ok(*msg),
         // Over TCP nothing is cut: a reply that does not parse is broken.
         Verdict::Truncated => Err(ExchangeError::Malformed(
@@ -98,16 +152,21 @@ async fn exchange_tcp(server: SocketAddr, question: &Query) -> Result<Message, E
     }
 }
 
-/// The query on the wire: RD=1, EDNS(0) with our payload size, no DNSSEC.
-pub fn encode(id: u16, question: &Query) -> Vec<u8> {
+/// The query on the wire: RD=1, CD as the client asked; EDNS(0) with our
+/// payload size and the client's DO, unless `ask.edns` is off.
+pub fn encode(id: u16, ask: &Ask) -> Vec<u8> {
     let mut msg = Message::query();
     msg.metadata.id = id;
     msg.metadata.recursion_desired = true;
-    msg.add_query(question.clone());
-    let mut edns = Edns::new();
-    edns.set_max_payload(EDNS_PAYLOAD);
-    edns.set_version(0);
-    msg.set_edns(edns);
+    msg.metadata.checking_disabled = ask.dnssec.checking_disabled;
+    msg.add_query(ask.question.clone());
+    if ask.edns {
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_PAYLOAD);
+        edns.set_version(0);
+        edns.set_dnssec_ok(ask.dnssec.ok);
+        msg.set_edns(edns);
+    }
     // A query built from a valid name and type always encodes.
     msg.to_vec().unwrap_or_default()
 }
@@ -190,15 +249,87 @@ mod tests {
         m.to_vec().unwrap()
     }
 
+    fn ask(ok: bool, checking_disabled: bool, edns: bool) -> Ask {
+        Ask {
+            question: question(),
+            dnssec: Dnssec {
+                ok,
+                checking_disabled,
+            },
+            edns,
+        }
+    }
+
+    /// RD always; DO and CD as the client asked; no OPT (so no DO) when
+    /// asking again without EDNS.
     #[test]
-    fn the_query_asks_for_recursion_with_edns() {
-        let m = Message::from_vec(&encode(0x1234, &question())).unwrap();
-        assert_eq!(m.metadata.id, 0x1234);
-        assert!(m.metadata.recursion_desired);
-        assert_eq!(m.queries, vec![question()]);
-        let edns = m.edns.expect("EDNS(0)");
-        assert_eq!((edns.max_payload(), edns.version()), (EDNS_PAYLOAD, 0));
-        assert!(!edns.flags().dnssec_ok);
+    fn the_query_asks_for_recursion_with_the_clients_dnssec_flags() {
+        // (DO, CD, EDNS) → (OPT's DO, CD); None: no OPT.
+        let cases = [
+            ((false, false, true), (Some(false), false)),
+            ((true, false, true), (Some(true), false)),
+            ((false, true, true), (Some(false), true)),
+            ((true, true, true), (Some(true), true)),
+            ((true, true, false), (None, true)),
+            ((false, false, false), (None, false)),
+        ];
+        for ((ok, cd, edns), want) in cases {
+            let m = Message::from_vec(&encode(0x1234, &ask(ok, cd, edns))).unwrap();
+            assert_eq!(m.metadata.id, 0x1234);
+            assert!(m.metadata.recursion_desired);
+            assert_eq!(m.queries, vec![question()]);
+            if let Some(e) = &m.edns {
+                assert_eq!((e.max_payload(), e.version()), (EDNS_PAYLOAD, 0));
+            }
+            let got = (
+                m.edns.map(|e| e.flags().dnssec_ok),
+                m.metadata.checking_disabled,
+            );
+            assert_eq!(got, want, "DO {ok}, CD {cd}, EDNS {edns}");
+        }
+    }
+
+    /// A server that ignores the first datagram: the resend, same ID from
+    /// the same port, is answered; a resend refused by `may_resend` is not
+    /// sent.
+    #[tokio::test]
+    async fn a_lost_datagram_is_sent_again_from_the_same_port_with_the_same_id() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let a = ask(false, false, true);
+        let asked = tokio::spawn({
+            let a = a.clone();
+            async move {
+                let after = [Duration::from_millis(50), Duration::from_millis(100)];
+                exchange(addr, &a, &after, |i| i == 1).await
+            }
+        });
+        let mut buf = [0u8; 512];
+        let wait = Duration::from_secs(5);
+        let (n, first) = tokio::time::timeout(wait, server.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let id = Message::from_vec(&buf[..n]).unwrap().metadata.id;
+        let t = Instant::now();
+        let (n, again) = tokio::time::timeout(wait, server.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        // The first resend was not allowed: this is the second, at 100 ms.
+        assert!(
+            t.elapsed() >= Duration::from_millis(80),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(again, first, "the same source port");
+        assert_eq!(&buf[..n], &encode(id, &a)[..], "the same bytes");
+        server
+            .send_to(&reply(id, Some(question()), |_| {}), again)
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(wait, asked).await.unwrap().unwrap();
+        assert_eq!(got.unwrap().answers.len(), 1);
     }
 
     #[test]

@@ -27,6 +27,8 @@ const CLASS_IN: u16 = 1;
 const OPT_LEN: usize = 11;
 /// RFC 3225: the DO bit, in the first byte of the OPT record's flags.
 const DO_BIT: u8 = 0x80;
+/// RFC 5001: the NSID option's code.
+const OPTION_NSID: u16 = 3;
 /// hickory's encoder keeps at most this many places a name can point to,
 /// and compresses at most [`COMPRESSED_NAMES`] names a message; the same
 /// limits give the same bytes.
@@ -73,6 +75,11 @@ impl Query {
             }),
             edns: self.edns,
         }
+    }
+
+    /// CD as the client sent it (RFC 4035 §3.2.2).
+    pub fn checking_disabled(&self) -> bool {
+        self.flags_copied & 0x10 != 0
     }
 }
 
@@ -127,14 +134,18 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
             // Options (code, length, data) must fill the record exactly, as
             // hickory checks on the general path (FORMERR otherwise).
             let mut options = &msg[question_end + OPT_LEN..];
+            let mut nsid = false;
             while !options.is_empty() {
+                let code = u16::from_be_bytes([options[0], *options.get(1)?]);
                 let len = usize::from(u16::from_be_bytes([*options.get(2)?, *options.get(3)?]));
+                nsid |= code == OPTION_NSID;
                 options = options.get(4 + len..)?;
             }
             Some(AskedEdns {
                 version,
                 payload: u16::from_be_bytes([opt[3], opt[4]]),
                 dnssec_ok: opt[7] & DO_BIT != 0,
+                nsid,
             })
         }
         _ => return None,
@@ -456,20 +467,29 @@ impl<'a> Writer<'a> {
         answers: usize,
         authorities: usize,
     ) -> Option<()> {
-        self.put(&q.id.to_be_bytes())?;
-        // QR, opcode QUERY, AA, TC, RD as asked; RA, CD as asked, the rcode.
+        let [id_hi, id_lo] = q.id.to_be_bytes();
+        let [an_hi, an_lo] = u16::try_from(answers).ok()?.to_be_bytes();
+        let [ns_hi, ns_lo] = u16::try_from(authorities).ok()?.to_be_bytes();
+        // One write for the header (this is the hot path): QR, opcode
+        // QUERY, AA, TC, RD as asked; RA, CD as asked, the rcode; the counts.
         self.put(&[
+            id_hi,
+            id_lo,
             0x80 | u8::from(flags.authoritative) << 2
                 | u8::from(flags.truncated) << 1
                 | (q.flags_copied & 0x01),
             u8::from(flags.recursion_available) << 7
                 | (q.flags_copied & 0x10)
                 | (flags.rcode & 0x0F) as u8,
+            0,
+            1,
+            an_hi,
+            an_lo,
+            ns_hi,
+            ns_lo,
+            0,
+            u8::from(q.edns.is_some()),
         ])?;
-        let additional = usize::from(q.edns.is_some());
-        for c in [1, answers, authorities, additional] {
-            self.put(&u16::try_from(c).ok()?.to_be_bytes())?;
-        }
         self.put(&msg[HEADER..q.question_end])
     }
 

@@ -270,3 +270,70 @@ async fn outsiders_are_refused_with_their_question() {
     assert_eq!(metric(&text, "amldns_queries_total", &labels), 1.0);
     srv.stop().await;
 }
+
+/// SPEC §9: `id.server` and `hostname.bind` CH TXT, and NSID when asked,
+/// give `[server] identity`; other CH questions are refused.
+#[tokio::test]
+async fn identity_answers_id_server_hostname_bind_and_nsid() {
+    use hickory_proto::rr::DNSClass;
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let up = StandIn::zone().await;
+    let cfg = config(up.addr, "").replace("[server]\n", "[server]\nidentity = \"dns-vm-1\"\n");
+    let srv = start(&cfg).await;
+    let mut tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    for name in ["id.server", "HOSTNAME.bind"] {
+        let mut q = query_msg(name, RecordType::TXT, None);
+        q.queries[0].query_class = DNSClass::CH;
+        for r in [
+            udp_exchange(srv.addr, &q).await,
+            tcp_exchange(&mut tcp, &q).await,
+        ] {
+            assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(r.answers.len(), 1, "{name}");
+            assert_eq!(r.answers[0].dns_class, DNSClass::CH);
+            assert_eq!(r.answers[0].data.to_string(), "dns-vm-1");
+        }
+    }
+    let mut version = query_msg("version.bind", RecordType::TXT, None);
+    version.queries[0].query_class = DNSClass::CH;
+    let r = udp_exchange(srv.addr, &version).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+
+    // NSID (RFC 5001): in the OPT of any answer, only when asked.
+    let api = format!("{GUID}.workspace.eastus.api.azureml.ms");
+    let mut q = query_msg(&api, RecordType::A, Some(1232));
+    q.edns
+        .as_mut()
+        .unwrap()
+        .options_mut()
+        .insert(EdnsOption::Unknown(3, Vec::new()));
+    for r in [
+        udp_exchange(srv.addr, &q).await,
+        tcp_exchange(&mut tcp, &q).await,
+    ] {
+        assert_eq!(addrs(&r), vec!["10.1.0.5"]);
+        let nsid = r.edns.as_ref().unwrap().option(EdnsCode::NSID).cloned();
+        match nsid {
+            Some(EdnsOption::NSID(p)) => assert_eq!(p.as_ref(), b"dns-vm-1"),
+            other => panic!("no NSID: {other:?}"),
+        }
+    }
+    let plain = udp_exchange(srv.addr, &query_msg(&api, RecordType::A, Some(1232))).await;
+    assert!(plain.edns.unwrap().option(EdnsCode::NSID).is_none());
+    assert!(up.seen().is_empty());
+    srv.stop().await;
+}
+
+/// Without `[server] identity`, the host's name.
+#[tokio::test]
+async fn identity_defaults_to_the_host_name() {
+    use hickory_proto::rr::DNSClass;
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "")).await;
+    let mut q = query_msg("id.server", RecordType::TXT, None);
+    q.queries[0].query_class = DNSClass::CH;
+    let r = udp_exchange(srv.addr, &q).await;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(r.answers[0].data.to_string(), host.trim());
+    srv.stop().await;
+}

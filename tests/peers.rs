@@ -2,7 +2,7 @@
 //! `records` formats and the `deploy/onprem/` forwarder files. BIND, Unbound
 //! and dnsmasq are started on loopback with an upstream stand-in on 127.0.0.1 and
 //! asked real questions. A test whose program is not installed says so and
-//! passes (`scripts/install-peers.sh` installs them).
+//! passes (`scripts/install-peers.sh` installs them), or fails under `CI=true`.
 
 mod common;
 
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{GUID, StandIn, addrs, answer_lines, query_msg, udp_raw};
+use common::{GUID, StandIn, addrs, answer_lines, query_msg, skip_or_fail, udp_raw};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
@@ -23,7 +23,8 @@ fn amldns(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// `program`'s path, or `None` after saying why the test is skipped.
+/// `program`'s path, or `None` after saying why the test is skipped (see
+/// [`skip_or_fail`]).
 fn installed(program: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -32,7 +33,9 @@ fn installed(program: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        println!("SKIPPED: {program} is not installed (scripts/install-peers.sh installs it)");
+        skip_or_fail(&format!(
+            "{program} is not installed (scripts/install-peers.sh installs it)"
+        ));
     }
     found
 }

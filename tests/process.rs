@@ -3,132 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-
-/// A running `amldns serve`, its stderr collected line by line.
-struct Process {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-    config: std::path::PathBuf,
-}
-
-impl Process {
-    fn start(config_text: &str) -> Self {
-        Self::start_as(config_text, "json")
-    }
-
-    /// With `--log-format format`; stderr is a pipe, as under systemd or Docker.
-    fn start_as(config_text: &str, format: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("amldns.toml");
-        std::fs::write(&config, config_text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_amldns"))
-            .args([
-                "--log-format",
-                format,
-                "serve",
-                "--watch",
-                "off",
-                "--config",
-            ])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        let mut p = Process {
-            child,
-            lines,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            _dir: dir,
-            config,
-        };
-        let started = p.wait_for_line("amldns serving");
-        let listen = match serde_json::from_str::<serde_json::Value>(&started) {
-            Ok(v) => v["listen"].as_str().unwrap().to_string(),
-            Err(_) => started
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix("listen="))
-                .unwrap()
-                .to_string(),
-        };
-        p.addr = listen
-            .parse()
-            .unwrap_or_else(|e| panic!("listen {listen:?}: {e}"));
-        p
-    }
-
-    /// Waits up to 5 s for a log line containing `needle`.
-    fn wait_for_line(&self, needle: &str) -> String {
-        let t = Instant::now();
-        loop {
-            if let Some(l) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return l.clone();
-            }
-            assert!(
-                t.elapsed() < IO_TIMEOUT,
-                "no log line with {needle:?}: {:#?}",
-                self.lines.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
-    }
-
-    /// Waits up to 5 s for the process to exit; its exit code.
-    fn wait_exit(&mut self) -> Option<i32> {
-        let t = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(t.elapsed() < IO_TIMEOUT, "still running");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn config(upstream: SocketAddr, ip: &str, extra: &str) -> String {
     format!(
@@ -141,7 +21,7 @@ fn config(upstream: SocketAddr, ip: &str, extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_table() {
     let up = StandIn::zone().await;
-    let p = Process::start(&config(up.addr, "10.9.0.1", ""));
+    let p = Process::start(&config(up.addr, "10.9.0.1", ""), "json", None);
     assert_eq!(
         addrs(&udp_query(p.addr, "ws.corp.example", RecordType::A).await),
         vec!["10.9.0.1"]
@@ -153,6 +33,21 @@ async fn sighup_reloads_the_table() {
     assert_eq!(v["generation"], 2);
     assert_eq!(v["trigger"], "SIGHUP");
     assert!(v["millis"].is_u64());
+    // SPEC §9: what changed, counted and named.
+    assert_eq!(
+        (
+            v["added"].as_u64(),
+            v["removed"].as_u64(),
+            v["changed"].as_u64()
+        ),
+        (Some(0), Some(0), Some(1)),
+        "{line}"
+    );
+    assert_eq!(
+        v["changes"],
+        "added 0, removed 0, changed 1 (ws.corp.example)"
+    );
+    assert_eq!(v["sha256"].as_str().map(str::len), Some(64), "{line}");
     assert_eq!(
         addrs(&udp_query(p.addr, "ws.corp.example", RecordType::A).await),
         vec!["10.9.0.2"]
@@ -184,7 +79,7 @@ async fn sigterm_finishes_queries_in_flight_and_exits_cleanly() {
         |q| Some(upstream_zone(q)),
     )
     .await;
-    let mut p = Process::start(&config(slow.addr, "10.9.0.1", ""));
+    let mut p = Process::start(&config(slow.addr, "10.9.0.1", ""), "json", None);
     let addr = p.addr;
     let in_flight =
         tokio::spawn(async move { udp_query(addr, "www.example.com", RecordType::A).await });
@@ -203,7 +98,7 @@ async fn sigterm_finishes_queries_in_flight_and_exits_cleanly() {
     let r = in_flight.await.unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
     assert_eq!(addrs(&r), vec!["192.0.2.10"]);
-    assert_eq!(p.wait_exit(), Some(0));
+    assert_eq!(p.wait_exit(IO_TIMEOUT), Some(0));
     // Nothing answers any more.
     let q = query_msg("ws.corp.example", RecordType::A, None)
         .to_vec()
@@ -220,7 +115,11 @@ async fn sigterm_finishes_queries_in_flight_and_exits_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_and_the_query_log() {
     let up = StandIn::zone().await;
-    let p = Process::start(&config(up.addr, "10.9.0.1", "[log]\nqueries = true\n"));
+    let p = Process::start(
+        &config(up.addr, "10.9.0.1", "[log]\nqueries = true\n"),
+        "json",
+        None,
+    );
     let start: serde_json::Value =
         serde_json::from_str(&p.wait_for_line("amldns serving")).unwrap();
     assert_eq!(start["level"], "INFO");
@@ -265,7 +164,7 @@ async fn text_logs_to_a_pipe_are_plain() {
         "[metrics]\nlisten = \"127.0.0.1:0\"\n{}",
         config(up.addr, "10.9.0.1", "")
     );
-    let p = Process::start_as(&text, "text");
+    let p = Process::start(&text, "text", None);
     let line = p.wait_for_line("amldns serving");
     assert!(line.contains(&format!("listen={}", p.addr)), "{line}");
     assert!(line.contains(&format!("upstreams={}", up.addr)), "{line}");

@@ -22,6 +22,8 @@ use ipnet::IpNet;
 // `diagnostics` so that `import` and `zone` can use them without `config`.
 use crate::diagnostics::Lines;
 pub use crate::diagnostics::{ConfigError, Location, Warning};
+/// `[upstream]`: the forwarder's own settings, built here.
+pub use crate::forward::Settings as UpstreamConfig;
 use crate::import::ImportedName;
 use crate::names::{Cloud, Workspace};
 use crate::zone::{Given, Source, ZoneSettings, ZoneTable};
@@ -52,6 +54,11 @@ pub struct Config {
     /// A hash of the text of the config and of every import file, exactly
     /// as read and parsed: equal fingerprints, equal configurations.
     pub fingerprint: u64,
+    /// SHA-256 of the config file's text (imports not included), in hex:
+    /// what `sha256sum` prints for the file, exported as
+    /// `amldns_config_info{sha256}` (SPEC §9) so that an operator can tell
+    /// which file a replica serves.
+    pub sha256: String,
 }
 
 /// A value and where it was written.
@@ -69,6 +76,9 @@ pub struct ServerConfig {
     pub tcp_connections: usize,
     /// A TCP connection with no query for this long is closed (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: Duration,
+    /// The server's name for `id.server`/`hostname.bind` and NSID (SPEC §9),
+    /// so that an operator behind a load balancer knows who answered.
+    pub identity: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,19 +87,6 @@ pub struct MetricsConfig {
     /// Clients that may change state through the listener (`POST /reload`);
     /// anyone who reaches it may read.
     pub control_allow: Vec<IpNet>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamConfig {
-    pub servers: Vec<SocketAddr>,
-    /// How long one upstream gets before the next is tried.
-    pub timeout: Duration,
-    /// Forwarded answers kept; 0 turns the cache off.
-    pub cache_entries: u64,
-    /// Questions asked upstream at once (SPEC §1: Azure allows 200 per VM).
-    pub max_in_flight: usize,
-    /// Upstream queries per second (SPEC §1: Azure allows 1000 per VM).
-    pub max_qps: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +153,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         source,
     })?;
     parse(path, &text)
+}
+
+/// The hex SHA-256 of `text`, as `sha256sum` prints it.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Parses and validates `text`, read from `path` (imports are read relative to it).

@@ -36,6 +36,8 @@ pub(super) struct ServerSpec {
     pub allow: Option<Spanned<Vec<Spanned<String>>>>,
     pub tcp_connections: Option<Spanned<u64>>,
     pub tcp_idle_timeout_ms: Option<Spanned<u64>>,
+    /// What `id.server`/`hostname.bind` CH TXT and NSID say (SPEC §9).
+    pub identity: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

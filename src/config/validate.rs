@@ -366,6 +366,7 @@ impl Cx<'_> {
                     DEFAULT_TCP_IDLE_TIMEOUT_MS,
                     "tcp_idle_timeout_ms",
                 )?),
+                identity: self.identity(&server.identity)?,
             },
             metrics,
             upstream: UpstreamConfig {
@@ -395,6 +396,7 @@ impl Cx<'_> {
             azure,
             warnings,
             fingerprint: fingerprint.finish(),
+            sha256: super::sha256_hex(self.lines.text()),
         })
     }
 
@@ -439,6 +441,25 @@ impl Cx<'_> {
             ));
         }
         Ok(upstream)
+    }
+
+    /// `[server] identity`, or this host's name: one TXT string (RFC 1035
+    /// §3.3.14: at most 255 bytes) of printable ASCII, as `dig +nsid`
+    /// shows it.
+    fn identity(&self, v: &Option<Spanned<String>>) -> Result<String, ConfigError> {
+        let Some(v) = v else {
+            return Ok(host_name());
+        };
+        let id = v.get_ref();
+        if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        {
+            return Err(self.err(
+                v,
+                "identity must be 1 to 255 printable ASCII characters (it is sent as a TXT \
+                 string and as NSID)",
+            ));
+        }
+        Ok(id.clone())
     }
 
     /// `v`, `default` when absent; an error at `v` when outside `range`.
@@ -1015,6 +1036,17 @@ fn import_warnings(imports: &[ImportedName], workspaces: &[Located<Workspace>]) 
     warnings
 }
 
+/// This host's name (`[server] identity`'s default), or "amldns" when it
+/// has none that reads as printable ASCII.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty() && h.len() <= 255 && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| "amldns".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1541,6 +1573,23 @@ cname = "stcontoso.blob.core.windows.net"
         assert_eq!(w.len(), 1);
         assert!(w[0].message.contains("differs from the one derived"));
         assert_eq!(w[0].at, at(4));
+    }
+
+    #[test]
+    fn identity_is_one_printable_txt_string() {
+        let c = parse_str(&format!("[server]\nidentity = \"dns-vm-1\"\n{LOCAL}")).unwrap();
+        assert_eq!(c.server.identity, "dns-vm-1");
+        // The default is the host's name, never empty.
+        assert!(!parse_str(LOCAL).unwrap().server.identity.is_empty());
+        let long = "x".repeat(256);
+        for bad in ["", "tab\there", "é", long.as_str()] {
+            fails_at(
+                &format!("[server]\nidentity = {bad:?}\n{LOCAL}"),
+                2,
+                12,
+                "identity must be 1 to 255 printable ASCII",
+            );
+        }
     }
 
     #[test]

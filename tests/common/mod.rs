@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -190,6 +190,8 @@ pub struct StandIn {
     seen: Arc<Mutex<Vec<Seen>>>,
     /// UDP questions received and not yet answered: now, and at most.
     in_flight: Arc<(AtomicUsize, AtomicUsize)>,
+    /// Send UDP answers whole, past the asker's EDNS size (see `send_udp_whole`).
+    udp_whole: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -251,10 +253,12 @@ impl StandIn {
             }
         };
         let in_flight = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let udp_whole = Arc::new(AtomicBool::new(false));
         let udp_task = {
             let respond = respond.clone();
             let record = record.clone();
             let in_flight = in_flight.clone();
+            let udp_whole = udp_whole.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65535];
                 loop {
@@ -268,7 +272,7 @@ impl StandIn {
                     if let Some(r) = respond(&q) {
                         let limit = q.edns.as_ref().map_or(512, |e| e.max_payload() as usize);
                         let mut bytes = r.to_vec().unwrap();
-                        if bytes.len() > limit {
+                        if bytes.len() > limit && !udp_whole.load(Ordering::SeqCst) {
                             let mut tc = reply_to(&q);
                             tc.metadata.truncation = true;
                             bytes = tc.to_vec().unwrap();
@@ -313,6 +317,7 @@ impl StandIn {
             addr,
             seen,
             in_flight,
+            udp_whole,
             tasks: vec![udp_task, tcp_task],
         }
     }
@@ -758,6 +763,151 @@ pub async fn tcp_connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
         .await
         .expect("connected in time")
         .unwrap()
+}
+
+// ---- issue 12, the upstream path and DNSSEC transparency (helper A) ----------
+
+/// A query as [`query_msg`] makes it with EDNS(0) 1232, with DO and CD as given.
+pub fn query_dnssec(qname: &str, qtype: RecordType, dnssec_ok: bool, cd: bool) -> Message {
+    let mut m = query_msg(qname, qtype, Some(1232));
+    m.metadata.checking_disabled = cd;
+    if let Some(e) = m.edns.as_mut() {
+        e.set_dnssec_ok(dnssec_ok);
+    }
+    m
+}
+
+// ---- issue 16 (helper D): skips, and SPEC cases ---------------------------------
+
+/// A test that cannot run here says why and passes, except in CI
+/// (`CI=true`, as `.ci/run` runs under): there every such cause is one an
+/// install step fixes (`scripts/install-peers.sh`, the open-files limit
+/// `.ci/run` raises), so a skip would hide a broken step, and it fails.
+pub fn skip_or_fail(reason: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{reason}: under CI=true this fails instead of skipping");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+/// A running `amldns serve --watch off`, its stderr collected line by line;
+/// killed when dropped.
+pub struct Process {
+    pub child: std::process::Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+    /// The DNS address, from its "amldns serving" line.
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Process {
+    /// With `--log-format log_format` and `RUST_LOG` set to `rust_log`, or
+    /// removed. The config must listen on one address.
+    pub fn start(config_text: &str, log_format: &str, rust_log: Option<&str>) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("amldns.toml");
+        std::fs::write(&config, config_text).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amldns"));
+        cmd.args(["--log-format", log_format, "serve", "--watch", "off"])
+            .arg("--config")
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut p = Process {
+            child,
+            lines,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            config,
+            _dir: dir,
+        };
+        // `listen=127.0.0.1:N` in text, `"listen":"127.0.0.1:N"` in JSON
+        // (several addresses are joined by ", ").
+        let started = p.wait_for_line("amldns serving");
+        let listen = started.split_once("listen").expect("a listen field").1;
+        let addr = listen.trim_start_matches(['=', '"', ':']);
+        let end = addr.find(['"', ',', ' ']).unwrap_or(addr.len());
+        p.addr = addr[..end]
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}: no address in {started:?}"));
+        p
+    }
+
+    /// Waits up to [`IO_TIMEOUT`] for a log line containing `needle`.
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(l) = self.lines().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            assert!(
+                t.elapsed() < IO_TIMEOUT,
+                "no log line with {needle:?}: {:#?}",
+                self.lines()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Sends `kill -SIG`.
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    /// Waits up to `max` for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, max: Duration) -> Option<i32> {
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(t.elapsed() < max, "still running after {max:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl StandIn {
+    /// From now on, UDP answers go out whole, past the asker's EDNS size and
+    /// without TC, as Azure's resolver may send them (SPEC §1).
+    pub fn send_udp_whole(&self) {
+        self.udp_whole.store(true, Ordering::SeqCst);
+    }
 }
 
 // ---- issue 13, helper F: Azure discovery -----------------------------------------

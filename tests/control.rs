@@ -1,0 +1,516 @@
+//! Issue 14, "ask the running server" (SPEC §9): `GET /records`, `/status`,
+//! `/explain`, `POST /cache/flush` on the metrics listener, and the commands
+//! over them (`amldns status|records|flush|explain --server URL`), run as a
+//! user would against a server started in-process on loopback; and what a
+//! reload leaves behind: `amldns_config_info{sha256}`, its change summary,
+//! `degraded` while it fails. Plus `amldns check --format json`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
+
+const ST: &str = "st.privatelink.blob.core.windows.net";
+const CI: &str = "ci-7.eastus.instances.azureml.ms";
+
+/// A workspace with an instances wildcard, a record, and the metrics
+/// listener, forwarding to `up`.
+fn config(up: std::net::SocketAddr, st_ip: &str) -> String {
+    let rest = format!(
+        "{}[[record]]\nname = \"{ST}\"\na = [\"{st_ip}\"]\n",
+        workspace("public", "instances_wildcard = true")
+    );
+    TestConfig {
+        upstreams: &[up],
+        metrics: true,
+        rest: &rest,
+        ..TestConfig::default()
+    }
+    .text()
+}
+
+/// Runs the `amldns` binary (off the async runtime: it blocks).
+async fn amldns(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_amldns"))
+            .args(&args)
+            .env_remove("AMLDNS_CONFIG")
+            .env_remove("AMLDNS_SERVER")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn url(srv: &Running) -> String {
+    format!("http://{}", srv.http())
+}
+
+async fn get_json(srv: &Running, path: &str) -> (u16, Value) {
+    let (status, body) = http_request(srv.http(), "GET", path).await;
+    let v = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+    (status, v)
+}
+
+fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {rows:#}"))
+}
+
+/// `GET /records` is the table being served, not the file: with the file
+/// broken, it still shows what answers, each name with where it came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_the_served_table_with_their_sources() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "10.1.0.9")).await;
+    let file = srv.config_path.display().to_string();
+
+    let (status, rows) = get_json(&srv, "/records").await;
+    assert_eq!(status, 200);
+    let st = row(&rows, ST);
+    assert_eq!(st["a"], serde_json::json!(["10.1.0.9"]));
+    assert_eq!(st["ttl"], 60);
+    assert_eq!(st["source"], "record");
+    let at = st["at"].as_str().unwrap();
+    assert!(at.starts_with(&format!("{file}:")), "{at}");
+    let wild = row(&rows, "*.eastus.instances.azureml.ms");
+    assert!(wild["source"].as_str().unwrap().starts_with("workspace "));
+
+    // One name: its own row, or the wildcard's that answers it.
+    let (status, one) = get_json(&srv, &format!("/records?name={}", CI.to_uppercase())).await;
+    assert_eq!(status, 200);
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one[0]["name"], "*.eastus.instances.azureml.ms");
+    let (status, none) = get_json(&srv, "/records?name=www.example.com").await;
+    assert_eq!(status, 404);
+    assert!(none["error"].as_str().unwrap().contains("forwarded"));
+
+    // The file breaks: the reload fails, and /records still tells what is served.
+    srv.write("amldns.toml", "[[record]]\nname = \"x\"\n");
+    assert_eq!(http_request(srv.http(), "POST", "/reload").await.0, 422);
+    let (_, after) = get_json(&srv, "/records").await;
+    assert_eq!(after, rows);
+    srv.stop().await;
+}
+
+/// `amldns records --server` prints what `records --config` prints of the
+/// same file, in both forms it offers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_from_the_server_print_as_from_the_file() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "10.1.0.9")).await;
+    let file = srv.config_path.display().to_string();
+    for format in ["table", "json"] {
+        let served = amldns(&["records", "--server", &url(&srv), "--format", format]).await;
+        let read = amldns(&["records", "--config", &file, "--format", format]).await;
+        assert!(served.status.success(), "{served:?}");
+        assert_eq!(stdout(&served), stdout(&read), "{format}");
+    }
+    let table = stdout(&amldns(&["records", "--server", &url(&srv)]).await);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(ST) && l.contains("10.1.0.9")),
+        "{table}"
+    );
+    // Zone files need the whole table: from the file only.
+    let zone = amldns(&["records", "--server", &url(&srv), "--format", "zone"]).await;
+    assert_eq!(zone.status.code(), Some(1));
+    srv.stop().await;
+}
+
+/// `GET /status`: table, last reload and what it changed, upstreams with
+/// health and latency, cache size and hit rate, problems; and `amldns status`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_tells_table_reloads_upstreams_and_cache() {
+    let up = StandIn::zone().await;
+    let text = config(up.addr, "10.1.0.9");
+    let srv = start(&text).await;
+    let (status, s) = get_json(&srv, "/status").await;
+    assert_eq!(status, 200);
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(s["generation"], 1);
+    assert_eq!(s["health"], "ok");
+    assert_eq!(s["last_reload"], Value::Null);
+    assert_eq!(s["cache"]["hit_rate"], Value::Null);
+    assert_eq!(s["upstreams"][0]["addr"], up.addr.to_string());
+    assert_eq!(series_count(&scrape(&srv).await, "amldns_degraded"), 0);
+
+    // A miss, then a hit.
+    for _ in 0..2 {
+        let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;
+        assert_eq!(addrs(&r), ["192.0.2.10"]);
+    }
+    // A reload that changes one answer and adds a name.
+    let more = format!(
+        "{text}[[record]]\nname = \"kv.privatelink.vaultcore.azure.net\"\na = [\"10.1.0.8\"]\n"
+    );
+    srv.write("amldns.toml", &more.replace("10.1.0.9", "10.1.0.10"));
+    assert_eq!(http_request(srv.http(), "POST", "/reload").await.0, 200);
+
+    let (_, s) = get_json(&srv, "/status").await;
+    assert_eq!(s["generation"], 2);
+    assert_eq!(s["cache"]["hits"], 1);
+    assert_eq!(s["cache"]["misses"], 1);
+    assert_eq!(s["cache"]["hit_rate"], 0.5);
+    assert_eq!(s["cache"]["entries"], 1);
+    let u = &s["upstreams"][0];
+    assert_eq!(u["healthy"], true);
+    assert_eq!(u["requests"], 1);
+    assert!(u["mean_latency_ms"].as_f64().unwrap() > 0.0, "{u}");
+    let r = &s["last_reload"];
+    assert_eq!(r["trigger"], "POST /reload");
+    assert_eq!(r["error"], Value::Null);
+    assert_eq!(r["changes"]["added"]["count"], 1);
+    assert_eq!(
+        r["changes"]["added"]["first"][0],
+        "kv.privatelink.vaultcore.azure.net"
+    );
+    assert_eq!(r["changes"]["changed"]["first"], serde_json::json!([ST]));
+    assert_eq!(r["changes"]["removed"]["count"], 0);
+
+    let o = amldns(&["status", "--server", &url(&srv)]).await;
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    for want in [
+        format!("amldns {}: ok", env!("CARGO_PKG_VERSION")),
+        "table:       generation 2".into(),
+        format!(
+            "ok, generation 2: added 1 (kv.privatelink.vaultcore.azure.net), removed 0, changed 1 ({ST})"
+        ),
+        format!(
+            "upstream:    {} healthy, 1 requests, 0 errors, mean",
+            up.addr
+        ),
+        "1 hits, 1 misses, hit rate 50.0%".into(),
+    ] {
+        assert!(out.contains(&want), "{want:?} in\n{out}");
+    }
+
+    // A failing reload: degraded, here and on /healthz, with the reason.
+    srv.write("amldns.toml", &format!("{more}bad = 1\n"));
+    assert_eq!(http_request(srv.http(), "POST", "/reload").await.0, 422);
+    let (_, s) = get_json(&srv, "/status").await;
+    assert_eq!(s["health"], "degraded");
+    assert_eq!(s["problems"][0]["source"], "reload");
+    assert!(s["last_reload"]["error"].as_str().unwrap().contains("bad"));
+    assert_eq!(s["generation"], 2);
+    let (_, h) = get_json(&srv, "/healthz").await;
+    assert_eq!(h["status"], "degraded");
+    let m = scrape(&srv).await;
+    assert_eq!(metric(&m, "amldns_degraded", &[("source", "reload")]), 1.0);
+    assert!(
+        h["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the last reload failed")
+    );
+    let out = stdout(&amldns(&["status", "--server", &url(&srv), "--format", "json"]).await);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["health"], "degraded");
+    srv.stop().await;
+}
+
+/// `POST /cache/flush` forgets one name (every type) or everything, so the
+/// next question goes upstream; only from `[metrics] control_allow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_sends_the_next_question_upstream() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "10.1.0.9")).await;
+    let asked = |name: &str| up.seen_names().iter().filter(|n| *n == name).count();
+    udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    udp_query(srv.addr, "www.example.com", RecordType::AAAA).await;
+    udp_query(srv.addr, "eastus.api.azureml.ms", RecordType::A).await;
+    udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    assert_eq!(asked("www.example.com"), 2, "cached");
+
+    let (status, body) =
+        http_request(srv.http(), "POST", "/cache/flush?name=WWW.example.com.").await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["flushed"], 2, "A and AAAA: {v}");
+    udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    assert_eq!(asked("www.example.com"), 3, "asked again after the flush");
+    udp_query(srv.addr, "eastus.api.azureml.ms", RecordType::A).await;
+    assert_eq!(asked("eastus.api.azureml.ms"), 1, "other names stay cached");
+
+    let o = amldns(&["flush", "--server", &url(&srv)]).await;
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        stdout(&o),
+        "flushed the whole cache: 2 cached answers dropped\n"
+    );
+    udp_query(srv.addr, "eastus.api.azureml.ms", RecordType::A).await;
+    assert_eq!(asked("eastus.api.azureml.ms"), 2);
+    let o = amldns(&["flush", "--server", &url(&srv), "--name", "www.example.com"]).await;
+    assert!(stdout(&o).starts_with("flushed every type of www.example.com: 0 cached answers"));
+    assert_eq!(http_request(srv.http(), "GET", "/cache/flush").await.0, 405);
+    srv.stop().await;
+
+    // Outside control_allow: 403, and the cache is kept.
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    let text = config(up.addr, "10.1.0.9").replace(
+        metrics,
+        &format!("{metrics}control_allow = [\"10.0.0.0/8\"]\n"),
+    );
+    let srv = start(&text).await;
+    udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    let seen = asked("www.example.com");
+    let (status, body) = http_request(srv.http(), "POST", "/cache/flush").await;
+    assert_eq!(status, 403, "{body}");
+    let o = amldns(&["flush", "--server", &url(&srv)]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("403"), "{o:?}");
+    udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    assert_eq!(asked("www.example.com"), seen, "still cached");
+    srv.stop().await;
+}
+
+/// `amldns explain` says the same from the running table as from the file,
+/// for a wildcard match, a forwarded name and a refused client; and the
+/// served table wins when the file changed without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_from_the_server_and_from_the_file() {
+    let up = StandIn::zone().await;
+    let text = config(up.addr, "10.1.0.9");
+    let srv = start(&text).await;
+    let file = srv.config_path.display().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (&[CI], "A: local"),
+        (&[ST, "--type", "AAAA"], "AAAA: local"),
+        (&["www.example.com", "--type", "txt"], "TXT: forwarded"),
+        (&[ST, "--from", "192.0.2.1"], "A: refused"),
+    ];
+    for (args, verdict) in cases {
+        let mut served = vec!["explain", "--server"];
+        let u = url(&srv);
+        served.push(&u);
+        served.extend(args);
+        let mut read = vec!["explain", "--config", &file];
+        read.extend(args);
+        let (served, read) = (amldns(&served).await, amldns(&read).await);
+        assert!(served.status.success(), "{served:?}");
+        // Only the server knows its cache.
+        let without_cache: String = stdout(&served)
+            .lines()
+            .filter(|l| !l.starts_with("cache: "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(without_cache, stdout(&read), "{args:?}");
+        assert!(stdout(&served).contains(verdict), "{}", stdout(&served));
+    }
+    let wild = stdout(&amldns(&["explain", CI, "--server", &url(&srv)]).await);
+    assert!(
+        wild.contains(&format!(
+            "{CI}: wildcard *.eastus.instances.azureml.ms, workspace "
+        )),
+        "{wild}"
+    );
+    assert!(wild.contains(&format!("{CI} 60 A 10.1.0.5")), "{wild}");
+
+    // What the cache holds for a forwarded name, from the server only.
+    let www = ["explain", "www.example.com", "--server", &url(&srv)];
+    let uncached = stdout(&amldns(&www).await);
+    assert!(
+        uncached.contains("\ncache: nothing cached: the next question goes upstream\n"),
+        "{uncached}"
+    );
+    udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    let cached = stdout(&amldns(&www).await);
+    assert!(
+        cached.contains("\ncache: an answer is cached for "),
+        "{cached}"
+    );
+    assert!(
+        cached.contains("(`amldns flush --name www.example.com` drops it)"),
+        "{cached}"
+    );
+    let read = amldns(&["explain", "www.example.com", "--config", &file]).await;
+    assert!(!stdout(&read).contains("cache:"));
+
+    // GET /explain directly, and its errors.
+    let (status, x) = get_json(&srv, &format!("/explain?name={ST}&type=AAAA")).await;
+    assert_eq!(status, 200);
+    assert_eq!(x["verdict"], "local");
+    assert!(x["why"].as_str().unwrap().contains("NODATA"));
+    assert!(x["steps"][0]["at"].as_str().unwrap().starts_with(&file));
+    assert_eq!(get_json(&srv, "/explain").await.0, 400);
+    assert_eq!(
+        get_json(&srv, "/explain?name=x.example&type=bogus").await.0,
+        400
+    );
+
+    // Changed on disk, not reloaded: the server explains what it serves.
+    srv.write("amldns.toml", &text.replace("10.1.0.9", "10.1.0.99"));
+    let served = stdout(&amldns(&["explain", ST, "--server", &url(&srv)]).await);
+    let read = stdout(&amldns(&["explain", ST, "--config", &file]).await);
+    assert!(served.contains("A 10.1.0.9\n"), "{served}");
+    assert!(read.contains("A 10.1.0.99\n"), "{read}");
+    srv.stop().await;
+}
+
+/// `amldns_config_info{sha256}` is the hash of the file served, one series,
+/// following successful reloads only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_info_names_the_file_served() {
+    let up = StandIn::zone().await;
+    let text = config(up.addr, "10.1.0.9");
+    let srv = start(&text).await;
+    let info = |m: &str| -> Vec<String> {
+        m.lines()
+            .filter_map(|l| l.strip_prefix("amldns_config_info{sha256=\""))
+            .map(|l| l.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    let sha = |t: &str| amldns::config::sha256_hex(t);
+    // FIPS 180-2's example, as `sha256sum` prints it.
+    assert_eq!(
+        sha("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(info(&scrape(&srv).await), [sha(&text)]);
+    let next = text.replace("10.1.0.9", "10.1.0.10");
+    srv.write("amldns.toml", &next);
+    assert_eq!(http_request(srv.http(), "POST", "/reload").await.0, 200);
+    assert_eq!(info(&scrape(&srv).await), [sha(&next)]);
+    srv.write("amldns.toml", "broken");
+    assert_eq!(http_request(srv.http(), "POST", "/reload").await.0, 422);
+    assert_eq!(
+        info(&scrape(&srv).await),
+        [sha(&next)],
+        "the file still served"
+    );
+    srv.stop().await;
+}
+
+/// `amldns check --format json`, for CI pipelines: errors and warnings with
+/// file, line, column and message; exit 1 on an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_as_json_locates_errors_and_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amldns.toml");
+    let file = path.display().to_string();
+    let args = ["check", "--config", &file, "--format", "json"];
+
+    // A public answer address is a warning (SPEC §2).
+    std::fs::write(
+        &path,
+        format!("[[record]]\nname = \"{ST}\"\na = [\"192.0.2.1\"]\n"),
+    )
+    .unwrap();
+    let o = amldns(&args).await;
+    assert!(o.status.success(), "{o:?}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["errors"], serde_json::json!([]));
+    let w = &v["warnings"][0];
+    assert_eq!(
+        (w["file"].as_str(), w["line"].as_u64()),
+        (Some(file.as_str()), Some(3)),
+        "{w}"
+    );
+    assert!(w["column"].as_u64().unwrap() >= 1);
+    assert!(w["message"].as_str().unwrap().contains("192.0.2.1"), "{w}");
+
+    std::fs::write(
+        &path,
+        format!("[[record]]\nname = \"{ST}\"\na = [\"10.1.0.300\"]\n"),
+    )
+    .unwrap();
+    let o = amldns(&args).await;
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let e = &v["errors"][0];
+    assert_eq!(
+        (e["file"].as_str(), e["line"].as_u64(), e["column"].as_u64()),
+        (Some(file.as_str()), Some(3), Some(6)),
+        "{e}"
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not an IPv4 address"),
+        "{e}"
+    );
+
+    // A file that cannot be read: its path, no line.
+    let missing = Path::new(&file).with_file_name("missing.toml");
+    let o = amldns(&[
+        "check",
+        "--config",
+        missing.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["errors"][0]["file"], missing.display().to_string());
+    assert_eq!(v["errors"][0]["line"], Value::Null);
+}
+
+/// A server that cannot be reached is a one-line error and exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_an_error() {
+    // A port just freed: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = amldns(&["status", "--server", &format!("http://127.0.0.1:{port}")]).await;
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: cannot reach http://127.0.0.1:"),
+        "{err}"
+    );
+    let o = amldns(&["status", "--server", "127.0.0.1:9153"]).await;
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected http://HOST:PORT"));
+}
+
+/// A file put back as it was served ends a failure: `/status` and
+/// `/healthz` say so without another reload being asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_put_back_ends_the_failure_it_caused() {
+    let up = StandIn::zone().await;
+    let text = config(up.addr, "10.1.0.9");
+    let srv = start_with(&text, &[], amldns::reload::WatchMode::Notify).await;
+    srv.write("amldns.toml", &format!("{text}bad = 1\n"));
+    assert_eq!(http_request(srv.http(), "POST", "/reload").await.0, 422);
+    let (_, s) = get_json(&srv, "/status").await;
+    assert_eq!(s["health"], "degraded");
+
+    srv.write("amldns.toml", &text);
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    let s = loop {
+        let (_, s) = get_json(&srv, "/status").await;
+        if s["health"] == "ok" {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {s:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let r = &s["last_reload"];
+    assert_eq!(r["trigger"], "file change", "{r}");
+    assert_eq!(r["error"], Value::Null);
+    assert_eq!(r["changes"], Value::Null, "nothing to swap: {r}");
+    assert_eq!(s["generation"], 1);
+    srv.stop().await;
+}

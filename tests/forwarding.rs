@@ -1,0 +1,390 @@
+//! Issue 12, the upstream path: lost datagrams sent again, bursts of new
+//! names asked rather than refused, FORMERR to EDNS asked again without, the
+//! question's spelling in owner names, and DNSSEC passed through for clients
+//! that ask with DO (and only for them). Every upstream is a stand-in on
+//! 127.0.0.1.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use amldns::metrics::{UPSTREAM_LIMITED_TOTAL, UPSTREAM_REQUESTS_TOTAL};
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::NULL;
+use hickory_proto::rr::{RData, Record, RecordType};
+use tokio::net::TcpStream;
+
+/// A config forwarding to `upstream` with `keys` in `[upstream]` (the
+/// defaults otherwise: `timeout_ms` 2000, `max_qps` 900, `max_in_flight`
+/// 150), with metrics.
+fn config(upstream: SocketAddr, keys: &str) -> String {
+    TestConfig {
+        upstreams: &[upstream],
+        upstream: keys,
+        metrics: true,
+        ..TestConfig::default()
+    }
+    .text()
+}
+
+fn name_of(q: &Message) -> String {
+    q.queries[0].name().to_ascii()
+}
+
+/// The upstream stays silent to the first `lost` datagrams of each name,
+/// then answers with TTL 0 (never cached, so every client question goes
+/// upstream).
+fn losing(lost: usize) -> impl Fn(&Message) -> Option<Message> + Send + Sync + 'static {
+    let heard = Mutex::new(HashMap::<String, usize>::new());
+    move |q| {
+        let name = name_of(q).to_lowercase();
+        let mut heard = heard.lock().unwrap();
+        let n = heard.entry(name.clone()).or_default();
+        *n += 1;
+        (*n > lost).then(|| {
+            let mut r = reply_to(q);
+            r.answers.push(a_record(&name, 0, "192.0.2.7"));
+            r
+        })
+    }
+}
+
+/// One or two datagrams lost: the same query (same ID, same port) is sent
+/// again at about 400 ms and 1 s (default `timeout_ms`), the client gets
+/// the answer, each datagram counts as an upstream request, and nothing is
+/// remembered as failed: the next client asking is answered at once.
+#[tokio::test]
+async fn lost_datagrams_are_sent_again_within_the_deadline() {
+    for (lost, from, to) in [(1, 350, 900), (2, 950, 1800)] {
+        let up = StandIn::start(losing(lost)).await;
+        let srv = start(&config(up.addr, "")).await;
+        let t = Instant::now();
+        let r = udp_query(srv.addr, "lossy.example.com", RecordType::A).await;
+        let took = t.elapsed();
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{lost}");
+        assert_eq!(addrs(&r), ["192.0.2.7"]);
+        assert!(
+            took >= Duration::from_millis(from) && took < Duration::from_millis(to),
+            "{lost} lost: answered after {took:?}"
+        );
+        let seen = up.seen();
+        assert_eq!(seen.len(), lost + 1, "{seen:?}");
+        assert!(
+            seen.iter()
+                .all(|s| (s.id, s.port) == (seen[0].id, seen[0].port)),
+            "one ID and port for the question: {seen:?}"
+        );
+        let t = Instant::now();
+        let r = udp_query(srv.addr, "lossy.example.com", RecordType::A).await;
+        assert_eq!(addrs(&r), ["192.0.2.7"], "no failure remembered");
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+        let text = scrape(&srv).await;
+        let requests = metric(&text, UPSTREAM_REQUESTS_TOTAL, &[]);
+        assert_eq!(requests, (lost + 2) as f64, "every datagram counted");
+        srv.stop().await;
+    }
+}
+
+/// An upstream that never answers hears the question three times within
+/// its try, then the client gets SERVFAIL (and is remembered, as before).
+#[tokio::test]
+async fn a_silent_upstream_hears_the_question_three_times() {
+    let up = StandIn::start(|_| None).await;
+    let srv = start(&config(up.addr, "timeout_ms = 1000")).await;
+    let t = Instant::now();
+    let r = udp_query(srv.addr, "silent.example.com", RecordType::A).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    let seen = up.seen();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    // At 0, 200 and 500 ms of the 1 s try.
+    let at: Vec<u128> = seen
+        .iter()
+        .map(|s| s.at.duration_since(seen[0].at).as_millis())
+        .collect();
+    assert!(
+        at[1] >= 180 && at[1] < 400 && at[2] >= 480 && at[2] < 800,
+        "{at:?}"
+    );
+    srv.stop().await;
+}
+
+/// 200 new names at once, with the default limits (900/s, bursts of 18,
+/// 150 in flight): every one waits its turn, is asked and answered, none
+/// refused, though there are more than places in flight.
+#[tokio::test]
+async fn a_burst_of_new_names_is_asked_not_refused() {
+    let up = StandIn::start(|q| {
+        let mut r = reply_to(q);
+        r.answers.push(a_record(&name_of(q), 300, "192.0.2.8"));
+        Some(r)
+    })
+    .await;
+    let srv = start(&config(up.addr, "")).await;
+    let t = Instant::now();
+    let asks: Vec<_> = (0..200)
+        .map(|i| {
+            let addr = srv.addr;
+            tokio::spawn(async move {
+                udp_query(addr, &format!("b{i}.burst.example"), RecordType::A).await
+            })
+        })
+        .collect();
+    let mut rcodes = HashMap::<ResponseCode, usize>::new();
+    for a in asks {
+        let r = a.await.unwrap();
+        *rcodes.entry(r.metadata.response_code).or_default() += 1;
+    }
+    eprintln!("burst of 200 answered in {:?}: {rcodes:?}", t.elapsed());
+    assert_eq!(rcodes.get(&ResponseCode::NoError), Some(&200), "{rcodes:?}");
+    let names: std::collections::HashSet<_> = up.seen_names().into_iter().collect();
+    assert_eq!(names.len(), 200);
+    let text = scrape(&srv).await;
+    assert_eq!(metric(&text, UPSTREAM_LIMITED_TOTAL, &[]), 0.0);
+    srv.stop().await;
+}
+
+/// An upstream that answers a query with EDNS with FORMERR or NOTIMP (with
+/// or without the question): asked again without EDNS, and answered.
+/// One that always says FORMERR: the client gets SERVFAIL, never FORMERR.
+#[tokio::test]
+async fn formerr_to_edns_is_asked_again_without() {
+    for (rcode, echo_question) in [
+        (ResponseCode::FormErr, true),
+        (ResponseCode::FormErr, false),
+        (ResponseCode::NotImp, false),
+    ] {
+        let up = StandIn::start(move |q| {
+            let mut r = reply_to(q);
+            if q.edns.is_some() {
+                r.metadata.response_code = rcode;
+                r.edns = None;
+                if !echo_question {
+                    r.queries.clear();
+                }
+            } else {
+                r.answers.push(a_record(&name_of(q), 300, "192.0.2.9"));
+            }
+            Some(r)
+        })
+        .await;
+        let srv = start(&config(up.addr, "")).await;
+        let r = udp_query(srv.addr, "old.example.com", RecordType::A).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{rcode}");
+        assert_eq!(addrs(&r), ["192.0.2.9"]);
+        let edns: Vec<_> = up.seen().iter().map(|s| s.edns).collect();
+        assert_eq!(edns, [Some(1232), None]);
+        srv.stop().await;
+    }
+
+    let up = StandIn::start(|q| {
+        let mut r = reply_to(q);
+        r.metadata.response_code = ResponseCode::FormErr;
+        Some(r)
+    })
+    .await;
+    let srv = start(&config(up.addr, "")).await;
+    for (name, edns) in [
+        ("broken.example.com", Some(1232)),
+        ("other.example.com", None),
+    ] {
+        for _ in 0..2 {
+            let r = udp_exchange(srv.addr, &query_msg(name, RecordType::A, edns)).await;
+            assert_eq!(r.metadata.response_code, ResponseCode::ServFail, "{name}");
+        }
+    }
+    srv.stop().await;
+}
+
+/// Owner names that are the question name echo the client's spelling:
+/// fresh, cached on the UDP fast path, and cached on the general path (TCP).
+#[tokio::test]
+async fn owner_names_echo_the_question_fresh_and_cached() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "")).await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    for (asked, how) in [
+        ("WwW.ExAmPlE.cOm.", "fresh"),
+        ("WwW.ExAmPlE.cOm.", "cached, UDP"),
+        ("www.EXAMPLE.com.", "cached, UDP"),
+        ("WWW.example.COM.", "cached, TCP"),
+        ("St.Blob.Core.Windows.Net.", "fresh"),
+        ("sT.bLOB.core.windows.net.", "cached, TCP"),
+    ] {
+        let q = query_msg(asked, RecordType::A, Some(1232));
+        let r = match how {
+            "cached, TCP" => tcp_exchange(&mut tcp, &q).await,
+            _ => udp_exchange(srv.addr, &q).await,
+        };
+        assert_eq!(r.queries[0].name().to_ascii(), asked);
+        assert_eq!(r.answers[0].name.to_ascii(), asked, "{how}: {r:?}");
+    }
+    srv.stop().await;
+}
+
+/// An RRSIG over `covered` at `owner`, as hickory carries it without its
+/// DNSSEC features: opaque RDATA (RFC 4034 §3.1 layout, a dummy signature).
+fn rrsig(owner: &str, covered: RecordType) -> Record {
+    let mut rdata = u16::from(covered).to_be_bytes().to_vec();
+    // Algorithm 13, 3 labels, original TTL 300, expiration, inception, key tag.
+    rdata.extend_from_slice(&[13, 3, 0, 0, 1, 44, 0x70, 0, 0, 0, 0x60, 0, 0, 0, 0x12, 0x34]);
+    rdata.extend_from_slice(b"\x07example\x03com\x00");
+    rdata.extend_from_slice(&[0xAB; 64]);
+    opaque(owner, RecordType::RRSIG, rdata)
+}
+
+fn opaque(owner: &str, code: RecordType, rdata: Vec<u8>) -> Record {
+    Record::from_rdata(
+        name(owner),
+        300,
+        RData::Unknown {
+            code,
+            rdata: NULL::with(rdata),
+        },
+    )
+}
+
+fn types(records: &[Record]) -> Vec<RecordType> {
+    records.iter().map(Record::record_type).collect()
+}
+
+/// A signing upstream (it even signs for clients without DO, as a careless
+/// one might) that records the ID, DO and CD it was asked with.
+struct Signer {
+    up: StandIn,
+    asked: Arc<Mutex<Vec<Asked>>>,
+}
+
+/// Name, ID, DO and CD of a question.
+type Asked = (String, u16, bool, bool);
+
+impl Signer {
+    async fn start() -> Self {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let up = {
+            let asked = asked.clone();
+            StandIn::start(move |q| {
+                let name = name_of(q);
+                let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+                asked.lock().unwrap().push((
+                    name.clone(),
+                    q.metadata.id,
+                    dnssec_ok,
+                    q.metadata.checking_disabled,
+                ));
+                let mut r = reply_to(q);
+                if name.starts_with("nx.") {
+                    r.metadata.response_code = ResponseCode::NXDomain;
+                    r.authorities.push(soa_record("example.com.", 300, 60));
+                    r.authorities.push(rrsig("example.com.", RecordType::SOA));
+                    r.authorities
+                        .push(opaque("mx.example.com.", RecordType::NSEC, nsec_rdata()));
+                    r.authorities
+                        .push(rrsig("mx.example.com.", RecordType::NSEC));
+                } else {
+                    r.answers.push(a_record(&name, 300, "192.0.2.11"));
+                    r.answers.push(rrsig(&name, RecordType::A));
+                }
+                Some(r)
+            })
+            .await
+        };
+        Signer { up, asked }
+    }
+
+    /// (DO, CD) of the questions it was asked for `name` (a resend, same
+    /// ID, is the same question).
+    fn asked(&self, name: &str) -> Vec<(bool, bool)> {
+        let all = self.asked.lock().unwrap();
+        let mut asked: Vec<_> = all
+            .iter()
+            .filter(|(n, ..)| n == name)
+            .map(|&(_, id, d, c)| (id, d, c))
+            .collect();
+        asked.dedup_by_key(|&mut (id, ..)| id);
+        asked.into_iter().map(|(_, d, c)| (d, c)).collect()
+    }
+}
+
+/// NSEC RDATA: next name `oz.example.com.`, types A and RRSIG.
+fn nsec_rdata() -> Vec<u8> {
+    let mut rdata = b"\x02oz\x07example\x03com\x00".to_vec();
+    rdata.extend_from_slice(&[0, 6, 0x40, 0, 0, 0, 0, 0x02]);
+    rdata
+}
+
+/// RFC 3225, 4035 §3.2.1: DO goes upstream; the RRSIG reaches a client that
+/// set DO and no client that did not, in either order and from either
+/// cached path (UDP fast path, TCP general path), and the cache asks again
+/// rather than hand one the other's answer. A denial's NSEC proof and
+/// signatures likewise. CD goes upstream, and is cached apart too.
+#[tokio::test]
+async fn dnssec_records_reach_only_clients_that_set_do() {
+    let signer = Signer::start().await;
+    let srv = start(&config(signer.up.addr, "")).await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let signed = vec![RecordType::A, RecordType::RRSIG];
+    let unsigned = vec![RecordType::A];
+    for (name, first_do) in [
+        ("first-plain.example.com.", false),
+        ("first-do.example.com.", true),
+    ] {
+        for dnssec_ok in [first_do, !first_do, first_do, !first_do] {
+            let q = query_dnssec(name, RecordType::A, dnssec_ok, false);
+            let want = if dnssec_ok { &signed } else { &unsigned };
+            for (how, r) in [
+                ("UDP", udp_exchange(srv.addr, &q).await),
+                ("TCP", tcp_exchange(&mut tcp, &q).await),
+            ] {
+                assert_eq!(&types(&r.answers), want, "{name}, DO {dnssec_ok}, {how}");
+                let echoed = r.edns.map(|e| e.flags().dnssec_ok);
+                assert_eq!(echoed, Some(dnssec_ok), "DO echoed, {how}");
+            }
+        }
+        assert_eq!(
+            signer.asked(name),
+            [(first_do, false), (!first_do, false)],
+            "{name}: asked once each way, as the client asked"
+        );
+    }
+
+    // A denial: the SOA alone without DO; with DO, the NSEC and signatures.
+    let nx = "nx.example.com.";
+    for dnssec_ok in [false, true, false] {
+        let r = udp_exchange(srv.addr, &query_dnssec(nx, RecordType::A, dnssec_ok, false)).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        let want = match dnssec_ok {
+            true => vec![
+                RecordType::SOA,
+                RecordType::NSEC,
+                RecordType::RRSIG,
+                RecordType::RRSIG,
+            ],
+            false => vec![RecordType::SOA],
+        };
+        assert_eq!(types(&r.authorities), want, "DO {dnssec_ok}");
+    }
+
+    // CD passes through, and an answer asked with CD stays with CD.
+    let cd = "cd.example.com.";
+    for checking_disabled in [true, false, true] {
+        let q = query_dnssec(cd, RecordType::A, false, checking_disabled);
+        let r = udp_exchange(srv.addr, &q).await;
+        assert_eq!(addrs(&r), ["192.0.2.11"]);
+        assert_eq!(r.metadata.checking_disabled, checking_disabled);
+    }
+    assert_eq!(signer.asked(cd), [(false, true), (false, false)]);
+    srv.stop().await;
+}
