@@ -187,6 +187,12 @@ async fn a_round_serves_every_shape_azure_gives() {
         let m = udp_query(*s, &name, RecordType::A).await;
         assert!(!m.metadata.authoritative, "{name} is not local");
     }
+    // /status says what discovery serves (SPEC §9).
+    let (_, status) = http_request(srv.http(), "GET", "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["azure"]["workspaces"], 5, "{status}");
+    assert_eq!(status["azure"]["subscriptions"], 1, "{status}");
+    assert!(status["azure"]["last_success"].as_f64().unwrap() > 1.7e9, "{status}");
     // Every ARM request carried the token and an api-version; IMDS was
     // asked with Metadata: true; the workspace list was paged.
     let seen = arm.seen();
