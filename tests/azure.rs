@@ -192,7 +192,32 @@ async fn a_round_serves_every_shape_azure_gives() {
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["azure"]["workspaces"], 5, "{status}");
     assert_eq!(status["azure"]["subscriptions"], 1, "{status}");
-    assert!(status["azure"]["last_success"].as_f64().unwrap() > 1.7e9, "{status}");
+    assert!(
+        status["azure"]["last_success"].as_f64().unwrap() > 1.7e9,
+        "{status}"
+    );
+    // /records names the Azure resource each name came from (SPEC §9).
+    let (_, rows) = http_request(
+        srv.http(),
+        "GET",
+        "/records?name=stmlwcontoso.blob.core.windows.net",
+    )
+    .await;
+    assert!(
+        rows.contains("\"at\": \"azure /subscriptions/")
+            && rows.contains("/providers/Microsoft.Storage/storageAccounts/stmlwcontoso\""),
+        "{rows}"
+    );
+    let (_, rows) = http_request(
+        srv.http(),
+        "GET",
+        &format!("/records?name={}", c.api_name()),
+    )
+    .await;
+    assert!(
+        rows.contains("workspace mlw-contoso (api)") && rows.contains("workspaces/mlw-contoso"),
+        "{rows}"
+    );
     // Every ARM request carried the token and an api-version; IMDS was
     // asked with Metadata: true; the workspace list was paged.
     let seen = arm.seen();
