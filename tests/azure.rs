@@ -361,6 +361,40 @@ async fn arm_failing_keeps_the_table_and_shows_why() {
     srv.stop().await;
 }
 
+/// No token (IMDS failing): nothing is asked of ARM, the state file's
+/// discovery serves, and /healthz says why.
+#[tokio::test]
+async fn no_token_is_a_failed_round_not_an_empty_table() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| {
+        w.put(&contoso());
+        w.imds_down = true;
+    });
+    let srv = start_against(&arm, &up, "interval_s = 1").await;
+    assert!(
+        until(Duration::from_secs(10), || async {
+            synced(&srv, "token").await >= 1.0
+        })
+        .await
+    );
+    assert_eq!(arm.arm_requests(), 0, "no ARM request without a token");
+    let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
+    assert!(
+        health.contains("no token: IMDS answered HTTP 500"),
+        "{health}"
+    );
+    arm.with(|w| w.imds_down = false);
+    assert!(
+        until(Duration::from_secs(10), || async {
+            a(srv.addr, &contoso().api_name()).await == ["10.1.0.5"]
+        })
+        .await,
+        "served once a token comes"
+    );
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn a_round_that_drops_most_workspaces_waits_for_the_next_to_agree() {
     let up = StandIn::zone().await;

@@ -63,6 +63,8 @@ pub struct World {
     pub lists: HashMap<String, Vec<Value>>,
     pub page_size: usize,
     pub mode: Option<Mode>,
+    /// IMDS answers 500 (no identity on the VM, say).
+    pub imds_down: bool,
     pub seen: Vec<Seen>,
 }
 
@@ -225,6 +227,9 @@ fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
     if req.path == "/metadata/identity/oauth2/token" {
         if req.header("metadata") != Some("true") || !req.query.contains("resource=") {
             return error(400, "bad_request");
+        }
+        if world.lock().unwrap().imds_down {
+            return error(500, "identity_unavailable");
         }
         return (200, Vec::new(), token_body());
     }
