@@ -79,7 +79,7 @@ pub struct Step {
     /// The table's name that answered it: the same, or `*.parent`.
     pub matched: String,
     pub wildcard: bool,
-    /// What gave it: `workspace mlw (api)`, `record`, `import`.
+    /// What gave it: `workspace mlw (api)`, `record`, `import`, `azure`.
     pub source: String,
     /// `file:line:column`.
     pub at: String,

@@ -75,7 +75,7 @@ pub struct Row {
     pub ttl: u32,
     /// The zone apex it is under (its negative answers' SOA).
     pub zone: String,
-    /// What gave it: `workspace mlw (api)`, `record`, `import`.
+    /// What gave it: `workspace mlw (api)`, `record`, `import`, `azure`.
     pub source: String,
     /// Where that was written: `file:line:column`.
     pub at: String,

@@ -204,7 +204,8 @@ async fn a_round_serves_every_shape_azure_gives() {
     )
     .await;
     assert!(
-        rows.contains("\"at\": \"azure /subscriptions/")
+        rows.contains("\"source\": \"azure\"")
+            && rows.contains("\"at\": \"azure /subscriptions/")
             && rows.contains("/providers/Microsoft.Storage/storageAccounts/stmlwcontoso\""),
         "{rows}"
     );

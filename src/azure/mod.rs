@@ -475,7 +475,7 @@ pub fn table(
             e.names
                 .iter()
                 .filter(|n| shadowed.is_none() || n.at != e.at)
-                .map(|n| Source::Import {
+                .map(|n| Source::Azure {
                     name: &n.name,
                     addrs: &n.addrs,
                     at: &n.at,
