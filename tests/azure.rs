@@ -749,6 +749,24 @@ async fn one_round_of_1000_workspaces() {
         usage.ru_maxrss / 1024,
         stdout.len()
     );
+
+    // The server: from the start to the discovered table being served.
+    let up = StandIn::zone().await;
+    let started = Instant::now();
+    let srv = start_against(&arm, &up, "interval_s = 3600").await;
+    assert!(
+        until(Duration::from_secs(120), || async {
+            synced(&srv, "success").await >= 1.0
+        })
+        .await
+    );
+    let text = scrape(&srv).await;
+    println!(
+        "serve: the first round applied {:.2} s after the start, {} names in the table",
+        started.elapsed().as_secs_f64(),
+        metric(&text, amldns::metrics::TABLE_NAMES, &[])
+    );
+    srv.stop().await;
 }
 
 /// A discovered name that the file answers otherwise is refused with the
