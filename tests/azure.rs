@@ -44,6 +44,13 @@ async fn synced(srv: &Running, result: &str) -> f64 {
     metric(&scrape(srv).await, AZURE_SYNC_TOTAL, &[("result", result)])
 }
 
+fn imds_requests(arm: &ArmStandIn) -> usize {
+    arm.seen()
+        .iter()
+        .filter(|r| r.path == "/metadata/identity/oauth2/token")
+        .count()
+}
+
 /// The workspace every test starts from: approved endpoint with
 /// `customDnsConfigs`, a compute instance next to a cluster, an online
 /// endpoint, and a storage account behind its own endpoint.
@@ -252,7 +259,13 @@ async fn a_new_compute_instance_appears_without_a_restart() {
     let up = StandIn::zone().await;
     let arm = ArmStandIn::start().await;
     arm.with(|w| w.put(&contoso()));
-    let srv = start_against(&arm, &up, "interval_s = 1").await;
+    // A user-assigned identity: IMDS is asked for it by client_id.
+    let srv = start_against(
+        &arm,
+        &up,
+        "interval_s = 1\nclient_id = \"c0ffee00-0000-4000-8000-000000000002\"",
+    )
+    .await;
     assert!(
         until(Duration::from_secs(10), || async {
             synced(&srv, "success").await >= 1.0
@@ -288,6 +301,18 @@ async fn a_new_compute_instance_appears_without_a_restart() {
         gen_before + 1.0,
         "one reload for the change"
     );
+    // One token for all those rounds (it lasts an hour), asked as that identity.
+    let tokens: Vec<_> = arm
+        .seen()
+        .into_iter()
+        .filter(|r| r.path == "/metadata/identity/oauth2/token")
+        .collect();
+    assert_eq!(tokens.len(), 1);
+    assert!(
+        tokens[0]
+            .query
+            .contains("client_id=c0ffee00-0000-4000-8000-000000000002")
+    );
     srv.stop().await;
 }
 
@@ -311,6 +336,7 @@ async fn arm_failing_keeps_the_table_and_shows_why() {
         (Mode::Garbage, "malformed", "not JSON"),
         (Mode::Hang, "timeout", "no answer within 300 ms"),
     ] {
+        let tokens_before = imds_requests(&arm);
         arm.set_mode(mode);
         assert!(
             until(Duration::from_secs(10), || async {
@@ -319,6 +345,15 @@ async fn arm_failing_keeps_the_table_and_shows_why() {
             .await,
             "{result} is counted"
         );
+        if result == "denied" {
+            // A refused token is not used again: the next round asks IMDS anew.
+            assert!(
+                until(Duration::from_secs(10), || async {
+                    imds_requests(&arm) > tokens_before
+                })
+                .await
+            );
+        }
         assert_eq!(
             a(srv.addr, &api).await,
             ["10.1.0.5"],
