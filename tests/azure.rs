@@ -484,6 +484,12 @@ async fn a_restart_with_arm_down_serves_the_state_file() {
         until(Duration::from_secs(10), || async { state.exists() }).await,
         "state saved"
     );
+    // Deleted, it is written again by the next round, though nothing changed.
+    std::fs::remove_file(&state).unwrap();
+    assert!(
+        until(Duration::from_secs(10), || async { state.exists() }).await,
+        "state saved again"
+    );
     srv.stop().await;
 
     arm.set_mode(Mode::Fail(503, vec![]));

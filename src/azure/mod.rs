@@ -627,6 +627,16 @@ pub async fn run<S: Served>(
     }
 }
 
+/// Writes `found` to `cfg`'s state_file, if it has one; a failure is
+/// logged, not fatal: the discovery serves all the same.
+fn save(found: &Discovered, cfg: &AzureConfig) {
+    if let Some(path) = &cfg.state_file
+        && let Err(e) = found.save(path)
+    {
+        warn!(state_file = %path.display(), "cannot save the discovery: {e}");
+    }
+}
+
 /// What the rounds remember between them.
 struct Rounds<S> {
     reloader: Arc<S>,
@@ -659,6 +669,10 @@ impl<S: Served> Rounds<S> {
         let current = self.reloader.discovered();
         if next.digest() == current.digest() {
             self.held = None;
+            // A state_file set (or deleted) since the last change is written now.
+            if cfg.state_file.as_ref().is_some_and(|p| !p.exists()) {
+                save(&current, cfg);
+            }
             self.worked("unchanged", next.len());
             return cfg.interval;
         }
@@ -685,11 +699,7 @@ impl<S: Served> Rounds<S> {
                     workspaces = count,
                     "Azure discovery changed: {changes}"
                 );
-                if let Some(path) = &cfg.state_file
-                    && let Err(e) = next.save(path)
-                {
-                    warn!(state_file = %path.display(), "cannot save the discovery: {e}");
-                }
+                save(&next, cfg);
                 self.worked("success", count);
             }
             Err(e) => self.failed(
