@@ -10,9 +10,9 @@
 //!   file's table ([`table`]), the rules that keep a bad round from emptying
 //!   it ([`run`]), and the `state_file` that survives restarts.
 
-pub mod arm;
-pub mod round;
-pub mod token;
+mod arm;
+mod round;
+mod token;
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
