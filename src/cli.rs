@@ -18,17 +18,25 @@ use crate::reload::{ReloadError, WatchMode};
 use crate::server::{self, Listeners, Options};
 use crate::zone::ZoneTable;
 
+/// `amldns --version`: the version, the commit and the build date (SPEC §9),
+/// stamped by build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AMLDNS_COMMIT"),
+    ", built ",
+    env!("AMLDNS_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "amldns",
-    version,
+    version = VERSION,
     about = "DNS for Azure ML workspaces behind private endpoints: \
     answers their names from a table, forwards the rest"
 )]
 pub struct Cli {
-    /// How `serve` writes its logs (to stderr).
-    #[arg(long, global = true, value_enum, default_value_t = logging::Format::Text)]
-    log_format: logging::Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,6 +58,9 @@ enum Command {
         /// only SIGHUP and POST /reload.
         #[arg(long, value_enum, default_value_t = WatchMode::Notify)]
         watch: WatchMode,
+        /// How to write logs (to stderr).
+        #[arg(long, value_enum, default_value_t = logging::Format::Text)]
+        log_format: logging::Format,
     },
     /// Validate the config: print what each workspace gives, exit 1 on errors.
     Check(ConfigArg),
@@ -76,7 +87,11 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, watch } => serve(&config.config, watch, cli.log_format),
+        Command::Serve {
+            config,
+            watch,
+            log_format,
+        } => serve(&config.config, watch, log_format),
         Command::Check(c) => check(&c.config),
         Command::Records { config, format } => records(&config.config, format),
         Command::Forwarders { to, format } => match forwarders::render(format, &to) {

@@ -350,7 +350,31 @@ fn records_in_zone_hosts_and_table_forms() {
 fn version_and_help() {
     let o = amldns(&["--version"]);
     assert!(o.status.success());
-    assert!(stdout(&o).starts_with("amldns "), "{}", stdout(&o));
+    // "amldns 0.1.0 (commit 1a2b3c4d5e6f, built 2026-11-29)"
+    let v = stdout(&o);
+    let rest = v
+        .strip_prefix(&format!("amldns {} (commit ", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("{v}"));
+    let (commit, date) = rest.trim_end().split_once(", built ").unwrap();
+    assert!(
+        commit == "unknown"
+            || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{v}"
+    );
+    let date = date.strip_suffix(')').unwrap();
+    assert!(
+        date.len() == 10 && date.as_bytes()[4] == b'-' && date.starts_with("20"),
+        "{v}"
+    );
+    // Serve-only flags are in `serve --help` and nowhere else.
+    let serve = stdout(&amldns(&["serve", "--help"]));
+    assert!(serve.contains("--log-format"), "{serve}");
+    assert!(serve.contains("--watch"), "{serve}");
+    for args in [&["--help"][..], &["check", "--help"], &["records", "--help"]] {
+        let help = stdout(&amldns(args));
+        assert!(!help.contains("--log-format"), "{args:?}: {help}");
+        assert!(!help.contains("--watch"), "{args:?}: {help}");
+    }
     for cmd in ["serve", "check", "records"] {
         let o = amldns(&[cmd, "--help"]);
         assert!(o.status.success());

@@ -34,9 +34,9 @@ impl Process {
         std::fs::write(&config, config_text).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_amldns"))
             .args([
+                "serve",
                 "--log-format",
                 format,
-                "serve",
                 "--watch",
                 "off",
                 "--config",
