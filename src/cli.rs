@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +15,7 @@ use crate::forwarders::{self, Server};
 use crate::logging;
 use crate::names;
 use crate::reload::{ReloadError, WatchMode};
+use crate::resolve;
 use crate::server::{self, Listeners, Options};
 use crate::zone::ZoneTable;
 
@@ -70,6 +71,10 @@ enum Command {
         config: ConfigArg,
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// With --format zone: write one file per zone, DIR/<zone>.zone,
+        /// instead of one stream.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
     /// Print the conditional forwarders an on-premises DNS server needs to
     /// send the Azure ML zones (every cloud) to amldns.
@@ -93,7 +98,11 @@ pub fn main() -> ExitCode {
             log_format,
         } => serve(&config.config, watch, log_format),
         Command::Check(c) => check(&c.config),
-        Command::Records { config, format } => records(&config.config, format),
+        Command::Records {
+            config,
+            format,
+            out_dir,
+        } => records(&config.config, format, out_dir.as_deref()),
         Command::Forwarders { to, format } => match forwarders::render(format, &to) {
             Ok(text) => emit(&text),
             Err(e) => {
@@ -105,7 +114,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Loads and compiles, or prints the located error.
-fn load(path: &std::path::Path) -> Option<(Config, ZoneTable)> {
+fn load(path: &Path) -> Option<(Config, ZoneTable)> {
     let compiled = config::load(path).and_then(|c| {
         let t = c.table(1)?;
         Ok((c, t))
@@ -119,7 +128,7 @@ fn load(path: &std::path::Path) -> Option<(Config, ZoneTable)> {
     }
 }
 
-fn serve(path: &std::path::Path, watch: WatchMode, log_format: logging::Format) -> ExitCode {
+fn serve(path: &Path, watch: WatchMode, log_format: logging::Format) -> ExitCode {
     logging::init(log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -187,7 +196,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &Path) -> ExitCode {
     let Some((config, table)) = load(path) else {
         return ExitCode::FAILURE;
     };
@@ -229,11 +238,41 @@ fn check(path: &std::path::Path) -> ExitCode {
     emit(&out)
 }
 
-fn records(path: &std::path::Path, format: Format) -> ExitCode {
-    let Some((_, table)) = load(path) else {
+fn records(path: &Path, format: Format, out_dir: Option<&Path>) -> ExitCode {
+    let Some((config, table)) = load(path) else {
         return ExitCode::FAILURE;
     };
-    emit(&export::render(&table, format))
+    let ns_addrs = resolve::ns_addrs(&config.server.listen);
+    let Some(dir) = out_dir else {
+        return emit(&export::render(&table, format, &ns_addrs));
+    };
+    if format != Format::Zone {
+        eprintln!("error: --out-dir writes zone files: it needs --format zone");
+        return ExitCode::FAILURE;
+    }
+    let files = export::zone_files(&table, &ns_addrs);
+    for note in &files.notes {
+        eprintln!("note: {note}");
+    }
+    let mut out = String::new();
+    for (zone, text) in &files.zones {
+        let file = dir.join(format!("{zone}.zone"));
+        if let Err(e) = write_replacing(&file, text) {
+            eprintln!("error: cannot write {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+        let _ = writeln!(out, "{}", file.display());
+    }
+    emit(&out)
+}
+
+/// Writes `file` whole or not at all: a server that reloads it while it is
+/// written reads the old zone or the new one, never half of one.
+fn write_replacing(file: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = file.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, file)
 }
 
 /// Writes `text` to stdout. A reader that stops early (`amldns records |

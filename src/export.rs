@@ -10,8 +10,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::codec;
+use crate::resolve::NS_LABEL;
 use crate::zone::{self, Data, Node, Soa, ZoneTable};
 
 /// The forms `amldns records --format` prints.
@@ -37,12 +39,14 @@ pub enum Format {
     Azcli,
 }
 
-/// The whole output of `amldns records --format <format>`.
-pub fn render(table: &ZoneTable, format: Format) -> String {
+/// The whole output of `amldns records --format <format>`. `ns_addrs`: the
+/// addresses amldns gives `ns.<apex>` ([`crate::resolve::ns_addrs`]), for the
+/// zone files' NS.
+pub fn render(table: &ZoneTable, format: Format, ns_addrs: &[IpAddr]) -> String {
     match format {
         Format::Table => table_text(table),
         Format::Json => json(table),
-        Format::Zone => zone_files(table),
+        Format::Zone => zone_stream(table, ns_addrs),
         Format::Hosts => hosts(table),
         Format::Bind => rpz(table),
         Format::Unbound => unbound(table),
@@ -154,63 +158,130 @@ fn json(table: &ZoneTable) -> String {
 }
 
 const ZONE_HEADER: &str = "\
-amldns records as master files (RFC 1035 §5): one per zone apex, with the SOA
-amldns serves and an NS record; each loads in named-checkzone.
+amldns records as master files (RFC 1035 §5), one per zone apex, each with the
+SOA and NS amldns serves at that apex; each loads in named-checkzone.
+`amldns records --format zone --out-dir DIR` writes each to DIR/<zone>.zone;
+on one stream, each starts at a line \"; ==== zone <zone> (<zone>.zone)\".
 A server loading them is authoritative for every name under each apex
 (api.azureml.ms included) and answers NXDOMAIN for the ones not listed, which
 amldns forwards. For a resolver, use --format bind, unbound or dnsmasq.";
 
-/// Master-file text (RFC 1035 §5), one zone per apex.
-fn zone_files(table: &ZoneTable) -> String {
-    let mut zones: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    let mut out = String::new();
-    comment(&mut out, ";", ZONE_HEADER);
+/// What a zone's NS record says when amldns has no address to give
+/// `ns.<apex>` (it listens only on wildcard addresses): an in-zone NS target
+/// without an address record does not load (RFC 1912 §2.3; named-checkzone
+/// rejects it), so the NS names a host outside every zone instead.
+const NS_WITHOUT_ADDRESS: &str = "localhost.";
+
+/// The line that starts zone `zone` on the stream.
+pub fn zone_start(zone: &str) -> String {
+    format!("; ==== zone {zone} ({zone}.zone)")
+}
+
+/// One master file per zone apex (RFC 1035 §5): `(apex, text)`, in order of
+/// apex. The apex carries the SOA amldns serves ([`codec::soa`]) and an NS
+/// `ns.<apex>` ([`NS_LABEL`]) with `ns_addrs` as its addresses, as amldns
+/// answers them at a private-link apex; with no address, see
+/// [`NS_WITHOUT_ADDRESS`]. Names that cannot be held are in `notes`.
+pub fn zone_files<'t>(table: &'t ZoneTable, ns_addrs: &[IpAddr]) -> ZoneFiles<'t> {
+    let mut files = ZoneFiles::default();
     for n in table.nodes() {
         let apex = table.apex(n);
         // A CNAME cannot share its owner with the apex's SOA and NS
         // (RFC 1034 §3.6.2); `[[record]]` names outside privatelink zones
         // are their own apex.
         if let (Data::Alias(t), true) = (n.data, n.name == apex) {
-            let _ = writeln!(
-                out,
-                "; {}: CNAME {t} at its own zone apex, which a zone file cannot hold",
+            files.notes.push(format!(
+                "{}: CNAME {t} at its own zone apex, which a zone file cannot hold",
                 n.name
-            );
+            ));
             continue;
         }
+        let text = files
+            .zones
+            .entry(apex)
+            .or_insert_with(|| apex_text(table, apex, ns_addrs));
         for (t, v) in rrs(n.data) {
-            zones
-                .entry(apex)
-                .or_default()
-                .push(format!("{}.\t{}\tIN\t{t}\t{v}", n.name, n.ttl));
+            let _ = writeln!(text, "{}.\t{}\tIN\t{t}\t{v}", n.name, n.ttl);
         }
     }
-    out.push('\n');
-    for (zone, lines) in zones {
-        let _ = writeln!(out, "; zone {zone}\n$ORIGIN {zone}.");
-        soa_and_ns(&mut out, table.soa(zone), zone);
-        for l in lines {
-            let _ = writeln!(out, "{l}");
-        }
-        out.push('\n');
+    files
+}
+
+/// [`zone_files`]' result.
+#[derive(Debug, Default)]
+pub struct ZoneFiles<'t> {
+    /// Apex → the file's text.
+    pub zones: BTreeMap<&'t str, String>,
+    /// Names left out, with why.
+    pub notes: Vec<String>,
+}
+
+/// A zone file's first lines: where it comes from, `$ORIGIN`, SOA, NS and
+/// the NS target's addresses.
+fn apex_text(table: &ZoneTable, apex: &str, ns_addrs: &[IpAddr]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "; zone {apex}: from `amldns records --format zone`; check: named-checkzone {apex} {apex}.zone"
+    );
+    let _ = writeln!(out, "$ORIGIN {apex}.");
+    let soa = codec::soa(table, apex);
+    let _ = writeln!(out, "{soa}");
+    let ttl = soa.ttl;
+    if ns_addrs.is_empty() {
+        let _ = writeln!(
+            out,
+            "; amldns listens on wildcard addresses only: ns.{apex} has no address to give,\n\
+             ; so the NS names {NS_WITHOUT_ADDRESS} Replace it with this server's name."
+        );
+        let _ = writeln!(out, "{apex}.\t{ttl}\tIN\tNS\t{NS_WITHOUT_ADDRESS}");
+        return out;
+    }
+    let ns = format!("{NS_LABEL}.{apex}.");
+    let _ = writeln!(out, "{apex}.\t{ttl}\tIN\tNS\t{ns}");
+    for a in ns_addrs {
+        let t = if a.is_ipv6() { "AAAA" } else { "A" };
+        let _ = writeln!(out, "{ns}\t{ttl}\tIN\t{t}\t{a}");
     }
     out
 }
 
-/// The apex records a master file needs (RFC 1035 §5.2): the SOA amldns
-/// serves, with `mname` as its MNAME and `hostmaster.<mname>` as RNAME, and
-/// an NS record.
-fn soa_and_ns(out: &mut String, soa: Soa, mname: &str) {
+/// The zone files on one stream, each after its [`zone_start`] line.
+fn zone_stream(table: &ZoneTable, ns_addrs: &[IpAddr]) -> String {
+    let files = zone_files(table, ns_addrs);
+    let mut out = String::new();
+    comment(&mut out, ";", ZONE_HEADER);
+    for note in &files.notes {
+        let _ = writeln!(out, "; {note}");
+    }
+    for (zone, text) in files.zones {
+        let _ = write!(out, "\n{}\n{text}", zone_start(zone));
+    }
+    out
+}
+
+/// The policy zone's own apex records (RFC 1035 §5.2): nobody asks for it,
+/// so its SOA and NS name no real server.
+fn rpz_apex(out: &mut String, soa: Soa) {
     let _ = writeln!(
         out,
-        "@\t{}\tIN\tSOA\t{mname}. hostmaster.{mname}. {} {} {} {} {}",
+        "@\t{}\tIN\tSOA\tlocalhost. hostmaster.localhost. {} {} {} {} {}",
         soa.minimum, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
     );
     let _ = writeln!(out, "@\t{}\tIN\tNS\tlocalhost.", soa.minimum);
 }
 
+const HOSTS_HEADER: &str = "\
+amldns records as /etc/hosts lines: append them to /etc/hosts (or to a file
+that dnsmasq's addn-hosts= or CoreDNS's hosts plugin reads).
+A hosts file holds addresses only: a name gets no NODATA for the types it
+lacks, so a resolver may ask upstream for them; an alias whose chain ends in
+this table is given its final addresses, and a wildcard or an alias out of
+the table cannot be written (noted). The TTL is the reader's, not amldns's.";
+
 fn hosts(table: &ZoneTable) -> String {
     let mut out = String::new();
+    comment(&mut out, "#", HOSTS_HEADER);
     for n in table.nodes() {
         if n.name.starts_with("*.") {
             let _ = writeln!(
@@ -268,8 +339,7 @@ fn rpz(table: &ZoneTable) -> String {
     let mut out = String::new();
     comment(&mut out, ";", RPZ_HEADER);
     let _ = writeln!(out, "$ORIGIN {RPZ_ZONE}.");
-    // The policy zone's own SOA names no real server.
-    soa_and_ns(&mut out, table.soa(RPZ_ZONE), "localhost");
+    rpz_apex(&mut out, table.soa(RPZ_ZONE));
     for n in table.nodes() {
         for (t, v) in rrs(resolved(table, n)) {
             let _ = writeln!(out, "{}\t{}\tIN\t{t}\t{v}", n.name, n.ttl);
@@ -662,7 +732,7 @@ mod tests {
             ),
         ];
         for (format, want, never) in cases {
-            let text = render(&t, format);
+            let text = render(&t, format, &[]);
             let body = lines(&text);
             for w in &want {
                 assert!(
@@ -685,7 +755,7 @@ mod tests {
 
     #[test]
     fn unbound_gives_each_zone_one_type() {
-        let text = render(&table(), Format::Unbound);
+        let text = render(&table(), Format::Unbound, &[]);
         let zones: Vec<&str> = text
             .lines()
             .filter_map(|l| l.trim().strip_prefix("local-zone: "))
@@ -714,9 +784,9 @@ mod tests {
     }
 
     #[test]
-    fn hosts_and_zone_forms() {
+    fn hosts_form() {
         let t = table();
-        let hosts = render(&t, Format::Hosts);
+        let hosts = render(&t, Format::Hosts, &[]);
         assert!(hosts.contains("10.1.0.9\talias.corp.example\n"), "{hosts}");
         assert!(hosts.contains("fd00::9\talias.corp.example\n"), "{hosts}");
         assert!(
@@ -724,12 +794,60 @@ mod tests {
         );
         assert!(hosts.contains("# *.eastus.instances.azureml.ms is a wildcard"));
 
-        let zone = render(&t, Format::Zone);
+        assert!(
+            hosts.starts_with("# amldns records as /etc/hosts lines"),
+            "{hosts}"
+        );
+    }
+
+    /// The zone files carry the SOA and NS amldns serves: MNAME and NS
+    /// `ns.<apex>`, with the listen addresses as its addresses.
+    #[test]
+    fn zone_files_carry_amldns_s_soa_and_ns() {
+        let t = table();
+        let addrs: [IpAddr; 2] = ["10.1.0.4".parse().unwrap(), "fd00::4".parse().unwrap()];
+        let files = zone_files(&t, &addrs);
+        let blob = "privatelink.blob.core.windows.net";
+        let text = &files.zones[blob];
+        for want in [
+            format!("$ORIGIN {blob}.\n"),
+            format!("{}\n", codec::soa(&t, blob)),
+            format!("{blob}. 60 IN SOA ns.{blob}. hostmaster.{blob}. 3 3600 300 2419200 60\n"),
+            format!("{blob}.\t60\tIN\tNS\tns.{blob}.\n"),
+            format!("ns.{blob}.\t60\tIN\tA\t10.1.0.4\n"),
+            format!("ns.{blob}.\t60\tIN\tAAAA\tfd00::4\n"),
+            format!("st.{blob}.\t60\tIN\tAAAA\tfd00::9\n"),
+        ] {
+            assert!(text.contains(&want), "{want:?}:\n{text}");
+        }
+        assert_eq!(
+            files.notes,
+            [
+                "alias.corp.example: CNAME st.privatelink.blob.core.windows.net at its own zone apex, which a zone file cannot hold",
+                "out.corp.example: CNAME www.example.com at its own zone apex, which a zone file cannot hold",
+            ]
+        );
+        // Listening on wildcard addresses only: no address for ns.<apex>,
+        // so an NS out of the zone.
+        let files = zone_files(&t, &[]);
+        let text = &files.zones[blob];
+        assert!(
+            text.contains(&format!("{blob}.\t60\tIN\tNS\tlocalhost.\n")),
+            "{text}"
+        );
+        assert!(!text.contains(&format!("\tns.{blob}.")), "{text}");
+
+        let zone = render(&t, Format::Zone, &addrs);
         assert!(
             zone.starts_with("; amldns records as master files"),
             "{zone}"
         );
-        assert!(zone.contains("; zone privatelink.blob.core.windows.net\n$ORIGIN privatelink.blob.core.windows.net.\n"), "{zone}");
+        assert!(
+            zone.contains(&format!(
+                "\n\n; ==== zone {blob} ({blob}.zone)\n; zone {blob}: "
+            )),
+            "{zone}"
+        );
         assert!(zone.contains(
             "; alias.corp.example: CNAME st.privatelink.blob.core.windows.net at its own zone apex"
         ));
@@ -739,10 +857,10 @@ mod tests {
     #[test]
     fn table_and_json_forms() {
         let t = table();
-        let text = render(&t, Format::Table);
+        let text = render(&t, Format::Table, &[]);
         assert!(text.starts_with("NAME"), "{text}");
         assert!(text.contains("workspace mlw (instance)"), "{text}");
-        let list: serde_json::Value = serde_json::from_str(&render(&t, Format::Json)).unwrap();
+        let list: serde_json::Value = serde_json::from_str(&render(&t, Format::Json, &[])).unwrap();
         let out = list
             .as_array()
             .unwrap()

@@ -357,8 +357,7 @@ fn version_and_help() {
         .unwrap_or_else(|| panic!("{v}"));
     let (commit, date) = rest.trim_end().split_once(", built ").unwrap();
     assert!(
-        commit == "unknown"
-            || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        commit == "unknown" || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
         "{v}"
     );
     let date = date.strip_suffix(')').unwrap();
@@ -370,7 +369,11 @@ fn version_and_help() {
     let serve = stdout(&amldns(&["serve", "--help"]));
     assert!(serve.contains("--log-format"), "{serve}");
     assert!(serve.contains("--watch"), "{serve}");
-    for args in [&["--help"][..], &["check", "--help"], &["records", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["check", "--help"],
+        &["records", "--help"],
+    ] {
         let help = stdout(&amldns(args));
         assert!(!help.contains("--log-format"), "{args:?}: {help}");
         assert!(!help.contains("--watch"), "{args:?}: {help}");
