@@ -13,7 +13,7 @@ use crate::config::{self, Config};
 use crate::export::{self, Format};
 use crate::forwarders::{self, Server};
 use crate::logging;
-use crate::names;
+use crate::names::{self, Cloud};
 use crate::reload::{ReloadError, WatchMode};
 use crate::resolve;
 use crate::server::{self, Listeners, Options};
@@ -85,6 +85,15 @@ enum Command {
         to: Vec<SocketAddr>,
         #[arg(long, short, value_enum)]
         format: Server,
+        /// Forward only the zones this config answers in: its clouds' Azure
+        /// ML zones and its records' zones. Without it and --cloud: every
+        /// cloud's Azure ML zones.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Forward this cloud's Azure ML zones (public, china, usgov; may
+        /// repeat, or comma-separated).
+        #[arg(long, value_delimiter = ',', value_parser = forwarders::parse_cloud)]
+        cloud: Vec<Cloud>,
     },
 }
 
@@ -103,13 +112,17 @@ pub fn main() -> ExitCode {
             format,
             out_dir,
         } => records(&config.config, format, out_dir.as_deref()),
-        Command::Forwarders { to, format } => match forwarders::render(format, &to) {
-            Ok(text) => emit(&text),
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Forwarders {
+            to,
+            format,
+            config,
+            cloud,
+        } => forwarders(&forwarders::Request {
+            server: format,
+            to: &to,
+            config: config.as_deref(),
+            clouds: &cloud,
+        }),
     }
 }
 
@@ -273,6 +286,24 @@ fn write_replacing(file: &Path, text: &str) -> std::io::Result<()> {
     tmp.push(".tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, file)
+}
+
+fn forwarders(req: &forwarders::Request) -> ExitCode {
+    let loaded = match req.config {
+        Some(path) => match load(path) {
+            Some(v) => Some(v),
+            None => return ExitCode::FAILURE,
+        },
+        None => None,
+    };
+    let zones = forwarders::zones(loaded.as_ref().map(|(c, t)| (c, t)), req.clouds);
+    match forwarders::render(req, &zones) {
+        Ok(text) => emit(&text),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Writes `text` to stdout. A reader that stops early (`amldns records |

@@ -533,3 +533,128 @@ fn azcli_script_parses() {
     let o = run(Path::new("bash"), &["-n", script.to_str().unwrap()]);
     assert!(ok(&o), "{}", text(&o));
 }
+
+// ---- forwarders --config, loaded into the servers ------------------------
+
+/// `forwarders --config` for a config with a public workspace and a blob
+/// record, to amldns on loopback: only that config's zones, and Unbound
+/// (which ignores loopback forwarders by default) sends them to amldns.
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarders_for_a_config_reach_amldns_on_loopback() {
+    let upstream = StandIn::zone().await;
+    let rest = format!(
+        "[[workspace]]\nname = \"mlw\"\nid = \"{GUID}\"\nregion = \"eastus\"\nip = \"10.1.0.5\"\n\
+         [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n"
+    );
+    let srv = common::start(&common::config_with(upstream.addr, &rest)).await;
+    let config = srv.config_path.to_str().unwrap().to_string();
+    let to = srv.addr.to_string();
+    let forwarders = |format: &str| {
+        let o = amldns(&[
+            "forwarders",
+            "--config",
+            &config,
+            "--to",
+            &to,
+            "--format",
+            format,
+        ]);
+        assert!(ok(&o), "{}", text(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    let unbound_text = forwarders("unbound");
+    for zone in [
+        "api.azureml.ms",
+        "notebooks.azure.net",
+        "blob.core.windows.net",
+    ] {
+        assert!(
+            unbound_text.contains(&format!("forward-zone:\n    name: \"{zone}.\"\n")),
+            "{zone}: {unbound_text}"
+        );
+    }
+    // Public only: no other cloud's zones.
+    assert!(!unbound_text.contains("azure.cn"), "{unbound_text}");
+    assert!(!unbound_text.contains("azure.us"), "{unbound_text}");
+    assert_eq!(
+        unbound_text.matches("forward-zone:").count(),
+        7,
+        "{unbound_text}"
+    );
+    let data = dir.path().join("unbound-amldns.conf");
+    std::fs::write(&data, &unbound_text).unwrap();
+    if let Some(p) = installed("unbound-checkconf") {
+        let o = run(&p, &[data.to_str().unwrap()]);
+        assert!(ok(&o) && !text(&o).contains("warning"), "{}", text(&o));
+        println!("unbound-checkconf: {}", text(&o).trim());
+    }
+    if let Some(p) = installed("dnsmasq") {
+        let file = dir.path().join("dnsmasq-amldns.conf");
+        std::fs::write(&file, forwarders("dnsmasq")).unwrap();
+        let o = run(&p, &["--test", &format!("--conf-file={}", file.display())]);
+        assert!(ok(&o), "{}", text(&o));
+    }
+    if let Some(p) = installed("named-checkconf") {
+        let file = dir.path().join("named.conf.amldns");
+        std::fs::write(&file, forwarders("bind")).unwrap();
+        let conf = dir.path().join("named.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "options {{ directory \"{}\"; }};\ninclude \"{}\";\n",
+                dir.path().display(),
+                file.display()
+            ),
+        )
+        .unwrap();
+        let o = run(&p, &[conf.to_str().unwrap()]);
+        assert!(ok(&o), "{}", text(&o));
+    }
+
+    let Some(unbound) = installed("unbound") else {
+        srv.stop().await;
+        return;
+    };
+    let port = free_port();
+    let conf = dir.path().join("unbound.conf");
+    // No do-not-query-localhost here: the generated file must say it. The
+    // rest goes to the stand-in, so nothing leaves loopback.
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n    interface: 127.0.0.1\n    port: {port}\n    do-daemonize: no\n\
+             \x20   username: \"\"\n    chroot: \"\"\n    pidfile: \"\"\n    use-syslog: no\n\
+             \x20   directory: \"{dir}\"\n    module-config: \"iterator\"\n    do-ip6: no\n\
+             \x20   include: \"{data}\"\nremote-control:\n    control-enable: no\n\
+             forward-zone:\n    name: \".\"\n    forward-addr: {up_ip}@{up_port}\n",
+            dir = dir.path().display(),
+            data = data.display(),
+            up_ip = upstream.addr.ip(),
+            up_port = upstream.addr.port(),
+        ),
+    )
+    .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let peer = start_peer(
+        &unbound,
+        &["-d".into(), "-c".into(), conf.display().to_string()],
+        addr,
+    )
+    .await;
+    let api = format!("{GUID}.workspace.eastus.api.azureml.ms");
+    for (name, ip) in [
+        (api.as_str(), "10.1.0.5"),
+        ("st.privatelink.blob.core.windows.net", "10.1.0.9"),
+    ] {
+        let a = ask(addr, name, RecordType::A).await;
+        assert_eq!(addrs(&a), [ip], "{name}: {a:?}");
+        assert!(
+            !upstream.seen_names().iter().any(|s| s == name),
+            "{name} went to the upstream, not to amldns"
+        );
+    }
+    drop(peer);
+    srv.stop().await;
+}
