@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the DNS servers and tools that
 # tests/peers.rs and scripts/e2e.sh load amldns's output into, when absent:
-# unbound, dnsmasq, named (and named-checkzone/named-checkconf), dig, ip.
+# unbound, dnsmasq, named (and named-checkzone/named-checkconf), dig, ip;
+# and the Python tools of tests/support/requirements.txt (the `az` stand-in's
+# JMESPath, a PowerShell grammar) into a venv, target/peers-venv, from PyPI.
 # Package scripts must not start the services they install: Debian's Unbound
 # service fetches the root trust anchor from the internet on start, and these
 # machines send nothing off loopback (SPEC §7). So service starts are refused
@@ -17,7 +19,25 @@ have named-checkzone || need+=(bind9-utils)
 have named || need+=(bind9)
 have dig || need+=(dnsutils)
 have ip || need+=(iproute2)
-((${#need[@]})) || exit 0
+have python3 || need+=(python3)
+# Debian's python3 makes venvs only with python3-venv (ensurepip).
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+
+venv=$(cd "$(dirname "$0")/.." && pwd)/target/peers-venv
+python_tools() {
+  "$venv/bin/python3" -c 'import jmespath, tree_sitter_powershell' 2>/dev/null && return
+  echo "install-peers: installing tests/support/requirements.txt into $venv"
+  rm -rf "$venv"
+  if ! { python3 -m venv "$venv" &&
+    timeout 600 "$venv/bin/pip" install -q --disable-pip-version-check \
+      -r "$(dirname "$0")/../tests/support/requirements.txt"; }; then
+    echo "install-peers: the Python tools did not install; the tests that need them skip"
+  fi
+}
+if ! ((${#need[@]})); then
+  python_tools
+  exit 0
+fi
 
 if [[ $(id -u) != 0 ]] || ! have apt-get; then
   echo "install-peers: cannot install ${need[*]} (needs root and apt-get); the tests that need them skip"
@@ -35,3 +55,4 @@ trap '[[ -n $made_policy ]] && rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
 timeout 600 apt-get update -qq
 timeout 900 apt-get install -y -qq --no-install-recommends "${need[@]}"
+python_tools

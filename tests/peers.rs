@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -657,4 +658,303 @@ async fn forwarders_for_a_config_reach_amldns_on_loopback() {
     }
     drop(peer);
     srv.stop().await;
+}
+
+// ---- the Azure CLI and PowerShell scripts -----------------------------------
+
+/// A PATH with tests/support (the `az` stand-in) and a Python that has
+/// tests/support/requirements.txt (target/peers-venv, from
+/// scripts/install-peers.sh, else the system's) in front; `None` after
+/// saying why the test is skipped.
+fn python_tools() -> Option<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}:{}:{}",
+        root.join("tests/support").display(),
+        root.join("target/peers-venv/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let has = Command::new("python3")
+        .args(["-c", "import jmespath, tree_sitter_powershell"])
+        .env("PATH", &path)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        println!(
+            "SKIPPED: no Python with tests/support/requirements.txt (scripts/install-peers.sh installs them)"
+        );
+    }
+    has.then_some(path)
+}
+
+/// Each record of a `--format powershell` script's `$Want`, or of a
+/// `--format azcli` script's `WANT`, as "zone name TYPE ttl address".
+fn wanted(script: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(body) = script.split("\nWANT=\"\\\n").nth(1) {
+        for line in body.split('"').next().unwrap().lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            for a in f[4].split(',') {
+                out.insert(format!(
+                    "{} {} {} {} {a}",
+                    f[0],
+                    f[1],
+                    f[2].to_uppercase(),
+                    f[3]
+                ));
+            }
+        }
+        return out;
+    }
+    let body = script.split("$Want = [ordered]@{\n").nth(1).unwrap();
+    let mut zone = "";
+    for line in body.lines().take_while(|l| *l != "}") {
+        let l = line.trim();
+        if let Some(z) = l.strip_suffix("\" = @(") {
+            zone = z.trim_start_matches('"');
+        } else if l != ")" {
+            out.insert(format!("{zone} {}", l.trim_matches('"')));
+        }
+    }
+    out
+}
+
+/// `--format powershell` parses as PowerShell (tree-sitter's grammar; no
+/// PowerShell runs on this machine), and its `$Want` holds exactly the
+/// records of `--format azcli`'s `WANT`, whose logic the test below runs.
+#[test]
+fn powershell_script_parses_and_wants_what_azcli_does() {
+    let Some(path) = python_tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = records_config(dir.path());
+    let ps = records(&config, "powershell");
+    let parse = |text: &str| {
+        let file = dir.path().join("zones.ps1");
+        std::fs::write(&file, text).unwrap();
+        Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ps-parse.py"))
+            .arg(&file)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let o = parse(&ps);
+    assert!(ok(&o), "{}\n{ps}", text(&o));
+    // The parser does catch a broken script.
+    let broken = parse(&ps.replacen("foreach ($Zone in $Want.Keys) {", "foreach ($Zone in {", 1));
+    assert!(!ok(&broken), "{}", text(&broken));
+    let want = wanted(&ps);
+    assert_eq!(want, wanted(&records(&config, "azcli")));
+    for w in [
+        "privatelink.blob.core.windows.net st AAAA 60 fd00::9",
+        "eastus.instances.azureml.ms * A 60 10.1.0.5",
+        "alias.corp.example @ A 60 10.1.0.9",
+    ] {
+        assert!(want.contains(w), "{w}: {want:?}");
+    }
+}
+
+/// A resource group as tests/support/az keeps it: zone → its JSON.
+fn az_state(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The record sets of `zone` as "name type ttl addresses" lines, sorted.
+fn az_sets(state: &serde_json::Value, zone: &str) -> Vec<String> {
+    let mut sets: Vec<String> = state["zones"][zone]["sets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no zone {zone}: {state}"))
+        .iter()
+        .filter(|s| !s["type"].as_str().unwrap().ends_with("/SOA"))
+        .map(|s| {
+            let kind = s["type"].as_str().unwrap().rsplit('/').next().unwrap();
+            let addrs: Vec<&str> = s["aRecords"]
+                .as_array()
+                .or(s["aaaaRecords"].as_array())
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.as_object().unwrap().values())
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            format!(
+                "{} {kind} {} {}",
+                s["name"].as_str().unwrap(),
+                s["ttl"],
+                addrs.join(",")
+            )
+        })
+        .collect();
+    sets.sort();
+    sets
+}
+
+/// `--format azcli` run with bash against tests/support/az (a stand-in for
+/// `az network private-dns` that keeps a resource group in a file and logs
+/// each change): the first run makes one zone per private-link zone and per
+/// other name, a second changes nothing, and after the table changes a run
+/// removes what it made that is gone, corrects what differs, and leaves what
+/// others made (a private endpoint's record set) alone.
+#[test]
+fn azcli_script_converges() {
+    let Some(path) = python_tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let blob = "privatelink.blob.core.windows.net";
+    let az = |args: &[&str], log: &str| {
+        Command::new(args[0])
+            .args(&args[1..])
+            .env("PATH", &path)
+            .env("RG", "rg-dns")
+            .env("EXPECT_RG", "rg-dns")
+            .env("VNET_ID", "/subscriptions/s/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet")
+            .env("AZ_STATE", &state)
+            .env("AZ_LOG", dir.path().join(log))
+            .output()
+            .unwrap()
+    };
+    let changes = |log: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.path().join(log))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    // A private endpoint's DNS zone group made the zone and a record first.
+    for args in [
+        vec![
+            "az",
+            "network",
+            "private-dns",
+            "zone",
+            "create",
+            "--resource-group",
+            "rg-dns",
+            "--name",
+            blob,
+        ],
+        vec![
+            "az",
+            "network",
+            "private-dns",
+            "record-set",
+            "a",
+            "add-record",
+            "--resource-group",
+            "rg-dns",
+            "--zone-name",
+            blob,
+            "--record-set-name",
+            "pe-made",
+            "--ipv4-address",
+            "10.1.0.50",
+        ],
+    ] {
+        let o = az(&args, "setup.log");
+        assert!(ok(&o), "{}", text(&o));
+    }
+    let run = |records: &str, log: &str| {
+        let config = dir.path().join("amldns.toml");
+        std::fs::write(&config, records).unwrap();
+        let script = dir.path().join("zones.sh");
+        std::fs::write(&script, self::records(config.to_str().unwrap(), "azcli")).unwrap();
+        let o = az(&["bash", script.to_str().unwrap()], log);
+        assert!(ok(&o), "{}", text(&o));
+        changes(log)
+    };
+    let record = |name: &str, a: &str| format!("[[record]]\nname = \"{name}\"\na = [\"{a}\"]\n");
+    let first = [
+        record("st.privatelink.blob.core.windows.net", "10.1.0.9") + "aaaa = [\"fd00::9\"]\n",
+        record("st2.privatelink.blob.core.windows.net", "10.1.0.10"),
+        record("ci-1.eastus.instances.azureml.ms", "10.1.0.5"),
+        record(&format!("{GUID}.workspace.eastus.api.azureml.ms"), "10.1.0.6"),
+        record(&format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"), "10.1.0.6"),
+        "[[record]]\nname = \"alias.corp.example\"\ncname = \"st2.privatelink.blob.core.windows.net\"\n".into(),
+    ]
+    .concat();
+    let made = run(&first, "run1.log");
+    assert!(!made.is_empty());
+    let s = az_state(&state);
+    let zones: Vec<&String> = s["zones"].as_object().unwrap().keys().collect();
+    // One zone per private-link zone and per other name; the api name is
+    // left to its privatelink twin.
+    assert_eq!(
+        zones,
+        [
+            "alias.corp.example",
+            "ci-1.eastus.instances.azureml.ms",
+            "privatelink.api.azureml.ms",
+            blob
+        ],
+        "{s}"
+    );
+    assert_eq!(
+        az_sets(&s, blob),
+        [
+            "pe-made A 3600 10.1.0.50",
+            "st A 60 10.1.0.9",
+            "st AAAA 60 fd00::9",
+            "st2 A 60 10.1.0.10"
+        ]
+    );
+    assert_eq!(
+        az_sets(&s, "privatelink.api.azureml.ms"),
+        [format!("{GUID}.workspace.eastus A 60 10.1.0.6")]
+    );
+    assert_eq!(az_sets(&s, "alias.corp.example"), ["@ A 60 10.1.0.10"]);
+    for z in &zones {
+        assert_eq!(
+            s["zones"][z.as_str()]["links"]["amldns"]["virtualNetwork"]["id"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next(),
+            Some("vnet"),
+            "{z}"
+        );
+    }
+    println!("first run: {} changes, {} zones", made.len(), zones.len());
+
+    let again = run(&first, "run2.log");
+    assert_eq!(again, Vec::<String>::new(), "a second run changes nothing");
+
+    // st2 and ci-1 gone, st moved, the alias now to st.
+    let second = [
+        record("st.privatelink.blob.core.windows.net", "10.1.0.19") + "aaaa = [\"fd00::9\"]\n",
+        record(&format!("{GUID}.workspace.eastus.api.azureml.ms"), "10.1.0.6"),
+        record(&format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"), "10.1.0.6"),
+        "[[record]]\nname = \"alias.corp.example\"\ncname = \"st.privatelink.blob.core.windows.net\"\n".into(),
+    ]
+    .concat();
+    let changed = run(&second, "run3.log");
+    println!("after the table changed: {changed:#?}");
+    let s = az_state(&state);
+    let zones: Vec<&String> = s["zones"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        zones,
+        ["alias.corp.example", "privatelink.api.azureml.ms", blob],
+        "{s}"
+    );
+    assert_eq!(
+        az_sets(&s, blob),
+        [
+            "pe-made A 3600 10.1.0.50",
+            "st A 60 10.1.0.19",
+            "st AAAA 60 fd00::9"
+        ]
+    );
+    assert_eq!(
+        az_sets(&s, "alias.corp.example"),
+        ["@ A 60 10.1.0.19", "@ AAAA 60 fd00::9"]
+    );
+    assert!(
+        changed
+            .iter()
+            .any(|c| c.contains("zone delete") && c.contains("ci-1.eastus.instances.azureml.ms")),
+        "{changed:?}"
+    );
+    assert_eq!(run(&second, "run4.log"), Vec::<String>::new());
 }
