@@ -71,11 +71,11 @@ cp "$deb" "$root/tmp/amldns.deb"
 step "dpkg -i amldns.deb (in the chroot)"
 timeout 120 chroot "$root" dpkg -i /tmp/amldns.deb
 chroot "$root" dpkg -s amldns | sed -n '/^Package/p;/^Status/p;/^Version/p;/^Depends/p;/^Conffiles/,/^[A-Z]/p'
-for f in /usr/bin/amldns /lib/systemd/system/amldns.service /etc/amldns/amldns.toml \
+for f in /usr/bin/amldns /usr/lib/systemd/system/amldns.service /etc/amldns/amldns.toml \
   /usr/share/doc/amldns/README.md /usr/share/doc/amldns/copyright /usr/share/man/man1/amldns.1.gz; do
   [ -e "$root$f" ] || { echo "deb: $f is not installed" >&2; exit 1; }
 done
-cmp "$root/lib/systemd/system/amldns.service" deploy/systemd/amldns.service
+cmp "$root/usr/lib/systemd/system/amldns.service" deploy/systemd/amldns.service
 
 step "amldns --version (in the chroot)"
 chroot "$root" amldns --version
