@@ -25,6 +25,9 @@ const READY_RETRY: Duration = Duration::from_millis(100);
 /// How long a self-query may take before it counts as unanswered, at most.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Within that, how long to wait for a reply before asking again.
+const RESEND: Duration = Duration::from_millis(500);
+
 /// The socket systemd listens on for this service's notifications.
 pub struct Notifier {
     socket: UnixDatagram,
@@ -161,12 +164,19 @@ async fn answers(dns: SocketAddr, name: Option<&str>, timeout: Duration) -> bool
     let exchange = async {
         let sock = UdpSocket::bind(local).await?;
         sock.connect(dns).await?;
-        sock.send(&query).await?;
         let mut buf = [0u8; 512];
-        loop {
-            let n = sock.recv(&mut buf).await?;
+        let reply = async |buf: &mut [u8]| loop {
+            let n = sock.recv(buf).await?;
             if n >= 2 && buf[..2] == id.to_be_bytes() {
                 return io::Result::Ok(());
+            }
+        };
+        // A datagram lost under load (a full receive buffer) is not a
+        // wedged server: ask again, as a client would.
+        loop {
+            sock.send(&query).await?;
+            if let Ok(r) = tokio::time::timeout(RESEND, reply(&mut buf)).await {
+                return r;
             }
         }
     };
