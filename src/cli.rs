@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -77,7 +77,7 @@ enum Command {
         out_dir: Option<PathBuf>,
     },
     /// Print the conditional forwarders an on-premises DNS server needs to
-    /// send the Azure ML zones (every cloud) to amldns.
+    /// send to amldns the zones it answers in.
     Forwarders {
         /// amldns's addresses as that server reaches them: IP or IP:port,
         /// comma-separated.
@@ -127,7 +127,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Loads and compiles, or prints the located error.
-fn load(path: &Path) -> Option<(Config, ZoneTable)> {
+fn load(path: &std::path::Path) -> Option<(Config, ZoneTable)> {
     let compiled = config::load(path).and_then(|c| {
         let t = c.table(1)?;
         Ok((c, t))
@@ -141,7 +141,7 @@ fn load(path: &Path) -> Option<(Config, ZoneTable)> {
     }
 }
 
-fn serve(path: &Path, watch: WatchMode, log_format: logging::Format) -> ExitCode {
+fn serve(path: &std::path::Path, watch: WatchMode, log_format: logging::Format) -> ExitCode {
     logging::init(log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -209,7 +209,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn check(path: &Path) -> ExitCode {
+fn check(path: &std::path::Path) -> ExitCode {
     let Some((config, table)) = load(path) else {
         return ExitCode::FAILURE;
     };
@@ -251,7 +251,7 @@ fn check(path: &Path) -> ExitCode {
     emit(&out)
 }
 
-fn records(path: &Path, format: Format, out_dir: Option<&Path>) -> ExitCode {
+fn records(path: &std::path::Path, format: Format, out_dir: Option<&std::path::Path>) -> ExitCode {
     let Some((config, table)) = load(path) else {
         return ExitCode::FAILURE;
     };
@@ -281,7 +281,7 @@ fn records(path: &Path, format: Format, out_dir: Option<&Path>) -> ExitCode {
 
 /// Writes `file` whole or not at all: a server that reloads it while it is
 /// written reads the old zone or the new one, never half of one.
-fn write_replacing(file: &Path, text: &str) -> std::io::Result<()> {
+fn write_replacing(file: &std::path::Path, text: &str) -> std::io::Result<()> {
     let mut tmp = file.as_os_str().to_owned();
     tmp.push(".tmp");
     std::fs::write(&tmp, text)?;

@@ -490,3 +490,25 @@ fn azcli_zones_for_the_example() {
         3
     );
 }
+
+/// `--out-dir` writes zone files only: with another format it says so.
+#[test]
+fn out_dir_needs_the_zone_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = amldns(&[
+        "records",
+        "--config",
+        &example(),
+        "--format",
+        "hosts",
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--out-dir writes zone files: it needs --format zone"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
