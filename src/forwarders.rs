@@ -86,17 +86,20 @@ pub struct Request<'a> {
 /// both. Any other name's zone is its apex ([`ZoneTable::apex`]). A zone
 /// below another listed one is covered by it and left out. Sorted.
 pub fn zones(config: Option<(&Config, &ZoneTable)>, clouds: &[Cloud]) -> Vec<String> {
-    let mut clouds = clouds.to_vec();
-    match config {
-        Some((c, _)) => clouds.extend(c.workspaces.iter().map(|w| w.value.cloud)),
-        None if clouds.is_empty() => clouds = Cloud::ALL.to_vec(),
-        None => {}
-    }
-    let mut all: BTreeSet<String> = clouds
-        .iter()
-        .flat_map(|c| c.forwarder_zones())
-        .map(String::from)
-        .collect();
+    let azure_ml: Vec<&str> = match config {
+        None if clouds.is_empty() => names::forwarder_zones(),
+        _ => clouds
+            .iter()
+            .copied()
+            .chain(
+                config
+                    .iter()
+                    .flat_map(|(c, _)| c.workspaces.iter().map(|w| w.value.cloud)),
+            )
+            .flat_map(Cloud::forwarder_zones)
+            .collect(),
+    };
+    let mut all: BTreeSet<String> = azure_ml.into_iter().map(String::from).collect();
     let table = config.map(|(_, t)| t);
     for n in table.iter().flat_map(|t| t.nodes().map(move |n| t.apex(n))) {
         let zone = n
