@@ -172,13 +172,7 @@ amldns forwards. For a resolver, use --format bind, unbound or dnsmasq.";
 /// rejects it), so the NS names a host outside every zone instead.
 const NS_WITHOUT_ADDRESS: &str = "localhost.";
 
-/// The line that starts zone `zone` on the stream.
-pub fn zone_start(zone: &str) -> String {
-    format!("; ==== zone {zone} ({zone}.zone)")
-}
-
-/// One master file per zone apex (RFC 1035 §5): `(apex, text)`, in order of
-/// apex. The apex carries the SOA amldns serves ([`codec::soa`]) and an NS
+/// One master file per zone apex (RFC 1035 §5), by apex. The apex carries the SOA amldns serves ([`codec::soa`]) and an NS
 /// `ns.<apex>` ([`NS_LABEL`]) with `ns_addrs` as its addresses, as amldns
 /// answers them at a private-link apex; with no address, see
 /// [`NS_WITHOUT_ADDRESS`]. Names that cannot be held are in `notes`.
@@ -246,7 +240,7 @@ fn apex_text(table: &ZoneTable, apex: &str, ns_addrs: &[IpAddr]) -> String {
     out
 }
 
-/// The zone files on one stream, each after its [`zone_start`] line.
+/// The zone files on one stream, each after a line that names it.
 fn zone_stream(table: &ZoneTable, ns_addrs: &[IpAddr]) -> String {
     let files = zone_files(table, ns_addrs);
     let mut out = String::new();
@@ -255,7 +249,7 @@ fn zone_stream(table: &ZoneTable, ns_addrs: &[IpAddr]) -> String {
         let _ = writeln!(out, "; {note}");
     }
     for (zone, text) in files.zones {
-        let _ = write!(out, "\n{}\n{text}", zone_start(zone));
+        let _ = write!(out, "\n; ==== zone {zone} ({zone}.zone)\n{text}");
     }
     out
 }
