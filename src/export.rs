@@ -174,8 +174,8 @@ const NS_WITHOUT_ADDRESS: &str = "localhost.";
 
 /// One master file per zone apex (RFC 1035 §5), by apex. The apex carries the SOA amldns serves ([`codec::soa`]) and an NS
 /// `ns.<apex>` ([`NS_LABEL`]) with `ns_addrs` as its addresses, as amldns
-/// answers them at a private-link apex; with no address, see
-/// [`NS_WITHOUT_ADDRESS`]. Names that cannot be held are in `notes`.
+/// answers them at a private-link apex; with no address, an NS out of the
+/// zone (`localhost.`). Names that cannot be held are in `notes`.
 pub fn zone_files<'t>(table: &'t ZoneTable, ns_addrs: &[IpAddr]) -> ZoneFiles<'t> {
     let mut files = ZoneFiles::default();
     for n in table.nodes() {
