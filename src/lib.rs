@@ -31,6 +31,7 @@ pub mod import;
 pub mod logging;
 pub mod metrics;
 pub mod names;
+pub mod notify;
 pub mod reload;
 pub mod resolve;
 pub mod server;

@@ -810,7 +810,7 @@ impl Process {
         let config = dir.path().join("amldns.toml");
         std::fs::write(&config, config_text).unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amldns"));
-        cmd.args(["--log-format", log_format, "serve", "--watch", "off"])
+        cmd.args(["serve", "--log-format", log_format, "--watch", "off"])
             .arg("--config")
             .arg(&config)
             .env_remove("RUST_LOG")
