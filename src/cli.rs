@@ -23,22 +23,31 @@ use crate::forwarders::{self, Server};
 use crate::handler::Snapshot;
 use crate::logging;
 use crate::metrics::Metrics;
-use crate::names;
+use crate::names::{self, Cloud};
 use crate::reload::{ReloadError, WatchMode};
+use crate::resolve;
 use crate::server::{self, Listeners, Options};
 use crate::zone::ZoneTable;
+
+/// `amldns --version`: the version, the commit and the build date (SPEC §9),
+/// stamped by build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AMLDNS_COMMIT"),
+    ", built ",
+    env!("AMLDNS_BUILD_DATE"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "amldns",
-    version,
+    version = VERSION,
     about = "DNS for Azure ML workspaces behind private endpoints: \
     answers their names from a table, forwards the rest"
 )]
 pub struct Cli {
-    /// How `serve` writes its logs (to stderr).
-    #[arg(long, global = true, value_enum, default_value_t = logging::Format::Text)]
-    log_format: logging::Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,6 +87,9 @@ enum Command {
         /// only SIGHUP and POST /reload.
         #[arg(long, value_enum, default_value_t = WatchMode::Notify)]
         watch: WatchMode,
+        /// How to write logs (to stderr).
+        #[arg(long, value_enum, default_value_t = logging::Format::Text)]
+        log_format: logging::Format,
     },
     /// Validate the config: print what each workspace gives, exit 1 on errors.
     Check {
@@ -98,7 +110,14 @@ enum Command {
         server: Option<String>,
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// With --format zone: write one file per zone, DIR/<zone>.zone,
+        /// instead of one stream.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
+    /// Run one Azure discovery round (the config's [azure]) and print what
+    /// it found as [[workspace]] entries; exit 1 with the reason if it fails.
+    Discover(ConfigArg),
     /// Ask a running server what it serves and how it fares: table,
     /// last reload, upstreams, cache, problems.
     Status {
@@ -137,7 +156,7 @@ enum Command {
         format: Output,
     },
     /// Print the conditional forwarders an on-premises DNS server needs to
-    /// send the Azure ML zones (every cloud) to amldns.
+    /// send to amldns the zones it answers in.
     Forwarders {
         /// amldns's addresses as that server reaches them: IP or IP:port,
         /// comma-separated.
@@ -145,6 +164,15 @@ enum Command {
         to: Vec<SocketAddr>,
         #[arg(long, short, value_enum)]
         format: Server,
+        /// Forward only the zones this config answers in: its clouds' Azure
+        /// ML zones and its records' zones. Without it and --cloud: every
+        /// cloud's Azure ML zones.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Forward this cloud's Azure ML zones (public, china, usgov; may
+        /// repeat, or comma-separated).
+        #[arg(long, value_delimiter = ',', value_parser = forwarders::parse_cloud)]
+        cloud: Vec<Cloud>,
     },
 }
 
@@ -152,7 +180,11 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, watch } => serve(&config.config, watch, cli.log_format),
+        Command::Serve {
+            config,
+            watch,
+            log_format,
+        } => serve(&config.config, watch, log_format),
         Command::Check { config, format } => match format {
             Output::Text => check(&config.config),
             Output::Json => check_json(&config.config),
@@ -161,7 +193,8 @@ pub fn main() -> ExitCode {
             config,
             server: None,
             format,
-        } => records(&config.config, format),
+            out_dir,
+        } => records(&config.config, format, out_dir.as_deref()),
         Command::Records {
             server: Some(server),
             format,
@@ -184,13 +217,18 @@ pub fn main() -> ExitCode {
             server.as_deref(),
             format,
         ),
-        Command::Forwarders { to, format } => match forwarders::render(format, &to) {
-            Ok(text) => emit(&text),
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Discover(c) => discover(&c.config),
+        Command::Forwarders {
+            to,
+            format,
+            config,
+            cloud,
+        } => forwarders(&forwarders::Request {
+            server: format,
+            to: &to,
+            config: config.as_deref(),
+            clouds: &cloud,
+        }),
     }
 }
 
@@ -319,11 +357,85 @@ fn check(path: &std::path::Path) -> ExitCode {
     emit(&out)
 }
 
-fn records(path: &std::path::Path, format: Format) -> ExitCode {
-    let Some((_, table)) = load(path) else {
+fn discover(path: &std::path::Path) -> ExitCode {
+    let Some((config, _)) = load(path) else {
         return ExitCode::FAILURE;
     };
-    emit(&export::render(&table, format))
+    let Some(azure) = &config.azure else {
+        eprintln!(
+            "error: {}: no [azure] section to discover with",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    let found = tokio::runtime::Runtime::new()
+        .map_err(|e| e.to_string())
+        .and_then(|r| {
+            r.block_on(crate::azure::discover(azure))
+                .map_err(|e| e.to_string())
+        });
+    match found {
+        Ok(text) => emit(&text),
+        Err(e) => {
+            eprintln!("error: Azure discovery failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn records(path: &std::path::Path, format: Format, out_dir: Option<&std::path::Path>) -> ExitCode {
+    let Some((config, table)) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    let ns_addrs = resolve::ns_addrs(&config.server.listen);
+    let Some(dir) = out_dir else {
+        return emit(&export::render(&table, format, &ns_addrs));
+    };
+    if format != Format::Zone {
+        eprintln!("error: --out-dir writes zone files: it needs --format zone");
+        return ExitCode::FAILURE;
+    }
+    let files = export::zone_files(&table, &ns_addrs);
+    for note in &files.notes {
+        eprintln!("note: {note}");
+    }
+    let mut out = String::new();
+    for (zone, text) in &files.zones {
+        let file = dir.join(format!("{zone}.zone"));
+        if let Err(e) = write_replacing(&file, text) {
+            eprintln!("error: cannot write {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+        let _ = writeln!(out, "{}", file.display());
+    }
+    emit(&out)
+}
+
+/// Writes `file` whole or not at all: a server that reloads it while it is
+/// written reads the old zone or the new one, never half of one.
+fn write_replacing(file: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = file.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, file)
+}
+
+fn forwarders(req: &forwarders::Request) -> ExitCode {
+    let loaded = match req.config {
+        Some(path) => match load(path) {
+            Some(v) => Some(v),
+            None => return ExitCode::FAILURE,
+        },
+        None => None,
+    };
+    let zones = forwarders::zones(loaded.as_ref().map(|(c, t)| (c, t)), req.clouds);
+    match forwarders::render(req, &zones) {
+        Ok(text) => emit(&text),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `check --format json`: for CI pipelines that validate a config before

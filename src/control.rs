@@ -65,6 +65,20 @@ pub struct ServerStatus {
     pub problems: Vec<Problem>,
     pub upstreams: Vec<UpstreamHealth>,
     pub cache: CacheStatus,
+    /// Azure discovery (SPEC §8), when the config has `[azure]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureStatus>,
+}
+
+/// Azure discovery's state; its problem, if any, is among `problems`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AzureStatus {
+    pub subscriptions: usize,
+    pub interval_s: u64,
+    /// Workspaces the discovery being served holds.
+    pub workspaces: usize,
+    /// Unix time of the last round that worked; `None` before the first.
+    pub last_success: Option<f64>,
 }
 
 /// One thing keeping the server from serving what its sources say.
@@ -135,7 +149,20 @@ impl fmt::Display for ServerStatus {
             f,
             "cache:       {} of {} entries, {} hits, {} misses, {rate}",
             c.entries, c.capacity, c.hits, c.misses
-        )
+        )?;
+        if let Some(a) = &self.azure {
+            let last = a
+                .last_success
+                .map_or("no round has worked yet".into(), |t| {
+                    format!("last good round {}", ago(t))
+                });
+            writeln!(
+                f,
+                "azure:       {} workspaces from {} subscriptions, a round every {} s, {last}",
+                a.workspaces, a.subscriptions, a.interval_s
+            )?;
+        }
+        Ok(())
     }
 }
 

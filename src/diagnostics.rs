@@ -26,10 +26,23 @@ impl Location {
             col: 1,
         }
     }
+
+    /// A place outside any file: an Azure resource (SPEC §8), shown as
+    /// `azure <resource id>`. Line 0: there is no line to point at.
+    pub fn azure(resource_id: &str) -> Self {
+        Location {
+            file: PathBuf::from(format!("azure {resource_id}")),
+            line: 0,
+            col: 0,
+        }
+    }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            return write!(f, "{}", self.file.display());
+        }
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
     }
 }

@@ -79,7 +79,7 @@ pub struct Step {
     /// The table's name that answered it: the same, or `*.parent`.
     pub matched: String,
     pub wildcard: bool,
-    /// What gave it: `workspace mlw (api)`, `record`, `import`.
+    /// What gave it: `workspace mlw (api)`, `record`, `import`, `azure`.
     pub source: String,
     /// `file:line:column`.
     pub at: String,
@@ -178,7 +178,7 @@ pub fn explain(
                 None => format!("{} is in the table", e.name),
             };
             why += ": answered from the table, authoritatively, for every type; never \
-                    forwarded (SPEC §3)";
+                    forwarded";
             match answer.end {
                 End::Addrs { v4, v6, ttl } => {
                     let a = v4.iter().map(|a| format!("{owner} {ttl} A {a}"));
@@ -213,7 +213,7 @@ pub fn explain(
             e.why = format!(
                 "{apex} is a private-link zone the table holds names in: amldns is its \
                  authority and answers {what} itself, as Azure's linked private DNS zone \
-                 does (SPEC §3)"
+                 does"
             );
         }
         Plan::Forward { zone } => {
@@ -241,7 +241,7 @@ pub fn explain(
         // Asked in class CH only, which `explain` never asks.
         Plan::Identity => {
             e.why = "id.server / hostname.bind in class CH: the server's identity \
-                     ([server] identity, SPEC §9)"
+                     ([server] identity)"
                 .into();
         }
         Plan::Truncated => {

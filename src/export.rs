@@ -10,8 +10,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
+use crate::codec;
+use crate::resolve::NS_LABEL;
 use crate::zone::{self, Data, Node, Soa, ZoneTable};
 
 /// The forms `amldns records --format` prints.
@@ -37,12 +39,14 @@ pub enum Format {
     Azcli,
 }
 
-/// The whole output of `amldns records --format <format>`.
-pub fn render(table: &ZoneTable, format: Format) -> String {
+/// The whole output of `amldns records --format <format>`. `ns_addrs`: the
+/// addresses amldns gives `ns.<apex>` ([`crate::resolve::ns_addrs`]), for the
+/// zone files' NS.
+pub fn render(table: &ZoneTable, format: Format, ns_addrs: &[IpAddr]) -> String {
     match format {
         Format::Table => table_text(&rows(table)),
         Format::Json => json(&rows(table)),
-        Format::Zone => zone_files(table),
+        Format::Zone => zone_stream(table, ns_addrs),
         Format::Hosts => hosts(table),
         Format::Bind => rpz(table),
         Format::Unbound => unbound(table),
@@ -75,7 +79,7 @@ pub struct Row {
     pub ttl: u32,
     /// The zone apex it is under (its negative answers' SOA).
     pub zone: String,
-    /// What gave it: `workspace mlw (api)`, `record`, `import`.
+    /// What gave it: `workspace mlw (api)`, `record`, `import`, `azure`.
     pub source: String,
     /// Where that was written: `file:line:column`.
     pub at: String,
@@ -218,63 +222,124 @@ fn json(rows: &[Row]) -> String {
 }
 
 const ZONE_HEADER: &str = "\
-amldns records as master files (RFC 1035 §5): one per zone apex, with the SOA
-amldns serves and an NS record; each loads in named-checkzone.
+amldns records as master files (RFC 1035 §5), one per zone apex, each with the
+SOA and NS amldns serves at that apex; each loads in named-checkzone.
+`amldns records --format zone --out-dir DIR` writes each to DIR/<zone>.zone;
+on one stream, each starts at a line \"; ==== zone <zone> (<zone>.zone)\".
 A server loading them is authoritative for every name under each apex
 (api.azureml.ms included) and answers NXDOMAIN for the ones not listed, which
 amldns forwards. For a resolver, use --format bind, unbound or dnsmasq.";
 
-/// Master-file text (RFC 1035 §5), one zone per apex.
-fn zone_files(table: &ZoneTable) -> String {
-    let mut zones: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    let mut out = String::new();
-    comment(&mut out, ";", ZONE_HEADER);
+/// What a zone's NS record says when amldns has no address to give
+/// `ns.<apex>` (it listens only on wildcard addresses): an in-zone NS target
+/// without an address record does not load (RFC 1912 §2.3; named-checkzone
+/// rejects it), so the NS names a host outside every zone instead.
+const NS_WITHOUT_ADDRESS: &str = "localhost.";
+
+/// One master file per zone apex (RFC 1035 §5), by apex. The apex carries the SOA amldns serves ([`codec::soa`]) and an NS
+/// `ns.<apex>` ([`NS_LABEL`]) with `ns_addrs` as its addresses, as amldns
+/// answers them at a private-link apex; with no address, an NS out of the
+/// zone (`localhost.`). Names that cannot be held are in `notes`.
+pub fn zone_files<'t>(table: &'t ZoneTable, ns_addrs: &[IpAddr]) -> ZoneFiles<'t> {
+    let mut files = ZoneFiles::default();
     for n in table.nodes() {
         let apex = table.apex(n);
         // A CNAME cannot share its owner with the apex's SOA and NS
         // (RFC 1034 §3.6.2); `[[record]]` names outside privatelink zones
         // are their own apex.
         if let (Data::Alias(t), true) = (n.data, n.name == apex) {
-            let _ = writeln!(
-                out,
-                "; {}: CNAME {t} at its own zone apex, which a zone file cannot hold",
+            files.notes.push(format!(
+                "{}: CNAME {t} at its own zone apex, which a zone file cannot hold",
                 n.name
-            );
+            ));
             continue;
         }
+        let text = files
+            .zones
+            .entry(apex)
+            .or_insert_with(|| apex_text(table, apex, ns_addrs));
         for (t, v) in rrs(n.data) {
-            zones
-                .entry(apex)
-                .or_default()
-                .push(format!("{}.\t{}\tIN\t{t}\t{v}", n.name, n.ttl));
+            let _ = writeln!(text, "{}.\t{}\tIN\t{t}\t{v}", n.name, n.ttl);
         }
     }
-    out.push('\n');
-    for (zone, lines) in zones {
-        let _ = writeln!(out, "; zone {zone}\n$ORIGIN {zone}.");
-        soa_and_ns(&mut out, table.soa(zone), zone);
-        for l in lines {
-            let _ = writeln!(out, "{l}");
-        }
-        out.push('\n');
+    files
+}
+
+/// [`zone_files`]' result.
+#[derive(Debug, Default)]
+pub struct ZoneFiles<'t> {
+    /// Apex → the file's text.
+    pub zones: BTreeMap<&'t str, String>,
+    /// Names left out, with why.
+    pub notes: Vec<String>,
+}
+
+/// A zone file's first lines: where it comes from, `$ORIGIN`, SOA, NS and
+/// the NS target's addresses.
+fn apex_text(table: &ZoneTable, apex: &str, ns_addrs: &[IpAddr]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "; zone {apex}: from `amldns records --format zone`; check: named-checkzone {apex} {apex}.zone"
+    );
+    let _ = writeln!(out, "$ORIGIN {apex}.");
+    let soa = codec::soa(table, apex);
+    let _ = writeln!(out, "{soa}");
+    let ttl = soa.ttl;
+    if ns_addrs.is_empty() {
+        let _ = writeln!(
+            out,
+            "; amldns listens on wildcard addresses only: ns.{apex} has no address to give,\n\
+             ; so the NS names {NS_WITHOUT_ADDRESS} Replace it with this server's name."
+        );
+        let _ = writeln!(out, "{apex}.\t{ttl}\tIN\tNS\t{NS_WITHOUT_ADDRESS}");
+        return out;
+    }
+    let ns = format!("{NS_LABEL}.{apex}.");
+    let _ = writeln!(out, "{apex}.\t{ttl}\tIN\tNS\t{ns}");
+    for a in ns_addrs {
+        let t = if a.is_ipv6() { "AAAA" } else { "A" };
+        let _ = writeln!(out, "{ns}\t{ttl}\tIN\t{t}\t{a}");
     }
     out
 }
 
-/// The apex records a master file needs (RFC 1035 §5.2): the SOA amldns
-/// serves, with `mname` as its MNAME and `hostmaster.<mname>` as RNAME, and
-/// an NS record.
-fn soa_and_ns(out: &mut String, soa: Soa, mname: &str) {
+/// The zone files on one stream, each after a line that names it.
+fn zone_stream(table: &ZoneTable, ns_addrs: &[IpAddr]) -> String {
+    let files = zone_files(table, ns_addrs);
+    let mut out = String::new();
+    comment(&mut out, ";", ZONE_HEADER);
+    for note in &files.notes {
+        let _ = writeln!(out, "; {note}");
+    }
+    for (zone, text) in files.zones {
+        let _ = write!(out, "\n; ==== zone {zone} ({zone}.zone)\n{text}");
+    }
+    out
+}
+
+/// The policy zone's own apex records (RFC 1035 §5.2): nobody asks for it,
+/// so its SOA and NS name no real server.
+fn rpz_apex(out: &mut String, soa: Soa) {
     let _ = writeln!(
         out,
-        "@\t{}\tIN\tSOA\t{mname}. hostmaster.{mname}. {} {} {} {} {}",
+        "@\t{}\tIN\tSOA\tlocalhost. hostmaster.localhost. {} {} {} {} {}",
         soa.minimum, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
     );
     let _ = writeln!(out, "@\t{}\tIN\tNS\tlocalhost.", soa.minimum);
 }
 
+const HOSTS_HEADER: &str = "\
+amldns records as /etc/hosts lines: append them to /etc/hosts (or to a file
+that dnsmasq's addn-hosts= or CoreDNS's hosts plugin reads).
+A hosts file holds addresses only: a name gets no NODATA for the types it
+lacks, so a resolver may ask upstream for them; an alias whose chain ends in
+this table is given its final addresses, and a wildcard or an alias out of
+the table cannot be written (noted). The TTL is the reader's, not amldns's.";
+
 fn hosts(table: &ZoneTable) -> String {
     let mut out = String::new();
+    comment(&mut out, "#", HOSTS_HEADER);
     for n in table.nodes() {
         if n.name.starts_with("*.") {
             let _ = writeln!(
@@ -332,8 +397,7 @@ fn rpz(table: &ZoneTable) -> String {
     let mut out = String::new();
     comment(&mut out, ";", RPZ_HEADER);
     let _ = writeln!(out, "$ORIGIN {RPZ_ZONE}.");
-    // The policy zone's own SOA names no real server.
-    soa_and_ns(&mut out, table.soa(RPZ_ZONE), "localhost");
+    rpz_apex(&mut out, table.soa(RPZ_ZONE));
     for n in table.nodes() {
         for (t, v) in rrs(resolved(table, n)) {
             let _ = writeln!(out, "{}\t{}\tIN\t{t}\t{v}", n.name, n.ttl);
@@ -455,160 +519,284 @@ fn dnsmasq(table: &ZoneTable) -> String {
     out
 }
 
-/// A record set of a per-name zone: `@` or `*`, TTL, final addresses.
-type NameRecord<'t> = (&'static str, u32, &'t [Ipv4Addr], &'t [Ipv6Addr]);
+/// One A or AAAA record set of a [`private_zones`] zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RecordSet {
+    /// Relative to the zone: `@`, `*`, `x.workspace.eastus`...
+    name: String,
+    /// `A` or `AAAA`.
+    kind: &'static str,
+    ttl: u32,
+    /// Sorted as strings, which is how the scripts compare them.
+    addrs: Vec<String>,
+}
 
-/// One zone of the per-name formats (Windows DNS, Azure Private DNS).
+/// [`private_zones`]' result: zone → record sets, and the names left out.
 #[derive(Debug, Default)]
-struct NameZone<'t> {
-    /// `@` (the name) and/or `*` (a wildcard under it), each with its TTL
-    /// and final addresses.
-    records: Vec<NameRecord<'t>>,
-    /// Names that cannot be expressed, with why.
+struct PrivateZones {
+    zones: BTreeMap<String, Vec<RecordSet>>,
     notes: Vec<String>,
 }
 
-/// The table as one zone per name (a wildcard `*.x` as the record `*` of
-/// zone `x`): a server hosting the zone `<guid>.workspace.eastus.api.azureml.ms`
-/// answers that name and nothing else, where a zone `api.azureml.ms` would
-/// swallow every public name under it. A zone apex cannot hold a CNAME, so
-/// aliases are given their final addresses.
-fn name_zones(table: &ZoneTable) -> BTreeMap<&str, NameZone<'_>> {
-    let mut zones: BTreeMap<&str, NameZone> = BTreeMap::new();
+/// The table as zones for Azure Private DNS and Windows DNS, which answer
+/// every name under a zone they hold:
+/// - a `privatelink.*` zone is held whole, as Azure does for private
+///   endpoints: nothing public lives under it;
+/// - a name in a public zone whose `privatelink` twin is in the table
+///   (`x.api.azureml.ms` and `x.privatelink.api.azureml.ms`) is left to the
+///   twin: public DNS CNAMEs the name into it;
+/// - any other name in a public zone gets a zone of its own (a wildcard
+///   `*.x`: the record `*` of zone `x`), since a zone `instances.azureml.ms`
+///   would answer NXDOMAIN for every public name under it it does not list.
+///
+/// A zone apex cannot be a CNAME, and these servers do not follow one into
+/// another zone for the client: aliases are given their final addresses.
+fn private_zones(table: &ZoneTable) -> PrivateZones {
+    let mut out = PrivateZones::default();
+    let mut twins: BTreeMap<&str, usize> = BTreeMap::new();
     for n in table.nodes() {
-        let (zone, rel) = match wildcard_parent(n.name) {
-            Some(parent) => (parent, "*"),
-            None => (n.name, "@"),
+        let apex = table.apex(n);
+        let (zone, rel) = if apex.starts_with("privatelink.") {
+            let rel = n
+                .name
+                .strip_suffix(apex)
+                .and_then(|r| r.strip_suffix('.'))
+                .unwrap_or("@");
+            (apex, rel)
+        } else if has_twin(table, n.name, apex) {
+            *twins.entry(apex).or_default() += 1;
+            continue;
+        } else {
+            match wildcard_parent(n.name) {
+                Some(parent) => (parent, "*"),
+                None => (n.name, "@"),
+            }
         };
-        let z = zones.entry(zone).or_default();
-        match resolved(table, n) {
-            Data::Addrs { v4, v6 } => z.records.push((rel, n.ttl, v4, v6)),
-            Data::Alias(_) => z.notes.push(format!(
-                "{}: {}, which is not local: a zone per name cannot hold it",
+        let Data::Addrs { v4, v6 } = resolved(table, n) else {
+            out.notes.push(format!(
+                "{}: {}, which is not local: a zone cannot hold it",
                 n.name, n.data
-            )),
+            ));
+            continue;
+        };
+        let sets = out.zones.entry(zone.to_string()).or_default();
+        let v4: Vec<String> = v4.iter().map(ToString::to_string).collect();
+        let v6: Vec<String> = v6.iter().map(ToString::to_string).collect();
+        for (kind, mut addrs) in [("A", v4), ("AAAA", v6)] {
+            if addrs.is_empty() {
+                continue;
+            }
+            addrs.sort();
+            sets.push(RecordSet {
+                name: rel.to_string(),
+                kind,
+                ttl: n.ttl,
+                addrs,
+            });
         }
     }
-    zones
+    for (apex, count) in twins {
+        out.notes.push(format!(
+            "names under {apex} ({count}): left to privatelink.{apex}, which public DNS CNAMEs them into"
+        ));
+    }
+    out
 }
 
-/// Writes [`name_zones`]: `write_zone` writes one zone's commands, and the
-/// names a zone cannot hold are noted as `#` comments in their place.
-fn write_name_zones<'t>(
-    out: &mut String,
-    table: &'t ZoneTable,
-    mut write_zone: impl FnMut(&mut String, &str, Vec<NameRecord<'t>>),
-) {
-    for (zone, z) in name_zones(table) {
-        out.push('\n');
-        for note in &z.notes {
-            let _ = writeln!(out, "# {note}");
-        }
-        if !z.records.is_empty() {
-            write_zone(out, zone, z.records);
-        }
-    }
+/// Whether the table holds `name`'s `privatelink` twin: `x.<apex>` →
+/// `x.privatelink.<apex>`, itself and not through a wildcard.
+fn has_twin(table: &ZoneTable, name: &str, apex: &str) -> bool {
+    let Some(prefix) = name.strip_suffix(apex) else {
+        return false;
+    };
+    let twin = format!("{prefix}privatelink.{apex}");
+    table.find(&twin).is_some_and(|t| t.name == twin)
 }
+
+/// What both scripts say of the zones they make.
+const PRIVATE_ZONES_TEXT: &str = "\
+Zones: each privatelink.* zone whole, as Azure does for private endpoints. A
+name in a public zone whose privatelink twin is listed (x.api.azureml.ms and
+x.privatelink.api.azureml.ms) is left to the twin, which public DNS CNAMEs it
+into. Any other name in a public zone gets a zone of its own: a zone
+\"instances.azureml.ms\" would answer NXDOMAIN for every public name under it
+that it does not list, while a zone named after the name answers only it. A
+wildcard *.x is the record * of zone x (x itself then gets NODATA). Aliases
+are given their final addresses (a zone apex cannot be a CNAME).
+Idempotent: run it again after the table changes; it creates what is
+missing, corrects what differs, removes the records (and zones) it made
+earlier that the table no longer has, and changes nothing else.";
 
 const POWERSHELL_HEADER: &str = "\
 amldns records for Windows DNS: run in an elevated PowerShell on the DNS
-server (DnsServer module).
-One primary zone per name: a zone \"api.azureml.ms\" would answer NXDOMAIN for
-every name under it that it does not list (eastus.api.azureml.ms, other
-workspaces), while a zone named after the name answers only it, with NODATA
-for the types it lacks (AAAA...), never a public answer. A wildcard *.x is the
-record * of zone x: x itself then gets NODATA, and names deeper below x match
-too. An alias is given its final addresses (a zone apex cannot be a CNAME).
-On a domain controller, replace -ZoneFile \"...\" with -ReplicationScope Forest.
+server (DnsServer module). On a domain controller, replace
+-ZoneFile \"$Zone.dns\" with -ReplicationScope Forest.
+The zones it made carry a TXT record _amldns; only those are ever removed.
 Simpler still: a conditional forwarder to amldns (amldns forwarders).";
 
+/// The fixed part of the PowerShell script: it brings each zone of `$Want`
+/// to exactly its A/AAAA records, then removes the zones marked `_amldns`
+/// that `$Want` no longer has. The address parameters are splatted:
+/// tree-sitter's PowerShell grammar, which the tests parse this with (no
+/// PowerShell runs there), rejects parameter names with digits (-IPv4Address).
+const POWERSHELL_LOGIC: &str = r#"
+$Marker = "_amldns"
+foreach ($Zone in $Want.Keys) {
+    if (-not (Get-DnsServerZone -Name $Zone -ErrorAction SilentlyContinue)) {
+        Add-DnsServerPrimaryZone -Name $Zone -ZoneFile "$Zone.dns"
+    }
+    if (-not (Get-DnsServerResourceRecord -ZoneName $Zone -Name $Marker -RRType Txt -ErrorAction SilentlyContinue)) {
+        Add-DnsServerResourceRecord -ZoneName $Zone -Name $Marker -Txt -DescriptiveText "made by amldns records --format powershell"
+    }
+    $Have = @{}
+    foreach ($Rr in Get-DnsServerResourceRecord -ZoneName $Zone | Where-Object { $_.RecordType -in "A", "AAAA" }) {
+        $Ip = if ($Rr.RecordType -eq "A") { $Rr.RecordData.IPv4Address } else { $Rr.RecordData.IPv6Address }
+        $Key = "$($Rr.HostName) $($Rr.RecordType) $([int]$Rr.TimeToLive.TotalSeconds) $Ip"
+        if ($Want[$Zone] -ccontains $Key) {
+            $Have[$Key] = $true
+        } else {
+            Remove-DnsServerResourceRecord -ZoneName $Zone -InputObject $Rr -Force
+        }
+    }
+    foreach ($Key in $Want[$Zone]) {
+        if ($Have.ContainsKey($Key)) { continue }
+        $Name, $Type, $Ttl, $Ip = $Key -split " "
+        $Record = @{ ZoneName = $Zone; Name = $Name; TimeToLive = (New-TimeSpan -Seconds $Ttl) }
+        if ($Type -eq "A") {
+            $Record.IPv4Address = $Ip
+            Add-DnsServerResourceRecordA @Record
+        } else {
+            $Record.IPv6Address = $Ip
+            Add-DnsServerResourceRecordAAAA @Record
+        }
+    }
+}
+foreach ($Old in Get-DnsServerZone | Where-Object { -not $_.IsAutoCreated -and -not $Want.Contains($_.ZoneName) }) {
+    if (Get-DnsServerResourceRecord -ZoneName $Old.ZoneName -Name $Marker -RRType Txt -ErrorAction SilentlyContinue) {
+        Remove-DnsServerZone -Name $Old.ZoneName -Force
+    }
+}
+"#;
+
 fn powershell(table: &ZoneTable) -> String {
+    let pz = private_zones(table);
     let mut out = String::new();
     comment(&mut out, "#", POWERSHELL_HEADER);
-    out.push_str("$ErrorActionPreference = \"Stop\"\n");
-    write_name_zones(&mut out, table, |out, zone, records| {
-        let _ = writeln!(
-            out,
-            "Add-DnsServerPrimaryZone -Name \"{zone}\" -ZoneFile \"{zone}.dns\""
-        );
-        for (rel, ttl, v4, v6) in records {
-            let ttl = format!("(New-TimeSpan -Seconds {ttl})");
-            for a in v4 {
-                let _ = writeln!(
-                    out,
-                    "Add-DnsServerResourceRecordA -ZoneName \"{zone}\" -Name \"{rel}\" -IPv4Address \"{a}\" -TimeToLive {ttl}"
-                );
-            }
-            for a in v6 {
-                let _ = writeln!(
-                    out,
-                    "Add-DnsServerResourceRecordAAAA -ZoneName \"{zone}\" -Name \"{rel}\" -IPv6Address \"{a}\" -TimeToLive {ttl}"
-                );
+    comment(&mut out, "#", PRIVATE_ZONES_TEXT);
+    for note in &pz.notes {
+        let _ = writeln!(out, "# {note}");
+    }
+    out.push_str(
+        "$ErrorActionPreference = \"Stop\"\n\
+         # Zone -> its records, each \"name type ttl address\".\n\
+         $Want = [ordered]@{\n",
+    );
+    for (zone, sets) in &pz.zones {
+        let _ = writeln!(out, "    \"{zone}\" = @(");
+        for set in sets {
+            for a in &set.addrs {
+                let _ = writeln!(out, "        \"{} {} {} {a}\"", set.name, set.kind, set.ttl);
             }
         }
-    });
+        out.push_str("    )\n");
+    }
+    out.push_str("}\n");
+    out.push_str(POWERSHELL_LOGIC);
     out
 }
 
 const AZCLI_HEADER: &str = "\
 amldns records as Azure Private DNS zones (bash, Azure CLI): set RG (resource
-group) and VNET_ID (the virtual network's resource id), then run it.
-One private DNS zone per name, linked to the VNet: a zone \"api.azureml.ms\"
-linked to a VNet would answer NXDOMAIN there for every name under it that it
-does not list (eastus.api.azureml.ms, other workspaces), while a zone named
-after the name answers only it, with NODATA for the types it lacks (AAAA...).
-A wildcard *.x is the record set * of zone x: x itself then gets NODATA, and
-names deeper below x match too. An alias is given its final addresses (a
-zone apex cannot be a CNAME).";
+group) and VNET_ID (the virtual network's resource id), then run it. Each
+zone is linked to the VNet (link \"amldns\").
+What it makes is marked: zones with the tag managed-by=amldns, record sets
+with the metadata managed-by=amldns; only those are ever removed (a record
+set a private endpoint's DNS zone group made is left alone), and a zone only
+once nothing but its SOA is left in it.";
+
+/// The fixed part of the Azure CLI script: it brings every record set of
+/// `$WANT` to its TTL and addresses, then removes the marked record sets and
+/// zones that `$WANT` no longer has.
+const AZCLI_LOGIC: &str = r#"
+dns() { az network private-dns "$@" --resource-group "$RG" --only-show-errors; }
+MARK=managed-by=amldns
+MARKED="[?metadata.\"managed-by\"=='amldns'].name"
+zones=$(cut -f1 <<<"$WANT" | sort -u)
+for zone in $zones; do
+  dns zone show --name "$zone" --output none 2>/dev/null ||
+    dns zone create --name "$zone" --tags "$MARK" --output none
+  dns link vnet show --zone-name "$zone" --name amldns --output none 2>/dev/null ||
+    dns link vnet create --zone-name "$zone" --name amldns --virtual-network "$VNET_ID" \
+      --registration-enabled false --output none
+done
+while IFS=$'\t' read -r zone set type ttl addrs; do
+  [[ -n $zone ]] || continue
+  case $type in
+    a) field=aRecords[].ipv4Address flag=--ipv4-address ;;
+    aaaa) field=aaaaRecords[].ipv6Address flag=--ipv6-address ;;
+  esac
+  have=$(dns record-set "$type" show --zone-name "$zone" --name "$set" \
+    --query "join(' ', [to_string(ttl), join(',', sort($field))])" --output tsv 2>/dev/null || true)
+  [[ $have == "$ttl $addrs" ]] && continue
+  [[ -z $have ]] || dns record-set "$type" delete --zone-name "$zone" --name "$set" --yes
+  dns record-set "$type" create --zone-name "$zone" --name "$set" --ttl "$ttl" --metadata "$MARK" --output none
+  for ip in ${addrs//,/ }; do
+    dns record-set "$type" add-record --zone-name "$zone" --record-set-name "$set" "$flag" "$ip" --output none
+  done
+done <<<"$WANT"
+wanted_sets=$(cut -f1-3 <<<"$WANT")
+marked_zones=$(dns zone list --query "[?tags.\"managed-by\"=='amldns'].name" --output tsv)
+for zone in $(sort -u <<<"$zones"$'\n'"$marked_zones"); do
+  for type in a aaaa; do
+    for set in $(dns record-set "$type" list --zone-name "$zone" --query "$MARKED" --output tsv); do
+      grep -qxF "$zone"$'\t'"$set"$'\t'"$type" <<<"$wanted_sets" ||
+        dns record-set "$type" delete --zone-name "$zone" --name "$set" --yes
+    done
+  done
+  # Not wanted any more, so one of the marked zones.
+  grep -qxF "$zone" <<<"$zones" && continue
+  left=$(dns record-set list --zone-name "$zone" \
+    --query "length([?type!='Microsoft.Network/privateDnsZones/SOA'])" --output tsv)
+  if [[ $left == 0 ]]; then
+    dns link vnet delete --zone-name "$zone" --name amldns --yes
+    dns zone delete --name "$zone" --yes
+  fi
+done
+"#;
 
 fn azcli(table: &ZoneTable) -> String {
+    let pz = private_zones(table);
     let mut out = String::from("#!/usr/bin/env bash\n");
     comment(&mut out, "#", AZCLI_HEADER);
+    comment(&mut out, "#", PRIVATE_ZONES_TEXT);
+    for note in &pz.notes {
+        let _ = writeln!(out, "# {note}");
+    }
+    // noglob: the record set "*" is a name, not a pattern.
     out.push_str(
-        "set -euo pipefail\n\
+        "set -euo pipefail -o noglob\n\
          : \"${RG:?set RG to the resource group}\"\n\
-         : \"${VNET_ID:?set VNET_ID to the resource id of the VNet}\"\n",
+         : \"${VNET_ID:?set VNET_ID to the resource id of the VNet}\"\n\
+         # zone, record set, type, TTL, addresses (sorted), tab-separated.\n\
+         WANT=\"\\\n",
     );
-    let az = "az network private-dns";
-    let rg = "--resource-group \"$RG\"";
-    write_name_zones(&mut out, table, |out, zone, records| {
-        let _ = writeln!(out, "{az} zone create {rg} --name \"{zone}\"");
-        let _ = writeln!(
-            out,
-            "{az} link vnet create {rg} --zone-name \"{zone}\" --name amldns \
-             --virtual-network \"$VNET_ID\" --registration-enabled false"
-        );
-        for (rel, ttl, v4, v6) in records {
-            let sets = [
-                (
-                    "a",
-                    "--ipv4-address",
-                    v4.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                ),
-                (
-                    "aaaa",
-                    "--ipv6-address",
-                    v6.iter().map(ToString::to_string).collect(),
-                ),
-            ];
-            for (kind, flag, addrs) in sets {
-                if addrs.is_empty() {
-                    continue;
-                }
-                let set = format!("{az} record-set {kind}");
-                let _ = writeln!(
-                    out,
-                    "{set} create {rg} --zone-name \"{zone}\" --name \"{rel}\" --ttl {ttl}"
-                );
-                for a in addrs {
-                    let _ = writeln!(
-                        out,
-                        "{set} add-record {rg} --zone-name \"{zone}\" --record-set-name \"{rel}\" {flag} {a}"
-                    );
-                }
-            }
-        }
-    });
+    let lines: Vec<String> = pz
+        .zones
+        .iter()
+        .flat_map(|(zone, sets)| {
+            sets.iter().map(move |s| {
+                format!(
+                    "{zone}\t{}\t{}\t{}\t{}",
+                    s.name,
+                    s.kind.to_ascii_lowercase(),
+                    s.ttl,
+                    s.addrs.join(",")
+                )
+            })
+        })
+        .collect();
+    let _ = writeln!(out, "{}\"", lines.join("\n"));
+    out.push_str(AZCLI_LOGIC);
     out
 }
 
@@ -669,8 +857,7 @@ mod tests {
                     "    local-zone: \"eastus.instances.azureml.ms.\" redirect".into(),
                     "    local-data: \"eastus.instances.azureml.ms. 60 IN A 10.1.0.5\"".into(),
                     "    local-zone: \"ci-1.eastus.instances.azureml.ms.\" transparent".into(),
-                    "    local-data: \"ci-1.eastus.instances.azureml.ms. 60 IN A 10.1.0.5\""
-                        .into(),
+                    "    local-data: \"ci-1.eastus.instances.azureml.ms. 60 IN A 10.1.0.5\"".into(),
                     "    local-data: \"st.privatelink.blob.core.windows.net. 60 IN AAAA fd00::9\""
                         .into(),
                     // Into the table: the final addresses; out: a redirect.
@@ -697,36 +884,30 @@ mod tests {
             (
                 Format::Powershell,
                 vec![
-                    format!("Add-DnsServerPrimaryZone -Name \"{api}\" -ZoneFile \"{api}.dns\""),
-                    format!(
-                        "Add-DnsServerResourceRecordA -ZoneName \"{api}\" -Name \"@\" -IPv4Address \"10.1.0.5\" -TimeToLive (New-TimeSpan -Seconds 60)"
-                    ),
-                    "Add-DnsServerResourceRecordA -ZoneName \"eastus.instances.azureml.ms\" -Name \"*\" -IPv4Address \"10.1.0.5\" -TimeToLive (New-TimeSpan -Seconds 60)".into(),
-                    "Add-DnsServerResourceRecordAAAA -ZoneName \"alias.corp.example\" -Name \"@\" -IPv6Address \"fd00::9\" -TimeToLive (New-TimeSpan -Seconds 60)".into(),
+                    "    \"privatelink.blob.core.windows.net\" = @(".into(),
+                    "        \"st AAAA 60 fd00::9\"".into(),
+                    "    \"privatelink.api.azureml.ms\" = @(".into(),
+                    format!("        \"{G}.workspace.eastus A 60 10.1.0.5\""),
+                    "    \"eastus.instances.azureml.ms\" = @(".into(),
+                    "        \"* A 60 10.1.0.5\"".into(),
+                    "    \"alias.corp.example\" = @(".into(),
+                    "        \"@ AAAA 60 fd00::9\"".into(),
                 ],
-                vec!["Add-DnsServerPrimaryZone -Name \"out.corp.example\""],
+                vec!["\"out.corp.example\" = @(", "\"api.azureml.ms\" = @("],
             ),
             (
                 Format::Azcli,
                 vec![
-                    format!("az network private-dns zone create --resource-group \"$RG\" --name \"{api}\""),
-                    format!(
-                        "az network private-dns link vnet create --resource-group \"$RG\" --zone-name \"{api}\" --name amldns --virtual-network \"$VNET_ID\" --registration-enabled false"
-                    ),
-                    format!(
-                        "az network private-dns record-set a create --resource-group \"$RG\" --zone-name \"{api}\" --name \"@\" --ttl 60"
-                    ),
-                    format!(
-                        "az network private-dns record-set a add-record --resource-group \"$RG\" --zone-name \"{api}\" --record-set-name \"@\" --ipv4-address 10.1.0.5"
-                    ),
-                    "az network private-dns record-set a add-record --resource-group \"$RG\" --zone-name \"eastus.instances.azureml.ms\" --record-set-name \"*\" --ipv4-address 10.1.0.5".into(),
-                    "az network private-dns record-set aaaa add-record --resource-group \"$RG\" --zone-name \"alias.corp.example\" --record-set-name \"@\" --ipv6-address fd00::9".into(),
+                    "privatelink.blob.core.windows.net\tst\taaaa\t60\tfd00::9".into(),
+                    format!("privatelink.api.azureml.ms\t{G}.workspace.eastus\ta\t60\t10.1.0.5"),
+                    "eastus.instances.azureml.ms\t*\ta\t60\t10.1.0.5".into(),
+                    "alias.corp.example\t@\ta\t60\t10.1.0.9".into(),
                 ],
-                vec!["--name \"out.corp.example\""],
+                vec!["out.corp.example\t", "\napi.azureml.ms\t"],
             ),
         ];
         for (format, want, never) in cases {
-            let text = render(&t, format);
+            let text = render(&t, format, &[]);
             let body = lines(&text);
             for w in &want {
                 assert!(
@@ -749,7 +930,7 @@ mod tests {
 
     #[test]
     fn unbound_gives_each_zone_one_type() {
-        let text = render(&table(), Format::Unbound);
+        let text = render(&table(), Format::Unbound, &[]);
         let zones: Vec<&str> = text
             .lines()
             .filter_map(|l| l.trim().strip_prefix("local-zone: "))
@@ -762,25 +943,48 @@ mod tests {
         assert!(!text.contains("local-zone: \"out.corp.example.\" transparent"));
     }
 
+    /// Private-link zones whole, a public name left to its twin, other
+    /// names in zones of their own (a wildcard as `*` of its parent).
     #[test]
-    fn per_name_zones_group_a_wildcard_with_its_parent() {
-        let t = table();
-        let zones = name_zones(&t);
-        let w = &zones["eastus.instances.azureml.ms"];
-        assert_eq!(w.records.len(), 1);
-        assert_eq!(w.records[0].0, "*");
-        assert_eq!(zones["out.corp.example"].records.len(), 0);
-        assert_eq!(zones["out.corp.example"].notes.len(), 1);
+    fn private_zones_per_zone_where_safe() {
+        let pz = private_zones(&table());
+        let zones: Vec<&str> = pz.zones.keys().map(String::as_str).collect();
+        assert_eq!(
+            zones,
+            [
+                "alias.corp.example",
+                "ci-1-22.eastus.instances.azureml.ms",
+                "ci-1-22.eastus.instances.ml.azure.ms",
+                "ci-1.eastus.instances.azureml.ms",
+                "ci-1.eastus.instances.ml.azure.ms",
+                "eastus.instances.azureml.ms",
+                "eastus.instances.ml.azure.ms",
+                &format!("ml-mlw-eastus-{G}.notebooks.azure.net"),
+                "privatelink.api.azureml.ms",
+                "privatelink.blob.core.windows.net",
+                "privatelink.notebooks.azure.net",
+            ]
+        );
+        let w = &pz.zones["eastus.instances.azureml.ms"];
+        assert_eq!((w[0].name.as_str(), w[0].kind), ("*", "A"));
         // An alias into the table: its own zone, with the final addresses.
-        let a = &zones["alias.corp.example"];
-        assert_eq!(a.records[0].0, "@");
-        assert_eq!(a.records[0].2, [Ipv4Addr::new(10, 1, 0, 9)]);
+        let a = &pz.zones["alias.corp.example"];
+        assert_eq!(a[0].addrs, ["10.1.0.9"]);
+        assert_eq!(a[1].addrs, ["fd00::9"]);
+        assert_eq!(
+            pz.notes,
+            [
+                "out.corp.example: CNAME www.example.com, which is not local: a zone cannot hold it",
+                "names under api.azureml.ms (2): left to privatelink.api.azureml.ms, which public DNS CNAMEs them into",
+                "names under notebooks.azure.net (1): left to privatelink.notebooks.azure.net, which public DNS CNAMEs them into",
+            ]
+        );
     }
 
     #[test]
-    fn hosts_and_zone_forms() {
+    fn hosts_form() {
         let t = table();
-        let hosts = render(&t, Format::Hosts);
+        let hosts = render(&t, Format::Hosts, &[]);
         assert!(hosts.contains("10.1.0.9\talias.corp.example\n"), "{hosts}");
         assert!(hosts.contains("fd00::9\talias.corp.example\n"), "{hosts}");
         assert!(
@@ -788,12 +992,60 @@ mod tests {
         );
         assert!(hosts.contains("# *.eastus.instances.azureml.ms is a wildcard"));
 
-        let zone = render(&t, Format::Zone);
+        assert!(
+            hosts.starts_with("# amldns records as /etc/hosts lines"),
+            "{hosts}"
+        );
+    }
+
+    /// The zone files carry the SOA and NS amldns serves: MNAME and NS
+    /// `ns.<apex>`, with the listen addresses as its addresses.
+    #[test]
+    fn zone_files_carry_amldns_s_soa_and_ns() {
+        let t = table();
+        let addrs: [IpAddr; 2] = ["10.1.0.4".parse().unwrap(), "fd00::4".parse().unwrap()];
+        let files = zone_files(&t, &addrs);
+        let blob = "privatelink.blob.core.windows.net";
+        let text = &files.zones[blob];
+        for want in [
+            format!("$ORIGIN {blob}.\n"),
+            format!("{}\n", codec::soa(&t, blob)),
+            format!("{blob}. 60 IN SOA ns.{blob}. hostmaster.{blob}. 3 3600 300 2419200 60\n"),
+            format!("{blob}.\t60\tIN\tNS\tns.{blob}.\n"),
+            format!("ns.{blob}.\t60\tIN\tA\t10.1.0.4\n"),
+            format!("ns.{blob}.\t60\tIN\tAAAA\tfd00::4\n"),
+            format!("st.{blob}.\t60\tIN\tAAAA\tfd00::9\n"),
+        ] {
+            assert!(text.contains(&want), "{want:?}:\n{text}");
+        }
+        assert_eq!(
+            files.notes,
+            [
+                "alias.corp.example: CNAME st.privatelink.blob.core.windows.net at its own zone apex, which a zone file cannot hold",
+                "out.corp.example: CNAME www.example.com at its own zone apex, which a zone file cannot hold",
+            ]
+        );
+        // Listening on wildcard addresses only: no address for ns.<apex>,
+        // so an NS out of the zone.
+        let files = zone_files(&t, &[]);
+        let text = &files.zones[blob];
+        assert!(
+            text.contains(&format!("{blob}.\t60\tIN\tNS\tlocalhost.\n")),
+            "{text}"
+        );
+        assert!(!text.contains(&format!("\tns.{blob}.")), "{text}");
+
+        let zone = render(&t, Format::Zone, &addrs);
         assert!(
             zone.starts_with("; amldns records as master files"),
             "{zone}"
         );
-        assert!(zone.contains("; zone privatelink.blob.core.windows.net\n$ORIGIN privatelink.blob.core.windows.net.\n"), "{zone}");
+        assert!(
+            zone.contains(&format!(
+                "\n\n; ==== zone {blob} ({blob}.zone)\n; zone {blob}: "
+            )),
+            "{zone}"
+        );
         assert!(zone.contains(
             "; alias.corp.example: CNAME st.privatelink.blob.core.windows.net at its own zone apex"
         ));
@@ -803,10 +1055,10 @@ mod tests {
     #[test]
     fn table_and_json_forms() {
         let t = table();
-        let text = render(&t, Format::Table);
+        let text = render(&t, Format::Table, &[]);
         assert!(text.starts_with("NAME"), "{text}");
         assert!(text.contains("workspace mlw (instance)"), "{text}");
-        let list: serde_json::Value = serde_json::from_str(&render(&t, Format::Json)).unwrap();
+        let list: serde_json::Value = serde_json::from_str(&render(&t, Format::Json, &[])).unwrap();
         let out = list
             .as_array()
             .unwrap()

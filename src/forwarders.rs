@@ -1,14 +1,21 @@
 //! `amldns forwarders`: the conditional-forwarder config an on-premises DNS
-//! server needs to send the Azure ML zones ([`names::forwarder_zones`]) to
-//! amldns, for BIND, Unbound, dnsmasq and Windows DNS. `deploy/onprem/` holds
-//! its output for example addresses, and a test keeps those files equal to it.
+//! server needs to send to amldns the zones it answers in ([`zones`]): those
+//! of a config (SPEC §9), or the Azure ML zones of some or every cloud
+//! ([`names::forwarder_zones`]), for BIND, Unbound, dnsmasq and Windows DNS.
+//! `deploy/onprem/` holds its output for example addresses, and a test keeps
+//! those files equal to it.
 //!
 //! Pure: zones and addresses in, text out.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 
-use crate::{export, names};
+use crate::config::Config;
+use crate::export;
+use crate::names::{self, Cloud};
+use crate::zone::ZoneTable;
 
 /// The on-premises servers `amldns forwarders --format` writes for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,33 +57,111 @@ pub fn parse_target(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{s:?} is not an IP address or IP:port"))
 }
 
-/// The config for `server`, forwarding every Azure ML zone to `to`.
-pub fn render(server: Server, to: &[SocketAddr]) -> Result<String, ForwardersError> {
-    let zones = names::forwarder_zones();
+/// A cloud's config spelling (`public`, `china`, `usgov`). For `--cloud`.
+pub fn parse_cloud(s: &str) -> Result<Cloud, String> {
+    Cloud::ALL
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .ok_or_else(|| format!("{s:?} is not a cloud (public, china, usgov)"))
+}
+
+/// What `amldns forwarders` was asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub server: Server,
+    /// amldns's addresses as the on-premises server reaches them.
+    pub to: &'a [SocketAddr],
+    /// `--config`: forward the zones this config answers in.
+    pub config: Option<&'a Path>,
+    /// `--cloud`: forward these clouds' Azure ML zones too.
+    pub clouds: &'a [Cloud],
+}
+
+/// The zones to forward: the Azure ML zones of `clouds` and of the clouds of
+/// `config`'s workspaces (every cloud when there is neither), and the zone of
+/// each name of its table outside them. A private-link name's zone is the
+/// public parent of its `privatelink` label (`blob.core.windows.net` for
+/// `st.privatelink.blob.core.windows.net`): the public name
+/// `st.blob.core.windows.net` is a CNAME into it, and the forwarder must see
+/// both. Any other name's zone is its apex ([`ZoneTable::apex`]). A zone
+/// below another listed one is covered by it and left out. Sorted.
+pub fn zones(config: Option<(&Config, &ZoneTable)>, clouds: &[Cloud]) -> Vec<String> {
+    let azure_ml: Vec<&str> = match config {
+        None if clouds.is_empty() => names::forwarder_zones(),
+        _ => clouds
+            .iter()
+            .copied()
+            .chain(
+                config
+                    .iter()
+                    .flat_map(|(c, _)| c.workspaces.iter().map(|w| w.value.cloud)),
+            )
+            .flat_map(Cloud::forwarder_zones)
+            .collect(),
+    };
+    let mut all: BTreeSet<String> = azure_ml.into_iter().map(String::from).collect();
+    let table = config.map(|(_, t)| t);
+    for n in table.iter().flat_map(|t| t.nodes().map(move |n| t.apex(n))) {
+        let zone = n
+            .split_once("privatelink.")
+            .filter(|(before, _)| before.is_empty() || before.ends_with('.'))
+            .map_or(n, |(_, parent)| parent);
+        all.insert(zone.to_string());
+    }
+    let listed = all.clone();
+    all.retain(|z| {
+        !listed
+            .iter()
+            .any(|parent| parent != z && names::is_at_or_below(z, parent))
+    });
+    all.into_iter().collect()
+}
+
+/// The config for `req.server`, forwarding `zones` to `req.to`.
+pub fn render(req: &Request, zones: &[String]) -> Result<String, ForwardersError> {
     let mut out = String::new();
-    let marker = match server {
+    let marker = match req.server {
         Server::Bind => "//",
         Server::Unbound | Server::Dnsmasq | Server::Powershell => "#",
     };
-    let command = format!(
+    let mut command = format!(
         "amldns forwarders --format {} --to {}",
-        server.as_str(),
-        to.iter().map(|a| target(*a)).collect::<Vec<_>>().join(",")
+        req.server.as_str(),
+        req.to
+            .iter()
+            .map(|a| target(*a))
+            .collect::<Vec<_>>()
+            .join(",")
     );
+    if let Some(p) = req.config {
+        let _ = write!(command, " --config {}", p.display());
+    }
+    for c in req.clouds {
+        let _ = write!(command, " --cloud {}", c.as_str());
+    }
+    let what = match (req.config, req.clouds.is_empty()) {
+        (None, true) => "the Azure ML zones of every cloud",
+        (None, false) => "the Azure ML zones of the clouds asked for",
+        (Some(_), _) => {
+            "the zones this config answers in (its clouds' Azure ML zones, its records' zones)"
+        }
+    };
     let head = format!(
-        "Conditional forwarders: the Azure ML zones of every cloud sent to amldns.
+        "Conditional forwarders: {what}, sent to amldns.
 Generated by `{command}`:
-run it again with your amldns addresses, and add this server's address to
-amldns's [server] allow. The privatelink.* zones sit under these zones, so
-they are covered. See deploy/onprem/README.md."
+run it with your amldns addresses, and again whenever the config gains a cloud
+or a name in a new zone; add this server's address to amldns's [server] allow.
+The privatelink.* zones sit under these zones, so they are covered.
+See deploy/onprem/README.md."
     );
     export::comment(&mut out, marker, &head);
-    export::comment(&mut out, marker, notes(server));
-    match server {
-        Server::Bind => bind(&mut out, &zones, to),
-        Server::Unbound => unbound(&mut out, &zones, to),
-        Server::Dnsmasq => dnsmasq(&mut out, &zones, to),
-        Server::Powershell => powershell(&mut out, &zones, to)?,
+    export::comment(&mut out, marker, notes(req.server));
+    let to = req.to;
+    match req.server {
+        Server::Bind => bind(&mut out, zones, to),
+        Server::Unbound => unbound(&mut out, zones, to),
+        Server::Dnsmasq => dnsmasq(&mut out, zones, to),
+        Server::Powershell => powershell(&mut out, zones, to)?,
     }
     Ok(out)
 }
@@ -123,7 +208,7 @@ controller, add -ReplicationScope Forest to share them with every DNS server."
     }
 }
 
-fn bind(out: &mut String, zones: &[&str], to: &[SocketAddr]) {
+fn bind(out: &mut String, zones: &[String], to: &[SocketAddr]) {
     let forwarders: String = to
         .iter()
         .map(|a| match a.port() {
@@ -139,8 +224,18 @@ fn bind(out: &mut String, zones: &[&str], to: &[SocketAddr]) {
     }
 }
 
-fn unbound(out: &mut String, zones: &[&str], to: &[SocketAddr]) {
+fn unbound(out: &mut String, zones: &[String], to: &[SocketAddr]) {
     out.push_str("server:\n");
+    if to.iter().any(|a| a.ip().is_loopback()) {
+        // Unbound never sends to 127.0.0.0/8 or ::1 by default
+        // (do-not-query-localhost: yes), forward-addr included: the
+        // forwarders would be ignored. This option is server-wide: it also
+        // lets Unbound follow a delegation to a loopback address.
+        out.push_str(
+            "    # amldns is on this host: without this, Unbound ignores a loopback forward-addr.\n\
+             \x20   do-not-query-localhost: no\n",
+        );
+    }
     for z in zones {
         let _ = writeln!(out, "    private-domain: \"{z}.\"");
     }
@@ -158,7 +253,7 @@ fn unbound(out: &mut String, zones: &[&str], to: &[SocketAddr]) {
     }
 }
 
-fn dnsmasq(out: &mut String, zones: &[&str], to: &[SocketAddr]) {
+fn dnsmasq(out: &mut String, zones: &[String], to: &[SocketAddr]) {
     for z in zones {
         let _ = writeln!(out, "rebind-domain-ok=/{z}/");
     }
@@ -172,7 +267,11 @@ fn dnsmasq(out: &mut String, zones: &[&str], to: &[SocketAddr]) {
     }
 }
 
-fn powershell(out: &mut String, zones: &[&str], to: &[SocketAddr]) -> Result<(), ForwardersError> {
+fn powershell(
+    out: &mut String,
+    zones: &[String],
+    to: &[SocketAddr],
+) -> Result<(), ForwardersError> {
     if let Some(a) = to.iter().find(|a| a.port() != 53) {
         return Err(ForwardersError::WindowsPort(*a));
     }
@@ -208,9 +307,103 @@ fn powershell(out: &mut String, zones: &[&str], to: &[SocketAddr]) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn to(list: &[&str]) -> Vec<SocketAddr> {
         list.iter().map(|s| parse_target(s).unwrap()).collect()
+    }
+
+    /// Every cloud's zones, as without --config and --cloud.
+    fn every_cloud(server: Server, to: &[SocketAddr]) -> Result<String, ForwardersError> {
+        let req = Request {
+            server,
+            to,
+            config: None,
+            clouds: &[],
+        };
+        render(&req, &zones(None, &[]))
+    }
+
+    fn config(text: &str) -> (Config, ZoneTable) {
+        let c = crate::config::parse(Path::new("t.toml"), text).unwrap();
+        let t = c.table(1).unwrap();
+        (c, t)
+    }
+
+    /// A config's zones: its clouds' Azure ML zones, and the zone of each
+    /// record outside them (a private-link record's public parent).
+    #[test]
+    fn zones_of_a_config() {
+        assert_eq!(zones(None, &[]).len(), 16);
+        assert_eq!(
+            zones(None, &[Cloud::Public]),
+            names::Cloud::Public
+                .forwarder_zones()
+                .iter()
+                .map(|z| z.to_string())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+        let (c, t) = config(
+            "[[workspace]]\nname = \"mlw\"\nid = \"fb7e20a0-8891-458b-b969-55ddb3382f51\"\n\
+             region = \"eastus\"\nip = \"10.1.0.5\"\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
+             [[record]]\nname = \"st2.privatelink.blob.core.windows.net\"\na = [\"10.1.0.10\"]\n\
+             [[record]]\nname = \"kv.vault.azure.net\"\na = [\"10.1.0.11\"]\n\
+             [[record]]\nname = \"ci-9.eastus.instances.azureml.ms\"\na = [\"10.1.0.12\"]\n",
+        );
+        let mut want: Vec<String> = Cloud::Public
+            .forwarder_zones()
+            .iter()
+            .map(|z| z.to_string())
+            .chain(["blob.core.windows.net".into(), "kv.vault.azure.net".into()])
+            .collect();
+        want.sort();
+        assert_eq!(zones(Some((&c, &t)), &[]), want);
+        // --cloud adds a cloud's zones to the config's.
+        let with_china = zones(Some((&c, &t)), &[Cloud::China]);
+        assert_eq!(with_china.len(), want.len() + 5, "{with_china:?}");
+        assert!(with_china.contains(&"api.ml.azure.cn".to_string()));
+        // A zone below a listed one is covered by it.
+        let (c2, t2) = config(
+            "[[record]]\nname = \"blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
+             [[record]]\nname = \"x.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
+        );
+        assert_eq!(zones(Some((&c2, &t2)), &[]), ["blob.core.windows.net"]);
+    }
+
+    /// Unbound ignores a loopback forward-addr unless told otherwise.
+    #[test]
+    fn unbound_to_loopback() {
+        let line = "    do-not-query-localhost: no\n";
+        for (addr, want) in [("127.0.0.1:5353", true), ("::1", true), ("10.1.0.4", false)] {
+            let text = every_cloud(Server::Unbound, &to(&[addr])).unwrap();
+            assert_eq!(text.contains(line), want, "{addr}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_header_gives_the_command() {
+        let config = Path::new("/etc/amldns/amldns.toml");
+        let req = Request {
+            server: Server::Dnsmasq,
+            to: &to(&["10.1.0.4"]),
+            config: Some(config),
+            clouds: &[Cloud::UsGov],
+        };
+        let text = render(&req, &["blob.core.windows.net".into()]).unwrap();
+        assert!(
+            text.contains("`amldns forwarders --format dnsmasq --to 10.1.0.4 --config /etc/amldns/amldns.toml --cloud usgov`"),
+            "{text}"
+        );
+        assert!(text.contains("the zones this config answers in"), "{text}");
+        assert!(
+            text.contains("server=/blob.core.windows.net/10.1.0.4\n"),
+            "{text}"
+        );
+        assert!(!text.contains("api.azureml.ms"), "{text}");
     }
 
     #[test]
@@ -259,7 +452,7 @@ mod tests {
             }),
         ];
         for (server, want) in cases {
-            let text = render(server, &two).unwrap();
+            let text = every_cloud(server, &two).unwrap();
             assert!(
                 text.contains("`amldns forwarders --format "),
                 "{server:?}: {text}"
@@ -277,7 +470,7 @@ mod tests {
 
     #[test]
     fn windows_dns() {
-        let text = render(Server::Powershell, &to(&["10.1.0.4", "10.1.0.5"])).unwrap();
+        let text = every_cloud(Server::Powershell, &to(&["10.1.0.4", "10.1.0.5"])).unwrap();
         assert!(
             text.contains("$MasterServers = @(\"10.1.0.4\", \"10.1.0.5\")\n"),
             "{text}"
@@ -287,7 +480,7 @@ mod tests {
         }
         assert!(text.contains("Add-DnsServerConditionalForwarderZone -Name $Zone"));
         assert_eq!(
-            render(Server::Powershell, &to(&["10.1.0.4:5353"])),
+            every_cloud(Server::Powershell, &to(&["10.1.0.4:5353"])),
             Err(ForwardersError::WindowsPort(
                 "10.1.0.4:5353".parse().unwrap()
             ))

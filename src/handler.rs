@@ -50,15 +50,7 @@ impl Snapshot {
             table,
             policy: Policy {
                 allow: config.server.allow.clone(),
-                // `ns.<apex>` is where clients reach amldns: a wildcard
-                // listen address names no such place.
-                ns_addrs: config
-                    .server
-                    .listen
-                    .iter()
-                    .map(|a| a.ip())
-                    .filter(|ip| !ip.is_unspecified())
-                    .collect(),
+                ns_addrs: resolve::ns_addrs(&config.server.listen),
                 identity: config.server.identity.as_str().into(),
             },
             forwarder,

@@ -15,6 +15,9 @@ use std::sync::{Mutex, PoisonError};
 pub enum Source {
     /// The last reload failed: the files on disk are not what is served.
     Reload,
+    /// The last Azure discovery round failed or was held (SPEC §8): the
+    /// last good discovery serves.
+    Azure,
 }
 
 impl Source {
@@ -22,6 +25,7 @@ impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Reload => "reload",
+            Source::Azure => "azure",
         }
     }
 }
@@ -30,6 +34,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Source::Reload => "the last reload failed",
+            Source::Azure => "Azure discovery",
         })
     }
 }

@@ -24,7 +24,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::control::{self, CacheStatus, Flushed, Problem, ServerStatus};
+use crate::azure::Served as _;
+use crate::control::{self, AzureStatus, CacheStatus, Flushed, Problem, ServerStatus};
 use crate::explain;
 use crate::export;
 use crate::health::Health;
@@ -298,6 +299,12 @@ fn status(e: &Endpoints) -> ServerStatus {
             misses,
             hit_rate: (asked > 0).then(|| hits as f64 / asked as f64),
         },
+        azure: e.reloader.azure().map(|cfg| AzureStatus {
+            subscriptions: cfg.subscriptions.len(),
+            interval_s: cfg.interval.as_secs(),
+            workspaces: e.reloader.discovered().len(),
+            last_success: Some(e.metrics.azure_last_success.get()).filter(|t| *t > 0.0),
+        }),
     }
 }
 

@@ -6,7 +6,15 @@
 //! - that array alone (`--query customDnsConfigs`);
 //! - the projected NIC form `[{IPAddress, FQDNs}]`;
 //! - the raw NIC object (`ipConfigurations[].privateIPAddress` and
-//!   `…privateLinkConnectionProperties.fqdns`, also under `properties`).
+//!   `…privateLinkConnectionProperties.fqdns`, also under `properties`);
+//! - a private DNS zone group (`az network private-endpoint dns-zone-group
+//!   show`): `privateDnsZoneConfigs[].recordSets[]` of `{fqdn, ipAddresses}`;
+//! - a private DNS zone's A records (`az network private-dns record-set a
+//!   list`): `[{fqdn, aRecords: [{ipv4Address}]}]`;
+//! - the workspace object (`az ml workspace show`, or ARM's, or a list of
+//!   them): no addresses of its own, but with the names imported beside it
+//!   it gives the workspace's whole name set, as `[[workspace]]` does
+//!   (SPEC §1: the private-link forms, the older notebooks form).
 //!
 //! Key case varies between CLI versions and ARM (`privateIpAddress`), so keys
 //! are matched case-insensitively.
@@ -19,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::diagnostics::{Lines, Location};
-use crate::names::domain_name;
+use crate::names::{self, AnswerMode, Cloud, Workspace, domain_name};
 
 /// One name from an import file and its addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +38,26 @@ pub struct ImportedName {
     pub at: Location,
 }
 
+/// A workspace object: which workspace, not where it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedWorkspace {
+    pub resource_id: String,
+    pub name: String,
+    /// Lower-case `workspaceId`.
+    pub id: String,
+    /// Lower-case region short name.
+    pub region: String,
+    pub notebook_fqdn: Option<String>,
+    pub at: Location,
+}
+
 /// What one `[[import]]` gave.
 #[derive(Debug, Default)]
 pub struct Loaded {
     /// Files the path matched: a glob may match none yet.
     pub files: usize,
     pub names: Vec<ImportedName>,
+    pub workspaces: Vec<ImportedWorkspace>,
     /// Files of a known shape that list no names.
     pub empty: Vec<PathBuf>,
     /// A hash of every file's path and text, as read.
@@ -108,7 +130,12 @@ pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
             message: format!("cannot read: {e}"),
         })?;
         (&path, &text).hash(&mut digest);
-        let names = parse(&path, &text)?;
+        let value = json(&path, &text)?;
+        if let Some(ws) = workspaces_in(&path, &value) {
+            loaded.workspaces.extend(ws);
+            continue;
+        }
+        let names = names_in(&path, &text, &value)?;
         if names.is_empty() {
             loaded.empty.push(path);
         }
@@ -118,24 +145,130 @@ pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
     Ok(loaded)
 }
 
+/// The workspace `name` (`id`, `region`) whose private endpoint lists
+/// `pairs`, its addresses read off them (SPEC §8 step 2): the API IP is the
+/// API name's, the notebook IP the notebooks name's, the inference IP the
+/// inference wildcard's (each defaulting to the API IP). The cloud is the
+/// one whose API name is listed, `prefer` tried first; `None` when none is.
+/// The notebooks FQDN is `notebook_fqdn` when it is this workspace's, else
+/// the one listed. Discovery and imported workspace objects both use it.
+pub fn workspace_from_endpoint(
+    name: &str,
+    id: &str,
+    region: &str,
+    notebook_fqdn: Option<&str>,
+    pairs: &[(String, Vec<IpAddr>)],
+    prefer: Cloud,
+) -> Option<Workspace> {
+    let addr_of = |pred: &dyn Fn(&str) -> bool| {
+        pairs
+            .iter()
+            .find(|(n, a)| pred(n) && !a.is_empty())
+            .map(|(_, a)| a[0])
+    };
+    let any = IpAddr::from([0, 0, 0, 0]);
+    let mut ws = Workspace {
+        name: name.to_string(),
+        id: id.to_string(),
+        region: region.to_string(),
+        cloud: prefer,
+        ip: any,
+        notebook_ip: any,
+        inference_ip: any,
+        notebook_fqdn: None,
+        instances: Vec::new(),
+        instances_wildcard: false,
+        online_endpoints: Vec::new(),
+        inference_wildcard: false,
+        projects: Vec::new(),
+    };
+    let mut clouds = Cloud::ALL.to_vec();
+    clouds.sort_by_key(|c| *c != prefer);
+    let (cloud, ip) = clouds.into_iter().find_map(|cloud| {
+        ws.cloud = cloud;
+        let api = names::derive(&ws, AnswerMode::A)
+            .into_iter()
+            .find(|d| d.purpose == names::Purpose::Api)?
+            .name;
+        Some((cloud, addr_of(&|n| n == api)?))
+    })?;
+    let notebooks =
+        |n: &str| names::notebooks_zone_of(n).is_some() && names::workspace_id_in(n) == Some(id);
+    let inference = format!("*.{id}.inference.");
+    ws.cloud = cloud;
+    ws.ip = ip;
+    ws.notebook_ip = addr_of(&notebooks).unwrap_or(ip);
+    ws.inference_ip = addr_of(&|n| n.starts_with(&inference)).unwrap_or(ip);
+    ws.notebook_fqdn = notebook_fqdn
+        .map(str::to_ascii_lowercase)
+        .filter(|f| notebooks(f))
+        .or_else(|| {
+            pairs
+                .iter()
+                .map(|(n, _)| n)
+                .find(|n| notebooks(n) && !n.contains(".privatelink."))
+                .cloned()
+        });
+    Some(ws)
+}
+
+/// The workspace objects in `text`, if it is one or a list of them
+/// (`workspaceId`, in ARM's or the CLI's spelling, marks one).
+fn workspaces_in(file: &Path, value: &Value) -> Option<Vec<ImportedWorkspace>> {
+    let items = match value {
+        Value::Array(a) if !a.is_empty() => a.iter().collect(),
+        Value::Object(_) => vec![value],
+        _ => return None,
+    };
+    items
+        .into_iter()
+        .map(|v| {
+            let obj = v.as_object()?;
+            let text = |k: &str| field(obj, k).and_then(Value::as_str);
+            let id = text("workspaceId").or_else(|| text("workspace_id"))?;
+            Some(ImportedWorkspace {
+                resource_id: text("id").unwrap_or_default().to_string(),
+                name: text("name")?.to_string(),
+                id: id.to_ascii_lowercase(),
+                region: text("location")?.replace(' ', "").to_ascii_lowercase(),
+                notebook_fqdn: field(obj, "notebookInfo")
+                    .and_then(Value::as_object)
+                    .and_then(|n| get(n, "fqdn"))
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase),
+                at: Location::start_of(file),
+            })
+        })
+        .collect()
+}
+
 /// Names and addresses in one file's text.
 pub fn parse(file: &Path, text: &str) -> Result<Vec<ImportedName>, ImportError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ImportError::At {
+    names_in(file, text, &json(file, text)?)
+}
+
+fn json(file: &Path, text: &str) -> Result<Value, ImportError> {
+    serde_json::from_str(text).map_err(|e| ImportError::At {
         at: Location {
             file: file.to_path_buf(),
             line: e.line().max(1),
             col: e.column().max(1),
         },
         message: format!("not JSON: {e}"),
-    })?;
-    let mut pairs = Ok(Vec::new());
-    collect(&value, &mut pairs);
+    })
+}
+
+/// Names and addresses in `value`, read from `text`.
+fn names_in(file: &Path, text: &str, value: &Value) -> Result<Vec<ImportedName>, ImportError> {
+    let pairs = pairs(value).ok_or(());
     let bad_shape = |why: &str| ImportError::At {
         at: Location::start_of(file),
         message: format!(
             "{why}: expected the output of `az network private-endpoint show` \
-             (customDnsConfigs), or of `az network nic show` (ipConfigurations, or the \
-             [{{IPAddress, FQDNs}}] projection)"
+             (customDnsConfigs), of `az network nic show` (ipConfigurations, or the \
+             [{{IPAddress, FQDNs}}] projection), of `az network private-endpoint \
+             dns-zone-group show`, of `az network private-dns record-set a list` or of \
+             `az ml workspace show`"
         ),
     };
     // An empty list is a known shape: Azure empties customDnsConfigs once a
@@ -190,7 +323,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<ImportedName>, ImportError> 
 }
 
 /// (FQDN, its addresses) as found in the JSON.
-type Pair<'a> = (&'a str, Vec<&'a str>);
+pub type Pair<'a> = (&'a str, Vec<&'a str>);
+
+/// The names and addresses in `v`, one of the shapes above; `None` when it
+/// is none of them. Discovery reads ARM's private endpoints and NICs with it.
+pub fn pairs(v: &Value) -> Option<Vec<Pair<'_>>> {
+    let mut out = Ok(Vec::new());
+    collect(v, &mut out);
+    out.ok()
+}
 
 /// Walks one of the known shapes; `Err(())` when `v` is none of them.
 fn collect<'a>(v: &'a Value, out: &mut Result<Vec<Pair<'a>>, ()>) {
@@ -202,8 +343,20 @@ fn collect<'a>(v: &'a Value, out: &mut Result<Vec<Pair<'a>>, ()>) {
             }
         }
         Value::Object(obj) => {
-            // {fqdn, ipAddresses}: one entry of customDnsConfigs.
-            if let Some(fqdn) = get(obj, "fqdn").and_then(Value::as_str) {
+            // {fqdn, aRecords}: a private DNS zone's A record set.
+            if let (Some(fqdn), Some(records)) = (
+                get(obj, "fqdn").and_then(Value::as_str),
+                field(obj, "aRecords").and_then(Value::as_array),
+            ) {
+                let ips = records
+                    .iter()
+                    .filter_map(|r| r.as_object().and_then(|r| get(r, "ipv4Address")))
+                    .filter_map(Value::as_str)
+                    .collect();
+                pairs.push((fqdn, ips));
+            // {fqdn, ipAddresses}: one entry of customDnsConfigs (or of a
+            // zone group's recordSets).
+            } else if let Some(fqdn) = get(obj, "fqdn").and_then(Value::as_str) {
                 pairs.push((fqdn, strings(get(obj, "ipAddresses"))));
             // {IPAddress, FQDNs}: the projected NIC form.
             } else if let Some(fqdns) = get(obj, "FQDNs") {
@@ -213,6 +366,16 @@ fn collect<'a>(v: &'a Value, out: &mut Result<Vec<Pair<'a>>, ()>) {
                 }
             } else if let Some(configs) = field(obj, "customDnsConfigs") {
                 collect(configs, out);
+            } else if let Some(zones) = field(obj, "privateDnsZoneConfigs") {
+                let Some(list) = zones.as_array() else {
+                    *out = Err(());
+                    return;
+                };
+                for zone in list.iter().filter_map(Value::as_object) {
+                    if let Some(sets) = field(zone, "recordSets") {
+                        collect(sets, out);
+                    }
+                }
             } else if let Some(ipconfigs) = field(obj, "ipConfigurations") {
                 let Some(list) = ipconfigs.as_array() else {
                     *out = Err(());
@@ -363,6 +526,99 @@ mod tests {
             names(arm),
             vec![("a.api.azureml.ms".into(), vec!["10.1.0.5".into()])]
         );
+    }
+
+    #[test]
+    fn private_dns_zone_group() {
+        let text = format!(
+            r#"{{"name": "default", "privateDnsZoneConfigs": [
+                {{"name": "privatelink-api-azureml-ms", "privateDnsZoneId": "/z/api",
+                  "recordSets": [
+                    {{"fqdn": "{G}.workspace.eastus.privatelink.api.azureml.ms",
+                      "ipAddresses": ["10.1.0.5"], "recordSetName": "{G}.workspace.eastus",
+                      "recordType": "A", "ttl": 10}}]}},
+                {{"name": "privatelink-notebooks-azure-net", "properties": {{"recordSets": [
+                    {{"fqdn": "ml-w-eastus-{G}.eastus.privatelink.notebooks.azure.net",
+                      "ipAddresses": ["10.1.0.6"]}}]}}}}]}}"#
+        );
+        assert_eq!(
+            names(&text),
+            vec![
+                (
+                    format!("{G}.workspace.eastus.privatelink.api.azureml.ms"),
+                    vec!["10.1.0.5".into()]
+                ),
+                (
+                    format!("ml-w-eastus-{G}.eastus.privatelink.notebooks.azure.net"),
+                    vec!["10.1.0.6".into()]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn private_dns_a_record_sets() {
+        let text = format!(
+            r#"[{{"aRecords": [{{"ipv4Address": "10.1.0.5"}}],
+                 "fqdn": "{G}.workspace.eastus.privatelink.api.azureml.ms.",
+                 "name": "{G}.workspace.eastus", "ttl": 10,
+                 "type": "Microsoft.Network/privateDnsZones/A"}},
+               {{"properties": {{"aRecords": [{{"ipv4Address": "10.1.0.7"}}, {{"ipv4Address": "10.1.0.8"}}]}},
+                 "fqdn": "*.{G}.inference.eastus.privatelink.api.azureml.ms."}}]"#
+        );
+        assert_eq!(
+            names(&text),
+            vec![
+                (
+                    format!("{G}.workspace.eastus.privatelink.api.azureml.ms"),
+                    vec!["10.1.0.5".into()]
+                ),
+                (
+                    format!("*.{G}.inference.eastus.privatelink.api.azureml.ms"),
+                    vec!["10.1.0.7".into(), "10.1.0.8".into()]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn workspace_objects_arm_and_cli() {
+        let arm = format!(
+            r#"{{"id": "/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/workspaces/mlw",
+                "name": "mlw", "location": "East US", "kind": "Default",
+                "properties": {{"workspaceId": "{}", "notebookInfo": {{"fqdn": "ML-MLW-EASTUS-{G}.eastus.notebooks.azure.net"}}}}}}"#,
+            G.to_ascii_uppercase()
+        );
+        let got =
+            workspaces_in(Path::new("ws.json"), &serde_json::from_str(&arm).unwrap()).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (
+                got[0].name.as_str(),
+                got[0].id.as_str(),
+                got[0].region.as_str()
+            ),
+            ("mlw", G, "eastus")
+        );
+        assert_eq!(
+            got[0].notebook_fqdn.as_deref(),
+            Some(format!("ml-mlw-eastus-{G}.eastus.notebooks.azure.net").as_str())
+        );
+        let cli = format!(r#"[{{"name": "a", "location": "westeurope", "workspace_id": "{G}"}}]"#);
+        assert_eq!(
+            workspaces_in(Path::new("ws.json"), &serde_json::from_str(&cli).unwrap()).unwrap()[0]
+                .region,
+            "westeurope"
+        );
+        // A private endpoint is not a workspace object.
+        assert!(
+            workspaces_in(
+                Path::new("pe.json"),
+                &serde_json::json!({"customDnsConfigs": []})
+            )
+            .is_none()
+        );
+        assert!(workspaces_in(Path::new("pe.json"), &serde_json::json!([])).is_none());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! that ask it are in [`control`]; [`explain`] tells how a name is answered
 //! from the same plan the server answers with.
 
+pub mod azure;
 pub mod cache;
 pub mod cli;
 pub mod codec;
@@ -30,6 +31,7 @@ pub mod import;
 pub mod logging;
 pub mod metrics;
 pub mod names;
+pub mod notify;
 pub mod reload;
 pub mod resolve;
 pub mod server;

@@ -34,6 +34,26 @@ pub const UPSTREAM_LIMITED_TOTAL: &str = "amldns_upstream_limited_total";
 pub const UPSTREAM_IN_FLIGHT: &str = "amldns_upstream_in_flight";
 pub const TCP_CONNECTIONS: &str = "amldns_tcp_connections";
 pub const DROPPED_TOTAL: &str = "amldns_queries_dropped_total";
+pub const AZURE_SYNC_TOTAL: &str = "amldns_azure_sync_total";
+pub const AZURE_LAST_SUCCESS: &str = "amldns_azure_last_success_timestamp_seconds";
+pub const AZURE_WORKSPACES: &str = "amldns_azure_workspaces";
+
+/// The `result`s of an Azure discovery round (SPEC §8): it worked and
+/// changed the table or not, it was held (it would drop more than half the
+/// workspaces), the table refused its names, or how it failed.
+pub const AZURE_RESULTS: [&str; 11] = [
+    "success",
+    "unchanged",
+    "held",
+    "rejected",
+    "token",
+    "denied",
+    "throttled",
+    "unavailable",
+    "timeout",
+    "network",
+    "malformed",
+];
 
 /// How a query ended (SPEC §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,6 +265,11 @@ pub struct Metrics {
     degraded: IntGaugeVec,
     /// Panics caught in query tasks (see `logging::count_panics`).
     pub panics: IntCounter,
+    /// Azure discovery rounds by `result` ([`AZURE_RESULTS`]).
+    pub azure_sync: IntCounterVec,
+    pub azure_last_success: Gauge,
+    /// Workspaces the last good discovery found.
+    pub azure_workspaces: IntGauge,
     handles: Handles,
 }
 
@@ -353,6 +378,22 @@ impl Metrics {
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
+        let azure_sync = counter_vec(
+            AZURE_SYNC_TOTAL,
+            "Azure discovery rounds by result.",
+            &["result"],
+        );
+        for result in AZURE_RESULTS {
+            azure_sync.with_label_values(&[result]);
+        }
+        let azure_last_success = Gauge::new(
+            AZURE_LAST_SUCCESS,
+            "Unix time of the last Azure discovery round that worked.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(azure_last_success.clone()))
+            .expect("registered once");
         let limited = counter_vec(
             UPSTREAM_LIMITED_TOTAL,
             "Questions not sent upstream because a limit was reached (answered SERVFAIL or stale).",
@@ -409,6 +450,12 @@ impl Metrics {
             config_info,
             degraded,
             panics: counter(PANICS_TOTAL, "Panics (bugs) caught; each is also logged."),
+            azure_sync,
+            azure_last_success,
+            azure_workspaces: gauge(
+                AZURE_WORKSPACES,
+                "Workspaces found by the last good Azure discovery.",
+            ),
             registry,
         }
     }

@@ -23,8 +23,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::azure::{self, Discovered};
 use crate::cache::Cache;
-use crate::config::{self, Config, ConfigError, MetricsConfig};
+use crate::config::{self, AzureConfig, Config, ConfigError, MetricsConfig};
 use crate::forward::Forwarder;
 use crate::handler::Snapshot;
 use crate::health::{self, Health};
@@ -49,6 +50,8 @@ pub enum Trigger {
     File,
     Signal,
     Http,
+    /// An Azure discovery round found something new (SPEC §8).
+    Azure,
 }
 
 impl fmt::Display for Trigger {
@@ -57,6 +60,7 @@ impl fmt::Display for Trigger {
             Trigger::File => "file change",
             Trigger::Signal => "SIGHUP",
             Trigger::Http => "POST /reload",
+            Trigger::Azure => "Azure discovery",
         })
     }
 }
@@ -214,8 +218,9 @@ pub struct LastReload {
 
 /// Reload bookkeeping, behind the lock that makes reloads run one at a time.
 struct Reloads {
-    /// The fingerprint of the files the served table was built from.
-    applied: u64,
+    /// The fingerprint of the files and the digest of the Azure discovery
+    /// the served table was built from.
+    applied: (u64, u64),
     /// What the last reload gave: the generation served, or its error.
     last: Result<u64, String>,
 }
@@ -235,6 +240,13 @@ pub struct Reloader {
     begun: AtomicU64,
     reloads: tokio::sync::Mutex<Reloads>,
     status: Mutex<Status>,
+    /// What Azure discovery found last (SPEC §8), merged into every table.
+    discovered: Mutex<Arc<Discovered>>,
+    /// `[azure]` as last loaded, for the discovery rounds.
+    azure: Mutex<Option<AzureConfig>>,
+    /// Told when a reload changes `[azure]`: the rounds start, stop or
+    /// change pace at once, not after the interval they were waiting out.
+    azure_changed: tokio::sync::Notify,
     /// `None` until the first reload after the start.
     last_reload: Mutex<Option<LastReload>>,
 }
@@ -246,7 +258,12 @@ impl Reloader {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Result<Self, ReloadError> {
-        let table = config.table(1)?;
+        // The last good discovery serves at once, Azure reachable or not.
+        let discovered = Discovered::at_start(config.azure.as_ref());
+        let (table, warnings) = azure::table(&config, &discovered, 1)?;
+        for w in &warnings {
+            warn!("{w}");
+        }
         let cache = Arc::new(Cache::new(config.upstream.cache_entries));
         let forwarder = Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone()));
         let status = Status {
@@ -257,7 +274,7 @@ impl Reloader {
         };
         record_success(&metrics, &status);
         let reloads = Reloads {
-            applied: config.fingerprint,
+            applied: (config.fingerprint, discovered.digest()),
             last: Ok(1),
         };
         let snapshot = Snapshot::new(table, &config, forwarder);
@@ -271,6 +288,9 @@ impl Reloader {
             begun: AtomicU64::new(0),
             reloads: tokio::sync::Mutex::new(reloads),
             status: Mutex::new(status),
+            discovered: Mutex::new(Arc::new(discovered)),
+            azure: Mutex::new(config.azure.clone()),
+            azure_changed: tokio::sync::Notify::new(),
             last_reload: Mutex::new(None),
         };
         drop(config);
@@ -353,15 +373,17 @@ impl Reloader {
         let current = self.snapshot.load_full();
         let generation = current.table.generation() + 1;
         let path = self.path.clone();
+        let discovered = azure::Served::discovered(self);
+        let digest = discovered.digest();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = config::load(&path)?;
-            let table = config.table(generation)?;
-            Ok::<_, ConfigError>((config, table))
+            let (table, warnings) = azure::table(&config, &discovered, generation)?;
+            Ok::<_, ConfigError>((config, table, warnings))
         })
         .await
         .map_err(|e| ReloadError::Task(e.to_string()))
         .and_then(|r| r.map_err(ReloadError::from));
-        let (config, table) = match loaded {
+        let (config, table, merge_warnings) = match loaded {
             Ok(v) => v,
             Err(e) => {
                 // A file event in the folder (an editor's swap file, say)
@@ -372,7 +394,7 @@ impl Reloader {
             }
         };
 
-        if trigger == Trigger::File && config.fingerprint == reloads.applied {
+        if trigger == Trigger::File && (config.fingerprint, digest) == reloads.applied {
             // The files are back to what is served (a change undone, or
             // nothing changed): nothing to swap, and nothing failing.
             debug!(%trigger, "configuration unchanged");
@@ -385,7 +407,7 @@ impl Reloader {
             }
             return Ok(current.table.generation());
         }
-        for w in &config.warnings {
+        for w in config.warnings.iter().chain(&merge_warnings) {
             warn!("{w}");
         }
         if config.server.listen != self.listen || config.metrics != self.metrics_listener {
@@ -420,7 +442,14 @@ impl Reloader {
         let changes = changes(&current.table, &table);
         self.snapshot
             .store(Arc::new(Snapshot::new(table, &config, forwarder)));
-        reloads.applied = config.fingerprint;
+        reloads.applied = (config.fingerprint, digest);
+        let azure = std::mem::replace(
+            &mut *self.azure.lock().unwrap_or_else(|e| e.into_inner()),
+            config.azure.clone(),
+        );
+        if azure != config.azure {
+            self.azure_changed.notify_one();
+        }
         record_success(&self.metrics, &status);
         self.health.clear(health::Source::Reload);
         info!(
@@ -459,6 +488,37 @@ impl Reloader {
             error!(%trigger, serving_generation = serving, "reload failed, the old table keeps serving: {e}");
         }
         e
+    }
+}
+
+impl azure::Served for Reloader {
+    fn discovered(&self) -> Arc<Discovered> {
+        self.discovered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn azure(&self) -> Option<AzureConfig> {
+        self.azure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn azure_changed(&self) {
+        self.azure_changed.notified().await;
+    }
+
+    /// When the reload fails, the discovery served before stays, so that
+    /// names that do not fit cannot block the file's own reloads.
+    async fn apply_discovery(&self, found: Arc<Discovered>) -> Result<u64, String> {
+        let before = std::mem::replace(
+            &mut *self.discovered.lock().unwrap_or_else(|e| e.into_inner()),
+            found,
+        );
+        let result = self.reload(Trigger::Azure).await;
+        if result.is_err() {
+            *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) = before;
+        }
+        result.map_err(|e| e.to_string())
     }
 }
 

@@ -9,7 +9,7 @@
 //!
 //! Pure: no I/O, no clock, no allocation but a chain's list.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
@@ -99,6 +99,16 @@ pub struct Policy {
     pub ns_addrs: Vec<IpAddr>,
     /// `[server] identity`: what `id.server` and NSID say (SPEC §9).
     pub identity: Box<str>,
+}
+
+/// The addresses of `ns.<apex>` for amldns listening on `listen`: those a
+/// client can reach it at. A wildcard listen address names no such place.
+pub fn ns_addrs(listen: &[SocketAddr]) -> Vec<IpAddr> {
+    listen
+        .iter()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .collect()
 }
 
 impl Policy {

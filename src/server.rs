@@ -21,6 +21,7 @@ use crate::handler::{Handler, InFlight};
 use crate::health::Health;
 use crate::http::{self, Endpoints};
 use crate::metrics::Metrics;
+use crate::notify::{self, Notifier};
 use crate::reload::{self, FileWatch, ReloadError, Reloader, WatchMode};
 use crate::tcp;
 use crate::udp;
@@ -211,8 +212,8 @@ pub async fn run(
     if let Some(listener) = listeners.http {
         let endpoints = Arc::new(Endpoints::new(
             reloader.clone(),
-            metrics,
-            health,
+            metrics.clone(),
+            health.clone(),
             ready.clone(),
             control_allow,
         ));
@@ -221,12 +222,40 @@ pub async fn run(
     if let Some(watch) = watch {
         tasks.push(tokio::spawn(watch.run(stop.clone())));
     }
+    // Idle until a config has [azure]; a reload may add it.
+    tasks.push(tokio::spawn(crate::azure::run(
+        reloader.clone(),
+        metrics.clone(),
+        health.clone(),
+        stop.clone(),
+    )));
     #[cfg(unix)]
     if let Some(hup) = options.sighup {
         tasks.push(tokio::spawn(reload::on_sighup(
             reloader.clone(),
             hup,
             stop.clone(),
+        )));
+    }
+
+    // Under systemd (Type=notify): READY=1 once a query is answered, and
+    // the watchdog while they keep being answered.
+    let stopping = CancellationToken::new();
+    if let (Some(notifier), Some(&first)) = (Notifier::from_env(), dns_addrs.first()) {
+        let watchdog = notify::watchdog_interval();
+        info!(watchdog = ?watchdog, "notifying systemd");
+        tasks.push(tokio::spawn(notify::run(
+            notifier,
+            watchdog,
+            notify::self_address(first),
+            {
+                let snapshot = reloader.snapshot().clone();
+                move || {
+                    let s = snapshot.load();
+                    s.table.nodes().next().map(|n| n.name.to_string())
+                }
+            },
+            stopping.clone(),
         )));
     }
 
@@ -251,6 +280,7 @@ pub async fn run(
         })),
         () = shutdown => {
             info!("shutting down: no new queries, finishing those in flight");
+            stopping.cancel();
             ready.store(false, Ordering::Relaxed);
             // None takes longer than the query deadline.
             in_flight.drain(QUERY_DEADLINE + Duration::from_millis(500)).await;
@@ -261,6 +291,7 @@ pub async fn run(
         }
     };
     // DNS first, then the metrics listener and the watchers.
+    stopping.cancel();
     dns_stop.cancel();
     while dns_tasks.join_next().await.is_some() {}
     stop.cancel();

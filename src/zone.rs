@@ -65,6 +65,8 @@ pub enum OriginKind {
     Workspace(String),
     Record,
     Import,
+    /// Listed by an Azure resource's private endpoint (discovery, SPEC §8).
+    Azure,
 }
 
 /// One name of the table, as lookups and `amldns records` see it.
@@ -402,6 +404,13 @@ pub enum Source<'a> {
         addrs: &'a [IpAddr],
         at: &'a Location,
     },
+    /// One name an Azure resource's private endpoint lists (its storage
+    /// account's, say), found by discovery: served as an import is.
+    Azure {
+        name: &'a str,
+        addrs: &'a [IpAddr],
+        at: &'a Location,
+    },
 }
 
 /// The answer a [`Source::Record`] gives.
@@ -448,8 +457,12 @@ impl ZoneTable {
                     let apex = names::apex_of(name);
                     b.add(name, data, own.unwrap_or(ttl), &apex, None, origin);
                 }
-                Source::Import { name, addrs, at } => {
-                    let origin = b.origin(OriginKind::Import, at);
+                Source::Import { name, addrs, at } | Source::Azure { name, addrs, at } => {
+                    let kind = match source {
+                        Source::Azure { .. } => OriginKind::Azure,
+                        _ => OriginKind::Import,
+                    };
+                    let origin = b.origin(kind, at);
                     let data = b.pool.push_addrs(addrs);
                     b.add(name, data, ttl, &names::apex_of(name), None, origin);
                 }
@@ -572,7 +585,7 @@ impl ZoneTable {
         &self.origins[node.origin as usize]
     }
 
-    /// What gave `node`, e.g. "workspace mlw-contoso (api)", "record", "import".
+    /// What gave `node`, e.g. "workspace mlw-contoso (api)", "record", "import", "azure".
     pub fn source(&self, node: Node) -> String {
         describe(&node, &self.origins)
     }
@@ -738,6 +751,7 @@ fn describe(node: &Node, origins: &[Origin]) -> String {
         (OriginKind::Workspace(name), None) => format!("workspace {name}"),
         (OriginKind::Record, _) => "record".into(),
         (OriginKind::Import, _) => "import".into(),
+        (OriginKind::Azure, _) => "azure".into(),
     }
 }
 

@@ -314,11 +314,19 @@ fn records_in_zone_hosts_and_table_forms() {
 
     let zone = stdout(&amldns(&["records", "--config", p, "--format", "zone"]));
     assert!(
-        zone.contains("; zone privatelink.api.azureml.ms\n$ORIGIN privatelink.api.azureml.ms.\n"),
+        zone.contains(
+            "\n; ==== zone privatelink.api.azureml.ms (privatelink.api.azureml.ms.zone)\n"
+        ),
+        "{zone}"
+    );
+    // The SOA amldns serves; no listen address but the default wildcard one,
+    // so the NS is out of the zone.
+    assert!(
+        zone.contains("$ORIGIN privatelink.api.azureml.ms.\nprivatelink.api.azureml.ms. 60 IN SOA ns.privatelink.api.azureml.ms. hostmaster.privatelink.api.azureml.ms. 1 3600 300 2419200 60\n"),
         "{zone}"
     );
     assert!(
-        zone.contains("@\t60\tIN\tSOA\tprivatelink.api.azureml.ms. hostmaster.privatelink.api.azureml.ms. 1 3600 300 2419200 60\n@\t60\tIN\tNS\tlocalhost.\n"),
+        zone.contains("privatelink.api.azureml.ms.\t60\tIN\tNS\tlocalhost.\n"),
         "{zone}"
     );
     assert!(
@@ -354,7 +362,34 @@ fn records_in_zone_hosts_and_table_forms() {
 fn version_and_help() {
     let o = amldns(&["--version"]);
     assert!(o.status.success());
-    assert!(stdout(&o).starts_with("amldns "), "{}", stdout(&o));
+    // "amldns 0.1.0 (commit 1a2b3c4d5e6f, built 2026-11-29)"
+    let v = stdout(&o);
+    let rest = v
+        .strip_prefix(&format!("amldns {} (commit ", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("{v}"));
+    let (commit, date) = rest.trim_end().split_once(", built ").unwrap();
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{v}"
+    );
+    let date = date.strip_suffix(')').unwrap();
+    assert!(
+        date.len() == 10 && date.as_bytes()[4] == b'-' && date.starts_with("20"),
+        "{v}"
+    );
+    // Serve-only flags are in `serve --help` and nowhere else.
+    let serve = stdout(&amldns(&["serve", "--help"]));
+    assert!(serve.contains("--log-format"), "{serve}");
+    assert!(serve.contains("--watch"), "{serve}");
+    for args in [
+        &["--help"][..],
+        &["check", "--help"],
+        &["records", "--help"],
+    ] {
+        let help = stdout(&amldns(args));
+        assert!(!help.contains("--log-format"), "{args:?}: {help}");
+        assert!(!help.contains("--watch"), "{args:?}: {help}");
+    }
     for cmd in ["serve", "check", "records"] {
         let o = amldns(&[cmd, "--help"]);
         assert!(o.status.success());
@@ -400,4 +435,90 @@ fn a_reader_that_stops_early_is_fine() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The README and docs/ stand on their own in a clone: every relative link
+/// names a file or folder inside the repository.
+#[test]
+fn readme_links_stay_in_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root_real = root.canonicalize().unwrap();
+    let mut pages = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        pages.push(e.unwrap().path());
+    }
+    let mut checked = 0;
+    for page in pages {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for link in text.split("](").skip(1) {
+            let target = link.split(')').next().unwrap();
+            if target.starts_with("http://") || target.starts_with("https://") {
+                continue;
+            }
+            let path = page
+                .parent()
+                .unwrap()
+                .join(target.split('#').next().unwrap());
+            let real = path
+                .canonicalize()
+                .unwrap_or_else(|e| panic!("{}: {target}: {e}", page.display()));
+            assert!(
+                real.starts_with(&root_real),
+                "{}: {target} is outside the repository",
+                page.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "{checked} links");
+}
+
+/// `--format azcli` for the example: one zone per private-link zone and per
+/// other name (docs/exports.md says 12), not one per name (29).
+#[test]
+fn azcli_zones_for_the_example() {
+    let o = amldns(&["records", "--config", &example(), "--format", "azcli"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let want = out
+        .split("\nWANT=\"\\\n")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let zones: std::collections::BTreeSet<&str> = want
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(zones.len(), 12, "{zones:?}");
+    assert_eq!(
+        zones
+            .iter()
+            .filter(|z| z.starts_with("privatelink."))
+            .count(),
+        3
+    );
+}
+
+/// `--out-dir` writes zone files only: with another format it says so.
+#[test]
+fn out_dir_needs_the_zone_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = amldns(&[
+        "records",
+        "--config",
+        &example(),
+        "--format",
+        "hosts",
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--out-dir writes zone files: it needs --format zone"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -193,28 +194,92 @@ fn bind_policy_zone_loads() {
     }
 }
 
-/// `--format zone`: each zone loads in named-checkzone on its own.
+/// `--format zone --out-dir`: one `<zone>.zone` per zone, each loading in
+/// named-checkzone, whether `ns.<apex>` has the listen addresses (in-zone NS)
+/// or amldns listens on wildcard addresses only (NS out of the zone); and the
+/// stream is the same files, each after its start line.
 #[test]
 fn zone_files_load_one_by_one() {
-    let Some(p) = installed("named-checkzone") else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
-    let all = records(&records_config(dir.path()), "zone");
-    let mut n = 0;
-    for part in all.split("; zone ").skip(1) {
-        let zone = part.lines().next().unwrap();
-        let file = dir.path().join(format!("db.{zone}"));
-        std::fs::write(&file, format!("; zone {part}")).unwrap();
-        let o = run(&p, &[zone, file.to_str().unwrap()]);
-        assert!(ok(&o), "{zone}: {}\n{part}", text(&o));
-        n += 1;
+    let wildcard = records_config(dir.path());
+    let listening = dir.path().join("listening.toml");
+    std::fs::write(
+        &listening,
+        std::fs::read_to_string(&wildcard).unwrap()
+            + "[server]\nlisten = [\"127.0.0.1:5399\", \"[::1]:5399\"]\n",
+    )
+    .unwrap();
+    for (config, ns) in [
+        (wildcard.as_str(), "localhost."),
+        (
+            listening.to_str().unwrap(),
+            "ns.privatelink.blob.core.windows.net.",
+        ),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let o = amldns(&[
+            "records",
+            "--config",
+            config,
+            "--format",
+            "zone",
+            "--out-dir",
+            out.path().to_str().unwrap(),
+        ]);
+        assert!(ok(&o), "{}", text(&o));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let listed: Vec<PathBuf> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(files, listed);
+        // api, privatelink.api, notebooks, privatelink.notebooks, instances
+        // (2), inference, privatelink.blob; the two aliases are their own
+        // apex, which a zone file cannot hold, and are noted instead.
+        assert_eq!(files.len(), 8, "{files:?}");
+        assert!(
+            text(&o).contains("note: out.corp.example: CNAME www.example.com at its own zone apex"),
+            "{}",
+            text(&o)
+        );
+        let blob =
+            std::fs::read_to_string(out.path().join("privatelink.blob.core.windows.net.zone"))
+                .unwrap();
+        assert!(
+            blob.contains(&format!(
+                "privatelink.blob.core.windows.net.\t60\tIN\tNS\t{ns}\n"
+            )),
+            "{blob}"
+        );
+        let stream = records(config, "zone");
+        for file in &files {
+            let body = std::fs::read_to_string(file).unwrap();
+            let zone = file
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .strip_suffix(".zone")
+                .unwrap();
+            assert!(
+                stream.contains(&format!("; ==== zone {zone} ({zone}.zone)\n{body}")),
+                "{zone}:\n{stream}"
+            );
+            if let Some(p) = installed("named-checkzone") {
+                let o = run(&p, &[zone, file.to_str().unwrap()]);
+                assert!(ok(&o), "{zone}: {}\n{body}", text(&o));
+                println!(
+                    "named-checkzone {zone} {}: {}",
+                    file.display(),
+                    text(&o).trim()
+                );
+            }
+        }
     }
-    // api, privatelink.api, notebooks, privatelink.notebooks, instances (2),
-    // inference, privatelink.blob; the two aliases are their own apex, which
-    // a zone file cannot hold, and are noted instead.
-    assert_eq!(n, 8, "{all}");
-    assert!(all.contains("; out.corp.example: CNAME www.example.com at its own zone apex"));
 }
 
 /// A loopback port nobody listens on right now, for a peer to bind.
@@ -471,4 +536,428 @@ fn azcli_script_parses() {
     std::fs::write(&script, records(&records_config(dir.path()), "azcli")).unwrap();
     let o = run(Path::new("bash"), &["-n", script.to_str().unwrap()]);
     assert!(ok(&o), "{}", text(&o));
+}
+
+// ---- forwarders --config, loaded into the servers ------------------------
+
+/// `forwarders --config` for a config with a public workspace and a blob
+/// record, to amldns on loopback: only that config's zones, and Unbound
+/// (which ignores loopback forwarders by default) sends them to amldns.
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarders_for_a_config_reach_amldns_on_loopback() {
+    let upstream = StandIn::zone().await;
+    let rest = format!(
+        "[[workspace]]\nname = \"mlw\"\nid = \"{GUID}\"\nregion = \"eastus\"\nip = \"10.1.0.5\"\n\
+         [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n"
+    );
+    let srv = common::start(&common::config_with(upstream.addr, &rest)).await;
+    let config = srv.config_path.to_str().unwrap().to_string();
+    let to = srv.addr.to_string();
+    let forwarders = |format: &str| {
+        let o = amldns(&[
+            "forwarders",
+            "--config",
+            &config,
+            "--to",
+            &to,
+            "--format",
+            format,
+        ]);
+        assert!(ok(&o), "{}", text(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    let unbound_text = forwarders("unbound");
+    for zone in [
+        "api.azureml.ms",
+        "notebooks.azure.net",
+        "blob.core.windows.net",
+    ] {
+        assert!(
+            unbound_text.contains(&format!("forward-zone:\n    name: \"{zone}.\"\n")),
+            "{zone}: {unbound_text}"
+        );
+    }
+    // Public only: no other cloud's zones.
+    assert!(!unbound_text.contains("azure.cn"), "{unbound_text}");
+    assert!(!unbound_text.contains("azure.us"), "{unbound_text}");
+    assert_eq!(
+        unbound_text.matches("forward-zone:").count(),
+        7,
+        "{unbound_text}"
+    );
+    let data = dir.path().join("unbound-amldns.conf");
+    std::fs::write(&data, &unbound_text).unwrap();
+    if let Some(p) = installed("unbound-checkconf") {
+        let o = run(&p, &[data.to_str().unwrap()]);
+        assert!(ok(&o) && !text(&o).contains("warning"), "{}", text(&o));
+        println!("unbound-checkconf: {}", text(&o).trim());
+    }
+    if let Some(p) = installed("dnsmasq") {
+        let file = dir.path().join("dnsmasq-amldns.conf");
+        std::fs::write(&file, forwarders("dnsmasq")).unwrap();
+        let o = run(&p, &["--test", &format!("--conf-file={}", file.display())]);
+        assert!(ok(&o), "{}", text(&o));
+    }
+    if let Some(p) = installed("named-checkconf") {
+        let file = dir.path().join("named.conf.amldns");
+        std::fs::write(&file, forwarders("bind")).unwrap();
+        let conf = dir.path().join("named.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "options {{ directory \"{}\"; }};\ninclude \"{}\";\n",
+                dir.path().display(),
+                file.display()
+            ),
+        )
+        .unwrap();
+        let o = run(&p, &[conf.to_str().unwrap()]);
+        assert!(ok(&o), "{}", text(&o));
+    }
+
+    let Some(unbound) = installed("unbound") else {
+        srv.stop().await;
+        return;
+    };
+    let port = free_port();
+    let conf = dir.path().join("unbound.conf");
+    // No do-not-query-localhost here: the generated file must say it. The
+    // rest goes to the stand-in, so nothing leaves loopback.
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n    interface: 127.0.0.1\n    port: {port}\n    do-daemonize: no\n\
+             \x20   username: \"\"\n    chroot: \"\"\n    pidfile: \"\"\n    use-syslog: no\n\
+             \x20   directory: \"{dir}\"\n    module-config: \"iterator\"\n    do-ip6: no\n\
+             \x20   include: \"{data}\"\nremote-control:\n    control-enable: no\n\
+             forward-zone:\n    name: \".\"\n    forward-addr: {up_ip}@{up_port}\n",
+            dir = dir.path().display(),
+            data = data.display(),
+            up_ip = upstream.addr.ip(),
+            up_port = upstream.addr.port(),
+        ),
+    )
+    .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let peer = start_peer(
+        &unbound,
+        &["-d".into(), "-c".into(), conf.display().to_string()],
+        addr,
+    )
+    .await;
+    let api = format!("{GUID}.workspace.eastus.api.azureml.ms");
+    for (name, ip) in [
+        (api.as_str(), "10.1.0.5"),
+        ("st.privatelink.blob.core.windows.net", "10.1.0.9"),
+    ] {
+        let a = ask(addr, name, RecordType::A).await;
+        assert_eq!(addrs(&a), [ip], "{name}: {a:?}");
+        assert!(
+            !upstream.seen_names().iter().any(|s| s == name),
+            "{name} went to the upstream, not to amldns"
+        );
+    }
+    drop(peer);
+    srv.stop().await;
+}
+
+// ---- the Azure CLI and PowerShell scripts -----------------------------------
+
+/// A PATH with tests/support (the `az` stand-in) and a Python that has
+/// tests/support/requirements.txt (target/peers-venv, from
+/// scripts/install-peers.sh, else the system's) in front; `None` after
+/// saying why the test is skipped.
+fn python_tools() -> Option<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}:{}:{}",
+        root.join("tests/support").display(),
+        root.join("target/peers-venv/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let has = Command::new("python3")
+        .args(["-c", "import jmespath, tree_sitter_powershell"])
+        .env("PATH", &path)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        println!(
+            "SKIPPED: no Python with tests/support/requirements.txt (scripts/install-peers.sh installs them)"
+        );
+    }
+    has.then_some(path)
+}
+
+/// Each record of a `--format powershell` script's `$Want`, or of a
+/// `--format azcli` script's `WANT`, as "zone name TYPE ttl address".
+fn wanted(script: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(body) = script.split("\nWANT=\"\\\n").nth(1) {
+        for line in body.split('"').next().unwrap().lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            for a in f[4].split(',') {
+                out.insert(format!(
+                    "{} {} {} {} {a}",
+                    f[0],
+                    f[1],
+                    f[2].to_uppercase(),
+                    f[3]
+                ));
+            }
+        }
+        return out;
+    }
+    let body = script.split("$Want = [ordered]@{\n").nth(1).unwrap();
+    let mut zone = "";
+    for line in body.lines().take_while(|l| *l != "}") {
+        let l = line.trim();
+        if let Some(z) = l.strip_suffix("\" = @(") {
+            zone = z.trim_start_matches('"');
+        } else if l != ")" {
+            out.insert(format!("{zone} {}", l.trim_matches('"')));
+        }
+    }
+    out
+}
+
+/// `--format powershell` parses as PowerShell (tree-sitter's grammar; no
+/// PowerShell runs on this machine), and its `$Want` holds exactly the
+/// records of `--format azcli`'s `WANT`, whose logic the test below runs.
+#[test]
+fn powershell_script_parses_and_wants_what_azcli_does() {
+    let Some(path) = python_tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = records_config(dir.path());
+    let ps = records(&config, "powershell");
+    let parse = |text: &str| {
+        let file = dir.path().join("zones.ps1");
+        std::fs::write(&file, text).unwrap();
+        Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ps-parse.py"))
+            .arg(&file)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let o = parse(&ps);
+    assert!(ok(&o), "{}\n{ps}", text(&o));
+    // The parser does catch a broken script.
+    let broken = parse(&ps.replacen("foreach ($Zone in $Want.Keys) {", "foreach ($Zone in {", 1));
+    assert!(!ok(&broken), "{}", text(&broken));
+    let want = wanted(&ps);
+    assert_eq!(want, wanted(&records(&config, "azcli")));
+    for w in [
+        "privatelink.blob.core.windows.net st AAAA 60 fd00::9",
+        "eastus.instances.azureml.ms * A 60 10.1.0.5",
+        "alias.corp.example @ A 60 10.1.0.9",
+    ] {
+        assert!(want.contains(w), "{w}: {want:?}");
+    }
+}
+
+/// A resource group as tests/support/az keeps it: zone → its JSON.
+fn az_state(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The record sets of `zone` as "name type ttl addresses" lines, sorted.
+fn az_sets(state: &serde_json::Value, zone: &str) -> Vec<String> {
+    let mut sets: Vec<String> = state["zones"][zone]["sets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no zone {zone}: {state}"))
+        .iter()
+        .filter(|s| !s["type"].as_str().unwrap().ends_with("/SOA"))
+        .map(|s| {
+            let kind = s["type"].as_str().unwrap().rsplit('/').next().unwrap();
+            let addrs: Vec<&str> = s["aRecords"]
+                .as_array()
+                .or(s["aaaaRecords"].as_array())
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.as_object().unwrap().values())
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            format!(
+                "{} {kind} {} {}",
+                s["name"].as_str().unwrap(),
+                s["ttl"],
+                addrs.join(",")
+            )
+        })
+        .collect();
+    sets.sort();
+    sets
+}
+
+/// `--format azcli` run with bash against tests/support/az (a stand-in for
+/// `az network private-dns` that keeps a resource group in a file and logs
+/// each change): the first run makes one zone per private-link zone and per
+/// other name, a second changes nothing, and after the table changes a run
+/// removes what it made that is gone, corrects what differs, and leaves what
+/// others made (a private endpoint's record set) alone.
+#[test]
+fn azcli_script_converges() {
+    let Some(path) = python_tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let blob = "privatelink.blob.core.windows.net";
+    let az = |args: &[&str], log: &str| {
+        Command::new(args[0])
+            .args(&args[1..])
+            .env("PATH", &path)
+            .env("RG", "rg-dns")
+            .env("EXPECT_RG", "rg-dns")
+            .env("VNET_ID", "/subscriptions/s/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet")
+            .env("AZ_STATE", &state)
+            .env("AZ_LOG", dir.path().join(log))
+            .output()
+            .unwrap()
+    };
+    let changes = |log: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.path().join(log))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    // A private endpoint's DNS zone group made the zone and a record first.
+    for args in [
+        vec![
+            "az",
+            "network",
+            "private-dns",
+            "zone",
+            "create",
+            "--resource-group",
+            "rg-dns",
+            "--name",
+            blob,
+        ],
+        vec![
+            "az",
+            "network",
+            "private-dns",
+            "record-set",
+            "a",
+            "add-record",
+            "--resource-group",
+            "rg-dns",
+            "--zone-name",
+            blob,
+            "--record-set-name",
+            "pe-made",
+            "--ipv4-address",
+            "10.1.0.50",
+        ],
+    ] {
+        let o = az(&args, "setup.log");
+        assert!(ok(&o), "{}", text(&o));
+    }
+    let run = |records: &str, log: &str| {
+        let config = dir.path().join("amldns.toml");
+        std::fs::write(&config, records).unwrap();
+        let script = dir.path().join("zones.sh");
+        std::fs::write(&script, self::records(config.to_str().unwrap(), "azcli")).unwrap();
+        let o = az(&["bash", script.to_str().unwrap()], log);
+        assert!(ok(&o), "{}", text(&o));
+        changes(log)
+    };
+    let record = |name: &str, a: &str| format!("[[record]]\nname = \"{name}\"\na = [\"{a}\"]\n");
+    let first = [
+        record("st.privatelink.blob.core.windows.net", "10.1.0.9") + "aaaa = [\"fd00::9\"]\n",
+        record("st2.privatelink.blob.core.windows.net", "10.1.0.10"),
+        record("ci-1.eastus.instances.azureml.ms", "10.1.0.5"),
+        record(&format!("{GUID}.workspace.eastus.api.azureml.ms"), "10.1.0.6"),
+        record(&format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"), "10.1.0.6"),
+        "[[record]]\nname = \"alias.corp.example\"\ncname = \"st2.privatelink.blob.core.windows.net\"\n".into(),
+    ]
+    .concat();
+    let made = run(&first, "run1.log");
+    assert!(!made.is_empty());
+    let s = az_state(&state);
+    let zones: Vec<&String> = s["zones"].as_object().unwrap().keys().collect();
+    // One zone per private-link zone and per other name; the api name is
+    // left to its privatelink twin.
+    assert_eq!(
+        zones,
+        [
+            "alias.corp.example",
+            "ci-1.eastus.instances.azureml.ms",
+            "privatelink.api.azureml.ms",
+            blob
+        ],
+        "{s}"
+    );
+    assert_eq!(
+        az_sets(&s, blob),
+        [
+            "pe-made A 3600 10.1.0.50",
+            "st A 60 10.1.0.9",
+            "st AAAA 60 fd00::9",
+            "st2 A 60 10.1.0.10"
+        ]
+    );
+    assert_eq!(
+        az_sets(&s, "privatelink.api.azureml.ms"),
+        [format!("{GUID}.workspace.eastus A 60 10.1.0.6")]
+    );
+    assert_eq!(az_sets(&s, "alias.corp.example"), ["@ A 60 10.1.0.10"]);
+    for z in &zones {
+        assert_eq!(
+            s["zones"][z.as_str()]["links"]["amldns"]["virtualNetwork"]["id"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next(),
+            Some("vnet"),
+            "{z}"
+        );
+    }
+    println!("first run: {} changes, {} zones", made.len(), zones.len());
+
+    let again = run(&first, "run2.log");
+    assert_eq!(again, Vec::<String>::new(), "a second run changes nothing");
+
+    // st2 and ci-1 gone, st moved, the alias now to st.
+    let second = [
+        record("st.privatelink.blob.core.windows.net", "10.1.0.19") + "aaaa = [\"fd00::9\"]\n",
+        record(&format!("{GUID}.workspace.eastus.api.azureml.ms"), "10.1.0.6"),
+        record(&format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"), "10.1.0.6"),
+        "[[record]]\nname = \"alias.corp.example\"\ncname = \"st.privatelink.blob.core.windows.net\"\n".into(),
+    ]
+    .concat();
+    let changed = run(&second, "run3.log");
+    println!("after the table changed: {changed:#?}");
+    let s = az_state(&state);
+    let zones: Vec<&String> = s["zones"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        zones,
+        ["alias.corp.example", "privatelink.api.azureml.ms", blob],
+        "{s}"
+    );
+    assert_eq!(
+        az_sets(&s, blob),
+        [
+            "pe-made A 3600 10.1.0.50",
+            "st A 60 10.1.0.19",
+            "st AAAA 60 fd00::9"
+        ]
+    );
+    assert_eq!(
+        az_sets(&s, "alias.corp.example"),
+        ["@ A 60 10.1.0.19", "@ AAAA 60 fd00::9"]
+    );
+    assert!(
+        changed
+            .iter()
+            .any(|c| c.contains("zone delete") && c.contains("ci-1.eastus.instances.azureml.ms")),
+        "{changed:?}"
+    );
+    assert_eq!(run(&second, "run4.log"), Vec::<String>::new());
 }

@@ -25,7 +25,7 @@ pub use crate::diagnostics::{ConfigError, Location, Warning};
 /// `[upstream]`: the forwarder's own settings, built here.
 pub use crate::forward::Settings as UpstreamConfig;
 use crate::import::ImportedName;
-use crate::names::Workspace;
+use crate::names::{Cloud, Workspace};
 use crate::zone::{Given, Source, ZoneSettings, ZoneTable};
 pub use watch::watch_dirs;
 
@@ -48,6 +48,8 @@ pub struct Config {
     pub workspaces: Vec<Located<Workspace>>,
     pub records: Vec<Located<Record>>,
     pub imports: Vec<ImportedName>,
+    /// `[azure]`: discovery from Azure Resource Manager (SPEC §8).
+    pub azure: Option<AzureConfig>,
     pub warnings: Vec<Warning>,
     /// A hash of the text of the config and of every import file, exactly
     /// as read and parsed: equal fingerprints, equal configurations.
@@ -90,6 +92,43 @@ pub struct MetricsConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     pub queries: bool,
+}
+
+/// `[azure]` (SPEC §8), checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureConfig {
+    /// Lower-case subscription ids.
+    pub subscriptions: Vec<String>,
+    /// Lower-case; empty means every resource group.
+    pub resource_groups: Vec<String>,
+    pub auth: AzureAuth,
+    /// A user-assigned managed identity (or the workload identity's client,
+    /// instead of `AZURE_CLIENT_ID`).
+    pub client_id: Option<String>,
+    /// Time from the end of one round to the start of the next.
+    pub interval: Duration,
+    /// The cloud whose ARM endpoint and token resource are used.
+    pub cloud: Cloud,
+    /// `scheme://host[:port][/path]`, no final `/`.
+    pub arm_endpoint: String,
+    pub imds_endpoint: String,
+    /// Each ARM or token request gives up after this.
+    pub timeout: Duration,
+    /// ARM reads per second at most.
+    pub max_reads_per_second: u32,
+    /// The last good discovery, written after each change.
+    pub state_file: Option<PathBuf>,
+}
+
+/// Where the ARM token comes from (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AzureAuth {
+    /// IMDS: a VM's or VM scale set's identity.
+    ManagedIdentity,
+    /// AKS: the federated token file and the `AZURE_*` variables.
+    WorkloadIdentity,
+    /// `az account get-access-token`: a person's login, for `discover`.
+    Cli,
 }
 
 /// A `[[record]]`: any other private-endpoint name.

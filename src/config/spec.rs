@@ -24,6 +24,7 @@ pub(super) struct Spec {
     pub record: Vec<RecordSpec>,
     #[serde(default)]
     pub import: Vec<ImportSpec>,
+    pub azure: Option<Spanned<AzureSpec>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -135,6 +136,43 @@ pub(super) struct RecordSpec {
 #[serde(deny_unknown_fields)]
 pub(super) struct ImportSpec {
     pub path: Spanned<String>,
+}
+
+/// `[azure]` (SPEC §8): discovery from Azure Resource Manager.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AzureSpec {
+    /// Subscription ids to scan.
+    pub subscriptions: Spanned<Vec<Spanned<String>>>,
+    /// Only these resource groups (case-insensitive); all when empty.
+    #[serde(default)]
+    pub resource_groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub auth: AuthSpec,
+    /// A user-assigned managed identity, or the workload identity's client.
+    pub client_id: Option<Spanned<String>>,
+    pub interval_s: Option<Spanned<u64>>,
+    /// Picks the default `arm_endpoint` and the token's resource.
+    #[serde(default)]
+    pub cloud: CloudSpec,
+    pub arm_endpoint: Option<Spanned<String>>,
+    pub imds_endpoint: Option<Spanned<String>>,
+    /// One ARM or token request may take this long.
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// ARM reads per second at most, so that a large round stays under
+    /// ARM's throttling.
+    pub max_reads_per_second: Option<Spanned<u64>>,
+    /// Where the last good discovery is kept, relative to the config's folder.
+    pub state_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, Default)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum AuthSpec {
+    #[default]
+    ManagedIdentity,
+    WorkloadIdentity,
+    Cli,
 }
 
 /// Reads `lines`' text as a [`Spec`]; a TOML or shape error is located and,

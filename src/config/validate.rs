@@ -14,10 +14,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::spec::{AnswerSpec, CloudSpec, ImportSpec, RecordSpec, Spec, WorkspaceSpec};
+use super::spec::{
+    AnswerSpec, AuthSpec, AzureSpec, CloudSpec, ImportSpec, RecordSpec, Spec, WorkspaceSpec,
+};
 use super::{
-    AZURE_RESOLVER, Config, Located, LogConfig, MetricsConfig, Record, RecordAnswer, ServerConfig,
-    UpstreamConfig,
+    AZURE_RESOLVER, AzureAuth, AzureConfig, Config, Located, LogConfig, MetricsConfig, Record,
+    RecordAnswer, ServerConfig, UpstreamConfig,
 };
 use crate::diagnostics::{ConfigError, Lines, Location, Warning};
 use crate::import::{self, ImportedName};
@@ -61,6 +63,17 @@ const DEFAULT_TCP_CONNECTIONS: u64 = 1024;
 /// RFC 7766 §6.2.3 leaves it to the server; Unbound and BIND use 30 s,
 /// dnsdist 5 s. Ten seconds keeps a pipelining client's connection up.
 const DEFAULT_TCP_IDLE_TIMEOUT_MS: u64 = 10_000;
+/// SPEC §8's example: five minutes costs a few reads per workspace per
+/// round, far under ARM's read limits (README, "Discovery from Azure").
+const DEFAULT_AZURE_INTERVAL_S: u64 = 300;
+/// ARM answers reads in well under a second; ten allow a slow page of a
+/// large list without letting one request hold a round.
+const DEFAULT_AZURE_TIMEOUT_MS: u64 = 10_000;
+/// ARM refills a subscription's read bucket at 25 per second (Microsoft
+/// Learn, "Understand how Azure Resource Manager throttles requests"):
+/// below that a round of any size is never throttled, and leaves the bucket's
+/// burst to whoever else reads the subscription.
+const DEFAULT_AZURE_READS_PER_SECOND: u64 = 20;
 
 /// Checks `spec`, read from `path` whose text `lines` holds, and reads its imports.
 pub(super) fn validate(path: &Path, lines: &Lines, spec: Spec) -> Result<Config, ConfigError> {
@@ -147,6 +160,7 @@ impl Cx<'_> {
             workspace,
             record,
             import,
+            azure,
         } = spec;
         let listen = match server.listen {
             Some(list) if list.get_ref().is_empty() => {
@@ -289,6 +303,7 @@ impl Cx<'_> {
             .collect::<Result<Vec<_>, ConfigError>>()?;
 
         let mut imports = Vec::new();
+        let mut described = Vec::new();
         let mut fingerprint = DefaultHasher::new();
         self.lines.text().hash(&mut fingerprint);
         for i in &import {
@@ -313,9 +328,24 @@ impl Cx<'_> {
                 self.imported(name)?;
             }
             imports.extend(loaded.names);
+            described.extend(loaded.workspaces);
             loaded.digest.hash(&mut fingerprint);
         }
-        self.gives_local_names(&workspaces, &records, &imports, &import)?;
+        for d in described {
+            // The file's [[workspace]] with that id wins.
+            if ids.contains_key(&d.id) {
+                continue;
+            }
+            if let Some(ws) = self.imported_workspace(&d, &imports) {
+                ids.insert(ws.id.clone(), d.at.clone());
+                workspaces.push(Located {
+                    at: d.at,
+                    value: ws,
+                });
+            }
+        }
+        let azure = azure.map(|a| self.azure(&a)).transpose()?;
+        self.gives_local_names(&workspaces, &records, &imports, &import, azure.is_some())?;
         let mut warnings = self.warnings.take();
         warnings.extend(import_warnings(&imports, &workspaces));
 
@@ -363,6 +393,7 @@ impl Cx<'_> {
             workspaces,
             records,
             imports,
+            azure,
             warnings,
             fingerprint: fingerprint.finish(),
             sha256: super::sha256_hex(self.lines.text()),
@@ -723,18 +754,65 @@ impl Cx<'_> {
         Ok(())
     }
 
+    /// The workspace an imported workspace object describes, its addresses
+    /// read off the names imported beside it as discovery reads them off a
+    /// private endpoint (SPEC §8 step 2); a warning when they give none.
+    fn imported_workspace(
+        &self,
+        d: &import::ImportedWorkspace,
+        imports: &[ImportedName],
+    ) -> Option<Workspace> {
+        let pairs: Vec<(String, Vec<IpAddr>)> = imports
+            .iter()
+            .map(|n| (n.name.clone(), n.addrs.clone()))
+            .collect();
+        let valid = names::is_uuid(&d.id)
+            && names::is_workspace_name(&d.name)
+            && names::is_host_label(&d.region)
+            && d.region.len() <= names::MAX_REGION;
+        let found = valid
+            .then(|| {
+                import::workspace_from_endpoint(
+                    &d.name,
+                    &d.id,
+                    &d.region,
+                    d.notebook_fqdn.as_deref(),
+                    &pairs,
+                    Cloud::Public,
+                )
+            })
+            .flatten();
+        let why = match found {
+            Some(ws) => return Some(ws),
+            None if !valid => "its name, id or region cannot make DNS names".to_string(),
+            None => format!(
+                "no imported name gives its API address ({}.workspace.{}.<api zone>): import \
+                 its private endpoint, NIC or DNS zone group beside it",
+                d.id, d.region
+            ),
+        };
+        self.warn(
+            d.at.clone(),
+            format!("workspace {} ({}) is not served: {why}", d.name, d.id),
+        );
+        None
+    }
+
     /// SPEC §2: a configuration must give something to answer locally, so
     /// that a truncated or emptied file can never empty a running table; a
     /// reload refuses it like any broken config. Every source of local names
-    /// counts here, and only here (an `[azure]` section will be one more).
+    /// counts here, and only here: an `[azure]` section is one, since its
+    /// discovery survives restarts in `state_file` and a failed round keeps
+    /// the last good one.
     fn gives_local_names(
         &self,
         workspaces: &[Located<Workspace>],
         records: &[Located<Record>],
         imported: &[ImportedName],
         imports: &[ImportSpec],
+        azure: bool,
     ) -> Result<(), ConfigError> {
-        if !workspaces.is_empty() || !records.is_empty() || !imported.is_empty() {
+        if azure || !workspaces.is_empty() || !records.is_empty() || !imported.is_empty() {
             return Ok(());
         }
         let (at, imports_say) = match imports.first() {
@@ -753,6 +831,121 @@ impl Cx<'_> {
         })
     }
 }
+
+impl Cx<'_> {
+    /// `[azure]` (SPEC §8). Endpoints may be plain `http://` (a stand-in on
+    /// loopback in tests, a proxy): only the defaults are fixed to https.
+    fn azure(&self, a: &Spanned<AzureSpec>) -> Result<AzureConfig, ConfigError> {
+        let a = a.get_ref();
+        if a.subscriptions.get_ref().is_empty() {
+            return Err(self.err(
+                &a.subscriptions,
+                "subscriptions is empty: list the subscription ids to scan",
+            ));
+        }
+        let subscriptions = a
+            .subscriptions
+            .get_ref()
+            .iter()
+            .map(|s| {
+                if names::is_uuid(s.get_ref().trim()) {
+                    Ok(s.get_ref().trim().to_ascii_lowercase())
+                } else {
+                    Err(self.err(
+                        s,
+                        format!(
+                            "{:?} is not a subscription id: expected a UUID such as \
+                             \"0b1f6471-1bf0-4dda-aec3-111122223333\"",
+                            s.get_ref()
+                        ),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cloud = match a.cloud {
+            CloudSpec::Public => Cloud::Public,
+            CloudSpec::China => Cloud::China,
+            CloudSpec::Usgov => Cloud::UsGov,
+        };
+        let endpoint = |v: &Option<Spanned<String>>, default: &str, key: &str| match v {
+            None => Ok(default.to_string()),
+            Some(v) => self.endpoint(v, key),
+        };
+        Ok(AzureConfig {
+            subscriptions,
+            resource_groups: a
+                .resource_groups
+                .iter()
+                .map(|g| g.get_ref().trim().to_ascii_lowercase())
+                .collect(),
+            auth: match a.auth {
+                AuthSpec::ManagedIdentity => AzureAuth::ManagedIdentity,
+                AuthSpec::WorkloadIdentity => AzureAuth::WorkloadIdentity,
+                AuthSpec::Cli => AzureAuth::Cli,
+            },
+            client_id: a.client_id.as_ref().map(|c| c.get_ref().trim().to_string()),
+            interval: Duration::from_secs(self.within(
+                &a.interval_s,
+                1..=86_400,
+                DEFAULT_AZURE_INTERVAL_S,
+                "interval_s",
+            )?),
+            cloud,
+            arm_endpoint: endpoint(&a.arm_endpoint, arm_endpoint(cloud), "arm_endpoint")?,
+            imds_endpoint: endpoint(&a.imds_endpoint, IMDS_ENDPOINT, "imds_endpoint")?,
+            timeout: Duration::from_millis(self.within(
+                &a.timeout_ms,
+                100..=120_000,
+                DEFAULT_AZURE_TIMEOUT_MS,
+                "timeout_ms",
+            )?),
+            max_reads_per_second: self.within(
+                &a.max_reads_per_second,
+                1..=10_000,
+                DEFAULT_AZURE_READS_PER_SECOND,
+                "max_reads_per_second",
+            )? as u32,
+            state_file: a.state_file.as_ref().map(|f| {
+                self.path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(f.get_ref().trim())
+            }),
+        })
+    }
+
+    /// An `http(s)://host[:port][/path]` URL, without a final `/`.
+    fn endpoint(&self, v: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+        let s = v.get_ref().trim().trim_end_matches('/');
+        let ok = s.parse::<hyper::Uri>().is_ok_and(|u| {
+            matches!(u.scheme_str(), Some("http" | "https"))
+                && u.authority().is_some()
+                && u.query().is_none()
+        });
+        if !ok {
+            return Err(self.err(
+                v,
+                format!(
+                    "{key} {s:?} is not an http(s) URL such as \"https://management.azure.com\""
+                ),
+            ));
+        }
+        Ok(s.to_string())
+    }
+}
+
+/// Azure Resource Manager of `cloud` (Microsoft Learn, "Azure China 21Vianet
+/// developer guide" and "Azure Government developer guide").
+fn arm_endpoint(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Public => "https://management.azure.com",
+        Cloud::China => "https://management.chinacloudapi.cn",
+        Cloud::UsGov => "https://management.usgovcloudapi.net",
+    }
+}
+
+/// IMDS, reachable from every Azure VM (and only there).
+const IMDS_ENDPOINT: &str = "http://169.254.169.254";
 
 /// Whether amldns listening on `listen` would receive what it sends to
 /// `upstream`: the same address and port, or the same port on the wildcard
@@ -901,6 +1094,140 @@ ip = "10.1.0.5"
             .into_iter()
             .map(|w| (w.at.line, w.at.col, w.message))
             .collect()
+    }
+
+    #[test]
+    fn a_workspace_object_beside_its_endpoint_gives_every_name() {
+        let g = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+        let dir = tempfile::tempdir().unwrap();
+        // The 4 names a private endpoint lists...
+        std::fs::write(
+            dir.path().join("pe.json"),
+            format!(
+                r#"{{"customDnsConfigs": [
+                {{"fqdn": "{g}.workspace.eastus.api.azureml.ms", "ipAddresses": ["10.1.0.5"]}},
+                {{"fqdn": "{g}.workspace.eastus.cert.api.azureml.ms", "ipAddresses": ["10.1.0.5"]}},
+                {{"fqdn": "ml-mlw-eastus-{g}.eastus.notebooks.azure.net", "ipAddresses": ["10.1.0.6"]}},
+                {{"fqdn": "*.{g}.inference.eastus.api.azureml.ms", "ipAddresses": ["10.1.0.7"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        let path = dir.path().join("amldns.toml");
+        let config = "[[import]]\npath = \"*.json\"\n";
+        let names = |c: &Config| {
+            let t = c.table(1).unwrap();
+            t.nodes().map(|n| n.name.to_string()).collect::<Vec<_>>()
+        };
+        let alone = names(&parse(&path, config).unwrap());
+        assert_eq!(alone.len(), 4, "{alone:?}");
+        // ...and, with `az ml workspace show` beside them, the workspace's whole set.
+        std::fs::write(
+            dir.path().join("ws.json"),
+            format!(
+                r#"{{"name": "mlw", "location": "eastus", "properties": {{"workspaceId": "{g}"}}}}"#
+            ),
+        )
+        .unwrap();
+        let c = parse(&path, config).unwrap();
+        assert_eq!(c.workspaces.len(), 1);
+        assert_eq!(
+            c.workspaces[0].value.notebook_ip,
+            "10.1.0.6".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            c.workspaces[0].value.inference_ip,
+            "10.1.0.7".parse::<IpAddr>().unwrap()
+        );
+        let all = names(&c);
+        for want in [
+            format!("{g}.workspace.eastus.privatelink.api.azureml.ms"),
+            format!("{g}.workspace.eastus.cert.privatelink.api.azureml.ms"),
+            format!("ml-mlw-eastus-{g}.notebooks.azure.net"),
+            format!("ml-mlw-eastus-{g}.eastus.privatelink.notebooks.azure.net"),
+        ] {
+            assert!(all.contains(&want), "{want} in {all:?}");
+        }
+        // Without its endpoint's names: a warning, not an error.
+        std::fs::remove_file(dir.path().join("pe.json")).unwrap();
+        let c = parse(&path, &format!("{config}{LOCAL}")).unwrap();
+        assert!(c.workspaces.is_empty());
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.message.contains("no imported name gives its API address")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn azure_section_defaults_and_overrides() {
+        const SUB: &str = "0B1F6471-1BF0-4DDA-AEC3-111122223333";
+        // [azure] alone gives something local: its discovery (SPEC §2).
+        let c = parse_str(&format!("[azure]\nsubscriptions = [\"{SUB}\"]\n")).unwrap();
+        let a = c.azure.unwrap();
+        assert_eq!(a.subscriptions, [SUB.to_ascii_lowercase()]);
+        assert_eq!(a.auth, AzureAuth::ManagedIdentity);
+        assert_eq!(a.arm_endpoint, "https://management.azure.com");
+        assert_eq!(a.imds_endpoint, "http://169.254.169.254");
+        assert_eq!(a.interval, Duration::from_secs(300));
+        assert_eq!(a.state_file, None);
+
+        let c = parse_str(&format!(
+            "[azure]\nsubscriptions = [\"{SUB}\"]\nresource_groups = [\"RG-ML\"]\n\
+             auth = \"workload-identity\"\ncloud = \"china\"\ninterval_s = 5\n\
+             imds_endpoint = \"http://127.0.0.1:8080/\"\nstate_file = \"state/azure.json\"\n"
+        ))
+        .unwrap();
+        let a = c.azure.unwrap();
+        assert_eq!(a.resource_groups, ["rg-ml"]);
+        assert_eq!(a.auth, AzureAuth::WorkloadIdentity);
+        assert_eq!(a.arm_endpoint, "https://management.chinacloudapi.cn");
+        assert_eq!(a.imds_endpoint, "http://127.0.0.1:8080");
+        assert_eq!(a.interval, Duration::from_secs(5));
+        assert_eq!(a.state_file, Some(PathBuf::from("state/azure.json")));
+    }
+
+    #[test]
+    fn azure_section_errors_are_located() {
+        const SUB: &str = "0b1f6471-1bf0-4dda-aec3-111122223333";
+        fails_at(
+            "[azure]\nsubscriptions = []\n",
+            2,
+            17,
+            "subscriptions is empty",
+        );
+        fails_at(
+            "[azure]\nsubscriptions = [\"prod\"]\n",
+            2,
+            18,
+            "not a subscription id",
+        );
+        let head = format!("[azure]\nsubscriptions = [\"{SUB}\"]\n");
+        fails_at(
+            &format!("{head}interval_s = 0\n"),
+            3,
+            14,
+            "interval_s 0 is out of range",
+        );
+        fails_at(
+            &format!("{head}arm_endpoint = \"management.azure.com\"\n"),
+            3,
+            16,
+            "not an http(s) URL",
+        );
+        fails_at(
+            &format!("{head}auth = \"managed-identiy\"\n"),
+            3,
+            8,
+            "did you mean `managed-identity`?",
+        );
+        fails_at(
+            &format!("{head}intervall_s = 5\n"),
+            3,
+            1,
+            "did you mean `interval_s`?",
+        );
     }
 
     #[test]

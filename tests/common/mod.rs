@@ -713,6 +713,7 @@ pub fn refuse_unsafe_upstreams(config: &config::Config) {
         config.path.display(),
         off_host.join(", ")
     );
+    refuse_unsafe_azure(config);
 }
 
 // ---- issue 12, helper C: sockets, the control ACL, logs ------------------------
@@ -809,7 +810,7 @@ impl Process {
         let config = dir.path().join("amldns.toml");
         std::fs::write(&config, config_text).unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amldns"));
-        cmd.args(["--log-format", log_format, "serve", "--watch", "off"])
+        cmd.args(["serve", "--log-format", log_format, "--watch", "off"])
             .arg("--config")
             .arg(&config)
             .env_remove("RUST_LOG")
@@ -906,6 +907,26 @@ impl StandIn {
     /// without TC, as Azure's resolver may send them (SPEC §1).
     pub fn send_udp_whole(&self) {
         self.udp_whole.store(true, Ordering::SeqCst);
+    }
+}
+
+// ---- issue 13, helper F: Azure discovery -----------------------------------------
+
+/// Panics unless `[azure]`, if any, asks only loopback stand-ins: a test
+/// must never reach ARM or IMDS (169.254.169.254), the defaults (SPEC §7).
+pub fn refuse_unsafe_azure(config: &config::Config) {
+    let Some(azure) = &config.azure else { return };
+    for url in [&azure.arm_endpoint, &azure.imds_endpoint] {
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .unwrap_or("");
+        assert!(
+            host == "127.0.0.1" || host == "localhost",
+            "{}: [azure] endpoint {url} is not a loopback stand-in",
+            config.path.display()
+        );
     }
 }
 

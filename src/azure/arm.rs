@@ -1,0 +1,354 @@
+//! The HTTP side of discovery: one hyper client (rustls on ring, HTTP/1.1)
+//! for ARM and the token endpoints, every request bounded in time and size,
+//! and the ways a request fails, in the words `/healthz` and the metrics use.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER, USER_AGENT};
+use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use super::token::Tokens;
+
+/// The largest answer read: a page of 100 workspaces is a few hundred KiB;
+/// past this something is wrong, and it must not fill the memory.
+const MAX_BODY: usize = 32 << 20;
+
+/// A list with more pages than this is looping (a `nextLink` that points
+/// back), not long: ARM pages hold 100 entries or more.
+const MAX_PAGES: usize = 10_000;
+
+/// Longest `Retry-After` honoured: past it, a round in an hour tells more.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+const USER_AGENT_VALUE: &str = concat!("amldns/", env!("CARGO_PKG_VERSION"));
+
+/// Why a round failed; the last good discovery keeps serving (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("no token: {0}")]
+    Token(String),
+    #[error(
+        "{url}: HTTP {status}: the identity may not read it (give it Reader on the \
+         subscription, see deploy/azure)"
+    )]
+    Denied { url: String, status: u16 },
+    /// HTTP 429; the next round waits `retry_after` when ARM says so.
+    #[error("{url}: HTTP 429: ARM throttles this identity")]
+    Throttled {
+        url: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{url}: HTTP {status}")]
+    Unavailable { url: String, status: u16 },
+    #[error("{url}: no answer within {0} ms", .timeout.as_millis())]
+    Timeout { url: String, timeout: Duration },
+    #[error("{url}: {why}")]
+    Network { url: String, why: String },
+    #[error("{url}: unexpected answer: {why}")]
+    Malformed { url: String, why: String },
+    #[error("the round took longer than {} s", .0.as_secs())]
+    Round(Duration),
+}
+
+impl Failure {
+    /// The `result` label of `amldns_azure_sync_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Token(_) => "token",
+            Failure::Denied { .. } => "denied",
+            Failure::Throttled { .. } => "throttled",
+            Failure::Unavailable { .. } => "unavailable",
+            Failure::Timeout { .. } | Failure::Round(_) => "timeout",
+            Failure::Network { .. } => "network",
+            Failure::Malformed { .. } => "malformed",
+        }
+    }
+
+    /// How long ARM asked to be left alone, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Throttled { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub(super) fn malformed(url: &str, why: impl Into<String>) -> Self {
+        Failure::Malformed {
+            url: shown(url),
+            why: why.into(),
+        }
+    }
+}
+
+/// A URL as logs show it: without the query (api-version, skip tokens), so
+/// that one failure repeated reads the same and is logged once.
+fn shown(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_string()
+}
+
+/// The HTTP client, with its per-request deadline.
+pub struct Http {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl Http {
+    /// https with the Mozilla roots built in, so that a container without a
+    /// CA store still verifies ARM; plain http only where the config's
+    /// endpoints say so (IMDS is http by design; stand-ins in tests).
+    pub fn new(timeout: Duration) -> Self {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Http {
+            client: Client::builder(TokioExecutor::new()).build(https),
+            timeout,
+        }
+    }
+
+    /// The per-request deadline, which a token command also gets.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends `req`; returns the status, headers and whole body.
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Failure> {
+        let url = shown(&req.uri().to_string());
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| Failure::Network {
+                    url: url.clone(),
+                    why: error_chain(&e),
+                })?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| Failure::Network {
+                    url: url.clone(),
+                    why: format!("reading the answer: {e}"),
+                })?
+                .to_bytes();
+            Ok((parts.status, parts.headers, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Timeout {
+                    url: url.clone(),
+                    timeout: self.timeout,
+                })
+            })
+    }
+}
+
+/// hyper's errors say little at the top ("client error (Connect)"): the
+/// causes say what happened.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Azure Resource Manager at one endpoint, with one identity.
+pub struct Arm {
+    http: Http,
+    /// `scheme://host[:port]`, no final `/`.
+    base: String,
+    tokens: Tokens,
+    /// Time between two reads: requests are paced, not bursted, so that a
+    /// round of 1,000 workspaces stays under ARM's read limits.
+    spacing: Duration,
+    /// When the next read may start.
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Arm {
+    pub fn new(base: &str, http: Http, tokens: Tokens, reads_per_second: u32) -> Self {
+        Arm {
+            http,
+            base: base.to_string(),
+            tokens,
+            spacing: Duration::from_secs(1) / reads_per_second.max(1),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this read's turn.
+    async fn pace(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(tokio::time::Instant::now());
+            *next = at + self.spacing;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// GETs `path` (a resource id, or a path under the endpoint) at
+    /// `api_version`; `None` when it is gone (404: deleted since it was listed).
+    pub async fn get(&self, path: &str, api_version: &str) -> Result<Option<Value>, Failure> {
+        self.get_url(&format!("{}{path}?api-version={api_version}", self.base))
+            .await
+    }
+
+    /// Every entry of a list, following `nextLink` (ARM pages its lists).
+    pub async fn list(&self, path: &str, api_version: &str) -> Result<Vec<Value>, Failure> {
+        let mut url = format!("{}{path}?api-version={api_version}", self.base);
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let Some(mut page) = self.get_url(&url).await? else {
+                return Ok(out);
+            };
+            match page.get_mut("value").map(Value::take) {
+                Some(Value::Array(items)) => out.extend(items),
+                _ => return Err(Failure::malformed(&url, "a list without a \"value\" array")),
+            }
+            match page.get("nextLink") {
+                Some(Value::String(next)) if !next.is_empty() => {
+                    // The token goes only where the config says ARM is.
+                    if !next.starts_with(&format!("{}/", self.base)) {
+                        return Err(Failure::malformed(
+                            &url,
+                            format!("nextLink {} leaves {}", shown(next), self.base),
+                        ));
+                    }
+                    url = next.clone();
+                }
+                Some(Value::String(_) | Value::Null) | None => return Ok(out),
+                Some(_) => return Err(Failure::malformed(&url, "nextLink is not a string")),
+            }
+        }
+        Err(Failure::malformed(
+            &url,
+            format!("more than {MAX_PAGES} pages"),
+        ))
+    }
+
+    async fn get_url(&self, url: &str) -> Result<Option<Value>, Failure> {
+        let token = self.tokens.get(&self.http).await?;
+        self.pace().await;
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(url)
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .body(Full::default())
+            .map_err(|e| Failure::malformed(url, format!("not a URL: {e}")))?;
+        let (status, headers, body) = self.http.send(req).await?;
+        let url = shown(url);
+        match status.as_u16() {
+            200 => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| Failure::Malformed {
+                    url,
+                    why: format!("not JSON: {e}"),
+                }),
+            404 => Ok(None),
+            s @ (401 | 403) => {
+                // A token ARM refuses is not asked for again until it is
+                // replaced: drop it, the next round gets a new one.
+                self.tokens.forget().await;
+                Err(Failure::Denied { url, status: s })
+            }
+            429 => Err(Failure::Throttled {
+                url,
+                retry_after: retry_after(&headers),
+            }),
+            status => Err(Failure::Unavailable { url, status }),
+        }
+    }
+}
+
+/// `Retry-After` in seconds (RFC 9110 §10.2.3; ARM sends seconds, not dates).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_and_capped() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, "17".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(17)));
+        h.insert(RETRY_AFTER, "999999".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[tokio::test]
+    async fn reads_are_paced() {
+        let config = crate::config::parse(
+            std::path::Path::new("t.toml"),
+            "[azure]\nsubscriptions = [\"0b1f6471-1bf0-4dda-aec3-111122223333\"]\n\
+             max_reads_per_second = 50\n",
+        )
+        .unwrap();
+        let cfg = config.azure.unwrap();
+        let arm = Arm::new(
+            "http://127.0.0.1:9",
+            Http::new(cfg.timeout),
+            Tokens::new(&cfg),
+            cfg.max_reads_per_second,
+        );
+        let start = std::time::Instant::now();
+        for _ in 0..6 {
+            arm.pace().await;
+        }
+        // The first at once, then one every 20 ms.
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(100), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+
+    #[test]
+    fn failures_read_the_same_each_time() {
+        assert_eq!(
+            shown("http://127.0.0.1:1/subscriptions/s/x?api-version=1&$skipToken=abc"),
+            "http://127.0.0.1:1/subscriptions/s/x"
+        );
+        let f = Failure::Throttled {
+            url: "u".into(),
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        assert_eq!(f.kind(), "throttled");
+        assert_eq!(f.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(Failure::Round(Duration::from_secs(600)).kind(), "timeout");
+    }
+}

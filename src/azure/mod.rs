@@ -1,0 +1,842 @@
+//! Discovery from Azure (SPEC §8): with an `[azure]` section amldns asks
+//! Azure Resource Manager which workspaces exist, behind which private
+//! endpoints, with which compute instances and online endpoints, and serves
+//! their names next to the file's.
+//!
+//! - [`round`]: one round of ARM reads → a [`Discovery`];
+//! - [`arm`]: the HTTP client and how a request fails;
+//! - [`token`]: the ARM token (managed identity, workload identity, `az`);
+//! - here: the discovery as served ([`Discovered`]), how it merges with the
+//!   file's table ([`table`]), the rules that keep a bad round from emptying
+//!   it ([`run`]), and the `state_file` that survives restarts.
+
+mod arm;
+mod round;
+mod token;
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::config::{AzureConfig, Config, ConfigError, Located, Warning};
+use crate::diagnostics::Location;
+use crate::health::{self, Health};
+use crate::import::ImportedName;
+use crate::metrics::Metrics;
+use crate::names::{self, Cloud, Project, Workspace};
+use crate::zone::{Source, ZoneTable};
+pub use arm::Failure;
+
+/// A round that takes longer than this is abandoned and counted as a
+/// timeout; each request has its own, shorter deadline too. 1,000 private
+/// workspaces take up to 13,000 reads, 11 minutes at 20 reads per second.
+pub const ROUND_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// The audience of an ARM token of `cloud`, whatever endpoint is used.
+pub fn arm_resource(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Public => "https://management.azure.com/",
+        Cloud::China => "https://management.chinacloudapi.cn/",
+        Cloud::UsGov => "https://management.usgovcloudapi.net/",
+    }
+}
+
+/// Entra ID of `cloud`, when `AZURE_AUTHORITY_HOST` does not say.
+pub fn authority(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Public => "https://login.microsoftonline.com",
+        Cloud::China => "https://login.chinacloudapi.cn",
+        Cloud::UsGov => "https://login.microsoftonline.us",
+    }
+}
+
+/// What a round found: also the `state_file`'s JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discovery {
+    pub workspaces: Vec<Found>,
+}
+
+/// One workspace (or hub, with its projects) and every name it gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    pub resource_id: String,
+    pub name: String,
+    pub id: String,
+    pub region: String,
+    pub cloud: String,
+    pub ip: IpAddr,
+    pub notebook_ip: IpAddr,
+    pub inference_ip: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notebook_fqdn: Option<String>,
+    #[serde(default)]
+    pub instances: Vec<String>,
+    #[serde(default)]
+    pub online_endpoints: Vec<String>,
+    #[serde(default)]
+    pub projects: Vec<FoundProject>,
+    /// Names its private endpoint lists beyond the derived ones, and those
+    /// of its storage account, key vault and registry's own endpoints.
+    #[serde(default)]
+    pub names: Vec<FoundName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundProject {
+    pub name: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundName {
+    pub name: String,
+    pub addrs: Vec<IpAddr>,
+    /// The resource whose private endpoint lists it.
+    pub resource_id: String,
+}
+
+impl Discovery {
+    /// Sorted and without repeats, so that equal findings compare equal.
+    fn normalize(&mut self) {
+        for f in &mut self.workspaces {
+            for v in [&mut f.instances, &mut f.online_endpoints] {
+                v.sort();
+                v.dedup();
+            }
+            f.projects.sort_by(|a, b| a.id.cmp(&b.id));
+            f.projects.dedup();
+            f.names.sort_by(|a, b| a.name.cmp(&b.name));
+            f.names
+                .dedup_by(|a, b| a.name == b.name && a.addrs == b.addrs);
+        }
+        self.workspaces
+            .sort_by_key(|f| f.resource_id.to_ascii_lowercase());
+    }
+}
+
+impl Found {
+    /// As a validated workspace; `Err` says why it cannot be one.
+    fn workspace(&self) -> Result<Workspace, String> {
+        let uuid = |s: &str| {
+            names::is_uuid(s)
+                .then(|| s.to_ascii_lowercase())
+                .ok_or_else(|| format!("id {s:?} is not a UUID"))
+        };
+        let label = |s: &str, what: &str, room: usize| {
+            (names::is_host_label(s) && s.len() + room <= names::MAX_LABEL)
+                .then(|| s.to_ascii_lowercase())
+                .ok_or_else(|| format!("{what} {s:?} is not a DNS label"))
+        };
+        let cloud = Cloud::ALL
+            .into_iter()
+            .find(|c| c.as_str() == self.cloud)
+            .ok_or_else(|| format!("cloud {:?} is not public, china or usgov", self.cloud))?;
+        let region = label(&self.region, "region", 0)?;
+        if region.len() > names::MAX_REGION {
+            return Err(format!("region {region:?} is too long"));
+        }
+        let name_ok = |n: &str| {
+            names::is_workspace_name(n)
+                .then(|| n.to_string())
+                .ok_or_else(|| format!("name {n:?} cannot make a notebooks label"))
+        };
+        Ok(Workspace {
+            name: name_ok(&self.name)?,
+            id: uuid(&self.id)?,
+            region,
+            cloud,
+            ip: self.ip,
+            notebook_ip: self.notebook_ip,
+            inference_ip: self.inference_ip,
+            notebook_fqdn: self.notebook_fqdn.clone(),
+            // "-22" makes the SSH name: three more characters.
+            instances: self
+                .instances
+                .iter()
+                .map(|i| label(i, "compute instance", 3))
+                .collect::<Result<_, _>>()?,
+            instances_wildcard: false,
+            online_endpoints: self
+                .online_endpoints
+                .iter()
+                .map(|e| label(e, "online endpoint", 0))
+                .collect::<Result<_, _>>()?,
+            inference_wildcard: false,
+            projects: self
+                .projects
+                .iter()
+                .map(|p| {
+                    Ok(Project {
+                        name: name_ok(&p.name)?,
+                        id: uuid(&p.id)?,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        })
+    }
+}
+
+/// A workspace as served: where it came from, what derives its names, and
+/// the other names it gives.
+#[derive(Debug)]
+struct Entry {
+    at: Location,
+    workspace: Workspace,
+    names: Vec<ImportedName>,
+}
+
+/// The discovery being served: what a round found, checked.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    found: Discovery,
+    /// Equal digests, equal findings: a round that finds the same swaps nothing.
+    digest: u64,
+    entries: Vec<Entry>,
+}
+
+impl Discovered {
+    /// Checks `found`; an entry that cannot be served (a name Azure allows
+    /// and DNS does not) is left out, and said in the second value.
+    pub fn new(mut found: Discovery) -> (Self, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut entries = Vec::new();
+        found.workspaces.retain(|f| {
+            let at = Location::azure(&f.resource_id);
+            let names = f
+                .names
+                .iter()
+                .filter_map(|n| {
+                    let name = names::domain_name(&n.name).ok()?;
+                    // A wildcard capturing public names stays out, as in an import.
+                    if name.starts_with("*.") && names::captures_public(&name).is_some() {
+                        return None;
+                    }
+                    Some(ImportedName {
+                        name,
+                        addrs: n.addrs.clone(),
+                        at: Location::azure(&n.resource_id),
+                    })
+                })
+                .collect();
+            match f.workspace() {
+                Ok(workspace) => {
+                    entries.push(Entry {
+                        at,
+                        workspace,
+                        names,
+                    });
+                    true
+                }
+                Err(why) => {
+                    problems.push(format!("{at}: not served: {why}"));
+                    false
+                }
+            }
+        });
+        let mut h = DefaultHasher::new();
+        serde_json::to_string(&found)
+            .unwrap_or_default()
+            .hash(&mut h);
+        let d = Discovered {
+            digest: h.finish(),
+            found,
+            entries,
+        };
+        (d, problems)
+    }
+
+    /// What `state_file` holds, if anything; a file that cannot be read is
+    /// logged and ignored (the first round replaces it).
+    pub fn at_start(azure: Option<&AzureConfig>) -> Self {
+        let Some(path) = azure.and_then(|a| a.state_file.as_deref()) else {
+            return Discovered::default();
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Discovered::default();
+            }
+            Err(e) => {
+                warn!(state_file = %path.display(), "cannot read the last discovery: {e}");
+                return Discovered::default();
+            }
+        };
+        match serde_json::from_str::<Discovery>(&text) {
+            Ok(mut found) => {
+                found.normalize();
+                let (d, problems) = Discovered::new(found);
+                for p in problems {
+                    warn!("{p}");
+                }
+                info!(
+                    state_file = %path.display(),
+                    workspaces = d.len(),
+                    "serving the last Azure discovery until a round succeeds"
+                );
+                d
+            }
+            Err(e) => {
+                warn!(state_file = %path.display(), "the last discovery is not readable, ignored: {e}");
+                Discovered::default()
+            }
+        }
+    }
+
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Workspaces served.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Workspaces of `self` that `next` no longer has.
+    fn dropped_by(&self, next: &Discovered) -> usize {
+        let kept: BTreeSet<String> = next
+            .found
+            .workspaces
+            .iter()
+            .map(|f| f.resource_id.to_ascii_lowercase())
+            .collect();
+        self.found
+            .workspaces
+            .iter()
+            .filter(|f| !kept.contains(&f.resource_id.to_ascii_lowercase()))
+            .count()
+    }
+
+    /// "added 1 (mlw-b), removed 0, changed 1 (mlw-a)": for the reload log.
+    fn changes(&self, next: &Discovered) -> String {
+        let by_id = |d: &Discovered| -> HashMap<String, Found> {
+            d.found
+                .workspaces
+                .iter()
+                .map(|f| (f.resource_id.to_ascii_lowercase(), f.clone()))
+                .collect()
+        };
+        let (old, new) = (by_id(self), by_id(next));
+        let mut added: Vec<&str> = Vec::new();
+        let mut changed: Vec<&str> = Vec::new();
+        for (id, f) in &new {
+            match old.get(id) {
+                None => added.push(&f.name),
+                Some(o) if o != f => changed.push(&f.name),
+                Some(_) => {}
+            }
+        }
+        let mut removed: Vec<&str> = old
+            .iter()
+            .filter(|(id, _)| !new.contains_key(*id))
+            .map(|(_, f)| f.name.as_str())
+            .collect();
+        let list = |v: &mut Vec<&str>| {
+            v.sort_unstable();
+            let first: Vec<&str> = v.iter().take(5).copied().collect();
+            let more = if v.len() > 5 { ", …" } else { "" };
+            if v.is_empty() {
+                format!("{}", v.len())
+            } else {
+                format!("{} ({}{more})", v.len(), first.join(", "))
+            }
+        };
+        format!(
+            "added {}, removed {}, changed {}",
+            list(&mut added),
+            list(&mut removed),
+            list(&mut changed)
+        )
+    }
+
+    /// Writes the discovery to `path` atomically: a crash mid-write leaves
+    /// the last file whole (write aside, flush, rename over).
+    fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_vec_pretty(&self.found).map_err(std::io::Error::other)?;
+        let aside = path.with_extension("json.tmp");
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&aside)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&aside, path)
+    }
+
+    /// The discovery as `[[workspace]]` (and `[[record]]`) entries a person
+    /// can paste into the config: `amldns discover`.
+    pub fn to_toml(&self) -> String {
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+        let mut out = String::new();
+        for e in &self.entries {
+            let w = &e.workspace;
+            let _ = writeln!(out, "# {}", e.at);
+            let _ = writeln!(out, "[[workspace]]");
+            let _ = writeln!(out, "name = {}", q(&w.name));
+            let _ = writeln!(out, "id = {}", q(&w.id));
+            let _ = writeln!(out, "region = {}", q(&w.region));
+            let _ = writeln!(out, "cloud = {}", q(w.cloud.as_str()));
+            let _ = writeln!(out, "ip = \"{}\"", w.ip);
+            let _ = writeln!(out, "notebook_ip = \"{}\"", w.notebook_ip);
+            let _ = writeln!(out, "inference_ip = \"{}\"", w.inference_ip);
+            if let Some(f) = &w.notebook_fqdn {
+                let _ = writeln!(out, "notebook_fqdn = {}", q(f));
+            }
+            let _ = writeln!(out, "instances = [{}]", list(&w.instances));
+            let _ = writeln!(out, "online_endpoints = [{}]", list(&w.online_endpoints));
+            if !w.projects.is_empty() {
+                let projects: Vec<String> = w
+                    .projects
+                    .iter()
+                    .map(|p| format!("{{ name = {}, id = {} }}", q(&p.name), q(&p.id)))
+                    .collect();
+                let _ = writeln!(out, "projects = [{}]", projects.join(", "));
+            }
+            out.push('\n');
+            for n in &e.names {
+                let (v4, v6): (Vec<&IpAddr>, Vec<&IpAddr>) =
+                    n.addrs.iter().partition(|a| a.is_ipv4());
+                let _ = writeln!(out, "# {}", n.at);
+                let _ = writeln!(out, "[[record]]");
+                let _ = writeln!(out, "name = {}", q(&n.name));
+                for (key, addrs) in [("a", v4), ("aaaa", v6)] {
+                    if !addrs.is_empty() {
+                        let shown: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
+                        let _ = writeln!(out, "{key} = [{}]", shown.join(", "));
+                    }
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// The table of `config` with `found` merged in, like an import (SPEC §8):
+/// a `[[workspace]]` of the file with the id of a discovered one wins, and a
+/// warning names both. Without `[azure]`, the discovery is not served.
+pub fn table(
+    config: &Config,
+    found: &Discovered,
+    generation: u64,
+) -> Result<(ZoneTable, Vec<Warning>), ConfigError> {
+    if config.azure.is_none() || found.is_empty() {
+        return Ok((config.table(generation)?, Vec::new()));
+    }
+    let mut in_file: HashMap<&str, &Located<Workspace>> = HashMap::new();
+    for w in &config.workspaces {
+        in_file.insert(&w.value.id, w);
+        for p in &w.value.projects {
+            in_file.insert(&p.id, w);
+        }
+    }
+    let mut warnings = Vec::new();
+    let mut discovered = Vec::new();
+    for e in &found.entries {
+        let ids =
+            std::iter::once(&e.workspace.id).chain(e.workspace.projects.iter().map(|p| &p.id));
+        let shadowed = ids.filter_map(|id| in_file.get(id.as_str())).next();
+        match shadowed {
+            None => discovered.push(Source::Workspace {
+                workspace: &e.workspace,
+                at: &e.at,
+            }),
+            Some(file) => warnings.push(Warning {
+                at: file.at.clone(),
+                message: format!(
+                    "workspace {} is also discovered in Azure ({}): the file's [[workspace]] is \
+                     served{}",
+                    file.value.name,
+                    e.at,
+                    differences(&file.value, &e.workspace)
+                ),
+            }),
+        }
+        // Its storage, key vault and registry come along either way; what
+        // its own endpoint lists goes with the workspace served.
+        discovered.extend(
+            e.names
+                .iter()
+                .filter(|n| shadowed.is_none() || n.at != e.at)
+                .map(|n| Source::Azure {
+                    name: &n.name,
+                    addrs: &n.addrs,
+                    at: &n.at,
+                }),
+        );
+    }
+    let table = ZoneTable::compile(config.sources().chain(discovered), config.zone, generation)?;
+    Ok((table, warnings))
+}
+
+/// ", though they differ in ip (10.1.0.5 here, 10.1.0.9 in Azure)": where
+/// the file's workspace and Azure's disagree.
+fn differences(file: &Workspace, azure: &Workspace) -> String {
+    let mut d = Vec::new();
+    let mut cmp = |what: &str, a: String, b: String| {
+        if a != b {
+            d.push(format!("{what} ({a} in the file, {b} in Azure)"));
+        }
+    };
+    cmp("name", file.name.clone(), azure.name.clone());
+    cmp("region", file.region.clone(), azure.region.clone());
+    cmp("ip", file.ip.to_string(), azure.ip.to_string());
+    cmp(
+        "notebook_ip",
+        file.notebook_ip.to_string(),
+        azure.notebook_ip.to_string(),
+    );
+    cmp(
+        "inference_ip",
+        file.inference_ip.to_string(),
+        azure.inference_ip.to_string(),
+    );
+    cmp(
+        "instances",
+        file.instances.join(","),
+        azure.instances.join(","),
+    );
+    cmp(
+        "online_endpoints",
+        file.online_endpoints.join(","),
+        azure.online_endpoints.join(","),
+    );
+    if d.is_empty() {
+        String::new()
+    } else {
+        format!(", though they differ in {}", d.join(", "))
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |t| t.as_secs_f64())
+}
+
+/// The client for `cfg`'s endpoints and identity.
+fn client(cfg: &AzureConfig) -> arm::Arm {
+    arm::Arm::new(
+        &cfg.arm_endpoint,
+        arm::Http::new(cfg.timeout),
+        token::Tokens::new(cfg),
+        cfg.max_reads_per_second,
+    )
+}
+
+/// One round, bounded by [`ROUND_DEADLINE`].
+async fn one_round(arm: &arm::Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
+    tokio::time::timeout(ROUND_DEADLINE, round::run(arm, cfg))
+        .await
+        .unwrap_or(Err(Failure::Round(ROUND_DEADLINE)))
+}
+
+/// `amldns discover`: one round, as TOML; problems as comments at the end.
+pub async fn discover(cfg: &AzureConfig) -> Result<String, Failure> {
+    let found = one_round(&client(cfg), cfg).await?;
+    let (d, problems) = Discovered::new(found);
+    let mut out = format!(
+        "# amldns discover: {} workspaces behind approved private endpoints in {} \
+         subscriptions\n\n",
+        d.len(),
+        cfg.subscriptions.len()
+    );
+    out.push_str(&d.to_toml());
+    for p in problems {
+        let _ = writeln!(out, "# {p}");
+    }
+    Ok(out)
+}
+
+/// What the rounds need of the server: the discovery it serves, `[azure]`
+/// as last loaded, and a way to serve a new discovery. `reload::Reloader`,
+/// the only writer of the table, is it; the rounds never touch the table.
+pub trait Served: Send + Sync + 'static {
+    fn discovered(&self) -> Arc<Discovered>;
+    /// `[azure]` as last loaded; `None` once a reload removed it.
+    fn azure(&self) -> Option<AzureConfig>;
+    /// Completes when a reload has changed `[azure]`.
+    fn azure_changed(&self) -> impl Future<Output = ()> + Send;
+    /// Serves `found` from now on (one reload); the generation served, or
+    /// why the table refused it (the discovery served before then stays).
+    fn apply_discovery(
+        &self,
+        found: Arc<Discovered>,
+    ) -> impl Future<Output = Result<u64, String>> + Send;
+}
+
+/// Rounds until `stop`, every `interval_s` (SPEC §8), while the config has
+/// `[azure]`; a reload that adds, changes or removes it takes effect at once.
+/// Failures never empty the table: the last good discovery keeps serving;
+/// each change of state (failing, failing differently, working again) is
+/// logged once.
+pub async fn run<S: Served>(
+    reloader: Arc<S>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stop: CancellationToken,
+) {
+    let mut rounds = Rounds {
+        reloader,
+        metrics,
+        health,
+        problem: None,
+        held: None,
+    };
+    let mut arm: Option<(AzureConfig, arm::Arm)> = None;
+    loop {
+        // The section as last loaded: a reload may change it.
+        let Some(cfg) = rounds.reloader.azure() else {
+            rounds.health.clear(health::Source::Azure);
+            tokio::select! {
+                () = rounds.reloader.azure_changed() => continue,
+                () = stop.cancelled() => return,
+            }
+        };
+        if arm.as_ref().is_none_or(|(c, _)| *c != cfg) {
+            arm = Some((cfg.clone(), client(&cfg)));
+        }
+        let Some((_, client)) = &arm else { return };
+        let outcome = tokio::select! {
+            o = one_round(client, &cfg) => o,
+            () = stop.cancelled() => return,
+        };
+        let wait = rounds.settle(outcome, &cfg).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = rounds.reloader.azure_changed() => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Writes `found` to `cfg`'s state_file, if it has one; a failure is
+/// logged, not fatal: the discovery serves all the same.
+fn save(found: &Discovered, cfg: &AzureConfig) {
+    if let Some(path) = &cfg.state_file
+        && let Err(e) = found.save(path)
+    {
+        warn!(state_file = %path.display(), "cannot save the discovery: {e}");
+    }
+}
+
+/// What the rounds remember between them.
+struct Rounds<S> {
+    reloader: Arc<S>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    /// The problem logged last; `None` while rounds work.
+    problem: Option<String>,
+    /// The digest of a round held for dropping too much: the next round
+    /// with the same findings applies it.
+    held: Option<u64>,
+}
+
+impl<S: Served> Rounds<S> {
+    /// Applies a round's outcome; returns how long to wait for the next.
+    async fn settle(&mut self, outcome: Result<Discovery, Failure>, cfg: &AzureConfig) -> Duration {
+        let found = match outcome {
+            Ok(f) => f,
+            Err(f) => {
+                let wait = f
+                    .retry_after()
+                    .map_or(cfg.interval, |r| r.max(cfg.interval));
+                self.failed(f.kind(), f.to_string());
+                return wait;
+            }
+        };
+        let (next, problems) = Discovered::new(found);
+        for p in problems {
+            debug!("{p}");
+        }
+        let current = self.reloader.discovered();
+        if next.digest() == current.digest() {
+            self.held = None;
+            // A state_file set (or deleted) since the last change is written now.
+            if cfg.state_file.as_ref().is_some_and(|p| !p.exists()) {
+                save(&current, cfg);
+            }
+            self.worked("unchanged", next.len());
+            return cfg.interval;
+        }
+        let dropped = current.dropped_by(&next);
+        if dropped * 2 > current.len() && self.held != Some(next.digest()) {
+            self.held = Some(next.digest());
+            self.metrics.azure_sync.with_label_values(&["held"]).inc();
+            self.problem_is(format!(
+                "a round found {} of the {} workspaces discovered before: it is applied only \
+                 when the next round agrees",
+                next.len(),
+                current.len()
+            ));
+            return cfg.interval;
+        }
+        self.held = None;
+        let changes = current.changes(&next);
+        let count = next.len();
+        let next = Arc::new(next);
+        match self.reloader.apply_discovery(next.clone()).await {
+            Ok(generation) => {
+                info!(
+                    generation,
+                    workspaces = count,
+                    "Azure discovery changed: {changes}"
+                );
+                save(&next, cfg);
+                self.worked("success", count);
+            }
+            Err(e) => self.failed(
+                "rejected",
+                format!("the discovered names do not fit the table: {e}"),
+            ),
+        }
+        cfg.interval
+    }
+
+    fn worked(&mut self, result: &str, workspaces: usize) {
+        self.metrics.azure_sync.with_label_values(&[result]).inc();
+        self.metrics.azure_last_success.set(unix_now());
+        self.metrics.azure_workspaces.set(workspaces as i64);
+        self.health.clear(health::Source::Azure);
+        if self.problem.take().is_some() {
+            info!(workspaces, "Azure discovery works again");
+        }
+    }
+
+    fn failed(&mut self, kind: &str, why: String) {
+        self.metrics.azure_sync.with_label_values(&[kind]).inc();
+        if self.problem.as_deref() != Some(why.as_str()) {
+            error!(
+                result = kind,
+                "Azure discovery failed, the last good discovery keeps serving: {why}"
+            );
+        }
+        self.health.set(health::Source::Azure, why.clone());
+        self.problem = Some(why);
+    }
+
+    fn problem_is(&mut self, why: String) {
+        if self.problem.as_deref() != Some(why.as_str()) {
+            warn!("{why}");
+        }
+        self.health.set(health::Source::Azure, why.clone());
+        self.problem = Some(why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(name: &str, id: &str, ip: &str) -> Found {
+        Found {
+            resource_id: format!("/subscriptions/s/resourceGroups/r/providers/x/workspaces/{name}"),
+            name: name.into(),
+            id: id.into(),
+            region: "eastus".into(),
+            cloud: "public".into(),
+            ip: ip.parse().unwrap(),
+            notebook_ip: ip.parse().unwrap(),
+            inference_ip: ip.parse().unwrap(),
+            notebook_fqdn: None,
+            instances: vec!["ci-b".into(), "ci-a".into(), "ci-a".into()],
+            online_endpoints: Vec::new(),
+            projects: Vec::new(),
+            names: Vec::new(),
+        }
+    }
+
+    const A: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    const B: &str = "0d5c2f4e-1111-4222-8333-944444444444";
+
+    fn discovered(workspaces: Vec<Found>) -> Discovered {
+        let mut d = Discovery { workspaces };
+        d.normalize();
+        Discovered::new(d).0
+    }
+
+    #[test]
+    fn changes_are_counted_and_named() {
+        let before = discovered(vec![
+            found("mlw-a", A, "10.1.0.5"),
+            found("mlw-b", B, "10.2.0.5"),
+        ]);
+        let after = discovered(vec![found("mlw-a", A, "10.1.0.9")]);
+        assert_eq!(before.dropped_by(&after), 1);
+        assert_eq!(
+            before.changes(&after),
+            "added 0, removed 1 (mlw-b), changed 1 (mlw-a)"
+        );
+        // Order and repeats do not make a change.
+        let again = discovered(vec![
+            found("mlw-b", B, "10.2.0.5"),
+            found("mlw-a", A, "10.1.0.5"),
+        ]);
+        assert_eq!(before.digest(), again.digest());
+    }
+
+    #[test]
+    fn what_cannot_be_served_is_left_out_and_said() {
+        let mut bad = found("mlw-b", B, "10.2.0.5");
+        bad.instances.push("bad_name".into());
+        let (d, problems) = Discovered::new(Discovery {
+            workspaces: vec![found("mlw-a", A, "10.1.0.5"), bad],
+        });
+        assert_eq!(d.len(), 1);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].contains("compute instance \"bad_name\""),
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].starts_with("azure /subscriptions/"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn the_state_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/azure.json");
+        let d = discovered(vec![found("mlw-a", A, "10.1.0.5")]);
+        d.save(&path).unwrap();
+        let config = crate::config::parse(
+            &dir.path().join("amldns.toml"),
+            "[azure]\nsubscriptions = [\"0b1f6471-1bf0-4dda-aec3-111122223333\"]\n\
+             state_file = \"state/azure.json\"\n",
+        )
+        .unwrap();
+        let back = Discovered::at_start(config.azure.as_ref());
+        assert_eq!(back.digest(), d.digest());
+        // A broken file is ignored, not fatal.
+        std::fs::write(&path, "{").unwrap();
+        assert!(Discovered::at_start(config.azure.as_ref()).is_empty());
+    }
+
+    #[test]
+    fn discovered_workspaces_print_as_config() {
+        let d = discovered(vec![found("mlw-a", A, "10.1.0.5")]);
+        let toml = d.to_toml();
+        assert!(toml.contains("[[workspace]]\nname = \"mlw-a\"\n"), "{toml}");
+        assert!(toml.contains("instances = [\"ci-a\", \"ci-b\"]"), "{toml}");
+        let c = crate::config::parse(std::path::Path::new("t.toml"), &toml).unwrap();
+        assert_eq!(c.workspaces[0].value.id, A);
+    }
+}

@@ -1,0 +1,391 @@
+//! One discovery round (SPEC §8): what ARM says exists, turned into the
+//! workspaces and names to serve. Reads only; every request is a GET.
+//!
+//! API versions are the stable ones of the public REST specs
+//! (Azure/azure-rest-api-specs, `specification/<service>/resource-manager`):
+//! Microsoft.MachineLearningServices 2024-04-01 (workspaces, computes,
+//! onlineEndpoints), Microsoft.Network 2023-09-01 (privateEndpoints,
+//! networkInterfaces), Microsoft.Storage 2023-01-01, Microsoft.KeyVault
+//! 2023-07-01, Microsoft.ContainerRegistry 2023-07-01.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tracing::debug;
+
+use super::arm::{Arm, Failure};
+use super::{Discovery, Found, FoundName, FoundProject};
+use crate::config::AzureConfig;
+use crate::names::{self, AnswerMode, Cloud};
+
+pub const ML_API: &str = "2024-04-01";
+const NETWORK_API: &str = "2023-09-01";
+
+/// The API version for a resource a workspace depends on, by provider; a
+/// provider not listed gives nothing (SPEC §8 step 3 names these three).
+fn dependency_api(resource_id: &str) -> Option<&'static str> {
+    let id = resource_id.to_ascii_lowercase();
+    [
+        (
+            "/providers/microsoft.storage/storageaccounts/",
+            "2023-01-01",
+        ),
+        ("/providers/microsoft.keyvault/vaults/", "2023-07-01"),
+        (
+            "/providers/microsoft.containerregistry/registries/",
+            "2023-07-01",
+        ),
+    ]
+    .into_iter()
+    .find(|(p, _)| id.contains(p))
+    .map(|(_, v)| v)
+}
+
+/// Workspaces looked at at once: enough to hide ARM's latency (a round of
+/// 1,000 workspaces in well under a minute), few enough that one round
+/// stays far under ARM's read limits' burst (README, "Discovery from Azure").
+const CONCURRENCY: usize = 8;
+
+/// A workspace as the list gives it.
+#[derive(Debug)]
+struct Listed {
+    resource_id: String,
+    name: String,
+    /// Lower-case region short name.
+    region: String,
+    /// `default`, `hub` or `project` (lower-case).
+    kind: String,
+    /// Lower-case `properties.workspaceId`.
+    id: String,
+    notebook_fqdn: Option<String>,
+    hub: Option<String>,
+    /// Approved private endpoints' resource ids.
+    endpoints: Vec<String>,
+    /// Storage account, key vault, container registry.
+    dependencies: Vec<String>,
+}
+
+/// Runs one round over every subscription of `cfg`.
+pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
+    let mut listed = Vec::new();
+    for sub in &cfg.subscriptions {
+        let path =
+            format!("/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/workspaces");
+        for v in arm.list(&path, ML_API).await? {
+            let ws = read_workspace(&v).map_err(|why| Failure::malformed(&path, why))?;
+            if in_scope(&ws.resource_id, &cfg.resource_groups) {
+                listed.push(ws);
+            }
+        }
+    }
+    // Hubs and workspaces behind a private endpoint of their own; projects
+    // ride on their hub's (SPEC §1, hubs).
+    let (projects, served): (Vec<&Listed>, Vec<&Listed>) =
+        listed.iter().partition(|w| w.kind == "project");
+    let mut found: Vec<Found> = Vec::new();
+    // Made before the stream: closures over borrowed workspaces held across
+    // an await would not be `Send` (rust-lang/rust#102211).
+    let rounds: Vec<_> = served
+        .iter()
+        .filter(|w| !w.endpoints.is_empty())
+        .map(|w| workspace(arm, w, cfg.cloud))
+        .collect();
+    let mut each = futures_util::stream::iter(rounds).buffered(CONCURRENCY);
+    while let Some(f) = each.next().await {
+        found.extend(f?);
+    }
+    drop(each);
+    let mut projects_of: BTreeMap<String, Vec<&Listed>> = BTreeMap::new();
+    for p in projects {
+        if let Some(hub) = &p.hub {
+            projects_of
+                .entry(hub.to_ascii_lowercase())
+                .or_default()
+                .push(p);
+        }
+    }
+    for hub in &mut found {
+        for p in projects_of
+            .get(&hub.resource_id.to_ascii_lowercase())
+            .into_iter()
+            .flatten()
+        {
+            let (instances, endpoints) = tokio::try_join!(
+                compute_instances(arm, &p.resource_id),
+                online_endpoints(arm, &p.resource_id)
+            )?;
+            hub.projects.push(FoundProject {
+                name: p.name.clone(),
+                id: p.id.clone(),
+            });
+            hub.instances.extend(instances);
+            hub.online_endpoints.extend(endpoints);
+        }
+    }
+    let mut d = Discovery { workspaces: found };
+    d.normalize();
+    Ok(d)
+}
+
+/// `/subscriptions/s/resourceGroups/RG/...` is in one of `groups` (all when empty).
+fn in_scope(resource_id: &str, groups: &[String]) -> bool {
+    if groups.is_empty() {
+        return true;
+    }
+    let mut parts = resource_id.split('/');
+    while let Some(p) = parts.next() {
+        if p.eq_ignore_ascii_case("resourcegroups") {
+            return parts
+                .next()
+                .is_some_and(|g| groups.iter().any(|w| w.eq_ignore_ascii_case(g)));
+        }
+    }
+    false
+}
+
+fn text<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+    path.iter()
+        .try_fold(v, |v, k| v.get(*k))?
+        .as_str()
+        .filter(|s| !s.is_empty())
+}
+
+/// The approved private endpoints of a resource's `privateEndpointConnections`.
+fn approved_endpoints(v: &Value) -> Vec<String> {
+    let Some(list) = v
+        .pointer("/properties/privateEndpointConnections")
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter(|c| {
+            text(
+                c,
+                &["properties", "privateLinkServiceConnectionState", "status"],
+            )
+            .is_some_and(|s| s.eq_ignore_ascii_case("approved"))
+        })
+        .filter_map(|c| text(c, &["properties", "privateEndpoint", "id"]))
+        .map(str::to_string)
+        .collect()
+}
+
+fn read_workspace(v: &Value) -> Result<Listed, String> {
+    let need = |path: &[&str]| {
+        text(v, path).ok_or_else(|| format!("a workspace without {}", path.join(".")))
+    };
+    let resource_id = need(&["id"])?.to_string();
+    Ok(Listed {
+        name: need(&["name"])?.to_string(),
+        // ARM gives the short name; the display form has spaces.
+        region: need(&["location"])?.replace(' ', "").to_ascii_lowercase(),
+        kind: text(v, &["kind"]).unwrap_or("Default").to_ascii_lowercase(),
+        id: need(&["properties", "workspaceId"])?.to_ascii_lowercase(),
+        notebook_fqdn: text(v, &["properties", "notebookInfo", "fqdn"]).map(str::to_string),
+        hub: text(v, &["properties", "hubResourceId"]).map(str::to_string),
+        endpoints: approved_endpoints(v),
+        dependencies: ["storageAccount", "keyVault", "containerRegistry"]
+            .iter()
+            .filter_map(|k| text(v, &["properties", k]))
+            .map(str::to_string)
+            .collect(),
+        resource_id,
+    })
+}
+
+/// Everything one workspace with approved private endpoints gives; `None`
+/// when its endpoints do not (yet) list its API name.
+async fn workspace(arm: &Arm, w: &Listed, default_cloud: Cloud) -> Result<Option<Found>, Failure> {
+    let mut pairs = Vec::new();
+    for pe in &w.endpoints {
+        pairs.extend(endpoint_names(arm, pe).await?);
+    }
+    let Some(mut found) = from_endpoint(w, &pairs, default_cloud) else {
+        debug!(workspace = %w.resource_id, "its private endpoints list no API name yet");
+        return Ok(None);
+    };
+    let (instances, endpoints) = tokio::try_join!(
+        compute_instances(arm, &w.resource_id),
+        online_endpoints(arm, &w.resource_id)
+    )?;
+    found.instances = instances;
+    found.online_endpoints = endpoints;
+    for dep in &w.dependencies {
+        let Some(api) = dependency_api(dep) else {
+            continue;
+        };
+        let Some(resource) = arm.get(dep, api).await? else {
+            continue;
+        };
+        for pe in approved_endpoints(&resource) {
+            for (name, addrs) in endpoint_names(arm, &pe).await? {
+                found.names.push(FoundName {
+                    name,
+                    addrs,
+                    resource_id: dep.clone(),
+                });
+            }
+        }
+    }
+    Ok(Some(found))
+}
+
+/// The workspace `w` whose endpoints list `pairs` (see
+/// [`crate::import::workspace_from_endpoint`]), and what they list beyond
+/// its derived names (the inference wildcard, names Azure adds later),
+/// served as listed, like an import.
+fn from_endpoint(w: &Listed, pairs: &[(String, Vec<IpAddr>)], prefer: Cloud) -> Option<Found> {
+    let ws = crate::import::workspace_from_endpoint(
+        &w.name,
+        &w.id,
+        &w.region,
+        w.notebook_fqdn.as_deref(),
+        pairs,
+        prefer,
+    )?;
+    let derived: Vec<String> = names::derive(&ws, AnswerMode::A)
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    let names = pairs
+        .iter()
+        .filter(|(name, _)| !derived.contains(name))
+        .map(|(name, addrs)| FoundName {
+            name: name.clone(),
+            addrs: addrs.clone(),
+            resource_id: w.resource_id.clone(),
+        })
+        .collect();
+    Some(Found {
+        resource_id: w.resource_id.clone(),
+        name: ws.name,
+        id: ws.id,
+        region: ws.region,
+        cloud: ws.cloud.as_str().to_string(),
+        ip: ws.ip,
+        notebook_ip: ws.notebook_ip,
+        inference_ip: ws.inference_ip,
+        notebook_fqdn: ws.notebook_fqdn,
+        instances: Vec::new(),
+        online_endpoints: Vec::new(),
+        projects: Vec::new(),
+        names,
+    })
+}
+
+/// Every (FQDN, addresses) a private endpoint lists: its `customDnsConfigs`,
+/// or, once a private DNS zone group has emptied that, its NICs'.
+async fn endpoint_names(arm: &Arm, pe: &str) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
+    let Some(v) = arm.get(pe, NETWORK_API).await? else {
+        return Ok(Vec::new());
+    };
+    let configs = v
+        .pointer("/properties/customDnsConfigs")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
+    let mut out = parsed(pe, &configs)?;
+    if out.is_empty() {
+        let nics: Vec<String> = v
+            .pointer("/properties/networkInterfaces")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| text(n, &["id"]))
+            .map(str::to_string)
+            .collect();
+        for nic in nics {
+            if let Some(n) = arm.get(&nic, NETWORK_API).await? {
+                out.extend(parsed(&nic, &n)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Names and addresses in an import shape (SPEC §1), lower-cased and parsed.
+fn parsed(url: &str, v: &Value) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
+    let pairs = crate::import::pairs(v)
+        .ok_or_else(|| Failure::malformed(url, "not a private endpoint or NIC"))?;
+    let mut out = Vec::new();
+    for (fqdn, ips) in pairs {
+        let name = names::domain_name(fqdn)
+            .map_err(|why| Failure::malformed(url, format!("{fqdn:?}: {why}")))?;
+        let addrs = ips
+            .iter()
+            .map(|ip| ip.trim().parse::<IpAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Failure::malformed(url, format!("{fqdn}: an address is not an IP")))?;
+        if !addrs.is_empty() {
+            out.push((name, addrs));
+        }
+    }
+    Ok(out)
+}
+
+/// Compute instances of a workspace; clusters (AmlCompute) and attached
+/// computes have no names of their own.
+async fn compute_instances(arm: &Arm, workspace: &str) -> Result<Vec<String>, Failure> {
+    let list = arm.list(&format!("{workspace}/computes"), ML_API).await?;
+    Ok(list
+        .iter()
+        .filter(|c| {
+            text(c, &["properties", "computeType"])
+                .is_some_and(|t| t.eq_ignore_ascii_case("ComputeInstance"))
+        })
+        .filter_map(|c| text(c, &["name"]))
+        .map(str::to_ascii_lowercase)
+        .collect())
+}
+
+async fn online_endpoints(arm: &Arm, workspace: &str) -> Result<Vec<String>, Failure> {
+    let list = arm
+        .list(&format!("{workspace}/onlineEndpoints"), ML_API)
+        .await?;
+    Ok(list
+        .iter()
+        .filter_map(|e| text(e, &["name"]))
+        .map(str::to_ascii_lowercase)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_groups_match_case_insensitively() {
+        let id = "/subscriptions/s/resourceGroups/RG-ML/providers/Microsoft.MachineLearningServices/workspaces/w";
+        assert!(in_scope(id, &[]));
+        assert!(in_scope(id, &["rg-ml".into()]));
+        assert!(!in_scope(id, &["rg-other".into()]));
+    }
+
+    #[test]
+    fn only_approved_endpoints() {
+        let v = serde_json::json!({"properties": {"privateEndpointConnections": [
+            {"properties": {"privateEndpoint": {"id": "/pe/a"},
+              "privateLinkServiceConnectionState": {"status": "Approved"}}},
+            {"properties": {"privateEndpoint": {"id": "/pe/b"},
+              "privateLinkServiceConnectionState": {"status": "Pending"}}}]}});
+        assert_eq!(approved_endpoints(&v), vec!["/pe/a".to_string()]);
+    }
+
+    #[test]
+    fn dependency_api_versions_by_provider() {
+        assert_eq!(
+            dependency_api(
+                "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/st"
+            ),
+            Some("2023-01-01")
+        );
+        assert_eq!(
+            dependency_api(
+                "/subscriptions/s/resourceGroups/r/providers/microsoft.insights/components/ai"
+            ),
+            None
+        );
+    }
+}

@@ -1,0 +1,556 @@
+//! A stand-in for Azure Resource Manager, IMDS and Entra ID's token
+//! endpoint on 127.0.0.1 (SPEC §7: nothing reaches Azure). Its JSON is
+//! shaped like the examples of the public REST API specs
+//! (Azure/azure-rest-api-specs): Workspace/list.json (2024-04-01),
+//! Compute/list.json, OnlineEndpoint/list.json, PrivateEndpointGet.json and
+//! NetworkInterfaceGet.json (network 2023-09-01), StorageAccountGetProperties
+//! and the key vault's Get: written here, not copied.
+#![allow(dead_code)] // each test uses its own part
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// The only token the stand-in hands out and accepts.
+pub const TOKEN: &str = "standin-arm-token";
+/// What the workload identity's projected token file holds.
+pub const ASSERTION: &str = "standin-federated-jwt";
+pub const SUB: &str = "0b1f6471-1bf0-4dda-aec3-111122223333";
+pub const ML_API: &str = "2024-04-01";
+
+/// How every ARM request is answered for now.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Normal,
+    /// This status, with these headers and an ARM error body.
+    Fail(u16, Vec<(&'static str, String)>),
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// Never answers.
+    Hang,
+}
+
+/// One request as the stand-in saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+pub struct World {
+    /// GET path (lower-case) → resource.
+    pub docs: HashMap<String, Value>,
+    /// List path (lower-case) → every entry; served in pages.
+    pub lists: HashMap<String, Vec<Value>>,
+    pub page_size: usize,
+    pub mode: Option<Mode>,
+    /// IMDS answers 500 (no identity on the VM, say).
+    pub imds_down: bool,
+    pub seen: Vec<Seen>,
+}
+
+pub struct ArmStandIn {
+    pub addr: SocketAddr,
+    pub world: Arc<Mutex<World>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ArmStandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ArmStandIn {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let world = Arc::new(Mutex::new(World {
+            page_size: 2,
+            ..World::default()
+        }));
+        let w = world.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(serve(s, w.clone(), addr));
+            }
+        });
+        ArmStandIn { addr, world, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.world.lock().unwrap().mode = Some(mode);
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.world.lock().unwrap().seen.clone()
+    }
+
+    /// ARM requests seen so far (not token requests).
+    pub fn arm_requests(&self) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.path.starts_with("/subscriptions"))
+            .count()
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        f(&mut self.world.lock().unwrap())
+    }
+
+    /// The `[azure]` section pointing at this stand-in.
+    pub fn section(&self, extra: &str) -> String {
+        format!(
+            "[azure]\nsubscriptions = [\"{SUB}\"]\narm_endpoint = \"{0}\"\n\
+             imds_endpoint = \"{0}\"\nmax_reads_per_second = 10000\n{extra}\n",
+            self.url()
+        )
+    }
+}
+
+async fn serve(mut s: TcpStream, world: Arc<Mutex<World>>, addr: SocketAddr) {
+    let Some(req) = read_request(&mut s).await else {
+        return;
+    };
+    let (status, headers, body) = answer(&req, &world, addr);
+    world.lock().unwrap().seen.push(req);
+    if status == 0 {
+        // Mode::Hang: hold the connection, say nothing.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        return;
+    }
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = s.write_all(head.as_bytes()).await;
+    let _ = s.write_all(body.as_bytes()).await;
+    let _ = s.shutdown().await;
+}
+
+async fn read_request(s: &mut TcpStream) -> Option<Seen> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 1 << 20 {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_string();
+    let target = first.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    Some(Seen {
+        method,
+        path: path.to_string(),
+        query: query.to_string(),
+        headers,
+        body: String::from_utf8_lossy(&body).to_string(),
+    })
+}
+
+fn token_body() -> String {
+    json!({"access_token": TOKEN, "expires_in": "3599", "token_type": "Bearer",
+           "resource": "https://management.azure.com/"})
+    .to_string()
+}
+
+type Answer = (u16, Vec<(&'static str, String)>, String);
+
+fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
+    let error = |status: u16, code: &str| {
+        let body = json!({"error": {"code": code, "message": code}}).to_string();
+        (status, Vec::new(), body)
+    };
+    // IMDS: only with `Metadata: true`, as the real one.
+    if req.path == "/metadata/identity/oauth2/token" {
+        if req.header("metadata") != Some("true") || !req.query.contains("resource=") {
+            return error(400, "bad_request");
+        }
+        if world.lock().unwrap().imds_down {
+            return error(500, "identity_unavailable");
+        }
+        return (200, Vec::new(), token_body());
+    }
+    // Entra ID's token endpoint, for workload identity.
+    if req.path.ends_with("/oauth2/v2.0/token") {
+        let ok = req.method == "POST"
+            && req.body.contains(&format!("client_assertion={ASSERTION}"))
+            && req.body.contains("grant_type=client_credentials");
+        return if ok {
+            let body = json!({"access_token": TOKEN, "expires_in": 3599, "token_type": "Bearer"});
+            (200, Vec::new(), body.to_string())
+        } else {
+            error(401, "invalid_client")
+        };
+    }
+    if req.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
+        return error(401, "AuthenticationFailed");
+    }
+    if !req.query.contains("api-version=") {
+        return error(400, "MissingApiVersionParameter");
+    }
+    let w = world.lock().unwrap();
+    match &w.mode {
+        Some(Mode::Fail(status, headers)) => {
+            let (s, _, b) = error(*status, "Failed");
+            return (s, headers.clone(), b);
+        }
+        Some(Mode::Garbage) => return (200, Vec::new(), "<html>gateway</html>".into()),
+        Some(Mode::Hang) => return (0, Vec::new(), String::new()),
+        Some(Mode::Normal) | None => {}
+    }
+    let key = req.path.to_ascii_lowercase();
+    if let Some(all) = w.lists.get(&key) {
+        let from: usize = req
+            .query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("$skipToken="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let to = (from + w.page_size).min(all.len());
+        let mut page = json!({"value": all[from.min(all.len())..to]});
+        if to < all.len() {
+            page["nextLink"] = format!(
+                "http://{addr}{}?api-version={ML_API}&$skipToken={to}",
+                req.path
+            )
+            .into();
+        }
+        return (200, Vec::new(), page.to_string());
+    }
+    match w.docs.get(&key) {
+        Some(doc) => (200, Vec::new(), doc.to_string()),
+        None => error(404, "ResourceNotFound"),
+    }
+}
+
+// ---- the world's shapes ----------------------------------------------------------
+
+/// How a workspace's private endpoint is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    None,
+    Pending,
+    /// Approved, names in `customDnsConfigs`.
+    Custom,
+    /// Approved, `customDnsConfigs` emptied by a DNS zone group: names on the NIC.
+    Nic,
+}
+
+/// A workspace of the stand-in's world.
+#[derive(Debug, Clone)]
+pub struct Ws {
+    pub name: String,
+    pub id: String,
+    pub region: String,
+    /// "public", "china", "usgov".
+    pub cloud: &'static str,
+    pub rg: String,
+    pub kind: &'static str,
+    pub hub: Option<String>,
+    pub endpoint: Endpoint,
+    /// API, notebook, inference.
+    pub ips: [&'static str; 3],
+    /// (name, computeType).
+    pub computes: Vec<(String, &'static str)>,
+    pub online_endpoints: Vec<String>,
+    /// The storage account's own private endpoint address, if it has one.
+    pub storage_ip: Option<&'static str>,
+    pub notebook_fqdn_in_workspace: bool,
+}
+
+impl Ws {
+    pub fn new(name: &str, id: &str, region: &str) -> Self {
+        Ws {
+            name: name.into(),
+            id: id.into(),
+            region: region.into(),
+            cloud: "public",
+            rg: "rg-ml".into(),
+            kind: "Default",
+            hub: None,
+            endpoint: Endpoint::Custom,
+            ips: ["10.1.0.5", "10.1.0.6", "10.1.0.7"],
+            computes: Vec::new(),
+            online_endpoints: Vec::new(),
+            storage_ip: None,
+            notebook_fqdn_in_workspace: true,
+        }
+    }
+
+    pub fn resource_id(&self) -> String {
+        format!(
+            "/subscriptions/{SUB}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
+            self.rg, self.name
+        )
+    }
+
+    fn rg_id(&self) -> String {
+        format!("/subscriptions/{SUB}/resourceGroups/{}", self.rg)
+    }
+
+    pub fn suffixes(&self) -> (&'static str, &'static str) {
+        match self.cloud {
+            "china" => ("api.ml.azure.cn", "notebooks.chinacloudapi.cn"),
+            "usgov" => ("api.ml.azure.us", "notebooks.usgovcloudapi.net"),
+            _ => ("api.azureml.ms", "notebooks.azure.net"),
+        }
+    }
+
+    pub fn api_name(&self) -> String {
+        format!(
+            "{}.workspace.{}.{}",
+            self.id,
+            self.region,
+            self.suffixes().0
+        )
+    }
+
+    pub fn notebooks_name(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            amldns::names::notebook_label(&self.name, &self.region, &self.id),
+            self.region,
+            self.suffixes().1
+        )
+    }
+
+    fn storage_id(&self) -> String {
+        format!(
+            "{}/providers/Microsoft.Storage/storageAccounts/st{}",
+            self.rg_id(),
+            self.name.replace('-', "")
+        )
+    }
+
+    fn vault_id(&self) -> String {
+        format!(
+            "{}/providers/Microsoft.KeyVault/vaults/kv{}",
+            self.rg_id(),
+            self.name.replace('-', "")
+        )
+    }
+
+    pub fn storage_name(&self) -> String {
+        format!("st{}.blob.core.windows.net", self.name.replace('-', ""))
+    }
+}
+
+fn connection(pe: &str, status: &str) -> Value {
+    json!({"id": format!("{pe}/connections/c"), "properties": {
+        "privateEndpoint": {"id": pe},
+        "privateLinkServiceConnectionState": {"status": status, "description": "", "actionsRequired": "None"},
+        "provisioningState": "Succeeded"}})
+}
+
+impl World {
+    pub fn list_path(&self) -> String {
+        format!("/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices/workspaces")
+            .to_ascii_lowercase()
+    }
+
+    /// Adds (or replaces) `ws` and everything it points at.
+    pub fn put(&mut self, ws: &Ws) {
+        let rid = ws.resource_id();
+        let pe = format!(
+            "{}/providers/Microsoft.Network/privateEndpoints/pe-{}",
+            ws.rg_id(),
+            ws.name
+        );
+        let connections = match ws.endpoint {
+            Endpoint::None => vec![],
+            Endpoint::Pending => vec![connection(&pe, "Pending")],
+            Endpoint::Custom | Endpoint::Nic => vec![connection(&pe, "Approved")],
+        };
+        let mut props = json!({
+            "workspaceId": ws.id,
+            "friendlyName": ws.name,
+            "storageAccount": ws.storage_id(),
+            "keyVault": ws.vault_id(),
+            "applicationInsights": format!("{}/providers/microsoft.insights/components/ai", ws.rg_id()),
+            "privateEndpointConnections": connections,
+            "provisioningState": "Succeeded",
+            "publicNetworkAccess": "Disabled",
+        });
+        if ws.notebook_fqdn_in_workspace {
+            props["notebookInfo"] = json!({"fqdn": ws.notebooks_name(), "resourceId": "x"});
+        }
+        if let Some(h) = &ws.hub {
+            props["hubResourceId"] = h.clone().into();
+        }
+        let doc = json!({"id": rid, "name": ws.name, "type": "Microsoft.MachineLearningServices/workspaces",
+            "location": ws.region, "kind": ws.kind, "properties": props,
+            "identity": {"type": "SystemAssigned"}, "sku": {"name": "Basic", "tier": "Basic"}});
+        let list = self.list_path();
+        let all = self.lists.entry(list).or_default();
+        all.retain(|v| v["id"] != rid.as_str());
+        all.push(doc);
+
+        let (api, nbz) = ws.suffixes();
+        let names = [
+            (ws.api_name(), ws.ips[0]),
+            (
+                format!("{}.workspace.{}.cert.{api}", ws.id, ws.region),
+                ws.ips[0],
+            ),
+            (ws.notebooks_name(), ws.ips[1]),
+            (
+                format!("*.{}.inference.{}.{api}", ws.id, ws.region),
+                ws.ips[2],
+            ),
+        ];
+        let _ = nbz;
+        self.put_endpoint(&pe, &names, ws.endpoint == Endpoint::Nic);
+
+        let computes: Vec<Value> = ws
+            .computes
+            .iter()
+            .map(|(n, t)| json!({"id": format!("{rid}/computes/{n}"), "name": n,
+                "type": "Microsoft.MachineLearningServices/workspaces/computes",
+                "location": ws.region, "properties": {"computeType": t, "provisioningState": "Succeeded"}}))
+            .collect();
+        self.lists
+            .insert(format!("{rid}/computes").to_ascii_lowercase(), computes);
+        let eps: Vec<Value> = ws
+            .online_endpoints
+            .iter()
+            .map(|n| json!({"id": format!("{rid}/onlineEndpoints/{n}"), "name": n,
+                "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
+                "location": ws.region, "kind": "Managed",
+                "properties": {"authMode": "Key", "scoringUri": format!("https://{n}.{}.inference.ml.azure.com/score", ws.region)}}))
+            .collect();
+        self.lists
+            .insert(format!("{rid}/onlineEndpoints").to_ascii_lowercase(), eps);
+
+        // The storage account, behind its own endpoint or not; the key
+        // vault never (it stays public).
+        let st_pe = format!(
+            "{}/providers/Microsoft.Network/privateEndpoints/pe-st-{}",
+            ws.rg_id(),
+            ws.name
+        );
+        let st_conn: Vec<Value> = ws
+            .storage_ip
+            .map(|_| connection(&st_pe, "Approved"))
+            .into_iter()
+            .collect();
+        self.docs.insert(
+            ws.storage_id().to_ascii_lowercase(),
+            json!({"id": ws.storage_id(), "kind": "StorageV2", "location": ws.region,
+                   "properties": {"privateEndpointConnections": st_conn}}),
+        );
+        if let Some(ip) = ws.storage_ip {
+            self.put_endpoint(&st_pe, &[(ws.storage_name(), ip)], false);
+        }
+        self.docs.insert(
+            ws.vault_id().to_ascii_lowercase(),
+            json!({"id": ws.vault_id(), "location": ws.region,
+                   "properties": {"tenantId": "t", "privateEndpointConnections": []}}),
+        );
+    }
+
+    /// A private endpoint listing `names`: in `customDnsConfigs`, or (a DNS
+    /// zone group attached) on its NIC.
+    fn put_endpoint(&mut self, pe: &str, names: &[(String, &str)], nic: bool) {
+        let nic_id = format!("{pe}.nic").replace("privateEndpoints", "networkInterfaces");
+        let custom: Vec<Value> = names
+            .iter()
+            .map(|(n, ip)| json!({"fqdn": n, "ipAddresses": [ip]}))
+            .collect();
+        let doc = json!({"id": pe, "type": "Microsoft.Network/privateEndpoints", "properties": {
+            "provisioningState": "Succeeded",
+            "subnet": {"id": "/subscriptions/x/subnets/pe"},
+            "networkInterfaces": [{"id": nic_id}],
+            "customDnsConfigs": if nic { vec![] } else { custom },
+        }});
+        self.docs.insert(pe.to_ascii_lowercase(), doc);
+        // One IP configuration per address, its FQDNs with it.
+        let mut by_ip: Vec<(&str, Vec<&String>)> = Vec::new();
+        for (n, ip) in names {
+            match by_ip.iter_mut().find(|(i, _)| i == ip) {
+                Some((_, v)) => v.push(n),
+                None => by_ip.push((ip, vec![n])),
+            }
+        }
+        let ipconfigs: Vec<Value> = by_ip
+            .iter()
+            .enumerate()
+            .map(|(i, (ip, fqdns))| json!({"name": format!("ipconfig{i}"), "properties": {
+                "privateIPAddress": ip, "privateIPAllocationMethod": "Dynamic",
+                "privateLinkConnectionProperties": {"groupId": "amlworkspace", "requiredMemberName": "default", "fqdns": fqdns}}}))
+            .collect();
+        self.docs.insert(
+            nic_id.to_ascii_lowercase(),
+            json!({"id": nic_id, "type": "Microsoft.Network/networkInterfaces",
+                   "properties": {"ipConfigurations": ipconfigs}}),
+        );
+    }
+
+    /// Removes every workspace.
+    pub fn clear_workspaces(&mut self) {
+        let list = self.list_path();
+        self.lists.insert(list, Vec::new());
+    }
+}
