@@ -562,7 +562,7 @@ fn discover(config: &std::path::Path, env: &[(&str, String)]) -> std::process::O
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    output_within(&mut cmd)
 }
 
 #[tokio::test]
