@@ -44,6 +44,32 @@ async fn synced(srv: &Running, result: &str) -> f64 {
     metric(&scrape(srv).await, AZURE_SYNC_TOTAL, &[("result", result)])
 }
 
+/// amldns over `rest` (the stand-in's `[azure]` section in it), once a
+/// round has ended in `result`.
+async fn serving(up: &StandIn, rest: &str, result: &str) -> Running {
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        metrics: true,
+        rest,
+        ..TestConfig::default()
+    }
+    .text();
+    let srv = start_with(&text, &[], WatchMode::Off).await;
+    rounds_ended(&srv, result, 1.0).await;
+    srv
+}
+
+/// Waits (10 s at most) until `at_least` rounds have ended in `result`.
+async fn rounds_ended(srv: &Running, result: &str, at_least: f64) {
+    assert!(
+        until(Duration::from_secs(10), || async {
+            synced(srv, result).await >= at_least
+        })
+        .await,
+        "fewer than {at_least} rounds ended in {result}"
+    );
+}
+
 fn imds_requests(arm: &ArmStandIn) -> usize {
     arm.seen()
         .iter()
@@ -266,20 +292,10 @@ async fn a_new_compute_instance_appears_without_a_restart() {
         "interval_s = 1\nclient_id = \"c0ffee00-0000-4000-8000-000000000002\"",
     )
     .await;
-    assert!(
-        until(Duration::from_secs(10), || async {
-            synced(&srv, "success").await >= 1.0
-        })
-        .await
-    );
+    rounds_ended(&srv, "success", 1.0).await;
     let gen_before = metric(&scrape(&srv).await, TABLE_GENERATION, &[]);
     // Rounds that find the same swap nothing.
-    assert!(
-        until(Duration::from_secs(10), || async {
-            synced(&srv, "unchanged").await >= 2.0
-        })
-        .await
-    );
+    rounds_ended(&srv, "unchanged", 2.0).await;
     assert_eq!(
         metric(&scrape(&srv).await, TABLE_GENERATION, &[]),
         gen_before
@@ -323,12 +339,7 @@ async fn arm_failing_keeps_the_table_and_shows_why() {
     arm.with(|w| w.put(&contoso()));
     let srv = start_against(&arm, &up, "interval_s = 1\ntimeout_ms = 300").await;
     let api = contoso().api_name();
-    assert!(
-        until(Duration::from_secs(10), || async {
-            synced(&srv, "success").await >= 1.0
-        })
-        .await
-    );
+    rounds_ended(&srv, "success", 1.0).await;
     let http = srv.http();
     for (mode, result, says) in [
         (Mode::Fail(503, vec![]), "unavailable", "HTTP 503"),
@@ -367,12 +378,7 @@ async fn arm_failing_keeps_the_table_and_shows_why() {
     }
     // 429: the next round waits for Retry-After, not interval_s.
     arm.set_mode(Mode::Fail(429, vec![("retry-after", "5".into())]));
-    assert!(
-        until(Duration::from_secs(10), || async {
-            synced(&srv, "throttled").await >= 1.0
-        })
-        .await
-    );
+    rounds_ended(&srv, "throttled", 1.0).await;
     let after_429 = arm.arm_requests();
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(
@@ -408,12 +414,7 @@ async fn no_token_is_a_failed_round_not_an_empty_table() {
         w.imds_down = true;
     });
     let srv = start_against(&arm, &up, "interval_s = 1").await;
-    assert!(
-        until(Duration::from_secs(10), || async {
-            synced(&srv, "token").await >= 1.0
-        })
-        .await
-    );
+    rounds_ended(&srv, "token", 1.0).await;
     assert_eq!(arm.arm_requests(), 0, "no ARM request without a token");
     let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
     assert!(
@@ -438,19 +439,9 @@ async fn a_round_that_drops_most_workspaces_waits_for_the_next_to_agree() {
     arm.with(|w| w.put(&contoso()));
     let srv = start_against(&arm, &up, "interval_s = 3").await;
     let api = contoso().api_name();
-    assert!(
-        until(Duration::from_secs(10), || async {
-            synced(&srv, "success").await >= 1.0
-        })
-        .await
-    );
+    rounds_ended(&srv, "success", 1.0).await;
     arm.with(|w| w.clear_workspaces());
-    assert!(
-        until(Duration::from_secs(10), || async {
-            synced(&srv, "held").await >= 1.0
-        })
-        .await
-    );
+    rounds_ended(&srv, "held", 1.0).await;
     assert_eq!(a(srv.addr, &api).await, ["10.1.0.5"], "held: still served");
     let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
     assert!(health.contains("next round agrees"), "{health}");
@@ -500,12 +491,7 @@ async fn a_restart_with_arm_down_serves_the_state_file() {
         a(srv.addr, "ci-alice.eastus.instances.azureml.ms").await,
         ["10.1.0.5"]
     );
-    assert!(
-        until(Duration::from_secs(10), || async {
-            synced(&srv, "unavailable").await >= 1.0
-        })
-        .await
-    );
+    rounds_ended(&srv, "unavailable", 1.0).await;
     assert_eq!(a(srv.addr, &contoso().api_name()).await, ["10.1.0.5"]);
     srv.stop().await;
 }
@@ -520,20 +506,7 @@ async fn the_files_workspace_wins_over_the_discovered_one() {
         "{}[[workspace]]\nname = \"mlw-contoso\"\nid = \"{GUID}\"\nregion = \"eastus\"\nip = \"10.8.0.5\"\n",
         arm.section("interval_s = 60")
     );
-    let text = TestConfig {
-        upstreams: &[up.addr],
-        metrics: true,
-        rest: &rest,
-        ..TestConfig::default()
-    }
-    .text();
-    let srv = start_with(&text, &[], WatchMode::Off).await;
-    assert!(
-        until(Duration::from_secs(10), || async {
-            synced(&srv, "success").await >= 1.0
-        })
-        .await
-    );
+    let srv = serving(&up, &rest, "success").await;
     assert_eq!(a(srv.addr, &contoso().api_name()).await, ["10.8.0.5"]);
     // Azure's other names (its storage) still come along.
     assert_eq!(
@@ -821,20 +794,7 @@ async fn a_discovery_that_does_not_fit_the_file_is_rejected_not_served() {
         "{}[[record]]\nname = \"stmlwcontoso.blob.core.windows.net\"\na = [\"10.9.9.1\"]\n",
         arm.section("interval_s = 60")
     );
-    let text = TestConfig {
-        upstreams: &[up.addr],
-        metrics: true,
-        rest: &rest,
-        ..TestConfig::default()
-    }
-    .text();
-    let srv = start_with(&text, &[], WatchMode::Off).await;
-    assert!(
-        until(Duration::from_secs(10), || async {
-            synced(&srv, "rejected").await >= 1.0
-        })
-        .await
-    );
+    let srv = serving(&up, &rest, "rejected").await;
     assert_eq!(
         a(srv.addr, "stmlwcontoso.blob.core.windows.net").await,
         ["10.9.9.1"]
