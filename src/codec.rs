@@ -206,7 +206,6 @@ fn apex_records(
         g.extend(addrs(true));
         g
     };
-    let nodata = || Response::records(true, Vec::new(), vec![soa(table, apex)]);
     let mut r = match answer {
         ApexAnswer::Soa => Response::records(true, vec![soa(table, apex)], Vec::new()),
         ApexAnswer::Ns => Response::records(true, vec![ns()], Vec::new()),
@@ -218,14 +217,10 @@ fn apex_records(
                     r.name = qname.clone();
                     r
                 })
-                .collect::<Vec<_>>();
-            if found.is_empty() {
-                nodata()
-            } else {
-                Response::records(true, found, Vec::new())
-            }
+                .collect();
+            Response::records(true, found, Vec::new())
         }
-        ApexAnswer::NoData => nodata(),
+        ApexAnswer::NoData => Response::records(true, Vec::new(), vec![soa(table, apex)]),
     };
     if matches!(answer, ApexAnswer::Ns | ApexAnswer::Any) {
         r.additionals = glue();

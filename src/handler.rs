@@ -507,9 +507,8 @@ async fn forward(
             None => {
                 let rcode = u16::from(reply.rcode);
                 let outcome = outcome.unwrap_or(Outcome::Forwarded);
-                if let Some(apex) = zone
-                    && hop == 0
-                    && resolve::is_negative(rcode, reply.answers.len())
+                if let Some(apex) =
+                    resolve::owned_negative(zone, hop == 0, rcode, reply.answers.len())
                 {
                     let mut own =
                         Response::records(true, Vec::new(), vec![codec::soa(table, apex)]);

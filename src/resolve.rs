@@ -254,6 +254,16 @@ pub fn plan<'t>(
             let mut zone = q.name.and_then(|k| private_zone_of(table, k.as_str()));
             if let (Some(apex), Some(k)) = (zone, q.name) {
                 if let Some(answer) = at_apex(apex, k.as_str(), q.qtype) {
+                    // `ns.<apex>` without an address of the asked family
+                    // (a wildcard listen address): NODATA.
+                    let answer = match answer {
+                        ApexAnswer::NsAddrs { v6 }
+                            if !policy.ns_addrs.iter().any(|a| a.is_ipv6() == v6) =>
+                        {
+                            ApexAnswer::NoData
+                        }
+                        other => other,
+                    };
                     return Plan::Apex { apex, answer };
                 }
                 // The apex's DS is the parent zone's to say.
@@ -311,11 +321,19 @@ fn at_apex(apex: &str, name: &str, qtype: u16) -> Option<ApexAnswer> {
     })
 }
 
-/// Whether a forwarded reply for a name under a zone amldns owns says the
-/// name or the data is not there (RFC 2308 §2: NXDOMAIN, or NOERROR with
-/// no answer): amldns then answers it as that zone's authority.
-pub fn is_negative(rcode: u16, answers: usize) -> bool {
-    rcode == 3 || (rcode == rcode::NOERROR && answers == 0)
+/// The zone whose own negative answer a forwarded reply becomes: the
+/// question (not a name a chain led to) is under a private-link `zone`
+/// amldns owns, and the reply says the name or the data is not there
+/// (RFC 2308 §2: NXDOMAIN, or NOERROR with no answer). amldns then answers
+/// as that zone's authority, AA=1 with its SOA.
+pub fn owned_negative(
+    zone: Option<&str>,
+    for_the_question: bool,
+    rcode: u16,
+    answers: usize,
+) -> Option<&str> {
+    let negative = rcode == 3 || (rcode == rcode::NOERROR && answers == 0);
+    zone.filter(|_| for_the_question && negative)
 }
 
 /// SPEC §3: a forwarded answer whose CNAME chain reaches a name the table
@@ -369,7 +387,7 @@ mod tests {
     fn policy() -> Policy {
         Policy {
             allow: vec!["127.0.0.0/8".parse().unwrap()],
-            ns_addrs: Vec::new(),
+            ns_addrs: vec!["127.0.0.1".parse().unwrap()],
             identity: "dns-1".into(),
         }
     }
@@ -559,10 +577,6 @@ mod tests {
             case("ns.privatelink.blob.core.windows.net", rtype::A),
             Some((apex.clone(), ApexAnswer::NsAddrs { v6: false }))
         );
-        assert_eq!(
-            case("ns.privatelink.blob.core.windows.net", rtype::AAAA),
-            Some((apex, ApexAnswer::NsAddrs { v6: true }))
-        );
         // A zone the table holds nothing in, a public apex, another name
         // under the private zone: forwarded.
         assert_eq!(case("privatelink.vaultcore.azure.net", rtype::SOA), None);
@@ -571,6 +585,43 @@ mod tests {
             case("other.privatelink.blob.core.windows.net", rtype::A),
             None
         );
+        // Without a listen address of its family, `ns.<apex>` has NODATA.
+        assert_eq!(
+            case("ns.privatelink.blob.core.windows.net", rtype::AAAA),
+            Some((
+                "privatelink.blob.core.windows.net".into(),
+                ApexAnswer::NoData
+            ))
+        );
+    }
+
+    /// Under a zone it owns, a forwarded name's negative answer is amldns's
+    /// own; elsewhere, and for a name a chain led to, it is not.
+    #[test]
+    fn negative_answers_under_an_owned_zone() {
+        let t = table();
+        let p = policy();
+        let zone_of = |name: &str| match plan(&t, &p, &asked(&key(name), rtype::A), false) {
+            Plan::Forward { zone } => zone.map(str::to_string),
+            other => panic!("{name}: {other:?}"),
+        };
+        let blob = Some("privatelink.blob.core.windows.net".to_string());
+        assert_eq!(zone_of("other.privatelink.blob.core.windows.net"), blob);
+        assert_eq!(zone_of("a.b.privatelink.blob.core.windows.net"), blob);
+        assert_eq!(zone_of("xprivatelink.blob.core.windows.net"), None);
+        assert_eq!(zone_of("other.privatelink.vaultcore.azure.net"), None);
+        assert_eq!(zone_of("www.example.com"), None);
+        let z = Some("privatelink.blob.core.windows.net");
+        assert_eq!(owned_negative(z, true, 3, 0), z, "NXDOMAIN");
+        assert_eq!(owned_negative(z, true, 0, 0), z, "NODATA");
+        assert_eq!(owned_negative(z, true, 0, 1), None, "an answer");
+        assert_eq!(owned_negative(z, true, 2, 0), None, "SERVFAIL");
+        assert_eq!(
+            owned_negative(z, false, 3, 0),
+            None,
+            "a name a chain led to"
+        );
+        assert_eq!(owned_negative(None, true, 3, 0), None, "not an owned zone");
     }
 
     #[test]
