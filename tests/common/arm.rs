@@ -1,10 +1,18 @@
 //! A stand-in for Azure Resource Manager, IMDS and Entra ID's token
 //! endpoint on 127.0.0.1 (SPEC §7: nothing reaches Azure). Its JSON is
 //! shaped like the examples of the public REST API specs
-//! (Azure/azure-rest-api-specs): Workspace/list.json (2024-04-01),
-//! Compute/list.json, OnlineEndpoint/list.json, PrivateEndpointGet.json and
-//! NetworkInterfaceGet.json (network 2023-09-01), StorageAccountGetProperties
-//! and the key vault's Get: written here, not copied.
+//! (Azure/azure-rest-api-specs, `specification/<service>/resource-manager`),
+//! checked against them: machinelearningservices 2024-04-01
+//! Workspace/get.json and listBySubscription.json, Compute/list.json and
+//! get/ComputeInstance.json, Workspace/OnlineEndpoint/list.json; network
+//! PrivateEndpointGet.json (2024-01-01; the 2023-09-01 one has the same
+//! shape) and NetworkInterfaceGet.json (2023-09-01); storage 2023-01-01
+//! StorageAccountGetProperties.json and
+//! StorageAccountGetPrivateEndpointConnection.json; keyvault 2023-07-01
+//! getVault.json and getPrivateEndpointConnection.json. Written here, not
+//! copied. Where the examples leave out what amldns reads (a workspace's
+//! `workspaceId` and `notebookInfo`, a private endpoint NIC's
+//! `privateLinkConnectionProperties`), the shape is the specs' definitions'.
 #![allow(dead_code)] // each test uses its own part
 
 use std::collections::HashMap;
@@ -23,6 +31,29 @@ pub const TOKEN: &str = "standin-arm-token";
 pub const ASSERTION: &str = "standin-federated-jwt";
 pub const SUB: &str = "0b1f6471-1bf0-4dda-aec3-111122223333";
 pub const ML_API: &str = "2024-04-01";
+
+/// The API version ARM is asked at for each provider: a stable folder of the
+/// specs (`.../resource-manager/<namespace>/stable/<version>`). ARM refuses a
+/// version a provider does not have, so the stand-in does too.
+const API_VERSIONS: [(&str, &str); 5] = [
+    ("microsoft.machinelearningservices", ML_API),
+    ("microsoft.network", "2023-09-01"),
+    ("microsoft.storage", "2023-01-01"),
+    ("microsoft.keyvault", "2023-07-01"),
+    ("microsoft.containerregistry", "2023-07-01"),
+];
+
+/// The api-version a request under `path` must carry: its innermost
+/// provider's (a NIC's path names only Microsoft.Network).
+fn api_version_for(path: &str) -> Option<&'static str> {
+    let path = path.to_ascii_lowercase();
+    let (_, after) = path.rsplit_once("/providers/")?;
+    let namespace = after.split('/').next()?;
+    API_VERSIONS
+        .iter()
+        .find(|(n, _)| *n == namespace)
+        .map(|(_, v)| *v)
+}
 
 /// How every ARM request is answered for now.
 #[derive(Debug, Clone)]
@@ -248,8 +279,15 @@ fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
     if req.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
         return error(401, "AuthenticationFailed");
     }
-    if !req.query.contains("api-version=") {
+    let Some(asked) = req
+        .query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("api-version="))
+    else {
         return error(400, "MissingApiVersionParameter");
+    };
+    if api_version_for(&req.path).is_some_and(|v| v != asked) {
+        return error(400, "NoRegisteredProviderFound");
     }
     let w = world.lock().unwrap();
     match &w.mode {
@@ -271,9 +309,10 @@ fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
             .unwrap_or(0);
         let to = (from + w.page_size).min(all.len());
         let mut page = json!({"value": all[from.min(all.len())..to]});
+        // ARM's nextLink is absolute and carries the api-version asked.
         if to < all.len() {
             page["nextLink"] = format!(
-                "http://{addr}{}?api-version={ML_API}&$skipToken={to}",
+                "http://{addr}{}?api-version={asked}&$skipToken={to}",
                 req.path
             )
             .into();
@@ -398,11 +437,25 @@ impl Ws {
     }
 }
 
-fn connection(pe: &str, status: &str) -> Value {
-    json!({"id": format!("{pe}/connections/c"), "properties": {
-        "privateEndpoint": {"id": pe},
-        "privateLinkServiceConnectionState": {"status": status, "description": "", "actionsRequired": "None"},
-        "provisioningState": "Succeeded"}})
+/// One entry of `owner`'s `properties.privateEndpointConnections`: a child
+/// resource of the owner (its id under the owner's), naming the endpoint.
+fn connection(owner: &str, owner_type: &str, pe: &str, status: &str) -> Value {
+    let name = format!("{}.conn", pe.rsplit('/').next().unwrap_or(pe));
+    json!({"id": format!("{owner}/privateEndpointConnections/{name}"), "name": name,
+        "type": format!("{owner_type}/privateEndpointConnections"),
+        "properties": {
+            "provisioningState": "Succeeded",
+            "privateEndpoint": {"id": pe},
+            "privateLinkServiceConnectionState": {"status": status, "description": "", "actionsRequired": "None"}}})
+}
+
+/// The endpoint's side of a connection to `target`: auto-approved ones in
+/// `privateLinkServiceConnections`, those waiting for approval in
+/// `manualPrivateLinkServiceConnections`.
+struct Link<'a> {
+    target: &'a str,
+    group: &'a str,
+    status: &'a str,
 }
 
 impl World {
@@ -419,10 +472,14 @@ impl World {
             ws.rg_id(),
             ws.name
         );
+        const WS_TYPE: &str = "Microsoft.MachineLearningServices/workspaces";
+        let status = match ws.endpoint {
+            Endpoint::Pending => "Pending",
+            Endpoint::None | Endpoint::Custom | Endpoint::Nic => "Approved",
+        };
         let connections = match ws.endpoint {
             Endpoint::None => vec![],
-            Endpoint::Pending => vec![connection(&pe, "Pending")],
-            Endpoint::Custom | Endpoint::Nic => vec![connection(&pe, "Approved")],
+            _ => vec![connection(&rid, WS_TYPE, &pe, status)],
         };
         let mut props = json!({
             "workspaceId": ws.id,
@@ -430,17 +487,22 @@ impl World {
             "storageAccount": ws.storage_id(),
             "keyVault": ws.vault_id(),
             "applicationInsights": format!("{}/providers/microsoft.insights/components/ai", ws.rg_id()),
+            // Null until the first image build creates one.
+            "containerRegistry": null,
             "privateEndpointConnections": connections,
+            "privateLinkCount": connections.len(),
             "provisioningState": "Succeeded",
             "publicNetworkAccess": "Disabled",
         });
         if ws.notebook_fqdn_in_workspace {
-            props["notebookInfo"] = json!({"fqdn": ws.notebooks_name(), "resourceId": "x"});
+            props["notebookInfo"] = json!({"resourceId": ws.id.replace('-', ""),
+                "fqdn": ws.notebooks_name(), "isPrivateLinkEnabled": true,
+                "notebookPreparationError": null});
         }
         if let Some(h) = &ws.hub {
             props["hubResourceId"] = h.clone().into();
         }
-        let doc = json!({"id": rid, "name": ws.name, "type": "Microsoft.MachineLearningServices/workspaces",
+        let doc = json!({"id": rid, "name": ws.name, "type": WS_TYPE,
             "location": ws.region, "kind": ws.kind, "properties": props,
             "identity": {"type": "SystemAssigned"}, "sku": {"name": "Basic", "tier": "Basic"}});
         let list = self.list_path();
@@ -462,7 +524,12 @@ impl World {
             ),
         ];
         let _ = nbz;
-        self.put_endpoint(&pe, &names, ws.endpoint == Endpoint::Nic);
+        let link = Link {
+            target: &rid,
+            group: "amlworkspace",
+            status,
+        };
+        self.put_endpoint(&pe, &link, &names, ws.endpoint == Endpoint::Nic);
 
         let computes: Vec<Value> = ws
             .computes
@@ -491,39 +558,70 @@ impl World {
             ws.rg_id(),
             ws.name
         );
+        const ST_TYPE: &str = "Microsoft.Storage/storageAccounts";
+        let st_id = ws.storage_id();
+        let st_name = st_id.rsplit('/').next().unwrap_or_default();
         let st_conn: Vec<Value> = ws
             .storage_ip
-            .map(|_| connection(&st_pe, "Approved"))
+            .map(|_| connection(&st_id, ST_TYPE, &st_pe, "Approved"))
             .into_iter()
             .collect();
         self.docs.insert(
-            ws.storage_id().to_ascii_lowercase(),
-            json!({"id": ws.storage_id(), "kind": "StorageV2", "location": ws.region,
-                   "properties": {"privateEndpointConnections": st_conn}}),
+            st_id.to_ascii_lowercase(),
+            json!({"id": st_id, "name": st_name, "type": ST_TYPE, "kind": "StorageV2",
+                   "location": ws.region, "sku": {"name": "Standard_LRS", "tier": "Standard"},
+                   "properties": {"provisioningState": "Succeeded",
+                       "primaryEndpoints": {"blob": format!("https://{}/", ws.storage_name())},
+                       "privateEndpointConnections": st_conn}}),
         );
         if let Some(ip) = ws.storage_ip {
-            self.put_endpoint(&st_pe, &[(ws.storage_name(), ip)], false);
+            let link = Link {
+                target: &st_id,
+                group: "blob",
+                status: "Approved",
+            };
+            self.put_endpoint(&st_pe, &link, &[(ws.storage_name(), ip)], false);
         }
+        let kv_id = ws.vault_id();
+        let kv_name = kv_id.rsplit('/').next().unwrap_or_default();
         self.docs.insert(
-            ws.vault_id().to_ascii_lowercase(),
-            json!({"id": ws.vault_id(), "location": ws.region,
-                   "properties": {"tenantId": "t", "privateEndpointConnections": []}}),
+            kv_id.to_ascii_lowercase(),
+            json!({"id": kv_id, "name": kv_name, "type": "Microsoft.KeyVault/vaults",
+                   "location": ws.region, "tags": {},
+                   "properties": {"sku": {"family": "A", "name": "standard"},
+                       "tenantId": "00000000-0000-0000-0000-000000000000",
+                       "vaultUri": format!("https://{kv_name}.vault.azure.net/"),
+                       "provisioningState": "Succeeded", "privateEndpointConnections": []}}),
         );
     }
 
     /// A private endpoint listing `names`: in `customDnsConfigs`, or (a DNS
     /// zone group attached) on its NIC.
-    fn put_endpoint(&mut self, pe: &str, names: &[(String, &str)], nic: bool) {
-        let nic_id = format!("{pe}.nic").replace("privateEndpoints", "networkInterfaces");
+    fn put_endpoint(&mut self, pe: &str, link: &Link, names: &[(String, &str)], nic: bool) {
+        let pe_name = pe.rsplit('/').next().unwrap_or(pe);
+        let nic_id = format!("{pe}.nic.0a1b2c3d").replace("privateEndpoints", "networkInterfaces");
         let custom: Vec<Value> = names
             .iter()
             .map(|(n, ip)| json!({"fqdn": n, "ipAddresses": [ip]}))
             .collect();
-        let doc = json!({"id": pe, "type": "Microsoft.Network/privateEndpoints", "properties": {
+        let plsc = json!({"id": format!("{pe}/privateLinkServiceConnections/{pe_name}"),
+            "name": pe_name, "properties": {
+                "privateLinkServiceId": link.target, "groupIds": [link.group],
+                "privateLinkServiceConnectionState": {"status": link.status, "description": "", "actionsRequired": "None"}}});
+        let (auto, manual) = if link.status == "Approved" {
+            (vec![plsc], vec![])
+        } else {
+            (vec![], vec![plsc])
+        };
+        let doc = json!({"id": pe, "name": pe_name, "type": "Microsoft.Network/privateEndpoints", "properties": {
             "provisioningState": "Succeeded",
-            "subnet": {"id": "/subscriptions/x/subnets/pe"},
+            "privateLinkServiceConnections": auto,
+            "manualPrivateLinkServiceConnections": manual,
+            "subnet": {"id": format!("/subscriptions/{SUB}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pe")},
             "networkInterfaces": [{"id": nic_id}],
             "customDnsConfigs": if nic { vec![] } else { custom },
+            "applicationSecurityGroups": [],
+            "ipConfigurations": [],
         }});
         self.docs.insert(pe.to_ascii_lowercase(), doc);
         // One IP configuration per address, its FQDNs with it.
@@ -537,14 +635,21 @@ impl World {
         let ipconfigs: Vec<Value> = by_ip
             .iter()
             .enumerate()
-            .map(|(i, (ip, fqdns))| json!({"name": format!("ipconfig{i}"), "properties": {
-                "privateIPAddress": ip, "privateIPAllocationMethod": "Dynamic",
-                "privateLinkConnectionProperties": {"groupId": "amlworkspace", "requiredMemberName": "default", "fqdns": fqdns}}}))
+            .map(|(i, (ip, fqdns))| {
+                let name = format!("privateEndpointIpConfig.{i:08x}");
+                json!({"name": name, "id": format!("{nic_id}/ipConfigurations/{name}"), "properties": {
+                    "provisioningState": "Succeeded",
+                    "privateIPAddress": ip, "privateIPAllocationMethod": "Dynamic",
+                    "privateIPAddressVersion": "IPv4", "primary": i == 0,
+                    "privateLinkConnectionProperties": {"groupId": link.group, "requiredMemberName": "default", "fqdns": fqdns}}})
+            })
             .collect();
+        let nic_name = nic_id.rsplit('/').next().unwrap_or_default();
         self.docs.insert(
             nic_id.to_ascii_lowercase(),
-            json!({"id": nic_id, "type": "Microsoft.Network/networkInterfaces",
-                   "properties": {"ipConfigurations": ipconfigs}}),
+            json!({"id": nic_id, "name": nic_name, "type": "Microsoft.Network/networkInterfaces",
+                   "properties": {"provisioningState": "Succeeded", "ipConfigurations": ipconfigs,
+                       "privateEndpoint": {"id": pe}, "nicType": "Standard"}}),
         );
     }
 
