@@ -90,13 +90,17 @@ pub async fn start_with(config_text: &str, files: &[(&str, &str)], watch: WatchM
 /// Starts amldns on 127.0.0.1:0 with `config` (and its metrics listener on
 /// 127.0.0.1:0 when the config has `[metrics]`).
 pub async fn start_loaded(config: config::Config, watch: WatchMode) -> Running {
-    refuse_unsafe_upstreams(&config);
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let listeners = Listeners::bind(&[loopback], config.metrics.as_ref().map(|_| loopback))
         .await
         .unwrap();
-    let addr = listeners.dns_addrs()[0];
-    let http = listeners.http_addr();
+    run_on(config, listeners, watch)
+}
+
+/// Runs amldns with `config` on `listeners`, until [`Running::stop`].
+fn run_on(config: config::Config, listeners: Listeners, watch: WatchMode) -> Running {
+    refuse_unsafe_upstreams(&config);
+    let (addr, http) = (listeners.dns_addrs()[0], listeners.http_addr());
     let config_path = config.path.clone();
     let (tx, rx) = oneshot::channel();
     let options = Options {
@@ -725,29 +729,9 @@ pub async fn start_on(config_text: &str, listeners: Listeners) -> Running {
     let config_path = dir.path().join("amldns.toml");
     std::fs::write(&config_path, config_text).unwrap();
     let config = config::load(&config_path).unwrap_or_else(|e| panic!("config: {e}"));
-    refuse_unsafe_upstreams(&config);
-    let (addr, http) = (listeners.dns_addrs()[0], listeners.http_addr());
-    let (tx, rx) = oneshot::channel();
-    let options = Options {
-        watch: WatchMode::Off,
-        sighup: None,
-    };
-    let task = tokio::spawn(async move {
-        server::run(config, listeners, options, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Running {
-        addr,
-        http,
-        dir: dir.path().to_path_buf(),
-        config_path,
-        _tmp: Some(dir),
-        stop: Some(tx),
-        task: Some(task),
-    }
+    let mut running = run_on(config, listeners, WatchMode::Off);
+    running._tmp = Some(dir);
+    running
 }
 
 /// A TCP connection to `to` from `from` (e.g. 127.0.0.2, another loopback
