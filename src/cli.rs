@@ -249,7 +249,28 @@ fn load(path: &std::path::Path) -> Option<(Config, ZoneTable)> {
 
 fn serve(path: &std::path::Path, watch: WatchMode, log_format: logging::Format) -> ExitCode {
     logging::init(log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    // `systemctl reload` may come at any time after the start, and SIGHUP's
+    // default action would end the process: ignored until the runtime's
+    // handler takes over below.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN runs no code in
+    // the handler, and no other thread exists yet.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    // The config comes first: it says how many threads the runtime gets.
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("{}", ReloadError::from(e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server.threads)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             error!("cannot start the runtime: {e}");
@@ -257,8 +278,7 @@ fn serve(path: &std::path::Path, watch: WatchMode, log_format: logging::Format) 
         }
     };
     let served = runtime.block_on(async {
-        // First of all: SIGHUP's default action would end the process, and
-        // `systemctl reload` may come at any time after the start.
+        // First of all, so that no reload is lost.
         #[cfg(unix)]
         let sighup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),
@@ -267,12 +287,12 @@ fn serve(path: &std::path::Path, watch: WatchMode, log_format: logging::Format) 
                 None
             }
         };
-        let config = config::load(path).map_err(ReloadError::from)?;
         for w in &config.warnings {
             warn!("{w}");
         }
         let metrics = config.metrics.as_ref().map(|m| m.listen);
-        let listeners = Listeners::bind(&config.server.listen, metrics).await?;
+        let listeners =
+            Listeners::bind(&config.server.listen, config.server.threads, metrics).await?;
         let options = Options {
             watch,
             #[cfg(unix)]

@@ -24,7 +24,7 @@ use crate::codec::{self, Response};
 use crate::config::Config;
 use crate::forward::{Dnssec, EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE};
 use crate::logging::RateLimited;
-use crate::metrics::{self, Metrics, Outcome, Transport};
+use crate::metrics::{self, Metrics, Outcome, Tally, Transport};
 use crate::names::{self, NameKey};
 use crate::resolve::{self, Plan, Policy, rcode};
 use crate::wire;
@@ -154,8 +154,15 @@ impl Handler {
     /// TC=1), or a forwarded name whose fresh answer the cache holds on the
     /// wire, answered straight into `out` with no DNS library and no lock.
     /// Its length, or `None` for anything else: the caller then takes the
-    /// general path, which writes the same bytes for the same plan.
-    pub fn answer_fast(&self, msg: &[u8], src: SocketAddr, out: &mut [u8]) -> Option<usize> {
+    /// general path, which writes the same bytes for the same plan. The
+    /// answer is counted in the calling loop's `tally`.
+    pub fn answer_fast(
+        &self,
+        msg: &[u8],
+        src: SocketAddr,
+        out: &mut [u8],
+        tally: &mut Tally,
+    ) -> Option<usize> {
         let started = Instant::now();
         let q = wire::parse_query(msg)?;
         let snap = self.snapshot.load();
@@ -202,7 +209,7 @@ impl Handler {
         };
         let outcome = match plan {
             Plan::Forward { .. } => {
-                self.metrics.cache_hits.inc();
+                tally.cache_hit();
                 Outcome::Cached
             }
             _ => plan.outcome(),
@@ -219,6 +226,7 @@ impl Handler {
                 took: started.elapsed(),
             },
             None,
+            Some(tally),
         );
         Some(len)
     }
@@ -285,6 +293,7 @@ impl Handler {
                 took: started.elapsed(),
             },
             Some(&query),
+            None,
         );
         bytes
     }
@@ -339,15 +348,23 @@ impl Handler {
 
     /// Where every answered query is recorded: metrics, the missing
     /// workspace signal, and the per-query log (`query`, the general
-    /// path's parsed query, names the question as asked).
-    fn record(&self, snap: &Snapshot, a: &Answered<'_>, query: Option<&Message>) {
-        self.metrics.query(
-            a.transport,
-            a.qtype,
-            a.outcome,
-            a.rcode,
-            a.took.as_secs_f64(),
-        );
+    /// path's parsed query, names the question as asked). The counts go
+    /// to `tally`, the fast path's loop's own, or else straight to the
+    /// shared series.
+    fn record(
+        &self,
+        snap: &Snapshot,
+        a: &Answered<'_>,
+        query: Option<&Message>,
+        tally: Option<&mut Tally>,
+    ) {
+        let seconds = a.took.as_secs_f64();
+        match tally {
+            Some(t) => t.query(a.transport, a.qtype, a.outcome, a.rcode, seconds),
+            None => self
+                .metrics
+                .query(a.transport, a.qtype, a.outcome, a.rcode, seconds),
+        }
         if let (Some(key), Outcome::Forwarded | Outcome::Cached | Outcome::Stale) =
             (a.name, a.outcome)
         {
@@ -570,8 +587,16 @@ mod tests {
         q.metadata.recursion_desired = true;
         q.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
         let mut out = [0u8; 2048];
-        let len = h.answer_fast(&q.to_vec().unwrap(), src.parse().unwrap(), &mut out)?;
-        Some(Message::from_vec(&out[..len]).unwrap())
+        // A batch of one, counted as the socket loop counts it.
+        let mut tally = h.metrics().tally();
+        let len = h.answer_fast(
+            &q.to_vec().unwrap(),
+            src.parse().unwrap(),
+            &mut out,
+            &mut tally,
+        );
+        tally.flush(h.metrics());
+        Some(Message::from_vec(&out[..len?]).unwrap())
     }
 
     fn a(owner: &str, ttl: u32, ip: [u8; 4]) -> Record {

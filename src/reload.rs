@@ -232,8 +232,10 @@ pub struct Reloader {
     metrics: Arc<Metrics>,
     /// A failed reload sets its problem here, a successful one clears it.
     health: Arc<Health>,
-    /// The sockets were bound from these; changing them needs a restart.
+    /// The sockets and threads were made from these; changing them needs a
+    /// restart.
     listen: Vec<SocketAddr>,
+    threads: usize,
     metrics_listener: Option<MetricsConfig>,
     /// Reloads begun so far; a request that finds a reload begun after it
     /// was made takes that one's result instead of compiling again.
@@ -284,6 +286,7 @@ impl Reloader {
             metrics,
             health,
             listen: config.server.listen.clone(),
+            threads: config.server.threads,
             metrics_listener: config.metrics.clone(),
             begun: AtomicU64::new(0),
             reloads: tokio::sync::Mutex::new(reloads),
@@ -410,9 +413,13 @@ impl Reloader {
         for w in config.warnings.iter().chain(&merge_warnings) {
             warn!("{w}");
         }
-        if config.server.listen != self.listen || config.metrics != self.metrics_listener {
+        if config.server.listen != self.listen
+            || config.server.threads != self.threads
+            || config.metrics != self.metrics_listener
+        {
             warn!(
-                "listen addresses or [metrics] changed in the config: they take effect at the next restart"
+                "listen addresses, threads or [metrics] changed in the config: they take effect at \
+                 the next restart"
             );
         }
         let forwarder = if *current.forwarder.config() == config.upstream {

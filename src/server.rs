@@ -50,25 +50,34 @@ pub enum ServeError {
 
 /// Sockets bound for every listen address, and the metrics listener.
 pub struct Listeners {
+    /// `threads` sockets per address, each to be drained by a loop of its own.
     udp: Vec<AsyncFd<std::net::UdpSocket>>,
     tcp: Vec<TcpListener>,
     http: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds UDP and TCP on each DNS address, and `metrics` if given. Port 0
-    /// gets a port free for both UDP and TCP, so tests can start the real
-    /// server on `127.0.0.1:0`.
-    pub async fn bind(dns: &[SocketAddr], metrics: Option<SocketAddr>) -> Result<Self, ServeError> {
+    /// Binds TCP and `threads` UDP sockets on each DNS address, and `metrics`
+    /// if given. Port 0 gets a port free for both UDP and TCP, so tests can
+    /// start the real server on `127.0.0.1:0`.
+    pub async fn bind(
+        dns: &[SocketAddr],
+        threads: usize,
+        metrics: Option<SocketAddr>,
+    ) -> Result<Self, ServeError> {
         let mut l = Listeners {
             udp: Vec::new(),
             tcp: Vec::new(),
             http: None,
         };
         for &addr in dns {
-            let (udp, tcp) = bind_pair(addr).map_err(|source| ServeError::Bind { addr, source })?;
-            l.udp
-                .push(udp::prepare(udp).map_err(|source| ServeError::Bind { addr, source })?);
+            let bound =
+                bind_group(addr, threads).map_err(|source| ServeError::Bind { addr, source });
+            let (udp, tcp) = bound?;
+            for s in udp {
+                l.udp
+                    .push(udp::prepare(s).map_err(|source| ServeError::Bind { addr, source })?);
+            }
             l.tcp.push(tcp);
         }
         if let Some(addr) = metrics {
@@ -83,9 +92,9 @@ impl Listeners {
 
     /// The bound DNS addresses (UDP and TCP share each).
     pub fn dns_addrs(&self) -> Vec<SocketAddr> {
-        self.udp
+        self.tcp
             .iter()
-            .filter_map(|s| s.get_ref().local_addr().ok())
+            .filter_map(|s| s.local_addr().ok())
             .collect()
     }
 
@@ -95,17 +104,31 @@ impl Listeners {
     }
 }
 
-fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpListener)> {
+/// The TCP listener on `addr` and `threads` UDP sockets on the same port.
+///
+/// With more than one thread the UDP sockets share the port through
+/// SO_REUSEPORT, and the kernel spreads clients over them by address and
+/// port, as Unbound's `so-reuseport` and Knot's do. Any process of the same
+/// user could join such a group; the TCP listener, bound first and alone
+/// (no SO_REUSEPORT), is what keeps a second amldns, or anything else
+/// holding the port, out: its bind fails with "address in use".
+fn bind_group(
+    addr: SocketAddr,
+    threads: usize,
+) -> io::Result<(Vec<std::net::UdpSocket>, TcpListener)> {
+    let shared = threads > 1;
     let mut last = None;
     for _ in 0..PORT_ATTEMPTS {
-        let udp: std::net::UdpSocket = bind_socket(addr, Type::DGRAM)?.into();
-        let tcp = bind_socket(udp.local_addr()?, Type::STREAM).and_then(|s| {
-            s.listen(TCP_BACKLOG)?;
-            TcpListener::from_std(s.into())
-        });
-        match tcp {
-            Ok(tcp) => return Ok((udp, tcp)),
-            // Someone holds the TCP side of the port UDP got: try another.
+        let tcp = bind_socket(addr, Type::STREAM, false)?;
+        tcp.listen(TCP_BACKLOG)?;
+        let tcp = TcpListener::from_std(tcp.into())?;
+        let at = tcp.local_addr()?;
+        let udp = (0..threads)
+            .map(|_| bind_socket(at, Type::DGRAM, shared).map(std::net::UdpSocket::from))
+            .collect::<io::Result<Vec<_>>>();
+        match udp {
+            Ok(udp) => return Ok((udp, tcp)),
+            // Someone holds the UDP side of the port TCP got: try another.
             Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
             Err(e) => return Err(e),
         }
@@ -117,8 +140,9 @@ fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpListener)>
 /// (IPV6_V6ONLY, RFC 3493 §5.3): Linux makes `[::]:53` dual-stack by
 /// default, so it would hold the IPv4 port too and `listen = ["0.0.0.0:53",
 /// "[::]:53"]` would fail with "address in use". As in BIND and Unbound,
-/// each family is listened on by its own address.
-fn bind_socket(addr: SocketAddr, ty: Type) -> io::Result<Socket> {
+/// each family is listened on by its own address. `shared`: one of a
+/// SO_REUSEPORT group ([`bind_group`]).
+fn bind_socket(addr: SocketAddr, ty: Type, shared: bool) -> io::Result<Socket> {
     let s = Socket::new(Domain::for_address(addr), ty, None)?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -127,6 +151,9 @@ fn bind_socket(addr: SocketAddr, ty: Type) -> io::Result<Socket> {
         // As tokio's `TcpListener::bind`: a restart can bind again while the
         // last run's connections are in TIME_WAIT.
         s.set_reuse_address(true)?;
+    }
+    if shared {
+        s.set_reuse_port(true)?;
     }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
@@ -177,6 +204,7 @@ pub async fn run(
     let stop = CancellationToken::new();
     let dns_addrs = listeners.dns_addrs();
     let http_addr = listeners.http_addr();
+    let threads = listeners.udp.len() / dns_addrs.len().max(1);
 
     // Watching starts before the first query is answered, so that a change
     // made after that is never missed.
@@ -263,6 +291,7 @@ pub async fn run(
     info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %joined(&dns_addrs),
+        threads,
         metrics = %http_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
         names = status.names,
         upstreams = %joined(&upstreams),

@@ -38,6 +38,7 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
+    let mut tally = handler.metrics().tally();
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
     loop {
         let n = tokio::select! {
@@ -66,16 +67,16 @@ pub async fn serve(
             // server): the panic hook logs and counts it, and the query
             // takes the general path, which answers SERVFAIL if it panics too.
             let fast = catch_unwind(AssertUnwindSafe(|| {
-                handler.answer_fast(msg, src, outbox.next())
+                handler.answer_fast(msg, src, outbox.next(), &mut tally)
             }));
             if let Ok(Some(len)) = fast {
                 if !outbox.push(len, src) {
-                    handler.metrics().dropped.inc();
+                    tally.dropped();
                 }
                 continue;
             }
             let Ok(slot) = pending.clone().try_acquire_owned() else {
-                handler.metrics().dropped.inc();
+                tally.dropped();
                 continue;
             };
             let (socket, handler, msg) = (socket.clone(), handler.clone(), msg.to_vec());
@@ -91,6 +92,7 @@ pub async fn serve(
             });
         }
         outbox.flush(&socket).await;
+        tally.flush(handler.metrics());
     }
 }
 

@@ -764,12 +764,12 @@ async fn ipv4_and_ipv6_wildcards_share_a_port() {
         return;
     }
     let up = StandIn::zone().await;
-    let v4 = Listeners::bind(&["0.0.0.0:0".parse().unwrap()], None)
+    let v4 = Listeners::bind(&["0.0.0.0:0".parse().unwrap()], 2, None)
         .await
         .unwrap();
     let port = v4.dns_addrs()[0].port();
     let v6: SocketAddr = format!("[::]:{port}").parse().unwrap();
-    let listeners = Listeners::bind(&[v6], None)
+    let listeners = Listeners::bind(&[v6], 2, None)
         .await
         .unwrap_or_else(|e| panic!("[::]:{port} beside 0.0.0.0:{port}: {e}"));
     let text = format!(

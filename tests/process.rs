@@ -185,3 +185,69 @@ async fn text_logs_to_a_pipe_are_plain() {
         assert!(!l.contains("Some("), "a Debug value in {l:?}");
     }
 }
+
+/// `[server] threads`: one UDP socket per thread on the listen port, which
+/// the kernel spreads clients over (SO_REUSEPORT); every client is
+/// answered, so every socket is drained. A second server on the same
+/// address is refused at its start rather than let in to share the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_share_the_port_and_a_second_server_is_refused() {
+    let up = StandIn::zone().await;
+    let text = |listen: &str| {
+        format!(
+            "[server]\nlisten = [\"{listen}\"]\nallow = [\"127.0.0.1/32\"]\nthreads = 3\n\
+             [upstream]\nservers = [\"{}\"]\n\
+             [[record]]\nname = \"ws.corp.example\"\na = [\"10.9.0.1\"]\n",
+            up.addr
+        )
+    };
+    let p = Process::start(&text("127.0.0.1:0"), "json", None);
+    assert!(p.wait_for_line("amldns serving").contains("\"threads\":3"));
+    // /proc/net/udp lists this namespace's sockets, the port in hex.
+    let port = format!(":{:04X} ", p.addr.port());
+    let sockets = std::fs::read_to_string("/proc/net/udp")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| format!("{a} ").ends_with(&port))
+        })
+        .count();
+    assert_eq!(sockets, 3, "UDP sockets on {}", p.addr);
+    // 60 clients, each from a port of its own: spread by the kernel over
+    // the three sockets, so an undrained one would leave about 20 unanswered.
+    let asked = (0..60).map(|_| udp_query(p.addr, "ws.corp.example", RecordType::A));
+    for m in futures_util::future::join_all(asked).await {
+        assert_eq!(addrs(&m), vec!["10.9.0.1"]);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let second_config = dir.path().join("second.toml");
+    std::fs::write(&second_config, text(&p.addr.to_string())).unwrap();
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_amldns"))
+        .args(["serve", "--watch", "off", "--config"])
+        .arg(&second_config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if t.elapsed() > IO_TIMEOUT {
+            let _ = second.kill();
+            panic!("a second server on {} is still running", p.addr);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {}", p.addr)) && err.contains("in use"),
+        "{err}"
+    );
+}

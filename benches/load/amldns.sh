@@ -7,12 +7,14 @@ port=$1 upstream=$2 data=$3 rundir=$4
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${AMLDNS_BIN:?set AMLDNS_BIN to the amldns binary (absolute path)}
 mkdir -p "$rundir"
-python3 - "$data/records.toml" "$rundir/amldns.toml" "$port" "$upstream" <<'PY'
+python3 - "$data/records.toml" "$rundir/amldns.toml" "$port" "$upstream" "${THREADS:-1}" <<'PY'
 import sys, tomllib
-src, dst, port, upstream = sys.argv[1:5]
+src, dst, port, upstream, threads = sys.argv[1:6]
 recs = tomllib.load(open(src, "rb"))["record"]
 out = [
     "[server]", f'listen = ["127.0.0.1:{port}"]', 'allow = ["127.0.0.0/8"]',
+    # run.sh's THREADS, as Unbound's num-threads.
+    f'threads = {threads}',
     # The peers put no cap on their upstream; Azure's resolver needs the
     # defaults (150 in flight, 900/s), a loopback stand-in does not.
     "[upstream]", f'servers = ["{upstream}"]', "timeout_ms = 2000", "cache_entries = 100000",

@@ -29,6 +29,9 @@
 #                below IDLE_MAX=25 (% of one CPU); the load seen is kept as bg_cpu_pct,
 #                and the foreign load during the run (netns mode) as bg_run_pct
 #   --verify-only | --no-verify | --no-netns
+#   THREADS=N    threads for Unbound (num-threads, so-reuseport) and amldns ([server]
+#                threads); default 1. With SERVER_CPU=0,1 CLIENT_CPU=0,1 both servers and
+#                dnsperf share both cores (the 2-thread comparison in BENCHMARKS.md)
 #
 # Everything runs on loopback. By default the whole run is re-executed inside new
 # network + PID namespaces (unshare): only 'lo' exists there, so no peer can reach
@@ -43,7 +46,7 @@ DURATION=${DURATION:-10} CLIENTS=${CLIENTS:-10} OUTSTANDING=${OUTSTANDING:-100}
 MAXQPS=${MAXQPS:-} WORKLOADS=${WORKLOADS:-"local forward_hot forward_cold mixed"}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1} UPSTREAM_CPU=${UPSTREAM_CPU:-${CLIENT_CPU:-1}}
 NETNS=${NETNS:-1} VERIFY=${VERIFY:-1} BENCH=${BENCH:-1} OUTDIR=${OUTDIR:-} REPEAT=${REPEAT:-1}
-WAIT_IDLE=${WAIT_IDLE:-0} IDLE_MAX=${IDLE_MAX:-25}
+WAIT_IDLE=${WAIT_IDLE:-0} IDLE_MAX=${IDLE_MAX:-25} THREADS=${THREADS:-1}
 UPSTREAM="127.0.0.1:5301"
 declare -A PEER_PORT=([unbound]=5310 [dnsmasq]=5311 [kresd]=5312 [pdns]=5313 [unbound-auth]=5314 [amldns]=5320 [floor]=5321 [floor-single]=5322)
 AMLDNS_BIN=${AMLDNS_BIN:-$(cd "$HERE/../.." && pwd)/target/release/amldns}
@@ -80,7 +83,7 @@ fi
 OUTDIR=${OUTDIR:-$HERE/results/$(date +%Y%m%d-%H%M%S)-$$}
 mkdir -p "$OUTDIR"; OUTDIR=$(cd "$OUTDIR" && pwd)
 export DATA DURATION CLIENTS OUTSTANDING MAXQPS WORKLOADS SERVER_CPU CLIENT_CPU \
-       UPSTREAM_CPU NETNS VERIFY BENCH OUTDIR REPEAT WAIT_IDLE IDLE_MAX
+       UPSTREAM_CPU NETNS VERIFY BENCH OUTDIR REPEAT WAIT_IDLE IDLE_MAX THREADS
 
 # ---- enter private net+pid namespaces (bounded in time as a whole) ------------
 if [[ $NETNS == 1 && -z ${PEERBENCH_IN_NS:-} ]]; then
@@ -212,7 +215,8 @@ server:
   interface: 127.0.0.1
   port: $2
   do-ip6: no
-  num-threads: 1
+  num-threads: $THREADS
+  so-reuseport: yes
   username: ""
   chroot: ""
   directory: "$1"
@@ -423,7 +427,7 @@ bench_one() {  # name port pid workload rep
 {
   echo "date: $(date -Is)  host: $(uname -r), $(nproc) cpus  netns: ${PEERBENCH_IN_NS:-no}"
   echo "duration=$DURATION clients=$CLIENTS outstanding=$OUTSTANDING maxqps=${MAXQPS:-unlimited}"
-  echo "cpus: server=$SERVER_CPU dnsperf=$CLIENT_CPU upstream(nsd)=$UPSTREAM_CPU pinning=${TASKSET[*]:-none}"
+  echo "cpus: server=$SERVER_CPU dnsperf=$CLIENT_CPU upstream(nsd)=$UPSTREAM_CPU pinning=${TASKSET[*]:-none} threads=$THREADS"
   echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the box skews results)"
   dpkg-query -W -f='${Package} ${Version}\n' dnsperf bind9-dnsutils unbound dnsmasq-base \
     knot-resolver pdns-recursor nsd 2>/dev/null

@@ -79,6 +79,9 @@ pub struct ServerConfig {
     /// The server's name for `id.server`/`hostname.bind` and NSID (SPEC §9),
     /// so that an operator behind a load balancer knows who answered.
     pub identity: String,
+    /// Threads answering queries, each with a UDP socket of its own on every
+    /// listen address (SO_REUSEPORT), so that every core answers.
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,6 +38,8 @@ pub(super) struct ServerSpec {
     pub tcp_idle_timeout_ms: Option<Spanned<u64>>,
     /// What `id.server`/`hostname.bind` CH TXT and NSID say (SPEC §9).
     pub identity: Option<Spanned<String>>,
+    /// Threads answering, each with its own socket per listen address.
+    pub threads: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -60,6 +60,8 @@ const DEFAULT_MAX_IN_FLIGHT: u64 = 150;
 /// Below Azure's 1000 queries/s per VM, with the same room.
 const DEFAULT_MAX_QPS: u64 = 900;
 const DEFAULT_TCP_CONNECTIONS: u64 = 1024;
+/// More answering threads than this is a typo, not a machine.
+const MAX_THREADS: u64 = 1024;
 /// RFC 7766 §6.2.3 leaves it to the server; Unbound and BIND use 30 s,
 /// dnsdist 5 s. Ten seconds keeps a pipelining client's connection up.
 const DEFAULT_TCP_IDLE_TIMEOUT_MS: u64 = 10_000;
@@ -367,6 +369,8 @@ impl Cx<'_> {
                     "tcp_idle_timeout_ms",
                 )?),
                 identity: self.identity(&server.identity)?,
+                threads: self.within(&server.threads, 1..=MAX_THREADS, cores(), "threads")?
+                    as usize,
             },
             metrics,
             upstream: UpstreamConfig {
@@ -1047,6 +1051,15 @@ fn host_name() -> String {
         .unwrap_or_else(|| "amldns".into())
 }
 
+/// `[server] threads`' default: the cores this process may run on (its CPU
+/// affinity and cgroup quota, as `nproc` counts them), at most
+/// [`MAX_THREADS`].
+fn cores() -> u64 {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get() as u64)
+        .min(MAX_THREADS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1588,6 +1601,24 @@ cname = "stcontoso.blob.core.windows.net"
                 2,
                 12,
                 "identity must be 1 to 255 printable ASCII",
+            );
+        }
+    }
+
+    /// Threads default to the cores this process may use; 0 or a
+    /// thousands-of-cores typo is an error where it was written.
+    #[test]
+    fn threads_default_to_the_cores_and_are_bounded() {
+        let c = parse_str(&format!("[server]\nthreads = 3\n{LOCAL}")).unwrap();
+        assert_eq!(c.server.threads, 3);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(parse_str(LOCAL).unwrap().server.threads, cores);
+        for bad in ["0", "1025"] {
+            fails_at(
+                &format!("[server]\nthreads = {bad}\n{LOCAL}"),
+                2,
+                11,
+                &format!("threads {bad} is out of range: expected 1..=1024"),
             );
         }
     }

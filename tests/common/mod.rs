@@ -91,7 +91,8 @@ pub async fn start_with(config_text: &str, files: &[(&str, &str)], watch: WatchM
 /// 127.0.0.1:0 when the config has `[metrics]`).
 pub async fn start_loaded(config: config::Config, watch: WatchMode) -> Running {
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let listeners = Listeners::bind(&[loopback], config.metrics.as_ref().map(|_| loopback))
+    let metrics = config.metrics.as_ref().map(|_| loopback);
+    let listeners = Listeners::bind(&[loopback], config.server.threads, metrics)
         .await
         .unwrap();
     run_on(config, listeners, watch)
