@@ -267,13 +267,16 @@ fn failure_ttl(streak: u32) -> Duration {
         .min(MAX_FAILURE_TTL)
 }
 
+/// The cache's hasher (see Cargo.toml).
+type Hasher = foldhash::fast::RandomState;
+
 /// A bounded cache of forwarded answers, shared by every query task.
 pub struct Cache {
     /// `None` when `cache_entries = 0`.
-    inner: Option<moka::sync::Cache<Stored, Arc<Entry>>>,
+    inner: Option<moka::sync::Cache<Stored, Arc<Entry>, Hasher>>,
     /// Questions the upstreams failed lately; kept for twice the longest
     /// memory, so that the next failure soon after continues the streak.
-    failures: Option<moka::sync::Cache<Stored, Failed>>,
+    failures: Option<moka::sync::Cache<Stored, Failed, Hasher>>,
 }
 
 impl Cache {
@@ -282,13 +285,13 @@ impl Cache {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(ByTtl)
-                .build()
+                .build_with_hasher(Hasher::default())
         });
         let failures = (capacity > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(2 * MAX_FAILURE_TTL)
-                .build()
+                .build_with_hasher(Hasher::default())
         });
         Cache { inner, failures }
     }

@@ -105,6 +105,7 @@ enum Fetched {
 
 struct Upstream {
     addr: SocketAddr,
+    sockets: upstream::Sockets,
     /// Milliseconds since `Forwarder::epoch` of the last failure, 0 if none.
     failed_at_ms: AtomicU64,
     /// Smoothed round-trip time in microseconds, 0 before the first reply:
@@ -189,11 +190,15 @@ pub struct Forwarder {
     cache: Arc<Cache>,
     epoch: Instant,
     /// Questions being asked now, and where their answer will appear.
-    pending: Mutex<HashMap<Key, watch::Receiver<Option<Fetched>>>>,
+    pending: Mutex<Pending>,
     /// One permit per question being asked (`max_in_flight`).
     in_flight: Arc<Semaphore>,
     rate: Mutex<Rate>,
 }
+
+/// Questions being asked, and where each one's answer will appear; hashed
+/// as the cache is (seeded, so clients cannot aim names at one bucket).
+type Pending = HashMap<Key, watch::Receiver<Option<Fetched>>, foldhash::fast::RandomState>;
 
 /// Takes a question off `pending` when its task ends, however it ends.
 struct Asking {
@@ -229,6 +234,11 @@ impl Forwarder {
                 let label = addr.to_string();
                 Upstream {
                     addr: *addr,
+                    sockets: upstream::Sockets::new(
+                        *addr,
+                        upstream::POOL_IDLE,
+                        upstream::POOL_USES,
+                    ),
                     failed_at_ms: AtomicU64::new(0),
                     srtt_us: AtomicU64::new(0),
                     requests: metrics.upstream_requests.with_label_values(&[&label]),
@@ -245,7 +255,7 @@ impl Forwarder {
             upstreams,
             cache,
             epoch: Instant::now(),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             rate: Mutex::new(Rate::new(config.max_qps)),
         }
@@ -461,7 +471,7 @@ impl Forwarder {
                 true
             };
             let schedule = resend_after(self.per_try, up.srtt());
-            let exchange = upstream::exchange(up.addr, &ask, &schedule, resend);
+            let exchange = upstream::exchange(&up.sockets, &ask, &schedule, resend);
             // Errors count by kind, an index into metrics::UPSTREAM_ERROR_KINDS.
             let msg = match tokio::time::timeout_at(until.into(), exchange).await {
                 Ok(Ok(msg)) => msg,
@@ -549,7 +559,7 @@ impl Forwarder {
             .take(Instant::now(), max_wait)
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Key, watch::Receiver<Option<Fetched>>>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         // The map stays consistent whatever panicked while holding it.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -1035,8 +1045,10 @@ mod tests {
         for (per_try, srtt, want) in cases {
             assert_eq!(resend_after(per_try, srtt), want, "{per_try:?} {srtt:?}");
         }
+        let addr = "127.0.0.1:53".parse().unwrap();
         let up = Upstream {
-            addr: "127.0.0.1:53".parse().unwrap(),
+            addr,
+            sockets: upstream::Sockets::new(addr, 0, 1),
             failed_at_ms: AtomicU64::new(0),
             srtt_us: AtomicU64::new(0),
             requests: IntCounter::new("r", "r").unwrap(),

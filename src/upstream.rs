@@ -1,5 +1,6 @@
-//! One question to one upstream resolver: over UDP from a socket of its own
-//! (a random source port) with a random ID, then over TCP when the answer
+//! One question to one upstream resolver: over UDP from a random source port
+//! (a socket of the upstream's pool, [`Sockets`]) with a random ID, then
+//! over TCP when the answer
 //! comes back truncated or cut (RFC 1035 §4.2.1, RFC 7766 §5). A datagram
 //! that may have been lost is sent again on the caller's schedule.
 //!
@@ -9,8 +10,10 @@
 //! and the wait goes on (RFC 5452 §9.1), so a forged datagram can neither be
 //! cached nor make the real reply be missed. The caller bounds the wait.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -31,6 +34,19 @@ const PORT_ATTEMPTS: usize = 10;
 
 /// Source ports drawn from here (RFC 6056 §3.2: all but the well-known ports).
 const PORTS: std::ops::RangeInclusive<u16> = 1024..=65535;
+
+/// Idle sockets each upstream keeps. Each question takes the one idle the
+/// longest, so any 2,048 questions in a row leave from 2,048 different
+/// random ports, and none is opened for the question: under a flood of
+/// new names, opening, binding, connecting, registering and closing a
+/// socket per question was a third of the CPU (BENCHMARKS.md, "Cold
+/// misses").
+pub const POOL_IDLE: usize = 2048;
+
+/// Questions a socket asks before it is closed and one on a new random
+/// port takes its place, so that the ports in use keep changing: a forger
+/// who has learnt some of them (RFC 5452 §9.2) soon finds them closed.
+pub const POOL_USES: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -90,15 +106,16 @@ pub struct Ask {
 /// resend (RFC 5452 §5: several open queries for one question are what
 /// helps a forger).
 pub async fn exchange(
-    server: SocketAddr,
+    sockets: &Sockets,
     ask: &Ask,
     resend_after: &[Duration],
     mut may_resend: impl FnMut(usize) -> bool,
 ) -> Result<Message, ExchangeError> {
+    let server = sockets.server;
     let id: u16 = rand::random();
     let query = encode(id, ask);
-    let socket = bind_random(server).await?;
-    socket.connect(server).await?;
+    let pooled = sockets.take().await?;
+    let socket = &pooled.socket;
     let sent = Instant::now();
     socket.send(&query).await?;
     let mut resends = resend_after.iter().map(|after| sent + *after).enumerate();
@@ -120,11 +137,85 @@ pub async fn exchange(
             },
             None => socket.recv(&mut buf).await?,
         };
+        // Only a socket whose exchange ended cleanly goes back to the pool;
+        // one that failed or timed out (dropped with this future) is closed.
         match check_reply(id, &ask.question, &buf[..n]) {
-            Verdict::Answer(msg) => return Ok(*msg),
-            Verdict::Truncated => return exchange_tcp(server, ask).await,
+            Verdict::Answer(msg) => {
+                sockets.give(pooled);
+                return Ok(*msg);
+            }
+            Verdict::Truncated => {
+                sockets.give(pooled);
+                return exchange_tcp(server, ask).await;
+            }
             Verdict::Ignore(why) => debug!(%server, why, "ignored a datagram"),
         }
+    }
+}
+
+/// The UDP sockets connected to one upstream, kept between questions.
+///
+/// A reused socket may still get a late reply to its last question (a
+/// resend's second answer); [`check_reply`] ignores it for its ID, as it
+/// would a forgery.
+pub struct Sockets {
+    server: SocketAddr,
+    /// Idle sockets kept ([`POOL_IDLE`]).
+    keep: usize,
+    /// Questions per socket ([`POOL_USES`]).
+    uses: u32,
+    /// Longest idle first.
+    idle: Mutex<VecDeque<Pooled>>,
+}
+
+struct Pooled {
+    socket: UdpSocket,
+    asked: u32,
+}
+
+impl Sockets {
+    pub fn new(server: SocketAddr, keep: usize, uses: u32) -> Self {
+        Sockets {
+            server,
+            keep,
+            uses,
+            idle: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// The socket idle the longest once `keep` are idle; until then, and
+    /// whenever retired sockets leave fewer, a new one on a random port.
+    async fn take(&self) -> io::Result<Pooled> {
+        let oldest = {
+            let mut idle = self.idle();
+            if idle.len() >= self.keep {
+                idle.pop_front()
+            } else {
+                None
+            }
+        };
+        if let Some(p) = oldest {
+            return Ok(p);
+        }
+        match connect_random(self.server).await {
+            Ok(socket) => Ok(Pooled { socket, asked: 0 }),
+            // Out of descriptors, say: an idle socket still serves.
+            Err(e) => self.idle().pop_front().ok_or(e),
+        }
+    }
+
+    fn give(&self, mut p: Pooled) {
+        p.asked += 1;
+        if p.asked < self.uses {
+            self.idle().push_back(p);
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<Pooled>> {
+        // A deque of sockets stays consistent whatever panicked holding it.
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -209,20 +300,29 @@ pub fn check_reply(id: u16, question: &Query, bytes: &[u8]) -> Verdict {
     Verdict::Answer(Box::new(msg))
 }
 
-/// A UDP socket on a random port (RFC 5452 §9.2), of the server's family.
-async fn bind_random(server: SocketAddr) -> io::Result<UdpSocket> {
+/// A UDP socket on a random port (RFC 5452 §9.2), connected to `server`.
+async fn connect_random(server: SocketAddr) -> io::Result<UdpSocket> {
     let any: IpAddr = match server {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
     };
+    let mut bound = None;
     for _ in 0..PORT_ATTEMPTS {
         match UdpSocket::bind((any, rand::random_range(PORTS))).await {
-            Ok(s) => return Ok(s),
+            Ok(s) => {
+                bound = Some(s);
+                break;
+            }
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
             Err(e) => return Err(e),
         }
     }
-    UdpSocket::bind((any, 0)).await
+    let socket = match bound {
+        Some(s) => s,
+        None => UdpSocket::bind((any, 0)).await?,
+    };
+    socket.connect(server).await?;
+    Ok(socket)
 }
 
 #[cfg(test)]
@@ -301,7 +401,7 @@ mod tests {
             let a = a.clone();
             async move {
                 let after = [Duration::from_millis(50), Duration::from_millis(100)];
-                exchange(addr, &a, &after, |i| i == 1).await
+                exchange(&Sockets::new(addr, 1, 1), &a, &after, |i| i == 1).await
             }
         });
         let mut buf = [0u8; 512];
@@ -330,6 +430,53 @@ mod tests {
             .unwrap();
         let got = tokio::time::timeout(wait, asked).await.unwrap().unwrap();
         assert_eq!(got.unwrap().answers.len(), 1);
+    }
+
+    /// Asks `n` questions in turn through `sockets` of a server that answers
+    /// each; the source port of each.
+    async fn ports_used(sockets: &Sockets, server: &UdpSocket, n: usize) -> Vec<u16> {
+        let mut ports = Vec::new();
+        for _ in 0..n {
+            let answer = async {
+                let mut buf = [0u8; 512];
+                let (len, from) = server.recv_from(&mut buf).await.unwrap();
+                let id = Message::from_vec(&buf[..len]).unwrap().metadata.id;
+                server
+                    .send_to(&reply(id, Some(question()), |_| {}), from)
+                    .await
+                    .unwrap();
+                from.port()
+            };
+            let a = ask(false, false, true);
+            let asked = exchange(sockets, &a, &[], |_| false);
+            let wait = Duration::from_secs(5);
+            let (got, port) = tokio::time::timeout(wait, async { tokio::join!(asked, answer) })
+                .await
+                .unwrap();
+            assert_eq!(got.unwrap().answers.len(), 1);
+            ports.push(port);
+        }
+        ports
+    }
+
+    /// A socket is reused once `keep` are idle, the longest idle first, and
+    /// closed after `uses` questions for one on a new port.
+    #[tokio::test]
+    async fn pooled_sockets_are_reused_oldest_first_and_retired() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sockets = Sockets::new(server.local_addr().unwrap(), 2, 3);
+        let p = ports_used(&sockets, &server, 6).await;
+        // A, B new; A, B, A again (A's third and last); then a new C.
+        assert_eq!([p[2], p[3], p[4]], [p[0], p[1], p[0]], "{p:?}");
+        assert!(p[0] != p[1] && p[5] != p[0] && p[5] != p[1], "{p:?}");
+
+        // Any `keep` questions in a row leave from `keep` different ports.
+        let sockets = Sockets::new(server.local_addr().unwrap(), 20, 4);
+        let p = ports_used(&sockets, &server, 200).await;
+        for window in p.windows(20) {
+            let distinct: std::collections::HashSet<_> = window.iter().collect();
+            assert_eq!(distinct.len(), 20, "{window:?}");
+        }
     }
 
     #[test]
