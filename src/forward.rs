@@ -238,6 +238,7 @@ impl Forwarder {
                         *addr,
                         upstream::POOL_IDLE,
                         upstream::POOL_USES,
+                        metrics.upstream_sockets.clone(),
                     ),
                     failed_at_ms: AtomicU64::new(0),
                     srtt_us: AtomicU64::new(0),
@@ -1048,7 +1049,7 @@ mod tests {
         let addr = "127.0.0.1:53".parse().unwrap();
         let up = Upstream {
             addr,
-            sockets: upstream::Sockets::new(addr, 0, 1),
+            sockets: upstream::Sockets::new(addr, 0, 1, IntGauge::new("s", "s").unwrap()),
             failed_at_ms: AtomicU64::new(0),
             srtt_us: AtomicU64::new(0),
             requests: IntCounter::new("r", "r").unwrap(),

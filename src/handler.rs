@@ -132,7 +132,8 @@ struct Answered<'a> {
     client: IpAddr,
     outcome: Outcome,
     rcode: u16,
-    took: Duration,
+    /// `None` on the fast path, whose loop times each batch.
+    took: Option<Duration>,
 }
 
 impl Handler {
@@ -163,7 +164,6 @@ impl Handler {
         out: &mut [u8],
         tally: &mut Tally,
     ) -> Option<usize> {
-        let started = Instant::now();
         let q = wire::parse_query(msg)?;
         let snap = self.snapshot.load();
         // The per-query log, and NSID, are the general path's.
@@ -223,7 +223,7 @@ impl Handler {
                 client: src.ip(),
                 outcome,
                 rcode,
-                took: started.elapsed(),
+                took: None,
             },
             None,
             Some(tally),
@@ -290,7 +290,7 @@ impl Handler {
                 client: src.ip(),
                 outcome,
                 rcode: response.rcode,
-                took: started.elapsed(),
+                took: Some(started.elapsed()),
             },
             Some(&query),
             None,
@@ -358,12 +358,15 @@ impl Handler {
         query: Option<&Message>,
         tally: Option<&mut Tally>,
     ) {
-        let seconds = a.took.as_secs_f64();
-        match tally {
-            Some(t) => t.query(a.transport, a.qtype, a.outcome, a.rcode, seconds),
-            None => self
-                .metrics
-                .query(a.transport, a.qtype, a.outcome, a.rcode, seconds),
+        match (tally, a.took) {
+            (Some(t), _) => t.query(a.transport, a.qtype, a.outcome, a.rcode),
+            (None, took) => self.metrics.query(
+                a.transport,
+                a.qtype,
+                a.outcome,
+                a.rcode,
+                took.unwrap_or_default().as_secs_f64(),
+            ),
         }
         if let (Some(key), Outcome::Forwarded | Outcome::Cached | Outcome::Stale) =
             (a.name, a.outcome)
@@ -379,7 +382,7 @@ impl Handler {
                 qtype = %RecordType::from(a.qtype),
                 outcome = a.outcome.as_str(),
                 rcode = metrics::rcode_label(a.rcode),
-                micros = a.took.as_micros() as u64,
+                micros = a.took.unwrap_or_default().as_micros() as u64,
                 "query"
             );
         }
@@ -595,7 +598,7 @@ mod tests {
             &mut out,
             &mut tally,
         );
-        tally.flush(h.metrics());
+        tally.flush(h.metrics(), Duration::ZERO);
         Some(Message::from_vec(&out[..len?]).unwrap())
     }
 

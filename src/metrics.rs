@@ -5,6 +5,7 @@
 //! bounded set: a client cannot add series by sending odd types or names.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use prometheus::local::LocalHistogram;
 use prometheus::{
@@ -33,6 +34,7 @@ pub const DEGRADED: &str = "amldns_degraded";
 pub const PANICS_TOTAL: &str = "amldns_panics_total";
 pub const UPSTREAM_LIMITED_TOTAL: &str = "amldns_upstream_limited_total";
 pub const UPSTREAM_IN_FLIGHT: &str = "amldns_upstream_in_flight";
+pub const UPSTREAM_SOCKETS: &str = "amldns_upstream_sockets";
 pub const TCP_CONNECTIONS: &str = "amldns_tcp_connections";
 pub const DROPPED_TOTAL: &str = "amldns_queries_dropped_total";
 pub const AZURE_SYNC_TOTAL: &str = "amldns_azure_sync_total";
@@ -238,6 +240,9 @@ pub struct Tally {
     /// The slots of `queries` counted since the last flush.
     touched: Vec<usize>,
     responses: [u64; RCODES.len() + 1],
+    /// Queries answered since the last flush, by outcome: each takes the
+    /// batch's time.
+    timed: Vec<u64>,
     /// By outcome.
     durations: Vec<LocalHistogram>,
     cache_hits: u64,
@@ -245,22 +250,15 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// As [`Metrics::query`], until the next flush.
-    pub fn query(
-        &mut self,
-        transport: Transport,
-        qtype: u16,
-        outcome: Outcome,
-        rcode: u16,
-        seconds: f64,
-    ) {
+    /// As [`Metrics::query`], until the next flush, which gives its time.
+    pub fn query(&mut self, transport: Transport, qtype: u16, outcome: Outcome, rcode: u16) {
         let (q, r, o) = slots(transport, qtype, outcome, rcode);
         if self.queries[q] == 0 {
             self.touched.push(q);
         }
         self.queries[q] += 1;
         self.responses[r] += 1;
-        self.durations[o].observe(seconds);
+        self.timed[o] += 1;
     }
 
     /// A forwarded question answered from the cache (`amldns_cache_hits_total`).
@@ -273,8 +271,9 @@ impl Tally {
         self.dropped += 1;
     }
 
-    /// Adds what was counted to `metrics`' series, and starts again from 0.
-    pub fn flush(&mut self, metrics: &Metrics) {
+    /// Adds what was counted to `metrics`' series, each query taking
+    /// `took` (its batch's time), and starts again from 0.
+    pub fn flush(&mut self, metrics: &Metrics, took: Duration) {
         for q in self.touched.drain(..) {
             metrics
                 .query_series(q)
@@ -285,7 +284,11 @@ impl Tally {
                 metrics.response_series(r).inc_by(std::mem::take(n));
             }
         }
-        for d in &self.durations {
+        let seconds = took.as_secs_f64();
+        for (d, n) in self.durations.iter().zip(&mut self.timed) {
+            for _ in 0..std::mem::take(n) {
+                d.observe(seconds);
+            }
             d.flush();
         }
         if self.cache_hits > 0 {
@@ -333,6 +336,8 @@ pub struct Metrics {
     upstream_limited: [IntCounter; 2],
     /// Questions being asked upstream now.
     pub upstream_in_flight: IntGauge,
+    /// Idle UDP sockets kept for questions to the upstreams.
+    pub upstream_sockets: IntGauge,
     /// Client TCP connections open now.
     pub tcp_connections: IntGauge,
     /// UDP queries dropped unanswered because too many were being answered.
@@ -494,6 +499,10 @@ impl Metrics {
         Metrics {
             upstream_limited: Limit::ALL.map(|l| limited.with_label_values(&[l.as_str()])),
             upstream_in_flight: gauge(UPSTREAM_IN_FLIGHT, "Questions being asked upstream now."),
+            upstream_sockets: gauge(
+                UPSTREAM_SOCKETS,
+                "Idle UDP sockets kept open for questions to the upstreams, each on a random port.",
+            ),
             tcp_connections: gauge(TCP_CONNECTIONS, "Client TCP connections open now."),
             dropped: counter(
                 DROPPED_TOTAL,
@@ -595,6 +604,7 @@ impl Metrics {
             queries: vec![0; self.handles.queries.len()],
             touched: Vec::new(),
             responses: [0; RCODES.len() + 1],
+            timed: vec![0; Outcome::ALL.len()],
             durations: self
                 .handles
                 .durations

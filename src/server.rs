@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
-use tokio::io::unix::AsyncFd;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -25,6 +24,7 @@ use crate::notify::{self, Notifier};
 use crate::reload::{self, FileWatch, ReloadError, Reloader, WatchMode};
 use crate::tcp;
 use crate::udp;
+use crate::upstream;
 
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const PORT_ATTEMPTS: usize = 20;
@@ -51,7 +51,7 @@ pub enum ServeError {
 /// Sockets bound for every listen address, and the metrics listener.
 pub struct Listeners {
     /// `threads` sockets per address, each to be drained by a loop of its own.
-    udp: Vec<AsyncFd<std::net::UdpSocket>>,
+    udp: Vec<std::net::UdpSocket>,
     tcp: Vec<TcpListener>,
     http: Option<TcpListener>,
 }
@@ -75,8 +75,8 @@ impl Listeners {
                 bind_group(addr, threads).map_err(|source| ServeError::Bind { addr, source });
             let (udp, tcp) = bound?;
             for s in udp {
-                l.udp
-                    .push(udp::prepare(s).map_err(|source| ServeError::Bind { addr, source })?);
+                udp::prepare(&s).map_err(|source| ServeError::Bind { addr, source })?;
+                l.udp.push(s);
             }
             l.tcp.push(tcp);
         }
@@ -182,7 +182,10 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     crate::logging::count_panics(metrics.clone());
     let open_files = raise_open_files_limit();
-    let wanted = config.server.tcp_connections + config.upstream.max_in_flight + udp::MAX_PENDING;
+    let wanted = config.server.tcp_connections
+        + config.upstream.max_in_flight
+        + udp::MAX_PENDING
+        + upstream::POOL_IDLE * config.upstream.servers.len();
     if open_files.is_some_and(|n| n < wanted as u64) {
         warn!(
             open_files,
@@ -221,9 +224,18 @@ pub async fn run(
     };
     // Every DNS socket loop: they end only when told to.
     let dns_stop = CancellationToken::new();
+    // The UDP loops' threads outlive a runtime that drops this future (a
+    // test that failed, say) unless told to stop: the runtime would wait
+    // for them for ever.
+    let _dns_stop_on_drop = dns_stop.clone().drop_guard();
     let mut dns_tasks = tokio::task::JoinSet::new();
+    // Each UDP socket gets a thread of its own, as the kernel's floor and
+    // Unbound's threads have: it sleeps in the receive, with no readiness
+    // poll between batches.
+    let runtime = tokio::runtime::Handle::current();
     for s in listeners.udp {
-        dns_tasks.spawn(udp::serve(Arc::new(s), handler.clone(), dns_stop.clone()));
+        let (handler, stop, runtime) = (handler.clone(), dns_stop.clone(), runtime.clone());
+        dns_tasks.spawn_blocking(move || udp::serve(Arc::new(s), handler, stop, runtime));
     }
     let tcp_registry = Arc::new(tcp::Registry::new(metrics.tcp_connections.clone()));
     for l in listeners.tcp {

@@ -1,18 +1,16 @@
-//! The UDP side of the server: our own socket loop. Plain questions for
-//! local names, and for forwarded names whose fresh answer the cache holds,
-//! are answered on the spot by [`Handler::answer_fast`], in batches; every
-//! other datagram goes, in a task of its own, through the general path
-//! that serves TCP too ([`Handler::answer`]). The loop is a task on the
-//! runtime, so that such a task starts on the thread that spawned it.
-//! Owning the loop also lets us drop responses (QR=1) before parsing, as
-//! SPEC §3 asks.
+//! The UDP side of the server: our own socket loops, one thread each (a
+//! socket per `[server] threads` on every listen address). Plain questions
+//! for local names, and for forwarded names whose fresh answer the cache
+//! holds, are answered on the spot by [`Handler::answer_fast`], in batches;
+//! every other datagram goes, in a task of its own on the runtime, through
+//! the general path that serves TCP too ([`Handler::answer`]). Owning the
+//! loop also lets us drop responses (QR=1) before parsing, as SPEC §3 asks.
 
-use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::Instant;
 
-use tokio::io::unix::AsyncFd;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -24,6 +22,8 @@ mod batch;
 
 use batch::{Inbox, Outbox};
 
+pub use batch::prepare;
+
 /// Queries on the general path (forwarded, or anything unusual) answered at
 /// once per socket. Each ends within the 2.5 s query deadline, so this is
 /// about 1,600 queries/s of the slowest kind; past it a datagram is dropped
@@ -31,28 +31,32 @@ use batch::{Inbox, Outbox};
 /// letting a flood grow memory without bound.
 pub const MAX_PENDING: usize = 4096;
 
-/// Serves one UDP socket until `stop`.
-pub async fn serve(
-    socket: Arc<AsyncFd<std::net::UdpSocket>>,
+/// Serves one UDP socket until `stop`, on the calling thread, which it
+/// keeps (run it with `spawn_blocking`): it sleeps in the kernel's receive
+/// between datagrams, waking at least every [`batch::WAKE_EVERY`] to look
+/// at `stop`. General-path tasks are spawned on `runtime`.
+pub fn serve(
+    socket: Arc<UdpSocket>,
     handler: Arc<Handler>,
     stop: CancellationToken,
+    runtime: tokio::runtime::Handle,
 ) {
     let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
     let mut tally = handler.metrics().tally();
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
-    loop {
-        let n = tokio::select! {
-            r = inbox.recv(&socket) => match r {
-                Ok(n) => n,
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here on Linux;
-                    // the socket itself is fine.
-                    debug!("udp receive: {e}");
-                    continue;
-                }
-            },
-            () = stop.cancelled() => return,
+    while !stop.is_cancelled() {
+        let n = match inbox.recv(&socket) {
+            Ok(n) => n,
+            // ICMP errors from earlier sends surface here on Linux; the
+            // socket itself is fine.
+            Err(e) => {
+                debug!("udp receive: {e}");
+                continue;
+            }
         };
+        // One clock reading per batch: each answer's time is the batch's,
+        // from its receipt to the last answer handed to the kernel.
+        let received = Instant::now();
         for i in 0..n {
             let (msg, src) = inbox.get(i);
             // Too short for a header, a response (QR=1), or an address no
@@ -80,29 +84,20 @@ pub async fn serve(
                 continue;
             };
             let (socket, handler, msg) = (socket.clone(), handler.clone(), msg.to_vec());
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let _slot = slot;
                 handler
                     .answer_then(&msg, src, Transport::Udp, |answer| async move {
-                        if let Err(e) = batch::send_one(&socket, &answer, src).await {
+                        if let Err(e) = batch::send_now(&socket, &answer, src) {
                             debug!(%src, "udp send: {e}");
                         }
                     })
                     .await;
             });
         }
-        outbox.flush(&socket).await;
-        tally.flush(handler.metrics());
+        outbox.flush(&socket);
+        tally.flush(handler.metrics(), received.elapsed());
     }
-}
-
-/// Makes a bound socket ready for [`serve`]: batched reads and writes on
-/// the socket itself, readiness from the runtime.
-pub fn prepare(socket: std::net::UdpSocket) -> io::Result<AsyncFd<std::net::UdpSocket>> {
-    socket.set_nonblocking(true)?;
-    // SAFETY: the AsyncFd owns the socket, whose descriptor stays open and
-    // the same until the AsyncFd is dropped.
-    unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)
 }
 
 /// Whether an answer can go back to `src` (hickory's rule: no port 0, no

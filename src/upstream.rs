@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use prometheus::IntGauge;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tracing::debug;
@@ -166,6 +167,9 @@ pub struct Sockets {
     uses: u32,
     /// Longest idle first.
     idle: Mutex<VecDeque<Pooled>>,
+    /// `amldns_upstream_sockets`: how many are idle, with every other
+    /// upstream's.
+    gauge: IntGauge,
 }
 
 struct Pooled {
@@ -174,40 +178,41 @@ struct Pooled {
 }
 
 impl Sockets {
-    pub fn new(server: SocketAddr, keep: usize, uses: u32) -> Self {
+    pub fn new(server: SocketAddr, keep: usize, uses: u32, gauge: IntGauge) -> Self {
         Sockets {
             server,
             keep,
             uses,
             idle: Mutex::new(VecDeque::new()),
+            gauge,
         }
     }
 
     /// The socket idle the longest once `keep` are idle; until then, and
     /// whenever retired sockets leave fewer, a new one on a random port.
     async fn take(&self) -> io::Result<Pooled> {
-        let oldest = {
-            let mut idle = self.idle();
-            if idle.len() >= self.keep {
-                idle.pop_front()
-            } else {
-                None
-            }
-        };
-        if let Some(p) = oldest {
+        let full = self.idle().len() >= self.keep;
+        if full && let Some(p) = self.pop() {
             return Ok(p);
         }
         match connect_random(self.server).await {
             Ok(socket) => Ok(Pooled { socket, asked: 0 }),
             // Out of descriptors, say: an idle socket still serves.
-            Err(e) => self.idle().pop_front().ok_or(e),
+            Err(e) => self.pop().ok_or(e),
         }
+    }
+
+    fn pop(&self) -> Option<Pooled> {
+        let p = self.idle().pop_front()?;
+        self.gauge.dec();
+        Some(p)
     }
 
     fn give(&self, mut p: Pooled) {
         p.asked += 1;
         if p.asked < self.uses {
             self.idle().push_back(p);
+            self.gauge.inc();
         }
     }
 
@@ -401,7 +406,7 @@ mod tests {
             let a = a.clone();
             async move {
                 let after = [Duration::from_millis(50), Duration::from_millis(100)];
-                exchange(&Sockets::new(addr, 1, 1), &a, &after, |i| i == 1).await
+                exchange(&pool(addr, 1, 1), &a, &after, |i| i == 1).await
             }
         });
         let mut buf = [0u8; 512];
@@ -430,6 +435,10 @@ mod tests {
             .unwrap();
         let got = tokio::time::timeout(wait, asked).await.unwrap().unwrap();
         assert_eq!(got.unwrap().answers.len(), 1);
+    }
+
+    fn pool(server: SocketAddr, keep: usize, uses: u32) -> Sockets {
+        Sockets::new(server, keep, uses, IntGauge::new("s", "s").unwrap())
     }
 
     /// Asks `n` questions in turn through `sockets` of a server that answers
@@ -464,14 +473,15 @@ mod tests {
     #[tokio::test]
     async fn pooled_sockets_are_reused_oldest_first_and_retired() {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let sockets = Sockets::new(server.local_addr().unwrap(), 2, 3);
+        let sockets = pool(server.local_addr().unwrap(), 2, 3);
         let p = ports_used(&sockets, &server, 6).await;
+        assert_eq!(sockets.gauge.get(), 2, "B and C are idle");
         // A, B new; A, B, A again (A's third and last); then a new C.
         assert_eq!([p[2], p[3], p[4]], [p[0], p[1], p[0]], "{p:?}");
         assert!(p[0] != p[1] && p[5] != p[0] && p[5] != p[1], "{p:?}");
 
         // Any `keep` questions in a row leave from `keep` different ports.
-        let sockets = Sockets::new(server.local_addr().unwrap(), 20, 4);
+        let sockets = pool(server.local_addr().unwrap(), 20, 4);
         let p = ports_used(&sockets, &server, 200).await;
         for window in p.windows(20) {
             let distinct: std::collections::HashSet<_> = window.iter().collect();

@@ -4,15 +4,15 @@
 //! (the profile of the one-call-per-packet loop had 78% of the server's CPU
 //! in the kernel). Elsewhere the same interface does one call per datagram.
 //!
-//! The socket is non-blocking and registered with the runtime (`AsyncFd`):
-//! a receive that finds nothing waits for readiness, a send that finds the
-//! buffer full waits for room, as tokio's own socket would.
+//! The socket is a blocking one, drained by a thread of its own: a receive
+//! sleeps in the kernel until a datagram comes (or [`WAKE_EVERY`] passes),
+//! as the kernel's floor in `benches/load/floor.c` does, with no readiness
+//! poll and no empty receive in between. Answers finished by a task on the
+//! runtime go out with [`send_now`], which never blocks.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
+use std::time::Duration;
 
 /// Datagrams taken per receive: enough to drain a busy socket in one call,
 /// small enough that the buffers stay in cache (32 × 4 KiB).
@@ -23,6 +23,17 @@ const BATCH: usize = 32;
 const RECV_BUFFER: usize = crate::wire::MAX_QUERY;
 /// Our answers are at most 1232 bytes (the EDNS cap); room to spare.
 const SEND_BUFFER: usize = 2048;
+
+/// The longest a receive sleeps before its loop looks whether it should
+/// stop: a stop is seen this soon.
+pub const WAKE_EVERY: Duration = Duration::from_millis(100);
+
+/// Makes a bound socket ready for [`Inbox::recv`]: blocking, waking at
+/// least every [`WAKE_EVERY`].
+pub fn prepare(socket: &UdpSocket) -> io::Result<()> {
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(WAKE_EVERY))
+}
 
 /// Received datagrams, valid until the next [`Inbox::recv`].
 pub struct Inbox {
@@ -47,15 +58,22 @@ impl Default for Inbox {
 
 impl Inbox {
     /// Waits for at least one datagram, and takes it with any others
-    /// already queued. The count taken.
-    pub async fn recv(&mut self, socket: &AsyncFd<UdpSocket>) -> io::Result<usize> {
-        socket
-            .async_io(Interest::READABLE, |s| {
-                self.got.clear();
-                sys::recv(s, &mut self.bufs, &mut self.got)
-            })
-            .await?;
-        Ok(self.got.len())
+    /// already queued. The count taken; 0 when [`WAKE_EVERY`] passed with
+    /// none.
+    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.got.clear();
+        match sys::recv(socket, &mut self.bufs, &mut self.got) {
+            Ok(()) => Ok(self.got.len()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Datagram `i` of the last receive, and who sent it (`None` for an
@@ -99,14 +117,10 @@ impl Outbox {
     /// Sends every queued answer, waiting for room in the socket's buffer.
     /// A datagram the kernel refuses (an unreachable address) is lost, as
     /// UDP allows; the rest still go.
-    pub async fn flush(&mut self, socket: &AsyncFd<UdpSocket>) {
+    pub fn flush(&mut self, socket: &UdpSocket) {
         let mut done = 0;
         while done < self.queued.len() {
-            let sent = socket
-                .async_io(Interest::WRITABLE, |s| {
-                    sys::send(s, &self.bufs[done..], &self.queued[done..])
-                })
-                .await;
+            let sent = sys::send(socket, &self.bufs[done..], &self.queued[done..]);
             match sent {
                 Ok(n) => done += n.max(1),
                 Err(e) => {
@@ -119,13 +133,10 @@ impl Outbox {
     }
 }
 
-/// Sends one datagram, waiting for room in the socket's buffer: for answers
-/// finished by a task.
-pub async fn send_one(socket: &AsyncFd<UdpSocket>, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
-    socket
-        .async_io(Interest::WRITABLE, |s| s.send_to(buf, dst))
-        .await
-        .map(drop)
+/// Sends one datagram, for answers finished by a task on the runtime, which
+/// must not block: with the socket's buffer full it is lost, as UDP allows.
+pub fn send_now(socket: &UdpSocket, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
+    sys::send_now(socket, buf, dst)
 }
 
 #[cfg(target_os = "linux")]
@@ -158,8 +169,8 @@ mod sys {
             hdrs[i].msg_hdr.msg_iov = &raw mut iovs[i];
             hdrs[i].msg_hdr.msg_iovlen = 1;
         }
-        // MSG_WAITFORONE: take what is queued, without waiting for more
-        // once one is in (the socket is non-blocking: none is WouldBlock).
+        // MSG_WAITFORONE: wait for one (up to the socket's read timeout),
+        // then take what else is queued without waiting for more.
         // SAFETY: every pointer in `hdrs` points into `names`, `iovs` or
         // `bufs`, which outlive the call, with the lengths given.
         let n = unsafe {
@@ -223,6 +234,28 @@ mod sys {
             return Err(io::Error::last_os_error());
         }
         Ok(n as usize)
+    }
+
+    pub fn send_now(socket: &UdpSocket, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut name: libc::sockaddr_storage = unsafe { zeroed() };
+        let len = to_sockaddr(dst, &mut name);
+        // SAFETY: `buf` and `name` outlive the call, with the lengths given;
+        // the kernel only reads them.
+        let n = unsafe {
+            libc::sendto(
+                socket.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+                (&raw const name).cast(),
+                len,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     fn from_sockaddr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
@@ -320,38 +353,43 @@ mod sys {
         socket.send_to(&bufs[0][..len], dst)?;
         Ok(1)
     }
+
+    /// Without MSG_DONTWAIT: a full buffer briefly blocks the task.
+    pub fn send_now(socket: &UdpSocket, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
+        socket.send_to(buf, dst).map(drop)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::Instant;
 
     use super::*;
 
-    fn server() -> AsyncFd<UdpSocket> {
+    fn server() -> UdpSocket {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_nonblocking(true).unwrap();
-        // SAFETY: the AsyncFd owns the socket until it is dropped.
-        unsafe { AsyncFd::register(s) }.unwrap()
+        prepare(&s).unwrap();
+        s
     }
 
     /// Several datagrams queued before one receive come out of it together,
     /// in order, each with its sender; their answers all arrive.
-    #[tokio::test]
-    async fn batches_round_trip() {
+    #[test]
+    fn batches_round_trip() {
         let server = server();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
-        let to = server.get_ref().local_addr().unwrap();
+        let to = server.local_addr().unwrap();
         for i in 0..5u8 {
             client.send_to(&[i; 3], to).unwrap();
         }
         let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
         let mut seen = Vec::new();
-        while seen.len() < 5 {
-            let n = inbox.recv(&server).await.unwrap();
+        let t = Instant::now();
+        while seen.len() < 5 && t.elapsed() < Duration::from_secs(2) {
+            let n = inbox.recv(&server).unwrap();
             for i in 0..n {
                 let (msg, src) = inbox.get(i);
                 assert_eq!(src, Some(client.local_addr().unwrap()));
@@ -360,7 +398,7 @@ mod tests {
                 out[..2].copy_from_slice(&[msg[0], 0xAA]);
                 outbox.push(2, src.unwrap());
             }
-            outbox.flush(&server).await;
+            outbox.flush(&server);
         }
         assert_eq!(seen, (0..5u8).map(|i| vec![i; 3]).collect::<Vec<_>>());
         let mut buf = [0u8; 16];
@@ -368,9 +406,7 @@ mod tests {
             let n = client.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], &[i, 0xAA]);
         }
-        send_one(&server, b"x", client.local_addr().unwrap())
-            .await
-            .unwrap();
+        send_now(&server, b"x", client.local_addr().unwrap()).unwrap();
         assert_eq!(client.recv(&mut buf).unwrap(), 1);
     }
 
@@ -378,17 +414,18 @@ mod tests {
     /// not as its first 4 KiB; the next one reads whole. (Linux only: std's
     /// `recv_from` elsewhere cannot tell that it cut a datagram.)
     #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn an_oversized_datagram_reads_as_empty() {
+    #[test]
+    fn an_oversized_datagram_reads_as_empty() {
         let server = server();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = server.get_ref().local_addr().unwrap();
+        let to = server.local_addr().unwrap();
         client.send_to(&[7u8; RECV_BUFFER + 1], to).unwrap();
         client.send_to(&[8u8; 12], to).unwrap();
         let mut inbox = Inbox::default();
         let mut lens = Vec::new();
-        while lens.len() < 2 {
-            let n = inbox.recv(&server).await.unwrap();
+        let t = Instant::now();
+        while lens.len() < 2 && t.elapsed() < Duration::from_secs(2) {
+            let n = inbox.recv(&server).unwrap();
             lens.extend((0..n).map(|i| inbox.get(i).0.len()));
         }
         assert_eq!(lens, vec![0, 12]);
@@ -396,8 +433,8 @@ mod tests {
 
     /// A length past the buffer, or past the last buffer, is refused, not
     /// sent (reading memory beyond the buffer) or a panic; the rest go.
-    #[tokio::test]
-    async fn push_refuses_what_the_buffers_do_not_hold() {
+    #[test]
+    fn push_refuses_what_the_buffers_do_not_hold() {
         let server = server();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client
@@ -414,7 +451,7 @@ mod tests {
         }
         assert!(outbox.next().is_empty(), "no buffer left");
         assert!(!outbox.push(1, dst));
-        outbox.flush(&server).await;
+        outbox.flush(&server);
         let mut buf = vec![0u8; 65536];
         let lens: Vec<usize> = (0..BATCH).map(|_| client.recv(&mut buf).unwrap()).collect();
         assert_eq!(lens[0], 3);
@@ -422,18 +459,27 @@ mod tests {
         assert!(client.recv(&mut buf).is_err(), "nothing more");
     }
 
-    /// A receive with nothing queued waits for the next datagram.
-    #[tokio::test]
-    async fn receive_waits_for_a_datagram() {
+    /// A receive with nothing queued sleeps until a datagram comes, or
+    /// returns empty-handed after [`WAKE_EVERY`], so its loop can stop.
+    #[test]
+    fn receive_waits_for_a_datagram_or_the_wake_up() {
         let server = server();
         let mut inbox = Inbox::default();
-        let idle = tokio::time::timeout(Duration::from_millis(50), inbox.recv(&server)).await;
-        assert!(idle.is_err(), "nothing to take yet");
-        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        client
-            .send_to(b"late", server.get_ref().local_addr().unwrap())
-            .unwrap();
-        assert_eq!(inbox.recv(&server).await.unwrap(), 1);
+        let t = Instant::now();
+        assert_eq!(inbox.recv(&server).unwrap(), 0, "nothing to take yet");
+        let slept = t.elapsed();
+        assert!(
+            slept >= WAKE_EVERY - Duration::from_millis(10) && slept < WAKE_EVERY * 3,
+            "{slept:?}"
+        );
+        let to = server.local_addr().unwrap();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.send_to(b"late", to).unwrap();
+        });
+        assert_eq!(inbox.recv(&server).unwrap(), 1);
         assert_eq!(inbox.get(0).0, b"late");
+        late.join().unwrap();
     }
 }
