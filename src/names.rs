@@ -549,29 +549,38 @@ impl AsRef<str> for NameKey {
 impl NameKey {
     /// `None` when the name cannot be local: a label holding a `.` or a
     /// non-ASCII byte (our names have neither), or the root.
+    ///
+    /// Every query is keyed, so the labels are copied whole and the name is
+    /// checked and lower-cased in one pass over it, which the compiler runs
+    /// a vector at a time: a byte-at-a-time copy with the checks inside took
+    /// 1,500 instructions of a 3,500-instruction local answer (issue 15). A
+    /// label holding a `.` shows there as a dot more than the separators.
     pub fn from_labels<'a>(labels: impl Iterator<Item = &'a [u8]>) -> Option<Self> {
         let mut key = NameKey {
             buf: [0; 255],
             len: 0,
         };
+        // u8 counters keep the pass 16 bytes a step; 255 bytes hold at most
+        // 255 dots.
+        let mut separators = 0u8;
         for label in labels {
             let sep = usize::from(key.len > 0);
-            if key.len + sep + label.len() > key.buf.len() {
-                return None;
-            }
+            let end = key.len + sep + label.len();
+            let room = key.buf.get_mut(key.len..end)?;
             if sep == 1 {
-                key.buf[key.len] = b'.';
-                key.len += 1;
+                room[0] = b'.';
+                separators = separators.wrapping_add(1);
             }
-            for &c in label {
-                if c == b'.' || !c.is_ascii() {
-                    return None;
-                }
-                key.buf[key.len] = c.to_ascii_lowercase();
-                key.len += 1;
-            }
+            room[sep..].copy_from_slice(label);
+            key.len = end;
         }
-        (key.len > 0).then_some(key)
+        let (mut high, mut dots) = (0u8, 0u8);
+        for c in &mut key.buf[..key.len] {
+            high |= *c;
+            dots = dots.wrapping_add(u8::from(*c == b'.'));
+            *c = c.to_ascii_lowercase();
+        }
+        (key.len > 0 && high.is_ascii() && dots == separators).then_some(key)
     }
 
     pub fn as_str(&self) -> &str {
