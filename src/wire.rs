@@ -429,8 +429,11 @@ pub fn write_cached(
 struct Writer<'a> {
     out: &'a mut [u8],
     len: usize,
-    /// Where each label written in full starts, in the order written.
-    pointable: [u16; POINTABLE],
+    /// Where each label written in full starts, in the order written, and
+    /// the length of the name from there as text (`b.c` for `a.b.c` at
+    /// `b`): only a name of that length can match, which passes over most
+    /// places without reading them.
+    pointable: [(u16, u16); POINTABLE],
     pointables: usize,
     /// The question's labels are pointable once a name is written.
     question_pointable: bool,
@@ -443,7 +446,7 @@ impl<'a> Writer<'a> {
         Writer {
             out,
             len: 0,
-            pointable: [0; POINTABLE],
+            pointable: [(0, 0); POINTABLE],
             pointables: 0,
             question_pointable: false,
             names: 1,
@@ -518,42 +521,43 @@ impl<'a> Writer<'a> {
 
     /// A table name (lower-case, dotted, no final dot).
     fn name(&mut self, name: &str) -> Option<()> {
-        let mut labels = [&[][..]; MAX_LABELS];
-        let mut n = 0;
-        for l in name.split('.').filter(|l| !l.is_empty()) {
-            *labels.get_mut(n)? = l.as_bytes();
-            n += 1;
-        }
-        self.labels(&labels[..n])
+        self.dotted(name.as_bytes())
     }
 
-    /// A name given by its labels: written in full, then cut at the first
-    /// label from which the rest was written before, pointing there.
-    fn labels(&mut self, labels: &[&[u8]]) -> Option<()> {
+    /// A name as text (`a.b.c`: no empty label, no final dot; empty for
+    /// the root), written label by label until the rest of it was written
+    /// before, which is then pointed at. Walking the text itself, rather
+    /// than a list of its labels, spares the 2 KiB list per name (issue 15).
+    fn dotted(&mut self, name: &[u8]) -> Option<()> {
         if !self.question_pointable {
             self.question_pointable = true;
+            let end = self.question_end();
             let mut pos = HEADER;
-            while let Some(&len) = self.out.get(pos).filter(|&&l| l != 0) {
-                self.point_to(pos, self.question_end());
-                pos += 1 + usize::from(len);
+            while pos < end {
+                self.point_to(pos, end - pos - 1, end);
+                pos += 1 + usize::from(self.out[pos]);
             }
         }
         let compress = self.names < COMPRESSED_NAMES;
         self.names += 1;
-        let start = self.len;
-        for l in labels {
-            self.put(&[u8::try_from(l.len()).ok()?])?;
-            self.put(l)?;
-        }
-        let end = self.len;
-        let mut at = start;
-        for (i, l) in labels.iter().enumerate() {
-            if compress && let Some(p) = self.find(&labels[i..]) {
-                self.len = at;
+        // Where the labels end written in full, which decides (as for
+        // hickory) whether later names may point into them.
+        let end = self.len + name.len() + 1;
+        let mut rest = name;
+        while !rest.is_empty() {
+            // A suffix never equals a longer one, so the places of this
+            // name's own labels, taken as it is written, never match.
+            if compress && let Some(p) = self.find(rest) {
                 return self.put(&(0xC000 | p).to_be_bytes());
             }
-            self.point_to(at, end);
-            at += 1 + l.len();
+            let (label, next) = match rest.iter().position(|&c| c == b'.') {
+                Some(dot) => (&rest[..dot], &rest[dot + 1..]),
+                None => (rest, &[][..]),
+            };
+            self.point_to(self.len, rest.len(), end);
+            self.put(&[u8::try_from(label.len()).ok()?])?;
+            self.put(label)?;
+            rest = next;
         }
         self.put(&[0])
     }
@@ -567,27 +571,31 @@ impl<'a> Writer<'a> {
         pos
     }
 
-    /// Lets later names point at `pos`, as hickory does: while the name
-    /// ends before offset 0x3FFF and there is room.
-    fn point_to(&mut self, pos: usize, name_end: usize) {
+    /// Lets later names point at `pos`, where a name `text_len` long as
+    /// text starts, as hickory does: while the name it is part of ends
+    /// (at `name_end`) before offset 0x3FFF and there is room.
+    fn point_to(&mut self, pos: usize, text_len: usize, name_end: usize) {
         if name_end < 0x3FFF && self.pointables < POINTABLE {
-            self.pointable[self.pointables] = pos as u16;
+            self.pointable[self.pointables] = (pos as u16, text_len as u16);
             self.pointables += 1;
         }
     }
 
-    /// The first pointable place whose name is `labels`, byte for byte.
-    fn find(&self, labels: &[&[u8]]) -> Option<u16> {
+    /// The first pointable place whose name is `name` (as text), byte for
+    /// byte.
+    fn find(&self, name: &[u8]) -> Option<u16> {
         self.pointable[..self.pointables]
             .iter()
-            .copied()
-            .find(|&p| self.name_at(usize::from(p), labels))
+            .find(|&&(p, len)| usize::from(len) == name.len() && self.name_at(usize::from(p), name))
+            .map(|&(p, _)| p)
     }
 
-    /// Whether the name written at `pos` (following pointers) is `labels`.
-    fn name_at(&self, mut pos: usize, labels: &[&[u8]]) -> bool {
+    /// Whether the name written at `pos` (following pointers) is `name`
+    /// (as text, not empty).
+    fn name_at(&self, mut pos: usize, name: &[u8]) -> bool {
         let mut hops = 0;
-        let mut want = labels.iter();
+        // What is left to match; `None` once every label has.
+        let mut want = Some(name);
         loop {
             let Some(&len) = self.out.get(pos) else {
                 return false;
@@ -604,13 +612,18 @@ impl<'a> Writer<'a> {
                 continue;
             }
             let len = usize::from(len);
-            match want.next() {
-                None => return len == 0,
-                Some(l) if l.len() == len && self.out.get(pos + 1..pos + 1 + len) == Some(l) => {
-                    pos += 1 + len;
-                }
-                Some(_) => return false,
+            if len == 0 {
+                return want.is_none();
             }
+            let (Some(rest), Some(label)) = (want, self.out.get(pos + 1..pos + 1 + len)) else {
+                return false;
+            };
+            want = match rest.strip_prefix(label) {
+                Some([]) => None,
+                Some([b'.', more @ ..]) => Some(more),
+                _ => return false,
+            };
+            pos += 1 + len;
         }
     }
 
@@ -644,14 +657,13 @@ impl<'a> Writer<'a> {
 
     /// The name `label.apex`.
     fn prefixed(&mut self, label: &str, apex: &str) -> Option<()> {
-        let mut labels = [&[][..]; MAX_LABELS];
-        labels[0] = label.as_bytes();
-        let mut n = 1;
-        for l in apex.split('.').filter(|l| !l.is_empty()) {
-            *labels.get_mut(n)? = l.as_bytes();
-            n += 1;
-        }
-        self.labels(&labels[..n])
+        let mut buf = [0; 255];
+        let name = buf.get_mut(..label.len() + 1 + apex.len())?;
+        let (head, tail) = name.split_at_mut(label.len() + 1);
+        head[..label.len()].copy_from_slice(label.as_bytes());
+        head[label.len()] = b'.';
+        tail.copy_from_slice(apex.as_bytes());
+        self.dotted(name)
     }
 
     /// Our OPT record (if the query had one), and the length, if the answer
