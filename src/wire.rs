@@ -435,6 +435,9 @@ struct Writer<'a> {
     /// places without reading them.
     pointable: [(u16, u16); POINTABLE],
     pointables: usize,
+    /// Bit `n` set: some pointable name is `n` long as text. Most suffixes
+    /// of a name have no such length, and are passed over at once.
+    lengths: [u64; 4],
     /// The question's labels are pointable once a name is written.
     question_pointable: bool,
     /// Names written so far, the question included.
@@ -448,6 +451,7 @@ impl<'a> Writer<'a> {
             len: 0,
             pointable: [(0, 0); POINTABLE],
             pointables: 0,
+            lengths: [0; 4],
             question_pointable: false,
             names: 1,
         }
@@ -578,12 +582,17 @@ impl<'a> Writer<'a> {
         if name_end < 0x3FFF && self.pointables < POINTABLE {
             self.pointable[self.pointables] = (pos as u16, text_len as u16);
             self.pointables += 1;
+            self.lengths[text_len / 64 % 4] |= 1 << (text_len % 64);
         }
     }
 
     /// The first pointable place whose name is `name` (as text), byte for
     /// byte.
     fn find(&self, name: &[u8]) -> Option<u16> {
+        let n = name.len();
+        if self.lengths[n / 64 % 4] & 1 << (n % 64) == 0 {
+            return None;
+        }
         self.pointable[..self.pointables]
             .iter()
             .find(|&&(p, len)| usize::from(len) == name.len() && self.name_at(usize::from(p), name))
