@@ -422,6 +422,31 @@ pub fn write_cached(
     w.finish(q, flags.rcode, limit)
 }
 
+/// Where the first `.` of `name` is, looked for 8 bytes a step (the
+/// zero-byte test of "Bit Twiddling Hacks" on the bytes XOR `.`): a byte at
+/// a time was a fifth of writing a local CNAME answer (issue 15).
+fn first_dot(name: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const DOTS: u64 = u64::from_le_bytes([b'.'; 8]);
+    let mut chunks = name.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ DOTS;
+        // The lowest bit set marks the first zero byte exactly: a borrow
+        // only runs upward, into bytes after it.
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(at + zero.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter().position(|&c| c == b'.').map(|i| at + i)
+}
+
 /// An answer being written, with the places earlier names can be pointed
 /// at (RFC 1035 §4.1.4), chosen as hickory's encoder chooses them: the
 /// longest suffix of a name that equals, byte for byte, a suffix written
@@ -554,7 +579,7 @@ impl<'a> Writer<'a> {
             if compress && let Some(p) = self.find(rest) {
                 return self.put(&(0xC000 | p).to_be_bytes());
             }
-            let (label, next) = match rest.iter().position(|&c| c == b'.') {
+            let (label, next) = match first_dot(rest) {
                 Some(dot) => (&rest[..dot], &rest[dot + 1..]),
                 None => (rest, &[][..]),
             };
@@ -695,6 +720,34 @@ mod tests {
     use super::*;
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
     use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+
+    #[test]
+    fn first_dots() {
+        let names: [&[u8]; 7] = [
+            b"",
+            b"a",
+            b"a.b",
+            b"abcdefgh.b",
+            b"abcdefg.h",
+            b"0123456789abcdef",
+            // `.` with the high bit set is not a dot.
+            b"ab\xae\xaecdefgh\xae.c",
+        ];
+        for name in names {
+            let want = name.iter().position(|&c| c == b'.');
+            assert_eq!(first_dot(name), want, "{name:?}");
+        }
+        // A dot in every place of a word and past it, then `/` (`.` XOR 1),
+        // which the borrow from a dot below makes look like one.
+        for i in 0..20 {
+            let mut name = vec![b'a'; 20];
+            name[i] = b'.';
+            if let Some(next) = name.get_mut(i + 1) {
+                *next = b'/';
+            }
+            assert_eq!(first_dot(&name), Some(i));
+        }
+    }
 
     fn query(name: &str, qtype: RecordType, edns: Option<u16>) -> Message {
         let mut m = Message::query();
