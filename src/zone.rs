@@ -12,7 +12,6 @@
 //! handful of allocations, quick to build and to free, that a reload does not
 //! leave scattered over the heap.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -261,9 +260,13 @@ impl Pool {
 /// read the name itself.
 #[derive(Debug)]
 struct Index {
-    /// Seeded per table, as std's `HashMap` is: query names come from
+    /// Keyed per table, as std's `HashMap` is: query names come from
     /// clients, and a known hash would let them aim at long probe runs.
-    hasher: RandomState,
+    /// foldhash rather than std's SipHash, which took 400 of the 2,600
+    /// instructions of a local answer (issue 15): its strength is for maps
+    /// whose keys come from outside, and the index's keys are the config's
+    /// names; a client only looks names up.
+    hasher: foldhash::fast::RandomState,
     /// (hash tag, node number), or [`Index::FREE`].
     slots: Box<[(u32, u32)]>,
 }
@@ -274,7 +277,7 @@ impl Index {
     /// Indexes distinct `keys`: (name, node number).
     fn new<'a>(keys: impl Iterator<Item = (&'a str, u32)> + Clone) -> Self {
         let mut index = Index {
-            hasher: RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             slots: vec![Self::FREE; (keys.clone().count() * 2).next_power_of_two()].into(),
         };
         for (key, node) in keys {
@@ -994,5 +997,34 @@ mod tests {
             })
         );
         assert_eq!(t.soa("corp.example").minimum, 30);
+    }
+
+    /// The name hash spreads names as alike as a config's (ids a digit
+    /// apart, long shared suffixes, short names) over the index: a lookup
+    /// probes about as often as linear probing at this load promises
+    /// (1.3 at 0.38 full), where a hash that kept such names together would
+    /// probe runs of them.
+    #[test]
+    fn names_spread_over_the_index() {
+        let names: Vec<String> = (0..100_000u32)
+            .flat_map(|i| {
+                [
+                    format!("{i:08x}-0000-4000-8000-000000000000.workspace.eastus.api.azureml.ms"),
+                    format!("ci-{i}.e"),
+                ]
+            })
+            .collect();
+        let index = Index::new(names.iter().map(String::as_str).zip(0..));
+        let mut probes = 0;
+        for (node, name) in (0..).zip(&names) {
+            let (mut slot, _) = index.start(name);
+            probes += 1;
+            while index.slots[slot].1 != node {
+                slot = (slot + 1) & (index.slots.len() - 1);
+                probes += 1;
+            }
+        }
+        let mean = f64::from(probes) / names.len() as f64;
+        assert!(mean < 1.6, "{mean} probes a lookup");
     }
 }
