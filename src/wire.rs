@@ -451,7 +451,7 @@ fn first_dot(name: &[u8]) -> Option<usize> {
 /// at (RFC 1035 §4.1.4), chosen as hickory's encoder chooses them: the
 /// longest suffix of a name that equals, byte for byte, a suffix written
 /// before, the first one written winning.
-struct Writer<'a> {
+struct Writer<'a, 'n> {
     out: &'a mut [u8],
     len: usize,
     /// Where each label written in full starts, in the order written, and
@@ -467,9 +467,11 @@ struct Writer<'a> {
     question_pointable: bool,
     /// Names written so far, the question included.
     names: usize,
+    /// The last table name written and the place it can be pointed at.
+    last: Option<(&'n str, u16)>,
 }
 
-impl<'a> Writer<'a> {
+impl<'a, 'n> Writer<'a, 'n> {
     fn new(out: &'a mut [u8]) -> Self {
         Writer {
             out,
@@ -479,6 +481,7 @@ impl<'a> Writer<'a> {
             lengths: [0; 4],
             question_pointable: false,
             names: 1,
+            last: None,
         }
     }
 
@@ -533,7 +536,7 @@ impl<'a> Writer<'a> {
     }
 
     /// A record owner: the question (`None`) or a table name.
-    fn owner(&mut self, name: Option<&str>) -> Option<()> {
+    fn owner(&mut self, name: Option<&'n str>) -> Option<()> {
         match name {
             // The question is the first name written: every later one
             // equal to it points there, while names are compressed.
@@ -548,16 +551,30 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// A table name (lower-case, dotted, no final dot).
-    fn name(&mut self, name: &str) -> Option<()> {
-        self.dotted(name.as_bytes())
+    /// A table name (lower-case, dotted, no final dot). The one written
+    /// last (a CNAME target, then the owner of the records after it) points
+    /// again where it was found or begun the first time, without looking:
+    /// places are only added, and the first one that matches wins, so
+    /// looking would find that same place (issue 15: 7 labels compared).
+    fn name(&mut self, name: &'n str) -> Option<()> {
+        if self.names < COMPRESSED_NAMES
+            && let Some((last, at)) = self.last
+            && last == name
+        {
+            self.names += 1;
+            return self.put(&(0xC000 | at).to_be_bytes());
+        }
+        let at = self.dotted(name.as_bytes())?;
+        self.last = at.map(|at| (name, at));
+        Some(())
     }
 
     /// A name as text (`a.b.c`: no empty label, no final dot; empty for
     /// the root), written label by label until the rest of it was written
     /// before, which is then pointed at. Walking the text itself, rather
     /// than a list of its labels, spares the 2 KiB list per name (issue 15).
-    fn dotted(&mut self, name: &[u8]) -> Option<()> {
+    /// The place later names can point at for the whole of it, if any.
+    fn dotted(&mut self, name: &[u8]) -> Option<Option<u16>> {
         if !self.question_pointable {
             self.question_pointable = true;
             let end = self.question_end();
@@ -573,22 +590,29 @@ impl<'a> Writer<'a> {
         // hickory) whether later names may point into them.
         let end = self.len + name.len() + 1;
         let mut rest = name;
+        let mut whole = None;
         while !rest.is_empty() {
+            let first = rest.len() == name.len();
             // A suffix never equals a longer one, so the places of this
             // name's own labels, taken as it is written, never match.
             if compress && let Some(p) = self.find(rest) {
-                return self.put(&(0xC000 | p).to_be_bytes());
+                self.put(&(0xC000 | p).to_be_bytes())?;
+                return Some(if first { Some(p) } else { whole });
             }
             let (label, next) = match first_dot(rest) {
                 Some(dot) => (&rest[..dot], &rest[dot + 1..]),
                 None => (rest, &[][..]),
             };
-            self.point_to(self.len, rest.len(), end);
+            let at = self.len as u16;
+            if self.point_to(self.len, rest.len(), end) && first {
+                whole = Some(at);
+            }
             self.put(&[u8::try_from(label.len()).ok()?])?;
             self.put(label)?;
             rest = next;
         }
-        self.put(&[0])
+        self.put(&[0])?;
+        Some(whole)
     }
 
     /// Where the question name's labels end.
@@ -602,13 +626,16 @@ impl<'a> Writer<'a> {
 
     /// Lets later names point at `pos`, where a name `text_len` long as
     /// text starts, as hickory does: while the name it is part of ends
-    /// (at `name_end`) before offset 0x3FFF and there is room.
-    fn point_to(&mut self, pos: usize, text_len: usize, name_end: usize) {
-        if name_end < 0x3FFF && self.pointables < POINTABLE {
+    /// (at `name_end`) before offset 0x3FFF and there is room. Whether it
+    /// did.
+    fn point_to(&mut self, pos: usize, text_len: usize, name_end: usize) -> bool {
+        let room = name_end < 0x3FFF && self.pointables < POINTABLE;
+        if room {
             self.pointable[self.pointables] = (pos as u16, text_len as u16);
             self.pointables += 1;
             self.lengths[text_len / 64 % 4] |= 1 << (text_len % 64);
         }
+        room
     }
 
     /// The first pointable place whose name is `name` (as text), byte for
@@ -670,7 +697,7 @@ impl<'a> Writer<'a> {
 
     /// The zone's SOA (SPEC §3): owner the apex, MNAME `ns.<apex>`, RNAME
     /// `hostmaster.<apex>`, the TTL its minimum (RFC 2308 §3).
-    fn soa(&mut self, soa: &Soa<'_>) -> Option<()> {
+    fn soa(&mut self, soa: &Soa<'n>) -> Option<()> {
         self.name(soa.apex)?;
         self.fixed(rtype::SOA, soa.minimum)?;
         let rdlength_at = self.len;
@@ -697,7 +724,7 @@ impl<'a> Writer<'a> {
         head[..label.len()].copy_from_slice(label.as_bytes());
         head[label.len()] = b'.';
         tail.copy_from_slice(apex.as_bytes());
-        self.dotted(name)
+        self.dotted(name).map(|_| ())
     }
 
     /// Our OPT record (if the query had one), and the length, if the answer
@@ -896,6 +923,50 @@ mod tests {
         let n = write_local(&m, &q, &chain, &Local::NoData(soa), 512, &mut out).unwrap();
         let r = Message::from_vec(&out[..n]).unwrap();
         assert_eq!((r.answers.len(), r.authorities.len()), (2, 1));
+    }
+
+    /// Names are compressed as hickory's encoder compresses them, byte for
+    /// byte (its own bytes for the message read back are ours): a CNAME
+    /// target found whole in the question, or in another letter case not,
+    /// or begun afresh, then the owner of several records, and the SOA.
+    #[test]
+    fn chains_compress_as_hickory_does() {
+        let soa = Soa {
+            apex: "corp.example",
+            serial: 1,
+            refresh: 1,
+            retry: 1,
+            expire: 1,
+            minimum: 1,
+        };
+        let v4 = ["10.1.0.9".parse().unwrap(), "10.1.0.10".parse().unwrap()];
+        let addrs = Local::Addrs {
+            v4: &v4,
+            v6: &[],
+            ttl: 10,
+        };
+        let chains: [(&str, &[(&str, u32)]); 4] = [
+            ("a.b.corp.example.", &[("b.corp.example", 30)]),
+            ("A.B.Corp.Example.", &[("b.corp.example", 30)]),
+            (
+                "x.corp.example.",
+                &[
+                    ("mid.corp.example", 30),
+                    ("st.privatelink.blob.core.windows.net", 20),
+                ],
+            ),
+            ("b.corp.example.", &[]),
+        ];
+        for (qname, chain) in chains {
+            let m = query(qname, RecordType::A, None).to_vec().unwrap();
+            let q = parse_query(&m).unwrap();
+            for local in [&addrs, &Local::NoData(soa)] {
+                let mut out = [0u8; 512];
+                let n = write_local(&m, &q, chain, local, 512, &mut out).unwrap();
+                let hickory = Message::from_vec(&out[..n]).unwrap().to_vec().unwrap();
+                assert_eq!(hickory, &out[..n], "{qname} {chain:?}");
+            }
+        }
     }
 
     #[test]
