@@ -99,18 +99,17 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
     }
     let additional = count(3);
     // The question name: labels, no compression (RFC 1035 §4.1.4 allows it,
-    // but no stub compresses a lone question). Keyed as it is read.
-    let mut labels = Labels {
-        msg,
-        pos: HEADER,
-        ended: false,
-    };
-    let key = NameKey::from_labels(&mut labels);
-    let pos = labels.pos;
-    if !labels.ended {
-        return None;
+    // but no stub compresses a lone question). Keyed once its end is found.
+    let mut pos = HEADER;
+    loop {
+        match *msg.get(pos)? {
+            0 => break,
+            len if len > 63 => return None,
+            len => pos += 1 + usize::from(len),
+        }
     }
-    let key = key?;
+    let key = NameKey::from_wire(&msg[HEADER..pos])?;
+    let pos = pos + 1;
     let qtype = u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]);
     let qclass = u16::from_be_bytes([*msg.get(pos + 2)?, *msg.get(pos + 3)?]);
     let question_end = pos + 4;
@@ -159,34 +158,6 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
         qtype,
         edns,
     })
-}
-
-/// The labels of an uncompressed name in a message; `ended` once the root
-/// label was read (a pointer, a label over 63 bytes or the end of the
-/// message stop it short).
-struct Labels<'a> {
-    msg: &'a [u8],
-    pos: usize,
-    ended: bool,
-}
-
-impl<'a> Iterator for Labels<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let len = usize::from(*self.msg.get(self.pos)?);
-        if len == 0 {
-            self.pos += 1;
-            self.ended = true;
-            return None;
-        }
-        if len > 63 {
-            return None;
-        }
-        let label = self.msg.get(self.pos + 1..self.pos + 1 + len)?;
-        self.pos += 1 + len;
-        Some(label)
-    }
 }
 
 /// The largest UDP answer the client takes: 512 without EDNS (RFC 1035
