@@ -566,47 +566,60 @@ impl NameKey {
             room[sep..].copy_from_slice(label);
             key.len = end;
         }
-        key.checked(separators)
+        key.check(separators).then_some(key)
     }
 
-    /// [`NameKey::from_labels`] for a name as a query carries it (RFC 1035
-    /// §3.1): `labels` are its labels, each a length byte (1–63) and that
-    /// many bytes, without the root label. Every query is keyed, so the
-    /// name is copied in one piece and each length byte then made a dot: a
-    /// copy per label took a fifth of a local answer (issue 15).
-    pub fn from_wire(labels: &[u8]) -> Option<Self> {
-        let (&first, rest) = labels.split_first()?;
-        let mut key = NameKey {
+    /// No name yet: a key to [`NameKey::set_wire`] where it is kept.
+    pub fn empty() -> Self {
+        NameKey {
             buf: [0; 255],
-            len: rest.len(),
+            len: 0,
+        }
+    }
+
+    /// Sets this key to a name as a query carries it (RFC 1035 §3.1):
+    /// `labels` are its labels, each a length byte (1–63) and that many
+    /// bytes, without the root label. Whether it is a key, as for
+    /// [`NameKey::from_labels`]. Every query is keyed, so the name is
+    /// copied in one piece and each length byte then made a dot (a copy per
+    /// label took a fifth of a local answer, issue 15), in place, as a key
+    /// is 256 bytes to move.
+    pub fn set_wire(&mut self, labels: &[u8]) -> bool {
+        self.len = 0;
+        let Some((&first, rest)) = labels.split_first() else {
+            return false;
         };
-        key.buf.get_mut(..rest.len())?.copy_from_slice(rest);
+        let Some(room) = self.buf.get_mut(..rest.len()) else {
+            return false;
+        };
+        room.copy_from_slice(rest);
+        self.len = rest.len();
         let mut separators = 0u8;
         let mut at = usize::from(first);
         while at < rest.len() {
-            let len = key.buf[at];
-            key.buf[at] = b'.';
+            let len = self.buf[at];
+            self.buf[at] = b'.';
             separators = separators.wrapping_add(1);
             at += 1 + usize::from(len);
         }
         // A length that runs past the end leaves no name.
-        (at == rest.len()).then_some(key)?.checked(separators)
+        at == rest.len() && self.check(separators)
     }
 
-    /// The key of a name joined with `separators` dots: lower-cased and
-    /// checked in one pass over it, which the compiler runs 16 bytes a step
+    /// Whether the name, joined with `separators` dots, is a key; lower-cased
+    /// and checked in one pass over it, which the compiler runs 16 bytes a step
     /// (u8 counters: 255 bytes hold at most 255 dots), rather than a byte
     /// at a time with the checks inside, which took 1,500 instructions of a
     /// 3,500-instruction local answer (issue 15). A label holding a `.`
     /// shows as a dot more than the separators.
-    fn checked(mut self, separators: u8) -> Option<Self> {
+    fn check(&mut self, separators: u8) -> bool {
         let (mut high, mut dots) = (0u8, 0u8);
         for c in &mut self.buf[..self.len] {
             high |= *c;
             dots = dots.wrapping_add(u8::from(*c == b'.'));
             *c = c.to_ascii_lowercase();
         }
-        (self.len > 0 && high.is_ascii() && dots == separators).then_some(self)
+        self.len > 0 && high.is_ascii() && dots == separators
     }
 
     pub fn as_str(&self) -> &str {
@@ -1293,7 +1306,10 @@ mod tests {
     /// A name in wire form keys as its labels do.
     #[test]
     fn wire_name_keys() {
-        let k = |wire: &[u8]| NameKey::from_wire(wire).map(|k| k.as_str().to_string());
+        let k = |wire: &[u8]| {
+            let mut key = NameKey::empty();
+            key.set_wire(wire).then(|| key.as_str().to_string())
+        };
         assert_eq!(
             k(b"\x03WWW\x07Example\x03COM").as_deref(),
             Some("www.example.com")

@@ -108,7 +108,7 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
             len => pos += 1 + usize::from(len),
         }
     }
-    let key = NameKey::from_wire(&msg[HEADER..pos])?;
+    let name = &msg[HEADER..pos];
     let pos = pos + 1;
     let qtype = u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]);
     let qclass = u16::from_be_bytes([*msg.get(pos + 2)?, *msg.get(pos + 3)?]);
@@ -149,15 +149,23 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
         }
         _ => return None,
     };
-    Some(Query {
+    let mut query = Some(Query {
         id: u16::from_be_bytes([msg[0], msg[1]]),
         // RD (bit 8 of the flags, kept in bit 0) and CD (bit 4).
         flags_copied: (((flags >> 8) as u8) & 0x01) | ((flags as u8) & 0x10),
         question_end,
-        key,
+        key: NameKey::empty(),
         qtype,
         edns,
-    })
+    });
+    // Keyed in its place, and returned from there: a key is 256 bytes to
+    // move.
+    if let Some(q) = &mut query
+        && !q.key.set_wire(name)
+    {
+        query = None;
+    }
+    query
 }
 
 /// The largest UDP answer the client takes: 512 without EDNS (RFC 1035
