@@ -304,7 +304,8 @@ fn private_zone_of<'t>(table: &'t ZoneTable, name: &str) -> Option<&'t str> {
     // a short name takes to read.
     const LABEL: &[u8] = b"privatelink.";
     let bytes = name.as_bytes();
-    let at = (0..bytes.len()).find(|&i| bytes[i] == b'p' && bytes[i..].starts_with(LABEL))?;
+    let last = bytes.len().checked_sub(LABEL.len())?;
+    let at = (0..=last).find(|&i| bytes[i] == b'p' && bytes[i..].starts_with(LABEL))?;
     if at > 0 && bytes[at - 1] != b'.' {
         return None;
     }
