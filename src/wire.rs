@@ -530,19 +530,9 @@ impl<'a, 'n> Writer<'a, 'n> {
         }
     }
 
-    /// A table name (lower-case, dotted, no final dot). The one written
-    /// last (a CNAME target, then the owner of the records after it) points
-    /// again where it was found or begun the first time, without looking:
-    /// places are only added, and the first one that matches wins, so
-    /// looking would find that same place (issue 15: 7 labels compared).
+    /// A table name (lower-case, dotted, no final dot), remembered for
+    /// [`Writer::dotted`].
     fn name(&mut self, name: &'n str) -> Option<()> {
-        if self.names < COMPRESSED_NAMES
-            && let Some((last, at)) = self.last
-            && last == name
-        {
-            self.names += 1;
-            return self.put(&(0xC000 | at).to_be_bytes());
-        }
         let at = self.dotted(name.as_bytes())?;
         self.last = at.map(|at| (name, at));
         Some(())
@@ -553,6 +543,12 @@ impl<'a, 'n> Writer<'a, 'n> {
     /// before, which is then pointed at. Walking the text itself, rather
     /// than a list of its labels, spares the 2 KiB list per name (issue 15).
     /// The place later names can point at for the whole of it, if any.
+    ///
+    /// The table name written last (a CNAME target, then the owner of the
+    /// records after it; a zone apex, then the SOA names under it) is
+    /// pointed at where it was found or begun the first time, without
+    /// looking: places are only added, and the first that matches wins, so
+    /// looking would find that same place (issue 15: 4 to 7 labels compared).
     fn dotted(&mut self, name: &[u8]) -> Option<Option<u16>> {
         if !self.question_pointable {
             self.question_pointable = true;
@@ -574,7 +570,8 @@ impl<'a, 'n> Writer<'a, 'n> {
             let first = rest.len() == name.len();
             // A suffix never equals a longer one, so the places of this
             // name's own labels, taken as it is written, never match.
-            if compress && let Some(p) = self.find(rest) {
+            let recalled = self.last.filter(|(last, _)| last.as_bytes() == rest);
+            if compress && let Some(p) = recalled.map(|(_, at)| at).or_else(|| self.find(rest)) {
                 self.put(&(0xC000 | p).to_be_bytes())?;
                 return Some(if first { Some(p) } else { whole });
             }
