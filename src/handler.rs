@@ -434,11 +434,7 @@ fn cached(
         ok: q.edns.is_some_and(|e| e.dnssec_ok),
         checking_disabled: q.checking_disabled(),
     };
-    let key = WireKey::new(
-        q.key.as_str().split('.').map(str::as_bytes),
-        q.qtype,
-        dnssec,
-    )?;
+    let key = WireKey::new(q.key.labels(), q.qtype, dnssec)?;
     let fresh = snap.forwarder.cache().fresh_wire(&key)?;
     if resolve::enters_table(&snap.table, q.qtype, fresh.targets().map(Some)).is_some() {
         return None;
