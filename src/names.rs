@@ -552,10 +552,7 @@ impl NameKey {
     /// `None` when the name cannot be local: a label holding a `.` or a
     /// non-ASCII byte (our names have neither), or the root.
     pub fn from_labels<'a>(labels: impl Iterator<Item = &'a [u8]>) -> Option<Self> {
-        let mut key = NameKey {
-            buf: [0; 255],
-            len: 0,
-        };
+        let mut key = NameKey::empty();
         let mut separators = 0u8;
         for label in labels {
             let sep = usize::from(key.len > 0);
