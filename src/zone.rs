@@ -4,7 +4,7 @@
 //!
 //! Pure: no I/O, no DNS library types, no configuration file. Lookups take a
 //! lower-case name without the final dot (see [`names::NameKey`]) and do not
-//! allocate unless the answer is a CNAME chain.
+//! allocate unless the answer is a chain of more than one CNAME.
 //!
 //! Laid out for size (issue 4: 10,000 workspaces, 130,000 names): names and
 //! addresses sit in a few large pools that nodes point into, and the name
@@ -107,9 +107,63 @@ pub enum Lookup<'t> {
 pub struct Answer<'t> {
     /// CNAME targets in order, with the TTL of the CNAME record. The first
     /// step's owner is the query name, each next one's the previous target.
-    pub chain: Vec<(&'t str, u32)>,
+    pub chain: Chain<'t>,
     pub end: End<'t>,
 }
+
+/// The CNAME steps of an [`Answer`], read as a slice. One step, the shape
+/// of every public name under `answer = "cname"`, is kept in place, so
+/// that the fast path answers it without allocating (issue 15).
+#[derive(Debug, Clone, Default)]
+pub enum Chain<'t> {
+    #[default]
+    Empty,
+    One((&'t str, u32)),
+    Many(Vec<(&'t str, u32)>),
+}
+
+impl<'t> Chain<'t> {
+    fn push(&mut self, step: (&'t str, u32)) {
+        *self = match std::mem::take(self) {
+            Chain::Empty => Chain::One(step),
+            Chain::One(first) => Chain::Many(vec![first, step]),
+            Chain::Many(mut steps) => {
+                steps.push(step);
+                Chain::Many(steps)
+            }
+        };
+    }
+}
+
+impl<'t> std::ops::Deref for Chain<'t> {
+    type Target = [(&'t str, u32)];
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Chain::Empty => &[],
+            Chain::One(step) => std::slice::from_ref(step),
+            Chain::Many(steps) => steps,
+        }
+    }
+}
+
+impl<'a, 't> IntoIterator for &'a Chain<'t> {
+    type Item = &'a (&'t str, u32);
+    type IntoIter = std::slice::Iter<'a, (&'t str, u32)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The same steps, however they are kept.
+impl PartialEq for Chain<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Chain<'_> {}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum End<'t> {
@@ -637,7 +691,7 @@ impl ZoneTable {
         let Some(mut node) = self.entry(qname) else {
             return Lookup::NotLocal;
         };
-        let mut chain = Vec::new();
+        let mut chain = Chain::Empty;
         loop {
             match self.pool.data(node.data) {
                 Data::Alias(target) => {
@@ -801,7 +855,12 @@ mod tests {
         let a9 = [v4("10.1.0.9")];
         let six: [Ipv6Addr; 1] = ["fd00::9".parse().unwrap()];
         let st = "st.privatelink.blob.core.windows.net";
-        let local = |chain: Vec<(&'static str, u32)>, end| Lookup::Local(Answer { chain, end });
+        let local = |chain: Vec<(&'static str, u32)>, end| {
+            Lookup::Local(Answer {
+                chain: Chain::Many(chain),
+                end,
+            })
+        };
         let addrs = |v4, v6| End::Addrs { v4, v6, ttl: 60 };
         let nodata = |apex| End::NoData { apex };
         let cases: Vec<(&str, QType, Lookup)> = vec![
@@ -881,7 +940,7 @@ mod tests {
         assert_eq!(
             t.lookup(&api, QType::A),
             Lookup::Local(Answer {
-                chain: vec![(pl.as_str(), 30)],
+                chain: Chain::One((pl.as_str(), 30)),
                 end: End::Addrs {
                     v4: &a5,
                     v6: &[],
@@ -889,6 +948,11 @@ mod tests {
                 },
             })
         );
+        // The one step is kept in place: the fast path does not allocate.
+        let Lookup::Local(answer) = t.lookup(&api, QType::A) else {
+            panic!("local");
+        };
+        assert!(matches!(answer.chain, Chain::One(_)), "{:?}", answer.chain);
     }
 
     #[test]
@@ -988,7 +1052,7 @@ mod tests {
         assert_eq!(
             t.lookup("st.corp.example", QType::A),
             Lookup::Local(Answer {
-                chain: vec![(st, 5)],
+                chain: Chain::One((st, 5)),
                 end: End::Addrs {
                     v4: &[v4("10.1.0.9")],
                     v6: &[],
