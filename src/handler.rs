@@ -164,7 +164,10 @@ impl Handler {
         out: &mut [u8],
         tally: &mut Tally,
     ) -> Option<usize> {
-        let q = wire::parse_query(msg)?;
+        // Borrowed where it was returned: a query is 290 bytes to move.
+        let Some(q) = &wire::parse_query(msg) else {
+            return None;
+        };
         let snap = self.snapshot.load();
         // The per-query log, and NSID, are the general path's.
         if snap.log_queries || q.edns.is_some_and(|e| e.nsid) {
@@ -184,7 +187,7 @@ impl Handler {
                 truncated,
                 recursion_available,
             };
-            wire::write_bare(msg, &q, flags, limit, out)
+            wire::write_bare(msg, q, flags, limit, out)
         };
         let (len, rcode) = match &plan {
             Plan::Bare {
@@ -199,13 +202,13 @@ impl Handler {
                     End::NoData { apex } => wire::Local::NoData(snap.table.soa(apex)),
                     End::Chain | End::Forward(_) => return None,
                 };
-                let len = wire::write_local(msg, &q, &answer.chain, &local, limit, out)?;
+                let len = wire::write_local(msg, q, &answer.chain, &local, limit, out)?;
                 (len, rcode::NOERROR)
             }
             // Under a zone amldns owns, a cached negative answer is made
             // amldns's own: the general path's.
             Plan::Apex { .. } | Plan::Identity | Plan::Forward { zone: Some(_) } => return None,
-            Plan::Forward { zone: None } => cached(&snap, msg, &q, limit, out)?,
+            Plan::Forward { zone: None } => cached(&snap, msg, q, limit, out)?,
         };
         let outcome = match plan {
             Plan::Forward { .. } => {
@@ -437,11 +440,7 @@ fn cached(
         ok: q.edns.is_some_and(|e| e.dnssec_ok),
         checking_disabled: q.checking_disabled(),
     };
-    let key = WireKey::new(
-        q.key.as_str().split('.').map(str::as_bytes),
-        q.qtype,
-        dnssec,
-    )?;
+    let key = WireKey::new(q.key.labels(), q.qtype, dnssec)?;
     let fresh = snap.forwarder.cache().fresh_wire(&key)?;
     if resolve::enters_table(&snap.table, q.qtype, fresh.targets().map(Some)).is_some() {
         return None;

@@ -99,18 +99,17 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
     }
     let additional = count(3);
     // The question name: labels, no compression (RFC 1035 §4.1.4 allows it,
-    // but no stub compresses a lone question). Keyed as it is read.
-    let mut labels = Labels {
-        msg,
-        pos: HEADER,
-        ended: false,
-    };
-    let key = NameKey::from_labels(&mut labels);
-    let pos = labels.pos;
-    if !labels.ended {
-        return None;
+    // but no stub compresses a lone question). Keyed once its end is found.
+    let mut pos = HEADER;
+    loop {
+        match *msg.get(pos)? {
+            0 => break,
+            len if len > 63 => return None,
+            len => pos += 1 + usize::from(len),
+        }
     }
-    let key = key?;
+    let name = &msg[HEADER..pos];
+    let pos = pos + 1;
     let qtype = u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]);
     let qclass = u16::from_be_bytes([*msg.get(pos + 2)?, *msg.get(pos + 3)?]);
     let question_end = pos + 4;
@@ -150,43 +149,23 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
         }
         _ => return None,
     };
-    Some(Query {
+    let mut query = Some(Query {
         id: u16::from_be_bytes([msg[0], msg[1]]),
         // RD (bit 8 of the flags, kept in bit 0) and CD (bit 4).
         flags_copied: (((flags >> 8) as u8) & 0x01) | ((flags as u8) & 0x10),
         question_end,
-        key,
+        key: NameKey::empty(),
         qtype,
         edns,
-    })
-}
-
-/// The labels of an uncompressed name in a message; `ended` once the root
-/// label was read (a pointer, a label over 63 bytes or the end of the
-/// message stop it short).
-struct Labels<'a> {
-    msg: &'a [u8],
-    pos: usize,
-    ended: bool,
-}
-
-impl<'a> Iterator for Labels<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let len = usize::from(*self.msg.get(self.pos)?);
-        if len == 0 {
-            self.pos += 1;
-            self.ended = true;
-            return None;
-        }
-        if len > 63 {
-            return None;
-        }
-        let label = self.msg.get(self.pos + 1..self.pos + 1 + len)?;
-        self.pos += 1 + len;
-        Some(label)
+    });
+    // Keyed in its place, and returned from there: a key is 256 bytes to
+    // move.
+    if let Some(q) = &mut query
+        && !q.key.set_wire(name)
+    {
+        query = None;
     }
+    query
 }
 
 /// The largest UDP answer the client takes: 512 without EDNS (RFC 1035
@@ -422,31 +401,66 @@ pub fn write_cached(
     w.finish(q, flags.rcode, limit)
 }
 
+/// Where the first `.` of `name` is, looked for 8 bytes a step (the
+/// zero-byte test of "Bit Twiddling Hacks" on the bytes XOR `.`): a byte at
+/// a time was a fifth of writing a local CNAME answer (issue 15).
+fn first_dot(name: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const DOTS: u64 = u64::from_le_bytes([b'.'; 8]);
+    let mut chunks = name.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ DOTS;
+        // The lowest bit set marks the first zero byte exactly: a borrow
+        // only runs upward, into bytes after it.
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(at + zero.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter().position(|&c| c == b'.').map(|i| at + i)
+}
+
 /// An answer being written, with the places earlier names can be pointed
 /// at (RFC 1035 §4.1.4), chosen as hickory's encoder chooses them: the
 /// longest suffix of a name that equals, byte for byte, a suffix written
 /// before, the first one written winning.
-struct Writer<'a> {
+struct Writer<'a, 'n> {
     out: &'a mut [u8],
     len: usize,
-    /// Where each label written in full starts, in the order written.
-    pointable: [u16; POINTABLE],
+    /// Where each label written in full starts, in the order written, and
+    /// the length of the name from there as text (`b.c` for `a.b.c` at
+    /// `b`): only a name of that length can match, which passes over most
+    /// places without reading them.
+    pointable: [(u16, u16); POINTABLE],
     pointables: usize,
+    /// Bit `n` set: some pointable name is `n` long as text. Most suffixes
+    /// of a name have no such length, and are passed over at once.
+    lengths: [u64; 4],
     /// The question's labels are pointable once a name is written.
     question_pointable: bool,
     /// Names written so far, the question included.
     names: usize,
+    /// The last table name written and the place it can be pointed at.
+    last: Option<(&'n str, u16)>,
 }
 
-impl<'a> Writer<'a> {
+impl<'a, 'n> Writer<'a, 'n> {
     fn new(out: &'a mut [u8]) -> Self {
         Writer {
             out,
             len: 0,
-            pointable: [0; POINTABLE],
+            pointable: [(0, 0); POINTABLE],
             pointables: 0,
+            lengths: [0; 4],
             question_pointable: false,
             names: 1,
+            last: None,
         }
     }
 
@@ -501,7 +515,7 @@ impl<'a> Writer<'a> {
     }
 
     /// A record owner: the question (`None`) or a table name.
-    fn owner(&mut self, name: Option<&str>) -> Option<()> {
+    fn owner(&mut self, name: Option<&'n str>) -> Option<()> {
         match name {
             // The question is the first name written: every later one
             // equal to it points there, while names are compressed.
@@ -516,46 +530,65 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// A table name (lower-case, dotted, no final dot).
-    fn name(&mut self, name: &str) -> Option<()> {
-        let mut labels = [&[][..]; MAX_LABELS];
-        let mut n = 0;
-        for l in name.split('.').filter(|l| !l.is_empty()) {
-            *labels.get_mut(n)? = l.as_bytes();
-            n += 1;
-        }
-        self.labels(&labels[..n])
+    /// A table name (lower-case, dotted, no final dot), remembered for
+    /// [`Writer::dotted`].
+    fn name(&mut self, name: &'n str) -> Option<()> {
+        let at = self.dotted(name.as_bytes())?;
+        self.last = at.map(|at| (name, at));
+        Some(())
     }
 
-    /// A name given by its labels: written in full, then cut at the first
-    /// label from which the rest was written before, pointing there.
-    fn labels(&mut self, labels: &[&[u8]]) -> Option<()> {
+    /// A name as text (`a.b.c`: no empty label, no final dot; empty for
+    /// the root), written label by label until the rest of it was written
+    /// before, which is then pointed at. Walking the text itself, rather
+    /// than a list of its labels, spares the 2 KiB list per name (issue 15).
+    /// The place later names can point at for the whole of it, if any.
+    ///
+    /// The table name written last (a CNAME target, then the owner of the
+    /// records after it; a zone apex, then the SOA names under it) is
+    /// pointed at where it was found or begun the first time, without
+    /// looking: places are only added, and the first that matches wins, so
+    /// looking would find that same place (issue 15: 4 to 7 labels compared).
+    fn dotted(&mut self, name: &[u8]) -> Option<Option<u16>> {
         if !self.question_pointable {
             self.question_pointable = true;
+            let end = self.question_end();
             let mut pos = HEADER;
-            while let Some(&len) = self.out.get(pos).filter(|&&l| l != 0) {
-                self.point_to(pos, self.question_end());
-                pos += 1 + usize::from(len);
+            while pos < end {
+                self.point_to(pos, end - pos - 1, end);
+                pos += 1 + usize::from(self.out[pos]);
             }
         }
         let compress = self.names < COMPRESSED_NAMES;
         self.names += 1;
-        let start = self.len;
-        for l in labels {
-            self.put(&[u8::try_from(l.len()).ok()?])?;
-            self.put(l)?;
-        }
-        let end = self.len;
-        let mut at = start;
-        for (i, l) in labels.iter().enumerate() {
-            if compress && let Some(p) = self.find(&labels[i..]) {
-                self.len = at;
-                return self.put(&(0xC000 | p).to_be_bytes());
+        // Where the labels end written in full, which decides (as for
+        // hickory) whether later names may point into them.
+        let end = self.len + name.len() + 1;
+        let mut rest = name;
+        let mut whole = None;
+        while !rest.is_empty() {
+            let first = rest.len() == name.len();
+            // A suffix never equals a longer one, so the places of this
+            // name's own labels, taken as it is written, never match.
+            let recalled = self.last.filter(|(last, _)| last.as_bytes() == rest);
+            if compress && let Some(p) = recalled.map(|(_, at)| at).or_else(|| self.find(rest)) {
+                self.put(&(0xC000 | p).to_be_bytes())?;
+                return Some(if first { Some(p) } else { whole });
             }
-            self.point_to(at, end);
-            at += 1 + l.len();
+            let (label, next) = match first_dot(rest) {
+                Some(dot) => (&rest[..dot], &rest[dot + 1..]),
+                None => (rest, &[][..]),
+            };
+            let at = self.len as u16;
+            if self.point_to(self.len, rest.len(), end) && first {
+                whole = Some(at);
+            }
+            self.put(&[u8::try_from(label.len()).ok()?])?;
+            self.put(label)?;
+            rest = next;
         }
-        self.put(&[0])
+        self.put(&[0])?;
+        Some(whole)
     }
 
     /// Where the question name's labels end.
@@ -567,27 +600,39 @@ impl<'a> Writer<'a> {
         pos
     }
 
-    /// Lets later names point at `pos`, as hickory does: while the name
-    /// ends before offset 0x3FFF and there is room.
-    fn point_to(&mut self, pos: usize, name_end: usize) {
-        if name_end < 0x3FFF && self.pointables < POINTABLE {
-            self.pointable[self.pointables] = pos as u16;
+    /// Lets later names point at `pos`, where a name `text_len` long as
+    /// text starts, as hickory does: while the name it is part of ends
+    /// (at `name_end`) before offset 0x3FFF and there is room. Whether it
+    /// did.
+    fn point_to(&mut self, pos: usize, text_len: usize, name_end: usize) -> bool {
+        let room = name_end < 0x3FFF && self.pointables < POINTABLE;
+        if room {
+            self.pointable[self.pointables] = (pos as u16, text_len as u16);
             self.pointables += 1;
+            self.lengths[text_len / 64 % 4] |= 1 << (text_len % 64);
         }
+        room
     }
 
-    /// The first pointable place whose name is `labels`, byte for byte.
-    fn find(&self, labels: &[&[u8]]) -> Option<u16> {
+    /// The first pointable place whose name is `name` (as text), byte for
+    /// byte.
+    fn find(&self, name: &[u8]) -> Option<u16> {
+        let n = name.len();
+        if self.lengths[n / 64 % 4] & 1 << (n % 64) == 0 {
+            return None;
+        }
         self.pointable[..self.pointables]
             .iter()
-            .copied()
-            .find(|&p| self.name_at(usize::from(p), labels))
+            .find(|&&(p, len)| usize::from(len) == name.len() && self.name_at(usize::from(p), name))
+            .map(|&(p, _)| p)
     }
 
-    /// Whether the name written at `pos` (following pointers) is `labels`.
-    fn name_at(&self, mut pos: usize, labels: &[&[u8]]) -> bool {
+    /// Whether the name written at `pos` (following pointers) is `name`
+    /// (as text, not empty).
+    fn name_at(&self, mut pos: usize, name: &[u8]) -> bool {
         let mut hops = 0;
-        let mut want = labels.iter();
+        // What is left to match; `None` once every label has.
+        let mut want = Some(name);
         loop {
             let Some(&len) = self.out.get(pos) else {
                 return false;
@@ -604,13 +649,18 @@ impl<'a> Writer<'a> {
                 continue;
             }
             let len = usize::from(len);
-            match want.next() {
-                None => return len == 0,
-                Some(l) if l.len() == len && self.out.get(pos + 1..pos + 1 + len) == Some(l) => {
-                    pos += 1 + len;
-                }
-                Some(_) => return false,
+            if len == 0 {
+                return want.is_none();
             }
+            let (Some(rest), Some(label)) = (want, self.out.get(pos + 1..pos + 1 + len)) else {
+                return false;
+            };
+            want = match rest.strip_prefix(label) {
+                Some([]) => None,
+                Some([b'.', more @ ..]) => Some(more),
+                _ => return false,
+            };
+            pos += 1 + len;
         }
     }
 
@@ -623,7 +673,7 @@ impl<'a> Writer<'a> {
 
     /// The zone's SOA (SPEC §3): owner the apex, MNAME `ns.<apex>`, RNAME
     /// `hostmaster.<apex>`, the TTL its minimum (RFC 2308 §3).
-    fn soa(&mut self, soa: &Soa<'_>) -> Option<()> {
+    fn soa(&mut self, soa: &Soa<'n>) -> Option<()> {
         self.name(soa.apex)?;
         self.fixed(rtype::SOA, soa.minimum)?;
         let rdlength_at = self.len;
@@ -644,14 +694,13 @@ impl<'a> Writer<'a> {
 
     /// The name `label.apex`.
     fn prefixed(&mut self, label: &str, apex: &str) -> Option<()> {
-        let mut labels = [&[][..]; MAX_LABELS];
-        labels[0] = label.as_bytes();
-        let mut n = 1;
-        for l in apex.split('.').filter(|l| !l.is_empty()) {
-            *labels.get_mut(n)? = l.as_bytes();
-            n += 1;
-        }
-        self.labels(&labels[..n])
+        let mut buf = [0; 255];
+        let name = buf.get_mut(..label.len() + 1 + apex.len())?;
+        let (head, tail) = name.split_at_mut(label.len() + 1);
+        head[..label.len()].copy_from_slice(label.as_bytes());
+        head[label.len()] = b'.';
+        tail.copy_from_slice(apex.as_bytes());
+        self.dotted(name).map(|_| ())
     }
 
     /// Our OPT record (if the query had one), and the length, if the answer
@@ -674,6 +723,34 @@ mod tests {
     use super::*;
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
     use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+
+    #[test]
+    fn first_dots() {
+        let names: [&[u8]; 7] = [
+            b"",
+            b"a",
+            b"a.b",
+            b"abcdefgh.b",
+            b"abcdefg.h",
+            b"0123456789abcdef",
+            // `.` with the high bit set is not a dot.
+            b"ab\xae\xaecdefgh\xae.c",
+        ];
+        for name in names {
+            let want = name.iter().position(|&c| c == b'.');
+            assert_eq!(first_dot(name), want, "{name:?}");
+        }
+        // A dot in every place of a word and past it, then `/` (`.` XOR 1),
+        // which the borrow from a dot below makes look like one.
+        for i in 0..20 {
+            let mut name = vec![b'a'; 20];
+            name[i] = b'.';
+            if let Some(next) = name.get_mut(i + 1) {
+                *next = b'/';
+            }
+            assert_eq!(first_dot(&name), Some(i));
+        }
+    }
 
     fn query(name: &str, qtype: RecordType, edns: Option<u16>) -> Message {
         let mut m = Message::query();
@@ -822,6 +899,50 @@ mod tests {
         let n = write_local(&m, &q, &chain, &Local::NoData(soa), 512, &mut out).unwrap();
         let r = Message::from_vec(&out[..n]).unwrap();
         assert_eq!((r.answers.len(), r.authorities.len()), (2, 1));
+    }
+
+    /// Names are compressed as hickory's encoder compresses them, byte for
+    /// byte (its own bytes for the message read back are ours): a CNAME
+    /// target found whole in the question, or in another letter case not,
+    /// or begun afresh, then the owner of several records, and the SOA.
+    #[test]
+    fn chains_compress_as_hickory_does() {
+        let soa = Soa {
+            apex: "corp.example",
+            serial: 1,
+            refresh: 1,
+            retry: 1,
+            expire: 1,
+            minimum: 1,
+        };
+        let v4 = ["10.1.0.9".parse().unwrap(), "10.1.0.10".parse().unwrap()];
+        let addrs = Local::Addrs {
+            v4: &v4,
+            v6: &[],
+            ttl: 10,
+        };
+        let chains: [(&str, &[(&str, u32)]); 4] = [
+            ("a.b.corp.example.", &[("b.corp.example", 30)]),
+            ("A.B.Corp.Example.", &[("b.corp.example", 30)]),
+            (
+                "x.corp.example.",
+                &[
+                    ("mid.corp.example", 30),
+                    ("st.privatelink.blob.core.windows.net", 20),
+                ],
+            ),
+            ("b.corp.example.", &[]),
+        ];
+        for (qname, chain) in chains {
+            let m = query(qname, RecordType::A, None).to_vec().unwrap();
+            let q = parse_query(&m).unwrap();
+            for local in [&addrs, &Local::NoData(soa)] {
+                let mut out = [0u8; 512];
+                let n = write_local(&m, &q, chain, local, 512, &mut out).unwrap();
+                let hickory = Message::from_vec(&out[..n]).unwrap().to_vec().unwrap();
+                assert_eq!(hickory, &out[..n], "{qname} {chain:?}");
+            }
+        }
     }
 
     #[test]
