@@ -218,7 +218,7 @@ fn by_table(text: &str) -> Option<Spec> {
     let mut spec = Spec::default();
     // The `[name]` tables, deserialized together at the end.
     let mut tables = DeTable::new();
-    // Every name with a header so far, and whether as `[[name]]`.
+    // Each name with a header so far (a few), and whether as `[[name]]`.
     let mut named: Vec<(&str, bool)> = Vec::new();
     // The part being read: where it starts, its name, whether `[[name]]`.
     let mut part: Option<(usize, &str, bool)> = None;
@@ -277,13 +277,11 @@ fn by_table(text: &str) -> Option<Spec> {
                     // Under the header of its first key, or left to `whole`.
                     part.filter(|&(_, of, _)| of == name)?;
                 } else {
-                    if named
-                        .iter()
-                        .any(|&(n, was_array)| n == name && !(array && was_array))
-                    {
-                        return None;
+                    match named.iter().find(|&&(n, _)| n == name) {
+                        Some(&(_, was_array)) if !(array && was_array) => return None,
+                        Some(_) => {}
+                        None => named.push((name, array)),
                     }
-                    named.push((name, array));
                     if let Some((from, _, was_array)) = part {
                         add(from, start, was_array)?;
                     }
