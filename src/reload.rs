@@ -534,8 +534,8 @@ fn record_success(metrics: &Metrics, status: &Status) {
 
 /// Gives the heap pages that loading a config freed back to the system.
 /// glibc keeps freed memory in the arena of the thread that freed it, and a
-/// load frees several times the table's size (the TOML parser's tokens and
-/// tree, the replaced table) on whichever blocking thread ran it: without
+/// load frees more than the table's size (the parsed file, the replaced
+/// table) on whichever blocking thread ran it: without
 /// this, 10,000 workspaces held 95 MiB after 5 reloads, not 33 (issue 4,
 /// `benches/table.sh`). Takes a few milliseconds.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
