@@ -555,7 +555,7 @@ fn release_freed_memory() {}
 /// own threshold starts at 128 KiB but rises to the largest mapped block
 /// freed (up to 32 MiB), so after the first reload a table grew by copies
 /// inside the heap, and a reload's peak held those holes beside the old and
-/// the new table: 10,000 workspaces peaked at 66 MiB, 58 with this
+/// the new table: 10,000 workspaces peaked at 70–72 MiB, 60 with this
 /// (`benches/table.sh`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn map_big_blocks() {
