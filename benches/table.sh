@@ -53,7 +53,7 @@ check_ms=$(($(ms) - t0))
 
 log=$out/serve.log
 t0=$(ms)
-"$bin" --log-format json serve -c "$config" --watch off 2>"$log" &
+"$bin" serve --log-format json -c "$config" --watch off 2>"$log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
 until grep -q "amldns serving" "$log"; do

@@ -541,13 +541,27 @@ impl ZoneTable {
             });
         }
 
-        // Sorted by name, definitions of one name in the order written.
-        entries.sort_by(|a, b| pool.str(a.name).cmp(pool.str(b.name)));
-        let mut nodes = Vec::with_capacity(entries.len());
+        // Sorted by name, definitions of one name in the order written:
+        // names enter the pool in that order, so their offsets break ties,
+        // and the sort is done in place, without a copy of the entries.
+        entries.sort_unstable_by(|a, b| {
+            (pool.str(a.name), a.name.start).cmp(&(pool.str(b.name), b.name.start))
+        });
+        // The entry each name keeps, chosen against the whole sorted list
+        // (see `pick`), then moved down in place: the nodes are the
+        // entries' own memory, not a second list beside them.
+        let mut kept = Vec::new();
+        let mut first = 0;
         for group in entries.chunk_by(|a, b| pool.str(a.name) == pool.str(b.name)) {
-            nodes.push(pick(group, &entries, &pool, &origins)?);
+            kept.push(first + pick(group, &entries, &pool, &origins)?);
+            first += group.len();
         }
-        drop(entries);
+        for (to, &from) in kept.iter().enumerate() {
+            entries[to] = entries[from];
+        }
+        entries.truncate(kept.len());
+        drop(kept);
+        let mut nodes = entries;
         nodes.shrink_to_fit();
         pool.shrink_to_fit();
 
@@ -744,15 +758,16 @@ impl ZoneTable {
 /// One node for a name given by several entries: identical answers merge; an
 /// alias and addresses agree when the alias leads to those same addresses
 /// (a derived `cname`-mode name and an imported A record, say), and the alias
-/// is kept; anything else is an error at the later entry.
+/// is kept; anything else is an error at the later entry. Returns the
+/// place in `group` of the entry kept.
 fn pick(
     group: &[Entry],
     sorted: &[Entry],
     pool: &Pool,
     origins: &[Origin],
-) -> Result<Entry, ConfigError> {
+) -> Result<usize, ConfigError> {
     let first = pool.node(&group[0]);
-    let mut kept = (group[0], first);
+    let mut kept = (0, first);
     // The answer of the first definition of `name`, found in the sorted entries.
     let defined = |name: &str| {
         let i = sorted.partition_point(|e| pool.str(e.name) < name);
@@ -761,7 +776,7 @@ fn pick(
             .filter(|e| pool.str(e.name) == name)
             .map(|e| pool.data(e.data))
     };
-    for entry in &group[1..] {
+    for (i, entry) in group.iter().enumerate().skip(1) {
         let other = pool.node(entry);
         let agree = |a: &Node, b: &Node| {
             a.data == b.data || matches!(a.data, Data::Alias(t) if defined(t) == Some(b.data))
@@ -770,7 +785,7 @@ fn pick(
             continue;
         }
         if agree(&other, &kept.1) {
-            kept = (*entry, other);
+            kept = (i, other);
             continue;
         }
         let (a, b) = (
@@ -971,6 +986,30 @@ mod tests {
         assert!(e.starts_with("t.toml:9:8: "), "{e}");
         assert!(
             e.contains("two different answers: 10.9.9.9 here (record), but 10.1.0.5 at t.toml:3:6"),
+            "{e}"
+        );
+    }
+
+    /// The sort is in place and unstable: ties still go in the order
+    /// written, so the first definition is the one kept and blamed against.
+    #[test]
+    fn definitions_of_one_name_keep_their_order() {
+        let record = |name: &str, ip: &str| {
+            format!(
+                "[[record]]\nname = \"{name}.privatelink.blob.core.windows.net\"\na = [\"{ip}\"]\n"
+            )
+        };
+        let mut text = String::new();
+        for i in 0..64 {
+            text += &record(["a", "b", "c"][i % 3], "10.0.0.1");
+        }
+        text += &record("b", "10.0.0.2");
+        let e = compile_err(&text);
+        assert!(
+            e.starts_with(
+                "t.toml:194:8: b.privatelink.blob.core.windows.net is given two \
+                           different answers: 10.0.0.2 here (record), but 10.0.0.1 at t.toml:5:8"
+            ),
             "{e}"
         );
     }

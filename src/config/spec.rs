@@ -3,6 +3,9 @@
 
 use serde::Deserialize;
 use toml::Spanned;
+use toml::de::{DeTable, DeValue, Deserializer};
+use toml_parser::Source;
+use toml_parser::lexer::TokenKind;
 
 use crate::diagnostics::{ConfigError, Lines, closest};
 
@@ -180,6 +183,15 @@ pub(super) enum AuthSpec {
 /// Reads `lines`' text as a [`Spec`]; a TOML or shape error is located and,
 /// where serde's words would leave an operator guessing, says what to write.
 pub(super) fn read(lines: &Lines) -> Result<Spec, ConfigError> {
+    match by_table(lines.text()) {
+        Some(spec) => Ok(spec),
+        None => whole(lines),
+    }
+}
+
+/// The text as one document, as `toml` reads it: for files [`by_table`]
+/// leaves, and for every error, so that errors are TOML's own.
+fn whole(lines: &Lines) -> Result<Spec, ConfigError> {
     toml::from_str(lines.text()).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim();
@@ -189,6 +201,144 @@ pub(super) fn read(lines: &Lines) -> Result<Spec, ConfigError> {
                 .unwrap_or_else(|| message.to_string()),
         }
     })
+}
+
+/// The text read one top-level table at a time. `toml` turns a whole
+/// document into tokens, then events (about 7 bytes each per byte of text),
+/// then its tree: for 10,000 workspaces 33 MB at once (heaptrack), nearly
+/// twice the zone table they make, beside the table serving during a
+/// reload. A table at a time it is a few kilobytes.
+///
+/// The text splits before each `[name]` or `[[name]]` header: TOML ties a
+/// table's lines to nothing outside it but its own name's other headers.
+/// So the parts read alone give what the document gives when no key is set
+/// before the first header, each `[name]` is given once and not also as
+/// `[[name]]`, and a dotted header (`[[workspace.projects]]`) stays under
+/// the header of its first key. `None` for any other file, and when a part
+/// fails: [`whole`] then reads the file and says what is wrong.
+fn by_table(text: &str) -> Option<Spec> {
+    let mut spec = Spec::default();
+    // The `[name]` tables, deserialized together at the end.
+    let mut tables = DeTable::new();
+    // Each name with a header so far (a few), and whether as `[[name]]`.
+    let mut named: Vec<(&str, bool)> = Vec::new();
+    // The part being read: where it starts, its name, whether `[[name]]`.
+    let mut part: Option<(usize, &str, bool)> = None;
+    let mut add = |start: usize, end: usize, array: bool| {
+        let doc = DeTable::parse(&text[start..end]).ok()?;
+        let table: DeTable = doc
+            .into_inner()
+            .into_iter()
+            .map(|(k, v)| (moved(k, start), moved_value(v, start)))
+            .collect();
+        if array {
+            // Only its own list is set: the lists are the parts' in order.
+            let mut one =
+                Spec::deserialize(Deserializer::from(Spanned::new(start..end, table))).ok()?;
+            spec.workspace.append(&mut one.workspace);
+            spec.record.append(&mut one.record);
+            spec.import.append(&mut one.import);
+        } else {
+            tables.extend(table);
+        }
+        Some(())
+    };
+
+    let mut tokens = Source::new(text).lex().peekable();
+    // Open brackets and braces: a header is a `[` at the start of a line
+    // outside any value.
+    let mut depth = 0usize;
+    // Where the current line starts, while it holds only whitespace.
+    let mut line = Some(0);
+    while let Some(token) = tokens.next() {
+        match token.kind() {
+            TokenKind::Newline => {
+                line = Some(token.span().end());
+                continue;
+            }
+            TokenKind::Whitespace | TokenKind::Comment | TokenKind::Eof => continue,
+            TokenKind::LeftSquareBracket if depth == 0 && line.is_some() => {
+                let start = line?;
+                let array = tokens
+                    .next_if(|t| t.kind() == TokenKind::LeftSquareBracket)
+                    .is_some();
+                depth += 1 + usize::from(array);
+                while tokens
+                    .next_if(|t| t.kind() == TokenKind::Whitespace)
+                    .is_some()
+                {}
+                // A quoted first key could name any table: left to `whole`.
+                let key = tokens.next_if(|t| t.kind() == TokenKind::Atom)?;
+                let name = &text[key.span().start()..key.span().end()];
+                while tokens
+                    .next_if(|t| t.kind() == TokenKind::Whitespace)
+                    .is_some()
+                {}
+                let dotted = tokens.peek()?.kind() == TokenKind::Dot;
+                if dotted {
+                    // Under the header of its first key, or left to `whole`.
+                    part.filter(|&(_, of, _)| of == name)?;
+                } else {
+                    match named.iter().find(|&&(n, _)| n == name) {
+                        Some(&(_, was_array)) if !(array && was_array) => return None,
+                        Some(_) => {}
+                        None => named.push((name, array)),
+                    }
+                    if let Some((from, _, was_array)) = part {
+                        add(from, start, was_array)?;
+                    }
+                    // The first part holds the comments above it, which
+                    // TOML checks too.
+                    part = Some((if part.is_some() { start } else { 0 }, name, array));
+                }
+            }
+            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
+            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => {
+                depth = depth.checked_sub(1)?;
+            }
+            // A key set before the first header belongs to no part.
+            _ if part.is_none() => return None,
+            _ => {}
+        }
+        line = None;
+    }
+    match part {
+        Some((from, _, array)) => add(from, text.len(), array)?,
+        None => add(0, text.len(), false)?,
+    }
+    let mut head =
+        Spec::deserialize(Deserializer::from(Spanned::new(0..text.len(), tables))).ok()?;
+    head.workspace = spec.workspace;
+    head.record = spec.record;
+    head.import = spec.import;
+    Some(head)
+}
+
+/// `value` as read from a part of the text that starts at byte `by`.
+fn moved<T>(value: Spanned<T>, by: usize) -> Spanned<T> {
+    let span = value.span();
+    Spanned::new(span.start + by..span.end + by, value.into_inner())
+}
+
+/// [`moved`], and every value inside it.
+fn moved_value(value: Spanned<DeValue<'_>>, by: usize) -> Spanned<DeValue<'_>> {
+    let span = value.span();
+    let inner = match value.into_inner() {
+        DeValue::Table(t) => DeValue::Table(
+            t.into_iter()
+                .map(|(k, v)| (moved(k, by), moved_value(v, by)))
+                .collect(),
+        ),
+        DeValue::Array(mut a) => {
+            for v in a.iter_mut() {
+                let placeholder = Spanned::new(0..0, DeValue::Boolean(false));
+                *v = moved_value(std::mem::replace(v, placeholder), by);
+            }
+            DeValue::Array(a)
+        }
+        scalar => scalar,
+    };
+    Spanned::new(span.start + by..span.end + by, inner)
 }
 
 /// A plainer message for serde's most common complaints, given the line of
@@ -250,7 +400,107 @@ fn explain(message: &str, (before, at): (&str, &str)) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+
+    /// A file of every section, dotted headers under their table, a
+    /// `[[workspace]]` on either side of another table, brackets in strings
+    /// and comments, values over several lines, indentation and CRLF.
+    const SHAPES: &str = r#"# amldns
+[server]
+listen = [
+  "127.0.0.1:5353",
+]
+allow = ["10.0.0.0/8"]  # [not a header]
+[metrics]
+listen = "127.0.0.1:9153"
+control_allow = [
+"127.0.0.1", # ]
+]
+
+[[workspace]]
+name = "mlw-1"
+id = "00000000-0000-4000-8000-000000000001"
+region = "eastus"
+ip = "10.0.0.5"
+instances = ["ci-1", """
+[[not.a.header]]"""]
+  [[workspace.projects]]
+  name = "p"
+  id = "00000000-0000-4000-8000-000000000002"
+
+[upstream]
+servers = ["127.0.0.1:9"]
+[zone]
+ttl = 30
+[[workspace]]
+name = "mlw-2"
+id = "00000000-0000-4000-8000-000000000003"
+region = "westeurope"
+ip = "10.0.1.5"
+[[record]]
+name = "probe.privatelink.blob.core.windows.net"
+a = ["10.9.9.9"]
+[[import]]
+path = "pe/*.json"
+[log]
+queries = true
+[azure]
+subscriptions = ["00000000-0000-4000-8000-00000000000a"]
+"#;
+
+    #[test]
+    fn by_table_gives_what_the_whole_document_gives() {
+        let crlf = SHAPES.replace('\n', "\r\n");
+        let texts = [
+            SHAPES,
+            &crlf,
+            include_str!("../../config/amldns.toml"),
+            include_str!("../../deploy/debian/amldns.toml"),
+            "",
+            "# nothing but a comment\n",
+        ];
+        for text in texts {
+            let whole: Spec = toml::from_str(text).unwrap();
+            let parts = by_table(text).unwrap_or_else(|| panic!("not read by table:\n{text}"));
+            // Debug shows every span as well as every value.
+            assert_eq!(format!("{parts:?}"), format!("{whole:?}"), "{text}");
+        }
+    }
+
+    /// What `by_table` leaves to `whole`: files whose tables are not
+    /// independent, and every error, which `read` still reports as TOML does.
+    #[test]
+    fn other_shapes_and_errors_are_read_whole() {
+        let texts = [
+            // A key before the first header.
+            "server = { listen = [\"127.0.0.1:53\"] }\n[[workspace]]\nname = \"a\"\n",
+            "[server]\nidentity = \"a\"\n[server]\nidentity = \"b\"\n",
+            "[workspace]\nname = \"a\"\n[[workspace]]\nname = \"b\"\n",
+            "[[workspace]]\nname = \"a\"\n[workspace]\nname = \"b\"\n",
+            // A dotted header away from its table.
+            "[[workspace]]\nname = \"a\"\n[log]\n[[workspace.projects]]\nname = \"p\"\nid = \"i\"\n",
+            "[\"server\"]\nidentity = \"a\"\n",
+            "[server]\nlisten = [\"127.0.0.1:53\"\n[upstream]\n",
+            "[server]\nlisten = \"127.0.0.1:53\"\n",
+            "[log]\nqueries = true\n[[workspace]]\nname = 5\n",
+            "[serve]\n",
+            // Characters TOML refuses in a comment, above any header.
+            "# \u{1}\n[log]\n",
+            "# \u{1}\n",
+        ];
+        let path = Path::new("t.toml");
+        for text in texts {
+            assert!(by_table(text).is_none(), "{text}");
+            let lines = Lines::new(path, text);
+            assert_eq!(
+                format!("{:?}", read(&lines)),
+                format!("{:?}", whole(&lines)),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn plainer_messages() {
