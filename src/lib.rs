@@ -13,6 +13,7 @@
 //! that ask it are in [`control`]; [`explain`] tells how a name is answered
 //! from the same plan the server answers with.
 
+pub mod allocator;
 pub mod azure;
 pub mod cache;
 pub mod cli;

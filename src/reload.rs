@@ -260,7 +260,6 @@ impl Reloader {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Result<Self, ReloadError> {
-        map_big_blocks();
         // The last good discovery serves at once, Azure reachable or not.
         let discovered = Discovered::at_start(config.azure.as_ref());
         let (table, warnings) = azure::table(&config, &discovered, 1)?;
@@ -298,7 +297,7 @@ impl Reloader {
             last_reload: Mutex::new(None),
         };
         drop(config);
-        release_freed_memory();
+        crate::allocator::release_freed();
         Ok(reloader)
     }
 
@@ -360,7 +359,7 @@ impl Reloader {
         let result = self.reload_locked(trigger, &mut reloads).await;
         // The parse and the replaced table are freed by now, unless a query
         // still holds the old snapshot.
-        let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+        let _ = tokio::task::spawn_blocking(crate::allocator::release_freed).await;
         reloads.last = match &result {
             Ok(g) => Ok(*g),
             Err(e) => Err(e.to_string()),
@@ -538,46 +537,6 @@ fn record_success(metrics: &Metrics, status: &Status) {
     metrics.last_reload_successful.set(1);
     metrics.set_config(&status.sha256);
 }
-
-/// Gives the heap pages that loading a config freed back to the system.
-/// glibc keeps freed memory in the arena of the thread that freed it, and a
-/// load frees more than the table's size (the parsed file, the replaced
-/// table) on whichever blocking thread ran it: without
-/// this, 10,000 workspaces held 95 MiB after 5 reloads, not 33 (issue 4,
-/// `benches/table.sh`). Takes a few milliseconds.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_freed_memory() {
-    // SAFETY: malloc_trim only walks glibc's own free lists, under its locks.
-    unsafe { libc::malloc_trim(0) };
-}
-
-/// Other allocators return memory on their own terms.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_freed_memory() {}
-
-/// Has glibc map every block of [`BIG_BLOCK`] or more on its own: a table's
-/// names, nodes and index, and a reload's vectors of workspaces. Growing
-/// such a vector then moves its pages (`mremap`) instead of copying it and
-/// leaving the old block behind as a hole, and freeing it unmaps it. glibc's
-/// own threshold starts at 128 KiB but rises to the largest mapped block
-/// freed (up to 32 MiB), so after the first reload a table grew by copies
-/// inside the heap, and a reload's peak held those holes beside the old and
-/// the new table: 10,000 workspaces peaked at 70–72 MiB, 60 with this
-/// (`benches/table.sh`).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn map_big_blocks() {
-    // SAFETY: mallopt only sets a parameter of glibc's allocator, under its lock.
-    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, BIG_BLOCK) };
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn map_big_blocks() {}
-
-/// Blocks this big are few (a handful per table), so mapping each costs
-/// nothing that counts; 128 KiB, which also maps the parser's and
-/// validation's middle-sized blocks, made reloads 30–50 ms slower.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const BIG_BLOCK: libc::c_int = 1 << 20;
 
 fn unix_now() -> f64 {
     SystemTime::now()
