@@ -1,51 +1,59 @@
 //! The server's allocator is mimalloc (set in `main.rs`): glibc's malloc let
 //! the cache of forwarded answers fragment the heap, holding ~3.6 KiB of RSS
-//! per 0.8 KiB answer (372 MiB under the cold load against 103 MiB; see
-//! BENCHMARKS.md, "Cold misses").
+//! per 0.8 KiB answer (397 MiB peak under the cold load, against 123 MiB;
+//! BENCHMARKS.md, "Round two").
 //!
-//! By default mimalloc returns freed memory to the system only when the
-//! thread that freed it allocates again, a second later; a server idle after
-//! a reload would keep both tables' memory (10,000 workspaces: 132 MiB
-//! after 5 reloads, against 33 MiB with [`tune`]).
+//! When mimalloc gives freed memory back to the system is a trade: at once
+//! costs the cold path a fifth more CPU (a page given back per few misses),
+//! mimalloc's own second keeps a replaced table's memory while the server
+//! is idle after a reload. So: [`SERVING_PURGE_DELAY_MS`] while serving,
+//! at once while a table is loaded ([`loading`]).
 
-/// mimalloc's option numbers, from `mi_option_e` in the `mimalloc.h` (v3)
-/// that libmimalloc-sys 0.1.49 builds (pinned in Cargo.lock), which does not
-/// name these two; the test below checks them by their defaults.
-const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+/// mimalloc's option number for `purge_delay`, from `mi_option_e` in the
+/// `mimalloc.h` (v3) that libmimalloc-sys 0.1.49 builds (pinned in
+/// Cargo.lock), which does not name it; `tests/allocator.rs` checks it by
+/// its default.
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Memory freed is given back at once, and memory reserved is committed
-/// only when used. Call it first thing in `main`.
+/// Freed memory goes back to the system this long after (mimalloc v2's
+/// default): under a flood of misses as cheap as never, and soon enough
+/// that RSS follows the cache.
+pub const SERVING_PURGE_DELAY_MS: std::ffi::c_long = 10;
+
+/// Sets the delay for serving. Call it first thing in `main`.
 pub fn tune() {
+    set_purge_delay(SERVING_PURGE_DELAY_MS);
+}
+
+/// While a table is loaded, memory freed goes back at once: the parse, the
+/// validation and the replaced table do not stay resident beside the new
+/// one. Dropping it goes back to [`SERVING_PURGE_DELAY_MS`] and gives back
+/// what is still held freed (10,000 workspaces: reload peak 67 MiB, 82
+/// without; BENCHMARKS.md).
+pub struct Loading(());
+
+pub fn loading() -> Loading {
+    set_purge_delay(0);
+    Loading(())
+}
+
+impl Drop for Loading {
+    fn drop(&mut self) {
+        set_purge_delay(SERVING_PURGE_DELAY_MS);
+        // SAFETY: mi_collect only walks mimalloc's heaps and arenas, under
+        // its own synchronisation.
+        unsafe { libmimalloc_sys::mi_collect(true) };
+    }
+}
+
+fn set_purge_delay(ms: std::ffi::c_long) {
     // SAFETY: mi_option_set only stores an option's value, which mimalloc
-    // reads under its own synchronisation.
-    unsafe {
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
-        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
-    }
+    // reads atomically.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, ms) };
 }
 
-/// Gives back to the system what a load freed on this thread (the parsed
-/// file, the replaced table) now, rather than when the thread next
-/// allocates: a reload runs on a blocking thread that may then sleep.
-pub fn release_freed() {
-    // SAFETY: mi_collect only walks this thread's mimalloc heap (and
-    // abandoned ones), under mimalloc's own synchronisation.
-    unsafe { libmimalloc_sys::mi_collect(true) };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The numbers name the options meant: their defaults in mimalloc v3's
-    /// `options.c` (purge_delay 1000 ms, arena_eager_commit 2) read back
-    /// before `tune`.
-    #[test]
-    fn option_numbers_are_the_ones_meant() {
-        // SAFETY: mi_option_get only reads an option's value.
-        let get = |o| unsafe { libmimalloc_sys::mi_option_get(o) };
-        assert_eq!(get(PURGE_DELAY), 1000);
-        assert_eq!(get(ARENA_EAGER_COMMIT), 2);
-    }
+/// The delay in force, in milliseconds.
+pub fn purge_delay_ms() -> std::ffi::c_long {
+    // SAFETY: mi_option_get only reads an option's value.
+    unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }
 }

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::allocator;
 use crate::azure::{self, Discovered};
 use crate::cache::Cache;
 use crate::config::{self, AzureConfig, Config, ConfigError, MetricsConfig};
@@ -260,6 +261,7 @@ impl Reloader {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Result<Self, ReloadError> {
+        let loading = allocator::loading();
         // The last good discovery serves at once, Azure reachable or not.
         let discovered = Discovered::at_start(config.azure.as_ref());
         let (table, warnings) = azure::table(&config, &discovered, 1)?;
@@ -297,7 +299,7 @@ impl Reloader {
             last_reload: Mutex::new(None),
         };
         drop(config);
-        crate::allocator::release_freed();
+        drop(loading);
         Ok(reloader)
     }
 
@@ -356,10 +358,11 @@ impl Reloader {
             return reloads.last.clone().map_err(ReloadError::Again);
         }
         self.begun.fetch_add(1, Ordering::SeqCst);
+        let loading = allocator::loading();
         let result = self.reload_locked(trigger, &mut reloads).await;
         // The parse and the replaced table are freed by now, unless a query
-        // still holds the old snapshot.
-        let _ = tokio::task::spawn_blocking(crate::allocator::release_freed).await;
+        // still holds the old snapshot: what is still held goes back.
+        let _ = tokio::task::spawn_blocking(move || drop(loading)).await;
         reloads.last = match &result {
             Ok(g) => Ok(*g),
             Err(e) => Err(e.to_string()),

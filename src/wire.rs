@@ -724,6 +724,18 @@ mod tests {
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
     use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
+    /// An SOA for `corp.example`, whose timers no test reads.
+    fn corp_soa() -> Soa<'static> {
+        Soa {
+            apex: "corp.example",
+            serial: 1,
+            refresh: 1,
+            retry: 1,
+            expire: 1,
+            minimum: 1,
+        }
+    }
+
     #[test]
     fn first_dots() {
         let names: [&[u8]; 7] = [
@@ -888,14 +900,7 @@ mod tests {
                 "st.privatelink.blob.core.windows.net. 10 10.1.0.9",
             ]
         );
-        let soa = Soa {
-            apex: "corp.example",
-            serial: 1,
-            refresh: 1,
-            retry: 1,
-            expire: 1,
-            minimum: 1,
-        };
+        let soa = corp_soa();
         let n = write_local(&m, &q, &chain, &Local::NoData(soa), 512, &mut out).unwrap();
         let r = Message::from_vec(&out[..n]).unwrap();
         assert_eq!((r.answers.len(), r.authorities.len()), (2, 1));
@@ -907,14 +912,7 @@ mod tests {
     /// or begun afresh, then the owner of several records, and the SOA.
     #[test]
     fn chains_compress_as_hickory_does() {
-        let soa = Soa {
-            apex: "corp.example",
-            serial: 1,
-            refresh: 1,
-            retry: 1,
-            expire: 1,
-            minimum: 1,
-        };
+        let soa = corp_soa();
         let v4 = ["10.1.0.9".parse().unwrap(), "10.1.0.10".parse().unwrap()];
         let addrs = Local::Addrs {
             v4: &v4,
