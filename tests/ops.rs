@@ -834,3 +834,35 @@ async fn a_folder_never_quiet_still_reloads() {
     assert!(took >= DEBOUNCE_MAX, "reloaded after {took:?}");
     srv.stop().await;
 }
+
+/// A runtime dropped while amldns still serves on it (a test that failed
+/// midway, say) ends: the UDP loops' threads, which the runtime waits for,
+/// stop with the server's future instead of sleeping in their receive for
+/// ever.
+#[test]
+fn a_runtime_dropped_under_a_running_server_ends() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let srv = runtime.block_on(async {
+        let up = StandIn::zone().await;
+        let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
+        let ws = format!("{GUID}.workspace.eastus.api.azureml.ms");
+        assert_eq!(
+            addrs(&udp_query(srv.addr, &ws, RecordType::A).await),
+            vec!["10.1.0.5"]
+        );
+        srv
+    });
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(runtime);
+        let _ = done.send(());
+    });
+    ended
+        .recv_timeout(IO_TIMEOUT)
+        .expect("the runtime's drop returned");
+    drop(srv);
+}
