@@ -178,9 +178,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let id = u16::from_be_bytes([data[0], data[1]]);
     let mut out = [0u8; 2048];
+    let mut tally = w.handler.metrics().tally();
     let fast = w
         .handler
-        .answer_fast(data, client, &mut out)
+        .answer_fast(data, client, &mut out, &mut tally)
         .map(|n| out[..n].to_vec());
     let general = w
         .runtime
