@@ -132,8 +132,15 @@ struct Answered<'a> {
     client: IpAddr,
     outcome: Outcome,
     rcode: u16,
-    /// `None` on the fast path, whose loop times each batch.
-    took: Option<Duration>,
+}
+
+/// Where an answered query is counted.
+enum Count<'t> {
+    /// The fast path's: in its loop's tally, which times the whole batch.
+    InBatch(&'t mut Tally),
+    /// The general path's: straight into the shared series, with the time
+    /// the query took.
+    Took(Duration),
 }
 
 impl Handler {
@@ -226,10 +233,9 @@ impl Handler {
                 client: src.ip(),
                 outcome,
                 rcode,
-                took: None,
             },
             None,
-            Some(tally),
+            Count::InBatch(tally),
         );
         Some(len)
     }
@@ -293,10 +299,9 @@ impl Handler {
                 client: src.ip(),
                 outcome,
                 rcode: response.rcode,
-                took: Some(started.elapsed()),
             },
             Some(&query),
-            None,
+            Count::Took(started.elapsed()),
         );
         bytes
     }
@@ -351,26 +356,21 @@ impl Handler {
 
     /// Where every answered query is recorded: metrics, the missing
     /// workspace signal, and the per-query log (`query`, the general
-    /// path's parsed query, names the question as asked). The counts go
-    /// to `tally`, the fast path's loop's own, or else straight to the
-    /// shared series.
-    fn record(
-        &self,
-        snap: &Snapshot,
-        a: &Answered<'_>,
-        query: Option<&Message>,
-        tally: Option<&mut Tally>,
-    ) {
-        match (tally, a.took) {
-            (Some(t), _) => t.query(a.transport, a.qtype, a.outcome, a.rcode),
-            (None, took) => self.metrics.query(
-                a.transport,
-                a.qtype,
-                a.outcome,
-                a.rcode,
-                took.unwrap_or_default().as_secs_f64(),
-            ),
-        }
+    /// path's parsed query, names the question as asked), counted as
+    /// `count` says.
+    fn record(&self, snap: &Snapshot, a: &Answered<'_>, query: Option<&Message>, count: Count<'_>) {
+        let took = match count {
+            Count::InBatch(tally) => {
+                tally.query(a.transport, a.qtype, a.outcome, a.rcode);
+                None
+            }
+            Count::Took(took) => {
+                let seconds = took.as_secs_f64();
+                self.metrics
+                    .query(a.transport, a.qtype, a.outcome, a.rcode, seconds);
+                Some(took)
+            }
+        };
         if let (Some(key), Outcome::Forwarded | Outcome::Cached | Outcome::Stale) =
             (a.name, a.outcome)
         {
@@ -385,7 +385,7 @@ impl Handler {
                 qtype = %RecordType::from(a.qtype),
                 outcome = a.outcome.as_str(),
                 rcode = metrics::rcode_label(a.rcode),
-                micros = a.took.unwrap_or_default().as_micros() as u64,
+                micros = took.unwrap_or_default().as_micros() as u64,
                 "query"
             );
         }
