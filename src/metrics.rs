@@ -456,7 +456,7 @@ impl Metrics {
         let responses = counter_vec(RESPONSES_TOTAL, "DNS responses by rcode.", &["rcode"]);
         let query_duration = histogram_vec(
             QUERY_DURATION_SECONDS,
-            "Time from receiving a query to sending its answer.",
+            "Time from receiving a query until its answer is ready to send.",
             &["outcome"],
         );
         let handles = Handles {

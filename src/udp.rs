@@ -55,7 +55,7 @@ pub fn serve(
             }
         };
         // One clock reading per batch: each answer's time is the batch's,
-        // from its receipt to the last answer handed to the kernel.
+        // from its receipt to the last answer being ready to send.
         let received = Instant::now();
         for i in 0..n {
             let (msg, src) = inbox.get(i);
@@ -95,8 +95,10 @@ pub fn serve(
                     .await;
             });
         }
-        outbox.flush(&socket);
+        // Counted before it is sent, as the general path does: a client
+        // that holds its answer then always finds it in the metrics.
         tally.flush(handler.metrics(), received.elapsed());
+        outbox.flush(&socket);
     }
 }
 

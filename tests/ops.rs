@@ -158,6 +158,24 @@ async fn metrics_count_a_known_mix_exactly() {
     srv.stop().await;
 }
 
+/// A client that holds its answer finds it counted, latency included: the
+/// UDP loop adds its batch to the shared series before sending it. (Counted
+/// after the send, a scrape right after the answer now and then missed it.)
+#[tokio::test]
+async fn an_answer_received_is_already_counted() {
+    let up = StandIn::zone().await;
+    let srv = start(&with_metrics(up.addr, &workspace("public", ""))).await;
+    let duration_count = format!("{QUERY_DURATION_SECONDS}_count");
+    for n in 1..=200 {
+        assert_eq!(answer(&srv, API).await, vec!["10.1.0.5"]);
+        let m = scrape(&srv).await;
+        let local = [("outcome", "local")];
+        assert_eq!(metric(&m, QUERIES_TOTAL, &local), f64::from(n));
+        assert_eq!(metric(&m, &duration_count, &local), f64::from(n));
+    }
+    srv.stop().await;
+}
+
 /// Random types and names must not add series.
 #[tokio::test]
 async fn clients_cannot_grow_the_series() {
