@@ -160,7 +160,8 @@ impl Handler {
     /// The fast path: a plain UDP query whose plan the [`wire`] writer can
     /// write (a local name's addresses or NODATA, an error or a refusal,
     /// TC=1), or a forwarded name whose fresh answer the cache holds on the
-    /// wire, answered straight into `out` with no DNS library and no lock.
+    /// wire (a negative one under a zone amldns owns made amldns's own),
+    /// answered straight into `out` with no DNS library and no lock.
     /// Its length, or `None` for anything else: the caller then takes the
     /// general path, which writes the same bytes for the same plan. The
     /// answer is counted in the calling loop's `tally`.
@@ -212,10 +213,8 @@ impl Handler {
                 let len = wire::write_local(msg, q, &answer.chain, &local, limit, out)?;
                 (len, rcode::NOERROR)
             }
-            // Under a zone amldns owns, a cached negative answer is made
-            // amldns's own: the general path's.
-            Plan::Apex { .. } | Plan::Identity | Plan::Forward { zone: Some(_) } => return None,
-            Plan::Forward { zone: None } => cached(&snap, msg, q, limit, out)?,
+            Plan::Apex { .. } | Plan::Identity => return None,
+            Plan::Forward { zone } => cached(&snap, msg, q, *zone, limit, out)?,
         };
         let outcome = match plan {
             Plan::Forward { .. } => {
@@ -428,11 +427,14 @@ async fn respond(snap: &Snapshot, query: &Message, plan: &Plan<'_>) -> (Outcome,
 
 /// A forwarded answer straight from the cache's bytes, and its rcode; `None`
 /// where the general path does more than pass the answer on (an answer
-/// whose CNAME leads into the table), or for one not cached fresh.
+/// whose CNAME leads into the table), or for one not cached fresh. Under
+/// `zone`, a private-link zone amldns owns, a negative answer is amldns's
+/// own, as [`forward`] makes it.
 fn cached(
     snap: &Snapshot,
     msg: &[u8],
     q: &wire::Query,
+    zone: Option<&str>,
     limit: u16,
     out: &mut [u8],
 ) -> Option<(usize, u16)> {
@@ -446,8 +448,19 @@ fn cached(
         return None;
     }
     let records = fresh.records();
-    let len = wire::write_cached(msg, q, records, fresh.spent(), limit, out)?;
-    Some((len, u16::from(records.rcode())))
+    let rcode = u16::from(records.rcode());
+    let len = match resolve::owned_negative(zone, true, rcode, records.answers()) {
+        Some(apex) => {
+            let soa = snap.table.soa(apex);
+            let negative = match rcode {
+                rcode::NXDOMAIN => wire::Local::NxDomain(soa),
+                _ => wire::Local::NoData(soa),
+            };
+            wire::write_local(msg, q, &[], &negative, limit, out)?
+        }
+        None => wire::write_cached(msg, q, records, fresh.spent(), limit, out)?,
+    };
+    Some((len, rcode))
 }
 
 /// Answers `qname`/`qtype` where the plan sends it upstream: a local chain
@@ -584,21 +597,26 @@ mod tests {
     }
 
     fn fast_from(h: &Handler, src: &str, name: &str, qtype: RecordType) -> Option<Message> {
+        let answer = fast_bytes(h, src, &query(name, qtype))?;
+        Some(Message::from_vec(&answer).unwrap())
+    }
+
+    fn query(name: &str, qtype: RecordType) -> Vec<u8> {
         let mut q = Message::query();
         q.metadata.id = 0x1234;
         q.metadata.recursion_desired = true;
         q.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        q.to_vec().unwrap()
+    }
+
+    /// The fast path's answer to `msg` from `src`, in a batch of one,
+    /// counted as the socket loop counts it.
+    fn fast_bytes(h: &Handler, src: &str, msg: &[u8]) -> Option<Vec<u8>> {
         let mut out = [0u8; 2048];
-        // A batch of one, counted as the socket loop counts it.
         let mut tally = h.metrics().tally();
-        let len = h.answer_fast(
-            &q.to_vec().unwrap(),
-            src.parse().unwrap(),
-            &mut out,
-            &mut tally,
-        );
+        let len = h.answer_fast(msg, src.parse().unwrap(), &mut out, &mut tally);
         tally.flush(h.metrics(), Duration::ZERO);
-        Some(Message::from_vec(&out[..len?]).unwrap())
+        Some(out[..len?].to_vec())
     }
 
     fn a(owner: &str, ttl: u32, ip: [u8; 4]) -> Record {
@@ -684,6 +702,92 @@ mod tests {
         assert!(fast(&h, "st.blob.core.windows.net.", RecordType::A).is_none());
         assert!(fast(&h, "www.example.com.", RecordType::AAAA).is_none());
         assert_eq!(h.metrics.cache_hits.get(), 3);
+    }
+
+    /// Under a private-link zone amldns owns, a cached negative answer is
+    /// written on the fast path as amldns's own (AA=1, the zone's SOA in
+    /// place of upstream's), byte for byte as the general path writes it; a
+    /// cached positive answer there is passed on as any other.
+    #[tokio::test]
+    async fn owned_negatives_take_the_fast_path() {
+        let zone = "privatelink.blob.core.windows.net.";
+        let upstream_soa = Record::from_rdata(
+            Name::from_ascii("core.windows.net.").unwrap(),
+            900,
+            RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                Name::from_ascii("ns1.example.net.").unwrap(),
+                Name::from_ascii("hostmaster.example.net.").unwrap(),
+                7,
+                3600,
+                600,
+                86400,
+                900,
+            )),
+        );
+        let negative = |rcode| Reply {
+            rcode,
+            answers: Vec::new(),
+            authorities: vec![upstream_soa.clone()],
+        };
+        let positive = Reply {
+            rcode: ResponseCode::NoError,
+            answers: vec![a(
+                "st2.privatelink.blob.core.windows.net.",
+                60,
+                [192, 0, 2, 4],
+            )],
+            authorities: Vec::new(),
+        };
+        let h = handler(
+            "[server]\nallow = [\"127.0.0.0/8\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
+            &[
+                (
+                    "gone.privatelink.blob.core.windows.net.",
+                    RecordType::A,
+                    negative(ResponseCode::NXDomain),
+                ),
+                (
+                    "st2.privatelink.blob.core.windows.net.",
+                    RecordType::AAAA,
+                    negative(ResponseCode::NoError),
+                ),
+                (
+                    "st2.privatelink.blob.core.windows.net.",
+                    RecordType::A,
+                    positive,
+                ),
+            ],
+        );
+        for (name, qtype, rcode) in [
+            (
+                "Gone.privatelink.blob.core.windows.net.",
+                RecordType::A,
+                ResponseCode::NXDomain,
+            ),
+            (
+                "st2.privatelink.blob.core.windows.net.",
+                RecordType::AAAA,
+                ResponseCode::NoError,
+            ),
+        ] {
+            let q = query(name, qtype);
+            let bytes = fast_bytes(&h, "127.0.0.1:5353", &q).expect("the fast path");
+            let general = h.answer(&q, "127.0.0.1:5353".parse().unwrap(), Transport::Udp);
+            assert_eq!(bytes, general.await, "{name}: the same bytes");
+            let m = Message::from_vec(&bytes).unwrap();
+            assert_eq!(m.metadata.response_code, rcode, "{name}");
+            assert!(m.metadata.authoritative && m.answers.is_empty(), "{name}");
+            assert_eq!(m.authorities.len(), 1, "{name}");
+            let soa = &m.authorities[0];
+            assert_eq!(soa.name.to_ascii(), zone, "ours, not upstream's");
+            assert_eq!(soa.record_type(), RecordType::SOA);
+        }
+        let m = fast(&h, "st2.privatelink.blob.core.windows.net.", RecordType::A).unwrap();
+        assert!(!m.metadata.authoritative);
+        assert_eq!(m.answers.len(), 1);
+        // Three on the fast path, two on the general path beside it.
+        assert_eq!(h.metrics.cache_hits.get(), 5);
     }
 
     /// A client outside `allow` is refused on the fast path (no task, no

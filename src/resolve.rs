@@ -22,6 +22,7 @@ pub mod rcode {
     pub const NOERROR: u16 = 0;
     pub const FORMERR: u16 = 1;
     pub const SERVFAIL: u16 = 2;
+    pub const NXDOMAIN: u16 = 3;
     pub const NOTIMP: u16 = 4;
     pub const REFUSED: u16 = 5;
     /// RFC 6891 §6.1.3: an extended rcode (its upper bits travel in OPT).
@@ -349,7 +350,7 @@ pub fn owned_negative(
     rcode: u16,
     answers: usize,
 ) -> Option<&str> {
-    let negative = rcode == 3 || (rcode == rcode::NOERROR && answers == 0);
+    let negative = rcode == rcode::NXDOMAIN || (rcode == rcode::NOERROR && answers == 0);
     zone.filter(|_| for_the_question && negative)
 }
 

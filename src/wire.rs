@@ -208,6 +208,8 @@ pub enum Local<'a> {
     },
     /// No data of the asked type: the zone's SOA in the authority section.
     NoData(Soa<'a>),
+    /// No such name (NXDOMAIN): the zone's SOA in the authority section.
+    NxDomain(Soa<'a>),
 }
 
 /// Writes the authoritative answer to `query` (whose bytes are `msg`) into
@@ -222,12 +224,13 @@ pub fn write_local(
     limit: u16,
     out: &mut [u8],
 ) -> Option<usize> {
-    let (answers, authorities) = match answer {
-        Local::Addrs { v4, v6, .. } => (chain.len() + v4.len() + v6.len(), 0),
-        Local::NoData(_) => (chain.len(), 1),
+    let (answers, authorities, rcode) = match answer {
+        Local::Addrs { v4, v6, .. } => (chain.len() + v4.len() + v6.len(), 0, rcode::NOERROR),
+        Local::NoData(_) => (chain.len(), 1, rcode::NOERROR),
+        Local::NxDomain(_) => (chain.len(), 1, rcode::NXDOMAIN),
     };
     let flags = Flags {
-        rcode: rcode::NOERROR,
+        rcode,
         authoritative: true,
         truncated: false,
         recursion_available: true,
@@ -261,7 +264,7 @@ pub fn write_local(
                 w.put(&a.octets())?;
             }
         }
-        Local::NoData(soa) => w.soa(soa)?,
+        Local::NoData(soa) | Local::NxDomain(soa) => w.soa(soa)?,
     }
     w.finish(q, flags.rcode, limit)
 }
@@ -312,6 +315,11 @@ impl Records {
     /// The response code these records go with (NOERROR or NXDOMAIN).
     pub fn rcode(&self) -> u8 {
         self.rcode
+    }
+
+    /// How many records the answer section holds.
+    pub fn answers(&self) -> usize {
+        usize::from(self.answers)
     }
 }
 
