@@ -192,6 +192,7 @@ pub async fn run(
             wanted, "the open-files limit is low for the configured limits: raise it (LimitNOFILE)"
         );
     }
+    reserve_descriptors(open_files.map_or(wanted as u64, |n| n.min(wanted as u64)));
     let upstreams = config.upstream.servers.clone();
     let (tcp_connections, tcp_idle_timeout) = (
         config.server.tcp_connections,
@@ -385,3 +386,35 @@ fn raise_open_files_limit() -> Option<u64> {
 fn raise_open_files_limit() -> Option<u64> {
     None
 }
+
+/// Grows the descriptor table to hold `n` descriptors now, in one step.
+/// Linux grows it by doubling as descriptors are opened, and in a process
+/// with threads each doubling waits for an RCU grace period
+/// (`expand_fdtable`), with the table locked: while the upstream socket
+/// pool first filled, that was every answer stalled 10–20 ms, six times
+/// (BENCHMARKS.md). The table never shrinks, so once is enough.
+#[cfg(unix)]
+fn reserve_descriptors(n: u64) {
+    let Ok(highest) = libc::c_int::try_from(n.saturating_sub(1)) else {
+        return;
+    };
+    let Ok(null) = std::fs::File::open("/dev/null") else {
+        return;
+    };
+    // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we hold onto the
+    // lowest free number at or above `highest`, or fails; the duplicate is
+    // closed at once and nothing else refers to it.
+    unsafe {
+        let dup = libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&null),
+            libc::F_DUPFD_CLOEXEC,
+            highest,
+        );
+        if dup >= 0 {
+            libc::close(dup);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn reserve_descriptors(_: u64) {}
