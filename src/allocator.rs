@@ -27,9 +27,9 @@ pub const SERVING_PURGE_DELAY_MS: std::ffi::c_long = 10;
 /// Debian's default (`enabled=madvise`, `defrag=madvise`) grants: a first
 /// touch then clears 2 MiB, compacting memory first if it must, on the
 /// thread answering a query. Under the cold load that was the general path
-/// stalled for 5 ms at a time, and a miss's p99 at 8–10 ms against 0.7 ms
-/// before mimalloc (BENCHMARKS.md). The process flag covers what was mapped
-/// before `main` too.
+/// stalled for 5 ms at a time; turning huge pages off took a miss's p99
+/// from 8–10 ms to 3.3–4.8 ms (BENCHMARKS.md, where the rest went). The
+/// process flag covers what was mapped before `main` too.
 pub fn tune() {
     set_purge_delay(SERVING_PURGE_DELAY_MS);
     // SAFETY: PR_SET_THP_DISABLE takes integers and changes only a flag of

@@ -390,8 +390,9 @@ fn raise_open_files_limit() -> Option<u64> {
 /// Grows the descriptor table to hold `n` descriptors now, in one step.
 /// Linux grows it by doubling as descriptors are opened, and in a process
 /// with threads each doubling waits for an RCU grace period
-/// (`expand_fdtable`), with the table locked: while the upstream socket
-/// pool first filled, that was every answer stalled 10–20 ms, six times
+/// (`expand_fdtable`) in the thread that opens one: while the upstream
+/// socket pool first filled, the general path stalled 10–20 ms at each
+/// doubling, and a miss's p99 was 3.6–4.0 ms instead of 0.32–0.36
 /// (BENCHMARKS.md). The table never shrinks, so once is enough.
 #[cfg(unix)]
 fn reserve_descriptors(n: u64) {
