@@ -29,13 +29,17 @@ pub const SERVING_PURGE_DELAY_MS: std::ffi::c_long = 10;
 /// thread answering a query. Under the cold load that was the general path
 /// stalled for 5 ms at a time; turning huge pages off took a miss's p99
 /// from 8–10 ms to 3.3–4.8 ms (BENCHMARKS.md, where the rest went). The
-/// process flag covers what was mapped before `main` too.
+/// process flag covers what was mapped before `main` too (Linux 5.0 and
+/// later), and is inherited by what amldns runs (`az`), to no harm.
 pub fn tune() {
     set_purge_delay(SERVING_PURGE_DELAY_MS);
     // SAFETY: PR_SET_THP_DISABLE takes integers and changes only a flag of
     // this process; a kernel without it returns EINVAL, which leaves
     // things as they were.
-    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0)
+    };
 }
 
 /// While a table is loaded, memory freed goes back at once: the parse, the

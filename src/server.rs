@@ -12,7 +12,7 @@ use std::time::Duration;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::forward::QUERY_DEADLINE;
@@ -182,10 +182,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     crate::logging::count_panics(metrics.clone());
     let open_files = raise_open_files_limit();
-    let wanted = config.server.tcp_connections
-        + config.upstream.max_in_flight
-        + udp::MAX_PENDING
-        + upstream::POOL_IDLE * config.upstream.servers.len();
+    let wanted = descriptors_wanted(&config);
     if open_files.is_some_and(|n| n < wanted as u64) {
         warn!(
             open_files,
@@ -354,6 +351,22 @@ fn joined(addrs: &[SocketAddr]) -> String {
         .join(", ")
 }
 
+/// The descriptors `config`'s limits let amldns hold at once: a TCP
+/// client each, an upstream question in flight each, the general-path
+/// queries the UDP loops let wait, each upstream's idle socket pool, and
+/// [`DESCRIPTORS_BESIDE`] for the rest.
+pub fn descriptors_wanted(config: &Config) -> usize {
+    config.server.tcp_connections
+        + config.upstream.max_in_flight
+        + udp::MAX_PENDING
+        + upstream::POOL_IDLE * config.upstream.servers.len()
+        + DESCRIPTORS_BESIDE
+}
+
+/// Listeners, the runtime's epoll and wakers, the watcher, logs: enough
+/// that they do not make the table grow once more under load.
+const DESCRIPTORS_BESIDE: usize = 256;
+
 /// Each upstream question holds a socket of its own, and so does each TCP
 /// client: raise the soft limit on open files (often 1024) to the hard one,
 /// as Unbound and BIND do. The limit in force, if it can be read.
@@ -399,22 +412,23 @@ fn reserve_descriptors(n: u64) {
     let Ok(highest) = libc::c_int::try_from(n.saturating_sub(1)) else {
         return;
     };
-    let Ok(null) = std::fs::File::open("/dev/null") else {
-        return;
+    let null = match std::fs::File::open("/dev/null") {
+        Ok(f) => f,
+        Err(e) => return debug!("descriptor table not reserved: /dev/null: {e}"),
     };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
     // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we hold onto the
     // lowest free number at or above `highest`, or fails; the duplicate is
     // closed at once and nothing else refers to it.
-    unsafe {
-        let dup = libc::fcntl(
-            std::os::fd::AsRawFd::as_raw_fd(&null),
-            libc::F_DUPFD_CLOEXEC,
-            highest,
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, highest) };
+    if dup < 0 {
+        return debug!(
+            "descriptor table not reserved: {}",
+            std::io::Error::last_os_error()
         );
-        if dup >= 0 {
-            libc::close(dup);
-        }
     }
+    // SAFETY: `dup` is ours alone, opened just above.
+    unsafe { libc::close(dup) };
 }
 
 #[cfg(not(unix))]

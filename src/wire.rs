@@ -2,7 +2,8 @@
 //! query (one question, maybe an EDNS OPT record) and write the answers
 //! that [`crate::resolve::plan`] decides for it (local addresses, NODATA
 //! with the zone's SOA, an error or a refusal) and forwarded answers the
-//! cache keeps as bytes, straight into a buffer. Anything less plain is
+//! cache keeps as bytes (or, under a zone amldns owns, a negative one made
+//! amldns's own), straight into a buffer. Anything less plain is
 //! left to the general path ([`crate::codec`]), which writes the same bytes
 //! for the same plan (`tests/encoders.rs` holds them to it): names are
 //! compressed as hickory's encoder compresses them.
@@ -198,7 +199,8 @@ pub fn write_bare(
     w.finish(q, flags.rcode, limit)
 }
 
-/// What a local answer ends in.
+/// What an authoritative answer ends in: from the table, addresses or
+/// NODATA; NXDOMAIN only where upstream said so under a zone amldns owns.
 pub enum Local<'a> {
     /// A/AAAA records at the last name.
     Addrs {

@@ -253,13 +253,14 @@ async fn threads_share_the_port_and_a_second_server_is_refused() {
 }
 
 /// The serving process is set up for an even latency: no transparent huge
-/// pages, and a descriptor table already as large as the upstream socket
-/// pool needs, so that neither is grown while queries wait (BENCHMARKS.md,
-/// "Cold misses: the tail").
+/// pages, and a descriptor table already as large as its limits need, so
+/// that neither is grown while queries wait (BENCHMARKS.md, "The tail of
+/// cold misses").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_starts_with_huge_pages_off_and_its_descriptors_reserved() {
     let up = StandIn::zone().await;
-    let p = Process::start(&config(up.addr, "10.9.0.1", ""), "json", None);
+    let text = config(up.addr, "10.9.0.1", "");
+    let p = Process::start(&text, "json", None);
     let proc_file =
         |name: &str| std::fs::read_to_string(format!("/proc/{}/{name}", p.child.id())).unwrap();
     let status = proc_file("status");
@@ -269,16 +270,17 @@ async fn the_server_starts_with_huge_pages_off_and_its_descriptors_reserved() {
         .find_map(|l| l.strip_prefix("FDSize:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap();
-    // The soft limit the server raised itself to.
+    // The soft limit the server raised itself to caps what it reserves.
     let limits = proc_file("limits");
     let open_files: usize = limits
         .lines()
         .find_map(|l| l.strip_prefix("Max open files"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap();
-    let pool = amldns::upstream::POOL_IDLE;
+    let parsed = amldns::config::parse(&p.config, &text).unwrap();
+    let wanted = amldns::server::descriptors_wanted(&parsed);
     assert!(
-        fd_size >= pool.min(open_files),
-        "FDSize {fd_size}, open files {open_files}, pool {pool}"
+        fd_size >= wanted.min(open_files),
+        "FDSize {fd_size}, open files {open_files}, wanted {wanted}"
     );
 }
