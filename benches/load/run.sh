@@ -29,6 +29,9 @@
 #                below IDLE_MAX=25 (% of one CPU); the load seen is kept as bg_cpu_pct,
 #                and the foreign load during the run (netns mode) as bg_run_pct
 #   --verify-only | --no-verify | --no-netns
+#   KEEP_LATENCIES=1  with -Q: keep each run's per-answer latencies (seconds, one a
+#                line, in the order answered) as latencies_PEER_WORKLOAD_rREP.txt in
+#                the results dir; benches/load/tail.py prints their percentiles
 #   THREADS=N    threads for Unbound (num-threads, so-reuseport) and amldns ([server]
 #                threads); default 1. With SERVER_CPU=0,1 CLIENT_CPU=0,1 both servers and
 #                dnsperf share both cores (the 2-thread comparison in BENCHMARKS.md)
@@ -397,7 +400,7 @@ bench_one() {  # name port pid workload rep
     timeout -k 5 $((DURATION + 30)) "${p[@]}" dnsperf -v "${args[@]}" 2>&1 \
       | "${p[@]}" awk -v lat="$lat" '/^> / {print $NF > lat; next} {print}' >"$of"
     p99=$(sort -g "$lat" | awk '{v[NR] = $1} END {if (NR) {i = int(NR * 0.99 + 0.5); if (i < 1) i = 1; printf "%.3f", v[i] * 1000}}')
-    rm -f "$lat"
+    if [[ -n ${KEEP_LATENCIES:-} ]]; then mv "$lat" "$OUTDIR/latencies_$1_$4_r$5.txt"; else rm -f "$lat"; fi
   else
     timeout -k 5 $((DURATION + 30)) "${p[@]}" dnsperf "${args[@]}" >"$of" 2>&1
   fi
