@@ -567,6 +567,11 @@ mod tests {
     use hickory_proto::rr::rdata::{A, CNAME};
     use hickory_proto::rr::{LowerName, Record};
 
+    /// Loopback clients, one record in a private-link zone amldns owns.
+    const ONE_RECORD: &str = "[server]\nallow = [\"127.0.0.0/8\"]\n[upstream]\n\
+        servers = [\"127.0.0.1:9\"]\n[[record]]\nname = \"st.privatelink.blob.core.windows.net\"\n\
+        a = [\"10.1.0.9\"]\n";
+
     /// A handler over `config` (TOML) whose cache holds `cached`.
     fn handler(config: &str, cached: &[(&str, RecordType, Reply)]) -> Handler {
         let config = config::parse(std::path::Path::new("t.toml"), config).unwrap();
@@ -648,8 +653,7 @@ mod tests {
             authorities: Vec::new(),
         };
         let h = handler(
-            "[server]\nallow = [\"127.0.0.0/8\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n\
-             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
+            ONE_RECORD,
             &[
                 (
                     "www.example.com.",
@@ -739,8 +743,7 @@ mod tests {
             authorities: Vec::new(),
         };
         let h = handler(
-            "[server]\nallow = [\"127.0.0.0/8\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n\
-             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
+            ONE_RECORD,
             &[
                 (
                     "gone.privatelink.blob.core.windows.net.",
