@@ -348,24 +348,33 @@ fn check(path: &std::path::Path) -> ExitCode {
         let n = names::derive(w, config.zone.answer).len();
         let _ = writeln!(
             out,
-            "workspace {} ({}, {} {}): {n} names",
+            "workspace {} ({}, {} {}): {}",
             w.name,
             w.id,
             w.cloud.as_str(),
-            w.region
+            w.region,
+            control::count(n as u64, "name")
         );
     }
     if !config.records.is_empty() {
-        let _ = writeln!(out, "records: {} names", config.records.len());
+        let _ = writeln!(
+            out,
+            "records: {}",
+            control::count(config.records.len() as u64, "name")
+        );
     }
     if !config.imports.is_empty() {
-        let _ = writeln!(out, "imports: {} names", config.imports.len());
+        let _ = writeln!(
+            out,
+            "imports: {}",
+            control::count(config.imports.len() as u64, "name")
+        );
     }
     let _ = writeln!(
         out,
-        "{}: OK, {} local names, upstreams {}",
+        "{}: OK, {}, upstreams {}",
         config.path.display(),
-        table.len(),
+        control::count(table.len() as u64, "local name"),
         config
             .upstream
             .servers
@@ -413,6 +422,10 @@ fn records(path: &std::path::Path, format: Format, out_dir: Option<&std::path::P
     };
     if format != Format::Zone {
         eprintln!("error: --out-dir writes zone files: it needs --format zone");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("error: cannot create {}: {e}", dir.display());
         return ExitCode::FAILURE;
     }
     let files = export::zone_files(&table, &ns_addrs);
@@ -559,10 +572,9 @@ fn flush(server: &str, name: Option<&str>) -> ExitCode {
     let what = f.name.map_or("the whole cache".to_string(), |n| {
         format!("every type of {n}")
     });
-    let answers = if f.flushed == 1 { "answer" } else { "answers" };
     emit(&format!(
-        "flushed {what}: {} cached {answers} dropped\n",
-        f.flushed
+        "flushed {what}: {} dropped\n",
+        control::count(f.flushed, "cached answer")
     ))
 }
 

@@ -111,9 +111,9 @@ impl fmt::Display for ServerStatus {
         writeln!(f, "config:      {} (sha256 {})", self.config, self.sha256)?;
         writeln!(
             f,
-            "table:       generation {}, {} names, loaded {}",
+            "table:       generation {}, {}, loaded {}",
             self.generation,
-            self.names,
+            count(self.names as u64, "name"),
             ago(self.loaded_at)
         )?;
         match &self.last_reload {
@@ -137,8 +137,10 @@ impl fmt::Display for ServerStatus {
                 .map_or("no answer yet".into(), |ms| format!("mean {ms:.1} ms"));
             writeln!(
                 f,
-                "upstream:    {} {state}, {} requests, {} errors, {latency}",
-                u.addr, u.requests, u.errors
+                "upstream:    {} {state}, {}, {}, {latency}",
+                u.addr,
+                count(u.requests, "request"),
+                count(u.errors, "error")
             )?;
         }
         let c = &self.cache;
@@ -147,8 +149,15 @@ impl fmt::Display for ServerStatus {
         });
         writeln!(
             f,
-            "cache:       {} of {} entries, {} hits, {} misses, {rate}",
-            c.entries, c.capacity, c.hits, c.misses
+            "cache:       {} of {} entries, {}, {}, {rate}",
+            c.entries,
+            c.capacity,
+            count(c.hits, "hit"),
+            if c.misses == 1 {
+                "1 miss".into()
+            } else {
+                format!("{} misses", c.misses)
+            }
         )?;
         if let Some(a) = &self.azure {
             let last = a
@@ -158,8 +167,10 @@ impl fmt::Display for ServerStatus {
                 });
             writeln!(
                 f,
-                "azure:       {} workspaces from {} subscriptions, a round every {} s, {last}",
-                a.workspaces, a.subscriptions, a.interval_s
+                "azure:       {} from {}, a round every {} s, {last}",
+                count(a.workspaces as u64, "workspace"),
+                count(a.subscriptions as u64, "subscription"),
+                a.interval_s
             )?;
         }
         Ok(())
@@ -315,6 +326,15 @@ pub fn block_on<T>(f: impl Future<Output = T>) -> std::io::Result<T> {
         .enable_all()
         .build()?;
     Ok(rt.block_on(f))
+}
+
+/// `n` and `noun`, plural unless `n` is 1: "1 name", "2 names".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 #[cfg(test)]

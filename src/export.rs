@@ -33,9 +33,9 @@ pub enum Format {
     Unbound,
     /// dnsmasq `host-record`/`address`/`local` lines.
     Dnsmasq,
-    /// Windows DNS PowerShell: one primary zone per name.
+    /// Windows DNS PowerShell: each privatelink.* zone whole, any other name a zone of its own.
     Powershell,
-    /// Azure CLI (bash): one private DNS zone per name, linked to a VNet.
+    /// Azure CLI (bash): the same zones as Azure Private DNS zones, linked to a VNet.
     Azcli,
 }
 

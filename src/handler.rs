@@ -97,10 +97,16 @@ impl InFlight {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// From now on, new queries get REFUSED (so stubs move to their next
-    /// server at once); waits, at most `max`, for those already in flight.
-    pub async fn drain(&self, max: Duration) {
+    /// From now on, new queries get REFUSED, so stubs move to their next
+    /// server at once.
+    pub fn refuse_new(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Refuses new queries ([`Self::refuse_new`]) and waits, at most `max`,
+    /// for those already in flight.
+    pub async fn drain(&self, max: Duration) {
+        self.refuse_new();
         let deadline = tokio::time::Instant::now() + max;
         loop {
             let idle = self.idle.notified();

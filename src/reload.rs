@@ -400,17 +400,26 @@ impl Reloader {
             }
         };
 
-        if trigger == Trigger::File && (config.fingerprint, digest) == reloads.applied {
-            // The files are back to what is served (a change undone, or
-            // nothing changed): nothing to swap, and nothing failing.
-            debug!(%trigger, "configuration unchanged");
+        let failing = self.last_reload().is_some_and(|r| r.error.is_some());
+        if (config.fingerprint, digest) == reloads.applied {
+            // The files are what is served (a change undone, or nothing
+            // changed): nothing to swap. The generation is the SOA serial,
+            // so it stays, and secondaries see no change that is not one.
             self.metrics.last_reload_successful.set(1);
             self.health.clear(health::Source::Reload);
-            // A file event that changed nothing (a log written beside the
-            // config, say) is no reload to report, unless it ends a failure.
-            if trigger != Trigger::File || self.last_reload().is_some_and(|r| r.error.is_some()) {
-                self.set_last_reload(trigger, current.table.generation(), None, None);
+            if failing {
+                info!(%trigger, generation = current.table.generation(),
+                    "reload failure ended: the files are back to what is served (unchanged)");
+            } else if trigger == Trigger::File {
+                // A file event that changed nothing (a log written beside
+                // the config, say) is no reload to report.
+                debug!(%trigger, "configuration unchanged");
+                return Ok(current.table.generation());
+            } else {
+                info!(%trigger, generation = current.table.generation(), "reload: unchanged");
             }
+            self.metrics.reloads.with_label_values(&["success"]).inc();
+            self.set_last_reload(trigger, current.table.generation(), None, None);
             return Ok(current.table.generation());
         }
         for w in config.warnings.iter().chain(&merge_warnings) {
@@ -474,6 +483,9 @@ impl Reloader {
             %changes,
             "reloaded"
         );
+        if failing {
+            info!(%trigger, generation, "reload failure ended");
+        }
         self.set_last_reload(trigger, generation, None, Some(changes));
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
         Ok(generation)

@@ -318,9 +318,12 @@ pub async fn run(
             Ok(()) => "a DNS socket loop ended".into(),
         })),
         () = shutdown => {
-            info!("shutting down: no new queries, finishing those in flight");
+            // Refusing first, so that a query sent after the log line is
+            // refused, never answered.
+            in_flight.refuse_new();
             stopping.cancel();
             ready.store(false, Ordering::Relaxed);
+            info!("shutting down: no new queries, finishing those in flight");
             // None takes longer than the query deadline.
             in_flight.drain(QUERY_DEADLINE + Duration::from_millis(500)).await;
             // Answers are handed to TCP connections' writers through a

@@ -193,10 +193,10 @@ async fn status_tells_table_reloads_upstreams_and_cache() {
             "ok, generation 2: added 1 (kv.privatelink.vaultcore.azure.net), removed 0, changed 1 ({ST})"
         ),
         format!(
-            "upstream:    {} healthy, 1 requests, 0 errors, mean",
+            "upstream:    {} healthy, 1 request, 0 errors, mean",
             up.addr
         ),
-        "1 hits, 1 misses, hit rate 50.0%".into(),
+        "1 hit, 1 miss, hit rate 50.0%".into(),
     ] {
         assert!(out.contains(&want), "{want:?} in\n{out}");
     }

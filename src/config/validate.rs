@@ -123,7 +123,7 @@ impl Cx<'_> {
                 at,
                 format!(
                     "answer address {addr} is not private (RFC 1918, 100.64.0.0/10 or fc00::/7): \
-                     a private endpoint's address is"
+                     a private endpoint's addresses are, so this is likely a public answer copied by mistake"
                 ),
             );
         }
