@@ -522,3 +522,29 @@ fn out_dir_needs_the_zone_format() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// `--out-dir DIR` creates DIR (and its parents) when it does not exist.
+#[test]
+fn out_dir_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("zones/new");
+    let o = amldns(&[
+        "records",
+        "--config",
+        &example(),
+        "--format",
+        "zone",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        written.contains(&"privatelink.api.azureml.ms.zone".to_string()),
+        "{written:?}"
+    );
+    assert_eq!(stdout(&o).lines().count(), written.len(), "{}", stdout(&o));
+}
