@@ -937,3 +937,676 @@ async fn azure_added_by_a_reload_starts_at_once() {
     );
     srv.stop().await;
 }
+
+// ---- rounds the test starts itself -----------------------------------------------
+
+/// The sync counter's lines of the metrics page, for a failure message.
+async fn sync_lines(srv: &Running) -> String {
+    let text = scrape(srv).await;
+    text.lines()
+        .filter(|l| l.starts_with(AZURE_SYNC_TOTAL))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Rounds ended so far, whatever their result.
+async fn rounds_so_far(srv: &Running) -> f64 {
+    metric(&scrape(srv).await, AZURE_SYNC_TOTAL, &[])
+}
+
+/// amldns over the stand-in, its rounds started by the test alone: the
+/// interval is an hour, and [`Driven::round`] changes `[azure]` by a reload,
+/// which starts a round at once. What a round applied or held is then seen
+/// before any other round can run, however slow the machine.
+struct Driven {
+    srv: Running,
+    upstream: SocketAddr,
+    section: String,
+    turn: u32,
+}
+
+/// The config of round `turn`: each turn's `[azure]` differs (its
+/// `timeout_ms`), so that its reload starts a round.
+fn driven_text(upstream: SocketAddr, section: &str, turn: u32) -> String {
+    TestConfig {
+        upstreams: &[upstream],
+        metrics: true,
+        rest: &format!("{section}timeout_ms = {}\n", 10_000 + turn),
+        ..TestConfig::default()
+    }
+    .text()
+}
+
+impl Driven {
+    /// Started, once its first round has succeeded.
+    async fn start(arm: &ArmStandIn, up: &StandIn) -> Self {
+        let section = arm.section("interval_s = 3600");
+        let text = driven_text(up.addr, &section, 0);
+        let d = Driven {
+            srv: start_with(&text, &[], WatchMode::Off).await,
+            upstream: up.addr,
+            section,
+            turn: 0,
+        };
+        assert!(
+            until(Duration::from_secs(30), || async {
+                synced(&d.srv, "success").await >= 1.0
+            })
+            .await,
+            "the first round succeeds"
+        );
+        d
+    }
+
+    /// Runs one more round now and waits for it to end.
+    async fn round(&mut self) {
+        let before = rounds_so_far(&self.srv).await;
+        self.turn += 1;
+        let text = driven_text(self.upstream, &self.section, self.turn);
+        self.srv.write("amldns.toml", &text);
+        let (status, body) = http_request(self.srv.http(), "POST", "/reload").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            until(Duration::from_secs(30), || async {
+                rounds_so_far(&self.srv).await > before
+            })
+            .await,
+            "a reload changing [azure] starts a round"
+        );
+    }
+
+    async fn served(&self, ws: &Ws) -> bool {
+        a(self.srv.addr, &ws.api_name()).await == [ws.ips[0]]
+    }
+
+    async fn not_local(&self, ws: &Ws) -> bool {
+        !udp_query(self.srv.addr, &ws.api_name(), RecordType::A)
+            .await
+            .metadata
+            .authoritative
+    }
+}
+
+/// `n` workspaces of one shape (an approved endpoint listing the same
+/// names), so that each gives as many names as the others.
+fn fleet(n: usize) -> Vec<Ws> {
+    (0..n)
+        .map(|i| {
+            Ws::new(
+                &format!("mlw-fleet-{i}"),
+                &format!("{i:08x}-0000-4000-8000-{i:012x}"),
+                "eastus",
+            )
+        })
+        .collect()
+}
+
+/// The brake on a round that removes much: amldns counts the discovered
+/// workspaces a round would remove (src/azure/mod.rs, `dropped_by`), and
+/// holds the round when that is more than half of them. Every workspace
+/// here gives as many names as the next, so the same cuts hold counted in
+/// names: 3 of 5 waits, 2 of 5 and 2 of 4 (exactly half) apply at once.
+#[tokio::test]
+async fn removing_half_applies_at_once_and_more_than_half_waits_for_the_next_round() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let ws = fleet(6);
+    arm.with(|w| ws[..5].iter().for_each(|x| w.put(x)));
+    let mut d = Driven::start(&arm, &up).await;
+    for x in &ws[..5] {
+        assert!(d.served(x).await, "{} served", x.name);
+    }
+
+    // 3 of 5: held, every name still served.
+    arm.with(|w| ws[..3].iter().for_each(|x| w.remove(x)));
+    d.round().await;
+    assert_eq!(synced(&d.srv, "held").await, 1.0, "3 of 5 is held");
+    for x in &ws[..5] {
+        assert!(d.served(x).await, "{} still served", x.name);
+    }
+    let (_, health) = http_request(d.srv.http(), "GET", "/healthz").await;
+    assert!(
+        health.contains("\"degraded\"") && health.contains("next round agrees"),
+        "{health}"
+    );
+
+    // One comes back: the round removes 2 of 5, applied at once.
+    arm.with(|w| w.put(&ws[2]));
+    d.round().await;
+    assert_eq!(synced(&d.srv, "held").await, 1.0, "2 of 5 is not held");
+    assert_eq!(synced(&d.srv, "success").await, 2.0);
+    for x in &ws[..2] {
+        assert!(d.not_local(x).await, "{} removed at once", x.name);
+    }
+    for x in &ws[2..5] {
+        assert!(d.served(x).await, "{} kept", x.name);
+    }
+
+    // One added (4 served), then 2 of 4 removed: exactly half, at once.
+    arm.with(|w| w.put(&ws[5]));
+    d.round().await;
+    assert!(d.served(&ws[5]).await, "an addition alone is applied");
+    arm.with(|w| ws[2..4].iter().for_each(|x| w.remove(x)));
+    d.round().await;
+    assert_eq!(synced(&d.srv, "held").await, 1.0, "half is not held");
+    for x in &ws[2..4] {
+        assert!(d.not_local(x).await, "{} removed at once", x.name);
+    }
+    for x in &ws[4..6] {
+        assert!(d.served(x).await, "{} kept", x.name);
+    }
+
+    // Both left removed (2 of 2): held; the next round removing the same
+    // names applies it.
+    arm.with(|w| w.clear_workspaces());
+    d.round().await;
+    assert_eq!(synced(&d.srv, "held").await, 2.0, "2 of 2 is held");
+    for x in &ws[4..6] {
+        assert!(d.served(x).await, "{} still served", x.name);
+    }
+    d.round().await;
+    assert_eq!(synced(&d.srv, "held").await, 2.0, "the second round agrees");
+    for x in &ws[4..6] {
+        assert!(d.not_local(x).await, "{} removed once agreed", x.name);
+    }
+    d.srv.stop().await;
+}
+
+/// A round that removes more than half holds only its removals: what it
+/// adds and changes is served at once.
+#[tokio::test]
+#[ignore = "product bug: a held round applies nothing (src/azure/mod.rs, Rounds::settle \
+            returns before apply_discovery), so its additions and changes wait with the removals"]
+async fn a_round_removing_more_than_half_applies_its_additions_and_changes_at_once() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let ws = fleet(5);
+    arm.with(|w| ws[..4].iter().for_each(|x| w.put(x)));
+    let mut d = Driven::start(&arm, &up).await;
+    let mut moved = ws[3].clone();
+    moved.ips = ["10.1.3.5", "10.1.3.6", "10.1.3.7"];
+    // 3 of 4 removed, one added, one changed.
+    arm.with(|w| {
+        ws[..3].iter().for_each(|x| w.remove(x));
+        w.put(&ws[4]);
+        w.put(&moved);
+    });
+    d.round().await;
+    assert_eq!(synced(&d.srv, "held").await, 1.0, "the removals are held");
+    for x in &ws[..3] {
+        assert!(d.served(x).await, "{} still served", x.name);
+    }
+    assert!(d.served(&ws[4]).await, "the addition is served at once");
+    assert!(d.served(&moved).await, "the change is served at once");
+    // The next round removes the same names: now they go.
+    d.round().await;
+    for x in &ws[..3] {
+        assert!(d.not_local(x).await, "{} removed once agreed", x.name);
+    }
+    assert!(d.served(&ws[4]).await && d.served(&moved).await);
+    d.srv.stop().await;
+}
+
+/// "More than half" is of the discovered names: one workspace giving most
+/// of them is most of the discovery, though it is one workspace of two.
+#[tokio::test]
+#[ignore = "SPEC and code differ: the half is counted in workspaces (src/azure/mod.rs, \
+            dropped_by and `dropped * 2 > current.len()`), not in names, so removing one \
+            workspace of two that gives most of the names is applied at once"]
+async fn the_half_is_counted_in_names() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let [mut big, small]: [Ws; 2] = fleet(2).try_into().unwrap();
+    big.computes = (0..8)
+        .map(|i| (format!("ci-{i}"), "ComputeInstance"))
+        .collect();
+    big.online_endpoints = (0..4).map(|i| format!("ep-{i}")).collect();
+    arm.with(|w| {
+        w.put(&big);
+        w.put(&small);
+    });
+    let mut d = Driven::start(&arm, &up).await;
+    let instance = "ci-7.eastus.instances.azureml.ms";
+    assert_eq!(a(d.srv.addr, instance).await, ["10.1.0.5"]);
+    arm.with(|w| w.remove(&big));
+    d.round().await;
+    assert_eq!(
+        synced(&d.srv, "held").await,
+        1.0,
+        "most names removed: held"
+    );
+    assert_eq!(a(d.srv.addr, instance).await, ["10.1.0.5"], "still served");
+    d.srv.stop().await;
+}
+
+// ---- what ARM will not show ------------------------------------------------------
+
+const OTHER_WS: &str = "7ecd9fb0-8888-4999-8aaa-0bbbbbbbbbbb";
+
+/// contoso, and a second workspace behind its own endpoint.
+fn contoso_and_other() -> (Ws, Ws) {
+    let mut other = Ws::new("mlw-other", OTHER_WS, "eastus");
+    other.ips = ["10.6.0.5", "10.6.0.6", "10.6.0.7"];
+    (contoso(), other)
+}
+
+/// A private endpoint deleted since its workspace was listed (404) is left
+/// out; the rest of the round is applied and the round is a success.
+#[tokio::test]
+async fn a_private_endpoint_gone_is_left_out_and_the_rest_applied() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let (c, other) = contoso_and_other();
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+        w.refuse(&other.endpoint_id(), 404);
+    });
+    let srv = start_against(&arm, &up, "interval_s = 3600").await;
+    assert!(
+        until(Duration::from_secs(30), || async {
+            rounds_so_far(&srv).await >= 1.0
+        })
+        .await
+    );
+    assert_eq!(
+        synced(&srv, "success").await,
+        1.0,
+        "{}",
+        sync_lines(&srv).await
+    );
+    assert_eq!(a(srv.addr, &c.api_name()).await, ["10.1.0.5"]);
+    let m = udp_query(srv.addr, &other.api_name(), RecordType::A).await;
+    assert!(!m.metadata.authoritative, "its endpoint is gone");
+    assert!(
+        arm.seen()
+            .iter()
+            .any(|r| r.path.eq_ignore_ascii_case(&other.endpoint_id())),
+        "its endpoint was asked"
+    );
+    srv.stop().await;
+}
+
+/// A private endpoint ARM refuses with 401 (one in another tenant) is left
+/// out like one that is gone: the round is applied without it, counts as a
+/// success, and `/status` lists the endpoint as skipped with the reason.
+#[tokio::test]
+#[ignore = "product bug: a 401 or 403 on one resource fails the whole round \
+            (src/azure/arm.rs get_url returns Failure::Denied, propagated by `?` in \
+            src/azure/round.rs endpoint_names and workspace), and /status has no skipped list"]
+async fn a_private_endpoint_arm_refuses_is_left_out_and_the_rest_applied() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let (c, other) = contoso_and_other();
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+        w.refuse(&other.endpoint_id(), 401);
+    });
+    let srv = start_against(&arm, &up, "interval_s = 3600").await;
+    assert!(
+        until(Duration::from_secs(30), || async {
+            rounds_so_far(&srv).await >= 1.0
+        })
+        .await
+    );
+    assert_eq!(
+        synced(&srv, "success").await,
+        1.0,
+        "{}",
+        sync_lines(&srv).await
+    );
+    assert_eq!(a(srv.addr, &c.api_name()).await, ["10.1.0.5"]);
+    let m = udp_query(srv.addr, &other.api_name(), RecordType::A).await;
+    assert!(!m.metadata.authoritative, "ARM refused its endpoint");
+    let (_, status) = http_request(srv.http(), "GET", "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let azure = status["azure"].to_string();
+    assert!(
+        azure.contains(&other.endpoint_id()) && azure.contains("401"),
+        "/status lists the skipped endpoint and why: {status}"
+    );
+    srv.stop().await;
+}
+
+// ---- dependencies and paging -----------------------------------------------------
+
+/// The workspace's key vault and container registry, each behind an
+/// approved private endpoint of its own: their FQDNs are served at the
+/// addresses the endpoints list (the registry's data endpoint at its own).
+#[tokio::test]
+async fn a_key_vault_and_a_registry_behind_approved_endpoints_are_served() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let mut c = contoso();
+    c.vault_ip = Some("10.1.0.21");
+    c.registry_ips = Some(["10.1.0.22", "10.1.0.23"]);
+    arm.with(|w| w.put(&c));
+    let srv = start_against(&arm, &up, "interval_s = 3600").await;
+    assert!(
+        until(Duration::from_secs(30), || async {
+            synced(&srv, "success").await >= 1.0
+        })
+        .await,
+        "the first round succeeds"
+    );
+    let [login, data] = c.registry_names();
+    assert_eq!(a(srv.addr, &c.vault_name()).await, ["10.1.0.21"]);
+    assert_eq!(a(srv.addr, &login).await, ["10.1.0.22"]);
+    assert_eq!(a(srv.addr, &data).await, ["10.1.0.23"]);
+    assert_eq!(
+        a(srv.addr, "stmlwcontoso.blob.core.windows.net").await,
+        ["10.1.0.20"]
+    );
+    // Each from its own resource.
+    for (name, id) in [(c.vault_name(), c.vault_id()), (login, c.registry_id())] {
+        let (_, rows) = http_request(srv.http(), "GET", &format!("/records?name={name}")).await;
+        assert!(rows.contains(&format!("\"at\": \"azure {id}\"")), "{rows}");
+    }
+    srv.stop().await;
+}
+
+/// Online endpoints listed over three pages (two a page, `nextLink` with
+/// a `$skipToken`): every endpoint of every page is served.
+#[tokio::test]
+async fn online_endpoints_over_several_pages_are_all_served() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let mut c = contoso();
+    c.online_endpoints = ["ep-a", "ep-b", "ep-c", "ep-d", "ep-e"]
+        .map(String::from)
+        .to_vec();
+    arm.with(|w| {
+        w.page_size = 2;
+        w.put(&c);
+    });
+    let srv = start_against(&arm, &up, "interval_s = 3600").await;
+    assert!(
+        until(Duration::from_secs(30), || async {
+            synced(&srv, "success").await >= 1.0
+        })
+        .await,
+        "the first round succeeds"
+    );
+    for ep in &c.online_endpoints {
+        let name = format!("{ep}.eastus.inference.ml.azure.com");
+        assert_eq!(a(srv.addr, &name).await, ["10.1.0.7"], "{name}");
+    }
+    let pages: Vec<String> = arm
+        .seen()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/onlineEndpoints"))
+        .map(|r| r.query)
+        .collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(
+        pages.iter().any(|q| q.contains("$skipToken=2"))
+            && pages.iter().any(|q| q.contains("$skipToken=4")),
+        "{pages:?}"
+    );
+    srv.stop().await;
+}
+
+// ---- the file's workspace and Azure's ---------------------------------------------
+
+/// The file's `[[workspace]]` with a discovered workspace's id is served,
+/// and the warning names both and says where they differ: here the API
+/// address only.
+#[tokio::test]
+async fn where_the_files_workspace_and_azures_differ_is_logged() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| w.put(&contoso()));
+    let rest = format!(
+        "{}[[workspace]]\nname = \"mlw-contoso\"\nid = \"{GUID}\"\nregion = \"eastus\"\n\
+         ip = \"10.8.0.5\"\nnotebook_ip = \"10.1.0.6\"\ninference_ip = \"10.1.0.7\"\n\
+         instances = [\"ci-alice\"]\nonline_endpoints = [\"fraud-score\"]\n",
+        arm.section("interval_s = 3600")
+    );
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        server: "listen = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]",
+        rest: &rest,
+        ..TestConfig::default()
+    }
+    .text();
+    let p = tokio::task::spawn_blocking(move || Process::start(&text, "text", None))
+        .await
+        .unwrap();
+    let find = || {
+        p.lines()
+            .into_iter()
+            .find(|l| l.contains("is also discovered in Azure"))
+    };
+    assert!(
+        until(Duration::from_secs(30), || async { find().is_some() }).await,
+        "{:#?}",
+        p.lines()
+    );
+    let line = find().unwrap();
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "workspace mlw-contoso is also discovered in Azure (azure {}): the file's \
+             [[workspace]] is served",
+            contoso().resource_id()
+        )),
+        "{line}"
+    );
+    let (_, differ) = line
+        .split_once(", though they differ in ")
+        .unwrap_or_else(|| panic!("says where they differ: {line}"));
+    assert_eq!(
+        differ.trim_end(),
+        "ip (10.8.0.5 in the file, 10.1.0.5 in Azure)",
+        "{line}"
+    );
+    assert_eq!(a(p.addr, &contoso().api_name()).await, ["10.8.0.5"]);
+}
+
+// ---- the state file ----------------------------------------------------------------
+
+/// The state file is written aside and renamed over the old one: a reader
+/// sees the old file or the new, whole, never a part (a new inode each
+/// save, nothing left beside it).
+#[tokio::test]
+async fn the_state_file_is_replaced_whole() {
+    use std::os::unix::fs::MetadataExt;
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| w.put(&contoso()));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state/azure.json");
+    let extra = format!(
+        "interval_s = 1\nstate_file = {:?}",
+        state.display().to_string()
+    );
+    let srv = start_against(&arm, &up, &extra).await;
+    let whole = || {
+        std::fs::read_to_string(&state)
+            .ok()
+            .filter(|t| serde_json::from_str::<serde_json::Value>(t).is_ok())
+    };
+    assert!(
+        until(Duration::from_secs(30), || async { whole().is_some() }).await,
+        "state saved"
+    );
+    let first = std::fs::metadata(&state).unwrap().ino();
+
+    let mut c = contoso();
+    c.computes.push(("ci-carol".into(), "ComputeInstance"));
+    arm.with(|w| w.put(&c));
+    // Every read while the next save comes finds a whole JSON document.
+    assert!(
+        until(Duration::from_secs(30), || async {
+            let text = std::fs::read_to_string(&state).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("a partial state file: {e}: {text:?}"));
+            text.contains("ci-carol")
+        })
+        .await,
+        "the change saved"
+    );
+    assert_ne!(
+        std::fs::metadata(&state).unwrap().ino(),
+        first,
+        "a new file renamed over the old, not the old rewritten"
+    );
+    let left: Vec<String> = std::fs::read_dir(state.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["azure.json"], "nothing left beside it");
+    srv.stop().await;
+}
+
+/// A child process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A save into a folder amldns may not write leaves the last state file
+/// whole and nothing beside it, makes `/healthz` degraded, and is tried
+/// again at the next round, changed or not, until it succeeds. The folder
+/// is read-only for amldns: its mode, and, when the test runs as root (whom
+/// modes do not stop), amldns runs as nobody.
+#[tokio::test]
+#[ignore = "product bug: a failed save is only logged (src/azure/mod.rs, fn save): /healthz \
+            stays ok, and an unchanged round saves again only when the state file is missing \
+            (Rounds::settle), so an old file is never replaced"]
+async fn a_state_file_that_cannot_be_saved_degrades_health_and_is_saved_later() {
+    use std::os::unix::fs::PermissionsExt;
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| w.put(&contoso()));
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(dir.path(), 0o755);
+    let folder = dir.path().join("state");
+    std::fs::create_dir(&folder).unwrap();
+    // SAFETY: geteuid only reads the process's ids.
+    let root = unsafe { libc::geteuid() } == 0;
+    const NOBODY: u32 = 65534;
+    if root {
+        std::os::unix::fs::chown(&folder, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let state = folder.join("azure.json");
+    let config = dir.path().join("amldns.toml");
+    let rest = arm.section(&format!(
+        "interval_s = 1\nstate_file = {:?}",
+        state.display().to_string()
+    ));
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        server: "listen = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]",
+        metrics: true,
+        rest: &rest,
+        ..TestConfig::default()
+    }
+    .text();
+    std::fs::write(&config, text).unwrap();
+    mode(&config, 0o644);
+    let log = dir.path().join("stderr.log");
+    let bin = env!("CARGO_BIN_EXE_amldns");
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid",
+            &NOBODY.to_string(),
+            "--regid",
+            &NOBODY.to_string(),
+            "--clear-groups",
+            bin,
+        ]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    cmd.args(["serve", "--watch", "off", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let _child = Killed(cmd.spawn().unwrap());
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        until(Duration::from_secs(30), || async {
+            read().contains("amldns serving")
+        })
+        .await,
+        "{}",
+        read()
+    );
+    let field = |key: &str| -> SocketAddr {
+        let t = read();
+        let at = t.find(&format!("{key}=")).unwrap() + key.len() + 1;
+        t[at..].split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let (dns, http) = (field("listen"), field("metrics"));
+    let health = || async { http_request(http, "GET", "/healthz").await.1 };
+    assert!(
+        until(Duration::from_secs(30), || async { state.exists() }).await,
+        "state saved: {}",
+        read()
+    );
+    let before = std::fs::read_to_string(&state).unwrap();
+
+    // Read-only, and a round that changes something must save.
+    mode(&folder, 0o555);
+    let mut c = contoso();
+    c.computes.push(("ci-carol".into(), "ComputeInstance"));
+    arm.with(|w| w.put(&c));
+    let carol = "ci-carol.eastus.instances.azureml.ms";
+    assert!(
+        until(Duration::from_secs(30), || async {
+            a(dns, carol).await == ["10.1.0.5"]
+        })
+        .await,
+        "the change is served"
+    );
+    assert!(
+        until(Duration::from_secs(30), || async {
+            health().await.contains("\"degraded\"")
+        })
+        .await,
+        "a failed save degrades /healthz: {}\n{}",
+        health().await,
+        read()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        before,
+        "the last file stays whole"
+    );
+    let left: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["azure.json"], "nothing partial beside it");
+
+    // Writable again: the next round saves, though it finds nothing new.
+    mode(&folder, 0o755);
+    assert!(
+        until(Duration::from_secs(30), || async {
+            std::fs::read_to_string(&state).is_ok_and(|t| t.contains("ci-carol"))
+        })
+        .await,
+        "saved once it can be: {}",
+        read()
+    );
+    assert!(
+        until(Duration::from_secs(30), || async {
+            health().await.contains("\"ok\"")
+        })
+        .await,
+        "{}",
+        health().await
+    );
+}

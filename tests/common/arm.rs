@@ -9,7 +9,9 @@
 //! shape) and NetworkInterfaceGet.json (2023-09-01); storage 2023-01-01
 //! StorageAccountGetProperties.json and
 //! StorageAccountGetPrivateEndpointConnection.json; keyvault 2023-07-01
-//! getVault.json and getPrivateEndpointConnection.json. Written here, not
+//! getVault.json and getPrivateEndpointConnection.json; containerregistry
+//! 2023-07-01 RegistryGet.json and RegistryListPrivateLinkResources.json
+//! (the registry endpoint's two members). Written here, not
 //! copied. Where the examples leave out what amldns reads (a workspace's
 //! `workspaceId` and `notebookInfo`, a private endpoint NIC's
 //! `privateLinkConnectionProperties`), the shape is the specs' definitions'.
@@ -96,6 +98,9 @@ pub struct World {
     pub mode: Option<Mode>,
     /// IMDS answers 500 (no identity on the VM, say).
     pub imds_down: bool,
+    /// GET path (lower-case) → the status ARM answers for that one resource
+    /// (401, 403, 404), whatever `docs` holds: see [`World::refuse`].
+    pub refused: HashMap<String, u16>,
     pub seen: Vec<Seen>,
 }
 
@@ -300,6 +305,17 @@ fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
         Some(Mode::Normal) | None => {}
     }
     let key = req.path.to_ascii_lowercase();
+    if let Some(status) = w.refused.get(&key) {
+        // The codes ARM gives: a resource in a tenant the token is not from,
+        // a role that does not reach it, a resource deleted since it was listed.
+        let code = match status {
+            401 => "InvalidAuthenticationTokenTenant",
+            403 => "AuthorizationFailed",
+            404 => "ResourceNotFound",
+            _ => "Failed",
+        };
+        return error(*status, code);
+    }
     if let Some(all) = w.lists.get(&key) {
         let from: usize = req
             .query
@@ -358,6 +374,12 @@ pub struct Ws {
     /// The storage account's own private endpoint address, if it has one.
     pub storage_ip: Option<&'static str>,
     pub notebook_fqdn_in_workspace: bool,
+    /// The key vault's own private endpoint address, if it has one.
+    pub vault_ip: Option<&'static str>,
+    /// A container registry (else `containerRegistry` is null), behind its
+    /// own private endpoint: the login server's and the regional data
+    /// endpoint's addresses.
+    pub registry_ips: Option<[&'static str; 2]>,
 }
 
 impl Ws {
@@ -376,6 +398,8 @@ impl Ws {
             online_endpoints: Vec::new(),
             storage_ip: None,
             notebook_fqdn_in_workspace: true,
+            vault_ip: None,
+            registry_ips: None,
         }
     }
 
@@ -416,7 +440,38 @@ impl Ws {
         )
     }
 
-    fn storage_id(&self) -> String {
+    /// The workspace's own private endpoint.
+    pub fn endpoint_id(&self) -> String {
+        format!(
+            "{}/providers/Microsoft.Network/privateEndpoints/pe-{}",
+            self.rg_id(),
+            self.name
+        )
+    }
+
+    pub fn registry_id(&self) -> String {
+        format!(
+            "{}/providers/Microsoft.ContainerRegistry/registries/cr{}",
+            self.rg_id(),
+            self.name.replace('-', "")
+        )
+    }
+
+    /// The key vault's name in DNS (its `vaultUri`'s host).
+    pub fn vault_name(&self) -> String {
+        format!("kv{}.vault.azure.net", self.name.replace('-', ""))
+    }
+
+    /// The registry's login server and its data endpoint in the workspace's region.
+    pub fn registry_names(&self) -> [String; 2] {
+        let cr = format!("cr{}", self.name.replace('-', ""));
+        [
+            format!("{cr}.azurecr.io"),
+            format!("{cr}.{}.data.azurecr.io", self.region),
+        ]
+    }
+
+    pub fn storage_id(&self) -> String {
         format!(
             "{}/providers/Microsoft.Storage/storageAccounts/st{}",
             self.rg_id(),
@@ -424,7 +479,7 @@ impl Ws {
         )
     }
 
-    fn vault_id(&self) -> String {
+    pub fn vault_id(&self) -> String {
         format!(
             "{}/providers/Microsoft.KeyVault/vaults/kv{}",
             self.rg_id(),
@@ -467,11 +522,7 @@ impl World {
     /// Adds (or replaces) `ws` and everything it points at.
     pub fn put(&mut self, ws: &Ws) {
         let rid = ws.resource_id();
-        let pe = format!(
-            "{}/providers/Microsoft.Network/privateEndpoints/pe-{}",
-            ws.rg_id(),
-            ws.name
-        );
+        let pe = ws.endpoint_id();
         const WS_TYPE: &str = "Microsoft.MachineLearningServices/workspaces";
         let status = match ws.endpoint {
             Endpoint::Pending => "Pending",
@@ -488,7 +539,7 @@ impl World {
             "keyVault": ws.vault_id(),
             "applicationInsights": format!("{}/providers/microsoft.insights/components/ai", ws.rg_id()),
             // Null until the first image build creates one.
-            "containerRegistry": null,
+            "containerRegistry": ws.registry_ips.map(|_| ws.registry_id()),
             "privateEndpointConnections": connections,
             "privateLinkCount": connections.len(),
             "provisioningState": "Succeeded",
@@ -584,15 +635,67 @@ impl World {
         }
         let kv_id = ws.vault_id();
         let kv_name = kv_id.rsplit('/').next().unwrap_or_default();
+        const KV_TYPE: &str = "Microsoft.KeyVault/vaults";
+        let kv_pe = format!(
+            "{}/providers/Microsoft.Network/privateEndpoints/pe-kv-{}",
+            ws.rg_id(),
+            ws.name
+        );
+        let kv_conn: Vec<Value> = ws
+            .vault_ip
+            .map(|_| connection(&kv_id, KV_TYPE, &kv_pe, "Approved"))
+            .into_iter()
+            .collect();
         self.docs.insert(
             kv_id.to_ascii_lowercase(),
-            json!({"id": kv_id, "name": kv_name, "type": "Microsoft.KeyVault/vaults",
+            json!({"id": kv_id, "name": kv_name, "type": KV_TYPE,
                    "location": ws.region, "tags": {},
                    "properties": {"sku": {"family": "A", "name": "standard"},
                        "tenantId": "00000000-0000-0000-0000-000000000000",
                        "vaultUri": format!("https://{kv_name}.vault.azure.net/"),
-                       "provisioningState": "Succeeded", "privateEndpointConnections": []}}),
+                       "provisioningState": "Succeeded",
+                       "publicNetworkAccess": "Disabled",
+                       "privateEndpointConnections": kv_conn}}),
         );
+        if let Some(ip) = ws.vault_ip {
+            let link = Link {
+                target: &kv_id,
+                group: "vault",
+                status: "Approved",
+            };
+            self.put_endpoint(&kv_pe, &link, &[(ws.vault_name(), ip)], false);
+        }
+        // The registry (RegistryGet.json's shape), once an image build made
+        // one; its endpoint lists the login server and the data endpoint of
+        // the region, each at its own address (groupId "registry").
+        if let Some(ips) = ws.registry_ips {
+            const CR_TYPE: &str = "Microsoft.ContainerRegistry/registries";
+            let cr_id = ws.registry_id();
+            let cr_name = cr_id.rsplit('/').next().unwrap_or_default();
+            let cr_pe = format!(
+                "{}/providers/Microsoft.Network/privateEndpoints/pe-cr-{}",
+                ws.rg_id(),
+                ws.name
+            );
+            let [login, data] = ws.registry_names();
+            self.docs.insert(
+                cr_id.to_ascii_lowercase(),
+                json!({"id": cr_id, "name": cr_name, "type": CR_TYPE,
+                       "location": ws.region, "tags": {},
+                       "sku": {"name": "Premium", "tier": "Premium"},
+                       "properties": {"loginServer": login,
+                           "provisioningState": "Succeeded", "adminUserEnabled": false,
+                           "dataEndpointEnabled": false, "dataEndpointHostNames": [],
+                           "publicNetworkAccess": "Disabled",
+                           "privateEndpointConnections": [connection(&cr_id, CR_TYPE, &cr_pe, "Approved")]}}),
+            );
+            let link = Link {
+                target: &cr_id,
+                group: "registry",
+                status: "Approved",
+            };
+            self.put_endpoint(&cr_pe, &link, &[(login, ips[0]), (data, ips[1])], false);
+        }
     }
 
     /// A private endpoint listing `names`: in `customDnsConfigs`, or (a DNS
@@ -637,11 +740,20 @@ impl World {
             .enumerate()
             .map(|(i, (ip, fqdns))| {
                 let name = format!("privateEndpointIpConfig.{i:08x}");
+                // A registry's members: "registry" and "registry_data_<region>"
+                // (RegistryListPrivateLinkResources.json); one member elsewhere.
+                let member = match (link.group, fqdns[0].split('.').nth(1)) {
+                    ("registry", Some(region)) if fqdns[0].contains(".data.") => {
+                        format!("registry_data_{region}")
+                    }
+                    ("registry", _) => "registry".to_string(),
+                    _ => "default".to_string(),
+                };
                 json!({"name": name, "id": format!("{nic_id}/ipConfigurations/{name}"), "properties": {
                     "provisioningState": "Succeeded",
                     "privateIPAddress": ip, "privateIPAllocationMethod": "Dynamic",
                     "privateIPAddressVersion": "IPv4", "primary": i == 0,
-                    "privateLinkConnectionProperties": {"groupId": link.group, "requiredMemberName": "default", "fqdns": fqdns}}})
+                    "privateLinkConnectionProperties": {"groupId": link.group, "requiredMemberName": member, "fqdns": fqdns}}})
             })
             .collect();
         let nic_name = nic_id.rsplit('/').next().unwrap_or_default();
@@ -657,5 +769,21 @@ impl World {
     pub fn clear_workspaces(&mut self) {
         let list = self.list_path();
         self.lists.insert(list, Vec::new());
+    }
+
+    /// Removes `ws` from the workspace list (what it pointed at stays, as
+    /// ARM keeps a deleted workspace's endpoints until someone removes them).
+    pub fn remove(&mut self, ws: &Ws) {
+        let list = self.list_path();
+        let rid = ws.resource_id();
+        if let Some(all) = self.lists.get_mut(&list) {
+            all.retain(|v| v["id"] != rid.as_str());
+        }
+    }
+
+    /// From now on ARM answers `status` (401, 403, 404) for the resource
+    /// `id`, with the error code it gives for that status.
+    pub fn refuse(&mut self, id: &str, status: u16) {
+        self.refused.insert(id.to_ascii_lowercase(), status);
     }
 }
