@@ -63,7 +63,8 @@ fn process_config(upstream: SocketAddr) -> String {
 /// 1232 bytes amldns asks for; [`UDP_READ`] with the padding.
 const BIG_UDP_RECORDS: usize = 150;
 
-/// The largest UDP answer amldns reads whole from an upstream (SPEC §1).
+/// The largest UDP answer amldns reads whole from an upstream: what Azure's
+/// resolver may send past the 1232 bytes asked for.
 const UDP_READ: usize = 4096;
 
 /// [`upstream_zone`] and a few more names: a negative answer whose SOA
