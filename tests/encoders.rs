@@ -94,8 +94,9 @@ const OWNED_NEGATIVES: [(&str, ResponseCode); 2] = [
 
 /// A handler over the config with `answer` mode, and the names to ask it:
 /// every name of its table (a wildcard as one name it matches), the apexes
-/// of its zones and their `ns.` names, and names it does not hold.
-fn world(answer: &str, qtypes: &[RecordType]) -> (Handler, Vec<String>) {
+/// of its zones and their `ns.` names, and names it does not hold. The
+/// table's names come first, `local` of them.
+fn world(answer: &str, qtypes: &[RecordType]) -> (Handler, Vec<String>, usize) {
     let mut config = config::parse(Path::new("encoders.toml"), &config_text(answer)).unwrap();
     // Nothing to ask and no permit to ask it: forwarding fails at once.
     config.upstream.servers.clear();
@@ -106,6 +107,7 @@ fn world(answer: &str, qtypes: &[RecordType]) -> (Handler, Vec<String>) {
         .nodes()
         .map(|n| n.name.replacen("*.", "any-1.", 1))
         .collect();
+    let local = names.len();
     names.extend(
         [
             "privatelink.api.azureml.ms",
@@ -164,7 +166,7 @@ fn world(answer: &str, qtypes: &[RecordType]) -> (Handler, Vec<String>) {
         metrics,
         Arc::new(InFlight::default()),
     );
-    (handler, names)
+    (handler, names, local)
 }
 
 /// `name` in lower case, upper case, and alternating.
@@ -223,9 +225,22 @@ async fn both_encoders_write_the_same_bytes_for_the_same_plan() {
     ];
     let (mut compared, mut general_only, mut owned) = (0, 0, 0);
     for answer in ["a", "cname"] {
-        let (h, names) = world(answer, &qtypes);
+        let (h, names, local) = world(answer, &qtypes);
         let mut tally = h.metrics().tally();
-        for name in names {
+        for (i, name) in names.into_iter().enumerate() {
+            let kind = match name.as_str() {
+                "web.corp.example" => Kind::LeavesTable,
+                _ if i < local => Kind::Local,
+                "privatelink.api.azureml.ms" | "privatelink.blob.core.windows.net" => {
+                    Kind::OwnedApex
+                }
+                n if OWNED_NEGATIVES.iter().any(|(o, _)| *o == n) => Kind::OwnedNegative,
+                "www.example.com"
+                | "api.azureml.ms"
+                | "eastus.api.azureml.ms"
+                | "deep.any-1.wild.corp.example" => Kind::Forwarded,
+                _ => Kind::Other,
+            };
             for spelled in spellings(&name) {
                 for qtype in qtypes {
                     for edns in sizes {
@@ -236,10 +251,11 @@ async fn both_encoders_write_the_same_bytes_for_the_same_plan() {
                             .map(|n| out[..n].to_vec());
                         let general = h.answer(&q, src, Transport::Udp).await;
                         let what = format!("{answer} {spelled} {qtype} {edns:?}");
-                        assert!(
-                            Message::from_vec(&general).is_ok(),
-                            "{what}: the general answer parses"
-                        );
+                        let reply = Message::from_vec(&general)
+                            .unwrap_or_else(|e| panic!("{what}: the general answer: {e}"));
+                        let asked = Message::from_vec(&q).unwrap();
+                        contract(&asked, &reply, kind, &name)
+                            .unwrap_or_else(|e| panic!("{what}: {e}\n{reply:?}"));
                         // ANY over UDP is TC=1 whatever the cache holds.
                         if OWNED_NEGATIVES.iter().any(|(n, _)| *n == name)
                             && qtype != RecordType::ANY
@@ -274,4 +290,191 @@ async fn both_encoders_write_the_same_bytes_for_the_same_plan() {
         owned,
         2 * OWNED_NEGATIVES.len() * 3 * (qtypes.len() - 1) * sizes.len()
     );
+}
+
+/// What a name of the corpus is to amldns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A name of the table.
+    Local,
+    /// The apex of a private-link zone amldns owns.
+    OwnedApex,
+    /// One of [`OWNED_NEGATIVES`], cached.
+    OwnedNegative,
+    /// Neither held nor cached: forwarded, which fails at once here.
+    Forwarded,
+    /// A name of the table whose CNAME leaves it: its target is forwarded.
+    LeavesTable,
+    /// An `ns.` name of an owned apex.
+    Other,
+}
+
+/// What the contract says of `r`, the answer to `q` for a name of `kind`,
+/// written from the config above and not read from either encoder: the
+/// header (QR, ID, RD echoed, RA), the question echoed as asked, OPT only
+/// when asked (at most 1232 bytes, DO echoed); a local or owned name is
+/// answered authoritatively, unsigned, with the table's TTL (60, and
+/// `mid`'s own 5), only records of the type asked or the CNAMEs leading to
+/// them, and NODATA for other types with at most one SOA of a zone holding
+/// it; an owned negative carries amldns's own SOA of its private-link zone
+/// (serial 1, the table's generation) in place of the upstream's; an owned
+/// apex answers its SOA and NS; a forwarded name is not authoritative and,
+/// with no upstream, SERVFAIL. `Err` says what is wrong.
+fn contract(q: &Message, r: &Message, kind: Kind, name: &str) -> Result<(), String> {
+    let h = &r.metadata;
+    let qtype = q.queries[0].query_type();
+    if h.message_type != hickory_proto::op::MessageType::Response || h.id != q.metadata.id {
+        return Err(format!("header {h:?}"));
+    }
+    if !h.recursion_available || h.recursion_desired != q.metadata.recursion_desired {
+        return Err(format!("flags {}", h.flags()));
+    }
+    let asked = |m: &Message| {
+        m.queries
+            .iter()
+            .map(|q| {
+                let mut n = q.name().clone();
+                n.set_fqdn(true);
+                (n.to_ascii(), q.query_type(), q.query_class())
+            })
+            .collect::<Vec<_>>()
+    };
+    if asked(r) != asked(q) {
+        return Err(format!("question {:?}", r.queries));
+    }
+    match (&q.edns, &r.edns) {
+        (None, None) => {}
+        (Some(a), Some(e))
+            if e.max_payload() <= 1232 && e.flags().dnssec_ok == a.flags().dnssec_ok => {}
+        (_, e) => return Err(format!("OPT {e:?}")),
+    }
+    if let Some(first) = r.answers.first()
+        && first.name.to_ascii() != asked(q)[0].0
+    {
+        return Err(format!("first owner {}", first.name));
+    }
+    let signed = r.answers.iter().chain(&r.authorities).any(|r| {
+        matches!(
+            r.record_type(),
+            RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3 | RecordType::DNSKEY
+        )
+    });
+    // RFC 8482: ANY over UDP may be told to ask over TCP; a TC answer is
+    // checked for its header only.
+    if h.truncation {
+        return if r.answers.is_empty() {
+            Ok(())
+        } else {
+            Err("TC with answers".into())
+        };
+    }
+    // A zone's DS is its parent's to give (RFC 4035 §3.1.4.1): forwarded.
+    let kind = match (kind, qtype) {
+        (Kind::OwnedApex, RecordType::DS) => Kind::Forwarded,
+        _ => kind,
+    };
+    match kind {
+        Kind::Forwarded => {
+            if h.authoritative || h.response_code != ResponseCode::ServFail {
+                return Err(format!("forwarded: {} {}", h.flags(), h.response_code));
+            }
+            return Ok(());
+        }
+        Kind::Other => return Ok(()),
+        // Its CNAME alone (asked for the CNAME), or the target's answer,
+        // which here is SERVFAIL.
+        Kind::LeavesTable => {
+            let lines: Vec<_> = r
+                .answers
+                .iter()
+                .map(|a| (a.record_type(), a.ttl, a.data.to_string()))
+                .collect();
+            let cname = (RecordType::CNAME, 60, "www.example.com.".to_string());
+            return match h.response_code {
+                ResponseCode::ServFail if !h.authoritative && lines.is_empty() => Ok(()),
+                ResponseCode::NoError if h.authoritative && lines == [cname] => Ok(()),
+                _ => Err(format!("{kind:?}: {} {lines:?}", h.flags())),
+            };
+        }
+        Kind::Local | Kind::OwnedApex | Kind::OwnedNegative => {}
+    }
+    if !h.authoritative || signed {
+        return Err(format!("{kind:?}: AA unset or signed: {}", h.flags()));
+    }
+    if kind == Kind::OwnedNegative {
+        let want = OWNED_NEGATIVES.iter().find(|(n, _)| *n == name).unwrap().1;
+        let apex = name
+            .split_once(".privatelink.")
+            .map(|(_, z)| format!("privatelink.{z}."));
+        let soa = match &r.authorities[..] {
+            [soa] if Some(soa.name.to_ascii()) == apex => soa,
+            other => return Err(format!("authority {other:?}, want the SOA of {apex:?}")),
+        };
+        return match &soa.data {
+            RData::SOA(s) if s.serial == 1 && h.response_code == want && r.answers.is_empty() => {
+                Ok(())
+            }
+            other => Err(format!("{} {other:?}", h.response_code)),
+        };
+    }
+    if h.response_code != ResponseCode::NoError {
+        return Err(format!("rcode {}", h.response_code));
+    }
+    if kind == Kind::OwnedApex && matches!(qtype, RecordType::SOA | RecordType::NS) {
+        let apex = format!("{name}.");
+        let ok = !r.answers.is_empty()
+            && r.answers
+                .iter()
+                .all(|a| a.record_type() == qtype && a.name.to_ascii().eq_ignore_ascii_case(&apex));
+        let serial = r.answers.iter().all(|a| match &a.data {
+            RData::SOA(s) => s.serial == 1,
+            _ => true,
+        });
+        return if ok && serial {
+            Ok(())
+        } else {
+            Err(format!("the apex's {qtype}: {:?}", r.answers))
+        };
+    }
+    for a in &r.answers {
+        let owner = a.name.to_ascii().to_lowercase();
+        let ttl = if owner == "mid.corp.example." { 5 } else { 60 };
+        let fits = a.record_type() == qtype
+            || a.record_type() == RecordType::CNAME
+            || qtype == RecordType::ANY;
+        if a.ttl != ttl || !fits {
+            return Err(format!(
+                "{owner} {} TTL {}, want TTL {ttl}",
+                a.record_type(),
+                a.ttl
+            ));
+        }
+    }
+    let data = r
+        .answers
+        .iter()
+        .any(|a| a.record_type() != RecordType::CNAME || qtype == RecordType::CNAME);
+    let last = r.answers.last().map_or_else(
+        || q.queries[0].name().clone(),
+        |a| match &a.data {
+            RData::CNAME(c) => c.0.clone(),
+            _ => a.name.clone(),
+        },
+    );
+    if !data {
+        // NODATA (or a chain that ends in it): at most one SOA, of a zone
+        // holding the name, its TTL within its minimum.
+        if r.authorities.len() > 1 {
+            return Err(format!("NODATA authority {:?}", r.authorities));
+        }
+        for soa in &r.authorities {
+            match &soa.data {
+                RData::SOA(s) if soa.name.zone_of(&last) && soa.ttl <= s.minimum.min(60) => {}
+                other => return Err(format!("NODATA authority {} {other:?}", soa.name)),
+            }
+        }
+    } else if !r.authorities.is_empty() {
+        return Err(format!("an answer with authority {:?}", r.authorities));
+    }
+    Ok(())
 }

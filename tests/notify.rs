@@ -8,11 +8,13 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{IO_TIMEOUT, addrs, udp_query};
+use common::{IO_TIMEOUT, RUN_TIMEOUT, addrs, udp_query};
 use hickory_proto::rr::RecordType;
 
 struct Serve {
     child: Child,
+    /// Where it answers: the port the kernel gave its `127.0.0.1:0`.
+    addr: std::net::SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -23,43 +25,69 @@ impl Drop for Serve {
     }
 }
 
-/// `amldns serve` on 127.0.0.1:`port` with `env` set; the upstream is a
-/// loopback port nothing is forwarded to (the test asks only local names).
-fn serve(port: u16, env: &[(&str, String)]) -> Serve {
+/// `amldns serve` on 127.0.0.1, a port of the kernel's choosing (no port is
+/// picked ahead and left free for another to take), with `env` set; the
+/// upstream is a loopback port nothing is forwarded to (the test asks only
+/// local names). Its address is read from its "amldns serving" line.
+fn serve(env: &[(&str, String)]) -> Serve {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("amldns.toml");
     std::fs::write(
         &config,
-        format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nallow = [\"127.0.0.1/32\"]\n\
-             [upstream]\nservers = [\"127.0.0.1:9\"]\ntimeout_ms = 1000\n\
-             [[record]]\nname = \"probe.privatelink.blob.core.windows.net\"\na = [\"10.9.9.9\"]\n"
-        ),
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]\n\
+         [upstream]\nservers = [\"127.0.0.1:9\"]\ntimeout_ms = 1000\n\
+         [[record]]\nname = \"probe.privatelink.blob.core.windows.net\"\na = [\"10.9.9.9\"]\n",
     )
     .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_amldns"));
-    cmd.args(["serve", "--watch", "off", "--config"])
-        .arg(&config)
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "serve",
+        "--log-format",
+        "text",
+        "--watch",
+        "off",
+        "--config",
+    ])
+    .arg(&config)
+    .env_remove("NOTIFY_SOCKET")
+    .env_remove("WATCHDOG_USEC")
+    .env_remove("WATCHDOG_PID")
+    .env_remove("RUST_LOG")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    Serve {
-        child: cmd.spawn().unwrap(),
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Read to the end, so that the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("amldns serving") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let mut serve = Serve {
+        child,
+        addr: ([127, 0, 0, 1], 0).into(),
         _dir: dir,
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    };
+    let line = rx
+        .recv_timeout(RUN_TIMEOUT)
+        .expect("an \"amldns serving\" line");
+    // `listen=127.0.0.1:N` (several addresses would be joined by ", ").
+    let listen = line.split_once("listen=").expect("a listen field").1;
+    let end = listen.find([',', ' ']).unwrap_or(listen.len());
+    serve.addr = listen[..end]
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: no address in {line:?}"));
+    serve
 }
 
 /// The notifications received within `wait`, until `until` is among them.
@@ -88,20 +116,16 @@ async fn ready_then_watchdog_then_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notify");
     let systemd = UnixDatagram::bind(&path).unwrap();
-    let port = free_port();
     let started = Instant::now();
-    let mut srv = serve(
-        port,
-        &[
-            ("NOTIFY_SOCKET", path.display().to_string()),
-            // 400 ms: a ping every 200 ms.
-            ("WATCHDOG_USEC", "400000".into()),
-        ],
-    );
+    let mut srv = serve(&[
+        ("NOTIFY_SOCKET", path.display().to_string()),
+        // 400 ms: a ping every 200 ms.
+        ("WATCHDOG_USEC", "400000".into()),
+    ]);
     let got = collect(&systemd, IO_TIMEOUT, |g| g.iter().any(|m| m == "READY=1"));
     assert_eq!(got, ["READY=1"]);
     // Ready means answering, at once.
-    let addr = ([127, 0, 0, 1], port).into();
+    let addr = srv.addr;
     let a = udp_query(
         addr,
         "probe.privatelink.blob.core.windows.net",
@@ -158,10 +182,11 @@ async fn ready_then_watchdog_then_stopping() {
 #[tokio::test(flavor = "multi_thread")]
 async fn abstract_socket_and_no_watchdog() {
     use std::os::linux::net::SocketAddrExt;
-    let name = format!("amldns-test-{}-{}", std::process::id(), free_port());
+    // Unique to this process; abstract names vanish with their socket.
+    let name = format!("amldns-test-{}-abstract", std::process::id());
     let at = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let systemd = UnixDatagram::bind_addr(&at).unwrap();
-    let _srv = serve(free_port(), &[("NOTIFY_SOCKET", format!("@{name}"))]);
+    let _srv = serve(&[("NOTIFY_SOCKET", format!("@{name}"))]);
     let got = collect(&systemd, IO_TIMEOUT, |g| g.iter().any(|m| m == "READY=1"));
     assert_eq!(got, ["READY=1"]);
     assert_eq!(

@@ -727,18 +727,18 @@ async fn http_connections_are_bounded() {
         .unwrap()
         .unwrap_or(0);
     assert_eq!(n, 0, "the connection over the cap is closed");
-    // Idle connections are closed once the header timeout passes.
+    // Idle connections are closed once the header timeout passes: not
+    // before, and well before the connection's 30 s deadline (the ceiling
+    // is five header timeouts).
     let header = amldns::http::HEADER_TIMEOUT;
-    let n = tokio::time::timeout(header + IO_TIMEOUT, idle[0].read(&mut buf))
+    assert!(5 * header < amldns::http::CONNECTION_DEADLINE);
+    let n = tokio::time::timeout(5 * header, idle[0].read(&mut buf))
         .await
         .expect("an idle connection is closed")
         .unwrap_or(0);
     assert_eq!(n, 0);
     let took = opened.elapsed();
-    assert!(
-        (header..header + LATE).contains(&took),
-        "closed at {took:?}"
-    );
+    assert!(took >= header, "closed at {took:?}");
     drop(idle);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(http_request(srv.http(), "GET", "/healthz").await.0, 200);
@@ -814,11 +814,13 @@ async fn ipv4_and_ipv6_wildcards_share_a_port() {
 }
 
 /// Issue 12, item 5: a folder written more often than the debounce (every
-/// 100 ms, against 250) is never quiet, and still reloads within
-/// DEBOUNCE_MAX of the first write.
+/// 20 ms, against 250) is never quiet, and still reloads once DEBOUNCE_MAX
+/// has passed since the first write (waited for with a ceiling of five
+/// times that), not before unless the writer fell quiet for a debounce.
 #[tokio::test]
 async fn a_folder_never_quiet_still_reloads() {
-    assert!(Duration::from_millis(100) < DEBOUNCE);
+    let every = Duration::from_millis(20);
+    assert!(every < DEBOUNCE);
     let up = StandIn::zone().await;
     let srv = start_with(&one_name(up.addr, "10.9.0.1"), &[], WatchMode::Notify).await;
     assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.1"]);
@@ -826,30 +828,42 @@ async fn a_folder_never_quiet_still_reloads() {
         .unwrap()
         .replace("10.9.0.1", "10.9.0.2");
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn({
+    let t = Instant::now();
+    // A thread of its own, so that the writes keep their pace whatever this
+    // test's runtime is doing; it notes when each write was done.
+    let writer = std::thread::spawn({
         let (path, stop) = (srv.config_path.clone(), stop.clone());
-        async move {
+        move || {
             let tmp = path.with_extension("tmp");
-            let mut i = 0;
+            let mut done = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 // Renamed over the config, so that every read sees a whole file.
-                std::fs::write(&tmp, format!("{next}# write {i}\n")).unwrap();
+                std::fs::write(&tmp, format!("{next}# write {}\n", done.len())).unwrap();
                 std::fs::rename(&tmp, &path).unwrap();
-                i += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                done.push(Instant::now());
+                std::thread::sleep(every);
             }
-            i
+            done
         }
     });
-    let t = Instant::now();
-    let within = DEBOUNCE_MAX + LATE;
-    wait_for_answer(&srv, "ws.corp.example", "10.9.0.2", within).await;
+    wait_for_answer(&srv, "ws.corp.example", "10.9.0.2", 5 * DEBOUNCE_MAX).await;
     let took = t.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let writes = writer.await.unwrap();
-    eprintln!("reloaded {took:?} after the first of {writes} writes");
-    // Never quiet: not reloaded before DEBOUNCE_MAX either.
-    assert!(took >= DEBOUNCE_MAX, "reloaded after {took:?}");
+    let done = writer.join().unwrap();
+    eprintln!("reloaded {took:?} after the first of {} writes", done.len());
+    // Never quiet: not reloaded before DEBOUNCE_MAX either, unless this
+    // machine held the writer back for a whole debounce before the reload.
+    let reloaded = t + took;
+    let quiet = std::iter::once(t)
+        .chain(done.iter().copied().take_while(|&w| w < reloaded))
+        .chain(std::iter::once(reloaded))
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[1] - w[0] >= DEBOUNCE);
+    assert!(
+        took >= DEBOUNCE_MAX || quiet,
+        "reloaded after {took:?}, while written every {every:?}"
+    );
     srv.stop().await;
 }
 

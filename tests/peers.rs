@@ -282,13 +282,41 @@ fn zone_files_load_one_by_one() {
     }
 }
 
-/// A loopback port nobody listens on right now, for a peer to bind.
+/// A loopback port nobody holds right now (UDP and TCP), for a peer to
+/// bind. A port the kernel gave for port 0 and let go could be given again
+/// to any socket bound to port 0 meanwhile (a stand-in, an upstream
+/// question of another test); so it is picked below the kernel's ephemeral
+/// range, where port 0 never lands, and never handed out twice by this
+/// process.
 fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let ephemeral_from: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(32768);
+    let (low, high) = (20_000u16.min(ephemeral_from / 2), ephemeral_from);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    // Start at a spot of this process's own, so that test binaries running
+    // side by side do not walk the same ports in step.
+    let span = u32::from(high - low);
+    let start = (std::process::id().wrapping_mul(7919) + given.len() as u32 * 131) % span;
+    for i in 0..span {
+        let port = low + ((start + i) % span) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        let free = std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
 }
 
 /// A peer server process, killed when the test ends however it ends.
