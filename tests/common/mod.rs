@@ -915,15 +915,6 @@ pub fn refuse_unsafe_azure(config: &config::Config) {
     }
 }
 
-// ---- issue 16 (helper I): time without luck ------------------------------------
-
-/// How late a timer of amldns may fire, and a loopback exchange end, on a
-/// busy test machine: a bound on timing is the behaviour's own time plus
-/// this, never a round number far above it. (The paused clock cannot take
-/// its place: amldns reckons deadlines, resends and rates on std's
-/// `Instant`, which tokio's paused clock does not move.)
-pub const LATE: Duration = Duration::from_millis(300);
-
 /// How long a command a test runs (`amldns check`, `unbound-checkconf`…)
 /// may take before it is taken for hung: it only reads files, or asks a
 /// server on loopback, so this is room for a busy machine.
