@@ -683,8 +683,8 @@ fn python_tools() -> Option<String> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has {
-        println!(
-            "SKIPPED: no Python with tests/support/requirements.txt (scripts/install-peers.sh installs them)"
+        skip_or_fail(
+            "no Python with tests/support/requirements.txt (scripts/install-peers.sh installs them)",
         );
     }
     has.then_some(path)
