@@ -8,10 +8,12 @@
 # unpacked from Debian's packages into target/deploy-check/ (not installed:
 # no Prometheus or cloud-init service appears), and pinned Python tools in a
 # venv there (scripts/deploy-checks/requirements.txt). Later runs reuse them.
-# The only network traffic is those package downloads. Checks that run amldns
-# use AMLDNS_BIN, else the newest of target/{release,debug}/amldns (CI has
-# the debug one from `cargo test`); without one they are skipped, or fail when
-# CI is set.
+# The only network traffic is those package downloads. Then it builds the
+# commit under test (cargo build --locked, a no-op when fresh), and the
+# checks, those that run that very amldns binary included, run inside a
+# network namespace of their own with only loopback up (as root; without
+# root they run on the host's network, saying so, except under CI=true,
+# where that fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -44,84 +46,97 @@ py() {
   timeout 300 "$VENV/bin/python" "$@" || failed=1
 }
 
-# --- Tools -----------------------------------------------------------------
-
-apt_updated=0
-apt_update() {
-  if [ "$apt_updated" = 0 ]; then
-    apt-get update -qq >/dev/null
-    apt_updated=1
-  fi
-}
-need=()
-command -v systemd-analyze >/dev/null || need+=(systemd)
-command -v strace >/dev/null || need+=(strace)
-command -v python3 >/dev/null || need+=(python3)
-command -v dpkg-deb >/dev/null || need+=(dpkg)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "check-deploy: needs ${need[*]} (run as root once to install them)" >&2
-    exit 1
-  fi
-  apt_update
-  timeout 600 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  ok "tools: apt" "installed ${need[*]}"
-fi
-
-# promtool and cloud-init, unpacked from Debian's packages.
+# Where the tools are (installed below, outside the namespace).
 UNPACKED=$TOOLS/debs/root
-if [ ! -x "$UNPACKED/usr/bin/promtool" ] || [ ! -d "$UNPACKED/usr/lib/python3/dist-packages/cloudinit" ]; then
-  dl=$(mktemp -d)
-  # apt's download user must be able to write there.
-  if id _apt >/dev/null 2>&1; then chown _apt "$dl"; fi
-  if ! (cd "$dl" && timeout 300 apt-get download -qq prometheus cloud-init >/dev/null 2>&1); then
-    apt_update
-    (cd "$dl" && timeout 300 apt-get download -qq prometheus cloud-init >/dev/null)
-  fi
-  rm -rf "$UNPACKED"
-  mkdir -p "$UNPACKED"
-  for deb in "$dl"/*.deb; do dpkg-deb -x "$deb" "$UNPACKED"; done
-  ok "tools: unpacked" "$(for deb in "$dl"/*.deb; do printf '%s ' "${deb##*/}"; done)"
-  rm -rf "$dl"
-fi
 PROMTOOL=$UNPACKED/usr/bin/promtool
 CLOUDINIT_PY=$UNPACKED/usr/lib/python3/dist-packages
 CLOUDINIT_SCHEMA=$CLOUDINIT_PY/cloudinit/config/schemas/schema-cloud-config-v1.json
-
-# Python tools, made again when requirements.txt (or the python3 under the
-# venv) changes.
 REQS=$CHECKS/requirements.txt
-want=$(sha256sum "$REQS" | cut -d' ' -f1)
-if ! "$VENV/bin/python" -c '' 2>/dev/null || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$want" ]; then
-  rm -rf "$VENV"
-  # Debian's python3 makes venvs with pip only once python3-venv is there.
-  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-    rm -rf "$VENV"
+
+if [ "${1:-}" != --inside ] && [ "${1:-}" != --inside-host ]; then
+  # --- Tools -----------------------------------------------------------------
+
+  apt_updated=0
+  apt_update() {
+    if [ "$apt_updated" = 0 ]; then
+      apt-get update -qq >/dev/null
+      apt_updated=1
+    fi
+  }
+  need=()
+  command -v systemd-analyze >/dev/null || need+=(systemd)
+  command -v strace >/dev/null || need+=(strace)
+  command -v python3 >/dev/null || need+=(python3)
+  command -v dpkg-deb >/dev/null || need+=(dpkg)
+  command -v ip >/dev/null || need+=(iproute2)
+  if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "check-deploy: needs ${need[*]} (run as root once to install them)" >&2
+      exit 1
+    fi
     apt_update
-    timeout 600 apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-    python3 -m venv "$VENV"
+    timeout 600 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    ok "tools: apt" "installed ${need[*]}"
   fi
-  timeout 600 "$VENV/bin/pip" install -q --no-input --timeout 60 --only-binary :all: -r "$REQS"
-  echo "$want" >"$VENV/.requirements"
-  ok "tools: venv" "$(grep -c '==' "$REQS") pinned Python packages in ${VENV#"$REPO"/}"
+
+  # promtool and cloud-init, unpacked from Debian's packages.
+  if [ ! -x "$UNPACKED/usr/bin/promtool" ] || [ ! -d "$UNPACKED/usr/lib/python3/dist-packages/cloudinit" ]; then
+    dl=$(mktemp -d)
+    # apt's download user must be able to write there.
+    if id _apt >/dev/null 2>&1; then chown _apt "$dl"; fi
+    if ! (cd "$dl" && timeout 300 apt-get download -qq prometheus cloud-init >/dev/null 2>&1); then
+      apt_update
+      (cd "$dl" && timeout 300 apt-get download -qq prometheus cloud-init >/dev/null)
+    fi
+    rm -rf "$UNPACKED"
+    mkdir -p "$UNPACKED"
+    for deb in "$dl"/*.deb; do dpkg-deb -x "$deb" "$UNPACKED"; done
+    ok "tools: unpacked" "$(for deb in "$dl"/*.deb; do printf '%s ' "${deb##*/}"; done)"
+    rm -rf "$dl"
+  fi
+
+  # Python tools, made again when requirements.txt (or the python3 under the
+  # venv) changes.
+  want=$(sha256sum "$REQS" | cut -d' ' -f1)
+  if ! "$VENV/bin/python" -c '' 2>/dev/null || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$want" ]; then
+    rm -rf "$VENV"
+    # Debian's python3 makes venvs with pip only once python3-venv is there.
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+      rm -rf "$VENV"
+      apt_update
+      timeout 600 apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+      python3 -m venv "$VENV"
+    fi
+    timeout 600 "$VENV/bin/pip" install -q --no-input --timeout 60 --only-binary :all: -r "$REQS"
+    echo "$want" >"$VENV/.requirements"
+    ok "tools: venv" "$(grep -c '==' "$REQS") pinned Python packages in ${VENV#"$REPO"/}"
+  fi
+
+
+  # The commit under test: the checks run exactly the binary this build made.
+  AMLDNS=$(bash scripts/build-amldns.sh)
+  export AMLDNS
+  if unshare --net -- true 2>/dev/null; then
+    # shellcheck disable=SC2016 # $1 is the inner shell's
+    exec unshare --net -- bash -c 'ip link set lo up && exec bash "$1" --inside' _ "$REPO/scripts/check-deploy.sh"
+  elif [ "${CI:-}" = true ]; then
+    fail "network namespace" "unshare --net is not permitted (run as root): CI=true, failing instead of running unisolated"
+    exit 1
+  fi
+  skip "network namespace" "unshare --net is not permitted: the checks run on the host's network"
+  exec bash "$REPO/scripts/check-deploy.sh" --inside-host
 fi
 
-AMLDNS=${AMLDNS_BIN:-}
-if [ -z "$AMLDNS" ]; then
-  for b in "${CARGO_TARGET_DIR:-target}"/release/amldns "${CARGO_TARGET_DIR:-target}"/debug/amldns; do
-    if [ -x "$b" ] && { [ -z "$AMLDNS" ] || [ "$b" -nt "$AMLDNS" ]; }; then AMLDNS=$b; fi
-  done
+# ---- inside the namespace (or, --inside-host, without one) -----------------
+if [ "$1" = --inside ]; then
+  ok "network namespace" "only $(ip -o link show | awk -F': ' '{print $2}' | paste -sd, -)"
 fi
-amldns_args=()
-if [ -n "$AMLDNS" ]; then
-  AMLDNS=$(realpath "$AMLDNS")
-  amldns_args=(--amldns "$AMLDNS")
-  ok "amldns" "$("$AMLDNS" --version) at ${AMLDNS#"$REPO"/}"
-elif [ "${CI:-}" = true ]; then
-  fail "amldns" "no binary: run cargo test (or build) first, or set AMLDNS_BIN"
-else
-  skip "amldns" "no binary (cargo build, or AMLDNS_BIN): the checks that run it are skipped"
+if [ ! -x "${AMLDNS:-}" ]; then
+  echo "check-deploy: $1 needs AMLDNS, the amldns binary" >&2
+  exit 2
 fi
+amldns_args=(--amldns "$AMLDNS")
+ok "amldns" "$("$AMLDNS" --version) at ${AMLDNS#"$REPO"/}"
 
 # --- systemd ---------------------------------------------------------------
 
@@ -129,7 +144,7 @@ UNIT=deploy/systemd/amldns.service
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 # A root with the host's units, the unit, and the programs it runs (verify
-# checks they exist): the real amldns when there is one, else a stand-in.
+# checks they exist): the amldns under test, and kill.
 mkdir -p "$root/usr/lib/systemd" "$root/etc/systemd/system" "$root/usr/local/bin" "$root/bin"
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
 cp "$UNIT" "$root/etc/systemd/system/"
@@ -139,7 +154,7 @@ standin() {
 }
 # /bin/kill comes with procps, on every Ubuntu and most Debian machines.
 if kill_bin=$(type -P kill); then cp "$kill_bin" "$root/bin/kill"; else standin "$root/bin/kill"; fi
-if [ -n "$AMLDNS" ]; then cp "$AMLDNS" "$root/usr/local/bin/amldns"; else standin "$root/usr/local/bin/amldns"; fi
+cp "$AMLDNS" "$root/usr/local/bin/amldns"
 # verify exits 0 on unknown keys and bad values (it only warns): any output fails.
 if out=$(timeout 120 systemd-analyze verify --man=no --root="$root" amldns.service 2>&1) && [ -z "$out" ]; then
   ok "systemd: verify" "systemd-analyze verify: no warnings"
@@ -154,11 +169,7 @@ else
   fail "systemd: security" "$(printf '%s\n' "$out" | grep -o 'exposure level.*' | tail -n 1) (at most 2.0 allowed)"
   printf '%s\n' "$out" | grep -v '^✓' | tail -n 30 | sed 's/^/     /'
 fi
-if [ -n "$AMLDNS" ]; then
-  py "$CHECKS/live.py" --amldns "$AMLDNS" --healthcheck deploy/container/healthcheck.sh --trace "$UNIT"
-else
-  skip "live" "amldns under strace, reloads and the HEALTHCHECK need a binary"
-fi
+py "$CHECKS/live.py" --amldns "$AMLDNS" --healthcheck deploy/container/healthcheck.sh --trace "$UNIT"
 
 # --- Container -------------------------------------------------------------
 

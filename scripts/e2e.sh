@@ -9,19 +9,37 @@
 #     amldns over a veth pair gets the notebook IP from `getent hosts`;
 #  c. a changed workspace IP reaches clients through Unbound's cache once the
 #     (short) TTL has passed.
-# Uses target/debug/amldns (built if missing). Everything is bounded in time
-# and cleaned up on exit, however the script ends. Run as root (b needs it;
-# without root b is skipped, saying so, except under CI=true, where it fails).
+# It first builds the commit under test (cargo build --locked, a no-op when
+# fresh) and runs exactly that binary. Everything after the install and the
+# build runs inside a network namespace of its own with only loopback up
+# (b's namespace and veth pair are made inside it), so nothing can leave the
+# machine. Everything is bounded in time and cleaned up on exit, however the
+# script ends. Run as root (the namespaces need it; without root it runs on
+# the host's loopback and b is skipped, saying so, except under CI=true,
+# where both fail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
 
-bash scripts/install-peers.sh
-for tool in unbound dig; do
-  command -v "$tool" >/dev/null || { echo "e2e: $tool is missing" >&2; exit 1; }
-done
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/debug/amldns
-[[ -x $BIN ]] || timeout 1800 cargo build --locked
+if [[ ${1:-} != --inside ]]; then
+  bash scripts/install-peers.sh
+  for tool in unbound dig ip; do
+    command -v "$tool" >/dev/null || { echo "e2e: $tool is missing" >&2; exit 1; }
+  done
+  BIN=$(bash scripts/build-amldns.sh)
+  export BIN
+  if unshare --net -- true 2>/dev/null; then
+    # shellcheck disable=SC2016 # $1 is the inner shell's
+    exec unshare --net -- bash -c 'ip link set lo up && exec bash "$1" --inside' _ "$PWD/scripts/e2e.sh"
+  elif [[ ${CI:-} == true ]]; then
+    echo "e2e: unshare --net is not permitted (run as root): CI=true, failing instead of running unisolated" >&2
+    exit 1
+  fi
+  echo "e2e: SKIPPED the network namespace (unshare --net is not permitted): on the host's loopback"
+  exec bash "$PWD/scripts/e2e.sh" --inside
+fi
+[[ -x ${BIN:-} ]] || { echo "e2e: --inside needs BIN, the amldns binary" >&2; exit 2; }
+echo "e2e: in a network namespace with the links $(ip -o link show | awk -F": " '{print $2}' | paste -sd, -)"
 
 # Ports far from the usual ones; amldns, Unbound, the upstream stand-in.
 AMLDNS_PORT=25390

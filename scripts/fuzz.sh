@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target in fuzz/ for N seconds (default 20) from the
+# First checks that every fuzz target builds, on the default (stable)
+# toolchain: `cargo check --locked` in fuzz/, a crate with a Cargo.lock of its
+# own, so that the targets cannot rot where no nightly toolchain is. Then runs
+# every cargo-fuzz target in fuzz/ for N seconds (default 20) from the
 # checked-in seeds (fuzz/seeds/<target>); what it finds goes to the ignored
-# fuzz/corpus/<target>, crashes to fuzz/artifacts/<target>. Needs the nightly
-# toolchain: without it, says so and exits 0 (even in CI: a fresh machine may
-# lack it, and it cannot be fetched); installs cargo-fuzz when missing, and
-# fails under CI=true when that install fails. Exits non-zero when a target
-# fails (README "Fuzzing").
+# fuzz/corpus/<target>, crashes to fuzz/artifacts/<target>. The runs need the
+# nightly toolchain: without it, says so and exits 0 (even in CI: a fresh
+# machine may lack it, and it cannot be fetched); installs cargo-fuzz when
+# missing, and fails under CI=true when that install fails. Exits non-zero
+# when a target fails to build or to run (README "Fuzzing").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-20}"
 [[ "$secs" =~ ^[0-9]+$ ]] || { echo "usage: $0 [seconds per target]" >&2; exit 2; }
 
+if ! timeout 1800 cargo check --locked --manifest-path fuzz/Cargo.toml --bins; then
+  echo "fuzz: the targets do not build on $(rustc --version)" >&2
+  exit 1
+fi
+echo "fuzz: every target builds on $(rustc --version)"
 if ! cargo +nightly --version >/dev/null 2>&1; then
-  echo "fuzz: skipped: no nightly toolchain (rustup toolchain install nightly)"
+  echo "fuzz: skipped: no nightly toolchain (rustup toolchain install nightly) to run the targets; they were checked on stable"
   exit 0
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then

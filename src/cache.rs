@@ -349,7 +349,7 @@ impl Cache {
     }
 
     /// Remembers that the upstreams failed `key`: for [`FAILURE_TTL`], or
-    /// longer when it failed lately too ([`failure_ttl`]).
+    /// longer when it failed lately too (`failure_ttl`).
     pub fn insert_failure(&self, key: &Key, failure: Failure) {
         let (Some(f), Some(k)) = (&self.failures, WireKey::of(key)) else {
             return;

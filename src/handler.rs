@@ -3,7 +3,7 @@
 //! fast path's [`wire`] writer for the plain UDP queries it can write, else
 //! the general path's [`codec`]. The general path also does the asking
 //! upstream that a plan calls for. Every path ends in an [`Outcome`], which
-//! is what metrics and logs record, in one place ([`Handler::record`]).
+//! is what metrics and logs record, in one place (`Handler::record`).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

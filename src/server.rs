@@ -357,7 +357,7 @@ fn joined(addrs: &[SocketAddr]) -> String {
 /// The descriptors `config`'s limits let amldns hold at once: a TCP
 /// client each, an upstream question in flight each, the general-path
 /// queries the UDP loops let wait, each upstream's idle socket pool, and
-/// [`DESCRIPTORS_BESIDE`] for the rest.
+/// `DESCRIPTORS_BESIDE` for the rest.
 pub fn descriptors_wanted(config: &Config) -> usize {
     config.server.tcp_connections
         + config.upstream.max_in_flight

@@ -33,7 +33,7 @@ pub const MAX_PENDING: usize = 4096;
 
 /// Serves one UDP socket until `stop`, on the calling thread, which it
 /// keeps (run it with `spawn_blocking`): it sleeps in the kernel's receive
-/// between datagrams, waking at least every [`batch::WAKE_EVERY`] to look
+/// between datagrams, waking at least every `batch::WAKE_EVERY` to look
 /// at `stop`. General-path tasks are spawned on `runtime`.
 pub fn serve(
     socket: Arc<UdpSocket>,

@@ -353,9 +353,46 @@ fn records_in_zone_hosts_and_table_forms() {
         "{hosts}"
     );
 
+    // The table: a header, then one row per name (NAME TYPE TTL ANSWER
+    // SOURCE, the source being free text); comment lines aside.
     let table = stdout(&amldns(&["records", "--config", p]));
-    assert!(table.starts_with("NAME"), "{table}");
-    assert!(table.contains("CNAME"), "{table}");
+    let mut lines = table.lines().filter(|l| !l.starts_with('#'));
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "TYPE", "TTL", "ANSWER", "SOURCE"],
+        "{table}"
+    );
+    let rows: Vec<String> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert!(f.len() >= 5, "a row without its source: {l:?}");
+            format!("{} {} {} {}", f[0], f[1], f[2], f[3])
+        })
+        .collect();
+    let api = format!("{GUID}.workspace.eastus");
+    let nb = format!("ml-w-eastus-{GUID}");
+    let mut want = vec![
+        "*.eastus.instances.azureml.ms A 60 10.1.0.5".to_string(),
+        "*.eastus.instances.ml.azure.ms A 60 10.1.0.5".into(),
+        format!("{api}.api.azureml.ms CNAME 60 {api}.privatelink.api.azureml.ms."),
+        format!("{api}.cert.api.azureml.ms CNAME 60 {api}.cert.privatelink.api.azureml.ms."),
+        format!("{api}.cert.privatelink.api.azureml.ms A 60 10.1.0.5"),
+        format!("{api}.privatelink.api.azureml.ms A 60 10.1.0.5"),
+        format!(
+            "{nb}.eastus.notebooks.azure.net CNAME 60 {nb}.eastus.privatelink.notebooks.azure.net."
+        ),
+        format!("{nb}.eastus.privatelink.notebooks.azure.net A 60 10.1.0.5"),
+        format!("{nb}.notebooks.azure.net CNAME 60 {nb}.eastus.privatelink.notebooks.azure.net."),
+    ];
+    want.sort();
+    let mut got = rows.clone();
+    got.sort();
+    assert_eq!(got, want, "{table}");
 }
 
 #[test]
@@ -368,8 +405,26 @@ fn version_and_help() {
         .strip_prefix(&format!("amldns {} (commit ", env!("CARGO_PKG_VERSION")))
         .unwrap_or_else(|| panic!("{v}"));
     let (commit, date) = rest.trim_end().split_once(", built ").unwrap();
+    // build.rs stamps what `git rev-parse --short=12 HEAD` says in the
+    // checkout, and "unknown" only where there is no git checkout (a source
+    // package). CI builds from a git clone: there it must be the commit.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        Some(head) => assert_eq!(commit, head, "{v}"),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI builds from a git checkout, but git rev-parse HEAD fails here ({v})")
+        }
+        None => assert_eq!(commit, "unknown", "{v}"),
+    }
     assert!(
-        commit == "unknown" || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        commit == "unknown"
+            || (commit.len() >= 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
         "{v}"
     );
     let date = date.strip_suffix(')').unwrap();

@@ -480,8 +480,20 @@ async fn an_unreachable_server_is_an_error() {
         err.starts_with("error: cannot reach http://127.0.0.1:"),
         "{err}"
     );
+    // Not a URL: the same one-line error and exit 1, nothing on stdout.
     let o = amldns(&["status", "--server", "127.0.0.1:9153"]).await;
-    assert!(String::from_utf8_lossy(&o.stderr).contains("expected http://HOST:PORT"));
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("expected http://HOST:PORT"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 /// A file put back as it was served ends a failure: `/status` and

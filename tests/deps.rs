@@ -50,7 +50,20 @@ fn hickory_is_recent_and_trust_dns_absent() {
 fn no_dnssec_features() {
     let manifest =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
-    for line in manifest.lines().filter(|l| l.starts_with("hickory")) {
+    // Every mention of hickory outside comments is a one-line dependency
+    // (not a [dependencies.hickory-*] table nor a renamed package, whose
+    // features this check would not see), and there is at least the proto
+    // crate: an empty match would check nothing.
+    let hickory: Vec<&str> = manifest
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains("hickory"))
+        .collect();
+    assert!(
+        hickory.iter().any(|l| l.starts_with("hickory-proto = ")),
+        "Cargo.toml names no hickory-proto dependency: {hickory:?}"
+    );
+    for line in hickory {
+        assert!(line.starts_with("hickory-"), "{line}");
         assert!(
             !line.contains("dnssec") && line.contains("default-features = false"),
             "{line}"

@@ -781,7 +781,12 @@ async fn reload_is_refused_outside_control_allow() {
 #[tokio::test]
 async fn ipv4_and_ipv6_wildcards_share_a_port() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("skipped: this machine has no IPv6 loopback");
+        // The kernel's choice (ipv6.disable, a container without it): no
+        // install brings it, so even CI records this and passes.
+        skip(
+            Lack::Host,
+            "this machine has no IPv6 loopback ([::1] cannot be bound)",
+        );
         return;
     }
     let up = StandIn::zone().await;

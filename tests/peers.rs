@@ -556,14 +556,64 @@ async fn bind_answers_the_records() {
     );
 }
 
-/// `--format azcli` is a bash script bash can parse.
+/// `--format azcli` run with bash against tests/support/az (the stand-in for
+/// `az network private-dns`), from an empty resource group: it makes exactly
+/// the record sets its `WANT` lists, every zone linked to the VNet. Some of
+/// them written out from the config: the instances wildcard, an AAAA, an
+/// alias given its target's addresses; and no zone for an alias out of the
+/// table. (`azcli_script_converges` below runs it again and after changes.)
 #[test]
-fn azcli_script_parses() {
+fn azcli_script_makes_what_it_wants() {
+    let Some(path) = python_tools() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("amldns-zones.sh");
-    std::fs::write(&script, records(&records_config(dir.path()), "azcli")).unwrap();
-    let o = run(Path::new("bash"), &["-n", script.to_str().unwrap()]);
+    let script = records(&records_config(dir.path()), "azcli");
+    let file = dir.path().join("amldns-zones.sh");
+    std::fs::write(&file, &script).unwrap();
+    let state = dir.path().join("state.json");
+    let o = output_within(
+        Command::new("bash")
+            .arg(&file)
+            .env("PATH", &path)
+            .env("RG", "rg-dns")
+            .env("EXPECT_RG", "rg-dns")
+            .env("VNET_ID", "/subscriptions/s/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet")
+            .env("AZ_STATE", &state)
+            .env("AZ_LOG", dir.path().join("az.log")),
+    );
     assert!(ok(&o), "{}", text(&o));
+    let s = az_state(&state);
+    // As `wanted` lists them: "zone name TYPE ttl address".
+    let mut made = BTreeSet::new();
+    for zone in s["zones"].as_object().unwrap().keys() {
+        for set in az_sets(&s, zone) {
+            let (head, addrs) = set.rsplit_once(' ').unwrap();
+            for a in addrs.split(',') {
+                made.insert(format!("{zone} {head} {a}"));
+            }
+        }
+        assert_eq!(
+            s["zones"][zone]["links"]["amldns"]["virtualNetwork"]["id"]
+                .as_str()
+                .and_then(|id| id.rsplit('/').next()),
+            Some("vnet"),
+            "{zone}: {s}"
+        );
+    }
+    assert_eq!(made, wanted(&script), "{s}");
+    for w in [
+        "eastus.instances.azureml.ms * A 60 10.1.0.5",
+        "ci-2.eastus.instances.azureml.ms @ A 60 10.1.0.8",
+        "privatelink.blob.core.windows.net st A 60 10.1.0.9",
+        "privatelink.blob.core.windows.net st AAAA 60 fd00::9",
+        "alias.corp.example @ A 60 10.1.0.9",
+        "alias.corp.example @ AAAA 60 fd00::9",
+        &format!("privatelink.api.azureml.ms {GUID}.workspace.eastus A 60 10.1.0.5"),
+    ] {
+        assert!(made.contains(w), "{w}: {made:#?}");
+    }
+    assert!(s["zones"].get("out.corp.example").is_none(), "{s}");
 }
 
 // ---- forwarders --config, loaded into the servers ------------------------
@@ -711,8 +761,8 @@ fn python_tools() -> Option<String> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has {
-        println!(
-            "SKIPPED: no Python with tests/support/requirements.txt (scripts/install-peers.sh installs them)"
+        skip_or_fail(
+            "no Python with tests/support/requirements.txt (scripts/install-peers.sh installs them)",
         );
     }
     has.then_some(path)

@@ -68,6 +68,12 @@ async fn sighup_reloads_the_table() {
         addrs(&udp_query(p.addr, "ws.corp.example", RecordType::A).await),
         vec!["10.9.0.2"]
     );
+    // One line per reload: the failure came after the first reload's line,
+    // and neither was logged twice (the file is not watched: only the
+    // signals reload).
+    let count = |needle: &str| p.lines().iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("\"reloaded\""), 1, "{:#?}", p.lines());
+    assert_eq!(count("reload failed"), 1, "{:#?}", p.lines());
 }
 
 /// SIGTERM: stop accepting, answer what is in flight, exit 0.

@@ -3,9 +3,9 @@
 //! endpoints, with which compute instances and online endpoints, and serves
 //! their names next to the file's.
 //!
-//! - [`round`]: one round of ARM reads → a [`Discovery`];
-//! - [`arm`]: the HTTP client and how a request fails;
-//! - [`token`]: the ARM token (managed identity, workload identity, `az`);
+//! - `round`: one round of ARM reads → a [`Discovery`];
+//! - `arm`: the HTTP client and how a request fails;
+//! - `token`: the ARM token (managed identity, workload identity, `az`);
 //! - here: the discovery as served ([`Discovered`]), how it merges with the
 //!   file's table ([`table`]), the rules that keep a bad round from emptying
 //!   it ([`run`]), and the `state_file` that survives restarts.

@@ -28,8 +28,8 @@ const SEND_BUFFER: usize = 2048;
 /// stop: a stop is seen this soon.
 pub const WAKE_EVERY: Duration = Duration::from_millis(100);
 
-/// Makes a bound socket ready for [`Inbox::recv`]: blocking, waking at
-/// least every [`WAKE_EVERY`].
+/// Makes a bound socket ready for `Inbox::recv`: blocking, waking at
+/// least every `WAKE_EVERY`.
 pub fn prepare(socket: &UdpSocket) -> io::Result<()> {
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(WAKE_EVERY))

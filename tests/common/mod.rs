@@ -764,15 +764,64 @@ pub fn query_dnssec(qname: &str, qtype: RecordType, dnssec_ok: bool, cd: bool) -
 
 // ---- issue 16 (helper D): skips, and SPEC cases ---------------------------------
 
-/// A test that cannot run here says why and passes, except in CI
-/// (`CI=true`, as `.ci/run` runs under): there every such cause is one an
-/// install step fixes (`scripts/install-peers.sh`, the open-files limit
-/// `.ci/run` raises), so a skip would hide a broken step, and it fails.
-pub fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+/// Why a test cannot run here, for [`skip`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Lack {
+    /// Something an install step provides (`scripts/install-peers.sh`, the
+    /// open-files limit `.ci/run` raises): under CI it fails, since a skip
+    /// would hide a broken step.
+    Install,
+    /// A fact of the host no install changes (the kernel has no IPv6
+    /// loopback): the test passes, recorded, even under CI.
+    Host,
+}
+
+/// Every test that cannot run goes through here, and says so. Outside CI it
+/// prints "SKIPPED" and returns (the test then returns and passes). Under
+/// CI (`CI=true`, which `.ci/run` sets) a [`Lack::Install`] panics instead.
+/// Either way the test's name and the reason are appended, one line of
+/// "<binary>::<test>\t<skipped|failed>\t<reason>", to the file named by
+/// `AMLDNS_SKIP_LOG` when set: `cargo test` hides what passing tests print,
+/// and `.ci/run`'s summary lists that file instead.
+pub fn skip(lack: Lack, reason: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let fails = ci && lack == Lack::Install;
+    let test = std::thread::current()
+        .name()
+        .filter(|n| *n != "main" && !n.starts_with("tokio-"))
+        .unwrap_or("(unnamed thread)")
+        .to_string();
+    // The test binary: target/debug/deps/peers-0123abcd → peers.
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|s| s.rsplit_once('-').map_or(s.clone(), |(b, _)| b.to_string()))
+        .unwrap_or_default();
+    let name = format!("{bin}::{test}");
+    if let Some(log) = std::env::var_os("AMLDNS_SKIP_LOG") {
+        use std::io::Write;
+        let state = if fails { "failed" } else { "skipped" };
+        let line = format!("{name}\t{state}\t{}\n", reason.replace(['\t', '\n'], " "));
+        // One write of one short line with O_APPEND: lines from tests running
+        // at once do not interleave.
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            panic!("{name}: cannot record the skip in {log:?}: {e}");
+        }
+    }
+    if fails {
         panic!("{reason}: under CI=true this fails instead of skipping");
     }
-    eprintln!("SKIPPED: {reason}");
+    eprintln!("SKIPPED {name}: {reason}");
+}
+
+/// [`skip`] for what an install step fixes: fails under CI.
+pub fn skip_or_fail(reason: &str) {
+    skip(Lack::Install, reason);
 }
 
 /// A running `amldns serve --watch off`, its stderr collected line by line;
