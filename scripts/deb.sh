@@ -102,6 +102,13 @@ EOF
 step "amldns check --config /tmp/amldns.toml (in the chroot)"
 chroot "$root" amldns check --config /tmp/amldns.toml
 
+# The example imports pe/*.json beside it: the package ships them, so the
+# example checks where it is installed, its imported name included.
+step "amldns check on the installed example (in the chroot)"
+out=$(chroot "$root" amldns check --config /usr/share/doc/amldns/examples/amldns.toml)
+echo "$out"
+grep -q "^imports: 1 name$" <<<"$out"
+
 step "amldns serve in the chroot, dig from the host (a network namespace with only lo)"
 # unshare --net: nothing but loopback exists, so nothing can leave the host.
 timeout 60 unshare --net --mount bash -euo pipefail -c '
