@@ -5,6 +5,7 @@
 //! build (https://reproducible-builds.org/specs/source-date-epoch/) gives the
 //! same binary twice.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,11 +23,24 @@ fn main() {
     println!("cargo:rustc-env=AMLDNS_BUILD_DATE={}", date(epoch));
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     // A new commit or checkout moves HEAD or the ref it points at
-    // (--git-path: in a worktree, refs live in the main repository).
+    // (--git-path: in a worktree, refs live in the main repository). Only
+    // paths that exist are named: cargo takes a missing one for a change,
+    // and would run this again, and build the crate again, every time. A
+    // ref not written loose yet (packed, or a new branch) is watched through
+    // its folder, where the next commit writes it.
     let head = git(&["symbolic-ref", "-q", "HEAD"]);
-    for path in ["HEAD", "packed-refs"].into_iter().chain(head.as_deref()) {
-        if let Some(p) = git(&["rev-parse", "--git-path", path]) {
+    for path in ["HEAD", "packed-refs"] {
+        if let Some(p) = git(&["rev-parse", "--git-path", path]).filter(|p| Path::new(p).exists()) {
             println!("cargo:rerun-if-changed={p}");
+        }
+    }
+    if let Some(p) = head.and_then(|r| git(&["rev-parse", "--git-path", &r])) {
+        let p = Path::new(&p);
+        if let Some(watch) = Some(p)
+            .filter(|p| p.exists())
+            .or(p.parent().filter(|d| d.exists()))
+        {
+            println!("cargo:rerun-if-changed={}", watch.display());
         }
     }
 }
