@@ -42,24 +42,6 @@ pub use arm::Failure;
 /// workspaces take up to 13,000 reads, 11 minutes at 20 reads per second.
 pub const ROUND_DEADLINE: Duration = Duration::from_secs(3600);
 
-/// The audience of an ARM token of `cloud`, whatever endpoint is used.
-pub fn arm_resource(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Public => "https://management.azure.com/",
-        Cloud::China => "https://management.chinacloudapi.cn/",
-        Cloud::UsGov => "https://management.usgovcloudapi.net/",
-    }
-}
-
-/// Entra ID of `cloud`, when `AZURE_AUTHORITY_HOST` does not say.
-pub fn authority(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Public => "https://login.microsoftonline.com",
-        Cloud::China => "https://login.chinacloudapi.cn",
-        Cloud::UsGov => "https://login.microsoftonline.us",
-    }
-}
-
 /// What a round found: also the `state_file`'s JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Discovery {
@@ -137,10 +119,7 @@ impl Found {
                 .then(|| s.to_ascii_lowercase())
                 .ok_or_else(|| format!("{what} {s:?} is not a DNS label"))
         };
-        let cloud = Cloud::ALL
-            .into_iter()
-            .find(|c| c.as_str() == self.cloud)
-            .ok_or_else(|| format!("cloud {:?} is not public, china or usgov", self.cloud))?;
+        let cloud = self.cloud.parse::<Cloud>().map_err(|e| e.to_string())?;
         let region = label(&self.region, "region", 0)?;
         if region.len() > names::MAX_REGION {
             return Err(format!("region {region:?} is too long"));

@@ -19,7 +19,7 @@ mod public;
 mod syntax;
 mod workspace_name;
 
-pub use cloud::{Cloud, apex_of, forwarder_zones, notebooks_zone_of};
+pub use cloud::{Cloud, UnknownCloud, apex_of, forwarder_zones, notebooks_zone_of};
 pub use derive::{
     AnswerMode, DerivedName, MAX_REGION, Project, Purpose, Target, Workspace, derive,
     notebook_label, workspace_id_in,
