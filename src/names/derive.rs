@@ -235,9 +235,9 @@ pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
     }
 
     // Managed online endpoints, on the inference IP; Azure's chain goes through
-    // `<endpoint>.<guid>.inference.<region>.privatelink.api...`.
+    // their private-link inference names.
     for ep in &ws.online_endpoints {
-        let pl = [ep, ".", &ws.id, ".inference.", r, ".", s.privatelink_api].concat();
+        let pl = inference_name(ep, &ws.id, r, s.privatelink_api);
         let target = match mode {
             AnswerMode::A => Target::Addr(ws.inference_ip),
             AnswerMode::Cname => Target::Alias(pl.clone()),
@@ -263,13 +263,30 @@ pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
             s.inference,
         );
         push(
-            ["*.", &ws.id, ".inference.", r, ".", s.privatelink_api].concat(),
+            inference_name("*", &ws.id, r, s.privatelink_api),
             Purpose::InferenceWildcard,
             Target::Addr(ws.inference_ip),
             s.privatelink_api,
         );
     }
     out
+}
+
+/// `<first>.<guid>.inference.<region>.<zone>`: the name of a workspace's
+/// managed online endpoint `first` (or, `first` being `*`, of all of them)
+/// under an API zone.
+fn inference_name(first: &str, guid: &str, region: &str, zone: &str) -> String {
+    [first, ".", guid, ".inference.", region, ".", zone].concat()
+}
+
+/// Whether `fqdn` is the wildcard over workspace `id`'s online endpoints
+/// (an [`inference_name`] of `*`), under any API zone: a private endpoint
+/// lists it under the public one, its DNS zone holds it under the
+/// private-link one.
+pub fn is_inference_wildcard_of(fqdn: &str, id: &str) -> bool {
+    fqdn.strip_prefix("*.")
+        .and_then(|r| r.strip_prefix(id))
+        .is_some_and(|r| r.starts_with(".inference."))
 }
 
 /// If `fqdn` looks like a workspace name (`<uuid>.workspace.<region>.api…` or
@@ -619,6 +636,35 @@ mod tests {
                 assert_eq!(apex_of(&d.name), d.zone, "{}", d.name);
             }
         }
+    }
+
+    #[test]
+    fn inference_wildcards_are_known_by_their_shape() {
+        for cloud in Cloud::ALL {
+            let mut w = ws(cloud);
+            w.inference_wildcard = true;
+            let pl = derive(&w, AnswerMode::A)
+                .into_iter()
+                .find(|d| {
+                    d.purpose == Purpose::InferenceWildcard && d.name.contains(".privatelink.")
+                })
+                .unwrap();
+            assert!(is_inference_wildcard_of(&pl.name, GUID), "{}", pl.name);
+        }
+        let public = format!("*.{GUID}.inference.eastus.api.azureml.ms");
+        assert!(is_inference_wildcard_of(&public, GUID));
+        assert!(!is_inference_wildcard_of(
+            "*.eastus.inference.ml.azure.com",
+            GUID
+        ));
+        assert!(!is_inference_wildcard_of(
+            &format!("ep.{GUID}.inference.eastus.privatelink.api.azureml.ms"),
+            GUID
+        ));
+        assert!(!is_inference_wildcard_of(
+            &format!("*.{GUID}.workspace.eastus.api.azureml.ms"),
+            GUID
+        ));
     }
 
     #[test]

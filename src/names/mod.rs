@@ -22,7 +22,7 @@ mod workspace_name;
 pub use cloud::{Cloud, UnknownCloud, apex_of, forwarder_zones, notebooks_zone_of};
 pub use derive::{
     AnswerMode, DerivedName, MAX_REGION, Project, Purpose, Target, Workspace, derive,
-    notebook_label, workspace_id_in,
+    is_inference_wildcard_of, notebook_label, workspace_id_in,
 };
 pub use key::NameKey;
 pub use public::{Captured, captures_public};
