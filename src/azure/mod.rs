@@ -22,7 +22,7 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,7 @@ use crate::config::{AzureConfig, Config, ConfigError, Located, Warning};
 use crate::diagnostics::Location;
 use crate::health::{self, Health};
 use crate::import::ImportedName;
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use crate::names::{self, Cloud, Project, Workspace};
 use crate::zone::{Source, ZoneTable};
 pub use arm::Failure;
@@ -504,12 +504,6 @@ fn differences(file: &Workspace, azure: &Workspace) -> String {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |t| t.as_secs_f64())
-}
-
 /// The client for `cfg`'s endpoints and identity.
 fn client(cfg: &AzureConfig) -> arm::Arm {
     arm::Arm::new(
@@ -691,7 +685,7 @@ impl<S: Served> Rounds<S> {
 
     fn worked(&mut self, result: &str, workspaces: usize) {
         self.metrics.azure_sync.with_label_values(&[result]).inc();
-        self.metrics.azure_last_success.set(unix_now());
+        self.metrics.azure_last_success.set(metrics::unix_now());
         self.metrics.azure_workspaces.set(workspaces as i64);
         self.health.clear(health::Source::Azure);
         if self.problem.take().is_some() {
