@@ -279,9 +279,9 @@ fn inference_name(first: &str, guid: &str, region: &str, zone: &str) -> String {
     [first, ".", guid, ".inference.", region, ".", zone].concat()
 }
 
-/// Whether `fqdn` is the wildcard over workspace `id`'s online endpoints
-/// (an [`inference_name`] of `*`), under any API zone: a private endpoint
-/// lists it under the public one, its DNS zone holds it under the
+/// Whether `fqdn` is the wildcard over workspace `id`'s online endpoints,
+/// `*.<id>.inference.<region>.<zone>`, under any API zone: a private
+/// endpoint lists it under the public one, its DNS zone holds it under the
 /// private-link one.
 pub fn is_inference_wildcard_of(fqdn: &str, id: &str) -> bool {
     fqdn.strip_prefix("*.")
