@@ -171,7 +171,7 @@ enum Command {
         config: Option<PathBuf>,
         /// Forward this cloud's Azure ML zones (public, china, usgov; may
         /// repeat, or comma-separated).
-        #[arg(long, value_delimiter = ',', value_parser = forwarders::parse_cloud)]
+        #[arg(long, value_delimiter = ',')]
         cloud: Vec<Cloud>,
     },
 }

@@ -57,14 +57,6 @@ pub fn parse_target(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{s:?} is not an IP address or IP:port"))
 }
 
-/// A cloud's config spelling (`public`, `china`, `usgov`). For `--cloud`.
-pub fn parse_cloud(s: &str) -> Result<Cloud, String> {
-    Cloud::ALL
-        .into_iter()
-        .find(|c| c.as_str() == s)
-        .ok_or_else(|| format!("{s:?} is not a cloud (public, china, usgov)"))
-}
-
 /// What `amldns forwarders` was asked for.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {

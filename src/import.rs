@@ -194,11 +194,10 @@ pub fn workspace_from_endpoint(
     })?;
     let notebooks =
         |n: &str| names::notebooks_zone_of(n).is_some() && names::workspace_id_in(n) == Some(id);
-    let inference = format!("*.{id}.inference.");
     ws.cloud = cloud;
     ws.ip = ip;
     ws.notebook_ip = addr_of(&notebooks).unwrap_or(ip);
-    ws.inference_ip = addr_of(&|n| n.starts_with(&inference)).unwrap_or(ip);
+    ws.inference_ip = addr_of(&|n| names::is_inference_wildcard_of(n, id)).unwrap_or(ip);
     ws.notebook_fqdn = notebook_fqdn
         .map(str::to_ascii_lowercase)
         .filter(|f| notebooks(f))

@@ -5,7 +5,7 @@
 //! bounded set: a client cannot add series by sending odd types or names.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::local::LocalHistogram;
 use prometheus::{
@@ -664,6 +664,14 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Now in Unix seconds: the unit of the `_timestamp_seconds` gauges, and of
+/// the times in the reload status, which sets them.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

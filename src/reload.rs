@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -30,7 +30,7 @@ use crate::config::{self, AzureConfig, Config, ConfigError, MetricsConfig};
 use crate::forward::Forwarder;
 use crate::handler::Snapshot;
 use crate::health::{self, Health};
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use crate::zone::ZoneTable;
 
 /// Editors and `kubectl` write in bursts: wait for this much quiet, then
@@ -273,7 +273,7 @@ impl Reloader {
         let status = Status {
             generation: 1,
             names: table.len(),
-            loaded_at: unix_now(),
+            loaded_at: metrics::unix_now(),
             sha256: config.sha256.clone(),
         };
         record_success(&metrics, &status);
@@ -331,7 +331,7 @@ impl Reloader {
         changes: Option<Changes>,
     ) {
         *self.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(LastReload {
-            at: unix_now(),
+            at: metrics::unix_now(),
             trigger: trigger.to_string(),
             generation,
             error,
@@ -455,7 +455,7 @@ impl Reloader {
         let status = Status {
             generation,
             names: table.len(),
-            loaded_at: unix_now(),
+            loaded_at: metrics::unix_now(),
             sha256: config.sha256.clone(),
         };
         let changes = changes(&current.table, &table);
@@ -551,12 +551,6 @@ fn record_success(metrics: &Metrics, status: &Status) {
     metrics.last_reload_success.set(status.loaded_at);
     metrics.last_reload_successful.set(1);
     metrics.set_config(&status.sha256);
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Watches the config's folders for changes. Folders, not files, are

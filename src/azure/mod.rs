@@ -22,7 +22,7 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,7 @@ use crate::config::{AzureConfig, Config, ConfigError, Located, Warning};
 use crate::diagnostics::Location;
 use crate::health::{self, Health};
 use crate::import::ImportedName;
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use crate::names::{self, Cloud, Project, Workspace};
 use crate::zone::{Source, ZoneTable};
 pub use arm::Failure;
@@ -41,24 +41,6 @@ pub use arm::Failure;
 /// timeout; each request has its own, shorter deadline too. 1,000 private
 /// workspaces take up to 13,000 reads, 11 minutes at 20 reads per second.
 pub const ROUND_DEADLINE: Duration = Duration::from_secs(3600);
-
-/// The audience of an ARM token of `cloud`, whatever endpoint is used.
-pub fn arm_resource(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Public => "https://management.azure.com/",
-        Cloud::China => "https://management.chinacloudapi.cn/",
-        Cloud::UsGov => "https://management.usgovcloudapi.net/",
-    }
-}
-
-/// Entra ID of `cloud`, when `AZURE_AUTHORITY_HOST` does not say.
-pub fn authority(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Public => "https://login.microsoftonline.com",
-        Cloud::China => "https://login.chinacloudapi.cn",
-        Cloud::UsGov => "https://login.microsoftonline.us",
-    }
-}
 
 /// What a round found: also the `state_file`'s JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,10 +119,7 @@ impl Found {
                 .then(|| s.to_ascii_lowercase())
                 .ok_or_else(|| format!("{what} {s:?} is not a DNS label"))
         };
-        let cloud = Cloud::ALL
-            .into_iter()
-            .find(|c| c.as_str() == self.cloud)
-            .ok_or_else(|| format!("cloud {:?} is not public, china or usgov", self.cloud))?;
+        let cloud = self.cloud.parse::<Cloud>().map_err(|e| e.to_string())?;
         let region = label(&self.region, "region", 0)?;
         if region.len() > names::MAX_REGION {
             return Err(format!("region {region:?} is too long"));
@@ -525,12 +504,6 @@ fn differences(file: &Workspace, azure: &Workspace) -> String {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |t| t.as_secs_f64())
-}
-
 /// The client for `cfg`'s endpoints and identity.
 fn client(cfg: &AzureConfig) -> arm::Arm {
     arm::Arm::new(
@@ -712,7 +685,7 @@ impl<S: Served> Rounds<S> {
 
     fn worked(&mut self, result: &str, workspaces: usize) {
         self.metrics.azure_sync.with_label_values(&[result]).inc();
-        self.metrics.azure_last_success.set(unix_now());
+        self.metrics.azure_last_success.set(metrics::unix_now());
         self.metrics.azure_workspaces.set(workspaces as i64);
         self.health.clear(health::Source::Azure);
         if self.problem.take().is_some() {

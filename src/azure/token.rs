@@ -43,7 +43,7 @@ impl Tokens {
     pub fn new(cfg: &AzureConfig) -> Self {
         Tokens {
             source: cfg.auth,
-            resource: super::arm_resource(cfg.cloud),
+            resource: cfg.cloud.arm_audience(),
             cloud: cfg.cloud,
             client_id: cfg.client_id.clone(),
             imds: cfg.imds_endpoint.clone(),
@@ -122,7 +122,7 @@ impl Tokens {
         let authority = std::env::var("AZURE_AUTHORITY_HOST")
             .ok()
             .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| super::authority(self.cloud).to_string());
+            .unwrap_or_else(|| self.cloud.authority().to_string());
         // A token of a few KiB on a local (projected) volume.
         let assertion = std::fs::read_to_string(&file)
             .map_err(|e| Failure::Token(format!("cannot read {file}: {e}")))?;

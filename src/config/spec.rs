@@ -8,6 +8,7 @@ use toml_parser::Source;
 use toml_parser::lexer::TokenKind;
 
 use crate::diagnostics::{ConfigError, Lines, closest};
+use crate::names::Cloud;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -85,15 +86,6 @@ pub(super) enum AnswerSpec {
     Cname,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, Default)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum CloudSpec {
-    #[default]
-    Public,
-    China,
-    Usgov,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct WorkspaceSpec {
@@ -101,7 +93,7 @@ pub(super) struct WorkspaceSpec {
     pub id: Spanned<String>,
     pub region: Spanned<String>,
     #[serde(default)]
-    pub cloud: CloudSpec,
+    pub cloud: Cloud,
     pub ip: Spanned<String>,
     pub notebook_ip: Option<Spanned<String>>,
     pub inference_ip: Option<Spanned<String>>,
@@ -159,7 +151,7 @@ pub(super) struct AzureSpec {
     pub interval_s: Option<Spanned<u64>>,
     /// Picks the default `arm_endpoint` and the token's resource.
     #[serde(default)]
-    pub cloud: CloudSpec,
+    pub cloud: Cloud,
     pub arm_endpoint: Option<Spanned<String>>,
     pub imds_endpoint: Option<Spanned<String>>,
     /// One ARM or token request may take this long.

@@ -14,9 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::spec::{
-    AnswerSpec, AuthSpec, AzureSpec, CloudSpec, ImportSpec, RecordSpec, Spec, WorkspaceSpec,
-};
+use super::spec::{AnswerSpec, AuthSpec, AzureSpec, ImportSpec, RecordSpec, Spec, WorkspaceSpec};
 use super::{
     AZURE_RESOLVER, AzureAuth, AzureConfig, Config, Located, LogConfig, MetricsConfig, Record,
     RecordAnswer, ServerConfig, UpstreamConfig,
@@ -603,11 +601,7 @@ impl Cx<'_> {
                 ),
             ));
         }
-        let cloud = match w.cloud {
-            CloudSpec::Public => Cloud::Public,
-            CloudSpec::China => Cloud::China,
-            CloudSpec::Usgov => Cloud::UsGov,
-        };
+        let cloud = w.cloud;
         self.region_of(cloud, &region, &w.region);
         let ip = self.answer::<IpAddr>(&w.ip, "an IP address")?;
         let notebook_ip = match &w.notebook_ip {
@@ -866,11 +860,7 @@ impl Cx<'_> {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let cloud = match a.cloud {
-            CloudSpec::Public => Cloud::Public,
-            CloudSpec::China => Cloud::China,
-            CloudSpec::Usgov => Cloud::UsGov,
-        };
+        let cloud = a.cloud;
         let endpoint = |v: &Option<Spanned<String>>, default: &str, key: &str| match v {
             None => Ok(default.to_string()),
             Some(v) => self.endpoint(v, key),
@@ -895,7 +885,7 @@ impl Cx<'_> {
                 "interval_s",
             )?),
             cloud,
-            arm_endpoint: endpoint(&a.arm_endpoint, arm_endpoint(cloud), "arm_endpoint")?,
+            arm_endpoint: endpoint(&a.arm_endpoint, cloud.arm_endpoint(), "arm_endpoint")?,
             imds_endpoint: endpoint(&a.imds_endpoint, IMDS_ENDPOINT, "imds_endpoint")?,
             timeout: Duration::from_millis(self.within(
                 &a.timeout_ms,
@@ -935,16 +925,6 @@ impl Cx<'_> {
             ));
         }
         Ok(s.to_string())
-    }
-}
-
-/// Azure Resource Manager of `cloud` (Microsoft Learn, "Azure China 21Vianet
-/// developer guide" and "Azure Government developer guide").
-fn arm_endpoint(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Public => "https://management.azure.com",
-        Cloud::China => "https://management.chinacloudapi.cn",
-        Cloud::UsGov => "https://management.usgovcloudapi.net",
     }
 }
 

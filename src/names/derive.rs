@@ -1,0 +1,696 @@
+//! Every DNS name an Azure ML workspace behind a private endpoint needs,
+//! and the workspace id in a name of that shape.
+
+use std::net::IpAddr;
+
+use super::cloud::Cloud;
+use super::cloud::notebooks_zone_of;
+use super::syntax::{MAX_LABEL, is_at_or_below, is_uuid};
+
+/// An AI Studio / Foundry hub project: it gets its own api, cert.api and
+/// notebooks names on the hub's private endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub name: String,
+    /// Lower-case UUID.
+    pub id: String,
+}
+
+/// A validated workspace: ids and regions lower-case, IPs parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub name: String,
+    /// Lower-case UUID (`properties.workspaceId`).
+    pub id: String,
+    /// Lower-case region short name, e.g. `eastus`.
+    pub region: String,
+    pub cloud: Cloud,
+    /// API IP: api, cert.api and compute instances.
+    pub ip: IpAddr,
+    pub notebook_ip: IpAddr,
+    pub inference_ip: IpAddr,
+    /// Azure's exact notebooks FQDN, when given; its first label replaces the
+    /// derived one.
+    pub notebook_fqdn: Option<String>,
+    pub instances: Vec<String>,
+    pub instances_wildcard: bool,
+    pub online_endpoints: Vec<String>,
+    pub inference_wildcard: bool,
+    pub projects: Vec<Project>,
+}
+
+/// How the public names are answered (`[zone] answer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnswerMode {
+    /// Every name answered with its address directly.
+    #[default]
+    A,
+    /// Azure's own shape: the public name is a CNAME to its `privatelink.` name,
+    /// which holds the address.
+    Cname,
+}
+
+/// What a derived name is for; shown by `amldns records` and counted by `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Purpose {
+    Api,
+    CertApi,
+    Notebooks,
+    Instance,
+    InstanceSsh,
+    InstancesWildcard,
+    OnlineEndpoint,
+    InferenceWildcard,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Api => "api",
+            Purpose::CertApi => "cert.api",
+            Purpose::Notebooks => "notebooks",
+            Purpose::Instance => "instance",
+            Purpose::InstanceSsh => "instance-ssh",
+            Purpose::InstancesWildcard => "instances-wildcard",
+            Purpose::OnlineEndpoint => "online-endpoint",
+            Purpose::InferenceWildcard => "inference-wildcard",
+        }
+    }
+}
+
+/// What a name answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Addr(IpAddr),
+    /// A CNAME to another (derived) name.
+    Alias(String),
+}
+
+/// One name of a workspace and its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedName {
+    /// Lower-case, no final dot; `*.` first for a one-label wildcard.
+    pub name: String,
+    pub purpose: Purpose,
+    pub target: Target,
+    /// The zone apex whose SOA goes with negative answers.
+    pub zone: &'static str,
+}
+
+/// Azure's longest region names are under 20 characters; past 22 the
+/// notebooks label would have no room left for the workspace name.
+pub const MAX_REGION: usize = NOTEBOOK_NAME_BUDGET;
+
+/// Room for the workspace name in `ml-<name>-<region>-<guid>`:
+/// 63 − len("ml-") − 2 hyphens − 36 (UUID) = 22, less the region.
+const NOTEBOOK_NAME_BUDGET: usize = MAX_LABEL - 3 - 2 - 36;
+
+/// The first label of the notebooks name: `ml-<name,cut>-<region>-<guid>`.
+/// Only the workspace name is shortened, from the right, lower-cased.
+pub fn notebook_label(name: &str, region: &str, guid: &str) -> String {
+    let keep = NOTEBOOK_NAME_BUDGET.saturating_sub(region.len());
+    let cut = name
+        .char_indices()
+        .nth(keep)
+        .map_or(name, |(i, _)| &name[..i]);
+    let mut label = ["ml-", cut, "-", region, "-", guid].concat();
+    label.make_ascii_lowercase();
+    label
+}
+
+/// Every name `ws` needs, in a stable order.
+///
+/// Names are joined with `concat`, which allocates each once at its size,
+/// not with `format!`, which took 3.5 times the instructions: a reload of
+/// 10,000 workspaces derives 130,000 names (issue 4).
+pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
+    let s = ws.cloud.suffixes();
+    let mut out = Vec::new();
+    let mut push = |name: String, purpose: Purpose, target: Target, zone: &'static str| {
+        out.push(DerivedName {
+            name,
+            purpose,
+            target,
+            zone,
+        })
+    };
+
+    // The hub itself, then each project, on the same private endpoint IPs.
+    let notebook_label_override = ws
+        .notebook_fqdn
+        .as_deref()
+        .map(|f| f.split('.').next().unwrap_or(f).to_string());
+    let mut identities = vec![(
+        ws.id.as_str(),
+        notebook_label_override.unwrap_or_else(|| notebook_label(&ws.name, &ws.region, &ws.id)),
+    )];
+    for p in &ws.projects {
+        identities.push((p.id.as_str(), notebook_label(&p.name, &ws.region, &p.id)));
+    }
+
+    for (guid, nb_label) in identities {
+        let r = &ws.region;
+        // Workspace API and certificate API, with their private-link names.
+        let api_pl = [guid, ".workspace.", r, ".", s.privatelink_api].concat();
+        let cert_pl = [guid, ".workspace.", r, ".cert.", s.privatelink_api].concat();
+        let nb_pl = [&nb_label, ".", r, ".", s.privatelink_notebooks].concat();
+        let public = [
+            (
+                [guid, ".workspace.", r, ".", s.api].concat(),
+                &api_pl,
+                Purpose::Api,
+                ws.ip,
+                s.api,
+            ),
+            (
+                [guid, ".workspace.", r, ".cert.", s.api].concat(),
+                &cert_pl,
+                Purpose::CertApi,
+                ws.ip,
+                s.api,
+            ),
+            (
+                [&nb_label, ".", r, ".", s.notebooks].concat(),
+                &nb_pl,
+                Purpose::Notebooks,
+                ws.notebook_ip,
+                s.notebooks,
+            ),
+            // The older notebooks form without the region label.
+            (
+                [&nb_label, ".", s.notebooks].concat(),
+                &nb_pl,
+                Purpose::Notebooks,
+                ws.notebook_ip,
+                s.notebooks,
+            ),
+        ];
+        for (name, pl, purpose, ip, zone) in public {
+            let target = match mode {
+                AnswerMode::A => Target::Addr(ip),
+                AnswerMode::Cname => Target::Alias(pl.clone()),
+            };
+            push(name, purpose, target, zone);
+        }
+        push(api_pl, Purpose::Api, Target::Addr(ws.ip), s.privatelink_api);
+        push(
+            cert_pl,
+            Purpose::CertApi,
+            Target::Addr(ws.ip),
+            s.privatelink_api,
+        );
+        push(
+            nb_pl,
+            Purpose::Notebooks,
+            Target::Addr(ws.notebook_ip),
+            s.privatelink_notebooks,
+        );
+    }
+
+    // Compute instances answer the API IP, not their own (SPEC §1).
+    let r = &ws.region;
+    for zone in s.instances {
+        for ci in &ws.instances {
+            push(
+                [ci, ".", r, ".", zone].concat(),
+                Purpose::Instance,
+                Target::Addr(ws.ip),
+                zone,
+            );
+            push(
+                [ci, "-22.", r, ".", zone].concat(),
+                Purpose::InstanceSsh,
+                Target::Addr(ws.ip),
+                zone,
+            );
+        }
+        if ws.instances_wildcard {
+            push(
+                ["*.", r, ".", zone].concat(),
+                Purpose::InstancesWildcard,
+                Target::Addr(ws.ip),
+                zone,
+            );
+        }
+    }
+
+    // Managed online endpoints, on the inference IP; Azure's chain goes through
+    // their private-link inference names.
+    for ep in &ws.online_endpoints {
+        let pl = inference_name(ep, &ws.id, r, s.privatelink_api);
+        let target = match mode {
+            AnswerMode::A => Target::Addr(ws.inference_ip),
+            AnswerMode::Cname => Target::Alias(pl.clone()),
+        };
+        push(
+            [ep, ".", r, ".", s.inference].concat(),
+            Purpose::OnlineEndpoint,
+            target,
+            s.inference,
+        );
+        push(
+            pl,
+            Purpose::OnlineEndpoint,
+            Target::Addr(ws.inference_ip),
+            s.privatelink_api,
+        );
+    }
+    if ws.inference_wildcard {
+        push(
+            ["*.", r, ".", s.inference].concat(),
+            Purpose::InferenceWildcard,
+            Target::Addr(ws.inference_ip),
+            s.inference,
+        );
+        push(
+            inference_name("*", &ws.id, r, s.privatelink_api),
+            Purpose::InferenceWildcard,
+            Target::Addr(ws.inference_ip),
+            s.privatelink_api,
+        );
+    }
+    out
+}
+
+/// `<first>.<guid>.inference.<region>.<zone>`: the name of a workspace's
+/// managed online endpoint `first` (or, `first` being `*`, of all of them)
+/// under an API zone.
+fn inference_name(first: &str, guid: &str, region: &str, zone: &str) -> String {
+    [first, ".", guid, ".inference.", region, ".", zone].concat()
+}
+
+/// Whether `fqdn` is the wildcard over workspace `id`'s online endpoints,
+/// `*.<id>.inference.<region>.<zone>`, under any API zone: a private
+/// endpoint lists it under the public one, its DNS zone holds it under the
+/// private-link one.
+pub fn is_inference_wildcard_of(fqdn: &str, id: &str) -> bool {
+    fqdn.strip_prefix("*.")
+        .and_then(|r| r.strip_prefix(id))
+        .is_some_and(|r| r.starts_with(".inference."))
+}
+
+/// If `fqdn` looks like a workspace name (`<uuid>.workspace.<region>.api…` or
+/// `ml-…-<uuid>.…notebooks…`), the workspace id in it.
+pub fn workspace_id_in(fqdn: &str) -> Option<&str> {
+    // Asked of every forwarded query: a byte search, not `split`'s
+    // searcher, which costs more to set up than the label takes to read.
+    let first = &fqdn[..fqdn.bytes().position(|c| c == b'.').unwrap_or(fqdn.len())];
+    if let Some(rest) = fqdn
+        .strip_prefix(first)
+        .and_then(|r| r.strip_prefix(".workspace."))
+        && is_uuid(first)
+        && Cloud::ALL
+            .iter()
+            .any(|c| is_at_or_below(rest, c.suffixes().api))
+    {
+        return Some(first);
+    }
+    if first.starts_with("ml-") && first.len() >= 36 && notebooks_zone_of(fqdn).is_some() {
+        let tail = &first[first.len() - 36..];
+        if is_uuid(tail) {
+            return Some(tail);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{apex_of, is_at_or_below};
+
+    const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+
+    fn ws(cloud: Cloud) -> Workspace {
+        Workspace {
+            name: "contoso-research-ml-workspace-001".into(),
+            id: GUID.into(),
+            region: "eastus".into(),
+            cloud,
+            ip: "10.1.0.5".parse().unwrap(),
+            notebook_ip: "10.1.0.6".parse().unwrap(),
+            inference_ip: "10.1.0.7".parse().unwrap(),
+            notebook_fqdn: None,
+            instances: vec![],
+            instances_wildcard: false,
+            online_endpoints: vec![],
+            inference_wildcard: false,
+            projects: vec![],
+        }
+    }
+
+    fn answers(names: &[DerivedName]) -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|d| {
+                let t = match &d.target {
+                    Target::Addr(ip) => ip.to_string(),
+                    Target::Alias(n) => format!("CNAME {n}"),
+                };
+                (d.name.clone(), t)
+            })
+            .collect()
+    }
+
+    fn has(names: &[DerivedName], name: &str, target: &str) -> bool {
+        answers(names).iter().any(|(n, t)| n == name && t == target)
+    }
+
+    #[test]
+    fn notebook_label_cut_worked_examples() {
+        let cases = [
+            // SPEC §1, verbatim.
+            (
+                "contoso-research-ml-workspace-001",
+                "eastus",
+                GUID,
+                "ml-contoso-research-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51",
+            ),
+            (
+                "contoso-research-ml-workspace-001",
+                "australiaeast",
+                GUID,
+                "ml-contoso-r-australiaeast-fb7e20a0-8891-458b-b969-55ddb3382f51",
+            ),
+            (
+                "mlworkspace-portal02",
+                "eastus",
+                "03ce50c0-2e18-48ad-9e4a-ca338f571072",
+                "ml-mlworkspace-port-eastus-03ce50c0-2e18-48ad-9e4a-ca338f571072",
+            ),
+            // A name that fits is unchanged.
+            (
+                "mlw1",
+                "eastus",
+                GUID,
+                "ml-mlw1-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51",
+            ),
+            // Long region: 22 - 18 = 4 characters of the name remain.
+            (
+                "contoso-research",
+                "germanywestcentral",
+                GUID,
+                "ml-cont-germanywestcentral-fb7e20a0-8891-458b-b969-55ddb3382f51",
+            ),
+            // Upper-case input is lower-cased, and the cut counts characters.
+            (
+                "Contoso-Research-ML",
+                "EastUS",
+                "FB7E20A0-8891-458B-B969-55DDB3382F51",
+                "ml-contoso-research-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51",
+            ),
+            // Exactly 16 characters in eastus: fits, unchanged.
+            (
+                "abcdefghijklmnop",
+                "eastus",
+                GUID,
+                "ml-abcdefghijklmnop-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51",
+            ),
+        ];
+        for (name, region, guid, want) in cases {
+            let got = notebook_label(name, region, guid);
+            assert_eq!(got, want, "{name} in {region}");
+            assert!(got.len() <= MAX_LABEL, "{got} is {} long", got.len());
+        }
+    }
+
+    #[test]
+    fn every_cloud_gets_its_own_suffixes() {
+        let cases = [
+            (
+                Cloud::Public,
+                "api.azureml.ms",
+                "notebooks.azure.net",
+                "instances.azureml.ms",
+                "instances.ml.azure.ms",
+                "inference.ml.azure.com",
+            ),
+            (
+                Cloud::China,
+                "api.ml.azure.cn",
+                "notebooks.chinacloudapi.cn",
+                "instances.azureml.cn",
+                "instances.ml.azure.cn",
+                "inference.ml.azure.cn",
+            ),
+            (
+                Cloud::UsGov,
+                "api.ml.azure.us",
+                "notebooks.usgovcloudapi.net",
+                "instances.azureml.us",
+                "instances.ml.azure.us",
+                "inference.ml.azure.us",
+            ),
+        ];
+        let nb = "ml-contoso-research-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51";
+        for (cloud, api, notebooks, inst1, inst2, inference) in cases {
+            let mut w = ws(cloud);
+            w.instances = vec!["ci-alice".into()];
+            w.online_endpoints = vec!["fraud-score".into()];
+            let d = derive(&w, AnswerMode::A);
+            let want = [
+                (format!("{GUID}.workspace.eastus.{api}"), "10.1.0.5"),
+                (format!("{GUID}.workspace.eastus.cert.{api}"), "10.1.0.5"),
+                (
+                    format!("{GUID}.workspace.eastus.privatelink.{api}"),
+                    "10.1.0.5",
+                ),
+                (
+                    format!("{GUID}.workspace.eastus.cert.privatelink.{api}"),
+                    "10.1.0.5",
+                ),
+                (format!("{nb}.eastus.{notebooks}"), "10.1.0.6"),
+                (format!("{nb}.{notebooks}"), "10.1.0.6"),
+                (format!("{nb}.eastus.privatelink.{notebooks}"), "10.1.0.6"),
+                (format!("ci-alice.eastus.{inst1}"), "10.1.0.5"),
+                (format!("ci-alice-22.eastus.{inst1}"), "10.1.0.5"),
+                (format!("ci-alice.eastus.{inst2}"), "10.1.0.5"),
+                (format!("ci-alice-22.eastus.{inst2}"), "10.1.0.5"),
+                (format!("fraud-score.eastus.{inference}"), "10.1.0.7"),
+                (
+                    format!("fraud-score.{GUID}.inference.eastus.privatelink.{api}"),
+                    "10.1.0.7",
+                ),
+            ];
+            for (name, ip) in &want {
+                assert!(
+                    has(&d, name, ip),
+                    "{cloud:?}: missing {name} -> {ip} in {d:#?}"
+                );
+            }
+            assert_eq!(d.len(), want.len(), "{cloud:?}: unexpected extra names");
+        }
+    }
+
+    #[test]
+    fn cname_mode_follows_azures_chain() {
+        let mut w = ws(Cloud::Public);
+        w.online_endpoints = vec!["fraud-score".into()];
+        w.instances = vec!["ci-1".into()];
+        let d = derive(&w, AnswerMode::Cname);
+        let nb = "ml-contoso-research-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51";
+        let cases = [
+            (
+                format!("{GUID}.workspace.eastus.api.azureml.ms"),
+                format!("CNAME {GUID}.workspace.eastus.privatelink.api.azureml.ms"),
+            ),
+            (
+                format!("{GUID}.workspace.eastus.cert.api.azureml.ms"),
+                format!("CNAME {GUID}.workspace.eastus.cert.privatelink.api.azureml.ms"),
+            ),
+            (
+                format!("{nb}.eastus.notebooks.azure.net"),
+                format!("CNAME {nb}.eastus.privatelink.notebooks.azure.net"),
+            ),
+            (
+                format!("{nb}.notebooks.azure.net"),
+                format!("CNAME {nb}.eastus.privatelink.notebooks.azure.net"),
+            ),
+            (
+                "fraud-score.eastus.inference.ml.azure.com".to_string(),
+                format!("CNAME fraud-score.{GUID}.inference.eastus.privatelink.api.azureml.ms"),
+            ),
+            (
+                format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"),
+                "10.1.0.5".to_string(),
+            ),
+            // Instances have no private-link form: always an address.
+            (
+                "ci-1.eastus.instances.azureml.ms".to_string(),
+                "10.1.0.5".to_string(),
+            ),
+        ];
+        for (name, target) in cases {
+            assert!(has(&d, &name, &target), "missing {name} -> {target}");
+        }
+    }
+
+    #[test]
+    fn wildcards_are_opt_in() {
+        let w = ws(Cloud::Public);
+        let d = derive(&w, AnswerMode::A);
+        assert!(d.iter().all(|n| !n.name.starts_with("*.")));
+
+        let mut w = ws(Cloud::UsGov);
+        w.instances_wildcard = true;
+        w.inference_wildcard = true;
+        let d = derive(&w, AnswerMode::A);
+        assert!(has(&d, "*.eastus.instances.azureml.us", "10.1.0.5"));
+        assert!(has(&d, "*.eastus.instances.ml.azure.us", "10.1.0.5"));
+        assert!(has(&d, "*.eastus.inference.ml.azure.us", "10.1.0.7"));
+        assert!(has(
+            &d,
+            &format!("*.{GUID}.inference.eastus.privatelink.api.ml.azure.us"),
+            "10.1.0.7"
+        ));
+    }
+
+    #[test]
+    fn hub_projects_get_their_own_names_on_the_hubs_ips() {
+        let mut w = ws(Cloud::Public);
+        w.projects = vec![Project {
+            name: "proj-a".into(),
+            id: "0d5c2f4e-1111-2222-3333-444455556666".into(),
+        }];
+        let d = derive(&w, AnswerMode::A);
+        let p = "0d5c2f4e-1111-2222-3333-444455556666";
+        assert!(has(
+            &d,
+            &format!("{p}.workspace.eastus.api.azureml.ms"),
+            "10.1.0.5"
+        ));
+        assert!(has(
+            &d,
+            &format!("{p}.workspace.eastus.cert.api.azureml.ms"),
+            "10.1.0.5"
+        ));
+        assert!(has(
+            &d,
+            &format!("ml-proj-a-eastus-{p}.eastus.notebooks.azure.net"),
+            "10.1.0.6"
+        ));
+        // The hub keeps its own names too.
+        assert!(has(
+            &d,
+            &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+            "10.1.0.5"
+        ));
+    }
+
+    #[test]
+    fn notebook_fqdn_overrides_the_derived_label() {
+        let mut w = ws(Cloud::Public);
+        w.notebook_fqdn = Some(format!(
+            "ml-contoso_research-eastus-{GUID}.eastus.notebooks.azure.net"
+        ));
+        let d = derive(&w, AnswerMode::A);
+        let label = format!("ml-contoso_research-eastus-{GUID}");
+        assert!(has(
+            &d,
+            &format!("{label}.eastus.notebooks.azure.net"),
+            "10.1.0.6"
+        ));
+        assert!(has(&d, &format!("{label}.notebooks.azure.net"), "10.1.0.6"));
+        assert!(has(
+            &d,
+            &format!("{label}.eastus.privatelink.notebooks.azure.net"),
+            "10.1.0.6"
+        ));
+        assert!(!d.iter().any(|n| n.name.starts_with("ml-contoso-research-")));
+    }
+
+    /// Forwarding these zones is enough: every name amldns derives, in both
+    /// answer modes and with every option on, sits at or below one of them.
+    #[test]
+    fn forwarder_zones_cover_every_derived_name() {
+        for cloud in Cloud::ALL {
+            let mut w = ws(cloud);
+            w.instances = vec!["ci-1".into()];
+            w.instances_wildcard = true;
+            w.online_endpoints = vec!["ep".into()];
+            w.inference_wildcard = true;
+            w.projects = vec![Project {
+                name: "p".into(),
+                id: "0d5c2f4e-1111-2222-3333-444455556666".into(),
+            }];
+            for mode in [AnswerMode::A, AnswerMode::Cname] {
+                for d in derive(&w, mode) {
+                    let name = d.name.strip_prefix("*.").unwrap_or(&d.name);
+                    assert!(
+                        cloud
+                            .forwarder_zones()
+                            .iter()
+                            .any(|z| is_at_or_below(name, z)),
+                        "{} ({cloud:?}) is under no forwarder zone",
+                        d.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn derived_names_sit_in_their_zone() {
+        for cloud in Cloud::ALL {
+            for d in derive(&ws(cloud), AnswerMode::A) {
+                assert_eq!(apex_of(&d.name), d.zone, "{}", d.name);
+            }
+        }
+    }
+
+    #[test]
+    fn inference_wildcards_are_known_by_their_shape() {
+        for cloud in Cloud::ALL {
+            let mut w = ws(cloud);
+            w.inference_wildcard = true;
+            let pl = derive(&w, AnswerMode::A)
+                .into_iter()
+                .find(|d| {
+                    d.purpose == Purpose::InferenceWildcard && d.name.contains(".privatelink.")
+                })
+                .unwrap();
+            assert!(is_inference_wildcard_of(&pl.name, GUID), "{}", pl.name);
+        }
+        let public = format!("*.{GUID}.inference.eastus.api.azureml.ms");
+        assert!(is_inference_wildcard_of(&public, GUID));
+        assert!(!is_inference_wildcard_of(
+            "*.eastus.inference.ml.azure.com",
+            GUID
+        ));
+        assert!(!is_inference_wildcard_of(
+            &format!("ep.{GUID}.inference.eastus.privatelink.api.azureml.ms"),
+            GUID
+        ));
+        assert!(!is_inference_wildcard_of(
+            &format!("*.{GUID}.workspace.eastus.api.azureml.ms"),
+            GUID
+        ));
+    }
+
+    #[test]
+    fn workspace_shaped_names() {
+        let cases = [
+            (
+                format!("{GUID}.workspace.eastus.api.azureml.ms"),
+                Some(GUID),
+            ),
+            (
+                format!("{GUID}.workspace.eastus.cert.api.ml.azure.cn"),
+                Some(GUID),
+            ),
+            (
+                format!("ml-contoso-eastus-{GUID}.eastus.notebooks.azure.net"),
+                Some(GUID),
+            ),
+            ("eastus.api.azureml.ms".to_string(), None),
+            ("ml.azure.com".to_string(), None),
+            (
+                "not-a-uuid.workspace.eastus.api.azureml.ms".to_string(),
+                None,
+            ),
+        ];
+        for (name, want) in cases {
+            assert_eq!(workspace_id_in(&name), want, "{name}");
+        }
+    }
+}
