@@ -19,7 +19,7 @@ use crate::diagnostics::Location;
 use crate::explain::{self, Explanation};
 use crate::export::{self, Format, Row};
 use crate::forward::Forwarder;
-use crate::forwarders::{self, Server};
+use crate::export::forwarders::{self, Server};
 use crate::handler::Snapshot;
 use crate::logging;
 use crate::metrics::Metrics;

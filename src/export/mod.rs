@@ -16,6 +16,8 @@ use crate::codec;
 use crate::resolve::NS_LABEL;
 use crate::zone::{self, Data, Node, Soa, ZoneTable};
 
+pub mod forwarders;
+
 /// The forms `amldns records --format` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
