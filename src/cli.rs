@@ -17,9 +17,9 @@ use crate::config::{self, Config, ConfigError};
 use crate::control::{self, ControlError, Flushed, ServerStatus};
 use crate::diagnostics::Location;
 use crate::explain::{self, Explanation};
+use crate::export::forwarders::{self, Server};
 use crate::export::{self, Format, Row};
 use crate::forward::Forwarder;
-use crate::forwarders::{self, Server};
 use crate::handler::Snapshot;
 use crate::logging;
 use crate::metrics::Metrics;
@@ -428,7 +428,7 @@ fn records(path: &std::path::Path, format: Format, out_dir: Option<&std::path::P
         eprintln!("error: cannot create {}: {e}", dir.display());
         return ExitCode::FAILURE;
     }
-    let files = export::zone_files(&table, &ns_addrs);
+    let files = export::zone::zone_files(&table, &ns_addrs);
     for note in &files.notes {
         eprintln!("note: {note}");
     }

@@ -5,6 +5,9 @@
 //! `deploy/onprem/` holds its output for example addresses, and a test keeps
 //! those files equal to it.
 //!
+//! Here: which zones, and the header every server's file starts with; each
+//! server's own lines and notes are in its file beside this one.
+//!
 //! Pure: zones and addresses in, text out.
 
 use std::collections::BTreeSet;
@@ -12,8 +15,8 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
+use super::{bind, comment, dnsmasq, powershell, unbound};
 use crate::config::Config;
-use crate::export;
 use crate::names::{self, Cloud};
 use crate::zone::ZoneTable;
 
@@ -146,14 +149,14 @@ or a name in a new zone; add this server's address to amldns's [server] allow.
 The privatelink.* zones sit under these zones, so they are covered.
 See deploy/onprem/README.md."
     );
-    export::comment(&mut out, marker, &head);
-    export::comment(&mut out, marker, notes(req.server));
+    comment(&mut out, marker, &head);
+    comment(&mut out, marker, notes(req.server));
     let to = req.to;
     match req.server {
-        Server::Bind => bind(&mut out, zones, to),
-        Server::Unbound => unbound(&mut out, zones, to),
-        Server::Dnsmasq => dnsmasq(&mut out, zones, to),
-        Server::Powershell => powershell(&mut out, zones, to)?,
+        Server::Bind => bind::forwarders(&mut out, zones, to),
+        Server::Unbound => unbound::forwarders(&mut out, zones, to),
+        Server::Dnsmasq => dnsmasq::forwarders(&mut out, zones, to),
+        Server::Powershell => powershell::forwarders(&mut out, zones, to)?,
     }
     Ok(out)
 }
@@ -172,128 +175,11 @@ fn target(a: SocketAddr) -> String {
 /// (DNSSEC validation rejects them if a public zone is ever signed).
 fn notes(server: Server) -> &'static str {
     match server {
-        Server::Bind => {
-            "Include it from named.conf: include \"/etc/bind/named.conf.amldns\";
-If the options block has deny-answer-addresses (DNS-rebind protection), add
-these zones to its except-from list, or BIND drops amldns's private answers.
-amldns's answers are unsigned: with dnssec-validation on, should one of these
-zones be signed in public DNS, list it in validate-except { ... };."
-        }
-        Server::Unbound => {
-            "Put it in /etc/unbound/unbound.conf.d/ (or include: it); check with
-unbound-checkconf. private-domain keeps amldns's private answers when
-private-address (DNS-rebind protection) is set; domain-insecure skips DNSSEC
-validation of amldns's unsigned answers, which would fail if one of these
-zones were signed in public DNS."
-        }
-        Server::Dnsmasq => {
-            "Put it in /etc/dnsmasq.d/ (or conf-file= it); check with dnsmasq --test.
-rebind-domain-ok keeps amldns's private answers when stop-dns-rebind (DNS-rebind
-protection) is on. dnsmasq's dnssec has no per-zone exception: should one
-of these zones be signed in public DNS, amldns's unsigned answers would fail."
-        }
-        Server::Powershell => {
-            "Run in an elevated PowerShell on the DNS server (DnsServer module); it
-adds a conditional forwarder per zone, or updates one that exists. On a domain
-controller, add -ReplicationScope Forest to share them with every DNS server."
-        }
+        Server::Bind => bind::FORWARDERS_NOTES,
+        Server::Unbound => unbound::FORWARDERS_NOTES,
+        Server::Dnsmasq => dnsmasq::FORWARDERS_NOTES,
+        Server::Powershell => powershell::FORWARDERS_NOTES,
     }
-}
-
-fn bind(out: &mut String, zones: &[String], to: &[SocketAddr]) {
-    let forwarders: String = to
-        .iter()
-        .map(|a| match a.port() {
-            53 => format!("{}; ", a.ip()),
-            p => format!("{} port {p}; ", a.ip()),
-        })
-        .collect();
-    for z in zones {
-        let _ = writeln!(
-            out,
-            "zone \"{z}\" {{ type forward; forward only; forwarders {{ {forwarders}}}; }};"
-        );
-    }
-}
-
-fn unbound(out: &mut String, zones: &[String], to: &[SocketAddr]) {
-    out.push_str("server:\n");
-    if to.iter().any(|a| a.ip().is_loopback()) {
-        // Unbound never sends to 127.0.0.0/8 or ::1 by default
-        // (do-not-query-localhost: yes), forward-addr included: the
-        // forwarders would be ignored. This option is server-wide: it also
-        // lets Unbound follow a delegation to a loopback address.
-        out.push_str(
-            "    # amldns is on this host: without this, Unbound ignores a loopback forward-addr.\n\
-             \x20   do-not-query-localhost: no\n",
-        );
-    }
-    for z in zones {
-        let _ = writeln!(out, "    private-domain: \"{z}.\"");
-    }
-    for z in zones {
-        let _ = writeln!(out, "    domain-insecure: \"{z}.\"");
-    }
-    for z in zones {
-        let _ = writeln!(out, "forward-zone:\n    name: \"{z}.\"");
-        for a in to {
-            let _ = match a.port() {
-                53 => writeln!(out, "    forward-addr: {}", a.ip()),
-                p => writeln!(out, "    forward-addr: {}@{p}", a.ip()),
-            };
-        }
-    }
-}
-
-fn dnsmasq(out: &mut String, zones: &[String], to: &[SocketAddr]) {
-    for z in zones {
-        let _ = writeln!(out, "rebind-domain-ok=/{z}/");
-    }
-    for z in zones {
-        for a in to {
-            let _ = match a.port() {
-                53 => writeln!(out, "server=/{z}/{}", a.ip()),
-                p => writeln!(out, "server=/{z}/{}#{p}", a.ip()),
-            };
-        }
-    }
-}
-
-fn powershell(
-    out: &mut String,
-    zones: &[String],
-    to: &[SocketAddr],
-) -> Result<(), ForwardersError> {
-    if let Some(a) = to.iter().find(|a| a.port() != 53) {
-        return Err(ForwardersError::WindowsPort(*a));
-    }
-    let quoted = |items: Vec<String>| {
-        items
-            .iter()
-            .map(|i| format!("\"{i}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let _ = writeln!(
-        out,
-        "$ErrorActionPreference = \"Stop\"\n$MasterServers = @({})",
-        quoted(to.iter().map(|a| a.ip().to_string()).collect())
-    );
-    out.push_str("$Zones = @(\n");
-    for z in zones {
-        let _ = writeln!(out, "    \"{z}\"");
-    }
-    out.push_str(
-        ")\n\
-         foreach ($Zone in $Zones) {\n\
-         \x20   if (Get-DnsServerZone -Name $Zone -ErrorAction SilentlyContinue) {\n\
-         \x20       Set-DnsServerConditionalForwarderZone -Name $Zone -MasterServers $MasterServers\n\
-         \x20   } else {\n\
-         \x20       Add-DnsServerConditionalForwarderZone -Name $Zone -MasterServers $MasterServers\n\
-         \x20   }\n\
-         }\n",
-    );
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,380 @@
+//! `amldns records` (SPEC §5): the effective table in the forms people and
+//! other DNS servers read — a table, JSON, zone files, hosts lines, and config
+//! for BIND, Unbound, dnsmasq, Windows DNS and Azure Private DNS; and
+//! `amldns forwarders` ([`forwarders`]): the conditional forwarders an
+//! on-premises BIND, Unbound, dnsmasq or Windows DNS needs to send amldns's
+//! zones to it.
+//!
+//! One file per peer server holds both its outputs (`bind`, `unbound`,
+//! `dnsmasq`, `powershell` for Windows DNS, `azcli` for Azure Private DNS),
+//! next to the forms that are not any server's config (`table`, `zone`,
+//! `hosts`). The PowerShell and bash programs are files under `scripts/`,
+//! filled by `fill`.
+//!
+//! Pure: a [`ZoneTable`] in, text out. Each server has its own way to hold a
+//! few names without capturing their neighbours (SPEC §1, "Do not capture
+//! public names") and without sending their other types upstream (SPEC §3);
+//! each output's header says which way it uses and where it still differs
+//! from amldns, so that nobody finds out in production.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::zone::{Data, MAX_CHAIN, Node, ZoneTable};
+
+mod azcli;
+mod bind;
+mod dnsmasq;
+pub mod forwarders;
+mod hosts;
+mod powershell;
+mod private_zones;
+mod table;
+mod unbound;
+pub mod zone;
+
+/// The forms `amldns records --format` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// One object per name.
+    Json,
+    /// Master files (RFC 1035 §5), one per zone apex, with SOA and NS.
+    Zone,
+    /// /etc/hosts lines (addresses only; wildcards cannot be expressed).
+    Hosts,
+    /// A BIND response policy zone (RPZ): the names, not whole zones.
+    Bind,
+    /// Unbound `local-zone`/`local-data` lines.
+    Unbound,
+    /// dnsmasq `host-record`/`address`/`local` lines.
+    Dnsmasq,
+    /// Windows DNS PowerShell: each privatelink.* zone whole, any other name a zone of its own.
+    Powershell,
+    /// Azure CLI (bash): the same zones as Azure Private DNS zones, linked to a VNet.
+    Azcli,
+}
+
+/// The whole output of `amldns records --format <format>`. `ns_addrs`: the
+/// addresses amldns gives `ns.<apex>` ([`crate::resolve::ns_addrs`]), for the
+/// zone files' NS.
+pub fn render(table: &ZoneTable, format: Format, ns_addrs: &[IpAddr]) -> String {
+    match format {
+        Format::Table => table::table(&rows(table)),
+        Format::Json => table::json(&rows(table)),
+        Format::Zone => zone::stream(table, ns_addrs),
+        Format::Hosts => hosts::records(table),
+        Format::Bind => bind::records(table),
+        Format::Unbound => unbound::records(table),
+        Format::Dnsmasq => dnsmasq::records(table),
+        Format::Powershell => powershell::records(table),
+        Format::Azcli => azcli::records(table),
+    }
+}
+
+/// `text`, each line behind `prefix` (a comment marker).
+fn comment(out: &mut String, prefix: &str, text: &str) {
+    for line in text.lines() {
+        let _ = writeln!(out, "{}", format!("{prefix} {line}").trim_end());
+    }
+}
+
+/// (type, value) of each record a node holds; CNAME targets end in a dot.
+fn rrs(data: Data) -> Vec<(&'static str, String)> {
+    Answers::from(data).records()
+}
+
+/// One local name as `amldns records --format table|json` and `GET /records`
+/// show it: what it answers and where it came from. The same rows whether
+/// read from a config file or from a running server, so that both print
+/// alike.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Row {
+    /// Lower-case, no final dot; `*.` first for a wildcard.
+    pub name: String,
+    pub ttl: u32,
+    /// The zone apex it is under (its negative answers' SOA).
+    pub zone: String,
+    /// What gave it: `workspace mlw (api)`, `record`, `import`, `azure`.
+    pub source: String,
+    /// Where that was written: `file:line:column`.
+    pub at: String,
+    #[serde(flatten)]
+    pub answers: Answers,
+}
+
+impl Row {
+    pub fn new(table: &ZoneTable, node: Node) -> Self {
+        Row {
+            name: node.name.to_string(),
+            ttl: node.ttl,
+            zone: table.apex(node).to_string(),
+            source: table.source(node),
+            at: table.origin(node).at.to_string(),
+            answers: node.data.into(),
+        }
+    }
+}
+
+/// What a name answers, by type.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Answers {
+    #[serde(default)]
+    pub a: Vec<String>,
+    #[serde(default)]
+    pub aaaa: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cname: Option<String>,
+}
+
+impl From<Data<'_>> for Answers {
+    fn from(data: Data) -> Self {
+        match data {
+            Data::Addrs { v4, v6 } => Answers {
+                a: v4.iter().map(ToString::to_string).collect(),
+                aaaa: v6.iter().map(ToString::to_string).collect(),
+                cname: None,
+            },
+            Data::Alias(t) => Answers {
+                a: Vec::new(),
+                aaaa: Vec::new(),
+                cname: Some(t.to_string()),
+            },
+        }
+    }
+}
+
+impl Answers {
+    /// (type, value) of each record; CNAME targets end in a dot.
+    pub fn records(&self) -> Vec<(&'static str, String)> {
+        let a = self.a.iter().map(|a| ("A", a.clone()));
+        let aaaa = self.aaaa.iter().map(|a| ("AAAA", a.clone()));
+        let cname = self.cname.iter().map(|t| ("CNAME", format!("{t}.")));
+        a.chain(aaaa).chain(cname).collect()
+    }
+}
+
+/// Every name of the table, as rows.
+pub fn rows(table: &ZoneTable) -> Vec<Row> {
+    table.nodes().map(|n| Row::new(table, n)).collect()
+}
+
+/// The row answering `name` (its own, or the wildcard's that matches it).
+pub fn row_for(table: &ZoneTable, name: &str) -> Option<Row> {
+    let key = name.trim_end_matches('.').to_ascii_lowercase();
+    table.find(&key).map(|n| Row::new(table, n))
+}
+
+/// `rows` as `--format table` or `json` print them; `None` for a format
+/// that needs the whole table (zone files and the like).
+pub fn render_rows(rows: &[Row], format: Format) -> Option<String> {
+    match format {
+        Format::Table => Some(table::table(rows)),
+        Format::Json => Some(table::json(rows)),
+        _ => None,
+    }
+}
+
+/// What a name finally answers once its CNAME chain is followed inside the
+/// table: addresses, or an alias of a name the table does not hold. Servers
+/// that do not chase a local CNAME for the client (Unbound's local data, a
+/// zone apex that cannot hold a CNAME, hosts files) get the end of the chain.
+fn resolved<'t>(table: &'t ZoneTable, node: Node<'t>) -> Data<'t> {
+    let mut data = node.data;
+    // compile() rejects loops and chains over MAX_CHAIN; the bound is a guard.
+    for _ in 0..MAX_CHAIN {
+        let Data::Alias(t) = data else { break };
+        match table.find(t) {
+            Some(next) => data = next.data,
+            None => break,
+        }
+    }
+    data
+}
+
+/// `*.x` → `Some("x")`.
+fn wildcard_parent(name: &str) -> Option<&str> {
+    name.strip_prefix("*.")
+}
+
+/// A script under `scripts/` (read with `include_str!`) with its note cut
+/// off and its placeholders filled. The note is everything up to the first
+/// empty line: it says what the script is and what fills each placeholder.
+/// A line that is only `{{name}}` is replaced by `name`'s value, whole lines
+/// each ending in a newline (none when empty); `{{name}}` inside a line is
+/// replaced by the value as it is.
+fn fill(script: &str, values: &[(&str, &str)]) -> String {
+    let body = script.split_once("\n\n").map_or(script, |(_, body)| body);
+    let values: Vec<(String, &str)> = values
+        .iter()
+        .map(|(name, value)| (format!("{{{{{name}}}}}"), *value))
+        .collect();
+    let mut out = String::new();
+    for line in body.split_inclusive('\n') {
+        match values
+            .iter()
+            .find(|(p, _)| line.strip_suffix('\n') == Some(p))
+        {
+            Some((_, lines)) => out.push_str(lines),
+            None => {
+                let filled = values
+                    .iter()
+                    .fold(line.to_string(), |l, (p, v)| l.replace(p, v));
+                out.push_str(&filled);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use std::path::Path;
+
+    pub(super) const G: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+
+    /// A workspace with a wildcard and an instance under it, an AAAA record,
+    /// a CNAME into the table and a CNAME out of it.
+    pub(super) fn table() -> ZoneTable {
+        let text = format!(
+            "[[workspace]]\nname = \"mlw\"\nid = \"{G}\"\nregion = \"eastus\"\nip = \"10.1.0.5\"\n\
+             instances = [\"ci-1\"]\ninstances_wildcard = true\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
+             aaaa = [\"fd00::9\"]\n\
+             [[record]]\nname = \"alias.corp.example\"\ncname = \"st.privatelink.blob.core.windows.net\"\n\
+             [[record]]\nname = \"out.corp.example\"\ncname = \"www.example.com\"\n"
+        );
+        let c = config::parse(Path::new("t.toml"), &text).unwrap();
+        c.table(3).unwrap()
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    /// What each format says for a plain name, a wildcard, a name below the
+    /// wildcard, AAAA, an alias into the table and one out of it.
+    #[test]
+    fn each_format_expresses_every_kind_of_name() {
+        let t = table();
+        let api = format!("{G}.workspace.eastus.api.azureml.ms");
+        let cases: Vec<(Format, Vec<String>, Vec<&str>)> = vec![
+            (
+                Format::Bind,
+                vec![
+                    "$ORIGIN amldns.rpz.".into(),
+                    "@\t60\tIN\tSOA\tlocalhost. hostmaster.localhost. 3 3600 300 2419200 60".into(),
+                    format!("{api}\t60\tIN\tA\t10.1.0.5"),
+                    "*.eastus.instances.azureml.ms\t60\tIN\tA\t10.1.0.5".into(),
+                    "st.privatelink.blob.core.windows.net\t60\tIN\tAAAA\tfd00::9".into(),
+                    // BIND would not apply the policy to the target.
+                    "alias.corp.example\t60\tIN\tA\t10.1.0.9".into(),
+                    "out.corp.example\t60\tIN\tCNAME\twww.example.com.".into(),
+                ],
+                vec![],
+            ),
+            (
+                Format::Unbound,
+                vec![
+                    "server:".into(),
+                    "    local-zone: \"api.azureml.ms.\" transparent".into(),
+                    format!("    local-data: \"{api}. 60 IN A 10.1.0.5\""),
+                    "    local-zone: \"eastus.instances.azureml.ms.\" redirect".into(),
+                    "    local-data: \"eastus.instances.azureml.ms. 60 IN A 10.1.0.5\"".into(),
+                    "    local-zone: \"ci-1.eastus.instances.azureml.ms.\" transparent".into(),
+                    "    local-data: \"ci-1.eastus.instances.azureml.ms. 60 IN A 10.1.0.5\"".into(),
+                    "    local-data: \"st.privatelink.blob.core.windows.net. 60 IN AAAA fd00::9\""
+                        .into(),
+                    // Into the table: the final addresses; out: a redirect.
+                    "    local-data: \"alias.corp.example. 60 IN A 10.1.0.9\"".into(),
+                    "    local-data: \"alias.corp.example. 60 IN AAAA fd00::9\"".into(),
+                    "    local-zone: \"out.corp.example.\" redirect".into(),
+                    "    local-data: \"out.corp.example. 60 IN CNAME www.example.com.\"".into(),
+                ],
+                vec!["local-zone: \"instances.azureml.ms.\" static"],
+            ),
+            (
+                Format::Dnsmasq,
+                vec![
+                    format!("host-record={api},10.1.0.5,60"),
+                    format!("local=/{api}/"),
+                    "address=/eastus.instances.azureml.ms/10.1.0.5".into(),
+                    "local=/eastus.instances.azureml.ms/".into(),
+                    "host-record=ci-1.eastus.instances.azureml.ms,10.1.0.5,60".into(),
+                    "host-record=st.privatelink.blob.core.windows.net,fd00::9,60".into(),
+                    "host-record=alias.corp.example,10.1.0.9,60".into(),
+                ],
+                vec!["out.corp.example,", "local=/out.corp.example/"],
+            ),
+            (
+                Format::Powershell,
+                vec![
+                    "    \"privatelink.blob.core.windows.net\" = @(".into(),
+                    "        \"st AAAA 60 fd00::9\"".into(),
+                    "    \"privatelink.api.azureml.ms\" = @(".into(),
+                    format!("        \"{G}.workspace.eastus A 60 10.1.0.5\""),
+                    "    \"eastus.instances.azureml.ms\" = @(".into(),
+                    "        \"* A 60 10.1.0.5\"".into(),
+                    "    \"alias.corp.example\" = @(".into(),
+                    "        \"@ AAAA 60 fd00::9\"".into(),
+                ],
+                vec!["\"out.corp.example\" = @(", "\"api.azureml.ms\" = @("],
+            ),
+            (
+                Format::Azcli,
+                vec![
+                    "privatelink.blob.core.windows.net\tst\taaaa\t60\tfd00::9".into(),
+                    format!("privatelink.api.azureml.ms\t{G}.workspace.eastus\ta\t60\t10.1.0.5"),
+                    "eastus.instances.azureml.ms\t*\ta\t60\t10.1.0.5".into(),
+                    "alias.corp.example\t@\ta\t60\t10.1.0.9".into(),
+                ],
+                vec!["out.corp.example\t", "\napi.azureml.ms\t"],
+            ),
+        ];
+        for (format, want, never) in cases {
+            let text = render(&t, format, &[]);
+            let body = lines(&text);
+            for w in &want {
+                assert!(
+                    body.contains(&w.as_str()),
+                    "{format:?} lacks {w:?}:\n{text}"
+                );
+            }
+            for n in never {
+                assert!(!text.contains(n), "{format:?} has {n:?}:\n{text}");
+            }
+            // A name that cannot be expressed is said so, not dropped silently.
+            if matches!(format, Format::Dnsmasq | Format::Powershell | Format::Azcli) {
+                assert!(
+                    text.contains("# out.corp.example: CNAME www.example.com, which is not local"),
+                    "{format:?}:\n{text}"
+                );
+            }
+        }
+    }
+
+    /// Every placeholder of the scripts is filled.
+    #[test]
+    fn no_placeholder_left() {
+        let t = table();
+        for format in [Format::Powershell, Format::Azcli] {
+            let text = render(&t, format, &[]);
+            assert!(!text.contains("{{"), "{format:?}:\n{text}");
+        }
+    }
+
+    /// A line that is only a placeholder becomes the value's lines; one
+    /// inside a line, the value; the note before the first empty line goes.
+    #[test]
+    fn fill_places_values() {
+        let script = "# note\n# {{a}}\n\nx\n{{a}}\ny = ({{b}})\n\nz\n";
+        assert_eq!(
+            fill(script, &[("a", "1\n2\n"), ("b", "3")]),
+            "x\n1\n2\ny = (3)\n\nz\n"
+        );
+        assert_eq!(fill(script, &[("a", ""), ("b", "")]), "x\ny = ()\n\nz\n");
+    }
+}

@@ -1,0 +1,67 @@
+//! Windows DNS, from PowerShell: `records` as zones of their own
+//! ([`super::private_zones`]) that a script made and keeps, `forwarders` as
+//! conditional forwarders. The programs are `scripts/records.ps1` and
+//! `scripts/forwarders.ps1`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use super::fill;
+use super::forwarders::ForwardersError;
+use super::private_zones::private_zones;
+use crate::zone::ZoneTable;
+
+/// Filled by [`records`]; its placeholders are described at its top.
+const RECORDS: &str = include_str!("scripts/records.ps1");
+
+/// Filled by [`forwarders`]; its placeholders are described at its top.
+const FORWARDERS: &str = include_str!("scripts/forwarders.ps1");
+
+/// `--format powershell`: the script that makes and keeps the zones.
+pub(super) fn records(table: &ZoneTable) -> String {
+    let pz = private_zones(table);
+    let mut want = String::new();
+    for (zone, sets) in &pz.zones {
+        let _ = writeln!(want, "    \"{zone}\" = @(");
+        for set in sets {
+            for a in &set.addrs {
+                let _ = writeln!(
+                    want,
+                    "        \"{} {} {} {a}\"",
+                    set.name, set.kind, set.ttl
+                );
+            }
+        }
+        want.push_str("    )\n");
+    }
+    fill(RECORDS, &[("private_zones", &pz.about()), ("want", &want)])
+}
+
+/// What Windows DNS needs besides the conditional forwarders: where to run
+/// the script.
+pub(super) const FORWARDERS_NOTES: &str = "\
+Run in an elevated PowerShell on the DNS server (DnsServer module); it
+adds a conditional forwarder per zone, or updates one that exists. On a domain
+controller, add -ReplicationScope Forest to share them with every DNS server.";
+
+/// A conditional forwarder per zone, to `to`, which must all be on port 53.
+pub(super) fn forwarders(
+    out: &mut String,
+    zones: &[String],
+    to: &[SocketAddr],
+) -> Result<(), ForwardersError> {
+    if let Some(a) = to.iter().find(|a| a.port() != 53) {
+        return Err(ForwardersError::WindowsPort(*a));
+    }
+    let master_servers = to
+        .iter()
+        .map(|a| format!("\"{}\"", a.ip()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let zones: String = zones.iter().map(|z| format!("    \"{z}\"\n")).collect();
+    out.push_str(&fill(
+        FORWARDERS,
+        &[("master_servers", &master_servers), ("zones", &zones)],
+    ));
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! The table as zones of their own, for the servers that answer every name
+//! under a zone they hold: Windows DNS ([`super::powershell`]) and Azure
+//! Private DNS ([`super::azcli`]).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::{comment, resolved, wildcard_parent};
+use crate::zone::{Data, ZoneTable};
+
+/// One A or AAAA record set of a [`private_zones`] zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RecordSet {
+    /// Relative to the zone: `@`, `*`, `x.workspace.eastus`...
+    pub(super) name: String,
+    /// `A` or `AAAA`.
+    pub(super) kind: &'static str,
+    pub(super) ttl: u32,
+    /// Sorted as strings, which is how the scripts compare them.
+    pub(super) addrs: Vec<String>,
+}
+
+/// [`private_zones`]' result: zone → record sets, and the names left out.
+#[derive(Debug, Default)]
+pub(super) struct PrivateZones {
+    pub(super) zones: BTreeMap<String, Vec<RecordSet>>,
+    notes: Vec<String>,
+}
+
+impl PrivateZones {
+    /// What both scripts say first: how names become zones
+    /// ([`PRIVATE_ZONES_TEXT`]), and the names left out.
+    pub(super) fn about(&self) -> String {
+        let mut out = String::new();
+        comment(&mut out, "#", PRIVATE_ZONES_TEXT);
+        for note in &self.notes {
+            let _ = writeln!(out, "# {note}");
+        }
+        out
+    }
+}
+
+/// The table as zones for Azure Private DNS and Windows DNS, which answer
+/// every name under a zone they hold:
+/// - a `privatelink.*` zone is held whole, as Azure does for private
+///   endpoints: nothing public lives under it;
+/// - a name in a public zone whose `privatelink` twin is in the table
+///   (`x.api.azureml.ms` and `x.privatelink.api.azureml.ms`) is left to the
+///   twin: public DNS CNAMEs the name into it;
+/// - any other name in a public zone gets a zone of its own (a wildcard
+///   `*.x`: the record `*` of zone `x`), since a zone `instances.azureml.ms`
+///   would answer NXDOMAIN for every public name under it it does not list.
+///
+/// A zone apex cannot be a CNAME, and these servers do not follow one into
+/// another zone for the client: aliases are given their final addresses.
+pub(super) fn private_zones(table: &ZoneTable) -> PrivateZones {
+    let mut out = PrivateZones::default();
+    let mut twins: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in table.nodes() {
+        let apex = table.apex(n);
+        let (zone, rel) = if apex.starts_with("privatelink.") {
+            let rel = n
+                .name
+                .strip_suffix(apex)
+                .and_then(|r| r.strip_suffix('.'))
+                .unwrap_or("@");
+            (apex, rel)
+        } else if has_twin(table, n.name, apex) {
+            *twins.entry(apex).or_default() += 1;
+            continue;
+        } else {
+            match wildcard_parent(n.name) {
+                Some(parent) => (parent, "*"),
+                None => (n.name, "@"),
+            }
+        };
+        let Data::Addrs { v4, v6 } = resolved(table, n) else {
+            out.notes.push(format!(
+                "{}: {}, which is not local: a zone cannot hold it",
+                n.name, n.data
+            ));
+            continue;
+        };
+        let sets = out.zones.entry(zone.to_string()).or_default();
+        let v4: Vec<String> = v4.iter().map(ToString::to_string).collect();
+        let v6: Vec<String> = v6.iter().map(ToString::to_string).collect();
+        for (kind, mut addrs) in [("A", v4), ("AAAA", v6)] {
+            if addrs.is_empty() {
+                continue;
+            }
+            addrs.sort();
+            sets.push(RecordSet {
+                name: rel.to_string(),
+                kind,
+                ttl: n.ttl,
+                addrs,
+            });
+        }
+    }
+    for (apex, count) in twins {
+        out.notes.push(format!(
+            "names under {apex} ({count}): left to privatelink.{apex}, which public DNS CNAMEs them into"
+        ));
+    }
+    out
+}
+
+/// Whether the table holds `name`'s `privatelink` twin: `x.<apex>` →
+/// `x.privatelink.<apex>`, itself and not through a wildcard.
+fn has_twin(table: &ZoneTable, name: &str, apex: &str) -> bool {
+    let Some(prefix) = name.strip_suffix(apex) else {
+        return false;
+    };
+    let twin = format!("{prefix}privatelink.{apex}");
+    table.find(&twin).is_some_and(|t| t.name == twin)
+}
+
+/// What both scripts say of the zones they make.
+const PRIVATE_ZONES_TEXT: &str = "\
+Zones: each privatelink.* zone whole, as Azure does for private endpoints. A
+name in a public zone whose privatelink twin is listed (x.api.azureml.ms and
+x.privatelink.api.azureml.ms) is left to the twin, which public DNS CNAMEs it
+into. Any other name in a public zone gets a zone of its own: a zone
+\"instances.azureml.ms\" would answer NXDOMAIN for every public name under it
+that it does not list, while a zone named after the name answers only it. A
+wildcard *.x is the record * of zone x (x itself then gets NODATA). Aliases
+are given their final addresses (a zone apex cannot be a CNAME).
+Idempotent: run it again after the table changes; it creates what is
+missing, corrects what differs, removes the records (and zones) it made
+earlier that the table no longer has, and changes nothing else.";
+
+#[cfg(test)]
+mod tests {
+    use super::private_zones;
+    use crate::export::tests::{G, table};
+
+    /// Private-link zones whole, a public name left to its twin, other
+    /// names in zones of their own (a wildcard as `*` of its parent).
+    #[test]
+    fn private_zones_per_zone_where_safe() {
+        let pz = private_zones(&table());
+        let zones: Vec<&str> = pz.zones.keys().map(String::as_str).collect();
+        assert_eq!(
+            zones,
+            [
+                "alias.corp.example",
+                "ci-1-22.eastus.instances.azureml.ms",
+                "ci-1-22.eastus.instances.ml.azure.ms",
+                "ci-1.eastus.instances.azureml.ms",
+                "ci-1.eastus.instances.ml.azure.ms",
+                "eastus.instances.azureml.ms",
+                "eastus.instances.ml.azure.ms",
+                &format!("ml-mlw-eastus-{G}.notebooks.azure.net"),
+                "privatelink.api.azureml.ms",
+                "privatelink.blob.core.windows.net",
+                "privatelink.notebooks.azure.net",
+            ]
+        );
+        let w = &pz.zones["eastus.instances.azureml.ms"];
+        assert_eq!((w[0].name.as_str(), w[0].kind), ("*", "A"));
+        // An alias into the table: its own zone, with the final addresses.
+        let a = &pz.zones["alias.corp.example"];
+        assert_eq!(a[0].addrs, ["10.1.0.9"]);
+        assert_eq!(a[1].addrs, ["fd00::9"]);
+        assert_eq!(
+            pz.notes,
+            [
+                "out.corp.example: CNAME www.example.com, which is not local: a zone cannot hold it",
+                "names under api.azureml.ms (2): left to privatelink.api.azureml.ms, which public DNS CNAMEs them into",
+                "names under notebooks.azure.net (1): left to privatelink.notebooks.azure.net, which public DNS CNAMEs them into",
+            ]
+        );
+    }
+}

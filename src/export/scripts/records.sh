@@ -1,0 +1,73 @@
+# The program of `amldns records --format azcli` (src/export/azcli.rs fills
+# it): Azure Private DNS zones holding the table, linked to a VNet, made and
+# kept with the Azure CLI. This note, to the first empty line, is not output.
+# Placeholders:
+#   {{private_zones}}, a line of its own: comment lines on how names become
+#     zones, and the names left out (export::private_zones);
+#   {{want}}, inside WANT's quotes: the record sets, one a line (no newline
+#     after the last), each zone, record set, type (a or aaaa), TTL and
+#     addresses (sorted, comma-separated), tab-separated.
+# The rest brings every record set of $WANT to its TTL and addresses, then
+# removes the marked record sets and zones that $WANT no longer has. noglob:
+# the record set "*" is a name, not a pattern.
+
+#!/usr/bin/env bash
+# amldns records as Azure Private DNS zones (bash, Azure CLI): set RG (resource
+# group) and VNET_ID (the virtual network's resource id), then run it. Each
+# zone is linked to the VNet (link "amldns").
+# What it makes is marked: zones with the tag managed-by=amldns, record sets
+# with the metadata managed-by=amldns; only those are ever removed (a record
+# set a private endpoint's DNS zone group made is left alone), and a zone only
+# once nothing but its SOA is left in it.
+{{private_zones}}
+set -euo pipefail -o noglob
+: "${RG:?set RG to the resource group}"
+: "${VNET_ID:?set VNET_ID to the resource id of the VNet}"
+# zone, record set, type, TTL, addresses (sorted), tab-separated.
+WANT="\
+{{want}}"
+
+dns() { az network private-dns "$@" --resource-group "$RG" --only-show-errors; }
+MARK=managed-by=amldns
+MARKED="[?metadata.\"managed-by\"=='amldns'].name"
+zones=$(cut -f1 <<<"$WANT" | sort -u)
+for zone in $zones; do
+  dns zone show --name "$zone" --output none 2>/dev/null ||
+    dns zone create --name "$zone" --tags "$MARK" --output none
+  dns link vnet show --zone-name "$zone" --name amldns --output none 2>/dev/null ||
+    dns link vnet create --zone-name "$zone" --name amldns --virtual-network "$VNET_ID" \
+      --registration-enabled false --output none
+done
+while IFS=$'\t' read -r zone set type ttl addrs; do
+  [[ -n $zone ]] || continue
+  case $type in
+    a) field=aRecords[].ipv4Address flag=--ipv4-address ;;
+    aaaa) field=aaaaRecords[].ipv6Address flag=--ipv6-address ;;
+  esac
+  have=$(dns record-set "$type" show --zone-name "$zone" --name "$set" \
+    --query "join(' ', [to_string(ttl), join(',', sort($field))])" --output tsv 2>/dev/null || true)
+  [[ $have == "$ttl $addrs" ]] && continue
+  [[ -z $have ]] || dns record-set "$type" delete --zone-name "$zone" --name "$set" --yes
+  dns record-set "$type" create --zone-name "$zone" --name "$set" --ttl "$ttl" --metadata "$MARK" --output none
+  for ip in ${addrs//,/ }; do
+    dns record-set "$type" add-record --zone-name "$zone" --record-set-name "$set" "$flag" "$ip" --output none
+  done
+done <<<"$WANT"
+wanted_sets=$(cut -f1-3 <<<"$WANT")
+marked_zones=$(dns zone list --query "[?tags.\"managed-by\"=='amldns'].name" --output tsv)
+for zone in $(sort -u <<<"$zones"$'\n'"$marked_zones"); do
+  for type in a aaaa; do
+    for set in $(dns record-set "$type" list --zone-name "$zone" --query "$MARKED" --output tsv); do
+      grep -qxF "$zone"$'\t'"$set"$'\t'"$type" <<<"$wanted_sets" ||
+        dns record-set "$type" delete --zone-name "$zone" --name "$set" --yes
+    done
+  done
+  # Not wanted any more, so one of the marked zones.
+  grep -qxF "$zone" <<<"$zones" && continue
+  left=$(dns record-set list --zone-name "$zone" \
+    --query "length([?type!='Microsoft.Network/privateDnsZones/SOA'])" --output tsv)
+  if [[ $left == 0 ]]; then
+    dns link vnet delete --zone-name "$zone" --name amldns --yes
+    dns zone delete --name "$zone" --yes
+  fi
+done
