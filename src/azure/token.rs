@@ -13,7 +13,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request};
 use serde_json::Value;
 
-use super::arm::{Failure, Http};
+use super::http::{Failure, Http};
 use crate::config::{AzureAuth, AzureConfig};
 use crate::names::Cloud;
 
@@ -27,6 +27,24 @@ const ASSUMED_LIFETIME: Duration = Duration::from_secs(600);
 /// IMDS's token API version (Microsoft Learn, "How to use managed identities
 /// for Azure resources on an Azure VM to acquire an access token").
 const IMDS_API_VERSION: &str = "2018-02-01";
+
+/// The audience of an ARM token of `cloud`, whatever endpoint is used.
+fn arm_resource(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Public => "https://management.azure.com/",
+        Cloud::China => "https://management.chinacloudapi.cn/",
+        Cloud::UsGov => "https://management.usgovcloudapi.net/",
+    }
+}
+
+/// Entra ID of `cloud`, when `AZURE_AUTHORITY_HOST` does not say.
+fn authority(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Public => "https://login.microsoftonline.com",
+        Cloud::China => "https://login.chinacloudapi.cn",
+        Cloud::UsGov => "https://login.microsoftonline.us",
+    }
+}
 
 /// Where tokens come from, and the one in hand.
 pub struct Tokens {
@@ -43,7 +61,7 @@ impl Tokens {
     pub fn new(cfg: &AzureConfig) -> Self {
         Tokens {
             source: cfg.auth,
-            resource: super::arm_resource(cfg.cloud),
+            resource: arm_resource(cfg.cloud),
             cloud: cfg.cloud,
             client_id: cfg.client_id.clone(),
             imds: cfg.imds_endpoint.clone(),
@@ -122,7 +140,7 @@ impl Tokens {
         let authority = std::env::var("AZURE_AUTHORITY_HOST")
             .ok()
             .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| super::authority(self.cloud).to_string());
+            .unwrap_or_else(|| authority(self.cloud).to_string());
         // A token of a few KiB on a local (projected) volume.
         let assertion = std::fs::read_to_string(&file)
             .map_err(|e| Failure::Token(format!("cannot read {file}: {e}")))?;
