@@ -697,7 +697,7 @@ mod tests {
         let toml = d.to_toml();
         assert!(toml.contains("[[workspace]]\nname = \"mlw-a\"\n"), "{toml}");
         assert!(toml.contains("instances = [\"ci-a\", \"ci-b\"]"), "{toml}");
-        let c = crate::config::parse(std::path::Path::new("t.toml"), &toml).unwrap();
+        let c = crate::config::parse(Path::new("t.toml"), &toml).unwrap();
         assert_eq!(c.workspaces[0].value.id, A);
     }
 }
