@@ -1,7 +1,7 @@
-//! The configuration file (SPEC §2): read by `spec` (the raw TOML shape,
-//! serde only), checked by `validate` into the [`Config`] the rest of
-//! amldns works from, whose [`Config::sources`] the zone table is compiled
-//! from.
+//! The configuration file (SPEC §2): read by `read`, parsed by `spec` (the
+//! raw TOML shape, serde only), checked by `validate` into the [`Config`]
+//! the rest of amldns works from, whose [`Config::sources`] the zone table
+//! is compiled from.
 //!
 //! Every error names the file, line and column of the value at fault. Simple
 //! value checks happen in `validate`; checks across the whole table (two
@@ -11,25 +11,26 @@
 // The config types are what an operator's file becomes: each says what it is.
 #![warn(missing_docs)]
 
+mod read;
 mod spec;
 mod validate;
 mod watch;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
 // The error and warning types are the configuration's words; they live in
 // `diagnostics` so that `import` and `zone` can use them without `config`.
-use crate::diagnostics::Lines;
 pub use crate::diagnostics::{ConfigError, Location, Warning};
 /// `[upstream]`: the forwarder's own settings, built here.
 pub use crate::forward::Settings as UpstreamConfig;
 use crate::import::ImportedName;
 use crate::names::{Cloud, Workspace};
 use crate::zone::{Given, Source, ZoneSettings, ZoneTable};
+pub use read::{load, parse};
 pub use watch::watch_dirs;
 
 /// Where the config file lives when neither `--config` nor `AMLDNS_CONFIG` says.
@@ -177,15 +178,6 @@ pub enum RecordAnswer {
     Cname(String),
 }
 
-/// Reads, parses and validates the config at `path`, and its imports.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(path, &text)
-}
-
 /// The hex SHA-256 of `text`, as `sha256sum` prints it.
 pub fn sha256_hex(text: &str) -> String {
     use sha2::Digest as _;
@@ -193,13 +185,6 @@ pub fn sha256_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Parses and validates `text`, read from `path` (imports are read relative to it).
-pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let lines = Lines::new(path, text);
-    let spec = spec::read(&lines)?;
-    validate::validate(path, &lines, spec)
 }
 
 impl Config {
