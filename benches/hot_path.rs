@@ -35,7 +35,7 @@ fn api(i: usize) -> String {
 
 /// Lookup cost as the table grows from 13 to 130,000 names: flat is the goal.
 #[divan::bench(args = [1, 100, 10_000])]
-fn lookup(bencher: divan::Bencher, workspaces: usize) {
+fn lookup(bencher: divan::Bencher<'_, '_>, workspaces: usize) {
     let table = config(workspaces).table(1).unwrap();
     let names: Vec<String> = (0..workspaces)
         .step_by((workspaces / 64).max(1))
@@ -60,7 +60,7 @@ fn query_bytes(name: &str) -> Vec<u8> {
 
 /// Reading a query and writing its local answer, nothing else.
 #[divan::bench]
-fn write_local_answer(bencher: divan::Bencher) {
+fn write_local_answer(bencher: divan::Bencher<'_, '_>) {
     let msg = query_bytes(&api(7));
     let v4 = ["10.1.0.5".parse().unwrap()];
     let mut out = [0u8; 2048];
@@ -107,7 +107,7 @@ fn handler(workspaces: usize, cached: &[(Key, Reply)]) -> (Handler, tokio::runti
 }
 
 /// Benches `handler`'s fast path answering `msg`, which it must take.
-fn bench_fast(bencher: divan::Bencher, handler: &Handler, msg: &[u8]) {
+fn bench_fast(bencher: divan::Bencher<'_, '_>, handler: &Handler, msg: &[u8]) {
     let src: SocketAddr = "127.0.0.1:5555".parse().unwrap();
     let mut out = [0u8; 2048];
     let mut tally = handler.metrics().tally();
@@ -131,7 +131,7 @@ fn bench_fast(bencher: divan::Bencher, handler: &Handler, msg: &[u8]) {
 
 /// The whole UDP fast path: parse, ACL, lookup, write, count.
 #[divan::bench(args = [1, 10_000])]
-fn fast_path(bencher: divan::Bencher, workspaces: usize) {
+fn fast_path(bencher: divan::Bencher<'_, '_>, workspaces: usize) {
     let (handler, _runtime) = handler(workspaces, &[]);
     bench_fast(bencher, &handler, &query_bytes(&api(workspaces / 2)));
 }
@@ -139,7 +139,7 @@ fn fast_path(bencher: divan::Bencher, workspaces: usize) {
 /// The same for a forwarded name whose answer the cache holds: the bytes
 /// copied, TTLs patched.
 #[divan::bench]
-fn fast_path_cached(bencher: divan::Bencher) {
+fn fast_path_cached(bencher: divan::Bencher<'_, '_>) {
     let (handler, _runtime) = handler(1, &[cached(&Name::from_ascii("www.example.com.").unwrap())]);
     bench_fast(bencher, &handler, &query_bytes("www.example.com"));
 }
@@ -165,7 +165,7 @@ fn cached(name: &Name) -> (Key, Reply) {
 
 /// A forwarded answer found in the cache among 5,000, TTLs counted down.
 #[divan::bench]
-fn cache_hit(bencher: divan::Bencher) {
+fn cache_hit(bencher: divan::Bencher<'_, '_>) {
     let cache = Cache::new(10_000);
     for i in 0..5_000 {
         let (key, reply) = cached(&Name::from_ascii(format!("n{i}.example.com.")).unwrap());

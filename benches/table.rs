@@ -16,21 +16,21 @@ const SIZES: [usize; 2] = [100, 10_000];
 
 /// TOML text to a validated config.
 #[divan::bench(args = SIZES)]
-fn parse(bencher: divan::Bencher, workspaces: usize) {
+fn parse(bencher: divan::Bencher<'_, '_>, workspaces: usize) {
     let text = common::config_text(workspaces);
     bencher.bench(|| config::parse(Path::new("bench.toml"), divan::black_box(&text)).unwrap());
 }
 
 /// A validated config to the table the handler reads.
 #[divan::bench(args = SIZES)]
-fn compile(bencher: divan::Bencher, workspaces: usize) {
+fn compile(bencher: divan::Bencher<'_, '_>, workspaces: usize) {
     let config = config::parse(Path::new("bench.toml"), &common::config_text(workspaces)).unwrap();
     bencher.bench(|| divan::black_box(&config).table(1).unwrap());
 }
 
 /// Freeing a table, which a reload does to the one it replaces.
 #[divan::bench(args = SIZES)]
-fn drop_table(bencher: divan::Bencher, workspaces: usize) {
+fn drop_table(bencher: divan::Bencher<'_, '_>, workspaces: usize) {
     let config = config::parse(Path::new("bench.toml"), &common::config_text(workspaces)).unwrap();
     bencher
         .with_inputs(|| config.table(1).unwrap())

@@ -453,7 +453,7 @@ fn write_replacing(file: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, file)
 }
 
-fn forwarders(req: &forwarders::Request) -> ExitCode {
+fn forwarders(req: &forwarders::Request<'_>) -> ExitCode {
     let loaded = match req.config {
         Some(path) => match load(path) {
             Some(v) => Some(v),

@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn each_way_a_name_is_answered() {
-        let cases: Vec<Case> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (
                 "ST.privatelink.blob.core.windows.net.",
                 "a",

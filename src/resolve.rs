@@ -465,7 +465,7 @@ mod tests {
             outcome,
             recursion_available: ra,
         };
-        let cases: Vec<(&str, Asked, bool, Plan)> = vec![
+        let cases: Vec<(&str, Asked<'_>, bool, Plan<'_>)> = vec![
             (
                 "stopping",
                 base,

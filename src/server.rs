@@ -427,7 +427,7 @@ fn reserve_descriptors(n: u64) {
     if dup < 0 {
         return debug!(
             "descriptor table not reserved: {}",
-            std::io::Error::last_os_error()
+            io::Error::last_os_error()
         );
     }
     // SAFETY: `dup` is ours alone, opened just above.

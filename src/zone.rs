@@ -647,17 +647,17 @@ impl ZoneTable {
     }
 
     /// The zone apex of `node`.
-    pub fn apex(&self, node: Node) -> &str {
+    pub fn apex(&self, node: Node<'_>) -> &str {
         &self.apexes[node.apex as usize]
     }
 
     /// Where `node` was defined.
-    pub fn origin(&self, node: Node) -> &Origin {
+    pub fn origin(&self, node: Node<'_>) -> &Origin {
         &self.origins[node.origin as usize]
     }
 
     /// What gave `node`, e.g. "workspace mlw-contoso (api)", "record", "import", "azure".
-    pub fn source(&self, node: Node) -> String {
+    pub fn source(&self, node: Node<'_>) -> String {
         describe(&node, &self.origins)
     }
 
@@ -778,7 +778,7 @@ fn pick(
     };
     for (i, entry) in group.iter().enumerate().skip(1) {
         let other = pool.node(entry);
-        let agree = |a: &Node, b: &Node| {
+        let agree = |a: &Node<'_>, b: &Node<'_>| {
             a.data == b.data || matches!(a.data, Data::Alias(t) if defined(t) == Some(b.data))
         };
         if agree(&kept.1, &other) {
@@ -817,7 +817,7 @@ fn pick(
     Ok(kept.0)
 }
 
-fn describe(node: &Node, origins: &[Origin]) -> String {
+fn describe(node: &Node<'_>, origins: &[Origin]) -> String {
     match (&origins[node.origin as usize].kind, node.purpose) {
         (OriginKind::Workspace(name), Some(p)) => format!("workspace {name} ({})", p.as_str()),
         (OriginKind::Workspace(name), None) => format!("workspace {name}"),
@@ -878,7 +878,7 @@ mod tests {
         };
         let addrs = |v4, v6| End::Addrs { v4, v6, ttl: 60 };
         let nodata = |apex| End::NoData { apex };
-        let cases: Vec<(&str, QType, Lookup)> = vec![
+        let cases: Vec<(&str, QType, Lookup<'_>)> = vec![
             (&api, QType::A, local(vec![], addrs(&a5, &[]))),
             (&api, QType::Aaaa, local(vec![], nodata("api.azureml.ms"))),
             (&api, QType::Other, local(vec![], nodata("api.azureml.ms"))),

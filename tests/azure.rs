@@ -750,7 +750,7 @@ async fn one_round_of_1000_workspaces() {
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
     let seen = arm.seen();
     let by = |p: &str| seen.iter().filter(|r| r.path.ends_with(p)).count();
-    println!(
+    eprintln!(
         "1,000 workspaces: {} requests ({} ARM: {} list pages, {} computes, {} online \
          endpoints, rest private endpoints and storage/key vault; {} token), {seconds:.2} s, \
          child peak RSS {} MiB, {} bytes of TOML",
@@ -775,7 +775,7 @@ async fn one_round_of_1000_workspaces() {
         .await
     );
     let text = scrape(&srv).await;
-    println!(
+    eprintln!(
         "serve: the first round applied {:.2} s after the start, {} names in the table",
         started.elapsed().as_secs_f64(),
         metric(&text, amldns::metrics::TABLE_NAMES, &[])
@@ -853,8 +853,8 @@ async fn a_run_to_read() {
         t[at..].split_whitespace().next().unwrap().parse().unwrap()
     };
     let (dns, http) = (field("listen"), field("metrics"));
-    println!("---- config\n{text}");
-    println!("---- names served");
+    eprintln!("---- config\n{text}");
+    eprintln!("---- names served");
     for name in [
         contoso().api_name(),
         contoso().notebooks_name(),
@@ -864,7 +864,7 @@ async fn a_run_to_read() {
         format!("{PROJECT}.workspace.westeurope.api.azureml.ms"),
         format!("{CHINA_WS}.workspace.chinaeast2.api.ml.azure.cn"),
     ] {
-        println!("{name} A {:?}", a(dns, &name).await);
+        eprintln!("{name} A {:?}", a(dns, &name).await);
     }
     arm.set_mode(Mode::Fail(503, vec![]));
     let failed = || async {
@@ -875,13 +875,13 @@ async fn a_run_to_read() {
     };
     assert!(until(Duration::from_secs(10), failed).await);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    println!("---- during the failure");
-    println!(
+    eprintln!("---- during the failure");
+    eprintln!(
         "{} A {:?}",
         contoso().api_name(),
         a(dns, &contoso().api_name()).await
     );
-    println!(
+    eprintln!(
         "/healthz {}",
         http_request(http, "GET", "/healthz").await.1.trim()
     );
@@ -890,7 +890,7 @@ async fn a_run_to_read() {
         .lines()
         .filter(|l| l.starts_with("amldns_azure") || l.starts_with("amldns_table"))
     {
-        println!("{l}");
+        eprintln!("{l}");
     }
     arm.set_mode(Mode::Normal);
     assert!(
@@ -899,14 +899,14 @@ async fn a_run_to_read() {
         })
         .await
     );
-    println!("---- after");
-    println!(
+    eprintln!("---- after");
+    eprintln!(
         "/healthz {}",
         http_request(http, "GET", "/healthz").await.1.trim()
     );
     let _ = child.kill();
     let _ = child.wait();
-    println!("---- log\n{}", read());
+    eprintln!("---- log\n{}", read());
 }
 
 /// `[azure]` added by a reload starts discovery at once, without a restart.

@@ -135,7 +135,7 @@ async fn ready_then_watchdog_then_stopping() {
     assert_eq!(addrs(&a), ["10.9.9.9"]);
     let got = collect(&systemd, IO_TIMEOUT, |g| g.len() >= 3);
     assert_eq!(got, ["WATCHDOG=1"; 3]);
-    println!(
+    eprintln!(
         "READY=1 and 3 WATCHDOG=1 within {:?} of the start",
         started.elapsed()
     );

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 const API: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms";
 
 /// A table with one name, `ws.corp.example`, answering `ip`.
-fn one_name(upstream: std::net::SocketAddr, ip: &str) -> String {
+fn one_name(upstream: SocketAddr, ip: &str) -> String {
     with_metrics(
         upstream,
         &format!("[[record]]\nname = \"ws.corp.example\"\na = [\"{ip}\"]\n"),
@@ -645,14 +645,14 @@ async fn reloads_under_load_lose_nothing() {
     let texts = [table("b", "10.9.0.1"), table("c", "10.9.0.2")];
     let srv = start(&texts[0]).await;
     let addr = srv.addr;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let client = {
         let stop = stop.clone();
         tokio::spawn(async move {
             let (mut answered, mut old, mut new) = (0u32, 0u32, 0u32);
             // Bounded: at most 100,000 queries, or until the reloads end.
             for _ in 0..100_000 {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if stop.load(Ordering::Relaxed) {
                     break;
                 }
                 let r = udp_query(addr, "a.corp.example", RecordType::A).await;
@@ -675,7 +675,7 @@ async fn reloads_under_load_lose_nothing() {
             (200, format!("{{\"generation\":{}}}", i + 2).as_str())
         );
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let (answered, old, new) = client.await.unwrap();
     assert!(
         answered >= 100,

@@ -272,7 +272,7 @@ fn zone_files_load_one_by_one() {
             if let Some(p) = installed("named-checkzone") {
                 let o = run(&p, &[zone, file.to_str().unwrap()]);
                 assert!(ok(&o), "{zone}: {}\n{body}", text(&o));
-                println!(
+                eprintln!(
                     "named-checkzone {zone} {}: {}",
                     file.display(),
                     text(&o).trim()
@@ -670,7 +670,7 @@ async fn forwarders_for_a_config_reach_amldns_on_loopback() {
     if let Some(p) = installed("unbound-checkconf") {
         let o = run(&p, &[data.to_str().unwrap()]);
         assert!(ok(&o) && !text(&o).contains("warning"), "{}", text(&o));
-        println!("unbound-checkconf: {}", text(&o).trim());
+        eprintln!("unbound-checkconf: {}", text(&o).trim());
     }
     if let Some(p) = installed("dnsmasq") {
         let file = dir.path().join("dnsmasq-amldns.conf");
@@ -997,7 +997,7 @@ fn azcli_script_converges() {
             "{z}"
         );
     }
-    println!("first run: {} changes, {} zones", made.len(), zones.len());
+    eprintln!("first run: {} changes, {} zones", made.len(), zones.len());
 
     let again = run(&first, "run2.log");
     assert_eq!(again, Vec::<String>::new(), "a second run changes nothing");
@@ -1011,7 +1011,7 @@ fn azcli_script_converges() {
     ]
     .concat();
     let changed = run(&second, "run3.log");
-    println!("after the table changed: {changed:#?}");
+    eprintln!("after the table changed: {changed:#?}");
     let s = az_state(&state);
     let zones: Vec<&String> = s["zones"].as_object().unwrap().keys().collect();
     assert_eq!(

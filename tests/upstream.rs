@@ -442,7 +442,7 @@ async fn forged_replies_are_ignored_and_never_cached() {
     let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
     let other = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
     let addr = sock.local_addr().unwrap();
-    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let asked = Arc::new(AtomicUsize::new(0));
     let forger = {
         let asked = asked.clone();
         tokio::spawn(async move {

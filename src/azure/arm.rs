@@ -1,24 +1,15 @@
-//! The HTTP side of discovery: one hyper client (rustls on ring, HTTP/1.1)
-//! for ARM and the token endpoints, every request bounded in time and size,
-//! and the ways a request fails, in the words `/healthz` and the metrics use.
+//! Azure Resource Manager: paced, authorized GETs of resources and of
+//! paged lists, and what each answer's status means.
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
+use http_body_util::Full;
 use hyper::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER, USER_AGENT};
-use hyper::{Method, Request, StatusCode};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::{Method, Request};
 use serde_json::Value;
 
+use super::http::{Failure, Http, shown};
 use super::token::Tokens;
-
-/// The largest answer read: a page of 100 workspaces is a few hundred KiB;
-/// past this something is wrong, and it must not fill the memory.
-const MAX_BODY: usize = 32 << 20;
 
 /// A list with more pages than this is looping (a `nextLink` that points
 /// back), not long: ARM pages hold 100 entries or more.
@@ -28,147 +19,6 @@ const MAX_PAGES: usize = 10_000;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 const USER_AGENT_VALUE: &str = concat!("amldns/", env!("CARGO_PKG_VERSION"));
-
-/// Why a round failed; the last good discovery keeps serving (SPEC §8).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    #[error("no token: {0}")]
-    Token(String),
-    #[error(
-        "{url}: HTTP {status}: the identity may not read it (give it Reader on the \
-         subscription, see deploy/azure)"
-    )]
-    Denied { url: String, status: u16 },
-    /// HTTP 429; the next round waits `retry_after` when ARM says so.
-    #[error("{url}: HTTP 429: ARM throttles this identity")]
-    Throttled {
-        url: String,
-        retry_after: Option<Duration>,
-    },
-    #[error("{url}: HTTP {status}")]
-    Unavailable { url: String, status: u16 },
-    #[error("{url}: no answer within {0} ms", .timeout.as_millis())]
-    Timeout { url: String, timeout: Duration },
-    #[error("{url}: {why}")]
-    Network { url: String, why: String },
-    #[error("{url}: unexpected answer: {why}")]
-    Malformed { url: String, why: String },
-    #[error("the round took longer than {} s", .0.as_secs())]
-    Round(Duration),
-}
-
-impl Failure {
-    /// The `result` label of `amldns_azure_sync_total`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Failure::Token(_) => "token",
-            Failure::Denied { .. } => "denied",
-            Failure::Throttled { .. } => "throttled",
-            Failure::Unavailable { .. } => "unavailable",
-            Failure::Timeout { .. } | Failure::Round(_) => "timeout",
-            Failure::Network { .. } => "network",
-            Failure::Malformed { .. } => "malformed",
-        }
-    }
-
-    /// How long ARM asked to be left alone, if it did.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Failure::Throttled { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-
-    pub(super) fn malformed(url: &str, why: impl Into<String>) -> Self {
-        Failure::Malformed {
-            url: shown(url),
-            why: why.into(),
-        }
-    }
-}
-
-/// A URL as logs show it: without the query (api-version, skip tokens), so
-/// that one failure repeated reads the same and is logged once.
-fn shown(url: &str) -> String {
-    url.split('?').next().unwrap_or(url).to_string()
-}
-
-/// The HTTP client, with its per-request deadline.
-pub struct Http {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    timeout: Duration,
-}
-
-impl Http {
-    /// https with the Mozilla roots built in, so that a container without a
-    /// CA store still verifies ARM; plain http only where the config's
-    /// endpoints say so (IMDS is http by design; stand-ins in tests).
-    pub fn new(timeout: Duration) -> Self {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Http {
-            client: Client::builder(TokioExecutor::new()).build(https),
-            timeout,
-        }
-    }
-
-    /// The per-request deadline, which a token command also gets.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// Sends `req`; returns the status, headers and whole body.
-    pub async fn send(
-        &self,
-        req: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), Failure> {
-        let url = shown(&req.uri().to_string());
-        let exchange = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| Failure::Network {
-                    url: url.clone(),
-                    why: error_chain(&e),
-                })?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| Failure::Network {
-                    url: url.clone(),
-                    why: format!("reading the answer: {e}"),
-                })?
-                .to_bytes();
-            Ok((parts.status, parts.headers, body))
-        };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Failure::Timeout {
-                    url: url.clone(),
-                    timeout: self.timeout,
-                })
-            })
-    }
-}
-
-/// hyper's errors say little at the top ("client error (Connect)"): the
-/// causes say what happened.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
 
 /// Azure Resource Manager at one endpoint, with one identity.
 pub struct Arm {
@@ -335,20 +185,5 @@ mod tests {
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(100), "{took:?}");
         assert!(took < Duration::from_secs(2), "{took:?}");
-    }
-
-    #[test]
-    fn failures_read_the_same_each_time() {
-        assert_eq!(
-            shown("http://127.0.0.1:1/subscriptions/s/x?api-version=1&$skipToken=abc"),
-            "http://127.0.0.1:1/subscriptions/s/x"
-        );
-        let f = Failure::Throttled {
-            url: "u".into(),
-            retry_after: Some(Duration::from_secs(3)),
-        };
-        assert_eq!(f.kind(), "throttled");
-        assert_eq!(f.retry_after(), Some(Duration::from_secs(3)));
-        assert_eq!(Failure::Round(Duration::from_secs(600)).kind(), "timeout");
     }
 }

@@ -4,13 +4,18 @@
 //! their names next to the file's.
 //!
 //! - `round`: one round of ARM reads → a [`Discovery`];
-//! - `arm`: the HTTP client and how a request fails;
+//! - `discovery`: what a round found ([`Discovery`]), as the `state_file`
+//!   keeps it;
+//! - `arm`: paced reads of Azure Resource Manager;
+//! - `http`: the HTTP client and how a request fails;
 //! - `token`: the ARM token (managed identity, workload identity, `az`);
 //! - here: the discovery as served ([`Discovered`]), how it merges with the
 //!   file's table ([`table`]), the rules that keep a bad round from emptying
 //!   it ([`run`]), and the `state_file` that survives restarts.
 
 mod arm;
+mod discovery;
+mod http;
 mod round;
 mod token;
 
@@ -24,7 +29,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -33,137 +37,15 @@ use crate::diagnostics::Location;
 use crate::health::{self, Health};
 use crate::import::ImportedName;
 use crate::metrics::{self, Metrics};
-use crate::names::{self, Cloud, Project, Workspace};
+use crate::names::{self, Workspace};
 use crate::zone::{Source, ZoneTable};
-pub use arm::Failure;
+pub use discovery::{Discovery, Found, FoundName, FoundProject};
+pub use http::Failure;
 
 /// A round that takes longer than this is abandoned and counted as a
 /// timeout; each request has its own, shorter deadline too. 1,000 private
 /// workspaces take up to 13,000 reads, 11 minutes at 20 reads per second.
 pub const ROUND_DEADLINE: Duration = Duration::from_secs(3600);
-
-/// What a round found: also the `state_file`'s JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Discovery {
-    pub workspaces: Vec<Found>,
-}
-
-/// One workspace (or hub, with its projects) and every name it gives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Found {
-    pub resource_id: String,
-    pub name: String,
-    pub id: String,
-    pub region: String,
-    pub cloud: String,
-    pub ip: IpAddr,
-    pub notebook_ip: IpAddr,
-    pub inference_ip: IpAddr,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notebook_fqdn: Option<String>,
-    #[serde(default)]
-    pub instances: Vec<String>,
-    #[serde(default)]
-    pub online_endpoints: Vec<String>,
-    #[serde(default)]
-    pub projects: Vec<FoundProject>,
-    /// Names its private endpoint lists beyond the derived ones, and those
-    /// of its storage account, key vault and registry's own endpoints.
-    #[serde(default)]
-    pub names: Vec<FoundName>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FoundProject {
-    pub name: String,
-    pub id: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FoundName {
-    pub name: String,
-    pub addrs: Vec<IpAddr>,
-    /// The resource whose private endpoint lists it.
-    pub resource_id: String,
-}
-
-impl Discovery {
-    /// Sorted and without repeats, so that equal findings compare equal.
-    fn normalize(&mut self) {
-        for f in &mut self.workspaces {
-            for v in [&mut f.instances, &mut f.online_endpoints] {
-                v.sort();
-                v.dedup();
-            }
-            f.projects.sort_by(|a, b| a.id.cmp(&b.id));
-            f.projects.dedup();
-            f.names.sort_by(|a, b| a.name.cmp(&b.name));
-            f.names
-                .dedup_by(|a, b| a.name == b.name && a.addrs == b.addrs);
-        }
-        self.workspaces
-            .sort_by_key(|f| f.resource_id.to_ascii_lowercase());
-    }
-}
-
-impl Found {
-    /// As a validated workspace; `Err` says why it cannot be one.
-    fn workspace(&self) -> Result<Workspace, String> {
-        let uuid = |s: &str| {
-            names::is_uuid(s)
-                .then(|| s.to_ascii_lowercase())
-                .ok_or_else(|| format!("id {s:?} is not a UUID"))
-        };
-        let label = |s: &str, what: &str, room: usize| {
-            (names::is_host_label(s) && s.len() + room <= names::MAX_LABEL)
-                .then(|| s.to_ascii_lowercase())
-                .ok_or_else(|| format!("{what} {s:?} is not a DNS label"))
-        };
-        let cloud = self.cloud.parse::<Cloud>().map_err(|e| e.to_string())?;
-        let region = label(&self.region, "region", 0)?;
-        if region.len() > names::MAX_REGION {
-            return Err(format!("region {region:?} is too long"));
-        }
-        let name_ok = |n: &str| {
-            names::is_workspace_name(n)
-                .then(|| n.to_string())
-                .ok_or_else(|| format!("name {n:?} cannot make a notebooks label"))
-        };
-        Ok(Workspace {
-            name: name_ok(&self.name)?,
-            id: uuid(&self.id)?,
-            region,
-            cloud,
-            ip: self.ip,
-            notebook_ip: self.notebook_ip,
-            inference_ip: self.inference_ip,
-            notebook_fqdn: self.notebook_fqdn.clone(),
-            // "-22" makes the SSH name: three more characters.
-            instances: self
-                .instances
-                .iter()
-                .map(|i| label(i, "compute instance", 3))
-                .collect::<Result<_, _>>()?,
-            instances_wildcard: false,
-            online_endpoints: self
-                .online_endpoints
-                .iter()
-                .map(|e| label(e, "online endpoint", 0))
-                .collect::<Result<_, _>>()?,
-            inference_wildcard: false,
-            projects: self
-                .projects
-                .iter()
-                .map(|p| {
-                    Ok(Project {
-                        name: name_ok(&p.name)?,
-                        id: uuid(&p.id)?,
-                    })
-                })
-                .collect::<Result<_, String>>()?,
-        })
-    }
-}
 
 /// A workspace as served: where it came from, what derives its names, and
 /// the other names it gives.
@@ -508,7 +390,7 @@ fn differences(file: &Workspace, azure: &Workspace) -> String {
 fn client(cfg: &AzureConfig) -> arm::Arm {
     arm::Arm::new(
         &cfg.arm_endpoint,
-        arm::Http::new(cfg.timeout),
+        http::Http::new(cfg.timeout),
         token::Tokens::new(cfg),
         cfg.max_reads_per_second,
     )
@@ -809,7 +691,7 @@ mod tests {
         let toml = d.to_toml();
         assert!(toml.contains("[[workspace]]\nname = \"mlw-a\"\n"), "{toml}");
         assert!(toml.contains("instances = [\"ci-a\", \"ci-b\"]"), "{toml}");
-        let c = crate::config::parse(std::path::Path::new("t.toml"), &toml).unwrap();
+        let c = crate::config::parse(Path::new("t.toml"), &toml).unwrap();
         assert_eq!(c.workspaces[0].value.id, A);
     }
 }

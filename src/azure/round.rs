@@ -15,8 +15,9 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tracing::debug;
 
-use super::arm::{Arm, Failure};
-use super::{Discovery, Found, FoundName, FoundProject};
+use super::arm::Arm;
+use super::discovery::{Discovery, Found, FoundName, FoundProject};
+use super::http::Failure;
 use crate::config::AzureConfig;
 use crate::names::{self, AnswerMode, Cloud};
 

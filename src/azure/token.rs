@@ -13,7 +13,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request};
 use serde_json::Value;
 
-use super::arm::{Failure, Http};
+use super::http::{Failure, Http};
 use crate::config::{AzureAuth, AzureConfig};
 use crate::names::Cloud;
 

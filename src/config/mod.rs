@@ -1,32 +1,36 @@
-//! The configuration file (SPEC §2): read by `spec` (the raw TOML shape,
-//! serde only), checked by `validate` into the [`Config`] the rest of
-//! amldns works from, whose [`Config::sources`] the zone table is compiled
-//! from.
+//! The configuration file (SPEC §2): read by `read`, parsed by `spec` (the
+//! raw TOML shape, serde only), checked by `validate` into the [`Config`]
+//! the rest of amldns works from, whose [`Config::sources`] the zone table
+//! is compiled from.
 //!
 //! Every error names the file, line and column of the value at fault. Simple
 //! value checks happen in `validate`; checks across the whole table (two
 //! answers for one name) happen when the zone table is compiled, with the
 //! same locations.
 
+// The config types are what an operator's file becomes: each says what it is.
+#![warn(missing_docs)]
+
+mod read;
 mod spec;
 mod validate;
 mod watch;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
 // The error and warning types are the configuration's words; they live in
 // `diagnostics` so that `import` and `zone` can use them without `config`.
-use crate::diagnostics::Lines;
 pub use crate::diagnostics::{ConfigError, Location, Warning};
 /// `[upstream]`: the forwarder's own settings, built here.
 pub use crate::forward::Settings as UpstreamConfig;
 use crate::import::ImportedName;
 use crate::names::{Cloud, Workspace};
 use crate::zone::{Given, Source, ZoneSettings, ZoneTable};
+pub use read::{load, parse};
 pub use watch::watch_dirs;
 
 /// Where the config file lives when neither `--config` nor `AMLDNS_CONFIG` says.
@@ -40,16 +44,25 @@ pub const AZURE_RESOLVER: &str = "168.63.129.16:53";
 pub struct Config {
     /// The file it was read from; imports are relative to its folder.
     pub path: PathBuf,
+    /// `[server]`: the DNS listeners and who may ask them.
     pub server: ServerConfig,
+    /// `[metrics]`: the HTTP listener; `None` starts none.
     pub metrics: Option<MetricsConfig>,
+    /// `[upstream]`: where the names not answered here are asked.
     pub upstream: UpstreamConfig,
+    /// `[zone]`: how local names are answered.
     pub zone: ZoneSettings,
+    /// `[log]`.
     pub log: LogConfig,
+    /// The `[[workspace]]` tables, in the order written.
     pub workspaces: Vec<Located<Workspace>>,
+    /// The `[[record]]` tables, in the order written.
     pub records: Vec<Located<Record>>,
+    /// The names read from the `[[import]]` files.
     pub imports: Vec<ImportedName>,
     /// `[azure]`: discovery from Azure Resource Manager (SPEC §8).
     pub azure: Option<AzureConfig>,
+    /// What was accepted but looks wrong, for the operator to read.
     pub warnings: Vec<Warning>,
     /// A hash of the text of the config and of every import file, exactly
     /// as read and parsed: equal fingerprints, equal configurations.
@@ -64,13 +77,18 @@ pub struct Config {
 /// A value and where it was written.
 #[derive(Debug, Clone)]
 pub struct Located<T> {
+    /// Where it was written.
     pub at: Location,
+    /// The value.
     pub value: T,
 }
 
+/// `[server]`, checked.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// Addresses answered on, over UDP and TCP.
     pub listen: Vec<SocketAddr>,
+    /// Clients that may query; others are refused.
     pub allow: Vec<IpNet>,
     /// TCP connections open at once; past it the longest idle is closed.
     pub tcp_connections: usize,
@@ -84,16 +102,20 @@ pub struct ServerConfig {
     pub threads: usize,
 }
 
+/// `[metrics]`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
+    /// The HTTP listener's address.
     pub listen: SocketAddr,
     /// Clients that may change state through the listener (`POST /reload`);
     /// anyone who reaches it may read.
     pub control_allow: Vec<IpNet>,
 }
 
+/// `[log]`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
+    /// One log line per query: client, name, type, outcome, rcode, time.
     pub queries: bool,
 }
 
@@ -104,6 +126,7 @@ pub struct AzureConfig {
     pub subscriptions: Vec<String>,
     /// Lower-case; empty means every resource group.
     pub resource_groups: Vec<String>,
+    /// Where the ARM token comes from.
     pub auth: AzureAuth,
     /// A user-assigned managed identity (or the workload identity's client,
     /// instead of `AZURE_CLIENT_ID`).
@@ -114,6 +137,7 @@ pub struct AzureConfig {
     pub cloud: Cloud,
     /// `scheme://host[:port][/path]`, no final `/`.
     pub arm_endpoint: String,
+    /// Where IMDS is asked for a managed identity's token, no final `/`.
     pub imds_endpoint: String,
     /// Each ARM or token request gives up after this.
     pub timeout: Duration,
@@ -139,23 +163,19 @@ pub enum AzureAuth {
 pub struct Record {
     /// Lower-case, no final dot; `*.` first for a one-label wildcard.
     pub name: String,
+    /// What it answers.
     pub answer: RecordAnswer,
+    /// Its TTL; `None` for the `[zone]` one.
     pub ttl: Option<u32>,
 }
 
+/// What a `[[record]]` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordAnswer {
+    /// `a` or `aaaa`: these addresses.
     Addrs(Vec<IpAddr>),
+    /// `cname`: this name, lower-case, no final dot.
     Cname(String),
-}
-
-/// Reads, parses and validates the config at `path`, and its imports.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(path, &text)
 }
 
 /// The hex SHA-256 of `text`, as `sha256sum` prints it.
@@ -165,13 +185,6 @@ pub fn sha256_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Parses and validates `text`, read from `path` (imports are read relative to it).
-pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let lines = Lines::new(path, text);
-    let spec = spec::read(&lines)?;
-    validate::validate(path, &lines, spec)
 }
 
 impl Config {

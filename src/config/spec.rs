@@ -174,7 +174,7 @@ pub(super) enum AuthSpec {
 
 /// Reads `lines`' text as a [`Spec`]; a TOML or shape error is located and,
 /// where serde's words would leave an operator guessing, says what to write.
-pub(super) fn read(lines: &Lines) -> Result<Spec, ConfigError> {
+pub(super) fn read(lines: &Lines<'_>) -> Result<Spec, ConfigError> {
     match by_table(lines.text()) {
         Some(spec) => Ok(spec),
         None => whole(lines),
@@ -183,7 +183,7 @@ pub(super) fn read(lines: &Lines) -> Result<Spec, ConfigError> {
 
 /// The text as one document, as `toml` reads it: for files [`by_table`]
 /// leaves, and for every error, so that errors are TOML's own.
-fn whole(lines: &Lines) -> Result<Spec, ConfigError> {
+fn whole(lines: &Lines<'_>) -> Result<Spec, ConfigError> {
     toml::from_str(lines.text()).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim();
@@ -218,7 +218,7 @@ fn by_table(text: &str) -> Option<Spec> {
     let mut part: Option<(usize, &str, bool)> = None;
     let mut add = |start: usize, end: usize, array: bool| {
         let doc = DeTable::parse(&text[start..end]).ok()?;
-        let table: DeTable = doc
+        let table: DeTable<'_> = doc
             .into_inner()
             .into_iter()
             .map(|(k, v)| (moved(k, start), moved_value(v, start)))

@@ -76,7 +76,7 @@ const DEFAULT_AZURE_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_AZURE_READS_PER_SECOND: u64 = 20;
 
 /// Checks `spec`, read from `path` whose text `lines` holds, and reads its imports.
-pub(super) fn validate(path: &Path, lines: &Lines, spec: Spec) -> Result<Config, ConfigError> {
+pub(super) fn validate(path: &Path, lines: &Lines<'_>, spec: Spec) -> Result<Config, ConfigError> {
     let cx = Cx {
         path,
         lines,
@@ -1803,7 +1803,7 @@ cname = "stcontoso.blob.core.windows.net"
         let not_private = "is not private (RFC 1918, 100.64.0.0/10 or fc00::/7)";
         // (config, its warnings: line, column, words of the message)
         type Expected<'a> = Vec<(usize, usize, &'a str)>;
-        let cases: Vec<(String, Expected)> = vec![
+        let cases: Vec<(String, Expected<'_>)> = vec![
             // Quiet: private addresses, names Azure takes, known regions.
             (ws(""), vec![]),
             (WS.replace("mlw-contoso-prod", "mlw_contoso_prod"), vec![]),

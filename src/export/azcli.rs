@@ -2,8 +2,8 @@
 //! ([`super::private_zones`]) linked to a VNet, which a bash script made and
 //! keeps. The program is `scripts/records.sh`.
 
-use super::fill;
 use super::private_zones::private_zones;
+use super::text::fill;
 use crate::zone::ZoneTable;
 
 /// Filled by [`records`]; its placeholders are described at its top.

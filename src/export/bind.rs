@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::{comment, resolved, rrs};
+use super::rows::{resolved, rrs};
+use super::text::comment;
 use crate::zone::{Soa, ZoneTable};
 
 /// The policy zone's name: never looked up by clients (RPZ).
@@ -47,7 +48,7 @@ pub(super) fn records(table: &ZoneTable) -> String {
 
 /// The policy zone's own apex records (RFC 1035 §5.2): nobody asks for it,
 /// so its SOA and NS name no real server.
-fn rpz_apex(out: &mut String, soa: Soa) {
+fn rpz_apex(out: &mut String, soa: Soa<'_>) {
     let _ = writeln!(
         out,
         "@\t{}\tIN\tSOA\tlocalhost. hostmaster.localhost. {} {} {} {} {}",

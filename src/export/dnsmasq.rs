@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::{comment, resolved, wildcard_parent};
+use super::rows::resolved;
+use super::text::{comment, wildcard_parent};
 use crate::zone::{Data, ZoneTable};
 
 const DNSMASQ_HEADER: &str = "\

@@ -15,7 +15,8 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use super::{bind, comment, dnsmasq, powershell, unbound};
+use super::text::comment;
+use super::{bind, dnsmasq, powershell, unbound};
 use crate::config::Config;
 use crate::names::{self, Cloud};
 use crate::zone::ZoneTable;
@@ -47,10 +48,8 @@ impl Server {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ForwardersError {
-    #[error(
-        "{0}: Windows DNS conditional forwarders send to port 53 only; give amldns's address without a port"
-    )]
-    WindowsPort(SocketAddr),
+    #[error(transparent)]
+    WindowsPort(#[from] powershell::PortNot53),
 }
 
 /// `ip` or `ip:port` (`[v6]:port`); a bare IP means port 53. For `--to`.
@@ -113,7 +112,7 @@ pub fn zones(config: Option<(&Config, &ZoneTable)>, clouds: &[Cloud]) -> Vec<Str
 }
 
 /// The config for `req.server`, forwarding `zones` to `req.to`.
-pub fn render(req: &Request, zones: &[String]) -> Result<String, ForwardersError> {
+pub fn render(req: &Request<'_>, zones: &[String]) -> Result<String, ForwardersError> {
     let mut out = String::new();
     let marker = match req.server {
         Server::Bind => "//",
@@ -215,7 +214,7 @@ mod tests {
         assert_eq!(zones(None, &[]).len(), 16);
         assert_eq!(
             zones(None, &[Cloud::Public]),
-            names::Cloud::Public
+            Cloud::Public
                 .forwarder_zones()
                 .iter()
                 .map(|z| z.to_string())
@@ -359,9 +358,9 @@ mod tests {
         assert!(text.contains("Add-DnsServerConditionalForwarderZone -Name $Zone"));
         assert_eq!(
             every_cloud(Server::Powershell, &to(&["10.1.0.4:5353"])),
-            Err(ForwardersError::WindowsPort(
+            Err(ForwardersError::WindowsPort(powershell::PortNot53(
                 "10.1.0.4:5353".parse().unwrap()
-            ))
+            )))
         );
     }
 }

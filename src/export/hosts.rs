@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{comment, resolved};
+use super::rows::resolved;
+use super::text::comment;
 use crate::zone::{Data, ZoneTable};
 
 const HOSTS_HEADER: &str = "\

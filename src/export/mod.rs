@@ -17,10 +17,9 @@
 //! each output's header says which way it uses and where it still differs
 //! from amldns, so that nobody finds out in production.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use crate::zone::{Data, MAX_CHAIN, Node, ZoneTable};
+use crate::zone::ZoneTable;
 
 mod azcli;
 mod bind;
@@ -29,9 +28,13 @@ pub mod forwarders;
 mod hosts;
 mod powershell;
 mod private_zones;
+mod rows;
 mod table;
+mod text;
 mod unbound;
 pub mod zone;
+
+pub use rows::{Answers, Row, row_for, rows};
 
 /// The forms `amldns records --format` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -73,99 +76,6 @@ pub fn render(table: &ZoneTable, format: Format, ns_addrs: &[IpAddr]) -> String 
     }
 }
 
-/// `text`, each line behind `prefix` (a comment marker).
-fn comment(out: &mut String, prefix: &str, text: &str) {
-    for line in text.lines() {
-        let _ = writeln!(out, "{}", format!("{prefix} {line}").trim_end());
-    }
-}
-
-/// (type, value) of each record a node holds; CNAME targets end in a dot.
-fn rrs(data: Data) -> Vec<(&'static str, String)> {
-    Answers::from(data).records()
-}
-
-/// One local name as `amldns records --format table|json` and `GET /records`
-/// show it: what it answers and where it came from. The same rows whether
-/// read from a config file or from a running server, so that both print
-/// alike.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Row {
-    /// Lower-case, no final dot; `*.` first for a wildcard.
-    pub name: String,
-    pub ttl: u32,
-    /// The zone apex it is under (its negative answers' SOA).
-    pub zone: String,
-    /// What gave it: `workspace mlw (api)`, `record`, `import`, `azure`.
-    pub source: String,
-    /// Where that was written: `file:line:column`.
-    pub at: String,
-    #[serde(flatten)]
-    pub answers: Answers,
-}
-
-impl Row {
-    pub fn new(table: &ZoneTable, node: Node) -> Self {
-        Row {
-            name: node.name.to_string(),
-            ttl: node.ttl,
-            zone: table.apex(node).to_string(),
-            source: table.source(node),
-            at: table.origin(node).at.to_string(),
-            answers: node.data.into(),
-        }
-    }
-}
-
-/// What a name answers, by type.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Answers {
-    #[serde(default)]
-    pub a: Vec<String>,
-    #[serde(default)]
-    pub aaaa: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cname: Option<String>,
-}
-
-impl From<Data<'_>> for Answers {
-    fn from(data: Data) -> Self {
-        match data {
-            Data::Addrs { v4, v6 } => Answers {
-                a: v4.iter().map(ToString::to_string).collect(),
-                aaaa: v6.iter().map(ToString::to_string).collect(),
-                cname: None,
-            },
-            Data::Alias(t) => Answers {
-                a: Vec::new(),
-                aaaa: Vec::new(),
-                cname: Some(t.to_string()),
-            },
-        }
-    }
-}
-
-impl Answers {
-    /// (type, value) of each record; CNAME targets end in a dot.
-    pub fn records(&self) -> Vec<(&'static str, String)> {
-        let a = self.a.iter().map(|a| ("A", a.clone()));
-        let aaaa = self.aaaa.iter().map(|a| ("AAAA", a.clone()));
-        let cname = self.cname.iter().map(|t| ("CNAME", format!("{t}.")));
-        a.chain(aaaa).chain(cname).collect()
-    }
-}
-
-/// Every name of the table, as rows.
-pub fn rows(table: &ZoneTable) -> Vec<Row> {
-    table.nodes().map(|n| Row::new(table, n)).collect()
-}
-
-/// The row answering `name` (its own, or the wildcard's that matches it).
-pub fn row_for(table: &ZoneTable, name: &str) -> Option<Row> {
-    let key = name.trim_end_matches('.').to_ascii_lowercase();
-    table.find(&key).map(|n| Row::new(table, n))
-}
-
 /// `rows` as `--format table` or `json` print them; `None` for a format
 /// that needs the whole table (zone files and the like).
 pub fn render_rows(rows: &[Row], format: Format) -> Option<String> {
@@ -174,58 +84,6 @@ pub fn render_rows(rows: &[Row], format: Format) -> Option<String> {
         Format::Json => Some(table::json(rows)),
         _ => None,
     }
-}
-
-/// What a name finally answers once its CNAME chain is followed inside the
-/// table: addresses, or an alias of a name the table does not hold. Servers
-/// that do not chase a local CNAME for the client (Unbound's local data, a
-/// zone apex that cannot hold a CNAME, hosts files) get the end of the chain.
-fn resolved<'t>(table: &'t ZoneTable, node: Node<'t>) -> Data<'t> {
-    let mut data = node.data;
-    // compile() rejects loops and chains over MAX_CHAIN; the bound is a guard.
-    for _ in 0..MAX_CHAIN {
-        let Data::Alias(t) = data else { break };
-        match table.find(t) {
-            Some(next) => data = next.data,
-            None => break,
-        }
-    }
-    data
-}
-
-/// `*.x` → `Some("x")`.
-fn wildcard_parent(name: &str) -> Option<&str> {
-    name.strip_prefix("*.")
-}
-
-/// A script under `scripts/` (read with `include_str!`) with its note cut
-/// off and its placeholders filled. The note is everything up to the first
-/// empty line: it says what the script is and what fills each placeholder.
-/// A line that is only `{{name}}` is replaced by `name`'s value, whole lines
-/// each ending in a newline (none when empty); `{{name}}` inside a line is
-/// replaced by the value as it is.
-fn fill(script: &str, values: &[(&str, &str)]) -> String {
-    let body = script.split_once("\n\n").map_or(script, |(_, body)| body);
-    let values: Vec<(String, &str)> = values
-        .iter()
-        .map(|(name, value)| (format!("{{{{{name}}}}}"), *value))
-        .collect();
-    let mut out = String::new();
-    for line in body.split_inclusive('\n') {
-        match values
-            .iter()
-            .find(|(p, _)| line.strip_suffix('\n') == Some(p))
-        {
-            Some((_, lines)) => out.push_str(lines),
-            None => {
-                let filled = values
-                    .iter()
-                    .fold(line.to_string(), |l, (p, v)| l.replace(p, v));
-                out.push_str(&filled);
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -364,17 +222,5 @@ mod tests {
             let text = render(&t, format, &[]);
             assert!(!text.contains("{{"), "{format:?}:\n{text}");
         }
-    }
-
-    /// A line that is only a placeholder becomes the value's lines; one
-    /// inside a line, the value; the note before the first empty line goes.
-    #[test]
-    fn fill_places_values() {
-        let script = "# note\n# {{a}}\n\nx\n{{a}}\ny = ({{b}})\n\nz\n";
-        assert_eq!(
-            fill(script, &[("a", "1\n2\n"), ("b", "3")]),
-            "x\n1\n2\ny = (3)\n\nz\n"
-        );
-        assert_eq!(fill(script, &[("a", ""), ("b", "")]), "x\ny = ()\n\nz\n");
     }
 }

@@ -6,9 +6,8 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::fill;
-use super::forwarders::ForwardersError;
 use super::private_zones::private_zones;
+use super::text::fill;
 use crate::zone::ZoneTable;
 
 /// Filled by [`records`]; its placeholders are described at its top.
@@ -44,14 +43,21 @@ Run in an elevated PowerShell on the DNS server (DnsServer module); it
 adds a conditional forwarder per zone, or updates one that exists. On a domain
 controller, add -ReplicationScope Forest to share them with every DNS server.";
 
+/// An address `forwarders` was given that is not on port 53.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "{0}: Windows DNS conditional forwarders send to port 53 only; give amldns's address without a port"
+)]
+pub struct PortNot53(pub SocketAddr);
+
 /// A conditional forwarder per zone, to `to`, which must all be on port 53.
 pub(super) fn forwarders(
     out: &mut String,
     zones: &[String],
     to: &[SocketAddr],
-) -> Result<(), ForwardersError> {
+) -> Result<(), PortNot53> {
     if let Some(a) = to.iter().find(|a| a.port() != 53) {
-        return Err(ForwardersError::WindowsPort(*a));
+        return Err(PortNot53(*a));
     }
     let master_servers = to
         .iter()

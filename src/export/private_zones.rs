@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{comment, resolved, wildcard_parent};
+use super::rows::resolved;
+use super::text::{comment, wildcard_parent};
 use crate::zone::{Data, ZoneTable};
 
 /// One A or AAAA record set of a [`private_zones`] zone.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::Row;
+use super::rows::Row;
 
 /// Aligned columns, one line per record, under a heading.
 pub(super) fn table(rows: &[Row]) -> String {

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::{comment, resolved, rrs, wildcard_parent};
+use super::rows::{resolved, rrs};
+use super::text::{comment, wildcard_parent};
 use crate::zone::{Data, ZoneTable};
 
 const UNBOUND_HEADER: &str = "\

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::{comment, rrs};
+use super::rows::rrs;
+use super::text::comment;
 use crate::codec;
 use crate::resolve::NS_LABEL;
 use crate::zone::{Data, ZoneTable};

@@ -700,7 +700,7 @@ impl World {
 
     /// A private endpoint listing `names`: in `customDnsConfigs`, or (a DNS
     /// zone group attached) on its NIC.
-    fn put_endpoint(&mut self, pe: &str, link: &Link, names: &[(String, &str)], nic: bool) {
+    fn put_endpoint(&mut self, pe: &str, link: &Link<'_>, names: &[(String, &str)], nic: bool) {
         let pe_name = pe.rsplit('/').next().unwrap_or(pe);
         let nic_id = format!("{pe}.nic.0a1b2c3d").replace("privateEndpoints", "networkInterfaces");
         let custom: Vec<Value> = names
