@@ -10,7 +10,6 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -49,8 +48,8 @@ pub struct Endpoints {
     pub reloader: Arc<Reloader>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    /// Listening with a table loaded, and not shutting down.
-    pub ready: Arc<AtomicBool>,
+    /// Cancelled when the stop begins: from then on `/readyz` says 503.
+    pub stopping: CancellationToken,
     /// Who may `POST /reload` (`[metrics] control_allow`).
     pub control_allow: Vec<IpNet>,
     /// Refused control requests: a scanner must not flood the log.
@@ -62,14 +61,14 @@ impl Endpoints {
         reloader: Arc<Reloader>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
-        ready: Arc<AtomicBool>,
+        stopping: CancellationToken,
         control_allow: Vec<IpNet>,
     ) -> Self {
         Endpoints {
             reloader,
             metrics,
             health,
-            ready,
+            stopping,
             control_allow,
             refused_log: RateLimited::new(REFUSED_LOG_EVERY),
         }
@@ -210,7 +209,7 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
             json(StatusCode::OK, &Flushed { name, flushed })
         }
         (&Method::GET, "/readyz") => {
-            if e.ready.load(Ordering::Relaxed) {
+            if !e.stopping.is_cancelled() {
                 reply(StatusCode::OK, "text/plain", "ready\n".into())
             } else {
                 reply(
