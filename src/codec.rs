@@ -13,9 +13,8 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use crate::metrics::Transport;
 use crate::names::NameKey;
-use crate::resolve::{ApexAnswer, Asked, AskedEdns, NS_LABEL, Plan, Policy, Question};
+use crate::resolve::{ApexAnswer, Asked, AskedEdns, NS_LABEL, Plan, Policy, Question, Transport};
 use crate::wire;
 use crate::zone::{End, ZoneTable};
 
@@ -114,11 +113,7 @@ impl Response {
 /// as asked.
 pub fn respond(plan: &Plan<'_>, qname: &Name, table: &ZoneTable, policy: &Policy) -> Response {
     match plan {
-        Plan::Bare {
-            rcode,
-            recursion_available,
-            ..
-        } => Response::bare(*rcode, *recursion_available, false),
+        Plan::Bare(reason) => Response::bare(reason.rcode(), reason.recursion_available(), false),
         Plan::Truncated => Response::bare(0, true, true),
         Plan::Local(answer) => {
             let mut answers = Vec::new();

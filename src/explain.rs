@@ -9,9 +9,11 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::cache::{Cache, Held};
-use crate::metrics::{self, Transport};
+use crate::metrics;
 use crate::names::{self, NameKey};
-use crate::resolve::{self, ApexAnswer, Asked, Plan, Policy, Question, rcode};
+use crate::resolve::{
+    self, ApexAnswer, Asked, CLASS_IN, Outcome, Plan, Policy, Question, Reason, Transport,
+};
 use crate::zone::{End, ZoneTable};
 
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +141,7 @@ pub fn explain(
         question: Some(Question {
             name: Some(&key),
             qtype,
-            qclass: 1,
+            qclass: CLASS_IN,
         }),
         edns: None,
     };
@@ -250,21 +252,29 @@ pub fn explain(
                      asks again over TCP, where it is forwarded (RFC 8482 §4.4)"
                 .into();
         }
-        Plan::Bare { rcode: code, .. } => {
-            e.verdict = if code == rcode::REFUSED {
-                Verdict::Refused
-            } else {
-                Verdict::Error
+        Plan::Bare(reason) => {
+            e.verdict = match reason.outcome() {
+                Outcome::Refused => Verdict::Refused,
+                _ => Verdict::Error,
             };
-            e.why = if !policy.allows(from) {
-                format!("the client {from} is not in [server] allow: REFUSED")
-            } else if code == rcode::REFUSED {
-                format!("{type_name} (a zone transfer) is refused: the table is not a zone to copy")
-            } else {
-                format!(
-                    "{type_name} is a meta type, not a question (RFC 6895 §3.1): {}",
-                    metrics::rcode_label(code)
-                )
+            let rcode = metrics::rcode_label(reason.rcode());
+            e.why = match reason {
+                Reason::NotAllowed => {
+                    format!("the client {from} is not in [server] allow: {rcode}")
+                }
+                Reason::ZoneTransfer => format!(
+                    "{type_name} (a zone transfer) is refused: the table is not a zone to copy"
+                ),
+                Reason::MetaType => {
+                    format!("{type_name} is a meta type, not a question (RFC 6895 §3.1): {rcode}")
+                }
+                // `explain` asks one IN question, as a standard query,
+                // without EDNS, of a server that is not stopping.
+                Reason::Stopping
+                | Reason::Opcode
+                | Reason::EdnsVersion
+                | Reason::NotOneQuestion
+                | Reason::Class => format!("{reason:?}: {rcode}"),
             };
         }
     }

@@ -24,15 +24,11 @@ use crate::codec::{self, Response};
 use crate::config::Config;
 use crate::forward::{Dnssec, EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE};
 use crate::logging::RateLimited;
-use crate::metrics::{self, Metrics, Outcome, Tally, Transport};
+use crate::metrics::{self, Metrics, Tally};
 use crate::names::{self, NameKey};
-use crate::resolve::{self, Plan, Policy, rcode};
+use crate::resolve::{self, Chase, Next, Outcome, Plan, Policy, Source, Transport, rcode};
 use crate::wire;
 use crate::zone::{End, Lookup, ZoneTable};
-
-/// At most this many upstream questions per client question: the name
-/// itself, and the targets of chains that leave and re-enter the table.
-const MAX_UPSTREAM_HOPS: usize = 3;
 
 /// Everything a query reads, swapped as one piece so that a query sees one
 /// consistent configuration.
@@ -204,11 +200,13 @@ impl Handler {
             wire::write_bare(msg, q, flags, limit, out)
         };
         let (len, rcode) = match &plan {
-            Plan::Bare {
-                rcode,
-                recursion_available,
-                ..
-            } => (bare(*rcode, *recursion_available, false, out)?, *rcode),
+            Plan::Bare(reason) => {
+                let rcode = reason.rcode();
+                (
+                    bare(rcode, reason.recursion_available(), false, out)?,
+                    rcode,
+                )
+            }
             Plan::Truncated => (bare(rcode::NOERROR, true, true, out)?, rcode::NOERROR),
             Plan::Local(answer) => {
                 let local = match answer.end {
@@ -450,13 +448,18 @@ fn cached(
     };
     let key = WireKey::new(q.key.labels(), q.qtype, dnssec)?;
     let fresh = snap.forwarder.cache().fresh_wire(&key)?;
-    if resolve::enters_table(&snap.table, q.qtype, fresh.targets().map(Some)).is_some() {
-        return None;
-    }
     let records = fresh.records();
     let rcode = u16::from(records.rcode());
-    let len = match resolve::owned_negative(zone, true, rcode, records.answers()) {
-        Some(apex) => {
+    let next = Chase::new(q.qtype, zone).after_upstream(
+        &snap.table,
+        Source::Cache,
+        rcode,
+        records.answers(),
+        fresh.targets().map(Some),
+    );
+    let len = match next {
+        Next::PassOn => wire::write_cached(msg, q, records, fresh.spent(), limit, out)?,
+        Next::Own { apex } => {
             let soa = snap.table.soa(apex);
             let negative = match rcode {
                 rcode::NXDOMAIN => wire::Local::NxDomain(soa),
@@ -464,7 +467,8 @@ fn cached(
             };
             wire::write_local(msg, q, &[], &negative, limit, out)?
         }
-        None => wire::write_cached(msg, q, records, fresh.spent(), limit, out)?,
+        // Completed from the table: the general path's.
+        Next::Enter { .. } | Next::GiveUp => return None,
     };
     Some((len, rcode))
 }
@@ -484,33 +488,26 @@ async fn forward(
     let deadline = Instant::now() + QUERY_DEADLINE;
     let table = &snap.table;
     let zq = resolve::zone_qtype(u16::from(qtype));
+    let mut chase = Chase::new(u16::from(qtype), zone);
     let mut answers = Vec::new();
     // The name to answer next, as the client wrote it at first.
     let mut owner = qname.clone();
-    let mut outcome = None;
-    let mut authoritative = false;
-    for hop in 0..MAX_UPSTREAM_HOPS {
+    loop {
         let key = NameKey::from_labels(owner.iter());
         let local = key
             .as_ref()
             .map_or(Lookup::NotLocal, |k| table.lookup(k.as_str(), zq));
         if let Lookup::Local(ans) = local {
-            if hop == 0 {
-                authoritative = true;
-                outcome = Some(Outcome::Local);
-            }
+            chase.local();
             let authorities = codec::local_records(&ans, table, &mut owner, &mut answers);
             if !matches!(ans.end, End::Forward(_)) {
-                let outcome = outcome.unwrap_or(Outcome::Local);
-                return (
-                    outcome,
-                    Response::records(authoritative, answers, authorities),
-                );
+                let response = Response::records(chase.authoritative(), answers, authorities);
+                return (chase.outcome(), response);
             }
             // `owner` is now the first name outside the table.
         }
 
-        let reply = match snap
+        let (reply, from) = match snap
             .forwarder
             .resolve(&owner, qtype, dnssec, deadline)
             .await
@@ -518,50 +515,49 @@ async fn forward(
             Forwarded::Failed => {
                 return (Outcome::Error, Response::bare(rcode::SERVFAIL, true, false));
             }
-            Forwarded::Reply { reply, cached } => {
-                outcome.get_or_insert(if cached {
-                    Outcome::Cached
+            Forwarded::Reply { reply, cached } => (
+                reply,
+                if cached {
+                    Source::Cache
                 } else {
-                    Outcome::Forwarded
-                });
-                reply
-            }
-            Forwarded::Stale(reply) => {
-                outcome = Some(Outcome::Stale);
-                reply
-            }
+                    Source::Upstream
+                },
+            ),
+            Forwarded::Stale(reply) => (reply, Source::Stale),
         };
+        let rcode = u16::from(reply.rcode);
         let targets = reply.answers.iter().map(|r| match &r.data {
             RData::CNAME(c) => NameKey::from_labels(c.0.iter()),
             _ => None,
         });
-        match resolve::enters_table(table, u16::from(qtype), targets) {
-            Some(i) => {
-                if let RData::CNAME(c) = &reply.answers[i].data {
+        let next = chase.after_upstream(table, from, rcode, reply.answers.len(), targets);
+        match next {
+            Next::Enter { at } => {
+                if let RData::CNAME(c) = &reply.answers[at].data {
                     owner = c.0.clone();
                 }
-                answers.extend(reply.answers.into_iter().take(i + 1));
+                answers.extend(reply.answers.into_iter().take(at + 1));
             }
-            None => {
-                let rcode = u16::from(reply.rcode);
-                let outcome = outcome.unwrap_or(Outcome::Forwarded);
-                if let Some(apex) =
-                    resolve::owned_negative(zone, hop == 0, rcode, reply.answers.len())
-                {
-                    let mut own =
-                        Response::records(true, Vec::new(), vec![codec::soa(table, apex)]);
-                    own.rcode = rcode;
-                    return (outcome, own);
-                }
+            Next::Own { apex } => {
+                let mut own = Response::records(true, Vec::new(), vec![codec::soa(table, apex)]);
+                own.rcode = rcode;
+                return (chase.outcome(), own);
+            }
+            Next::PassOn => {
                 answers.extend(reply.answers);
-                let mut response = Response::records(authoritative, answers, reply.authorities);
+                let mut response =
+                    Response::records(chase.authoritative(), answers, reply.authorities);
                 response.rcode = rcode;
-                return (outcome, response);
+                return (chase.outcome(), response);
+            }
+            Next::GiveUp => {
+                return (
+                    chase.outcome(),
+                    Response::bare(rcode::SERVFAIL, true, false),
+                );
             }
         }
     }
-    // Chains bouncing between the table and upstream: give up.
-    (Outcome::Error, Response::bare(rcode::SERVFAIL, true, false))
 }
 
 #[cfg(test)]

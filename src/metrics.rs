@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::resolve::{Outcome, Transport};
 use prometheus::local::LocalHistogram;
 use prometheus::{
     Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -57,73 +58,6 @@ pub const AZURE_RESULTS: [&str; 11] = [
     "network",
     "malformed",
 ];
-
-/// How a query ended (SPEC §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Answered from the zone table.
-    Local,
-    /// Answered by an upstream.
-    Forwarded,
-    /// Answered from the cache.
-    Cached,
-    /// Answered from the cache past its TTL, because every upstream failed
-    /// (RFC 8767).
-    Stale,
-    /// Client outside `allow`, a question we do not serve, or one that
-    /// arrived while stopping.
-    Refused,
-    /// Sent to TCP with TC=1 before any answer was looked for: ANY over UDP
-    /// for a name that is not local (RFC 8482 §4.4).
-    Truncated,
-    /// Malformed or not a standard query (FORMERR, NOTIMP, BADVERS), or no
-    /// upstream answered in time (SERVFAIL).
-    Error,
-}
-
-impl Outcome {
-    const ALL: [Outcome; 7] = [
-        Outcome::Local,
-        Outcome::Forwarded,
-        Outcome::Cached,
-        Outcome::Stale,
-        Outcome::Refused,
-        Outcome::Truncated,
-        Outcome::Error,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Local => "local",
-            Outcome::Forwarded => "forwarded",
-            Outcome::Cached => "cached",
-            Outcome::Stale => "stale",
-            Outcome::Refused => "refused",
-            Outcome::Truncated => "truncated",
-            Outcome::Error => "error",
-        }
-    }
-}
-
-/// What a query came over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Other,
-}
-
-impl Transport {
-    const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Other];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Other => "other",
-        }
-    }
-}
 
 /// Which upstream limit turned a question away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 //! answer. Both encoders ([`crate::wire`] for the hot cases, [`crate::codec`]
 //! for the rest) write plans and decide nothing themselves; the only thing
 //! left to the general path is the asking upstream that [`Plan::Forward`]
-//! and a chain leaving the table call for, and [`enters_table`] says what
-//! to do with what comes back.
+//! and a chain leaving the table call for, and a [`Chase`] says what each
+//! reply from upstream makes of the answer, for both paths.
 //!
 //! Pure: no I/O, no clock, no allocation but a chain's list.
 
@@ -13,7 +13,6 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
-use crate::metrics::{Outcome, Transport};
 use crate::names::NameKey;
 use crate::zone::{self, Lookup, QType, ZoneTable};
 
@@ -45,7 +44,8 @@ pub mod rtype {
     pub const ANY: u16 = 255;
 }
 
-const CLASS_IN: u16 = 1;
+/// RFC 1035 §3.2.4: the Internet class, the only one answered from data.
+pub const CLASS_IN: u16 = 1;
 /// RFC 1035 §3.2.4: CHAOS, where servers say who they are.
 const CLASS_CH: u16 = 3;
 
@@ -56,6 +56,73 @@ const IDENTITY_NAMES: [&str; 2] = ["id.server", "hostname.bind"];
 /// The label of amldns's own name server name at a private-link apex:
 /// `ns.<apex>`, the NS target and the SOA MNAME.
 pub const NS_LABEL: &str = "ns";
+
+/// How a query ended (SPEC §6): what metrics count and the query log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered from the zone table.
+    Local,
+    /// Answered by an upstream.
+    Forwarded,
+    /// Answered from the cache.
+    Cached,
+    /// Answered from the cache past its TTL, because every upstream failed
+    /// (RFC 8767).
+    Stale,
+    /// Client outside `allow`, a question we do not serve, or one that
+    /// arrived while stopping.
+    Refused,
+    /// Sent to TCP with TC=1 before any answer was looked for: ANY over UDP
+    /// for a name that is not local (RFC 8482 §4.4).
+    Truncated,
+    /// Malformed or not a standard query (FORMERR, NOTIMP, BADVERS), or no
+    /// upstream answered in time (SERVFAIL).
+    Error,
+}
+
+impl Outcome {
+    /// Every outcome, in the order metrics list them.
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Local,
+        Outcome::Forwarded,
+        Outcome::Cached,
+        Outcome::Stale,
+        Outcome::Refused,
+        Outcome::Truncated,
+        Outcome::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Local => "local",
+            Outcome::Forwarded => "forwarded",
+            Outcome::Cached => "cached",
+            Outcome::Stale => "stale",
+            Outcome::Refused => "refused",
+            Outcome::Truncated => "truncated",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// What a query came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    /// Every transport, in the order metrics list them.
+    pub const ALL: [Transport; 2] = [Transport::Udp, Transport::Tcp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
 
 /// What the plan needs to know of a query, from either parser.
 #[derive(Debug, Clone, Copy)]
@@ -143,15 +210,9 @@ impl Policy {
 /// What to answer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Plan<'t> {
-    /// No records: an error, or a refusal. The question and (when asked
-    /// with one) our OPT are echoed.
-    Bare {
-        rcode: u16,
-        outcome: Outcome,
-        /// RA: amldns recurses for its clients, but says nothing about
-        /// recursion for an opcode it does not implement (RFC 8906 §8.2.4).
-        recursion_available: bool,
-    },
+    /// No records: an error, or a refusal, for this reason. The question
+    /// and (when asked with one) our OPT are echoed.
+    Bare(Reason),
     /// TC=1 and nothing else: ask again over TCP (RFC 8482 §4.4 for ANY).
     Truncated,
     /// From the table, authoritatively: a CNAME chain inside the table,
@@ -184,20 +245,61 @@ pub enum ApexAnswer {
     NoData,
 }
 
-impl Plan<'_> {
-    fn bare(rcode: u16, outcome: Outcome) -> Self {
-        Plan::Bare {
-            rcode,
-            outcome,
-            recursion_available: true,
+/// Why a query is answered with no records: each reason's rcode, flags and
+/// outcome are decided here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A graceful stop has begun: REFUSED, so that stubs move on at once.
+    Stopping,
+    /// The client is outside `[server] allow`.
+    NotAllowed,
+    /// Not a standard query (RFC 1035 §4.1.1).
+    Opcode,
+    /// An EDNS version above 0 (RFC 6891 §6.1.3).
+    EdnsVersion,
+    /// No question, or more than one.
+    NotOneQuestion,
+    /// A class other than IN, or a CH question other than the identity.
+    Class,
+    /// AXFR or IXFR: the table is not a zone to copy.
+    ZoneTransfer,
+    /// OPT or TSIG as a question: meta types are not questions
+    /// (RFC 6895 §3.1).
+    MetaType,
+}
+
+impl Reason {
+    pub fn rcode(self) -> u16 {
+        match self {
+            Reason::Stopping | Reason::NotAllowed | Reason::Class | Reason::ZoneTransfer => {
+                rcode::REFUSED
+            }
+            Reason::Opcode => rcode::NOTIMP,
+            Reason::EdnsVersion => rcode::BADVERS,
+            Reason::NotOneQuestion | Reason::MetaType => rcode::FORMERR,
         }
     }
 
+    pub fn outcome(self) -> Outcome {
+        match self.rcode() {
+            rcode::REFUSED => Outcome::Refused,
+            _ => Outcome::Error,
+        }
+    }
+
+    /// RA: amldns recurses for its clients, but says nothing about recursion
+    /// for an opcode it does not implement (RFC 8906 §8.2.4, as Unbound).
+    pub fn recursion_available(self) -> bool {
+        self != Reason::Opcode
+    }
+}
+
+impl Plan<'_> {
     /// The outcome a query answered by this plan counts as, where the plan
     /// alone decides it.
     pub fn outcome(&self) -> Outcome {
         match self {
-            Plan::Bare { outcome, .. } => *outcome,
+            Plan::Bare(reason) => reason.outcome(),
             Plan::Truncated => Outcome::Truncated,
             Plan::Local(_) | Plan::Apex { .. } | Plan::Identity => Outcome::Local,
             Plan::Forward { .. } => Outcome::Forwarded,
@@ -224,22 +326,20 @@ pub fn plan<'t>(
     asked: &Asked<'_>,
     stopping: bool,
 ) -> Plan<'t> {
-    if stopping || !policy.allows(asked.client) {
-        return Plan::bare(rcode::REFUSED, Outcome::Refused);
+    if stopping {
+        return Plan::Bare(Reason::Stopping);
     }
-    // RFC 1035 §4.1.1; flags as Unbound and RFC 8906 §8.2.4 expect.
+    if !policy.allows(asked.client) {
+        return Plan::Bare(Reason::NotAllowed);
+    }
     if asked.opcode != 0 {
-        return Plan::Bare {
-            rcode: rcode::NOTIMP,
-            outcome: Outcome::Error,
-            recursion_available: false,
-        };
+        return Plan::Bare(Reason::Opcode);
     }
     if asked.edns.is_some_and(|e| e.version > 0) {
-        return Plan::bare(rcode::BADVERS, Outcome::Error);
+        return Plan::Bare(Reason::EdnsVersion);
     }
     let Some(q) = asked.question else {
-        return Plan::bare(rcode::FORMERR, Outcome::Error);
+        return Plan::Bare(Reason::NotOneQuestion);
     };
     if q.qclass == CLASS_CH
         && q.qtype == rtype::TXT
@@ -249,13 +349,11 @@ pub fn plan<'t>(
     }
     // Other classes, other CH questions (`version.bind`…) included: not ours.
     if q.qclass != CLASS_IN {
-        return Plan::bare(rcode::REFUSED, Outcome::Refused);
+        return Plan::Bare(Reason::Class);
     }
     match q.qtype {
-        // No zone transfers: the table is not a zone to copy.
-        rtype::AXFR | rtype::IXFR => return Plan::bare(rcode::REFUSED, Outcome::Refused),
-        // Meta types are not questions (RFC 6895 §3.1).
-        rtype::OPT | rtype::TSIG => return Plan::bare(rcode::FORMERR, Outcome::Error),
+        rtype::AXFR | rtype::IXFR => return Plan::Bare(Reason::ZoneTransfer),
+        rtype::OPT | rtype::TSIG => return Plan::Bare(Reason::MetaType),
         _ => {}
     }
     // Once: each `as_str` checks the name as UTF-8 again.
@@ -339,28 +437,124 @@ fn at_apex(apex: &str, name: &str, qtype: u16) -> Option<ApexAnswer> {
     })
 }
 
-/// The zone whose own negative answer a forwarded reply becomes: the
-/// question (not a name a chain led to) is under a private-link `zone`
-/// amldns owns, and the reply says the name or the data is not there
-/// (RFC 2308 §2: NXDOMAIN, or NOERROR with no answer). amldns then answers
-/// as that zone's authority, AA=1 with its SOA.
-pub fn owned_negative(
-    zone: Option<&str>,
-    for_the_question: bool,
-    rcode: u16,
-    answers: usize,
-) -> Option<&str> {
-    let negative = rcode == rcode::NXDOMAIN || (rcode == rcode::NOERROR && answers == 0);
-    zone.filter(|_| for_the_question && negative)
+/// At most this many upstream questions per client question: the name
+/// itself, and the targets of chains that leave and re-enter the table.
+pub const MAX_UPSTREAM_HOPS: usize = 3;
+
+/// Where a reply to an upstream question came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// An upstream, just now.
+    Upstream,
+    /// The cache, fresh.
+    Cache,
+    /// The cache, past its TTL, because every upstream failed (RFC 8767).
+    Stale,
 }
 
-/// SPEC §3: a forwarded answer whose CNAME chain reaches a name the table
-/// holds is cut there and completed from the table, as Azure's resolver
-/// does for a linked private DNS zone. The index of the CNAME record whose
-/// target is local, if any; `targets` are the CNAME targets of the answer
-/// in order (lower-case, no final dot). A CNAME question is answered by the
-/// CNAME itself (RFC 1034 §4.3.2 step 3a): nothing to complete then.
-pub fn enters_table<K: AsRef<str>>(
+/// What a reply from upstream makes of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next<'t> {
+    /// The reply is the rest of the answer: its records and rcode follow
+    /// what was gathered, AA as [`Chase::authoritative`] says.
+    PassOn,
+    /// The reply says the question's name or data is not there, under a
+    /// private-link zone amldns owns: the answer is amldns's own (AA=1, the
+    /// reply's rcode, this zone's SOA), as an authoritative server falling
+    /// back to the internet answers (RFC 2308 §2).
+    Own { apex: &'t str },
+    /// The reply's CNAME chain reaches a name the table holds, at the
+    /// answer record `at`: the records up to it are kept, and the answer
+    /// goes on from its target, in the table (SPEC §3, as Azure's resolver
+    /// does for a linked private DNS zone).
+    Enter { at: usize },
+    /// Chains bouncing between the table and upstream: SERVFAIL.
+    GiveUp,
+}
+
+/// One client question answered across the table and upstream, hop by
+/// hop: which outcome it counts as and whether the answer is authoritative
+/// are decided here, for the cache's fast path and the general path alike.
+#[derive(Debug)]
+pub struct Chase<'t> {
+    qtype: u16,
+    /// The private-link zone amldns owns that the question is under (see
+    /// [`Plan::Forward`]).
+    zone: Option<&'t str>,
+    hop: usize,
+    outcome: Option<Outcome>,
+    authoritative: bool,
+}
+
+impl<'t> Chase<'t> {
+    pub fn new(qtype: u16, zone: Option<&'t str>) -> Self {
+        Chase {
+            qtype,
+            zone,
+            hop: 0,
+            outcome: None,
+            authoritative: false,
+        }
+    }
+
+    /// The name this hop asks is in the table. The question's own name
+    /// makes the answer authoritative and local; a target reached later
+    /// does not change what the answer counts as.
+    pub fn local(&mut self) {
+        if self.hop == 0 {
+            self.authoritative = true;
+            self.outcome = Some(Outcome::Local);
+        }
+    }
+
+    /// What the reply to this hop's name makes of the answer. `targets`:
+    /// the reply's answer records in order, each a CNAME's target as a
+    /// table key, or `None`.
+    pub fn after_upstream<K: AsRef<str>>(
+        &mut self,
+        table: &ZoneTable,
+        from: Source,
+        rcode: u16,
+        answers: usize,
+        targets: impl Iterator<Item = Option<K>>,
+    ) -> Next<'t> {
+        match from {
+            // Stale wins: the client is told less than the truth.
+            Source::Stale => self.outcome = Some(Outcome::Stale),
+            Source::Cache => _ = self.outcome.get_or_insert(Outcome::Cached),
+            Source::Upstream => _ = self.outcome.get_or_insert(Outcome::Forwarded),
+        }
+        if let Some(at) = enters_table(table, self.qtype, targets) {
+            self.hop += 1;
+            if self.hop == MAX_UPSTREAM_HOPS {
+                self.outcome = Some(Outcome::Error);
+                return Next::GiveUp;
+            }
+            return Next::Enter { at };
+        }
+        let negative = rcode == rcode::NXDOMAIN || (rcode == rcode::NOERROR && answers == 0);
+        match self.zone {
+            // Only for the question: not for a name a chain led to.
+            Some(apex) if self.hop == 0 && negative => Next::Own { apex },
+            _ => Next::PassOn,
+        }
+    }
+
+    /// The outcome the answer counts as, once it is complete.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome.unwrap_or(Outcome::Local)
+    }
+
+    /// AA: the question's own name is in the table.
+    pub fn authoritative(&self) -> bool {
+        self.authoritative
+    }
+}
+
+/// SPEC §3: the index of the CNAME record whose target the table holds, if
+/// any. A CNAME question is answered by the CNAME itself (RFC 1034 §4.3.2
+/// step 3a): nothing to complete then.
+fn enters_table<K: AsRef<str>>(
     table: &ZoneTable,
     qtype: u16,
     mut targets: impl Iterator<Item = Option<K>>,
@@ -460,18 +654,9 @@ mod tests {
         let p = policy();
         let n = key("st.privatelink.blob.core.windows.net");
         let base = asked(&n, rtype::A);
-        let bare = |rcode, outcome, ra| Plan::Bare {
-            rcode,
-            outcome,
-            recursion_available: ra,
-        };
+        let bare = Plan::Bare;
         let cases: Vec<(&str, Asked<'_>, bool, Plan<'_>)> = vec![
-            (
-                "stopping",
-                base,
-                true,
-                bare(rcode::REFUSED, Outcome::Refused, true),
-            ),
+            ("stopping", base, true, bare(Reason::Stopping)),
             (
                 "outside allow",
                 Asked {
@@ -479,13 +664,13 @@ mod tests {
                     ..base
                 },
                 false,
-                bare(rcode::REFUSED, Outcome::Refused, true),
+                bare(Reason::NotAllowed),
             ),
             (
                 "opcode 15",
                 Asked { opcode: 15, ..base },
                 false,
-                bare(rcode::NOTIMP, Outcome::Error, false),
+                bare(Reason::Opcode),
             ),
             (
                 "EDNS version 1",
@@ -499,7 +684,7 @@ mod tests {
                     ..base
                 },
                 false,
-                bare(rcode::BADVERS, Outcome::Error, true),
+                bare(Reason::EdnsVersion),
             ),
             (
                 "no question",
@@ -508,7 +693,7 @@ mod tests {
                     ..base
                 },
                 false,
-                bare(rcode::FORMERR, Outcome::Error, true),
+                bare(Reason::NotOneQuestion),
             ),
             (
                 "class CH",
@@ -520,19 +705,19 @@ mod tests {
                     ..base
                 },
                 false,
-                bare(rcode::REFUSED, Outcome::Refused, true),
+                bare(Reason::Class),
             ),
             (
                 "AXFR",
                 asked(&n, rtype::AXFR),
                 false,
-                bare(rcode::REFUSED, Outcome::Refused, true),
+                bare(Reason::ZoneTransfer),
             ),
             (
                 "OPT as a question",
                 asked(&n, rtype::OPT),
                 false,
-                bare(rcode::FORMERR, Outcome::Error, true),
+                bare(Reason::MetaType),
             ),
         ];
         for (what, a, stopping, want) in cases {
@@ -555,7 +740,7 @@ mod tests {
         };
         assert_eq!(ch("id.server", rtype::TXT), Plan::Identity);
         assert_eq!(ch("hostname.bind", rtype::TXT), Plan::Identity);
-        let refused = Plan::bare(rcode::REFUSED, Outcome::Refused);
+        let refused = Plan::Bare(Reason::Class);
         assert_eq!(ch("version.bind", rtype::TXT), refused);
         assert_eq!(ch("id.server", rtype::A), refused);
         let k = key("id.server");
@@ -674,30 +859,89 @@ mod tests {
         assert_eq!(zone_of("other.privatelink.vaultcore.azure.net"), None);
         assert_eq!(zone_of("www.example.com"), None);
         let z = Some("privatelink.blob.core.windows.net");
-        assert_eq!(owned_negative(z, true, 3, 0), z, "NXDOMAIN");
-        assert_eq!(owned_negative(z, true, 0, 0), z, "NODATA");
-        assert_eq!(owned_negative(z, true, 0, 1), None, "an answer");
-        assert_eq!(owned_negative(z, true, 2, 0), None, "SERVFAIL");
+        let none: [Option<&str>; 0] = [];
+        let first = |zone, rcode, answers| {
+            let targets = vec![None::<&str>; answers];
+            Chase::new(rtype::A, zone).after_upstream(
+                &t,
+                Source::Upstream,
+                rcode,
+                answers,
+                targets.into_iter(),
+            )
+        };
+        let own = Next::Own {
+            apex: "privatelink.blob.core.windows.net",
+        };
+        assert_eq!(first(z, rcode::NXDOMAIN, 0), own, "NXDOMAIN");
+        assert_eq!(first(z, rcode::NOERROR, 0), own, "NODATA");
+        assert_eq!(first(z, rcode::NOERROR, 1), Next::PassOn, "an answer");
+        assert_eq!(first(z, rcode::SERVFAIL, 0), Next::PassOn, "SERVFAIL");
         assert_eq!(
-            owned_negative(z, false, 3, 0),
-            None,
-            "a name a chain led to"
+            first(None, rcode::NXDOMAIN, 0),
+            Next::PassOn,
+            "not an owned zone"
         );
-        assert_eq!(owned_negative(None, true, 3, 0), None, "not an owned zone");
+        // After a chain entered the table and left it again.
+        let mut chase = Chase::new(rtype::A, z);
+        let into = [Some("st.privatelink.blob.core.windows.net")];
+        let next = chase.after_upstream(&t, Source::Upstream, 0, 1, into.into_iter());
+        assert_eq!(next, Next::Enter { at: 0 });
+        let next = chase.after_upstream(&t, Source::Upstream, 3, 0, none.into_iter());
+        assert_eq!(next, Next::PassOn, "a name a chain led to");
     }
 
+    /// A forwarded chain is cut where it reaches the table, at most so often;
+    /// which outcome and AA the answer gets is decided across the hops.
     #[test]
     fn forwarded_chains_enter_the_table_where_it_holds_the_target() {
         let t = table();
-        let targets = [
+        let into = [
             Some("x.example.com"),
             Some("st.privatelink.blob.core.windows.net"),
         ];
-        assert_eq!(enters_table(&t, rtype::A, targets.into_iter()), Some(1));
-        assert_eq!(enters_table(&t, rtype::CNAME, targets.into_iter()), None);
+        let outside = [Some("x.example.com")];
+        let ask = |chase: &mut Chase<'static>, from, targets: &[Option<&str>]| {
+            chase.after_upstream(&t, from, 0, targets.len(), targets.iter().copied())
+        };
+        let mut chase = Chase::new(rtype::A, None);
         assert_eq!(
-            enters_table(&t, rtype::A, [Some("x.example.com")].into_iter()),
-            None
+            ask(&mut chase, Source::Upstream, &into),
+            Next::Enter { at: 1 }
         );
+        assert_eq!(chase.outcome(), Outcome::Forwarded);
+        assert!(!chase.authoritative());
+        // A CNAME question is answered by the CNAME itself.
+        let mut chase = Chase::new(rtype::CNAME, None);
+        assert_eq!(ask(&mut chase, Source::Cache, &into), Next::PassOn);
+        assert_eq!(chase.outcome(), Outcome::Cached);
+        let mut chase = Chase::new(rtype::A, None);
+        assert_eq!(ask(&mut chase, Source::Upstream, &outside), Next::PassOn);
+
+        // The question's own name in the table: local and authoritative,
+        // whatever upstream adds, unless the rest came stale.
+        let mut chase = Chase::new(rtype::A, None);
+        chase.local();
+        assert_eq!(ask(&mut chase, Source::Upstream, &outside), Next::PassOn);
+        assert_eq!(
+            (chase.outcome(), chase.authoritative()),
+            (Outcome::Local, true)
+        );
+        let mut chase = Chase::new(rtype::A, None);
+        chase.local();
+        ask(&mut chase, Source::Stale, &outside);
+        assert_eq!(chase.outcome(), Outcome::Stale);
+
+        // Bouncing between the table and upstream: the third entry gives up.
+        let mut chase = Chase::new(rtype::A, None);
+        for _ in 1..MAX_UPSTREAM_HOPS {
+            assert_eq!(
+                ask(&mut chase, Source::Upstream, &into),
+                Next::Enter { at: 1 }
+            );
+            chase.local();
+        }
+        assert_eq!(ask(&mut chase, Source::Upstream, &into), Next::GiveUp);
+        assert_eq!(chase.outcome(), Outcome::Error);
     }
 }

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::handler::Handler;
-use crate::metrics::Transport;
+use crate::resolve::Transport;
 use crate::wire::MAX_QUERY;
 
 /// Queries answered at once on one connection (Unbound's

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::handler::Handler;
-use crate::metrics::Transport;
+use crate::resolve::Transport;
 
 mod batch;
 

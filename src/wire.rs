@@ -13,16 +13,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::metrics::Transport;
 use crate::names::NameKey;
-use crate::resolve::{Asked, AskedEdns, Question, rcode, rtype};
+use crate::resolve::{Asked, AskedEdns, CLASS_IN, Question, Transport, rcode, rtype};
 use crate::zone::Soa;
 
 const HEADER: usize = 12;
 /// RFC 1035 §4.1.4: a pointer to the question name, which always starts
 /// right after the header.
 const QNAME_POINTER: [u8; 2] = [0xC0, HEADER as u8];
-const CLASS_IN: u16 = 1;
 /// An OPT record without options: root name, type, payload, rcode/version,
 /// flags, rdlength.
 const OPT_LEN: usize = 11;
