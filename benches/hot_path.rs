@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use amldns::azure::Discovered;
 use amldns::cache::{Cache, Key, Reply};
 use amldns::config::{self, Config};
-use amldns::handler::{Handler, InFlight, Snapshot};
+use amldns::handler::Handler;
 use amldns::metrics::Metrics;
 use amldns::zone::QType;
-use amldns::{forward, wire};
-use arc_swap::ArcSwap;
+use amldns::{snapshot, wire};
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -84,25 +84,11 @@ fn handler(workspaces: usize, cached: &[(Key, Reply)]) -> (Handler, tokio::runti
         .unwrap();
     let _guard = runtime.enter();
     let config = config(workspaces);
-    let metrics = Arc::new(Metrics::new());
-    let cache = Arc::new(Cache::new(1000));
+    let built = snapshot::build(&config, &Discovered::default(), 1).unwrap();
+    let handler = Handler::standalone(built, Arc::new(Metrics::new()));
     for (key, reply) in cached {
-        cache.insert(key, reply);
+        handler.forwarder().now().cache().insert(key, reply);
     }
-    let snapshot = Snapshot::new(
-        config.table(1).unwrap(),
-        &config,
-        Arc::new(forward::Forwarder::new(
-            &config.upstream,
-            cache,
-            metrics.clone(),
-        )),
-    );
-    let handler = Handler::new(
-        Arc::new(ArcSwap::from_pointee(snapshot)),
-        metrics,
-        Arc::new(InFlight::default()),
-    );
     (handler, runtime)
 }
 

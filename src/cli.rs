@@ -7,27 +7,22 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tracing::{error, info, warn};
 
-use crate::cache::Cache;
+use crate::azure::Discovered;
 use crate::config::{self, Config, ConfigError};
 use crate::control::{self, ControlError, Flushed, ServerStatus};
 use crate::diagnostics::Location;
 use crate::explain::{self, Explanation};
 use crate::export::forwarders::{self, Server};
 use crate::export::{self, Format, Row};
-use crate::forward::Forwarder;
-use crate::handler::Snapshot;
 use crate::logging;
-use crate::metrics::Metrics;
 use crate::names::{self, Cloud};
 use crate::reload::{ReloadError, WatchMode};
-use crate::resolve;
 use crate::server::{self, Listeners, Options};
-use crate::zone::ZoneTable;
+use crate::snapshot::{self, Built};
 
 /// `amldns --version`: the version, the commit and the build date (SPEC §9),
 /// stamped by build.rs.
@@ -232,11 +227,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Loads and compiles, or prints the located error.
-fn load(path: &std::path::Path) -> Option<(Config, ZoneTable)> {
+/// Loads and builds as the server would at its start (with no discovery
+/// from Azure), or prints the located error.
+fn load(path: &std::path::Path) -> Option<(Config, Built)> {
     let compiled = config::load(path).and_then(|c| {
-        let t = c.table(1)?;
-        Ok((c, t))
+        let built = build(&c)?;
+        Ok((c, built))
     });
     match compiled {
         Ok(v) => Some(v),
@@ -245,6 +241,10 @@ fn load(path: &std::path::Path) -> Option<(Config, ZoneTable)> {
             None
         }
     }
+}
+
+fn build(config: &Config) -> Result<Built, ConfigError> {
+    snapshot::build(config, &Discovered::default(), 1)
 }
 
 fn serve(path: &std::path::Path, watch: WatchMode, log_format: logging::Format) -> ExitCode {
@@ -287,9 +287,6 @@ fn serve(path: &std::path::Path, watch: WatchMode, log_format: logging::Format) 
                 None
             }
         };
-        for w in &config.warnings {
-            warn!("{w}");
-        }
         let metrics = config.metrics.as_ref().map(|m| m.listen);
         let listeners =
             Listeners::bind(&config.server.listen, config.server.threads, metrics).await?;
@@ -336,9 +333,10 @@ async fn shutdown_signal() {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    let Some((config, table)) = load(path) else {
+    let Some((config, built)) = load(path) else {
         return ExitCode::FAILURE;
     };
+    let table = &built.snapshot.table;
     let mut out = String::new();
     for w in &config.warnings {
         let _ = writeln!(out, "{w}");
@@ -413,12 +411,12 @@ fn discover(path: &std::path::Path) -> ExitCode {
 }
 
 fn records(path: &std::path::Path, format: Format, out_dir: Option<&std::path::Path>) -> ExitCode {
-    let Some((config, table)) = load(path) else {
+    let Some((_, built)) = load(path) else {
         return ExitCode::FAILURE;
     };
-    let ns_addrs = resolve::ns_addrs(&config.server.listen);
+    let (table, ns_addrs) = (&built.snapshot.table, &built.snapshot.policy.ns_addrs);
     let Some(dir) = out_dir else {
-        return emit(&export::render(&table, format, &ns_addrs));
+        return emit(&export::render(table, format, ns_addrs));
     };
     if format != Format::Zone {
         eprintln!("error: --out-dir writes zone files: it needs --format zone");
@@ -428,7 +426,7 @@ fn records(path: &std::path::Path, format: Format, out_dir: Option<&std::path::P
         eprintln!("error: cannot create {}: {e}", dir.display());
         return ExitCode::FAILURE;
     }
-    let files = export::zone::zone_files(&table, &ns_addrs);
+    let files = export::zone::zone_files(table, ns_addrs);
     for note in &files.notes {
         eprintln!("note: {note}");
     }
@@ -461,7 +459,10 @@ fn forwarders(req: &forwarders::Request<'_>) -> ExitCode {
         },
         None => None,
     };
-    let zones = forwarders::zones(loaded.as_ref().map(|(c, t)| (c, t)), req.clouds);
+    let zones = forwarders::zones(
+        loaded.as_ref().map(|(c, b)| (c, &b.snapshot.table)),
+        req.clouds,
+    );
     match forwarders::render(req, &zones) {
         Ok(text) => emit(&text),
         Err(e) => {
@@ -474,7 +475,7 @@ fn forwarders(req: &forwarders::Request<'_>) -> ExitCode {
 /// `check --format json`: for CI pipelines that validate a config before
 /// rollout. Exit 1 when there is an error.
 fn check_json(path: &std::path::Path) -> ExitCode {
-    let loaded = config::load(path).and_then(|c| c.table(1).map(|_| c));
+    let loaded = config::load(path).and_then(|c| build(&c).map(|_| c));
     let (errors, warnings) = match &loaded {
         Ok(c) => (
             Vec::new(),
@@ -600,20 +601,12 @@ fn explain(
             ask(control::request_json(server, hyper::Method::GET, &path))
         }
         None => {
-            let Some((config, table)) = load(config) else {
+            let Some((_, built)) = load(config) else {
                 return ExitCode::FAILURE;
             };
-            // The snapshot the server would build from this config (with
-            // a forwarder that is never asked), for its answering policy.
-            let forwarder = Forwarder::new(
-                &config.upstream,
-                Arc::new(Cache::new(0)),
-                Arc::new(Metrics::new()),
-            );
-            let snapshot = Snapshot::new(table, &config, Arc::new(forwarder));
+            let (snapshot, servers) = (&built.snapshot, &built.upstream.servers);
             explain::parse_type(qtype)
                 .and_then(|t| {
-                    let servers = &config.upstream.servers;
                     explain::explain(&snapshot.table, &snapshot.policy, servers, name, t, from)
                 })
                 .map_err(|e| eprintln!("error: {e}"))

@@ -21,39 +21,15 @@ use tracing::{info, warn};
 
 use crate::cache::WireKey;
 use crate::codec::{self, Response};
-use crate::config::Config;
-use crate::forward::{Dnssec, EDNS_PAYLOAD, Forwarded, Forwarder, QUERY_DEADLINE};
+use crate::forward::{Dnssec, EDNS_PAYLOAD, Forwarded, QUERY_DEADLINE};
+use crate::forward_service::Service;
 use crate::logging::RateLimited;
 use crate::metrics::{self, Metrics, Tally};
 use crate::names::{self, NameKey};
-use crate::resolve::{self, Chase, Next, Outcome, Plan, Policy, Source, Transport, rcode};
+use crate::resolve::{self, Chase, Next, Outcome, Plan, Source, Transport, rcode};
+use crate::snapshot::{Built, Snapshot};
 use crate::wire;
-use crate::zone::{End, Lookup, ZoneTable};
-
-/// Everything a query reads, swapped as one piece so that a query sees one
-/// consistent configuration.
-pub struct Snapshot {
-    pub table: ZoneTable,
-    pub policy: Policy,
-    pub forwarder: Arc<Forwarder>,
-    /// `[log] queries`: one line per query.
-    pub log_queries: bool,
-}
-
-impl Snapshot {
-    pub fn new(table: ZoneTable, config: &Config, forwarder: Arc<Forwarder>) -> Self {
-        Snapshot {
-            table,
-            policy: Policy {
-                allow: config.server.allow.clone(),
-                ns_addrs: resolve::ns_addrs(&config.server.listen),
-                identity: config.server.identity.as_str().into(),
-            },
-            forwarder,
-            log_queries: config.log.queries,
-        }
-    }
-}
+use crate::zone::{End, Lookup};
 
 /// A workspace-shaped name forwarded is at most one warning per this.
 const MISSING_WORKSPACE_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -121,6 +97,7 @@ impl InFlight {
 /// Answers queries from the [`Snapshot`] in force.
 pub struct Handler {
     snapshot: Arc<ArcSwap<Snapshot>>,
+    forwarder: Arc<Service>,
     metrics: Arc<Metrics>,
     in_flight: Arc<InFlight>,
     missing_workspace_log: RateLimited,
@@ -148,15 +125,34 @@ enum Count<'t> {
 impl Handler {
     pub fn new(
         snapshot: Arc<ArcSwap<Snapshot>>,
+        forwarder: Arc<Service>,
         metrics: Arc<Metrics>,
         in_flight: Arc<InFlight>,
     ) -> Self {
         Handler {
             snapshot,
+            forwarder,
             metrics,
             in_flight,
             missing_workspace_log: RateLimited::new(MISSING_WORKSPACE_LOG_EVERY),
         }
+    }
+
+    /// A handler that answers from `built` alone, with no reloads: for
+    /// tests, benchmarks and fuzzing.
+    pub fn standalone(built: Built, metrics: Arc<Metrics>) -> Self {
+        let forwarder = Arc::new(Service::new(&built.upstream, metrics.clone()));
+        Handler::new(
+            Arc::new(ArcSwap::from_pointee(built.snapshot)),
+            forwarder,
+            metrics,
+            Arc::new(InFlight::default()),
+        )
+    }
+
+    /// The forwarder it asks, and its cache.
+    pub fn forwarder(&self) -> &Service {
+        &self.forwarder
     }
 
     /// The fast path: a plain UDP query whose plan the [`wire`] writer can
@@ -218,7 +214,7 @@ impl Handler {
                 (len, rcode::NOERROR)
             }
             Plan::Apex { .. } | Plan::Identity => return None,
-            Plan::Forward { zone } => cached(&snap, msg, q, *zone, limit, out)?,
+            Plan::Forward { zone } => self.cached(&snap, msg, q, *zone, limit, out)?,
         };
         let outcome = match plan {
             Plan::Forward { .. } => {
@@ -282,7 +278,7 @@ impl Handler {
         let plan = resolve::plan(&snap.table, &snap.policy, &asked, stopping);
         // A bug that panics while answering must not leave the client
         // waiting: the panic hook logs and counts it, the client gets SERVFAIL.
-        let (outcome, mut response) = or_on_panic(respond(&snap, &query, &plan), async {
+        let (outcome, mut response) = or_on_panic(self.respond(&snap, &query, &plan), async {
             (Outcome::Error, Response::bare(rcode::SERVFAIL, true, false))
         })
         .await;
@@ -330,6 +326,11 @@ impl Handler {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The TCP limits in force.
+    pub fn tcp_limits(&self) -> crate::tcp::Limits {
+        self.snapshot.load().tcp
     }
 
     /// Whether `ip` is inside `allow` now (the TCP acceptor asks first).
@@ -403,158 +404,173 @@ async fn or_on_panic<T>(answer: impl Future<Output = T>, fallback: impl Future<O
     }
 }
 
-/// The general path's response to `plan`: written from the plan, or asked
-/// upstream where the plan says so.
-async fn respond(snap: &Snapshot, query: &Message, plan: &Plan<'_>) -> (Outcome, Response) {
-    let Some(q) = query.queries.first() else {
-        return (
-            plan.outcome(),
-            codec::respond(plan, &Name::root(), &snap.table, &snap.policy),
-        );
-    };
-    let dnssec = Dnssec {
-        ok: query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
-        checking_disabled: query.metadata.checking_disabled,
-    };
-    match plan {
-        Plan::Forward { zone } => forward(snap, q.name(), q.query_type(), *zone, dnssec).await,
-        Plan::Local(crate::zone::Answer {
-            end: End::Forward(_),
-            ..
-        }) => forward(snap, q.name(), q.query_type(), None, dnssec).await,
-        _ => (
-            plan.outcome(),
-            codec::respond(plan, q.name(), &snap.table, &snap.policy),
-        ),
-    }
-}
-
-/// A forwarded answer straight from the cache's bytes, and its rcode; `None`
-/// where the general path does more than pass the answer on (an answer
-/// whose CNAME leads into the table), or for one not cached fresh. Under
-/// `zone`, a private-link zone amldns owns, a negative answer is amldns's
-/// own, as [`forward`] makes it.
-fn cached(
-    snap: &Snapshot,
-    msg: &[u8],
-    q: &wire::Query,
-    zone: Option<&str>,
-    limit: u16,
-    out: &mut [u8],
-) -> Option<(usize, u16)> {
-    let dnssec = Dnssec {
-        ok: q.edns.is_some_and(|e| e.dnssec_ok),
-        checking_disabled: q.checking_disabled(),
-    };
-    let key = WireKey::new(q.key.labels(), q.qtype, dnssec)?;
-    let fresh = snap.forwarder.cache().fresh_wire(&key)?;
-    let records = fresh.records();
-    let rcode = u16::from(records.rcode());
-    let next = Chase::new(q.qtype, zone).after_upstream(
-        &snap.table,
-        Source::Cache,
-        rcode,
-        records.answers(),
-        fresh.targets().map(Some),
-    );
-    let len = match next {
-        Next::PassOn => wire::write_cached(msg, q, records, fresh.spent(), limit, out)?,
-        Next::Own { apex } => {
-            let soa = snap.table.soa(apex);
-            let negative = match rcode {
-                rcode::NXDOMAIN => wire::Local::NxDomain(soa),
-                _ => wire::Local::NoData(soa),
-            };
-            wire::write_local(msg, q, &[], &negative, limit, out)?
-        }
-        // Completed from the table: the general path's.
-        Next::Enter { .. } | Next::GiveUp => return None,
-    };
-    Some((len, rcode))
-}
-
-/// Answers `qname`/`qtype` where the plan sends it upstream: a local chain
-/// that leaves the table is completed upstream, and an upstream chain that
-/// reaches a local name is cut there and completed from the table (SPEC §3).
-/// `zone`: the private-link zone amldns owns that `qname` is under, whose
-/// authority a negative answer comes from.
-async fn forward(
-    snap: &Snapshot,
-    qname: &Name,
-    qtype: RecordType,
-    zone: Option<&str>,
-    dnssec: Dnssec,
-) -> (Outcome, Response) {
-    let deadline = Instant::now() + QUERY_DEADLINE;
-    let table = &snap.table;
-    let zq = resolve::zone_qtype(u16::from(qtype));
-    let mut chase = Chase::new(u16::from(qtype), zone);
-    let mut answers = Vec::new();
-    // The name to answer next, as the client wrote it at first.
-    let mut owner = qname.clone();
-    loop {
-        let key = NameKey::from_labels(owner.iter());
-        let local = key
-            .as_ref()
-            .map_or(Lookup::NotLocal, |k| table.lookup(k.as_str(), zq));
-        if let Lookup::Local(ans) = local {
-            chase.local();
-            let authorities = codec::local_records(&ans, table, &mut owner, &mut answers);
-            if !matches!(ans.end, End::Forward(_)) {
-                let response = Response::records(chase.authoritative(), answers, authorities);
-                return (chase.outcome(), response);
-            }
-            // `owner` is now the first name outside the table.
-        }
-
-        let (reply, from) = match snap
-            .forwarder
-            .resolve(&owner, qtype, dnssec, deadline)
-            .await
-        {
-            Forwarded::Failed => {
-                return (Outcome::Error, Response::bare(rcode::SERVFAIL, true, false));
-            }
-            Forwarded::Reply { reply, cached } => (
-                reply,
-                if cached {
-                    Source::Cache
-                } else {
-                    Source::Upstream
-                },
-            ),
-            Forwarded::Stale(reply) => (reply, Source::Stale),
+impl Handler {
+    /// The general path's response to `plan`: written from the plan, or asked
+    /// upstream where the plan says so.
+    async fn respond(
+        &self,
+        snap: &Snapshot,
+        query: &Message,
+        plan: &Plan<'_>,
+    ) -> (Outcome, Response) {
+        let Some(q) = query.queries.first() else {
+            return (
+                plan.outcome(),
+                codec::respond(plan, &Name::root(), &snap.table, &snap.policy),
+            );
         };
-        let rcode = u16::from(reply.rcode);
-        let targets = reply.answers.iter().map(|r| match &r.data {
-            RData::CNAME(c) => NameKey::from_labels(c.0.iter()),
-            _ => None,
-        });
-        let next = chase.after_upstream(table, from, rcode, reply.answers.len(), targets);
-        match next {
-            Next::Enter { at } => {
-                if let RData::CNAME(c) = &reply.answers[at].data {
-                    owner = c.0.clone();
-                }
-                answers.extend(reply.answers.into_iter().take(at + 1));
+        let dnssec = Dnssec {
+            ok: query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+            checking_disabled: query.metadata.checking_disabled,
+        };
+        match plan {
+            Plan::Forward { zone } => {
+                self.forward(snap, q.name(), q.query_type(), *zone, dnssec)
+                    .await
             }
+            Plan::Local(crate::zone::Answer {
+                end: End::Forward(_),
+                ..
+            }) => {
+                self.forward(snap, q.name(), q.query_type(), None, dnssec)
+                    .await
+            }
+            _ => (
+                plan.outcome(),
+                codec::respond(plan, q.name(), &snap.table, &snap.policy),
+            ),
+        }
+    }
+
+    /// A forwarded answer straight from the cache's bytes, and its rcode; `None`
+    /// where the general path does more than pass the answer on (an answer
+    /// whose CNAME leads into the table), or for one not cached fresh. Under
+    /// `zone`, a private-link zone amldns owns, a negative answer is amldns's
+    /// own, as [`forward`] makes it.
+    fn cached(
+        &self,
+        snap: &Snapshot,
+        msg: &[u8],
+        q: &wire::Query,
+        zone: Option<&str>,
+        limit: u16,
+        out: &mut [u8],
+    ) -> Option<(usize, u16)> {
+        let dnssec = Dnssec {
+            ok: q.edns.is_some_and(|e| e.dnssec_ok),
+            checking_disabled: q.checking_disabled(),
+        };
+        let key = WireKey::new(q.key.labels(), q.qtype, dnssec)?;
+        let fresh = self.forwarder.now().cache().fresh_wire(&key)?;
+        let records = fresh.records();
+        let rcode = u16::from(records.rcode());
+        let next = Chase::new(q.qtype, zone).after_upstream(
+            &snap.table,
+            Source::Cache,
+            rcode,
+            records.answers(),
+            fresh.targets().map(Some),
+        );
+        let len = match next {
+            Next::PassOn => wire::write_cached(msg, q, records, fresh.spent(), limit, out)?,
             Next::Own { apex } => {
-                let mut own = Response::records(true, Vec::new(), vec![codec::soa(table, apex)]);
-                own.rcode = rcode;
-                return (chase.outcome(), own);
+                let soa = snap.table.soa(apex);
+                let negative = match rcode {
+                    rcode::NXDOMAIN => wire::Local::NxDomain(soa),
+                    _ => wire::Local::NoData(soa),
+                };
+                wire::write_local(msg, q, &[], &negative, limit, out)?
             }
-            Next::PassOn => {
-                answers.extend(reply.answers);
-                let mut response =
-                    Response::records(chase.authoritative(), answers, reply.authorities);
-                response.rcode = rcode;
-                return (chase.outcome(), response);
+            // Completed from the table: the general path's.
+            Next::Enter { .. } | Next::GiveUp => return None,
+        };
+        Some((len, rcode))
+    }
+
+    /// Answers `qname`/`qtype` where the plan sends it upstream: a local chain
+    /// that leaves the table is completed upstream, and an upstream chain that
+    /// reaches a local name is cut there and completed from the table (SPEC §3).
+    /// `zone`: the private-link zone amldns owns that `qname` is under, whose
+    /// authority a negative answer comes from.
+    async fn forward(
+        &self,
+        snap: &Snapshot,
+        qname: &Name,
+        qtype: RecordType,
+        zone: Option<&str>,
+        dnssec: Dnssec,
+    ) -> (Outcome, Response) {
+        let deadline = Instant::now() + QUERY_DEADLINE;
+        let table = &snap.table;
+        let zq = resolve::zone_qtype(u16::from(qtype));
+        let mut chase = Chase::new(u16::from(qtype), zone);
+        // Held for the whole question: a reload that reconfigures it meanwhile
+        // lets this one finish where it began.
+        let forwarder = self.forwarder.current();
+        let mut answers = Vec::new();
+        // The name to answer next, as the client wrote it at first.
+        let mut owner = qname.clone();
+        loop {
+            let key = NameKey::from_labels(owner.iter());
+            let local = key
+                .as_ref()
+                .map_or(Lookup::NotLocal, |k| table.lookup(k.as_str(), zq));
+            if let Lookup::Local(ans) = local {
+                chase.local();
+                let authorities = codec::local_records(&ans, table, &mut owner, &mut answers);
+                if !matches!(ans.end, End::Forward(_)) {
+                    let response = Response::records(chase.authoritative(), answers, authorities);
+                    return (chase.outcome(), response);
+                }
+                // `owner` is now the first name outside the table.
             }
-            Next::GiveUp => {
-                return (
-                    chase.outcome(),
-                    Response::bare(rcode::SERVFAIL, true, false),
-                );
+
+            let (reply, from) = match forwarder.resolve(&owner, qtype, dnssec, deadline).await {
+                Forwarded::Failed => {
+                    return (Outcome::Error, Response::bare(rcode::SERVFAIL, true, false));
+                }
+                Forwarded::Reply { reply, cached } => (
+                    reply,
+                    if cached {
+                        Source::Cache
+                    } else {
+                        Source::Upstream
+                    },
+                ),
+                Forwarded::Stale(reply) => (reply, Source::Stale),
+            };
+            let rcode = u16::from(reply.rcode);
+            let targets = reply.answers.iter().map(|r| match &r.data {
+                RData::CNAME(c) => NameKey::from_labels(c.0.iter()),
+                _ => None,
+            });
+            let next = chase.after_upstream(table, from, rcode, reply.answers.len(), targets);
+            match next {
+                Next::Enter { at } => {
+                    if let RData::CNAME(c) = &reply.answers[at].data {
+                        owner = c.0.clone();
+                    }
+                    answers.extend(reply.answers.into_iter().take(at + 1));
+                }
+                Next::Own { apex } => {
+                    let mut own =
+                        Response::records(true, Vec::new(), vec![codec::soa(table, apex)]);
+                    own.rcode = rcode;
+                    return (chase.outcome(), own);
+                }
+                Next::PassOn => {
+                    answers.extend(reply.answers);
+                    let mut response =
+                        Response::records(chase.authoritative(), answers, reply.authorities);
+                    response.rcode = rcode;
+                    return (chase.outcome(), response);
+                }
+                Next::GiveUp => {
+                    return (
+                        chase.outcome(),
+                        Response::bare(rcode::SERVFAIL, true, false),
+                    );
+                }
             }
         }
     }
@@ -563,8 +579,9 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::{Cache, Key, Reply};
-    use crate::config;
+    use crate::azure::Discovered;
+    use crate::cache::{Key, Reply};
+    use crate::{config, snapshot};
     use hickory_proto::op::{Query, ResponseCode};
     use hickory_proto::rr::rdata::{A, CNAME};
     use hickory_proto::rr::{LowerName, Record};
@@ -577,26 +594,17 @@ mod tests {
     /// A handler over `config` (TOML) whose cache holds `cached`.
     fn handler(config: &str, cached: &[(&str, RecordType, Reply)]) -> Handler {
         let config = config::parse(std::path::Path::new("t.toml"), config).unwrap();
-        let metrics = Arc::new(Metrics::new());
-        let cache = Arc::new(Cache::new(100));
+        let built = snapshot::build(&config, &Discovered::default(), 1).unwrap();
+        let h = Handler::standalone(built, Arc::new(Metrics::new()));
         for (name, qtype, reply) in cached {
             let key = Key {
                 name: LowerName::from(Name::from_ascii(name).unwrap()),
                 qtype: *qtype,
                 dnssec: Dnssec::default(),
             };
-            cache.insert(&key, reply);
+            h.forwarder().now().cache().insert(&key, reply);
         }
-        let snapshot = Snapshot::new(
-            config.table(1).unwrap(),
-            &config,
-            Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone())),
-        );
-        Handler::new(
-            Arc::new(ArcSwap::from_pointee(snapshot)),
-            metrics,
-            Arc::new(InFlight::default()),
-        )
+        h
     }
 
     fn fast(h: &Handler, name: &str, qtype: RecordType) -> Option<Message> {

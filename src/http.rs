@@ -186,7 +186,7 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
 }
 
 fn metrics(e: &Endpoints) -> Response<Full<Bytes>> {
-    let cache_len = e.reloader.snapshot().load().forwarder.cache().len();
+    let cache_len = e.reloader.forwarder().now().cache().len();
     e.metrics.cache_entries.set(cache_len as i64);
     let problems = e.health.problems();
     e.metrics
@@ -258,7 +258,7 @@ fn cache_flush(e: &Endpoints, query: Option<&str>) -> Response<Full<Bytes>> {
         Ok(n) => n,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    let cache = e.reloader.snapshot().load().forwarder.cache().clone();
+    let cache = e.reloader.forwarder().now().cache().clone();
     let flushed = cache.flush(name.as_deref());
     info!(
         name = name.as_deref().unwrap_or("(all)"),
@@ -304,8 +304,7 @@ fn health_word(e: &Endpoints) -> &'static str {
 
 fn status(e: &Endpoints) -> ServerStatus {
     let s = e.reloader.status();
-    let snapshot = e.reloader.snapshot().load();
-    let forwarder = &snapshot.forwarder;
+    let forwarder = e.reloader.forwarder().now();
     let (hits, misses) = (e.metrics.cache_hits.get(), e.metrics.cache_misses.get());
     let asked = hits + misses;
     ServerStatus {
@@ -359,7 +358,8 @@ fn explain_asked(e: &Endpoints, query: Option<&str>) -> Result<explain::Explanat
         None => None,
     };
     let snapshot = e.reloader.snapshot().load();
-    let upstreams = &snapshot.forwarder.config().servers;
+    let forwarder = e.reloader.forwarder().now();
+    let upstreams = &forwarder.config().servers;
     explain::explain(
         &snapshot.table,
         &snapshot.policy,
@@ -368,7 +368,7 @@ fn explain_asked(e: &Endpoints, query: Option<&str>) -> Result<explain::Explanat
         qtype,
         from,
     )
-    .map(|x| x.with_cache(snapshot.forwarder.cache(), qtype))
+    .map(|x| x.with_cache(forwarder.cache(), qtype))
     .map_err(|err| err.to_string())
 }
 

@@ -11,7 +11,6 @@
 //! and `POST /reload`.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,12 +24,11 @@ use tracing::{debug, error, info, warn};
 
 use crate::allocator;
 use crate::azure::{self, Discovered};
-use crate::cache::Cache;
-use crate::config::{self, AzureConfig, Config, ConfigError, MetricsConfig};
-use crate::forward::Forwarder;
-use crate::handler::Snapshot;
+use crate::config::{self, AzureConfig, Config, ConfigError};
+use crate::forward_service::Service;
 use crate::health::{self, Health};
 use crate::metrics::{self, Metrics};
+use crate::snapshot::{self, Built, RestartOnly, Snapshot};
 use crate::zone::ZoneTable;
 
 /// Editors and `kubectl` write in bursts: wait for this much quiet, then
@@ -226,81 +224,83 @@ struct Reloads {
     last: Result<u64, String>,
 }
 
-/// Owns the snapshot's write side.
+/// Owns the snapshot's write side, and reconfigures the forwarder.
 pub struct Reloader {
     path: PathBuf,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    forwarder: Arc<Service>,
+    /// What Azure discovery found (SPEC §8), merged into every table, and
+    /// `[azure]` as last loaded, for the rounds.
+    azure: azure::State,
     metrics: Arc<Metrics>,
     /// A failed reload sets its problem here, a successful one clears it.
     health: Arc<Health>,
-    /// The sockets and threads were made from these; changing them needs a
-    /// restart.
-    listen: Vec<SocketAddr>,
-    threads: usize,
-    metrics_listener: Option<MetricsConfig>,
+    /// What the sockets and threads were made from.
+    restart: RestartOnly,
     /// Reloads begun so far; a request that finds a reload begun after it
     /// was made takes that one's result instead of compiling again.
     begun: AtomicU64,
     reloads: tokio::sync::Mutex<Reloads>,
     status: Mutex<Status>,
-    /// What Azure discovery found last (SPEC §8), merged into every table.
-    discovered: Mutex<Arc<Discovered>>,
-    /// `[azure]` as last loaded, for the discovery rounds.
-    azure: Mutex<Option<AzureConfig>>,
-    /// Told when a reload changes `[azure]`: the rounds start, stop or
-    /// change pace at once, not after the interval they were waiting out.
-    azure_changed: tokio::sync::Notify,
     /// `None` until the first reload after the start.
     last_reload: Mutex<Option<LastReload>>,
 }
 
 impl Reloader {
-    /// Compiles `config` into the first snapshot (generation 1).
+    /// Builds `config` into the first snapshot (generation 1), and the
+    /// forwarder that serves for the server's life.
     pub fn new(
         config: Config,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Result<Self, ReloadError> {
         let loading = allocator::loading();
-        // The last good discovery serves at once, Azure reachable or not.
-        let discovered = Discovered::at_start(config.azure.as_ref());
-        let (table, warnings) = azure::table(&config, &discovered, 1)?;
+        let azure = azure::State::new(config.azure.clone());
+        let discovered = azure.discovered();
+        let Built {
+            snapshot,
+            upstream,
+            restart,
+            azure: _,
+            warnings,
+            fingerprint,
+            sha256,
+        } = snapshot::build(&config, &discovered, 1)?;
         for w in &warnings {
             warn!("{w}");
         }
-        let cache = Arc::new(Cache::new(config.upstream.cache_entries));
-        let forwarder = Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone()));
         let status = Status {
             generation: 1,
-            names: table.len(),
+            names: snapshot.table.len(),
             loaded_at: metrics::unix_now(),
-            sha256: config.sha256.clone(),
+            sha256,
         };
         record_success(&metrics, &status);
         let reloads = Reloads {
-            applied: (config.fingerprint, discovered.digest()),
+            applied: (fingerprint, discovered.digest()),
             last: Ok(1),
         };
-        let snapshot = Snapshot::new(table, &config, forwarder);
         let reloader = Reloader {
             path: config.path.clone(),
             snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
+            forwarder: Arc::new(Service::new(&upstream, metrics.clone())),
+            azure,
             metrics,
             health,
-            listen: config.server.listen.clone(),
-            threads: config.server.threads,
-            metrics_listener: config.metrics.clone(),
+            restart,
             begun: AtomicU64::new(0),
             reloads: tokio::sync::Mutex::new(reloads),
             status: Mutex::new(status),
-            discovered: Mutex::new(Arc::new(discovered)),
-            azure: Mutex::new(config.azure.clone()),
-            azure_changed: tokio::sync::Notify::new(),
             last_reload: Mutex::new(None),
         };
         drop(config);
         drop(loading);
         Ok(reloader)
+    }
+
+    /// The forwarder, reconfigured by each reload.
+    pub fn forwarder(&self) -> &Arc<Service> {
+        &self.forwarder
     }
 
     /// The snapshot the handler reads.
@@ -379,17 +379,16 @@ impl Reloader {
         let current = self.snapshot.load_full();
         let generation = current.table.generation() + 1;
         let path = self.path.clone();
-        let discovered = azure::Served::discovered(self);
+        let discovered = self.azure.discovered();
         let digest = discovered.digest();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = config::load(&path)?;
-            let (table, warnings) = azure::table(&config, &discovered, generation)?;
-            Ok::<_, ConfigError>((config, table, warnings))
+            snapshot::build(&config, &discovered, generation)
         })
         .await
         .map_err(|e| ReloadError::Task(e.to_string()))
         .and_then(|r| r.map_err(ReloadError::from));
-        let (config, table, merge_warnings) = match loaded {
+        let built = match loaded {
             Ok(v) => v,
             Err(e) => {
                 // A file event in the folder (an editor's swap file, say)
@@ -401,7 +400,7 @@ impl Reloader {
         };
 
         let failing = self.last_reload().is_some_and(|r| r.error.is_some());
-        if (config.fingerprint, digest) == reloads.applied {
+        if (built.fingerprint, digest) == reloads.applied {
             // The files are what is served (a change undone, or nothing
             // changed): nothing to swap. The generation is the SOA serial,
             // so it stays, and secondaries see no change that is not one.
@@ -422,53 +421,36 @@ impl Reloader {
             self.set_last_reload(trigger, current.table.generation(), None, None);
             return Ok(current.table.generation());
         }
-        for w in config.warnings.iter().chain(&merge_warnings) {
+        let Built {
+            snapshot,
+            upstream,
+            restart,
+            azure,
+            warnings,
+            fingerprint,
+            sha256,
+        } = built;
+        for w in &warnings {
             warn!("{w}");
         }
-        if config.server.listen != self.listen
-            || config.server.threads != self.threads
-            || config.metrics != self.metrics_listener
-        {
+        let needs_restart = self.restart.changed_in(&restart);
+        if !needs_restart.is_empty() {
             warn!(
-                "listen addresses, threads or [metrics] changed in the config: they take effect at \
-                 the next restart"
+                "{} changed in the config: the change will take effect at the next restart",
+                needs_restart.join(", ")
             );
         }
-        let forwarder = if *current.forwarder.config() == config.upstream {
-            current.forwarder.clone()
-        } else {
-            // Keep the cache warm unless its size changed.
-            let old_cache = current.forwarder.cache();
-            let cache = if current.forwarder.config().cache_entries == config.upstream.cache_entries
-            {
-                old_cache.clone()
-            } else {
-                Arc::new(Cache::new(config.upstream.cache_entries))
-            };
-            current.forwarder.forget_upstreams_not_in(&config.upstream);
-            Arc::new(Forwarder::new(
-                &config.upstream,
-                cache,
-                self.metrics.clone(),
-            ))
-        };
+        self.forwarder.reconfigure(&upstream);
         let status = Status {
             generation,
-            names: table.len(),
+            names: snapshot.table.len(),
             loaded_at: metrics::unix_now(),
-            sha256: config.sha256.clone(),
+            sha256,
         };
-        let changes = changes(&current.table, &table);
-        self.snapshot
-            .store(Arc::new(Snapshot::new(table, &config, forwarder)));
-        reloads.applied = (config.fingerprint, digest);
-        let azure = std::mem::replace(
-            &mut *self.azure.lock().unwrap_or_else(|e| e.into_inner()),
-            config.azure.clone(),
-        );
-        if azure != config.azure {
-            self.azure_changed.notify_one();
-        }
+        let changes = changes(&current.table, &snapshot.table);
+        self.snapshot.store(Arc::new(snapshot));
+        reloads.applied = (fingerprint, digest);
+        self.azure.loaded(azure);
         record_success(&self.metrics, &status);
         self.health.clear(health::Source::Reload);
         info!(
@@ -515,30 +497,24 @@ impl Reloader {
 
 impl azure::Served for Reloader {
     fn discovered(&self) -> Arc<Discovered> {
-        self.discovered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.azure.discovered()
     }
 
     fn azure(&self) -> Option<AzureConfig> {
-        self.azure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.azure.config()
     }
 
     async fn azure_changed(&self) {
-        self.azure_changed.notified().await;
+        self.azure.changed().await;
     }
 
     /// When the reload fails, the discovery served before stays, so that
     /// names that do not fit cannot block the file's own reloads.
     async fn apply_discovery(&self, found: Arc<Discovered>) -> Result<u64, String> {
-        let before = std::mem::replace(
-            &mut *self.discovered.lock().unwrap_or_else(|e| e.into_inner()),
-            found,
-        );
+        let before = self.azure.replace(found);
         let result = self.reload(Trigger::Azure).await;
         if result.is_err() {
-            *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) = before;
+            self.azure.replace(before);
         }
         result.map_err(|e| e.to_string())
     }

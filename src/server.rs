@@ -182,10 +182,6 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let open_files = make_room(&config);
     let serving = Serving::new(&config, &listeners, options.watch, open_files);
-    let tcp_limits = tcp::Limits {
-        connections: config.server.tcp_connections,
-        idle_timeout: config.server.tcp_idle_timeout,
-    };
     let control_allow = config
         .metrics
         .as_ref()
@@ -198,7 +194,7 @@ pub async fn run(
     // Watching starts before the first query is answered, so that a change
     // made after that is never missed.
     let mut tasks = start_reloads(&shared, options, &shutdown).await;
-    let mut dns = start_dns(udp, tcp, tcp_limits, &shared, &shutdown);
+    let mut dns = start_dns(udp, tcp, &shared, &shutdown);
     tasks.extend(http.map(|l| start_http(l, control_allow, &shared, &shutdown)));
     tasks.extend(start_notify(&serving.listen, &shared, &shutdown));
     serving.log(&shared);
@@ -354,12 +350,12 @@ async fn start_reloads(
 fn start_dns(
     udp: Vec<std::net::UdpSocket>,
     tcp: Vec<TcpListener>,
-    tcp_limits: tcp::Limits,
     shared: &Shared,
     shutdown: &Shutdown,
 ) -> JoinSet<()> {
     let handler = Arc::new(Handler::new(
         shared.reloader.snapshot().clone(),
+        shared.reloader.forwarder().clone(),
         shared.metrics.clone(),
         shutdown.in_flight(),
     ));
@@ -375,7 +371,6 @@ fn start_dns(
             l,
             handler.clone(),
             registry.clone(),
-            tcp_limits,
             shutdown.dns_done(),
         ));
     }

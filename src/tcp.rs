@@ -138,7 +138,6 @@ pub async fn serve(
     listener: TcpListener,
     handler: Arc<Handler>,
     registry: Arc<Registry>,
-    limits: Limits,
     stop: CancellationToken,
 ) {
     loop {
@@ -165,6 +164,9 @@ pub async fn serve(
             }
             continue;
         }
+        // As the snapshot in force says: a reload changes them for the
+        // connections that come after it.
+        let limits = handler.tcp_limits();
         let (id, close) = registry.admit(limits.connections, &stop);
         let (handler, registry) = (handler.clone(), registry.clone());
         tokio::spawn(async move {

@@ -161,6 +161,58 @@ fn tcp_connections_are_capped_and_idle_ones_closed() {
     });
 }
 
+/// `tcp_connections` and `tcp_idle_timeout_ms` apply live: after a reload
+/// that lowers the cap, the connections that come are held to the new one
+/// (the oldest idle ones are closed to make room), without a restart.
+#[test]
+fn a_reload_applies_new_tcp_limits() {
+    one_at_a_time(1, async {
+        let up = StandIn::zone().await;
+        let cfg = |cap: usize| {
+            TestConfig {
+                upstreams: &[up.addr],
+                server: &format!(
+                    "allow = [\"127.0.0.1/32\"]\ntcp_connections = {cap}\n\
+                     tcp_idle_timeout_ms = 60000"
+                ),
+                upstream: "",
+                metrics: true,
+                rest: &workspace("public", ""),
+            }
+            .text()
+        };
+        let srv = start(&cfg(50)).await;
+        std::fs::write(&srv.config_path, cfg(2)).unwrap();
+        let (status, body) = http_request(srv.http(), "POST", "/reload").await;
+        assert_eq!(status, 200, "{body}");
+
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            held.push(TcpStream::connect(srv.addr).await.unwrap());
+        }
+        // Under the old cap all six would stay open for a minute; under the
+        // new one the first four are closed as the later ones come.
+        for s in &mut held[..4] {
+            assert!(
+                closed(s, IO_TIMEOUT).await,
+                "a connection past the new cap stayed open"
+            );
+        }
+        let end = Instant::now() + IO_TIMEOUT;
+        loop {
+            let open = metric(&scrape(&srv).await, "amldns_tcp_connections", &[]);
+            if open == 2.0 {
+                break;
+            }
+            assert!(Instant::now() < end, "{open} connections open, cap 2");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let r = tcp_query(srv.addr, WS).await;
+        assert_eq!(addrs(&r), vec!["10.1.0.5"]);
+        srv.stop().await;
+    });
+}
+
 /// A client that pipelines queries and never reads its answers: amldns
 /// stops reading from it, and closes it once its writes stall for the idle
 /// timeout.

@@ -548,7 +548,7 @@ async fn a_changed_listen_address_waits_for_a_restart() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(warned.contains("\"WARN\""), "{warned}");
-    assert!(warned.contains("listen addresses"), "{warned}");
+    assert!(warned.contains("[server] listen changed"), "{warned}");
     // The rest applied: the old address answers the new table.
     assert_eq!(
         addrs(&udp_query(old, "ws.corp.example", RecordType::A).await),

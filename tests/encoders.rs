@@ -13,13 +13,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use amldns::cache::{Cache, Key, Reply};
-use amldns::config;
-use amldns::forward::{Dnssec, Forwarder};
-use amldns::handler::{Handler, InFlight, Snapshot};
+use amldns::azure::Discovered;
+use amldns::cache::{Key, Reply};
+use amldns::forward::Dnssec;
+use amldns::handler::Handler;
 use amldns::metrics::Metrics;
 use amldns::resolve::Transport;
-use arc_swap::ArcSwap;
+use amldns::{config, snapshot};
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -103,7 +103,8 @@ fn world(answer: &str, qtypes: &[RecordType]) -> (Handler, Vec<String>, usize) {
     config.upstream.servers.clear();
     config.upstream.max_in_flight = 0;
     let metrics = Arc::new(Metrics::new());
-    let table = config.table(1).unwrap();
+    let built = snapshot::build(&config, &Discovered::default(), 1).unwrap();
+    let table = &built.snapshot.table;
     let mut names: Vec<String> = table
         .nodes()
         .map(|n| n.name.replacen("*.", "any-1.", 1))
@@ -122,7 +123,7 @@ fn world(answer: &str, qtypes: &[RecordType]) -> (Handler, Vec<String>, usize) {
         ]
         .map(String::from),
     );
-    let cache = Arc::new(Cache::new(1000));
+    let mut cached = Vec::new();
     // The SOA upstream sends with a negative answer (RFC 2308 §3), whose
     // place amldns's own takes.
     let upstream_soa = Record::from_rdata(
@@ -154,19 +155,13 @@ fn world(answer: &str, qtypes: &[RecordType]) -> (Handler, Vec<String>, usize) {
                 answers: Vec::new(),
                 authorities: vec![upstream_soa.clone()],
             };
-            cache.insert(&key, &reply);
+            cached.push((key, reply));
         }
     }
-    let snapshot = Snapshot::new(
-        table,
-        &config,
-        Arc::new(Forwarder::new(&config.upstream, cache, metrics.clone())),
-    );
-    let handler = Handler::new(
-        Arc::new(ArcSwap::from_pointee(snapshot)),
-        metrics,
-        Arc::new(InFlight::default()),
-    );
+    let handler = Handler::standalone(built, metrics);
+    for (key, reply) in &cached {
+        handler.forwarder().now().cache().insert(key, reply);
+    }
     (handler, names, local)
 }
 

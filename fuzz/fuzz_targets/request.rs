@@ -20,13 +20,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use amldns::cache::Cache;
-use amldns::config;
-use amldns::forward::Forwarder;
-use amldns::handler::{Handler, InFlight, Snapshot};
+use amldns::azure::Discovered;
+use amldns::handler::Handler;
 use amldns::metrics::Metrics;
 use amldns::resolve::Transport;
-use arc_swap::ArcSwap;
+use amldns::{config, snapshot};
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
 
@@ -102,22 +100,10 @@ fn world() -> &'static World {
         // without a socket.
         config.upstream.servers.clear();
         config.upstream.max_in_flight = 0;
-        let metrics = Arc::new(Metrics::new());
-        let snapshot = Snapshot::new(
-            config.table(1).expect("the fuzz table"),
-            &config,
-            Arc::new(Forwarder::new(
-                &config.upstream,
-                Arc::new(Cache::new(config.upstream.cache_entries)),
-                metrics.clone(),
-            )),
-        );
+        let built =
+            snapshot::build(&config, &Discovered::default(), 1).expect("the fuzz table");
         World {
-            handler: Handler::new(
-                Arc::new(ArcSwap::from_pointee(snapshot)),
-                metrics,
-                Arc::new(InFlight::default()),
-            ),
+            handler: Handler::standalone(built, Arc::new(Metrics::new())),
             // Timers only: no I/O driver.
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_time()

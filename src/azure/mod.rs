@@ -26,19 +26,20 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::config::{AzureConfig, Config, ConfigError, Located, Warning};
+use crate::config::{AzureConfig, Config, Located, Warning};
 use crate::diagnostics::Location;
 use crate::health::{self, Health};
 use crate::import::ImportedName;
 use crate::metrics::{self, Metrics};
 use crate::names::{self, Workspace};
-use crate::zone::{Source, ZoneTable};
+use crate::zone::Source;
 pub use discovery::{Discovery, Found, FoundName, FoundProject};
 pub use http::Failure;
 
@@ -290,16 +291,12 @@ impl Discovered {
     }
 }
 
-/// The table of `config` with `found` merged in, like an import (SPEC §8):
+/// The sources `found` adds to `config`'s, merged like an import (SPEC §8):
 /// a `[[workspace]]` of the file with the id of a discovered one wins, and a
 /// warning names both. Without `[azure]`, the discovery is not served.
-pub fn table(
-    config: &Config,
-    found: &Discovered,
-    generation: u64,
-) -> Result<(ZoneTable, Vec<Warning>), ConfigError> {
+pub fn merge<'a>(config: &'a Config, found: &'a Discovered) -> (Vec<Source<'a>>, Vec<Warning>) {
     if config.azure.is_none() || found.is_empty() {
-        return Ok((config.table(generation)?, Vec::new()));
+        return (Vec::new(), Vec::new());
     }
     let mut in_file: HashMap<&str, &Located<Workspace>> = HashMap::new();
     for w in &config.workspaces {
@@ -343,8 +340,7 @@ pub fn table(
                 }),
         );
     }
-    let table = ZoneTable::compile(config.sources().chain(discovered), config.zone, generation)?;
-    Ok((table, warnings))
+    (discovered, warnings)
 }
 
 /// ", though they differ in ip (10.1.0.5 here, 10.1.0.9 in Azure)": where
@@ -435,6 +431,62 @@ pub trait Served: Send + Sync + 'static {
         &self,
         found: Arc<Discovered>,
     ) -> impl Future<Output = Result<u64, String>> + Send;
+}
+
+/// What the discovery rounds and the reloads share: the discovery being
+/// served, and `[azure]` as last loaded. The rounds replace the first; a
+/// reload, the only writer of the table, reads it and sets the second.
+pub struct State {
+    discovered: Mutex<Arc<Discovered>>,
+    config: Mutex<Option<AzureConfig>>,
+    /// Told when a reload changes `[azure]`: the rounds start, stop or
+    /// change pace at once, not after the interval they were waiting out.
+    changed: Notify,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    /// `[azure]` as first loaded, and the last good discovery its
+    /// `state_file` holds: served at once, Azure reachable or not.
+    pub fn new(config: Option<AzureConfig>) -> Self {
+        State {
+            discovered: Mutex::new(Arc::new(Discovered::at_start(config.as_ref()))),
+            config: Mutex::new(config),
+            changed: Notify::new(),
+        }
+    }
+
+    /// The discovery being served.
+    pub fn discovered(&self) -> Arc<Discovered> {
+        locked(&self.discovered).clone()
+    }
+
+    /// Serves `found` from the next reload on; the one it replaces, to put
+    /// back if that reload fails.
+    pub fn replace(&self, found: Arc<Discovered>) -> Arc<Discovered> {
+        std::mem::replace(&mut *locked(&self.discovered), found)
+    }
+
+    /// `[azure]` as last loaded; `None` once a reload removed it.
+    pub fn config(&self) -> Option<AzureConfig> {
+        locked(&self.config).clone()
+    }
+
+    /// A reload loaded `config`: the rounds are told if it changed.
+    pub fn loaded(&self, config: Option<AzureConfig>) {
+        let before = std::mem::replace(&mut *locked(&self.config), config);
+        if before != *locked(&self.config) {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Completes when a reload has changed `[azure]`.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
 }
 
 /// Rounds until `stop`, every `interval_s` (SPEC §8), while the config has
