@@ -10,7 +10,6 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -49,8 +48,8 @@ pub struct Endpoints {
     pub reloader: Arc<Reloader>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    /// Listening with a table loaded, and not shutting down.
-    pub ready: Arc<AtomicBool>,
+    /// Cancelled when the stop begins: from then on `/readyz` says 503.
+    pub stopping: CancellationToken,
     /// Who may `POST /reload` (`[metrics] control_allow`).
     pub control_allow: Vec<IpNet>,
     /// Refused control requests: a scanner must not flood the log.
@@ -62,14 +61,14 @@ impl Endpoints {
         reloader: Arc<Reloader>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
-        ready: Arc<AtomicBool>,
+        stopping: CancellationToken,
         control_allow: Vec<IpNet>,
     ) -> Self {
         Endpoints {
             reloader,
             metrics,
             health,
-            ready,
+            stopping,
             control_allow,
             refused_log: RateLimited::new(REFUSED_LOG_EVERY),
         }
@@ -123,138 +122,174 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: Cance
     }
 }
 
+/// What the listener answers.
+enum Route {
+    Metrics,
+    Healthz,
+    Readyz,
+    Status,
+    Records,
+    Explain,
+    CacheFlush,
+    Reload,
+}
+
+/// Every path the listener serves, with the one method it answers there:
+/// another method gets 405, another path 404.
+const ROUTES: &[(&str, Method, Route)] = &[
+    ("/metrics", Method::GET, Route::Metrics),
+    ("/healthz", Method::GET, Route::Healthz),
+    ("/readyz", Method::GET, Route::Readyz),
+    ("/status", Method::GET, Route::Status),
+    ("/records", Method::GET, Route::Records),
+    ("/explain", Method::GET, Route::Explain),
+    ("/cache/flush", Method::POST, Route::CacheFlush),
+    ("/reload", Method::POST, Route::Reload),
+];
+
 async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    match (req.method(), req.uri().path()) {
-        // Every POST changes something (a reload now; a cache flush later).
-        (&Method::POST, _) if !e.may_control(peer.ip()) => {
-            if let Some(held_back) = e.refused_log.check() {
-                warn!(
-                    client = %peer.ip(),
-                    held_back,
-                    "refused a POST: the client is not in [metrics] control_allow"
-                );
-            }
-            reply(
-                StatusCode::FORBIDDEN,
-                "text/plain",
-                "forbidden: this address is not in [metrics] control_allow\n".into(),
-            )
-        }
-        (&Method::GET, "/metrics") => {
-            let cache_len = e.reloader.snapshot().load().forwarder.cache().len();
-            e.metrics.cache_entries.set(cache_len as i64);
-            let problems = e.health.problems();
-            e.metrics
-                .set_degraded(problems.iter().map(|(source, _)| source.as_str()));
-            reply(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                e.metrics.render(),
-            )
-        }
-        (&Method::GET, "/healthz") => {
-            // The process is up (200 even when degraded: the last good table
-            // serves, and a liveness probe must not restart it for that);
-            // the body says what it serves and what is wrong, if anything.
-            let s = e.reloader.status();
-            let mut body = serde_json::json!({
-                "status": health_word(e),
-                "generation": s.generation,
-                "names": s.names,
-                "loaded_at": s.loaded_at,
-            });
-            if let Some(reason) = e.health.reason() {
-                body["reason"] = reason.into();
-                body["problems"] = e
-                    .health
-                    .problems()
-                    .into_iter()
-                    .map(|(source, why)| (source.as_str().to_string(), why.into()))
-                    .collect::<serde_json::Map<_, _>>()
-                    .into();
-            }
-            reply(StatusCode::OK, "application/json", format!("{body}\n"))
-        }
-        (&Method::GET, "/status") => json(StatusCode::OK, &status(e)),
-        (&Method::GET, "/records") => {
-            let snapshot = e.reloader.snapshot().load();
-            match control::query_param(req.uri().query(), "name") {
-                None => json(StatusCode::OK, &export::rows(&snapshot.table)),
-                Some(name) => match export::row_for(&snapshot.table, &name) {
-                    Some(row) => json(StatusCode::OK, &[row]),
-                    None => error(
-                        StatusCode::NOT_FOUND,
-                        format!("{name} is not in the table: it is forwarded"),
-                    ),
-                },
-            }
-        }
-        (&Method::GET, "/explain") => match explain_asked(e, req.uri().query()) {
-            Ok(x) => json(StatusCode::OK, &x),
-            Err(why) => error(StatusCode::BAD_REQUEST, why),
-        },
-        (&Method::POST, "/cache/flush") => {
-            let name = match control::query_param(req.uri().query(), "name")
-                .map(|n| names::domain_name(&n).map_err(|why| format!("{n:?}: {why}")))
-                .transpose()
-            {
-                Ok(n) => n,
-                Err(why) => return error(StatusCode::BAD_REQUEST, why),
-            };
-            let cache = e.reloader.snapshot().load().forwarder.cache().clone();
-            let flushed = cache.flush(name.as_deref());
-            info!(
-                name = name.as_deref().unwrap_or("(all)"),
-                flushed, "cache flushed"
+    // Every POST changes something, whatever its path.
+    if req.method() == Method::POST && !e.may_control(peer.ip()) {
+        if let Some(held_back) = e.refused_log.check() {
+            warn!(
+                client = %peer.ip(),
+                held_back,
+                "refused a POST: the client is not in [metrics] control_allow"
             );
-            json(StatusCode::OK, &Flushed { name, flushed })
         }
-        (&Method::GET, "/readyz") => {
-            if e.ready.load(Ordering::Relaxed) {
-                reply(StatusCode::OK, "text/plain", "ready\n".into())
-            } else {
-                reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    "not ready\n".into(),
-                )
-            }
-        }
-        // In a task of its own: a client that goes away does not cancel a
-        // reload half done.
-        (&Method::POST, "/reload") => match tokio::spawn({
-            let reloader = e.reloader.clone();
-            async move { reloader.reload(Trigger::Http).await }
-        })
-        .await
-        .unwrap_or_else(|join| Err(ReloadError::Task(join.to_string())))
-        {
-            Ok(generation) => {
-                let body = serde_json::json!({ "generation": generation });
-                reply(StatusCode::OK, "application/json", format!("{body}\n"))
-            }
-            Err(err) => {
-                let body = serde_json::json!({
-                    "error": err.to_string(),
-                    "generation": e.reloader.status().generation,
-                });
-                reply(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "application/json",
-                    format!("{body}\n"),
-                )
-            }
-        },
-        (
-            _,
-            "/metrics" | "/healthz" | "/readyz" | "/reload" | "/status" | "/records" | "/explain"
-            | "/cache/flush",
-        ) => reply(
+        return reply(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            "forbidden: this address is not in [metrics] control_allow\n".into(),
+        );
+    }
+    let query = req.uri().query();
+    match ROUTES.iter().find(|(path, ..)| *path == req.uri().path()) {
+        None => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        Some((_, method, _)) if method != req.method() => reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "method not allowed\n".into(),
         ),
-        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        Some((.., Route::Metrics)) => metrics(e),
+        Some((.., Route::Healthz)) => healthz(e),
+        Some((.., Route::Readyz)) => readyz(e),
+        Some((.., Route::Status)) => json(StatusCode::OK, &status(e)),
+        Some((.., Route::Records)) => records(e, query),
+        Some((.., Route::Explain)) => match explain_asked(e, query) {
+            Ok(x) => json(StatusCode::OK, &x),
+            Err(why) => error(StatusCode::BAD_REQUEST, why),
+        },
+        Some((.., Route::CacheFlush)) => cache_flush(e, query),
+        Some((.., Route::Reload)) => reload(e).await,
+    }
+}
+
+fn metrics(e: &Endpoints) -> Response<Full<Bytes>> {
+    let cache_len = e.reloader.snapshot().load().forwarder.cache().len();
+    e.metrics.cache_entries.set(cache_len as i64);
+    let problems = e.health.problems();
+    e.metrics
+        .set_degraded(problems.iter().map(|(source, _)| source.as_str()));
+    reply(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        e.metrics.render(),
+    )
+}
+
+/// The process is up (200 even when degraded: the last good table serves,
+/// and a liveness probe must not restart it for that); the body says what
+/// it serves and what is wrong, if anything.
+fn healthz(e: &Endpoints) -> Response<Full<Bytes>> {
+    let s = e.reloader.status();
+    let mut body = serde_json::json!({
+        "status": health_word(e),
+        "generation": s.generation,
+        "names": s.names,
+        "loaded_at": s.loaded_at,
+    });
+    if let Some(reason) = e.health.reason() {
+        body["reason"] = reason.into();
+        body["problems"] = e
+            .health
+            .problems()
+            .into_iter()
+            .map(|(source, why)| (source.as_str().to_string(), why.into()))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    reply(StatusCode::OK, "application/json", format!("{body}\n"))
+}
+
+fn readyz(e: &Endpoints) -> Response<Full<Bytes>> {
+    if e.stopping.is_cancelled() {
+        reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready\n".into(),
+        )
+    } else {
+        reply(StatusCode::OK, "text/plain", "ready\n".into())
+    }
+}
+
+/// `GET /records[?name=]`: the whole table, or the row of one name.
+fn records(e: &Endpoints, query: Option<&str>) -> Response<Full<Bytes>> {
+    let snapshot = e.reloader.snapshot().load();
+    match control::query_param(query, "name") {
+        None => json(StatusCode::OK, &export::rows(&snapshot.table)),
+        Some(name) => match export::row_for(&snapshot.table, &name) {
+            Some(row) => json(StatusCode::OK, &[row]),
+            None => error(
+                StatusCode::NOT_FOUND,
+                format!("{name} is not in the table: it is forwarded"),
+            ),
+        },
+    }
+}
+
+/// `POST /cache/flush[?name=]`: the whole cache, or one name's answers.
+fn cache_flush(e: &Endpoints, query: Option<&str>) -> Response<Full<Bytes>> {
+    let name = match control::query_param(query, "name")
+        .map(|n| names::domain_name(&n).map_err(|why| format!("{n:?}: {why}")))
+        .transpose()
+    {
+        Ok(n) => n,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let cache = e.reloader.snapshot().load().forwarder.cache().clone();
+    let flushed = cache.flush(name.as_deref());
+    info!(
+        name = name.as_deref().unwrap_or("(all)"),
+        flushed, "cache flushed"
+    );
+    json(StatusCode::OK, &Flushed { name, flushed })
+}
+
+/// In a task of its own: a client that goes away does not cancel a reload
+/// half done.
+async fn reload(e: &Endpoints) -> Response<Full<Bytes>> {
+    let reloader = e.reloader.clone();
+    match tokio::spawn(async move { reloader.reload(Trigger::Http).await })
+        .await
+        .unwrap_or_else(|join| Err(ReloadError::Task(join.to_string())))
+    {
+        Ok(generation) => {
+            let body = serde_json::json!({ "generation": generation });
+            reply(StatusCode::OK, "application/json", format!("{body}\n"))
+        }
+        Err(err) => {
+            let body = serde_json::json!({
+                "error": err.to_string(),
+                "generation": e.reloader.status().generation,
+            });
+            reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "application/json",
+                format!("{body}\n"),
+            )
+        }
     }
 }
 
@@ -353,4 +388,20 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A path listed twice would answer with its first entry only.
+    #[test]
+    fn each_path_is_routed_once() {
+        for (i, (path, ..)) in ROUTES.iter().enumerate() {
+            assert!(
+                ROUTES[i + 1..].iter().all(|(other, ..)| other != path),
+                "{path} is listed twice"
+            );
+        }
+    }
 }

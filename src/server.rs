@@ -6,11 +6,12 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -171,178 +172,320 @@ pub struct Options {
     pub sighup: Option<tokio::signal::unix::Signal>,
 }
 
-/// Serves `config` on `listeners` until `shutdown` completes; then stops
+/// Serves `config` on `listeners` until `signal` completes; then stops
 /// accepting, lets queries in flight finish, and returns.
 pub async fn run(
     config: Config,
     listeners: Listeners,
     options: Options,
-    shutdown: impl Future<Output = ()>,
+    signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let metrics = Arc::new(Metrics::new());
-    crate::logging::count_panics(metrics.clone());
-    let open_files = raise_open_files_limit();
-    let wanted = descriptors_wanted(&config);
-    if open_files.is_some_and(|n| n < wanted as u64) {
-        warn!(
-            open_files,
-            wanted, "the open-files limit is low for the configured limits: raise it (LimitNOFILE)"
-        );
-    }
-    reserve_descriptors(open_files.map_or(wanted as u64, |n| n.min(wanted as u64)));
-    let upstreams = config.upstream.servers.clone();
-    let (tcp_connections, tcp_idle_timeout) = (
-        config.server.tcp_connections,
-        config.server.tcp_idle_timeout,
-    );
+    let open_files = make_room(&config);
+    let serving = Serving::new(&config, &listeners, options.watch, open_files);
+    let tcp_limits = tcp::Limits {
+        connections: config.server.tcp_connections,
+        idle_timeout: config.server.tcp_idle_timeout,
+    };
     let control_allow = config
         .metrics
         .as_ref()
         .map(|m| m.control_allow.clone())
         .unwrap_or_default();
-    let health = Arc::new(Health::default());
-    let reloader = Arc::new(Reloader::new(config, metrics.clone(), health.clone())?);
-    let stop = CancellationToken::new();
-    let dns_addrs = listeners.dns_addrs();
-    let http_addr = listeners.http_addr();
-    let threads = listeners.udp.len() / dns_addrs.len().max(1);
+    let shared = Shared::new(config)?;
+    let shutdown = Shutdown::default();
+    let Listeners { udp, tcp, http } = listeners;
 
     // Watching starts before the first query is answered, so that a change
     // made after that is never missed.
-    let watch = FileWatch::start(reloader.clone(), options.watch).await;
-    let in_flight = Arc::new(InFlight::default());
-    let handler = Arc::new(Handler::new(
-        reloader.snapshot().clone(),
-        metrics.clone(),
-        in_flight.clone(),
-    ));
-    let tcp_limits = tcp::Limits {
-        connections: tcp_connections,
-        idle_timeout: tcp_idle_timeout,
-    };
-    // Every DNS socket loop: they end only when told to.
-    let dns_stop = CancellationToken::new();
-    // The UDP loops' threads outlive a runtime that drops this future (a
-    // test that failed, say) unless told to stop: the runtime would wait
-    // for them for ever.
-    let _dns_stop_on_drop = dns_stop.clone().drop_guard();
-    let mut dns_tasks = tokio::task::JoinSet::new();
-    // Each UDP socket gets a thread of its own, as the kernel's floor and
-    // Unbound's threads have: it sleeps in the receive, with no readiness
-    // poll between batches.
-    let runtime = tokio::runtime::Handle::current();
-    for s in listeners.udp {
-        let (handler, stop, runtime) = (handler.clone(), dns_stop.clone(), runtime.clone());
-        dns_tasks.spawn_blocking(move || udp::serve(Arc::new(s), handler, stop, runtime));
+    let mut tasks = start_reloads(&shared, options, &shutdown).await;
+    let mut dns = start_dns(udp, tcp, tcp_limits, &shared, &shutdown);
+    tasks.extend(http.map(|l| start_http(l, control_allow, &shared, &shutdown)));
+    tasks.extend(start_notify(&serving.listen, &shared, &shutdown));
+    serving.log(&shared);
+
+    let result = serve_until(signal, &mut dns, &shutdown).await;
+    shutdown.finish(dns, tasks).await;
+    result
+}
+
+/// What every part of a running server reads.
+struct Shared {
+    /// The table in force, and the only way to change it.
+    reloader: Arc<Reloader>,
+    metrics: Arc<Metrics>,
+    /// What is wrong with a source, for `/healthz` and `/status`.
+    health: Arc<Health>,
+}
+
+impl Shared {
+    /// Loads `config`'s first table.
+    fn new(config: Config) -> Result<Self, ServeError> {
+        let metrics = Arc::new(Metrics::new());
+        crate::logging::count_panics(metrics.clone());
+        let health = Arc::new(Health::default());
+        let reloader = Arc::new(Reloader::new(config, metrics.clone(), health.clone())?);
+        Ok(Shared {
+            reloader,
+            metrics,
+            health,
+        })
     }
-    let tcp_registry = Arc::new(tcp::Registry::new(metrics.tcp_connections.clone()));
-    for l in listeners.tcp {
-        dns_tasks.spawn(tcp::serve(
-            l,
-            handler.clone(),
-            tcp_registry.clone(),
-            tcp_limits,
-            dns_stop.clone(),
-        ));
+}
+
+/// The server's stop, in its phases. Each phase waits for the one before
+/// it to be over, so each has a signal of its own:
+///
+/// 1. [`Shutdown::begin`]: new queries are refused, so that stubs move to
+///    their next server at once; `/readyz` turns 503 and systemd is told
+///    STOPPING=1 ([`Shutdown::begun`]). The DNS sockets stay open, and
+///    [`Shutdown::drain`] waits for the queries in flight to be answered.
+/// 2. [`Shutdown::finish`] ends the DNS socket loops ([`Shutdown::dns_done`])
+///    and waits for them; then the metrics listener, the reload watchers
+///    and the Azure rounds ([`Shutdown::done`]), so that the listener
+///    answers (`/readyz` 503, the last counts) for as long as DNS does.
+///
+/// Dropped before it finished (a runtime dropped under a running server),
+/// it ends the DNS loops: the UDP loops' threads would otherwise outlive
+/// the runtime, which would wait for them for ever.
+#[derive(Default)]
+struct Shutdown {
+    /// Counts the queries being answered, and refuses new ones once the
+    /// stop began (a flag read on every query, so an atomic of its own).
+    in_flight: Arc<InFlight>,
+    begun: CancellationToken,
+    dns_done: CancellationToken,
+    done: CancellationToken,
+}
+
+impl Shutdown {
+    /// For the handler: the queries it answers, refused once the stop began.
+    fn in_flight(&self) -> Arc<InFlight> {
+        self.in_flight.clone()
     }
-    let ready = Arc::new(AtomicBool::new(true));
+
+    /// Cancelled when the stop begins.
+    fn begun(&self) -> CancellationToken {
+        self.begun.clone()
+    }
+
+    /// Cancelled when the DNS socket loops are to end.
+    fn dns_done(&self) -> CancellationToken {
+        self.dns_done.clone()
+    }
+
+    /// Cancelled when every other task is to end.
+    fn done(&self) -> CancellationToken {
+        self.done.clone()
+    }
+
+    /// Refuses new queries, then says so: a query sent after the log line
+    /// is refused, never answered.
+    fn begin(&self) {
+        self.in_flight.refuse_new();
+        self.begun.cancel();
+        info!("shutting down: no new queries, finishing those in flight");
+    }
+
+    /// Waits for the queries in flight (none takes longer than the query
+    /// deadline), then for their answers to be sent: those to TCP clients
+    /// go to the connections' writers through a queue.
+    async fn drain(&self) {
+        self.in_flight
+            .drain(QUERY_DEADLINE + Duration::from_millis(500))
+            .await;
+        tokio::time::sleep(SEND_FLUSH_GRACE).await;
+    }
+
+    /// Ends the DNS socket loops `dns`, then `tasks`.
+    async fn finish(&self, mut dns: JoinSet<()>, tasks: Vec<JoinHandle<()>>) {
+        // When a failed loop stopped the server, the stop begins here.
+        self.begun.cancel();
+        self.dns_done.cancel();
+        while dns.join_next().await.is_some() {}
+        self.done.cancel();
+        for t in tasks {
+            if tokio::time::timeout(TASK_STOP_GRACE, t).await.is_err() {
+                warn!("a background task did not stop in time");
+            }
+        }
+    }
+}
+
+impl Drop for Shutdown {
+    fn drop(&mut self) {
+        self.dns_done.cancel();
+    }
+}
+
+/// Starts what changes the table while it serves: the file watcher,
+/// SIGHUP, and the Azure rounds (idle until a config has `[azure]`; a
+/// reload may add it).
+async fn start_reloads(
+    shared: &Shared,
+    options: Options,
+    shutdown: &Shutdown,
+) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
-    if let Some(listener) = listeners.http {
-        let endpoints = Arc::new(Endpoints::new(
-            reloader.clone(),
-            metrics.clone(),
-            health.clone(),
-            ready.clone(),
-            control_allow,
-        ));
-        tasks.push(tokio::spawn(http::serve(listener, endpoints, stop.clone())));
+    if let Some(watch) = FileWatch::start(shared.reloader.clone(), options.watch).await {
+        tasks.push(tokio::spawn(watch.run(shutdown.done())));
     }
-    if let Some(watch) = watch {
-        tasks.push(tokio::spawn(watch.run(stop.clone())));
-    }
-    // Idle until a config has [azure]; a reload may add it.
     tasks.push(tokio::spawn(crate::azure::run(
-        reloader.clone(),
-        metrics.clone(),
-        health.clone(),
-        stop.clone(),
+        shared.reloader.clone(),
+        shared.metrics.clone(),
+        shared.health.clone(),
+        shutdown.done(),
     )));
     #[cfg(unix)]
     if let Some(hup) = options.sighup {
         tasks.push(tokio::spawn(reload::on_sighup(
-            reloader.clone(),
+            shared.reloader.clone(),
             hup,
-            stop.clone(),
+            shutdown.done(),
         )));
     }
+    tasks
+}
 
-    // Under systemd (Type=notify): READY=1 once a query is answered, and
-    // the watchdog while they keep being answered.
-    let stopping = CancellationToken::new();
-    if let (Some(notifier), Some(&first)) = (Notifier::from_env(), dns_addrs.first()) {
-        let watchdog = notify::watchdog_interval();
-        info!(watchdog = ?watchdog, "notifying systemd");
-        tasks.push(tokio::spawn(notify::run(
-            notifier,
-            watchdog,
-            notify::self_address(first),
-            {
-                let snapshot = reloader.snapshot().clone();
-                move || {
-                    let s = snapshot.load();
-                    s.table.nodes().next().map(|n| n.name.to_string())
-                }
-            },
-            stopping.clone(),
-        )));
+/// Starts a loop on every DNS socket; they end only when told to.
+///
+/// Each UDP socket gets a thread of its own, as the kernel's floor and
+/// Unbound's threads have: it sleeps in the receive, with no readiness
+/// poll between batches.
+fn start_dns(
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<TcpListener>,
+    tcp_limits: tcp::Limits,
+    shared: &Shared,
+    shutdown: &Shutdown,
+) -> JoinSet<()> {
+    let handler = Arc::new(Handler::new(
+        shared.reloader.snapshot().clone(),
+        shared.metrics.clone(),
+        shutdown.in_flight(),
+    ));
+    let mut loops = JoinSet::new();
+    let runtime = tokio::runtime::Handle::current();
+    for s in udp {
+        let (handler, stop, runtime) = (handler.clone(), shutdown.dns_done(), runtime.clone());
+        loops.spawn_blocking(move || udp::serve(Arc::new(s), handler, stop, runtime));
     }
+    let registry = Arc::new(tcp::Registry::new(shared.metrics.tcp_connections.clone()));
+    for l in tcp {
+        loops.spawn(tcp::serve(
+            l,
+            handler.clone(),
+            registry.clone(),
+            tcp_limits,
+            shutdown.dns_done(),
+        ));
+    }
+    loops
+}
 
-    let status = reloader.status();
-    info!(
-        version = env!("CARGO_PKG_VERSION"),
-        listen = %joined(&dns_addrs),
-        threads,
-        metrics = %http_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
-        names = status.names,
-        upstreams = %joined(&upstreams),
-        watch = %options.watch,
-        open_files,
-        "amldns serving"
-    );
+/// Starts the metrics listener.
+fn start_http(
+    listener: TcpListener,
+    control_allow: Vec<IpNet>,
+    shared: &Shared,
+    shutdown: &Shutdown,
+) -> JoinHandle<()> {
+    let endpoints = Arc::new(Endpoints::new(
+        shared.reloader.clone(),
+        shared.metrics.clone(),
+        shared.health.clone(),
+        shutdown.begun(),
+        control_allow,
+    ));
+    tokio::spawn(http::serve(listener, endpoints, shutdown.done()))
+}
 
-    let result = tokio::select! {
-        // A socket loop only ends when told to: one that ends otherwise (a
-        // panic) must not leave a server that answers on some sockets only.
-        Some(ended) = dns_tasks.join_next() => Err(ServeError::Stopped(match ended {
+/// Under systemd (Type=notify): READY=1 once a query to `listen`'s first
+/// address is answered, and the watchdog while they keep being answered.
+fn start_notify(
+    listen: &[SocketAddr],
+    shared: &Shared,
+    shutdown: &Shutdown,
+) -> Option<JoinHandle<()>> {
+    let (notifier, &first) = (Notifier::from_env()?, listen.first()?);
+    let watchdog = notify::watchdog_interval();
+    info!(watchdog = ?watchdog, "notifying systemd");
+    let snapshot = shared.reloader.snapshot().clone();
+    Some(tokio::spawn(notify::run(
+        notifier,
+        watchdog,
+        notify::self_address(first),
+        move || {
+            let s = snapshot.load();
+            s.table.nodes().next().map(|n| n.name.to_string())
+        },
+        shutdown.begun(),
+    )))
+}
+
+/// Serves until `signal`, then begins the stop and lets the queries in
+/// flight finish. A DNS socket loop only ends when told to: one that ends
+/// otherwise (a panic) must not leave a server that answers on some
+/// sockets only, so it stops the server.
+async fn serve_until(
+    signal: impl Future<Output = ()>,
+    dns: &mut JoinSet<()>,
+    shutdown: &Shutdown,
+) -> Result<(), ServeError> {
+    tokio::select! {
+        Some(ended) = dns.join_next() => Err(ServeError::Stopped(match ended {
             Err(e) => format!("a DNS socket loop failed: {e}"),
             Ok(()) => "a DNS socket loop ended".into(),
         })),
-        () = shutdown => {
-            // Refusing first, so that a query sent after the log line is
-            // refused, never answered.
-            in_flight.refuse_new();
-            stopping.cancel();
-            ready.store(false, Ordering::Relaxed);
-            info!("shutting down: no new queries, finishing those in flight");
-            // None takes longer than the query deadline.
-            in_flight.drain(QUERY_DEADLINE + Duration::from_millis(500)).await;
-            // Answers are handed to TCP connections' writers through a
-            // queue; give the last ones a moment to be written.
-            tokio::time::sleep(SEND_FLUSH_GRACE).await;
+        () = signal => {
+            shutdown.begin();
+            shutdown.drain().await;
             Ok(())
         }
-    };
-    // DNS first, then the metrics listener and the watchers.
-    stopping.cancel();
-    dns_stop.cancel();
-    while dns_tasks.join_next().await.is_some() {}
-    stop.cancel();
-    for t in tasks {
-        if tokio::time::timeout(TASK_STOP_GRACE, t).await.is_err() {
-            warn!("a background task did not stop in time");
+    }
+}
+
+/// What the line that says amldns is serving names.
+struct Serving {
+    listen: Vec<SocketAddr>,
+    /// UDP sockets (and threads) per listen address.
+    threads: usize,
+    metrics: Option<SocketAddr>,
+    upstreams: Vec<SocketAddr>,
+    watch: WatchMode,
+    open_files: Option<u64>,
+}
+
+impl Serving {
+    fn new(
+        config: &Config,
+        listeners: &Listeners,
+        watch: WatchMode,
+        open_files: Option<u64>,
+    ) -> Self {
+        let listen = listeners.dns_addrs();
+        Serving {
+            threads: listeners.udp.len() / listen.len().max(1),
+            listen,
+            metrics: listeners.http_addr(),
+            upstreams: config.upstream.servers.clone(),
+            watch,
+            open_files,
         }
     }
-    result
+
+    fn log(&self, shared: &Shared) {
+        info!(
+            version = env!("CARGO_PKG_VERSION"),
+            listen = %joined(&self.listen),
+            threads = self.threads,
+            metrics = %self.metrics.map_or_else(|| "off".to_string(), |a| a.to_string()),
+            names = shared.reloader.status().names,
+            upstreams = %joined(&self.upstreams),
+            watch = %self.watch,
+            open_files = self.open_files,
+            "amldns serving"
+        );
+    }
 }
 
 /// Addresses for a log line, as an operator writes them: `a, b`.
@@ -352,6 +495,22 @@ fn joined(addrs: &[SocketAddr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Raises the open-files limit and reserves the descriptor table for
+/// `config`'s limits, warning when the limit is too low for them. The
+/// limit in force, if it can be read.
+fn make_room(config: &Config) -> Option<u64> {
+    let open_files = raise_open_files_limit();
+    let wanted = descriptors_wanted(config);
+    if open_files.is_some_and(|n| n < wanted as u64) {
+        warn!(
+            open_files,
+            wanted, "the open-files limit is low for the configured limits: raise it (LimitNOFILE)"
+        );
+    }
+    reserve_descriptors(open_files.map_or(wanted as u64, |n| n.min(wanted as u64)));
+    open_files
 }
 
 /// The descriptors `config`'s limits let amldns hold at once: a TCP

@@ -839,7 +839,6 @@ impl Process {
     /// With `--log-format log_format` and `RUST_LOG` set to `rust_log`, or
     /// removed. The config must listen on one address.
     pub fn start(config_text: &str, log_format: &str, rust_log: Option<&str>) -> Self {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("amldns.toml");
         std::fs::write(&config, config_text).unwrap();
@@ -854,19 +853,7 @@ impl Process {
             cmd.env("RUST_LOG", filter);
         }
         let mut child = cmd.spawn().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stderr)
-                    .lines()
-                    .map_while(Result::ok)
-                {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
+        let lines = stderr_lines(&mut child);
         let mut p = Process {
             child,
             lines,
@@ -927,6 +914,24 @@ impl Process {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The lines `child` writes to its piped stderr, collected as they come by
+/// a thread of their own.
+pub fn stderr_lines(child: &mut std::process::Child) -> Arc<Mutex<Vec<String>>> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr piped");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let collected = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            collected.lock().unwrap().push(line);
+        }
+    });
+    lines
 }
 
 impl Drop for Process {
