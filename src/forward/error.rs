@@ -16,28 +16,28 @@ pub(super) enum UpstreamError {
     /// The exchange itself failed (a socket error, a bad TCP reply).
     #[error(transparent)]
     Network(#[from] ExchangeError),
-    /// An rcode that is no answer (SERVFAIL, REFUSED, FORMERR…).
+    /// An rcode that is no answer (SERVFAIL, REFUSED, FORMERR…), as the
+    /// upstream gave it.
     #[error("answered {0}")]
     Rcode(ResponseCode),
-    /// An answer not passed on.
-    #[error("answer refused: {0}")]
-    Refused(#[from] CnameLoop),
+    /// An answer that is not passed on.
+    #[error("unusable answer: {0}")]
+    Unusable(#[from] CnameLoop),
 }
 
 impl UpstreamError {
-    /// Every value of [`Self::label`]: the `error` label's bounded set.
-    pub(super) const LABELS: [&'static str; 5] =
-        ["timeout", "network", "servfail", "refused", "rcode"];
-
-    /// The `error` label it is counted under. A refused answer counts as
-    /// `servfail`, which is what the client is told.
-    pub(super) fn label(&self) -> &'static str {
+    /// The kind it is counted as. An unusable answer counts as `servfail`,
+    /// which is what the client is told; FORMERR and NOTIMP count as the
+    /// upstream said them (`rcode`), not as what the client is told.
+    pub(super) fn kind(&self) -> ErrorKind {
         match self {
-            UpstreamError::Timeout => "timeout",
-            UpstreamError::Network(_) => "network",
-            UpstreamError::Rcode(ResponseCode::ServFail) | UpstreamError::Refused(_) => "servfail",
-            UpstreamError::Rcode(ResponseCode::Refused) => "refused",
-            UpstreamError::Rcode(_) => "rcode",
+            UpstreamError::Timeout => ErrorKind::Timeout,
+            UpstreamError::Network(_) => ErrorKind::Network,
+            UpstreamError::Rcode(ResponseCode::ServFail) | UpstreamError::Unusable(_) => {
+                ErrorKind::Servfail
+            }
+            UpstreamError::Rcode(ResponseCode::Refused) => ErrorKind::Refused,
+            UpstreamError::Rcode(_) => ErrorKind::Rcode,
         }
     }
 
@@ -48,32 +48,62 @@ impl UpstreamError {
         match self {
             UpstreamError::Timeout | UpstreamError::Network(_) => None,
             UpstreamError::Rcode(ResponseCode::FormErr | ResponseCode::NotImp)
-            | UpstreamError::Refused(_) => Some(ResponseCode::ServFail),
+            | UpstreamError::Unusable(_) => Some(ResponseCode::ServFail),
             UpstreamError::Rcode(other) => Some(*other),
         }
     }
 }
 
-/// One upstream's error counters, one per label, each there (at zero)
-/// from when the upstream is configured.
-pub(super) struct ErrorCounters([(&'static str, IntCounter); 5]);
+/// The `error` label's bounded set: the kinds an [`UpstreamError`] is
+/// counted as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ErrorKind {
+    Timeout,
+    Network,
+    Servfail,
+    Refused,
+    Rcode,
+}
+
+impl ErrorKind {
+    /// Every kind, each at the index of its discriminant.
+    pub(super) const ALL: [ErrorKind; 5] = [
+        ErrorKind::Timeout,
+        ErrorKind::Network,
+        ErrorKind::Servfail,
+        ErrorKind::Refused,
+        ErrorKind::Rcode,
+    ];
+
+    /// Its value of the `error` label.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Network => "network",
+            ErrorKind::Servfail => "servfail",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Rcode => "rcode",
+        }
+    }
+}
+
+/// One upstream's error counters, one per kind, each there (at zero) from
+/// when the upstream is configured.
+pub(super) struct ErrorCounters([IntCounter; ErrorKind::ALL.len()]);
 
 impl ErrorCounters {
     /// The counters `of` gives for each label.
     pub(super) fn new(of: impl Fn(&'static str) -> IntCounter) -> Self {
-        ErrorCounters(UpstreamError::LABELS.map(|label| (label, of(label))))
+        ErrorCounters(ErrorKind::ALL.map(|kind| of(kind.label())))
     }
 
     pub(super) fn count(&self, error: &UpstreamError) {
-        let label = error.label();
-        if let Some((_, counter)) = self.0.iter().find(|(l, _)| *l == label) {
-            counter.inc();
-        }
+        self.0[error.kind() as usize].inc();
     }
 
     /// Errors of every kind.
     pub(super) fn total(&self) -> u64 {
-        self.0.iter().map(|(_, counter)| counter.get()).sum()
+        self.0.iter().map(IntCounter::get).sum()
     }
 }
 
@@ -96,7 +126,7 @@ mod tests {
             ),
             (UpstreamError::Rcode(ServFail), "servfail", Some(ServFail)),
             (
-                UpstreamError::Refused(CnameLoop),
+                UpstreamError::Unusable(CnameLoop),
                 "servfail",
                 Some(ServFail),
             ),
@@ -106,16 +136,18 @@ mod tests {
             (UpstreamError::Rcode(NXDomain), "rcode", Some(NXDomain)),
         ];
         for (error, label, rcode) in &cases {
-            assert_eq!(error.label(), *label, "{error}");
+            assert_eq!(error.kind().label(), *label, "{error}");
             assert_eq!(error.rcode(), *rcode, "{error}");
         }
-        for label in UpstreamError::LABELS {
-            assert!(cases.iter().any(|(e, _, _)| e.label() == label), "{label}");
+        for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "{kind:?} out of place");
+            assert!(cases.iter().any(|(e, _, _)| e.kind() == kind), "{kind:?}");
         }
         let counters = ErrorCounters::new(|label| IntCounter::new("e", label).unwrap());
         for (error, _, _) in &cases {
             counters.count(error);
         }
         assert_eq!(counters.total(), cases.len() as u64, "every one counted");
+        assert_eq!(counters.0[ErrorKind::Servfail as usize].get(), 2);
     }
 }

@@ -39,7 +39,7 @@ use tracing::{debug, info, warn};
 use crate::cache::{Cache, Hit, Key, Reply};
 use crate::metrics::Metrics;
 use crate::upstream::{self, Ask};
-use error::{ErrorCounters, UpstreamError};
+use error::{ErrorCounters, ErrorKind, UpstreamError};
 use limits::Limits;
 use merge::{Answer, Fetched, Joined, Pending};
 use relevance::{is_answer, spell_as};
@@ -114,6 +114,7 @@ struct Upstream {
     srtt_us: AtomicU64,
     requests: IntCounter,
     duration: Histogram,
+    /// Its failed tries, by [`ErrorKind`].
     errors: ErrorCounters,
 }
 
@@ -450,8 +451,8 @@ impl Forwarder {
     pub fn forget_upstreams_not_in(&self, next: &Settings) {
         for up in &self.upstreams {
             if !next.servers.contains(&up.addr) {
-                self.metrics
-                    .forget_upstream(&up.addr.to_string(), &UpstreamError::LABELS);
+                let kinds = ErrorKind::ALL.map(ErrorKind::label);
+                self.metrics.forget_upstream(&up.addr.to_string(), &kinds);
             }
         }
     }
