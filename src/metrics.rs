@@ -79,9 +79,6 @@ impl Limit {
     }
 }
 
-/// Why an upstream question got no usable answer.
-pub const UPSTREAM_ERROR_KINDS: [&str; 5] = ["timeout", "network", "servfail", "refused", "rcode"];
-
 /// Query types with a label of their own; every other type counts as `other`.
 const QTYPES: [(u16, &str); 16] = [
     (1, "A"),
@@ -571,17 +568,18 @@ impl Metrics {
         self.upstream_limited[limit as usize].inc();
     }
 
-    /// The error counters of one upstream, by kind (see [`UPSTREAM_ERROR_KINDS`]);
-    /// they exist, at zero, from when the upstream is configured.
-    pub fn upstream_errors_of(&self, upstream: &str) -> [IntCounter; 5] {
-        UPSTREAM_ERROR_KINDS.map(|kind| self.upstream_errors.with_label_values(&[upstream, kind]))
+    /// One upstream's error counter of `kind` (the forwarder's bounded set
+    /// of kinds); it exists, at zero, from when it is asked for.
+    pub fn upstream_error(&self, upstream: &str, kind: &str) -> IntCounter {
+        self.upstream_errors.with_label_values(&[upstream, kind])
     }
 
-    /// Drops the series of an upstream no longer configured.
-    pub fn forget_upstream(&self, upstream: &str) {
+    /// Drops the series of an upstream no longer configured, its errors of
+    /// each of `error_kinds`.
+    pub fn forget_upstream(&self, upstream: &str, error_kinds: &[&str]) {
         let _ = self.upstream_requests.remove_label_values(&[upstream]);
         let _ = self.upstream_duration.remove_label_values(&[upstream]);
-        for kind in UPSTREAM_ERROR_KINDS {
+        for kind in error_kinds {
             let _ = self.upstream_errors.remove_label_values(&[upstream, kind]);
         }
     }
