@@ -21,13 +21,13 @@ use tracing::{info, warn};
 
 use crate::cache::WireKey;
 use crate::codec::{self, Response};
+use crate::forward::Service;
 use crate::forward::{Dnssec, EDNS_PAYLOAD, Forwarded, QUERY_DEADLINE};
-use crate::forward_service::Service;
 use crate::logging::RateLimited;
 use crate::metrics::{self, Metrics, Tally};
 use crate::names::{self, NameKey};
 use crate::resolve::{self, Chase, Next, Outcome, Plan, Source, Transport, rcode};
-use crate::snapshot::{Built, Snapshot};
+use crate::snapshot::{Built, Snapshot, TcpLimits};
 use crate::wire;
 use crate::zone::{End, Lookup};
 
@@ -329,7 +329,7 @@ impl Handler {
     }
 
     /// The TCP limits in force.
-    pub fn tcp_limits(&self) -> crate::tcp::Limits {
+    pub fn tcp_limits(&self) -> TcpLimits {
         self.snapshot.load().tcp
     }
 

@@ -24,7 +24,6 @@ pub mod diagnostics;
 pub mod explain;
 pub mod export;
 pub mod forward;
-pub mod forward_service;
 pub mod handler;
 pub mod health;
 pub mod http;

@@ -25,7 +25,7 @@ use tracing::{debug, error, info, warn};
 use crate::allocator;
 use crate::azure::{self, Discovered};
 use crate::config::{self, AzureConfig, Config, ConfigError};
-use crate::forward_service::Service;
+use crate::forward::Service;
 use crate::health::{self, Health};
 use crate::metrics::{self, Metrics};
 use crate::snapshot::{self, Built, RestartOnly, Snapshot};

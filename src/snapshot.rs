@@ -5,12 +5,12 @@
 //! `explain` all build here, so that what they show is what is served.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::azure::{self, Discovered};
 use crate::config::{self, AzureConfig, Config, ConfigError, MetricsConfig, Warning};
 use crate::forward;
 use crate::resolve::{self, Policy};
-use crate::tcp;
 use crate::zone::ZoneTable;
 
 /// Everything a query reads, swapped as one piece so that a query sees one
@@ -20,9 +20,16 @@ pub struct Snapshot {
     pub policy: Policy,
     /// `[server] tcp_connections` and `tcp_idle_timeout_ms`: a new
     /// connection is admitted and timed by the snapshot in force.
-    pub tcp: tcp::Limits,
+    pub tcp: TcpLimits,
     /// `[log] queries`: one line per query.
     pub log_queries: bool,
+}
+
+/// The TCP limits set in `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    pub connections: usize,
+    pub idle_timeout: Duration,
 }
 
 /// What the sockets, threads and the HTTP listener were made from: a reload
@@ -56,7 +63,7 @@ impl RestartOnly {
 /// A configuration, built.
 pub struct Built {
     pub snapshot: Snapshot,
-    /// `[upstream]`, for the long-lived forwarder ([`crate::forward_service`]).
+    /// `[upstream]`, for the long-lived forwarder ([`crate::forward::Service`]).
     pub upstream: forward::Settings,
     pub restart: RestartOnly,
     /// `[azure]`, for the discovery rounds.
@@ -110,7 +117,7 @@ pub fn build(config: &Config, found: &Discovered, generation: u64) -> Result<Bui
                 ns_addrs: resolve::ns_addrs(listen),
                 identity: identity.as_str().into(),
             },
-            tcp: tcp::Limits {
+            tcp: TcpLimits {
                 connections: *tcp_connections,
                 idle_timeout: *tcp_idle_timeout,
             },

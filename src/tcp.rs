@@ -43,13 +43,6 @@ pub const REFUSALS_AT_ONCE: usize = 64;
 /// to take the REFUSED.
 const REFUSAL_WAIT: Duration = Duration::from_secs(1);
 
-/// The limits set in `[server]`.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub connections: usize,
-    pub idle_timeout: Duration,
-}
-
 /// The connections open now, on every listener: whether each is answering
 /// something, and since when it has been idle.
 pub struct Registry {
