@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{self, Cloud, Project, Workspace};
+use crate::names::{self, Cloud, Workspace, WorkspaceFault, WorkspaceParts};
 
 /// What a round found: also the `state_file`'s JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,58 +74,140 @@ impl Discovery {
 impl Found {
     /// As a validated workspace; `Err` says why it cannot be one.
     pub(super) fn workspace(&self) -> Result<Workspace, String> {
-        let uuid = |s: &str| {
-            names::is_uuid(s)
-                .then(|| s.to_ascii_lowercase())
-                .ok_or_else(|| format!("id {s:?} is not a UUID"))
-        };
-        let label = |s: &str, what: &str, room: usize| {
-            (names::is_host_label(s) && s.len() + room <= names::MAX_LABEL)
-                .then(|| s.to_ascii_lowercase())
-                .ok_or_else(|| format!("{what} {s:?} is not a DNS label"))
-        };
         let cloud = self.cloud.parse::<Cloud>().map_err(|e| e.to_string())?;
-        let region = label(&self.region, "region", 0)?;
-        if region.len() > names::MAX_REGION {
-            return Err(format!("region {region:?} is too long"));
-        }
-        let name_ok = |n: &str| {
-            names::is_workspace_name(n)
-                .then(|| n.to_string())
-                .ok_or_else(|| format!("name {n:?} cannot make a notebooks label"))
+        let parts = WorkspaceParts {
+            name: &self.name,
+            id: &self.id,
+            region: &self.region,
+            instances: self.instances.iter().map(String::as_str).collect(),
+            online_endpoints: self.online_endpoints.iter().map(String::as_str).collect(),
+            projects: (self.projects.iter())
+                .map(|p| (p.name.as_str(), p.id.as_str()))
+                .collect(),
         };
+        let n = names::check_workspace(&parts).map_err(|fault| self.skip_reason(fault))?;
         Ok(Workspace {
-            name: name_ok(&self.name)?,
-            id: uuid(&self.id)?,
-            region,
+            name: n.name,
+            id: n.id,
+            region: n.region,
             cloud,
             ip: self.ip,
             notebook_ip: self.notebook_ip,
             inference_ip: self.inference_ip,
             notebook_fqdn: self.notebook_fqdn.clone(),
-            // "-22" makes the SSH name: three more characters.
-            instances: self
-                .instances
-                .iter()
-                .map(|i| label(i, "compute instance", 3))
-                .collect::<Result<_, _>>()?,
+            instances: n.instances,
             instances_wildcard: false,
-            online_endpoints: self
-                .online_endpoints
-                .iter()
-                .map(|e| label(e, "online endpoint", 0))
-                .collect::<Result<_, _>>()?,
+            online_endpoints: n.online_endpoints,
             inference_wildcard: false,
-            projects: self
-                .projects
-                .iter()
-                .map(|p| {
-                    Ok(Project {
-                        name: name_ok(&p.name)?,
-                        id: uuid(&p.id)?,
-                    })
-                })
-                .collect::<Result<_, String>>()?,
+            projects: n.projects,
         })
+    }
+
+    /// Why `fault` keeps this workspace from being served.
+    fn skip_reason(&self, fault: WorkspaceFault) -> String {
+        let not_a_label = |what: &str, s: &str| format!("{what} {s:?} is not a DNS label");
+        let not_a_name = |n: &str| format!("name {n:?} cannot make a notebooks label");
+        let not_a_uuid = |s: &str| format!("id {s:?} is not a UUID");
+        match fault {
+            WorkspaceFault::Name => not_a_name(&self.name),
+            WorkspaceFault::Id => not_a_uuid(&self.id),
+            WorkspaceFault::Region => not_a_label("region", &self.region),
+            WorkspaceFault::RegionTooLong => {
+                format!("region {:?} is too long", self.region.to_ascii_lowercase())
+            }
+            WorkspaceFault::Instance(i) | WorkspaceFault::InstanceTooLong(i) => {
+                not_a_label("compute instance", &self.instances[i])
+            }
+            WorkspaceFault::OnlineEndpoint(i) => {
+                not_a_label("online endpoint", &self.online_endpoints[i])
+            }
+            WorkspaceFault::ProjectName(i) => not_a_name(&self.projects[i].name),
+            WorkspaceFault::ProjectId(i) => not_a_uuid(&self.projects[i].id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found() -> Found {
+        Found {
+            resource_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/mlw".into(),
+            name: "mlw".into(),
+            id: "FB7E20A0-8891-458B-B969-55DDB3382F51".into(),
+            region: "EastUS".into(),
+            cloud: "public".into(),
+            ip: "10.1.0.5".parse().unwrap(),
+            notebook_ip: "10.1.0.5".parse().unwrap(),
+            inference_ip: "10.1.0.5".parse().unwrap(),
+            notebook_fqdn: None,
+            instances: vec!["ci-alice".into()],
+            online_endpoints: vec!["fraud-score".into()],
+            projects: vec![FoundProject {
+                name: "proj-a".into(),
+                id: "0d5c2f4e-1111-2222-3333-444455556666".into(),
+            }],
+            names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_found_workspace_is_served_lower_case() {
+        let ws = found().workspace().unwrap();
+        assert_eq!(ws.id, "fb7e20a0-8891-458b-b969-55ddb3382f51");
+        assert_eq!(ws.region, "eastus");
+        assert_eq!(ws.cloud, Cloud::Public);
+    }
+
+    /// Each reason a workspace is not served, as the reload log says it.
+    #[test]
+    fn each_skip_reason_names_the_value() {
+        /// What is wrong with the workspace.
+        type Change = fn(&mut Found);
+        let long = "c".repeat(61);
+        let cases: Vec<(Change, String)> = vec![
+            (
+                |f| f.name = "mlw prod".into(),
+                r#"name "mlw prod" cannot make a notebooks label"#.into(),
+            ),
+            (
+                |f| f.id = "nope".into(),
+                r#"id "nope" is not a UUID"#.into(),
+            ),
+            (
+                |f| f.region = "East US".into(),
+                r#"region "East US" is not a DNS label"#.into(),
+            ),
+            (
+                |f| f.region = "R".repeat(23),
+                format!("region {:?} is too long", "r".repeat(23)),
+            ),
+            (
+                |f| f.instances.push("ci_bob".into()),
+                r#"compute instance "ci_bob" is not a DNS label"#.into(),
+            ),
+            (
+                |f| f.instances = vec!["c".repeat(61)],
+                format!("compute instance {long:?} is not a DNS label"),
+            ),
+            (
+                |f| f.online_endpoints = vec!["-ep".into()],
+                r#"online endpoint "-ep" is not a DNS label"#.into(),
+            ),
+            (
+                |f| f.projects[0].name = "p.q".into(),
+                r#"name "p.q" cannot make a notebooks label"#.into(),
+            ),
+            (
+                |f| f.projects[0].id = "x".into(),
+                r#"id "x" is not a UUID"#.into(),
+            ),
+        ];
+        for (change, want) in cases {
+            let mut f = found();
+            change(&mut f);
+            assert_eq!(f.workspace().unwrap_err(), want);
+        }
     }
 }

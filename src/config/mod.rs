@@ -13,6 +13,8 @@
 
 mod read;
 mod spec;
+#[cfg(test)]
+mod tests;
 mod validate;
 mod watch;
 

@@ -5,8 +5,9 @@
 //! The other rules about names live here too, one idea a file: the facts of
 //! each cloud ([`Cloud`]), how a name is written and stored ([`domain_name`]),
 //! keyed for lookups ([`NameKey`]), which names must stay public
-//! ([`captures_public`]) and what Azure accepts as a workspace name
-//! ([`workspace_name_issue`]).
+//! ([`captures_public`]), what Azure accepts as a workspace name
+//! ([`workspace_name_issue`]) and what makes a workspace's parts servable
+//! ([`check_workspace`]).
 //!
 //! Sources: Microsoft Learn, "How to use your workspace with a custom DNS server"
 //! (the FQDN tables per cloud) and "Configure a private endpoint for an Azure
@@ -17,6 +18,7 @@ mod derive;
 mod key;
 mod public;
 mod syntax;
+mod workspace_check;
 mod workspace_name;
 
 pub use cloud::{Cloud, UnknownCloud, apex_of, forwarder_zones, notebooks_zone_of};
@@ -27,4 +29,5 @@ pub use derive::{
 pub use key::NameKey;
 pub use public::{Captured, captures_public};
 pub use syntax::{MAX_LABEL, domain_name, is_at_or_below, is_host_label, is_uuid};
+pub use workspace_check::{WorkspaceFault, WorkspaceNames, WorkspaceParts, check_workspace};
 pub use workspace_name::{is_workspace_name, workspace_name_issue};

@@ -1,0 +1,125 @@
+//! `[azure]` (SPEC §8): which subscriptions discovery reads, how it gets
+//! its token, and how hard it may read Azure Resource Manager.
+
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::cx::Cx;
+use crate::config::spec::{AuthSpec, AzureSpec};
+use crate::config::{AzureAuth, AzureConfig};
+use crate::diagnostics::ConfigError;
+use crate::names;
+
+/// SPEC §8's example: five minutes costs a few reads per workspace per
+/// round, far under ARM's read limits (README, "Discovery from Azure").
+const DEFAULT_AZURE_INTERVAL_S: u64 = 300;
+/// ARM answers reads in well under a second; ten allow a slow page of a
+/// large list without letting one request hold a round.
+const DEFAULT_AZURE_TIMEOUT_MS: u64 = 10_000;
+/// ARM refills a subscription's read bucket at 25 per second (Microsoft
+/// Learn, "Understand how Azure Resource Manager throttles requests"):
+/// below that a round of any size is never throttled, and leaves the bucket's
+/// burst to whoever else reads the subscription.
+const DEFAULT_AZURE_READS_PER_SECOND: u64 = 20;
+/// IMDS, reachable from every Azure VM (and only there).
+const IMDS_ENDPOINT: &str = "http://169.254.169.254";
+
+impl Cx<'_> {
+    /// `[azure]` (SPEC §8). Endpoints may be plain `http://` (a stand-in on
+    /// loopback in tests, a proxy): only the defaults are fixed to https.
+    pub(super) fn azure(&self, a: &Spanned<AzureSpec>) -> Result<AzureConfig, ConfigError> {
+        let a = a.get_ref();
+        if a.subscriptions.get_ref().is_empty() {
+            return Err(self.err(
+                &a.subscriptions,
+                "subscriptions is empty: list the subscription ids to scan",
+            ));
+        }
+        let subscriptions = a
+            .subscriptions
+            .get_ref()
+            .iter()
+            .map(|s| {
+                if names::is_uuid(s.get_ref().trim()) {
+                    Ok(s.get_ref().trim().to_ascii_lowercase())
+                } else {
+                    Err(self.err(
+                        s,
+                        format!(
+                            "{:?} is not a subscription id: expected a UUID such as \
+                             \"0b1f6471-1bf0-4dda-aec3-111122223333\"",
+                            s.get_ref()
+                        ),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cloud = a.cloud;
+        let endpoint = |v: &Option<Spanned<String>>, default: &str, key: &str| match v {
+            None => Ok(default.to_string()),
+            Some(v) => self.endpoint(v, key),
+        };
+        Ok(AzureConfig {
+            subscriptions,
+            resource_groups: a
+                .resource_groups
+                .iter()
+                .map(|g| g.get_ref().trim().to_ascii_lowercase())
+                .collect(),
+            auth: match a.auth {
+                AuthSpec::ManagedIdentity => AzureAuth::ManagedIdentity,
+                AuthSpec::WorkloadIdentity => AzureAuth::WorkloadIdentity,
+                AuthSpec::Cli => AzureAuth::Cli,
+            },
+            client_id: a.client_id.as_ref().map(|c| c.get_ref().trim().to_string()),
+            interval: Duration::from_secs(self.within(
+                &a.interval_s,
+                1..=86_400,
+                DEFAULT_AZURE_INTERVAL_S,
+                "interval_s",
+            )?),
+            cloud,
+            arm_endpoint: endpoint(&a.arm_endpoint, cloud.arm_endpoint(), "arm_endpoint")?,
+            imds_endpoint: endpoint(&a.imds_endpoint, IMDS_ENDPOINT, "imds_endpoint")?,
+            timeout: Duration::from_millis(self.within(
+                &a.timeout_ms,
+                100..=120_000,
+                DEFAULT_AZURE_TIMEOUT_MS,
+                "timeout_ms",
+            )?),
+            max_reads_per_second: self.within(
+                &a.max_reads_per_second,
+                1..=10_000,
+                DEFAULT_AZURE_READS_PER_SECOND,
+                "max_reads_per_second",
+            )? as u32,
+            state_file: a.state_file.as_ref().map(|f| {
+                self.path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(f.get_ref().trim())
+            }),
+        })
+    }
+
+    /// An `http(s)://host[:port][/path]` URL, without a final `/`.
+    fn endpoint(&self, v: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+        let s = v.get_ref().trim().trim_end_matches('/');
+        let ok = s.parse::<hyper::Uri>().is_ok_and(|u| {
+            matches!(u.scheme_str(), Some("http" | "https"))
+                && u.authority().is_some()
+                && u.query().is_none()
+        });
+        if !ok {
+            return Err(self.err(
+                v,
+                format!(
+                    "{key} {s:?} is not an http(s) URL such as \"https://management.azure.com\""
+                ),
+            ));
+        }
+        Ok(s.to_string())
+    }
+}
