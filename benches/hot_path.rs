@@ -36,7 +36,7 @@ fn api(i: usize) -> String {
 /// Lookup cost as the table grows from 13 to 130,000 names: flat is the goal.
 #[divan::bench(args = [1, 100, 10_000])]
 fn lookup(bencher: divan::Bencher<'_, '_>, workspaces: usize) {
-    let table = config(workspaces).table(1).unwrap();
+    let table = snapshot::table(&config(workspaces)).unwrap();
     let names: Vec<String> = (0..workspaces)
         .step_by((workspaces / 64).max(1))
         .map(api)

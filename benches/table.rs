@@ -25,7 +25,7 @@ fn parse(bencher: divan::Bencher<'_, '_>, workspaces: usize) {
 #[divan::bench(args = SIZES)]
 fn compile(bencher: divan::Bencher<'_, '_>, workspaces: usize) {
     let config = config::parse(Path::new("bench.toml"), &common::config_text(workspaces)).unwrap();
-    bencher.bench(|| divan::black_box(&config).table(1).unwrap());
+    bencher.bench(|| amldns::snapshot::table(divan::black_box(&config)).unwrap());
 }
 
 /// Freeing a table, which a reload does to the one it replaces.
@@ -33,6 +33,6 @@ fn compile(bencher: divan::Bencher<'_, '_>, workspaces: usize) {
 fn drop_table(bencher: divan::Bencher<'_, '_>, workspaces: usize) {
     let config = config::parse(Path::new("bench.toml"), &common::config_text(workspaces)).unwrap();
     bencher
-        .with_inputs(|| config.table(1).unwrap())
+        .with_inputs(|| amldns::snapshot::table(&config).unwrap())
         .bench_values(drop);
 }

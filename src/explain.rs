@@ -362,10 +362,11 @@ mod tests {
              [[record]]\nname = \"alias.corp.example\"\ncname = \"st.privatelink.blob.core.windows.net\"\n\
              [[record]]\nname = \"out.corp.example\"\ncname = \"www.example.com\"\n"
         );
-        crate::config::parse(Path::new("t.toml"), &text)
+        let c = crate::config::parse(Path::new("t.toml"), &text).unwrap();
+        crate::snapshot::build(&c, &Default::default(), 4)
             .unwrap()
-            .table(4)
-            .unwrap()
+            .snapshot
+            .table
     }
 
     fn policy() -> Policy {

@@ -659,7 +659,7 @@ mod tests {
             .map(|(n, a)| format!("[[record]]\nname = \"{n}\"\na = [\"{a}\"]\n"))
             .collect();
         let c = config::parse(Path::new("t.toml"), &text).unwrap();
-        c.table(1).unwrap()
+        snapshot::table(&c).unwrap()
     }
 
     #[test]

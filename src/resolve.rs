@@ -575,7 +575,7 @@ mod tests {
              [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
              [[record]]\nname = \"alias.corp.example\"\ncname = \"st.privatelink.blob.core.windows.net\"\n";
         let c = crate::config::parse(std::path::Path::new("t.toml"), text).unwrap();
-        c.table(1).unwrap()
+        crate::snapshot::table(&c).unwrap()
     }
 
     fn key(s: &str) -> NameKey {

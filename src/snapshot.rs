@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::azure::{self, Discovered};
-use crate::config::{self, AzureConfig, Config, ConfigError, MetricsConfig, Warning};
-use crate::forward;
+use crate::config::{
+    self, AzureConfig, Config, ConfigError, MetricsConfig, UpstreamConfig, Warning,
+};
 use crate::resolve::{self, Policy};
 use crate::zone::ZoneTable;
 
@@ -64,7 +65,7 @@ impl RestartOnly {
 pub struct Built {
     pub snapshot: Snapshot,
     /// `[upstream]`, for the long-lived forwarder ([`crate::forward::Service`]).
-    pub upstream: forward::Settings,
+    pub upstream: UpstreamConfig,
     pub restart: RestartOnly,
     /// `[azure]`, for the discovery rounds.
     pub azure: Option<AzureConfig>,
@@ -74,6 +75,12 @@ pub struct Built {
     pub fingerprint: u64,
     /// [`Config::sha256`].
     pub sha256: String,
+}
+
+/// The table `config` alone gives (no discovery, generation 1): what `check`
+/// and `records` show, and what tests and benchmarks look at.
+pub fn table(config: &Config) -> Result<ZoneTable, ConfigError> {
+    build(config, &Discovered::default(), 1).map(|b| b.snapshot.table)
 }
 
 /// Builds `config` with `found` merged in, its table numbered `generation`.

@@ -835,12 +835,15 @@ mod tests {
 
     fn table(text: &str) -> ZoneTable {
         let c = config::parse(Path::new("t.toml"), text).unwrap();
-        c.table(7).unwrap()
+        crate::snapshot::build(&c, &Default::default(), 7)
+            .unwrap()
+            .snapshot
+            .table
     }
 
     fn compile_err(text: &str) -> String {
         let c = config::parse(Path::new("t.toml"), text).unwrap();
-        c.table(1).unwrap_err().to_string()
+        crate::snapshot::table(&c).unwrap_err().to_string()
     }
 
     const G: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";

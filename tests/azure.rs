@@ -582,7 +582,7 @@ async fn discover_prints_pasteable_toml_with_the_az_cli_token() {
     let pasted = format!("[upstream]\nservers = [\"127.0.0.1:9\"]\n{stdout}");
     let cfg = amldns::config::parse(&dir.path().join("pasted.toml"), &pasted)
         .unwrap_or_else(|e| panic!("{e}\n{stdout}"));
-    let table = cfg.table(1).unwrap();
+    let table = amldns::snapshot::table(&cfg).unwrap();
     assert!(table.contains(&contoso().api_name()));
     assert!(table.contains("ci-bob.westeurope.instances.azureml.ms"));
     assert!(table.contains("stmlwcontoso.blob.core.windows.net"));

@@ -88,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
             for w in &config.warnings {
                 check_location(&w.at, path, text, w);
             }
-            if let Err(e) = config.table(1) {
+            if let Err(e) = amldns::snapshot::table(&config) {
                 check_error(&e, path, text);
             }
         }

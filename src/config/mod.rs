@@ -27,11 +27,9 @@ use ipnet::IpNet;
 // The error and warning types are the configuration's words; they live in
 // `diagnostics` so that `import` and `zone` can use them without `config`.
 pub use crate::diagnostics::{ConfigError, Location, Warning};
-/// `[upstream]`: the forwarder's own settings, built here.
-pub use crate::forward::Settings as UpstreamConfig;
 use crate::import::ImportedName;
 use crate::names::{Cloud, Workspace};
-use crate::zone::{Given, Source, ZoneSettings, ZoneTable};
+use crate::zone::{Given, Source, ZoneSettings};
 pub use read::{load, parse};
 pub use watch::watch_dirs;
 
@@ -112,6 +110,21 @@ pub struct MetricsConfig {
     /// Clients that may change state through the listener (`POST /reload`);
     /// anyone who reaches it may read.
     pub control_allow: Vec<IpNet>,
+}
+
+/// `[upstream]`, checked: the forwarder's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// Resolvers asked, in order.
+    pub servers: Vec<SocketAddr>,
+    /// How long one upstream gets before the next is tried.
+    pub timeout: Duration,
+    /// Forwarded answers kept; 0 turns the cache off.
+    pub cache_entries: u64,
+    /// Questions asked upstream at once (SPEC §1: Azure allows 200 per VM).
+    pub max_in_flight: usize,
+    /// Upstream queries per second (SPEC §1: Azure allows 1000 per VM).
+    pub max_qps: u32,
 }
 
 /// `[log]`, checked.
@@ -212,10 +225,5 @@ impl Config {
             at: &i.at,
         });
         workspaces.chain(records).chain(imports)
-    }
-
-    /// Compiles the zone table of this configuration.
-    pub fn table(&self, generation: u64) -> Result<ZoneTable, ConfigError> {
-        ZoneTable::compile(self.sources(), self.zone, generation)
     }
 }

@@ -1,10 +1,12 @@
 //! The config file to a [`Config`]: read, parsed into its raw shape
-//! (`spec`), then checked (`validate`).
+//! (`spec`), its imports read, then checked (`validate`, which reads
+//! nothing itself).
 
 use std::path::Path;
 
 use super::{Config, spec, validate};
 use crate::diagnostics::{ConfigError, Lines};
+use crate::import;
 
 /// Reads, parses and validates the config at `path`, and its imports.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -19,5 +21,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let lines = Lines::new(path, text);
     let spec = spec::read(&lines)?;
-    validate::validate(path, &lines, spec)
+    let imported = spec
+        .import
+        .iter()
+        .map(|i| import::load(path, i.path.get_ref()))
+        .collect();
+    validate::validate(path, &lines, spec, imported)
 }

@@ -72,7 +72,7 @@ fn a_workspace_object_beside_its_endpoint_gives_every_name() {
     let path = dir.path().join("amldns.toml");
     let config = "[[import]]\npath = \"*.json\"\n";
     let names = |c: &Config| {
-        let t = c.table(1).unwrap();
+        let t = crate::snapshot::table(c).unwrap();
         t.nodes().map(|n| n.name.to_string()).collect::<Vec<_>>()
     };
     let alone = names(&parse(&path, config).unwrap());

@@ -203,7 +203,7 @@ mod tests {
 
     fn config(text: &str) -> (Config, ZoneTable) {
         let c = crate::config::parse(Path::new("t.toml"), text).unwrap();
-        let t = c.table(1).unwrap();
+        let t = crate::snapshot::table(&c).unwrap();
         (c, t)
     }
 

@@ -106,7 +106,10 @@ mod tests {
              [[record]]\nname = \"out.corp.example\"\ncname = \"www.example.com\"\n"
         );
         let c = config::parse(Path::new("t.toml"), &text).unwrap();
-        c.table(3).unwrap()
+        crate::snapshot::build(&c, &Default::default(), 3)
+            .unwrap()
+            .snapshot
+            .table
     }
 
     fn lines(text: &str) -> Vec<&str> {

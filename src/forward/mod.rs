@@ -38,6 +38,7 @@ use prometheus::{Histogram, IntCounter};
 use tracing::{debug, info, warn};
 
 use crate::cache::{Cache, Hit, Key, Reply};
+use crate::config::UpstreamConfig;
 use crate::metrics::Metrics;
 use crate::upstream::{self, Ask};
 use error::{ErrorCounters, ErrorKind, UpstreamError};
@@ -77,20 +78,6 @@ pub const MAX_RATE_WAIT: Duration = Duration::from_millis(250);
 /// a slow upstream is not sent copies of what it is still working on.
 pub fn resend_after(per_try: Duration, srtt: Duration) -> [Duration; 2] {
     [(per_try / 5).max(srtt * 2), (per_try / 2).max(srtt * 4)]
-}
-
-/// The forwarder's settings (`[upstream]`; `config` builds them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    pub servers: Vec<SocketAddr>,
-    /// How long one upstream gets before the next is tried.
-    pub timeout: Duration,
-    /// Forwarded answers kept; 0 turns the cache off.
-    pub cache_entries: u64,
-    /// Questions asked upstream at once (SPEC §1: Azure allows 200 per VM).
-    pub max_in_flight: usize,
-    /// Upstream queries per second (SPEC §1: Azure allows 1000 per VM).
-    pub max_qps: u32,
 }
 
 /// What forwarding one question gave.
@@ -142,7 +129,7 @@ impl Upstream {
 /// The forwarding side: upstreams, their health, the limits, and the cache.
 pub struct Forwarder {
     /// What it was built from; a reload with the same settings keeps it.
-    config: Settings,
+    config: UpstreamConfig,
     upstreams: Vec<Upstream>,
     metrics: Arc<Metrics>,
     /// `timeout_ms`, shortened so every upstream gets a turn within the deadline.
@@ -156,7 +143,7 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(config: &Settings, cache: Arc<Cache>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: &UpstreamConfig, cache: Arc<Cache>, metrics: Arc<Metrics>) -> Self {
         let upstreams = config
             .servers
             .iter()
@@ -444,12 +431,12 @@ impl Forwarder {
     }
 
     /// The settings it was built from.
-    pub fn config(&self) -> &Settings {
+    pub fn config(&self) -> &UpstreamConfig {
         &self.config
     }
 
     /// Drops the metric series of upstreams that `next` no longer has.
-    pub fn forget_upstreams_not_in(&self, next: &Settings) {
+    pub fn forget_upstreams_not_in(&self, next: &UpstreamConfig) {
         for up in &self.upstreams {
             if !next.servers.contains(&up.addr) {
                 let kinds = ErrorKind::ALL.map(ErrorKind::label);
@@ -524,7 +511,7 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(settings: &UpstreamConfig, metrics: Arc<Metrics>) -> Self {
         let cache = Arc::new(Cache::new(settings.cache_entries));
         Service {
             current: ArcSwap::from_pointee(Forwarder::new(settings, cache, metrics.clone())),
@@ -546,7 +533,7 @@ impl Service {
     /// their health and their sockets. Other settings make a new forwarder,
     /// whose cache is the old one (still warm) unless its size changed;
     /// questions being asked finish on the old one.
-    pub fn reconfigure(&self, next: &Settings) {
+    pub fn reconfigure(&self, next: &UpstreamConfig) {
         let old = self.current.load_full();
         if *old.config() == *next {
             return;

@@ -7,7 +7,7 @@ use super::cx::{Cx, captures_public_message};
 use super::workspace::Workspaces;
 use crate::config::spec::ImportSpec;
 use crate::diagnostics::{ConfigError, Location};
-use crate::import::{ImportError, ImportedName, ImportedWorkspace};
+use crate::import::{ImportError, ImportedName, ImportedWorkspace, Loaded};
 use crate::names::{self, Cloud, Workspace, WorkspaceParts};
 
 /// What the `[[import]]`s gave, in the order written.
@@ -21,11 +21,15 @@ pub(super) struct Imports {
 }
 
 impl Cx<'_> {
-    /// Reads every `[[import]]`'s files and checks their names.
-    pub(super) fn imports(&self, specs: &[ImportSpec]) -> Result<Imports, ConfigError> {
+    /// Checks what each of the `[[import]]`s read (`loaded`, in order).
+    pub(super) fn imports(
+        &self,
+        specs: &[ImportSpec],
+        loaded: Vec<Result<Loaded, ImportError>>,
+    ) -> Result<Imports, ConfigError> {
         let mut imports = Imports::default();
-        for i in specs {
-            let loaded = crate::import::load(self.path, i.path.get_ref()).map_err(|e| match e {
+        for (i, loaded) in specs.iter().zip(loaded) {
+            let loaded = loaded.map_err(|e| match e {
                 ImportError::Pattern(message) => self.err(&i.path, message),
                 ImportError::At { at, message } => ConfigError::Invalid { at, message },
             })?;

@@ -1,5 +1,6 @@
 //! From the raw [`Spec`] to a [`Config`]: every value checked and located
-//! (SPEC §2), defaults filled in, imports read, and the warnings gathered.
+//! (SPEC §2), defaults filled in, and the warnings gathered. Pure: the
+//! import files come read.
 //!
 //! One file per section, each turning that section's spec into its checked
 //! type and giving its own warnings: `server`, `metrics`, `upstream`,
@@ -24,11 +25,18 @@ use std::path::Path;
 use super::spec::Spec;
 use super::{Config, LogConfig};
 use crate::diagnostics::{ConfigError, Lines};
+use crate::import::{ImportError, Loaded};
 pub(super) use across::import_warnings;
 use cx::Cx;
 
-/// Checks `spec`, read from `path` whose text `lines` holds, and reads its imports.
-pub(super) fn validate(path: &Path, lines: &Lines<'_>, spec: Spec) -> Result<Config, ConfigError> {
+/// Checks `spec`, read from `path` whose text `lines` holds, with what each
+/// of its `[[import]]`s read, in order.
+pub(super) fn validate(
+    path: &Path,
+    lines: &Lines<'_>,
+    spec: Spec,
+    imported: Vec<Result<Loaded, ImportError>>,
+) -> Result<Config, ConfigError> {
     let cx = Cx::new(path, lines);
     let Spec {
         server,
@@ -48,7 +56,7 @@ pub(super) fn validate(path: &Path, lines: &Lines<'_>, spec: Spec) -> Result<Con
     let zone = cx.zone(&zone)?;
     let mut workspaces = cx.workspaces(&workspace)?;
     let records = cx.records(&record)?;
-    let imports = cx.imports(&import)?;
+    let imports = cx.imports(&import, imported)?;
     cx.imported_workspaces(imports.workspaces, &imports.names, &mut workspaces);
     let azure = azure.map(|a| cx.azure(&a)).transpose()?;
     cx.gives_local_names(
