@@ -437,6 +437,23 @@ fn at_apex(apex: &str, name: &str, qtype: u16) -> Option<ApexAnswer> {
     })
 }
 
+/// Whether an upstream's rcode is an answer to pass on (NXDOMAIN is, and
+/// NODATA is a NOERROR), rather than a failure another upstream may do
+/// better on.
+pub fn is_upstream_answer(rcode: u16) -> bool {
+    matches!(rcode, rcode::NOERROR | rcode::NXDOMAIN)
+}
+
+/// What a client is told when an upstream failed its question with `rcode`
+/// and no other did better. The question was valid: the upstream failed it,
+/// not the client, so FORMERR and NOTIMP become SERVFAIL.
+pub fn told_for_upstream_failure(rcode: u16) -> u16 {
+    match rcode {
+        rcode::FORMERR | rcode::NOTIMP => rcode::SERVFAIL,
+        other => other,
+    }
+}
+
 /// At most this many upstream questions per client question: the name
 /// itself, and the targets of chains that leave and re-enter the table.
 pub const MAX_UPSTREAM_HOPS: usize = 3;
@@ -943,5 +960,23 @@ mod tests {
         }
         assert_eq!(ask(&mut chase, Source::Upstream, &into), Next::GiveUp);
         assert_eq!(chase.outcome(), Outcome::Error);
+    }
+
+    /// NOERROR and NXDOMAIN from upstream are answers; any other rcode is a
+    /// failure, and the client is not told that its valid question was
+    /// malformed or unknown.
+    #[test]
+    fn upstream_rcodes() {
+        for (code, answer, told) in [
+            (rcode::NOERROR, true, rcode::NOERROR),
+            (rcode::NXDOMAIN, true, rcode::NXDOMAIN),
+            (rcode::SERVFAIL, false, rcode::SERVFAIL),
+            (rcode::REFUSED, false, rcode::REFUSED),
+            (rcode::FORMERR, false, rcode::SERVFAIL),
+            (rcode::NOTIMP, false, rcode::SERVFAIL),
+        ] {
+            assert_eq!(is_upstream_answer(code), answer, "{code}");
+            assert_eq!(told_for_upstream_failure(code), told, "{code}");
+        }
     }
 }

@@ -5,6 +5,7 @@ use hickory_proto::op::ResponseCode;
 use prometheus::IntCounter;
 
 use super::relevance::CnameLoop;
+use crate::resolve;
 use crate::upstream::ExchangeError;
 
 /// How one upstream failed one try at a question.
@@ -41,15 +42,16 @@ impl UpstreamError {
         }
     }
 
-    /// The rcode a client is told if no other upstream does better; `None`
-    /// when there was no reply. The query was valid: the upstream failed
-    /// it, not the client, so FORMERR and NOTIMP become SERVFAIL.
+    /// The rcode a client is told if no other upstream does better
+    /// ([`resolve::told_for_upstream_failure`]); `None` when there was no
+    /// reply. An answer that is not passed on is a SERVFAIL.
     pub(super) fn rcode(&self) -> Option<ResponseCode> {
         match self {
             UpstreamError::Timeout | UpstreamError::Network(_) => None,
-            UpstreamError::Rcode(ResponseCode::FormErr | ResponseCode::NotImp)
-            | UpstreamError::Unusable(_) => Some(ResponseCode::ServFail),
-            UpstreamError::Rcode(other) => Some(*other),
+            UpstreamError::Unusable(_) => Some(ResponseCode::ServFail),
+            UpstreamError::Rcode(rcode) => Some(<ResponseCode as From<u16>>::from(
+                resolve::told_for_upstream_failure(u16::from(*rcode)),
+            )),
         }
     }
 }

@@ -40,11 +40,12 @@ use tracing::{debug, info, warn};
 use crate::cache::{Cache, Hit, Key, Reply};
 use crate::config::UpstreamConfig;
 use crate::metrics::Metrics;
+use crate::resolve;
 use crate::upstream::{self, Ask};
 use error::{ErrorCounters, ErrorKind, UpstreamError};
 use limits::Limits;
 use merge::{Answer, Fetched, Joined, Pending};
-use relevance::{is_answer, spell_as};
+use relevance::spell_as;
 
 pub use crate::upstream::{Dnssec, EDNS_PAYLOAD};
 pub use relevance::{CnameLoop, keep_relevant};
@@ -217,7 +218,9 @@ impl Forwarder {
         self.metrics.cache_misses.inc();
         let fallback = |got: Forwarded| match (&got, stale.clone()) {
             (Forwarded::Failed, Some(stale)) => Forwarded::Stale(stale),
-            (Forwarded::Reply { reply, .. }, Some(stale)) if !is_answer(reply.rcode) => {
+            (Forwarded::Reply { reply, .. }, Some(stale))
+                if !resolve::is_upstream_answer(reply.rcode.into()) =>
+            {
                 Forwarded::Stale(stale)
             }
             _ => got,
@@ -404,7 +407,7 @@ impl Forwarder {
                 answers: msg.answers,
                 authorities: msg.authorities,
             };
-            if !is_answer(rcode) {
+            if !resolve::is_upstream_answer(rcode.into()) {
                 debug!(upstream = %up.addr, name = %key.name, %rcode, "upstream error rcode");
                 return Err(UpstreamError::Rcode(rcode));
             }

@@ -3,17 +3,10 @@
 //! proofs for a client that set DO), and the client's spelling of the
 //! question name. Pure: no I/O, no state.
 
-use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::cache::Reply;
 use crate::upstream::Dnssec;
-
-/// Whether an upstream rcode is an answer to keep (NXDOMAIN and NODATA are),
-/// rather than a failure another upstream might do better on.
-pub(super) fn is_answer(rcode: ResponseCode) -> bool {
-    matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain)
-}
 
 /// Why an upstream's answer is not passed on.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -159,6 +152,7 @@ fn cname_target(r: &Record) -> Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::op::ResponseCode;
     use hickory_proto::rr::rdata::{A, CNAME, NULL, SOA};
 
     fn name(s: &str) -> Name {
