@@ -10,6 +10,7 @@
 //! Pure: no I/O, no clock, no allocation but a chain's list.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -453,6 +454,12 @@ pub fn told_for_upstream_failure(rcode: u16) -> u16 {
         other => other,
     }
 }
+
+/// A client should hear SERVFAIL before its own stub gives up: glibc waits
+/// 5 s per try, Windows 1 s then retries; answering within 2.5 s keeps
+/// amldns from being the one that looks dead. Every upstream question a
+/// client question leads to shares this one budget.
+pub const QUERY_DEADLINE: Duration = Duration::from_millis(2500);
 
 /// At most this many upstream questions per client question: the name
 /// itself, and the targets of chains that leave and re-enter the table.

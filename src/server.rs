@@ -16,13 +16,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::forward::QUERY_DEADLINE;
 use crate::handler::{Handler, InFlight};
 use crate::health::Health;
 use crate::http::{self, Endpoints};
 use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
 use crate::reload::{self, FileWatch, ReloadError, Reloader, WatchMode};
+use crate::resolve::QUERY_DEADLINE;
 use crate::tcp;
 use crate::udp;
 use crate::upstream;

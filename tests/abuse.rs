@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use amldns::forward::QUERY_DEADLINE;
+use amldns::resolve::QUERY_DEADLINE;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType};

@@ -16,8 +16,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use amldns::forward::QUERY_DEADLINE;
 use amldns::metrics::{CACHE_ENTRIES, QUERIES_TOTAL, UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT};
+use amldns::resolve::QUERY_DEADLINE;
 use amldns::tcp::QUERIES_PER_CONNECTION;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use amldns::forward::{QUERY_DEADLINE, STALE_AFTER};
+use amldns::forward::STALE_AFTER;
 use amldns::metrics::{UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT};
+use amldns::resolve::QUERY_DEADLINE;
 use common::*;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;

@@ -11,6 +11,7 @@
 // The config types are what an operator's file becomes: each says what it is.
 #![warn(missing_docs)]
 
+mod addr;
 mod read;
 mod spec;
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub use crate::diagnostics::{ConfigError, Location, Warning};
 use crate::import::ImportedName;
 use crate::names::{Cloud, Workspace};
 use crate::zone::{Given, Source, ZoneSettings};
+pub use addr::dns_server;
 pub use read::{load, parse};
 pub use watch::watch_dirs;
 

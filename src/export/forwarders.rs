@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 
 use super::text::comment;
@@ -54,9 +54,7 @@ pub enum ForwardersError {
 
 /// `ip` or `ip:port` (`[v6]:port`); a bare IP means port 53. For `--to`.
 pub fn parse_target(s: &str) -> Result<SocketAddr, String> {
-    s.parse::<SocketAddr>()
-        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-        .map_err(|_| format!("{s:?} is not an IP address or IP:port"))
+    crate::config::dns_server(s).ok_or_else(|| format!("{s:?} is not an IP address or IP:port"))
 }
 
 /// What `amldns forwarders` was asked for.

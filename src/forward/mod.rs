@@ -40,7 +40,7 @@ use tracing::{debug, info, warn};
 use crate::cache::{Cache, Hit, Key, Reply};
 use crate::config::UpstreamConfig;
 use crate::metrics::Metrics;
-use crate::resolve;
+use crate::resolve::{self, QUERY_DEADLINE};
 use crate::upstream::{self, Ask};
 use error::{ErrorCounters, ErrorKind, UpstreamError};
 use limits::Limits;
@@ -49,12 +49,6 @@ use relevance::spell_as;
 
 pub use crate::upstream::{Dnssec, EDNS_PAYLOAD};
 pub use relevance::{CnameLoop, keep_relevant};
-
-/// A client should hear SERVFAIL before its own stub gives up: glibc waits
-/// 5 s per try, Windows 1 s then retries; answering within 2.5 s keeps
-/// amldns from being the one that looks dead. Every upstream question a
-/// client question leads to shares this one budget.
-pub const QUERY_DEADLINE: Duration = Duration::from_millis(2500);
 
 /// RFC 8767 §5: with a stale answer at hand, a client waits at most this
 /// for a fresh one (its stub's own timeout is often 2 s).

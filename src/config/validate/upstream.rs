@@ -1,7 +1,7 @@
 //! `[upstream]`: the resolvers asked for what is not answered here, and
 //! how hard they may be asked.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -11,11 +11,12 @@ use super::cx::Cx;
 use crate::config::spec::UpstreamSpec;
 use crate::config::{AZURE_RESOLVER, UpstreamConfig};
 use crate::diagnostics::ConfigError;
+use crate::resolve::QUERY_DEADLINE;
 
 const DEFAULT_TIMEOUT_MS: u64 = 2000;
 const DEFAULT_CACHE_ENTRIES: u64 = 10_000;
 /// One try can take at most the whole query deadline.
-const TIMEOUT_MS_RANGE: Range<u64> = 50..2_501;
+const TIMEOUT_MS_RANGE: Range<u64> = 50..QUERY_DEADLINE.as_millis() as u64 + 1;
 /// Below Azure's 200 in flight per VM, with room for other software on it.
 const DEFAULT_MAX_IN_FLIGHT: u64 = 150;
 /// Below Azure's 1000 queries/s per VM, with the same room.
@@ -47,7 +48,7 @@ impl Cx<'_> {
                         t.get_ref(),
                         TIMEOUT_MS_RANGE.start,
                         TIMEOUT_MS_RANGE.end - 1,
-                        crate::forward::QUERY_DEADLINE.as_millis()
+                        QUERY_DEADLINE.as_millis()
                     ),
                 ));
             }
@@ -72,13 +73,11 @@ impl Cx<'_> {
     /// An upstream resolver: `ip:port`, or a bare IP meaning port 53.
     fn resolver(&self, v: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
         let s = v.get_ref().trim();
-        s.parse::<SocketAddr>()
-            .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-            .map_err(|_| {
-                self.err(
-                    v,
-                    format!("{s:?} is not a resolver address: expected \"ip\" or \"ip:port\""),
-                )
-            })
+        crate::config::addr::dns_server(s).ok_or_else(|| {
+            self.err(
+                v,
+                format!("{s:?} is not a resolver address: expected \"ip\" or \"ip:port\""),
+            )
+        })
     }
 }
