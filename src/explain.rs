@@ -14,7 +14,7 @@ use crate::names::{self, NameKey};
 use crate::resolve::{
     self, ApexAnswer, Asked, CLASS_IN, Outcome, Plan, Policy, Question, Reason, Transport,
 };
-use crate::zone::{End, ZoneTable};
+use crate::zone::{self, End, ZoneTable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
@@ -158,87 +158,14 @@ pub fn explain(
         cache: None,
     };
     match resolve::plan(table, policy, &asked, false) {
-        Plan::Local(answer) => {
-            // The asked name, then each CNAME target the table holds.
-            e.steps.extend(step(table, &e.name));
-            let mut owner = e.name.clone();
-            for (target, ttl) in &answer.chain {
-                e.answer.push(format!("{owner} {ttl} CNAME {target}."));
-                e.steps.extend(step(table, target));
-                owner = target.to_string();
-            }
-            // The asked name's own node: exact, or the wildcard that matched.
-            let mut why = match e.steps.first() {
-                Some(s) if s.wildcard => format!(
-                    "{} matches the wildcard {} of the table, given by {} at {}",
-                    s.name, s.matched, s.source, s.at
-                ),
-                Some(s) => format!(
-                    "{} is in the table, given by {} at {}",
-                    s.name, s.source, s.at
-                ),
-                None => format!("{} is in the table", e.name),
-            };
-            why += ": answered from the table, authoritatively, for every type; never \
-                    forwarded";
-            match answer.end {
-                End::Addrs { v4, v6, ttl } => {
-                    let a = v4.iter().map(|a| format!("{owner} {ttl} A {a}"));
-                    let aaaa = v6.iter().map(|a| format!("{owner} {ttl} AAAA {a}"));
-                    e.answer.extend(a.chain(aaaa));
-                }
-                End::NoData { apex } => {
-                    why += &format!(
-                        "; {owner} has no {type_name} record: NODATA, with the SOA of {apex} \
-                         in the authority section (RFC 2308 §2.2)"
-                    );
-                }
-                End::Chain => why += "; a CNAME question is answered by the CNAME itself",
-                End::Forward(target) => {
-                    why += &format!(
-                        "; the CNAME chain leaves the table at {target}: its {type_name} \
-                         records are asked upstream and appended"
-                    );
-                }
-            }
-            e.why = why;
-        }
+        Plan::Local(answer) => local(&mut e, table, &answer, &type_name),
         Plan::Apex { apex, answer } => {
             e.verdict = Verdict::Apex;
-            let what = match answer {
-                ApexAnswer::Soa => "its SOA",
-                ApexAnswer::Ns => "its NS, with glue",
-                ApexAnswer::Any => "its SOA and NS",
-                ApexAnswer::NsAddrs { .. } => "the address of its name server",
-                ApexAnswer::NoData => "NODATA with its SOA",
-            };
-            e.why = format!(
-                "{apex} is a private-link zone the table holds names in: amldns is its \
-                 authority and answers {what} itself, as Azure's linked private DNS zone \
-                 does"
-            );
+            e.why = at_apex(apex, answer);
         }
         Plan::Forward { zone } => {
             e.verdict = Verdict::Forwarded;
-            let list: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
-            e.why = format!(
-                "{} is not in the table: asked of the upstreams ({}), the cache first",
-                e.name,
-                list.join(", ")
-            );
-            if let Some(zone) = zone {
-                e.why += &format!(
-                    "; it is under {zone}, which amldns serves: a negative answer from \
-                     upstream is given as {zone}'s own (AA=1, its SOA)"
-                );
-            }
-            if let Some(id) = names::workspace_id_in(&e.name) {
-                e.why += &format!(
-                    "; it is shaped like a name of workspace {id}, which the table does not \
-                     hold: its clients will reach the public endpoint \
-                     (amldns_workspace_missing_total)"
-                );
-            }
+            e.why = forwarded(&e.name, zone, upstreams);
         }
         // Asked in class CH only, which `explain` never asks.
         Plan::Identity => {
@@ -257,28 +184,120 @@ pub fn explain(
                 Outcome::Refused => Verdict::Refused,
                 _ => Verdict::Error,
             };
-            let rcode = metrics::rcode_label(reason.rcode());
-            e.why = match reason {
-                Reason::NotAllowed => {
-                    format!("the client {from} is not in [server] allow: {rcode}")
-                }
-                Reason::ZoneTransfer => format!(
-                    "{type_name} (a zone transfer) is refused: the table is not a zone to copy"
-                ),
-                Reason::MetaType => {
-                    format!("{type_name} is a meta type, not a question (RFC 6895 §3.1): {rcode}")
-                }
-                // `explain` asks one IN question, as a standard query,
-                // without EDNS, of a server that is not stopping.
-                Reason::Stopping
-                | Reason::Opcode
-                | Reason::EdnsVersion
-                | Reason::NotOneQuestion
-                | Reason::Class => format!("{reason:?}: {rcode}"),
-            };
+            e.why = bare(reason, from, &type_name);
         }
     }
     Ok(e)
+}
+
+/// A name the table holds: its node (or the wildcard that matched), the
+/// chain inside the table, and how it ends.
+fn local(e: &mut Explanation, table: &ZoneTable, answer: &zone::Answer<'_>, type_name: &str) {
+    // The asked name, then each CNAME target the table holds.
+    e.steps.extend(step(table, &e.name));
+    let mut owner = e.name.clone();
+    for (target, ttl) in &answer.chain {
+        e.answer.push(format!("{owner} {ttl} CNAME {target}."));
+        e.steps.extend(step(table, target));
+        owner = target.to_string();
+    }
+    // The asked name's own node: exact, or the wildcard that matched.
+    let mut why = match e.steps.first() {
+        Some(s) if s.wildcard => format!(
+            "{} matches the wildcard {} of the table, given by {} at {}",
+            s.name, s.matched, s.source, s.at
+        ),
+        Some(s) => format!(
+            "{} is in the table, given by {} at {}",
+            s.name, s.source, s.at
+        ),
+        None => format!("{} is in the table", e.name),
+    };
+    why += ": answered from the table, authoritatively, for every type; never \
+            forwarded";
+    match answer.end {
+        End::Addrs { v4, v6, ttl } => {
+            let a = v4.iter().map(|a| format!("{owner} {ttl} A {a}"));
+            let aaaa = v6.iter().map(|a| format!("{owner} {ttl} AAAA {a}"));
+            e.answer.extend(a.chain(aaaa));
+        }
+        End::NoData { apex } => {
+            why += &format!(
+                "; {owner} has no {type_name} record: NODATA, with the SOA of {apex} \
+                 in the authority section (RFC 2308 §2.2)"
+            );
+        }
+        End::Chain => why += "; a CNAME question is answered by the CNAME itself",
+        End::Forward(target) => {
+            why += &format!(
+                "; the CNAME chain leaves the table at {target}: its {type_name} \
+                 records are asked upstream and appended"
+            );
+        }
+    }
+    e.why = why;
+}
+
+/// What amldns answers itself at a private-link apex.
+fn at_apex(apex: &str, answer: ApexAnswer) -> String {
+    let what = match answer {
+        ApexAnswer::Soa => "its SOA",
+        ApexAnswer::Ns => "its NS, with glue",
+        ApexAnswer::Any => "its SOA and NS",
+        ApexAnswer::NsAddrs { .. } => "the address of its name server",
+        ApexAnswer::NoData => "NODATA with its SOA",
+    };
+    format!(
+        "{apex} is a private-link zone the table holds names in: amldns is its \
+         authority and answers {what} itself, as Azure's linked private DNS zone \
+         does"
+    )
+}
+
+/// A name not in the table: who is asked, and what amldns still decides.
+fn forwarded(name: &str, zone: Option<&str>, upstreams: &[SocketAddr]) -> String {
+    let list: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
+    let mut why = format!(
+        "{name} is not in the table: asked of the upstreams ({}), the cache first",
+        list.join(", ")
+    );
+    if let Some(zone) = zone {
+        why += &format!(
+            "; it is under {zone}, which amldns serves: a negative answer from \
+             upstream is given as {zone}'s own (AA=1, its SOA)"
+        );
+    }
+    if let Some(id) = names::workspace_id_in(name) {
+        why += &format!(
+            "; it is shaped like a name of workspace {id}, which the table does not \
+             hold: its clients will reach the public endpoint \
+             (amldns_workspace_missing_total)"
+        );
+    }
+    why
+}
+
+/// Why a question is answered with no records.
+fn bare(reason: Reason, from: IpAddr, type_name: &str) -> String {
+    let rcode = metrics::rcode_label(reason.rcode());
+    match reason {
+        Reason::NotAllowed => {
+            format!("the client {from} is not in [server] allow: {rcode}")
+        }
+        Reason::ZoneTransfer => {
+            format!("{type_name} (a zone transfer) is refused: the table is not a zone to copy")
+        }
+        Reason::MetaType => {
+            format!("{type_name} is a meta type, not a question (RFC 6895 §3.1): {rcode}")
+        }
+        // `explain` asks one IN question, as a standard query,
+        // without EDNS, of a server that is not stopping.
+        Reason::Stopping
+        | Reason::Opcode
+        | Reason::EdnsVersion
+        | Reason::NotOneQuestion
+        | Reason::Class => format!("{reason:?}: {rcode}"),
+    }
 }
 
 impl Explanation {
