@@ -10,8 +10,9 @@
 //! - `http`: the HTTP client and how a request fails;
 //! - `token`: the ARM token (managed identity, workload identity, `az`);
 //! - here: the discovery as served ([`Discovered`]), how it merges with the
-//!   file's table ([`table`]), the rules that keep a bad round from emptying
-//!   it ([`run`]), and the `state_file` that survives restarts.
+//!   file's names ([`merge`]), what the rounds and the reloads share
+//!   ([`State`]), the rules that keep a bad round from emptying it
+//!   ([`run`]), and the `state_file` that survives restarts.
 
 mod arm;
 mod discovery;

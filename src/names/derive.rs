@@ -3,8 +3,8 @@
 
 use std::net::IpAddr;
 
-use super::cloud::Cloud;
 use super::cloud::notebooks_zone_of;
+use super::cloud::{Cloud, Suffixes};
 use super::syntax::{MAX_LABEL, is_at_or_below, is_uuid};
 
 /// An AI Studio / Foundry hub project: it gets its own api, cert.api and
@@ -118,42 +118,69 @@ pub fn notebook_label(name: &str, region: &str, guid: &str) -> String {
     label
 }
 
-/// Every name `ws` needs, in a stable order.
+/// Every name `ws` needs, in a stable order: the hub's and each project's
+/// API, certificate and notebooks names, then the compute instances', then
+/// the online endpoints'.
 ///
 /// Names are joined with `concat`, which allocates each once at its size,
 /// not with `format!`, which took 3.5 times the instructions: a reload of
 /// 10,000 workspaces derives 130,000 names (issue 4).
 pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
-    let s = ws.cloud.suffixes();
-    let mut out = Vec::new();
-    let mut push = |name: String, purpose: Purpose, target: Target, zone: &'static str| {
-        out.push(DerivedName {
+    let mut out = Derived {
+        ws,
+        s: ws.cloud.suffixes(),
+        mode,
+        names: Vec::new(),
+    };
+    // The hub itself, then each project, on the same private endpoint IPs.
+    let hub_label = match ws.notebook_fqdn.as_deref() {
+        Some(f) => f.split('.').next().unwrap_or(f).to_string(),
+        None => notebook_label(&ws.name, &ws.region, &ws.id),
+    };
+    out.identity(&ws.id, &hub_label);
+    for p in &ws.projects {
+        out.identity(&p.id, &notebook_label(&p.name, &ws.region, &p.id));
+    }
+    out.instances();
+    out.online_endpoints();
+    out.names
+}
+
+/// The names of one workspace, as they are derived.
+struct Derived<'w> {
+    ws: &'w Workspace,
+    s: &'static Suffixes,
+    mode: AnswerMode,
+    names: Vec<DerivedName>,
+}
+
+impl Derived<'_> {
+    fn push(&mut self, name: String, purpose: Purpose, target: Target, zone: &'static str) {
+        self.names.push(DerivedName {
             name,
             purpose,
             target,
             zone,
-        })
-    };
-
-    // The hub itself, then each project, on the same private endpoint IPs.
-    let notebook_label_override = ws
-        .notebook_fqdn
-        .as_deref()
-        .map(|f| f.split('.').next().unwrap_or(f).to_string());
-    let mut identities = vec![(
-        ws.id.as_str(),
-        notebook_label_override.unwrap_or_else(|| notebook_label(&ws.name, &ws.region, &ws.id)),
-    )];
-    for p in &ws.projects {
-        identities.push((p.id.as_str(), notebook_label(&p.name, &ws.region, &p.id)));
+        });
     }
 
-    for (guid, nb_label) in identities {
-        let r = &ws.region;
-        // Workspace API and certificate API, with their private-link names.
+    /// A public name: the address itself, or (in CNAME mode) an alias of
+    /// its private-link name, as Azure's own chain goes.
+    fn public_target(&self, ip: IpAddr, private_link: &str) -> Target {
+        match self.mode {
+            AnswerMode::A => Target::Addr(ip),
+            AnswerMode::Cname => Target::Alias(private_link.to_string()),
+        }
+    }
+
+    /// The API, certificate API and notebooks names of the hub or a project
+    /// (`guid`, its notebooks label `nb_label`), with their private-link names.
+    fn identity(&mut self, guid: &str, nb_label: &str) {
+        let (s, ws) = (self.s, self.ws);
+        let r = ws.region.as_str();
         let api_pl = [guid, ".workspace.", r, ".", s.privatelink_api].concat();
         let cert_pl = [guid, ".workspace.", r, ".cert.", s.privatelink_api].concat();
-        let nb_pl = [&nb_label, ".", r, ".", s.privatelink_notebooks].concat();
+        let nb_pl = [nb_label, ".", r, ".", s.privatelink_notebooks].concat();
         let public = [
             (
                 [guid, ".workspace.", r, ".", s.api].concat(),
@@ -170,7 +197,7 @@ pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
                 s.api,
             ),
             (
-                [&nb_label, ".", r, ".", s.notebooks].concat(),
+                [nb_label, ".", r, ".", s.notebooks].concat(),
                 &nb_pl,
                 Purpose::Notebooks,
                 ws.notebook_ip,
@@ -178,7 +205,7 @@ pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
             ),
             // The older notebooks form without the region label.
             (
-                [&nb_label, ".", s.notebooks].concat(),
+                [nb_label, ".", s.notebooks].concat(),
                 &nb_pl,
                 Purpose::Notebooks,
                 ws.notebook_ip,
@@ -186,20 +213,17 @@ pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
             ),
         ];
         for (name, pl, purpose, ip, zone) in public {
-            let target = match mode {
-                AnswerMode::A => Target::Addr(ip),
-                AnswerMode::Cname => Target::Alias(pl.clone()),
-            };
-            push(name, purpose, target, zone);
+            let target = self.public_target(ip, pl);
+            self.push(name, purpose, target, zone);
         }
-        push(api_pl, Purpose::Api, Target::Addr(ws.ip), s.privatelink_api);
-        push(
+        self.push(api_pl, Purpose::Api, Target::Addr(ws.ip), s.privatelink_api);
+        self.push(
             cert_pl,
             Purpose::CertApi,
             Target::Addr(ws.ip),
             s.privatelink_api,
         );
-        push(
+        self.push(
             nb_pl,
             Purpose::Notebooks,
             Target::Addr(ws.notebook_ip),
@@ -207,69 +231,72 @@ pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
         );
     }
 
-    // Compute instances answer the API IP, not their own (SPEC §1).
-    let r = &ws.region;
-    for zone in s.instances {
-        for ci in &ws.instances {
-            push(
-                [ci, ".", r, ".", zone].concat(),
-                Purpose::Instance,
-                Target::Addr(ws.ip),
-                zone,
-            );
-            push(
-                [ci, "-22.", r, ".", zone].concat(),
-                Purpose::InstanceSsh,
-                Target::Addr(ws.ip),
-                zone,
-            );
-        }
-        if ws.instances_wildcard {
-            push(
-                ["*.", r, ".", zone].concat(),
-                Purpose::InstancesWildcard,
-                Target::Addr(ws.ip),
-                zone,
-            );
+    /// Compute instances answer the API IP, not their own (SPEC §1).
+    fn instances(&mut self) {
+        let (s, ws) = (self.s, self.ws);
+        let r = ws.region.as_str();
+        for zone in s.instances {
+            for ci in &ws.instances {
+                self.push(
+                    [ci, ".", r, ".", zone].concat(),
+                    Purpose::Instance,
+                    Target::Addr(ws.ip),
+                    zone,
+                );
+                self.push(
+                    [ci, "-22.", r, ".", zone].concat(),
+                    Purpose::InstanceSsh,
+                    Target::Addr(ws.ip),
+                    zone,
+                );
+            }
+            if ws.instances_wildcard {
+                self.push(
+                    ["*.", r, ".", zone].concat(),
+                    Purpose::InstancesWildcard,
+                    Target::Addr(ws.ip),
+                    zone,
+                );
+            }
         }
     }
 
-    // Managed online endpoints, on the inference IP; Azure's chain goes through
-    // their private-link inference names.
-    for ep in &ws.online_endpoints {
-        let pl = inference_name(ep, &ws.id, r, s.privatelink_api);
-        let target = match mode {
-            AnswerMode::A => Target::Addr(ws.inference_ip),
-            AnswerMode::Cname => Target::Alias(pl.clone()),
-        };
-        push(
-            [ep, ".", r, ".", s.inference].concat(),
-            Purpose::OnlineEndpoint,
-            target,
-            s.inference,
-        );
-        push(
-            pl,
-            Purpose::OnlineEndpoint,
-            Target::Addr(ws.inference_ip),
-            s.privatelink_api,
-        );
+    /// Managed online endpoints, on the inference IP; Azure's chain goes
+    /// through their private-link inference names.
+    fn online_endpoints(&mut self) {
+        let (s, ws) = (self.s, self.ws);
+        let r = ws.region.as_str();
+        for ep in &ws.online_endpoints {
+            let pl = inference_name(ep, &ws.id, r, s.privatelink_api);
+            let target = self.public_target(ws.inference_ip, &pl);
+            self.push(
+                [ep, ".", r, ".", s.inference].concat(),
+                Purpose::OnlineEndpoint,
+                target,
+                s.inference,
+            );
+            self.push(
+                pl,
+                Purpose::OnlineEndpoint,
+                Target::Addr(ws.inference_ip),
+                s.privatelink_api,
+            );
+        }
+        if ws.inference_wildcard {
+            self.push(
+                ["*.", r, ".", s.inference].concat(),
+                Purpose::InferenceWildcard,
+                Target::Addr(ws.inference_ip),
+                s.inference,
+            );
+            self.push(
+                inference_name("*", &ws.id, r, s.privatelink_api),
+                Purpose::InferenceWildcard,
+                Target::Addr(ws.inference_ip),
+                s.privatelink_api,
+            );
+        }
     }
-    if ws.inference_wildcard {
-        push(
-            ["*.", r, ".", s.inference].concat(),
-            Purpose::InferenceWildcard,
-            Target::Addr(ws.inference_ip),
-            s.inference,
-        );
-        push(
-            inference_name("*", &ws.id, r, s.privatelink_api),
-            Purpose::InferenceWildcard,
-            Target::Addr(ws.inference_ip),
-            s.privatelink_api,
-        );
-    }
-    out
 }
 
 /// `<first>.<guid>.inference.<region>.<zone>`: the name of a workspace's
