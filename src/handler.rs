@@ -320,7 +320,9 @@ impl Handler {
         } else {
             (rcode::REFUSED, Outcome::Refused)
         };
-        self.metrics.query(transport, 0, outcome, rcode, 0.0);
+        self.metrics
+            .queries
+            .count(transport, 0, outcome, rcode, 0.0);
         codec::bare_header([msg[0], msg[1], msg[2], msg[3]], rcode)
     }
 
@@ -345,7 +347,7 @@ impl Handler {
         let Some(id) = names::workspace_id_in(name.as_str()) else {
             return;
         };
-        self.metrics.workspace_missing.inc();
+        self.metrics.queries.workspace_missing.inc();
         if let Some(held_back) = self.missing_workspace_log.check() {
             warn!(
                 name = name.as_str(),
@@ -371,7 +373,8 @@ impl Handler {
             Count::Took(took) => {
                 let seconds = took.as_secs_f64();
                 self.metrics
-                    .query(a.transport, a.qtype, a.outcome, a.rcode, seconds);
+                    .queries
+                    .count(a.transport, a.qtype, a.outcome, a.rcode, seconds);
                 Some(took)
             }
         };
@@ -705,17 +708,17 @@ mod tests {
                 .len(),
             2
         );
-        assert_eq!(h.metrics.cache_hits.get(), 2);
+        assert_eq!(h.metrics.cache.hits.get(), 2);
         // A workspace name the table lacks still gives its signal.
         assert_eq!(fast(&h, ws, RecordType::A).unwrap().answers.len(), 1);
-        assert_eq!(h.metrics.workspace_missing.get(), 1);
+        assert_eq!(h.metrics.queries.workspace_missing.get(), 1);
         // ANY over UDP for a name that is not local: TC=1, from here.
         let any = fast(&h, "www.example.com.", RecordType::ANY).unwrap();
         assert!(any.metadata.truncation && any.answers.is_empty());
         // Into the table (completed there), and a miss: the general path's.
         assert!(fast(&h, "st.blob.core.windows.net.", RecordType::A).is_none());
         assert!(fast(&h, "www.example.com.", RecordType::AAAA).is_none());
-        assert_eq!(h.metrics.cache_hits.get(), 3);
+        assert_eq!(h.metrics.cache.hits.get(), 3);
     }
 
     /// Under a private-link zone amldns owns, a cached negative answer is
@@ -805,7 +808,7 @@ mod tests {
         assert!(!m.metadata.authoritative);
         assert_eq!(m.answers.len(), 1);
         // Three on the fast path, three on the general path beside it.
-        assert_eq!(h.metrics.cache_hits.get(), 6);
+        assert_eq!(h.metrics.cache.hits.get(), 6);
     }
 
     /// A client outside `allow` is refused on the fast path (no task, no

@@ -187,10 +187,11 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
 
 fn metrics(e: &Endpoints) -> Response<Full<Bytes>> {
     let cache_len = e.reloader.forwarder().now().cache().len();
-    e.metrics.cache_entries.set(cache_len as i64);
+    e.metrics.cache.entries.set(cache_len as i64);
     let problems = e.health.problems();
     e.metrics
-        .set_degraded(problems.iter().map(|(source, _)| source.as_str()));
+        .process
+        .set_degraded(problems.iter().map(|(source, _)| *source));
     reply(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
@@ -305,7 +306,7 @@ fn health_word(e: &Endpoints) -> &'static str {
 fn status(e: &Endpoints) -> ServerStatus {
     let s = e.reloader.status();
     let forwarder = e.reloader.forwarder().now();
-    let (hits, misses) = (e.metrics.cache_hits.get(), e.metrics.cache_misses.get());
+    let (hits, misses) = (e.metrics.cache.hits.get(), e.metrics.cache.misses.get());
     let asked = hits + misses;
     ServerStatus {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -337,7 +338,7 @@ fn status(e: &Endpoints) -> ServerStatus {
             subscriptions: cfg.subscriptions.len(),
             interval_s: cfg.interval.as_secs(),
             workspaces: e.reloader.discovered().len(),
-            last_success: Some(e.metrics.azure_last_success.get()).filter(|t| *t > 0.0),
+            last_success: Some(e.metrics.azure.last_success.get()).filter(|t| *t > 0.0),
         }),
     }
 }

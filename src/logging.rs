@@ -56,7 +56,7 @@ fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
 pub fn count_panics(metrics: Arc<crate::metrics::Metrics>) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        metrics.panics.inc();
+        metrics.process.panics.inc();
         let thread = std::thread::current();
         tracing::error!(
             thread = thread.name().unwrap_or("unnamed"),

@@ -27,7 +27,7 @@ use crate::azure::{self, Discovered};
 use crate::config::{self, AzureConfig, Config, ConfigError};
 use crate::forward::Service;
 use crate::health::{self, Health};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, ReloadResult};
 use crate::snapshot::{self, Built, RestartOnly, Snapshot};
 use crate::zone::ZoneTable;
 
@@ -404,7 +404,7 @@ impl Reloader {
             // The files are what is served (a change undone, or nothing
             // changed): nothing to swap. The generation is the SOA serial,
             // so it stays, and secondaries see no change that is not one.
-            self.metrics.last_reload_successful.set(1);
+            self.metrics.reload.last_successful.set(1);
             self.health.clear(health::Source::Reload);
             if failing {
                 info!(%trigger, generation = current.table.generation(),
@@ -417,7 +417,7 @@ impl Reloader {
             } else {
                 info!(%trigger, generation = current.table.generation(), "reload: unchanged");
             }
-            self.metrics.reloads.with_label_values(&["success"]).inc();
+            self.metrics.reload.count(ReloadResult::Success);
             self.set_last_reload(trigger, current.table.generation(), None, None);
             return Ok(current.table.generation());
         }
@@ -482,13 +482,13 @@ impl Reloader {
         e: ReloadError,
         repeated: bool,
     ) -> ReloadError {
-        self.metrics.last_reload_successful.set(0);
+        self.metrics.reload.last_successful.set(0);
         self.health.set(health::Source::Reload, e.to_string());
         self.set_last_reload(trigger, serving, Some(e.to_string()), None);
         if repeated {
             debug!(%trigger, "reload still failing: {e}");
         } else {
-            self.metrics.reloads.with_label_values(&["failure"]).inc();
+            self.metrics.reload.count(ReloadResult::Failure);
             error!(%trigger, serving_generation = serving, "reload failed, the old table keeps serving: {e}");
         }
         e
@@ -521,12 +521,13 @@ impl azure::Served for Reloader {
 }
 
 fn record_success(metrics: &Metrics, status: &Status) {
-    metrics.reloads.with_label_values(&["success"]).inc();
-    metrics.table_generation.set(status.generation as i64);
-    metrics.table_names.set(status.names as i64);
-    metrics.last_reload_success.set(status.loaded_at);
-    metrics.last_reload_successful.set(1);
-    metrics.set_config(&status.sha256);
+    let reload = &metrics.reload;
+    reload.count(ReloadResult::Success);
+    reload.table_generation.set(status.generation as i64);
+    reload.table_names.set(status.names as i64);
+    reload.last_success.set(status.loaded_at);
+    reload.last_successful.set(1);
+    reload.set_config(&status.sha256);
 }
 
 /// Watches the config's folders for changes. Folders, not files, are

@@ -365,7 +365,7 @@ fn start_dns(
         let (handler, stop, runtime) = (handler.clone(), shutdown.dns_done(), runtime.clone());
         loops.spawn_blocking(move || udp::serve(Arc::new(s), handler, stop, runtime));
     }
-    let registry = Arc::new(tcp::Registry::new(shared.metrics.tcp_connections.clone()));
+    let registry = Arc::new(tcp::Registry::new(shared.metrics.tcp.connections.clone()));
     for l in tcp {
         loops.spawn(tcp::serve(
             l,

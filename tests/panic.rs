@@ -13,6 +13,6 @@ fn panics_are_counted_and_caught() {
     let caught = std::panic::catch_unwind(|| panic!("a bug in a query task"));
     let _ = std::panic::take_hook();
     assert!(caught.is_err());
-    assert_eq!(metrics.panics.get(), 1);
+    assert_eq!(metrics.process.panics.get(), 1);
     assert!(metrics.render().contains(&format!("{PANICS_TOTAL} 1")));
 }

@@ -13,6 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::metrics::AzureResult;
+
 /// The largest answer read: a page of 100 workspaces is a few hundred KiB;
 /// past this something is wrong, and it must not fill the memory.
 const MAX_BODY: usize = 32 << 20;
@@ -46,16 +48,16 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The `result` label of `amldns_azure_sync_total`.
-    pub fn kind(&self) -> &'static str {
+    /// The `result` of `amldns_azure_sync_total` it counts as.
+    pub fn kind(&self) -> AzureResult {
         match self {
-            Failure::Token(_) => "token",
-            Failure::Denied { .. } => "denied",
-            Failure::Throttled { .. } => "throttled",
-            Failure::Unavailable { .. } => "unavailable",
-            Failure::Timeout { .. } | Failure::Round(_) => "timeout",
-            Failure::Network { .. } => "network",
-            Failure::Malformed { .. } => "malformed",
+            Failure::Token(_) => AzureResult::Token,
+            Failure::Denied { .. } => AzureResult::Denied,
+            Failure::Throttled { .. } => AzureResult::Throttled,
+            Failure::Unavailable { .. } => AzureResult::Unavailable,
+            Failure::Timeout { .. } | Failure::Round(_) => AzureResult::Timeout,
+            Failure::Network { .. } => AzureResult::Network,
+            Failure::Malformed { .. } => AzureResult::Malformed,
         }
     }
 
@@ -172,8 +174,11 @@ mod tests {
             url: "u".into(),
             retry_after: Some(Duration::from_secs(3)),
         };
-        assert_eq!(f.kind(), "throttled");
+        assert_eq!(f.kind(), AzureResult::Throttled);
         assert_eq!(f.retry_after(), Some(Duration::from_secs(3)));
-        assert_eq!(Failure::Round(Duration::from_secs(600)).kind(), "timeout");
+        assert_eq!(
+            Failure::Round(Duration::from_secs(600)).kind(),
+            AzureResult::Timeout
+        );
     }
 }

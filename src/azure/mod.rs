@@ -38,7 +38,7 @@ use crate::config::{AzureConfig, Config, Located, Warning};
 use crate::diagnostics::Location;
 use crate::health::{self, Health};
 use crate::import::ImportedName;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, AzureResult, Metrics};
 use crate::names::{self, Workspace};
 use crate::zone::Source;
 pub use discovery::{Discovery, Found, FoundName, FoundProject};
@@ -581,13 +581,13 @@ impl<S: Served> Rounds<S> {
             if cfg.state_file.as_ref().is_some_and(|p| !p.exists()) {
                 save(&current, cfg);
             }
-            self.worked("unchanged", next.len());
+            self.worked(AzureResult::Unchanged, next.len());
             return cfg.interval;
         }
         let dropped = current.dropped_by(&next);
         if dropped * 2 > current.len() && self.held != Some(next.digest()) {
             self.held = Some(next.digest());
-            self.metrics.azure_sync.with_label_values(&["held"]).inc();
+            self.metrics.azure.count(AzureResult::Held);
             self.problem_is(format!(
                 "a round found {} of the {} workspaces discovered before: it is applied only \
                  when the next round agrees",
@@ -608,31 +608,31 @@ impl<S: Served> Rounds<S> {
                     "Azure discovery changed: {changes}"
                 );
                 save(&next, cfg);
-                self.worked("success", count);
+                self.worked(AzureResult::Success, count);
             }
             Err(e) => self.failed(
-                "rejected",
+                AzureResult::Rejected,
                 format!("the discovered names do not fit the table: {e}"),
             ),
         }
         cfg.interval
     }
 
-    fn worked(&mut self, result: &str, workspaces: usize) {
-        self.metrics.azure_sync.with_label_values(&[result]).inc();
-        self.metrics.azure_last_success.set(metrics::unix_now());
-        self.metrics.azure_workspaces.set(workspaces as i64);
+    fn worked(&mut self, result: AzureResult, workspaces: usize) {
+        self.metrics.azure.count(result);
+        self.metrics.azure.last_success.set(metrics::unix_now());
+        self.metrics.azure.workspaces.set(workspaces as i64);
         self.health.clear(health::Source::Azure);
         if self.problem.take().is_some() {
             info!(workspaces, "Azure discovery works again");
         }
     }
 
-    fn failed(&mut self, kind: &str, why: String) {
-        self.metrics.azure_sync.with_label_values(&[kind]).inc();
+    fn failed(&mut self, kind: AzureResult, why: String) {
+        self.metrics.azure.count(kind);
         if self.problem.as_deref() != Some(why.as_str()) {
             error!(
-                result = kind,
+                result = kind.as_str(),
                 "Azure discovery failed, the last good discovery keeps serving: {why}"
             );
         }

@@ -32,7 +32,7 @@ impl Limits {
     pub(super) fn has_room(&self) -> bool {
         let room = self.in_flight.available_permits() > 0;
         if !room {
-            self.metrics.upstream_limited(Limit::InFlight);
+            self.metrics.upstream.limited(Limit::InFlight);
         }
         room
     }
@@ -40,10 +40,10 @@ impl Limits {
     /// A place in flight, if one is free; `None` is counted.
     pub(super) fn place(&self) -> Option<Place> {
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-            self.metrics.upstream_limited(Limit::InFlight);
+            self.metrics.upstream.limited(Limit::InFlight);
             return None;
         };
-        let gauge = self.metrics.upstream_in_flight.clone();
+        let gauge = self.metrics.upstream.in_flight.clone();
         gauge.inc();
         Some(Place {
             _permit: permit,
@@ -62,7 +62,7 @@ impl Limits {
     pub(super) fn take_token(&self, max_wait: Duration) -> Option<Duration> {
         let turn = self.tokens(max_wait);
         if turn.is_none() {
-            self.metrics.upstream_limited(Limit::Rate);
+            self.metrics.upstream.limited(Limit::Rate);
         }
         turn
     }

@@ -150,13 +150,13 @@ impl Forwarder {
                         *addr,
                         upstream::POOL_IDLE,
                         upstream::POOL_USES,
-                        metrics.upstream_sockets.clone(),
+                        metrics.upstream.sockets.clone(),
                     ),
                     failed_at_ms: AtomicU64::new(0),
                     srtt_us: AtomicU64::new(0),
-                    requests: metrics.upstream_requests.with_label_values(&[&label]),
-                    duration: metrics.upstream_duration.with_label_values(&[&label]),
-                    errors: ErrorCounters::new(|kind| metrics.upstream_error(&label, kind)),
+                    requests: metrics.upstream.requests(&label),
+                    duration: metrics.upstream.duration(&label),
+                    errors: ErrorCounters::new(|kind| metrics.upstream.error(&label, kind)),
                 }
             })
             .collect::<Vec<_>>();
@@ -200,7 +200,7 @@ impl Forwarder {
     async fn find(self: &Arc<Self>, key: Key, deadline: Instant) -> Forwarded {
         let stale = match self.cache.get(&key) {
             Some(Hit::Fresh(reply)) => {
-                self.metrics.cache_hits.inc();
+                self.metrics.cache.hits.inc();
                 return Forwarded::Reply {
                     reply,
                     cached: true,
@@ -209,7 +209,7 @@ impl Forwarder {
             Some(Hit::Stale(reply)) => Some(reply),
             None => None,
         };
-        self.metrics.cache_misses.inc();
+        self.metrics.cache.misses.inc();
         let fallback = |got: Forwarded| match (&got, stale.clone()) {
             (Forwarded::Failed, Some(stale)) => Forwarded::Stale(stale),
             (Forwarded::Reply { reply, .. }, Some(stale))
@@ -437,7 +437,7 @@ impl Forwarder {
         for up in &self.upstreams {
             if !next.servers.contains(&up.addr) {
                 let kinds = ErrorKind::ALL.map(ErrorKind::label);
-                self.metrics.forget_upstream(&up.addr.to_string(), &kinds);
+                self.metrics.upstream.forget(&up.addr.to_string(), &kinds);
             }
         }
     }

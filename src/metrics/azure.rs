@@ -1,0 +1,65 @@
+//! Azure discovery rounds: how each ended, when one last worked, and the
+//! workspaces it found.
+
+use prometheus::{Gauge, IntCounter, IntGauge};
+
+use super::register::{Register, label_set};
+
+pub const AZURE_SYNC_TOTAL: &str = "amldns_azure_sync_total";
+pub const AZURE_LAST_SUCCESS: &str = "amldns_azure_last_success_timestamp_seconds";
+pub const AZURE_WORKSPACES: &str = "amldns_azure_workspaces";
+
+label_set! {
+    /// How an Azure discovery round ended: it worked and changed the table
+    /// or not, it was held (it would drop more than half the workspaces),
+    /// the table refused its names, or how it failed.
+    pub enum AzureResult {
+        Success => "success",
+        Unchanged => "unchanged",
+        Held => "held",
+        Rejected => "rejected",
+        Token => "token",
+        Denied => "denied",
+        Throttled => "throttled",
+        Unavailable => "unavailable",
+        Timeout => "timeout",
+        Network => "network",
+        Malformed => "malformed",
+    }
+}
+
+/// The series of Azure discovery.
+pub struct AzureMetrics {
+    /// Rounds by [`AzureResult`].
+    rounds: [IntCounter; AzureResult::ALL.len()],
+    pub last_success: Gauge,
+    /// Workspaces the last good discovery found.
+    pub workspaces: IntGauge,
+}
+
+impl AzureMetrics {
+    pub(super) fn new(r: &Register<'_>) -> Self {
+        AzureMetrics {
+            rounds: r.counter_each(
+                AZURE_SYNC_TOTAL,
+                "Azure discovery rounds by result.",
+                "result",
+                AzureResult::ALL,
+                AzureResult::as_str,
+            ),
+            last_success: r.float_gauge(
+                AZURE_LAST_SUCCESS,
+                "Unix time of the last Azure discovery round that worked.",
+            ),
+            workspaces: r.gauge(
+                AZURE_WORKSPACES,
+                "Workspaces found by the last good Azure discovery.",
+            ),
+        }
+    }
+
+    /// Counts a round that ended as `result`.
+    pub fn count(&self, result: AzureResult) {
+        self.rounds[result as usize].inc();
+    }
+}

@@ -1,0 +1,104 @@
+//! The questions forwarded upstream: per upstream, its requests, errors and
+//! latency; across them, the limits that turn questions away, the questions
+//! out now and the idle sockets kept for them.
+
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge};
+
+use super::register::{Register, label_set};
+
+pub const UPSTREAM_REQUESTS_TOTAL: &str = "amldns_upstream_requests_total";
+pub const UPSTREAM_ERRORS_TOTAL: &str = "amldns_upstream_errors_total";
+pub const UPSTREAM_DURATION_SECONDS: &str = "amldns_upstream_duration_seconds";
+pub const UPSTREAM_LIMITED_TOTAL: &str = "amldns_upstream_limited_total";
+pub const UPSTREAM_IN_FLIGHT: &str = "amldns_upstream_in_flight";
+pub const UPSTREAM_SOCKETS: &str = "amldns_upstream_sockets";
+
+label_set! {
+    /// Which upstream limit turned a question away.
+    pub enum Limit {
+        /// `max_in_flight` questions were being asked already.
+        InFlight => "in_flight",
+        /// `max_qps` was reached.
+        Rate => "rate",
+    }
+}
+
+/// The series of the forwarding side. The per-upstream series are labelled
+/// by `upstream`, its address as the config gives it.
+pub struct UpstreamMetrics {
+    requests: IntCounterVec,
+    /// By `upstream` and `error` (the forwarder's bounded set of kinds).
+    errors: IntCounterVec,
+    duration: HistogramVec,
+    /// Questions not sent upstream, by [`Limit`].
+    limited: [IntCounter; Limit::ALL.len()],
+    /// Questions being asked upstream now.
+    pub in_flight: IntGauge,
+    /// Idle UDP sockets kept for questions to the upstreams.
+    pub sockets: IntGauge,
+}
+
+impl UpstreamMetrics {
+    pub(super) fn new(r: &Register<'_>) -> Self {
+        UpstreamMetrics {
+            requests: r.counter_vec(
+                UPSTREAM_REQUESTS_TOTAL,
+                "Questions sent to each upstream.",
+                &["upstream"],
+            ),
+            errors: r.counter_vec(
+                UPSTREAM_ERRORS_TOTAL,
+                "Upstream questions that got no usable answer, by kind.",
+                &["upstream", "error"],
+            ),
+            duration: r.histogram_vec(
+                UPSTREAM_DURATION_SECONDS,
+                "Time each upstream took to answer.",
+                &["upstream"],
+            ),
+            limited: r.counter_each(
+                UPSTREAM_LIMITED_TOTAL,
+                "Questions not sent upstream because a limit was reached (answered SERVFAIL or stale).",
+                "limit",
+                Limit::ALL,
+                Limit::as_str,
+            ),
+            in_flight: r.gauge(UPSTREAM_IN_FLIGHT, "Questions being asked upstream now."),
+            sockets: r.gauge(
+                UPSTREAM_SOCKETS,
+                "Idle UDP sockets kept open for questions to the upstreams, each on a random port.",
+            ),
+        }
+    }
+
+    /// One upstream's request counter.
+    pub fn requests(&self, upstream: &str) -> IntCounter {
+        self.requests.with_label_values(&[upstream])
+    }
+
+    /// One upstream's latency histogram.
+    pub fn duration(&self, upstream: &str) -> Histogram {
+        self.duration.with_label_values(&[upstream])
+    }
+
+    /// One upstream's error counter of `kind` (the forwarder's bounded set
+    /// of kinds); it exists, at zero, from when it is asked for.
+    pub fn error(&self, upstream: &str, kind: &str) -> IntCounter {
+        self.errors.with_label_values(&[upstream, kind])
+    }
+
+    /// Counts a question an upstream limit turned away.
+    pub fn limited(&self, limit: Limit) {
+        self.limited[limit as usize].inc();
+    }
+
+    /// Drops the series of an upstream no longer configured, its errors of
+    /// each of `error_kinds`.
+    pub fn forget(&self, upstream: &str, error_kinds: &[&str]) {
+        let _ = self.requests.remove_label_values(&[upstream]);
+        let _ = self.duration.remove_label_values(&[upstream]);
+        for kind in error_kinds {
+            let _ = self.errors.remove_label_values(&[upstream, kind]);
+        }
+    }
+}
