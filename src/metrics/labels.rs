@@ -1,36 +1,39 @@
 //! The bounded label sets of DNS numbers: query types and response codes
 //! with a label of their own, every other number counting as `other`, so
-//! that a client cannot add series by sending odd types.
+//! that a client cannot add series by sending odd types. The numbers the
+//! answer rules use are theirs (`resolve::rtype`, `resolve::rcode`).
+
+use crate::resolve::{rcode, rtype};
 
 /// Query types with a label of their own; every other type counts as `other`.
 pub(super) const QTYPES: [(u16, &str); 16] = [
-    (1, "A"),
-    (2, "NS"),
-    (5, "CNAME"),
-    (6, "SOA"),
+    (rtype::A, "A"),
+    (rtype::NS, "NS"),
+    (rtype::CNAME, "CNAME"),
+    (rtype::SOA, "SOA"),
     (12, "PTR"),
     (15, "MX"),
-    (16, "TXT"),
-    (28, "AAAA"),
+    (rtype::TXT, "TXT"),
+    (rtype::AAAA, "AAAA"),
     (33, "SRV"),
-    (43, "DS"),
+    (rtype::DS, "DS"),
     (48, "DNSKEY"),
     (64, "SVCB"),
     (65, "HTTPS"),
-    (252, "AXFR"),
-    (255, "ANY"),
+    (rtype::AXFR, "AXFR"),
+    (rtype::ANY, "ANY"),
     (257, "CAA"),
 ];
 
 /// Response codes with a label of their own (RFC 6895 §2.3); the rest are `other`.
 pub(super) const RCODES: [(u16, &str); 7] = [
-    (0, "NOERROR"),
-    (1, "FORMERR"),
-    (2, "SERVFAIL"),
-    (3, "NXDOMAIN"),
-    (4, "NOTIMP"),
-    (5, "REFUSED"),
-    (16, "BADVERS"),
+    (rcode::NOERROR, "NOERROR"),
+    (rcode::FORMERR, "FORMERR"),
+    (rcode::SERVFAIL, "SERVFAIL"),
+    (rcode::NXDOMAIN, "NXDOMAIN"),
+    (rcode::NOTIMP, "NOTIMP"),
+    (rcode::REFUSED, "REFUSED"),
+    (rcode::BADVERS, "BADVERS"),
 ];
 
 /// Where `n` stands in a table of (number, label), or the table's length for `other`.
