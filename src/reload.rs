@@ -377,57 +377,88 @@ impl Reloader {
     ) -> Result<u64, ReloadError> {
         let started = Instant::now();
         let current = self.snapshot.load_full();
-        let generation = current.table.generation() + 1;
-        let path = self.path.clone();
+        let serving = current.table.generation();
         let discovered = self.azure.discovered();
         let digest = discovered.digest();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let config = config::load(&path)?;
-            snapshot::build(&config, &discovered, generation)
-        })
-        .await
-        .map_err(|e| ReloadError::Task(e.to_string()))
-        .and_then(|r| r.map_err(ReloadError::from));
-        let built = match loaded {
-            Ok(v) => v,
+        let built = match self.build(discovered, serving + 1).await {
+            Ok(built) => built,
             Err(e) => {
                 // A file event in the folder (an editor's swap file, say)
                 // with the same broken config: already reported.
                 let repeated =
                     trigger == Trigger::File && reloads.last.as_ref().err() == Some(&e.to_string());
-                return Err(self.failed(trigger, current.table.generation(), e, repeated));
+                return Err(self.failed(trigger, serving, e, repeated));
             }
         };
-
         let failing = self.last_reload().is_some_and(|r| r.error.is_some());
         if (built.fingerprint, digest) == reloads.applied {
-            // The files are what is served (a change undone, or nothing
-            // changed): nothing to swap. The generation is the SOA serial,
-            // so it stays, and secondaries see no change that is not one.
-            self.metrics.reload.last_successful.set(1);
-            self.health.clear(health::Source::Reload);
-            if failing {
-                info!(%trigger, generation = current.table.generation(),
-                    "reload failure ended: the files are back to what is served (unchanged)");
-            } else if trigger == Trigger::File {
-                // A file event that changed nothing (a log written beside
-                // the config, say) is no reload to report.
-                debug!(%trigger, "configuration unchanged");
-                return Ok(current.table.generation());
-            } else {
-                info!(%trigger, generation = current.table.generation(), "reload: unchanged");
-            }
-            self.metrics.reload.count(ReloadResult::Success);
-            self.set_last_reload(trigger, current.table.generation(), None, None);
-            return Ok(current.table.generation());
+            return Ok(self.unchanged(trigger, serving, failing));
         }
+        reloads.applied = (built.fingerprint, digest);
+        let (generation, changes) = self.swap_in(built, &current.table, trigger, started);
+        if failing {
+            info!(%trigger, generation, "reload failure ended");
+        }
+        self.set_last_reload(trigger, generation, None, Some(changes));
+        Ok(generation)
+    }
+
+    /// Reads the files and builds them with `discovered`, off the serving
+    /// path.
+    async fn build(
+        &self,
+        discovered: Arc<Discovered>,
+        generation: u64,
+    ) -> Result<Built, ReloadError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let config = config::load(&path)?;
+            snapshot::build(&config, &discovered, generation)
+        })
+        .await
+        .map_err(|e| ReloadError::Task(e.to_string()))?
+        .map_err(ReloadError::from)
+    }
+
+    /// The files are what is served (a change undone, or nothing changed):
+    /// nothing to swap. The generation is the SOA serial, so it stays, and
+    /// secondaries see no change that is not one.
+    fn unchanged(&self, trigger: Trigger, serving: u64, failing: bool) -> u64 {
+        self.metrics.reload.last_successful.set(1);
+        self.health.clear(health::Source::Reload);
+        if failing {
+            info!(%trigger, generation = serving,
+                "reload failure ended: the files are back to what is served (unchanged)");
+        } else if trigger == Trigger::File {
+            // A file event that changed nothing (a log written beside the
+            // config, say) is no reload to report.
+            debug!(%trigger, "configuration unchanged");
+            return serving;
+        } else {
+            info!(%trigger, generation = serving, "reload: unchanged");
+        }
+        self.metrics.reload.count(ReloadResult::Success);
+        self.set_last_reload(trigger, serving, None, None);
+        serving
+    }
+
+    /// Serves `built` from now on: the snapshot swapped in, the forwarder
+    /// reconfigured, the discovery rounds told of `[azure]`; the generation
+    /// and what changed since `old`.
+    fn swap_in(
+        &self,
+        built: Built,
+        old: &ZoneTable,
+        trigger: Trigger,
+        started: Instant,
+    ) -> (u64, Changes) {
         let Built {
             snapshot,
             upstream,
             restart,
             azure,
             warnings,
-            fingerprint,
+            fingerprint: _,
             sha256,
         } = built;
         for w in &warnings {
@@ -441,15 +472,15 @@ impl Reloader {
             );
         }
         self.forwarder.reconfigure(&upstream);
+        let generation = snapshot.table.generation();
         let status = Status {
             generation,
             names: snapshot.table.len(),
             loaded_at: metrics::unix_now(),
             sha256,
         };
-        let changes = changes(&current.table, &snapshot.table);
+        let changes = changes(old, &snapshot.table);
         self.snapshot.store(Arc::new(snapshot));
-        reloads.applied = (fingerprint, digest);
         self.azure.loaded(azure);
         record_success(&self.metrics, &status);
         self.health.clear(health::Source::Reload);
@@ -465,12 +496,8 @@ impl Reloader {
             %changes,
             "reloaded"
         );
-        if failing {
-            info!(%trigger, generation, "reload failure ended");
-        }
-        self.set_last_reload(trigger, generation, None, Some(changes));
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
-        Ok(generation)
+        (generation, changes)
     }
 
     /// Records a failed reload; the old snapshot keeps serving. A failure
