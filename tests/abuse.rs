@@ -1,3 +1,5 @@
+// A process of its own: these tests count the process's open descriptors,
+// which tests running beside them in one binary would change.
 //! Issue 5, items 5–8: TCP abuse, amplification, malformed input, and
 //! resources that stay bounded through all of it. Everything on loopback.
 

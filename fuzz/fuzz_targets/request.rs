@@ -12,7 +12,7 @@
 //! and the query's ID, fits the client's UDP size (512 without EDNS, else its
 //! payload clamped to 512..=1232), and echoes the question as sent; a fast
 //! answer is the general path's answer, byte for byte (as
-//! `tests/encoders.rs` checks over a corpus).
+//! `tests/it/encoders.rs` checks over a corpus).
 
 #![no_main]
 

@@ -3,6 +3,9 @@
 //! client speaking UDP and TCP. Nothing here talks to any address but loopback.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+/// The ARM, IMDS and Entra ID stand-in of the Azure discovery tests.
+pub mod arm;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -791,7 +794,8 @@ pub fn skip(lack: Lack, reason: &str) {
         .filter(|n| *n != "main" && !n.starts_with("tokio-"))
         .unwrap_or("(unnamed thread)")
         .to_string();
-    // The test binary: target/debug/deps/peers-0123abcd → peers.
+    // The test binary: target/debug/deps/it-0123abcd → it (the test's name
+    // then carries its module: it::peers::…).
     let bin = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))

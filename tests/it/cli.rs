@@ -1,11 +1,8 @@
 //! The `amldns` binary's commands, run as a user would.
 
-mod common;
-
+use crate::common::{IO_TIMEOUT, output_within, wait_within};
 use std::path::Path;
 use std::process::{Command, Output};
-
-use common::{IO_TIMEOUT, output_within, wait_within};
 
 const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
 

@@ -1,15 +1,14 @@
 //! What amldns answers where the resolution step decides something of its
 //! own (SPEC §3), over real sockets: private-link zone apexes, opcodes it
 //! does not implement, DO echoed, ANY over UDP, outsiders on the fast path.
+//! And the local names themselves: every name family in every cloud, the
+//! question's letter case echoed, other types as NODATA, Azure's CNAME chain,
+//! imported names, and large answers that fit once compressed.
 
-mod common;
-
-use std::net::{IpAddr, Ipv4Addr};
-
+use crate::common::*;
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
-
-use common::*;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// A workspace in `cname` mode (so the table holds names in
 /// `privatelink.api.azureml.ms`), a record in a second private zone, and
@@ -335,5 +334,285 @@ async fn identity_defaults_to_the_host_name() {
     let r = udp_exchange(srv.addr, &q).await;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(r.answers[0].data.to_string(), host.trim());
+    srv.stop().await;
+}
+
+const NB: &str = "ml-contoso-research-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51";
+
+/// Every name family of SPEC §1, for each cloud, answered locally with AA.
+#[tokio::test]
+async fn every_name_family_in_every_cloud() {
+    let up = StandIn::zone().await;
+    let clouds = [
+        (
+            "public",
+            "api.azureml.ms",
+            "notebooks.azure.net",
+            ["instances.azureml.ms", "instances.ml.azure.ms"],
+            "inference.ml.azure.com",
+        ),
+        (
+            "china",
+            "api.ml.azure.cn",
+            "notebooks.chinacloudapi.cn",
+            ["instances.azureml.cn", "instances.ml.azure.cn"],
+            "inference.ml.azure.cn",
+        ),
+        (
+            "usgov",
+            "api.ml.azure.us",
+            "notebooks.usgovcloudapi.net",
+            ["instances.azureml.us", "instances.ml.azure.us"],
+            "inference.ml.azure.us",
+        ),
+    ];
+    for (cloud, api, nb, inst, inf) in clouds {
+        let ws = workspace(
+            cloud,
+            "instances = [\"ci-alice\"]\nonline_endpoints = [\"fraud-score\"]\ninstances_wildcard = true\n\
+             projects = [ { name = \"proj-a\", id = \"0d5c2f4e-1111-2222-3333-444455556666\" } ]",
+        );
+        let srv = start(&config_with(up.addr, &ws)).await;
+        let cases = [
+            (format!("{GUID}.workspace.eastus.{api}"), "10.1.0.5"),
+            (format!("{GUID}.workspace.eastus.cert.{api}"), "10.1.0.5"),
+            (
+                format!("{GUID}.workspace.eastus.privatelink.{api}"),
+                "10.1.0.5",
+            ),
+            (
+                format!("{GUID}.workspace.eastus.cert.privatelink.{api}"),
+                "10.1.0.5",
+            ),
+            (format!("{NB}.eastus.{nb}"), "10.1.0.6"),
+            (format!("{NB}.{nb}"), "10.1.0.6"),
+            (format!("{NB}.eastus.privatelink.{nb}"), "10.1.0.6"),
+            (format!("ci-alice.eastus.{}", inst[0]), "10.1.0.5"),
+            (format!("ci-alice-22.eastus.{}", inst[0]), "10.1.0.5"),
+            (format!("ci-alice.eastus.{}", inst[1]), "10.1.0.5"),
+            (format!("ci-alice-22.eastus.{}", inst[1]), "10.1.0.5"),
+            (format!("any-ci.eastus.{}", inst[1]), "10.1.0.5"),
+            (format!("fraud-score.eastus.{inf}"), "10.1.0.7"),
+            (
+                format!("fraud-score.{GUID}.inference.eastus.privatelink.{api}"),
+                "10.1.0.7",
+            ),
+            (
+                format!("0d5c2f4e-1111-2222-3333-444455556666.workspace.eastus.{api}"),
+                "10.1.0.5",
+            ),
+            (
+                format!("ml-proj-a-eastus-0d5c2f4e-1111-2222-3333-444455556666.eastus.{nb}"),
+                "10.1.0.6",
+            ),
+        ];
+        for (qname, ip) in &cases {
+            let r = udp_query(srv.addr, qname, RecordType::A).await;
+            assert_eq!(
+                r.metadata.response_code,
+                ResponseCode::NoError,
+                "{cloud} {qname}"
+            );
+            assert!(r.metadata.authoritative, "{cloud} {qname}: AA");
+            assert!(r.metadata.recursion_available);
+            assert_eq!(addrs(&r), vec![ip.to_string()], "{cloud} {qname}");
+        }
+        srv.stop().await;
+    }
+    assert!(
+        up.seen().is_empty(),
+        "local names never reach the upstream: {:?}",
+        up.seen()
+    );
+}
+
+#[tokio::test]
+async fn mixed_case_question_is_echoed_as_asked() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
+    let asked = format!("{}.WorkSpace.EastUS.API.AzureML.ms", GUID.to_uppercase());
+    let r = udp_query(srv.addr, &asked, RecordType::A).await;
+    assert_eq!(addrs(&r), vec!["10.1.0.5"]);
+    assert_eq!(r.queries[0].name().to_ascii(), format!("{asked}."));
+    assert_eq!(r.answers[0].name.to_ascii(), format!("{asked}."));
+    assert!(up.seen().is_empty());
+    srv.stop().await;
+}
+
+/// AAAA/TXT/MX/… of a local name: NODATA with the zone's SOA, never forwarded.
+#[tokio::test]
+async fn other_types_of_a_local_name_are_nodata_and_never_forwarded() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
+    let cases = [
+        (
+            format!("{GUID}.workspace.eastus.api.azureml.ms"),
+            "api.azureml.ms",
+        ),
+        (
+            format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"),
+            "privatelink.api.azureml.ms",
+        ),
+        (
+            format!("{NB}.eastus.notebooks.azure.net"),
+            "notebooks.azure.net",
+        ),
+    ];
+    for (qname, apex) in &cases {
+        for qtype in [
+            RecordType::AAAA,
+            RecordType::TXT,
+            RecordType::MX,
+            RecordType::HTTPS,
+            RecordType::SRV,
+        ] {
+            let r = udp_query(srv.addr, qname, qtype).await;
+            assert_eq!(
+                r.metadata.response_code,
+                ResponseCode::NoError,
+                "{qname} {qtype}"
+            );
+            assert!(r.metadata.authoritative);
+            assert!(r.answers.is_empty(), "{qname} {qtype}: {:?}", r.answers);
+            assert_eq!(r.authorities.len(), 1);
+            let soa = &r.authorities[0];
+            assert_eq!(soa.name.to_ascii(), format!("{apex}."));
+            let RData::SOA(s) = &soa.data else {
+                panic!("not an SOA: {soa:?}")
+            };
+            assert_eq!(s.serial, 1, "serial = the table's generation");
+            assert_eq!(s.minimum, 60);
+        }
+    }
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+    srv.stop().await;
+}
+
+/// `answer = "cname"`: Azure's own shape, public name CNAME privatelink name.
+#[tokio::test]
+async fn cname_mode_answers_azures_chain() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(
+        up.addr,
+        &format!(
+            "[zone]\nanswer = \"cname\"\n{}",
+            workspace("public", "online_endpoints = [\"fraud-score\"]")
+        ),
+    ))
+    .await;
+    let r = udp_query(
+        srv.addr,
+        &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+        RecordType::A,
+    )
+    .await;
+    assert!(r.metadata.authoritative);
+    assert_eq!(
+        answer_lines(&r),
+        vec![
+            format!(
+                "{GUID}.workspace.eastus.api.azureml.ms CNAME {GUID}.workspace.eastus.privatelink.api.azureml.ms"
+            ),
+            format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms A 10.1.0.5"),
+        ]
+    );
+    let r = udp_query(
+        srv.addr,
+        "fraud-score.eastus.inference.ml.azure.com",
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(addrs(&r), vec!["10.1.0.7"]);
+    assert_eq!(r.answers.len(), 2);
+    assert!(up.seen().is_empty());
+    srv.stop().await;
+}
+
+/// Every import shape, through the server.
+#[tokio::test]
+async fn imported_names_are_served() {
+    let up = StandIn::zone().await;
+    let pe = format!(
+        r#"{{"name": "pe-mlw", "customDnsConfigs": [
+            {{"fqdn": "{GUID}.workspace.eastus.api.azureml.ms", "ipAddresses": ["10.2.0.5"]}},
+            {{"fqdn": "*.{GUID}.inference.eastus.api.azureml.ms", "ipAddresses": ["10.2.0.7"]}}]}}"#
+    );
+    let bare = r#"[{"fqdn": "a.privatelink.vaultcore.azure.net", "ipAddresses": ["10.2.1.1"]}]"#;
+    let projected =
+        r#"[{"IPAddress": "10.2.2.2", "FQDNs": ["b.privatelink.blob.core.windows.net"]}]"#;
+    let raw = r#"{"ipConfigurations": [{"privateIpAddress": "10.2.3.3",
+        "privateLinkConnectionProperties": {"fqdns": ["c.privatelink.file.core.windows.net"]}}]}"#;
+    let cfg = config_with(
+        up.addr,
+        "[[import]]\npath = \"pe/*.json\"\n[[import]]\npath = \"nic.json\"\n",
+    );
+    let srv = start_with_files(
+        &cfg,
+        &[
+            ("pe/ws.json", &pe),
+            ("pe/bare.json", bare),
+            ("pe/projected.json", projected),
+            ("nic.json", raw),
+        ],
+    )
+    .await;
+    let cases = [
+        (
+            format!("{GUID}.workspace.eastus.api.azureml.ms"),
+            "10.2.0.5",
+        ),
+        (
+            format!("ep1.{GUID}.inference.eastus.api.azureml.ms"),
+            "10.2.0.7",
+        ),
+        ("a.privatelink.vaultcore.azure.net".to_string(), "10.2.1.1"),
+        (
+            "b.privatelink.blob.core.windows.net".to_string(),
+            "10.2.2.2",
+        ),
+        (
+            "c.privatelink.file.core.windows.net".to_string(),
+            "10.2.3.3",
+        ),
+    ];
+    for (qname, ip) in &cases {
+        let r = udp_query(srv.addr, qname, RecordType::A).await;
+        assert_eq!(addrs(&r), vec![ip.to_string()], "{qname}");
+        assert!(r.metadata.authoritative);
+    }
+    assert!(up.seen().is_empty());
+    srv.stop().await;
+}
+
+/// The general path sends what fits (names compress), TC only when it does not.
+#[tokio::test]
+async fn large_local_answers_fit_when_compressed() {
+    let up = StandIn::zone().await;
+    let many: Vec<String> = (1..=40).map(|i| format!("\"10.4.0.{i}\"")).collect();
+    // `[log] queries` sends every query down the general path.
+    let srv = start(&config_with(
+        up.addr,
+        &format!(
+            "[log]\nqueries = true\n[[record]]\nname = \"many.corp.example\"\na = [{}]\n",
+            many.join(", ")
+        ),
+    ))
+    .await;
+    let r = udp_exchange(
+        srv.addr,
+        &query_msg("many.corp.example", RecordType::A, Some(1232)),
+    )
+    .await;
+    assert!(
+        !r.metadata.truncation,
+        "40 A records are about 700 bytes compressed"
+    );
+    assert_eq!(addrs(&r).len(), 40);
+    let r = udp_exchange(
+        srv.addr,
+        &query_msg("many.corp.example", RecordType::A, None),
+    )
+    .await;
+    assert!(r.metadata.truncation, "but more than 512");
     srv.stop().await;
 }

@@ -5,21 +5,16 @@
 //! general one); and a reload whose `[[import]]`s now give no name at all,
 //! refused however it is asked for, the old table answering on.
 
-#[path = "common/arm.rs"]
-mod arm;
-mod common;
-
+use crate::common::arm::{ArmStandIn, Ws};
+use crate::common::*;
+use amldns::metrics::{AZURE_SYNC_TOTAL, RELOADS_TOTAL, TABLE_GENERATION};
+use amldns::reload::WatchMode;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-use amldns::metrics::{AZURE_SYNC_TOTAL, RELOADS_TOTAL, TABLE_GENERATION};
-use amldns::reload::WatchMode;
-use arm::{ArmStandIn, Ws};
-use common::*;
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
 use tokio::net::TcpStream;
 
 /// How long a reload or a discovery round may take on a busy machine

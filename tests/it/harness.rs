@@ -2,9 +2,7 @@
 //! upstreams and gives a local name (issue 16.2), so no test can reach
 //! 168.63.129.16 by leaving `[upstream]` out.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 #[should_panic(expected = "upstream 168.63.129.16:53 is not on loopback")]

@@ -3,19 +3,16 @@
 //! (stale answers, remembered failures, failover and recovery), and is not
 //! fooled by forged replies. Every upstream is a stand-in on 127.0.0.1.
 
-mod common;
-
+use crate::common::*;
+use amldns::forward::{QUERY_DEADLINE, STALE_AFTER};
+use amldns::metrics::{UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT};
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::RecordType;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-use amldns::forward::{QUERY_DEADLINE, STALE_AFTER};
-use amldns::metrics::{UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT};
-use common::*;
-use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 
 fn rss_kib() -> u64 {
@@ -133,7 +130,7 @@ fn a_flood_of_misses_stays_within_the_upstream_limits() {
     let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "a_flood_of_misses_stays_within_the_upstream_limits",
+            "upstream_protection::a_flood_of_misses_stays_within_the_upstream_limits",
             "--exact",
             "--nocapture",
             "--test-threads=1",
