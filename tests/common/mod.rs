@@ -5,6 +5,8 @@
 
 /// The ARM, IMDS and Entra ID stand-in of the Azure discovery tests.
 pub mod arm;
+/// DNS expectations as a table of cases.
+pub mod case;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -561,7 +563,12 @@ pub fn addrs(m: &Message) -> Vec<String> {
 
 /// The answer section as "owner TYPE data" lines, owners lower-cased.
 pub fn answer_lines(m: &Message) -> Vec<String> {
-    m.answers
+    record_lines(&m.answers)
+}
+
+/// Records as "owner TYPE data", the owner lower-case and without its dot.
+pub fn record_lines(records: &[Record]) -> Vec<String> {
+    records
         .iter()
         .map(|r| {
             let data = match &r.data {

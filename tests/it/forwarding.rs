@@ -7,6 +7,7 @@
 //! into and out of the table, upstream rcodes, one deadline per query,
 //! failover, a 4096-byte UDP answer read whole, and errors counted by kind.
 
+use crate::common::case::Case;
 use crate::common::*;
 use crate::setup;
 use crate::setup::*;
@@ -503,29 +504,26 @@ async fn local_cname_leaving_the_table_is_forwarded_for_its_target() {
 async fn upstream_nxdomain_and_rcodes_pass_through() {
     let up = StandIn::zone().await;
     let srv = start(&config_with(up.addr, "")).await;
-    let r = udp_query(srv.addr, "nope.example.com", RecordType::A).await;
-    assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
-    assert!(r.answers.is_empty());
-    assert_eq!(r.authorities.len(), 1);
-    assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
-    assert_eq!(r.authorities[0].name.to_ascii(), "example.com.");
-    // NODATA upstream stays NODATA, with its SOA.
-    let r = udp_query(srv.addr, "www.example.com", RecordType::AAAA).await;
-    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
-    assert!(r.answers.is_empty());
-    assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
-
-    // A chain that ends in NXDOMAIN keeps its SOA, and is cached as negative.
-    for _ in 0..2 {
-        let r = udp_query(srv.addr, "gone.example.com", RecordType::A).await;
-        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
-        assert_eq!(
-            answer_lines(&r),
-            vec!["gone.example.com CNAME nothere.example.com"]
-        );
-        assert_eq!(r.authorities.len(), 1, "{:?}", r.authorities);
-        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
-    }
+    // The stand-in's SOA for example.com.
+    let soa = "example.com SOA example.com. hostmaster.example.com. 1 3600 600 86400 60";
+    let gone = Case::forwarded("gone.example.com", RecordType::A, ResponseCode::NXDomain)
+        .answer(&["gone.example.com CNAME nothere.example.com"])
+        .authority(&[soa]);
+    Case::run(
+        srv.addr,
+        &[
+            Case::forwarded("nope.example.com", RecordType::A, ResponseCode::NXDomain)
+                .authority(&[soa]),
+            // NODATA upstream stays NODATA, with its SOA.
+            Case::forwarded("www.example.com", RecordType::AAAA, ResponseCode::NoError)
+                .authority(&[soa]),
+            // A chain that ends in NXDOMAIN keeps its SOA, and is cached as
+            // negative.
+            gone.clone(),
+            gone,
+        ],
+    )
+    .await;
     assert_eq!(
         up.seen_names()
             .iter()
@@ -534,11 +532,18 @@ async fn upstream_nxdomain_and_rcodes_pass_through() {
         1,
         "the second one came from the cache"
     );
-
-    let r = udp_query(srv.addr, "refused.example.com", RecordType::A).await;
-    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
-    let r = udp_query(srv.addr, "servfail.example.com", RecordType::A).await;
-    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    Case::run(
+        srv.addr,
+        &[
+            Case::forwarded("refused.example.com", RecordType::A, ResponseCode::Refused),
+            Case::forwarded(
+                "servfail.example.com",
+                RecordType::A,
+                ResponseCode::ServFail,
+            ),
+        ],
+    )
+    .await;
     srv.stop().await;
 }
 

@@ -5,6 +5,7 @@
 //! question's letter case echoed, other types as NODATA, Azure's CNAME chain,
 //! imported names, and large answers that fit once compressed.
 
+use crate::common::case::{Case, soa_line};
 use crate::common::*;
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
@@ -82,11 +83,16 @@ async fn private_link_apexes_are_answered_authoritatively() {
         // The config listens on 0.0.0.0 (the default): no usable address.
         assert!(ns.additionals.is_empty());
     }
-    let ns_a = udp_query(srv.addr, &format!("ns.{apex}"), RecordType::A).await;
-    assert!(ns_a.metadata.authoritative && ns_a.answers.is_empty());
-    assert_eq!(soa_of(&ns_a.authorities[0]), soa_of(&soa.answers[0]));
-    let txt = udp_query(srv.addr, apex, RecordType::TXT).await;
-    assert!(txt.metadata.authoritative && txt.answers.is_empty());
+    let apex_soa = soa_line(apex, 1, 60);
+    assert_eq!(answer_lines(&soa), [apex_soa.as_str()]);
+    Case::run(
+        srv.addr,
+        &[
+            Case::nodata(&format!("ns.{apex}"), RecordType::A, &apex_soa),
+            Case::nodata(apex, RecordType::TXT, &apex_soa),
+        ],
+    )
+    .await;
 
     // The second private zone is ours too; public apexes, DS and other
     // names are not.
@@ -373,7 +379,7 @@ async fn every_name_family_in_every_cloud() {
              projects = [ { name = \"proj-a\", id = \"0d5c2f4e-1111-2222-3333-444455556666\" } ]",
         );
         let srv = start(&config_with(up.addr, &ws)).await;
-        let cases = [
+        let local = [
             (format!("{GUID}.workspace.eastus.{api}"), "10.1.0.5"),
             (format!("{GUID}.workspace.eastus.cert.{api}"), "10.1.0.5"),
             (
@@ -406,17 +412,11 @@ async fn every_name_family_in_every_cloud() {
                 "10.1.0.6",
             ),
         ];
-        for (qname, ip) in &cases {
-            let r = udp_query(srv.addr, qname, RecordType::A).await;
-            assert_eq!(
-                r.metadata.response_code,
-                ResponseCode::NoError,
-                "{cloud} {qname}"
-            );
-            assert!(r.metadata.authoritative, "{cloud} {qname}: AA");
-            assert!(r.metadata.recursion_available);
-            assert_eq!(addrs(&r), vec![ip.to_string()], "{cloud} {qname}");
-        }
+        let cases: Vec<Case> = local
+            .iter()
+            .map(|(qname, ip)| Case::local_a(qname, ip).ra(true))
+            .collect();
+        Case::run(srv.addr, &cases).await;
         srv.stop().await;
     }
     assert!(
@@ -444,7 +444,7 @@ async fn mixed_case_question_is_echoed_as_asked() {
 async fn other_types_of_a_local_name_are_nodata_and_never_forwarded() {
     let up = StandIn::zone().await;
     let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
-    let cases = [
+    let names = [
         (
             format!("{GUID}.workspace.eastus.api.azureml.ms"),
             "api.azureml.ms",
@@ -458,32 +458,19 @@ async fn other_types_of_a_local_name_are_nodata_and_never_forwarded() {
             "notebooks.azure.net",
         ),
     ];
-    for (qname, apex) in &cases {
-        for qtype in [
-            RecordType::AAAA,
-            RecordType::TXT,
-            RecordType::MX,
-            RecordType::HTTPS,
-            RecordType::SRV,
-        ] {
-            let r = udp_query(srv.addr, qname, qtype).await;
-            assert_eq!(
-                r.metadata.response_code,
-                ResponseCode::NoError,
-                "{qname} {qtype}"
-            );
-            assert!(r.metadata.authoritative);
-            assert!(r.answers.is_empty(), "{qname} {qtype}: {:?}", r.answers);
-            assert_eq!(r.authorities.len(), 1);
-            let soa = &r.authorities[0];
-            assert_eq!(soa.name.to_ascii(), format!("{apex}."));
-            let RData::SOA(s) = &soa.data else {
-                panic!("not an SOA: {soa:?}")
-            };
-            assert_eq!(s.serial, 1, "serial = the table's generation");
-            assert_eq!(s.minimum, 60);
-        }
-    }
+    let types = [
+        RecordType::AAAA,
+        RecordType::TXT,
+        RecordType::MX,
+        RecordType::HTTPS,
+        RecordType::SRV,
+    ];
+    // Serial 1: the table's first generation.
+    let cases: Vec<Case> = names
+        .iter()
+        .flat_map(|(qname, apex)| types.map(|t| Case::nodata(qname, t, &soa_line(apex, 1, 60))))
+        .collect();
+    Case::run(srv.addr, &cases).await;
     assert!(up.seen().is_empty(), "{:?}", up.seen());
     srv.stop().await;
 }
@@ -500,22 +487,11 @@ async fn cname_mode_answers_azures_chain() {
         ),
     ))
     .await;
-    let r = udp_query(
-        srv.addr,
-        &format!("{GUID}.workspace.eastus.api.azureml.ms"),
-        RecordType::A,
-    )
-    .await;
-    assert!(r.metadata.authoritative);
-    assert_eq!(
-        answer_lines(&r),
-        vec![
-            format!(
-                "{GUID}.workspace.eastus.api.azureml.ms CNAME {GUID}.workspace.eastus.privatelink.api.azureml.ms"
-            ),
-            format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms A 10.1.0.5"),
-        ]
-    );
+    let ws = format!("{GUID}.workspace.eastus.api.azureml.ms");
+    let pl = format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms");
+    let chain = [format!("{ws} CNAME {pl}"), format!("{pl} A 10.1.0.5")];
+    let chain: Vec<&str> = chain.iter().map(String::as_str).collect();
+    Case::run(srv.addr, &[Case::local(&ws, RecordType::A, &chain)]).await;
     let r = udp_query(
         srv.addr,
         "fraud-score.eastus.inference.ml.azure.com",
@@ -556,7 +532,7 @@ async fn imported_names_are_served() {
         ],
     )
     .await;
-    let cases = [
+    let imported = [
         (
             format!("{GUID}.workspace.eastus.api.azureml.ms"),
             "10.2.0.5",
@@ -575,11 +551,11 @@ async fn imported_names_are_served() {
             "10.2.3.3",
         ),
     ];
-    for (qname, ip) in &cases {
-        let r = udp_query(srv.addr, qname, RecordType::A).await;
-        assert_eq!(addrs(&r), vec![ip.to_string()], "{qname}");
-        assert!(r.metadata.authoritative);
-    }
+    let cases: Vec<Case> = imported
+        .iter()
+        .map(|(qname, ip)| Case::local_a(qname, ip))
+        .collect();
+    Case::run(srv.addr, &cases).await;
     assert!(up.seen().is_empty());
     srv.stop().await;
 }
