@@ -16,7 +16,7 @@ use hickory_proto::rr::{DNSClass, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-const WS: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms";
+const WS: &str = fixtures::API_NAME;
 
 /// The tests here count the process's descriptors, which every test in
 /// this binary shares: they take turns, each on a runtime of its own that is

@@ -29,6 +29,14 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
 
+use fixtures::GUID;
+
+/// The workspace the tests name (`tests/fixtures`).
+mod fixtures {
+    #![allow(dead_code)] // only the id is used here
+    include!("../../tests/fixtures/workspace.rs");
+}
+
 /// Inside the default `allow` (RFC 1918).
 const CLIENT: &str = "10.0.0.1:5353";
 
@@ -46,7 +54,7 @@ servers = ["127.0.0.1:9"]
 answer = "cname"
 [[workspace]]
 name = "mlw-contoso-prod"
-id = "fb7e20a0-8891-458b-b969-55ddb3382f51"
+id = "{GUID}"
 region = "eastus"
 ip = "10.1.0.5"
 notebook_ip = "10.1.0.6"

@@ -30,7 +30,11 @@ use amldns::server::{self, Listeners, Options};
 /// Every client call gives up after this; a test never hangs.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+/// The workspace the tests name, shared with unit tests and fuzz targets.
+#[path = "../fixtures/workspace.rs"]
+pub mod fixtures;
+
+pub use fixtures::GUID;
 
 pub fn name(s: &str) -> Name {
     Name::from_ascii(s).unwrap()
@@ -170,9 +174,10 @@ pub async fn scrape(srv: &Running) -> String {
 
 pub fn workspace(cloud: &str, extra: &str) -> String {
     format!(
-        "[[workspace]]\nname = \"contoso-research-ml-workspace-001\"\nid = \"{GUID}\"\n\
+        "[[workspace]]\nname = \"{name}\"\nid = \"{GUID}\"\n\
          region = \"eastus\"\ncloud = \"{cloud}\"\nip = \"10.1.0.5\"\nnotebook_ip = \"10.1.0.6\"\n\
-         inference_ip = \"10.1.0.7\"\n{extra}\n"
+         inference_ip = \"10.1.0.7\"\n{extra}\n",
+        name = fixtures::NAME
     )
 }
 

@@ -1,10 +1,8 @@
 //! The `amldns` binary's commands, run as a user would.
 
-use crate::common::{IO_TIMEOUT, output_within, wait_within};
+use crate::common::{GUID, IO_TIMEOUT, output_within, wait_within};
 use std::path::Path;
 use std::process::{Command, Output};
-
-const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
 
 fn amldns(args: &[&str]) -> Output {
     output_within(
@@ -34,7 +32,12 @@ fn check_passes_on_the_shipped_example() {
     let o = amldns(&["check", "--config", &example()]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("workspace mlw-contoso-prod (fb7e20a0-8891-458b-b969-55ddb3382f51, public eastus): 13 names"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "workspace mlw-contoso-prod ({GUID}, public eastus): 13 names"
+        )),
+        "{out}"
+    );
     assert!(out.contains(": OK, 29 local names"), "{out}");
 }
 

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+use crate::common::fixtures::{GUID, NAME};
 
 fn config_text(answer: &str) -> String {
     let many: Vec<String> = (1..=40).map(|i| format!("\"10.4.0.{i}\"")).collect();
@@ -36,7 +36,7 @@ servers = ["127.0.0.1:9"]
 [zone]
 answer = "{answer}"
 [[workspace]]
-name = "contoso-research-ml-workspace-001"
+name = "{NAME}"
 id = "{GUID}"
 region = "eastus"
 ip = "10.1.0.5"

@@ -343,7 +343,7 @@ async fn identity_defaults_to_the_host_name() {
     srv.stop().await;
 }
 
-const NB: &str = "ml-contoso-research-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51";
+const NB: &str = fixtures::NOTEBOOK_LABEL;
 
 /// Every name family of SPEC §1, for each cloud, answered locally with AA.
 #[tokio::test]

@@ -8,7 +8,7 @@ use hickory_proto::rr::RecordType;
 use std::net::{IpAddr, Ipv4Addr};
 use tokio::net::TcpStream;
 
-const API: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms";
+const API: &str = fixtures::API_NAME;
 
 /// Seconds since the Unix epoch, as the timestamp gauges count them.
 fn unix_now() -> f64 {

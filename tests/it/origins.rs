@@ -176,7 +176,7 @@ async fn every_origin_keeps_its_ttl(mode: &str) {
         "a discovery round succeeds"
     );
     let file_ws = format!("{GUID}.workspace.eastus.api.azureml.ms");
-    let file_nb = "contoso-research-ml-workspace-001";
+    let file_nb = fixtures::NAME;
     let file_nb = format!(
         "{}.eastus.notebooks.azure.net",
         amldns::names::notebook_label(file_nb, "eastus", GUID)
