@@ -1,16 +1,18 @@
 //! Discovery from Azure (SPEC §8, issue 13) against a stand-in for ARM,
 //! IMDS and Entra ID on 127.0.0.1: nothing here reaches Azure.
 
-use crate::common::arm;
-use crate::common::arm::{ArmStandIn, Endpoint, Mode, Ws};
-use crate::common::*;
-use amldns::metrics::{AZURE_LAST_SUCCESS, AZURE_SYNC_TOTAL, TABLE_GENERATION};
-use amldns::reload::WatchMode;
-use hickory_proto::rr::RecordType;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use amldns::metrics::{AZURE_LAST_SUCCESS, AZURE_SYNC_TOTAL, TABLE_GENERATION};
+use amldns::reload::WatchMode;
+use hickory_proto::rr::RecordType;
+
+use crate::common::arm;
+use crate::common::arm::{ArmStandIn, Endpoint, Mode, Ws};
+use crate::common::*;
 
 const HUB: &str = "0d5c2f4e-1111-4222-8333-944444444444";
 const PROJECT: &str = "1e6d3f5a-2222-4333-9444-a55555555555";

@@ -1,11 +1,13 @@
 //! The fast path and the general one give the same answers, fresh and
 //! cached, over every kind of local and forwarded name.
 
-use crate::common::*;
+use std::time::Instant;
+
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
-use std::time::Instant;
 use tokio::net::TcpStream;
+
+use crate::common::*;
 
 /// What two answers must share to be the same answer: flags, rcode, question,
 /// records (TTLs as `ttl` maps them) and EDNS size.

@@ -1,13 +1,15 @@
 //! The cache: hits stay local and count their TTLs down, its size bound
 //! holds, and negative answers expire after the SOA minimum.
 
-use crate::common::*;
-use crate::setup::*;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
 use amldns::metrics::CACHE_ENTRIES;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::setup::*;
 
 /// A cache hit does not reach the upstream, and its TTL counts down.
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! The `amldns` binary's commands, run as a user would.
 
-use crate::common::{GUID, IO_TIMEOUT, output_within, wait_within};
 use std::path::Path;
 use std::process::{Command, Output};
+
+use crate::common::{GUID, IO_TIMEOUT, output_within, wait_within};
 
 fn amldns(args: &[&str]) -> Output {
     output_within(

@@ -9,6 +9,10 @@
 //! No I/O: the forwarder has no upstream and no permit to ask one, so a
 //! name the plan forwards gets SERVFAIL at once, without a socket.
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
 use amldns::cache::{Cache, Key, Reply};
 use amldns::config;
 use amldns::forward::{Dnssec, Forwarder};
@@ -18,9 +22,6 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 
 use crate::common::fixtures::{GUID, NAME};
 

@@ -3,14 +3,16 @@
 //! question's spelling in owner names, and DNSSEC passed through for clients
 //! that ask with DO (and only for them). Every upstream is a stand-in on
 //! 127.0.0.1.
+//!
 //! Also what passes through: public names beside local ones, CNAME chains
 //! into and out of the table, upstream rcodes, one deadline per query,
 //! failover, a 4096-byte UDP answer read whole, and errors counted by kind.
 
-use crate::common::case::Case;
-use crate::common::*;
-use crate::setup;
-use crate::setup::*;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use amldns::forward::QUERY_DEADLINE;
 use amldns::metrics::{
     UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT, UPSTREAM_LIMITED_TOTAL, UPSTREAM_REQUESTS_TOTAL,
@@ -18,11 +20,12 @@ use amldns::metrics::{
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{RData, Record, RecordType};
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use tokio::net::{TcpStream, UdpSocket};
+
+use crate::common::case::Case;
+use crate::common::*;
+use crate::setup;
+use crate::setup::*;
 
 /// A config forwarding to `upstream` with `keys` in `[upstream]` (the
 /// defaults otherwise: `timeout_ms` 2000, `max_qps` 900, `max_in_flight`

@@ -4,19 +4,22 @@
 //! user would against a server started in-process on loopback; and what a
 //! reload leaves behind: `amldns_config_info{sha256}`, its change summary,
 //! `degraded` while it fails. Plus `amldns check --format json`.
+//!
 //! Also health and readiness routes, the HTTP connection bound, and reload
 //! refused outside `control_allow`.
 
-use crate::common::*;
-use crate::setup::*;
-use amldns::metrics::*;
-use hickory_proto::rr::RecordType;
-use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use amldns::metrics::*;
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+
+use crate::common::*;
+use crate::setup::*;
 
 const ST: &str = "st.privatelink.blob.core.windows.net";
 const CI: &str = "ci-7.eastus.instances.azureml.ms";

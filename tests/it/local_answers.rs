@@ -1,15 +1,18 @@
 //! What amldns answers where the resolution step decides something of its
 //! own (SPEC §3), over real sockets: private-link zone apexes, opcodes it
 //! does not implement, DO echoed, ANY over UDP, outsiders on the fast path.
+//!
 //! And the local names themselves: every name family in every cloud, the
 //! question's letter case echoed, other types as NODATA, Azure's CNAME chain,
 //! imported names, and large answers that fit once compressed.
 
-use crate::common::case::{Case, soa_line};
-use crate::common::*;
+use std::net::{IpAddr, Ipv4Addr};
+
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
-use std::net::{IpAddr, Ipv4Addr};
+
+use crate::common::case::{Case, soa_line};
+use crate::common::*;
 
 /// A workspace in `cname` mode (so the table holds names in
 /// `privatelink.api.azureml.ms`), a record in a second private zone, and

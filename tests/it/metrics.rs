@@ -1,12 +1,14 @@
 //! The metrics page: a known mix of queries counted exactly, an answer
 //! counted before it is received, series clients cannot grow.
 
-use crate::common::*;
-use crate::setup::*;
+use std::net::{IpAddr, Ipv4Addr};
+
 use amldns::metrics::*;
 use hickory_proto::rr::RecordType;
-use std::net::{IpAddr, Ipv4Addr};
 use tokio::net::TcpStream;
+
+use crate::common::*;
+use crate::setup::*;
 
 const API: &str = fixtures::API_NAME;
 

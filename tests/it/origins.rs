@@ -5,17 +5,19 @@
 //! general one); and a reload whose `[[import]]`s now give no name at all,
 //! refused however it is asked for, the old table answering on.
 
-use crate::common::arm::{ArmStandIn, Ws};
-use crate::common::*;
-use amldns::metrics::{AZURE_SYNC_TOTAL, RELOADS_TOTAL, TABLE_GENERATION};
-use amldns::reload::WatchMode;
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use amldns::metrics::{AZURE_SYNC_TOTAL, RELOADS_TOTAL, TABLE_GENERATION};
+use amldns::reload::WatchMode;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
 use tokio::net::TcpStream;
+
+use crate::common::arm::{ArmStandIn, Ws};
+use crate::common::*;
 
 /// How long a reload or a discovery round may take on a busy machine
 /// before the test gives up: a ceiling, not a measure.

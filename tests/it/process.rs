@@ -1,18 +1,21 @@
 //! The `amldns serve` process itself: signals (SIGHUP reload, SIGTERM
 //! graceful stop) and its logs, as a service manager would see them.
+//!
 //! Stopping: `/readyz` while it drains, TCP drained and then closed, the
 //! drain capped; and a runtime dropped under a running server.
 
-use crate::common::*;
-use crate::setup;
-use crate::setup::*;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
 use amldns::forward::QUERY_DEADLINE;
 use amldns::metrics::QUERIES_TOTAL;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 use tokio::net::{TcpSocket, TcpStream};
+
+use crate::common::*;
+use crate::setup;
+use crate::setup::*;
 
 fn config(upstream: SocketAddr, ip: &str, extra: &str) -> String {
     format!(

@@ -2,16 +2,18 @@
 //! `POST /reload`, symlink swaps), broken files that keep the old table
 //! serving, and reloads under load.
 
-use crate::common::*;
-use crate::setup::*;
-use amldns::metrics::*;
-use amldns::reload::{DEBOUNCE, DEBOUNCE_MAX, POLL_INTERVAL, WatchMode};
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::RecordType;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use amldns::metrics::*;
+use amldns::reload::{DEBOUNCE, DEBOUNCE_MAX, POLL_INTERVAL, WatchMode};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+
+use crate::common::*;
+use crate::setup::*;
 
 /// The ceiling of a wait for a change inotify reports to be served. It is
 /// served once the files have been quiet for DEBOUNCE (each change here is

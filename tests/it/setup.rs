@@ -2,13 +2,15 @@
 //! local name, the same for `amldns serve` as a process, an upstream whose
 //! answers are big, and waits on a TCP connection.
 
-use crate::common::*;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{RData, Record, RecordType};
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+
+use crate::common::*;
 
 /// The local name every config here holds.
 pub(crate) const LOCAL: &str = "probe.privatelink.blob.core.windows.net";

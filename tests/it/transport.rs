@@ -2,16 +2,18 @@
 //! and TCP's whole answers, several queries and pipelining per connection,
 //! and wildcard listeners of both families on one port.
 
-use crate::common::*;
-use crate::setup::*;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
 use amldns::server::Listeners;
 use amldns::tcp::QUERIES_PER_CONNECTION;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::RecordType;
-use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
+
+use crate::common::*;
+use crate::setup::*;
 
 #[tokio::test]
 async fn clients_outside_allow_are_refused() {

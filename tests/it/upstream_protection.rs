@@ -3,17 +3,19 @@
 //! (stale answers, remembered failures, failover and recovery), and is not
 //! fooled by forged replies. Every upstream is a stand-in on 127.0.0.1.
 
-use crate::common::*;
-use amldns::forward::{QUERY_DEADLINE, STALE_AFTER};
-use amldns::metrics::{UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT};
-use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::RecordType;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use amldns::forward::{QUERY_DEADLINE, STALE_AFTER};
+use amldns::metrics::{UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT};
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
+
+use crate::common::*;
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
