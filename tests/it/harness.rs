@@ -38,3 +38,15 @@ async fn built_configs_answer_something_locally() {
     srv.stop().await;
     assert!(!config_with(up.addr, &workspace("public", "")).contains("probe."));
 }
+
+/// The config of every kind of local name holds the fixture workspace, which
+/// it writes out again as TOML.
+#[test]
+fn the_every_kind_config_holds_the_fixture_workspace() {
+    use crate::common::fixtures::{EVERY_KIND, GUID, NAME};
+    let first = EVERY_KIND.split("[[workspace]]").nth(1).unwrap();
+    assert!(
+        first.contains(&format!("name = \"{NAME}\"\nid = \"{GUID}\"\n")),
+        "{first}"
+    );
+}
