@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the DNS servers and tools that
-# tests/peers.rs and scripts/e2e.sh load amldns's output into, when absent:
+# tests/it/peers.rs and scripts/e2e.sh load amldns's output into, when absent:
 # unbound, dnsmasq, named (and named-checkzone/named-checkconf), dig, ip;
 # and the Python tools of tests/support/requirements.txt (the `az` stand-in's
 # JMESPath, a PowerShell grammar) into a venv, target/peers-venv, from PyPI.

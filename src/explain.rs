@@ -371,7 +371,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    const G: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    const G: &str = crate::fixtures::GUID;
 
     fn table() -> ZoneTable {
         let text = format!(

@@ -659,7 +659,8 @@ mod tests {
     /// path must complete or judge is left to it.
     #[test]
     fn cached_answers_take_the_fast_path() {
-        let ws = "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms.";
+        let ws = format!("{}.", crate::fixtures::API_NAME);
+        let ws = ws.as_str();
         let reply = |answers| Reply {
             rcode: ResponseCode::NoError,
             answers,

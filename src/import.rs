@@ -440,7 +440,7 @@ mod tests {
         }
     }
 
-    const G: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    const G: &str = crate::fixtures::GUID;
 
     #[test]
     fn private_endpoint_object() {

@@ -23,6 +23,8 @@ pub mod control;
 pub mod diagnostics;
 pub mod explain;
 pub mod export;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod forward;
 pub mod handler;
 pub mod health;

@@ -5,7 +5,7 @@
 //! cache keeps as bytes (or, under a zone amldns owns, a negative one made
 //! amldns's own), straight into a buffer. Anything less plain is
 //! left to the general path ([`crate::codec`]), which writes the same bytes
-//! for the same plan (`tests/encoders.rs` holds them to it): names are
+//! for the same plan (`tests/it/encoders.rs` holds them to it): names are
 //! compressed as hickory's encoder compresses them.
 //!
 //! Pure: bytes in, bytes out, no allocation. RFC 1035 §4 for the message

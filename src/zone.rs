@@ -846,7 +846,7 @@ mod tests {
         crate::snapshot::table(&c).unwrap_err().to_string()
     }
 
-    const G: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    const G: &str = crate::fixtures::GUID;
 
     fn ws(extra: &str) -> String {
         format!(

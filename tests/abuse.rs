@@ -1,3 +1,5 @@
+// A process of its own: these tests count the process's open descriptors,
+// which tests running beside them in one binary would change.
 //! Issue 5, items 5–8: TCP abuse, amplification, malformed input, and
 //! resources that stay bounded through all of it. Everything on loopback.
 
@@ -14,7 +16,7 @@ use hickory_proto::rr::{DNSClass, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-const WS: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51.workspace.eastus.api.azureml.ms";
+const WS: &str = fixtures::API_NAME;
 
 /// The tests here count the process's descriptors, which every test in
 /// this binary shares: they take turns, each on a runtime of its own that is

@@ -9,7 +9,14 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+use fixtures::GUID;
+
+/// The workspace the tests name (`tests/fixtures`).
+mod fixtures {
+    #![allow(dead_code)] // only the id is used here
+    include!("../../tests/fixtures/workspace.rs");
+}
+
 /// The ID the `upstream_reply` target asks with.
 const UPSTREAM_ID: u16 = 0x2a2a;
 

@@ -12,7 +12,7 @@
 //! and the query's ID, fits the client's UDP size (512 without EDNS, else its
 //! payload clamped to 512..=1232), and echoes the question as sent; a fast
 //! answer is the general path's answer, byte for byte (as
-//! `tests/encoders.rs` checks over a corpus).
+//! `tests/it/encoders.rs` checks over a corpus).
 
 #![no_main]
 
@@ -28,63 +28,14 @@ use amldns::{config, snapshot};
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
 
+/// The config of every kind of local name (`tests/fixtures`).
+mod fixtures {
+    #![allow(dead_code)] // only the config is used here
+    include!("../../tests/fixtures/workspace.rs");
+}
+
 /// Inside the default `allow` (RFC 1918).
 const CLIENT: &str = "10.0.0.1:5353";
-
-/// Two workspaces (one with an instance wildcard, one with an inference
-/// wildcard, in another cloud), Azure's CNAME answers, a record wildcard, a
-/// CNAME chain inside the table, one that leaves it, and a name with too many
-/// addresses for 512 bytes.
-fn config_text() -> String {
-    let many: Vec<String> = (1..=40).map(|i| format!("\"10.4.0.{i}\"")).collect();
-    format!(
-        r#"
-[upstream]
-servers = ["127.0.0.1:9"]
-[zone]
-answer = "cname"
-[[workspace]]
-name = "mlw-contoso-prod"
-id = "fb7e20a0-8891-458b-b969-55ddb3382f51"
-region = "eastus"
-ip = "10.1.0.5"
-notebook_ip = "10.1.0.6"
-inference_ip = "10.1.0.7"
-instances = ["ci-alice"]
-instances_wildcard = true
-online_endpoints = ["fraud-score"]
-[[workspace]]
-name = "hub-contoso-research"
-id = "03ce50c0-2e18-48ad-9e4a-ca338f571072"
-region = "chinaeast2"
-cloud = "china"
-ip = "10.2.0.5"
-inference_wildcard = true
-projects = [ {{ name = "proj-a", id = "0d5c2f4e-7a1b-4c3d-9e8f-102030405060" }} ]
-[[record]]
-name = "dual.corp.example"
-a = ["10.3.0.1", "10.3.0.2"]
-aaaa = ["fd00::3"]
-[[record]]
-name = "alias.corp.example"
-cname = "mid.corp.example"
-[[record]]
-name = "mid.corp.example"
-cname = "dual.corp.example"
-ttl = 5
-[[record]]
-name = "web.corp.example"
-cname = "www.example.com"
-[[record]]
-name = "*.wild.corp.example"
-a = ["10.3.1.1"]
-[[record]]
-name = "many.corp.example"
-a = [{}]
-"#,
-        many.join(", ")
-    )
-}
 
 struct World {
     handler: Handler,
@@ -95,7 +46,7 @@ fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let mut config =
-            config::parse(Path::new("fuzz.toml"), &config_text()).expect("the fuzz config");
+            config::parse(Path::new("fuzz.toml"), fixtures::EVERY_KIND).expect("the fuzz config");
         // Nothing to ask and no permit to ask it: forwarding fails at once,
         // without a socket.
         config.upstream.servers.clear();

@@ -671,7 +671,7 @@ mod tests {
         }
     }
 
-    const A: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    const A: &str = crate::fixtures::GUID;
     const B: &str = "0d5c2f4e-1111-4222-8333-944444444444";
 
     fn discovered(workspaces: Vec<Found>) -> Discovered {

@@ -55,7 +55,7 @@ fn warnings(text: &str) -> Vec<(usize, usize, String)> {
 
 #[test]
 fn a_workspace_object_beside_its_endpoint_gives_every_name() {
-    let g = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    let g = crate::fixtures::GUID;
     let dir = tempfile::tempdir().unwrap();
     // The 4 names a private endpoint lists...
     std::fs::write(
@@ -259,7 +259,7 @@ cname = "stcontoso.blob.core.windows.net"
     assert_eq!(c.metrics.unwrap().listen, "127.0.0.1:9153".parse().unwrap());
     assert_eq!(c.zone.answer, AnswerMode::Cname);
     let w = &c.workspaces[0].value;
-    assert_eq!(w.id, "fb7e20a0-8891-458b-b969-55ddb3382f51");
+    assert_eq!(w.id, crate::fixtures::GUID);
     assert_eq!(w.region, "eastus");
     assert_eq!(w.cloud, Cloud::UsGov);
     assert_eq!(w.projects.len(), 1);
@@ -493,7 +493,7 @@ fn import_warnings_cover_both_cases() {
         line,
         col: 1,
     };
-    let g = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    let g = crate::fixtures::GUID;
     let imp = |name: String, line| ImportedName {
         name,
         addrs: vec!["10.1.0.5".parse().unwrap()],

@@ -92,7 +92,7 @@ mod tests {
     use crate::config;
     use std::path::Path;
 
-    pub(super) const G: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    pub(super) const G: &str = crate::fixtures::GUID;
 
     /// A workspace with a wildcard and an instance under it, an AAAA record,
     /// a CNAME into the table and a CNAME out of it.

@@ -346,11 +346,11 @@ mod tests {
     use super::*;
     use crate::names::{apex_of, is_at_or_below};
 
-    const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    const GUID: &str = crate::fixtures::GUID;
 
     fn ws(cloud: Cloud) -> Workspace {
         Workspace {
-            name: "contoso-research-ml-workspace-001".into(),
+            name: crate::fixtures::NAME.into(),
             id: GUID.into(),
             region: "eastus".into(),
             cloud,
@@ -469,7 +469,7 @@ mod tests {
                 "inference.ml.azure.us",
             ),
         ];
-        let nb = "ml-contoso-research-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51";
+        let nb = crate::fixtures::NOTEBOOK_LABEL;
         for (cloud, api, notebooks, inst1, inst2, inference) in cases {
             let mut w = ws(cloud);
             w.instances = vec!["ci-alice".into()];
@@ -515,7 +515,7 @@ mod tests {
         w.online_endpoints = vec!["fraud-score".into()];
         w.instances = vec!["ci-1".into()];
         let d = derive(&w, AnswerMode::Cname);
-        let nb = "ml-contoso-research-eastus-fb7e20a0-8891-458b-b969-55ddb3382f51";
+        let nb = crate::fixtures::NOTEBOOK_LABEL;
         let cases = [
             (
                 format!("{GUID}.workspace.eastus.api.azureml.ms"),

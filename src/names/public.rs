@@ -97,7 +97,7 @@ pub fn captures_public(name: &str) -> Option<Captured> {
 mod tests {
     use super::*;
 
-    const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    const GUID: &str = crate::fixtures::GUID;
 
     #[test]
     fn public_names_stay_public() {

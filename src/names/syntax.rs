@@ -84,7 +84,7 @@ pub fn domain_name(raw: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+    const GUID: &str = crate::fixtures::GUID;
 
     #[test]
     fn labels_and_uuids() {

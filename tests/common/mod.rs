@@ -3,6 +3,11 @@
 //! client speaking UDP and TCP. Nothing here talks to any address but loopback.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+/// The ARM, IMDS and Entra ID stand-in of the Azure discovery tests.
+pub mod arm;
+/// DNS expectations as a table of cases.
+pub mod case;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -25,7 +30,11 @@ use amldns::server::{self, Listeners, Options};
 /// Every client call gives up after this; a test never hangs.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+/// The workspace the tests name, shared with unit tests and fuzz targets.
+#[path = "../fixtures/workspace.rs"]
+pub mod fixtures;
+
+pub use fixtures::GUID;
 
 pub fn name(s: &str) -> Name {
     Name::from_ascii(s).unwrap()
@@ -165,9 +174,10 @@ pub async fn scrape(srv: &Running) -> String {
 
 pub fn workspace(cloud: &str, extra: &str) -> String {
     format!(
-        "[[workspace]]\nname = \"contoso-research-ml-workspace-001\"\nid = \"{GUID}\"\n\
+        "[[workspace]]\nname = \"{name}\"\nid = \"{GUID}\"\n\
          region = \"eastus\"\ncloud = \"{cloud}\"\nip = \"10.1.0.5\"\nnotebook_ip = \"10.1.0.6\"\n\
-         inference_ip = \"10.1.0.7\"\n{extra}\n"
+         inference_ip = \"10.1.0.7\"\n{extra}\n",
+        name = fixtures::NAME
     )
 }
 
@@ -558,7 +568,12 @@ pub fn addrs(m: &Message) -> Vec<String> {
 
 /// The answer section as "owner TYPE data" lines, owners lower-cased.
 pub fn answer_lines(m: &Message) -> Vec<String> {
-    m.answers
+    record_lines(&m.answers)
+}
+
+/// Records as "owner TYPE data", the owner lower-case and without its dot.
+pub fn record_lines(records: &[Record]) -> Vec<String> {
+    records
         .iter()
         .map(|r| {
             let data = match &r.data {
@@ -791,7 +806,8 @@ pub fn skip(lack: Lack, reason: &str) {
         .filter(|n| *n != "main" && !n.starts_with("tokio-"))
         .unwrap_or("(unnamed thread)")
         .to_string();
-    // The test binary: target/debug/deps/peers-0123abcd → peers.
+    // The test binary: target/debug/deps/it-0123abcd → it (the test's name
+    // then carries its module: it::peers::…).
     let bin = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))

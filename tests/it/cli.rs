@@ -1,13 +1,9 @@
 //! The `amldns` binary's commands, run as a user would.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{IO_TIMEOUT, output_within, wait_within};
-
-const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+use crate::common::{GUID, IO_TIMEOUT, output_within, wait_within};
 
 fn amldns(args: &[&str]) -> Output {
     output_within(
@@ -37,7 +33,12 @@ fn check_passes_on_the_shipped_example() {
     let o = amldns(&["check", "--config", &example()]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("workspace mlw-contoso-prod (fb7e20a0-8891-458b-b969-55ddb3382f51, public eastus): 13 names"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "workspace mlw-contoso-prod ({GUID}, public eastus): 13 names"
+        )),
+        "{out}"
+    );
     assert!(out.contains(": OK, 29 local names"), "{out}");
 }
 

@@ -1,15 +1,18 @@
 //! What amldns answers where the resolution step decides something of its
 //! own (SPEC §3), over real sockets: private-link zone apexes, opcodes it
 //! does not implement, DO echoed, ANY over UDP, outsiders on the fast path.
-
-mod common;
+//!
+//! And the local names themselves: every name family in every cloud, the
+//! question's letter case echoed, other types as NODATA, Azure's CNAME chain,
+//! imported names, and large answers that fit once compressed.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
-use common::*;
+use crate::common::case::{Case, soa_line};
+use crate::common::*;
 
 /// A workspace in `cname` mode (so the table holds names in
 /// `privatelink.api.azureml.ms`), a record in a second private zone, and
@@ -83,11 +86,16 @@ async fn private_link_apexes_are_answered_authoritatively() {
         // The config listens on 0.0.0.0 (the default): no usable address.
         assert!(ns.additionals.is_empty());
     }
-    let ns_a = udp_query(srv.addr, &format!("ns.{apex}"), RecordType::A).await;
-    assert!(ns_a.metadata.authoritative && ns_a.answers.is_empty());
-    assert_eq!(soa_of(&ns_a.authorities[0]), soa_of(&soa.answers[0]));
-    let txt = udp_query(srv.addr, apex, RecordType::TXT).await;
-    assert!(txt.metadata.authoritative && txt.answers.is_empty());
+    let apex_soa = soa_line(apex, 1, 60);
+    assert_eq!(answer_lines(&soa), [apex_soa.as_str()]);
+    Case::run(
+        srv.addr,
+        &[
+            Case::nodata(&format!("ns.{apex}"), RecordType::A, &apex_soa),
+            Case::nodata(apex, RecordType::TXT, &apex_soa),
+        ],
+    )
+    .await;
 
     // The second private zone is ours too; public apexes, DS and other
     // names are not.
@@ -335,5 +343,255 @@ async fn identity_defaults_to_the_host_name() {
     let r = udp_exchange(srv.addr, &q).await;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(r.answers[0].data.to_string(), host.trim());
+    srv.stop().await;
+}
+
+const NB: &str = fixtures::NOTEBOOK_LABEL;
+
+/// Every name family of SPEC §1, for each cloud, answered locally with AA.
+#[tokio::test]
+async fn every_name_family_in_every_cloud() {
+    let up = StandIn::zone().await;
+    let clouds = [
+        (
+            "public",
+            "api.azureml.ms",
+            "notebooks.azure.net",
+            ["instances.azureml.ms", "instances.ml.azure.ms"],
+            "inference.ml.azure.com",
+        ),
+        (
+            "china",
+            "api.ml.azure.cn",
+            "notebooks.chinacloudapi.cn",
+            ["instances.azureml.cn", "instances.ml.azure.cn"],
+            "inference.ml.azure.cn",
+        ),
+        (
+            "usgov",
+            "api.ml.azure.us",
+            "notebooks.usgovcloudapi.net",
+            ["instances.azureml.us", "instances.ml.azure.us"],
+            "inference.ml.azure.us",
+        ),
+    ];
+    for (cloud, api, nb, inst, inf) in clouds {
+        let ws = workspace(
+            cloud,
+            "instances = [\"ci-alice\"]\nonline_endpoints = [\"fraud-score\"]\ninstances_wildcard = true\n\
+             projects = [ { name = \"proj-a\", id = \"0d5c2f4e-1111-2222-3333-444455556666\" } ]",
+        );
+        let srv = start(&config_with(up.addr, &ws)).await;
+        let local = [
+            (format!("{GUID}.workspace.eastus.{api}"), "10.1.0.5"),
+            (format!("{GUID}.workspace.eastus.cert.{api}"), "10.1.0.5"),
+            (
+                format!("{GUID}.workspace.eastus.privatelink.{api}"),
+                "10.1.0.5",
+            ),
+            (
+                format!("{GUID}.workspace.eastus.cert.privatelink.{api}"),
+                "10.1.0.5",
+            ),
+            (format!("{NB}.eastus.{nb}"), "10.1.0.6"),
+            (format!("{NB}.{nb}"), "10.1.0.6"),
+            (format!("{NB}.eastus.privatelink.{nb}"), "10.1.0.6"),
+            (format!("ci-alice.eastus.{}", inst[0]), "10.1.0.5"),
+            (format!("ci-alice-22.eastus.{}", inst[0]), "10.1.0.5"),
+            (format!("ci-alice.eastus.{}", inst[1]), "10.1.0.5"),
+            (format!("ci-alice-22.eastus.{}", inst[1]), "10.1.0.5"),
+            (format!("any-ci.eastus.{}", inst[1]), "10.1.0.5"),
+            (format!("fraud-score.eastus.{inf}"), "10.1.0.7"),
+            (
+                format!("fraud-score.{GUID}.inference.eastus.privatelink.{api}"),
+                "10.1.0.7",
+            ),
+            (
+                format!("0d5c2f4e-1111-2222-3333-444455556666.workspace.eastus.{api}"),
+                "10.1.0.5",
+            ),
+            (
+                format!("ml-proj-a-eastus-0d5c2f4e-1111-2222-3333-444455556666.eastus.{nb}"),
+                "10.1.0.6",
+            ),
+        ];
+        let cases: Vec<Case> = local
+            .iter()
+            .map(|(qname, ip)| Case::local_a(qname, ip).ra(true))
+            .collect();
+        Case::run(srv.addr, &cases).await;
+        srv.stop().await;
+    }
+    assert!(
+        up.seen().is_empty(),
+        "local names never reach the upstream: {:?}",
+        up.seen()
+    );
+}
+
+#[tokio::test]
+async fn mixed_case_question_is_echoed_as_asked() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
+    let asked = format!("{}.WorkSpace.EastUS.API.AzureML.ms", GUID.to_uppercase());
+    let r = udp_query(srv.addr, &asked, RecordType::A).await;
+    assert_eq!(addrs(&r), vec!["10.1.0.5"]);
+    assert_eq!(r.queries[0].name().to_ascii(), format!("{asked}."));
+    assert_eq!(r.answers[0].name.to_ascii(), format!("{asked}."));
+    assert!(up.seen().is_empty());
+    srv.stop().await;
+}
+
+/// AAAA/TXT/MX/… of a local name: NODATA with the zone's SOA, never forwarded.
+#[tokio::test]
+async fn other_types_of_a_local_name_are_nodata_and_never_forwarded() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
+    let names = [
+        (
+            format!("{GUID}.workspace.eastus.api.azureml.ms"),
+            "api.azureml.ms",
+        ),
+        (
+            format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"),
+            "privatelink.api.azureml.ms",
+        ),
+        (
+            format!("{NB}.eastus.notebooks.azure.net"),
+            "notebooks.azure.net",
+        ),
+    ];
+    let types = [
+        RecordType::AAAA,
+        RecordType::TXT,
+        RecordType::MX,
+        RecordType::HTTPS,
+        RecordType::SRV,
+    ];
+    // Serial 1: the table's first generation.
+    let cases: Vec<Case> = names
+        .iter()
+        .flat_map(|(qname, apex)| types.map(|t| Case::nodata(qname, t, &soa_line(apex, 1, 60))))
+        .collect();
+    Case::run(srv.addr, &cases).await;
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+    srv.stop().await;
+}
+
+/// `answer = "cname"`: Azure's own shape, public name CNAME privatelink name.
+#[tokio::test]
+async fn cname_mode_answers_azures_chain() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(
+        up.addr,
+        &format!(
+            "[zone]\nanswer = \"cname\"\n{}",
+            workspace("public", "online_endpoints = [\"fraud-score\"]")
+        ),
+    ))
+    .await;
+    let ws = format!("{GUID}.workspace.eastus.api.azureml.ms");
+    let pl = format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms");
+    let chain = [format!("{ws} CNAME {pl}"), format!("{pl} A 10.1.0.5")];
+    let chain: Vec<&str> = chain.iter().map(String::as_str).collect();
+    Case::run(srv.addr, &[Case::local(&ws, RecordType::A, &chain)]).await;
+    let r = udp_query(
+        srv.addr,
+        "fraud-score.eastus.inference.ml.azure.com",
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(addrs(&r), vec!["10.1.0.7"]);
+    assert_eq!(r.answers.len(), 2);
+    assert!(up.seen().is_empty());
+    srv.stop().await;
+}
+
+/// Every import shape, through the server.
+#[tokio::test]
+async fn imported_names_are_served() {
+    let up = StandIn::zone().await;
+    let pe = format!(
+        r#"{{"name": "pe-mlw", "customDnsConfigs": [
+            {{"fqdn": "{GUID}.workspace.eastus.api.azureml.ms", "ipAddresses": ["10.2.0.5"]}},
+            {{"fqdn": "*.{GUID}.inference.eastus.api.azureml.ms", "ipAddresses": ["10.2.0.7"]}}]}}"#
+    );
+    let bare = r#"[{"fqdn": "a.privatelink.vaultcore.azure.net", "ipAddresses": ["10.2.1.1"]}]"#;
+    let projected =
+        r#"[{"IPAddress": "10.2.2.2", "FQDNs": ["b.privatelink.blob.core.windows.net"]}]"#;
+    let raw = r#"{"ipConfigurations": [{"privateIpAddress": "10.2.3.3",
+        "privateLinkConnectionProperties": {"fqdns": ["c.privatelink.file.core.windows.net"]}}]}"#;
+    let cfg = config_with(
+        up.addr,
+        "[[import]]\npath = \"pe/*.json\"\n[[import]]\npath = \"nic.json\"\n",
+    );
+    let srv = start_with_files(
+        &cfg,
+        &[
+            ("pe/ws.json", &pe),
+            ("pe/bare.json", bare),
+            ("pe/projected.json", projected),
+            ("nic.json", raw),
+        ],
+    )
+    .await;
+    let imported = [
+        (
+            format!("{GUID}.workspace.eastus.api.azureml.ms"),
+            "10.2.0.5",
+        ),
+        (
+            format!("ep1.{GUID}.inference.eastus.api.azureml.ms"),
+            "10.2.0.7",
+        ),
+        ("a.privatelink.vaultcore.azure.net".to_string(), "10.2.1.1"),
+        (
+            "b.privatelink.blob.core.windows.net".to_string(),
+            "10.2.2.2",
+        ),
+        (
+            "c.privatelink.file.core.windows.net".to_string(),
+            "10.2.3.3",
+        ),
+    ];
+    let cases: Vec<Case> = imported
+        .iter()
+        .map(|(qname, ip)| Case::local_a(qname, ip))
+        .collect();
+    Case::run(srv.addr, &cases).await;
+    assert!(up.seen().is_empty());
+    srv.stop().await;
+}
+
+/// The general path sends what fits (names compress), TC only when it does not.
+#[tokio::test]
+async fn large_local_answers_fit_when_compressed() {
+    let up = StandIn::zone().await;
+    let many: Vec<String> = (1..=40).map(|i| format!("\"10.4.0.{i}\"")).collect();
+    // `[log] queries` sends every query down the general path.
+    let srv = start(&config_with(
+        up.addr,
+        &format!(
+            "[log]\nqueries = true\n[[record]]\nname = \"many.corp.example\"\na = [{}]\n",
+            many.join(", ")
+        ),
+    ))
+    .await;
+    let r = udp_exchange(
+        srv.addr,
+        &query_msg("many.corp.example", RecordType::A, Some(1232)),
+    )
+    .await;
+    assert!(
+        !r.metadata.truncation,
+        "40 A records are about 700 bytes compressed"
+    );
+    assert_eq!(addrs(&r).len(), 40);
+    let r = udp_exchange(
+        srv.addr,
+        &query_msg("many.corp.example", RecordType::A, None),
+    )
+    .await;
+    assert!(r.metadata.truncation, "but more than 512");
     srv.stop().await;
 }

@@ -4,17 +4,19 @@
 //! asked real questions. A test whose program is not installed says so and
 //! passes (`scripts/install-peers.sh` installs them), or fails under `CI=true`.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{GUID, StandIn, addrs, answer_lines, output_within, query_msg, skip_or_fail, udp_raw};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
+
+use crate::common;
+use crate::common::{
+    GUID, StandIn, addrs, answer_lines, output_within, query_msg, skip_or_fail, udp_raw,
+};
 
 fn amldns(args: &[&str]) -> Output {
     output_within(

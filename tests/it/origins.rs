@@ -5,10 +5,6 @@
 //! general one); and a reload whose `[[import]]`s now give no name at all,
 //! refused however it is asked for, the old table answering on.
 
-#[path = "common/arm.rs"]
-mod arm;
-mod common;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use amldns::metrics::{AZURE_SYNC_TOTAL, RELOADS_TOTAL, TABLE_GENERATION};
 use amldns::reload::WatchMode;
-use arm::{ArmStandIn, Ws};
-use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use tokio::net::TcpStream;
+
+use crate::common::arm::{ArmStandIn, Ws};
+use crate::common::*;
 
 /// How long a reload or a discovery round may take on a busy machine
 /// before the test gives up: a ceiling, not a measure.
@@ -181,7 +178,7 @@ async fn every_origin_keeps_its_ttl(mode: &str) {
         "a discovery round succeeds"
     );
     let file_ws = format!("{GUID}.workspace.eastus.api.azureml.ms");
-    let file_nb = "contoso-research-ml-workspace-001";
+    let file_nb = fixtures::NAME;
     let file_nb = format!(
         "{}.eastus.notebooks.azure.net",
         amldns::names::notebook_label(file_nb, "eastus", GUID)

@@ -2,9 +2,7 @@
 //! upstreams and gives a local name (issue 16.2), so no test can reach
 //! 168.63.129.16 by leaving `[upstream]` out.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 #[should_panic(expected = "upstream 168.63.129.16:53 is not on loopback")]
@@ -39,4 +37,16 @@ async fn built_configs_answer_something_locally() {
     assert!(up.seen().is_empty(), "{:?}", up.seen());
     srv.stop().await;
     assert!(!config_with(up.addr, &workspace("public", "")).contains("probe."));
+}
+
+/// The config of every kind of local name holds the fixture workspace, which
+/// it writes out again as TOML.
+#[test]
+fn the_every_kind_config_holds_the_fixture_workspace() {
+    use crate::common::fixtures::{EVERY_KIND, GUID, NAME};
+    let first = EVERY_KIND.split("[[workspace]]").nth(1).unwrap();
+    assert!(
+        first.contains(&format!("name = \"{NAME}\"\nid = \"{GUID}\"\n")),
+        "{first}"
+    );
 }

@@ -3,20 +3,29 @@
 //! question's spelling in owner names, and DNSSEC passed through for clients
 //! that ask with DO (and only for them). Every upstream is a stand-in on
 //! 127.0.0.1.
-
-mod common;
+//!
+//! Also what passes through: public names beside local ones, CNAME chains
+//! into and out of the table, upstream rcodes, one deadline per query,
+//! failover, a 4096-byte UDP answer read whole, and errors counted by kind.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use amldns::metrics::{UPSTREAM_LIMITED_TOTAL, UPSTREAM_REQUESTS_TOTAL};
-use common::*;
+use amldns::metrics::{
+    UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT, UPSTREAM_LIMITED_TOTAL, UPSTREAM_REQUESTS_TOTAL,
+};
+use amldns::resolve::QUERY_DEADLINE;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{RData, Record, RecordType};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::common::case::Case;
+use crate::common::*;
+use crate::setup;
+use crate::setup::*;
 
 /// A config forwarding to `upstream` with `keys` in `[upstream]` (the
 /// defaults otherwise: `timeout_ms` 2000, `max_qps` 900, `max_in_flight`
@@ -385,5 +394,380 @@ async fn dnssec_records_reach_only_clients_that_set_do() {
         assert_eq!(r.metadata.checking_disabled, checking_disabled);
     }
     assert_eq!(signer.asked(cd), [(false, true), (false, false)]);
+    srv.stop().await;
+}
+
+/// Public names under the same parents stay public: forwarded.
+#[tokio::test]
+async fn public_names_beside_local_ones_are_forwarded() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(
+        up.addr,
+        &workspace("public", "instances = [\"ci-alice\"]"),
+    ))
+    .await;
+    let r = udp_query(srv.addr, "eastus.api.azureml.ms", RecordType::A).await;
+    assert_eq!(addrs(&r), vec!["192.0.2.20"]);
+    assert!(!r.metadata.authoritative);
+    let unlisted = "03ce50c0-2e18-48ad-9e4a-ca338f571072.workspace.eastus.api.azureml.ms";
+    let r = udp_query(srv.addr, unlisted, RecordType::A).await;
+    assert_eq!(addrs(&r), vec!["192.0.2.40"]);
+    // No wildcard asked for: other instances are public.
+    let r = udp_query(
+        srv.addr,
+        "ci-bob.eastus.instances.azureml.ms",
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        up.seen_names(),
+        vec![
+            "eastus.api.azureml.ms",
+            unlisted,
+            "ci-bob.eastus.instances.azureml.ms"
+        ]
+    );
+    srv.stop().await;
+}
+
+/// Azure's chain `st.blob…` CNAME `st.privatelink.blob…` is cut where it
+/// enters the table and completed from it.
+#[tokio::test]
+async fn upstream_cname_chain_into_a_local_name_is_completed_locally() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(
+        up.addr,
+        "[[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
+    ))
+    .await;
+    let r = udp_query(srv.addr, "st.blob.core.windows.net", RecordType::A).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        answer_lines(&r),
+        vec![
+            "st.blob.core.windows.net CNAME st.privatelink.blob.core.windows.net",
+            "st.privatelink.blob.core.windows.net A 10.1.0.9",
+        ]
+    );
+    // The privatelink name itself never goes upstream.
+    assert_eq!(up.seen_names(), vec!["st.blob.core.windows.net"]);
+    srv.stop().await;
+}
+
+/// A CNAME question is answered with the CNAME itself (RFC 1034 §4.3.2):
+/// the chain is not followed into the table.
+#[tokio::test]
+async fn cname_questions_are_not_completed() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(
+        up.addr,
+        "[[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
+         [[record]]\nname = \"alias.corp.example\"\ncname = \"st.privatelink.blob.core.windows.net\"\n",
+    ))
+    .await;
+    let r = udp_query(srv.addr, "st.blob.core.windows.net", RecordType::CNAME).await;
+    assert!(r.authorities.is_empty(), "{:?}", r.authorities);
+    assert_eq!(
+        answer_lines(&r),
+        vec!["st.blob.core.windows.net CNAME st.privatelink.blob.core.windows.net"]
+    );
+    let r = udp_query(srv.addr, "alias.corp.example", RecordType::CNAME).await;
+    assert!(r.metadata.authoritative);
+    assert_eq!(
+        answer_lines(&r),
+        vec!["alias.corp.example CNAME st.privatelink.blob.core.windows.net"]
+    );
+    srv.stop().await;
+}
+
+/// A local CNAME to a name outside the table is completed upstream.
+#[tokio::test]
+async fn local_cname_leaving_the_table_is_forwarded_for_its_target() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(
+        up.addr,
+        "[[record]]\nname = \"web.corp.example\"\ncname = \"www.example.com\"\n",
+    ))
+    .await;
+    let r = udp_query(srv.addr, "web.corp.example", RecordType::A).await;
+    assert!(r.metadata.authoritative);
+    assert_eq!(
+        answer_lines(&r),
+        vec![
+            "web.corp.example CNAME www.example.com",
+            "www.example.com A 192.0.2.10"
+        ]
+    );
+    assert_eq!(up.seen_names(), vec!["www.example.com"]);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_nxdomain_and_rcodes_pass_through() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(up.addr, "")).await;
+    // The stand-in's SOA for example.com.
+    let soa = "example.com SOA example.com. hostmaster.example.com. 1 3600 600 86400 60";
+    let gone = Case::forwarded("gone.example.com", RecordType::A, ResponseCode::NXDomain)
+        .answer(&["gone.example.com CNAME nothere.example.com"])
+        .authority(&[soa]);
+    Case::run(
+        srv.addr,
+        &[
+            Case::forwarded("nope.example.com", RecordType::A, ResponseCode::NXDomain)
+                .authority(&[soa]),
+            // NODATA upstream stays NODATA, with its SOA.
+            Case::forwarded("www.example.com", RecordType::AAAA, ResponseCode::NoError)
+                .authority(&[soa]),
+            // A chain that ends in NXDOMAIN keeps its SOA, and is cached as
+            // negative.
+            gone.clone(),
+            gone,
+        ],
+    )
+    .await;
+    assert_eq!(
+        up.seen_names()
+            .iter()
+            .filter(|n| *n == "gone.example.com")
+            .count(),
+        1,
+        "the second one came from the cache"
+    );
+    Case::run(
+        srv.addr,
+        &[
+            Case::forwarded("refused.example.com", RecordType::A, ResponseCode::Refused),
+            Case::forwarded(
+                "servfail.example.com",
+                RecordType::A,
+                ResponseCode::ServFail,
+            ),
+        ],
+    )
+    .await;
+    srv.stop().await;
+}
+
+/// A silent upstream: SERVFAIL once its one try (`timeout_ms = 400`) is
+/// over, not before and not at the query's 2.5 s deadline (well before the
+/// client's own timeout), after the question was sent three times; and
+/// local names keep answering while it waits.
+#[tokio::test]
+async fn upstream_down_gives_servfail_within_the_deadline() {
+    let silent = StandIn::start(|_| None).await;
+    let per_try = Duration::from_millis(400);
+    let cfg = TestConfig {
+        upstreams: &[silent.addr],
+        upstream: &format!("timeout_ms = {}", per_try.as_millis()),
+        rest: &workspace("public", ""),
+        ..TestConfig::default()
+    }
+    .text();
+    let srv = start(&cfg).await;
+    let addr = srv.addr;
+    let forwarded = tokio::spawn(async move {
+        let t = Instant::now();
+        let r = udp_query(addr, "www.example.com", RecordType::A).await;
+        (r, t.elapsed())
+    });
+    // While that waits (its question is upstream), a local name is answered.
+    let t = Instant::now();
+    while silent.seen().is_empty() {
+        assert!(t.elapsed() < IO_TIMEOUT, "the upstream never asked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = udp_query(
+        srv.addr,
+        &format!("{GUID}.workspace.eastus.api.azureml.ms"),
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(addrs(&r), vec!["10.1.0.5"]);
+    assert!(
+        !forwarded.is_finished(),
+        "the local answer waited for the forwarded one"
+    );
+
+    let (r, took) = forwarded.await.unwrap();
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        took >= per_try,
+        "SERVFAIL after {took:?}, before the try ended"
+    );
+    assert!(took < QUERY_DEADLINE, "SERVFAIL after {took:?}");
+    // Sent, and sent again at a fifth and at half of the try.
+    assert_eq!(silent.seen().len(), 3, "{:?}", silent.seen());
+    srv.stop().await;
+}
+
+/// Two silent upstreams and the default per-try timeout (2 s): each gets
+/// half of the one 2.5 s deadline, one after the other, and the client
+/// hears SERVFAIL when it is over.
+#[tokio::test]
+async fn one_deadline_for_the_whole_query() {
+    let a = StandIn::start(|_| None).await;
+    let b = StandIn::start(|_| None).await;
+    let cfg = TestConfig {
+        upstreams: &[a.addr, b.addr],
+        upstream: "",
+        ..TestConfig::default()
+    }
+    .text();
+    let srv = start(&cfg).await;
+    let t = Instant::now();
+    let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    let took = t.elapsed();
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    // Never sooner than the deadline.
+    assert!(took >= QUERY_DEADLINE, "SERVFAIL after {took:?}");
+    let (a, b) = (a.seen(), b.seen());
+    // Each heard the question three times: sent, and sent again at a fifth
+    // and at half of its turn. A turn of 2 s for the first would leave the
+    // second 0.5 s, in which it hears it twice (at 0 and 400 ms).
+    assert_eq!(a.len(), 3, "{a:?}");
+    assert_eq!(b.len(), 3, "{b:?}");
+    // One after the other: the second only once the first's half is over.
+    assert!(a.iter().all(|s| s.at < b[0].at), "{a:?} {b:?}");
+    let second_from = b[0].at.duration_since(t);
+    assert!(
+        second_from >= QUERY_DEADLINE / 2,
+        "the second upstream asked {second_from:?} after the client, before the first's half ended"
+    );
+    srv.stop().await;
+}
+
+/// Two upstreams, the first dead: the second answers within the same query,
+/// once the first's try is over, and later queries go to it first.
+#[tokio::test]
+async fn failover_to_the_next_upstream() {
+    let dead = StandIn::start(|_| None).await;
+    let live = StandIn::zone().await;
+    let cfg = TestConfig {
+        upstreams: &[dead.addr, live.addr],
+        upstream: "timeout_ms = 400",
+        ..TestConfig::default()
+    }
+    .text();
+    let srv = start(&cfg).await;
+    let t = Instant::now();
+    let r = udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    assert_eq!(addrs(&r), vec!["192.0.2.10"]);
+    // Not asked side by side: the second only once the first's try is over.
+    let per_try = Duration::from_millis(400);
+    assert!(t.elapsed() >= per_try, "{:?}", t.elapsed());
+    assert!(!dead.seen().is_empty());
+    assert!(
+        live.seen()[0].at.duration_since(t) >= per_try,
+        "the live upstream was asked before the dead one's try ended"
+    );
+    dead.clear();
+    let r = udp_query(srv.addr, "nope.example.com", RecordType::A).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+    assert!(
+        dead.seen().is_empty(),
+        "the failed upstream goes last: {:?}",
+        dead.seen()
+    );
+    srv.stop().await;
+}
+
+/// SPEC §1: Azure's resolver may answer over UDP with more than the 1232
+/// bytes asked for, without TC. amldns reads such an answer whole up to
+/// 4096 bytes: one of exactly 4096 bytes is taken (no retry over TCP) and
+/// served, whole over TCP, and with TC to a UDP client it does not fit.
+/// A read buffer a byte short would cut it, and the cut answer would not
+/// parse.
+#[tokio::test]
+async fn an_upstream_udp_answer_of_4096_bytes_without_tc_is_read_whole() {
+    let up = StandIn::start(|q| Some(spec_zone(q))).await;
+    up.send_udp_whole();
+    let name = "big-udp.example.com";
+    // As amldns asks it: EDNS with its 1232 bytes.
+    let size = spec_zone(&query_msg(name, RecordType::A, Some(1232)))
+        .to_vec()
+        .unwrap()
+        .len();
+    assert_eq!(size, UDP_READ, "the stand-in's answer is {size} bytes");
+    let srv = start(&setup::config(&[up.addr], 1000, "")).await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let r = tcp_exchange(&mut tcp, &query_msg(name, RecordType::A, Some(1232))).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(addrs(&r).len(), BIG_UDP_RECORDS);
+    let seen = up.seen();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|s| !s.tcp),
+        "asked over UDP only: {seen:?}"
+    );
+    let r = udp_query(srv.addr, name, RecordType::A).await;
+    assert!(r.metadata.truncation, "too big for the client's 1232 bytes");
+    srv.stop().await;
+}
+
+/// Upstream failures are counted per upstream and kind, and the in-flight
+/// gauge shows a question while it is being asked and drops back after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_errors_are_counted_by_kind_and_the_in_flight_gauge_moves() {
+    // Rcodes from an upstream that answers.
+    let up = StandIn::start(|q| Some(spec_zone(q))).await;
+    let srv = start(&setup::config(&[up.addr], 1000, "")).await;
+    for (name, rcode) in [
+        ("servfail.example.com", ResponseCode::ServFail),
+        ("refused.example.com", ResponseCode::Refused),
+        ("notauth.example.com", ResponseCode::NotAuth),
+    ] {
+        let r = udp_query(srv.addr, name, RecordType::A).await;
+        assert_eq!(r.metadata.response_code, rcode, "{name}");
+    }
+    let m = scrape(&srv).await;
+    let upstream = up.addr.to_string();
+    for (kind, n) in [
+        ("servfail", 1.0),
+        ("refused", 1.0),
+        ("rcode", 1.0),
+        ("timeout", 0.0),
+        ("network", 0.0),
+    ] {
+        let got = metric(
+            &m,
+            UPSTREAM_ERRORS_TOTAL,
+            &[("upstream", &upstream), ("error", kind)],
+        );
+        assert_eq!(got, n, "{kind} errors");
+    }
+    srv.stop().await;
+
+    // A port nobody listens on (the kernel says so at once), then one that
+    // never answers.
+    // Held, and connected elsewhere: the kernel delivers it nothing from
+    // amldns and answers port-unreachable, as for a port nobody holds, yet
+    // no other socket can take the port meanwhile.
+    let held = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    held.connect("127.0.0.1:9").await.unwrap();
+    let closed = held.local_addr().unwrap();
+    let silent = StandIn::start(|_| None).await;
+    let srv = start(&setup::config(&[closed, silent.addr], 1500, "")).await;
+    assert_eq!(metric(&scrape(&srv).await, UPSTREAM_IN_FLIGHT, &[]), 0.0);
+    let addr = srv.addr;
+    let asking =
+        tokio::spawn(async move { udp_query(addr, "slow.example.com", RecordType::A).await });
+    until("the silent upstream is asked", || !silent.seen().is_empty()).await;
+    assert_eq!(metric(&scrape(&srv).await, UPSTREAM_IN_FLIGHT, &[]), 1.0);
+    let r = asking.await.unwrap();
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    let m = scrape(&srv).await;
+    assert_eq!(metric(&m, UPSTREAM_IN_FLIGHT, &[]), 0.0);
+    let of = |up: SocketAddr, kind| {
+        metric(
+            &m,
+            UPSTREAM_ERRORS_TOTAL,
+            &[("upstream", &up.to_string()), ("error", kind)],
+        )
+    };
+    assert_eq!(of(closed, "network"), 1.0);
+    assert_eq!(of(closed, "timeout"), 0.0);
+    assert_eq!(of(silent.addr, "timeout"), 1.0);
+    assert_eq!(of(silent.addr, "network"), 0.0);
     srv.stop().await;
 }

@@ -2,14 +2,13 @@
 //! binary, with NOTIFY_SOCKET naming a socket this test holds, as systemd
 //! runs a `Type=notify` unit with `WatchdogSec=`.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{IO_TIMEOUT, RUN_TIMEOUT, addrs, udp_query};
 use hickory_proto::rr::RecordType;
+
+use crate::common::{IO_TIMEOUT, RUN_TIMEOUT, addrs, udp_query};
 
 struct Serve {
     child: Child,

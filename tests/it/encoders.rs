@@ -24,62 +24,11 @@ use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-const GUID: &str = "fb7e20a0-8891-458b-b969-55ddb3382f51";
+use crate::common::fixtures;
 
+/// The config of every kind of local name, in `answer` mode.
 fn config_text(answer: &str) -> String {
-    let many: Vec<String> = (1..=40).map(|i| format!("\"10.4.0.{i}\"")).collect();
-    format!(
-        r#"
-[server]
-listen = ["127.0.0.1:53"]
-allow = ["127.0.0.0/8"]
-[upstream]
-servers = ["127.0.0.1:9"]
-[zone]
-answer = "{answer}"
-[[workspace]]
-name = "contoso-research-ml-workspace-001"
-id = "{GUID}"
-region = "eastus"
-ip = "10.1.0.5"
-notebook_ip = "10.1.0.6"
-inference_ip = "10.1.0.7"
-instances = ["ci-alice"]
-instances_wildcard = true
-online_endpoints = ["fraud-score"]
-[[workspace]]
-name = "hub-contoso"
-id = "03ce50c0-2e18-48ad-9e4a-ca338f571072"
-region = "chinaeast2"
-cloud = "china"
-ip = "10.2.0.5"
-projects = [ {{ name = "proj-a", id = "0d5c2f4e-7a1b-4c3d-9e8f-102030405060" }} ]
-[[record]]
-name = "dual.corp.example"
-a = ["10.3.0.1", "10.3.0.2"]
-aaaa = ["fd00::3"]
-[[record]]
-name = "alias.corp.example"
-cname = "mid.corp.example"
-[[record]]
-name = "mid.corp.example"
-cname = "dual.corp.example"
-ttl = 5
-[[record]]
-name = "web.corp.example"
-cname = "www.example.com"
-[[record]]
-name = "*.wild.corp.example"
-a = ["10.3.1.1"]
-[[record]]
-name = "many.corp.example"
-a = [{}]
-[[record]]
-name = "st.privatelink.blob.core.windows.net"
-a = ["10.1.0.9"]
-"#,
-        many.join(", ")
-    )
+    fixtures::EVERY_KIND.replace("answer = \"cname\"", &format!("answer = \"{answer}\""))
 }
 
 /// Names under private-link zones amldns owns whose upstream answers are

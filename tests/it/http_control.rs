@@ -4,15 +4,22 @@
 //! user would against a server started in-process on loopback; and what a
 //! reload leaves behind: `amldns_config_info{sha256}`, its change summary,
 //! `degraded` while it fails. Plus `amldns check --format json`.
-
-mod common;
+//!
+//! Also health and readiness routes, the HTTP connection bound, and reload
+//! refused outside `control_allow`.
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use common::*;
+use amldns::metrics::*;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::common::*;
+use crate::setup::*;
 
 const ST: &str = "st.privatelink.blob.core.windows.net";
 const CI: &str = "ci-7.eastus.instances.azureml.ms";
@@ -509,19 +516,99 @@ async fn a_file_put_back_ends_the_failure_it_caused() {
     assert_eq!(s["health"], "degraded");
 
     srv.write("amldns.toml", &text);
-    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    let deadline = Instant::now() + IO_TIMEOUT;
     let s = loop {
         let (_, s) = get_json(&srv, "/status").await;
         if s["health"] == "ok" {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "still {s:#}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(Instant::now() < deadline, "still {s:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let r = &s["last_reload"];
     assert_eq!(r["trigger"], "file change", "{r}");
     assert_eq!(r["error"], Value::Null);
     assert_eq!(r["changes"], Value::Null, "nothing to swap: {r}");
     assert_eq!(s["generation"], 1);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_routes() {
+    let up = StandIn::zone().await;
+    let srv = start(&with_metrics(up.addr, "")).await;
+    let (status, body) = http_request(srv.http(), "GET", "/healthz").await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["generation"], 1);
+    assert!(v["reason"].is_null());
+    assert_eq!(http_request(srv.http(), "GET", "/readyz").await.0, 200);
+    assert_eq!(http_request(srv.http(), "GET", "/nope").await.0, 404);
+    assert_eq!(http_request(srv.http(), "GET", "/reload").await.0, 405);
+    assert_eq!(http_request(srv.http(), "POST", "/metrics").await.0, 405);
+    srv.stop().await;
+}
+
+/// The metrics listener caps its connections and closes idle ones.
+#[tokio::test]
+async fn http_connections_are_bounded() {
+    let up = StandIn::zone().await;
+    let srv = start(&with_metrics(up.addr, "")).await;
+    let mut idle = Vec::new();
+    let opened = Instant::now();
+    for _ in 0..amldns::http::MAX_CONNECTIONS {
+        idle.push(TcpStream::connect(srv.http()).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Over the cap: closed without an answer.
+    let mut extra = TcpStream::connect(srv.http()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(IO_TIMEOUT, extra.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the connection over the cap is closed");
+    // Idle connections are closed once the header timeout passes: not
+    // before, and well before the connection's 30 s deadline (the ceiling
+    // is five header timeouts).
+    let header = amldns::http::HEADER_TIMEOUT;
+    assert!(5 * header < amldns::http::CONNECTION_DEADLINE);
+    let n = tokio::time::timeout(5 * header, idle[0].read(&mut buf))
+        .await
+        .expect("an idle connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    let took = opened.elapsed();
+    assert!(took >= header, "closed at {took:?}");
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(http_request(srv.http(), "GET", "/healthz").await.0, 200);
+    srv.stop().await;
+}
+
+/// Issue 12, item 5: `POST /reload` only from `[metrics] control_allow`
+/// (loopback by default, which the other tests rely on); anyone else gets
+/// 403 and nothing is reloaded, while reading stays open to them.
+#[tokio::test]
+async fn reload_is_refused_outside_control_allow() {
+    let up = StandIn::zone().await;
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    let text = one_name(up.addr, "10.9.0.1").replace(
+        metrics,
+        &format!("{metrics}control_allow = [\"10.0.0.0/8\", \"::1/128\"]\n"),
+    );
+    let srv = start(&text).await;
+    std::fs::write(&srv.config_path, text.replace("10.9.0.1", "10.9.0.2")).unwrap();
+    let (status, body) = http_request(srv.http(), "POST", "/reload").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("control_allow"), "{body}");
+    // Every POST is a control request (a cache flush will be one too).
+    assert_eq!(http_request(srv.http(), "POST", "/flush").await.0, 403);
+    assert_eq!(answer(&srv, "ws.corp.example").await, vec!["10.9.0.1"]);
+    assert_eq!(http_request(srv.http(), "GET", "/healthz").await.0, 200);
+    let m = scrape(&srv).await;
+    assert_eq!(metric(&m, TABLE_GENERATION, &[]), 1.0);
+    assert_eq!(metric(&m, RELOADS_TOTAL, &[]), 1.0, "only the first load");
     srv.stop().await;
 }

@@ -1,14 +1,21 @@
 //! The `amldns serve` process itself: signals (SIGHUP reload, SIGTERM
 //! graceful stop) and its logs, as a service manager would see them.
-
-mod common;
+//!
+//! Stopping: `/readyz` while it drains, TCP drained and then closed, the
+//! drain capped; and a runtime dropped under a running server.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::*;
+use amldns::metrics::QUERIES_TOTAL;
+use amldns::resolve::QUERY_DEADLINE;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::common::*;
+use crate::setup;
+use crate::setup::*;
 
 fn config(upstream: SocketAddr, ip: &str, extra: &str) -> String {
     format!(
@@ -345,4 +352,251 @@ async fn an_unchanged_reload_keeps_the_generation_and_a_mended_failure_is_logged
         addrs(&udp_query(p.addr, "ws.corp.example", RecordType::A).await),
         vec!["10.9.0.1"]
     );
+}
+
+/// While stopping, `/readyz` says 503 (a load balancer takes the replica
+/// out), a new query on an open TCP connection is REFUSED, and the query in
+/// flight still gets its answer before the connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_stopping_and_new_tcp_queries_are_refused() {
+    let silent = StandIn::start(|_| None).await;
+    let srv = start(&setup::config(&[silent.addr], 2500, "")).await;
+    let (addr, http) = (srv.addr, srv.http());
+    assert_eq!(http_request(http, "GET", "/readyz").await.0, 200);
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let slow = query_msg("slow.example.com", RecordType::A, None);
+    write_frame(&mut tcp, &slow.to_vec().unwrap())
+        .await
+        .unwrap();
+    until("the upstream is asked", || !silent.seen().is_empty()).await;
+
+    let stopping = tokio::spawn(srv.stop());
+    // The stop begins by saying so; the drain lasts until the slow query's
+    // deadline, which is this wait's ceiling.
+    let t = Instant::now();
+    while http_request(http, "GET", "/readyz").await.0 != 503 {
+        assert!(
+            t.elapsed() < QUERY_DEADLINE,
+            "/readyz still 200 while stopping"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!stopping.is_finished(), "still draining");
+    let local = query_msg(LOCAL, RecordType::A, None);
+    write_frame(&mut tcp, &local.to_vec().unwrap())
+        .await
+        .unwrap();
+    let r = read_reply(&mut tcp).await;
+    assert_eq!(r.metadata.id, local.metadata.id);
+    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+    let r = read_reply(&mut tcp).await;
+    assert_eq!(r.metadata.id, slow.metadata.id);
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    tokio::time::timeout(IO_TIMEOUT, stopping)
+        .await
+        .expect("stopped in time")
+        .unwrap();
+    assert!(closed(&mut tcp).await, "the connection closes once stopped");
+}
+
+/// SIGINT and SIGTERM alike: a query in flight over TCP is answered, a new
+/// one on the same connection is REFUSED, the connection closes and the
+/// process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_and_sigterm_drain_tcp_and_exit_cleanly() {
+    // Slow enough that the query is still in flight when the signal has
+    // been seen and the next query written (a few milliseconds), and
+    // within the 2 s try.
+    let slow = StandIn::start_delayed(
+        "127.0.0.1:0".parse().unwrap(),
+        Duration::from_millis(1500),
+        |q| Some(upstream_zone(q)),
+    )
+    .await;
+    for sig in ["INT", "TERM"] {
+        slow.clear();
+        let mut p = Process::start(&process_config(slow.addr), "json", None);
+        let mut tcp = TcpStream::connect(p.addr).await.unwrap();
+        let fwd = query_msg("www.example.com", RecordType::A, None);
+        write_frame(&mut tcp, &fwd.to_vec().unwrap()).await.unwrap();
+        until("the upstream is asked", || !slow.seen().is_empty()).await;
+        p.signal(sig);
+        p.wait_for_line("shutting down");
+        let local = query_msg(LOCAL, RecordType::A, None);
+        write_frame(&mut tcp, &local.to_vec().unwrap())
+            .await
+            .unwrap();
+        // Both answered, in whichever order they are ready.
+        let mut replies = [read_reply(&mut tcp).await, read_reply(&mut tcp).await];
+        replies.sort_by_key(|r| r.metadata.id != local.metadata.id);
+        let [r, f] = replies;
+        assert_eq!(r.metadata.id, local.metadata.id, "SIG{sig}");
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused, "SIG{sig}");
+        assert_eq!(f.metadata.id, fwd.metadata.id, "SIG{sig}");
+        assert_eq!(addrs(&f), vec!["192.0.2.10"], "SIG{sig}");
+        assert!(closed(&mut tcp).await, "SIG{sig}: the connection closes");
+        assert_eq!(p.wait_exit(IO_TIMEOUT), Some(0), "SIG{sig}");
+    }
+}
+
+/// Open TCP connections do not hold the process: with an upstream that
+/// never answers, an idle connection and a busy one open, SIGTERM ends it
+/// once the busy query's deadline is over, not at the idle timeout (60 s
+/// here); the busy connection gets its SERVFAIL first, and both are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_idle_and_busy_tcp_connections() {
+    let silent = StandIn::start(|_| None).await;
+    let cfg = process_config(silent.addr)
+        .replace("[upstream]", "tcp_idle_timeout_ms = 60000\n[upstream]");
+    let mut p = Process::start(&cfg, "json", None);
+    let mut idle = TcpStream::connect(p.addr).await.unwrap();
+    let mut busy = TcpStream::connect(p.addr).await.unwrap();
+    let q = query_msg("slow.example.com", RecordType::A, None);
+    write_frame(&mut busy, &q.to_vec().unwrap()).await.unwrap();
+    until("the upstream is asked", || !silent.seen().is_empty()).await;
+    let t = Instant::now();
+    p.signal("TERM");
+    // The busy query was asked before the signal: its deadline ends sooner.
+    // The ceiling is five deadlines, well short of the idle timeout.
+    assert_eq!(p.wait_exit(5 * QUERY_DEADLINE), Some(0));
+    eprintln!("exited {:?} after SIGTERM", t.elapsed());
+    let r = read_reply(&mut busy).await;
+    assert_eq!(r.metadata.id, q.metadata.id);
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    assert!(closed(&mut busy).await);
+    assert!(closed(&mut idle).await);
+}
+
+/// The drain has a cap: queries whose answers cannot be written (a TCP
+/// client that pipelines many large answers and reads none, its window
+/// shut) hold the stop for the query deadline and a little more, not until
+/// the write stall closes that connection (60 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_is_capped_when_a_client_does_not_read() {
+    let up = StandIn::start(|q| Some(spec_zone(q))).await;
+    let srv = start(&config_with_server(
+        &[up.addr],
+        1000,
+        "",
+        "tcp_idle_timeout_ms = 60000",
+    ))
+    .await;
+    let sock = TcpSocket::new_v4().unwrap();
+    // Set before connecting, so that the window stays this small.
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut hog = tokio::time::timeout(IO_TIMEOUT, sock.connect(srv.addr))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    // 600 answers of ~47 KB: several times what the socket buffers hold.
+    let mut burst = Vec::new();
+    for _ in 0..600 {
+        let bytes = query_msg("huge.example.com", RecordType::A, None)
+            .to_vec()
+            .unwrap();
+        burst.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&bytes);
+    }
+    tokio::time::timeout(
+        IO_TIMEOUT,
+        tokio::io::AsyncWriteExt::write_all(&mut hog, &burst),
+    )
+    .await
+    .expect("the queries written in time")
+    .unwrap();
+    // Stalled: the count of TCP queries answered stops moving short of 600.
+    let answered = || async { metric(&scrape(&srv).await, QUERIES_TOTAL, &[("protocol", "tcp")]) };
+    let t = Instant::now();
+    let mut last = answered().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = answered().await;
+        if now == last && now > 0.0 {
+            break;
+        }
+        assert!(t.elapsed() < IO_TIMEOUT, "never stalled: {now} answered");
+        last = now;
+    }
+    assert!(last < 600.0, "every answer was written: {last}");
+    let t = Instant::now();
+    srv.stop().await;
+    let took = t.elapsed();
+    eprintln!("stopped in {took:?} with {last} of 600 answered");
+    // The cap (server.rs): the query deadline and 0.5 s, then 0.1 s for the
+    // last answers to be written; the stuck queries hold it to the end.
+    // The ceiling is five caps, well short of the 60 s stall.
+    let cap = QUERY_DEADLINE + Duration::from_millis(600);
+    assert!(took >= cap, "the stop took {took:?}, less than the cap");
+    assert!(took < 5 * cap, "the stop took {took:?}");
+    drop(hog);
+}
+
+/// SPEC §6: human text by default, its level from `RUST_LOG`; no terminal
+/// colour codes when stderr is not a terminal (journald, `kubectl logs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_text_logs_follow_rust_log() {
+    let up = StandIn::zone().await;
+    let servfail = query_msg("servfail.example.com", RecordType::A, None);
+
+    let debug = Process::start(&process_config(up.addr), "text", Some("amldns=debug"));
+    let r = udp_exchange(debug.addr, &servfail).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    let line = debug.wait_for_line("upstream error rcode");
+    assert!(line.contains(" DEBUG amldns::forward: "), "{line}");
+    assert!(line.contains("name=servfail.example.com"), "{line}");
+    let serving = debug.wait_for_line("amldns serving");
+    assert!(serving.contains(" INFO amldns::server: "), "{serving}");
+    drop(debug);
+
+    let mut info = Process::start(&process_config(up.addr), "text", None);
+    let r = udp_exchange(info.addr, &servfail).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    info.signal("INT");
+    assert_eq!(info.wait_exit(IO_TIMEOUT), Some(0));
+    let lines = info.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" INFO amldns::server: shutting down"))
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("DEBUG")),
+        "debug lines without RUST_LOG: {lines:#?}"
+    );
+    for l in &lines {
+        assert!(!l.starts_with('{'), "not JSON: {l}");
+        assert!(!l.contains('\x1b'), "no colour codes into a pipe: {l:?}");
+    }
+}
+
+/// A runtime dropped while amldns still serves on it (a test that failed
+/// midway, say) ends: the UDP loops' threads, which the runtime waits for,
+/// stop with the server's future instead of sleeping in their receive for
+/// ever.
+#[test]
+fn a_runtime_dropped_under_a_running_server_ends() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let srv = runtime.block_on(async {
+        let up = StandIn::zone().await;
+        let srv = start(&config_with(up.addr, &workspace("public", ""))).await;
+        let ws = format!("{GUID}.workspace.eastus.api.azureml.ms");
+        assert_eq!(
+            addrs(&udp_query(srv.addr, &ws, RecordType::A).await),
+            vec!["10.1.0.5"]
+        );
+        srv
+    });
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(runtime);
+        let _ = done.send(());
+    });
+    ended
+        .recv_timeout(IO_TIMEOUT)
+        .expect("the runtime's drop returned");
+    drop(srv);
 }

@@ -3,8 +3,6 @@
 //! (stale answers, remembered failures, failover and recovery), and is not
 //! fooled by forged replies. Every upstream is a stand-in on 127.0.0.1.
 
-mod common;
-
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,10 +12,11 @@ use std::time::{Duration, Instant};
 use amldns::forward::STALE_AFTER;
 use amldns::metrics::{UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT};
 use amldns::resolve::QUERY_DEADLINE;
-use common::*;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
+
+use crate::common::*;
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -134,7 +133,7 @@ fn a_flood_of_misses_stays_within_the_upstream_limits() {
     let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "a_flood_of_misses_stays_within_the_upstream_limits",
+            "upstream_protection::a_flood_of_misses_stays_within_the_upstream_limits",
             "--exact",
             "--nocapture",
             "--test-threads=1",

@@ -12,8 +12,6 @@
 //! and the default path is read through an overlay of /etc inside a mount
 //! namespace of its own, leaving the real /etc as it was.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
@@ -23,9 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use amldns::metrics::WORKSPACE_MISSING_TOTAL;
-use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
+
+use crate::common::*;
 
 /// How long a process may take to start or a reload to end on a busy
 /// machine before the test gives up: a ceiling, not a measure.

@@ -1,10 +1,6 @@
 //! Discovery from Azure (SPEC §8, issue 13) against a stand-in for ARM,
 //! IMDS and Entra ID on 127.0.0.1: nothing here reaches Azure.
 
-#[path = "common/arm.rs"]
-mod arm;
-mod common;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -12,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use amldns::metrics::{AZURE_LAST_SUCCESS, AZURE_SYNC_TOTAL, TABLE_GENERATION};
 use amldns::reload::WatchMode;
-use arm::{ArmStandIn, Endpoint, Mode, Ws};
-use common::*;
 use hickory_proto::rr::RecordType;
+
+use crate::common::arm;
+use crate::common::arm::{ArmStandIn, Endpoint, Mode, Ws};
+use crate::common::*;
 
 const HUB: &str = "0d5c2f4e-1111-4222-8333-944444444444";
 const PROJECT: &str = "1e6d3f5a-2222-4333-9444-a55555555555";
@@ -699,7 +697,7 @@ async fn a_failure_is_logged_once_per_change_of_state() {
 
 // ---- one round at 1,000 workspaces (BENCHMARKS.md, "Azure discovery") ------------
 
-/// `cargo test --test azure -- --ignored --nocapture one_round_of_1000`: a
+/// `cargo test --test it -- --ignored --nocapture azure::one_round_of_1000`: a
 /// stand-in with 1,000 workspaces, each with an approved endpoint, two
 /// compute instances and a cluster, an online endpoint, and a storage
 /// account behind its own endpoint; `amldns discover` runs one round.
@@ -811,7 +809,7 @@ async fn a_discovery_that_does_not_fit_the_file_is_rejected_not_served() {
     srv.stop().await;
 }
 
-/// `cargo test --test azure -- --ignored --nocapture a_run_to_read`: the
+/// `cargo test --test it -- --ignored --nocapture azure::a_run_to_read`: the
 /// `amldns serve` process against the stand-in, printed for a person: names
 /// served, rounds, a failure in the log, `/healthz` and the metrics.
 #[tokio::test]

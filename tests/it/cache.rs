@@ -1,0 +1,119 @@
+//! The cache: hits stay local and count their TTLs down, its size bound
+//! holds, and negative answers expire after the SOA minimum.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use amldns::metrics::CACHE_ENTRIES;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::common::*;
+use crate::setup::*;
+
+/// A cache hit does not reach the upstream, and its TTL counts down.
+#[tokio::test]
+async fn cache_hits_stay_local_and_count_ttls_down() {
+    let up = StandIn::zone().await;
+    let srv = start(&config_with(up.addr, "")).await;
+    let asked = Instant::now();
+    let first = udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    assert_eq!(first.answers[0].ttl, 300);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let second = udp_query(srv.addr, "WWW.Example.COM", RecordType::A).await;
+    // The entry is at least 2.1 s old, and at most as old as this test's
+    // stopwatch says, however slowly the machine ran.
+    let most = asked.elapsed().as_secs() as u32 + 1;
+    assert_eq!(addrs(&second), vec!["192.0.2.10"]);
+    let ttl = second.answers[0].ttl;
+    assert!(
+        (300 - most..=298).contains(&ttl),
+        "TTL counted down by 2 s to {most} s: {ttl}"
+    );
+    // Negative answers are cached too (RFC 2308).
+    udp_query(srv.addr, "nope.example.com", RecordType::A).await;
+    let neg = udp_query(srv.addr, "nope.example.com", RecordType::A).await;
+    assert_eq!(neg.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(up.seen_names(), vec!["www.example.com", "nope.example.com"]);
+    srv.stop().await;
+}
+
+/// `cache_entries` bounds the cache: after 20 different names with room for
+/// 4, it holds exactly 4 (full, and no more); asking those 4 again does not
+/// reach the upstream, and asking the other 16 does, each of them.
+#[tokio::test]
+async fn the_cache_holds_at_most_cache_entries() {
+    let up = StandIn::start(|q| Some(spec_zone(q))).await;
+    let srv = start(&config(&[up.addr], 1000, "cache_entries = 4")).await;
+    let names: Vec<String> = (0..20).map(|i| format!("n{i}.example.com")).collect();
+    for n in &names {
+        let r = udp_query(srv.addr, n, RecordType::A).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+    }
+    let held = metric(&scrape(&srv).await, CACHE_ENTRIES, &[]);
+    assert_eq!(held, 4.0, "entries held with cache_entries = 4");
+    // Which 4 is the cache's choice; `/explain` says.
+    let mut cached = Vec::new();
+    for n in &names {
+        let (status, body) = http_request(srv.http(), "GET", &format!("/explain?name={n}")).await;
+        assert_eq!(status, 200, "{body}");
+        if body.contains("an answer is cached") {
+            cached.push(n.clone());
+        }
+    }
+    assert_eq!(cached.len(), 4, "{cached:?}");
+    up.clear();
+    for n in &cached {
+        let r = udp_query(srv.addr, n, RecordType::A).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+    }
+    assert!(up.seen().is_empty(), "asked again: {:?}", up.seen());
+    for n in names.iter().filter(|n| !cached.contains(n)) {
+        udp_query(srv.addr, n, RecordType::A).await;
+    }
+    let asked: BTreeSet<String> = up.seen_names().into_iter().collect();
+    assert_eq!(asked.len(), 16, "more than 4 were cached: {asked:?}");
+    srv.stop().await;
+}
+
+/// A negative answer is kept for the SOA's minimum when that is below the
+/// SOA's own TTL (RFC 2308 §5), then asked again.
+#[tokio::test]
+async fn negative_answers_expire_after_the_soa_minimum() {
+    let up = StandIn::start(|q| Some(spec_zone(q))).await;
+    let srv = start(&config(&[up.addr], 1000, "")).await;
+    let name = "short-negative.example.com";
+    let asked = Instant::now();
+    let first = udp_query(srv.addr, name, RecordType::A).await;
+    assert_eq!(first.metadata.response_code, ResponseCode::NXDomain);
+    let cached = udp_query(srv.addr, name, RecordType::A).await;
+    assert_eq!(cached.metadata.response_code, ResponseCode::NXDomain);
+    assert!(
+        cached.authorities.iter().all(|r| r.ttl <= 2),
+        "the SOA's TTL is at most its minimum: {:?}",
+        cached.authorities
+    );
+    assert_eq!(up.seen().len(), 1, "the second answer came from the cache");
+    // Past 2 s, the next question goes upstream again: not before, and
+    // well before the SOA's own TTL of 300 s (the ceiling is five minimums).
+    let minimum = Duration::from_secs(2);
+    let again = loop {
+        let r = udp_query(srv.addr, name, RecordType::A).await;
+        if up.seen().len() == 2 {
+            break r;
+        }
+        assert!(
+            asked.elapsed() < 5 * minimum,
+            "still cached after {:?}",
+            asked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(again.metadata.response_code, ResponseCode::NXDomain);
+    assert!(
+        asked.elapsed() >= minimum,
+        "asked again after {:?}, before the 2 s minimum",
+        asked.elapsed()
+    );
+    srv.stop().await;
+}
