@@ -4,10 +4,12 @@ runs promtool on the rules and config first):
 
 - every amldns_* metric named in the alerts, their tests, the scrape config,
   the Grafana dashboard and the README (where a prefix of one may stand in a
-  grep) is a constant of src/metrics.rs (a
+  grep) is a constant of src/metrics/ (a
   histogram's _bucket/_sum/_count series included), and every value matched
   on an amldns label (outcome, rcode, result, error, protocol, limit) is one that
-  src/metrics.rs writes;
+  amldns writes: a label of src/metrics/, or of the label sets metrics counts
+  by (the outcomes and transports in src/resolve.rs, the upstream error kinds
+  in src/forward/error.rs);
 - the dashboard is a well-formed Grafana dashboard whose queries all parse as
   PromQL (through `promtool check rules`);
 - the alerts select the job that prometheus.yml scrapes.
@@ -32,8 +34,15 @@ def report(ok, check, detail):
         FAILED.append(check)
 
 
-def metrics_rs(path):
-    src = open(path).read()
+# Where the metric names and every fixed label value are written.
+LABEL_SOURCES = ("src/resolve.rs", "src/forward/error.rs")
+
+
+def metrics_rs(repo):
+    folder = os.path.join(repo, "src/metrics")
+    paths = [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".rs")]
+    paths += [os.path.join(repo, p) for p in LABEL_SOURCES]
+    src = "\n".join(open(p).read() for p in paths)
     names = dict(re.findall(r'pub const (\w+): &str = "(amldns_\w+)";', src))
     histograms = set()
     for const in re.findall(r'histogram_vec\(\s*(\w+)', src):
@@ -46,7 +55,7 @@ def series_names(text):
     return set(re.findall(r"\bamldns_[a-z0-9_]*[a-z0-9]\b", text))
 
 
-# Labels amldns sets, whose values come from fixed sets in src/metrics.rs.
+# Labels amldns sets, whose values come from fixed sets (see LABEL_SOURCES).
 AMLDNS_LABELS = ("outcome", "rcode", "result", "error", "protocol", "qtype", "limit")
 MATCHER = re.compile(r'\b(' + "|".join(AMLDNS_LABELS) + r')\s*(=|!=)\s*"([^"]*)"')
 
@@ -132,7 +141,7 @@ def main():
     p.add_argument("--promtool", required=True)
     args = p.parse_args()
     repo = args.repo
-    known, histograms, literals = metrics_rs(os.path.join(repo, "src/metrics.rs"))
+    known, histograms, literals = metrics_rs(repo)
     check_dashboard(os.path.join(repo, "deploy/monitoring/grafana-dashboard.json"), args.promtool)
 
     files = ["deploy/monitoring/alerts.yml", "deploy/monitoring/alerts_test.yml",
@@ -155,10 +164,10 @@ def main():
                 for v in filter(None, value.split("|")):
                     if v not in literals and not v.startswith("$"):
                         bad_values.append(f'{label}="{v}" in {rel}')
-    report(not unknown, "monitoring: metric names exist in src/metrics.rs",
+    report(not unknown, "monitoring: metric names exist in src/metrics/",
            f"{len(used)} names used, all among the {len(known)} constants"
            if not unknown else "; ".join(f"{n} ({', '.join(f)})" for n, f in sorted(unknown.items())))
-    report(not bad_values, "monitoring: label values exist in src/metrics.rs",
+    report(not bad_values, "monitoring: label values exist in amldns",
            "every outcome/rcode/result/error/protocol/limit value matched is one amldns writes"
            if not bad_values else "; ".join(bad_values))
     scrape = open(os.path.join(repo, "deploy/monitoring/prometheus.yml")).read()
