@@ -30,7 +30,7 @@ pub struct CnameLoop;
 /// 4035 §3.1.1–3.1.3), which a validating client needs. The rest (unrelated
 /// answers, NS and glue; and without DO, DNSSEC records the client did not
 /// ask for by type, RFC 4035 §3.2.1) is dropped so that it can neither be
-/// cached nor reach clients. TTLs are bounded ([`cap_ttls`]). Owner names
+/// cached nor reach clients. TTLs are bounded (`cap_ttls`). Owner names
 /// equal to `qname` are spelled as it is. A chain that loops is refused:
 /// peers (Unbound, Knot Resolver) answer it SERVFAIL. Pure, and public for
 /// the `upstream_reply` fuzz target.
