@@ -18,10 +18,6 @@ use crate::names::NameKey;
 use crate::upstream::Dnssec;
 use crate::wire;
 
-/// Upper bound on how long anything is kept: a day, like Unbound's
-/// `cache-max-ttl` default; longer upstream TTLs are served capped.
-pub const MAX_TTL: u32 = 86_400;
-
 /// How long past its TTL an answer may still be served stale (RFC 8767 §5
 /// suggests one to three days).
 pub const STALE_FOR: Duration = Duration::from_secs(86_400);
@@ -377,15 +373,15 @@ impl Cache {
         if let Some(f) = &self.failures {
             f.invalidate(stored);
         }
-        let Some((ttl, reply)) = cacheable(reply) else {
+        let Some(ttl) = cacheable(reply) else {
             inner.invalidate(stored);
             return;
         };
         inner.insert(
             Stored(stored.into()),
             Arc::new(Entry {
-                wire: on_the_wire(key, &reply).map(Arc::new),
-                reply,
+                wire: on_the_wire(key, reply).map(Arc::new),
+                reply: reply.clone(),
                 stored: Instant::now(),
                 ttl: Duration::from_secs(u64::from(ttl)),
             }),
@@ -468,17 +464,17 @@ fn on_the_wire(key: &Key, reply: &Reply) -> Option<Wire> {
     })
 }
 
-/// How long `reply` may be kept, and the reply with TTLs capped to that; `None`
-/// for what must not be cached: failures, and negative answers without an SOA
-/// (RFC 2308 §5).
-fn cacheable(reply: &Reply) -> Option<(u32, Reply)> {
+/// How long `reply` may be kept: its shortest TTL, as the forwarder bounded
+/// them where the answer entered; `None` for what must not be cached:
+/// failures, and negative answers without an SOA (RFC 2308 §5).
+fn cacheable(reply: &Reply) -> Option<u32> {
     // The forwarder keeps an SOA only for negative answers, including a
-    // CNAME chain that ends without data.
+    // CNAME chain that ends without data; it carries the negative TTL.
     let is_soa = |r: &Record| matches!(r.data, RData::SOA(_));
-    let negative = reply.authorities.iter().find_map(|r| match &r.data {
-        RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
-        _ => None,
-    });
+    let negative = reply
+        .authorities
+        .iter()
+        .find_map(|r| is_soa(r).then_some(r.ttl));
     // Every other record kept bounds it too: answers, and (asked with DO)
     // NSEC or NSEC3 proofs with their RRSIGs.
     let positive = reply
@@ -492,21 +488,8 @@ fn cacheable(reply: &Reply) -> Option<(u32, Reply)> {
         (ResponseCode::NoError, Some(p), None) => p,
         (ResponseCode::NoError | ResponseCode::NXDomain, None, Some(n)) => n,
         _ => return None,
-    }
-    .min(MAX_TTL);
-    if ttl == 0 {
-        return None;
-    }
-    let mut reply = reply.clone();
-    for r in reply.answers.iter_mut().chain(reply.authorities.iter_mut()) {
-        // RFC 2308 §3: the SOA of a negative answer carries the negative TTL.
-        r.ttl = match negative {
-            Some(n) if is_soa(r) => n,
-            _ => r.ttl,
-        }
-        .min(MAX_TTL);
-    }
-    Some((ttl, reply))
+    };
+    (ttl > 0).then_some(ttl)
 }
 
 #[cfg(test)]
@@ -564,22 +547,18 @@ mod tests {
                 reply(ResponseCode::NoError, vec![a(300), a(60)], vec![]),
                 Some(60),
             ),
-            (
-                reply(ResponseCode::NoError, vec![a(10 * MAX_TTL)], vec![]),
-                Some(MAX_TTL),
-            ),
             (reply(ResponseCode::NoError, vec![a(0)], vec![]), None),
-            // Negative: min(SOA TTL, SOA minimum).
+            // Negative: the SOA's TTL, which the forwarder made the
+            // negative TTL where the answer entered.
             (
-                reply(ResponseCode::NXDomain, vec![], vec![soa(3600, 900)]),
+                reply(ResponseCode::NXDomain, vec![], vec![soa(900, 3600)]),
                 Some(900),
             ),
             (
                 reply(ResponseCode::NoError, vec![], vec![soa(30, 900)]),
                 Some(30),
             ),
-            // DNSSEC proofs kept with DO count too; the SOA still carries
-            // the negative TTL.
+            // DNSSEC proofs kept with DO count too.
             (
                 reply(ResponseCode::NoError, vec![a(300)], vec![nsec(30)]),
                 Some(30),
@@ -588,7 +567,7 @@ mod tests {
                 reply(
                     ResponseCode::NXDomain,
                     vec![],
-                    vec![soa(3600, 900), nsec(600)],
+                    vec![soa(900, 3600), nsec(600)],
                 ),
                 Some(600),
             ),
@@ -601,16 +580,8 @@ mod tests {
             ),
         ];
         for (r, want) in cases {
-            assert_eq!(cacheable(&r).map(|(t, _)| t), want, "{r:?}");
+            assert_eq!(cacheable(&r), want, "{r:?}");
         }
-        let (_, neg) = cacheable(&reply(
-            ResponseCode::NXDomain,
-            vec![],
-            vec![soa(3600, 900), nsec(600)],
-        ))
-        .unwrap();
-        let ttls: Vec<u32> = neg.authorities.iter().map(|r| r.ttl).collect();
-        assert_eq!(ttls, [900, 600]);
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub fn asked<'a>(
         client,
         transport,
         opcode: u8::from(query.metadata.op_code),
+        recursion_desired: query.metadata.recursion_desired,
         question: match query.queries.as_slice() {
             [q] => Some(Question {
                 name: key,

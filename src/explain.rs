@@ -138,6 +138,7 @@ pub fn explain(
         client: from,
         transport: Transport::Udp,
         opcode: 0,
+        recursion_desired: true,
         question: Some(Question {
             name: Some(&key),
             qtype,
@@ -290,9 +291,10 @@ fn bare(reason: Reason, from: IpAddr, type_name: &str) -> String {
         Reason::MetaType => {
             format!("{type_name} is a meta type, not a question (RFC 6895 §3.1): {rcode}")
         }
-        // `explain` asks one IN question, as a standard query,
+        // `explain` asks one IN question, as a standard query with RD,
         // without EDNS, of a server that is not stopping.
         Reason::Stopping
+        | Reason::NoRecursion
         | Reason::Opcode
         | Reason::EdnsVersion
         | Reason::NotOneQuestion

@@ -399,6 +399,15 @@ impl Handler {
     }
 }
 
+/// How a client asked for what the plan sends upstream.
+#[derive(Debug, Clone, Copy)]
+struct Asking {
+    /// DO and CD, passed upstream and part of the cache's key.
+    dnssec: Dnssec,
+    /// RD: without it, the cache alone is looked in.
+    recursion_desired: bool,
+}
+
 /// `answer`, or `fallback` if `answer` panics.
 async fn or_on_panic<T>(answer: impl Future<Output = T>, fallback: impl Future<Output = T>) -> T {
     match AssertUnwindSafe(answer).catch_unwind().await {
@@ -422,20 +431,23 @@ impl Handler {
                 codec::respond(plan, &Name::root(), &snap.table, &snap.policy),
             );
         };
-        let dnssec = Dnssec {
-            ok: query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
-            checking_disabled: query.metadata.checking_disabled,
+        let asking = Asking {
+            dnssec: Dnssec {
+                ok: query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+                checking_disabled: query.metadata.checking_disabled,
+            },
+            recursion_desired: query.metadata.recursion_desired,
         };
         match plan {
             Plan::Forward { zone } => {
-                self.forward(snap, q.name(), q.query_type(), *zone, dnssec)
+                self.forward(snap, q.name(), q.query_type(), *zone, asking)
                     .await
             }
             Plan::Local(crate::zone::Answer {
                 end: End::Forward(_),
                 ..
             }) => {
-                self.forward(snap, q.name(), q.query_type(), None, dnssec)
+                self.forward(snap, q.name(), q.query_type(), None, asking)
                     .await
             }
             _ => (
@@ -467,7 +479,7 @@ impl Handler {
         let fresh = self.forwarder.now().cache().fresh_wire(&key)?;
         let records = fresh.records();
         let rcode = u16::from(records.rcode());
-        let next = Chase::new(q.qtype, zone).after_upstream(
+        let next = Chase::new(q.qtype, zone, q.recursion_desired()).after_upstream(
             &snap.table,
             Source::Cache,
             rcode,
@@ -501,12 +513,13 @@ impl Handler {
         qname: &Name,
         qtype: RecordType,
         zone: Option<&str>,
-        dnssec: Dnssec,
+        asking: Asking,
     ) -> (Outcome, Response) {
         let deadline = Instant::now() + QUERY_DEADLINE;
         let table = &snap.table;
         let zq = resolve::zone_qtype(u16::from(qtype));
-        let mut chase = Chase::new(u16::from(qtype), zone);
+        let mut chase = Chase::new(u16::from(qtype), zone, asking.recursion_desired);
+        let dnssec = asking.dnssec;
         // Held for the whole question: a reload that reconfigures it meanwhile
         // lets this one finish where it began.
         let forwarder = self.forwarder.current();
@@ -528,7 +541,29 @@ impl Handler {
                 // `owner` is now the first name outside the table.
             }
 
-            let (reply, from) = match forwarder.resolve(&owner, qtype, dnssec, deadline).await {
+            let got = if chase.may_ask_upstream() {
+                forwarder.resolve(&owner, qtype, dnssec, deadline).await
+            } else {
+                match forwarder.cached(&owner, qtype, dnssec) {
+                    Some(reply) => Forwarded::Reply {
+                        reply,
+                        cached: true,
+                    },
+                    None => {
+                        return match chase.uncached() {
+                            Some(reason) => (
+                                reason.outcome(),
+                                Response::bare(reason.rcode(), reason.recursion_available(), false),
+                            ),
+                            None => (
+                                chase.outcome(),
+                                Response::records(chase.authoritative(), answers, Vec::new()),
+                            ),
+                        };
+                    }
+                }
+            };
+            let (reply, from) = match got {
                 Forwarded::Failed => {
                     return (Outcome::Error, Response::bare(rcode::SERVFAIL, true, false));
                 }

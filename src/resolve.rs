@@ -131,6 +131,9 @@ pub struct Asked<'a> {
     pub client: IpAddr,
     pub transport: Transport,
     pub opcode: u8,
+    /// RD: the client asks for recursion. Without it, only what amldns
+    /// holds (the table, the cache) answers (see [`Chase::uncached`]).
+    pub recursion_desired: bool,
     /// The question, when there is exactly one (QDCOUNT = 1).
     pub question: Option<Question<'a>>,
     /// The query's OPT record, if it had one.
@@ -267,14 +270,20 @@ pub enum Reason {
     /// OPT or TSIG as a question: meta types are not questions
     /// (RFC 6895 §3.1).
     MetaType,
+    /// RD=0, and the answer needs the upstream: a client that does not ask
+    /// for recursion is not recursed for (RFC 1034 §4.3.1), as Unbound and
+    /// Knot Resolver refuse it.
+    NoRecursion,
 }
 
 impl Reason {
     pub fn rcode(self) -> u16 {
         match self {
-            Reason::Stopping | Reason::NotAllowed | Reason::Class | Reason::ZoneTransfer => {
-                rcode::REFUSED
-            }
+            Reason::Stopping
+            | Reason::NotAllowed
+            | Reason::Class
+            | Reason::ZoneTransfer
+            | Reason::NoRecursion => rcode::REFUSED,
             Reason::Opcode => rcode::NOTIMP,
             Reason::EdnsVersion => rcode::BADVERS,
             Reason::NotOneQuestion | Reason::MetaType => rcode::FORMERR,
@@ -505,16 +514,20 @@ pub struct Chase<'t> {
     /// The private-link zone amldns owns that the question is under (see
     /// [`Plan::Forward`]).
     zone: Option<&'t str>,
+    /// RD as the client sent it: whether names outside the table may be
+    /// asked upstream, or only looked up in the cache.
+    recursion_desired: bool,
     hop: usize,
     outcome: Option<Outcome>,
     authoritative: bool,
 }
 
 impl<'t> Chase<'t> {
-    pub fn new(qtype: u16, zone: Option<&'t str>) -> Self {
+    pub fn new(qtype: u16, zone: Option<&'t str>, recursion_desired: bool) -> Self {
         Chase {
             qtype,
             zone,
+            recursion_desired,
             hop: 0,
             outcome: None,
             authoritative: false,
@@ -564,6 +577,25 @@ impl<'t> Chase<'t> {
         }
     }
 
+    /// Whether a name outside the table may be asked upstream; if not, the
+    /// cache alone is looked in, and a miss is [`Chase::uncached`].
+    pub fn may_ask_upstream(&self) -> bool {
+        self.recursion_desired
+    }
+
+    /// With RD=0, the next name is neither in the table nor in the cache,
+    /// and nothing is asked upstream (RFC 1034 §4.3.1). With nothing
+    /// answered yet, the question is refused: the reason. Else the chain
+    /// gathered so far (a local CNAME whose target is out of the table, say)
+    /// is the whole answer, NOERROR, and `None`.
+    pub fn uncached(&mut self) -> Option<Reason> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        self.outcome = Some(Outcome::Refused);
+        Some(Reason::NoRecursion)
+    }
+
     /// The outcome the answer counts as, once it is complete.
     pub fn outcome(&self) -> Outcome {
         self.outcome.unwrap_or(Outcome::Local)
@@ -611,6 +643,7 @@ mod tests {
             client: "127.0.0.1".parse().unwrap(),
             transport: Transport::Udp,
             opcode: 0,
+            recursion_desired: true,
             question: Some(Question {
                 name: Some(name),
                 qtype,
@@ -886,7 +919,7 @@ mod tests {
         let none: [Option<&str>; 0] = [];
         let first = |zone, rcode, answers| {
             let targets = vec![None::<&str>; answers];
-            Chase::new(rtype::A, zone).after_upstream(
+            Chase::new(rtype::A, zone, true).after_upstream(
                 &t,
                 Source::Upstream,
                 rcode,
@@ -907,7 +940,7 @@ mod tests {
             "not an owned zone"
         );
         // After a chain entered the table and left it again.
-        let mut chase = Chase::new(rtype::A, z);
+        let mut chase = Chase::new(rtype::A, z, true);
         let into = [Some("st.privatelink.blob.core.windows.net")];
         let next = chase.after_upstream(&t, Source::Upstream, 0, 1, into.into_iter());
         assert_eq!(next, Next::Enter { at: 0 });
@@ -928,7 +961,7 @@ mod tests {
         let ask = |chase: &mut Chase<'static>, from, targets: &[Option<&str>]| {
             chase.after_upstream(&t, from, 0, targets.len(), targets.iter().copied())
         };
-        let mut chase = Chase::new(rtype::A, None);
+        let mut chase = Chase::new(rtype::A, None, true);
         assert_eq!(
             ask(&mut chase, Source::Upstream, &into),
             Next::Enter { at: 1 }
@@ -936,28 +969,28 @@ mod tests {
         assert_eq!(chase.outcome(), Outcome::Forwarded);
         assert!(!chase.authoritative());
         // A CNAME question is answered by the CNAME itself.
-        let mut chase = Chase::new(rtype::CNAME, None);
+        let mut chase = Chase::new(rtype::CNAME, None, true);
         assert_eq!(ask(&mut chase, Source::Cache, &into), Next::PassOn);
         assert_eq!(chase.outcome(), Outcome::Cached);
-        let mut chase = Chase::new(rtype::A, None);
+        let mut chase = Chase::new(rtype::A, None, true);
         assert_eq!(ask(&mut chase, Source::Upstream, &outside), Next::PassOn);
 
         // The question's own name in the table: local and authoritative,
         // whatever upstream adds, unless the rest came stale.
-        let mut chase = Chase::new(rtype::A, None);
+        let mut chase = Chase::new(rtype::A, None, true);
         chase.local();
         assert_eq!(ask(&mut chase, Source::Upstream, &outside), Next::PassOn);
         assert_eq!(
             (chase.outcome(), chase.authoritative()),
             (Outcome::Local, true)
         );
-        let mut chase = Chase::new(rtype::A, None);
+        let mut chase = Chase::new(rtype::A, None, true);
         chase.local();
         ask(&mut chase, Source::Stale, &outside);
         assert_eq!(chase.outcome(), Outcome::Stale);
 
         // Bouncing between the table and upstream: the third entry gives up.
-        let mut chase = Chase::new(rtype::A, None);
+        let mut chase = Chase::new(rtype::A, None, true);
         for _ in 1..MAX_UPSTREAM_HOPS {
             assert_eq!(
                 ask(&mut chase, Source::Upstream, &into),
@@ -967,6 +1000,30 @@ mod tests {
         }
         assert_eq!(ask(&mut chase, Source::Upstream, &into), Next::GiveUp);
         assert_eq!(chase.outcome(), Outcome::Error);
+    }
+
+    /// With RD=0, a name neither local nor cached: refused when nothing is
+    /// answered yet, else the chain gathered is the answer.
+    #[test]
+    fn without_recursion_only_what_is_held_answers() {
+        let t = table();
+        let mut chase = Chase::new(rtype::A, None, false);
+        assert!(!chase.may_ask_upstream());
+        assert_eq!(chase.uncached(), Some(Reason::NoRecursion));
+        assert_eq!(chase.outcome(), Outcome::Refused);
+        assert_eq!(Reason::NoRecursion.rcode(), rcode::REFUSED);
+        // A local CNAME out of the table: the chain alone, still local.
+        let mut chase = Chase::new(rtype::A, None, false);
+        chase.local();
+        assert_eq!(chase.uncached(), None);
+        assert_eq!(chase.outcome(), Outcome::Local);
+        // A cached chain into the table and out again: what was gathered.
+        let mut chase = Chase::new(rtype::A, None, false);
+        let into = [Some("st.privatelink.blob.core.windows.net")];
+        chase.after_upstream(&t, Source::Cache, 0, 1, into.into_iter());
+        assert_eq!(chase.uncached(), None);
+        assert_eq!(chase.outcome(), Outcome::Cached);
+        assert!(Chase::new(rtype::A, None, true).may_ask_upstream());
     }
 
     /// NOERROR and NXDOMAIN from upstream are answers; any other rcode is a

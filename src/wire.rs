@@ -67,6 +67,7 @@ impl Query {
             client,
             transport: Transport::Udp,
             opcode: 0,
+            recursion_desired: self.recursion_desired(),
             question: Some(Question {
                 name: Some(&self.key),
                 qtype: self.qtype,
@@ -74,6 +75,11 @@ impl Query {
             }),
             edns: self.edns,
         }
+    }
+
+    /// RD as the client sent it (RFC 1035 §4.1.1).
+    pub fn recursion_desired(&self) -> bool {
+        self.flags_copied & 0x01 != 0
     }
 
     /// CD as the client sent it (RFC 4035 §3.2.2).

@@ -6,7 +6,7 @@
 //!
 //! No I/O: the handler's forwarder has no upstream servers and no permit to
 //! ask one (`max_in_flight = 0`), so a name the table does not answer gets
-//! SERVFAIL at once and no socket is ever opened.
+//! SERVFAIL (REFUSED without RD) at once and no socket is ever opened.
 //!
 //! Invariants, beyond "no panic": every answer parses with hickory, has QR=1
 //! and the query's ID, fits the client's UDP size (512 without EDNS, else its

@@ -185,31 +185,51 @@ impl Forwarder {
         dnssec: Dnssec,
         deadline: Instant,
     ) -> Forwarded {
-        let key = Key {
-            name: LowerName::from(name),
-            qtype,
-            dnssec,
-        };
-        let mut got = self.find(key, deadline).await;
+        let mut got = self.find(key(name, qtype, dnssec), deadline).await;
         if let Forwarded::Reply { reply, .. } | Forwarded::Stale(reply) = &mut got {
             spell_as(name, reply);
         }
         got
     }
 
-    async fn find(self: &Arc<Self>, key: Key, deadline: Instant) -> Forwarded {
-        let stale = match self.cache.get(&key) {
+    /// The answer for `name`/`qtype` asked with `dnssec` if the cache holds
+    /// it fresh, spelled as [`Forwarder::resolve`] spells it; no upstream is
+    /// asked, and no stale answer or remembered failure is given: for a
+    /// client that did not ask for recursion.
+    pub fn cached(&self, name: &Name, qtype: RecordType, dnssec: Dnssec) -> Option<Reply> {
+        let mut reply = self.fresh(&key(name, qtype, dnssec)).ok()?;
+        spell_as(name, &mut reply);
+        Some(reply)
+    }
+
+    /// The cache's fresh answer to `key`, counted as a hit; or, counted as a
+    /// miss, the answer held past its TTL, if any.
+    fn fresh(&self, key: &Key) -> Result<Reply, Option<Reply>> {
+        match self.cache.get(key) {
             Some(Hit::Fresh(reply)) => {
                 self.metrics.cache.hits.inc();
+                Ok(reply)
+            }
+            held => {
+                self.metrics.cache.misses.inc();
+                Err(match held {
+                    Some(Hit::Stale(reply)) => Some(reply),
+                    _ => None,
+                })
+            }
+        }
+    }
+
+    async fn find(self: &Arc<Self>, key: Key, deadline: Instant) -> Forwarded {
+        let stale = match self.fresh(&key) {
+            Ok(reply) => {
                 return Forwarded::Reply {
                     reply,
                     cached: true,
                 };
             }
-            Some(Hit::Stale(reply)) => Some(reply),
-            None => None,
+            Err(stale) => stale,
         };
-        self.metrics.cache.misses.inc();
         let fallback = |got: Forwarded| match (&got, stale.clone()) {
             (Forwarded::Failed, Some(stale)) => Forwarded::Stale(stale),
             (Forwarded::Reply { reply, .. }, Some(stale))
@@ -481,6 +501,15 @@ impl Forwarder {
                 }
             })
             .collect()
+    }
+}
+
+/// The cache's key for a question.
+fn key(name: &Name, qtype: RecordType, dnssec: Dnssec) -> Key {
+    Key {
+        name: LowerName::from(name),
+        qtype,
+        dnssec,
     }
 }
 

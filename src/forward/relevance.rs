@@ -1,12 +1,22 @@
 //! What of an upstream's answer is kept and passed on: the rcodes that are
 //! answers, the records that answer the question (with their DNSSEC
-//! proofs for a client that set DO), and the client's spelling of the
-//! question name. Pure: no I/O, no state.
+//! proofs for a client that set DO), their TTLs within bounds, and the
+//! client's spelling of the question name. Pure: no I/O, no state.
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::cache::Reply;
 use crate::upstream::Dnssec;
+
+/// The longest TTL a positive answer from upstream keeps: a day, as
+/// Unbound's `cache-max-ttl`. An upstream that says more is not trusted
+/// with it, in the first answer a client sees as in the cached ones.
+pub const MAX_TTL: u32 = 86_400;
+
+/// The longest TTL of a negative answer's records, its SOA included: an
+/// hour, as Unbound's `cache-max-negative-ttl`, so a name that appears is
+/// seen within the hour.
+pub const MAX_NEGATIVE_TTL: u32 = 3_600;
 
 /// Why an upstream's answer is not passed on.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -20,9 +30,10 @@ pub struct CnameLoop;
 /// 4035 §3.1.1–3.1.3), which a validating client needs. The rest (unrelated
 /// answers, NS and glue; and without DO, DNSSEC records the client did not
 /// ask for by type, RFC 4035 §3.2.1) is dropped so that it can neither be
-/// cached nor reach clients. Owner names equal to `qname` are spelled as it
-/// is. A chain that loops is refused: peers (Unbound, Knot Resolver) answer
-/// it SERVFAIL. Pure, and public for the `upstream_reply` fuzz target.
+/// cached nor reach clients. TTLs are bounded (`cap_ttls`). Owner names
+/// equal to `qname` are spelled as it is. A chain that loops is refused:
+/// peers (Unbound, Knot Resolver) answer it SERVFAIL. Pure, and public for
+/// the `upstream_reply` fuzz target.
 pub fn keep_relevant(
     qname: &Name,
     qtype: RecordType,
@@ -95,8 +106,32 @@ pub fn keep_relevant(
         answers,
         authorities,
     };
+    cap_ttls(&mut kept);
     spell_as(qname, &mut kept);
     Ok(kept)
+}
+
+/// Bounds the TTLs of a kept answer where it enters, so that the client's
+/// first answer and the cache's copies say the same, and the cache only
+/// decides how long to keep what it was given. A TTL with the top bit set
+/// is 0 (RFC 2181 §8); a positive answer's records at most [`MAX_TTL`]; a
+/// negative answer's (one with an SOA: only negative answers keep it) at
+/// most [`MAX_NEGATIVE_TTL`], its SOA at most the SOA's own minimum too,
+/// the negative TTL (RFC 2308 §3, §5).
+fn cap_ttls(reply: &mut Reply) {
+    let negative = reply
+        .authorities
+        .iter()
+        .any(|r| matches!(r.data, RData::SOA(_)));
+    let cap = if negative { MAX_NEGATIVE_TTL } else { MAX_TTL };
+    for r in reply.answers.iter_mut().chain(reply.authorities.iter_mut()) {
+        let ttl = if r.ttl > i32::MAX as u32 { 0 } else { r.ttl };
+        let ttl = match &r.data {
+            RData::SOA(soa) if negative => ttl.min(soa.minimum),
+            _ => ttl,
+        };
+        r.ttl = ttl.min(cap);
+    }
 }
 
 /// The RRSIGs in `from` over a record set in `kept` (same owner, the type
@@ -367,6 +402,70 @@ mod tests {
             });
             assert_eq!(got, want, "{what}");
         }
+    }
+
+    /// TTLs are bounded as the answer enters: the top bit set is 0, a
+    /// positive answer at most a day, a negative one at most an hour, its
+    /// SOA at most its own minimum too.
+    #[test]
+    fn ttls_are_capped_where_an_answer_enters() {
+        let with_ttl = |spec: &str, ttl: u32| {
+            let mut r = record(spec);
+            r.ttl = ttl;
+            r
+        };
+        let soa = |ttl: u32, minimum: u32| {
+            let owner = name("x.");
+            let data = RData::SOA(SOA::new(owner.clone(), owner.clone(), 1, 1, 1, 1, minimum));
+            Record::from_rdata(owner, ttl, data)
+        };
+        let ttls = |qtype, answers: Vec<Record>, authorities: Vec<Record>| {
+            let rcode = match answers.is_empty() {
+                true => ResponseCode::NXDomain,
+                false => ResponseCode::NoError,
+            };
+            let reply = Reply {
+                rcode,
+                answers,
+                authorities,
+            };
+            let kept = keep_relevant(&name("w.x."), qtype, Dnssec::default(), reply).unwrap();
+            let all = kept.answers.iter().chain(&kept.authorities);
+            all.map(|r| r.ttl).collect::<Vec<_>>()
+        };
+        let top_bit = 2_147_483_664;
+        assert_eq!(
+            ttls(RecordType::A, vec![with_ttl("w.x. A", top_bit)], vec![]),
+            [0]
+        );
+        assert_eq!(
+            ttls(RecordType::A, vec![with_ttl("w.x. A", 604_800)], vec![]),
+            [MAX_TTL]
+        );
+        assert_eq!(
+            ttls(RecordType::A, vec![with_ttl("w.x. A", 300)], vec![]),
+            [300]
+        );
+        // An SOA asked for is a positive answer.
+        let mut apex = soa(604_800, 600);
+        apex.name = name("w.x.");
+        assert_eq!(ttls(RecordType::SOA, vec![apex], vec![]), [MAX_TTL]);
+        // Negative: the SOA's TTL, at most its minimum and an hour.
+        assert_eq!(
+            ttls(RecordType::A, vec![], vec![soa(u32::MAX, u32::MAX)]),
+            [0]
+        );
+        assert_eq!(
+            ttls(RecordType::A, vec![], vec![soa(86_400, 86_400)]),
+            [MAX_NEGATIVE_TTL]
+        );
+        assert_eq!(ttls(RecordType::A, vec![], vec![soa(3_600, 900)]), [900]);
+        // A chain that ends without data is negative as a whole.
+        let chain = vec![with_ttl("w.x. CNAME t.x.", 86_400)];
+        assert_eq!(
+            ttls(RecordType::A, chain, vec![soa(600, 900)]),
+            [MAX_NEGATIVE_TTL, 600]
+        );
     }
 
     /// Owners that are the question name take its spelling, others keep theirs.

@@ -117,3 +117,55 @@ async fn negative_answers_expire_after_the_soa_minimum() {
     );
     srv.stop().await;
 }
+
+/// TTLs from upstream are bounded where the answer enters, so the client's
+/// first answer already shows them bounded, as the cached copies do: a TTL
+/// with the top bit set is 0, a positive one at most a day, a negative
+/// answer's (its SOA's) at most an hour.
+#[tokio::test]
+async fn upstream_ttls_are_capped_in_the_first_answer() {
+    let up = StandIn::start(|q| {
+        let mut r = reply_to(q);
+        let qname = q.queries[0].name().to_ascii().to_lowercase();
+        match qname.as_str() {
+            "top-bit.example.com." => r.add_answer(a_record(&qname, 2_147_483_664, "192.0.2.1")),
+            "week.example.com." => r.add_answer(a_record(&qname, 604_800, "192.0.2.2")),
+            "no-such.example.com." => {
+                r.metadata.response_code = ResponseCode::NXDomain;
+                r.add_authority(soa_record("example.com.", u32::MAX, u32::MAX))
+            }
+            _ => {
+                r.metadata.response_code = ResponseCode::NXDomain;
+                r.add_authority(soa_record("example.com.", 604_800, 86_400))
+            }
+        };
+        Some(r)
+    })
+    .await;
+    let srv = start(&config_with(up.addr, "")).await;
+    let ttls = |m: &hickory_proto::op::Message| {
+        let all = m.answers.iter().chain(&m.authorities);
+        all.map(|r| r.ttl).collect::<Vec<_>>()
+    };
+    let top_bit = udp_query(srv.addr, "top-bit.example.com", RecordType::A).await;
+    assert_eq!(ttls(&top_bit), [0], "top bit set: 0");
+    let week = udp_query(srv.addr, "week.example.com", RecordType::A).await;
+    assert_eq!(ttls(&week), [86_400], "a week: a day");
+    let soa_max = udp_query(srv.addr, "no-such.example.com", RecordType::A).await;
+    assert_eq!(soa_max.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(ttls(&soa_max), [0], "an SOA TTL of 2^32-1: top bit set, 0");
+    // A negative answer: at most an hour, first and from the cache.
+    for asked in ["first", "cached"] {
+        let neg = udp_query(srv.addr, "gone.example.com", RecordType::A).await;
+        assert_eq!(neg.metadata.response_code, ResponseCode::NXDomain);
+        let soa = ttls(&neg);
+        assert!(soa.len() == 1 && soa[0] <= 3_600, "{asked}: {soa:?}");
+    }
+    let asked = up.seen_names();
+    assert_eq!(
+        asked.iter().filter(|n| *n == "gone.example.com").count(),
+        1,
+        "the second came from the cache: {asked:?}"
+    );
+    srv.stop().await;
+}

@@ -130,10 +130,10 @@ fn spellings(name: &str) -> [String; 3] {
     [name.to_lowercase(), name.to_uppercase(), mixed]
 }
 
-fn query(name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {
+fn query(name: &str, qtype: RecordType, edns: Option<(u16, bool)>, rd: bool) -> Vec<u8> {
     let mut m = Message::query();
     m.metadata.id = 0x5EED;
-    m.metadata.recursion_desired = true;
+    m.metadata.recursion_desired = rd;
     m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
     if let Some((payload, dnssec_ok)) = edns {
         let mut e = Edns::new();
@@ -186,16 +186,25 @@ async fn both_encoders_write_the_same_bytes_for_the_same_plan() {
                 | "deep.any-1.wild.corp.example" => Kind::Forwarded,
                 _ => Kind::Other,
             };
-            for spelled in spellings(&name) {
+            // Without RD (a client that does not ask for recursion), in
+            // one spelling: the table and the cache answer, else REFUSED.
+            let [lower, upper, mixed] = spellings(&name);
+            let asks = [
+                (lower.clone(), false),
+                (lower, true),
+                (upper, true),
+                (mixed, true),
+            ];
+            for (spelled, rd) in asks {
                 for qtype in qtypes {
                     for edns in sizes {
-                        let q = query(&spelled, qtype, edns);
+                        let q = query(&spelled, qtype, edns, rd);
                         let mut out = [0u8; 2048];
                         let fast = h
                             .answer_fast(&q, src, &mut out, &mut tally)
                             .map(|n| out[..n].to_vec());
                         let general = h.answer(&q, src, Transport::Udp).await;
-                        let what = format!("{answer} {spelled} {qtype} {edns:?}");
+                        let what = format!("{answer} {spelled} {qtype} {edns:?} RD={rd}");
                         let reply = Message::from_vec(&general)
                             .unwrap_or_else(|e| panic!("{what}: the general answer: {e}"));
                         let asked = Message::from_vec(&q).unwrap();
@@ -233,7 +242,7 @@ async fn both_encoders_write_the_same_bytes_for_the_same_plan() {
     // Every owned negative is the fast path's, whatever the type, size or DO.
     assert_eq!(
         owned,
-        2 * OWNED_NEGATIVES.len() * 3 * (qtypes.len() - 1) * sizes.len()
+        2 * OWNED_NEGATIVES.len() * 4 * (qtypes.len() - 1) * sizes.len()
     );
 }
 
@@ -264,7 +273,7 @@ enum Kind {
 /// it; an owned negative carries amldns's own SOA of its private-link zone
 /// (serial 1, the table's generation) in place of the upstream's; an owned
 /// apex answers its SOA and NS; a forwarded name is not authoritative and,
-/// with no upstream, SERVFAIL. `Err` says what is wrong.
+/// with no upstream, SERVFAIL (REFUSED without RD). `Err` says what is wrong.
 fn contract(q: &Message, r: &Message, kind: Kind, name: &str) -> Result<(), String> {
     let h = &r.metadata;
     let qtype = q.queries[0].query_type();
@@ -320,14 +329,18 @@ fn contract(q: &Message, r: &Message, kind: Kind, name: &str) -> Result<(), Stri
     };
     match kind {
         Kind::Forwarded => {
-            if h.authoritative || h.response_code != ResponseCode::ServFail {
+            let want = match q.metadata.recursion_desired {
+                true => ResponseCode::ServFail,
+                false => ResponseCode::Refused,
+            };
+            if h.authoritative || h.response_code != want {
                 return Err(format!("forwarded: {} {}", h.flags(), h.response_code));
             }
             return Ok(());
         }
         Kind::Other => return Ok(()),
-        // Its CNAME alone (asked for the CNAME), or the target's answer,
-        // which here is SERVFAIL.
+        // Its CNAME alone (asked for the CNAME, or without RD), or the
+        // target's answer, which here is SERVFAIL.
         Kind::LeavesTable => {
             let lines: Vec<_> = r
                 .answers

@@ -771,3 +771,62 @@ async fn upstream_errors_are_counted_by_kind_and_the_in_flight_gauge_moves() {
     assert_eq!(of(silent.addr, "network"), 0.0);
     srv.stop().await;
 }
+
+/// A query without RD (`dig +norec`) is answered from what amldns holds:
+/// the table and the cache. What would need the upstream gets REFUSED and
+/// nothing is sent; a local CNAME whose target is neither local nor cached
+/// is answered with the CNAME alone.
+#[tokio::test]
+async fn without_rd_only_the_table_and_the_cache_answer() {
+    let up = StandIn::zone().await;
+    let rest =
+        format!("{PROBE}[[record]]\nname = \"alias.corp.example\"\ncname = \"www.example.com\"\n");
+    let srv = start(
+        &TestConfig {
+            upstreams: &[up.addr],
+            metrics: true,
+            rest: &rest,
+            ..TestConfig::default()
+        }
+        .text(),
+    )
+    .await;
+    let norec = async |qname: &str| {
+        let mut m = query_msg(qname, RecordType::A, Some(1232));
+        m.metadata.recursion_desired = false;
+        udp_exchange(srv.addr, &m).await
+    };
+    let refused = norec("www.example.com").await;
+    assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+    assert!(refused.answers.is_empty() && !refused.metadata.recursion_desired);
+    let alias = norec("alias.corp.example").await;
+    assert_eq!(alias.metadata.response_code, ResponseCode::NoError);
+    let types: Vec<RecordType> = alias.answers.iter().map(Record::record_type).collect();
+    assert_eq!(types, [RecordType::CNAME], "the CNAME alone: {alias:?}");
+    assert!(alias.metadata.authoritative);
+    assert!(up.seen().is_empty(), "sent upstream: {:?}", up.seen());
+    let local = norec("probe.privatelink.blob.core.windows.net").await;
+    assert_eq!(addrs(&local), ["10.9.9.9"]);
+    let text = scrape(&srv).await;
+    let refusals = [("outcome", "refused"), ("protocol", "udp"), ("qtype", "A")];
+    assert_eq!(
+        metric(&text, "amldns_queries_total", &refusals),
+        1.0,
+        "{text}"
+    );
+
+    // Once a client with RD had it asked, the cache answers without RD too,
+    // over either path, and the alias ends in its address.
+    let asked = udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    assert_eq!(addrs(&asked), ["192.0.2.10"]);
+    let cached = norec("WWW.example.com").await;
+    assert_eq!(addrs(&cached), ["192.0.2.10"]);
+    let mut tcp = query_msg("www.example.com", RecordType::A, None);
+    tcp.metadata.recursion_desired = false;
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    assert_eq!(addrs(&tcp_exchange(&mut conn, &tcp).await), ["192.0.2.10"]);
+    let alias = norec("alias.corp.example").await;
+    assert_eq!(alias.answers.len(), 2, "{alias:?}");
+    assert_eq!(up.seen_names(), ["www.example.com"]);
+    srv.stop().await;
+}
