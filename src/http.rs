@@ -4,8 +4,10 @@
 //! `POST /cache/flush[?name=]` (their types are in [`crate::control`]).
 //! Over hyper's HTTP/1.1 server. Connections are capped and every
 //! connection has a deadline, so a slow or idle client cannot hold the
-//! listener. Anyone who reaches the listener may read (GET); only
-//! `[metrics] control_allow` (loopback by default) may POST.
+//! listener. A query string is read
+//! strictly against the parameters its path takes. Anyone who reaches the
+//! listener may read (GET); only `[metrics] control_allow` (loopback by
+//! default) may POST.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::azure::Served as _;
-use crate::control::{self, AzureStatus, CacheStatus, Flushed, Problem, ServerStatus};
+use crate::control::{self, AzureStatus, CacheStatus, Flushed, Params, Problem, ServerStatus};
 use crate::explain;
 use crate::export;
 use crate::health::Health;
@@ -134,17 +136,23 @@ enum Route {
     Reload,
 }
 
-/// Every path the listener serves, with the one method it answers there:
-/// another method gets 405, another path 404.
-const ROUTES: &[(&str, Method, Route)] = &[
-    ("/metrics", Method::GET, Route::Metrics),
-    ("/healthz", Method::GET, Route::Healthz),
-    ("/readyz", Method::GET, Route::Readyz),
-    ("/status", Method::GET, Route::Status),
-    ("/records", Method::GET, Route::Records),
-    ("/explain", Method::GET, Route::Explain),
-    ("/cache/flush", Method::POST, Route::CacheFlush),
-    ("/reload", Method::POST, Route::Reload),
+/// Every path the listener serves, with the one method it answers there
+/// and the query parameters it takes: another method gets 405, another path
+/// 404, another parameter 400.
+const ROUTES: &[(&str, Method, Route, &[&str])] = &[
+    ("/metrics", Method::GET, Route::Metrics, &[]),
+    ("/healthz", Method::GET, Route::Healthz, &[]),
+    ("/readyz", Method::GET, Route::Readyz, &[]),
+    ("/status", Method::GET, Route::Status, &[]),
+    ("/records", Method::GET, Route::Records, &["name"]),
+    (
+        "/explain",
+        Method::GET,
+        Route::Explain,
+        &["name", "type", "from"],
+    ),
+    ("/cache/flush", Method::POST, Route::CacheFlush, &["name"]),
+    ("/reload", Method::POST, Route::Reload, &[]),
 ];
 
 async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -163,25 +171,36 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
             "forbidden: this address is not in [metrics] control_allow\n".into(),
         );
     }
-    let query = req.uri().query();
-    match ROUTES.iter().find(|(path, ..)| *path == req.uri().path()) {
-        None => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
-        Some((_, method, _)) if method != req.method() => reply(
+    let Some((_, method, route, takes)) =
+        ROUTES.iter().find(|(path, ..)| *path == req.uri().path())
+    else {
+        return reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into());
+    };
+    if method != req.method() {
+        return reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "method not allowed\n".into(),
-        ),
-        Some((.., Route::Metrics)) => metrics(e),
-        Some((.., Route::Healthz)) => healthz(e),
-        Some((.., Route::Readyz)) => readyz(e),
-        Some((.., Route::Status)) => json(StatusCode::OK, &status(e)),
-        Some((.., Route::Records)) => records(e, query),
-        Some((.., Route::Explain)) => match explain_asked(e, query) {
+        );
+    }
+    // Read before anything is done: a parameter misread as left out would
+    // make a flush or a lookup about one name one about every name.
+    let params = match control::query_params(req.uri().query(), takes) {
+        Ok(p) => p,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    match route {
+        Route::Metrics => metrics(e),
+        Route::Healthz => healthz(e),
+        Route::Readyz => readyz(e),
+        Route::Status => json(StatusCode::OK, &status(e)),
+        Route::Records => records(e, &params),
+        Route::Explain => match explain_asked(e, &params) {
             Ok(x) => json(StatusCode::OK, &x),
             Err(why) => error(StatusCode::BAD_REQUEST, why),
         },
-        Some((.., Route::CacheFlush)) => cache_flush(e, query),
-        Some((.., Route::Reload)) => reload(e).await,
+        Route::CacheFlush => cache_flush(e, &params),
+        Route::Reload => reload(e).await,
     }
 }
 
@@ -236,11 +255,11 @@ fn readyz(e: &Endpoints) -> Response<Full<Bytes>> {
 }
 
 /// `GET /records[?name=]`: the whole table, or the row of one name.
-fn records(e: &Endpoints, query: Option<&str>) -> Response<Full<Bytes>> {
+fn records(e: &Endpoints, params: &Params) -> Response<Full<Bytes>> {
     let snapshot = e.reloader.snapshot().load();
-    match control::query_param(query, "name") {
+    match params.get("name") {
         None => json(StatusCode::OK, &export::rows(&snapshot.table)),
-        Some(name) => match export::row_for(&snapshot.table, &name) {
+        Some(name) => match export::row_for(&snapshot.table, name) {
             Some(row) => json(StatusCode::OK, &[row]),
             None => error(
                 StatusCode::NOT_FOUND,
@@ -251,9 +270,10 @@ fn records(e: &Endpoints, query: Option<&str>) -> Response<Full<Bytes>> {
 }
 
 /// `POST /cache/flush[?name=]`: the whole cache, or one name's answers.
-fn cache_flush(e: &Endpoints, query: Option<&str>) -> Response<Full<Bytes>> {
-    let name = match control::query_param(query, "name")
-        .map(|n| names::domain_name(&n).map_err(|why| format!("{n:?}: {why}")))
+fn cache_flush(e: &Endpoints, params: &Params) -> Response<Full<Bytes>> {
+    let name = match params
+        .get("name")
+        .map(|n| names::domain_name(n).map_err(|why| format!("{n:?}: {why}")))
         .transpose()
     {
         Ok(n) => n,
@@ -344,14 +364,13 @@ fn status(e: &Endpoints) -> ServerStatus {
 }
 
 /// `GET /explain?name=&type=&from=`, run on the snapshot being served.
-fn explain_asked(e: &Endpoints, query: Option<&str>) -> Result<explain::Explanation, String> {
-    let param = |k| control::query_param(query, k);
-    let name = param("name").ok_or("name= is missing")?;
-    let qtype = match param("type") {
-        Some(t) => explain::parse_type(&t).map_err(|err| err.to_string())?,
+fn explain_asked(e: &Endpoints, params: &Params) -> Result<explain::Explanation, String> {
+    let name = params.get("name").ok_or("name= is missing")?;
+    let qtype = match params.get("type") {
+        Some(t) => explain::parse_type(t).map_err(|err| err.to_string())?,
         None => rtype::A,
     };
-    let from = match param("from") {
+    let from = match params.get("from") {
         Some(f) => Some(
             f.parse()
                 .map_err(|_| format!("{f:?} is not an IP address"))?,
@@ -365,7 +384,7 @@ fn explain_asked(e: &Endpoints, query: Option<&str>) -> Result<explain::Explanat
         &snapshot.table,
         &snapshot.policy,
         upstreams,
-        &name,
+        name,
         qtype,
         from,
     )

@@ -612,3 +612,58 @@ async fn reload_is_refused_outside_control_allow() {
     assert_eq!(metric(&m, RELOADS_TOTAL, &[]), 1.0, "only the first load");
     srv.stop().await;
 }
+
+/// A query string the server cannot read (a bad percent escape, a parameter
+/// the path does not take, in any case) is 400 naming it, on every path,
+/// and does nothing: never the whole table, never the whole cache flushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_query_strings_are_refused_and_change_nothing() {
+    let up = StandIn::zone().await;
+    let srv = start(&config(up.addr, "10.1.0.9")).await;
+    udp_query(srv.addr, "www.example.com", RecordType::A).await;
+    udp_query(srv.addr, "eastus.api.azureml.ms", RecordType::A).await;
+    let cached = || async { get_json(&srv, "/status").await.1["cache"]["entries"].clone() };
+    assert_eq!(cached().await, 2);
+
+    let cases = [
+        ("POST", "/cache/flush?name=www.example.com%ZZ", "name="),
+        ("POST", "/cache/flush?name=%", "name="),
+        ("POST", "/cache/flush?Name=www.example.com", "\"Name\""),
+        ("POST", "/cache/flush?foo=1", "\"foo\""),
+        ("POST", "/cache/flush?name=", "name has no value"),
+        ("GET", "/records?name=%ZZ", "name="),
+        ("GET", "/records?Name=st", "\"Name\""),
+        ("GET", "/explain?name=www.example.com&Type=A", "\"Type\""),
+        ("GET", "/explain?name=www.example.com&type=%G1", "type="),
+        ("GET", "/healthz?foo=1", "\"foo\""),
+        ("GET", "/readyz?x", "\"x\""),
+        ("GET", "/metrics?name=x", "\"name\""),
+        ("GET", "/status?all", "\"all\""),
+        ("POST", "/reload?now=1", "\"now\""),
+    ];
+    for (method, path, names) in cases {
+        let (status, body) = http_request(srv.http(), method, path).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let why = v["error"].as_str().unwrap_or_default();
+        assert!(why.contains(names), "{method} {path}: {why}");
+    }
+    assert_eq!(cached().await, 2, "nothing flushed");
+    assert_eq!(
+        get_json(&srv, "/status").await.1["generation"],
+        1,
+        "nothing reloaded"
+    );
+    // The same paths, read right, still work.
+    let (status, body) =
+        http_request(srv.http(), "POST", "/cache/flush?name=www.example.com").await;
+    assert_eq!(
+        (status, body.contains("\"flushed\": 1")),
+        (200, true),
+        "{body}"
+    );
+    assert_eq!(cached().await, 1);
+    let (status, rows) = get_json(&srv, &format!("/records?name={ST}")).await;
+    assert_eq!((status, rows.as_array().map(Vec::len)), (200, Some(1)));
+    srv.stop().await;
+}
