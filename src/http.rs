@@ -2,9 +2,9 @@
 //! `GET /readyz`, `POST /reload`; and, to ask the running server what it
 //! serves, `GET /status`, `GET /records[?name=]`, `GET /explain?name=`,
 //! `POST /cache/flush[?name=]` (their types are in [`crate::control`]).
-//! Over hyper's HTTP/1.1 server. Connections are capped and every
-//! connection has a deadline, so a slow or idle client cannot hold the
-//! listener. A query string is read
+//! Over hyper's HTTP/1.1 server. Connections are capped, each client holds
+//! a bounded share of them (`slots`), and every connection has a deadline,
+//! so slow or idle clients cannot keep probes out. A query string is read
 //! strictly against the parameters its path takes. Anyone who reaches the
 //! listener may read (GET); only `[metrics] control_allow` (loopback by
 //! default) may POST.
@@ -21,7 +21,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -36,8 +35,10 @@ use crate::names;
 use crate::reload::{ReloadError, Reloader, Trigger};
 use crate::resolve::rtype;
 
-/// Scrapers and probes need a handful of connections; more is a misbehaving client.
-pub const MAX_CONNECTIONS: usize = 64;
+mod slots;
+
+pub use slots::{MAX_CONNECTIONS, PER_CLIENT};
+
 /// A client must send its request headers within this.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection lives longer than this (a reload of a huge table included).
@@ -85,7 +86,7 @@ impl Endpoints {
 
 /// Serves until `stop`.
 pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(slots::Slots::default());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -98,14 +99,15 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: Cance
                 continue;
             }
         };
-        // Over the cap, the connection is closed at once.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        // No room, even by closing an idle connection: closed at once.
+        let Some(slot) = slots.admit(peer.ip()) else {
             debug!(%peer, "metrics listener full, closing a connection");
             continue;
         };
         let endpoints = endpoints.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(|req| {
+                slot.answering();
                 let endpoints = endpoints.clone();
                 async move { Ok::<_, Infallible>(route(&endpoints, peer, req).await) }
             });
@@ -116,10 +118,16 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: Cance
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_DEADLINE, conn).await {
-                debug!(%peer, "metrics connection: {e}");
+            tokio::select! {
+                done = tokio::time::timeout(CONNECTION_DEADLINE, conn) => {
+                    if let Ok(Err(e)) = done {
+                        debug!(%peer, "metrics connection: {e}");
+                    }
+                }
+                () = slot.closed.cancelled() => {
+                    debug!(%peer, "metrics connection closed to make room for another");
+                }
             }
-            drop(slot);
         });
     }
 }
