@@ -14,7 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -35,6 +36,7 @@ use crate::names;
 use crate::reload::{ReloadError, Reloader, Trigger};
 use crate::resolve::rtype;
 
+mod records;
 mod slots;
 
 pub use slots::{MAX_CONNECTIONS, PER_CLIENT};
@@ -45,6 +47,9 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
 /// A refused control request is at most one warning per this.
 const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A response body: in one piece, or (`/records`) in chunks.
+type Reply = BoxBody<Bytes, Infallible>;
 
 /// What the endpoints read.
 pub struct Endpoints {
@@ -163,7 +168,7 @@ const ROUTES: &[(&str, Method, Route, &[&str])] = &[
     ("/reload", Method::POST, Route::Reload, &[]),
 ];
 
-async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Response<Reply> {
     // Every POST changes something, whatever its path.
     if req.method() == Method::POST && !e.may_control(peer.ip()) {
         if let Some(held_back) = e.refused_log.check() {
@@ -212,7 +217,7 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
     }
 }
 
-fn metrics(e: &Endpoints) -> Response<Full<Bytes>> {
+fn metrics(e: &Endpoints) -> Response<Reply> {
     let cache_len = e.reloader.forwarder().now().cache().len();
     e.metrics.cache.entries.set(cache_len as i64);
     let problems = e.health.problems();
@@ -229,7 +234,7 @@ fn metrics(e: &Endpoints) -> Response<Full<Bytes>> {
 /// The process is up (200 even when degraded: the last good table serves,
 /// and a liveness probe must not restart it for that); the body says what
 /// it serves and what is wrong, if anything.
-fn healthz(e: &Endpoints) -> Response<Full<Bytes>> {
+fn healthz(e: &Endpoints) -> Response<Reply> {
     let s = e.reloader.status();
     let mut body = serde_json::json!({
         "status": health_word(e),
@@ -250,7 +255,7 @@ fn healthz(e: &Endpoints) -> Response<Full<Bytes>> {
     reply(StatusCode::OK, "application/json", format!("{body}\n"))
 }
 
-fn readyz(e: &Endpoints) -> Response<Full<Bytes>> {
+fn readyz(e: &Endpoints) -> Response<Reply> {
     if e.stopping.is_cancelled() {
         reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -262,23 +267,24 @@ fn readyz(e: &Endpoints) -> Response<Full<Bytes>> {
     }
 }
 
-/// `GET /records[?name=]`: the whole table, or the row of one name.
-fn records(e: &Endpoints, params: &Params) -> Response<Full<Bytes>> {
-    let snapshot = e.reloader.snapshot().load();
-    match params.get("name") {
-        None => json(StatusCode::OK, &export::rows(&snapshot.table)),
-        Some(name) => match export::row_for(&snapshot.table, name) {
-            Some(row) => json(StatusCode::OK, &[row]),
-            None => error(
-                StatusCode::NOT_FOUND,
-                format!("{name} is not in the table: it is forwarded"),
-            ),
-        },
+/// `GET /records[?name=]`: the whole table (in chunks), or the row of one name.
+fn records(e: &Endpoints, params: &Params) -> Response<Reply> {
+    let snapshot = e.reloader.snapshot().load_full();
+    let Some(name) = params.get("name") else {
+        let rows = records::all(snapshot).boxed();
+        return with_type(StatusCode::OK, "application/json", rows);
+    };
+    match export::row_for(&snapshot.table, name) {
+        Some(row) => json(StatusCode::OK, &[row]),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("{name} is not in the table: it is forwarded"),
+        ),
     }
 }
 
 /// `POST /cache/flush[?name=]`: the whole cache, or one name's answers.
-fn cache_flush(e: &Endpoints, params: &Params) -> Response<Full<Bytes>> {
+fn cache_flush(e: &Endpoints, params: &Params) -> Response<Reply> {
     let name = match params
         .get("name")
         .map(|n| names::domain_name(n).map_err(|why| format!("{n:?}: {why}")))
@@ -298,7 +304,7 @@ fn cache_flush(e: &Endpoints, params: &Params) -> Response<Full<Bytes>> {
 
 /// In a task of its own: a client that goes away does not cancel a reload
 /// half done.
-async fn reload(e: &Endpoints) -> Response<Full<Bytes>> {
+async fn reload(e: &Endpoints) -> Response<Reply> {
     let reloader = e.reloader.clone();
     match tokio::spawn(async move { reloader.reload(Trigger::Http).await })
         .await
@@ -400,18 +406,22 @@ fn explain_asked(e: &Endpoints, params: &Params) -> Result<explain::Explanation,
     .map_err(|err| err.to_string())
 }
 
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Reply> {
     let mut body = serde_json::to_string_pretty(value).unwrap_or_default();
     body.push('\n');
     reply(status, "application/json", body)
 }
 
-fn error(status: StatusCode, why: String) -> Response<Full<Bytes>> {
+fn error(status: StatusCode, why: String) -> Response<Reply> {
     json(status, &serde_json::json!({ "error": why }))
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Reply> {
+    with_type(status, content_type, Full::new(Bytes::from(body)).boxed())
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: Reply) -> Response<Reply> {
+    let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

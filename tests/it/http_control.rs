@@ -745,3 +745,91 @@ async fn bad_query_strings_are_refused_and_change_nothing() {
     assert_eq!((status, rows.as_array().map(Vec::len)), (200, Some(1)));
     srv.stop().await;
 }
+
+/// `GET /records` of a large table to clients that take the first bytes
+/// and then never read: the server holds what it buffers per client, not
+/// the whole text per client. A server in a process of its own, so the
+/// memory measured is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_for_clients_that_do_not_read_hold_bounded_memory() {
+    // 5,000 names of 32 addresses: about 4.3 MB of JSON, loaded in about
+    // a second by a debug build.
+    const NAMES: usize = 5000;
+    // Fewer than one address's share of the listener, so the probe at the
+    // end gets in while they are still being closed.
+    const CLIENTS: usize = 12;
+    let up = StandIn::zone().await;
+    let mut text = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"{}\"]\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n",
+        up.addr
+    );
+    for i in 0..NAMES {
+        let a: Vec<String> = (0..32)
+            .map(|j| format!("\"10.{}.{}.{j}\"", i / 256, i % 256))
+            .collect();
+        text += &format!(
+            "[[record]]\nname = \"h{i}.corp.example\"\na = [{}]\n",
+            a.join(", ")
+        );
+    }
+    let p = Process::start(&text, "json", None);
+    let serving: Value = serde_json::from_str(&p.wait_for_line("amldns serving")).unwrap();
+    let http: std::net::SocketAddr = serving["metrics"].as_str().unwrap().parse().unwrap();
+    let rss = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS");
+        kb * 1024
+    };
+
+    // Read whole, it is the array serde_json prints, every name in it.
+    let (status, body) = http_request(http, "GET", "/records").await;
+    assert_eq!(status, 200);
+    let rows: Vec<amldns::export::Row> = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows.len(), NAMES);
+    assert_eq!(
+        body,
+        format!("{}\n", serde_json::to_string_pretty(&rows).unwrap())
+    );
+    let size = body.len() as u64;
+    drop((rows, body));
+    let before = rss();
+
+    let mut stalled = Vec::new();
+    for _ in 0..CLIENTS {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        // A small window, so the kernel takes little of the reply off the server.
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut conn = sock.connect(http).await.unwrap();
+        let req = "GET /records HTTP/1.1\r\nHost: amldns\r\nConnection: close\r\n\r\n";
+        tokio::io::AsyncWriteExt::write_all(&mut conn, req.as_bytes())
+            .await
+            .unwrap();
+        // The reply has begun; nothing more is read.
+        let mut first = [0u8; 12];
+        tokio::time::timeout(IO_TIMEOUT, conn.read_exact(&mut first))
+            .await
+            .expect("the reply begins")
+            .unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        stalled.push(conn);
+    }
+    // Whole replies held for every client would be CLIENTS × size (52 MB);
+    // what a streamed one holds is well under a MB a client.
+    let bound = 20 << 20;
+    assert!(CLIENTS as u64 * size > 2 * bound, "{size} bytes a reply");
+    for _ in 0..5 {
+        let grown = rss().saturating_sub(before);
+        assert!(
+            grown < bound,
+            "{grown} bytes more with {CLIENTS} clients not reading {size} bytes each"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(stalled);
+    assert_eq!(http_request(http, "GET", "/healthz").await.0, 200);
+}
