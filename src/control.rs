@@ -1,8 +1,8 @@
 //! Asking the running server (SPEC §9): what `/status` reports, and the
 //! client side of `amldns status|records|flush|explain --server URL`, in
 //! the spirit of `unbound-control`. The server side is [`crate::http`];
-//! the types here are what both sides read and write, so a field cannot be
-//! spelled two ways.
+//! the types here (and the query string) are what both sides read and
+//! write, so a field cannot be spelled two ways.
 //!
 //! The client speaks plain HTTP/1.1 (hyper's client, one request per
 //! connection): the metrics listener is an administrative interface on
@@ -218,15 +218,50 @@ pub fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
     }
 }
 
-/// The value of `key` in a request's query string, percent-decoded;
-/// `None` when absent (or not UTF-8).
-pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| percent_decode(v)).flatten()
-    })
+/// A request's query string, read against the parameters its path takes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Params(Vec<(&'static str, String)>);
+
+impl Params {
+    /// The value of `key`, percent-decoded; `None` when the request left it out.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
+/// Reads `query` (`key=value&…`, values percent-encoded) strictly: a
+/// parameter `takes` does not list (names are case-sensitive), one given
+/// twice or without a value, a malformed percent escape or a value that is
+/// not UTF-8 is an error that names it. Never read as left out: a missing
+/// `name` means "everything" to `/records` and `/cache/flush`.
+pub fn query_params(query: Option<&str>, takes: &[&'static str]) -> Result<Params, String> {
+    let mut params = Params::default();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(key) = takes.iter().find(|t| **t == k) else {
+            let known = match takes {
+                [] => "no parameters".to_string(),
+                _ => takes.join(", "),
+            };
+            return Err(format!("unknown parameter {k:?}: this path takes {known}"));
+        };
+        if params.get(key).is_some() {
+            return Err(format!("{key} is given twice"));
+        }
+        if v.is_empty() {
+            return Err(format!("{key} has no value"));
+        }
+        let value = percent_decode(v)
+            .ok_or_else(|| format!("{key}={v:?} is not a percent-encoded UTF-8 value"))?;
+        params.0.push((key, value));
+    }
+    Ok(params)
+}
+
+/// `None` for a `%` not followed by two hex digits, or bytes that are not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
@@ -234,7 +269,12 @@ fn percent_decode(s: &str) -> Option<String> {
         out.push(match b {
             b'%' => {
                 let hex = [bytes.next()?, bytes.next()?];
-                u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?
+                let hex = std::str::from_utf8(&hex).ok()?;
+                // from_str_radix alone would take "+1".
+                if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                    return None;
+                }
+                u8::from_str_radix(hex, 16).ok()?
             }
             b'+' => b' ',
             b => b,
@@ -353,14 +393,35 @@ mod tests {
             "?name=ci-1.eastus.instances.azureml.ms&from=fd00%3A%3A1%20x%26y"
         );
         let raw = q.strip_prefix('?');
-        assert_eq!(
-            query_param(raw, "name").as_deref(),
-            Some("ci-1.eastus.instances.azureml.ms")
-        );
-        assert_eq!(query_param(raw, "from").as_deref(), Some("fd00::1 x&y"));
-        assert_eq!(query_param(raw, "type"), None);
-        assert_eq!(query_param(Some("name=%zz"), "name"), None);
+        let p = query_params(raw, &["name", "type", "from"]).unwrap();
+        assert_eq!(p.get("name"), Some("ci-1.eastus.instances.azureml.ms"));
+        assert_eq!(p.get("from"), Some("fd00::1 x&y"));
+        assert_eq!(p.get("type"), None);
+        assert_eq!(query_params(None, &["name"]), Ok(Params::default()));
+        assert_eq!(query_params(Some(""), &[]), Ok(Params::default()));
         assert_eq!(query_string(&[("name", None)]), "");
+    }
+
+    /// What the server cannot read is an error naming it, never "left out"
+    /// (which would mean "everything").
+    #[test]
+    fn bad_query_strings_are_errors() {
+        let cases: [(&str, &[&'static str], &str); 10] = [
+            ("name=keep1.lab%ZZ", &["name"], "name="),
+            ("name=%zz", &["name"], "name="),
+            ("name=%+1", &["name"], "name="),
+            ("name=a%2", &["name"], "name="),
+            ("name=%FF", &["name"], "name="),
+            ("Name=x", &["name"], "\"Name\""),
+            ("foo=1", &[], "takes no parameters"),
+            ("name=a&name=b", &["name"], "twice"),
+            ("name", &["name"], "no value"),
+            ("name=", &["name"], "no value"),
+        ];
+        for (query, takes, says) in cases {
+            let why = query_params(Some(query), takes).unwrap_err();
+            assert!(why.contains(says), "{query}: {why}");
+        }
     }
 
     #[test]

@@ -2,29 +2,31 @@
 //! `GET /readyz`, `POST /reload`; and, to ask the running server what it
 //! serves, `GET /status`, `GET /records[?name=]`, `GET /explain?name=`,
 //! `POST /cache/flush[?name=]` (their types are in [`crate::control`]).
-//! Over hyper's HTTP/1.1 server. Connections are capped and every
-//! connection has a deadline, so a slow or idle client cannot hold the
-//! listener. Anyone who reaches the listener may read (GET); only
-//! `[metrics] control_allow` (loopback by default) may POST.
+//! Over hyper's HTTP/1.1 server. Connections are capped, each client holds
+//! a bounded share of them (`slots`), and every connection has a deadline,
+//! so slow or idle clients cannot keep probes out. A query string is read
+//! strictly against the parameters its path takes. Anyone who reaches the
+//! listener may read (GET); only `[metrics] control_allow` (loopback by
+//! default) may POST.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::azure::Served as _;
-use crate::control::{self, AzureStatus, CacheStatus, Flushed, Problem, ServerStatus};
+use crate::control::{self, AzureStatus, CacheStatus, Flushed, Params, Problem, ServerStatus};
 use crate::explain;
 use crate::export;
 use crate::health::Health;
@@ -34,14 +36,20 @@ use crate::names;
 use crate::reload::{ReloadError, Reloader, Trigger};
 use crate::resolve::rtype;
 
-/// Scrapers and probes need a handful of connections; more is a misbehaving client.
-pub const MAX_CONNECTIONS: usize = 64;
+mod records;
+mod slots;
+
+pub use slots::{MAX_CONNECTIONS, PER_CLIENT};
+
 /// A client must send its request headers within this.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection lives longer than this (a reload of a huge table included).
 pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
 /// A refused control request is at most one warning per this.
 const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A response body: in one piece, or (`/records`) in chunks.
+type Reply = BoxBody<Bytes, Infallible>;
 
 /// What the endpoints read.
 pub struct Endpoints {
@@ -83,7 +91,7 @@ impl Endpoints {
 
 /// Serves until `stop`.
 pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(slots::Slots::default());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -96,14 +104,15 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: Cance
                 continue;
             }
         };
-        // Over the cap, the connection is closed at once.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        // No room, even by closing an idle connection: closed at once.
+        let Some(slot) = slots.admit(peer.ip()) else {
             debug!(%peer, "metrics listener full, closing a connection");
             continue;
         };
         let endpoints = endpoints.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(|req| {
+                slot.answering();
                 let endpoints = endpoints.clone();
                 async move { Ok::<_, Infallible>(route(&endpoints, peer, req).await) }
             });
@@ -114,10 +123,16 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, stop: Cance
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_DEADLINE, conn).await {
-                debug!(%peer, "metrics connection: {e}");
+            tokio::select! {
+                done = tokio::time::timeout(CONNECTION_DEADLINE, conn) => {
+                    if let Ok(Err(e)) = done {
+                        debug!(%peer, "metrics connection: {e}");
+                    }
+                }
+                () = slot.closed.cancelled() => {
+                    debug!(%peer, "metrics connection closed to make room for another");
+                }
             }
-            drop(slot);
         });
     }
 }
@@ -134,20 +149,26 @@ enum Route {
     Reload,
 }
 
-/// Every path the listener serves, with the one method it answers there:
-/// another method gets 405, another path 404.
-const ROUTES: &[(&str, Method, Route)] = &[
-    ("/metrics", Method::GET, Route::Metrics),
-    ("/healthz", Method::GET, Route::Healthz),
-    ("/readyz", Method::GET, Route::Readyz),
-    ("/status", Method::GET, Route::Status),
-    ("/records", Method::GET, Route::Records),
-    ("/explain", Method::GET, Route::Explain),
-    ("/cache/flush", Method::POST, Route::CacheFlush),
-    ("/reload", Method::POST, Route::Reload),
+/// Every path the listener serves, with the one method it answers there
+/// and the query parameters it takes: another method gets 405, another path
+/// 404, another parameter 400.
+const ROUTES: &[(&str, Method, Route, &[&str])] = &[
+    ("/metrics", Method::GET, Route::Metrics, &[]),
+    ("/healthz", Method::GET, Route::Healthz, &[]),
+    ("/readyz", Method::GET, Route::Readyz, &[]),
+    ("/status", Method::GET, Route::Status, &[]),
+    ("/records", Method::GET, Route::Records, &["name"]),
+    (
+        "/explain",
+        Method::GET,
+        Route::Explain,
+        &["name", "type", "from"],
+    ),
+    ("/cache/flush", Method::POST, Route::CacheFlush, &["name"]),
+    ("/reload", Method::POST, Route::Reload, &[]),
 ];
 
-async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Response<Reply> {
     // Every POST changes something, whatever its path.
     if req.method() == Method::POST && !e.may_control(peer.ip()) {
         if let Some(held_back) = e.refused_log.check() {
@@ -163,29 +184,40 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
             "forbidden: this address is not in [metrics] control_allow\n".into(),
         );
     }
-    let query = req.uri().query();
-    match ROUTES.iter().find(|(path, ..)| *path == req.uri().path()) {
-        None => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
-        Some((_, method, _)) if method != req.method() => reply(
+    let Some((_, method, route, takes)) =
+        ROUTES.iter().find(|(path, ..)| *path == req.uri().path())
+    else {
+        return reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into());
+    };
+    if method != req.method() {
+        return reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "method not allowed\n".into(),
-        ),
-        Some((.., Route::Metrics)) => metrics(e),
-        Some((.., Route::Healthz)) => healthz(e),
-        Some((.., Route::Readyz)) => readyz(e),
-        Some((.., Route::Status)) => json(StatusCode::OK, &status(e)),
-        Some((.., Route::Records)) => records(e, query),
-        Some((.., Route::Explain)) => match explain_asked(e, query) {
+        );
+    }
+    // Read before anything is done: a parameter misread as left out would
+    // make a flush or a lookup about one name one about every name.
+    let params = match control::query_params(req.uri().query(), takes) {
+        Ok(p) => p,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    match route {
+        Route::Metrics => metrics(e),
+        Route::Healthz => healthz(e),
+        Route::Readyz => readyz(e),
+        Route::Status => json(StatusCode::OK, &status(e)),
+        Route::Records => records(e, &params),
+        Route::Explain => match explain_asked(e, &params) {
             Ok(x) => json(StatusCode::OK, &x),
             Err(why) => error(StatusCode::BAD_REQUEST, why),
         },
-        Some((.., Route::CacheFlush)) => cache_flush(e, query),
-        Some((.., Route::Reload)) => reload(e).await,
+        Route::CacheFlush => cache_flush(e, &params),
+        Route::Reload => reload(e).await,
     }
 }
 
-fn metrics(e: &Endpoints) -> Response<Full<Bytes>> {
+fn metrics(e: &Endpoints) -> Response<Reply> {
     let cache_len = e.reloader.forwarder().now().cache().len();
     e.metrics.cache.entries.set(cache_len as i64);
     let problems = e.health.problems();
@@ -202,7 +234,7 @@ fn metrics(e: &Endpoints) -> Response<Full<Bytes>> {
 /// The process is up (200 even when degraded: the last good table serves,
 /// and a liveness probe must not restart it for that); the body says what
 /// it serves and what is wrong, if anything.
-fn healthz(e: &Endpoints) -> Response<Full<Bytes>> {
+fn healthz(e: &Endpoints) -> Response<Reply> {
     let s = e.reloader.status();
     let mut body = serde_json::json!({
         "status": health_word(e),
@@ -223,7 +255,7 @@ fn healthz(e: &Endpoints) -> Response<Full<Bytes>> {
     reply(StatusCode::OK, "application/json", format!("{body}\n"))
 }
 
-fn readyz(e: &Endpoints) -> Response<Full<Bytes>> {
+fn readyz(e: &Endpoints) -> Response<Reply> {
     if e.stopping.is_cancelled() {
         reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -235,25 +267,27 @@ fn readyz(e: &Endpoints) -> Response<Full<Bytes>> {
     }
 }
 
-/// `GET /records[?name=]`: the whole table, or the row of one name.
-fn records(e: &Endpoints, query: Option<&str>) -> Response<Full<Bytes>> {
-    let snapshot = e.reloader.snapshot().load();
-    match control::query_param(query, "name") {
-        None => json(StatusCode::OK, &export::rows(&snapshot.table)),
-        Some(name) => match export::row_for(&snapshot.table, &name) {
-            Some(row) => json(StatusCode::OK, &[row]),
-            None => error(
-                StatusCode::NOT_FOUND,
-                format!("{name} is not in the table: it is forwarded"),
-            ),
-        },
+/// `GET /records[?name=]`: the whole table (in chunks), or the row of one name.
+fn records(e: &Endpoints, params: &Params) -> Response<Reply> {
+    let snapshot = e.reloader.snapshot().load_full();
+    let Some(name) = params.get("name") else {
+        let rows = records::all(snapshot).boxed();
+        return with_type(StatusCode::OK, "application/json", rows);
+    };
+    match export::row_for(&snapshot.table, name) {
+        Some(row) => json(StatusCode::OK, &[row]),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("{name} is not in the table: it is forwarded"),
+        ),
     }
 }
 
 /// `POST /cache/flush[?name=]`: the whole cache, or one name's answers.
-fn cache_flush(e: &Endpoints, query: Option<&str>) -> Response<Full<Bytes>> {
-    let name = match control::query_param(query, "name")
-        .map(|n| names::domain_name(&n).map_err(|why| format!("{n:?}: {why}")))
+fn cache_flush(e: &Endpoints, params: &Params) -> Response<Reply> {
+    let name = match params
+        .get("name")
+        .map(|n| names::domain_name(n).map_err(|why| format!("{n:?}: {why}")))
         .transpose()
     {
         Ok(n) => n,
@@ -270,7 +304,7 @@ fn cache_flush(e: &Endpoints, query: Option<&str>) -> Response<Full<Bytes>> {
 
 /// In a task of its own: a client that goes away does not cancel a reload
 /// half done.
-async fn reload(e: &Endpoints) -> Response<Full<Bytes>> {
+async fn reload(e: &Endpoints) -> Response<Reply> {
     let reloader = e.reloader.clone();
     match tokio::spawn(async move { reloader.reload(Trigger::Http).await })
         .await
@@ -344,14 +378,13 @@ fn status(e: &Endpoints) -> ServerStatus {
 }
 
 /// `GET /explain?name=&type=&from=`, run on the snapshot being served.
-fn explain_asked(e: &Endpoints, query: Option<&str>) -> Result<explain::Explanation, String> {
-    let param = |k| control::query_param(query, k);
-    let name = param("name").ok_or("name= is missing")?;
-    let qtype = match param("type") {
-        Some(t) => explain::parse_type(&t).map_err(|err| err.to_string())?,
+fn explain_asked(e: &Endpoints, params: &Params) -> Result<explain::Explanation, String> {
+    let name = params.get("name").ok_or("name= is missing")?;
+    let qtype = match params.get("type") {
+        Some(t) => explain::parse_type(t).map_err(|err| err.to_string())?,
         None => rtype::A,
     };
-    let from = match param("from") {
+    let from = match params.get("from") {
         Some(f) => Some(
             f.parse()
                 .map_err(|_| format!("{f:?} is not an IP address"))?,
@@ -365,7 +398,7 @@ fn explain_asked(e: &Endpoints, query: Option<&str>) -> Result<explain::Explanat
         &snapshot.table,
         &snapshot.policy,
         upstreams,
-        &name,
+        name,
         qtype,
         from,
     )
@@ -373,18 +406,22 @@ fn explain_asked(e: &Endpoints, query: Option<&str>) -> Result<explain::Explanat
     .map_err(|err| err.to_string())
 }
 
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Reply> {
     let mut body = serde_json::to_string_pretty(value).unwrap_or_default();
     body.push('\n');
     reply(status, "application/json", body)
 }
 
-fn error(status: StatusCode, why: String) -> Response<Full<Bytes>> {
+fn error(status: StatusCode, why: String) -> Response<Reply> {
     json(status, &serde_json::json!({ "error": why }))
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Reply> {
+    with_type(status, content_type, Full::new(Bytes::from(body)).boxed())
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: Reply) -> Response<Reply> {
+    let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
