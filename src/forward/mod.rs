@@ -78,7 +78,7 @@ pub fn resend_after(per_try: Duration, srtt: Duration) -> [Duration; 2] {
 /// How many times a try refused by an ICMP error is asked again, each from
 /// a new socket, before the upstream counts as failed for it. A forger
 /// spraying port-unreachables must hit the random port of each in turn.
-pub const REFUSED_AGAIN: usize = 2;
+const REFUSED_AGAIN: usize = 2;
 
 /// What forwarding one question gave.
 #[derive(Debug)]
