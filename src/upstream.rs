@@ -281,7 +281,9 @@ fn emptied(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
             _ => {}
         }
     }
-    Err(io::Error::other("datagrams flood a new socket before its question"))
+    Err(io::Error::other(
+        "datagrams flood a new socket before its question",
+    ))
 }
 
 #[cfg(test)]
@@ -360,7 +362,10 @@ mod tests {
             let a = a.clone();
             async move {
                 let after = [Duration::from_millis(50), Duration::from_millis(100)];
-                exchange(addr, &IntGauge::new("s", "s").unwrap(), &a, &after, |i| i == 1).await
+                exchange(addr, &IntGauge::new("s", "s").unwrap(), &a, &after, |i| {
+                    i == 1
+                })
+                .await
             }
         });
         let mut buf = [0u8; 512];

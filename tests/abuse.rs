@@ -722,7 +722,10 @@ fn descriptors_come_back_after_a_forwarding_flood() {
             let sent = 2000;
             for i in 0..sent {
                 let q = query_msg(&format!("f{round}-{i}.example.com"), RecordType::A, None);
-                client.send_to(&q.to_vec().unwrap(), srv.addr).await.unwrap();
+                client
+                    .send_to(&q.to_vec().unwrap(), srv.addr)
+                    .await
+                    .unwrap();
                 if i % 100 == 99 {
                     // Let the server read: a full receive buffer would drop.
                     tokio::task::yield_now().await;

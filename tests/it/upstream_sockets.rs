@@ -68,7 +68,9 @@ fn icmp_sender() -> Option<Socket> {
     match Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)) {
         Ok(s) => Some(s),
         Err(e) => {
-            skip_or_fail(&format!("no raw ICMP socket (run as root in a namespace): {e}"));
+            skip_or_fail(&format!(
+                "no raw ICMP socket (run as root in a namespace): {e}"
+            ));
             None
         }
     }
