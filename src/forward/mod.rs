@@ -540,7 +540,7 @@ impl Service {
     }
 
     /// Applies `next`. The same settings change nothing: the upstreams keep
-    /// their health and their sockets. Other settings make a new forwarder,
+    /// their health. Other settings make a new forwarder,
     /// whose cache is the old one (still warm) unless its size changed;
     /// questions being asked finish on the old one.
     pub fn reconfigure(&self, next: &UpstreamConfig) {
