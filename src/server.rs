@@ -25,7 +25,6 @@ use crate::reload::{self, FileWatch, ReloadError, Reloader, WatchMode};
 use crate::resolve::QUERY_DEADLINE;
 use crate::tcp;
 use crate::udp;
-use crate::upstream;
 
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const PORT_ATTEMPTS: usize = 20;
@@ -509,14 +508,13 @@ fn make_room(config: &Config) -> Option<u64> {
 }
 
 /// The descriptors `config`'s limits let amldns hold at once: a TCP
-/// client each, an upstream question in flight each, the general-path
-/// queries the UDP loops let wait, each upstream's idle socket pool, and
-/// `DESCRIPTORS_BESIDE` for the rest.
+/// client each, an upstream question in flight each (its one socket, UDP
+/// or TCP; none is kept between questions), the general-path queries the
+/// UDP loops let wait, and `DESCRIPTORS_BESIDE` for the rest.
 pub fn descriptors_wanted(config: &Config) -> usize {
     config.server.tcp_connections
         + config.upstream.max_in_flight
         + udp::MAX_PENDING
-        + upstream::POOL_IDLE * config.upstream.servers.len()
         + DESCRIPTORS_BESIDE
 }
 

@@ -1,19 +1,23 @@
-//! One question to one upstream resolver: over UDP from a random source port
-//! (a socket of the upstream's pool, [`Sockets`]) with a random ID, then
-//! over TCP when the answer
-//! comes back truncated or cut (RFC 1035 §4.2.1, RFC 7766 §5). A datagram
-//! that may have been lost is sent again on the caller's schedule.
+//! One question to one upstream resolver: over UDP from a socket of its own
+//! on a random port with a random ID, then over TCP when the answer comes
+//! back truncated or cut (RFC 1035 §4.2.1, RFC 7766 §5). A datagram that may
+//! have been lost is sent again on the caller's schedule.
 //!
 //! Only a reply that matches the question is taken: from the server asked
 //! (the socket is connected, so the kernel drops datagrams from anyone
 //! else), QR=1, the same ID, opcode and question. Anything else is ignored
 //! and the wait goes on (RFC 5452 §9.1), so a forged datagram can neither be
 //! cached nor make the real reply be missed. The caller bounds the wait.
+//!
+//! No socket outlives its question, and none is kept idle: a socket
+//! waiting between questions would collect forged answers and ICMP errors
+//! sent to its port (anyone may spray every port) and hand them to the next
+//! question. The kernel picks the port (port 0: a random one from
+//! `ip_local_port_range`), so amldns never holds ports other programs may
+//! be given.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -30,24 +34,10 @@ pub const EDNS_PAYLOAD: u16 = 1232;
 /// read them whole.
 const RECV_BUFFER: usize = 4096;
 
-/// Tries at a free random port before letting the kernel pick one.
-const PORT_ATTEMPTS: usize = 10;
-
-/// Source ports drawn from here (RFC 6056 §3.2: all but the well-known ports).
-const PORTS: std::ops::RangeInclusive<u16> = 1024..=65535;
-
-/// Idle sockets each upstream keeps. Each question takes the one idle the
-/// longest, so any 2,048 questions in a row leave from 2,048 different
-/// random ports, and none is opened for the question: under a flood of
-/// new names, opening, binding, connecting, registering and closing a
-/// socket per question was a third of the CPU (BENCHMARKS.md, "Cold
-/// misses").
-pub const POOL_IDLE: usize = 2048;
-
-/// Questions a socket asks before it is closed and one on a new random
-/// port takes its place, so that the ports in use keep changing: a forger
-/// who has learnt some of them (RFC 5452 §9.2) soon finds them closed.
-pub const POOL_USES: u32 = 8;
+/// Datagrams a new socket may have queued before its question is sent
+/// (sent blind to a port nobody could know yet) that are thrown away; more
+/// means someone floods the port, and the socket is given up.
+const DRAIN_AT_MOST: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -57,6 +47,15 @@ pub enum ExchangeError {
     Mismatch(&'static str),
     #[error("the reply over TCP does not parse: {0}")]
     Malformed(String),
+}
+
+impl ExchangeError {
+    /// Whether an ICMP error said nobody listens at the server's port (or a
+    /// TCP connection was refused): what a spray of forged ICMP errors
+    /// looks like too.
+    pub fn refused(&self) -> bool {
+        matches!(self, ExchangeError::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused)
+    }
 }
 
 /// What a reply from the server is to the question asked.
@@ -99,32 +98,36 @@ pub struct Ask {
 /// truncated. The datagram is sent again at each of `resend_after` (from
 /// the first send) that passes without a reply, if `may_resend` agrees
 /// (given the resend's index in `resend_after`).
-/// Runs until it has a reply or fails; bound it with a timeout.
+/// Runs until it has a reply or fails; bound it with a timeout. `open`
+/// counts the sockets open for it.
 ///
 /// A resend repeats the same bytes from the same socket: same ID, same
 /// port. A late reply to any copy is then taken, and only one (port, ID)
 /// pair is ever open for the question, so a forger gains nothing from the
 /// resend (RFC 5452 §5: several open queries for one question are what
 /// helps a forger).
+///
+/// An ICMP error for the socket (port unreachable: connection refused)
+/// fails this exchange, and only this one: the socket goes with it.
 pub async fn exchange(
-    sockets: &Sockets,
+    server: SocketAddr,
+    open: &IntGauge,
     ask: &Ask,
     resend_after: &[Duration],
     mut may_resend: impl FnMut(usize) -> bool,
 ) -> Result<Message, ExchangeError> {
-    let server = sockets.server;
     let id: u16 = rand::random();
     let query = encode(id, ask);
-    let pooled = sockets.take().await?;
-    let socket = &pooled.socket;
+    let socket = Counted::new(connect_fresh(server)?, open);
+    let socket = &socket.socket;
     let sent = Instant::now();
     socket.send(&query).await?;
     let mut resends = resend_after.iter().map(|after| sent + *after).enumerate();
     let mut next_resend = resends.next();
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
-        // A port-unreachable from the server shows up here as an error:
-        // nobody is listening there, so fail now rather than at the timeout.
+        // A port-unreachable shows up here as an error: fail now rather
+        // than at the timeout.
         let n = match next_resend {
             Some((i, at)) => tokio::select! {
                 got = socket.recv(&mut buf) => got?,
@@ -138,89 +141,32 @@ pub async fn exchange(
             },
             None => socket.recv(&mut buf).await?,
         };
-        // Only a socket whose exchange ended cleanly goes back to the pool;
-        // one that failed or timed out (dropped with this future) is closed.
         match check_reply(id, &ask.question, &buf[..n]) {
-            Verdict::Answer(msg) => {
-                sockets.give(pooled);
-                return Ok(*msg);
-            }
-            Verdict::Truncated => {
-                sockets.give(pooled);
-                return exchange_tcp(server, ask).await;
-            }
+            Verdict::Answer(msg) => return Ok(*msg),
+            Verdict::Truncated => break,
             Verdict::Ignore(why) => debug!(%server, why, "ignored a datagram"),
         }
     }
+    // The UDP socket is closed (its gauge with it) before TCP opens.
+    exchange_tcp(server, ask).await
 }
 
-/// The UDP sockets connected to one upstream, kept between questions.
-///
-/// A reused socket may still get a late reply to its last question (a
-/// resend's second answer); [`check_reply`] ignores it for its ID, as it
-/// would a forgery.
-pub struct Sockets {
-    server: SocketAddr,
-    /// Idle sockets kept ([`POOL_IDLE`]).
-    keep: usize,
-    /// Questions per socket ([`POOL_USES`]).
-    uses: u32,
-    /// Longest idle first.
-    idle: Mutex<VecDeque<Pooled>>,
-    /// `amldns_upstream_sockets`: how many are idle, with every other
-    /// upstream's.
-    gauge: IntGauge,
-}
-
-struct Pooled {
+/// A question's UDP socket, counted in `amldns_upstream_sockets` while open.
+struct Counted<'a> {
     socket: UdpSocket,
-    asked: u32,
+    open: &'a IntGauge,
 }
 
-impl Sockets {
-    pub fn new(server: SocketAddr, keep: usize, uses: u32, gauge: IntGauge) -> Self {
-        Sockets {
-            server,
-            keep,
-            uses,
-            idle: Mutex::new(VecDeque::new()),
-            gauge,
-        }
+impl<'a> Counted<'a> {
+    fn new(socket: UdpSocket, open: &'a IntGauge) -> Self {
+        open.inc();
+        Counted { socket, open }
     }
+}
 
-    /// The socket idle the longest once `keep` are idle; until then, and
-    /// whenever retired sockets leave fewer, a new one on a random port.
-    async fn take(&self) -> io::Result<Pooled> {
-        let full = self.idle().len() >= self.keep;
-        if full && let Some(p) = self.pop() {
-            return Ok(p);
-        }
-        match connect_random(self.server).await {
-            Ok(socket) => Ok(Pooled { socket, asked: 0 }),
-            // Out of descriptors, say: an idle socket still serves.
-            Err(e) => self.pop().ok_or(e),
-        }
-    }
-
-    fn pop(&self) -> Option<Pooled> {
-        let p = self.idle().pop_front()?;
-        self.gauge.dec();
-        Some(p)
-    }
-
-    fn give(&self, mut p: Pooled) {
-        p.asked += 1;
-        if p.asked < self.uses {
-            self.idle().push_back(p);
-            self.gauge.inc();
-        }
-    }
-
-    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<Pooled>> {
-        // A deque of sockets stays consistent whatever panicked holding it.
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.open.dec();
     }
 }
 
@@ -305,29 +251,39 @@ pub fn check_reply(id: u16, question: &Query, bytes: &[u8]) -> Verdict {
     Verdict::Answer(Box::new(msg))
 }
 
-/// A UDP socket on a random port (RFC 5452 §9.2), connected to `server`.
-async fn connect_random(server: SocketAddr) -> io::Result<UdpSocket> {
+/// A new UDP socket on a random port from the kernel's ephemeral range
+/// (RFC 5452 §9.2, RFC 6056), connected to `server`, with nothing in it:
+/// whatever reached it before its question is sent (a datagram, or an ICMP
+/// error kept as the socket's pending error) is thrown away here, so that
+/// nothing from before the question can answer it or fail it.
+fn connect_fresh(server: SocketAddr) -> io::Result<UdpSocket> {
     let any: IpAddr = match server {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
     };
-    let mut bound = None;
-    for _ in 0..PORT_ATTEMPTS {
-        match UdpSocket::bind((any, rand::random_range(PORTS))).await {
-            Ok(s) => {
-                bound = Some(s);
-                break;
-            }
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
-            Err(e) => return Err(e),
+    let socket = std::net::UdpSocket::bind((any, 0))?;
+    socket.connect(server)?;
+    emptied(socket)
+}
+
+/// `socket`, non-blocking and under tokio, once its pending error and
+/// queued datagrams are thrown away.
+fn emptied(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+    socket.set_nonblocking(true)?;
+    // Read here, on the plain socket: tokio's readiness of a socket just
+    // registered may not show a datagram already queued.
+    let _pending = socket.take_error()?;
+    let mut buf = [0u8; 512];
+    for _ in 0..DRAIN_AT_MOST {
+        match socket.recv(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return UdpSocket::from_std(socket),
+            // Read and dropped: a datagram, or an error that came meanwhile.
+            _ => {}
         }
     }
-    let socket = match bound {
-        Some(s) => s,
-        None => UdpSocket::bind((any, 0)).await?,
-    };
-    socket.connect(server).await?;
-    Ok(socket)
+    Err(io::Error::other(
+        "datagrams flood a new socket before its question",
+    ))
 }
 
 #[cfg(test)]
@@ -406,7 +362,10 @@ mod tests {
             let a = a.clone();
             async move {
                 let after = [Duration::from_millis(50), Duration::from_millis(100)];
-                exchange(&pool(addr, 1, 1), &a, &after, |i| i == 1).await
+                exchange(addr, &IntGauge::new("s", "s").unwrap(), &a, &after, |i| {
+                    i == 1
+                })
+                .await
             }
         });
         let mut buf = [0u8; 512];
@@ -437,13 +396,10 @@ mod tests {
         assert_eq!(got.unwrap().answers.len(), 1);
     }
 
-    fn pool(server: SocketAddr, keep: usize, uses: u32) -> Sockets {
-        Sockets::new(server, keep, uses, IntGauge::new("s", "s").unwrap())
-    }
-
-    /// Asks `n` questions in turn through `sockets` of a server that answers
-    /// each; the source port of each.
-    async fn ports_used(sockets: &Sockets, server: &UdpSocket, n: usize) -> Vec<u16> {
+    /// Asks `n` questions in turn of a server that answers each; the
+    /// source port of each, and the sockets still open after each.
+    async fn ports_used(server: &UdpSocket, n: usize) -> Vec<(u16, i64)> {
+        let open = IntGauge::new("s", "s").unwrap();
         let mut ports = Vec::new();
         for _ in 0..n {
             let answer = async {
@@ -457,36 +413,63 @@ mod tests {
                 from.port()
             };
             let a = ask(false, false, true);
-            let asked = exchange(sockets, &a, &[], |_| false);
+            let addr = server.local_addr().unwrap();
+            let asked = exchange(addr, &open, &a, &[], |_| false);
             let wait = Duration::from_secs(5);
             let (got, port) = tokio::time::timeout(wait, async { tokio::join!(asked, answer) })
                 .await
                 .unwrap();
             assert_eq!(got.unwrap().answers.len(), 1);
-            ports.push(port);
+            ports.push((port, open.get()));
         }
         ports
     }
 
-    /// A socket is reused once `keep` are idle, the longest idle first, and
-    /// closed after `uses` questions for one on a new port.
+    /// Each question leaves from a socket of its own, closed when it is
+    /// answered: no two in a row share a port, and none stays open.
     #[tokio::test]
-    async fn pooled_sockets_are_reused_oldest_first_and_retired() {
+    async fn each_question_has_a_socket_of_its_own_closed_after() {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let sockets = pool(server.local_addr().unwrap(), 2, 3);
-        let p = ports_used(&sockets, &server, 6).await;
-        assert_eq!(sockets.gauge.get(), 2, "B and C are idle");
-        // A, B new; A, B, A again (A's third and last); then a new C.
-        assert_eq!([p[2], p[3], p[4]], [p[0], p[1], p[0]], "{p:?}");
-        assert!(p[0] != p[1] && p[5] != p[0] && p[5] != p[1], "{p:?}");
+        let p = ports_used(&server, 50).await;
+        assert!(p.iter().all(|&(_, open)| open == 0), "{p:?}");
+        let distinct: std::collections::HashSet<_> = p.iter().map(|&(port, _)| port).collect();
+        // Random ports from ~28,000 (Linux's default range): a repeat among
+        // 50 is possible, a handful is not.
+        assert!(distinct.len() >= 45, "{p:?}");
+    }
 
-        // Any `keep` questions in a row leave from `keep` different ports.
-        let sockets = pool(server.local_addr().unwrap(), 20, 4);
-        let p = ports_used(&sockets, &server, 200).await;
-        for window in p.windows(20) {
-            let distinct: std::collections::HashSet<_> = window.iter().collect();
-            assert_eq!(distinct.len(), 20, "{window:?}");
+    /// Whatever reached a socket before its question was sent, datagrams
+    /// from the server's address (forged answers) or an ICMP error kept as
+    /// its pending error, is gone before the socket is used: the next read
+    /// sees only what comes after.
+    #[tokio::test]
+    async fn nothing_that_came_before_the_question_is_read() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let closed_addr = closed.local_addr().unwrap();
+        drop(closed);
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // A port-unreachable on loopback comes back before `send` returns
+        // and stays as the socket's pending error.
+        socket.connect(closed_addr).unwrap();
+        socket.send(b"x").unwrap();
+        socket.connect(server.local_addr().unwrap()).unwrap();
+        let to = socket.local_addr().unwrap();
+        for id in 0..3u16 {
+            server
+                .send_to(&reply(id, Some(question()), |_| {}), to)
+                .unwrap();
         }
+        let socket = emptied(socket).unwrap();
+        let mut buf = [0u8; 512];
+        let early = tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut buf)).await;
+        assert!(early.is_err(), "read {early:?}");
+        server.send_to(b"after", to).unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], b"after");
     }
 
     #[test]

@@ -44,21 +44,21 @@ fn open_fds() -> usize {
 }
 
 /// Waits for the process's descriptors to come back to `before` (give or
-/// take the two a test may still hold), plus the idle sockets `srv` keeps
-/// for upstream questions and reports: each upstream question in flight
-/// holds one until it is answered or its query deadline passes.
+/// take the two a test may still hold), with no upstream socket open: each
+/// upstream question holds one until it is answered or its query deadline
+/// passes, and none is kept after.
 async fn assert_fds_return_to(before: usize, srv: &Running) {
     // A generous ceiling: the upstream questions end by their deadline.
-    let end = Instant::now() + 5 * QUERY_DEADLINE;
+    let end = Instant::now() + 6 * QUERY_DEADLINE;
     loop {
-        let kept = metric(&scrape(srv).await, "amldns_upstream_sockets", &[]) as usize;
+        let open_upstream = metric(&scrape(srv).await, "amldns_upstream_sockets", &[]);
         let open = open_fds();
-        if open <= before + 2 + kept {
+        if open <= before + 2 && open_upstream == 0.0 {
             return;
         }
         assert!(
             Instant::now() < end,
-            "descriptors: {before} before, {open} after, {kept} kept for upstreams"
+            "descriptors: {before} before, {open} after, {open_upstream} upstream sockets open"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -679,6 +679,76 @@ fn an_oversized_tcp_length_closes_at_once() {
             .expect("an answer in time")
             .unwrap();
         assert_eq!(addrs(&Message::from_vec(&bytes).unwrap()), vec!["10.1.0.5"]);
+        srv.stop().await;
+    });
+}
+
+/// A flood of new names forwarded, answered and then never answered (the
+/// upstream gone silent): once it ends and its questions reach their
+/// deadline, no upstream socket is open and the process holds the
+/// descriptors it held before it. Nothing waits idle between questions
+/// for a forger's datagrams or ICMP errors.
+#[test]
+fn descriptors_come_back_after_a_forwarding_flood() {
+    one_at_a_time(2, async {
+        let answering = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let up = StandIn::start({
+            let answering = answering.clone();
+            move |q| {
+                answering
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    .then(|| upstream_zone(q))
+            }
+        })
+        .await;
+        let cfg = TestConfig {
+            upstreams: &[up.addr],
+            upstream: "max_in_flight = 1000\nmax_qps = 100000",
+            metrics: true,
+            ..TestConfig::default()
+        }
+        .text();
+        let srv = start(&cfg).await;
+        // Everything the server opens before the load: listeners, the
+        // metrics connection's pool, a first forwarded question's runtime.
+        let r = udp_query(srv.addr, "warm.example.com", RecordType::A).await;
+        assert_ne!(r.metadata.response_code, ResponseCode::ServFail);
+        let _ = scrape(&srv).await;
+        let before = open_fds();
+
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for (round, answered) in [(0, true), (1, false)] {
+            answering.store(answered, std::sync::atomic::Ordering::SeqCst);
+            let sent = 2000;
+            for i in 0..sent {
+                let q = query_msg(&format!("f{round}-{i}.example.com"), RecordType::A, None);
+                client
+                    .send_to(&q.to_vec().unwrap(), srv.addr)
+                    .await
+                    .unwrap();
+                if i % 100 == 99 {
+                    // Let the server read: a full receive buffer would drop.
+                    tokio::task::yield_now().await;
+                }
+            }
+            if !answered {
+                // The questions wait for their deadline, each on its socket.
+                let held = metric(&scrape(&srv).await, "amldns_upstream_sockets", &[]);
+                assert!(held > 0.0, "no upstream socket open during the flood");
+            }
+            // Every question gets its answer, or SERVFAIL at its deadline.
+            let mut buf = vec![0u8; 4096];
+            let mut got = 0;
+            let end = Instant::now() + 4 * QUERY_DEADLINE;
+            while got < sent
+                && let Ok(Ok(_)) = tokio::time::timeout_at(end.into(), client.recv(&mut buf)).await
+            {
+                got += 1;
+            }
+            assert!(got > 0, "round {round}: no answer");
+        }
+        drop(client);
+        assert_fds_return_to(before, &srv).await;
         srv.stop().await;
     });
 }

@@ -75,6 +75,11 @@ pub fn resend_after(per_try: Duration, srtt: Duration) -> [Duration; 2] {
     [(per_try / 5).max(srtt * 2), (per_try / 2).max(srtt * 4)]
 }
 
+/// How many times a try refused by an ICMP error is asked again, each from
+/// a new socket, before the upstream counts as failed for it. A forger
+/// spraying port-unreachables must hit the random port of each in turn.
+const REFUSED_AGAIN: usize = 2;
+
 /// What forwarding one question gave.
 #[derive(Debug)]
 pub enum Forwarded {
@@ -89,7 +94,6 @@ pub enum Forwarded {
 
 struct Upstream {
     addr: SocketAddr,
-    sockets: upstream::Sockets,
     /// Milliseconds since `Forwarder::epoch` of the last failure, 0 if none.
     failed_at_ms: AtomicU64,
     /// Smoothed round-trip time in microseconds, 0 before the first reply:
@@ -146,12 +150,6 @@ impl Forwarder {
                 let label = addr.to_string();
                 Upstream {
                     addr: *addr,
-                    sockets: upstream::Sockets::new(
-                        *addr,
-                        upstream::POOL_IDLE,
-                        upstream::POOL_USES,
-                        metrics.upstream.sockets.clone(),
-                    ),
                     failed_at_ms: AtomicU64::new(0),
                     srtt_us: AtomicU64::new(0),
                     requests: metrics.upstream.requests(&label),
@@ -361,6 +359,7 @@ impl Forwarder {
             dnssec: key.dnssec,
             edns: true,
         };
+        let mut refused = 0;
         loop {
             // Every datagram sent counts as a request. A resend also costs a
             // token and holds a place in flight until the try ends, so that
@@ -386,9 +385,23 @@ impl Forwarder {
                 true
             };
             let schedule = resend_after(self.per_try, up.srtt());
-            let exchange = upstream::exchange(&up.sockets, &ask, &schedule, resend);
+            let open = &self.metrics.upstream.sockets;
+            let exchange = upstream::exchange(up.addr, open, &ask, &schedule, resend);
             let msg = match tokio::time::timeout_at(until.into(), exchange).await {
                 Ok(Ok(msg)) => msg,
+                // Anyone can forge a port-unreachable for a port they guess:
+                // it costs that socket only, and the question is asked again
+                // from another (a token each). An upstream really not
+                // listening is refused each time, and fails the try.
+                Ok(Err(error))
+                    if error.refused()
+                        && refused < REFUSED_AGAIN
+                        && self.limits.take_token(Duration::ZERO).is_some() =>
+                {
+                    debug!(upstream = %up.addr, name = %key.name, %error, "asking again from another socket");
+                    refused += 1;
+                    continue;
+                }
                 Ok(Err(error)) => {
                     debug!(upstream = %up.addr, name = %key.name, %error, "upstream failed");
                     self.mark_failed(up);
@@ -556,7 +569,7 @@ impl Service {
     }
 
     /// Applies `next`. The same settings change nothing: the upstreams keep
-    /// their health and their sockets. Other settings make a new forwarder,
+    /// their health. Other settings make a new forwarder,
     /// whose cache is the old one (still warm) unless its size changed;
     /// questions being asked finish on the old one.
     pub fn reconfigure(&self, next: &UpstreamConfig) {
@@ -595,12 +608,6 @@ mod tests {
         let addr = "127.0.0.1:53".parse().unwrap();
         let up = Upstream {
             addr,
-            sockets: upstream::Sockets::new(
-                addr,
-                0,
-                1,
-                prometheus::IntGauge::new("s", "s").unwrap(),
-            ),
             failed_at_ms: AtomicU64::new(0),
             srtt_us: AtomicU64::new(0),
             requests: IntCounter::new("r", "r").unwrap(),

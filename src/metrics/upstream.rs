@@ -1,6 +1,6 @@
 //! The questions forwarded upstream: per upstream, its requests, errors and
 //! latency; across them, the limits that turn questions away, the questions
-//! out now and the idle sockets kept for them.
+//! out now and the sockets open for them.
 
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge};
 
@@ -34,7 +34,8 @@ pub struct UpstreamMetrics {
     limited: [IntCounter; Limit::ALL.len()],
     /// Questions being asked upstream now.
     pub in_flight: IntGauge,
-    /// Idle UDP sockets kept for questions to the upstreams.
+    /// UDP sockets open now for questions to the upstreams, one per
+    /// question being asked.
     pub sockets: IntGauge,
 }
 
@@ -66,7 +67,7 @@ impl UpstreamMetrics {
             in_flight: r.gauge(UPSTREAM_IN_FLIGHT, "Questions being asked upstream now."),
             sockets: r.gauge(
                 UPSTREAM_SOCKETS,
-                "Idle UDP sockets kept open for questions to the upstreams, each on a random port.",
+                "UDP sockets open now for questions to the upstreams, one per question being asked, each on a random port.",
             ),
         }
     }

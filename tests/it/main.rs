@@ -26,3 +26,4 @@ mod sd_notify;
 mod setup;
 mod transport;
 mod upstream_protection;
+mod upstream_sockets;
