@@ -578,9 +578,13 @@ impl<'t> Chase<'t> {
     }
 
     /// Whether a name outside the table may be asked upstream; if not, the
-    /// cache alone is looked in, and a miss is [`Chase::uncached`].
+    /// cache alone is looked in, and a miss is [`Chase::uncached`]. A
+    /// question under a private-link zone amldns is the authority of is
+    /// answered as that authority whatever RD says, as an authoritative
+    /// server answers its zone to a checker that sends RD=0: asking upstream
+    /// for the rest of its own zone is not recursing for the client.
     pub fn may_ask_upstream(&self) -> bool {
-        self.recursion_desired
+        self.recursion_desired || self.zone.is_some()
     }
 
     /// With RD=0, the next name is neither in the table nor in the cache,
@@ -1024,6 +1028,9 @@ mod tests {
         assert_eq!(chase.uncached(), None);
         assert_eq!(chase.outcome(), Outcome::Cached);
         assert!(Chase::new(rtype::A, None, true).may_ask_upstream());
+        // Under a zone amldns is the authority of: answered as its authority.
+        let zone = Some("privatelink.blob.core.windows.net");
+        assert!(Chase::new(rtype::A, zone, false).may_ask_upstream());
     }
 
     /// NOERROR and NXDOMAIN from upstream are answers; any other rcode is a

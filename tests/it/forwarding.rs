@@ -775,7 +775,8 @@ async fn upstream_errors_are_counted_by_kind_and_the_in_flight_gauge_moves() {
 /// A query without RD (`dig +norec`) is answered from what amldns holds:
 /// the table and the cache. What would need the upstream gets REFUSED and
 /// nothing is sent; a local CNAME whose target is neither local nor cached
-/// is answered with the CNAME alone.
+/// is answered with the CNAME alone. Names under a private-link zone amldns
+/// is the authority of are the exception: answered as that authority.
 #[tokio::test]
 async fn without_rd_only_the_table_and_the_cache_answer() {
     let up = StandIn::zone().await;
@@ -828,5 +829,14 @@ async fn without_rd_only_the_table_and_the_cache_answer() {
     let alias = norec("alias.corp.example").await;
     assert_eq!(alias.answers.len(), 2, "{alias:?}");
     assert_eq!(up.seen_names(), ["www.example.com"]);
+
+    // Under a private-link zone amldns is the authority of, a name the
+    // table lacks is answered as that authority, RD or not (zone checkers
+    // ask without RD): upstream is asked, and its NXDOMAIN is amldns's own.
+    up.clear();
+    let gone = norec("gone.privatelink.blob.core.windows.net").await;
+    assert_eq!(gone.metadata.response_code, ResponseCode::NXDomain);
+    assert!(gone.metadata.authoritative, "{gone:?}");
+    assert_eq!(up.seen_names(), ["gone.privatelink.blob.core.windows.net"]);
     srv.stop().await;
 }
