@@ -1,5 +1,5 @@
 //! Arbitrary UTF-8 text as the config file, through `config::parse` and, when
-//! it is valid, `Config::table` (what `check` and a reload do). The file
+//! it is valid, `snapshot::table` (the builder that `check` and a reload use). The file
 //! sits in a folder of its own that holds no import files, so every
 //! `[[import]]` resolves to nothing: a missing file is an error, a glob
 //! matches nothing. Imports that would look outside that folder (an absolute
