@@ -14,7 +14,10 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::names::NameKey;
-use crate::resolve::{ApexAnswer, Asked, AskedEdns, NS_LABEL, Plan, Policy, Question, Transport};
+use crate::resolve::{
+    self, ApexAnswer, Asked, AskedEdns, NS_LABEL, Plan, Policy, Question, Transport,
+};
+use crate::soa::{Book, Negative};
 use crate::wire;
 use crate::zone::{End, ZoneTable};
 
@@ -112,14 +115,20 @@ impl Response {
 /// The response to a plan that needs no upstream (not [`Plan::Forward`],
 /// nor a local chain that leaves the table). `qname` is the question's name
 /// as asked.
-pub fn respond(plan: &Plan<'_>, qname: &Name, table: &ZoneTable, policy: &Policy) -> Response {
+pub fn respond(
+    plan: &Plan<'_>,
+    qname: &Name,
+    table: &ZoneTable,
+    soas: &Book,
+    policy: &Policy,
+) -> Response {
     match plan {
         Plan::Bare(reason) => Response::bare(reason.rcode(), reason.recursion_available(), false),
         Plan::Truncated => Response::bare(0, true, true),
         Plan::Local(answer) => {
             let mut answers = Vec::new();
             let mut owner = qname.clone();
-            let authorities = local_records(answer, table, &mut owner, &mut answers);
+            let authorities = local_records(answer, table, soas, &mut owner, &mut answers);
             Response::records(true, answers, authorities)
         }
         Plan::Apex { apex, answer } => apex_records(apex, *answer, qname, table, policy),
@@ -140,10 +149,11 @@ pub fn respond(plan: &Plan<'_>, qname: &Name, table: &ZoneTable, policy: &Policy
 
 /// Appends a local answer's chain and addresses to `answers`, starting at
 /// `owner` and leaving it at the chain's last name; the authority records
-/// (the SOA of a NODATA) are returned.
+/// (the SOA of a NODATA, when one is known) are returned.
 pub fn local_records(
     answer: &crate::zone::Answer<'_>,
     table: &ZoneTable,
+    soas: &Book,
     owner: &mut Name,
     answers: &mut Vec<Record>,
 ) -> Vec<Record> {
@@ -168,7 +178,11 @@ pub fn local_records(
             );
             Vec::new()
         }
-        End::NoData { apex } => vec![soa(table, apex)],
+        End::NoData { apex } => match resolve::negative_soa(table, soas, apex) {
+            Some(Negative::Own(_)) => vec![soa(table, apex)],
+            Some(Negative::Learned { soa, ttl }) => vec![soa.record(ttl)],
+            None => Vec::new(),
+        },
         End::Chain | End::Forward(_) => Vec::new(),
     }
 }

@@ -222,6 +222,13 @@ fn local(e: &mut Explanation, table: &ZoneTable, answer: &zone::Answer<'_>, type
             let aaaa = v6.iter().map(|a| format!("{owner} {ttl} AAAA {a}"));
             e.answer.extend(a.chain(aaaa));
         }
+        End::NoData { apex } if names::is_public_zone(apex) => {
+            why += &format!(
+                "; {owner} has no {type_name} record: NODATA, with the SOA the upstream \
+                 gives for {apex} (a public zone) in the authority section, once amldns \
+                 has asked for it (RFC 2308 §2.2)"
+            );
+        }
         End::NoData { apex } => {
             why += &format!(
                 "; {owner} has no {type_name} record: NODATA, with the SOA of {apex} \

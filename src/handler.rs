@@ -28,6 +28,7 @@ use crate::metrics::{self, Metrics, Tally};
 use crate::names::{self, NameKey};
 use crate::resolve::{self, Chase, Next, Outcome, Plan, QUERY_DEADLINE, Source, Transport, rcode};
 use crate::snapshot::{Built, Snapshot, TcpLimits};
+use crate::soa::Negative;
 use crate::wire;
 use crate::zone::{End, Lookup};
 
@@ -207,7 +208,11 @@ impl Handler {
             Plan::Local(answer) => {
                 let local = match answer.end {
                     End::Addrs { v4, v6, ttl } => wire::Local::Addrs { v4, v6, ttl },
-                    End::NoData { apex } => wire::Local::NoData(snap.table.soa(apex)),
+                    End::NoData { apex } => wire::Local::NoData(resolve::negative_soa(
+                        &snap.table,
+                        self.forwarder.soas(),
+                        apex,
+                    )),
                     End::Chain | End::Forward(_) => return None,
                 };
                 let len = wire::write_local(msg, q, &answer.chain, &local, limit, out)?;
@@ -428,7 +433,13 @@ impl Handler {
         let Some(q) = query.queries.first() else {
             return (
                 plan.outcome(),
-                codec::respond(plan, &Name::root(), &snap.table, &snap.policy),
+                codec::respond(
+                    plan,
+                    &Name::root(),
+                    &snap.table,
+                    self.forwarder.soas(),
+                    &snap.policy,
+                ),
             );
         };
         let asking = Asking {
@@ -452,7 +463,13 @@ impl Handler {
             }
             _ => (
                 plan.outcome(),
-                codec::respond(plan, q.name(), &snap.table, &snap.policy),
+                codec::respond(
+                    plan,
+                    q.name(),
+                    &snap.table,
+                    self.forwarder.soas(),
+                    &snap.policy,
+                ),
             ),
         }
     }
@@ -492,7 +509,7 @@ impl Handler {
                 let soa = snap.table.soa(apex);
                 let negative = match rcode {
                     rcode::NXDOMAIN => wire::Local::NxDomain(soa),
-                    _ => wire::Local::NoData(soa),
+                    _ => wire::Local::NoData(Some(Negative::Own(soa))),
                 };
                 wire::write_local(msg, q, &[], &negative, limit, out)?
             }
@@ -533,7 +550,13 @@ impl Handler {
                 .map_or(Lookup::NotLocal, |k| table.lookup(k.as_str(), zq));
             if let Lookup::Local(ans) = local {
                 chase.local();
-                let authorities = codec::local_records(&ans, table, &mut owner, &mut answers);
+                let authorities = codec::local_records(
+                    &ans,
+                    table,
+                    self.forwarder.soas(),
+                    &mut owner,
+                    &mut answers,
+                );
                 if !matches!(ans.end, End::Forward(_)) {
                     let response = Response::records(chase.authoritative(), answers, authorities);
                     return (chase.outcome(), response);

@@ -38,6 +38,7 @@ pub mod reload;
 pub mod resolve;
 pub mod server;
 pub mod snapshot;
+pub mod soa;
 pub mod tcp;
 pub mod udp;
 pub mod upstream;

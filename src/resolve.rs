@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::names::NameKey;
+use crate::names::{self, NameKey};
+use crate::soa::{Book, Negative};
 use crate::zone::{self, Lookup, QType, ZoneTable};
 
 /// RFC 1035 §4.1.1 response codes the plans use.
@@ -447,6 +448,21 @@ fn at_apex(apex: &str, name: &str, qtype: u16) -> Option<ApexAnswer> {
     })
 }
 
+/// The SOA a negative answer for a local name under `apex` carries (one
+/// SOA per owner): at a zone amldns is the authority of, its own; at a
+/// public zone (`api.azureml.ms`…), the one the upstream gives for it, and
+/// none while none is known, cached for no longer than the table's
+/// negative TTL.
+pub fn negative_soa<'t>(table: &'t ZoneTable, soas: &Book, apex: &'t str) -> Option<Negative<'t>> {
+    let own = table.soa(apex);
+    if !names::is_public_zone(apex) {
+        return Some(Negative::Own(own));
+    }
+    let soa = soas.get(apex)?;
+    let ttl = soa.negative_ttl().min(own.minimum);
+    Some(Negative::Learned { soa, ttl })
+}
+
 /// Whether an upstream's rcode is an answer to pass on (NXDOMAIN is, and
 /// NODATA is a NOERROR), rather than a failure another upstream may do
 /// better on.
@@ -663,6 +679,43 @@ mod tests {
             ns_addrs: vec!["127.0.0.1".parse().unwrap()],
             identity: "dns-1".into(),
         }
+    }
+
+    /// One SOA per owner: amldns's own at its private-link zones and at the
+    /// zones of names of its own; at a public Azure ML zone, only what the
+    /// upstream gave, none before, the TTL no more than the table's.
+    #[test]
+    fn negative_answers_carry_the_soa_of_whoever_owns_the_zone() {
+        let t = table();
+        let book = Book::default();
+        for apex in ["privatelink.blob.core.windows.net", "alias.corp.example"] {
+            assert!(
+                matches!(negative_soa(&t, &book, apex), Some(Negative::Own(s)) if s.apex == apex),
+                "{apex}"
+            );
+        }
+        assert!(negative_soa(&t, &book, "api.azureml.ms").is_none());
+        let soa = hickory_proto::rr::Record::from_rdata(
+            hickory_proto::rr::Name::from_ascii("api.azureml.ms.").unwrap(),
+            3600,
+            hickory_proto::rr::RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                hickory_proto::rr::Name::from_ascii("ns1-01.azure-dns.com.").unwrap(),
+                hickory_proto::rr::Name::from_ascii("hostmaster.example.").unwrap(),
+                1,
+                3600,
+                300,
+                2_419_200,
+                300,
+            )),
+        );
+        book.learn(
+            "api.azureml.ms",
+            crate::soa::Learned::from_reply(&[soa], &[]).unwrap(),
+        );
+        let Some(Negative::Learned { ttl, .. }) = negative_soa(&t, &book, "api.azureml.ms") else {
+            panic!("the learned SOA")
+        };
+        assert_eq!(ttl, t.soa("api.azureml.ms").minimum.min(300));
     }
 
     /// A client is allowed exactly when ipnet says a net holds it: host

@@ -330,6 +330,19 @@ async fn start_reloads(
         shared.health.clone(),
         shutdown.done(),
     )));
+    let snapshot = shared.reloader.snapshot().clone();
+    tasks.push(tokio::spawn(crate::forward::keep_soas(
+        shared.reloader.forwarder().clone(),
+        move || {
+            snapshot
+                .load()
+                .table
+                .public_zones()
+                .map(Box::from)
+                .collect()
+        },
+        shutdown.done(),
+    )));
     #[cfg(unix)]
     if let Some(hup) = options.sighup {
         tasks.push(tokio::spawn(reload::on_sighup(

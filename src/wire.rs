@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::names::NameKey;
 use crate::resolve::{Asked, AskedEdns, CLASS_IN, Question, Transport, rcode, rtype};
+use crate::soa::Negative;
 use crate::zone::Soa;
 
 const HEADER: usize = 12;
@@ -212,8 +213,9 @@ pub enum Local<'a> {
         v6: &'a [Ipv6Addr],
         ttl: u32,
     },
-    /// No data of the asked type: the zone's SOA in the authority section.
-    NoData(Soa<'a>),
+    /// No data of the asked type: the zone's SOA in the authority section,
+    /// when one is known.
+    NoData(Option<Negative<'a>>),
     /// No such name (NXDOMAIN): the zone's SOA in the authority section.
     NxDomain(Soa<'a>),
 }
@@ -232,7 +234,7 @@ pub fn write_local(
 ) -> Option<usize> {
     let (answers, authorities, rcode) = match answer {
         Local::Addrs { v4, v6, .. } => (chain.len() + v4.len() + v6.len(), 0, rcode::NOERROR),
-        Local::NoData(_) => (chain.len(), 1, rcode::NOERROR),
+        Local::NoData(soa) => (chain.len(), usize::from(soa.is_some()), rcode::NOERROR),
         Local::NxDomain(_) => (chain.len(), 1, rcode::NXDOMAIN),
     };
     let flags = Flags {
@@ -270,7 +272,14 @@ pub fn write_local(
                 w.put(&a.octets())?;
             }
         }
-        Local::NoData(soa) | Local::NxDomain(soa) => w.soa(soa)?,
+        Local::NoData(None) => {}
+        Local::NoData(Some(Negative::Own(soa))) | Local::NxDomain(soa) => w.soa(soa)?,
+        Local::NoData(Some(Negative::Learned { soa, ttl })) => {
+            let (head, tail) = soa.wire();
+            w.put(head)?;
+            w.put(&ttl.to_be_bytes())?;
+            w.put(tail)?;
+        }
     }
     w.finish(q, flags.rcode, limit)
 }
@@ -736,7 +745,10 @@ impl<'a, 'n> Writer<'a, 'n> {
 mod tests {
     use super::*;
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
-    use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+    use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+    use std::sync::Arc;
+
+    use crate::soa::Learned;
 
     /// An SOA for `corp.example`, whose timers no test reads.
     fn corp_soa() -> Soa<'static> {
@@ -860,7 +872,10 @@ mod tests {
             ("ws.workspace.eastus.API.azureml.ms.", None),
             ("api.azureml.ms.", Some(1232)),
         ] {
-            let r = answer(&query(asked, RecordType::AAAA, edns), &Local::NoData(soa));
+            let r = answer(
+                &query(asked, RecordType::AAAA, edns),
+                &Local::NoData(Some(Negative::Own(soa))),
+            );
             assert!(r.answers.is_empty());
             assert_eq!(r.authorities.len(), 1);
             let a = &r.authorities[0];
@@ -880,6 +895,43 @@ mod tests {
             );
             assert_eq!(r.edns.is_some(), edns.is_some());
         }
+    }
+
+    /// Under a public zone, the upstream's SOA as learned, with the TTL
+    /// given; while none is known, NODATA alone.
+    #[test]
+    fn nodata_carries_a_learned_soa_or_none() {
+        let upstream = Record::from_rdata(
+            Name::from_ascii("api.azureml.ms.").unwrap(),
+            3600,
+            RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                Name::from_ascii("ns1-01.azure-dns.com.").unwrap(),
+                Name::from_ascii("azuredns-hostmaster.microsoft.com.").unwrap(),
+                1,
+                3600,
+                300,
+                2_419_200,
+                300,
+            )),
+        );
+        let learned = Arc::new(Learned::from_reply(std::slice::from_ref(&upstream), &[]).unwrap());
+        let q = query(
+            "ws.workspace.eastus.api.azureml.ms.",
+            RecordType::AAAA,
+            Some(1232),
+        );
+        let soa = Negative::Learned {
+            soa: learned,
+            ttl: 60,
+        };
+        let r = answer(&q, &Local::NoData(Some(soa)));
+        assert!(r.answers.is_empty());
+        let mut want = upstream;
+        want.ttl = 60;
+        assert_eq!(r.authorities, [want]);
+        let r = answer(&q, &Local::NoData(None));
+        assert!(r.answers.is_empty() && r.authorities.is_empty());
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
     }
 
     #[test]
@@ -915,7 +967,15 @@ mod tests {
             ]
         );
         let soa = corp_soa();
-        let n = write_local(&m, &q, &chain, &Local::NoData(soa), 512, &mut out).unwrap();
+        let n = write_local(
+            &m,
+            &q,
+            &chain,
+            &Local::NoData(Some(Negative::Own(soa))),
+            512,
+            &mut out,
+        )
+        .unwrap();
         let r = Message::from_vec(&out[..n]).unwrap();
         assert_eq!((r.answers.len(), r.authorities.len()), (2, 1));
     }
@@ -948,7 +1008,7 @@ mod tests {
         for (qname, chain) in chains {
             let m = query(qname, RecordType::A, None).to_vec().unwrap();
             let q = parse_query(&m).unwrap();
-            for local in [&addrs, &Local::NoData(soa)] {
+            for local in [&addrs, &Local::NoData(Some(Negative::Own(soa)))] {
                 let mut out = [0u8; 512];
                 let n = write_local(&m, &q, chain, local, 512, &mut out).unwrap();
                 let hickory = Message::from_vec(&out[..n]).unwrap().to_vec().unwrap();

@@ -695,6 +695,15 @@ impl ZoneTable {
             .find(|a| *a == name && a.starts_with("privatelink."))
     }
 
+    /// The public Azure ML zones the table holds names in: their SOA is the
+    /// upstream's, learned by asking for it.
+    pub fn public_zones(&self) -> impl Iterator<Item = &str> {
+        self.apexes
+            .iter()
+            .map(|a| &**a)
+            .filter(|a| names::is_public_zone(a))
+    }
+
     /// True when `name` is a local name (wildcard matches included).
     pub fn contains(&self, name: &str) -> bool {
         self.entry(name).is_some()

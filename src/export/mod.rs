@@ -141,8 +141,16 @@ mod tests {
                 Format::Unbound,
                 vec![
                     "server:".into(),
-                    "    local-zone: \"api.azureml.ms.\" transparent".into(),
+                    // A public zone's name is a zone of its own, with an SOA.
+                    format!("    local-zone: \"{api}.\" transparent"),
+                    format!(
+                        "    local-data: \"{api}. 60 IN SOA ns.{api}. hostmaster.{api}. 3 3600 300 2419200 60\""
+                    ),
                     format!("    local-data: \"{api}. 60 IN A 10.1.0.5\""),
+                    "    local-data: \"privatelink.blob.core.windows.net. 60 IN SOA \
+                     ns.privatelink.blob.core.windows.net. hostmaster.privatelink.blob.core.windows.net. \
+                     3 3600 300 2419200 60\""
+                        .into(),
                     "    local-zone: \"eastus.instances.azureml.ms.\" redirect".into(),
                     "    local-data: \"eastus.instances.azureml.ms. 60 IN A 10.1.0.5\"".into(),
                     "    local-zone: \"ci-1.eastus.instances.azureml.ms.\" transparent".into(),
@@ -155,7 +163,11 @@ mod tests {
                     "    local-zone: \"out.corp.example.\" redirect".into(),
                     "    local-data: \"out.corp.example. 60 IN CNAME www.example.com.\"".into(),
                 ],
-                vec!["local-zone: \"instances.azureml.ms.\" static"],
+                vec![
+                    "local-zone: \"instances.azureml.ms.\" static",
+                    "local-zone: \"api.azureml.ms.\"",
+                    "\"out.corp.example. 60 IN SOA",
+                ],
             ),
             (
                 Format::Dnsmasq,

@@ -7,14 +7,18 @@ use std::net::SocketAddr;
 
 use super::rows::{resolved, rrs};
 use super::text::{comment, wildcard_parent};
+use crate::names;
 use crate::zone::{Data, ZoneTable};
 
 const UNBOUND_HEADER: &str = "\
 amldns records as Unbound local data: include it from unbound.conf, or put it
 in /etc/unbound/unbound.conf.d/.
-Each zone apex is a \"transparent\" local zone: a listed name answers from here,
-with NODATA for the types it lacks (AAAA...), never a public answer, and every
-other name under the apex is resolved as before. (\"typetransparent\" would
+Each private-link zone apex is a \"transparent\" local zone: a listed name
+answers from here, with NODATA and the zone's SOA for the types it lacks
+(AAAA...), never a public answer, and every other name under the apex is
+resolved as before. A name in a public zone (api.azureml.ms...), whose SOA is
+Azure's, is a transparent zone of its own with an SOA of its own, where amldns
+gives Azure's SOA with its NODATA. (\"typetransparent\" would
 resolve a listed name's other types upstream; \"static\" would answer NXDOMAIN
 for every name not listed.)
 Unbound does not follow a local CNAME to local data, so an alias whose chain
@@ -25,7 +29,7 @@ listed below a wildcard get a transparent zone of their own to keep their
 answers.";
 
 /// `--format unbound`: a local zone per apex, wildcard and alias out of the
-/// table, and the local data.
+/// table, each with an SOA, and the local data.
 pub(super) fn records(table: &ZoneTable) -> String {
     let wildcard_parents: BTreeSet<&str> = table
         .nodes()
@@ -33,34 +37,44 @@ pub(super) fn records(table: &ZoneTable) -> String {
         .collect();
     // Unbound takes the zones in any order, but one type per zone: a
     // redirect (an alias out of the table, a wildcard) wins over the
-    // transparent zone of an apex or of a name below a wildcard.
-    let mut zones: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut zone = |name, kind: &'static str| {
-        let k = zones.entry(name).or_insert(kind);
+    // transparent zone of an apex or of a name below a wildcard. Each
+    // zone's SOA numbers are those of the apex its names are under.
+    let mut zones: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    let mut zone = |name, kind: &'static str, apex| {
+        let k = zones.entry(name).or_insert((kind, apex));
         if kind == "redirect" {
-            *k = kind;
+            k.0 = kind;
         }
     };
+    let mut aliases = BTreeSet::new();
     let mut data = String::new();
     for n in table.nodes() {
-        zone(table.apex(n), "transparent");
+        let apex = table.apex(n);
+        // A public zone's SOA is Azure's, which Unbound gets from upstream:
+        // a name there is a zone of its own, whose SOA is no one else's.
+        let home = match names::is_public_zone(apex) {
+            true => wildcard_parent(n.name).unwrap_or(n.name),
+            false => apex,
+        };
+        zone(home, "transparent", apex);
         let end = resolved(table, n);
         let owner = match wildcard_parent(n.name) {
             Some(parent) => {
-                zone(parent, "redirect");
+                zone(parent, "redirect", apex);
                 parent
             }
             None => {
                 let parent = n.name.split_once('.').map_or("", |(_, p)| p);
                 if wildcard_parents.contains(parent) {
-                    zone(n.name, "transparent");
+                    zone(n.name, "transparent", apex);
                 }
                 n.name
             }
         };
         // Only a redirect zone makes Unbound resolve a CNAME target.
         if let Data::Alias(_) = end {
-            zone(owner, "redirect");
+            zone(owner, "redirect", apex);
+            aliases.insert(owner);
         }
         for (t, v) in rrs(end) {
             let _ = writeln!(data, "    local-data: \"{owner}. {} IN {t} {v}\"", n.ttl);
@@ -69,8 +83,24 @@ pub(super) fn records(table: &ZoneTable) -> String {
     let mut out = String::new();
     comment(&mut out, "#", UNBOUND_HEADER);
     out.push_str("server:\n");
-    for (name, kind) in zones {
+    for (name, (kind, _)) in &zones {
         let _ = writeln!(out, "    local-zone: \"{name}.\" {kind}");
+    }
+    // Without an SOA in its local data, Unbound answers NODATA with none
+    // (RFC 2308 §3 wants one); at a private-link apex it is amldns's own.
+    // An alias's zone has no NODATA to give, and Unbound takes no other
+    // data beside its CNAME.
+    for (name, (_, apex)) in zones.iter().filter(|(z, _)| !aliases.contains(*z)) {
+        let soa = table.soa(apex);
+        let _ = writeln!(
+            out,
+            "    local-data: \"{name}. {min} IN SOA ns.{name}. hostmaster.{name}. {} {} {} {} {min}\"",
+            soa.serial,
+            soa.refresh,
+            soa.retry,
+            soa.expire,
+            min = soa.minimum
+        );
     }
     out.push_str(&data);
     out

@@ -25,6 +25,7 @@ mod error;
 mod limits;
 mod merge;
 mod relevance;
+mod soa;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use crate::cache::{Cache, Hit, Key, Reply};
 use crate::config::UpstreamConfig;
 use crate::metrics::Metrics;
 use crate::resolve::{self, QUERY_DEADLINE};
+use crate::soa::Book;
 use crate::upstream::{self, Ask};
 use error::{ErrorCounters, ErrorKind, UpstreamError};
 use limits::Limits;
@@ -49,6 +51,7 @@ use relevance::spell_as;
 
 pub use crate::upstream::{Dnssec, EDNS_PAYLOAD};
 pub use relevance::{CnameLoop, keep_relevant};
+pub use soa::keep_soas;
 
 /// RFC 8767 §5: with a stale answer at hand, a client waits at most this
 /// for a fresh one (its stub's own timeout is often 2 s).
@@ -547,6 +550,8 @@ pub struct UpstreamHealth {
 pub struct Service {
     current: ArcSwap<Forwarder>,
     metrics: Arc<Metrics>,
+    /// The public zones' SOAs, as [`keep_soas`] learns them.
+    soas: Book,
 }
 
 impl Service {
@@ -555,7 +560,13 @@ impl Service {
         Service {
             current: ArcSwap::from_pointee(Forwarder::new(settings, cache, metrics.clone())),
             metrics,
+            soas: Book::default(),
         }
+    }
+
+    /// The public zones' SOAs learned so far.
+    pub fn soas(&self) -> &Book {
+        &self.soas
     }
 
     /// The forwarder in force, held across a question's awaits.

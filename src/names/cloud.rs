@@ -332,6 +332,15 @@ pub fn apex_of(name: &str) -> String {
     name.to_string()
 }
 
+/// Whether `apex` is one of the public Azure ML zones (`api.azureml.ms`,
+/// `notebooks.azure.net`…) of some cloud: a zone Azure's DNS serves, whose
+/// SOA is the upstream's to give, where a `privatelink.` zone is ours.
+pub fn is_public_zone(apex: &str) -> bool {
+    Cloud::ALL
+        .into_iter()
+        .any(|c| c.zones().contains(&apex) && !apex.starts_with("privatelink."))
+}
+
 /// The notebooks zones of every cloud, public and private-link: an FQDN under
 /// one of them is a notebooks name.
 pub fn notebooks_zone_of(fqdn: &str) -> Option<(Cloud, &'static str)> {

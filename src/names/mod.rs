@@ -21,7 +21,7 @@ mod syntax;
 mod workspace_check;
 mod workspace_name;
 
-pub use cloud::{Cloud, UnknownCloud, apex_of, forwarder_zones, notebooks_zone_of};
+pub use cloud::{Cloud, UnknownCloud, apex_of, forwarder_zones, is_public_zone, notebooks_zone_of};
 pub use derive::{
     AnswerMode, DerivedName, MAX_REGION, Project, Purpose, Target, Workspace, derive,
     is_inference_wildcard_of, notebook_label, workspace_id_in,

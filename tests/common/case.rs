@@ -160,6 +160,14 @@ impl Case {
     }
 }
 
+/// The SOA Azure's DNS gives for its public `zone` ([`super::azure_soa`]),
+/// as [`record_lines`] shows it.
+pub fn azure_soa_line(zone: &str) -> String {
+    format!(
+        "{zone} SOA ns1-01.azure-dns.com. azuredns-hostmaster.microsoft.com. 1 3600 300 2419200 300"
+    )
+}
+
 /// The SOA amldns writes at `apex`, as [`record_lines`] shows it, with the
 /// table's generation as its serial and the negative TTL as its minimum.
 pub fn soa_line(apex: &str, serial: u32, minimum: u32) -> String {

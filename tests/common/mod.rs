@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use amldns::config;
+use amldns::names;
 use amldns::reload::WatchMode;
 use amldns::server::{self, Listeners, Options};
 
@@ -342,7 +343,19 @@ impl StandIn {
         Self::start(|q| Some(upstream_zone(q))).await
     }
 
+    /// The questions clients' queries made amldns ask. amldns also asks, on
+    /// its own, the SOA of each public Azure ML zone its table holds names
+    /// in ([`Self::seen_all`] has those too): when that is asked, and how
+    /// often, is not what a test of a client's query counts.
     pub fn seen(&self) -> Vec<Seen> {
+        self.seen_all()
+            .into_iter()
+            .filter(|s| !(s.qtype == RecordType::SOA && names::is_public_zone(&s.name)))
+            .collect()
+    }
+
+    /// Every question asked.
+    pub fn seen_all(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
@@ -400,6 +413,23 @@ pub fn soa_record(zone: &str, ttl: u32, minimum: u32) -> Record {
     )
 }
 
+/// The SOA Azure's public DNS gives for one of its zones (`api.azureml.ms`…).
+pub fn azure_soa(zone: &str) -> Record {
+    Record::from_rdata(
+        name(&format!("{zone}.")),
+        3600,
+        RData::SOA(SOA::new(
+            name("ns1-01.azure-dns.com."),
+            name("azuredns-hostmaster.microsoft.com."),
+            1,
+            3600,
+            300,
+            2_419_200,
+            300,
+        )),
+    )
+}
+
 /// What the stand-in upstream knows. Public-looking answers use documentation
 /// and private addresses; none of them is ever contacted.
 pub fn upstream_zone(q: &Message) -> Message {
@@ -442,6 +472,9 @@ pub fn upstream_zone(q: &Message) -> Message {
             .collect(),
     );
     match (qname.as_str(), qtype) {
+        (zone, RecordType::SOA) if names::is_public_zone(zone) => {
+            r.answers.push(azure_soa(zone));
+        }
         ("refused.example.com", _) => r.metadata.response_code = ResponseCode::Refused,
         // A chain into nothing: the CNAME, then NXDOMAIN with the SOA.
         ("gone.example.com", _) => {
@@ -526,6 +559,20 @@ pub async fn udp_exchange(server: SocketAddr, msg: &Message) -> Message {
 }
 
 /// A UDP query with EDNS(0) 1232, as modern stubs send it.
+/// The NODATA amldns gives for `local`'s AAAA once it knows the SOA of the
+/// public zone `local` is in: amldns asks the upstream for it when the table
+/// loads, so the first answers may carry none.
+pub async fn once_soa_learned(server: SocketAddr, local: &str) -> Message {
+    for _ in 0..200 {
+        let r = udp_query(server, local, RecordType::AAAA).await;
+        if !r.authorities.is_empty() {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no SOA learned for {local}'s zone in 20 s");
+}
+
 pub async fn udp_query(server: SocketAddr, qname: &str, qtype: RecordType) -> Message {
     udp_exchange(server, &query_msg(qname, qtype, Some(1232))).await
 }

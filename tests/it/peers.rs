@@ -461,6 +461,33 @@ async fn unbound_answers_the_records() {
     )
     .await;
     check_common(addr, &upstream).await;
+    // NODATA carries an SOA (RFC 2308 §3): the private-link zone's own, as
+    // amldns gives it, or that of the public zone's name itself (a name
+    // its wildcard answers: the wildcard's parent's).
+    let private = "st.privatelink.blob.core.windows.net";
+    let api = format!("{GUID}.workspace.eastus.api.azureml.ms");
+    for (name, soa_owner) in [
+        (private, "privatelink.blob.core.windows.net."),
+        (api.as_str(), &*format!("{api}.")),
+        (
+            "ci-2.eastus.instances.azureml.ms",
+            "ci-2.eastus.instances.azureml.ms.",
+        ),
+        (
+            "any.eastus.instances.azureml.ms",
+            "eastus.instances.azureml.ms.",
+        ),
+    ] {
+        let r = ask(addr, name, RecordType::TXT).await;
+        assert!(nodata(&r), "{name}: {r:?}");
+        let owners: Vec<String> = r
+            .authorities
+            .iter()
+            .filter(|a| a.record_type() == RecordType::SOA)
+            .map(|a| a.name.to_ascii())
+            .collect();
+        assert_eq!(owners, [soa_owner], "{name}: {r:?}");
+    }
     // An alias out of the table: Unbound resolves the target upstream.
     let out = ask(addr, "out.corp.example", RecordType::A).await;
     assert_eq!(
