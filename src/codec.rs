@@ -7,9 +7,10 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::ProtoError;
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, ResponseCode, emit_message_parts};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
@@ -327,15 +328,7 @@ fn emit(
     metadata.truncation = r.truncated || truncate;
     let rcode: ResponseCode = r.rcode.into();
     metadata.response_code = rcode;
-    let mut m = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
-    m.metadata = metadata;
-    m.queries = query.queries.clone();
-    if !truncate {
-        m.answers = r.answers.clone();
-        m.authorities = r.authorities.clone();
-        m.additionals = r.additionals.clone();
-    }
-    if let Some(asked) = &query.edns {
+    let edns = query.edns.as_ref().map(|asked| {
         let mut e = Edns::new();
         e.set_max_payload(payload);
         e.set_version(0);
@@ -347,15 +340,108 @@ fn emit(
         {
             e.options_mut().insert(EdnsOption::NSID(nsid));
         }
-        m.set_edns(e);
-    }
+        e
+    });
+    let section = |records| {
+        if truncate {
+            Vec::new()
+        } else {
+            compressed(records)
+        }
+    };
     let mut buf = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut buf);
     encoder.set_max_size(limit);
-    let fits = m.emit(&mut encoder).is_ok() && buf.len() <= usize::from(limit);
-    // A message hickory cut (it sets TC itself) did not fit either.
-    let cut = buf.get(2).is_some_and(|b| b & 0x02 != 0) && !metadata.truncation;
-    (fits && !cut).then_some(buf)
+    let written = emit_message_parts(
+        &metadata,
+        &mut query.queries.iter(),
+        &mut section(&r.answers).iter(),
+        &mut section(&r.authorities).iter(),
+        &mut section(&r.additionals).iter(),
+        edns.as_ref(),
+        None,
+        &mut encoder,
+    );
+    // A message hickory cut (it sets TC itself) did not fit.
+    let fits = written.is_ok_and(|h| h.metadata.truncation == metadata.truncation)
+        && buf.len() <= usize::from(limit);
+    fits.then_some(buf)
+}
+
+/// `records` to be written by [`Compressed`].
+fn compressed(records: &[Record]) -> Vec<Compressed<'_>> {
+    records.iter().map(Compressed).collect()
+}
+
+/// A record as an answer carries it, every name in it compressed (RFC 1035
+/// §4.1.4) as a server compresses them: its owner, and the names in the
+/// data of the types whose names may be (RFC 3597 §4: CNAME, NS, PTR, MX,
+/// SOA). hickory's own record encoder stops compressing after 120 names a
+/// message, which wrote a 62 KB answer of one owner in more than 64 KB;
+/// the data of other types is hickory's, as it writes it.
+struct Compressed<'a>(&'a Record);
+
+impl BinEncodable for Compressed<'_> {
+    fn emit(&self, encoder: &mut BinEncoder<'_>) -> Result<(), ProtoError> {
+        let r = self.0;
+        emit_name(&r.name, encoder)?;
+        r.record_type().emit(encoder)?;
+        r.dns_class.emit(encoder)?;
+        encoder.emit_u32(r.ttl)?;
+        let rdlength = encoder.place::<u16>()?;
+        match &r.data {
+            RData::CNAME(CNAME(name)) | RData::NS(NS(name)) | RData::PTR(PTR(name)) => {
+                emit_name(name, encoder)?
+            }
+            RData::MX(mx) => {
+                encoder.emit_u16(mx.preference)?;
+                emit_name(&mx.exchange, encoder)?;
+            }
+            RData::SOA(soa) => {
+                emit_name(&soa.mname, encoder)?;
+                emit_name(&soa.rname, encoder)?;
+                encoder.emit_u32(soa.serial)?;
+                encoder.emit_i32(soa.refresh)?;
+                encoder.emit_i32(soa.retry)?;
+                encoder.emit_i32(soa.expire)?;
+                encoder.emit_u32(soa.minimum)?;
+            }
+            other => other.emit(encoder)?,
+        }
+        // The encoder holds at most 65,535 bytes, so the length fits.
+        let len = encoder.len_since_place(&rdlength);
+        rdlength.replace(encoder, len as u16)
+    }
+}
+
+/// Writes `name` label by label until the rest of it was written before,
+/// then a pointer there: the longest suffix found wins. The places a name
+/// can point at are hickory's (the encoder's table: where earlier names
+/// and their suffixes begin, byte for byte, below offset 0x3FFF), so names
+/// hickory wrote (the question) and names written here point at each other.
+fn emit_name(name: &Name, encoder: &mut BinEncoder<'_>) -> Result<(), ProtoError> {
+    // Where each label starts: a name has at most 127 (RFC 1035 §2.3.4).
+    let mut starts = [0usize; 128];
+    let mut labels = 0;
+    for label in name.iter() {
+        *starts
+            .get_mut(labels)
+            .ok_or(ProtoError::Message("a name of more than 127 labels"))? = encoder.offset();
+        labels += 1;
+        encoder.emit_character_data(label)?;
+    }
+    let end = encoder.offset();
+    for &start in &starts[..labels] {
+        match encoder.get_label_pointer(start, end) {
+            Some(at) if at & 0xC000 == 0 => {
+                encoder.set_offset(start);
+                encoder.trim();
+                return encoder.emit_u16(0xC000 | at);
+            }
+            _ => encoder.store_label_pointer(start, end),
+        }
+    }
+    encoder.emit(0)
 }
 
 /// The answer to a query whose header reads but whose body does not
@@ -368,4 +454,79 @@ pub fn bare_header(head: [u8; 4], rcode: u16) -> [u8; 12] {
     out[2] = 0x80 | (head[2] & 0x78);
     out[3] = (rcode & 0x0F) as u8;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::RecordType;
+    use hickory_proto::rr::rdata::MX;
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    /// A large answer is written as tightly as a server writes it, however
+    /// many names it holds: each owner equal to the question a pointer to
+    /// it (2 bytes), each name in MX and SOA data its new labels and a
+    /// pointer to the rest. The reference sizes count those bytes.
+    #[test]
+    fn large_answers_compress_every_name() {
+        let qname = name("BiG.Example.test.");
+        let mut query = Message::query();
+        query.add_query(Query::query(qname.clone(), RecordType::TXT));
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        query.set_edns(edns);
+        // Header, question (18-byte name, type, class), OPT.
+        let frame = 12 + 18 + 4 + 11;
+        // Owner pointer, type, class, TTL, RDLENGTH.
+        let fixed = 2 + 10;
+
+        let txt: Vec<Record> = (0..300)
+            .map(|i| {
+                let text = format!("{i:05}{}", "x".repeat(95));
+                Record::from_rdata(qname.clone(), 300, RData::TXT(TXT::new(vec![text])))
+            })
+            .collect();
+        let txt_size = frame + 300 * (fixed + 101);
+
+        // The first exchange is `mail` and a pointer into the question,
+        // each later one a pointer to the first.
+        let mx: Vec<Record> = (0..300)
+            .map(|i| {
+                let exchange = name("mail.Example.test.");
+                Record::from_rdata(qname.clone(), 300, RData::MX(MX::new(i, exchange)))
+            })
+            .collect();
+        let soa = Record::from_rdata(
+            name("Example.test."),
+            60,
+            RData::SOA(SOA::new(
+                name("ns.Example.test."),
+                name("hostmaster.Example.test."),
+                1,
+                2,
+                3,
+                4,
+                60,
+            )),
+        );
+        let mx_size = frame + 300 * (fixed + 2 + 2) + 5 + fixed + (3 + 2) + (11 + 2) + 20;
+
+        for (answers, authorities, size) in [(txt, Vec::new(), txt_size), (mx, vec![soa], mx_size)]
+        {
+            let response = Response::records(false, answers.clone(), authorities.clone());
+            let bytes = encode(&query, &response, 1232, u16::MAX);
+            assert!(
+                bytes.len() <= size,
+                "{} bytes, a server's {size}",
+                bytes.len()
+            );
+            let read = Message::from_vec(&bytes).unwrap();
+            assert!(!read.metadata.truncation);
+            assert_eq!((read.answers, read.authorities), (answers, authorities));
+        }
+    }
 }

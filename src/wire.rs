@@ -5,8 +5,8 @@
 //! cache keeps as bytes (or, under a zone amldns owns, a negative one made
 //! amldns's own), straight into a buffer. Anything less plain is
 //! left to the general path ([`crate::codec`]), which writes the same bytes
-//! for the same plan (`tests/it/encoders.rs` holds them to it): names are
-//! compressed as hickory's encoder compresses them.
+//! for the same plan (`tests/it/encoders.rs` holds them to it): every name
+//! is compressed, pointing where hickory's encoder would point.
 //!
 //! Pure: bytes in, bytes out, no allocation. RFC 1035 §4 for the message
 //! layout, RFC 6891 §6 for OPT.
@@ -29,11 +29,9 @@ const OPT_LEN: usize = 11;
 const DO_BIT: u8 = 0x80;
 /// RFC 5001: the NSID option's code.
 const OPTION_NSID: u16 = 3;
-/// hickory's encoder keeps at most this many places a name can point to,
-/// and compresses at most [`COMPRESSED_NAMES`] names a message; the same
-/// limits give the same bytes.
+/// hickory's encoder keeps at most this many places a name can point to;
+/// the same limit gives the same bytes.
 const POINTABLE: usize = 64;
-const COMPRESSED_NAMES: usize = 120;
 /// A name has at most 127 labels (255 bytes, RFC 1035 §2.3.4).
 const MAX_LABELS: usize = 128;
 
@@ -467,8 +465,6 @@ struct Writer<'a, 'n> {
     lengths: [u64; 4],
     /// The question's labels are pointable once a name is written.
     question_pointable: bool,
-    /// Names written so far, the question included.
-    names: usize,
     /// The last table name written and the place it can be pointed at.
     last: Option<(&'n str, u16)>,
 }
@@ -482,7 +478,6 @@ impl<'a, 'n> Writer<'a, 'n> {
             pointables: 0,
             lengths: [0; 4],
             question_pointable: false,
-            names: 1,
             last: None,
         }
     }
@@ -541,14 +536,8 @@ impl<'a, 'n> Writer<'a, 'n> {
     fn owner(&mut self, name: Option<&'n str>) -> Option<()> {
         match name {
             // The question is the first name written: every later one
-            // equal to it points there, while names are compressed.
-            None if self.names < COMPRESSED_NAMES => {
-                self.names += 1;
-                self.put(&QNAME_POINTER)
-            }
-            // A UDP answer (at most 1232 bytes, at least 16 a record) never
-            // gets here; the general path writes what does.
-            None => None,
+            // equal to it points there.
+            None => self.put(&QNAME_POINTER),
             Some(name) => self.name(name),
         }
     }
@@ -582,8 +571,6 @@ impl<'a, 'n> Writer<'a, 'n> {
                 pos += 1 + usize::from(self.out[pos]);
             }
         }
-        let compress = self.names < COMPRESSED_NAMES;
-        self.names += 1;
         // Where the labels end written in full, which decides (as for
         // hickory) whether later names may point into them.
         let end = self.len + name.len() + 1;
@@ -594,7 +581,7 @@ impl<'a, 'n> Writer<'a, 'n> {
             // A suffix never equals a longer one, so the places of this
             // name's own labels, taken as it is written, never match.
             let recalled = self.last.filter(|(last, _)| last.as_bytes() == rest);
-            if compress && let Some(p) = recalled.map(|(_, at)| at).or_else(|| self.find(rest)) {
+            if let Some(p) = recalled.map(|(_, at)| at).or_else(|| self.find(rest)) {
                 self.put(&(0xC000 | p).to_be_bytes())?;
                 return Some(if first { Some(p) } else { whole });
             }

@@ -197,7 +197,8 @@ pub struct Seen {
     pub at: std::time::Instant,
 }
 
-type Respond = dyn Fn(&Message) -> Option<Message> + Send + Sync;
+/// A stand-in's answer to a question, as the bytes it sends.
+type Respond = dyn Fn(&Message) -> Option<Vec<u8>> + Send + Sync;
 
 /// A loopback DNS server that answers with `respond` (None: stay silent) and
 /// records every question.
@@ -239,7 +240,24 @@ impl StandIn {
         delay: Duration,
         respond: impl Fn(&Message) -> Option<Message> + Send + Sync + 'static,
     ) -> Self {
-        let respond: Arc<Respond> = Arc::new(respond);
+        let respond = move |q: &Message| respond(q).map(|r| r.to_vec().unwrap());
+        Self::spawn(addr, delay, Arc::new(respond)).await
+    }
+
+    /// Like `start`, answering with bytes written by hand: what a server
+    /// sends that hickory's encoder would write otherwise.
+    pub async fn start_wire(
+        respond: impl Fn(&Message) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> Self {
+        Self::spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::ZERO,
+            Arc::new(respond),
+        )
+        .await
+    }
+
+    async fn spawn(addr: SocketAddr, delay: Duration, respond: Arc<Respond>) -> Self {
         // With port 0, the port UDP gets may be taken for TCP: try again.
         let mut pair = None;
         for _ in 0..20 {
@@ -285,9 +303,8 @@ impl StandIn {
                         continue;
                     };
                     record(&q, false, peer);
-                    if let Some(r) = respond(&q) {
+                    if let Some(mut bytes) = respond(&q) {
                         let limit = q.edns.as_ref().map_or(512, |e| e.max_payload() as usize);
-                        let mut bytes = r.to_vec().unwrap();
                         if bytes.len() > limit && !udp_whole.load(Ordering::SeqCst) {
                             let mut tc = reply_to(&q);
                             tc.metadata.truncation = true;
@@ -321,7 +338,7 @@ impl StandIn {
                         };
                         record(&q, true, peer);
                         if let Some(r) = respond(&q)
-                            && write_frame(&mut s, &r.to_vec().unwrap()).await.is_err()
+                            && write_frame(&mut s, &r).await.is_err()
                         {
                             return;
                         }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use amldns::server::Listeners;
 use amldns::tcp::QUERIES_PER_CONNECTION;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::common::*;
@@ -178,6 +179,101 @@ async fn oversized_answers_truncate_on_udp_and_come_whole_over_tcp() {
     assert!(!r.metadata.truncation);
     assert_eq!(addrs(&r).len(), 100);
     srv.stop().await;
+}
+
+/// TXT answers of about 62 KB, as a server writes them: every owner a
+/// pointer to the question. Over TCP they reach the client whole (TC=0, every
+/// record and string), asked first and again from the cache, in the two
+/// shapes such answers take: many records of one string, one record of many
+/// strings. Asked in mixed case, as the name is echoed.
+#[tokio::test]
+async fn answers_the_upstream_fits_in_one_tcp_message_come_whole() {
+    // (records, strings a record): about 62,000 bytes of TXT each.
+    const SHAPES: [(usize, usize); 2] = [(550, 1), (1, 610)];
+    for (records, strings) in SHAPES {
+        let up = StandIn::start_wire(move |q| Some(txt_answer(q, records, strings))).await;
+        let srv = start(&config_with(up.addr, "")).await;
+        let sent = txt_answer(
+            &query_msg("BiG.Example.test", RecordType::TXT, None),
+            records,
+            strings,
+        );
+        assert!(
+            sent.len() <= 65_535,
+            "{records} × {strings}: {} bytes",
+            sent.len()
+        );
+        if records > 1 {
+            // What makes the case: hickory's own encoder stops compressing
+            // after 120 names, and cannot write this answer in 65,535 bytes.
+            let hickory = Message::from_vec(&sent).unwrap().to_vec().unwrap();
+            let hickory = Message::from_vec(&hickory).unwrap();
+            assert!(
+                hickory.metadata.truncation && hickory.answers.len() < records,
+                "hickory wrote {} of {records} records",
+                hickory.answers.len()
+            );
+        }
+        for asked in ["BiG.Example.test", "big.EXAMPLE.TEST"] {
+            let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+            let r = tcp_exchange(&mut tcp, &query_msg(asked, RecordType::TXT, Some(1232))).await;
+            assert!(
+                !r.metadata.truncation,
+                "{records} × {strings}, {asked}: TC=1"
+            );
+            assert_eq!(r.answers.len(), records, "{records} × {strings}, {asked}");
+            let got: usize = r
+                .answers
+                .iter()
+                .map(|a| match &a.data {
+                    RData::TXT(t) => t.txt_data.len(),
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!(got, records * strings, "{asked}: every string");
+            assert!(
+                r.answers
+                    .iter()
+                    .all(|a| a.name.to_ascii() == format!("{asked}."))
+            );
+        }
+        assert_eq!(
+            up.seen().iter().filter(|s| s.tcp).count(),
+            1,
+            "asked upstream over TCP once, then cached: {:?}",
+            up.seen()
+        );
+        srv.stop().await;
+    }
+}
+
+/// The answer to `q` (one question) a server writes: `records` TXT records
+/// of `strings` strings of 100 bytes each, every owner a pointer to the
+/// question (RFC 1035 §4.1.4), an OPT record when `q` had one.
+fn txt_answer(q: &Message, records: usize, strings: usize) -> Vec<u8> {
+    let [id_hi, id_lo] = q.metadata.id.to_be_bytes();
+    let [an_hi, an_lo] = (records as u16).to_be_bytes();
+    // QR, RD; RA; one question, the answers, an OPT if asked with one.
+    let mut out = vec![id_hi, id_lo, 0x81, 0x80, 0, 1, an_hi, an_lo, 0, 0, 0];
+    out.push(u8::from(q.edns.is_some()));
+    out.extend(q.queries[0].to_bytes().unwrap());
+    for record in 0..records {
+        let mut rdata = Vec::new();
+        for string in 0..strings {
+            let text = format!("{record:05} {string:05} ");
+            rdata.push(100);
+            rdata.extend(text.bytes().chain(std::iter::repeat(b'x')).take(100));
+        }
+        // The question's name, TXT, IN, TTL 300, the RDATA's length.
+        out.extend([0xC0, 12, 0, 16, 0, 1, 0, 0, 1, 44]);
+        out.extend((rdata.len() as u16).to_be_bytes());
+        out.extend(rdata);
+    }
+    if q.edns.is_some() {
+        // The root, OPT, 1232 bytes, no extended rcode or flags, no options.
+        out.extend([0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0]);
+    }
+    out
 }
 
 /// Several queries on one TCP connection (RFC 7766 §6.2.1).
