@@ -283,7 +283,8 @@ impl Handler {
         let plan = resolve::plan(&snap.table, &snap.policy, &asked, stopping);
         // A bug that panics while answering must not leave the client
         // waiting: the panic hook logs and counts it, the client gets SERVFAIL.
-        let (outcome, mut response) = or_on_panic(self.respond(&snap, &query, &plan), async {
+        let respond = self.respond(&snap, &query, &plan, src.ip());
+        let (outcome, mut response) = or_on_panic(respond, async {
             (Outcome::Error, Response::bare(rcode::SERVFAIL, true, false))
         })
         .await;
@@ -411,6 +412,8 @@ struct Asking {
     dnssec: Dnssec,
     /// RD: without it, the cache alone is looked in.
     recursion_desired: bool,
+    /// Whose share of the upstream's places in flight its question takes.
+    from: IpAddr,
 }
 
 /// `answer`, or `fallback` if `answer` panics.
@@ -422,13 +425,14 @@ async fn or_on_panic<T>(answer: impl Future<Output = T>, fallback: impl Future<O
 }
 
 impl Handler {
-    /// The general path's response to `plan`: written from the plan, or asked
-    /// upstream where the plan says so.
+    /// The general path's response to `plan` for a client at `from`: written
+    /// from the plan, or asked upstream where the plan says so.
     async fn respond(
         &self,
         snap: &Snapshot,
         query: &Message,
         plan: &Plan<'_>,
+        from: IpAddr,
     ) -> (Outcome, Response) {
         let Some(q) = query.queries.first() else {
             return (
@@ -448,6 +452,7 @@ impl Handler {
                 checking_disabled: query.metadata.checking_disabled,
             },
             recursion_desired: query.metadata.recursion_desired,
+            from,
         };
         match plan {
             Plan::Forward { zone } => {
@@ -565,7 +570,9 @@ impl Handler {
             }
 
             let got = if chase.may_ask_upstream() {
-                forwarder.resolve(&owner, qtype, dnssec, deadline).await
+                forwarder
+                    .resolve(&owner, qtype, dnssec, asking.from, deadline)
+                    .await
             } else {
                 match forwarder.cached(&owner, qtype, dnssec) {
                     Some(reply) => Forwarded::Reply {

@@ -17,6 +17,7 @@ pub mod allocator;
 pub mod azure;
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod control;

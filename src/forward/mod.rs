@@ -12,10 +12,11 @@
 //! It also protects the upstream (SPEC §1: Azure's resolver silently drops
 //! what is over 1000 queries/s or 200 in flight per VM): identical questions
 //! in flight are asked once, questions beyond `max_in_flight` at once get
-//! SERVFAIL (or a stale answer) at once, and past `max_qps` a question
-//! waits its turn for at most [`MAX_RATE_WAIT`], then gets SERVFAIL. Each
-//! question is asked in a task of its own, so an answer that comes after a
-//! client gave up still refreshes the cache.
+//! SERVFAIL (or a stale answer) at once, the places shared between clients
+//! so that one client's slow names cost that client, and past `max_qps` a
+//! question waits its turn for at most [`MAX_RATE_WAIT`], then gets
+//! SERVFAIL. Each question is asked in a task of its own, so an answer that
+//! comes after a client gave up still refreshes the cache.
 //!
 //! DNSSEC passes through (SPEC §3, RFC 4035 §3.2): the client's DO and CD
 //! go upstream and into the cache key, and the signatures and denial
@@ -27,7 +28,7 @@ mod merge;
 mod relevance;
 mod soa;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -174,8 +175,9 @@ impl Forwarder {
         }
     }
 
-    /// The answer for `name`/`qtype` asked with `dnssec`: from the cache, or
-    /// from the first upstream that answers before `deadline`, or stale.
+    /// The answer for `name`/`qtype` asked with `dnssec` by a client at
+    /// `from`: from the cache, or from the first upstream that answers
+    /// before `deadline`, or stale.
     /// Owner names equal to `name` are spelled as the client spelled it,
     /// fresh or cached, as the UDP fast path does by pointing at the
     /// question.
@@ -184,9 +186,10 @@ impl Forwarder {
         name: &Name,
         qtype: RecordType,
         dnssec: Dnssec,
+        from: IpAddr,
         deadline: Instant,
     ) -> Forwarded {
-        let mut got = self.find(key(name, qtype, dnssec), deadline).await;
+        let mut got = self.find(key(name, qtype, dnssec), from, deadline).await;
         if let Forwarded::Reply { reply, .. } | Forwarded::Stale(reply) = &mut got {
             spell_as(name, reply);
         }
@@ -221,7 +224,7 @@ impl Forwarder {
         }
     }
 
-    async fn find(self: &Arc<Self>, key: Key, deadline: Instant) -> Forwarded {
+    async fn find(self: &Arc<Self>, key: Key, from: IpAddr, deadline: Instant) -> Forwarded {
         let stale = match self.fresh(&key) {
             Ok(reply) => {
                 return Forwarded::Reply {
@@ -249,7 +252,7 @@ impl Forwarder {
                 None => Forwarded::Failed,
             });
         }
-        let Some(mut answer) = self.ask(key) else {
+        let Some(mut answer) = self.ask(key, from) else {
             return fallback(Forwarded::Failed);
         };
         let wait_until = match stale {
@@ -270,16 +273,18 @@ impl Forwarder {
     }
 
     /// Where the answer to `key` will appear: the question already being
-    /// asked, or a new task asking it; `None` when a limit says no.
+    /// asked, or a new task asking it for `from`, whose share of the places
+    /// in flight it takes; `None` when a limit says no.
     ///
     /// A question waiting for its turn under `max_qps` holds no place in
     /// flight: it takes one when it is sent, so a burst a fast upstream
     /// answers at the rate is not cut at `max_in_flight`. The wait bounds
     /// how many may wait (`max_qps` × [`MAX_RATE_WAIT`]).
-    fn ask(self: &Arc<Self>, key: Key) -> Option<Answer> {
+    fn ask(self: &Arc<Self>, key: Key, from: IpAddr) -> Option<Answer> {
         let joined = self.pending.join_or_start(key, || {
-            // Every place taken: a slow upstream, which waiting would not help.
-            if !self.limits.has_room() {
+            // No place for this client, free or another's: a slow upstream,
+            // which waiting would not help.
+            if !self.limits.has_room(from) {
                 return None;
             }
             let turn = self.limits.take_token(MAX_RATE_WAIT)?;
@@ -296,12 +301,13 @@ impl Forwarder {
             if !turn.is_zero() {
                 tokio::time::sleep(turn).await;
             }
-            let fetched = match forwarder.limits.place() {
-                Some(place) => {
-                    let fetched = forwarder.fetch(asking.key(), deadline).await;
-                    drop(place);
-                    fetched
-                }
+            let fetched = match forwarder.limits.place(from) {
+                // Given up, and not remembered as failed, when another
+                // client's question takes its place.
+                Some(place) => tokio::select! {
+                    fetched = forwarder.fetch(asking.key(), deadline) => fetched,
+                    () = place.displaced.cancelled() => Fetched::Failed,
+                },
                 None => Fetched::Failed,
             };
             asking.answer(fetched);

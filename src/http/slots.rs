@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::client::Client;
+
 /// Scrapers and probes need a handful of connections; more is a misbehaving client.
 pub const MAX_CONNECTIONS: usize = 64;
 /// One client's share: the other three quarters stay for everyone else.
@@ -45,20 +47,6 @@ struct Conn {
     /// Its request has been read: it is being answered.
     answering: bool,
     closed: CancellationToken,
-}
-
-/// Whose share a connection counts in.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Client(IpAddr);
-
-impl Client {
-    fn of(peer: IpAddr) -> Self {
-        // A v4 client on a dual-stack listener shows up as ::ffff:a.b.c.d.
-        Client(match peer.to_canonical() {
-            IpAddr::V6(a) => IpAddr::V6((u128::from(a) & (!0u128 << 64)).into()),
-            v4 => v4,
-        })
-    }
 }
 
 impl Slots {
@@ -199,24 +187,5 @@ mod tests {
         assert_eq!(slots.table().conns.len(), MAX_CONNECTIONS - PER_CLIENT);
         let _g = fill(&slots, "10.0.0.7", PER_CLIENT);
         assert_eq!(closed(&a), [1], "room enough without closing more");
-    }
-
-    /// One IPv6 host can use every address of its /64; a v4 client may
-    /// come as a mapped address.
-    #[test]
-    fn a_client_is_an_address_or_a_v6_64() {
-        assert_eq!(
-            Client::of(ip("2001:db8:1:2:aaaa::1")),
-            Client::of(ip("2001:db8:1:2:ffff::9"))
-        );
-        assert_ne!(
-            Client::of(ip("2001:db8:1:2::1")),
-            Client::of(ip("2001:db8:1:3::1"))
-        );
-        assert_eq!(
-            Client::of(ip("::ffff:127.0.0.2")),
-            Client::of(ip("127.0.0.2"))
-        );
-        assert_ne!(Client::of(ip("127.0.0.2")), Client::of(ip("127.0.0.3")));
     }
 }

@@ -20,6 +20,9 @@ label_set! {
         InFlight => "in_flight",
         /// `max_qps` was reached.
         Rate => "rate",
+        /// Every place in flight was taken: the question, already asked,
+        /// gave its place to another client's, its client holding the most.
+        Displaced => "displaced",
     }
 }
 
@@ -30,7 +33,7 @@ pub struct UpstreamMetrics {
     /// By `upstream` and `error` (the forwarder's bounded set of kinds).
     errors: IntCounterVec,
     duration: HistogramVec,
-    /// Questions not sent upstream, by [`Limit`].
+    /// Questions turned away, by [`Limit`].
     limited: [IntCounter; Limit::ALL.len()],
     /// Questions being asked upstream now.
     pub in_flight: IntGauge,
@@ -59,7 +62,7 @@ impl UpstreamMetrics {
             ),
             limited: r.counter_each(
                 UPSTREAM_LIMITED_TOTAL,
-                "Questions not sent upstream because a limit was reached (answered SERVFAIL or stale).",
+                "Questions turned away at an upstream limit (answered SERVFAIL or stale): not sent, or (displaced) given up for another client's.",
                 "limit",
                 Limit::ALL,
                 Limit::as_str,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use amldns::forward::STALE_AFTER;
-use amldns::metrics::{UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT};
+use amldns::metrics::{UPSTREAM_ERRORS_TOTAL, UPSTREAM_IN_FLIGHT, UPSTREAM_LIMITED_TOTAL};
 use amldns::resolve::QUERY_DEADLINE;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -631,5 +631,112 @@ async fn upstream_cname_loops_end_quickly() {
     )
     .await;
     assert_eq!(addrs(&r), vec!["10.1.0.5"]);
+    srv.stop().await;
+}
+
+/// One client keeps every place in flight full of names the upstream never
+/// answers; another client's new names are still answered, each taking the
+/// place of one of the first client's questions (counted as displaced).
+#[tokio::test]
+async fn one_clients_unanswered_names_do_not_fail_anothers() {
+    const SLOW: &str = ".slow.example";
+    let up = StandIn::start(|q| {
+        let name = q.queries[0].name().to_ascii();
+        if name.trim_end_matches('.').ends_with(SLOW) {
+            return None;
+        }
+        let mut r = reply_to(q);
+        r.answers.push(a_record(&name, 300, "192.0.2.55"));
+        Some(r)
+    })
+    .await;
+    let cfg = TestConfig {
+        upstreams: &[up.addr],
+        server: "allow = [\"127.0.0.0/8\"]",
+        upstream: "timeout_ms = 2000\nmax_in_flight = 16",
+        metrics: true,
+        ..TestConfig::default()
+    }
+    .text();
+    let srv = start(&cfg).await;
+    let slow_seen = || up.seen().iter().filter(|s| s.name.ends_with(SLOW)).count();
+
+    // Client A: 64 never-answered names at once, then 8 more every 50 ms
+    // until told to stop (bounded, 30 s at most); its answers go unread.
+    let stop = Arc::new(AtomicBool::new(false));
+    let a = {
+        let (stop, server) = (stop.clone(), srv.addr);
+        tokio::spawn(async move {
+            let sock = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+            let mut n = 0;
+            for tick in 0..600 {
+                if tick > 0 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                for _ in 0..if tick == 0 { 64 } else { 8 } {
+                    let q = query_msg(&format!("a{n}{SLOW}"), RecordType::A, Some(1232));
+                    sock.send_to(&q.to_vec().unwrap(), server).await.unwrap();
+                    n += 1;
+                }
+            }
+        })
+    };
+    // Every place taken by A before B asks.
+    let waited = Instant::now();
+    while slow_seen() < 16 && waited.elapsed() < IO_TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(slow_seen() >= 16, "A's questions went upstream");
+
+    // Client B: 40 new names, 4 at a time.
+    let b = "127.0.0.3".parse().unwrap();
+    let mut answered = 0;
+    let mut failed = Vec::new();
+    for round in 0..10 {
+        let asks = (0..4).map(|i| {
+            let q = query_msg(
+                &format!("b{round}-{i}.fast.example"),
+                RecordType::A,
+                Some(1232),
+            );
+            async move {
+                let bytes = udp_raw_from(b, srv.addr, &q.to_vec().unwrap(), IO_TIMEOUT).await;
+                bytes.map(|b| Message::from_vec(&b).unwrap())
+            }
+        });
+        for (i, r) in futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            match r {
+                Some(r) if addrs(&r) == ["192.0.2.55"] => answered += 1,
+                r => failed.push((round, i, r.map(|r| r.metadata.response_code))),
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    a.await.unwrap();
+    let text = scrape(&srv).await;
+    let limited = |limit| metric(&text, UPSTREAM_LIMITED_TOTAL, &[("limit", limit)]);
+    assert_eq!(answered, 40, "B's names not answered: {failed:?}");
+    // A was over the cap, and gave places up to B.
+    assert!(limited("in_flight") > 0.0, "{text}");
+    assert!(limited("displaced") > 0.0, "{text}");
+    // Every place is given back once A's last questions end, those given
+    // up included: the whole cap is there again.
+    let waited = Instant::now();
+    let mut held = f64::NAN;
+    while waited.elapsed() < 4 * QUERY_DEADLINE {
+        held = metric(&scrape(&srv).await, UPSTREAM_IN_FLIGHT, &[]);
+        if held == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held, 0.0, "places held after every question ended");
     srv.stop().await;
 }
