@@ -85,6 +85,7 @@ impl Limits {
     /// A place in flight for a resend, held until its try ends, if one is
     /// free: uncounted, not in the gauge and no client's, as no question
     /// waits on it. It goes with its question when that one is given up.
+    /// amldns's own questions (a public zone's SOA) take one too.
     pub(super) fn resend_place(&self) -> Option<ResendPlace> {
         let mut table = self.places.table();
         if table.held >= table.cap {

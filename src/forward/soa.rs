@@ -69,9 +69,10 @@ pub async fn keep_soas(
 
 /// `zone`'s SOA as the upstreams give it now: each asked in turn, in the
 /// order configured, until one answers with one. Asked straight, outside
-/// the cache and the client query metrics, so that these few questions an
-/// hour change no count an operator reads about clients; the sockets are
-/// counted as every upstream socket is.
+/// the cache and the query and request metrics, so that these few
+/// questions an hour change no count an operator reads about clients; the
+/// sockets are counted as every upstream socket is, and the upstream limits
+/// hold them as they hold every question.
 async fn ask(service: &Service, zone: &str) -> Option<Learned> {
     let mut name = Name::from_ascii(zone).ok()?;
     name.set_fqdn(true);
@@ -85,6 +86,14 @@ async fn ask(service: &Service, zone: &str) -> Option<Learned> {
     let open = &service.metrics.upstream.sockets;
     let schedule = resend_after(config.timeout, Duration::ZERO);
     for &server in &config.servers {
+        // Within `max_in_flight` and `max_qps` like every question sent,
+        // but only where a place is free: a client's question never waits
+        // for this one. Without one it is asked again later.
+        let Some(_place) = forwarder.limits.resend_place() else {
+            debug!(zone, "no place in flight free to ask the zone's SOA");
+            return None;
+        };
+        forwarder.limits.tokens(Duration::ZERO)?;
         let exchange = upstream::exchange(server, open, &ask, &schedule, |_| true);
         match tokio::time::timeout(config.timeout, exchange).await {
             Ok(Ok(reply)) => {
