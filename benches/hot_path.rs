@@ -152,7 +152,7 @@ fn cached(name: &Name) -> (Key, Reply) {
 /// A forwarded answer found in the cache among 5,000, TTLs counted down.
 #[divan::bench]
 fn cache_hit(bencher: divan::Bencher<'_, '_>) {
-    let cache = Cache::new(10_000);
+    let cache = Cache::new(10_000, 64 << 20);
     for i in 0..5_000 {
         let (key, reply) = cached(&Name::from_ascii(format!("n{i}.example.com.")).unwrap());
         cache.insert(&key, &reply);

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::names::NameKey;
-use crate::upstream::Dnssec;
+use crate::upstream::{Dnssec, EDNS_PAYLOAD};
 use crate::wire;
 
 /// How long past its TTL an answer may still be served stale (RFC 8767 §5
@@ -135,6 +136,9 @@ struct Entry {
     ttl: Duration,
     /// The reply as bytes, when it can be sent that way.
     wire: Option<Arc<Wire>>,
+    /// The memory the entry holds, its key and the cache's bookkeeping
+    /// included ([`weigh`]): what `cache_bytes` bounds.
+    bytes: u32,
 }
 
 /// How long an answer with `ttl` is kept in all: its TTL, then
@@ -268,28 +272,44 @@ type Hasher = foldhash::fast::RandomState;
 
 /// A bounded cache of forwarded answers, shared by every query task.
 pub struct Cache {
-    /// `None` when `cache_entries = 0`.
+    /// `None` when either bound is 0.
     inner: Option<moka::sync::Cache<Stored, Arc<Entry>, Hasher>>,
+    /// `cache_bytes`: an answer that holds more is not kept.
+    max_bytes: u64,
     /// Questions the upstreams failed lately; kept for twice the longest
     /// memory, so that the next failure soon after continues the streak.
     failures: Option<moka::sync::Cache<Stored, Failed, Hasher>>,
 }
 
 impl Cache {
-    pub fn new(capacity: u64) -> Self {
-        let inner = (capacity > 0).then(|| {
+    /// A cache of at most `entries` answers that hold at most `bytes` of
+    /// memory between them (as `weigh` counts it); either 0: no cache.
+    pub fn new(entries: u64, bytes: u64) -> Self {
+        let on = entries > 0 && bytes > 0;
+        // moka bounds one sum. Each entry counts what it holds, but at least
+        // an even share of `bytes` among `entries`: a sum within `bytes` then
+        // is both bounds at once (no more than `entries` shares fit). Small
+        // answers are held up to `entries`, as without a byte bound; large
+        // ones up to `bytes`. Evicting (least useful first) is moka's.
+        let share = u32::try_from(bytes.div_ceil(entries.max(1))).unwrap_or(u32::MAX);
+        let inner = on.then(|| {
             moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(bytes)
+                .weigher(move |_, e: &Arc<Entry>| e.bytes.max(share))
                 .expire_after(ByTtl)
                 .build_with_hasher(Hasher::default())
         });
-        let failures = (capacity > 0).then(|| {
+        let failures = on.then(|| {
             moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(entries)
                 .time_to_live(2 * MAX_FAILURE_TTL)
                 .build_with_hasher(Hasher::default())
         });
-        Cache { inner, failures }
+        Cache {
+            inner,
+            max_bytes: bytes,
+            failures,
+        }
     }
 
     /// What is cached for `key`: fresh with TTLs counted down, or stale.
@@ -377,15 +397,21 @@ impl Cache {
             inner.invalidate(stored);
             return;
         };
-        inner.insert(
-            Stored(stored.into()),
-            Arc::new(Entry {
-                wire: on_the_wire(key, reply).map(Arc::new),
-                reply: reply.clone(),
-                stored: Instant::now(),
-                ttl: Duration::from_secs(u64::from(ttl)),
-            }),
-        );
+        let mut entry = Entry {
+            wire: on_the_wire(key, reply).map(Arc::new),
+            reply: reply.clone(),
+            stored: Instant::now(),
+            ttl: Duration::from_secs(u64::from(ttl)),
+            bytes: 0,
+        };
+        entry.bytes = weigh(stored.len(), &entry);
+        // Larger than the whole bound: not kept, and not worth evicting
+        // everything else for; the old answer is stale all the same.
+        if u64::from(entry.bytes) > self.max_bytes {
+            inner.invalidate(stored);
+            return;
+        }
+        inner.insert(Stored(stored.into()), Arc::new(entry));
     }
 
     /// Entries held now. Settles moka's pending bookkeeping first, so call
@@ -394,6 +420,15 @@ impl Cache {
         self.inner.as_ref().map_or(0, |c| {
             c.run_pending_tasks();
             c.entry_count()
+        })
+    }
+
+    /// The memory the entries hold now, as `weigh` counts it. Walks
+    /// every entry: call it when scraped, not per query.
+    pub fn bytes(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |c| {
+            c.run_pending_tasks();
+            c.iter().map(|(_, e)| u64::from(e.bytes)).sum()
         })
     }
 
@@ -458,10 +493,80 @@ fn on_the_wire(key: &Key, reply: &Reply) -> Option<Wire> {
             _ => None,
         })
         .collect();
+    let bytes = msg.to_vec().ok()?;
+    // The fast path writes no UDP answer larger than this: a larger reply's
+    // bytes would never be sent, only held.
+    if bytes.len() > usize::from(EDNS_PAYLOAD) {
+        return None;
+    }
     Some(Wire {
-        records: wire::Records::from_response(&msg.to_vec().ok()?)?,
+        records: wire::Records::from_response(&bytes)?,
         targets,
     })
+}
+
+/// What moka holds per entry besides the key and the value: its node in
+/// the map, in the order and timer lists, the key's `Arc`. Measured with
+/// the counting allocator of the tests below (`weighs_what_it_holds`).
+const BOOKKEEPING: usize = 280;
+
+/// The memory `entry`, kept under a key of `key_len` bytes, holds: the
+/// entry and its records as laid out, what those point to (the bulk of a
+/// large answer: TXT strings, long names, opaque data), the bytes kept for
+/// the fast path, the key, and moka's bookkeeping. Allocators round up
+/// a little more; this is what the program asked for.
+fn weigh(key_len: usize, entry: &Entry) -> u32 {
+    const ARC: usize = 2 * size_of::<usize>();
+    let records = |v: &Vec<Record>| {
+        v.capacity() * size_of::<Record>()
+            + v.iter()
+                .map(|r| name_heap(&r.name) + rdata_heap(&r.data))
+                .sum::<usize>()
+    };
+    let wire = entry.wire.as_ref().map_or(0, |w| {
+        let targets = w.targets.iter();
+        ARC + size_of::<Wire>()
+            + w.records.heap()
+            + targets
+                .map(|t| size_of::<Box<str>>() + t.len())
+                .sum::<usize>()
+    });
+    let total = BOOKKEEPING
+        + key_len
+        + ARC
+        + size_of::<Entry>()
+        + records(&entry.reply.answers)
+        + records(&entry.reply.authorities)
+        + wire;
+    u32::try_from(total).unwrap_or(u32::MAX)
+}
+
+/// What a name holds beyond its record: hickory keeps up to 32 bytes of
+/// labels and 24 label ends inline, and the rest on the heap.
+fn name_heap(name: &Name) -> usize {
+    let labels = usize::from(name.num_labels());
+    let bytes: usize = name.iter().map(<[u8]>::len).sum();
+    (if bytes > 32 { bytes } else { 0 }) + (if labels > 24 { labels } else { 0 })
+}
+
+/// What a record's data holds beyond its record.
+fn rdata_heap(data: &RData) -> usize {
+    match data {
+        RData::A(_) | RData::AAAA(_) => 0,
+        RData::CNAME(n) => name_heap(&n.0),
+        RData::NS(n) => name_heap(&n.0),
+        RData::PTR(n) => name_heap(&n.0),
+        RData::SOA(soa) => name_heap(&soa.mname) + name_heap(&soa.rname),
+        // A boxed slice of boxed strings.
+        RData::TXT(txt) => txt
+            .txt_data
+            .iter()
+            .map(|s| size_of::<Box<[u8]>>() + s.len())
+            .sum(),
+        RData::Unknown { rdata, .. } => rdata.anything.capacity(),
+        // The rest, rarer: about as much as on the wire.
+        other => other.to_bytes().map_or(0, |b| b.len()),
+    }
 }
 
 /// How long `reply` may be kept: its shortest TTL, as the forwarder bounded
@@ -496,7 +601,43 @@ fn cacheable(reply: &Reply) -> Option<u32> {
 mod tests {
     use super::*;
     use hickory_proto::rr::Name;
-    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::rdata::{A, SOA, TXT};
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    /// The unit tests' allocator: the system's, counting what each thread
+    /// holds, so that [`weigh`] is checked against what was allocated.
+    struct Counting;
+
+    thread_local! {
+        static HELD: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn count(bytes: usize, sign: isize) {
+        // Not while the thread is torn down.
+        let _ = HELD.try_with(|h| h.set(h.get() + sign * bytes as isize));
+    }
+
+    // SAFETY: the system's allocator, called with the caller's arguments.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count(layout.size(), 1);
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            count(layout.size(), -1);
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    /// What this thread holds from the allocator now.
+    fn held() -> isize {
+        HELD.with(Cell::get)
+    }
 
     fn a(ttl: u32) -> Record {
         Record::from_rdata(
@@ -586,7 +727,7 @@ mod tests {
 
     #[test]
     fn hit_and_miss_by_key() {
-        let c = Cache::new(10);
+        let c = Cache::new(10, 1 << 20);
         let r = Reply {
             rcode: ResponseCode::NoError,
             answers: vec![a(300)],
@@ -622,26 +763,29 @@ mod tests {
         assert!(c.fresh_wire(&plain.unwrap()).is_some());
     }
 
+    /// `cache_entries = 0` or `cache_bytes = 0`: no cache.
     #[test]
     fn disabled_cache_keeps_nothing() {
-        let c = Cache::new(0);
-        c.insert(
-            &key(),
-            &Reply {
-                rcode: ResponseCode::NoError,
-                answers: vec![a(300)],
-                authorities: vec![],
-            },
-        );
-        assert!(c.get(&key()).is_none());
-        assert!(c.is_empty());
-        c.insert_failure(&key(), None);
-        assert!(c.failure(&key()).is_none());
+        for (entries, bytes) in [(0, 1 << 20), (10, 0)] {
+            let c = Cache::new(entries, bytes);
+            c.insert(
+                &key(),
+                &Reply {
+                    rcode: ResponseCode::NoError,
+                    answers: vec![a(300)],
+                    authorities: vec![],
+                },
+            );
+            assert!(c.get(&key()).is_none());
+            assert!(c.is_empty());
+            c.insert_failure(&key(), None);
+            assert!(c.failure(&key()).is_none());
+        }
     }
 
     #[test]
     fn past_its_ttl_an_answer_is_stale() {
-        let c = Cache::new(10);
+        let c = Cache::new(10, 1 << 20);
         let r = Reply {
             rcode: ResponseCode::NoError,
             answers: vec![a(1)],
@@ -669,6 +813,7 @@ mod tests {
             stored,
             ttl,
             wire: None,
+            bytes: 0,
         });
         let cases = [
             (s(0), Age::Fresh { spent: 0 }),
@@ -690,7 +835,7 @@ mod tests {
 
     #[test]
     fn flush_drops_one_name_of_every_type_or_everything() {
-        let c = Cache::new(10);
+        let c = Cache::new(10, 1 << 20);
         let r = Reply {
             rcode: ResponseCode::NoError,
             answers: vec![a(300)],
@@ -746,7 +891,7 @@ mod tests {
 
     #[test]
     fn failures_are_remembered_per_question() {
-        let c = Cache::new(10);
+        let c = Cache::new(10, 1 << 20);
         assert_eq!(c.failure(&key()), None);
         c.insert_failure(&key(), Some(ResponseCode::ServFail));
         assert_eq!(c.failure(&key()), Some(Some(ResponseCode::ServFail)));
@@ -772,7 +917,7 @@ mod tests {
         for (streak, want) in cases {
             assert_eq!(failure_ttl(streak), want, "{streak}");
         }
-        let c = Cache::new(10);
+        let c = Cache::new(10, 1 << 20);
         let remembered = |c: &Cache| {
             let k = WireKey::of(&key()).unwrap();
             let failed = c.failures.as_ref().unwrap().get(k.as_bytes()).unwrap();
@@ -795,5 +940,112 @@ mod tests {
         assert_eq!(c.failure(&key()), None);
         c.insert_failure(&key(), None);
         assert_eq!(remembered(&c).0, 1, "a new streak");
+    }
+
+    /// One TXT record of `size` bytes, in strings of 250 as a zone holds
+    /// long text (a character-string is at most 255).
+    fn txt(owner: &str, size: usize) -> Reply {
+        let strings: Vec<String> = (0..size / 250).map(|i| format!("{i:0250}")).collect();
+        Reply {
+            rcode: ResponseCode::NoError,
+            answers: vec![Record::from_rdata(
+                Name::from_ascii(owner).unwrap(),
+                300,
+                RData::TXT(TXT::new(strings)),
+            )],
+            authorities: vec![],
+        }
+    }
+
+    fn key_of(name: &str, qtype: RecordType) -> Key {
+        Key {
+            name: LowerName::from(Name::from_ascii(name).unwrap()),
+            qtype,
+            dnssec: Dnssec::default(),
+        }
+    }
+
+    /// The weight of an entry is what the cache came to hold for it, to
+    /// within a tenth: for 60 KB TXT answers and for small A answers.
+    #[test]
+    fn weighs_what_it_holds() {
+        let c = Cache::new(100_000, 1 << 30);
+        let a_reply = |i: u8| Reply {
+            rcode: ResponseCode::NoError,
+            answers: vec![a(300), a(300 + u32::from(i))],
+            authorities: vec![],
+        };
+        let entry = |name: &str| {
+            let k = WireKey::of(&key_of(name, RecordType::TXT)).unwrap();
+            c.inner.as_ref().unwrap().get(k.as_bytes()).unwrap()
+        };
+        // moka's own structures, allocated once.
+        for i in 0..50 {
+            let k = key_of(&format!("warm{i}.example."), RecordType::A);
+            c.insert(&k, &a_reply(1));
+        }
+        c.len();
+        for (what, n, reply) in [
+            ("txt", 20, txt("big.example.", 60_000)),
+            ("a", 2_000, a_reply(2)),
+        ] {
+            let before = held();
+            for i in 0..n {
+                let k = key_of(&format!("{what}{i}.example."), RecordType::TXT);
+                c.insert(&k, &reply);
+            }
+            c.len();
+            let grew = (held() - before) as f64 / f64::from(n);
+            let weighed = f64::from(entry(&format!("{what}0.example.")).bytes);
+            assert!(
+                (grew * 0.9..=grew * 1.1).contains(&weighed),
+                "{what}: allocated {grew:.0} per entry, weighed {weighed}"
+            );
+        }
+        // A large answer is held once, as records: its bytes are not kept
+        // beside them for a fast path that could never send them.
+        let large = entry("txt0.example.").bytes;
+        assert!(large < 66_000, "a 60 KB answer weighs {large}");
+    }
+
+    /// Large answers fill the cache up to its bytes, not its entries: the
+    /// memory held stays within the bound after every insert, a small
+    /// answer in use stays, and an answer larger than the whole bound is not
+    /// kept and pushes nothing out.
+    #[test]
+    fn large_answers_stay_within_cache_bytes() {
+        let bound = 1 << 20;
+        let c = Cache::new(10_000, bound);
+        let big = txt("big.example.", 60_000);
+        let small = key_of("small.example.", RecordType::A);
+        c.insert(
+            &small,
+            &Reply {
+                rcode: ResponseCode::NoError,
+                answers: vec![a(300)],
+                authorities: vec![],
+            },
+        );
+        for i in 0..40 {
+            // Asked now and then, as a name in use is.
+            assert!(c.get(&small).is_some(), "the small answer, before {i}");
+            c.insert(&key_of(&format!("n{i}.example."), RecordType::TXT), &big);
+            let held = c.bytes();
+            assert!(
+                held <= bound,
+                "{held} bytes held after {} large answers",
+                i + 1
+            );
+        }
+        let entries = c.len();
+        assert!(entries < 40, "{entries} entries of ~64 KB in 1 MiB");
+        // Not starved either: at least all but one large answer's room is used.
+        assert!(c.bytes() > bound - 70_000, "{} bytes held", c.bytes());
+        assert!(c.get(&small).is_some(), "the small answer, after");
+
+        let huge = txt("huge.example.", 2 * bound as usize);
+        c.insert(&key_of("huge.example.", RecordType::TXT), &huge);
+        assert!(c.get(&key_of("huge.example.", RecordType::TXT)).is_none());
+        assert_eq!(c.len(), entries, "nothing pushed out for it");
     }
 }

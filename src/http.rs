@@ -218,8 +218,9 @@ async fn route(e: &Endpoints, peer: SocketAddr, req: Request<Incoming>) -> Respo
 }
 
 fn metrics(e: &Endpoints) -> Response<Reply> {
-    let cache_len = e.reloader.forwarder().now().cache().len();
-    e.metrics.cache.entries.set(cache_len as i64);
+    let forwarder = e.reloader.forwarder().now();
+    e.metrics.cache.entries.set(forwarder.cache().len() as i64);
+    e.metrics.cache.bytes.set(forwarder.cache().bytes() as i64);
     let problems = e.health.problems();
     e.metrics
         .process

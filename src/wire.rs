@@ -334,6 +334,11 @@ impl Records {
     pub fn answers(&self) -> usize {
         usize::from(self.answers)
     }
+
+    /// The memory these records hold beyond their struct.
+    pub fn heap(&self) -> usize {
+        self.bytes.len() + self.ttls.len() * size_of::<(u16, u32)>()
+    }
 }
 
 /// Whether a question's name holds a compression pointer into the header

@@ -123,6 +123,8 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// Forwarded answers kept; 0 turns the cache off.
     pub cache_entries: u64,
+    /// The memory those answers may hold; 0 turns the cache off.
+    pub cache_bytes: u64,
     /// Questions asked upstream at once (SPEC §1: Azure allows 200 per VM).
     pub max_in_flight: usize,
     /// Upstream queries per second (SPEC §1: Azure allows 1000 per VM).

@@ -60,6 +60,7 @@ pub(super) struct UpstreamSpec {
     pub servers: Option<Spanned<Vec<Spanned<String>>>>,
     pub timeout_ms: Option<Spanned<u64>>,
     pub cache_entries: Option<u64>,
+    pub cache_bytes: Option<Spanned<u64>>,
     pub max_in_flight: Option<Spanned<u64>>,
     pub max_qps: Option<Spanned<u64>>,
 }

@@ -209,6 +209,7 @@ fn defaults() {
     );
     assert_eq!(c.upstream.timeout, Duration::from_millis(2000));
     assert_eq!(c.upstream.cache_entries, 10_000);
+    assert_eq!(c.upstream.cache_bytes, 64 << 20);
     assert_eq!(c.zone.ttl, 60);
     assert_eq!(c.zone.answer, AnswerMode::A);
     assert!(c.metrics.is_none());
@@ -270,6 +271,13 @@ cname = "stcontoso.blob.core.windows.net"
         c.records[1].value.answer,
         RecordAnswer::Cname("stcontoso.blob.core.windows.net".into())
     );
+}
+
+/// `cache_bytes = 0` turns the cache off, as `cache_entries = 0` does.
+#[test]
+fn cache_bytes_zero_is_no_cache() {
+    let c = parse_str(&format!("{LOCAL}\n[upstream]\ncache_bytes = 0\n")).unwrap();
+    assert_eq!(c.upstream.cache_bytes, 0);
 }
 
 #[test]
@@ -348,6 +356,18 @@ fn every_validation_error_is_located() {
             "SERVFAIL once 2500 ms",
         ),
         ("[upstream]\ntimeout_ms = 0".into(), 2, 14, "out of range"),
+        (
+            "[upstream]\ncache_bytes = 4096".into(),
+            2,
+            15,
+            "cache_bytes 4096 is out of range: expected 0 (no cache) or 65536..=1073741824",
+        ),
+        (
+            "[upstream]\ncache_bytes = 2147483648".into(),
+            2,
+            15,
+            "out of range",
+        ),
         (
             "[metrics]\nlisten = \"localhost\"".into(),
             2,

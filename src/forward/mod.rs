@@ -562,7 +562,7 @@ pub struct Service {
 
 impl Service {
     pub fn new(settings: &UpstreamConfig, metrics: Arc<Metrics>) -> Self {
-        let cache = Arc::new(Cache::new(settings.cache_entries));
+        let cache = Arc::new(Cache::new(settings.cache_entries, settings.cache_bytes));
         Service {
             current: ArcSwap::from_pointee(Forwarder::new(settings, cache, metrics.clone())),
             metrics,
@@ -594,10 +594,11 @@ impl Service {
         if *old.config() == *next {
             return;
         }
-        let cache = if old.config().cache_entries == next.cache_entries {
+        let (was, is) = (old.config(), next);
+        let cache = if (was.cache_entries, was.cache_bytes) == (is.cache_entries, is.cache_bytes) {
             old.cache().clone()
         } else {
-            Arc::new(Cache::new(next.cache_entries))
+            Arc::new(Cache::new(is.cache_entries, is.cache_bytes))
         };
         old.forget_upstreams_not_in(next);
         self.current

@@ -7,6 +7,7 @@ use super::register::Register;
 pub const CACHE_HITS_TOTAL: &str = "amldns_cache_hits_total";
 pub const CACHE_MISSES_TOTAL: &str = "amldns_cache_misses_total";
 pub const CACHE_ENTRIES: &str = "amldns_cache_entries";
+pub const CACHE_BYTES: &str = "amldns_cache_bytes";
 
 /// The series of the answer cache.
 pub struct CacheMetrics {
@@ -14,6 +15,9 @@ pub struct CacheMetrics {
     pub misses: IntCounter,
     /// Set when scraped.
     pub entries: IntGauge,
+    /// The memory the answers hold, as the cache weighs them against
+    /// `cache_bytes`; set when scraped.
+    pub bytes: IntGauge,
 }
 
 impl CacheMetrics {
@@ -25,6 +29,10 @@ impl CacheMetrics {
             ),
             misses: r.counter(CACHE_MISSES_TOTAL, "Forwarded questions not in the cache."),
             entries: r.gauge(CACHE_ENTRIES, "Answers held in the cache."),
+            bytes: r.gauge(
+                CACHE_BYTES,
+                "Memory the cached answers hold, in bytes, as weighed against cache_bytes.",
+            ),
         }
     }
 }

@@ -26,7 +26,7 @@ use prometheus::{Registry, TextEncoder};
 pub use azure::{
     AZURE_LAST_SUCCESS, AZURE_SYNC_TOTAL, AZURE_WORKSPACES, AzureMetrics, AzureResult,
 };
-pub use cache::{CACHE_ENTRIES, CACHE_HITS_TOTAL, CACHE_MISSES_TOTAL, CacheMetrics};
+pub use cache::{CACHE_BYTES, CACHE_ENTRIES, CACHE_HITS_TOTAL, CACHE_MISSES_TOTAL, CacheMetrics};
 pub use labels::{qtype_label, qtype_number, rcode_label};
 pub use process::{BUILD_INFO, DEGRADED, PANICS_TOTAL, ProcessMetrics};
 pub use queries::{
@@ -129,6 +129,7 @@ mod tests {
             CACHE_HITS_TOTAL,
             CACHE_MISSES_TOTAL,
             CACHE_ENTRIES,
+            CACHE_BYTES,
             TABLE_NAMES,
             TABLE_GENERATION,
             RELOADS_TOTAL,

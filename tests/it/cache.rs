@@ -1,12 +1,15 @@
-//! The cache: hits stay local and count their TTLs down, its size bound
-//! holds, and negative answers expire after the SOA minimum.
+//! The cache: hits stay local and count their TTLs down, its bounds (in
+//! entries and in bytes) hold, and negative answers expire after the SOA
+//! minimum.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use amldns::metrics::CACHE_ENTRIES;
+use amldns::metrics::{CACHE_BYTES, CACHE_ENTRIES};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::{RData, Record, RecordType};
+use tokio::net::TcpStream;
 
 use crate::common::*;
 use crate::setup::*;
@@ -73,6 +76,63 @@ async fn the_cache_holds_at_most_cache_entries() {
     }
     let asked: BTreeSet<String> = up.seen_names().into_iter().collect();
     assert_eq!(asked.len(), 16, "more than 4 were cached: {asked:?}");
+    srv.stop().await;
+}
+
+/// `cache_bytes` bounds the cache as well: 40 answers of 60 KB (asked over
+/// TCP, as they must be) do not fit in 1 MiB, so fewer are held, and what
+/// they hold stays within it; a small name in use meanwhile stays cached.
+#[tokio::test]
+async fn large_answers_stay_within_cache_bytes() {
+    let up = StandIn::start(|q| {
+        let mut r = reply_to(q);
+        let name = q.queries[0].name().clone();
+        if name.to_ascii().starts_with("big") {
+            let strings = (0..240).map(|i| format!("{i:0250}")).collect();
+            let txt = Record::from_rdata(name, 300, RData::TXT(TXT::new(strings)));
+            r.answers.push(txt);
+        } else {
+            r.answers.push(a_record(&name.to_ascii(), 300, "192.0.2.7"));
+        }
+        Some(r)
+    })
+    .await;
+    let bound = 1 << 20;
+    let srv = start(&config(&[up.addr], 1000, &format!("cache_bytes = {bound}"))).await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let small = "small.example.com";
+    for i in 0..40 {
+        // A name in use all along.
+        if i % 5 == 0 {
+            let r = udp_query(srv.addr, small, RecordType::A).await;
+            assert_eq!(addrs(&r), vec!["192.0.2.7"]);
+        }
+        let big = query_msg(&format!("big{i}.example.com"), RecordType::TXT, Some(1232));
+        let r = tcp_exchange(&mut tcp, &big).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        let RData::TXT(txt) = &r.answers[0].data else {
+            panic!("{:?}", r.answers)
+        };
+        assert_eq!(txt.txt_data.len(), 240, "the whole answer");
+    }
+    let text = scrape(&srv).await;
+    let (held, entries) = (
+        metric(&text, CACHE_BYTES, &[]),
+        metric(&text, CACHE_ENTRIES, &[]),
+    );
+    assert!(
+        held <= bound as f64,
+        "{held} bytes held in {entries} entries"
+    );
+    assert!(entries < 40.0, "{entries} entries of 60 KB held in 1 MiB");
+    assert!(
+        held > 0.0 && entries > 1.0,
+        "{held} bytes in {entries} entries"
+    );
+    up.clear();
+    let r = udp_query(srv.addr, small, RecordType::A).await;
+    assert_eq!(addrs(&r), vec!["192.0.2.7"]);
+    assert!(up.seen().is_empty(), "asked again: {:?}", up.seen_names());
     srv.stop().await;
 }
 

@@ -2,7 +2,7 @@
 //! how hard they may be asked.
 
 use std::net::SocketAddr;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
 
 use toml::Spanned;
@@ -15,6 +15,10 @@ use crate::resolve::QUERY_DEADLINE;
 
 const DEFAULT_TIMEOUT_MS: u64 = 2000;
 const DEFAULT_CACHE_ENTRIES: u64 = 10_000;
+/// ~1,000 answers of 60 KB; ten thousand of the usual size.
+const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+/// From room for the largest answer to a gigabyte; 0 turns the cache off.
+const CACHE_BYTES_RANGE: RangeInclusive<u64> = 64 << 10..=1 << 30;
 /// One try can take at most the whole query deadline.
 const TIMEOUT_MS_RANGE: Range<u64> = 50..QUERY_DEADLINE.as_millis() as u64 + 1;
 /// Below Azure's 200 in flight per VM, with room for other software on it.
@@ -55,10 +59,26 @@ impl Cx<'_> {
             Some(t) => *t.get_ref(),
             None => DEFAULT_TIMEOUT_MS,
         };
+        let cache_bytes = match &upstream.cache_bytes {
+            Some(b) if *b.get_ref() != 0 && !CACHE_BYTES_RANGE.contains(b.get_ref()) => {
+                return Err(self.err(
+                    b,
+                    format!(
+                        "cache_bytes {} is out of range: expected 0 (no cache) or {}..={}",
+                        b.get_ref(),
+                        CACHE_BYTES_RANGE.start(),
+                        CACHE_BYTES_RANGE.end()
+                    ),
+                ));
+            }
+            Some(b) => *b.get_ref(),
+            None => DEFAULT_CACHE_BYTES,
+        };
         Ok(UpstreamConfig {
             servers,
             timeout: Duration::from_millis(timeout_ms),
             cache_entries: upstream.cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES),
+            cache_bytes,
             max_in_flight: self.within(
                 &upstream.max_in_flight,
                 1..=100_000,
