@@ -13,7 +13,7 @@ use hickory_proto::rr::{Name, RecordType};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::{Dnssec, Service, resend_after};
+use super::{Dnssec, Service};
 use crate::soa::Learned;
 use crate::upstream::{self, Ask};
 
@@ -84,7 +84,6 @@ async fn ask(service: &Service, zone: &str) -> Option<Learned> {
     let forwarder = service.current();
     let config = forwarder.config();
     let open = &service.metrics.upstream.sockets;
-    let schedule = resend_after(config.timeout, Duration::ZERO);
     for &server in &config.servers {
         // Within `max_in_flight` and `max_qps` like every question sent,
         // but only where a place is free: a client's question never waits
@@ -94,7 +93,9 @@ async fn ask(service: &Service, zone: &str) -> Option<Learned> {
             return None;
         };
         forwarder.limits.tokens(Duration::ZERO)?;
-        let exchange = upstream::exchange(server, open, &ask, &schedule, |_| true);
+        // Sent once: a copy would be one more question out without a
+        // place. A lost one is asked again at the next turn.
+        let exchange = upstream::exchange(server, open, &ask, &[], |_| false);
         match tokio::time::timeout(config.timeout, exchange).await {
             Ok(Ok(reply)) => {
                 if let Some(learned) = Learned::from_reply(&reply.answers, &reply.authorities) {
