@@ -187,14 +187,67 @@ pub(super) fn read(lines: &Lines<'_>) -> Result<Spec, ConfigError> {
 /// leaves, and for every error, so that errors are TOML's own.
 fn whole(lines: &Lines<'_>) -> Result<Spec, ConfigError> {
     toml::from_str(lines.text()).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim();
+        let (offset, message) = match e.span() {
+            Some(s) => (s.start, message.to_string()),
+            // TOML's "recursion limit" on a key of too many dotted parts
+            // (a table header, say) comes without a place: it is the
+            // longest key.
+            None => match longest_key(lines.text()) {
+                Some((at, parts)) => (at, format!("{message}: a key of {parts} dotted parts")),
+                None => (0, message.to_string()),
+            },
+        };
         ConfigError::Invalid {
             at: lines.locate(offset),
-            message: explain(message, lines.line_around(offset))
-                .unwrap_or_else(|| message.to_string()),
+            message: explain(&message, lines.line_around(offset)).unwrap_or(message),
         }
     })
+}
+
+/// Where the key of the most dotted parts (`a.b.c`: 3) starts in `text`,
+/// and how many parts it has; `None` when the text has no key.
+fn longest_key(text: &str) -> Option<(usize, usize)> {
+    let part = |k| {
+        matches!(
+            k,
+            TokenKind::Atom | TokenKind::BasicString | TokenKind::LiteralString
+        )
+    };
+    let mut longest: Option<(usize, usize)> = None;
+    // The key being read: where it starts, its parts so far, and whether a
+    // dot waits for the next part.
+    let mut key: Option<(usize, usize, bool)> = None;
+    for token in Source::new(text).lex() {
+        let kind = token.kind();
+        match (&mut key, kind) {
+            (_, TokenKind::Whitespace) => continue,
+            (Some((_, parts, dot @ true)), k) if part(k) => {
+                *parts += 1;
+                *dot = false;
+                continue;
+            }
+            (Some((_, _, dot @ false)), TokenKind::Dot) => {
+                *dot = true;
+                continue;
+            }
+            _ => {}
+        }
+        if let Some((start, parts, _)) = key.take()
+            && longest.is_none_or(|(_, most)| parts > most)
+        {
+            longest = Some((start, parts));
+        }
+        if part(kind) {
+            key = Some((token.span().start(), 1, false));
+        }
+    }
+    if let Some((start, parts, _)) = key
+        && longest.is_none_or(|(_, most)| parts > most)
+    {
+        longest = Some((start, parts));
+    }
+    longest
 }
 
 /// The text read one top-level table at a time. `toml` turns a whole

@@ -277,6 +277,24 @@ fn every_validation_error_is_located() {
     let cases: Vec<(String, usize, usize, &str)> = vec![
         // TOML syntax
         ("[server\nlisten = []".into(), 1, 8, "expected"),
+        // A key of more dotted parts than TOML reads, which it gives no
+        // place for: the header's own.
+        (
+            format!(
+                "{}[workspace.{}]\nx = 1\n",
+                "#\n".repeat(29),
+                ["d"; 100].join(".")
+            ),
+            30,
+            2,
+            "recursion limit: a key of 101 dotted parts",
+        ),
+        (
+            format!("[log]\nqueries.{} = 1\n", ["d"; 90].join(" . ")),
+            2,
+            1,
+            "recursion limit",
+        ),
         // unknown keys, at every level
         (
             "[server]\nlisten = []\nbogus = 1".into(),
