@@ -242,11 +242,7 @@ fn longest_key(text: &str) -> Option<(usize, usize)> {
             key = Some((token.span().start(), 1, false));
         }
     }
-    if let Some((start, parts, _)) = key
-        && longest.is_none_or(|(_, most)| parts > most)
-    {
-        longest = Some((start, parts));
-    }
+    // The last token, `Eof`, ended the last key above.
     longest
 }
 
