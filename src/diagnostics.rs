@@ -6,11 +6,14 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A place in a file: what every error and warning points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    pub file: PathBuf,
+    /// Shared by every location in one file: a config of many records
+    /// keeps one per record, in the configuration and in the table.
+    pub file: Arc<Path>,
     /// 1-based.
     pub line: usize,
     /// 1-based, in characters.
@@ -21,7 +24,7 @@ impl Location {
     /// The start of `file`: for what a whole file does or lacks.
     pub fn start_of(file: &Path) -> Self {
         Location {
-            file: file.to_path_buf(),
+            file: file.into(),
             line: 1,
             col: 1,
         }
@@ -31,7 +34,7 @@ impl Location {
     /// `azure <resource id>`. Line 0: there is no line to point at.
     pub fn azure(resource_id: &str) -> Self {
         Location {
-            file: PathBuf::from(format!("azure {resource_id}")),
+            file: PathBuf::from(format!("azure {resource_id}")).into(),
             line: 0,
             col: 0,
         }
@@ -50,18 +53,22 @@ impl fmt::Display for Location {
 /// Turns byte offsets of one file's text into locations. Built once per
 /// file: a config of 10,000 workspaces locates tens of thousands of values.
 pub struct Lines<'a> {
-    file: &'a Path,
+    file: Arc<Path>,
     text: &'a str,
     /// Byte offset where each line starts.
     starts: Vec<usize>,
 }
 
 impl<'a> Lines<'a> {
-    pub fn new(file: &'a Path, text: &'a str) -> Self {
+    pub fn new(file: &Path, text: &'a str) -> Self {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        Lines { file, text, starts }
+        Lines {
+            file: file.into(),
+            text,
+            starts,
+        }
     }
 
     pub fn text(&self) -> &'a str {
@@ -74,7 +81,7 @@ impl<'a> Lines<'a> {
         let line = self.starts.partition_point(|&s| s <= offset);
         let start = self.starts[line - 1];
         Location {
-            file: self.file.to_path_buf(),
+            file: self.file.clone(),
             line,
             col: self
                 .text

@@ -249,7 +249,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<ImportedName>, ImportError> 
 fn json(file: &Path, text: &str) -> Result<Value, ImportError> {
     serde_json::from_str(text).map_err(|e| ImportError::At {
         at: Location {
-            file: file.to_path_buf(),
+            file: file.into(),
             line: e.line().max(1),
             col: e.column().max(1),
         },

@@ -12,6 +12,7 @@
 //! handful of allocations, quick to build and to free, that a reload does not
 //! leave scattered over the heap.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -377,6 +378,9 @@ pub struct ZoneTable {
     /// Wildcard nodes by the parent they stand under (`*.x` → `x`).
     wildcards: Index,
     apexes: Vec<Box<str>>,
+    /// The apexes of `privatelink.*` zones, sorted: a question is looked up
+    /// here, and there may be as many other apexes as names.
+    private_apexes: Vec<u32>,
     origins: Vec<Origin>,
     /// TTL of negative answers (the SOA minimum).
     negative_ttl: u32,
@@ -387,7 +391,11 @@ pub struct ZoneTable {
 struct Builder {
     pool: Pool,
     entries: Vec<Entry>,
-    apexes: Vec<Box<str>>,
+    /// Each zone apex and its number. A map, not a list scanned: a record
+    /// or import outside every private-link zone is an apex of its own, so
+    /// there can be as many apexes as names (a scan per name took 5 s for
+    /// 40,000 such records).
+    apexes: HashMap<Box<str>, u32>,
     origins: Vec<Origin>,
 }
 
@@ -410,13 +418,12 @@ impl Builder {
         purpose: Option<names::Purpose>,
         origin: u32,
     ) {
-        // Few apexes (the Azure ML zones, and those of records and imports
-        // outside them): a scan is enough.
-        let apex = match self.apexes.iter().position(|z| **z == *apex) {
-            Some(i) => i,
+        let apex = match self.apexes.get(apex) {
+            Some(&i) => i,
             None => {
-                self.apexes.push(apex.into());
-                self.apexes.len() - 1
+                let i = self.apexes.len() as u32;
+                self.apexes.insert(apex.into(), i);
+                i
             }
         };
         let name = self.pool.push_str(name);
@@ -424,7 +431,7 @@ impl Builder {
             name,
             data,
             ttl,
-            apex: apex as u32,
+            apex,
             origin,
             purpose,
         });
@@ -531,6 +538,16 @@ impl ZoneTable {
             apexes,
             origins,
         } = b;
+        // Listed by number, each moved out of the map.
+        let mut apexes: Vec<_> = apexes.into_iter().map(|(z, i)| (i, z)).collect();
+        apexes.sort_unstable_by_key(|&(i, _)| i);
+        let apexes: Vec<Box<str>> = apexes.into_iter().map(|(_, z)| z).collect();
+        let mut private_apexes: Vec<u32> = (0u32..)
+            .zip(&apexes)
+            .filter(|(_, z)| z.starts_with("privatelink."))
+            .map(|(i, _)| i)
+            .collect();
+        private_apexes.sort_unstable_by_key(|&i| &apexes[i as usize]);
         // A pool too big to fit holds names, so there is an origin to blame.
         if let Some(last) = origins.last().filter(|_| !pool.fits()) {
             return Err(ConfigError::Invalid {
@@ -574,6 +591,7 @@ impl ZoneTable {
             exact,
             wildcards,
             apexes,
+            private_apexes,
             origins,
             negative_ttl: ttl,
             pool,
@@ -689,10 +707,12 @@ impl ZoneTable {
     /// `name` itself when it is the apex of a `privatelink.*` zone the
     /// table holds names in (SPEC §3: amldns is that zone's authority).
     pub fn private_apex(&self, name: &str) -> Option<&str> {
-        self.apexes
-            .iter()
-            .map(|a| &**a)
-            .find(|a| *a == name && a.starts_with("privatelink."))
+        let apex = |i: &u32| &*self.apexes[*i as usize];
+        let i = self
+            .private_apexes
+            .binary_search_by(|i| apex(i).cmp(name))
+            .ok()?;
+        Some(apex(&self.private_apexes[i]))
     }
 
     /// The public Azure ML zones the table holds names in: their SOA is the
@@ -1112,6 +1132,50 @@ mod tests {
             })
         );
         assert_eq!(t.soa("corp.example").minimum, 30);
+    }
+
+    /// Every record outside a private-link zone is an apex of its own; the
+    /// private-link apexes among them are found by name, each its own.
+    #[test]
+    fn apexes_of_many_records() {
+        let names = [
+            "st1.privatelink.blob.core.windows.net",
+            "kv.privatelink.vaultcore.azure.net",
+            "host1.corp.example",
+            "host2.corp.example",
+            "*.sub.privatelink.web.core.windows.net",
+        ];
+        let text: String = names
+            .iter()
+            .map(|n| format!("[[record]]\nname = \"{n}\"\na = [\"10.0.0.1\"]\n"))
+            .collect();
+        let t = table(&text);
+        let apexes: Vec<&str> = t.nodes().map(|n| t.apex(n)).collect();
+        assert_eq!(
+            apexes,
+            [
+                "privatelink.web.core.windows.net",
+                "host1.corp.example",
+                "host2.corp.example",
+                "privatelink.vaultcore.azure.net",
+                "privatelink.blob.core.windows.net",
+            ]
+        );
+        for apex in [
+            "privatelink.blob.core.windows.net",
+            "privatelink.vaultcore.azure.net",
+            "privatelink.web.core.windows.net",
+        ] {
+            assert_eq!(t.private_apex(apex), Some(apex));
+        }
+        for not in [
+            "host1.corp.example",
+            "sub.privatelink.web.core.windows.net",
+            "privatelink.azure.net",
+            "zzz.privatelink.blob.core.windows.net",
+        ] {
+            assert_eq!(t.private_apex(not), None, "{not}");
+        }
     }
 
     /// The name hash spreads names as alike as a config's (ids a digit

@@ -50,7 +50,7 @@ fn imports_escape(text: &str) -> bool {
 }
 
 fn check_location(at: &Location, path: &Path, text: &str, what: &dyn std::fmt::Display) {
-    assert_eq!(at.file, path, "{what}: located in another file");
+    assert_eq!(*at.file, *path, "{what}: located in another file");
     let line = text
         .split('\n')
         .nth(at.line.wrapping_sub(1))

@@ -19,7 +19,7 @@ use libfuzzer_sys::fuzz_target;
 const FILE: &str = "/fuzz/pe/import.json";
 
 fn check_location(at: &Location, text: &str, what: &dyn std::fmt::Display) {
-    assert_eq!(at.file, Path::new(FILE), "{what}: located in another file");
+    assert_eq!(*at.file, *Path::new(FILE), "{what}: located in another file");
     let line = text
         .split('\n')
         .nth(at.line.wrapping_sub(1))

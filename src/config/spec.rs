@@ -1,6 +1,8 @@
 //! The raw file shape (SPEC §2): what serde reads, nothing checked yet
 //! beyond types and known keys. Only [`super::validate`] sees it.
 
+use std::ops::Range;
+
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, Deserializer};
@@ -186,45 +188,85 @@ pub(super) fn read(lines: &Lines<'_>) -> Result<Spec, ConfigError> {
 /// leaves, and for every error, so that errors are TOML's own.
 fn whole(lines: &Lines<'_>) -> Result<Spec, ConfigError> {
     toml::from_str(lines.text()).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim();
+        let (offset, message) = match e.span() {
+            Some(s) => (s.start, message.to_string()),
+            // TOML's "recursion limit" on a key of too many dotted parts
+            // (a table header, say) comes without a place: it is the
+            // longest key.
+            None => match longest_key(lines.text()) {
+                Some((at, parts)) => (at, format!("{message}: a key of {parts} dotted parts")),
+                None => (0, message.to_string()),
+            },
+        };
         ConfigError::Invalid {
             at: lines.locate(offset),
-            message: explain(message, lines.line_around(offset))
-                .unwrap_or_else(|| message.to_string()),
+            message: explain(&message, lines.line_around(offset)).unwrap_or(message),
         }
     })
+}
+
+/// Where the key of the most dotted parts (`a.b.c`: 3) starts in `text`,
+/// and how many parts it has; `None` when the text has no key.
+fn longest_key(text: &str) -> Option<(usize, usize)> {
+    let part = |k| {
+        matches!(
+            k,
+            TokenKind::Atom | TokenKind::BasicString | TokenKind::LiteralString
+        )
+    };
+    let mut longest: Option<(usize, usize)> = None;
+    // The key being read: where it starts, its parts so far, and whether a
+    // dot waits for the next part.
+    let mut key: Option<(usize, usize, bool)> = None;
+    for token in Source::new(text).lex() {
+        let kind = token.kind();
+        match (&mut key, kind) {
+            (_, TokenKind::Whitespace) => continue,
+            (Some((_, parts, dot @ true)), k) if part(k) => {
+                *parts += 1;
+                *dot = false;
+                continue;
+            }
+            (Some((_, _, dot @ false)), TokenKind::Dot) => {
+                *dot = true;
+                continue;
+            }
+            _ => {}
+        }
+        if let Some((start, parts, _)) = key.take()
+            && longest.is_none_or(|(_, most)| parts > most)
+        {
+            longest = Some((start, parts));
+        }
+        if part(kind) {
+            key = Some((token.span().start(), 1, false));
+        }
+    }
+    // The last token, `Eof`, ended the last key above.
+    longest
 }
 
 /// The text read one top-level table at a time. `toml` turns a whole
 /// document into tokens, then events (about 7 bytes each per byte of text),
 /// then its tree: for 10,000 workspaces 33 MB at once (heaptrack), nearly
 /// twice the zone table they make, beside the table serving during a
-/// reload. A table at a time it is a few kilobytes.
-///
-/// The text splits before each `[name]` or `[[name]]` header: TOML ties a
-/// table's lines to nothing outside it but its own name's other headers.
-/// So the parts read alone give what the document gives when no key is set
-/// before the first header, each `[name]` is given once and not also as
-/// `[[name]]`, and a dotted header (`[[workspace.projects]]`) stays under
-/// the header of its first key. `None` for any other file, and when a part
-/// fails: [`whole`] then reads the file and says what is wrong.
+/// reload. A table at a time it is a few kilobytes. `None` for the files
+/// [`split`] leaves, and when a part fails: [`whole`] then reads the file
+/// and says what is wrong.
 fn by_table(text: &str) -> Option<Spec> {
     let mut spec = Spec::default();
     // The `[name]` tables, deserialized together at the end.
     let mut tables = DeTable::new();
-    // Each name with a header so far (a few), and whether as `[[name]]`.
-    let mut named: Vec<(&str, bool)> = Vec::new();
-    // The part being read: where it starts, its name, whether `[[name]]`.
-    let mut part: Option<(usize, &str, bool)> = None;
-    let mut add = |start: usize, end: usize, array: bool| {
+    split(text, |part| {
+        let Range { start, end } = part.range;
         let doc = DeTable::parse(&text[start..end]).ok()?;
         let table: DeTable<'_> = doc
             .into_inner()
             .into_iter()
             .map(|(k, v)| (moved(k, start), moved_value(v, start)))
             .collect();
-        if array {
+        if part.array {
             // Only its own list is set: the lists are the parts' in order.
             let mut one =
                 Spec::deserialize(Deserializer::from(Spanned::new(start..end, table))).ok()?;
@@ -235,8 +277,68 @@ fn by_table(text: &str) -> Option<Spec> {
             tables.extend(table);
         }
         Some(())
-    };
+    })?;
+    let mut head =
+        Spec::deserialize(Deserializer::from(Spanned::new(0..text.len(), tables))).ok()?;
+    head.workspace = spec.workspace;
+    head.record = spec.record;
+    head.import = spec.import;
+    Some(head)
+}
 
+/// The `path` of every `[[import]]`, read leniently (a part that does not
+/// parse is passed over), and without the tree of the whole document: the
+/// watcher reads them at every start and reload, beside the table serving.
+pub(super) fn import_patterns(text: &str) -> Vec<String> {
+    fn read(text: &str, found: &mut Vec<String>) {
+        let table = text.parse::<toml::Table>().ok();
+        let imports = table
+            .as_ref()
+            .and_then(|t| t.get("import"))
+            .and_then(toml::Value::as_array);
+        found.extend(
+            imports
+                .into_iter()
+                .flatten()
+                .filter_map(|i| Some(i.get("path")?.as_str()?.to_string())),
+        );
+    }
+    let mut found = Vec::new();
+    let split = split(text, |part| {
+        if part.name == "import" {
+            read(&text[part.range], &mut found);
+        }
+        Some(())
+    });
+    if split.is_none() {
+        // Not of the shape read by table: the whole document, as `whole`.
+        found.clear();
+        read(text, &mut found);
+    }
+    found
+}
+
+/// A top-level table of the text: its header's first key (empty for a
+/// text without headers), whether its header is `[[name]]`, and its bytes,
+/// up to the next top-level header.
+struct Part<'t> {
+    name: &'t str,
+    array: bool,
+    range: Range<usize>,
+}
+
+/// Calls `each` with the parts of `text`, in order, split before each
+/// `[name]` or `[[name]]` header: TOML ties a table's lines to nothing
+/// outside it but its own name's other headers. So the parts read alone
+/// give what the document gives when no key is set before the first
+/// header, each `[name]` is given once and not also as `[[name]]`, and a
+/// dotted header (`[[workspace.projects]]`) stays under the header of its
+/// first key. `None` for any other file, and when `each` gives `None`.
+fn split<'t>(text: &'t str, mut each: impl FnMut(Part<'t>) -> Option<()>) -> Option<()> {
+    // Each name with a header so far (a few), and whether as `[[name]]`.
+    let mut named: Vec<(&str, bool)> = Vec::new();
+    // The part being read: where it starts, its name, whether `[[name]]`.
+    let mut part: Option<(usize, &str, bool)> = None;
     let mut tokens = Source::new(text).lex().peekable();
     // Open brackets and braces: a header is a `[` at the start of a line
     // outside any value.
@@ -277,8 +379,12 @@ fn by_table(text: &str) -> Option<Spec> {
                         Some(_) => {}
                         None => named.push((name, array)),
                     }
-                    if let Some((from, _, was_array)) = part {
-                        add(from, start, was_array)?;
+                    if let Some((from, before, was_array)) = part {
+                        each(Part {
+                            name: before,
+                            array: was_array,
+                            range: from..start,
+                        })?;
                     }
                     // The first part holds the comments above it, which
                     // TOML checks too.
@@ -295,16 +401,12 @@ fn by_table(text: &str) -> Option<Spec> {
         }
         line = None;
     }
-    match part {
-        Some((from, _, array)) => add(from, text.len(), array)?,
-        None => add(0, text.len(), false)?,
-    }
-    let mut head =
-        Spec::deserialize(Deserializer::from(Spanned::new(0..text.len(), tables))).ok()?;
-    head.workspace = spec.workspace;
-    head.record = spec.record;
-    head.import = spec.import;
-    Some(head)
+    let (from, name, array) = part.unwrap_or((0, "", false));
+    each(Part {
+        name,
+        array,
+        range: from..text.len(),
+    })
 }
 
 /// `value` as read from a part of the text that starts at byte `by`.
@@ -493,6 +595,22 @@ subscriptions = ["00000000-0000-4000-8000-00000000000a"]
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn import_patterns_are_read_part_by_part() {
+        let text = "[server]\n[[import]]\npath = \"a/*.json\"\n[[record]]\nname = \"x\"\n\
+                    [[import]]\npath = \"b.json\"\n";
+        assert_eq!(import_patterns(text), ["a/*.json", "b.json"]);
+        // Leniently: a part that does not parse is passed over.
+        let broken = "[[import]]\npath = \"a.json\"\n[server]\nlisten = [\n";
+        assert_eq!(import_patterns(broken), ["a.json"]);
+        // A shape not read by table is read whole.
+        assert_eq!(
+            import_patterns("import = [{ path = \"c.json\" }]\n"),
+            ["c.json"]
+        );
+        assert!(import_patterns("[log]\nqueries = true\n").is_empty());
     }
 
     #[test]

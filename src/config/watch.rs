@@ -22,20 +22,10 @@ pub fn watch_dirs(path: &Path) -> Vec<PathBuf> {
     if let Some(d) = real_folder_of(path) {
         add(&d);
     }
-    let table = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok());
-    let imports = table
-        .as_ref()
-        .and_then(|t| t.get("import"))
-        .and_then(toml::Value::as_array);
-    for pattern in imports
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.get("path")?.as_str())
-    {
-        add(&import::base_dir(path, pattern));
-        for f in import::files(path, pattern).unwrap_or_default() {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for pattern in super::spec::import_patterns(&text) {
+        add(&import::base_dir(path, &pattern));
+        for f in import::files(path, &pattern).unwrap_or_default() {
             add(&folder_of(&f));
             if let Some(d) = real_folder_of(&f) {
                 add(&d);

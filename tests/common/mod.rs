@@ -927,8 +927,8 @@ pub fn skip_or_fail(reason: &str) {
     skip(Lack::Install, reason);
 }
 
-/// A running `amldns serve --watch off`, its stderr collected line by line;
-/// killed when dropped.
+/// A running `amldns serve` (`--watch off` unless started watching), its
+/// stderr collected line by line; killed when dropped.
 pub struct Process {
     pub child: std::process::Child,
     pub lines: Arc<Mutex<Vec<String>>>,
@@ -942,11 +942,23 @@ impl Process {
     /// With `--log-format log_format` and `RUST_LOG` set to `rust_log`, or
     /// removed. The config must listen on one address.
     pub fn start(config_text: &str, log_format: &str, rust_log: Option<&str>) -> Self {
+        Self::start_watching(config_text, log_format, rust_log, "off", IO_TIMEOUT)
+    }
+
+    /// [`Process::start`] with `--watch watch`, given up to `max` to load
+    /// its table and start serving.
+    pub fn start_watching(
+        config_text: &str,
+        log_format: &str,
+        rust_log: Option<&str>,
+        watch: &str,
+        max: Duration,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("amldns.toml");
         std::fs::write(&config, config_text).unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amldns"));
-        cmd.args(["serve", "--log-format", log_format, "--watch", "off"])
+        cmd.args(["serve", "--log-format", log_format, "--watch", watch])
             .arg("--config")
             .arg(&config)
             .env_remove("RUST_LOG")
@@ -966,7 +978,7 @@ impl Process {
         };
         // `listen=127.0.0.1:N` in text, `"listen":"127.0.0.1:N"` in JSON
         // (several addresses are joined by ", ").
-        let started = p.wait_for_line("amldns serving");
+        let started = p.wait_for_line_within("amldns serving", max);
         let listen = started.split_once("listen").expect("a listen field").1;
         let addr = listen.trim_start_matches(['=', '"', ':']);
         let end = addr.find(['"', ',', ' ']).unwrap_or(addr.len());
@@ -978,13 +990,18 @@ impl Process {
 
     /// Waits up to [`IO_TIMEOUT`] for a log line containing `needle`.
     pub fn wait_for_line(&self, needle: &str) -> String {
+        self.wait_for_line_within(needle, IO_TIMEOUT)
+    }
+
+    /// Waits up to `max` for a log line containing `needle`.
+    pub fn wait_for_line_within(&self, needle: &str, max: Duration) -> String {
         let t = std::time::Instant::now();
         loop {
             if let Some(l) = self.lines().into_iter().find(|l| l.contains(needle)) {
                 return l;
             }
             assert!(
-                t.elapsed() < IO_TIMEOUT,
+                t.elapsed() < max,
                 "no log line with {needle:?}: {:#?}",
                 self.lines()
             );

@@ -24,6 +24,7 @@ mod process;
 mod reload;
 mod sd_notify;
 mod setup;
+mod table_memory;
 mod transport;
 mod upstream_protection;
 mod upstream_sockets;

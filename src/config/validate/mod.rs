@@ -55,7 +55,7 @@ pub(super) fn validate(
     cx.upstream_is_not_amldns(&upstream_spec.servers, &upstream.servers, &server.listen)?;
     let zone = cx.zone(&zone)?;
     let mut workspaces = cx.workspaces(&workspace)?;
-    let records = cx.records(&record)?;
+    let records = cx.records(record)?;
     let imports = cx.imports(&import, imported)?;
     cx.imported_workspaces(imports.workspaces, &imports.names, &mut workspaces);
     let azure = azure.map(|a| cx.azure(&a)).transpose()?;

@@ -10,20 +10,20 @@ use crate::diagnostics::ConfigError;
 use crate::names::{self, domain_name};
 
 impl Cx<'_> {
-    /// The `[[record]]` tables, in the order written.
+    /// The `[[record]]` tables, in the order written. Each spec is freed
+    /// once checked, so that a file of many records is not held twice.
     pub(super) fn records(
         &self,
-        records: &[RecordSpec],
+        records: Vec<RecordSpec>,
     ) -> Result<Vec<Located<Record>>, ConfigError> {
-        records
-            .iter()
-            .map(|r| {
-                Ok(Located {
-                    at: self.at_span(&r.name),
-                    value: self.record(r)?,
-                })
-            })
-            .collect()
+        let mut checked = Vec::with_capacity(records.len());
+        for r in records {
+            checked.push(Located {
+                at: self.at_span(&r.name),
+                value: self.record(&r)?,
+            });
+        }
+        Ok(checked)
     }
 
     fn record(&self, r: &RecordSpec) -> Result<Record, ConfigError> {
