@@ -381,6 +381,8 @@ pub struct ZoneTable {
     /// The apexes of `privatelink.*` zones, sorted: a question is looked up
     /// here, and there may be as many other apexes as names.
     private_apexes: Vec<u32>,
+    /// The apexes of the public Azure ML zones (a handful at most).
+    public_zones: Vec<u32>,
     origins: Vec<Origin>,
     /// TTL of negative answers (the SOA minimum).
     negative_ttl: u32,
@@ -548,6 +550,11 @@ impl ZoneTable {
             .map(|(i, _)| i)
             .collect();
         private_apexes.sort_unstable_by_key(|&i| &apexes[i as usize]);
+        let public_zones = (0u32..)
+            .zip(&apexes)
+            .filter(|(_, z)| names::is_public_zone(z))
+            .map(|(i, _)| i)
+            .collect();
         // A pool too big to fit holds names, so there is an origin to blame.
         if let Some(last) = origins.last().filter(|_| !pool.fits()) {
             return Err(ConfigError::Invalid {
@@ -592,6 +599,7 @@ impl ZoneTable {
             wildcards,
             apexes,
             private_apexes,
+            public_zones,
             origins,
             negative_ttl: ttl,
             pool,
@@ -718,10 +726,7 @@ impl ZoneTable {
     /// The public Azure ML zones the table holds names in: their SOA is the
     /// upstream's, learned by asking for it.
     pub fn public_zones(&self) -> impl Iterator<Item = &str> {
-        self.apexes
-            .iter()
-            .map(|a| &**a)
-            .filter(|a| names::is_public_zone(a))
+        self.public_zones.iter().map(|&i| &*self.apexes[i as usize])
     }
 
     /// True when `name` is a local name (wildcard matches included).
