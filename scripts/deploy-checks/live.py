@@ -96,7 +96,10 @@ def ask_tcp(port, name, qtype, qid):
 
 class Upstream(threading.Thread):
     """A stand-in resolver on 127.0.0.1: A questions get 192.0.2.1 (a
-    documentation address, only ever data), others an empty NOERROR."""
+    documentation address, only ever data), SOA questions an SOA as Azure's
+    DNS gives for its zones, others an empty NOERROR. `asked` counts the
+    questions but SOA ones: those amldns asks on its own, for the public
+    zones its table holds names in."""
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -111,18 +114,27 @@ class Upstream(threading.Thread):
                 msg, peer = self.sock.recvfrom(4096)
             except OSError:
                 return
-            self.asked += 1
             qid = msg[:2]
             end = 12
             while msg[end] != 0:
                 end += msg[end] + 1
             question = msg[12:end + 5]
             qtype = struct.unpack(">H", msg[end + 1:end + 3])[0]
+            if qtype != 6:
+                self.asked += 1
             answer = b""
             if qtype == 1:
                 answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 300, 4) + bytes([192, 0, 2, 1])
+            elif qtype == 6:
+                names = dns_name("ns1-01.azure-dns.com") + dns_name("azuredns-hostmaster.microsoft.com")
+                rdata = names + struct.pack(">IIIII", 1, 3600, 300, 2419200, 300)
+                answer = b"\xc0\x0c" + struct.pack(">HHIH", 6, 1, 3600, len(rdata)) + rdata
             header = qid + struct.pack(">HHHHH", 0x8180, 1, 1 if answer else 0, 0, 0)
             self.sock.sendto(header + question + answer, peer)
+
+
+def dns_name(name):
+    return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
 
 
 # --- HTTP on the metrics listener, never through a proxy ---
@@ -248,6 +260,8 @@ def exercise(args, work):
         if not ready:
             return proc
 
+        # NODATA carries the public zone's SOA once amldns has asked for it.
+        wait_for(lambda: ask_udp(dns, WORKSPACE_NAME, 28, 9)["ns"] == 1, 15)
         a = ask_udp(dns, WORKSPACE_NAME, 1, 1)
         aaaa = ask_udp(dns, WORKSPACE_NAME, 28, 2)
         fwd1 = ask_udp(dns, "forwarded.example", 1, 3)
