@@ -35,7 +35,7 @@ pub fn watch_dirs(path: &Path) -> Vec<PathBuf> {
         .filter_map(|i| i.get("path")?.as_str())
     {
         add(&import::base_dir(path, pattern));
-        for f in import::files(path, pattern).unwrap_or_default() {
+        for f in import::files(path, pattern, true).unwrap_or_default() {
             add(&folder_of(&f));
             if let Some(d) = real_folder_of(&f) {
                 add(&d);
