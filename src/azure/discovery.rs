@@ -21,11 +21,11 @@ pub const FILE_VERSION: u32 = 1;
 /// `{"amldns_discovery": 1, "workspaces": [...]}`. The version key marks
 /// the shape for `[[import]]`; a state file written before it had none.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct DiscoveryFile {
+pub struct DiscoveryFile<F = Discovery> {
     #[serde(default = "file_version")]
     pub amldns_discovery: u32,
     #[serde(flatten)]
-    pub found: Discovery,
+    pub found: F,
 }
 
 fn file_version() -> u32 {
@@ -33,12 +33,12 @@ fn file_version() -> u32 {
 }
 
 impl DiscoveryFile {
-    /// `found` as written.
-    pub fn new(found: Discovery) -> Self {
-        DiscoveryFile {
+    /// `found` as a file holds it.
+    pub fn write(found: &Discovery) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec_pretty(&DiscoveryFile {
             amldns_discovery: FILE_VERSION,
             found,
-        }
+        })
     }
 
     /// Reads a file's text; `Err` says why it is not a discovery this

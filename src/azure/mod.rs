@@ -41,7 +41,7 @@ use crate::import::ImportedName;
 use crate::metrics::{self, AzureResult, Metrics};
 use crate::names::{self, Workspace};
 use crate::zone::Source;
-pub use discovery::{Discovery, Found, FoundName, FoundProject};
+pub use discovery::{Discovery, DiscoveryFile, Found, FoundName, FoundProject};
 pub use http::Failure;
 
 /// A round that takes longer than this is abandoned and counted as a
@@ -143,9 +143,8 @@ impl Discovered {
                 return Discovered::default();
             }
         };
-        match serde_json::from_str::<Discovery>(&text) {
-            Ok(mut found) => {
-                found.normalize();
+        match DiscoveryFile::read(&text) {
+            Ok(found) => {
                 let (d, problems) = Discovered::new(found);
                 for p in problems {
                     warn!("{p}");
@@ -240,7 +239,7 @@ impl Discovered {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let text = serde_json::to_vec_pretty(&self.found).map_err(std::io::Error::other)?;
+        let text = DiscoveryFile::write(&self.found).map_err(std::io::Error::other)?;
         let aside = path.with_extension("json.tmp");
         {
             use std::io::Write as _;
@@ -637,6 +636,43 @@ pub async fn discover(cfg: &AzureConfig) -> Result<String, Failure> {
         let _ = writeln!(out, "# {p}");
     }
     Ok(out)
+}
+
+/// `amldns discover --out FILE`: a round written to `out` as the discovery
+/// file other replicas `[[import]]`, atomically (a reader never sees half
+/// of one); with `watch`, a round every `interval_s` for as long as the
+/// process runs, each good one written. A failed round is said on standard
+/// error and leaves the file as it was; without `watch` it is the error.
+pub async fn publish(cfg: &AzureConfig, out: &Path, watch: bool) -> Result<(), String> {
+    let arm = client(cfg);
+    loop {
+        match one_round(&arm, cfg).await {
+            Ok(found) => {
+                let (d, problems) = Discovered::new(found);
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                match d.save(out) {
+                    Ok(()) => eprintln!(
+                        "amldns discover: {} workspaces written to {}",
+                        d.len(),
+                        out.display()
+                    ),
+                    Err(e) if !watch => return Err(format!("cannot write {}: {e}", out.display())),
+                    Err(e) => eprintln!("error: cannot write {}: {e}", out.display()),
+                }
+            }
+            Err(e) if !watch => return Err(format!("Azure discovery failed: {e}")),
+            Err(e) => eprintln!(
+                "error: Azure discovery failed, {} stays as it was: {e}",
+                out.display()
+            ),
+        }
+        if !watch {
+            return Ok(());
+        }
+        tokio::time::sleep(cfg.interval).await;
+    }
 }
 
 /// What the rounds need of the server: the discovery it serves, `[azure]`
