@@ -117,6 +117,52 @@ fn a_workspace_object_beside_its_endpoint_gives_every_name() {
     );
 }
 
+/// Two workspaces' endpoints as Microsoft's custom-DNS doc lists them,
+/// with the regional `*.eastus.inference.ml.azure.com` at each one's
+/// inference IP, imported beside their workspace objects.
+#[test]
+fn an_imported_regional_wildcard_marks_the_inference_ip_and_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, g, net) in [
+        ("mlw-a", crate::fixtures::GUID, "10.1.0"),
+        ("mlw-b", "0d5c2f4e-1111-4222-8333-944444444444", "10.2.0"),
+    ] {
+        std::fs::write(
+            dir.path().join(format!("pe-{name}.json")),
+            format!(
+                r#"{{"customDnsConfigs": [
+                {{"fqdn": "{g}.workspace.eastus.api.azureml.ms", "ipAddresses": ["{net}.5"]}},
+                {{"fqdn": "{g}.workspace.eastus.cert.api.azureml.ms", "ipAddresses": ["{net}.5"]}},
+                {{"fqdn": "ml-{name}-eastus-{g}.eastus.notebooks.azure.net", "ipAddresses": ["{net}.6"]}},
+                {{"fqdn": "*.eastus.inference.ml.azure.com", "ipAddresses": ["{net}.7"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!("ws-{name}.json")),
+            format!(
+                r#"{{"name": "{name}", "location": "eastus", "properties": {{"workspaceId": "{g}"}}}}"#
+            ),
+        )
+        .unwrap();
+    }
+    let c = parse(
+        &dir.path().join("amldns.toml"),
+        "[[import]]\npath = \"*.json\"\n",
+    )
+    .unwrap();
+    let inference: Vec<String> = (c.workspaces.iter())
+        .map(|w| w.value.inference_ip.to_string())
+        .collect();
+    assert_eq!(inference, ["10.1.0.7", "10.2.0.7"]);
+    let t = crate::snapshot::table(&c).unwrap();
+    assert!(!t.contains("someone-elses-endpoint.eastus.inference.ml.azure.com"));
+    assert!(t.contains(&format!(
+        "{}.workspace.eastus.api.azureml.ms",
+        crate::fixtures::GUID
+    )));
+}
+
 #[test]
 fn azure_section_defaults_and_overrides() {
     const SUB: &str = "0B1F6471-1BF0-4DDA-AEC3-111122223333";

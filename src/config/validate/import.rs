@@ -108,8 +108,15 @@ impl Cx<'_> {
         d: &ImportedWorkspace,
         imports: &[ImportedName],
     ) -> Option<Workspace> {
-        let pairs: Vec<(String, Vec<IpAddr>)> = imports
-            .iter()
+        // The files that list this workspace's own names: a regional
+        // wildcard names no workspace, so only its endpoint's file says
+        // whose inference IP it marks.
+        let own: Vec<&std::path::Path> = (imports.iter())
+            .filter(|n| names::workspace_id_in(&n.name) == Some(d.id.as_str()))
+            .map(|n| n.at.file.as_path())
+            .collect();
+        let pairs: Vec<(String, Vec<IpAddr>)> = (imports.iter())
+            .filter(|n| own.contains(&n.at.file.as_path()))
             .map(|n| (n.name.clone(), n.addrs.clone()))
             .collect();
         let parts = WorkspaceParts {
