@@ -252,51 +252,80 @@ impl Discovered {
 
     /// The discovery as `[[workspace]]` (and `[[record]]`) entries a person
     /// can paste into the config: `amldns discover`.
+    ///
+    /// What is served only: a name two endpoints answer differently is
+    /// left out, said in a comment; a workspace found behind several
+    /// endpoints with the same addresses is printed once.
     pub fn to_toml(&self) -> String {
         let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+        let offers: Vec<Offer<'_>> = (self.entries.iter())
+            .flat_map(|e| {
+                let names = (e.names.iter()).map(move |(n, ep)| Offer::Name(e, n, ep.as_deref()));
+                std::iter::once(Offer::Workspace(e)).chain(names)
+            })
+            .collect();
+        let (kept, warnings) = settle(&offers, &HashMap::new(), names::AnswerMode::A);
         let mut out = String::new();
-        for e in &self.entries {
-            let w = &e.workspace;
-            let _ = writeln!(out, "# {}", e.at);
-            let _ = writeln!(out, "[[workspace]]");
-            let _ = writeln!(out, "name = {}", q(&w.name));
-            let _ = writeln!(out, "id = {}", q(&w.id));
-            let _ = writeln!(out, "region = {}", q(&w.region));
-            let _ = writeln!(out, "cloud = {}", q(w.cloud.as_str()));
-            let _ = writeln!(out, "ip = \"{}\"", w.ip);
-            let _ = writeln!(out, "notebook_ip = \"{}\"", w.notebook_ip);
-            let _ = writeln!(out, "inference_ip = \"{}\"", w.inference_ip);
-            if let Some(f) = &w.notebook_fqdn {
-                let _ = writeln!(out, "notebook_fqdn = {}", q(f));
+        let mut printed: BTreeSet<String> = BTreeSet::new();
+        for offer in (offers.iter().zip(kept)).filter_map(|(o, kept)| kept.then_some(*o)) {
+            let n = match offer {
+                Offer::Name(_, n, _) => n,
+                Offer::Workspace(e) => {
+                    if printed.insert(format!("workspace {}", e.workspace.id)) {
+                        Self::workspace_toml(&mut out, e);
+                    }
+                    continue;
+                }
+            };
+            if !printed.insert(format!("record {}", n.name)) {
+                continue;
             }
-            let _ = writeln!(out, "instances = [{}]", list(&w.instances));
-            let _ = writeln!(out, "online_endpoints = [{}]", list(&w.online_endpoints));
-            if !w.projects.is_empty() {
-                let projects: Vec<String> = w
-                    .projects
-                    .iter()
-                    .map(|p| format!("{{ name = {}, id = {} }}", q(&p.name), q(&p.id)))
-                    .collect();
-                let _ = writeln!(out, "projects = [{}]", projects.join(", "));
+            let (v4, v6): (Vec<&IpAddr>, Vec<&IpAddr>) = n.addrs.iter().partition(|a| a.is_ipv4());
+            let _ = writeln!(out, "# {}", n.at);
+            let _ = writeln!(out, "[[record]]");
+            let _ = writeln!(out, "name = {}", q(&n.name));
+            for (key, addrs) in [("a", v4), ("aaaa", v6)] {
+                if !addrs.is_empty() {
+                    let shown: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
+                    let _ = writeln!(out, "{key} = [{}]", shown.join(", "));
+                }
             }
             out.push('\n');
-            for (n, _) in &e.names {
-                let (v4, v6): (Vec<&IpAddr>, Vec<&IpAddr>) =
-                    n.addrs.iter().partition(|a| a.is_ipv4());
-                let _ = writeln!(out, "# {}", n.at);
-                let _ = writeln!(out, "[[record]]");
-                let _ = writeln!(out, "name = {}", q(&n.name));
-                for (key, addrs) in [("a", v4), ("aaaa", v6)] {
-                    if !addrs.is_empty() {
-                        let shown: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
-                        let _ = writeln!(out, "{key} = [{}]", shown.join(", "));
-                    }
-                }
-                out.push('\n');
-            }
+        }
+        for w in warnings {
+            let _ = writeln!(out, "# {}", w.message);
         }
         out
+    }
+
+    /// One discovered workspace as a `[[workspace]]` table.
+    fn workspace_toml(out: &mut String, e: &Entry) {
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+        let w = &e.workspace;
+        let _ = writeln!(out, "# {}", e.at);
+        let _ = writeln!(out, "[[workspace]]");
+        let _ = writeln!(out, "name = {}", q(&w.name));
+        let _ = writeln!(out, "id = {}", q(&w.id));
+        let _ = writeln!(out, "region = {}", q(&w.region));
+        let _ = writeln!(out, "cloud = {}", q(w.cloud.as_str()));
+        let _ = writeln!(out, "ip = \"{}\"", w.ip);
+        let _ = writeln!(out, "notebook_ip = \"{}\"", w.notebook_ip);
+        let _ = writeln!(out, "inference_ip = \"{}\"", w.inference_ip);
+        if let Some(f) = &w.notebook_fqdn {
+            let _ = writeln!(out, "notebook_fqdn = {}", q(f));
+        }
+        let _ = writeln!(out, "instances = [{}]", list(&w.instances));
+        let _ = writeln!(out, "online_endpoints = [{}]", list(&w.online_endpoints));
+        if !w.projects.is_empty() {
+            let projects: Vec<String> = w
+                .projects
+                .iter()
+                .map(|p| format!("{{ name = {}, id = {} }}", q(&p.name), q(&p.id)))
+                .collect();
+            let _ = writeln!(out, "projects = [{}]", projects.join(", "));
+        }
+        out.push('\n');
     }
 }
 
@@ -428,6 +457,7 @@ pub fn merge<'a>(
     let mut warnings = Vec::new();
     let mut offers: Vec<Offer<'a>> = Vec::new();
     for e in entries {
+        // A workspace the file has is the file's; the rest is offered.
         let ids =
             std::iter::once(&e.workspace.id).chain(e.workspace.projects.iter().map(|p| &p.id));
         let shadowed = ids.filter_map(|id| in_file.get(id.as_str())).next();
@@ -479,6 +509,24 @@ pub fn merge<'a>(
         }
     }
 
+    let (kept, settled) = settle(&offers, &given, mode);
+    warnings.extend(settled);
+    let discovered = (offers.iter().zip(kept))
+        .filter(|(_, kept)| *kept)
+        .map(|(o, _)| o.source())
+        .collect();
+    (discovered, warnings)
+}
+
+/// Which of `offers` are served: not one giving a name another gives
+/// differently, nor one giving a name the file (`given`) answers otherwise
+/// (names derived as `mode` says), nor a name a left-out workspace's own
+/// endpoint lists. The warnings say why, one per pair of givers.
+fn settle(
+    offers: &[Offer<'_>],
+    given: &HashMap<String, (Answer, &Location)>,
+    mode: names::AnswerMode,
+) -> (Vec<bool>, Vec<Warning>) {
     // Every name each offer gives, then who gives each name.
     let offered: Vec<Vec<(String, Answer)>> = (offers.iter())
         .map(|o| match o {
@@ -515,11 +563,10 @@ pub fn merge<'a>(
             }
             continue;
         }
-        let (_, first) = givers[0];
+        let (i, first) = givers[0];
         let Some(&(j, other)) = givers.iter().find(|(_, a)| *a != first) else {
             continue;
         };
-        let i = givers[0].0;
         for &(k, _) in givers {
             left_out[k] = true;
         }
@@ -537,16 +584,18 @@ pub fn merge<'a>(
         });
         said.2 += 1;
     }
-    for (at, message, count) in said.into_values() {
-        let more = match count {
-            1 => String::new(),
-            n => format!(" ({} more names alike)", n - 1),
-        };
-        warnings.push(Warning {
-            at,
-            message: format!("{message}{more}"),
-        });
-    }
+    let warnings = (said.into_values())
+        .map(|(at, message, count)| {
+            let more = match count {
+                1 => String::new(),
+                n => format!(" ({} more names alike)", n - 1),
+            };
+            Warning {
+                at,
+                message: format!("{message}{more}"),
+            }
+        })
+        .collect();
     // What a workspace's own endpoint lists goes with the workspace.
     let dropped: Vec<&Entry> = (offers.iter().zip(&left_out))
         .filter_map(|(o, out)| match (o, out) {
@@ -554,15 +603,14 @@ pub fn merge<'a>(
             _ => None,
         })
         .collect();
-    let discovered = (offers.iter().zip(&left_out))
-        .filter(|(o, out)| {
-            !**out
+    let kept = (offers.iter().zip(&left_out))
+        .map(|(o, out)| {
+            !*out
                 && !matches!(o, Offer::Name(e, n, _)
                     if n.at == e.at && dropped.iter().any(|d| std::ptr::eq(*d, *e)))
         })
-        .map(|(o, _)| o.source())
         .collect();
-    (discovered, warnings)
+    (kept, warnings)
 }
 
 /// ", though they differ in ip (10.1.0.5 here, 10.1.0.9 in Azure)": where
@@ -1021,6 +1069,27 @@ mod tests {
         ] {
             assert!(warnings.contains(said), "{said}: {warnings}");
         }
+    }
+
+    #[test]
+    fn discover_prints_only_what_is_served() {
+        let st = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/st";
+        let mut hub = found("mlw-a", A, "10.1.0.5");
+        hub.endpoint = Some(PE_HUB.into());
+        hub.names = vec![listed("st.blob.core.windows.net", "10.1.0.20", st, PE_HUB)];
+        let mut spoke = found("mlw-a", A, "10.2.0.5");
+        spoke.endpoint = Some(PE_SPOKE.into());
+        let mut same = found("mlw-b", B, "10.3.0.5");
+        same.instances.clear();
+        let mut again = same.clone();
+        same.endpoint = Some(PE_HUB.into());
+        again.endpoint = Some(PE_SPOKE.into());
+        let toml = discovered(vec![hub, spoke, same, again]).to_toml();
+        let c = crate::config::parse(Path::new("t.toml"), &toml).unwrap();
+        let ids: Vec<&str> = c.workspaces.iter().map(|w| w.value.id.as_str()).collect();
+        assert_eq!(ids, [B], "{toml}");
+        assert_eq!(c.records.len(), 1, "{toml}");
+        assert!(toml.contains("# ") && toml.contains(PE_SPOKE), "{toml}");
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //! copied. Where the examples leave out what amldns reads (a workspace's
 //! `workspaceId` and `notebookInfo`, a private endpoint NIC's
 //! `privateLinkConnectionProperties`), the shape is the specs' definitions'.
+//! An endpoint's VNet is its `properties.subnet.id`,
+//! `…/virtualNetworks/<vnet>/subnets/<subnet>`, as in PrivateEndpointGet.json
+//! (network 2024-01-01, commit 9c23125, compared 2026-12-07); the regional
+//! inference wildcard an endpoint may list is the one Microsoft's custom-DNS
+//! doc shows (`*.eastus.inference.ml.azure.com`).
 #![allow(dead_code)] // each test uses its own part
 
 use std::collections::HashMap;
