@@ -231,6 +231,46 @@ fn azure_section_errors_are_located() {
         1,
         "did you mean `interval_s`?",
     );
+    fails_at(
+        &format!("{head}virtual_networks = [\"vnet-hub\"]\n"),
+        3,
+        21,
+        "not a VNet's resource id",
+    );
+    let vnet = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/VNet-Hub/"
+    );
+    let c = parse_str(&format!("{head}virtual_networks = [\"{vnet}\"]\n")).unwrap();
+    assert_eq!(
+        c.azure.unwrap().virtual_networks,
+        [vnet.trim_end_matches('/').to_ascii_lowercase()]
+    );
+}
+
+#[test]
+fn an_optional_import_may_be_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amldns.toml");
+    let text = "[[import]]\npath = \"shared/discovery.json\"\n";
+    assert!(parse(&path, text).is_err());
+    // Not written yet: no error, and it counts as something to answer.
+    let c = parse(&path, &format!("{text}optional = true\n")).unwrap();
+    assert!(c.discoveries.is_empty());
+    std::fs::create_dir_all(dir.path().join("shared")).unwrap();
+    let file = dir.path().join("shared/discovery.json");
+    std::fs::write(&file, r#"{"amldns_discovery": 1, "workspaces": []}"#).unwrap();
+    assert_eq!(parse(&path, text).unwrap().discoveries.len(), 1);
+    // A version this amldns does not know is an error, not an empty discovery.
+    std::fs::write(&file, r#"{"amldns_discovery": 2, "workspaces": []}"#).unwrap();
+    let e = parse(&path, text).unwrap_err().to_string();
+    assert!(e.contains("not an amldns discovery file"), "{e}");
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.message.contains("matches no file yet")),
+        "{:?}",
+        c.warnings
+    );
 }
 
 #[test]
