@@ -112,6 +112,7 @@ enum Command {
     },
     /// Run one Azure discovery round (the config's [azure]) and print what
     /// it found as [[workspace]] entries; exit 1 with the reason if it fails.
+    ///
     /// With --out, write it as a discovery file other amldns servers
     /// [[import]] instead; with --watch too, a round every interval_s.
     Discover {
