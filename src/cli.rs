@@ -112,7 +112,21 @@ enum Command {
     },
     /// Run one Azure discovery round (the config's [azure]) and print what
     /// it found as [[workspace]] entries; exit 1 with the reason if it fails.
-    Discover(ConfigArg),
+    ///
+    /// With --out, write it as a discovery file other amldns servers
+    /// [[import]] instead; with --watch too, a round every interval_s.
+    Discover {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Write the discovery to FILE (atomically), in the JSON shape of
+        /// the state file, for other replicas to [[import]].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// With --out: keep discovering, every [azure] interval_s, and
+        /// write each good round.
+        #[arg(long, requires = "out")]
+        watch: bool,
+    },
     /// Ask a running server what it serves and how it fares: table,
     /// last reload, upstreams, cache, problems.
     Status {
@@ -212,7 +226,7 @@ pub fn main() -> ExitCode {
             server.as_deref(),
             format,
         ),
-        Command::Discover(c) => discover(&c.config),
+        Command::Discover { config, out, watch } => discover(&config.config, out.as_deref(), watch),
         Command::Forwarders {
             to,
             format,
@@ -384,7 +398,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     emit(&out)
 }
 
-fn discover(path: &std::path::Path) -> ExitCode {
+fn discover(path: &std::path::Path, out: Option<&std::path::Path>, watch: bool) -> ExitCode {
     let Some((config, _)) = load(path) else {
         return ExitCode::FAILURE;
     };
@@ -395,12 +409,25 @@ fn discover(path: &std::path::Path) -> ExitCode {
         );
         return ExitCode::FAILURE;
     };
-    let found = tokio::runtime::Runtime::new()
-        .map_err(|e| e.to_string())
-        .and_then(|r| {
-            r.block_on(crate::azure::discover(azure))
-                .map_err(|e| e.to_string())
-        });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(out) = out {
+        return match runtime.block_on(crate::azure::publish(azure, out, watch)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let found = runtime
+        .block_on(crate::azure::discover(azure))
+        .map_err(|e| e.to_string());
     match found {
         Ok(text) => emit(&text),
         Err(e) => {

@@ -14,7 +14,10 @@
 //! - the workspace object (`az ml workspace show`, or ARM's, or a list of
 //!   them): no addresses of its own, but with the names imported beside it
 //!   it gives the workspace's whole name set, as `[[workspace]]` does
-//!   (SPEC §1: the private-link forms, the older notebooks form).
+//!   (SPEC §1: the private-link forms, the older notebooks form);
+//! - amldns's own discovery file (`{"amldns_discovery": 1, ...}`, what
+//!   `amldns discover --watch --out` writes): served as discovery is, below
+//!   the file's own names.
 //!
 //! Key case varies between CLI versions and ARM (`privateIpAddress`), so keys
 //! are matched case-insensitively.
@@ -26,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::azure::discovery::{Discovery, DiscoveryFile};
 use crate::diagnostics::{Lines, Location};
 use crate::names::{self, AnswerMode, Cloud, Workspace, domain_name};
 
@@ -58,6 +62,8 @@ pub struct Loaded {
     pub files: usize,
     pub names: Vec<ImportedName>,
     pub workspaces: Vec<ImportedWorkspace>,
+    /// Discovery files, each with where it was read.
+    pub discoveries: Vec<(Location, Discovery)>,
     /// Files of a known shape that list no names.
     pub empty: Vec<PathBuf>,
     /// A hash of every file's path and text, as read.
@@ -91,11 +97,19 @@ pub enum ImportError {
 }
 
 /// The files `pattern` names now, relative to the config file's folder:
-/// a glob's matches (maybe none), or the one file a plain path names.
-pub fn files(config_path: &Path, pattern: &str) -> Result<Vec<PathBuf>, ImportError> {
+/// a glob's matches (maybe none), or the one file a plain path names (none
+/// yet when the import is `optional`).
+pub fn files(
+    config_path: &Path,
+    pattern: &str,
+    optional: bool,
+) -> Result<Vec<PathBuf>, ImportError> {
     let dir = config_path.parent().unwrap_or(Path::new("."));
     let full = dir.join(pattern);
     if !pattern.contains(['*', '?', '[']) {
+        if optional && !full.exists() {
+            return Ok(Vec::new());
+        }
         if !full.is_file() {
             return Err(ImportError::Pattern(format!(
                 "import file {} does not exist",
@@ -117,8 +131,8 @@ pub fn files(config_path: &Path, pattern: &str) -> Result<Vec<PathBuf>, ImportEr
 }
 
 /// Reads every file `pattern` names, relative to the config file's folder.
-pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
-    let paths = files(config_path, pattern)?;
+pub fn load(config_path: &Path, pattern: &str, optional: bool) -> Result<Loaded, ImportError> {
+    let paths = files(config_path, pattern, optional)?;
     let mut loaded = Loaded {
         files: paths.len(),
         ..Loaded::default()
@@ -131,6 +145,15 @@ pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
         })?;
         (&path, &text).hash(&mut digest);
         let value = json(&path, &text)?;
+        if value.get("amldns_discovery").is_some() {
+            let at = Location::start_of(&path);
+            let found = DiscoveryFile::read(&text).map_err(|why| ImportError::At {
+                at: at.clone(),
+                message: format!("not an amldns discovery file: {why}"),
+            })?;
+            loaded.discoveries.push((at, found));
+            continue;
+        }
         if let Some(ws) = workspaces_in(&path, &value) {
             loaded.workspaces.extend(ws);
             continue;
@@ -146,9 +169,11 @@ pub fn load(config_path: &Path, pattern: &str) -> Result<Loaded, ImportError> {
 }
 
 /// The workspace `name` (`id`, `region`) whose private endpoint lists
-/// `pairs`, its addresses read off them (SPEC §8 step 2): the API IP is the
-/// API name's, the notebook IP the notebooks name's, the inference IP the
-/// inference wildcard's (each defaulting to the API IP). The cloud is the
+/// `pairs`, its addresses read off them: the API IP is the API name's, the
+/// notebook IP the notebooks name's, the inference IP the inference
+/// wildcard's, the workspace's own (`*.<id>.inference.…`) or else the
+/// regional one of its region (`*.<region>.inference.…`, as Microsoft's
+/// custom-DNS doc lists it), each defaulting to the API IP. The cloud is the
 /// one whose API name is listed, `prefer` tried first; `None` when none is.
 /// The notebooks FQDN is `notebook_fqdn` when it is this workspace's, else
 /// the one listed. Discovery and imported workspace objects both use it.
@@ -197,7 +222,9 @@ pub fn workspace_from_endpoint(
     ws.cloud = cloud;
     ws.ip = ip;
     ws.notebook_ip = addr_of(&notebooks).unwrap_or(ip);
-    ws.inference_ip = addr_of(&|n| names::is_inference_wildcard_of(n, id)).unwrap_or(ip);
+    ws.inference_ip = addr_of(&|n| names::is_inference_wildcard_of(n, id))
+        .or_else(|| addr_of(&|n| names::is_regional_inference_wildcard(n, cloud, region)))
+        .unwrap_or(ip);
     ws.notebook_fqdn = notebook_fqdn
         .map(str::to_ascii_lowercase)
         .filter(|f| notebooks(f))

@@ -88,7 +88,8 @@ pub fn table(config: &Config) -> Result<ZoneTable, ConfigError> {
 /// be forgotten: each is read into the snapshot (live), the forwarder's
 /// settings (live), or what needs a restart.
 pub fn build(config: &Config, found: &Discovered, generation: u64) -> Result<Built, ConfigError> {
-    let (discovered, merge_warnings) = azure::merge(config, found);
+    let (files, file_warnings) = azure::imported(config);
+    let (discovered, merge_warnings) = azure::merge(config, found, &files);
     let table = ZoneTable::compile(config.sources().chain(discovered), config.zone, generation)?;
     let Config {
         // Read by the reload that watches it.
@@ -101,6 +102,7 @@ pub fn build(config: &Config, found: &Discovered, generation: u64) -> Result<Bui
         workspaces: _,
         records: _,
         imports: _,
+        discoveries: _,
         log,
         azure,
         warnings,
@@ -137,7 +139,10 @@ pub fn build(config: &Config, found: &Discovered, generation: u64) -> Result<Bui
             metrics: metrics.clone(),
         },
         azure: azure.clone(),
-        warnings: warnings.iter().cloned().chain(merge_warnings).collect(),
+        warnings: (warnings.iter().cloned())
+            .chain(file_warnings)
+            .chain(merge_warnings)
+            .collect(),
         fingerprint: *fingerprint,
         sha256: sha256.clone(),
     })

@@ -13,6 +13,50 @@ pub struct Discovery {
     pub workspaces: Vec<Found>,
 }
 
+/// The version of [`DiscoveryFile`]'s shape.
+pub const FILE_VERSION: u32 = 1;
+
+/// A discovery as a file holds it, the `state_file` and the discovery file
+/// `amldns discover --watch --out` writes for other replicas to import:
+/// `{"amldns_discovery": 1, "workspaces": [...]}`. The version key marks
+/// the shape for `[[import]]`; a state file written before it had none.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DiscoveryFile<F = Discovery> {
+    #[serde(default = "file_version")]
+    pub amldns_discovery: u32,
+    #[serde(flatten)]
+    pub found: F,
+}
+
+fn file_version() -> u32 {
+    FILE_VERSION
+}
+
+impl DiscoveryFile {
+    /// `found` as a file holds it.
+    pub fn write(found: &Discovery) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec_pretty(&DiscoveryFile {
+            amldns_discovery: FILE_VERSION,
+            found,
+        })
+    }
+
+    /// Reads a file's text; `Err` says why it is not a discovery this
+    /// amldns reads.
+    pub fn read(text: &str) -> Result<Discovery, String> {
+        let file: DiscoveryFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if file.amldns_discovery != FILE_VERSION {
+            return Err(format!(
+                "amldns_discovery {} is not a version this amldns reads ({FILE_VERSION})",
+                file.amldns_discovery
+            ));
+        }
+        let mut found = file.found;
+        found.normalize();
+        Ok(found)
+    }
+}
+
 /// One workspace (or hub, with its projects) and every name it gives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Found {
@@ -36,6 +80,10 @@ pub struct Found {
     /// of its storage account, key vault and registry's own endpoints.
     #[serde(default)]
     pub names: Vec<FoundName>,
+    /// The private endpoint its addresses were read from: a workspace
+    /// behind endpoints in several VNets is found once per endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +98,9 @@ pub struct FoundName {
     pub addrs: Vec<IpAddr>,
     /// The resource whose private endpoint lists it.
     pub resource_id: String,
+    /// That private endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 impl Discovery {
@@ -67,7 +118,7 @@ impl Discovery {
                 .dedup_by(|a, b| a.name == b.name && a.addrs == b.addrs);
         }
         self.workspaces
-            .sort_by_key(|f| f.resource_id.to_ascii_lowercase());
+            .sort_by_cached_key(|f| (f.resource_id.to_ascii_lowercase(), f.endpoint.clone()));
     }
 }
 
@@ -149,6 +200,7 @@ mod tests {
                 id: "0d5c2f4e-1111-2222-3333-444455556666".into(),
             }],
             names: Vec::new(),
+            endpoint: None,
         }
     }
 

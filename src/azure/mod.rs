@@ -15,13 +15,13 @@
 //!   ([`run`]), and the `state_file` that survives restarts.
 
 mod arm;
-mod discovery;
+pub mod discovery;
 mod http;
 mod round;
 mod token;
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -41,7 +41,7 @@ use crate::import::ImportedName;
 use crate::metrics::{self, AzureResult, Metrics};
 use crate::names::{self, Workspace};
 use crate::zone::Source;
-pub use discovery::{Discovery, Found, FoundName, FoundProject};
+pub use discovery::{Discovery, DiscoveryFile, Found, FoundName, FoundProject};
 pub use http::Failure;
 
 /// A round that takes longer than this is abandoned and counted as a
@@ -55,7 +55,10 @@ pub const ROUND_DEADLINE: Duration = Duration::from_secs(3600);
 struct Entry {
     at: Location,
     workspace: Workspace,
-    names: Vec<ImportedName>,
+    /// The private endpoint its addresses were read from, when known.
+    endpoint: Option<String>,
+    /// The other names, each with the endpoint that lists it when known.
+    names: Vec<(ImportedName, Option<String>)>,
 }
 
 /// The discovery being served: what a round found, checked.
@@ -80,15 +83,20 @@ impl Discovered {
                 .iter()
                 .filter_map(|n| {
                     let name = names::domain_name(&n.name).ok()?;
-                    // A wildcard capturing public names stays out, as in an import.
-                    if name.starts_with("*.") && names::captures_public(&name).is_some() {
+                    // A wildcard capturing public names stays out, as in an
+                    // import; a regional one only marked an address.
+                    if name.starts_with("*.")
+                        && (names::captures_public(&name).is_some()
+                            || names::is_regional_wildcard(&name))
+                    {
                         return None;
                     }
-                    Some(ImportedName {
+                    let name = ImportedName {
                         name,
                         addrs: n.addrs.clone(),
                         at: Location::azure(&n.resource_id),
-                    })
+                    };
+                    Some((name, n.endpoint.clone()))
                 })
                 .collect();
             match f.workspace() {
@@ -96,6 +104,7 @@ impl Discovered {
                     entries.push(Entry {
                         at,
                         workspace,
+                        endpoint: f.endpoint.clone(),
                         names,
                     });
                     true
@@ -134,9 +143,8 @@ impl Discovered {
                 return Discovered::default();
             }
         };
-        match serde_json::from_str::<Discovery>(&text) {
-            Ok(mut found) => {
-                found.normalize();
+        match DiscoveryFile::read(&text) {
+            Ok(found) => {
                 let (d, problems) = Discovered::new(found);
                 for p in problems {
                     warn!("{p}");
@@ -231,7 +239,7 @@ impl Discovered {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let text = serde_json::to_vec_pretty(&self.found).map_err(std::io::Error::other)?;
+        let text = DiscoveryFile::write(&self.found).map_err(std::io::Error::other)?;
         let aside = path.with_extension("json.tmp");
         {
             use std::io::Write as _;
@@ -244,61 +252,201 @@ impl Discovered {
 
     /// The discovery as `[[workspace]]` (and `[[record]]`) entries a person
     /// can paste into the config: `amldns discover`.
+    ///
+    /// What is served only: a name two endpoints answer differently is
+    /// left out, said in a comment; a workspace found behind several
+    /// endpoints with the same addresses is printed once.
     pub fn to_toml(&self) -> String {
         let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+        let offers: Vec<Offer<'_>> = (self.entries.iter())
+            .flat_map(|e| {
+                let names = (e.names.iter()).map(move |(n, ep)| Offer::Name(e, n, ep.as_deref()));
+                std::iter::once(Offer::Workspace(e)).chain(names)
+            })
+            .collect();
+        let (kept, warnings) = settle(&offers, &HashMap::new(), names::AnswerMode::A);
         let mut out = String::new();
-        for e in &self.entries {
-            let w = &e.workspace;
-            let _ = writeln!(out, "# {}", e.at);
-            let _ = writeln!(out, "[[workspace]]");
-            let _ = writeln!(out, "name = {}", q(&w.name));
-            let _ = writeln!(out, "id = {}", q(&w.id));
-            let _ = writeln!(out, "region = {}", q(&w.region));
-            let _ = writeln!(out, "cloud = {}", q(w.cloud.as_str()));
-            let _ = writeln!(out, "ip = \"{}\"", w.ip);
-            let _ = writeln!(out, "notebook_ip = \"{}\"", w.notebook_ip);
-            let _ = writeln!(out, "inference_ip = \"{}\"", w.inference_ip);
-            if let Some(f) = &w.notebook_fqdn {
-                let _ = writeln!(out, "notebook_fqdn = {}", q(f));
+        let mut printed: BTreeSet<String> = BTreeSet::new();
+        for offer in (offers.iter().zip(kept)).filter_map(|(o, kept)| kept.then_some(*o)) {
+            let n = match offer {
+                Offer::Name(_, n, _) => n,
+                Offer::Workspace(e) => {
+                    if printed.insert(format!("workspace {}", e.workspace.id)) {
+                        Self::workspace_toml(&mut out, e);
+                    }
+                    continue;
+                }
+            };
+            if !printed.insert(format!("record {}", n.name)) {
+                continue;
             }
-            let _ = writeln!(out, "instances = [{}]", list(&w.instances));
-            let _ = writeln!(out, "online_endpoints = [{}]", list(&w.online_endpoints));
-            if !w.projects.is_empty() {
-                let projects: Vec<String> = w
-                    .projects
-                    .iter()
-                    .map(|p| format!("{{ name = {}, id = {} }}", q(&p.name), q(&p.id)))
-                    .collect();
-                let _ = writeln!(out, "projects = [{}]", projects.join(", "));
+            let (v4, v6): (Vec<&IpAddr>, Vec<&IpAddr>) = n.addrs.iter().partition(|a| a.is_ipv4());
+            let _ = writeln!(out, "# {}", n.at);
+            let _ = writeln!(out, "[[record]]");
+            let _ = writeln!(out, "name = {}", q(&n.name));
+            for (key, addrs) in [("a", v4), ("aaaa", v6)] {
+                if !addrs.is_empty() {
+                    let shown: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
+                    let _ = writeln!(out, "{key} = [{}]", shown.join(", "));
+                }
             }
             out.push('\n');
-            for n in &e.names {
-                let (v4, v6): (Vec<&IpAddr>, Vec<&IpAddr>) =
-                    n.addrs.iter().partition(|a| a.is_ipv4());
-                let _ = writeln!(out, "# {}", n.at);
-                let _ = writeln!(out, "[[record]]");
-                let _ = writeln!(out, "name = {}", q(&n.name));
-                for (key, addrs) in [("a", v4), ("aaaa", v6)] {
-                    if !addrs.is_empty() {
-                        let shown: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
-                        let _ = writeln!(out, "{key} = [{}]", shown.join(", "));
-                    }
-                }
-                out.push('\n');
-            }
+        }
+        for w in warnings {
+            let _ = writeln!(out, "# {}", w.message);
         }
         out
     }
+
+    /// One discovered workspace as a `[[workspace]]` table.
+    fn workspace_toml(out: &mut String, e: &Entry) {
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+        let w = &e.workspace;
+        let _ = writeln!(out, "# {}", e.at);
+        let _ = writeln!(out, "[[workspace]]");
+        let _ = writeln!(out, "name = {}", q(&w.name));
+        let _ = writeln!(out, "id = {}", q(&w.id));
+        let _ = writeln!(out, "region = {}", q(&w.region));
+        let _ = writeln!(out, "cloud = {}", q(w.cloud.as_str()));
+        let _ = writeln!(out, "ip = \"{}\"", w.ip);
+        let _ = writeln!(out, "notebook_ip = \"{}\"", w.notebook_ip);
+        let _ = writeln!(out, "inference_ip = \"{}\"", w.inference_ip);
+        if let Some(f) = &w.notebook_fqdn {
+            let _ = writeln!(out, "notebook_fqdn = {}", q(f));
+        }
+        let _ = writeln!(out, "instances = [{}]", list(&w.instances));
+        let _ = writeln!(out, "online_endpoints = [{}]", list(&w.online_endpoints));
+        if !w.projects.is_empty() {
+            let projects: Vec<String> = w
+                .projects
+                .iter()
+                .map(|p| format!("{{ name = {}, id = {} }}", q(&p.name), q(&p.id)))
+                .collect();
+            let _ = writeln!(out, "projects = [{}]", projects.join(", "));
+        }
+        out.push('\n');
+    }
 }
 
-/// The sources `found` adds to `config`'s, merged like an import (SPEC §8):
-/// a `[[workspace]]` of the file with the id of a discovered one wins, and a
-/// warning names both. Without `[azure]`, the discovery is not served.
-pub fn merge<'a>(config: &'a Config, found: &'a Discovered) -> (Vec<Source<'a>>, Vec<Warning>) {
-    if config.azure.is_none() || found.is_empty() {
+/// The discovery files `config` imports, checked as a round's findings
+/// are; what cannot be served is said as a warning at the file.
+pub fn imported(config: &Config) -> (Vec<Discovered>, Vec<Warning>) {
+    let mut warnings = Vec::new();
+    let files = (config.discoveries.iter())
+        .map(|d| {
+            let (found, problems) = Discovered::new(d.value.clone());
+            warnings.extend(problems.into_iter().map(|message| Warning {
+                at: d.at.clone(),
+                message,
+            }));
+            found
+        })
+        .collect();
+    (files, warnings)
+}
+
+/// One name's answer, to compare what several sources give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    Addrs(Vec<IpAddr>),
+    Alias(String),
+}
+
+impl Answer {
+    fn addrs(addrs: &[IpAddr]) -> Self {
+        let mut v = addrs.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        Answer::Addrs(v)
+    }
+
+    fn of(target: names::Target) -> Self {
+        match target {
+            names::Target::Addr(ip) => Answer::Addrs(vec![ip]),
+            names::Target::Alias(t) => Answer::Alias(t),
+        }
+    }
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Addrs(a) => {
+                let shown: Vec<String> = a.iter().map(ToString::to_string).collect();
+                f.write_str(&shown.join(", "))
+            }
+            Answer::Alias(t) => write!(f, "CNAME {t}"),
+        }
+    }
+}
+
+/// What one discovered entry offers the table: a workspace (every name it
+/// derives), or one name an endpoint lists.
+#[derive(Clone, Copy)]
+enum Offer<'a> {
+    Workspace(&'a Entry),
+    Name(&'a Entry, &'a ImportedName, Option<&'a str>),
+}
+
+impl<'a> Offer<'a> {
+    /// Who gives it, for a warning: the private endpoint when known.
+    fn who(self) -> String {
+        match self {
+            Offer::Workspace(e) => e.endpoint.clone().unwrap_or_else(|| e.at.to_string()),
+            Offer::Name(e, n, endpoint) => (endpoint.or(e.endpoint.as_deref()))
+                .map_or_else(|| n.at.to_string(), str::to_string),
+        }
+    }
+
+    fn at(self) -> &'a Location {
+        match self {
+            Offer::Workspace(e) | Offer::Name(e, ..) => &e.at,
+        }
+    }
+
+    fn source(self) -> Source<'a> {
+        match self {
+            Offer::Workspace(e) => Source::Workspace {
+                workspace: &e.workspace,
+                at: &e.at,
+            },
+            Offer::Name(_, n, _) => Source::Azure {
+                name: &n.name,
+                addrs: &n.addrs,
+                at: &n.at,
+            },
+        }
+    }
+}
+
+/// The sources discovery adds to `config`'s: the live one (`found`, only
+/// with `[azure]`) and the discovery `files` the config imports, merged per
+/// name below the config's own names.
+///
+/// - A `[[workspace]]` of the file with the id of a discovered one wins;
+///   its discovered storage, key vault and registry still come along.
+/// - A name the file gives (a `[[workspace]]`'s, a `[[record]]`, an
+///   import) is served from the file; a discovered entry that gives it
+///   another answer is left out, with a warning.
+/// - A name discovery gives two different answers (one resource behind
+///   endpoints in two VNets, two resources claiming one name) is served
+///   from none of them, with a warning naming both endpoints; everything
+///   else is served. A workspace is left out whole, since all its names
+///   hang on its addresses.
+pub fn merge<'a>(
+    config: &'a Config,
+    found: &'a Discovered,
+    files: &'a [Discovered],
+) -> (Vec<Source<'a>>, Vec<Warning>) {
+    let live = config.azure.is_some().then_some(found);
+    let entries: Vec<&Entry> = (live.into_iter().chain(files))
+        .flat_map(|d| &d.entries)
+        .collect();
+    if entries.is_empty() {
         return (Vec::new(), Vec::new());
     }
+    let mode = config.zone.answer;
     let mut in_file: HashMap<&str, &Located<Workspace>> = HashMap::new();
     for w in &config.workspaces {
         in_file.insert(&w.value.id, w);
@@ -307,16 +455,14 @@ pub fn merge<'a>(config: &'a Config, found: &'a Discovered) -> (Vec<Source<'a>>,
         }
     }
     let mut warnings = Vec::new();
-    let mut discovered = Vec::new();
-    for e in &found.entries {
+    let mut offers: Vec<Offer<'a>> = Vec::new();
+    for e in entries {
+        // A workspace the file has is the file's; the rest is offered.
         let ids =
             std::iter::once(&e.workspace.id).chain(e.workspace.projects.iter().map(|p| &p.id));
         let shadowed = ids.filter_map(|id| in_file.get(id.as_str())).next();
         match shadowed {
-            None => discovered.push(Source::Workspace {
-                workspace: &e.workspace,
-                at: &e.at,
-            }),
+            None => offers.push(Offer::Workspace(e)),
             Some(file) => warnings.push(Warning {
                 at: file.at.clone(),
                 message: format!(
@@ -330,18 +476,141 @@ pub fn merge<'a>(config: &'a Config, found: &'a Discovered) -> (Vec<Source<'a>>,
         }
         // Its storage, key vault and registry come along either way; what
         // its own endpoint lists goes with the workspace served.
-        discovered.extend(
-            e.names
-                .iter()
-                .filter(|n| shadowed.is_none() || n.at != e.at)
-                .map(|n| Source::Azure {
-                    name: &n.name,
-                    addrs: &n.addrs,
-                    at: &n.at,
-                }),
+        offers.extend(
+            (e.names.iter())
+                .filter(|(n, _)| shadowed.is_none() || n.at != e.at)
+                .map(|(n, endpoint)| Offer::Name(e, n, endpoint.as_deref())),
         );
     }
+
+    // What the file answers, by name: the first definition (two different
+    // ones are the table's error to report).
+    let mut given: HashMap<String, (Answer, &Location)> = HashMap::new();
+    for source in config.sources() {
+        let mut give = |name: String, answer: Answer, at: &'a Location| {
+            given.entry(name).or_insert((answer, at));
+        };
+        match source {
+            Source::Workspace { workspace, at } => {
+                for d in names::derive(workspace, mode) {
+                    give(d.name, Answer::of(d.target), at);
+                }
+            }
+            Source::Record { name, data, at, .. } => {
+                let answer = match data {
+                    crate::zone::Given::Addrs(a) => Answer::addrs(a),
+                    crate::zone::Given::Alias(t) => Answer::Alias(t.to_string()),
+                };
+                give(name.to_string(), answer, at);
+            }
+            Source::Import { name, addrs, at } | Source::Azure { name, addrs, at } => {
+                give(name.to_string(), Answer::addrs(addrs), at);
+            }
+        }
+    }
+
+    let (kept, settled) = settle(&offers, &given, mode);
+    warnings.extend(settled);
+    let discovered = (offers.iter().zip(kept))
+        .filter(|(_, kept)| *kept)
+        .map(|(o, _)| o.source())
+        .collect();
     (discovered, warnings)
+}
+
+/// Which of `offers` are served: not one giving a name another gives
+/// differently, nor one giving a name the file (`given`) answers otherwise
+/// (names derived as `mode` says), nor a name a left-out workspace's own
+/// endpoint lists. The warnings say why, one per pair of givers.
+fn settle(
+    offers: &[Offer<'_>],
+    given: &HashMap<String, (Answer, &Location)>,
+    mode: names::AnswerMode,
+) -> (Vec<bool>, Vec<Warning>) {
+    // Every name each offer gives, then who gives each name.
+    let offered: Vec<Vec<(String, Answer)>> = (offers.iter())
+        .map(|o| match o {
+            Offer::Workspace(e) => names::derive(&e.workspace, mode)
+                .into_iter()
+                .map(|d| (d.name, Answer::of(d.target)))
+                .collect(),
+            Offer::Name(_, n, _) => vec![(n.name.clone(), Answer::addrs(&n.addrs))],
+        })
+        .collect();
+    let mut by_name: BTreeMap<&str, Vec<(usize, &Answer)>> = BTreeMap::new();
+    for (i, list) in offered.iter().enumerate() {
+        for (name, answer) in list {
+            by_name.entry(name).or_default().push((i, answer));
+        }
+    }
+    let mut left_out = vec![false; offers.len()];
+    // One warning per pair of givers: where, the first name, how many.
+    let mut said: BTreeMap<(String, String), (Location, String, usize)> = BTreeMap::new();
+    for (name, givers) in &by_name {
+        if let Some((file_answer, file_at)) = given.get(*name) {
+            for &(i, answer) in givers.iter().filter(|(_, a)| *a != file_answer) {
+                left_out[i] = true;
+                let key = (file_at.to_string(), offers[i].who());
+                let said = said.entry(key).or_insert_with(|| {
+                    let message = format!(
+                        "{name} is given by the file ({file_answer}) and by Azure ({answer}, \
+                         from {}): the file's is served",
+                        offers[i].who()
+                    );
+                    ((*file_at).clone(), message, 0)
+                });
+                said.2 += 1;
+            }
+            continue;
+        }
+        let (i, first) = givers[0];
+        let Some(&(j, other)) = givers.iter().find(|(_, a)| *a != first) else {
+            continue;
+        };
+        for &(k, _) in givers {
+            left_out[k] = true;
+        }
+        let (a, b) = (offers[i].who(), offers[j].who());
+        let key = if a <= b { (a, b) } else { (b, a) };
+        let said = said.entry(key).or_insert_with(|| {
+            let message = format!(
+                "{name} is given two different answers by Azure: {first} by {}, {other} by {}: \
+                 neither is served; set [azure] virtual_networks to the VNets whose private \
+                 endpoints this server's clients use",
+                offers[i].who(),
+                offers[j].who()
+            );
+            (offers[i].at().clone(), message, 0)
+        });
+        said.2 += 1;
+    }
+    let warnings = (said.into_values())
+        .map(|(at, message, count)| {
+            let more = match count {
+                1 => String::new(),
+                n => format!(" ({} more names alike)", n - 1),
+            };
+            Warning {
+                at,
+                message: format!("{message}{more}"),
+            }
+        })
+        .collect();
+    // What a workspace's own endpoint lists goes with the workspace.
+    let dropped: Vec<&Entry> = (offers.iter().zip(&left_out))
+        .filter_map(|(o, out)| match (o, out) {
+            (Offer::Workspace(e), true) => Some(*e),
+            _ => None,
+        })
+        .collect();
+    let kept = (offers.iter().zip(&left_out))
+        .map(|(o, out)| {
+            !*out
+                && !matches!(o, Offer::Name(e, n, _)
+                    if n.at == e.at && dropped.iter().any(|d| std::ptr::eq(*d, *e)))
+        })
+        .collect();
+    (kept, warnings)
 }
 
 /// ", though they differ in ip (10.1.0.5 here, 10.1.0.9 in Azure)": where
@@ -415,6 +684,43 @@ pub async fn discover(cfg: &AzureConfig) -> Result<String, Failure> {
         let _ = writeln!(out, "# {p}");
     }
     Ok(out)
+}
+
+/// `amldns discover --out FILE`: a round written to `out` as the discovery
+/// file other replicas `[[import]]`, atomically (a reader never sees half
+/// of one); with `watch`, a round every `interval_s` for as long as the
+/// process runs, each good one written. A failed round is said on standard
+/// error and leaves the file as it was; without `watch` it is the error.
+pub async fn publish(cfg: &AzureConfig, out: &Path, watch: bool) -> Result<(), String> {
+    let arm = client(cfg);
+    loop {
+        match one_round(&arm, cfg).await {
+            Ok(found) => {
+                let (d, problems) = Discovered::new(found);
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                match d.save(out) {
+                    Ok(()) => eprintln!(
+                        "amldns discover: {} workspaces written to {}",
+                        d.len(),
+                        out.display()
+                    ),
+                    Err(e) if !watch => return Err(format!("cannot write {}: {e}", out.display())),
+                    Err(e) => eprintln!("error: cannot write {}: {e}", out.display()),
+                }
+            }
+            Err(e) if !watch => return Err(format!("Azure discovery failed: {e}")),
+            Err(e) => eprintln!(
+                "error: Azure discovery failed, {} stays as it was: {e}",
+                out.display()
+            ),
+        }
+        if !watch {
+            return Ok(());
+        }
+        tokio::time::sleep(cfg.interval).await;
+    }
 }
 
 /// What the rounds need of the server: the discovery it serves, `[azure]`
@@ -668,6 +974,7 @@ mod tests {
             online_endpoints: Vec::new(),
             projects: Vec::new(),
             names: Vec::new(),
+            endpoint: None,
         }
     }
 
@@ -678,6 +985,157 @@ mod tests {
         let mut d = Discovery { workspaces };
         d.normalize();
         Discovered::new(d).0
+    }
+
+    /// A config with `[azure]` and `rest`, built with `found` merged in:
+    /// the table's answer for each of `names` (`None`: not served), and the
+    /// warnings.
+    fn served(rest: &str, found: Vec<Found>, names: &[&str]) -> (Vec<Option<String>>, String) {
+        let text = format!(
+            "[upstream]\nservers = [\"127.0.0.1:5300\"]\n[azure]\n\
+             subscriptions = [\"0b1f6471-1bf0-4dda-aec3-111122223333\"]\n{rest}"
+        );
+        let config = crate::config::parse(Path::new("t.toml"), &text).unwrap();
+        let built = crate::snapshot::build(&config, &discovered(found), 1).unwrap();
+        let t = &built.snapshot.table;
+        let answers = (names.iter())
+            .map(|n| t.find(n).map(|node| node.data.to_string()))
+            .collect();
+        let warnings: Vec<String> = built.warnings.iter().map(ToString::to_string).collect();
+        (answers, warnings.join("\n"))
+    }
+
+    fn listed(name: &str, ip: &str, resource: &str, endpoint: &str) -> FoundName {
+        FoundName {
+            name: name.into(),
+            addrs: vec![ip.parse().unwrap()],
+            resource_id: resource.into(),
+            endpoint: Some(endpoint.into()),
+        }
+    }
+
+    const PE_HUB: &str =
+        "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/privateEndpoints/pe-hub";
+    const PE_SPOKE: &str =
+        "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/privateEndpoints/pe-spoke";
+
+    #[test]
+    fn a_name_discovery_answers_twice_is_left_out_and_the_rest_served() {
+        // mlw-a behind endpoints in two VNets; its storage too.
+        let st = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/st";
+        let mut hub = found("mlw-a", A, "10.1.0.5");
+        hub.endpoint = Some(PE_HUB.into());
+        hub.names = vec![
+            listed("st.blob.core.windows.net", "10.1.0.20", st, PE_HUB),
+            listed("st.queue.core.windows.net", "10.1.0.21", st, PE_HUB),
+        ];
+        let mut spoke = found("mlw-a", A, "10.2.0.5");
+        spoke.endpoint = Some(PE_SPOKE.into());
+        spoke.names = vec![listed(
+            "st.blob.core.windows.net",
+            "10.2.0.20",
+            st,
+            PE_SPOKE,
+        )];
+        let mut other = found("mlw-b", B, "10.3.0.5");
+        other.instances.clear();
+        let api = |id: &str| format!("{id}.workspace.eastus.api.azureml.ms");
+        let (answers, warnings) = served(
+            "",
+            vec![hub, spoke, other],
+            &[
+                &api(A),
+                "ci-a.eastus.instances.azureml.ms",
+                "st.blob.core.windows.net",
+                "st.queue.core.windows.net",
+                &api(B),
+            ],
+        );
+        assert_eq!(
+            answers,
+            [
+                None,
+                None,
+                None,
+                Some("10.1.0.21".into()),
+                Some("10.3.0.5".into())
+            ]
+        );
+        for said in [
+            "given two different answers by Azure",
+            PE_HUB,
+            PE_SPOKE,
+            "virtual_networks",
+        ] {
+            assert!(warnings.contains(said), "{said}: {warnings}");
+        }
+    }
+
+    #[test]
+    fn discover_prints_only_what_is_served() {
+        let st = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/st";
+        let mut hub = found("mlw-a", A, "10.1.0.5");
+        hub.endpoint = Some(PE_HUB.into());
+        hub.names = vec![listed("st.blob.core.windows.net", "10.1.0.20", st, PE_HUB)];
+        let mut spoke = found("mlw-a", A, "10.2.0.5");
+        spoke.endpoint = Some(PE_SPOKE.into());
+        let mut same = found("mlw-b", B, "10.3.0.5");
+        same.instances.clear();
+        let mut again = same.clone();
+        same.endpoint = Some(PE_HUB.into());
+        again.endpoint = Some(PE_SPOKE.into());
+        let toml = discovered(vec![hub, spoke, same, again]).to_toml();
+        let c = crate::config::parse(Path::new("t.toml"), &toml).unwrap();
+        let ids: Vec<&str> = c.workspaces.iter().map(|w| w.value.id.as_str()).collect();
+        assert_eq!(ids, [B], "{toml}");
+        assert_eq!(c.records.len(), 1, "{toml}");
+        assert!(toml.contains("# ") && toml.contains(PE_SPOKE), "{toml}");
+    }
+
+    #[test]
+    fn a_name_the_file_gives_is_served_from_the_file() {
+        let st = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/st";
+        let mut w = found("mlw-a", A, "10.1.0.5");
+        w.names = vec![listed("st.blob.core.windows.net", "10.1.0.20", st, PE_HUB)];
+        let (answers, warnings) = served(
+            "[[record]]\nname = \"st.blob.core.windows.net\"\na = [\"10.9.9.1\"]\n",
+            vec![w],
+            &[
+                "st.blob.core.windows.net",
+                &format!("{A}.workspace.eastus.api.azureml.ms"),
+            ],
+        );
+        assert_eq!(answers, [Some("10.9.9.1".into()), Some("10.1.0.5".into())]);
+        assert!(
+            warnings.contains("the file's is served") && warnings.contains("10.1.0.20"),
+            "{warnings}"
+        );
+    }
+
+    #[test]
+    fn the_regional_inference_wildcard_is_not_served() {
+        // Two eastus workspaces whose endpoints list it, as Microsoft's docs
+        // show: neither serves it, so they do not collide either.
+        let wildcard = |f: &mut Found| {
+            f.names = vec![FoundName {
+                name: "*.eastus.inference.ml.azure.com".into(),
+                addrs: vec![f.inference_ip],
+                resource_id: f.resource_id.clone(),
+                endpoint: None,
+            }];
+        };
+        let mut a = found("mlw-a", A, "10.1.0.5");
+        wildcard(&mut a);
+        let mut b = found("mlw-b", B, "10.2.0.5");
+        b.instances.clear();
+        wildcard(&mut b);
+        let (answers, warnings) = served(
+            "",
+            vec![a, b],
+            &["someone-elses-endpoint.eastus.inference.ml.azure.com"],
+        );
+        assert_eq!(answers, [None]);
+        assert!(warnings.is_empty(), "{warnings}");
     }
 
     #[test]

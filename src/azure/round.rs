@@ -91,7 +91,7 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
     let rounds: Vec<_> = served
         .iter()
         .filter(|w| !w.endpoints.is_empty())
-        .map(|w| workspace(arm, w, cfg.cloud))
+        .map(|w| workspace(arm, w, cfg))
         .collect();
     let mut each = futures_util::stream::iter(rounds).buffered(CONCURRENCY);
     while let Some(f) = each.next().await {
@@ -197,23 +197,29 @@ fn read_workspace(v: &Value) -> Result<Listed, String> {
     })
 }
 
-/// Everything one workspace with approved private endpoints gives; `None`
-/// when its endpoints do not (yet) list its API name.
-async fn workspace(arm: &Arm, w: &Listed, default_cloud: Cloud) -> Result<Option<Found>, Failure> {
-    let mut pairs = Vec::new();
+/// Everything one workspace with approved private endpoints gives: one
+/// [`Found`] per endpoint in scope that lists its API name (none when no
+/// endpoint does yet). Endpoints in several VNets each give their own
+/// addresses; where they differ, the merge leaves the names out.
+async fn workspace(arm: &Arm, w: &Listed, cfg: &AzureConfig) -> Result<Vec<Found>, Failure> {
+    let nets = &cfg.virtual_networks;
+    let mut each = Vec::new();
     for pe in &w.endpoints {
-        pairs.extend(endpoint_names(arm, pe).await?);
+        let pairs = endpoint_names(arm, pe, nets).await?;
+        if let Some(mut found) = from_endpoint(w, &pairs, cfg.cloud) {
+            found.endpoint = Some(pe.clone());
+            each.push(found);
+        }
     }
-    let Some(mut found) = from_endpoint(w, &pairs, default_cloud) else {
+    if each.is_empty() {
         debug!(workspace = %w.resource_id, "its private endpoints list no API name yet");
-        return Ok(None);
-    };
+        return Ok(each);
+    }
     let (instances, endpoints) = tokio::try_join!(
         compute_instances(arm, &w.resource_id),
         online_endpoints(arm, &w.resource_id)
     )?;
-    found.instances = instances;
-    found.online_endpoints = endpoints;
+    let mut dependencies = Vec::new();
     for dep in &w.dependencies {
         let Some(api) = dependency_api(dep) else {
             continue;
@@ -222,16 +228,43 @@ async fn workspace(arm: &Arm, w: &Listed, default_cloud: Cloud) -> Result<Option
             continue;
         };
         for pe in approved_endpoints(&resource) {
-            for (name, addrs) in endpoint_names(arm, &pe).await? {
-                found.names.push(FoundName {
+            for (name, addrs) in endpoint_names(arm, &pe, nets).await? {
+                dependencies.push(FoundName {
                     name,
                     addrs,
                     resource_id: dep.clone(),
+                    endpoint: Some(pe.clone()),
                 });
             }
         }
     }
-    Ok(Some(found))
+    // Its dependencies come once, with the first endpoint's finding.
+    each[0].names.extend(dependencies);
+    for found in &mut each {
+        found.instances.clone_from(&instances);
+        found.online_endpoints.clone_from(&endpoints);
+    }
+    Ok(each)
+}
+
+/// Whether a private endpoint (ARM's object) counts under
+/// `virtual_networks`: every endpoint when that is empty, else one whose
+/// `properties.subnet.id` lies in one of those VNets (resource ids,
+/// case-insensitive).
+fn in_networks(endpoint: &Value, nets: &[String]) -> bool {
+    if nets.is_empty() {
+        return true;
+    }
+    let Some(subnet) = text(endpoint, &["properties", "subnet", "id"]) else {
+        return false;
+    };
+    let subnet = subnet.to_ascii_lowercase();
+    nets.iter().any(|net| {
+        let net = net.trim_end_matches('/').to_ascii_lowercase();
+        subnet
+            .strip_prefix(&net)
+            .is_some_and(|rest| rest.starts_with("/subnets/"))
+    })
 }
 
 /// The workspace `w` whose endpoints list `pairs` (see
@@ -258,6 +291,7 @@ fn from_endpoint(w: &Listed, pairs: &[(String, Vec<IpAddr>)], prefer: Cloud) -> 
             name: name.clone(),
             addrs: addrs.clone(),
             resource_id: w.resource_id.clone(),
+            endpoint: None,
         })
         .collect();
     Some(Found {
@@ -274,15 +308,24 @@ fn from_endpoint(w: &Listed, pairs: &[(String, Vec<IpAddr>)], prefer: Cloud) -> 
         online_endpoints: Vec::new(),
         projects: Vec::new(),
         names,
+        endpoint: None,
     })
 }
 
 /// Every (FQDN, addresses) a private endpoint lists: its `customDnsConfigs`,
-/// or, once a private DNS zone group has emptied that, its NICs'.
-async fn endpoint_names(arm: &Arm, pe: &str) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
+/// or, once a private DNS zone group has emptied that, its NICs'; nothing
+/// for an endpoint outside `nets` (see [`in_networks`]).
+async fn endpoint_names(
+    arm: &Arm,
+    pe: &str,
+    nets: &[String],
+) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
     let Some(v) = arm.get(pe, NETWORK_API).await? else {
         return Ok(Vec::new());
     };
+    if !in_networks(&v, nets) {
+        return Ok(Vec::new());
+    }
     let configs = v
         .pointer("/properties/customDnsConfigs")
         .cloned()
@@ -362,6 +405,25 @@ mod tests {
         assert!(in_scope(id, &[]));
         assert!(in_scope(id, &["rg-ml".into()]));
         assert!(!in_scope(id, &["rg-other".into()]));
+    }
+
+    #[test]
+    fn virtual_networks_scope_endpoints_by_their_subnet() {
+        let net =
+            "/subscriptions/s/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks";
+        let pe = |subnet: &str| serde_json::json!({"properties": {"subnet": {"id": subnet}}});
+        let hub = pe(&format!("{net}/vnet-hub/subnets/pe"));
+        let spoke = pe(&format!("{net}/VNET-SPOKE/subnets/pe"));
+        assert!(in_networks(&hub, &[]));
+        let only_hub = [format!("{net}/vnet-hub").to_ascii_uppercase()];
+        assert!(in_networks(&hub, &only_hub));
+        assert!(!in_networks(&spoke, &only_hub));
+        // A VNet whose name starts like another's is another VNet.
+        assert!(!in_networks(
+            &pe(&format!("{net}/vnet-hub2/subnets/pe")),
+            &only_hub
+        ));
+        assert!(!in_networks(&serde_json::json!({}), &only_hub));
     }
 
     #[test]

@@ -27,6 +27,7 @@ use ipnet::IpNet;
 
 // The error and warning types are the configuration's words; they live in
 // `diagnostics` so that `import` and `zone` can use them without `config`.
+use crate::azure::discovery::Discovery;
 pub use crate::diagnostics::{ConfigError, Location, Warning};
 use crate::import::ImportedName;
 use crate::names::{Cloud, Workspace};
@@ -62,6 +63,10 @@ pub struct Config {
     pub records: Vec<Located<Record>>,
     /// The names read from the `[[import]]` files.
     pub imports: Vec<ImportedName>,
+    /// The discovery files read through `[[import]]` (another amldns's
+    /// `discover --watch --out`): merged as discovery is, below the
+    /// file's own names.
+    pub discoveries: Vec<Located<Discovery>>,
     /// `[azure]`: discovery from Azure Resource Manager (SPEC §8).
     pub azure: Option<AzureConfig>,
     /// What was accepted but looks wrong, for the operator to read.
@@ -145,6 +150,9 @@ pub struct AzureConfig {
     pub subscriptions: Vec<String>,
     /// Lower-case; empty means every resource group.
     pub resource_groups: Vec<String>,
+    /// Lower-case VNet resource ids: only private endpoints whose subnet is
+    /// in one of them count; empty means every endpoint.
+    pub virtual_networks: Vec<String>,
     /// Where the ARM token comes from.
     pub auth: AzureAuth,
     /// A user-assigned managed identity (or the workload identity's client,

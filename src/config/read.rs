@@ -24,7 +24,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let imported = spec
         .import
         .iter()
-        .map(|i| import::load(path, i.path.get_ref()))
+        .map(|i| import::load(path, i.path.get_ref(), i.optional))
         .collect();
     validate::validate(path, &lines, spec, imported)
 }

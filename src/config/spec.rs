@@ -136,6 +136,10 @@ pub(super) struct RecordSpec {
 #[serde(deny_unknown_fields)]
 pub(super) struct ImportSpec {
     pub path: Spanned<String>,
+    /// A missing file is no error: a replica importing another's discovery
+    /// file starts before the first one is written.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// `[azure]` (SPEC §8): discovery from Azure Resource Manager.
@@ -147,6 +151,9 @@ pub(super) struct AzureSpec {
     /// Only these resource groups (case-insensitive); all when empty.
     #[serde(default)]
     pub resource_groups: Vec<Spanned<String>>,
+    /// Only private endpoints in these VNets (resource ids); all when empty.
+    #[serde(default)]
+    pub virtual_networks: Vec<Spanned<String>>,
     #[serde(default)]
     pub auth: AuthSpec,
     /// A user-assigned managed identity, or the workload identity's client.

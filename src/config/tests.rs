@@ -117,6 +117,52 @@ fn a_workspace_object_beside_its_endpoint_gives_every_name() {
     );
 }
 
+/// Two workspaces' endpoints as Microsoft's custom-DNS doc lists them,
+/// with the regional `*.eastus.inference.ml.azure.com` at each one's
+/// inference IP, imported beside their workspace objects.
+#[test]
+fn an_imported_regional_wildcard_marks_the_inference_ip_and_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, g, net) in [
+        ("mlw-a", crate::fixtures::GUID, "10.1.0"),
+        ("mlw-b", "0d5c2f4e-1111-4222-8333-944444444444", "10.2.0"),
+    ] {
+        std::fs::write(
+            dir.path().join(format!("pe-{name}.json")),
+            format!(
+                r#"{{"customDnsConfigs": [
+                {{"fqdn": "{g}.workspace.eastus.api.azureml.ms", "ipAddresses": ["{net}.5"]}},
+                {{"fqdn": "{g}.workspace.eastus.cert.api.azureml.ms", "ipAddresses": ["{net}.5"]}},
+                {{"fqdn": "ml-{name}-eastus-{g}.eastus.notebooks.azure.net", "ipAddresses": ["{net}.6"]}},
+                {{"fqdn": "*.eastus.inference.ml.azure.com", "ipAddresses": ["{net}.7"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!("ws-{name}.json")),
+            format!(
+                r#"{{"name": "{name}", "location": "eastus", "properties": {{"workspaceId": "{g}"}}}}"#
+            ),
+        )
+        .unwrap();
+    }
+    let c = parse(
+        &dir.path().join("amldns.toml"),
+        "[[import]]\npath = \"*.json\"\n",
+    )
+    .unwrap();
+    let inference: Vec<String> = (c.workspaces.iter())
+        .map(|w| w.value.inference_ip.to_string())
+        .collect();
+    assert_eq!(inference, ["10.1.0.7", "10.2.0.7"]);
+    let t = crate::snapshot::table(&c).unwrap();
+    assert!(!t.contains("someone-elses-endpoint.eastus.inference.ml.azure.com"));
+    assert!(t.contains(&format!(
+        "{}.workspace.eastus.api.azureml.ms",
+        crate::fixtures::GUID
+    )));
+}
+
 #[test]
 fn azure_section_defaults_and_overrides() {
     const SUB: &str = "0B1F6471-1BF0-4DDA-AEC3-111122223333";
@@ -184,6 +230,46 @@ fn azure_section_errors_are_located() {
         3,
         1,
         "did you mean `interval_s`?",
+    );
+    fails_at(
+        &format!("{head}virtual_networks = [\"vnet-hub\"]\n"),
+        3,
+        21,
+        "not a VNet's resource id",
+    );
+    let vnet = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/VNet-Hub/"
+    );
+    let c = parse_str(&format!("{head}virtual_networks = [\"{vnet}\"]\n")).unwrap();
+    assert_eq!(
+        c.azure.unwrap().virtual_networks,
+        [vnet.trim_end_matches('/').to_ascii_lowercase()]
+    );
+}
+
+#[test]
+fn an_optional_import_may_be_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amldns.toml");
+    let text = "[[import]]\npath = \"shared/discovery.json\"\n";
+    assert!(parse(&path, text).is_err());
+    // Not written yet: no error, and it counts as something to answer.
+    let c = parse(&path, &format!("{text}optional = true\n")).unwrap();
+    assert!(c.discoveries.is_empty());
+    std::fs::create_dir_all(dir.path().join("shared")).unwrap();
+    let file = dir.path().join("shared/discovery.json");
+    std::fs::write(&file, r#"{"amldns_discovery": 1, "workspaces": []}"#).unwrap();
+    assert_eq!(parse(&path, text).unwrap().discoveries.len(), 1);
+    // A version this amldns does not know is an error, not an empty discovery.
+    std::fs::write(&file, r#"{"amldns_discovery": 2, "workspaces": []}"#).unwrap();
+    let e = parse(&path, text).unwrap_err().to_string();
+    assert!(e.contains("not an amldns discovery file"), "{e}");
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.message.contains("matches no file yet")),
+        "{:?}",
+        c.warnings
     );
 }
 

@@ -25,7 +25,7 @@ pub fn watch_dirs(path: &Path) -> Vec<PathBuf> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     for pattern in super::spec::import_patterns(&text) {
         add(&import::base_dir(path, &pattern));
-        for f in import::files(path, &pattern).unwrap_or_default() {
+        for f in import::files(path, &pattern, true).unwrap_or_default() {
             add(&folder_of(&f));
             if let Some(d) = real_folder_of(&f) {
                 add(&d);

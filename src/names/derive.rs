@@ -316,6 +316,35 @@ pub fn is_inference_wildcard_of(fqdn: &str, id: &str) -> bool {
         .is_some_and(|r| r.starts_with(".inference."))
 }
 
+/// Whether `fqdn` is a regional wildcard of some cloud:
+/// `*.<region>.inference.<zone>` (every online endpoint of the region) or
+/// `*.<region>.instances.<zone>` (every compute instance). Microsoft's
+/// custom-DNS doc shows a workspace's private endpoint listing
+/// `*.eastus.inference.ml.azure.com` at its inference IP: the listing says
+/// which address that is, but served it would capture every other
+/// workspace's endpoints or instances in the region, so a name an endpoint
+/// lists (an import, discovery) is never served as such.
+pub fn is_regional_wildcard(fqdn: &str) -> bool {
+    let Some((region, zone)) = fqdn.strip_prefix("*.").and_then(|r| r.split_once('.')) else {
+        return false;
+    };
+    !region.is_empty()
+        && Cloud::ALL.into_iter().any(|c| {
+            let s = c.suffixes();
+            zone == s.inference || s.instances.contains(&zone)
+        })
+}
+
+/// Whether `fqdn` is the regional wildcard over the online endpoints of
+/// `region` in `cloud`, `*.<region>.inference.<zone>`: listed by a
+/// workspace's endpoint, it marks the inference IP.
+pub fn is_regional_inference_wildcard(fqdn: &str, cloud: Cloud, region: &str) -> bool {
+    fqdn.strip_prefix("*.")
+        .and_then(|r| r.strip_prefix(region))
+        .and_then(|r| r.strip_prefix('.'))
+        .is_some_and(|zone| zone == cloud.suffixes().inference)
+}
+
 /// If `fqdn` looks like a workspace name (`<uuid>.workspace.<region>.api…` or
 /// `ml-…-<uuid>.…notebooks…`), the workspace id in it.
 pub fn workspace_id_in(fqdn: &str) -> Option<&str> {
@@ -691,6 +720,45 @@ mod tests {
         assert!(!is_inference_wildcard_of(
             &format!("*.{GUID}.workspace.eastus.api.azureml.ms"),
             GUID
+        ));
+    }
+
+    #[test]
+    fn regional_wildcards_are_known_in_every_cloud() {
+        for (name, regional) in [
+            ("*.eastus.inference.ml.azure.com", true),
+            ("*.chinaeast2.inference.ml.azure.cn", true),
+            ("*.usgovvirginia.inference.ml.azure.us", true),
+            ("*.eastus.instances.azureml.ms", true),
+            ("*.eastus.instances.ml.azure.ms", true),
+            ("ep.eastus.inference.ml.azure.com", false),
+            ("*.inference.ml.azure.com", false),
+            ("*.eastus.api.azureml.ms", false),
+        ] {
+            assert_eq!(is_regional_wildcard(name), regional, "{name}");
+        }
+        let workspace_scoped = format!("*.{GUID}.inference.eastus.api.azureml.ms");
+        assert!(!is_regional_wildcard(&workspace_scoped));
+        let docs = "*.eastus.inference.ml.azure.com";
+        assert!(is_regional_inference_wildcard(
+            docs,
+            Cloud::Public,
+            "eastus"
+        ));
+        assert!(!is_regional_inference_wildcard(
+            docs,
+            Cloud::Public,
+            "westus"
+        ));
+        assert!(!is_regional_inference_wildcard(
+            docs,
+            Cloud::China,
+            "eastus"
+        ));
+        assert!(!is_regional_inference_wildcard(
+            "*.eastus.instances.azureml.ms",
+            Cloud::Public,
+            "eastus"
         ));
     }
 

@@ -24,7 +24,8 @@ mod workspace_name;
 pub use cloud::{Cloud, UnknownCloud, apex_of, forwarder_zones, is_public_zone, notebooks_zone_of};
 pub use derive::{
     AnswerMode, DerivedName, MAX_REGION, Project, Purpose, Target, Workspace, derive,
-    is_inference_wildcard_of, notebook_label, workspace_id_in,
+    is_inference_wildcard_of, is_regional_inference_wildcard, is_regional_wildcard, notebook_label,
+    workspace_id_in,
 };
 pub use key::NameKey;
 pub use public::{Captured, captures_public};

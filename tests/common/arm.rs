@@ -15,6 +15,11 @@
 //! copied. Where the examples leave out what amldns reads (a workspace's
 //! `workspaceId` and `notebookInfo`, a private endpoint NIC's
 //! `privateLinkConnectionProperties`), the shape is the specs' definitions'.
+//! An endpoint's VNet is its `properties.subnet.id`,
+//! `…/virtualNetworks/<vnet>/subnets/<subnet>`, as in PrivateEndpointGet.json
+//! (network 2024-01-01, commit 9c23125, compared 2026-12-07); the regional
+//! inference wildcard an endpoint may list is the one Microsoft's custom-DNS
+//! doc shows (`*.eastus.inference.ml.azure.com`).
 #![allow(dead_code)] // each test uses its own part
 
 use std::collections::HashMap;
@@ -380,6 +385,33 @@ pub struct Ws {
     /// own private endpoint: the login server's and the regional data
     /// endpoint's addresses.
     pub registry_ips: Option<[&'static str; 2]>,
+    /// The endpoint lists the regional inference wildcard,
+    /// `*.<region>.inference.ml.azure.com`, as Microsoft's custom-DNS doc
+    /// shows it, instead of the workspace's own `*.<id>.inference.…`.
+    pub regional_inference: bool,
+    /// A second approved endpoint for the workspace (and for its storage
+    /// account, when that has one) in another VNet, as a hub-and-spoke
+    /// network has: its VNet's name and addresses.
+    pub spoke: Option<Spoke>,
+}
+
+/// A workspace's second private endpoint, in another VNet.
+#[derive(Debug, Clone)]
+pub struct Spoke {
+    pub vnet: &'static str,
+    /// API, notebook, inference.
+    pub ips: [&'static str; 3],
+    pub storage_ip: Option<&'static str>,
+}
+
+/// The VNet every endpoint sits in unless it is a [`Spoke`]'s.
+pub const VNET: &str = "vnet";
+
+/// A VNet's resource id, as `virtual_networks` names it.
+pub fn vnet_id(vnet: &str) -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/{vnet}"
+    )
 }
 
 impl Ws {
@@ -400,6 +432,8 @@ impl Ws {
             notebook_fqdn_in_workspace: true,
             vault_ip: None,
             registry_ips: None,
+            regional_inference: false,
+            spoke: None,
         }
     }
 
@@ -447,6 +481,11 @@ impl Ws {
             self.rg_id(),
             self.name
         )
+    }
+
+    /// Its second endpoint, in the [`Spoke`]'s VNet.
+    pub fn spoke_endpoint_id(&self) -> String {
+        format!("{}-spoke", self.endpoint_id())
     }
 
     pub fn registry_id(&self) -> String {
@@ -528,10 +567,14 @@ impl World {
             Endpoint::Pending => "Pending",
             Endpoint::None | Endpoint::Custom | Endpoint::Nic => "Approved",
         };
-        let connections = match ws.endpoint {
+        let mut connections = match ws.endpoint {
             Endpoint::None => vec![],
             _ => vec![connection(&rid, WS_TYPE, &pe, status)],
         };
+        if ws.spoke.is_some() {
+            let spoke = ws.spoke_endpoint_id();
+            connections.push(connection(&rid, WS_TYPE, &spoke, "Approved"));
+        }
         let mut props = json!({
             "workspaceId": ws.id,
             "friendlyName": ws.name,
@@ -561,26 +604,43 @@ impl World {
         all.retain(|v| v["id"] != rid.as_str());
         all.push(doc);
 
-        let (api, nbz) = ws.suffixes();
-        let names = [
-            (ws.api_name(), ws.ips[0]),
-            (
-                format!("{}.workspace.{}.cert.{api}", ws.id, ws.region),
-                ws.ips[0],
-            ),
-            (ws.notebooks_name(), ws.ips[1]),
-            (
-                format!("*.{}.inference.{}.{api}", ws.id, ws.region),
-                ws.ips[2],
-            ),
-        ];
-        let _ = nbz;
+        let (api, _) = ws.suffixes();
+        let inference = if ws.regional_inference {
+            format!("*.{}.inference.ml.azure.com", ws.region)
+        } else {
+            format!("*.{}.inference.{}.{api}", ws.id, ws.region)
+        };
+        let names = |ips: [&'static str; 3]| {
+            [
+                (ws.api_name(), ips[0]),
+                (
+                    format!("{}.workspace.{}.cert.{api}", ws.id, ws.region),
+                    ips[0],
+                ),
+                (ws.notebooks_name(), ips[1]),
+                (inference.clone(), ips[2]),
+            ]
+        };
         let link = Link {
             target: &rid,
             group: "amlworkspace",
             status,
         };
-        self.put_endpoint(&pe, &link, &names, ws.endpoint == Endpoint::Nic);
+        let nic = ws.endpoint == Endpoint::Nic;
+        self.put_endpoint(&pe, &link, &names(ws.ips), nic, VNET);
+        if let Some(spoke) = &ws.spoke {
+            let link = Link {
+                status: "Approved",
+                ..link
+            };
+            self.put_endpoint(
+                &ws.spoke_endpoint_id(),
+                &link,
+                &names(spoke.ips),
+                nic,
+                spoke.vnet,
+            );
+        }
 
         let computes: Vec<Value> = ws
             .computes
@@ -612,10 +672,14 @@ impl World {
         const ST_TYPE: &str = "Microsoft.Storage/storageAccounts";
         let st_id = ws.storage_id();
         let st_name = st_id.rsplit('/').next().unwrap_or_default();
-        let st_conn: Vec<Value> = ws
-            .storage_ip
-            .map(|_| connection(&st_id, ST_TYPE, &st_pe, "Approved"))
-            .into_iter()
+        let spoke_st = ws
+            .spoke
+            .as_ref()
+            .and_then(|s| Some((s.storage_ip?, s.vnet)));
+        let st_spoke_pe = format!("{st_pe}-spoke");
+        let st_conn: Vec<Value> = (ws.storage_ip.map(|_| &st_pe).into_iter())
+            .chain(spoke_st.map(|_| &st_spoke_pe))
+            .map(|pe| connection(&st_id, ST_TYPE, pe, "Approved"))
             .collect();
         self.docs.insert(
             st_id.to_ascii_lowercase(),
@@ -631,7 +695,11 @@ impl World {
                 group: "blob",
                 status: "Approved",
             };
-            self.put_endpoint(&st_pe, &link, &[(ws.storage_name(), ip)], false);
+            self.put_endpoint(&st_pe, &link, &[(ws.storage_name(), ip)], false, VNET);
+            if let Some((ip, vnet)) = spoke_st {
+                let names = [(ws.storage_name(), ip)];
+                self.put_endpoint(&st_spoke_pe, &link, &names, false, vnet);
+            }
         }
         let kv_id = ws.vault_id();
         let kv_name = kv_id.rsplit('/').next().unwrap_or_default();
@@ -663,7 +731,7 @@ impl World {
                 group: "vault",
                 status: "Approved",
             };
-            self.put_endpoint(&kv_pe, &link, &[(ws.vault_name(), ip)], false);
+            self.put_endpoint(&kv_pe, &link, &[(ws.vault_name(), ip)], false, VNET);
         }
         // The registry (RegistryGet.json's shape), once an image build made
         // one; its endpoint lists the login server and the data endpoint of
@@ -694,13 +762,21 @@ impl World {
                 group: "registry",
                 status: "Approved",
             };
-            self.put_endpoint(&cr_pe, &link, &[(login, ips[0]), (data, ips[1])], false);
+            let names = [(login, ips[0]), (data, ips[1])];
+            self.put_endpoint(&cr_pe, &link, &names, false, VNET);
         }
     }
 
-    /// A private endpoint listing `names`: in `customDnsConfigs`, or (a DNS
-    /// zone group attached) on its NIC.
-    fn put_endpoint(&mut self, pe: &str, link: &Link<'_>, names: &[(String, &str)], nic: bool) {
+    /// A private endpoint in a subnet of `vnet` listing `names`: in
+    /// `customDnsConfigs`, or (a DNS zone group attached) on its NIC.
+    fn put_endpoint(
+        &mut self,
+        pe: &str,
+        link: &Link<'_>,
+        names: &[(String, &str)],
+        nic: bool,
+        vnet: &str,
+    ) {
         let pe_name = pe.rsplit('/').next().unwrap_or(pe);
         let nic_id = format!("{pe}.nic.0a1b2c3d").replace("privateEndpoints", "networkInterfaces");
         let custom: Vec<Value> = names
@@ -720,7 +796,7 @@ impl World {
             "provisioningState": "Succeeded",
             "privateLinkServiceConnections": auto,
             "manualPrivateLinkServiceConnections": manual,
-            "subnet": {"id": format!("/subscriptions/{SUB}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pe")},
+            "subnet": {"id": format!("{}/subnets/pe", vnet_id(vnet))},
             "networkInterfaces": [{"id": nic_id}],
             "customDnsConfigs": if nic { vec![] } else { custom },
             "applicationSecurityGroups": [],

@@ -46,18 +46,26 @@ impl Cx<'_> {
     /// SPEC §2: a configuration must give something to answer locally, so
     /// that a truncated or emptied file can never empty a running table; a
     /// reload refuses it like any broken config. Every source of local names
-    /// counts here, and only here: an `[azure]` section is one, since its
-    /// discovery survives restarts in `state_file` and a failed round keeps
-    /// the last good one.
+    /// counts here, and only here: discovery is one (`discovered`: an
+    /// `[azure]` section, whose discovery survives restarts in `state_file`
+    /// and a failed round keeps the last good one, or a discovery file).
     pub(super) fn gives_local_names(
         &self,
         workspaces: &[Located<Workspace>],
         records: &[Located<Record>],
         imported: &[ImportedName],
         imports: &[ImportSpec],
-        azure: bool,
+        discovered: bool,
     ) -> Result<(), ConfigError> {
-        if azure || !workspaces.is_empty() || !records.is_empty() || !imported.is_empty() {
+        // A discovery file imported with `optional` may not be written yet:
+        // the names it will give count, as `[azure]`'s do.
+        let awaited = imports.iter().any(|i| i.optional);
+        if discovered
+            || awaited
+            || !workspaces.is_empty()
+            || !records.is_empty()
+            || !imported.is_empty()
+        {
             return Ok(());
         }
         let (at, imports_say) = match imports.first() {

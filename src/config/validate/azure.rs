@@ -56,6 +56,29 @@ impl Cx<'_> {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let virtual_networks = a
+            .virtual_networks
+            .iter()
+            .map(|v| {
+                let id = v.get_ref().trim().trim_end_matches('/').to_ascii_lowercase();
+                let (head, name) = id.rsplit_once('/').unwrap_or_default();
+                if id.starts_with("/subscriptions/")
+                    && head.ends_with("/providers/microsoft.network/virtualnetworks")
+                    && !name.is_empty()
+                {
+                    Ok(id)
+                } else {
+                    Err(self.err(
+                        v,
+                        format!(
+                            "{:?} is not a VNet's resource id: expected                              \"/subscriptions/<id>/resourceGroups/<group>/providers/\
+                             Microsoft.Network/virtualNetworks/<name>\"",
+                            v.get_ref()
+                        ),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let cloud = a.cloud;
         let endpoint = |v: &Option<Spanned<String>>, default: &str, key: &str| match v {
             None => Ok(default.to_string()),
@@ -68,6 +91,7 @@ impl Cx<'_> {
                 .iter()
                 .map(|g| g.get_ref().trim().to_ascii_lowercase())
                 .collect(),
+            virtual_networks,
             auth: match a.auth {
                 AuthSpec::ManagedIdentity => AzureAuth::ManagedIdentity,
                 AuthSpec::WorkloadIdentity => AzureAuth::WorkloadIdentity,

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use super::cx::{Cx, captures_public_message};
 use super::workspace::Workspaces;
+use crate::azure::discovery::Discovery;
+use crate::config::Located;
 use crate::config::spec::ImportSpec;
 use crate::diagnostics::{ConfigError, Location};
 use crate::import::{ImportError, ImportedName, ImportedWorkspace, Loaded};
@@ -16,6 +18,8 @@ pub(super) struct Imports {
     pub(super) names: Vec<ImportedName>,
     /// Workspace objects (`az ml workspace show`), not yet served.
     pub(super) workspaces: Vec<ImportedWorkspace>,
+    /// Discovery files, served as discovery is.
+    pub(super) discoveries: Vec<Located<Discovery>>,
     /// Each import's hash of its files, for the config's fingerprint.
     pub(super) digests: Vec<u64>,
 }
@@ -51,6 +55,9 @@ impl Cx<'_> {
             }
             imports.names.extend(loaded.names);
             imports.workspaces.extend(loaded.workspaces);
+            imports
+                .discoveries
+                .extend((loaded.discoveries.into_iter()).map(|(at, value)| Located { at, value }));
             imports.digests.push(loaded.digest);
         }
         Ok(imports)
@@ -101,8 +108,15 @@ impl Cx<'_> {
         d: &ImportedWorkspace,
         imports: &[ImportedName],
     ) -> Option<Workspace> {
-        let pairs: Vec<(String, Vec<IpAddr>)> = imports
-            .iter()
+        // The files that list this workspace's own names: a regional
+        // wildcard names no workspace, so only its endpoint's file says
+        // whose inference IP it marks.
+        let own: Vec<&std::path::Path> = (imports.iter())
+            .filter(|n| names::workspace_id_in(&n.name) == Some(d.id.as_str()))
+            .map(|n| &*n.at.file)
+            .collect();
+        let pairs: Vec<(String, Vec<IpAddr>)> = (imports.iter())
+            .filter(|n| own.contains(&&*n.at.file))
             .map(|n| (n.name.clone(), n.addrs.clone()))
             .collect();
         let parts = WorkspaceParts {

@@ -26,6 +26,7 @@ use super::spec::Spec;
 use super::{Config, LogConfig};
 use crate::diagnostics::{ConfigError, Lines};
 use crate::import::{ImportError, Loaded};
+use crate::names;
 pub(super) use across::import_warnings;
 use cx::Cx;
 
@@ -64,10 +65,14 @@ pub(super) fn validate(
         &records,
         &imports.names,
         &import,
-        azure.is_some(),
+        azure.is_some() || !imports.discoveries.is_empty(),
     )?;
     let mut warnings = cx.take_warnings();
     warnings.extend(import_warnings(&imports.names, workspaces.list()));
+    // A regional wildcard an endpoint lists only said which address is the
+    // inference (or API) IP, read above; it is not served.
+    let mut served = imports.names;
+    served.retain(|n| !names::is_regional_wildcard(&n.name));
 
     Ok(Config {
         path: path.to_path_buf(),
@@ -80,7 +85,8 @@ pub(super) fn validate(
         },
         workspaces: workspaces.into_list(),
         records,
-        imports: imports.names,
+        imports: served,
+        discoveries: imports.discoveries,
         azure,
         warnings,
         fingerprint: fingerprint(lines.text(), &imports.digests),
