@@ -108,6 +108,10 @@ const BACKOFF: Duration = Duration::from_millis(800);
 /// request, and the next round waits for it instead.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
+/// Longest `Retry-After` the next round waits for: past it, a round in an
+/// hour tells more.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// IMDS answers 410 while it updates itself, for up to 70 s (Microsoft
 /// Learn, "Use managed identities on a virtual machine to acquire an access
 /// token": error handling): tried again until this long after the first try.
@@ -129,16 +133,19 @@ pub enum Route {
 
 impl Route {
     /// How long to wait before try `tries + 1`, if there is to be one,
-    /// after `outcome`; `since` is how long ago the first try started.
+    /// after `outcome`; `since` is how long ago the first try started;
+    /// `lasting`: a failure that another try would only repeat (a
+    /// certificate not trusted).
     fn again(
         self,
         tries: u32,
         since: Duration,
         outcome: &Result<Answer, Failure>,
+        lasting: bool,
     ) -> Option<Duration> {
         let status = match outcome {
             Ok((status, ..)) => Some(status.as_u16()),
-            Err(Failure::Network { .. } | Failure::Timeout { .. }) => None,
+            Err(Failure::Network { .. } | Failure::Timeout { .. }) if !lasting => None,
             Err(_) => return None,
         };
         let wait = match outcome {
@@ -167,7 +174,7 @@ fn backoff(tries: u32) -> Duration {
 }
 
 /// `Retry-After` in seconds (RFC 9110 §10.2.3; Azure sends seconds, not
-/// dates), capped at an hour: past it, a round in an hour tells more.
+/// dates), at most [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let secs: u64 = headers
         .get(RETRY_AFTER)?
@@ -176,7 +183,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .trim()
         .parse()
         .ok()?;
-    Some(Duration::from_secs(secs).min(Duration::from_secs(3600)))
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
 /// When a request last got an answer: a round ends as failed only when
@@ -292,8 +299,8 @@ impl Http {
             let req = next().await?;
             let url = shown(&req.uri().to_string());
             tries += 1;
-            let outcome = self.once(route, req).await;
-            let Some(wait) = route.again(tries, first.elapsed(), &outcome) else {
+            let (outcome, lasting) = self.once(route, req).await;
+            let Some(wait) = route.again(tries, first.elapsed(), &outcome, lasting) else {
                 return outcome;
             };
             debug!(
@@ -311,25 +318,35 @@ impl Http {
         }
     }
 
-    /// One try: the status, headers and whole body.
-    async fn once(&self, route: Route, req: Request<Full<Bytes>>) -> Result<Answer, Failure> {
+    /// One try: the status, headers and whole body; and whether a failure
+    /// is one that another try would only repeat.
+    async fn once(
+        &self,
+        route: Route,
+        req: Request<Full<Bytes>>,
+    ) -> (Result<Answer, Failure>, bool) {
         let url = shown(&req.uri().to_string());
         if let Some(why) = &self.tls_problem
             && req.uri().scheme_str() == Some("https")
         {
-            return Err(Failure::Network {
+            let failure = Failure::Network {
                 url,
                 why: why.clone(),
-            });
+            };
+            return (Err(failure), true);
         }
+        let mut lasting = false;
         let client = match route {
             Route::Azure => &self.azure,
             Route::Imds => &self.imds,
         };
         let exchange = async {
-            let resp = client.request(req).await.map_err(|e| Failure::Network {
-                url: url.clone(),
-                why: error_chain(&e),
+            let resp = client.request(req).await.map_err(|e| {
+                lasting = is_tls(&e);
+                Failure::Network {
+                    url: url.clone(),
+                    why: error_chain(&e),
+                }
             })?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, MAX_BODY)
@@ -343,15 +360,36 @@ impl Http {
             self.progress.mark();
             Ok((parts.status, parts.headers, body))
         };
-        tokio::time::timeout(self.timeout, exchange)
+        let outcome = tokio::time::timeout(self.timeout, exchange)
             .await
             .unwrap_or_else(|_| {
                 Err(Failure::Timeout {
                     url: url.clone(),
                     timeout: self.timeout,
                 })
-            })
+            });
+        (outcome, lasting)
     }
+}
+
+/// Whether TLS refused the connection (the certificate, the protocol):
+/// rustls's error somewhere in hyper's causes, which hold it inside I/O
+/// errors (an I/O error's `source` skips what it wraps: `get_ref` has it).
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    false
 }
 
 /// hyper's errors say little at the top ("client error (Connect)"): the
@@ -406,31 +444,47 @@ mod tests {
         });
         for s in [408, 429, 500, 502, 503, 504] {
             assert!(
-                Route::Azure.again(1, now, &answered(s, None)).is_some(),
+                Route::Azure
+                    .again(1, now, &answered(s, None), false)
+                    .is_some(),
                 "{s}"
             );
         }
         for s in [200, 400, 401, 403, 404, 410, 501] {
-            assert_eq!(Route::Azure.again(1, now, &answered(s, None)), None, "{s}");
+            assert_eq!(
+                Route::Azure.again(1, now, &answered(s, None), false),
+                None,
+                "{s}"
+            );
         }
-        assert!(Route::Azure.again(1, now, &refused).is_some());
+        assert!(Route::Azure.again(1, now, &refused, false).is_some());
         // Four tries at most: the fourth failing is the answer.
-        assert!(Route::Azure.again(3, now, &answered(503, None)).is_some());
-        assert_eq!(Route::Azure.again(4, now, &answered(503, None)), None);
+        assert!(
+            Route::Azure
+                .again(3, now, &answered(503, None), false)
+                .is_some()
+        );
+        assert_eq!(
+            Route::Azure.again(4, now, &answered(503, None), false),
+            None
+        );
         // Retry-After is waited for, up to a minute; past that, not retried.
         assert_eq!(
-            Route::Azure.again(1, now, &answered(429, Some("0"))),
+            Route::Azure.again(1, now, &answered(429, Some("0")), false),
             Some(Duration::ZERO)
         );
         assert_eq!(
-            Route::Azure.again(1, now, &answered(429, Some("7"))),
+            Route::Azure.again(1, now, &answered(429, Some("7")), false),
             Some(Duration::from_secs(7))
         );
-        assert_eq!(Route::Azure.again(1, now, &answered(429, Some("61"))), None);
+        assert_eq!(
+            Route::Azure.again(1, now, &answered(429, Some("61")), false),
+            None
+        );
         // The backoff doubles, with jitter, from about 0.8 s.
         for (tries, mid) in [(1, 800), (2, 1600), (3, 3200)] {
             let w = Route::Azure
-                .again(tries, now, &answered(500, None))
+                .again(tries, now, &answered(500, None), false)
                 .unwrap();
             let mid = Duration::from_millis(mid);
             assert!(w >= mid.mul_f64(0.79) && w <= mid.mul_f64(1.21), "{w:?}");
@@ -438,20 +492,28 @@ mod tests {
         // IMDS: 404 and every 5xx; 410 for 70 s, however many tries.
         for s in [404, 408, 429, 500, 501, 503, 599] {
             assert!(
-                Route::Imds.again(1, now, &answered(s, None)).is_some(),
+                Route::Imds
+                    .again(1, now, &answered(s, None), false)
+                    .is_some(),
                 "{s}"
             );
         }
-        assert_eq!(Route::Imds.again(4, now, &answered(500, None)), None);
-        assert_eq!(Route::Imds.again(1, now, &answered(400, None)), None);
+        assert_eq!(Route::Imds.again(4, now, &answered(500, None), false), None);
+        assert_eq!(Route::Imds.again(1, now, &answered(400, None), false), None);
         let gone = answered(410, Some("1"));
         assert!(
             Route::Imds
-                .again(20, Duration::from_secs(60), &gone)
+                .again(20, Duration::from_secs(60), &gone, false)
                 .is_some()
         );
-        assert_eq!(Route::Imds.again(20, Duration::from_secs(70), &gone), None);
-        assert!(Route::Imds.again(1, now, &refused).is_some());
+        assert_eq!(
+            Route::Imds.again(20, Duration::from_secs(70), &gone, false),
+            None
+        );
+        assert!(Route::Imds.again(1, now, &refused, false).is_some());
+        // A certificate not trusted stays so: not tried again.
+        assert_eq!(Route::Azure.again(1, now, &refused, true), None);
+        assert_eq!(Route::Imds.again(1, now, &refused, true), None);
     }
 
     #[test]
