@@ -111,6 +111,9 @@ pub struct World {
     pub imds_script: VecDeque<(u16, Vec<(&'static str, String)>)>,
     /// `x-ms-ratelimit-remaining-subscription-reads` on every ARM answer.
     pub reads_remaining: Option<u32>,
+    /// Connections accepted, on every listener (TLS handshakes included
+    /// that then fail).
+    pub connections: usize,
     /// Where `nextLink`s point, instead of the listener the list was
     /// asked at (`https://127.0.0.1:443` behind a proxy, say).
     pub link_base: Option<String>,
@@ -173,6 +176,7 @@ async fn listen(
     let base = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
     let task = tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
+            world.lock().unwrap().connections += 1;
             let (w, base, tls) = (world.clone(), base.clone(), tls.clone());
             tokio::spawn(async move {
                 match tls {
