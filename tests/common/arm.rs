@@ -1,5 +1,8 @@
 //! A stand-in for Azure Resource Manager, IMDS and Entra ID's token
-//! endpoint on 127.0.0.1 (SPEC §7: nothing reaches Azure). Its JSON is
+//! endpoint on 127.0.0.1 (SPEC §7: nothing reaches Azure), over http or
+//! https (a throwaway CA: tests/fixtures/tls), with scripted answers
+//! (throttling, outages that pass); and an HTTP CONNECT proxy that opens tunnels
+//! to loopback only. Its JSON is
 //! shaped like the examples of the public REST API specs
 //! (Azure/azure-rest-api-specs, `specification/<service>/resource-manager`),
 //! checked against them: machinelearningservices 2024-04-01
