@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tracing::{info, warn};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -54,7 +55,16 @@ impl Proxy {
         };
         let url = var(["https_proxy", "HTTPS_PROXY"])?;
         let no = var(["no_proxy", "NO_PROXY"]).unwrap_or_default();
-        Self::new(&url, &no)
+        let proxy = Self::new(&url, &no);
+        match &proxy {
+            Some(p) => info!(proxy = %p.at, no_proxy = %no, "ARM and Entra ID through the proxy"),
+            None => warn!(
+                "HTTPS_PROXY {:?} is not an http://host:port proxy: ARM and Entra ID are asked \
+                 directly",
+                url.split('@').next_back().unwrap_or_default()
+            ),
+        }
+        proxy
     }
 
     fn new(url: &str, no_proxy: &str) -> Option<Self> {
