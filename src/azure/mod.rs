@@ -7,7 +7,10 @@
 //! - `discovery`: what a round found ([`Discovery`]), as the `state_file`
 //!   keeps it;
 //! - `arm`: paced reads of Azure Resource Manager;
-//! - `http`: the HTTP client and how a request fails;
+//! - `http`: the HTTP clients, which failures are tried again, and how a
+//!   request fails;
+//! - `proxy`: `HTTPS_PROXY`/`NO_PROXY` and the CONNECT tunnel;
+//! - `trust`: the CA certificates ARM's and Entra ID's are checked against;
 //! - `token`: the ARM token (managed identity, workload identity, `az`);
 //! - here: the discovery as served ([`Discovered`]), how it merges with the
 //!   file's names ([`merge`]), what the rounds and the reloads share
@@ -17,8 +20,10 @@
 mod arm;
 pub mod discovery;
 mod http;
+mod proxy;
 mod round;
 mod token;
+mod trust;
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -38,16 +43,11 @@ use crate::config::{AzureConfig, Config, Located, Warning};
 use crate::diagnostics::Location;
 use crate::health::{self, Health};
 use crate::import::ImportedName;
-use crate::metrics::{self, AzureResult, Metrics};
+use crate::metrics::{self, AzureMetrics, AzureResult, Metrics};
 use crate::names::{self, Workspace};
 use crate::zone::Source;
 pub use discovery::{Discovery, DiscoveryFile, Found, FoundName, FoundProject};
 pub use http::Failure;
-
-/// A round that takes longer than this is abandoned and counted as a
-/// timeout; each request has its own, shorter deadline too. 1,000 private
-/// workspaces take up to 13,000 reads, 11 minutes at 20 reads per second.
-pub const ROUND_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// A workspace as served: where it came from, what derives its names, and
 /// the other names it gives.
@@ -652,26 +652,25 @@ fn differences(file: &Workspace, azure: &Workspace) -> String {
     }
 }
 
-/// The client for `cfg`'s endpoints and identity.
-fn client(cfg: &AzureConfig) -> arm::Arm {
+/// The client for `cfg`'s endpoints and identity, counting into `metrics`.
+fn client(cfg: &AzureConfig, metrics: &AzureMetrics) -> arm::Arm {
     arm::Arm::new(
         &cfg.arm_endpoint,
-        http::Http::new(cfg.timeout),
+        http::Http::new(cfg, metrics.retries.clone()),
         token::Tokens::new(cfg),
         cfg.max_reads_per_second,
+        metrics.reads_slowed.clone(),
     )
 }
 
-/// One round, bounded by [`ROUND_DEADLINE`].
+/// One round, failed only when its requests stop getting answers.
 async fn one_round(arm: &arm::Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
-    tokio::time::timeout(ROUND_DEADLINE, round::run(arm, cfg))
-        .await
-        .unwrap_or(Err(Failure::Round(ROUND_DEADLINE)))
+    arm.bounded(round::run(arm, cfg)).await
 }
 
 /// `amldns discover`: one round, as TOML; problems as comments at the end.
 pub async fn discover(cfg: &AzureConfig) -> Result<String, Failure> {
-    let found = one_round(&client(cfg), cfg).await?;
+    let found = one_round(&client(cfg, &Metrics::new().azure), cfg).await?;
     let (d, problems) = Discovered::new(found);
     let mut out = format!(
         "# amldns discover: {} workspaces behind approved private endpoints in {} \
@@ -692,7 +691,7 @@ pub async fn discover(cfg: &AzureConfig) -> Result<String, Failure> {
 /// process runs, each good one written. A failed round is said on standard
 /// error and leaves the file as it was; without `watch` it is the error.
 pub async fn publish(cfg: &AzureConfig, out: &Path, watch: bool) -> Result<(), String> {
-    let arm = client(cfg);
+    let arm = client(cfg, &Metrics::new().azure);
     loop {
         match one_round(&arm, cfg).await {
             Ok(found) => {
@@ -825,7 +824,7 @@ pub async fn run<S: Served>(
             }
         };
         if arm.as_ref().is_none_or(|(c, _)| *c != cfg) {
-            arm = Some((cfg.clone(), client(&cfg)));
+            arm = Some((cfg.clone(), client(&cfg, &rounds.metrics.azure)));
         }
         let Some((_, client)) = &arm else { return };
         let outcome = tokio::select! {

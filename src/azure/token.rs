@@ -13,7 +13,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request};
 use serde_json::Value;
 
-use super::http::{Failure, Http};
+use super::http::{Failure, Http, Route};
 use crate::config::{AzureAuth, AzureConfig};
 use crate::names::Cloud;
 
@@ -86,13 +86,14 @@ impl Tokens {
             url.push_str("&client_id=");
             url.push_str(&encode(id));
         }
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri(&url)
-            .header("Metadata", "true")
-            .body(Full::default())
-            .map_err(|e| Failure::Token(format!("{url}: {e}")))?;
-        token_answer(http, req, "IMDS").await
+        let req = || {
+            Request::builder()
+                .method(Method::GET)
+                .uri(&url)
+                .header("Metadata", "true")
+                .body(Full::default())
+        };
+        token_answer(http, Route::Imds, req, "IMDS").await
     }
 
     /// Workload identity (AKS): the service account's projected token,
@@ -146,16 +147,18 @@ impl Tokens {
         .map(|(k, v)| format!("{k}={}", encode(v)))
         .collect::<Vec<_>>()
         .join("&");
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(&url)
-            .header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            )
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| Failure::Token(format!("{url}: {e}")))?;
-        token_answer(http, req, "Entra ID").await
+        let body = Bytes::from(body);
+        let req = || {
+            Request::builder()
+                .method(Method::POST)
+                .uri(&url)
+                .header(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                )
+                .body(Full::new(body.clone()))
+        };
+        token_answer(http, Route::Azure, req, "Entra ID").await
     }
 
     /// `az account get-access-token`: the signed-in user's token, for
@@ -202,16 +205,24 @@ impl Tokens {
     }
 }
 
-/// `{access_token, expires_in}` from IMDS or Entra ID.
+/// `{access_token, expires_in}` from IMDS or Entra ID, asked with what
+/// `req` makes, as many times as `route` allows.
 async fn token_answer(
     http: &Http,
-    req: Request<Full<Bytes>>,
+    route: Route,
+    req: impl Fn() -> hyper::http::Result<Request<Full<Bytes>>>,
     who: &str,
 ) -> Result<(String, Duration), Failure> {
     let (status, _, body) = http
-        .send(req)
+        .send(route, || {
+            let r = req().map_err(|e| Failure::Token(format!("{who}: {e}")));
+            async { r }
+        })
         .await
-        .map_err(|e| Failure::Token(format!("{who}: {e}")))?;
+        .map_err(|e| match e {
+            Failure::Token(_) => e,
+            e => Failure::Token(format!("{who}: {e}")),
+        })?;
     if !status.is_success() {
         return Err(Failure::Token(format!(
             "{who} answered HTTP {}: {}",

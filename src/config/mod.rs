@@ -166,6 +166,9 @@ pub struct AzureConfig {
     pub arm_endpoint: String,
     /// Where IMDS is asked for a managed identity's token, no final `/`.
     pub imds_endpoint: String,
+    /// CA certificates (PEM) trusted for ARM and Entra ID besides the
+    /// built-in roots and the system's store (a TLS-inspecting proxy's).
+    pub ca_file: Option<PathBuf>,
     /// Each ARM or token request gives up after this.
     pub timeout: Duration,
     /// ARM reads per second at most.

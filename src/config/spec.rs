@@ -164,6 +164,9 @@ pub(super) struct AzureSpec {
     pub cloud: Cloud,
     pub arm_endpoint: Option<Spanned<String>>,
     pub imds_endpoint: Option<Spanned<String>>,
+    /// Extra CA certificates (PEM) for ARM and Entra ID, relative to the
+    /// config's folder.
+    pub ca_file: Option<Spanned<String>>,
     /// One ARM or token request may take this long.
     pub timeout_ms: Option<Spanned<u64>>,
     /// ARM reads per second at most, so that a large round stays under

@@ -175,11 +175,13 @@ fn azure_section_defaults_and_overrides() {
     assert_eq!(a.imds_endpoint, "http://169.254.169.254");
     assert_eq!(a.interval, Duration::from_secs(300));
     assert_eq!(a.state_file, None);
+    assert_eq!(a.ca_file, None);
 
     let c = parse_str(&format!(
         "[azure]\nsubscriptions = [\"{SUB}\"]\nresource_groups = [\"RG-ML\"]\n\
          auth = \"workload-identity\"\ncloud = \"china\"\ninterval_s = 5\n\
-         imds_endpoint = \"http://127.0.0.1:8080/\"\nstate_file = \"state/azure.json\"\n"
+         imds_endpoint = \"http://127.0.0.1:8080/\"\nstate_file = \"state/azure.json\"\n\
+         ca_file = \"corp-proxy.pem\"\n"
     ))
     .unwrap();
     let a = c.azure.unwrap();
@@ -189,6 +191,7 @@ fn azure_section_defaults_and_overrides() {
     assert_eq!(a.imds_endpoint, "http://127.0.0.1:8080");
     assert_eq!(a.interval, Duration::from_secs(5));
     assert_eq!(a.state_file, Some(PathBuf::from("state/azure.json")));
+    assert_eq!(a.ca_file, Some(PathBuf::from("corp-proxy.pem")));
 }
 
 #[test]

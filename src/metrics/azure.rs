@@ -8,6 +8,8 @@ use super::register::{Register, label_set};
 pub const AZURE_SYNC_TOTAL: &str = "amldns_azure_sync_total";
 pub const AZURE_LAST_SUCCESS: &str = "amldns_azure_last_success_timestamp_seconds";
 pub const AZURE_WORKSPACES: &str = "amldns_azure_workspaces";
+pub const AZURE_RETRIES_TOTAL: &str = "amldns_azure_retries_total";
+pub const AZURE_READS_SLOWED_TOTAL: &str = "amldns_azure_reads_slowed_total";
 
 label_set! {
     /// How an Azure discovery round ended: it worked and changed the table
@@ -35,6 +37,12 @@ pub struct AzureMetrics {
     pub last_success: Gauge,
     /// Workspaces the last good discovery found.
     pub workspaces: IntGauge,
+    /// Requests to ARM, Entra ID or IMDS sent again after a failure that
+    /// may pass (throttled, a server error, a connection lost).
+    pub retries: IntCounter,
+    /// ARM reads spaced further than `max_reads_per_second` because ARM
+    /// said the identity's read budget runs low.
+    pub reads_slowed: IntCounter,
 }
 
 impl AzureMetrics {
@@ -54,6 +62,16 @@ impl AzureMetrics {
             workspaces: r.gauge(
                 AZURE_WORKSPACES,
                 "Workspaces found by the last good Azure discovery.",
+            ),
+            retries: r.counter(
+                AZURE_RETRIES_TOTAL,
+                "Requests to ARM, Entra ID or IMDS sent again after a throttle, a server \
+                 error or a failed connection.",
+            ),
+            reads_slowed: r.counter(
+                AZURE_READS_SLOWED_TOTAL,
+                "ARM reads spaced further than max_reads_per_second because ARM said the \
+                 read budget runs low.",
             ),
         }
     }

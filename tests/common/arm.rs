@@ -1,5 +1,8 @@
 //! A stand-in for Azure Resource Manager, IMDS and Entra ID's token
-//! endpoint on 127.0.0.1 (SPEC §7: nothing reaches Azure). Its JSON is
+//! endpoint on 127.0.0.1 (SPEC §7: nothing reaches Azure), over http or
+//! https (a throwaway CA: tests/fixtures/tls), with scripted answers
+//! (throttling, outages that pass); and an HTTP CONNECT proxy that opens tunnels
+//! to loopback only. Its JSON is
 //! shaped like the examples of the public REST API specs
 //! (Azure/azure-rest-api-specs, `specification/<service>/resource-manager`),
 //! checked against them: machinelearningservices 2024-04-01
@@ -22,15 +25,17 @@
 //! doc shows (`*.eastus.inference.ml.azure.com`).
 #![allow(dead_code)] // each test uses its own part
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 
 /// The only token the stand-in hands out and accepts.
 pub const TOKEN: &str = "standin-arm-token";
@@ -66,7 +71,9 @@ fn api_version_for(path: &str) -> Option<&'static str> {
 #[derive(Debug, Clone)]
 pub enum Mode {
     Normal,
-    /// This status, with these headers and an ARM error body.
+    /// This status, with these headers and an ARM error body; with
+    /// `retry-after: 0` unless the headers set it, so that amldns's
+    /// retries within a round take no time.
     Fail(u16, Vec<(&'static str, String)>),
     /// 200 with a body that is not JSON.
     Garbage,
@@ -82,6 +89,8 @@ pub struct Seen {
     pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When its head had been read.
+    pub at: Instant,
 }
 
 impl Seen {
@@ -101,8 +110,21 @@ pub struct World {
     pub lists: HashMap<String, Vec<Value>>,
     pub page_size: usize,
     pub mode: Option<Mode>,
-    /// IMDS answers 500 (no identity on the VM, say).
+    /// IMDS answers 500 (no identity on the VM, say), with `retry-after: 0`.
     pub imds_down: bool,
+    /// The next ARM requests get these answers (status, headers), one
+    /// each, before anything else: throttling and outages that pass.
+    pub script: VecDeque<(u16, Vec<(&'static str, String)>)>,
+    /// The same for the next IMDS requests.
+    pub imds_script: VecDeque<(u16, Vec<(&'static str, String)>)>,
+    /// `x-ms-ratelimit-remaining-subscription-reads` on every ARM answer.
+    pub reads_remaining: Option<u32>,
+    /// Connections accepted, on every listener (TLS handshakes included
+    /// that then fail).
+    pub connections: usize,
+    /// Where `nextLink`s point, instead of the listener the list was
+    /// asked at (`https://127.0.0.1:443` behind a proxy, say).
+    pub link_base: Option<String>,
     /// GET path (lower-case) → the status ARM answers for that one resource
     /// (401, 403, 404), whatever `docs` holds: see [`World::refuse`].
     pub refused: HashMap<String, u16>,
@@ -112,34 +134,110 @@ pub struct World {
 pub struct ArmStandIn {
     pub addr: SocketAddr,
     pub world: Arc<Mutex<World>>,
-    task: JoinHandle<()>,
+    /// `http` or `https`.
+    scheme: &'static str,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Drop for ArmStandIn {
     fn drop(&mut self) {
-        self.task.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
+}
+
+/// The certificate authority the HTTPS listeners' certificate is from
+/// (tests/fixtures/tls/README.md): what `ca_file` names.
+pub fn test_ca() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem")
+}
+
+/// A TLS server for 127.0.0.1 and localhost, from the fixture pair.
+fn acceptor() -> TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// Answers requests on `at` from `world`, over TLS when `tls` is given.
+async fn listen(
+    at: &str,
+    world: Arc<Mutex<World>>,
+    tls: Option<TlsAcceptor>,
+) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind(at).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            world.lock().unwrap().connections += 1;
+            let (w, base, tls) = (world.clone(), base.clone(), tls.clone());
+            tokio::spawn(async move {
+                match tls {
+                    None => serve(s, w, base).await,
+                    Some(tls) => {
+                        if let Ok(Ok(s)) =
+                            tokio::time::timeout(Duration::from_secs(5), tls.accept(s)).await
+                        {
+                            serve(s, w, base).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
 }
 
 impl ArmStandIn {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        Self::start_at("127.0.0.1:0", false).await
+    }
+
+    /// Over HTTPS, with the certificate of [`test_ca`].
+    pub async fn start_tls() -> Self {
+        Self::start_at("127.0.0.1:0", true).await
+    }
+
+    /// On `at` (another loopback address, say).
+    pub async fn start_at(at: &str, tls: bool) -> Self {
         let world = Arc::new(Mutex::new(World {
             page_size: 2,
             ..World::default()
         }));
-        let w = world.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(serve(s, w.clone(), addr));
-            }
-        });
-        ArmStandIn { addr, world, task }
+        let (addr, task) = listen(at, world.clone(), tls.then(acceptor)).await;
+        ArmStandIn {
+            addr,
+            world,
+            scheme: if tls { "https" } else { "http" },
+            tasks: vec![task],
+        }
+    }
+
+    /// One more HTTPS listener on the same world (IMDS apart from ARM);
+    /// its URL.
+    pub async fn also_tls(&mut self) -> String {
+        let (addr, task) = listen("127.0.0.1:0", self.world.clone(), Some(acceptor())).await;
+        self.tasks.push(task);
+        format!("https://{addr}")
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -172,11 +270,15 @@ impl ArmStandIn {
     }
 }
 
-async fn serve(mut s: TcpStream, world: Arc<Mutex<World>>, addr: SocketAddr) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    world: Arc<Mutex<World>>,
+    base: String,
+) {
     let Some(req) = read_request(&mut s).await else {
         return;
     };
-    let (status, headers, body) = answer(&req, &world, addr);
+    let (status, headers, body) = answer(&req, &world, &base);
     world.lock().unwrap().seen.push(req);
     if status == 0 {
         // Mode::Hang: hold the connection, say nothing.
@@ -197,10 +299,10 @@ async fn serve(mut s: TcpStream, world: Arc<Mutex<World>>, addr: SocketAddr) {
     let _ = s.shutdown().await;
 }
 
-async fn read_request(s: &mut TcpStream) -> Option<Seen> {
+async fn read_request<S: AsyncRead + Unpin>(s: &mut S) -> Option<Seen> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
-    let head_end = loop {
+    let (head_end, at) = loop {
         let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
             .await
             .ok()?
@@ -210,7 +312,7 @@ async fn read_request(s: &mut TcpStream) -> Option<Seen> {
         }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+            break (i + 4, Instant::now());
         }
         if buf.len() > 1 << 20 {
             return None;
@@ -248,6 +350,7 @@ async fn read_request(s: &mut TcpStream) -> Option<Seen> {
         query: query.to_string(),
         headers,
         body: String::from_utf8_lossy(&body).to_string(),
+        at,
     })
 }
 
@@ -259,7 +362,28 @@ fn token_body() -> String {
 
 type Answer = (u16, Vec<(&'static str, String)>, String);
 
-fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
+fn answer(req: &Seen, world: &Mutex<World>, base: &str) -> Answer {
+    let (status, mut headers, body) = answer_arm(req, world, base);
+    if req.path.starts_with("/subscriptions")
+        && let Some(n) = world.lock().unwrap().reads_remaining
+    {
+        headers.push(("x-ms-ratelimit-remaining-subscription-reads", n.to_string()));
+    }
+    (status, headers, body)
+}
+
+/// `retry-after: 0` added where `headers` give no Retry-After.
+fn at_once(mut headers: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+    {
+        headers.push(("retry-after", "0".into()));
+    }
+    headers
+}
+
+fn answer_arm(req: &Seen, world: &Mutex<World>, base: &str) -> Answer {
     let error = |status: u16, code: &str| {
         let body = json!({"error": {"code": code, "message": code}}).to_string();
         (status, Vec::new(), body)
@@ -269,8 +393,13 @@ fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
         if req.header("metadata") != Some("true") || !req.query.contains("resource=") {
             return error(400, "bad_request");
         }
-        if world.lock().unwrap().imds_down {
-            return error(500, "identity_unavailable");
+        let mut w = world.lock().unwrap();
+        if let Some((status, headers)) = w.imds_script.pop_front() {
+            return (status, headers, String::new());
+        }
+        if w.imds_down {
+            let (s, _, b) = error(500, "identity_unavailable");
+            return (s, at_once(Vec::new()), b);
         }
         return (200, Vec::new(), token_body());
     }
@@ -299,11 +428,15 @@ fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
     if api_version_for(&req.path).is_some_and(|v| v != asked) {
         return error(400, "NoRegisteredProviderFound");
     }
-    let w = world.lock().unwrap();
+    let mut w = world.lock().unwrap();
+    if let Some((status, headers)) = w.script.pop_front() {
+        let (s, _, b) = error(status, "Scripted");
+        return (s, headers, b);
+    }
     match &w.mode {
         Some(Mode::Fail(status, headers)) => {
             let (s, _, b) = error(*status, "Failed");
-            return (s, headers.clone(), b);
+            return (s, at_once(headers.clone()), b);
         }
         Some(Mode::Garbage) => return (200, Vec::new(), "<html>gateway</html>".into()),
         Some(Mode::Hang) => return (0, Vec::new(), String::new()),
@@ -332,11 +465,9 @@ fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
         let mut page = json!({"value": all[from.min(all.len())..to]});
         // ARM's nextLink is absolute and carries the api-version asked.
         if to < all.len() {
-            page["nextLink"] = format!(
-                "http://{addr}{}?api-version={asked}&$skipToken={to}",
-                req.path
-            )
-            .into();
+            let base = w.link_base.as_deref().unwrap_or(base);
+            page["nextLink"] =
+                format!("{base}{}?api-version={asked}&$skipToken={to}", req.path).into();
         }
         return (200, Vec::new(), page.to_string());
     }
@@ -861,5 +992,116 @@ impl World {
     /// `id`, with the error code it gives for that status.
     pub fn refuse(&mut self, id: &str, status: u16) {
         self.refused.insert(id.to_ascii_lowercase(), status);
+    }
+}
+
+impl World {
+    /// Gives `ws` (already put) one more approved private endpoint
+    /// connection, to the endpoint id `pe` as written (a hostile one, say).
+    pub fn add_connection(&mut self, ws: &Ws, pe: &str) {
+        let rid = ws.resource_id();
+        let conn = connection(
+            &rid,
+            "Microsoft.MachineLearningServices/workspaces",
+            pe,
+            "Approved",
+        );
+        let list = self.list_path();
+        let entries = self.lists.get_mut(&list).into_iter().flatten();
+        let doc = self.docs.get_mut(&rid.to_ascii_lowercase());
+        for v in entries.filter(|v| v["id"] == rid.as_str()).chain(doc) {
+            v["properties"]["privateEndpointConnections"]
+                .as_array_mut()
+                .unwrap()
+                .push(conn.clone());
+        }
+    }
+}
+
+// ---- an HTTP CONNECT proxy ---------------------------------------------------------
+
+/// A proxy on 127.0.0.1 that opens tunnels (RFC 9110 §9.3.6) to loopback
+/// only, and counts them by the target asked for.
+pub struct ConnectProxy {
+    pub addr: SocketAddr,
+    /// Each CONNECT's target, as asked.
+    pub tunnels: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ConnectProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ConnectProxy {
+    /// `routes`: targets sent elsewhere (`127.0.0.1:443` to a stand-in's
+    /// port, say); any other target must be a loopback address and port.
+    pub async fn start(routes: Vec<(String, SocketAddr)>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tunnels = Arc::new(Mutex::new(Vec::new()));
+        let seen = tunnels.clone();
+        let routes = Arc::new(routes);
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(tunnel(s, seen.clone(), routes.clone()));
+            }
+        });
+        ConnectProxy {
+            addr,
+            tunnels,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn tunnels(&self) -> Vec<String> {
+        self.tunnels.lock().unwrap().clone()
+    }
+}
+
+async fn tunnel(
+    mut s: TcpStream,
+    seen: Arc<Mutex<Vec<String>>>,
+    routes: Arc<Vec<(String, SocketAddr)>>,
+) {
+    let Some(req) = read_request(&mut s).await else {
+        return;
+    };
+    if req.method != "CONNECT" {
+        let _ = s.write_all(b"HTTP/1.1 405 Only CONNECT\r\n\r\n").await;
+        return;
+    }
+    // `CONNECT host:port`: the request target is the authority.
+    let target = req.path.clone();
+    seen.lock().unwrap().push(target.clone());
+    let to = routes
+        .iter()
+        .find(|(t, _)| *t == target)
+        .map(|(_, a)| *a)
+        .or_else(|| target.parse::<SocketAddr>().ok())
+        .filter(|a| a.ip().is_loopback());
+    let Some(to) = to else {
+        let _ = s.write_all(b"HTTP/1.1 403 Loopback only\r\n\r\n").await;
+        return;
+    };
+    let Ok(mut up) = TcpStream::connect(to).await else {
+        let _ = s.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+        return;
+    };
+    if s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .is_ok()
+    {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::copy_bidirectional(&mut s, &mut up),
+        )
+        .await;
     }
 }

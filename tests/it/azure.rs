@@ -347,8 +347,10 @@ async fn arm_failing_keeps_the_table_and_shows_why() {
     ] {
         let tokens_before = imds_requests(&arm);
         arm.set_mode(mode);
+        // A request that does not answer is tried four times, with about
+        // 0.8, 1.6 and 3.2 s between the tries.
         assert!(
-            until(Duration::from_secs(10), || async {
+            until(Duration::from_secs(40), || async {
                 synced(&srv, result).await >= 1.0
             })
             .await,
@@ -374,9 +376,16 @@ async fn arm_failing_keeps_the_table_and_shows_why() {
             "{result}: {health}"
         );
     }
-    // 429: the next round waits for Retry-After, not interval_s.
-    arm.set_mode(Mode::Fail(429, vec![("retry-after", "5".into())]));
-    rounds_ended(&srv, "throttled", 1.0).await;
+    // 429: tried again after Retry-After within the round (three times),
+    // then the next round waits for it, not interval_s.
+    arm.set_mode(Mode::Fail(429, vec![("retry-after", "4".into())]));
+    assert!(
+        until(Duration::from_secs(60), || async {
+            synced(&srv, "throttled").await >= 1.0
+        })
+        .await,
+        "throttled is counted"
+    );
     let after_429 = arm.arm_requests();
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(
@@ -1764,5 +1773,307 @@ async fn a_discovery_file_written_by_discover_watch_feeds_another_server() {
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(file["amldns_discovery"], 1, "{file}");
+    srv.stop().await;
+}
+
+// ---- the network: a corporate CA, a proxy, failures that pass, hostile links --
+
+/// `amldns discover` (managed identity) with `[azure]` pointing ARM at
+/// `arm_url` and IMDS at `imds_url`, plus `extra`, and only `env`.
+async fn discover_at(
+    arm_url: &str,
+    imds_url: &str,
+    extra: &str,
+    env: &[(&str, String)],
+) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nservers = [\"127.0.0.1:9\"]\n[azure]\nsubscriptions = [\"{}\"]\n\
+             arm_endpoint = \"{arm_url}\"\nimds_endpoint = \"{imds_url}\"\n\
+             max_reads_per_second = 10000\n{extra}\n",
+            arm::SUB
+        ),
+    )
+    .unwrap();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        discover(&config, &env)
+    })
+    .await
+    .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn ca_file() -> String {
+    format!("ca_file = \"{}\"", arm::test_ca().display())
+}
+
+/// ARM behind a TLS-inspecting proxy presents a certificate from the
+/// proxy's CA: trusted once `ca_file` or the system store has that CA,
+/// refused (unknown issuer) with the built-in roots alone.
+#[tokio::test]
+async fn a_corporate_ca_is_trusted_from_ca_file_or_the_system_store() {
+    let arm = ArmStandIn::start_tls().await;
+    arm.with(|w| w.put(&contoso()));
+    let url = arm.url();
+    let (ok, _, stderr) = discover_at(&url, &url, "", &[]).await;
+    assert!(!ok && stderr.contains("UnknownIssuer"), "{stderr}");
+    // A certificate not trusted stays so: asked once, not four times.
+    assert_eq!(arm.with(|w| w.connections), 1);
+    let (ok, stdout, stderr) = discover_at(&url, &url, &ca_file(), &[]).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("name = \"mlw-contoso\""), "{stdout}");
+    let env = [("SSL_CERT_FILE", arm::test_ca().display().to_string())];
+    let (ok, stdout, stderr) = discover_at(&url, &url, "", &env).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("name = \"mlw-contoso\""), "{stdout}");
+    // A ca_file that holds no certificate is said, not ignored.
+    let (ok, _, stderr) = discover_at(&url, &url, "ca_file = \"/dev/null\"", &[]).await;
+    assert!(!ok && stderr.contains("no PEM certificate"), "{stderr}");
+}
+
+/// With `HTTPS_PROXY`, ARM is reached through a CONNECT tunnel (TLS
+/// inside it, checked end to end); IMDS never is, even over https;
+/// `NO_PROXY` sends ARM direct.
+#[tokio::test]
+async fn arm_goes_through_the_proxy_imds_never_and_no_proxy_bypasses_it() {
+    let mut arm = ArmStandIn::start_tls().await;
+    arm.with(|w| w.put(&contoso()));
+    let imds = arm.also_tls().await;
+    let proxy = arm::ConnectProxy::start(Vec::new()).await;
+    let env = [("HTTPS_PROXY", proxy.url())];
+    let (ok, stdout, stderr) = discover_at(&arm.url(), &imds, &ca_file(), &env).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("name = \"mlw-contoso\""), "{stdout}");
+    let tunnels = proxy.tunnels();
+    let arm_at = arm.addr.to_string();
+    assert!(!tunnels.is_empty(), "ARM went direct");
+    assert!(
+        tunnels.iter().all(|t| *t == arm_at),
+        "{tunnels:?} (IMDS at {imds})"
+    );
+    assert!(imds_requests(&arm) >= 1, "IMDS was asked, directly");
+
+    let before = tunnels.len();
+    let env = [
+        ("https_proxy", proxy.url()),
+        ("no_proxy", "localhost,127.0.0.0/8".to_string()),
+    ];
+    let (ok, _, stderr) = discover_at(&arm.url(), &imds, &ca_file(), &env).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(proxy.tunnels().len(), before, "NO_PROXY is honoured");
+}
+
+/// Some providers write `nextLink` with the scheme's port spelled out
+/// (`https://management.azure.com:443/…`): the same host as the endpoint
+/// without it. ARM here sits at https's default port behind the proxy.
+#[tokio::test]
+async fn a_next_link_with_the_default_port_spelled_out_is_followed() {
+    let arm = ArmStandIn::start_tls().await;
+    let mut ws = contoso();
+    ws.computes = (0..5)
+        .map(|i| (format!("ci-{i}"), "ComputeInstance"))
+        .collect();
+    arm.with(|w| {
+        w.put(&ws);
+        w.link_base = Some("https://127.0.0.1:443".into());
+    });
+    let proxy = arm::ConnectProxy::start(vec![("127.0.0.1:443".into(), arm.addr)]).await;
+    let env = [("HTTPS_PROXY", proxy.url())];
+    let imds = ArmStandIn::start().await;
+    let (ok, stdout, stderr) =
+        discover_at("https://127.0.0.1", &imds.url(), &ca_file(), &env).await;
+    assert!(ok, "{stderr}");
+    for i in 0..5 {
+        assert!(stdout.contains(&format!("\"ci-{i}\"")), "{stdout}");
+    }
+    let pages = arm
+        .seen()
+        .iter()
+        .filter(|r| r.path.ends_with("/computes"))
+        .count();
+    assert_eq!(pages, 3, "five instances, two a page");
+}
+
+/// 429 with Retry-After, then 503 twice (one without Retry-After: the
+/// backoff): each request is tried again and the round works; the retries
+/// are counted.
+#[tokio::test]
+async fn throttling_and_outages_that_pass_are_retried_within_the_round() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| {
+        w.put(&contoso());
+        w.script.extend([
+            (429, vec![("retry-after", "1".into())]),
+            (503, vec![]),
+            (503, vec![("retry-after", "0".into())]),
+        ]);
+    });
+    let srv = start_against(&arm, &up, "").await;
+    rounds_ended(&srv, "success", 1.0).await;
+    let text = scrape(&srv).await;
+    assert_eq!(
+        metric(&text, amldns::metrics::AZURE_RETRIES_TOTAL, &[]),
+        3.0
+    );
+    for failed in ["throttled", "unavailable"] {
+        assert_eq!(synced(&srv, failed).await, 0.0, "{failed}");
+    }
+    assert_eq!(a(srv.addr, &contoso().api_name()).await, ["10.1.0.5"]);
+    // The 429 was waited for: the try after it came a second later.
+    let seen = arm.seen();
+    let arm_times: Vec<_> = seen
+        .iter()
+        .filter(|r| r.path.starts_with("/subscriptions"))
+        .map(|r| r.at)
+        .collect();
+    assert!(arm_times[1] - arm_times[0] >= Duration::from_millis(950));
+    srv.stop().await;
+}
+
+/// A request that fails every time is sent four times, not more, and
+/// then fails the round.
+#[tokio::test]
+async fn a_request_failing_every_time_is_tried_four_times() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| {
+        w.put(&contoso());
+        w.script
+            .extend((0..10).map(|_| (500, vec![("retry-after", "0".into())])));
+    });
+    let srv = start_against(&arm, &up, "").await;
+    rounds_ended(&srv, "unavailable", 1.0).await;
+    assert_eq!(arm.arm_requests(), 4);
+    let text = scrape(&srv).await;
+    assert_eq!(
+        metric(&text, amldns::metrics::AZURE_RETRIES_TOTAL, &[]),
+        3.0
+    );
+    srv.stop().await;
+}
+
+/// ARM saying few reads are left slows the reads below
+/// `max_reads_per_second` (40 left: 10 a second).
+#[tokio::test]
+async fn reads_slow_down_when_arm_says_few_are_left() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| {
+        w.put(&contoso());
+        w.reads_remaining = Some(40);
+    });
+    let srv = start_against(&arm, &up, "").await;
+    rounds_ended(&srv, "success", 1.0).await;
+    let text = scrape(&srv).await;
+    let slowed = metric(&text, amldns::metrics::AZURE_READS_SLOWED_TOTAL, &[]);
+    let times: Vec<_> = arm
+        .seen()
+        .iter()
+        .filter(|r| r.path.starts_with("/subscriptions"))
+        .map(|r| r.at)
+        .collect();
+    assert!(
+        slowed >= (times.len() - 1) as f64,
+        "{slowed} of {}",
+        times.len()
+    );
+    // At most 10 a second once the first answer has said so: never
+    // faster (a slow machine only spaces them more).
+    let span = *times.last().unwrap() - times[1];
+    assert!(
+        span >= Duration::from_millis(90) * (times.len() as u32 - 2),
+        "{} reads in {span:?}",
+        times.len()
+    );
+    srv.stop().await;
+}
+
+/// A list whose `nextLink` names the page just read ends as a failure at
+/// once: no loop, no memory growing.
+#[tokio::test]
+async fn a_next_link_back_to_itself_ends_the_list() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let ws = contoso();
+    let computes = format!("{}/computes", ws.resource_id());
+    arm.with(|w| {
+        w.put(&ws);
+        let key = computes.to_ascii_lowercase();
+        w.lists.remove(&key);
+        let me = format!("{}{computes}?api-version={}", arm.url(), arm::ML_API);
+        w.docs
+            .insert(key, serde_json::json!({"value": [], "nextLink": me}));
+    });
+    let srv = start_against(&arm, &up, "").await;
+    rounds_ended(&srv, "malformed", 1.0).await;
+    let asked = arm
+        .seen()
+        .iter()
+        .filter(|r| r.path.eq_ignore_ascii_case(&computes))
+        .count();
+    assert_eq!(asked, 1, "the page is read once");
+    let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
+    assert!(health.contains("already read"), "{health}");
+    srv.stop().await;
+}
+
+/// A private endpoint id that would move the request elsewhere
+/// (`@host:port/…` after the endpoint's authority) is not asked: the token
+/// never reaches that host.
+#[tokio::test]
+async fn an_id_that_would_leave_arm_is_never_asked() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let elsewhere = ArmStandIn::start_at("127.0.0.2:0", false).await;
+    let ws = contoso();
+    let hostile = format!(
+        "@{}/subscriptions/{}/resourceGroups/rg-ml/providers/Microsoft.Network/privateEndpoints/x",
+        elsewhere.addr,
+        arm::SUB
+    );
+    arm.with(|w| {
+        w.put(&ws);
+        w.add_connection(&ws, &hostile);
+    });
+    let srv = start_against(&arm, &up, "").await;
+    rounds_ended(&srv, "malformed", 1.0).await;
+    assert_eq!(elsewhere.seen().len(), 0, "nothing went to 127.0.0.2");
+    assert!(arm.seen().iter().all(|r| !r.path.contains('@')));
+    let (_, health) = http_request(srv.http(), "GET", "/healthz").await;
+    assert!(health.contains("not an ARM resource path"), "{health}");
+    srv.stop().await;
+}
+
+/// IMDS answering 410 (updating itself) and 5xx is asked again; the round
+/// works once it answers.
+#[tokio::test]
+async fn imds_is_asked_again_on_410_and_5xx() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| {
+        w.put(&contoso());
+        w.imds_script.extend([
+            (410, vec![("retry-after", "0".into())]),
+            (410, vec![("retry-after", "0".into())]),
+            (503, vec![("retry-after", "0".into())]),
+        ]);
+    });
+    let srv = start_against(&arm, &up, "").await;
+    rounds_ended(&srv, "success", 1.0).await;
+    assert_eq!(synced(&srv, "token").await, 0.0);
+    assert_eq!(imds_requests(&arm), 4);
     srv.stop().await;
 }

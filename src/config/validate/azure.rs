@@ -1,7 +1,7 @@
 //! `[azure]` (SPEC §8): which subscriptions discovery reads, how it gets
 //! its token, and how hard it may read Azure Resource Manager.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::Spanned;
@@ -107,6 +107,7 @@ impl Cx<'_> {
             cloud,
             arm_endpoint: endpoint(&a.arm_endpoint, cloud.arm_endpoint(), "arm_endpoint")?,
             imds_endpoint: endpoint(&a.imds_endpoint, IMDS_ENDPOINT, "imds_endpoint")?,
+            ca_file: a.ca_file.as_ref().map(|f| self.relative(f)),
             timeout: Duration::from_millis(self.within(
                 &a.timeout_ms,
                 100..=120_000,
@@ -119,13 +120,16 @@ impl Cx<'_> {
                 DEFAULT_AZURE_READS_PER_SECOND,
                 "max_reads_per_second",
             )? as u32,
-            state_file: a.state_file.as_ref().map(|f| {
-                self.path
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(f.get_ref().trim())
-            }),
+            state_file: a.state_file.as_ref().map(|f| self.relative(f)),
         })
+    }
+
+    /// A path as written, relative to the config's folder.
+    fn relative(&self, f: &Spanned<String>) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(f.get_ref().trim())
     }
 
     /// An `http(s)://host[:port][/path]` URL, without a final `/`.
