@@ -397,12 +397,14 @@ fn discover(path: &std::path::Path) -> ExitCode {
     };
     let found = tokio::runtime::Runtime::new()
         .map_err(|e| e.to_string())
-        .and_then(|r| {
-            r.block_on(crate::azure::discover(azure))
-                .map_err(|e| e.to_string())
-        });
+        .and_then(|r| r.block_on(crate::azure::discover(azure)));
     match found {
-        Ok(text) => emit(&text),
+        Ok((text, skipped)) => {
+            for s in skipped {
+                eprintln!("{s}");
+            }
+            emit(&text)
+        }
         Err(e) => {
             eprintln!("error: Azure discovery failed: {e}");
             ExitCode::FAILURE

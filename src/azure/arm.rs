@@ -8,7 +8,7 @@ use hyper::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER, USER_AGENT};
 use hyper::{Method, Request};
 use serde_json::Value;
 
-use super::http::{Failure, Http, shown};
+use super::http::{ArmError, Failure, Http, shown};
 use super::token::Tokens;
 
 /// A list with more pages than this is looping (a `nextLink` that points
@@ -56,8 +56,8 @@ impl Arm {
     }
 
     /// GETs `path` (a resource id, or a path under the endpoint) at
-    /// `api_version`; `None` when it is gone (404: deleted since it was listed).
-    pub async fn get(&self, path: &str, api_version: &str) -> Result<Option<Value>, Failure> {
+    /// `api_version`; a resource that is gone is [`Failure::NotFound`].
+    pub async fn get(&self, path: &str, api_version: &str) -> Result<Value, Failure> {
         self.get_url(&format!("{}{path}?api-version={api_version}", self.base))
             .await
     }
@@ -67,9 +67,7 @@ impl Arm {
         let mut url = format!("{}{path}?api-version={api_version}", self.base);
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
-            let Some(mut page) = self.get_url(&url).await? else {
-                return Ok(out);
-            };
+            let mut page = self.get_url(&url).await?;
             match page.get_mut("value").map(Value::take) {
                 Some(Value::Array(items)) => out.extend(items),
                 _ => return Err(Failure::malformed(&url, "a list without a \"value\" array")),
@@ -95,7 +93,7 @@ impl Arm {
         ))
     }
 
-    async fn get_url(&self, url: &str) -> Result<Option<Value>, Failure> {
+    async fn get_url(&self, url: &str) -> Result<Value, Failure> {
         let token = self.tokens.get(&self.http).await?;
         self.pace().await;
         let req = Request::builder()
@@ -108,25 +106,33 @@ impl Arm {
             .map_err(|e| Failure::malformed(url, format!("not a URL: {e}")))?;
         let (status, headers, body) = self.http.send(req).await?;
         let url = shown(url);
+        let arm = || ArmError::read(&headers, &body);
         match status.as_u16() {
-            200 => serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|e| Failure::Malformed {
-                    url,
-                    why: format!("not JSON: {e}"),
-                }),
-            404 => Ok(None),
+            200 => serde_json::from_slice(&body).map_err(|e| Failure::Malformed {
+                url,
+                why: format!("not JSON: {e}"),
+            }),
+            404 => Err(Failure::NotFound { url, arm: arm() }),
             s @ (401 | 403) => {
                 // A token ARM refuses is not asked for again until it is
                 // replaced: drop it, the next round gets a new one.
                 self.tokens.forget().await;
-                Err(Failure::Denied { url, status: s })
+                Err(Failure::Denied {
+                    url,
+                    status: s,
+                    arm: arm(),
+                })
             }
             429 => Err(Failure::Throttled {
                 url,
                 retry_after: retry_after(&headers),
+                arm: arm(),
             }),
-            status => Err(Failure::Unavailable { url, status }),
+            status => Err(Failure::Unavailable {
+                url,
+                status,
+                arm: arm(),
+            }),
         }
     }
 }

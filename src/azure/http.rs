@@ -28,15 +28,28 @@ pub enum Failure {
         "{url}: HTTP {status}: the identity may not read it (give it Reader on the \
          subscription, see deploy/azure)"
     )]
-    Denied { url: String, status: u16 },
+    Denied {
+        url: String,
+        status: u16,
+        arm: ArmError,
+    },
+    /// HTTP 404: the resource is gone, or (a subscription) the identity's
+    /// tenant does not have it.
+    #[error("{url}: HTTP 404: not found")]
+    NotFound { url: String, arm: ArmError },
     /// HTTP 429; the next round waits `retry_after` when ARM says so.
     #[error("{url}: HTTP 429: ARM throttles this identity")]
     Throttled {
         url: String,
         retry_after: Option<Duration>,
+        arm: ArmError,
     },
     #[error("{url}: HTTP {status}")]
-    Unavailable { url: String, status: u16 },
+    Unavailable {
+        url: String,
+        status: u16,
+        arm: ArmError,
+    },
     #[error("{url}: no answer within {0} ms", .timeout.as_millis())]
     Timeout { url: String, timeout: Duration },
     #[error("{url}: {why}")]
@@ -53,6 +66,7 @@ impl Failure {
         match self {
             Failure::Token(_) => AzureResult::Token,
             Failure::Denied { .. } => AzureResult::Denied,
+            Failure::NotFound { .. } => AzureResult::NotFound,
             Failure::Throttled { .. } => AzureResult::Throttled,
             Failure::Unavailable { .. } => AzureResult::Unavailable,
             Failure::Timeout { .. } | Failure::Round(_) => AzureResult::Timeout,
@@ -69,10 +83,58 @@ impl Failure {
         }
     }
 
+    /// The HTTP status ARM answered, when it answered one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Failure::Denied { status, .. } | Failure::Unavailable { status, .. } => Some(*status),
+            Failure::NotFound { .. } => Some(404),
+            Failure::Throttled { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// What ARM's answer said of the failure, when it answered.
+    pub fn arm(&self) -> Option<&ArmError> {
+        match self {
+            Failure::Denied { arm, .. }
+            | Failure::NotFound { arm, .. }
+            | Failure::Throttled { arm, .. }
+            | Failure::Unavailable { arm, .. } => Some(arm),
+            _ => None,
+        }
+    }
+
     pub(super) fn malformed(url: &str, why: impl Into<String>) -> Self {
         Failure::Malformed {
             url: shown(url),
             why: why.into(),
+        }
+    }
+}
+
+/// What ARM's error answer says, for the log: its `error.code`
+/// (`AuthorizationFailed`, `SubscriptionNotFound`…) and the
+/// `x-ms-correlation-request-id` Microsoft's support asks for. Kept out of
+/// the failure's text, which must read the same each round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArmError {
+    pub code: Option<String>,
+    pub correlation_id: Option<String>,
+}
+
+impl ArmError {
+    /// From an answer's headers and body (ARM's `{"error": {"code": …}}`).
+    pub(super) fn read(headers: &HeaderMap, body: &[u8]) -> Self {
+        let code = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.pointer("/error/code")?.as_str().map(str::to_string));
+        let correlation_id = headers
+            .get("x-ms-correlation-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        ArmError {
+            code,
+            correlation_id,
         }
     }
 }
@@ -173,6 +235,7 @@ mod tests {
         let f = Failure::Throttled {
             url: "u".into(),
             retry_after: Some(Duration::from_secs(3)),
+            arm: ArmError::default(),
         };
         assert_eq!(f.kind(), AzureResult::Throttled);
         assert_eq!(f.retry_after(), Some(Duration::from_secs(3)));

@@ -8,10 +8,11 @@ use super::register::{Register, label_set};
 pub const AZURE_SYNC_TOTAL: &str = "amldns_azure_sync_total";
 pub const AZURE_LAST_SUCCESS: &str = "amldns_azure_last_success_timestamp_seconds";
 pub const AZURE_WORKSPACES: &str = "amldns_azure_workspaces";
+pub const AZURE_SKIPPED: &str = "amldns_azure_skipped";
 
 label_set! {
     /// How an Azure discovery round ended: it worked and changed the table
-    /// or not, it was held (it would drop more than half the workspaces),
+    /// or not, it was held (it would remove more than half the discovered names),
     /// the table refused its names, or how it failed.
     pub enum AzureResult {
         Success => "success",
@@ -20,6 +21,7 @@ label_set! {
         Rejected => "rejected",
         Token => "token",
         Denied => "denied",
+        NotFound => "not_found",
         Throttled => "throttled",
         Unavailable => "unavailable",
         Timeout => "timeout",
@@ -35,6 +37,8 @@ pub struct AzureMetrics {
     pub last_success: Gauge,
     /// Workspaces the last good discovery found.
     pub workspaces: IntGauge,
+    /// Resources the last round left out (`/status` lists them).
+    pub skipped: IntGauge,
 }
 
 impl AzureMetrics {
@@ -54,6 +58,10 @@ impl AzureMetrics {
             workspaces: r.gauge(
                 AZURE_WORKSPACES,
                 "Workspaces found by the last good Azure discovery.",
+            ),
+            skipped: r.gauge(
+                AZURE_SKIPPED,
+                "Resources the last Azure discovery round left out: refused, gone, or not servable.",
             ),
         }
     }

@@ -1040,10 +1040,10 @@ fn fleet(n: usize) -> Vec<Ws> {
 }
 
 /// The brake on a round that removes much: amldns counts the discovered
-/// workspaces a round would remove (src/azure/mod.rs, `dropped_by`), and
-/// holds the round when that is more than half of them. Every workspace
-/// here gives as many names as the next, so the same cuts hold counted in
-/// names: 3 of 5 waits, 2 of 5 and 2 of 4 (exactly half) apply at once.
+/// names a round would remove, and holds those removals when they are more
+/// than half of the names. Every workspace here gives as many names as the
+/// next, so the cuts read in workspaces: 3 of 5 waits, 2 of 5 and 2 of 4
+/// (exactly half) apply at once.
 #[tokio::test]
 async fn removing_half_applies_at_once_and_more_than_half_waits_for_the_next_round() {
     let up = StandIn::zone().await;
@@ -1113,8 +1113,6 @@ async fn removing_half_applies_at_once_and_more_than_half_waits_for_the_next_rou
 /// A round that removes more than half holds only its removals: what it
 /// adds and changes is served at once.
 #[tokio::test]
-#[ignore = "product bug: a held round applies nothing (src/azure/mod.rs, Rounds::settle \
-            returns before apply_discovery), so its additions and changes wait with the removals"]
 async fn a_round_removing_more_than_half_applies_its_additions_and_changes_at_once() {
     let up = StandIn::zone().await;
     let arm = ArmStandIn::start().await;
@@ -1148,9 +1146,6 @@ async fn a_round_removing_more_than_half_applies_its_additions_and_changes_at_on
 /// "More than half" is of the discovered names: one workspace giving most
 /// of them is most of the discovery, though it is one workspace of two.
 #[tokio::test]
-#[ignore = "the documented rule and the code differ: the half is counted in workspaces (src/azure/mod.rs, \
-            dropped_by and `dropped * 2 > current.len()`), not in names, so removing one \
-            workspace of two that gives most of the names is applied at once"]
 async fn the_half_is_counted_in_names() {
     let up = StandIn::zone().await;
     let arm = ArmStandIn::start().await;
@@ -1238,9 +1233,6 @@ async fn a_private_endpoint_gone_is_left_out_and_the_rest_applied() {
 /// out like one that is gone: the round is applied without it, counts as a
 /// success, and `/status` lists the endpoint as skipped with the reason.
 #[tokio::test]
-#[ignore = "product bug: a 401 or 403 on one resource fails the whole round \
-            (src/azure/arm.rs get_url returns Failure::Denied, propagated by `?` in \
-            src/azure/round.rs endpoint_names and workspace), and /status has no skipped list"]
 async fn a_private_endpoint_arm_refuses_is_left_out_and_the_rest_applied() {
     let (srv, other, _arm, _up) = one_endpoint_refused(401).await;
     let (_, status) = http_request(srv.http(), "GET", "/status").await;
@@ -1460,9 +1452,6 @@ impl Drop for Killed {
 /// is read-only for amldns: its mode, and, when the test runs as root (whom
 /// modes do not stop), amldns runs as nobody.
 #[tokio::test]
-#[ignore = "product bug: a failed save is only logged (src/azure/mod.rs, fn save): /healthz \
-            stays ok, and an unchanged round saves again only when the state file is missing \
-            (Rounds::settle), so an old file is never replaced"]
 async fn a_state_file_that_cannot_be_saved_degrades_health_and_is_saved_later() {
     use std::os::unix::fs::PermissionsExt;
     let up = StandIn::zone().await;
