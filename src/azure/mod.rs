@@ -670,8 +670,8 @@ impl<S: Served> Rounds<S> {
                 error!(
                     result = f.kind().as_str(),
                     subscription = %sub,
-                    code = said.code.as_deref().unwrap_or("-"),
-                    correlation_id = said.correlation_id.as_deref().unwrap_or("-"),
+                    code = %said.code.as_deref().unwrap_or("-"),
+                    correlation_id = %said.correlation_id.as_deref().unwrap_or("-"),
                     "Azure discovery failed for subscription {sub}, its last good discovery keeps \
                      serving: {f}"
                 );

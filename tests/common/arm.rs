@@ -32,6 +32,8 @@ pub const TOKEN: &str = "standin-arm-token";
 /// What the workload identity's projected token file holds.
 pub const ASSERTION: &str = "standin-federated-jwt";
 pub const SUB: &str = "0b1f6471-1bf0-4dda-aec3-111122223333";
+/// A second subscription, for what one subscription's failure costs the other.
+pub const SUB2: &str = "9c2e5d80-4b6a-4f1e-8d3c-444455556666";
 pub const ML_API: &str = "2024-04-01";
 
 /// The API version ARM is asked at for each provider: a stable folder of the
@@ -98,9 +100,9 @@ pub struct World {
     pub mode: Option<Mode>,
     /// IMDS answers 500 (no identity on the VM, say).
     pub imds_down: bool,
-    /// GET path (lower-case) → the status ARM answers for that one resource
-    /// (401, 403, 404), whatever `docs` holds: see [`World::refuse`].
-    pub refused: HashMap<String, u16>,
+    /// GET path (lower-case) → the status and error code ARM answers for
+    /// that one resource or list, whatever `docs` holds: see [`World::refuse`].
+    pub refused: HashMap<String, (u16, &'static str)>,
     pub seen: Vec<Seen>,
 }
 
@@ -159,9 +161,16 @@ impl ArmStandIn {
 
     /// The `[azure]` section pointing at this stand-in.
     pub fn section(&self, extra: &str) -> String {
+        self.section_for(&[SUB], extra)
+    }
+
+    /// The `[azure]` section pointing at this stand-in, reading `subscriptions`.
+    pub fn section_for(&self, subscriptions: &[&str], extra: &str) -> String {
+        let subs: Vec<String> = subscriptions.iter().map(|s| format!("\"{s}\"")).collect();
         format!(
-            "[azure]\nsubscriptions = [\"{SUB}\"]\narm_endpoint = \"{0}\"\n\
-             imds_endpoint = \"{0}\"\nmax_reads_per_second = 10000\n{extra}\n",
+            "[azure]\nsubscriptions = [{}]\narm_endpoint = \"{1}\"\n\
+             imds_endpoint = \"{1}\"\nmax_reads_per_second = 10000\n{extra}\n",
+            subs.join(", "),
             self.url()
         )
     }
@@ -254,11 +263,22 @@ fn token_body() -> String {
 
 type Answer = (u16, Vec<(&'static str, String)>, String);
 
+/// ARM's error answers: its common `ErrorResponse` body, and the
+/// `x-ms-correlation-request-id` every ARM answer carries, new each time.
+fn arm_error(status: u16, code: &str) -> Answer {
+    static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let body = json!({"error": {"code": code, "message": code}}).to_string();
+    let correlation = format!("c0{n:06x}-5a1e-4c0d-9e1f-{n:012x}");
+    (
+        status,
+        vec![("x-ms-correlation-request-id", correlation)],
+        body,
+    )
+}
+
 fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
-    let error = |status: u16, code: &str| {
-        let body = json!({"error": {"code": code, "message": code}}).to_string();
-        (status, Vec::new(), body)
-    };
+    let error = arm_error;
     // IMDS: only with `Metadata: true`, as the real one.
     if req.path == "/metadata/identity/oauth2/token" {
         if req.header("metadata") != Some("true") || !req.query.contains("resource=") {
@@ -297,23 +317,16 @@ fn answer(req: &Seen, world: &Mutex<World>, addr: SocketAddr) -> Answer {
     let w = world.lock().unwrap();
     match &w.mode {
         Some(Mode::Fail(status, headers)) => {
-            let (s, _, b) = error(*status, "Failed");
-            return (s, headers.clone(), b);
+            let (s, mut h, b) = error(*status, "Failed");
+            h.extend(headers.iter().cloned());
+            return (s, h, b);
         }
         Some(Mode::Garbage) => return (200, Vec::new(), "<html>gateway</html>".into()),
         Some(Mode::Hang) => return (0, Vec::new(), String::new()),
         Some(Mode::Normal) | None => {}
     }
     let key = req.path.to_ascii_lowercase();
-    if let Some(status) = w.refused.get(&key) {
-        // The codes ARM gives: a resource in a tenant the token is not from,
-        // a role that does not reach it, a resource deleted since it was listed.
-        let code = match status {
-            401 => "InvalidAuthenticationTokenTenant",
-            403 => "AuthorizationFailed",
-            404 => "ResourceNotFound",
-            _ => "Failed",
-        };
+    if let Some((status, code)) = w.refused.get(&key) {
         return error(*status, code);
     }
     if let Some(all) = w.lists.get(&key) {
@@ -357,6 +370,8 @@ pub enum Endpoint {
 /// A workspace of the stand-in's world.
 #[derive(Debug, Clone)]
 pub struct Ws {
+    /// The subscription it is in.
+    pub sub: &'static str,
     pub name: String,
     pub id: String,
     pub region: String,
@@ -380,11 +395,15 @@ pub struct Ws {
     /// own private endpoint: the login server's and the regional data
     /// endpoint's addresses.
     pub registry_ips: Option<[&'static str; 2]>,
+    /// `properties.workspaceId` in what ARM lists (the specs mark it
+    /// read-only, not required).
+    pub workspace_id_listed: bool,
 }
 
 impl Ws {
     pub fn new(name: &str, id: &str, region: &str) -> Self {
         Ws {
+            sub: SUB,
             name: name.into(),
             id: id.into(),
             region: region.into(),
@@ -400,18 +419,19 @@ impl Ws {
             notebook_fqdn_in_workspace: true,
             vault_ip: None,
             registry_ips: None,
+            workspace_id_listed: true,
         }
     }
 
     pub fn resource_id(&self) -> String {
         format!(
-            "/subscriptions/{SUB}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
-            self.rg, self.name
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
+            self.sub, self.rg, self.name
         )
     }
 
     fn rg_id(&self) -> String {
-        format!("/subscriptions/{SUB}/resourceGroups/{}", self.rg)
+        format!("/subscriptions/{}/resourceGroups/{}", self.sub, self.rg)
     }
 
     pub fn suffixes(&self) -> (&'static str, &'static str) {
@@ -515,7 +535,12 @@ struct Link<'a> {
 
 impl World {
     pub fn list_path(&self) -> String {
-        format!("/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices/workspaces")
+        Self::list_path_in(SUB)
+    }
+
+    /// `sub`'s workspace list.
+    pub fn list_path_in(sub: &str) -> String {
+        format!("/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/workspaces")
             .to_ascii_lowercase()
     }
 
@@ -553,10 +578,13 @@ impl World {
         if let Some(h) = &ws.hub {
             props["hubResourceId"] = h.clone().into();
         }
+        if !ws.workspace_id_listed {
+            props.as_object_mut().unwrap().remove("workspaceId");
+        }
         let doc = json!({"id": rid, "name": ws.name, "type": WS_TYPE,
             "location": ws.region, "kind": ws.kind, "properties": props,
             "identity": {"type": "SystemAssigned"}, "sku": {"name": "Basic", "tier": "Basic"}});
-        let list = self.list_path();
+        let list = Self::list_path_in(ws.sub);
         let all = self.lists.entry(list).or_default();
         all.retain(|v| v["id"] != rid.as_str());
         all.push(doc);
@@ -765,16 +793,21 @@ impl World {
         );
     }
 
-    /// Removes every workspace.
+    /// Removes every workspace of every subscription.
     pub fn clear_workspaces(&mut self) {
         let list = self.list_path();
         self.lists.insert(list, Vec::new());
+        for (path, all) in &mut self.lists {
+            if path.ends_with("/providers/microsoft.machinelearningservices/workspaces") {
+                all.clear();
+            }
+        }
     }
 
     /// Removes `ws` from the workspace list (what it pointed at stays, as
     /// ARM keeps a deleted workspace's endpoints until someone removes them).
     pub fn remove(&mut self, ws: &Ws) {
-        let list = self.list_path();
+        let list = Self::list_path_in(ws.sub);
         let rid = ws.resource_id();
         if let Some(all) = self.lists.get_mut(&list) {
             all.retain(|v| v["id"] != rid.as_str());
@@ -782,8 +815,23 @@ impl World {
     }
 
     /// From now on ARM answers `status` (401, 403, 404) for the resource
-    /// `id`, with the error code it gives for that status.
+    /// `id`, with the error code it gives for that status: a resource in a
+    /// tenant the token is not from, a role that does not reach it, a
+    /// resource deleted since it was listed.
     pub fn refuse(&mut self, id: &str, status: u16) {
-        self.refused.insert(id.to_ascii_lowercase(), status);
+        let code = match status {
+            401 => "InvalidAuthenticationTokenTenant",
+            403 => "AuthorizationFailed",
+            404 => "ResourceNotFound",
+            _ => "Failed",
+        };
+        self.refused.insert(id.to_ascii_lowercase(), (status, code));
+    }
+
+    /// From now on ARM does not know `sub` (deleted, moved to another
+    /// tenant): its workspace list answers 404 `SubscriptionNotFound`.
+    pub fn lose_subscription(&mut self, sub: &str) {
+        let list = Self::list_path_in(sub);
+        self.refused.insert(list, (404, "SubscriptionNotFound"));
     }
 }

@@ -1583,3 +1583,223 @@ async fn a_state_file_that_cannot_be_saved_degrades_health_and_is_saved_later() 
         health().await
     );
 }
+
+/// The metrics address of a `serve` child, from its "amldns serving" line.
+fn metrics_of(p: &Process) -> SocketAddr {
+    let line = p.wait_for_line("amldns serving");
+    let at = line.find("metrics=").expect("a metrics field") + "metrics=".len();
+    line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// contoso in the first subscription, another workspace in the second.
+fn two_subscriptions() -> (Ws, Ws) {
+    let (c, mut other) = contoso_and_other();
+    other.sub = arm::SUB2;
+    (c, other)
+}
+
+/// A subscription ARM no longer knows (404 `SubscriptionNotFound`) keeps
+/// its last good names while the other subscription's changes are served;
+/// the round counts as failed, `/healthz` names the subscription, and the
+/// log carries ARM's error code and correlation id.
+#[tokio::test]
+async fn a_subscription_arm_cannot_find_keeps_its_names_while_another_updates() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let (c, other) = two_subscriptions();
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+    });
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        server: "listen = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]",
+        metrics: true,
+        rest: &arm.section_for(&[arm::SUB, arm::SUB2], "interval_s = 1"),
+        ..TestConfig::default()
+    }
+    .text();
+    let p = tokio::task::spawn_blocking(move || Process::start(&text, "text", None))
+        .await
+        .unwrap();
+    let http = metrics_of(&p);
+    assert!(
+        until(Duration::from_secs(30), || async {
+            a(p.addr, &other.api_name()).await == ["10.6.0.5"]
+        })
+        .await,
+        "{:#?}",
+        p.lines()
+    );
+
+    let mut changed = contoso();
+    changed
+        .computes
+        .push(("ci-carol".into(), "ComputeInstance"));
+    arm.with(|w| {
+        w.lose_subscription(arm::SUB2);
+        w.put(&changed);
+    });
+    assert!(
+        until(Duration::from_secs(30), || async {
+            a(p.addr, "ci-carol.eastus.instances.azureml.ms").await == ["10.1.0.5"]
+        })
+        .await,
+        "the readable subscription's change is served"
+    );
+    assert_eq!(
+        a(p.addr, &other.api_name()).await,
+        ["10.6.0.5"],
+        "the lost subscription keeps its last good names"
+    );
+    let (_, health) = http_request(http, "GET", "/healthz").await;
+    assert!(
+        health.contains("\"degraded\"") && health.contains(arm::SUB2),
+        "{health}"
+    );
+    let metrics = http_request(http, "GET", "/metrics").await.1;
+    assert!(
+        metric(&metrics, AZURE_SYNC_TOTAL, &[("result", "not_found")]) >= 1.0,
+        "{metrics}"
+    );
+    let line = p
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("Azure discovery failed for subscription"))
+        .unwrap_or_else(|| panic!("{:#?}", p.lines()));
+    assert!(
+        line.contains(arm::SUB2)
+            && line.contains("SubscriptionNotFound")
+            && line.contains("correlation_id=c0"),
+        "{line}"
+    );
+}
+
+/// `amldns discover` with a subscription ARM cannot find says so and
+/// exits 1, rather than printing the others' workspaces as all there is.
+#[tokio::test]
+async fn discover_names_a_subscription_it_cannot_read() {
+    let arm = ArmStandIn::start().await;
+    let (c, other) = two_subscriptions();
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+        w.lose_subscription(arm::SUB2);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
+            arm.section_for(&[arm::SUB, arm::SUB2], "")
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || discover(&config, &[]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("subscription {}", arm::SUB2))
+            && stderr.contains("SubscriptionNotFound"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A workspace ARM lists without `properties.workspaceId` is left out and
+/// listed in `/status` with the reason; the others are served and the
+/// round is a success.
+#[tokio::test]
+async fn a_workspace_without_its_id_is_skipped_and_listed() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let (c, mut other) = contoso_and_other();
+    other.workspace_id_listed = false;
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+    });
+    let srv = start_against(&arm, &up, "interval_s = 3600").await;
+    assert!(
+        until(Duration::from_secs(30), || async {
+            rounds_so_far(&srv).await >= 1.0
+        })
+        .await
+    );
+    assert_eq!(
+        synced(&srv, "success").await,
+        1.0,
+        "{}",
+        sync_lines(&srv).await
+    );
+    assert_eq!(a(srv.addr, &c.api_name()).await, ["10.1.0.5"]);
+    let (_, status) = http_request(srv.http(), "GET", "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let skipped = status["azure"]["skipped"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s["resource"] == other.resource_id().as_str()
+                && s["reason"].as_str().unwrap_or("").contains("workspaceId")),
+        "{status}"
+    );
+    srv.stop().await;
+}
+
+/// A state file holding a name the config's own `[[record]]` gives does
+/// not keep `serve` from starting (`check` accepts that config): the
+/// record is served.
+#[tokio::test]
+async fn a_state_file_colliding_with_the_config_does_not_stop_the_start() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| w.put(&contoso()));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("azure.json");
+    let extra = format!(
+        "interval_s = 3600\nstate_file = {:?}",
+        state.display().to_string()
+    );
+    let srv = start_against(&arm, &up, &extra).await;
+    assert!(
+        until(Duration::from_secs(30), || async { state.exists() }).await,
+        "state saved"
+    );
+    srv.stop().await;
+
+    // ARM down, and the file now answers the storage account otherwise.
+    arm.set_mode(Mode::Fail(503, vec![]));
+    let rest = format!(
+        "{}[[record]]\nname = \"stmlwcontoso.blob.core.windows.net\"\na = [\"10.9.9.1\"]\n",
+        arm.section(&extra)
+    );
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        metrics: true,
+        rest: &rest,
+        ..TestConfig::default()
+    }
+    .text();
+    let srv = start_with(&text, &[], WatchMode::Off).await;
+    assert_eq!(
+        a(srv.addr, "stmlwcontoso.blob.core.windows.net").await,
+        ["10.9.9.1"]
+    );
+    rounds_ended(&srv, "unavailable", 1.0).await;
+    srv.stop().await;
+}
