@@ -177,8 +177,13 @@ impl fmt::Display for ServerStatus {
                 count(a.subscriptions as u64, "subscription"),
                 a.interval_s
             )?;
-            for s in &a.skipped {
+            // The first few; `--format json` has them all.
+            const SHOWN: usize = 10;
+            for s in a.skipped.iter().take(SHOWN) {
                 writeln!(f, "  skipped:   {}: {}", s.resource, s.reason)?;
+            }
+            if a.skipped.len() > SHOWN {
+                writeln!(f, "  skipped:   {} more", a.skipped.len() - SHOWN)?;
             }
         }
         Ok(())

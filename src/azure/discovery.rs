@@ -227,6 +227,51 @@ mod tests {
     }
 
     #[test]
+    fn a_resource_ids_subscription() {
+        assert_eq!(
+            subscription_of("/subscriptions/S1/resourceGroups/rg/providers/x/y/z"),
+            Some("S1")
+        );
+        assert_eq!(subscription_of("/providers/x"), None);
+        assert_eq!(subscription_of("mlw-no-id"), None);
+    }
+
+    /// A held round: what the last discovery had and the round lacks comes
+    /// back; what the round changed stays changed.
+    #[test]
+    fn restore_puts_back_only_what_is_missing() {
+        let mut gone = found();
+        gone.resource_id = gone.resource_id.replace("/mlw", "/mlw-gone");
+        let before = Discovery {
+            workspaces: vec![found(), gone.clone()],
+        };
+        let mut changed = found();
+        changed.ip = "10.9.0.5".parse().unwrap();
+        changed.instances = vec!["ci-bob".into()];
+        let mut after = Discovery {
+            workspaces: vec![changed],
+        };
+        after.restore(&before);
+        assert_eq!(after.workspaces.len(), 2);
+        let kept = &after.workspaces[0];
+        assert_eq!(kept.ip.to_string(), "10.9.0.5");
+        assert_eq!(kept.instances, ["ci-alice", "ci-bob"]);
+        assert_eq!(after.workspaces[1], gone);
+    }
+
+    #[test]
+    fn a_failed_subscription_carries_its_workspaces_over() {
+        let mut other = found();
+        other.resource_id = other.resource_id.replace("/s/", "/t/");
+        let before = Discovery {
+            workspaces: vec![found(), other.clone()],
+        };
+        let mut now = Discovery::default();
+        now.carry(&before, &["T"]);
+        assert_eq!(now.workspaces, [other]);
+    }
+
+    #[test]
     fn a_found_workspace_is_served_lower_case() {
         let ws = found().workspace().unwrap();
         assert_eq!(ws.id, "fb7e20a0-8891-458b-b969-55ddb3382f51");
