@@ -185,6 +185,12 @@ fn azure_section_errors_are_located() {
         1,
         "did you mean `interval_s`?",
     );
+    fails_at(
+        &format!("{head}tenant_id = \"contoso\"\n"),
+        3,
+        13,
+        "\"contoso\" is not a tenant",
+    );
 }
 
 #[test]

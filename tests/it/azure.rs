@@ -536,28 +536,65 @@ fn discover(config: &std::path::Path, env: &[(&str, String)]) -> std::process::O
     output_within(&mut cmd)
 }
 
-#[tokio::test]
-async fn discover_prints_pasteable_toml_with_the_az_cli_token() {
-    let arm = ArmStandIn::start().await;
-    arm.with(|w| world().iter().for_each(|ws| w.put(ws)));
-    let dir = tempfile::tempdir().unwrap();
-    // A stand-in `az` on PATH, printing what `az account get-access-token` does.
-    let bin = dir.path().join("bin");
+/// A stand-in `az` in `dir/bin`, printing what `az account
+/// get-access-token` does and writing its arguments to `dir/az.args`; the
+/// PATH that finds it.
+fn fake_az(dir: &std::path::Path) -> String {
+    let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let az = bin.join("az");
     std::fs::write(
         &az,
         format!(
-            "#!/bin/sh\n[ \"$1 $2\" = \"account get-access-token\" ] || exit 2\n\
+            "#!/bin/sh\necho \"$@\" > '{}'\n\
+             [ \"$1 $2\" = \"account get-access-token\" ] || exit 2\n\
              echo '{{\"accessToken\": \"{}\", \"expires_on\": 4102444800, \"tokenType\": \"Bearer\"}}'\n",
+            dir.join("az.args").display(),
             arm::TOKEN
         ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:/usr/bin:/bin", bin.display())
+}
+
+/// With `tenant_id`, `az` is asked for a token in that tenant, not its
+/// default one (whose token ARM would refuse for these subscriptions).
+#[tokio::test]
+async fn the_cli_credential_asks_for_the_configured_tenant() {
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| w.put(&contoso()));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
+            arm.section("auth = \"cli\"\ntenant_id = \"contoso.onmicrosoft.com\"")
+        ),
+    )
+    .unwrap();
+    let path = [("PATH", fake_az(dir.path()))];
+    let out = tokio::task::spawn_blocking(move || discover(&config, &path))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let args = std::fs::read_to_string(dir.path().join("az.args")).unwrap();
+    assert!(args.contains("--tenant contoso.onmicrosoft.com"), "{args}");
+}
+
+#[tokio::test]
+async fn discover_prints_pasteable_toml_with_the_az_cli_token() {
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| world().iter().for_each(|ws| w.put(ws)));
+    let dir = tempfile::tempdir().unwrap();
     let config = discover_config(dir.path(), &arm, "cli");
-    let path = [("PATH", format!("{}:/usr/bin:/bin", bin.display()))];
+    let path = [("PATH", fake_az(dir.path()))];
     let out = tokio::task::spawn_blocking({
         let (config, path) = (config.clone(), path.clone());
         move || discover(&config, &path)
