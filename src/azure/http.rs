@@ -24,10 +24,7 @@ const MAX_BODY: usize = 32 << 20;
 pub enum Failure {
     #[error("no token: {0}")]
     Token(String),
-    #[error(
-        "{url}: HTTP {status}: the identity may not read it (give it Reader on the \
-         subscription, see deploy/azure)"
-    )]
+    #[error("{url}: HTTP {status}: {}", denied_hint(*.status))]
     Denied {
         url: String,
         status: u16,
@@ -109,6 +106,16 @@ impl Failure {
             url: shown(url),
             why: why.into(),
         }
+    }
+}
+
+/// What to do about a refusal: a 401 is a token ARM does not take (most
+/// often one from another tenant, `az`'s default), a 403 a missing role.
+fn denied_hint(status: u16) -> &'static str {
+    if status == 401 {
+        "ARM does not take the token (from another tenant? set [azure] tenant_id)"
+    } else {
+        "the identity may not read it (give it Reader on the subscription, see deploy/azure)"
     }
 }
 
@@ -243,5 +250,12 @@ mod tests {
             Failure::Round(Duration::from_secs(600)).kind(),
             AzureResult::Timeout
         );
+        let denied = |status| Failure::Denied {
+            url: "u".into(),
+            status,
+            arm: ArmError::default(),
+        };
+        assert!(denied(401).to_string().contains("tenant_id"));
+        assert!(denied(403).to_string().contains("Reader"));
     }
 }

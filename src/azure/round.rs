@@ -207,7 +207,8 @@ fn readable<T>(
         Err(f) => f,
     };
     let why = match f.status() {
-        Some(s @ (401 | 403)) => format!("HTTP {s}: the identity may not read it"),
+        Some(401) => "HTTP 401: ARM does not take the token for it (another tenant)".to_string(),
+        Some(403) => "HTTP 403: the identity may not read it".to_string(),
         Some(404) => "HTTP 404: it no longer exists".to_string(),
         _ => return Err(f),
     };
