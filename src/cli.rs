@@ -429,7 +429,12 @@ fn discover(path: &std::path::Path, out: Option<&std::path::Path>, watch: bool) 
         .block_on(crate::azure::discover(azure))
         .map_err(|e| e.to_string());
     match found {
-        Ok(text) => emit(&text),
+        Ok((text, skipped)) => {
+            for s in skipped {
+                eprintln!("{s}");
+            }
+            emit(&text)
+        }
         Err(e) => {
             eprintln!("error: Azure discovery failed: {e}");
             ExitCode::FAILURE

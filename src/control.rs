@@ -18,6 +18,7 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::azure::Skipped;
 use crate::forward::UpstreamHealth;
 use crate::reload::LastReload;
 
@@ -79,6 +80,10 @@ pub struct AzureStatus {
     pub workspaces: usize,
     /// Unix time of the last round that worked; `None` before the first.
     pub last_success: Option<f64>,
+    /// What the last round left out, and why: resources ARM refused or no
+    /// longer has, workspaces that cannot be served.
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
 }
 
 /// One thing keeping the server from serving what its sources say.
@@ -172,6 +177,14 @@ impl fmt::Display for ServerStatus {
                 count(a.subscriptions as u64, "subscription"),
                 a.interval_s
             )?;
+            // The first few; `--format json` has them all.
+            const SHOWN: usize = 10;
+            for s in a.skipped.iter().take(SHOWN) {
+                writeln!(f, "  skipped:   {}: {}", s.resource, s.reason)?;
+            }
+            if a.skipped.len() > SHOWN {
+                writeln!(f, "  skipped:   {} more", a.skipped.len() - SHOWN)?;
+            }
         }
         Ok(())
     }

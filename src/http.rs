@@ -374,6 +374,7 @@ fn status(e: &Endpoints) -> ServerStatus {
             interval_s: cfg.interval.as_secs(),
             workspaces: e.reloader.discovered().len(),
             last_success: Some(e.metrics.azure.last_success.get()).filter(|t| *t > 0.0),
+            skipped: e.reloader.skipped().to_vec(),
         }),
     }
 }

@@ -256,7 +256,20 @@ impl Reloader {
     ) -> Result<Self, ReloadError> {
         let loading = allocator::loading();
         let azure = azure::State::new(config.azure.clone());
-        let discovered = azure.discovered();
+        let mut discovered = azure.discovered();
+        // The state file never keeps the server from starting: a discovery
+        // that does not fit the files waits for the first round instead.
+        let built = match snapshot::build(&config, &discovered, 1) {
+            Err(e) if !discovered.is_empty() => {
+                warn!(
+                    "the last Azure discovery (state_file) is not served until a round succeeds: {e}"
+                );
+                discovered = Arc::new(Discovered::default());
+                azure.replace(discovered.clone());
+                snapshot::build(&config, &discovered, 1)?
+            }
+            built => built?,
+        };
         let Built {
             snapshot,
             upstream,
@@ -265,7 +278,7 @@ impl Reloader {
             warnings,
             fingerprint,
             sha256,
-        } = snapshot::build(&config, &discovered, 1)?;
+        } = built;
         for w in &warnings {
             warn!("{w}");
         }
@@ -544,6 +557,14 @@ impl azure::Served for Reloader {
             self.azure.replace(before);
         }
         result.map_err(|e| e.to_string())
+    }
+
+    fn skipped(&self) -> Arc<Vec<azure::Skipped>> {
+        self.azure.skipped()
+    }
+
+    fn set_skipped(&self, skipped: Vec<azure::Skipped>) {
+        self.azure.set_skipped(skipped);
     }
 }
 

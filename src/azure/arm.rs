@@ -12,7 +12,7 @@ use hyper::{Method, Request, Uri};
 use prometheus::IntCounter;
 use serde_json::Value;
 
-use super::http::{Failure, Http, Route, retry_after, shown};
+use super::http::{ArmError, Failure, Http, Route, retry_after, shown};
 use super::token::Tokens;
 
 /// A list with more pages than this is looping (with a new link each
@@ -125,8 +125,8 @@ impl Arm {
     }
 
     /// GETs `path` (a resource id, or a path under the endpoint) at
-    /// `api_version`; `None` when it is gone (404: deleted since it was listed).
-    pub async fn get(&self, path: &str, api_version: &str) -> Result<Option<Value>, Failure> {
+    /// `api_version`; a resource that is gone is [`Failure::NotFound`].
+    pub async fn get(&self, path: &str, api_version: &str) -> Result<Value, Failure> {
         self.get_url(&self.url(path, api_version)?).await
     }
 
@@ -140,9 +140,7 @@ impl Arm {
         let mut skip_tokens = HashSet::new();
         followed.insert(Origin::key(&url, path));
         for _ in 0..MAX_PAGES {
-            let Some(mut page) = self.get_url(&url).await? else {
-                return Ok(out);
-            };
+            let mut page = self.get_url(&url).await?;
             match page.get_mut("value").map(Value::take) {
                 Some(Value::Array(items)) => out.extend(items),
                 _ => return Err(Failure::malformed(&url, "a list without a \"value\" array")),
@@ -175,7 +173,7 @@ impl Arm {
         ))
     }
 
-    async fn get_url(&self, url: &str) -> Result<Option<Value>, Failure> {
+    async fn get_url(&self, url: &str) -> Result<Value, Failure> {
         let (status, headers, body) = self
             .http
             .send(Route::Azure, || async {
@@ -193,25 +191,33 @@ impl Arm {
             .await?;
         *self.budget.lock().unwrap_or_else(PoisonError::into_inner) = budget_spacing(&headers);
         let url = shown(url);
+        let arm = || ArmError::read(&headers, &body);
         match status.as_u16() {
-            200 => serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|e| Failure::Malformed {
-                    url,
-                    why: format!("not JSON: {e}"),
-                }),
-            404 => Ok(None),
+            200 => serde_json::from_slice(&body).map_err(|e| Failure::Malformed {
+                url,
+                why: format!("not JSON: {e}"),
+            }),
+            404 => Err(Failure::NotFound { url, arm: arm() }),
             s @ (401 | 403) => {
                 // A token ARM refuses is not asked for again until it is
                 // replaced: drop it, the next round gets a new one.
                 self.tokens.forget().await;
-                Err(Failure::Denied { url, status: s })
+                Err(Failure::Denied {
+                    url,
+                    status: s,
+                    arm: arm(),
+                })
             }
             429 => Err(Failure::Throttled {
                 url,
                 retry_after: retry_after(&headers),
+                arm: arm(),
             }),
-            status => Err(Failure::Unavailable { url, status }),
+            status => Err(Failure::Unavailable {
+                url,
+                status,
+                arm: arm(),
+            }),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! What a round found, as the `state_file` keeps it: each workspace with
-//! the names it gives, before it is checked and served.
+//! the names it gives, before it is checked and served; and what a round
+//! left out, and why.
 
 use std::net::IpAddr;
 
@@ -103,7 +104,86 @@ pub struct FoundName {
     pub endpoint: Option<String>,
 }
 
+/// A resource a round left out, and why (`/status` lists them): one ARM
+/// refused or no longer has (401, 403, 404), or a workspace that cannot be
+/// served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Its resource id (a workspace ARM lists without one: its name).
+    pub resource: String,
+    pub reason: String,
+    /// Logged at debug only: nothing is wrong (a workspace without a
+    /// private endpoint is public by choice).
+    #[serde(skip)]
+    pub quiet: bool,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "skipped {}: {}", self.resource, self.reason)
+    }
+}
+
+impl Skipped {
+    pub fn new(resource: &str, reason: impl Into<String>) -> Self {
+        Skipped {
+            resource: resource.to_string(),
+            reason: reason.into(),
+            quiet: false,
+        }
+    }
+}
+
+/// The subscription a resource id is in (`/subscriptions/<id>/…`).
+pub fn subscription_of(resource_id: &str) -> Option<&str> {
+    let mut parts = resource_id.split('/').skip_while(|p| p.is_empty());
+    parts
+        .next()
+        .filter(|p| p.eq_ignore_ascii_case("subscriptions"))?;
+    parts.next().filter(|s| !s.is_empty())
+}
+
 impl Discovery {
+    /// Adds `from`'s workspaces in `subscriptions`: what a subscription that
+    /// could not be read had, kept.
+    pub(super) fn carry(&mut self, from: &Discovery, subscriptions: &[&str]) {
+        let failed = |f: &&Found| {
+            subscription_of(&f.resource_id)
+                .is_some_and(|s| subscriptions.iter().any(|x| x.eq_ignore_ascii_case(s)))
+        };
+        self.workspaces
+            .extend(from.workspaces.iter().filter(failed).cloned());
+        self.normalize();
+    }
+
+    /// Puts back what `from` had and this lacks (whole workspaces, their
+    /// instances, endpoints, projects and names), keeping this one's facts
+    /// where both have them: a round's removals held, its additions and
+    /// changes not.
+    pub(super) fn restore(&mut self, from: &Discovery) {
+        for old in &from.workspaces {
+            let same = |f: &&mut Found| f.resource_id.eq_ignore_ascii_case(&old.resource_id);
+            let Some(f) = self.workspaces.iter_mut().find(same) else {
+                self.workspaces.push(old.clone());
+                continue;
+            };
+            f.instances.extend(old.instances.iter().cloned());
+            f.online_endpoints
+                .extend(old.online_endpoints.iter().cloned());
+            for p in &old.projects {
+                if !f.projects.iter().any(|q| q.id == p.id) {
+                    f.projects.push(p.clone());
+                }
+            }
+            for n in &old.names {
+                if !f.names.iter().any(|m| m.name == n.name) {
+                    f.names.push(n.clone());
+                }
+            }
+        }
+        self.normalize();
+    }
+
     /// Sorted and without repeats, so that equal findings compare equal.
     pub(super) fn normalize(&mut self) {
         for f in &mut self.workspaces {
@@ -202,6 +282,51 @@ mod tests {
             names: Vec::new(),
             endpoint: None,
         }
+    }
+
+    #[test]
+    fn a_resource_ids_subscription() {
+        assert_eq!(
+            subscription_of("/subscriptions/S1/resourceGroups/rg/providers/x/y/z"),
+            Some("S1")
+        );
+        assert_eq!(subscription_of("/providers/x"), None);
+        assert_eq!(subscription_of("mlw-no-id"), None);
+    }
+
+    /// A held round: what the last discovery had and the round lacks comes
+    /// back; what the round changed stays changed.
+    #[test]
+    fn restore_puts_back_only_what_is_missing() {
+        let mut gone = found();
+        gone.resource_id = gone.resource_id.replace("/mlw", "/mlw-gone");
+        let before = Discovery {
+            workspaces: vec![found(), gone.clone()],
+        };
+        let mut changed = found();
+        changed.ip = "10.9.0.5".parse().unwrap();
+        changed.instances = vec!["ci-bob".into()];
+        let mut after = Discovery {
+            workspaces: vec![changed],
+        };
+        after.restore(&before);
+        assert_eq!(after.workspaces.len(), 2);
+        let kept = &after.workspaces[0];
+        assert_eq!(kept.ip.to_string(), "10.9.0.5");
+        assert_eq!(kept.instances, ["ci-alice", "ci-bob"]);
+        assert_eq!(after.workspaces[1], gone);
+    }
+
+    #[test]
+    fn a_failed_subscription_carries_its_workspaces_over() {
+        let mut other = found();
+        other.resource_id = other.resource_id.replace("/s/", "/t/");
+        let before = Discovery {
+            workspaces: vec![found(), other.clone()],
+        };
+        let mut now = Discovery::default();
+        now.carry(&before, &["T"]);
+        assert_eq!(now.workspaces, [other]);
     }
 
     #[test]

@@ -32,19 +32,29 @@ const MAX_BODY: usize = 32 << 20;
 pub enum Failure {
     #[error("no token: {0}")]
     Token(String),
-    #[error(
-        "{url}: HTTP {status}: the identity may not read it (give it Reader on the \
-         subscription, see deploy/azure)"
-    )]
-    Denied { url: String, status: u16 },
+    #[error("{url}: HTTP {status}: {}", denied_hint(*.status))]
+    Denied {
+        url: String,
+        status: u16,
+        arm: ArmError,
+    },
+    /// HTTP 404: the resource is gone, or (a subscription) the identity's
+    /// tenant does not have it.
+    #[error("{url}: HTTP 404: not found")]
+    NotFound { url: String, arm: ArmError },
     /// HTTP 429; the next round waits `retry_after` when ARM says so.
     #[error("{url}: HTTP 429: ARM throttles this identity")]
     Throttled {
         url: String,
         retry_after: Option<Duration>,
+        arm: ArmError,
     },
     #[error("{url}: HTTP {status}")]
-    Unavailable { url: String, status: u16 },
+    Unavailable {
+        url: String,
+        status: u16,
+        arm: ArmError,
+    },
     #[error("{url}: no answer within {0} ms", .timeout.as_millis())]
     Timeout { url: String, timeout: Duration },
     #[error("{url}: {why}")]
@@ -62,6 +72,7 @@ impl Failure {
         match self {
             Failure::Token(_) => AzureResult::Token,
             Failure::Denied { .. } => AzureResult::Denied,
+            Failure::NotFound { .. } => AzureResult::NotFound,
             Failure::Throttled { .. } => AzureResult::Throttled,
             Failure::Unavailable { .. } => AzureResult::Unavailable,
             Failure::Timeout { .. } | Failure::Round(_) => AzureResult::Timeout,
@@ -78,10 +89,68 @@ impl Failure {
         }
     }
 
+    /// The HTTP status ARM answered, when it answered one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Failure::Denied { status, .. } | Failure::Unavailable { status, .. } => Some(*status),
+            Failure::NotFound { .. } => Some(404),
+            Failure::Throttled { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// What ARM's answer said of the failure, when it answered.
+    pub fn arm(&self) -> Option<&ArmError> {
+        match self {
+            Failure::Denied { arm, .. }
+            | Failure::NotFound { arm, .. }
+            | Failure::Throttled { arm, .. }
+            | Failure::Unavailable { arm, .. } => Some(arm),
+            _ => None,
+        }
+    }
+
     pub(super) fn malformed(url: &str, why: impl Into<String>) -> Self {
         Failure::Malformed {
             url: shown(url),
             why: why.into(),
+        }
+    }
+}
+
+/// What to do about a refusal: a 401 is a token ARM does not take (most
+/// often one from another tenant, `az`'s default), a 403 a missing role.
+fn denied_hint(status: u16) -> &'static str {
+    if status == 401 {
+        "ARM does not take the token (from another tenant? set [azure] tenant_id)"
+    } else {
+        "the identity may not read it (give it Reader on the subscription, see deploy/azure)"
+    }
+}
+
+/// What ARM's error answer says, for the log: its `error.code`
+/// (`AuthorizationFailed`, `SubscriptionNotFound`…) and the
+/// `x-ms-correlation-request-id` Microsoft's support asks for. Kept out of
+/// the failure's text, which must read the same each round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArmError {
+    pub code: Option<String>,
+    pub correlation_id: Option<String>,
+}
+
+impl ArmError {
+    /// From an answer's headers and body (ARM's `{"error": {"code": …}}`).
+    pub(super) fn read(headers: &HeaderMap, body: &[u8]) -> Self {
+        let code = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.pointer("/error/code")?.as_str().map(str::to_string));
+        let correlation_id = headers
+            .get("x-ms-correlation-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        ArmError {
+            code,
+            correlation_id,
         }
     }
 }
@@ -418,6 +487,7 @@ mod tests {
         let f = Failure::Throttled {
             url: "u".into(),
             retry_after: Some(Duration::from_secs(3)),
+            arm: ArmError::default(),
         };
         assert_eq!(f.kind(), AzureResult::Throttled);
         assert_eq!(f.retry_after(), Some(Duration::from_secs(3)));
@@ -425,6 +495,13 @@ mod tests {
             Failure::Round(Duration::from_secs(600)).kind(),
             AzureResult::Timeout
         );
+        let denied = |status| Failure::Denied {
+            url: "u".into(),
+            status,
+            arm: ArmError::default(),
+        };
+        assert!(denied(401).to_string().contains("tenant_id"));
+        assert!(denied(403).to_string().contains("Reader"));
     }
 
     fn answered(status: u16, retry_after: Option<&str>) -> Result<Answer, Failure> {

@@ -3,9 +3,10 @@
 //! endpoints, with which compute instances and online endpoints, and serves
 //! their names next to the file's.
 //!
-//! - `round`: one round of ARM reads → a [`Discovery`];
+//! - `round`: one round of ARM reads → a [`Discovery`], what it left out
+//!   and the subscriptions it could not read;
 //! - `discovery`: what a round found ([`Discovery`]), as the `state_file`
-//!   keeps it;
+//!   keeps it, and what it left out ([`Skipped`]);
 //! - `arm`: paced reads of Azure Resource Manager;
 //! - `http`: the HTTP clients, which failures are tried again, and how a
 //!   request fails;
@@ -15,7 +16,9 @@
 //! - here: the discovery as served ([`Discovered`]), how it merges with the
 //!   file's names ([`merge`]), what the rounds and the reloads share
 //!   ([`State`]), the rules that keep a bad round from emptying it
-//!   ([`run`]), and the `state_file` that survives restarts.
+//!   ([`run`]: a subscription that cannot be read keeps what it had; a
+//!   round removing more than half of the names holds its removals), and
+//!   the `state_file` that survives restarts.
 
 mod arm;
 pub mod discovery;
@@ -26,7 +29,7 @@ mod token;
 mod trust;
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -46,8 +49,9 @@ use crate::import::ImportedName;
 use crate::metrics::{self, AzureMetrics, AzureResult, Metrics};
 use crate::names::{self, Workspace};
 use crate::zone::Source;
-pub use discovery::{Discovery, DiscoveryFile, Found, FoundName, FoundProject};
+pub use discovery::{Discovery, DiscoveryFile, Found, FoundName, FoundProject, Skipped};
 pub use http::Failure;
+use round::Round;
 
 /// A workspace as served: where it came from, what derives its names, and
 /// the other names it gives.
@@ -73,7 +77,7 @@ pub struct Discovered {
 impl Discovered {
     /// Checks `found`; an entry that cannot be served (a name Azure allows
     /// and DNS does not) is left out, and said in the second value.
-    pub fn new(mut found: Discovery) -> (Self, Vec<String>) {
+    pub fn new(mut found: Discovery) -> (Self, Vec<Skipped>) {
         let mut problems = Vec::new();
         let mut entries = Vec::new();
         found.workspaces.retain(|f| {
@@ -110,7 +114,7 @@ impl Discovered {
                     true
                 }
                 Err(why) => {
-                    problems.push(format!("{at}: not served: {why}"));
+                    problems.push(Skipped::new(&f.resource_id, why));
                     false
                 }
             }
@@ -147,7 +151,7 @@ impl Discovered {
             Ok(found) => {
                 let (d, problems) = Discovered::new(found);
                 for p in problems {
-                    warn!("{p}");
+                    warn!("azure {}: not served: {}", p.resource, p.reason);
                 }
                 info!(
                     state_file = %path.display(),
@@ -176,19 +180,19 @@ impl Discovered {
         self.entries.is_empty()
     }
 
-    /// Workspaces of `self` that `next` no longer has.
-    fn dropped_by(&self, next: &Discovered) -> usize {
-        let kept: BTreeSet<String> = next
-            .found
-            .workspaces
-            .iter()
-            .map(|f| f.resource_id.to_ascii_lowercase())
-            .collect();
-        self.found
-            .workspaces
-            .iter()
-            .filter(|f| !kept.contains(&f.resource_id.to_ascii_lowercase()))
-            .count()
+    /// Every name the discovery serves, as it would serve them (what a
+    /// round removes is counted in these).
+    fn names(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for e in &self.entries {
+            out.extend(
+                names::derive(&e.workspace, names::AnswerMode::A)
+                    .into_iter()
+                    .map(|d| d.name),
+            );
+            out.extend(e.names.iter().map(|(n, _)| n.name.clone()));
+        }
+        out
     }
 
     /// "added 1 (mlw-b), removed 0, changed 1 (mlw-a)": for the reload log.
@@ -234,20 +238,25 @@ impl Discovered {
     }
 
     /// Writes the discovery to `path` atomically: a crash mid-write leaves
-    /// the last file whole (write aside, flush, rename over).
+    /// the last file whole (write aside, flush, rename over), and a write
+    /// that fails (disk full) leaves nothing beside it.
     fn save(&self, path: &Path) -> std::io::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
         let text = DiscoveryFile::write(&self.found).map_err(std::io::Error::other)?;
         let aside = path.with_extension("json.tmp");
-        {
+        let written = (|| {
             use std::io::Write as _;
             let mut f = std::fs::File::create(&aside)?;
             f.write_all(&text)?;
             f.sync_all()?;
+            std::fs::rename(&aside, path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&aside);
         }
-        std::fs::rename(&aside, path)
+        written
     }
 
     /// The discovery as `[[workspace]]` (and `[[record]]`) entries a person
@@ -336,9 +345,9 @@ pub fn imported(config: &Config) -> (Vec<Discovered>, Vec<Warning>) {
     let files = (config.discoveries.iter())
         .map(|d| {
             let (found, problems) = Discovered::new(d.value.clone());
-            warnings.extend(problems.into_iter().map(|message| Warning {
+            warnings.extend(problems.into_iter().map(|p| Warning {
                 at: d.at.clone(),
-                message,
+                message: p.to_string(),
             }));
             found
         })
@@ -664,14 +673,25 @@ fn client(cfg: &AzureConfig, metrics: &AzureMetrics) -> arm::Arm {
 }
 
 /// One round, failed only when its requests stop getting answers.
-async fn one_round(arm: &arm::Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
-    arm.bounded(round::run(arm, cfg)).await
+async fn one_round(arm: &arm::Arm, cfg: &AzureConfig) -> Result<Round, Failure> {
+    arm.bounded(async { Ok(round::run(arm, cfg).await) }).await
 }
 
-/// `amldns discover`: one round, as TOML; problems as comments at the end.
-pub async fn discover(cfg: &AzureConfig) -> Result<String, Failure> {
-    let found = one_round(&client(cfg, &Metrics::new().azure), cfg).await?;
-    let (d, problems) = Discovered::new(found);
+/// `amldns discover`: one round, as TOML, and what it left out and why
+/// (for standard error); `Err` names each subscription it could not read.
+pub async fn discover(cfg: &AzureConfig) -> Result<(String, Vec<String>), String> {
+    let round = one_round(&client(cfg, &Metrics::new().azure), cfg)
+        .await
+        .map_err(|f| f.to_string())?;
+    if !round.failed.is_empty() {
+        let each: Vec<String> = round
+            .failed
+            .iter()
+            .map(|(sub, f)| format!("subscription {sub}: {f}{}", arm_said(f)))
+            .collect();
+        return Err(each.join("; "));
+    }
+    let (d, problems) = Discovered::new(round.found);
     let mut out = format!(
         "# amldns discover: {} workspaces behind approved private endpoints in {} \
          subscriptions\n\n",
@@ -679,10 +699,30 @@ pub async fn discover(cfg: &AzureConfig) -> Result<String, Failure> {
         cfg.subscriptions.len()
     );
     out.push_str(&d.to_toml());
-    for p in problems {
-        let _ = writeln!(out, "# {p}");
+    let skipped = (round.skipped.iter().chain(&problems))
+        .map(ToString::to_string)
+        .collect();
+    Ok((out, skipped))
+}
+
+/// " (ARM: code SubscriptionNotFound, correlation id …)": what ARM's
+/// answer said of a failure, for the log.
+fn arm_said(f: &Failure) -> String {
+    let Some(a) = f.arm() else {
+        return String::new();
+    };
+    let parts: Vec<String> = [
+        ("code", &a.code),
+        ("x-ms-correlation-request-id", &a.correlation_id),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" (ARM: {})", parts.join(", "))
     }
-    Ok(out)
 }
 
 /// `amldns discover --out FILE`: a round written to `out` as the discovery
@@ -694,8 +734,25 @@ pub async fn publish(cfg: &AzureConfig, out: &Path, watch: bool) -> Result<(), S
     let arm = client(cfg, &Metrics::new().azure);
     loop {
         match one_round(&arm, cfg).await {
-            Ok(found) => {
-                let (d, problems) = Discovered::new(found);
+            // A round that could not read every subscription is not a good
+            // one: the file keeps the last that was.
+            Ok(round) if !round.failed.is_empty() => {
+                for (sub, f) in &round.failed {
+                    let message = format!("subscription {sub}: {f}{}", arm_said(f));
+                    if !watch {
+                        return Err(format!("Azure discovery failed: {message}"));
+                    }
+                    eprintln!(
+                        "error: Azure discovery failed, {} stays as it was: {message}",
+                        out.display()
+                    );
+                }
+            }
+            Ok(round) => {
+                for s in &round.skipped {
+                    eprintln!("{s}");
+                }
+                let (d, problems) = Discovered::new(round.found);
                 for p in problems {
                     eprintln!("{p}");
                 }
@@ -737,6 +794,9 @@ pub trait Served: Send + Sync + 'static {
         &self,
         found: Arc<Discovered>,
     ) -> impl Future<Output = Result<u64, String>> + Send;
+    /// What the last round left out, for `/status`.
+    fn skipped(&self) -> Arc<Vec<Skipped>>;
+    fn set_skipped(&self, skipped: Vec<Skipped>);
 }
 
 /// What the discovery rounds and the reloads share: the discovery being
@@ -744,6 +804,8 @@ pub trait Served: Send + Sync + 'static {
 /// reload, the only writer of the table, reads it and sets the second.
 pub struct State {
     discovered: Mutex<Arc<Discovered>>,
+    /// What the last round left out.
+    skipped: Mutex<Arc<Vec<Skipped>>>,
     config: Mutex<Option<AzureConfig>>,
     /// Told when a reload changes `[azure]`: the rounds start, stop or
     /// change pace at once, not after the interval they were waiting out.
@@ -760,6 +822,7 @@ impl State {
     pub fn new(config: Option<AzureConfig>) -> Self {
         State {
             discovered: Mutex::new(Arc::new(Discovered::at_start(config.as_ref()))),
+            skipped: Mutex::default(),
             config: Mutex::new(config),
             changed: Notify::new(),
         }
@@ -774,6 +837,15 @@ impl State {
     /// back if that reload fails.
     pub fn replace(&self, found: Arc<Discovered>) -> Arc<Discovered> {
         std::mem::replace(&mut *locked(&self.discovered), found)
+    }
+
+    /// What the last round left out.
+    pub fn skipped(&self) -> Arc<Vec<Skipped>> {
+        locked(&self.skipped).clone()
+    }
+
+    pub fn set_skipped(&self, skipped: Vec<Skipped>) {
+        *locked(&self.skipped) = Arc::new(skipped);
     }
 
     /// `[azure]` as last loaded; `None` once a reload removed it.
@@ -810,8 +882,10 @@ pub async fn run<S: Served>(
         reloader,
         metrics,
         health,
-        problem: None,
+        problems: Vec::new(),
         held: None,
+        warned: HashSet::new(),
+        saved: None,
     };
     let mut arm: Option<(AzureConfig, arm::Arm)> = None;
     loop {
@@ -840,118 +914,239 @@ pub async fn run<S: Served>(
     }
 }
 
-/// Writes `found` to `cfg`'s state_file, if it has one; a failure is
-/// logged, not fatal: the discovery serves all the same.
-fn save(found: &Discovered, cfg: &AzureConfig) {
-    if let Some(path) = &cfg.state_file
-        && let Err(e) = found.save(path)
-    {
-        warn!(state_file = %path.display(), "cannot save the discovery: {e}");
-    }
-}
-
 /// What the rounds remember between them.
 struct Rounds<S> {
     reloader: Arc<S>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    /// The problem logged last; `None` while rounds work.
-    problem: Option<String>,
-    /// The digest of a round held for dropping too much: the next round
-    /// with the same findings applies it.
-    held: Option<u64>,
+    /// The problems of the last round (`/healthz`); each is logged when it
+    /// appears, not again while it lasts.
+    problems: Vec<String>,
+    /// The names a held round would have removed: the next round removing
+    /// the same names removes them.
+    held: Option<BTreeSet<String>>,
+    /// Skipped resources (id, reason) already logged.
+    warned: HashSet<(String, String)>,
+    /// The digest of the discovery the state file holds, once saved.
+    saved: Option<u64>,
 }
 
 impl<S: Served> Rounds<S> {
     /// Applies a round's outcome; returns how long to wait for the next.
-    async fn settle(&mut self, outcome: Result<Discovery, Failure>, cfg: &AzureConfig) -> Duration {
-        let found = match outcome {
-            Ok(f) => f,
+    async fn settle(&mut self, outcome: Result<Round, Failure>, cfg: &AzureConfig) -> Duration {
+        let mut problems = Vec::new();
+        let (result, wait) = match outcome {
             Err(f) => {
-                let wait = f
-                    .retry_after()
-                    .map_or(cfg.interval, |r| r.max(cfg.interval));
-                self.failed(f.kind(), f.to_string());
-                return wait;
+                let why = f.to_string();
+                if self.is_new(&why) {
+                    error!(
+                        result = f.kind().as_str(),
+                        "Azure discovery failed, the last good discovery keeps serving: {why}"
+                    );
+                }
+                problems.push(why);
+                (f.kind(), wait_after(&f, cfg))
+            }
+            Ok(round) => self.apply(round, cfg, &mut problems).await,
+        };
+        if let Some(why) = self.save(cfg) {
+            problems.push(why);
+        }
+        self.metrics.azure.count(result);
+        if matches!(
+            result,
+            AzureResult::Success | AzureResult::Unchanged | AzureResult::Held
+        ) {
+            self.metrics.azure.last_success.set(metrics::unix_now());
+        }
+        if problems.is_empty() {
+            self.health.clear(health::Source::Azure);
+            if !self.problems.is_empty() {
+                info!(
+                    workspaces = self.reloader.discovered().len(),
+                    "Azure discovery works again"
+                );
+            }
+        } else {
+            self.health.set(health::Source::Azure, problems.join("; "));
+        }
+        self.problems = problems;
+        wait
+    }
+
+    /// Serves what `round` found, with what the subscriptions it could not
+    /// read had before, and the removals held when they are more than half
+    /// of the names; the result it counts as, and the wait for the next.
+    async fn apply(
+        &mut self,
+        round: Round,
+        cfg: &AzureConfig,
+        problems: &mut Vec<String>,
+    ) -> (AzureResult, Duration) {
+        let current = self.reloader.discovered();
+        let mut wait = cfg.interval;
+        for (sub, f) in &round.failed {
+            let why = format!("subscription {sub}: {f}");
+            if self.is_new(&why) {
+                let said = f.arm().cloned().unwrap_or_default();
+                error!(
+                    result = f.kind().as_str(),
+                    subscription = %sub,
+                    code = %said.code.as_deref().unwrap_or("-"),
+                    correlation_id = %said.correlation_id.as_deref().unwrap_or("-"),
+                    "Azure discovery failed for subscription {sub}, its last good discovery keeps \
+                     serving: {f}"
+                );
+            }
+            problems.push(why);
+            wait = wait.max(wait_after(f, cfg));
+        }
+        let failed: Vec<&str> = round.failed.iter().map(|(s, _)| s.as_str()).collect();
+        let mut found = round.found;
+        found.carry(&current.found, &failed);
+        let (mut next, unservable) = Discovered::new(found);
+        let mut skipped = round.skipped;
+        skipped.extend(unservable);
+        // What a subscription not read left out stays listed.
+        let before = self.reloader.skipped();
+        skipped.extend(
+            before
+                .iter()
+                .filter(|s| {
+                    discovery::subscription_of(&s.resource)
+                        .is_some_and(|x| failed.iter().any(|f| f.eq_ignore_ascii_case(x)))
+                })
+                .cloned(),
+        );
+        skipped.sort_by(|a, b| (&a.resource, &a.reason).cmp(&(&b.resource, &b.reason)));
+        skipped.dedup();
+        self.note_skipped(skipped);
+
+        // The brake: an empty list or a role removed would otherwise empty
+        // the table at once.
+        let names = current.names();
+        let removed: BTreeSet<String> = names.difference(&next.names()).cloned().collect();
+        let held = removed.len() * 2 > names.len() && self.held.as_ref() != Some(&removed);
+        if held {
+            let why = format!(
+                "a round would remove {} of the {} discovered names ({}): the removals wait \
+                 until the next round agrees; what it adds and changes is served",
+                removed.len(),
+                names.len(),
+                first_few(&removed)
+            );
+            if self.is_new(&why) {
+                warn!("{why}");
+            }
+            problems.push(why);
+            let mut kept = next.found.clone();
+            kept.restore(&current.found);
+            next = Discovered::new(kept).0;
+            self.held = Some(removed);
+        } else {
+            self.held = None;
+        }
+        let result = if next.digest() == current.digest() {
+            AzureResult::Unchanged
+        } else {
+            let changes = current.changes(&next);
+            let count = next.len();
+            match self.reloader.apply_discovery(Arc::new(next)).await {
+                Ok(generation) => {
+                    info!(
+                        generation,
+                        workspaces = count,
+                        "Azure discovery changed: {changes}"
+                    );
+                    AzureResult::Success
+                }
+                Err(e) => {
+                    let why = format!("the discovered names do not fit the table: {e}");
+                    if self.is_new(&why) {
+                        error!(
+                            result = AzureResult::Rejected.as_str(),
+                            "Azure discovery failed, the last good discovery keeps serving: {why}"
+                        );
+                    }
+                    problems.push(why);
+                    AzureResult::Rejected
+                }
             }
         };
-        let (next, problems) = Discovered::new(found);
-        for p in problems {
-            debug!("{p}");
-        }
-        let current = self.reloader.discovered();
-        if next.digest() == current.digest() {
-            self.held = None;
-            // A state_file set (or deleted) since the last change is written now.
-            if cfg.state_file.as_ref().is_some_and(|p| !p.exists()) {
-                save(&current, cfg);
+        self.metrics
+            .azure
+            .workspaces
+            .set(self.reloader.discovered().len() as i64);
+        let result = match round.failed.first() {
+            Some((_, f)) => f.kind(),
+            None if held && result != AzureResult::Rejected => AzureResult::Held,
+            None => result,
+        };
+        (result, wait)
+    }
+
+    /// Logs each skipped resource once (until its reason changes) and
+    /// publishes the list for `/status`.
+    fn note_skipped(&mut self, skipped: Vec<Skipped>) {
+        let mut warned = HashSet::new();
+        for s in &skipped {
+            let key = (s.resource.clone(), s.reason.clone());
+            if !self.warned.contains(&key) {
+                if s.quiet {
+                    debug!(resource = %s.resource, "Azure discovery left it out: {}", s.reason);
+                } else {
+                    warn!(resource = %s.resource, "Azure discovery left it out: {}", s.reason);
+                }
             }
-            self.worked(AzureResult::Unchanged, next.len());
-            return cfg.interval;
+            warned.insert(key);
         }
-        let dropped = current.dropped_by(&next);
-        if dropped * 2 > current.len() && self.held != Some(next.digest()) {
-            self.held = Some(next.digest());
-            self.metrics.azure.count(AzureResult::Held);
-            self.problem_is(format!(
-                "a round found {} of the {} workspaces discovered before: it is applied only \
-                 when the next round agrees",
-                next.len(),
-                current.len()
-            ));
-            return cfg.interval;
+        self.warned = warned;
+        self.metrics.azure.skipped.set(skipped.len() as i64);
+        self.reloader.set_skipped(skipped);
+    }
+
+    /// Writes the discovery served to the state file unless it holds it
+    /// already: a save that failed is tried again each round, changed or
+    /// not. The problem, when it fails.
+    fn save(&mut self, cfg: &AzureConfig) -> Option<String> {
+        let path = cfg.state_file.as_ref()?;
+        let served = self.reloader.discovered();
+        if self.saved == Some(served.digest()) && path.exists() {
+            return None;
         }
-        self.held = None;
-        let changes = current.changes(&next);
-        let count = next.len();
-        let next = Arc::new(next);
-        match self.reloader.apply_discovery(next.clone()).await {
-            Ok(generation) => {
-                info!(
-                    generation,
-                    workspaces = count,
-                    "Azure discovery changed: {changes}"
-                );
-                save(&next, cfg);
-                self.worked(AzureResult::Success, count);
+        match served.save(path) {
+            Ok(()) => {
+                self.saved = Some(served.digest());
+                None
             }
-            Err(e) => self.failed(
-                AzureResult::Rejected,
-                format!("the discovered names do not fit the table: {e}"),
-            ),
-        }
-        cfg.interval
-    }
-
-    fn worked(&mut self, result: AzureResult, workspaces: usize) {
-        self.metrics.azure.count(result);
-        self.metrics.azure.last_success.set(metrics::unix_now());
-        self.metrics.azure.workspaces.set(workspaces as i64);
-        self.health.clear(health::Source::Azure);
-        if self.problem.take().is_some() {
-            info!(workspaces, "Azure discovery works again");
+            Err(e) => {
+                self.saved = None;
+                let why = format!("cannot save the discovery to {}: {e}", path.display());
+                if self.is_new(&why) {
+                    warn!("{why}");
+                }
+                Some(why)
+            }
         }
     }
 
-    fn failed(&mut self, kind: AzureResult, why: String) {
-        self.metrics.azure.count(kind);
-        if self.problem.as_deref() != Some(why.as_str()) {
-            error!(
-                result = kind.as_str(),
-                "Azure discovery failed, the last good discovery keeps serving: {why}"
-            );
-        }
-        self.health.set(health::Source::Azure, why.clone());
-        self.problem = Some(why);
+    /// `why` was not a problem of the last round: it is logged.
+    fn is_new(&self, why: &str) -> bool {
+        !self.problems.iter().any(|p| p == why)
     }
+}
 
-    fn problem_is(&mut self, why: String) {
-        if self.problem.as_deref() != Some(why.as_str()) {
-            warn!("{why}");
-        }
-        self.health.set(health::Source::Azure, why.clone());
-        self.problem = Some(why);
-    }
+/// How long to wait after `f`: the interval, or longer when ARM asked.
+fn wait_after(f: &Failure, cfg: &AzureConfig) -> Duration {
+    f.retry_after()
+        .map_or(cfg.interval, |r| r.max(cfg.interval))
+}
+
+/// "a, b, c, …": the first names of a set, for a log line.
+fn first_few(names: &BTreeSet<String>) -> String {
+    let first: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+    let more = if names.len() > 3 { ", …" } else { "" };
+    format!("{}{more}", first.join(", "))
 }
 
 #[cfg(test)]
@@ -1144,7 +1339,11 @@ mod tests {
             found("mlw-b", B, "10.2.0.5"),
         ]);
         let after = discovered(vec![found("mlw-a", A, "10.1.0.9")]);
-        assert_eq!(before.dropped_by(&after), 1);
+        let removed: Vec<String> = before.names().difference(&after.names()).cloned().collect();
+        assert!(
+            removed.contains(&format!("{B}.workspace.eastus.api.azureml.ms")),
+            "{removed:?}"
+        );
         assert_eq!(
             before.changes(&after),
             "added 0, removed 1 (mlw-b), changed 1 (mlw-a)"
@@ -1167,11 +1366,11 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(problems.len(), 1);
         assert!(
-            problems[0].contains("compute instance \"bad_name\""),
+            problems[0].reason.contains("compute instance \"bad_name\""),
             "{problems:?}"
         );
         assert!(
-            problems[0].starts_with("azure /subscriptions/"),
+            problems[0].resource.starts_with("/subscriptions/"),
             "{problems:?}"
         );
     }

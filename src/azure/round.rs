@@ -13,10 +13,9 @@ use std::net::IpAddr;
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use tracing::debug;
 
 use super::arm::Arm;
-use super::discovery::{Discovery, Found, FoundName, FoundProject};
+use super::discovery::{Discovery, Found, FoundName, FoundProject, Skipped};
 use super::http::Failure;
 use crate::config::AzureConfig;
 use crate::names::{self, AnswerMode, Cloud};
@@ -52,6 +51,8 @@ const CONCURRENCY: usize = 8;
 /// A workspace as the list gives it.
 #[derive(Debug)]
 struct Listed {
+    /// The subscription (as configured) whose list gave it.
+    subscription: String,
     resource_id: String,
     name: String,
     /// Lower-case region short name.
@@ -68,16 +69,42 @@ struct Listed {
     dependencies: Vec<String>,
 }
 
-/// Runs one round over every subscription of `cfg`.
-pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
+/// What one round read: the workspaces of the subscriptions it could read,
+/// what it left out, and the subscriptions it could not read.
+#[derive(Debug, Default)]
+pub struct Round {
+    /// Only what the subscriptions read whole gave.
+    pub found: Discovery,
+    pub skipped: Vec<Skipped>,
+    /// Subscriptions (as configured) whose workspaces could not be read
+    /// whole, each with the first failure.
+    pub failed: Vec<(String, Failure)>,
+}
+
+/// Runs one round over every subscription of `cfg`. A resource ARM
+/// refuses or no longer has is left out and noted; any other failure
+/// fails the subscription it belongs to, not the round.
+pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
+    let mut round = Round::default();
     let mut listed = Vec::new();
     for sub in &cfg.subscriptions {
         let path =
             format!("/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/workspaces");
-        for v in arm.list(&path, ML_API).await? {
-            let ws = read_workspace(&v).map_err(|why| Failure::malformed(&path, why))?;
-            if in_scope(&ws.resource_id, &cfg.resource_groups) {
-                listed.push(ws);
+        let all = match arm.list(&path, ML_API).await {
+            Ok(all) => all,
+            Err(f) => {
+                round.failed.push((sub.clone(), f));
+                continue;
+            }
+        };
+        for v in all {
+            match read_workspace(&v, sub) {
+                Ok(ws) if in_scope(&ws.resource_id, &cfg.resource_groups) => listed.push(ws),
+                Ok(_) => {}
+                Err(skip) if in_scope(&skip.resource, &cfg.resource_groups) => {
+                    round.skipped.push(skip);
+                }
+                Err(_) => {}
             }
         }
     }
@@ -85,17 +112,31 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
     // ride on their hub's (SPEC §1, hubs).
     let (projects, served): (Vec<&Listed>, Vec<&Listed>) =
         listed.iter().partition(|w| w.kind == "project");
-    let mut found: Vec<Found> = Vec::new();
+    // Each found workspace with the subscription that listed it.
+    let mut found: Vec<(&str, Found)> = Vec::new();
+    let mut failed: Vec<(String, Failure)> = Vec::new();
+    for w in served.iter().filter(|w| w.endpoints.is_empty()) {
+        round.skipped.push(Skipped {
+            quiet: true,
+            ..Skipped::new(&w.resource_id, "no approved private endpoint")
+        });
+    }
     // Made before the stream: closures over borrowed workspaces held across
     // an await would not be `Send` (rust-lang/rust#102211).
-    let rounds: Vec<_> = served
+    let reads: Vec<_> = served
         .iter()
         .filter(|w| !w.endpoints.is_empty())
-        .map(|w| workspace(arm, w, cfg))
+        .map(|w| async move { (w.subscription.as_str(), workspace(arm, w, cfg).await) })
         .collect();
-    let mut each = futures_util::stream::iter(rounds).buffered(CONCURRENCY);
-    while let Some(f) = each.next().await {
-        found.extend(f?);
+    let mut each = futures_util::stream::iter(reads).buffered(CONCURRENCY);
+    while let Some((sub, read)) = each.next().await {
+        match read {
+            Ok((f, skipped)) => {
+                found.extend(f.into_iter().map(|f| (sub, f)));
+                round.skipped.extend(skipped);
+            }
+            Err(f) => failed.push((sub.to_string(), f)),
+        }
     }
     drop(each);
     let mut projects_of: BTreeMap<String, Vec<&Listed>> = BTreeMap::new();
@@ -107,16 +148,28 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
                 .push(p);
         }
     }
-    for hub in &mut found {
+    for (sub, hub) in &mut found {
         for p in projects_of
             .get(&hub.resource_id.to_ascii_lowercase())
             .into_iter()
             .flatten()
         {
-            let (instances, endpoints) = tokio::try_join!(
-                compute_instances(arm, &p.resource_id),
-                online_endpoints(arm, &p.resource_id)
-            )?;
+            let mut skipped = Vec::new();
+            let read = async {
+                let instances = compute_instances(arm, &p.resource_id, &mut skipped).await?;
+                let endpoints = online_endpoints(arm, &p.resource_id, &mut skipped).await?;
+                Ok::<_, Failure>((instances, endpoints))
+            };
+            // What the hub serves is incomplete without it: the hub's
+            // subscription keeps its last good discovery.
+            let (instances, endpoints) = match read.await {
+                Ok(r) => r,
+                Err(f) => {
+                    failed.push((sub.to_string(), f));
+                    continue;
+                }
+            };
+            round.skipped.extend(skipped);
             hub.projects.push(FoundProject {
                 name: p.name.clone(),
                 id: p.id.clone(),
@@ -125,9 +178,49 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
             hub.online_endpoints.extend(endpoints);
         }
     }
-    let mut d = Discovery { workspaces: found };
-    d.normalize();
-    Ok(d)
+    // One failure a subscription: the first.
+    for (sub, f) in failed {
+        if !round.failed.iter().any(|(s, _)| *s == sub) {
+            round.failed.push((sub, f));
+        }
+    }
+    let whole = |sub: &str| !round.failed.iter().any(|(s, _)| s == sub);
+    round.found.workspaces = found
+        .into_iter()
+        .filter(|(sub, _)| whole(sub))
+        .map(|(_, f)| f)
+        .collect();
+    round.found.normalize();
+    round
+}
+
+/// A read's answer, or `None` when ARM refuses the resource or no longer
+/// has it (401, 403, 404): then it is noted in `skipped` and left out.
+/// Any other failure is returned.
+fn readable<T>(
+    read: Result<T, Failure>,
+    resource: &str,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Option<T>, Failure> {
+    let f = match read {
+        Ok(v) => return Ok(Some(v)),
+        Err(f) => f,
+    };
+    let why = match f.status() {
+        Some(401) => "HTTP 401: ARM does not take the token for it (another tenant)".to_string(),
+        Some(403) => "HTTP 403: the identity may not read it".to_string(),
+        Some(404) => "HTTP 404: it no longer exists".to_string(),
+        _ => return Err(f),
+    };
+    let code = f.arm().and_then(|a| a.code.as_deref());
+    skipped.push(Skipped::new(
+        resource,
+        match code {
+            Some(code) => format!("{why} ({code})"),
+            None => why,
+        },
+    ));
+    Ok(None)
 }
 
 /// `/subscriptions/s/resourceGroups/RG/...` is in one of `groups` (all when empty).
@@ -174,12 +267,19 @@ fn approved_endpoints(v: &Value) -> Vec<String> {
         .collect()
 }
 
-fn read_workspace(v: &Value) -> Result<Listed, String> {
+/// A workspace of `subscription`'s list; one amldns cannot serve (a field
+/// it needs missing: ARM's specs make `workspaceId` read-only, not
+/// required) is skipped, with the reason.
+fn read_workspace(v: &Value, subscription: &str) -> Result<Listed, Skipped> {
+    let resource_id = text(v, &["id"])
+        .or_else(|| text(v, &["name"]))
+        .unwrap_or("a workspace without id or name");
     let need = |path: &[&str]| {
-        text(v, path).ok_or_else(|| format!("a workspace without {}", path.join(".")))
+        text(v, path).ok_or_else(|| Skipped::new(resource_id, format!("no {}", path.join("."))))
     };
-    let resource_id = need(&["id"])?.to_string();
     Ok(Listed {
+        subscription: subscription.to_string(),
+        resource_id: need(&["id"])?.to_string(),
         name: need(&["name"])?.to_string(),
         // ARM gives the short name; the display form has spaces.
         region: need(&["location"])?.replace(' ', "").to_ascii_lowercase(),
@@ -193,42 +293,47 @@ fn read_workspace(v: &Value) -> Result<Listed, String> {
             .filter_map(|k| text(v, &["properties", k]))
             .map(str::to_string)
             .collect(),
-        resource_id,
     })
 }
 
 /// Everything one workspace with approved private endpoints gives: one
-/// [`Found`] per endpoint in scope that lists its API name (none when no
-/// endpoint does yet). Endpoints in several VNets each give their own
-/// addresses; where they differ, the merge leaves the names out.
-async fn workspace(arm: &Arm, w: &Listed, cfg: &AzureConfig) -> Result<Vec<Found>, Failure> {
+/// [`Found`] per endpoint in scope that lists its API name, and what of it
+/// was left out. Endpoints in several VNets each give their own addresses;
+/// where they differ, the merge leaves the names out.
+async fn workspace(
+    arm: &Arm,
+    w: &Listed,
+    cfg: &AzureConfig,
+) -> Result<(Vec<Found>, Vec<Skipped>), Failure> {
     let nets = &cfg.virtual_networks;
+    let mut skipped = Vec::new();
     let mut each = Vec::new();
     for pe in &w.endpoints {
-        let pairs = endpoint_names(arm, pe, nets).await?;
+        let pairs = endpoint_names(arm, pe, nets, &mut skipped).await?;
         if let Some(mut found) = from_endpoint(w, &pairs, cfg.cloud) {
             found.endpoint = Some(pe.clone());
             each.push(found);
         }
     }
     if each.is_empty() {
-        debug!(workspace = %w.resource_id, "its private endpoints list no API name yet");
-        return Ok(each);
+        skipped.push(Skipped::new(
+            &w.resource_id,
+            "its approved private endpoints in scope list no API name (yet)",
+        ));
+        return Ok((each, skipped));
     }
-    let (instances, endpoints) = tokio::try_join!(
-        compute_instances(arm, &w.resource_id),
-        online_endpoints(arm, &w.resource_id)
-    )?;
+    let instances = compute_instances(arm, &w.resource_id, &mut skipped).await?;
+    let endpoints = online_endpoints(arm, &w.resource_id, &mut skipped).await?;
     let mut dependencies = Vec::new();
     for dep in &w.dependencies {
         let Some(api) = dependency_api(dep) else {
             continue;
         };
-        let Some(resource) = arm.get(dep, api).await? else {
+        let Some(resource) = readable(arm.get(dep, api).await, dep, &mut skipped)? else {
             continue;
         };
         for pe in approved_endpoints(&resource) {
-            for (name, addrs) in endpoint_names(arm, &pe, nets).await? {
+            for (name, addrs) in endpoint_names(arm, &pe, nets, &mut skipped).await? {
                 dependencies.push(FoundName {
                     name,
                     addrs,
@@ -244,7 +349,7 @@ async fn workspace(arm: &Arm, w: &Listed, cfg: &AzureConfig) -> Result<Vec<Found
         found.instances.clone_from(&instances);
         found.online_endpoints.clone_from(&endpoints);
     }
-    Ok(each)
+    Ok((each, skipped))
 }
 
 /// Whether a private endpoint (ARM's object) counts under
@@ -319,8 +424,9 @@ async fn endpoint_names(
     arm: &Arm,
     pe: &str,
     nets: &[String],
+    skipped: &mut Vec<Skipped>,
 ) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
-    let Some(v) = arm.get(pe, NETWORK_API).await? else {
+    let Some(v) = readable(arm.get(pe, NETWORK_API).await, pe, skipped)? else {
         return Ok(Vec::new());
     };
     if !in_networks(&v, nets) {
@@ -341,7 +447,7 @@ async fn endpoint_names(
             .map(str::to_string)
             .collect();
         for nic in nics {
-            if let Some(n) = arm.get(&nic, NETWORK_API).await? {
+            if let Some(n) = readable(arm.get(&nic, NETWORK_API).await, &nic, skipped)? {
                 out.extend(parsed(&nic, &n)?);
             }
         }
@@ -371,8 +477,13 @@ fn parsed(url: &str, v: &Value) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
 
 /// Compute instances of a workspace; clusters (AmlCompute) and attached
 /// computes have no names of their own.
-async fn compute_instances(arm: &Arm, workspace: &str) -> Result<Vec<String>, Failure> {
-    let list = arm.list(&format!("{workspace}/computes"), ML_API).await?;
+async fn compute_instances(
+    arm: &Arm,
+    workspace: &str,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<String>, Failure> {
+    let path = format!("{workspace}/computes");
+    let list = readable(arm.list(&path, ML_API).await, &path, skipped)?.unwrap_or_default();
     Ok(list
         .iter()
         .filter(|c| {
@@ -384,10 +495,13 @@ async fn compute_instances(arm: &Arm, workspace: &str) -> Result<Vec<String>, Fa
         .collect())
 }
 
-async fn online_endpoints(arm: &Arm, workspace: &str) -> Result<Vec<String>, Failure> {
-    let list = arm
-        .list(&format!("{workspace}/onlineEndpoints"), ML_API)
-        .await?;
+async fn online_endpoints(
+    arm: &Arm,
+    workspace: &str,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<String>, Failure> {
+    let path = format!("{workspace}/onlineEndpoints");
+    let list = readable(arm.list(&path, ML_API).await, &path, skipped)?.unwrap_or_default();
     Ok(list
         .iter()
         .filter_map(|e| text(e, &["name"]))

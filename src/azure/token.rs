@@ -35,6 +35,7 @@ pub struct Tokens {
     resource: &'static str,
     cloud: Cloud,
     client_id: Option<String>,
+    tenant_id: Option<String>,
     imds: String,
     cached: tokio::sync::Mutex<Option<(String, Instant)>>,
 }
@@ -46,6 +47,7 @@ impl Tokens {
             resource: cfg.cloud.arm_audience(),
             cloud: cfg.cloud,
             client_id: cfg.client_id.clone(),
+            tenant_id: cfg.tenant_id.clone(),
             imds: cfg.imds_endpoint.clone(),
             cached: tokio::sync::Mutex::new(None),
         }
@@ -118,7 +120,10 @@ impl Tokens {
             Some(c) => c.clone(),
             None => env("AZURE_CLIENT_ID")?,
         };
-        let tenant = env("AZURE_TENANT_ID")?;
+        let tenant = match &self.tenant_id {
+            Some(t) => t.clone(),
+            None => env("AZURE_TENANT_ID")?,
+        };
         let file = env("AZURE_FEDERATED_TOKEN_FILE")?;
         let authority = std::env::var("AZURE_AUTHORITY_HOST")
             .ok()
@@ -173,6 +178,7 @@ impl Tokens {
                 "--output",
                 "json",
             ])
+            .args(self.tenant_id.iter().flat_map(|t| ["--tenant", t.as_str()]))
             .kill_on_drop(true)
             .output();
         let out = tokio::time::timeout(http.timeout(), run)

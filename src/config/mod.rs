@@ -158,6 +158,10 @@ pub struct AzureConfig {
     /// A user-assigned managed identity (or the workload identity's client,
     /// instead of `AZURE_CLIENT_ID`).
     pub client_id: Option<String>,
+    /// The Entra tenant (id or domain) whose token `az` is asked for (its
+    /// default tenant may not be the subscriptions'), and workload
+    /// identity's instead of `AZURE_TENANT_ID`.
+    pub tenant_id: Option<String>,
     /// Time from the end of one round to the start of the next.
     pub interval: Duration,
     /// The cloud whose ARM endpoint and token resource are used.

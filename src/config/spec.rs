@@ -158,6 +158,8 @@ pub(super) struct AzureSpec {
     pub auth: AuthSpec,
     /// A user-assigned managed identity, or the workload identity's client.
     pub client_id: Option<Spanned<String>>,
+    /// The Entra tenant the Azure CLI and workload identity ask for a token in.
+    pub tenant_id: Option<Spanned<String>>,
     pub interval_s: Option<Spanned<u64>>,
     /// Picks the default `arm_endpoint` and the token's resource.
     #[serde(default)]

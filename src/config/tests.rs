@@ -235,6 +235,12 @@ fn azure_section_errors_are_located() {
         "did you mean `interval_s`?",
     );
     fails_at(
+        &format!("{head}tenant_id = \"contoso\"\n"),
+        3,
+        13,
+        "\"contoso\" is not a tenant",
+    );
+    fails_at(
         &format!("{head}virtual_networks = [\"vnet-hub\"]\n"),
         3,
         21,

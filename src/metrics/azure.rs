@@ -10,10 +10,11 @@ pub const AZURE_LAST_SUCCESS: &str = "amldns_azure_last_success_timestamp_second
 pub const AZURE_WORKSPACES: &str = "amldns_azure_workspaces";
 pub const AZURE_RETRIES_TOTAL: &str = "amldns_azure_retries_total";
 pub const AZURE_READS_SLOWED_TOTAL: &str = "amldns_azure_reads_slowed_total";
+pub const AZURE_SKIPPED: &str = "amldns_azure_skipped";
 
 label_set! {
     /// How an Azure discovery round ended: it worked and changed the table
-    /// or not, it was held (it would drop more than half the workspaces),
+    /// or not, it was held (it would remove more than half the discovered names),
     /// the table refused its names, or how it failed.
     pub enum AzureResult {
         Success => "success",
@@ -22,6 +23,7 @@ label_set! {
         Rejected => "rejected",
         Token => "token",
         Denied => "denied",
+        NotFound => "not_found",
         Throttled => "throttled",
         Unavailable => "unavailable",
         Timeout => "timeout",
@@ -43,6 +45,8 @@ pub struct AzureMetrics {
     /// ARM reads spaced further than `max_reads_per_second` because ARM
     /// said the identity's read budget runs low.
     pub reads_slowed: IntCounter,
+    /// Resources the last round left out (`/status` lists them).
+    pub skipped: IntGauge,
 }
 
 impl AzureMetrics {
@@ -72,6 +76,10 @@ impl AzureMetrics {
                 AZURE_READS_SLOWED_TOTAL,
                 "ARM reads spaced further than max_reads_per_second because ARM said the \
                  read budget runs low.",
+            ),
+            skipped: r.gauge(
+                AZURE_SKIPPED,
+                "Resources the last Azure discovery round left out: refused, gone, or not servable.",
             ),
         }
     }

@@ -24,8 +24,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prometheus::{Registry, TextEncoder};
 
 pub use azure::{
-    AZURE_LAST_SUCCESS, AZURE_READS_SLOWED_TOTAL, AZURE_RETRIES_TOTAL, AZURE_SYNC_TOTAL,
-    AZURE_WORKSPACES, AzureMetrics, AzureResult,
+    AZURE_LAST_SUCCESS, AZURE_READS_SLOWED_TOTAL, AZURE_RETRIES_TOTAL, AZURE_SKIPPED,
+    AZURE_SYNC_TOTAL, AZURE_WORKSPACES, AzureMetrics, AzureResult,
 };
 pub use cache::{CACHE_BYTES, CACHE_ENTRIES, CACHE_HITS_TOTAL, CACHE_MISSES_TOTAL, CacheMetrics};
 pub use labels::{qtype_label, qtype_number, rcode_label};

@@ -42,6 +42,8 @@ pub const TOKEN: &str = "standin-arm-token";
 /// What the workload identity's projected token file holds.
 pub const ASSERTION: &str = "standin-federated-jwt";
 pub const SUB: &str = "0b1f6471-1bf0-4dda-aec3-111122223333";
+/// A second subscription, for what one subscription's failure costs the other.
+pub const SUB2: &str = "9c2e5d80-4b6a-4f1e-8d3c-444455556666";
 pub const ML_API: &str = "2024-04-01";
 
 /// The API version ARM is asked at for each provider: a stable folder of the
@@ -125,9 +127,9 @@ pub struct World {
     /// Where `nextLink`s point, instead of the listener the list was
     /// asked at (`https://127.0.0.1:443` behind a proxy, say).
     pub link_base: Option<String>,
-    /// GET path (lower-case) → the status ARM answers for that one resource
-    /// (401, 403, 404), whatever `docs` holds: see [`World::refuse`].
-    pub refused: HashMap<String, u16>,
+    /// GET path (lower-case) → the status and error code ARM answers for
+    /// that one resource or list, whatever `docs` holds: see [`World::refuse`].
+    pub refused: HashMap<String, (u16, &'static str)>,
     pub seen: Vec<Seen>,
 }
 
@@ -262,9 +264,16 @@ impl ArmStandIn {
 
     /// The `[azure]` section pointing at this stand-in.
     pub fn section(&self, extra: &str) -> String {
+        self.section_for(&[SUB], extra)
+    }
+
+    /// The `[azure]` section pointing at this stand-in, reading `subscriptions`.
+    pub fn section_for(&self, subscriptions: &[&str], extra: &str) -> String {
+        let subs: Vec<String> = subscriptions.iter().map(|s| format!("\"{s}\"")).collect();
         format!(
-            "[azure]\nsubscriptions = [\"{SUB}\"]\narm_endpoint = \"{0}\"\n\
-             imds_endpoint = \"{0}\"\nmax_reads_per_second = 10000\n{extra}\n",
+            "[azure]\nsubscriptions = [{}]\narm_endpoint = \"{1}\"\n\
+             imds_endpoint = \"{1}\"\nmax_reads_per_second = 10000\n{extra}\n",
+            subs.join(", "),
             self.url()
         )
     }
@@ -362,6 +371,20 @@ fn token_body() -> String {
 
 type Answer = (u16, Vec<(&'static str, String)>, String);
 
+/// ARM's error answers: its common `ErrorResponse` body, and the
+/// `x-ms-correlation-request-id` every ARM answer carries, new each time.
+fn arm_error(status: u16, code: &str) -> Answer {
+    static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let body = json!({"error": {"code": code, "message": code}}).to_string();
+    let correlation = format!("c0{n:06x}-5a1e-4c0d-9e1f-{n:012x}");
+    (
+        status,
+        vec![("x-ms-correlation-request-id", correlation)],
+        body,
+    )
+}
+
 fn answer(req: &Seen, world: &Mutex<World>, base: &str) -> Answer {
     let (status, mut headers, body) = answer_arm(req, world, base);
     if req.path.starts_with("/subscriptions")
@@ -384,10 +407,7 @@ fn at_once(mut headers: Vec<(&'static str, String)>) -> Vec<(&'static str, Strin
 }
 
 fn answer_arm(req: &Seen, world: &Mutex<World>, base: &str) -> Answer {
-    let error = |status: u16, code: &str| {
-        let body = json!({"error": {"code": code, "message": code}}).to_string();
-        (status, Vec::new(), body)
-    };
+    let error = arm_error;
     // IMDS: only with `Metadata: true`, as the real one.
     if req.path == "/metadata/identity/oauth2/token" {
         if req.header("metadata") != Some("true") || !req.query.contains("resource=") {
@@ -435,23 +455,16 @@ fn answer_arm(req: &Seen, world: &Mutex<World>, base: &str) -> Answer {
     }
     match &w.mode {
         Some(Mode::Fail(status, headers)) => {
-            let (s, _, b) = error(*status, "Failed");
-            return (s, at_once(headers.clone()), b);
+            let (s, mut h, b) = error(*status, "Failed");
+            h.extend(at_once(headers.clone()));
+            return (s, h, b);
         }
         Some(Mode::Garbage) => return (200, Vec::new(), "<html>gateway</html>".into()),
         Some(Mode::Hang) => return (0, Vec::new(), String::new()),
         Some(Mode::Normal) | None => {}
     }
     let key = req.path.to_ascii_lowercase();
-    if let Some(status) = w.refused.get(&key) {
-        // The codes ARM gives: a resource in a tenant the token is not from,
-        // a role that does not reach it, a resource deleted since it was listed.
-        let code = match status {
-            401 => "InvalidAuthenticationTokenTenant",
-            403 => "AuthorizationFailed",
-            404 => "ResourceNotFound",
-            _ => "Failed",
-        };
+    if let Some((status, code)) = w.refused.get(&key) {
         return error(*status, code);
     }
     if let Some(all) = w.lists.get(&key) {
@@ -493,6 +506,8 @@ pub enum Endpoint {
 /// A workspace of the stand-in's world.
 #[derive(Debug, Clone)]
 pub struct Ws {
+    /// The subscription it is in.
+    pub sub: &'static str,
     pub name: String,
     pub id: String,
     pub region: String,
@@ -516,6 +531,9 @@ pub struct Ws {
     /// own private endpoint: the login server's and the regional data
     /// endpoint's addresses.
     pub registry_ips: Option<[&'static str; 2]>,
+    /// `properties.workspaceId` in what ARM lists (the specs mark it
+    /// read-only, not required).
+    pub workspace_id_listed: bool,
     /// The endpoint lists the regional inference wildcard,
     /// `*.<region>.inference.ml.azure.com`, as Microsoft's custom-DNS doc
     /// shows it, instead of the workspace's own `*.<id>.inference.…`.
@@ -548,6 +566,7 @@ pub fn vnet_id(vnet: &str) -> String {
 impl Ws {
     pub fn new(name: &str, id: &str, region: &str) -> Self {
         Ws {
+            sub: SUB,
             name: name.into(),
             id: id.into(),
             region: region.into(),
@@ -565,18 +584,19 @@ impl Ws {
             registry_ips: None,
             regional_inference: false,
             spoke: None,
+            workspace_id_listed: true,
         }
     }
 
     pub fn resource_id(&self) -> String {
         format!(
-            "/subscriptions/{SUB}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
-            self.rg, self.name
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
+            self.sub, self.rg, self.name
         )
     }
 
     fn rg_id(&self) -> String {
-        format!("/subscriptions/{SUB}/resourceGroups/{}", self.rg)
+        format!("/subscriptions/{}/resourceGroups/{}", self.sub, self.rg)
     }
 
     pub fn suffixes(&self) -> (&'static str, &'static str) {
@@ -685,7 +705,12 @@ struct Link<'a> {
 
 impl World {
     pub fn list_path(&self) -> String {
-        format!("/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices/workspaces")
+        Self::list_path_in(SUB)
+    }
+
+    /// `sub`'s workspace list.
+    pub fn list_path_in(sub: &str) -> String {
+        format!("/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/workspaces")
             .to_ascii_lowercase()
     }
 
@@ -727,10 +752,13 @@ impl World {
         if let Some(h) = &ws.hub {
             props["hubResourceId"] = h.clone().into();
         }
+        if !ws.workspace_id_listed {
+            props.as_object_mut().unwrap().remove("workspaceId");
+        }
         let doc = json!({"id": rid, "name": ws.name, "type": WS_TYPE,
             "location": ws.region, "kind": ws.kind, "properties": props,
             "identity": {"type": "SystemAssigned"}, "sku": {"name": "Basic", "tier": "Basic"}});
-        let list = self.list_path();
+        let list = Self::list_path_in(ws.sub);
         let all = self.lists.entry(list).or_default();
         all.retain(|v| v["id"] != rid.as_str());
         all.push(doc);
@@ -972,16 +1000,21 @@ impl World {
         );
     }
 
-    /// Removes every workspace.
+    /// Removes every workspace of every subscription.
     pub fn clear_workspaces(&mut self) {
         let list = self.list_path();
         self.lists.insert(list, Vec::new());
+        for (path, all) in &mut self.lists {
+            if path.ends_with("/providers/microsoft.machinelearningservices/workspaces") {
+                all.clear();
+            }
+        }
     }
 
     /// Removes `ws` from the workspace list (what it pointed at stays, as
     /// ARM keeps a deleted workspace's endpoints until someone removes them).
     pub fn remove(&mut self, ws: &Ws) {
-        let list = self.list_path();
+        let list = Self::list_path_in(ws.sub);
         let rid = ws.resource_id();
         if let Some(all) = self.lists.get_mut(&list) {
             all.retain(|v| v["id"] != rid.as_str());
@@ -989,9 +1022,24 @@ impl World {
     }
 
     /// From now on ARM answers `status` (401, 403, 404) for the resource
-    /// `id`, with the error code it gives for that status.
+    /// `id`, with the error code it gives for that status: a resource in a
+    /// tenant the token is not from, a role that does not reach it, a
+    /// resource deleted since it was listed.
     pub fn refuse(&mut self, id: &str, status: u16) {
-        self.refused.insert(id.to_ascii_lowercase(), status);
+        let code = match status {
+            401 => "InvalidAuthenticationTokenTenant",
+            403 => "AuthorizationFailed",
+            404 => "ResourceNotFound",
+            _ => "Failed",
+        };
+        self.refused.insert(id.to_ascii_lowercase(), (status, code));
+    }
+
+    /// From now on ARM does not know `sub` (deleted, moved to another
+    /// tenant): its workspace list answers 404 `SubscriptionNotFound`.
+    pub fn lose_subscription(&mut self, sub: &str) {
+        let list = Self::list_path_in(sub);
+        self.refused.insert(list, (404, "SubscriptionNotFound"));
     }
 }
 

@@ -545,28 +545,65 @@ fn discover(config: &std::path::Path, env: &[(&str, String)]) -> std::process::O
     output_within(&mut cmd)
 }
 
-#[tokio::test]
-async fn discover_prints_pasteable_toml_with_the_az_cli_token() {
-    let arm = ArmStandIn::start().await;
-    arm.with(|w| world().iter().for_each(|ws| w.put(ws)));
-    let dir = tempfile::tempdir().unwrap();
-    // A stand-in `az` on PATH, printing what `az account get-access-token` does.
-    let bin = dir.path().join("bin");
+/// A stand-in `az` in `dir/bin`, printing what `az account
+/// get-access-token` does and writing its arguments to `dir/az.args`; the
+/// PATH that finds it.
+fn fake_az(dir: &std::path::Path) -> String {
+    let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let az = bin.join("az");
     std::fs::write(
         &az,
         format!(
-            "#!/bin/sh\n[ \"$1 $2\" = \"account get-access-token\" ] || exit 2\n\
+            "#!/bin/sh\necho \"$@\" > '{}'\n\
+             [ \"$1 $2\" = \"account get-access-token\" ] || exit 2\n\
              echo '{{\"accessToken\": \"{}\", \"expires_on\": 4102444800, \"tokenType\": \"Bearer\"}}'\n",
+            dir.join("az.args").display(),
             arm::TOKEN
         ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:/usr/bin:/bin", bin.display())
+}
+
+/// With `tenant_id`, `az` is asked for a token in that tenant, not its
+/// default one (whose token ARM would refuse for these subscriptions).
+#[tokio::test]
+async fn the_cli_credential_asks_for_the_configured_tenant() {
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| w.put(&contoso()));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
+            arm.section("auth = \"cli\"\ntenant_id = \"contoso.onmicrosoft.com\"")
+        ),
+    )
+    .unwrap();
+    let path = [("PATH", fake_az(dir.path()))];
+    let out = tokio::task::spawn_blocking(move || discover(&config, &path))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let args = std::fs::read_to_string(dir.path().join("az.args")).unwrap();
+    assert!(args.contains("--tenant contoso.onmicrosoft.com"), "{args}");
+}
+
+#[tokio::test]
+async fn discover_prints_pasteable_toml_with_the_az_cli_token() {
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| world().iter().for_each(|ws| w.put(ws)));
+    let dir = tempfile::tempdir().unwrap();
     let config = discover_config(dir.path(), &arm, "cli");
-    let path = [("PATH", format!("{}:/usr/bin:/bin", bin.display()))];
+    let path = [("PATH", fake_az(dir.path()))];
     let out = tokio::task::spawn_blocking({
         let (config, path) = (config.clone(), path.clone());
         move || discover(&config, &path)
@@ -1044,10 +1081,10 @@ fn fleet(n: usize) -> Vec<Ws> {
 }
 
 /// The brake on a round that removes much: amldns counts the discovered
-/// workspaces a round would remove (src/azure/mod.rs, `dropped_by`), and
-/// holds the round when that is more than half of them. Every workspace
-/// here gives as many names as the next, so the same cuts hold counted in
-/// names: 3 of 5 waits, 2 of 5 and 2 of 4 (exactly half) apply at once.
+/// names a round would remove, and holds those removals when they are more
+/// than half of the names. Every workspace here gives as many names as the
+/// next, so the cuts read in workspaces: 3 of 5 waits, 2 of 5 and 2 of 4
+/// (exactly half) apply at once.
 #[tokio::test]
 async fn removing_half_applies_at_once_and_more_than_half_waits_for_the_next_round() {
     let up = StandIn::zone().await;
@@ -1117,8 +1154,6 @@ async fn removing_half_applies_at_once_and_more_than_half_waits_for_the_next_rou
 /// A round that removes more than half holds only its removals: what it
 /// adds and changes is served at once.
 #[tokio::test]
-#[ignore = "product bug: a held round applies nothing (src/azure/mod.rs, Rounds::settle \
-            returns before apply_discovery), so its additions and changes wait with the removals"]
 async fn a_round_removing_more_than_half_applies_its_additions_and_changes_at_once() {
     let up = StandIn::zone().await;
     let arm = ArmStandIn::start().await;
@@ -1152,9 +1187,6 @@ async fn a_round_removing_more_than_half_applies_its_additions_and_changes_at_on
 /// "More than half" is of the discovered names: one workspace giving most
 /// of them is most of the discovery, though it is one workspace of two.
 #[tokio::test]
-#[ignore = "the documented rule and the code differ: the half is counted in workspaces (src/azure/mod.rs, \
-            dropped_by and `dropped * 2 > current.len()`), not in names, so removing one \
-            workspace of two that gives most of the names is applied at once"]
 async fn the_half_is_counted_in_names() {
     let up = StandIn::zone().await;
     let arm = ArmStandIn::start().await;
@@ -1242,9 +1274,6 @@ async fn a_private_endpoint_gone_is_left_out_and_the_rest_applied() {
 /// out like one that is gone: the round is applied without it, counts as a
 /// success, and `/status` lists the endpoint as skipped with the reason.
 #[tokio::test]
-#[ignore = "product bug: a 401 or 403 on one resource fails the whole round \
-            (src/azure/arm.rs get_url returns Failure::Denied, propagated by `?` in \
-            src/azure/round.rs endpoint_names and workspace), and /status has no skipped list"]
 async fn a_private_endpoint_arm_refuses_is_left_out_and_the_rest_applied() {
     let (srv, other, _arm, _up) = one_endpoint_refused(401).await;
     let (_, status) = http_request(srv.http(), "GET", "/status").await;
@@ -1464,9 +1493,6 @@ impl Drop for Killed {
 /// is read-only for amldns: its mode, and, when the test runs as root (whom
 /// modes do not stop), amldns runs as nobody.
 #[tokio::test]
-#[ignore = "product bug: a failed save is only logged (src/azure/mod.rs, fn save): /healthz \
-            stays ok, and an unchanged round saves again only when the state file is missing \
-            (Rounds::settle), so an old file is never replaced"]
 async fn a_state_file_that_cannot_be_saved_degrades_health_and_is_saved_later() {
     use std::os::unix::fs::PermissionsExt;
     let up = StandIn::zone().await;
@@ -2075,5 +2101,225 @@ async fn imds_is_asked_again_on_410_and_5xx() {
     rounds_ended(&srv, "success", 1.0).await;
     assert_eq!(synced(&srv, "token").await, 0.0);
     assert_eq!(imds_requests(&arm), 4);
+    srv.stop().await;
+}
+
+/// The metrics address of a `serve` child, from its "amldns serving" line.
+fn metrics_of(p: &Process) -> SocketAddr {
+    let line = p.wait_for_line("amldns serving");
+    let at = line.find("metrics=").expect("a metrics field") + "metrics=".len();
+    line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// contoso in the first subscription, another workspace in the second.
+fn two_subscriptions() -> (Ws, Ws) {
+    let (c, mut other) = contoso_and_other();
+    other.sub = arm::SUB2;
+    (c, other)
+}
+
+/// A subscription ARM no longer knows (404 `SubscriptionNotFound`) keeps
+/// its last good names while the other subscription's changes are served;
+/// the round counts as failed, `/healthz` names the subscription, and the
+/// log carries ARM's error code and correlation id.
+#[tokio::test]
+async fn a_subscription_arm_cannot_find_keeps_its_names_while_another_updates() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let (c, other) = two_subscriptions();
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+    });
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        server: "listen = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]",
+        metrics: true,
+        rest: &arm.section_for(&[arm::SUB, arm::SUB2], "interval_s = 1"),
+        ..TestConfig::default()
+    }
+    .text();
+    let p = tokio::task::spawn_blocking(move || Process::start(&text, "text", None))
+        .await
+        .unwrap();
+    let http = metrics_of(&p);
+    assert!(
+        until(Duration::from_secs(30), || async {
+            a(p.addr, &other.api_name()).await == ["10.6.0.5"]
+        })
+        .await,
+        "{:#?}",
+        p.lines()
+    );
+
+    let mut changed = contoso();
+    changed
+        .computes
+        .push(("ci-carol".into(), "ComputeInstance"));
+    arm.with(|w| {
+        w.lose_subscription(arm::SUB2);
+        w.put(&changed);
+    });
+    assert!(
+        until(Duration::from_secs(30), || async {
+            a(p.addr, "ci-carol.eastus.instances.azureml.ms").await == ["10.1.0.5"]
+        })
+        .await,
+        "the readable subscription's change is served"
+    );
+    assert_eq!(
+        a(p.addr, &other.api_name()).await,
+        ["10.6.0.5"],
+        "the lost subscription keeps its last good names"
+    );
+    let (_, health) = http_request(http, "GET", "/healthz").await;
+    assert!(
+        health.contains("\"degraded\"") && health.contains(arm::SUB2),
+        "{health}"
+    );
+    let metrics = http_request(http, "GET", "/metrics").await.1;
+    assert!(
+        metric(&metrics, AZURE_SYNC_TOTAL, &[("result", "not_found")]) >= 1.0,
+        "{metrics}"
+    );
+    let line = p
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("Azure discovery failed for subscription"))
+        .unwrap_or_else(|| panic!("{:#?}", p.lines()));
+    assert!(
+        line.contains(arm::SUB2)
+            && line.contains("SubscriptionNotFound")
+            && line.contains("correlation_id=c0"),
+        "{line}"
+    );
+}
+
+/// `amldns discover` with a subscription ARM cannot find says so and
+/// exits 1, rather than printing the others' workspaces as all there is.
+#[tokio::test]
+async fn discover_names_a_subscription_it_cannot_read() {
+    let arm = ArmStandIn::start().await;
+    let (c, other) = two_subscriptions();
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+        w.lose_subscription(arm::SUB2);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
+            arm.section_for(&[arm::SUB, arm::SUB2], "")
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || discover(&config, &[]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("subscription {}", arm::SUB2))
+            && stderr.contains("SubscriptionNotFound"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A workspace ARM lists without `properties.workspaceId` is left out and
+/// listed in `/status` with the reason; the others are served and the
+/// round is a success.
+#[tokio::test]
+async fn a_workspace_without_its_id_is_skipped_and_listed() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let (c, mut other) = contoso_and_other();
+    other.workspace_id_listed = false;
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+    });
+    let srv = start_against(&arm, &up, "interval_s = 3600").await;
+    assert!(
+        until(Duration::from_secs(30), || async {
+            rounds_so_far(&srv).await >= 1.0
+        })
+        .await
+    );
+    assert_eq!(
+        synced(&srv, "success").await,
+        1.0,
+        "{}",
+        sync_lines(&srv).await
+    );
+    assert_eq!(a(srv.addr, &c.api_name()).await, ["10.1.0.5"]);
+    let (_, status) = http_request(srv.http(), "GET", "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let skipped = status["azure"]["skipped"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s["resource"] == other.resource_id().as_str()
+                && s["reason"].as_str().unwrap_or("").contains("workspaceId")),
+        "{status}"
+    );
+    srv.stop().await;
+}
+
+/// A state file holding a name the config's own `[[record]]` gives does
+/// not keep `serve` from starting (`check` accepts that config): the
+/// record is served.
+#[tokio::test]
+async fn a_state_file_colliding_with_the_config_does_not_stop_the_start() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| w.put(&contoso()));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("azure.json");
+    let extra = format!(
+        "interval_s = 3600\nstate_file = {:?}",
+        state.display().to_string()
+    );
+    let srv = start_against(&arm, &up, &extra).await;
+    assert!(
+        until(Duration::from_secs(30), || async { state.exists() }).await,
+        "state saved"
+    );
+    srv.stop().await;
+
+    // ARM down, and the file now answers the storage account otherwise.
+    arm.set_mode(Mode::Fail(503, vec![]));
+    let rest = format!(
+        "{}[[record]]\nname = \"stmlwcontoso.blob.core.windows.net\"\na = [\"10.9.9.1\"]\n",
+        arm.section(&extra)
+    );
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        metrics: true,
+        rest: &rest,
+        ..TestConfig::default()
+    }
+    .text();
+    let srv = start_with(&text, &[], WatchMode::Off).await;
+    assert_eq!(
+        a(srv.addr, "stmlwcontoso.blob.core.windows.net").await,
+        ["10.9.9.1"]
+    );
+    rounds_ended(&srv, "unavailable", 1.0).await;
     srv.stop().await;
 }

@@ -98,6 +98,10 @@ impl Cx<'_> {
                 AuthSpec::Cli => AzureAuth::Cli,
             },
             client_id: a.client_id.as_ref().map(|c| c.get_ref().trim().to_string()),
+            tenant_id: match &a.tenant_id {
+                None => None,
+                Some(t) => Some(self.tenant(t)?),
+            },
             interval: Duration::from_secs(self.within(
                 &a.interval_s,
                 1..=86_400,
@@ -130,6 +134,20 @@ impl Cx<'_> {
             .parent()
             .unwrap_or(Path::new("."))
             .join(f.get_ref().trim())
+    }
+
+    /// A tenant as `az --tenant` takes it: its id, or a domain of it
+    /// (`contoso.onmicrosoft.com`).
+    fn tenant(&self, v: &Spanned<String>) -> Result<String, ConfigError> {
+        let t = v.get_ref().trim();
+        if names::is_uuid(t) || (t.contains('.') && names::domain_name(t).is_ok()) {
+            Ok(t.to_ascii_lowercase())
+        } else {
+            Err(self.err(
+                v,
+                format!("{t:?} is not a tenant: expected its id (a UUID) or a domain of it"),
+            ))
+        }
     }
 
     /// An `http(s)://host[:port][/path]` URL, without a final `/`.
