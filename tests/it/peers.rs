@@ -1068,3 +1068,135 @@ fn azcli_script_converges() {
     );
     assert_eq!(run(&second, "run4.log"), Vec::<String>::new());
 }
+
+/// `--format azcli` with `ZONES=existing`, as in a landing zone whose
+/// policy forbids `privatelink.*` zones outside the platform's central
+/// resource group: it writes record sets into the zones that exist there
+/// (in the subscription given), never creates, links or deletes a zone,
+/// lists the zones it lacks and exits 1 having written the rest; a second
+/// run changes nothing, and after the table changes it removes only the
+/// record sets it wrote.
+#[test]
+fn azcli_script_writes_into_existing_zones_and_creates_none() {
+    let Some(path) = python_tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let blob = "privatelink.blob.core.windows.net";
+    let az = |args: &[&str], log: &str| {
+        Command::new(args[0])
+            .args(&args[1..])
+            .env("PATH", &path)
+            .env("RG", "rg-central-dns")
+            .env("EXPECT_RG", "rg-central-dns")
+            .env("SUBSCRIPTION", "sub-platform")
+            .env("EXPECT_SUBSCRIPTION", "sub-platform")
+            .env("ZONES", "existing")
+            .env_remove("VNET_ID")
+            .env("AZ_STATE", &state)
+            .env("AZ_LOG", dir.path().join(log))
+            .output()
+            .unwrap()
+    };
+    let changes = |log: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.path().join(log))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    // The platform made the central zones; a private endpoint's DNS zone
+    // group wrote a record set.
+    let dns = |words: &[&str]| {
+        let mut args = vec!["az", "network", "private-dns"];
+        args.extend(words);
+        args.extend(["--resource-group", "rg-central-dns"]);
+        args.extend(["--subscription", "sub-platform"]);
+        let o = az(&args, "setup.log");
+        assert!(ok(&o), "{}", text(&o));
+    };
+    dns(&["zone", "create", "--name", blob]);
+    dns(&["zone", "create", "--name", "privatelink.api.azureml.ms"]);
+    dns(&[
+        "record-set",
+        "a",
+        "add-record",
+        "--zone-name",
+        blob,
+        "--record-set-name",
+        "pe-made",
+        "--ipv4-address",
+        "10.1.0.50",
+    ]);
+    let run = |records: &str, log: &str| {
+        let config = dir.path().join("amldns.toml");
+        std::fs::write(&config, records).unwrap();
+        let script = dir.path().join("zones.sh");
+        std::fs::write(&script, self::records(config.to_str().unwrap(), "azcli")).unwrap();
+        let o = az(&["bash", script.to_str().unwrap()], log);
+        (o, changes(log))
+    };
+    let record = |name: &str, a: &str| format!("[[record]]\nname = \"{name}\"\na = [\"{a}\"]\n");
+    let first = [
+        record("st.privatelink.blob.core.windows.net", "10.1.0.9"),
+        record("st2.privatelink.blob.core.windows.net", "10.1.0.10"),
+        record(
+            &format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"),
+            "10.1.0.6",
+        ),
+        // Its own zone in the default mode, which nobody made here.
+        record("ci-1.eastus.instances.azureml.ms", "10.1.0.5"),
+    ]
+    .concat();
+    let (o, made) = run(&first, "run1.log");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("ci-1.eastus.instances.azureml.ms"),
+        "the missing zone is named: {}",
+        text(&o)
+    );
+    for c in &made {
+        assert!(c.contains(" record-set "), "only record sets change: {c}");
+    }
+    let s = az_state(&state);
+    let zones: Vec<&String> = s["zones"].as_object().unwrap().keys().collect();
+    assert_eq!(zones, ["privatelink.api.azureml.ms", blob], "{s}");
+    assert_eq!(
+        az_sets(&s, blob),
+        [
+            "pe-made A 3600 10.1.0.50",
+            "st A 60 10.1.0.9",
+            "st2 A 60 10.1.0.10"
+        ]
+    );
+    assert_eq!(
+        az_sets(&s, "privatelink.api.azureml.ms"),
+        [format!("{GUID}.workspace.eastus A 60 10.1.0.6")]
+    );
+    assert!(s["zones"][blob]["links"].as_object().unwrap().is_empty());
+
+    let (_, again) = run(&first, "run2.log");
+    assert_eq!(again, Vec::<String>::new(), "a second run changes nothing");
+
+    // st2 and the instance gone: its record set removed, the platform's
+    // and the zones kept.
+    let second = [
+        record("st.privatelink.blob.core.windows.net", "10.1.0.9"),
+        record(
+            &format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"),
+            "10.1.0.6",
+        ),
+    ]
+    .concat();
+    let (o, changed) = run(&second, "run3.log");
+    assert!(ok(&o), "{}", text(&o));
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].contains("record-set a delete") && changed[0].contains("st2"));
+    let s = az_state(&state);
+    assert_eq!(
+        az_sets(&s, blob),
+        ["pe-made A 3600 10.1.0.50", "st A 60 10.1.0.9"]
+    );
+    assert_eq!(s["zones"].as_object().unwrap().len(), 2);
+}

@@ -15,6 +15,12 @@
 # amldns records as Azure Private DNS zones (bash, Azure CLI): set RG (resource
 # group) and VNET_ID (the virtual network's resource id), then run it. Each
 # zone is linked to the VNet (link "amldns").
+# With ZONES=existing it only writes record sets, into zones that already
+# exist in RG (SUBSCRIPTION: theirs, when not the CLI's current one), as a
+# landing zone's central private DNS zones are, where policy forbids creating
+# privatelink.* zones elsewhere: it never creates, links or deletes a zone
+# (VNET_ID is not needed), and the record sets of a zone missing there are
+# listed and not written (exit status 1 once the rest are).
 # What it makes is marked: zones with the tag managed-by=amldns, record sets
 # with the metadata managed-by=amldns; only those are ever removed (a record
 # set a private endpoint's DNS zone group made is left alone), and a zone only
@@ -22,16 +28,29 @@
 {{private_zones}}
 set -euo pipefail -o noglob
 : "${RG:?set RG to the resource group}"
-: "${VNET_ID:?set VNET_ID to the resource id of the VNet}"
+ZONES=${ZONES:-create}
+case $ZONES in
+  create) : "${VNET_ID:?set VNET_ID to the resource id of the VNet}" ;;
+  existing) ;;
+  *) echo "ZONES is create (the default) or existing, not $ZONES" >&2; exit 2 ;;
+esac
 # zone, record set, type, TTL, addresses (sorted), tab-separated.
 WANT="\
 {{want}}"
 
-dns() { az network private-dns "$@" --resource-group "$RG" --only-show-errors; }
+dns() {
+  az network private-dns "$@" --resource-group "$RG" ${SUBSCRIPTION:+--subscription "$SUBSCRIPTION"} \
+    --only-show-errors
+}
 MARK=managed-by=amldns
 MARKED="[?metadata.\"managed-by\"=='amldns'].name"
 zones=$(cut -f1 <<<"$WANT" | sort -u)
+missing=""
 for zone in $zones; do
+  if [[ $ZONES == existing ]]; then
+    dns zone show --name "$zone" --output none 2>/dev/null || missing+="$zone"$'\n'
+    continue
+  fi
   dns zone show --name "$zone" --output none 2>/dev/null ||
     dns zone create --name "$zone" --tags "$MARK" --output none
   dns link vnet show --zone-name "$zone" --name amldns --output none 2>/dev/null ||
@@ -40,6 +59,7 @@ for zone in $zones; do
 done
 while IFS=$'\t' read -r zone set type ttl addrs; do
   [[ -n $zone ]] || continue
+  grep -qxF "$zone" <<<"$missing" && continue
   case $type in
     a) field=aRecords[].ipv4Address flag=--ipv4-address ;;
     aaaa) field=aaaaRecords[].ipv6Address flag=--ipv6-address ;;
@@ -54,7 +74,13 @@ while IFS=$'\t' read -r zone set type ttl addrs; do
   done
 done <<<"$WANT"
 wanted_sets=$(cut -f1-3 <<<"$WANT")
-marked_zones=$(dns zone list --query "[?tags.\"managed-by\"=='amldns'].name" --output tsv)
+if [[ $ZONES == existing ]]; then
+  # Record sets it wrote may be in any zone of the group; no zone is its own.
+  marked_zones=$(dns zone list --query "[].name" --output tsv)
+  zones=""
+else
+  marked_zones=$(dns zone list --query "[?tags.\"managed-by\"=='amldns'].name" --output tsv)
+fi
 for zone in $(sort -u <<<"$zones"$'\n'"$marked_zones"); do
   for type in a aaaa; do
     for set in $(dns record-set "$type" list --zone-name "$zone" --query "$MARKED" --output tsv); do
@@ -62,7 +88,8 @@ for zone in $(sort -u <<<"$zones"$'\n'"$marked_zones"); do
         dns record-set "$type" delete --zone-name "$zone" --name "$set" --yes
     done
   done
-  # Not wanted any more, so one of the marked zones.
+  # Not wanted any more, so one of the marked zones (none with ZONES=existing).
+  [[ $ZONES == existing ]] && continue
   grep -qxF "$zone" <<<"$zones" && continue
   left=$(dns record-set list --zone-name "$zone" \
     --query "length([?type!='Microsoft.Network/privateDnsZones/SOA'])" --output tsv)
@@ -71,3 +98,9 @@ for zone in $(sort -u <<<"$zones"$'\n'"$marked_zones"); do
     dns zone delete --name "$zone" --yes
   fi
 done
+if [[ -n $missing ]]; then
+  echo "these zones do not exist in $RG, so their record sets were not written" \
+    "(ZONES=existing creates none):" >&2
+  printf '  %s\n' $missing >&2
+  exit 1
+fi
