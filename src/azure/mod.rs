@@ -4,6 +4,7 @@
 //! their names next to the file's.
 //!
 //! - `round`: one round of ARM reads → a [`Discovery`];
+//! - `graph`: where a round reads from: Resource Graph's rows, or ARM;
 //! - `discovery`: what a round found ([`Discovery`]), as the `state_file`
 //!   keeps it;
 //! - `arm`: paced reads of Azure Resource Manager;
@@ -19,6 +20,7 @@
 
 mod arm;
 pub mod discovery;
+mod graph;
 mod http;
 mod proxy;
 mod round;

@@ -17,8 +17,9 @@ use tracing::debug;
 
 use super::arm::Arm;
 use super::discovery::{Discovery, Found, FoundName, FoundProject};
+use super::graph::Inventory;
 use super::http::Failure;
-use crate::config::AzureConfig;
+use crate::config::{AzureConfig, AzureInventory};
 use crate::names::{self, AnswerMode, Cloud};
 
 pub const ML_API: &str = "2024-04-01";
@@ -70,15 +71,12 @@ struct Listed {
 
 /// Runs one round over every subscription of `cfg`.
 pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
+    let (arm, workspaces) = &inventory(arm, cfg).await?;
     let mut listed = Vec::new();
-    for sub in &cfg.subscriptions {
-        let path =
-            format!("/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/workspaces");
-        for v in arm.list(&path, ML_API).await? {
-            let ws = read_workspace(&v).map_err(|why| Failure::malformed(&path, why))?;
-            if in_scope(&ws.resource_id, &cfg.resource_groups) {
-                listed.push(ws);
-            }
+    for (path, v) in workspaces {
+        let ws = read_workspace(v).map_err(|why| Failure::malformed(path, why))?;
+        if in_scope(&ws.resource_id, &cfg.resource_groups) {
+            listed.push(ws);
         }
     }
     // Hubs and workspaces behind a private endpoint of their own; projects
@@ -128,6 +126,29 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Result<Discovery, Failure> {
     let mut d = Discovery { workspaces: found };
     d.normalize();
     Ok(d)
+}
+
+/// Where the round reads from, as `inventory` says, and every workspace
+/// of the subscriptions with where it was read.
+async fn inventory<'a>(
+    arm: &'a Arm,
+    cfg: &AzureConfig,
+) -> Result<(Inventory<'a>, Vec<(String, Value)>), Failure> {
+    match cfg.inventory {
+        AzureInventory::ResourceGraph => Inventory::graph(arm, cfg).await,
+        AzureInventory::Arm => {
+            let mut workspaces = Vec::new();
+            for sub in &cfg.subscriptions {
+                let path = format!(
+                    "/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/workspaces"
+                );
+                for v in arm.list(&path, ML_API).await? {
+                    workspaces.push((path.clone(), v));
+                }
+            }
+            Ok((Inventory::arm(arm), workspaces))
+        }
+    }
 }
 
 /// `/subscriptions/s/resourceGroups/RG/...` is in one of `groups` (all when empty).
@@ -201,7 +222,11 @@ fn read_workspace(v: &Value) -> Result<Listed, String> {
 /// [`Found`] per endpoint in scope that lists its API name (none when no
 /// endpoint does yet). Endpoints in several VNets each give their own
 /// addresses; where they differ, the merge leaves the names out.
-async fn workspace(arm: &Arm, w: &Listed, cfg: &AzureConfig) -> Result<Vec<Found>, Failure> {
+async fn workspace(
+    arm: &Inventory<'_>,
+    w: &Listed,
+    cfg: &AzureConfig,
+) -> Result<Vec<Found>, Failure> {
     let nets = &cfg.virtual_networks;
     let mut each = Vec::new();
     for pe in &w.endpoints {
@@ -316,7 +341,7 @@ fn from_endpoint(w: &Listed, pairs: &[(String, Vec<IpAddr>)], prefer: Cloud) -> 
 /// or, once a private DNS zone group has emptied that, its NICs'; nothing
 /// for an endpoint outside `nets` (see [`in_networks`]).
 async fn endpoint_names(
-    arm: &Arm,
+    arm: &Inventory<'_>,
     pe: &str,
     nets: &[String],
 ) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
@@ -371,7 +396,7 @@ fn parsed(url: &str, v: &Value) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
 
 /// Compute instances of a workspace; clusters (AmlCompute) and attached
 /// computes have no names of their own.
-async fn compute_instances(arm: &Arm, workspace: &str) -> Result<Vec<String>, Failure> {
+async fn compute_instances(arm: &Inventory<'_>, workspace: &str) -> Result<Vec<String>, Failure> {
     let list = arm.list(&format!("{workspace}/computes"), ML_API).await?;
     Ok(list
         .iter()
@@ -384,7 +409,7 @@ async fn compute_instances(arm: &Arm, workspace: &str) -> Result<Vec<String>, Fa
         .collect())
 }
 
-async fn online_endpoints(arm: &Arm, workspace: &str) -> Result<Vec<String>, Failure> {
+async fn online_endpoints(arm: &Inventory<'_>, workspace: &str) -> Result<Vec<String>, Failure> {
     let list = arm
         .list(&format!("{workspace}/onlineEndpoints"), ML_API)
         .await?;

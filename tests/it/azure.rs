@@ -266,12 +266,13 @@ async fn a_round_serves_every_shape_azure_gives() {
     );
     assert!(
         seen.iter()
-            .filter(|r| r.path.starts_with("/subscriptions"))
+            .filter(|r| r.path.starts_with("/subscriptions") || r.path == arm::GRAPH_PATH)
             .all(|r| r.header("authorization") == Some(&format!("Bearer {}", arm::TOKEN)))
     );
+    // Resource Graph (the default inventory) was read in pages.
     assert!(
         seen.iter()
-            .filter(|r| r.query.contains("$skipToken="))
+            .filter(|r| r.body.contains("\"$skipToken\""))
             .count()
             >= 3
     );
@@ -677,11 +678,8 @@ async fn a_failure_is_logged_once_per_change_of_state() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let list = format!(
-        "/subscriptions/{}/providers/Microsoft.MachineLearningServices/workspaces",
-        arm::SUB
-    );
-    let rounds = || arm.seen().iter().filter(|r| r.path == list).count();
+    // Each round starts with Resource Graph's query for the workspaces.
+    let rounds = || arm.graph_queries();
     let failed_rounds = until(Duration::from_secs(15), || async { rounds() >= 3 }).await;
     arm.set_mode(Mode::Normal);
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
@@ -1308,7 +1306,8 @@ async fn online_endpoints_over_several_pages_are_all_served() {
         w.page_size = 2;
         w.put(&c);
     });
-    let srv = start_against(&arm, &up, "interval_s = 3600").await;
+    // ARM's lists, page by page (Resource Graph gives them as rows).
+    let srv = start_against(&arm, &up, "interval_s = 3600\ninventory = \"arm\"").await;
     assert!(
         until(Duration::from_secs(30), || async {
             synced(&srv, "success").await >= 1.0
@@ -1936,7 +1935,7 @@ async fn throttling_and_outages_that_pass_are_retried_within_the_round() {
     let seen = arm.seen();
     let arm_times: Vec<_> = seen
         .iter()
-        .filter(|r| r.path.starts_with("/subscriptions"))
+        .filter(|r| r.path.starts_with("/subscriptions") || r.path == arm::GRAPH_PATH)
         .map(|r| r.at)
         .collect();
     assert!(arm_times[1] - arm_times[0] >= Duration::from_millis(950));
@@ -1956,7 +1955,9 @@ async fn a_request_failing_every_time_is_tried_four_times() {
     });
     let srv = start_against(&arm, &up, "").await;
     rounds_ended(&srv, "unavailable", 1.0).await;
-    assert_eq!(arm.arm_requests(), 4);
+    // The round's first request, Resource Graph's query for the workspaces.
+    assert_eq!(arm.graph_queries(), 4);
+    assert_eq!(arm.arm_requests(), 0);
     let text = scrape(&srv).await;
     assert_eq!(
         metric(&text, amldns::metrics::AZURE_RETRIES_TOTAL, &[]),
@@ -1975,7 +1976,8 @@ async fn reads_slow_down_when_arm_says_few_are_left() {
         w.put(&contoso());
         w.reads_remaining = Some(40);
     });
-    let srv = start_against(&arm, &up, "").await;
+    // ARM's own reads, which carry that header.
+    let srv = start_against(&arm, &up, "inventory = \"arm\"").await;
     rounds_ended(&srv, "success", 1.0).await;
     let text = scrape(&srv).await;
     let slowed = metric(&text, amldns::metrics::AZURE_READS_SLOWED_TOTAL, &[]);
@@ -2076,4 +2078,130 @@ async fn imds_is_asked_again_on_410_and_5xx() {
     assert_eq!(synced(&srv, "token").await, 0.0);
     assert_eq!(imds_requests(&arm), 4);
     srv.stop().await;
+}
+
+// ---- Resource Graph as the inventory ---------------------------------------------
+
+/// `amldns discover` against `arm` with `extra` in `[azure]`: whether it
+/// succeeded, its TOML and its standard error.
+async fn discover_with(arm: &ArmStandIn, extra: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    let text = format!(
+        "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
+        arm.section(extra)
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = tokio::task::spawn_blocking(move || discover(&config, &[]))
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The same world read both ways gives the same table: every shape (a hub
+/// and its project, names on a NIC, other clouds, a key vault and a
+/// registry behind endpoints, a second subscription); Resource Graph with
+/// a few queries and one computes read per served workspace, ARM with
+/// several reads per workspace.
+#[tokio::test]
+async fn resource_graph_and_arm_give_the_same_table_in_far_fewer_requests() {
+    let arm = ArmStandIn::start().await;
+    let mut other = Ws::new(
+        "mlw-other-sub",
+        "7ecd9fba-8888-4999-8aaa-0bbbbbbbbbbb",
+        "eastus",
+    );
+    other.sub = "1c2d3e4f-0000-4000-8000-000000000002".into();
+    other.ips = ["10.6.0.5", "10.6.0.6", "10.6.0.7"];
+    other.vault_ip = Some("10.6.0.21");
+    other.registry_ips = Some(["10.6.0.22", "10.6.0.23"]);
+    other.online_endpoints = vec!["ep-other".into()];
+    arm.with(|w| {
+        world().iter().for_each(|ws| w.put(ws));
+        w.put(&other);
+        // Resource Graph's pages hold up to 1,000 rows.
+        w.graph_page_size = 1000;
+    });
+    let (ok, by_arm, why) = discover_with(&arm, "inventory = \"arm\"").await;
+    assert!(ok, "{why}");
+    let arm_reads = arm.arm_requests();
+    assert_eq!(arm.graph_queries(), 0);
+    let (ok, by_graph, why) = discover_with(&arm, "").await;
+    assert!(ok, "{why}");
+    assert_eq!(by_graph, by_arm);
+    assert_eq!(by_graph.matches("[[workspace]]").count(), 6, "{by_graph}");
+    for name in [
+        other.vault_name(),
+        other.registry_names()[1].clone(),
+        "ep-other".into(),
+    ] {
+        assert!(by_graph.contains(&name), "{name}: {by_graph}");
+    }
+    // One query per type (7), and ARM only for computes: one list per
+    // served workspace and project (7).
+    let queries = arm.graph_queries();
+    assert_eq!(queries, 7);
+    let reads: Vec<String> = arm
+        .seen()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/subscriptions"))
+        .skip(arm_reads)
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(reads.len(), 7, "{reads:?}");
+    assert!(reads.iter().all(|p| p.ends_with("/computes")), "{reads:?}");
+    assert!(
+        (queries + reads.len()) * 2 < arm_reads,
+        "{queries} + 7 vs {arm_reads}"
+    );
+}
+
+/// Resource Graph's pages are followed by `$skipToken` to the last: five
+/// workspaces at two rows a page are three pages, each query with the
+/// subscriptions, `$top` and `objectArray` rows.
+#[tokio::test]
+async fn resource_graph_pages_follow_the_skip_token() {
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| fleet(5).iter().for_each(|ws| w.put(ws)));
+    let (ok, toml, why) = discover_with(&arm, "").await;
+    assert!(ok, "{why}");
+    assert_eq!(toml.matches("[[workspace]]").count(), 5, "{toml}");
+    let bodies: Vec<serde_json::Value> = arm
+        .seen()
+        .iter()
+        .filter(|r| r.path == arm::GRAPH_PATH && r.method == "POST")
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .filter(|b: &serde_json::Value| {
+            b["query"] == "resources | where type =~ 'microsoft.machinelearningservices/workspaces'"
+        })
+        .collect();
+    let tokens: Vec<_> = bodies
+        .iter()
+        .map(|b| b["options"]["$skipToken"].clone())
+        .collect();
+    assert_eq!(tokens, [serde_json::Value::Null, "2".into(), "4".into()]);
+    for b in &bodies {
+        assert_eq!(b["subscriptions"], serde_json::json!([arm::SUB]));
+        assert_eq!(b["options"]["$top"], 1000);
+        assert_eq!(b["options"]["resultFormat"], "objectArray");
+    }
+}
+
+/// A `$skipToken` that comes back ends the query as a failure on the
+/// second page: no loop, nothing half-read served.
+#[tokio::test]
+async fn a_repeated_skip_token_fails_the_list() {
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| {
+        fleet(5).iter().for_each(|ws| w.put(ws));
+        w.graph_stuck_token = Some("again".into());
+    });
+    let (ok, toml, why) = discover_with(&arm, "").await;
+    assert!(!ok, "{toml}");
+    assert!(why.contains("$skipToken"), "{why}");
+    assert_eq!(arm.graph_queries(), 2, "{why}");
 }

@@ -1,0 +1,202 @@
+//! Where a round reads what exists: Azure Resource Graph (a few paged
+//! queries per resource type, for every subscription at once), or ARM's
+//! per-resource reads. A round asks this [`Inventory`] for resources and
+//! lists as it would ask ARM; what Resource Graph gave is answered from
+//! its rows, anything else (computes, which Resource Graph does not hold;
+//! a resource in a subscription not listed) is read through ARM.
+//!
+//! Resource Graph 2022-10-01 (`specification/resourcegraph`,
+//! `Microsoft.ResourceGraph/stable/2022-10-01`): `POST
+//! /providers/Microsoft.ResourceGraph/resources` with the subscriptions,
+//! a query, and `options` (`$top`, `$skipToken`, `resultFormat`); the
+//! answer's `data` holds the rows, `$skipToken` the next page's token.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Value, json};
+
+use super::arm::Arm;
+use super::http::Failure;
+use crate::config::AzureConfig;
+
+const GRAPH_API: &str = "2022-10-01";
+const GRAPH_PATH: &str = "/providers/Microsoft.ResourceGraph/resources";
+
+/// Rows a page: Resource Graph's most.
+const PAGE_ROWS: usize = 1000;
+
+/// Subscriptions one query may name: Resource Graph's most.
+const SUBSCRIPTIONS_PER_QUERY: usize = 1000;
+
+/// A query with more pages than this is looping (with a new token each
+/// time), not long: ten million rows of one type.
+const MAX_PAGES: usize = 10_000;
+
+const WORKSPACES: &str = "microsoft.machinelearningservices/workspaces";
+
+/// Every type a round looks at besides workspaces: their online endpoints,
+/// private endpoints and the NICs that list an endpoint's names, and the
+/// dependencies a workspace names. Only NICs of private endpoints are
+/// asked for: a tenant's VMs have many more.
+const TYPES: [(&str, &str); 6] = [
+    (
+        "microsoft.machinelearningservices/workspaces/onlineendpoints",
+        "",
+    ),
+    ("microsoft.network/privateendpoints", ""),
+    (
+        "microsoft.network/networkinterfaces",
+        " | where isnotnull(properties.privateEndpoint)",
+    ),
+    ("microsoft.storage/storageaccounts", ""),
+    ("microsoft.keyvault/vaults", ""),
+    ("microsoft.containerregistry/registries", ""),
+];
+
+/// What a round reads resources and lists from.
+pub struct Inventory<'a> {
+    arm: &'a Arm,
+    /// Lower-case resource id → the resource as Resource Graph gives it;
+    /// empty when everything is read through ARM.
+    rows: HashMap<String, Value>,
+    /// Lower-case list path (`<workspace>/onlineendpoints`) → its entries,
+    /// for the lists Resource Graph answered.
+    lists: HashMap<String, Vec<Value>>,
+}
+
+impl<'a> Inventory<'a> {
+    /// Everything read through ARM.
+    pub fn arm(arm: &'a Arm) -> Self {
+        Inventory {
+            arm,
+            rows: HashMap::new(),
+            lists: HashMap::new(),
+        }
+    }
+
+    /// Resource Graph's rows of every type a round looks at, over `cfg`'s
+    /// subscriptions; and the workspaces, as (where they were read, row).
+    pub async fn graph(
+        arm: &'a Arm,
+        cfg: &AzureConfig,
+    ) -> Result<(Self, Vec<(String, Value)>), Failure> {
+        let workspaces = query(arm, cfg, WORKSPACES, "").await?;
+        let mut inventory = Inventory::arm(arm);
+        // A workspace Resource Graph shows with no online endpoint has none.
+        for w in &workspaces {
+            if let Some(id) = w.get("id").and_then(Value::as_str) {
+                let list = format!("{id}/onlineendpoints").to_ascii_lowercase();
+                inventory.lists.insert(list, Vec::new());
+            }
+        }
+        for (ty, narrowed) in TYPES {
+            for row in query(arm, cfg, ty, narrowed).await? {
+                let Some(id) = row.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
+                let id = id.to_ascii_lowercase();
+                if ty.ends_with("/onlineendpoints") {
+                    if let Some((list, _)) = id.rsplit_once('/')
+                        && let Some(entries) = inventory.lists.get_mut(list)
+                    {
+                        entries.push(row);
+                    }
+                } else {
+                    inventory.rows.insert(id, row);
+                }
+            }
+        }
+        let workspaces = workspaces
+            .into_iter()
+            .map(|w| (GRAPH_PATH.to_string(), w))
+            .collect();
+        Ok((inventory, workspaces))
+    }
+
+    /// The resource `path` (see [`Arm::get`]): Resource Graph's row, or
+    /// else ARM's answer.
+    pub async fn get(&self, path: &str, api_version: &str) -> Result<Option<Value>, Failure> {
+        match self.rows.get(&path.to_ascii_lowercase()) {
+            Some(row) => Ok(Some(row.clone())),
+            None => self.arm.get(path, api_version).await,
+        }
+    }
+
+    /// Every entry of the list `path` (see [`Arm::list`]): from Resource
+    /// Graph's rows where they hold it, or else ARM's.
+    pub async fn list(&self, path: &str, api_version: &str) -> Result<Vec<Value>, Failure> {
+        match self.lists.get(&path.to_ascii_lowercase()) {
+            Some(entries) => Ok(entries.clone()),
+            None => self.arm.list(path, api_version).await,
+        }
+    }
+}
+
+/// Every row of `ty` (narrowed by `narrowed`, a KQL tail) in `cfg`'s
+/// subscriptions, a page at a time.
+async fn query(
+    arm: &Arm,
+    cfg: &AzureConfig,
+    ty: &str,
+    narrowed: &str,
+) -> Result<Vec<Value>, Failure> {
+    let mut rows = Vec::new();
+    for subscriptions in cfg.subscriptions.chunks(SUBSCRIPTIONS_PER_QUERY) {
+        rows.extend(
+            pages(
+                arm,
+                subscriptions,
+                &format!("resources | where type =~ '{ty}'{narrowed}"),
+            )
+            .await?,
+        );
+    }
+    Ok(rows)
+}
+
+/// The rows of one query, following `$skipToken`; a token that comes back
+/// ends the query as failed instead of reading the same pages for ever.
+async fn pages(arm: &Arm, subscriptions: &[String], kql: &str) -> Result<Vec<Value>, Failure> {
+    let mut rows = Vec::new();
+    let mut seen = HashSet::new();
+    let mut skip: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut options = json!({"$top": PAGE_ROWS, "resultFormat": "objectArray"});
+        if let Some(token) = &skip {
+            options["$skipToken"] = token.clone().into();
+        }
+        let body = json!({"subscriptions": subscriptions, "query": kql, "options": options});
+        let Some(mut page) = arm.post(GRAPH_PATH, GRAPH_API, &body).await? else {
+            return Err(Failure::malformed(
+                GRAPH_PATH,
+                "Resource Graph is not there (404)",
+            ));
+        };
+        match page.get_mut("data").map(Value::take) {
+            Some(Value::Array(data)) => rows.extend(data),
+            _ => {
+                return Err(Failure::malformed(
+                    GRAPH_PATH,
+                    format!("{kql}: an answer without a \"data\" array of objects"),
+                ));
+            }
+        }
+        skip = match page.get("$skipToken") {
+            Some(Value::String(t)) if !t.is_empty() => Some(t.clone()),
+            Some(Value::String(_) | Value::Null) | None => return Ok(rows),
+            Some(_) => return Err(Failure::malformed(GRAPH_PATH, "$skipToken is not a string")),
+        };
+        if let Some(token) = &skip
+            && !seen.insert(token.clone())
+        {
+            return Err(Failure::malformed(
+                GRAPH_PATH,
+                format!("{kql}: $skipToken comes back to a page already read"),
+            ));
+        }
+    }
+    Err(Failure::malformed(
+        GRAPH_PATH,
+        format!("{kql}: more than {MAX_PAGES} pages"),
+    ))
+}
