@@ -53,6 +53,53 @@ const TYPES: [(&str, &str); 6] = [
     ("microsoft.containerregistry/registries", ""),
 ];
 
+/// The members of a row a round reads (`round`: a workspace's, an
+/// endpoint's, a NIC's, a dependency's); the rest (tags, SKUs, most
+/// properties) is dropped as each page arrives, so that the rows of a
+/// tenant of 10,000 workspaces stay a fraction of what Resource Graph sends.
+const KEPT: [&str; 5] = ["id", "name", "type", "location", "kind"];
+const KEPT_PROPERTIES: [&str; 10] = [
+    "workspaceId",
+    "notebookInfo",
+    "hubResourceId",
+    "privateEndpointConnections",
+    "storageAccount",
+    "keyVault",
+    "containerRegistry",
+    "subnet",
+    "customDnsConfigs",
+    "ipConfigurations",
+];
+
+/// `row` with only [`KEPT`] and [`KEPT_PROPERTIES`], and an endpoint's
+/// NIC ids.
+fn slim(row: Value) -> Value {
+    let Value::Object(mut row) = row else {
+        return row;
+    };
+    let mut out = serde_json::Map::new();
+    for k in KEPT {
+        if let Some(v) = row.remove(k) {
+            out.insert(k.to_string(), v);
+        }
+    }
+    if let Some(Value::Object(mut props)) = row.remove("properties") {
+        let mut kept = serde_json::Map::new();
+        for k in KEPT_PROPERTIES {
+            if let Some(v) = props.remove(k) {
+                kept.insert(k.to_string(), v);
+            }
+        }
+        // An endpoint's NICs: their ids only.
+        if let Some(Value::Array(nics)) = props.remove("networkInterfaces") {
+            let ids = nics.into_iter().map(|n| json!({"id": n["id"]})).collect();
+            kept.insert("networkInterfaces".to_string(), Value::Array(ids));
+        }
+        out.insert("properties".to_string(), Value::Object(kept));
+    }
+    Value::Object(out)
+}
+
 /// What a round reads resources and lists from.
 pub struct Inventory<'a> {
     arm: &'a Arm,
@@ -173,7 +220,7 @@ async fn pages(arm: &Arm, subscriptions: &[String], kql: &str) -> Result<Vec<Val
             ));
         };
         match page.get_mut("data").map(Value::take) {
-            Some(Value::Array(data)) => rows.extend(data),
+            Some(Value::Array(data)) => rows.extend(data.into_iter().map(slim)),
             _ => {
                 return Err(Failure::malformed(
                     GRAPH_PATH,
@@ -199,4 +246,25 @@ async fn pages(arm: &Arm, subscriptions: &[String], kql: &str) -> Result<Vec<Val
         GRAPH_PATH,
         format!("{kql}: more than {MAX_PAGES} pages"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_keep_only_what_a_round_reads() {
+        let row = json!({"id": "/subscriptions/s/x", "name": "pe", "type": "t",
+            "location": "eastus", "tags": {"a": "b"}, "sku": {"name": "S"},
+            "subscriptionId": "s", "resourceGroup": "rg",
+            "properties": {"subnet": {"id": "/sn"}, "customDnsConfigs": [],
+                "provisioningState": "Succeeded",
+                "networkInterfaces": [{"id": "/nic", "properties": {"big": 1}}]}});
+        assert_eq!(
+            slim(row),
+            json!({"id": "/subscriptions/s/x", "name": "pe", "type": "t", "location": "eastus",
+                "properties": {"subnet": {"id": "/sn"}, "customDnsConfigs": [],
+                    "networkInterfaces": [{"id": "/nic"}]}})
+        );
+    }
 }

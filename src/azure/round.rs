@@ -1,5 +1,6 @@
 //! One discovery round (SPEC §8): what ARM says exists, turned into the
-//! workspaces and names to serve. Reads only; every request is a GET.
+//! workspaces and names to serve. Reads only: GETs, and Resource Graph's
+//! queries (`graph`), which read.
 //!
 //! API versions are the stable ones of the public REST specs
 //! (Azure/azure-rest-api-specs, `specification/<service>/resource-manager`):

@@ -23,6 +23,15 @@
 //! (network 2024-01-01, commit 9c23125, compared 2026-12-07); the regional
 //! inference wildcard an endpoint may list is the one Microsoft's custom-DNS
 //! doc shows (`*.eastus.inference.ml.azure.com`).
+//! Resource Graph's `POST /providers/Microsoft.ResourceGraph/resources`
+//! (request and answer: `subscriptions`, `query`, `options.$top`,
+//! `options.$skipToken`; `totalRecords`, `count`, `resultTruncated`,
+//! `facets`, `$skipToken`, `data` with rows sorted by id and types
+//! lower-cased) is shaped like resourcegraph 2022-10-01
+//! ResourcesFirstPageQuery.json (commit 704e3a6) and
+//! ResourcesNextPageQuery.json (commit c008a71), compared 2026-12-07; its
+//! rows are the resources ARM serves here, as Resource Graph's `resources`
+//! table holds them, with `subscriptionId` and `resourceGroup`.
 #![allow(dead_code)] // each test uses its own part
 
 use std::collections::{HashMap, VecDeque};
@@ -572,10 +581,12 @@ fn graph(req: &Seen, w: &World) -> Answer {
             },
         },
     };
-    let mut rows: Vec<Value> = Vec::new();
+    let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_ascii_lowercase();
     let mut ids = std::collections::HashSet::new();
+    // Borrowed until the page is cut: a page clones its rows only.
+    let mut rows: Vec<(String, &Value)> = Vec::new();
     for v in w.lists.values().flatten().chain(w.docs.values()) {
-        let id = v["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+        let id = id_of(v);
         let in_subs = subs
             .iter()
             .any(|s| id.starts_with(&format!("/subscriptions/{s}/")));
@@ -589,20 +600,23 @@ fn graph(req: &Seen, w: &World) -> Answer {
         {
             continue;
         }
-        let mut row = v.clone();
-        let mut parts = id.split('/');
-        row["subscriptionId"] = parts.nth(2).unwrap_or_default().into();
-        row["resourceGroup"] = parts.nth(1).unwrap_or_default().into();
-        row["type"] = ty.to_ascii_lowercase().into();
-        rows.push(row);
+        rows.push((id, v));
     }
-    rows.sort_by(|a, b| {
-        let id = |v: &Value| v["id"].as_str().unwrap_or_default().to_ascii_lowercase();
-        id(a).cmp(&id(b))
-    });
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
     let to = (from + top.min(w.graph_page_size)).min(rows.len());
-    let mut page = json!({"totalRecords": rows.len(), "count": to - from.min(to),
-        "resultTruncated": "false", "facets": [], "data": rows[from.min(to)..to]});
+    let data: Vec<Value> = rows[from.min(to)..to]
+        .iter()
+        .map(|(id, v)| {
+            let mut row = (*v).clone();
+            let mut parts = id.split('/');
+            row["subscriptionId"] = parts.nth(2).unwrap_or_default().into();
+            row["resourceGroup"] = parts.nth(1).unwrap_or_default().into();
+            row["type"] = ty.to_ascii_lowercase().into();
+            row
+        })
+        .collect();
+    let mut page = json!({"totalRecords": rows.len(), "count": data.len(),
+        "resultTruncated": "false", "facets": [], "data": data});
     if to < rows.len() {
         page["$skipToken"] = match &w.graph_stuck_token {
             Some(stuck) => stuck.clone(),

@@ -704,20 +704,23 @@ async fn a_failure_is_logged_once_per_change_of_state() {
 
 // ---- one round at 1,000 workspaces (BENCHMARKS.md, "Azure discovery") ------------
 
-/// `cargo test --test it -- --ignored --nocapture azure::one_round_of_1000`: a
-/// stand-in with 1,000 workspaces, each with an approved endpoint, two
-/// compute instances and a cluster, an online endpoint, and a storage
-/// account behind its own endpoint; `amldns discover` runs one round.
-#[tokio::test]
-#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
-async fn one_round_of_1000_workspaces() {
-    const N: usize = 1000;
+/// The benchmark of BENCHMARKS.md, "Azure discovery": a stand-in with `n`
+/// workspaces over `subs` subscriptions, each with an approved endpoint,
+/// two compute instances and a cluster, an online endpoint, and a storage
+/// account behind its own endpoint; `amldns discover` runs one round with
+/// `extra` in `[azure]` (the inventory), unpaced. Run each alone: the
+/// peak RSS is the largest of this process's children so far.
+async fn one_round_of(n: usize, subs: usize, extra: &str) -> ArmStandIn {
     let arm = ArmStandIn::start().await;
     arm.with(|w| {
         w.page_size = 100;
-        for i in 0..N {
+        w.graph_page_size = 1000;
+        for i in 0..n {
             let id = format!("{i:08x}-0000-4000-8000-{i:012x}");
-            let mut ws = Ws::new(&format!("mlw-{i:04}"), &id, "eastus");
+            let mut ws = Ws::new(&format!("mlw-{i:05}"), &id, "eastus");
+            if i % subs > 0 {
+                ws.sub = format!("{:08x}-0000-4000-8000-{:012x}", i % subs, i % subs);
+            }
             ws.computes = vec![
                 (format!("ci-{i}-a"), "ComputeInstance"),
                 (format!("ci-{i}-b"), "ComputeInstance"),
@@ -728,47 +731,39 @@ async fn one_round_of_1000_workspaces() {
             w.put(&ws);
         }
     });
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("amldns.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
-            arm.section("")
-        ),
-    )
-    .unwrap();
     let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || discover(&config, &[]))
-        .await
-        .unwrap();
+    let (ok, stdout, why) = discover_for(&arm, extra, Duration::from_secs(1200)).await;
     let seconds = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.matches("[[workspace]]").count(), N);
+    assert!(ok, "{why}");
+    assert_eq!(stdout.matches("[[workspace]]").count(), n);
     // SAFETY: getrusage writes into the struct we own.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
     let seen = arm.seen();
     let by = |p: &str| seen.iter().filter(|r| r.path.ends_with(p)).count();
+    let requests = arm.arm_requests() + arm.graph_queries();
     eprintln!(
-        "1,000 workspaces: {} requests ({} ARM: {} list pages, {} computes, {} online \
-         endpoints, rest private endpoints and storage/key vault; {} token), {seconds:.2} s, \
-         child peak RSS {} MiB, {} bytes of TOML",
-        seen.len(),
+        "{n} workspaces in {subs} subscriptions, {extra:?}: {requests} requests ({} Resource \
+         Graph pages, {} ARM: {} workspace list pages, {} computes, {} online endpoints; \
+         {} token), {seconds:.2} s unpaced, {:.0} s at 20 reads/s, child peak RSS {} MiB, \
+         {} bytes of TOML",
+        arm.graph_queries(),
         arm.arm_requests(),
         by("/workspaces"),
         by("/computes"),
         by("/onlineEndpoints"),
         by("/token"),
+        requests as f64 / 20.0,
         usage.ru_maxrss / 1024,
         stdout.len()
     );
+    arm
+}
 
+#[tokio::test]
+#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
+async fn one_round_of_1000_workspaces() {
+    let arm = one_round_of(1000, 5, "").await;
     // The server: from the start to the discovered table being served.
     let up = StandIn::zone().await;
     let started = Instant::now();
@@ -786,6 +781,24 @@ async fn one_round_of_1000_workspaces() {
         metric(&text, amldns::metrics::TABLE_NAMES, &[])
     );
     srv.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
+async fn one_round_of_1000_workspaces_by_arm() {
+    one_round_of(1000, 5, "inventory = \"arm\"").await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
+async fn one_round_of_10000_workspaces() {
+    one_round_of(10_000, 20, "").await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
+async fn one_round_of_10000_workspaces_by_arm() {
+    one_round_of(10_000, 20, "inventory = \"arm\"").await;
 }
 
 /// A discovered name that the file answers otherwise is refused with the
@@ -2082,9 +2095,14 @@ async fn imds_is_asked_again_on_410_and_5xx() {
 
 // ---- Resource Graph as the inventory ---------------------------------------------
 
-/// `amldns discover` against `arm` with `extra` in `[azure]`: whether it
-/// succeeded, its TOML and its standard error.
+/// `amldns discover` against `arm` with `extra` in `[azure]`, for at most
+/// [`RUN_TIMEOUT`]: whether it succeeded, its TOML and its standard error.
 async fn discover_with(arm: &ArmStandIn, extra: &str) -> (bool, String, String) {
+    discover_for(arm, extra, RUN_TIMEOUT).await
+}
+
+/// [`discover_with`] for at most `limit`.
+async fn discover_for(arm: &ArmStandIn, extra: &str, limit: Duration) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("amldns.toml");
     let text = format!(
@@ -2092,9 +2110,13 @@ async fn discover_with(arm: &ArmStandIn, extra: &str) -> (bool, String, String) 
         arm.section(extra)
     );
     std::fs::write(&config, text).unwrap();
-    let out = tokio::task::spawn_blocking(move || discover(&config, &[]))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_amldns"));
+        cmd.args(["discover", "--config"]).arg(&config).env_clear();
+        output_for(&mut cmd, limit)
+    })
+    .await
+    .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).to_string(),
