@@ -1,13 +1,14 @@
 //! Azure Resource Manager: paced, authorized GETs of resources and of
-//! paged lists, what each answer's status means, and which URLs the
-//! token may go to.
+//! paged lists, Resource Graph's query POSTs, what each answer's status
+//! means, and which URLs the token may go to.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use http_body_util::Full;
-use hyper::header::{ACCEPT, AUTHORIZATION, HeaderMap, USER_AGENT};
+use hyper::body::Bytes;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, USER_AGENT};
 use hyper::{Method, Request, Uri};
 use prometheus::IntCounter;
 use serde_json::Value;
@@ -173,19 +174,41 @@ impl Arm {
         ))
     }
 
+    /// POSTs `body` (JSON) to `path` at `api_version`: a query that reads
+    /// (Resource Graph's), paced, retried and budgeted like a GET.
+    pub async fn post(
+        &self,
+        path: &str,
+        api_version: &str,
+        body: &Value,
+    ) -> Result<Value, Failure> {
+        let url = self.url(path, api_version)?;
+        self.send(Method::POST, &url, Bytes::from(body.to_string()))
+            .await
+    }
+
     async fn get_url(&self, url: &str) -> Result<Value, Failure> {
+        self.send(Method::GET, url, Bytes::new()).await
+    }
+
+    /// One authorized request (an empty `body` sends none), and what its
+    /// answer means.
+    async fn send(&self, method: Method, url: &str, body: Bytes) -> Result<Value, Failure> {
         let (status, headers, body) = self
             .http
             .send(Route::Azure, || async {
                 let token = self.tokens.get(&self.http).await?;
                 self.pace().await;
-                Request::builder()
-                    .method(Method::GET)
+                let mut req = Request::builder()
+                    .method(method.clone())
                     .uri(url)
                     .header(AUTHORIZATION, format!("Bearer {token}"))
                     .header(ACCEPT, "application/json")
-                    .header(USER_AGENT, USER_AGENT_VALUE)
-                    .body(Full::default())
+                    .header(USER_AGENT, USER_AGENT_VALUE);
+                if !body.is_empty() {
+                    req = req.header(CONTENT_TYPE, "application/json");
+                }
+                req.body(Full::new(body.clone()))
                     .map_err(|e| Failure::malformed(url, format!("not a URL: {e}")))
             })
             .await?;

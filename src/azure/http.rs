@@ -42,6 +42,12 @@ pub enum Failure {
     /// tenant does not have it.
     #[error("{url}: HTTP 404: not found")]
     NotFound { url: String, arm: ArmError },
+    /// A subscription Resource Graph does not show: gone, or out of the
+    /// identity's reach (it answers for the others, without an error).
+    #[error(
+        "Resource Graph does not show subscription {0}: it is gone, or the identity cannot read it"
+    )]
+    Unseen(String),
     /// HTTP 429; the next round waits `retry_after` when ARM says so.
     #[error("{url}: HTTP 429: ARM throttles this identity")]
     Throttled {
@@ -72,7 +78,7 @@ impl Failure {
         match self {
             Failure::Token(_) => AzureResult::Token,
             Failure::Denied { .. } => AzureResult::Denied,
-            Failure::NotFound { .. } => AzureResult::NotFound,
+            Failure::NotFound { .. } | Failure::Unseen(_) => AzureResult::NotFound,
             Failure::Throttled { .. } => AzureResult::Throttled,
             Failure::Unavailable { .. } => AzureResult::Unavailable,
             Failure::Timeout { .. } | Failure::Round(_) => AzureResult::Timeout,

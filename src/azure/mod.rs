@@ -5,6 +5,7 @@
 //!
 //! - `round`: one round of ARM reads → a [`Discovery`], what it left out
 //!   and the subscriptions it could not read;
+//! - `graph`: where a round reads from: Resource Graph's rows, or ARM;
 //! - `discovery`: what a round found ([`Discovery`]), as the `state_file`
 //!   keeps it, and what it left out ([`Skipped`]);
 //! - `arm`: paced reads of Azure Resource Manager;
@@ -22,6 +23,7 @@
 
 mod arm;
 pub mod discovery;
+mod graph;
 mod http;
 mod proxy;
 mod round;

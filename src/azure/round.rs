@@ -15,9 +15,10 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::arm::Arm;
-use super::discovery::{Discovery, Found, FoundName, FoundProject, Skipped};
+use super::discovery::{Discovery, Found, FoundName, FoundProject, Skipped, subscription_of};
+use super::graph::Inventory;
 use super::http::Failure;
-use crate::config::AzureConfig;
+use crate::config::{AzureConfig, AzureInventory};
 use crate::names::{self, AnswerMode, Cloud};
 
 pub const ML_API: &str = "2024-04-01";
@@ -86,26 +87,17 @@ pub struct Round {
 /// fails the subscription it belongs to, not the round.
 pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
     let mut round = Round::default();
+    let (inventory, workspaces) = inventory(arm, cfg, &mut round.failed).await;
+    let arm = &inventory;
     let mut listed = Vec::new();
-    for sub in &cfg.subscriptions {
-        let path =
-            format!("/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/workspaces");
-        let all = match arm.list(&path, ML_API).await {
-            Ok(all) => all,
-            Err(f) => {
-                round.failed.push((sub.clone(), f));
-                continue;
+    for (sub, v) in &workspaces {
+        match read_workspace(v, sub) {
+            Ok(ws) if in_scope(&ws.resource_id, &cfg.resource_groups) => listed.push(ws),
+            Ok(_) => {}
+            Err(skip) if in_scope(&skip.resource, &cfg.resource_groups) => {
+                round.skipped.push(skip);
             }
-        };
-        for v in all {
-            match read_workspace(&v, sub) {
-                Ok(ws) if in_scope(&ws.resource_id, &cfg.resource_groups) => listed.push(ws),
-                Ok(_) => {}
-                Err(skip) if in_scope(&skip.resource, &cfg.resource_groups) => {
-                    round.skipped.push(skip);
-                }
-                Err(_) => {}
-            }
+            Err(_) => {}
         }
     }
     // Hubs and workspaces behind a private endpoint of their own; projects
@@ -223,6 +215,59 @@ fn readable<T>(
     Ok(None)
 }
 
+/// Where the round reads from, as `inventory` says, and every workspace
+/// of the subscriptions it could list, with its subscription (as
+/// configured). A subscription whose workspaces could not be listed goes
+/// to `failed`: with Resource Graph, one failed query fails every
+/// subscription it covered.
+async fn inventory<'a>(
+    arm: &'a Arm,
+    cfg: &AzureConfig,
+    failed: &mut Vec<(String, Failure)>,
+) -> (Inventory<'a>, Vec<(String, Value)>) {
+    match cfg.inventory {
+        AzureInventory::ResourceGraph => match Inventory::graph(arm, cfg).await {
+            Ok((inventory, rows, readable)) => {
+                failed.extend(
+                    (cfg.subscriptions.iter())
+                        .filter(|s| !readable.contains(&s.to_ascii_lowercase()))
+                        .map(|s| (s.clone(), Failure::Unseen(s.clone()))),
+                );
+                let as_configured = |row: &Value| {
+                    let id = row.get("id").and_then(Value::as_str).unwrap_or("");
+                    let sub = subscription_of(id).unwrap_or("");
+                    (cfg.subscriptions.iter())
+                        .find(|s| s.eq_ignore_ascii_case(sub))
+                        .cloned()
+                        .unwrap_or_else(|| sub.to_string())
+                };
+                let rows = rows
+                    .into_iter()
+                    .map(|(_, row)| (as_configured(&row), row))
+                    .collect();
+                (inventory, rows)
+            }
+            Err(f) => {
+                failed.extend(cfg.subscriptions.iter().map(|s| (s.clone(), f.clone())));
+                (Inventory::arm(arm), Vec::new())
+            }
+        },
+        AzureInventory::Arm => {
+            let mut workspaces = Vec::new();
+            for sub in &cfg.subscriptions {
+                let path = format!(
+                    "/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/workspaces"
+                );
+                match arm.list(&path, ML_API).await {
+                    Ok(all) => workspaces.extend(all.into_iter().map(|v| (sub.clone(), v))),
+                    Err(f) => failed.push((sub.clone(), f)),
+                }
+            }
+            (Inventory::arm(arm), workspaces)
+        }
+    }
+}
+
 /// `/subscriptions/s/resourceGroups/RG/...` is in one of `groups` (all when empty).
 fn in_scope(resource_id: &str, groups: &[String]) -> bool {
     if groups.is_empty() {
@@ -301,7 +346,7 @@ fn read_workspace(v: &Value, subscription: &str) -> Result<Listed, Skipped> {
 /// was left out. Endpoints in several VNets each give their own addresses;
 /// where they differ, the merge leaves the names out.
 async fn workspace(
-    arm: &Arm,
+    arm: &Inventory<'_>,
     w: &Listed,
     cfg: &AzureConfig,
 ) -> Result<(Vec<Found>, Vec<Skipped>), Failure> {
@@ -421,7 +466,7 @@ fn from_endpoint(w: &Listed, pairs: &[(String, Vec<IpAddr>)], prefer: Cloud) -> 
 /// or, once a private DNS zone group has emptied that, its NICs'; nothing
 /// for an endpoint outside `nets` (see [`in_networks`]).
 async fn endpoint_names(
-    arm: &Arm,
+    arm: &Inventory<'_>,
     pe: &str,
     nets: &[String],
     skipped: &mut Vec<Skipped>,
@@ -478,7 +523,7 @@ fn parsed(url: &str, v: &Value) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
 /// Compute instances of a workspace; clusters (AmlCompute) and attached
 /// computes have no names of their own.
 async fn compute_instances(
-    arm: &Arm,
+    arm: &Inventory<'_>,
     workspace: &str,
     skipped: &mut Vec<Skipped>,
 ) -> Result<Vec<String>, Failure> {
@@ -496,7 +541,7 @@ async fn compute_instances(
 }
 
 async fn online_endpoints(
-    arm: &Arm,
+    arm: &Inventory<'_>,
     workspace: &str,
     skipped: &mut Vec<Skipped>,
 ) -> Result<Vec<String>, Failure> {

@@ -155,6 +155,8 @@ pub struct AzureConfig {
     pub virtual_networks: Vec<String>,
     /// Where the ARM token comes from.
     pub auth: AzureAuth,
+    /// Where the list of resources comes from.
+    pub inventory: AzureInventory,
     /// A user-assigned managed identity (or the workload identity's client,
     /// instead of `AZURE_CLIENT_ID`).
     pub client_id: Option<String>,
@@ -190,6 +192,16 @@ pub enum AzureAuth {
     WorkloadIdentity,
     /// `az account get-access-token`: a person's login, for `discover`.
     Cli,
+}
+
+/// Where a round's list of resources comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AzureInventory {
+    /// Azure Resource Graph: a few queries per resource type, 1,000 rows
+    /// a page, for every subscription at once.
+    ResourceGraph,
+    /// Per-resource ARM reads: for clouds or identities without Resource Graph.
+    Arm,
 }
 
 /// A `[[record]]`: any other private-endpoint name.

@@ -156,6 +156,9 @@ pub(super) struct AzureSpec {
     pub virtual_networks: Vec<Spanned<String>>,
     #[serde(default)]
     pub auth: AuthSpec,
+    /// Where the inventory comes from.
+    #[serde(default)]
+    pub inventory: InventorySpec,
     /// A user-assigned managed identity, or the workload identity's client.
     pub client_id: Option<Spanned<String>>,
     /// The Entra tenant the Azure CLI and workload identity ask for a token in.
@@ -185,6 +188,14 @@ pub(super) enum AuthSpec {
     ManagedIdentity,
     WorkloadIdentity,
     Cli,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, Default)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum InventorySpec {
+    #[default]
+    ResourceGraph,
+    Arm,
 }
 
 /// Reads `lines`' text as a [`Spec`]; a TOML or shape error is located and,

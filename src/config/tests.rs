@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::validate::import_warnings;
-use super::{AzureAuth, Config, ConfigError, Location, RecordAnswer, parse};
+use super::{AzureAuth, AzureInventory, Config, ConfigError, Location, RecordAnswer, parse};
 use crate::import::ImportedName;
 use crate::names::{AnswerMode, Cloud};
 
@@ -171,6 +171,7 @@ fn azure_section_defaults_and_overrides() {
     let a = c.azure.unwrap();
     assert_eq!(a.subscriptions, [SUB.to_ascii_lowercase()]);
     assert_eq!(a.auth, AzureAuth::ManagedIdentity);
+    assert_eq!(a.inventory, AzureInventory::ResourceGraph);
     assert_eq!(a.arm_endpoint, "https://management.azure.com");
     assert_eq!(a.imds_endpoint, "http://169.254.169.254");
     assert_eq!(a.interval, Duration::from_secs(300));
@@ -181,10 +182,11 @@ fn azure_section_defaults_and_overrides() {
         "[azure]\nsubscriptions = [\"{SUB}\"]\nresource_groups = [\"RG-ML\"]\n\
          auth = \"workload-identity\"\ncloud = \"china\"\ninterval_s = 5\n\
          imds_endpoint = \"http://127.0.0.1:8080/\"\nstate_file = \"state/azure.json\"\n\
-         ca_file = \"corp-proxy.pem\"\n"
+         ca_file = \"corp-proxy.pem\"\ninventory = \"arm\"\n"
     ))
     .unwrap();
     let a = c.azure.unwrap();
+    assert_eq!(a.inventory, AzureInventory::Arm);
     assert_eq!(a.resource_groups, ["rg-ml"]);
     assert_eq!(a.auth, AzureAuth::WorkloadIdentity);
     assert_eq!(a.arm_endpoint, "https://management.chinacloudapi.cn");

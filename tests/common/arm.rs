@@ -23,6 +23,15 @@
 //! (network 2024-01-01, commit 9c23125, compared 2026-12-07); the regional
 //! inference wildcard an endpoint may list is the one Microsoft's custom-DNS
 //! doc shows (`*.eastus.inference.ml.azure.com`).
+//! Resource Graph's `POST /providers/Microsoft.ResourceGraph/resources`
+//! (request and answer: `subscriptions`, `query`, `options.$top`,
+//! `options.$skipToken`; `totalRecords`, `count`, `resultTruncated`,
+//! `facets`, `$skipToken`, `data` with rows sorted by id and types
+//! lower-cased) is shaped like resourcegraph 2022-10-01
+//! ResourcesFirstPageQuery.json (commit 704e3a6) and
+//! ResourcesNextPageQuery.json (commit c008a71), compared 2026-12-07; its
+//! rows are the resources ARM serves here, as Resource Graph's `resources`
+//! table holds them, with `subscriptionId` and `resourceGroup`.
 #![allow(dead_code)] // each test uses its own part
 
 use std::collections::{HashMap, VecDeque};
@@ -49,8 +58,9 @@ pub const ML_API: &str = "2024-04-01";
 /// The API version ARM is asked at for each provider: a stable folder of the
 /// specs (`.../resource-manager/<namespace>/stable/<version>`). ARM refuses a
 /// version a provider does not have, so the stand-in does too.
-const API_VERSIONS: [(&str, &str); 5] = [
+const API_VERSIONS: [(&str, &str); 6] = [
     ("microsoft.machinelearningservices", ML_API),
+    ("microsoft.resourcegraph", "2022-10-01"),
     ("microsoft.network", "2023-09-01"),
     ("microsoft.storage", "2023-01-01"),
     ("microsoft.keyvault", "2023-07-01"),
@@ -129,7 +139,14 @@ pub struct World {
     pub link_base: Option<String>,
     /// GET path (lower-case) → the status and error code ARM answers for
     /// that one resource or list, whatever `docs` holds: see [`World::refuse`].
+    /// Resource Graph leaves such a resource out of its rows.
     pub refused: HashMap<String, (u16, &'static str)>,
+    /// Rows a Resource Graph page holds at most (its `$top` is obeyed
+    /// when smaller).
+    pub graph_page_size: usize,
+    /// Every Resource Graph page after the first carries this
+    /// `$skipToken`: a service that pages in a loop.
+    pub graph_stuck_token: Option<String>,
     pub seen: Vec<Seen>,
 }
 
@@ -219,6 +236,7 @@ impl ArmStandIn {
     pub async fn start_at(at: &str, tls: bool) -> Self {
         let world = Arc::new(Mutex::new(World {
             page_size: 2,
+            graph_page_size: 2,
             ..World::default()
         }));
         let (addr, task) = listen(at, world.clone(), tls.then(acceptor)).await;
@@ -250,7 +268,7 @@ impl ArmStandIn {
         self.world.lock().unwrap().seen.clone()
     }
 
-    /// ARM requests seen so far (not token requests).
+    /// ARM requests seen so far (not token requests, not Resource Graph's).
     pub fn arm_requests(&self) -> usize {
         self.seen()
             .iter()
@@ -258,13 +276,36 @@ impl ArmStandIn {
             .count()
     }
 
+    /// Resource Graph queries seen so far (each page counts).
+    pub fn graph_queries(&self) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.path.eq_ignore_ascii_case(GRAPH_PATH))
+            .count()
+    }
+
     pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
         f(&mut self.world.lock().unwrap())
     }
 
-    /// The `[azure]` section pointing at this stand-in.
+    /// The `[azure]` section pointing at this stand-in, naming [`SUB`] and
+    /// every other subscription a workspace was put in.
     pub fn section(&self, extra: &str) -> String {
-        self.section_for(&[SUB], extra)
+        let mut subs = self.with(|w| {
+            w.lists
+                .keys()
+                .filter_map(|k| k.strip_prefix("/subscriptions/"))
+                .filter_map(|k| {
+                    k.strip_suffix("/providers/microsoft.machinelearningservices/workspaces")
+                })
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        });
+        subs.push(SUB.to_string());
+        subs.sort();
+        subs.dedup();
+        let subs: Vec<&str> = subs.iter().map(String::as_str).collect();
+        self.section_for(&subs, extra)
     }
 
     /// The `[azure]` section pointing at this stand-in, reading `subscriptions`.
@@ -464,6 +505,9 @@ fn answer_arm(req: &Seen, world: &Mutex<World>, base: &str) -> Answer {
         Some(Mode::Normal) | None => {}
     }
     let key = req.path.to_ascii_lowercase();
+    if key == GRAPH_PATH.to_ascii_lowercase() {
+        return graph(req, &w);
+    }
     if let Some((status, code)) = w.refused.get(&key) {
         return error(*status, code);
     }
@@ -490,6 +534,126 @@ fn answer_arm(req: &Seen, world: &Mutex<World>, base: &str) -> Answer {
     }
 }
 
+// ---- Resource Graph ----------------------------------------------------------------
+
+pub const GRAPH_PATH: &str = "/providers/Microsoft.ResourceGraph/resources";
+
+/// The one narrowing amldns adds to a type's query: NICs of private
+/// endpoints only.
+const NICS_OF_ENDPOINTS: &str = " | where isnotnull(properties.privateEndpoint)";
+
+/// A Resource Graph query (`resources | where type =~ '<type>'`, and
+/// [`NICS_OF_ENDPOINTS`]) answered from the resources ARM serves: every
+/// resource and list entry of that type in the subscriptions asked, less
+/// those ARM refuses, sorted by id (Resource Graph pages in a stable
+/// order), with `subscriptionId` and `resourceGroup` added and the type
+/// lower-cased as Resource Graph gives them. `$skipToken` is the next
+/// row's index.
+fn graph(req: &Seen, w: &World) -> Answer {
+    let bad = |why: &str| {
+        let body = json!({"error": {"code": "BadRequest", "message": why}}).to_string();
+        (400, Vec::new(), body)
+    };
+    if req.method != "POST" {
+        return bad("not a POST");
+    }
+    let Ok(body) = serde_json::from_str::<Value>(&req.body) else {
+        return bad("not JSON");
+    };
+    let subs: Vec<String> = body["subscriptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let query = body["query"].as_str().unwrap_or_default();
+    // The subscriptions themselves: those asked for that exist, as Resource
+    // Graph leaves out the others without an error.
+    if query == "resourcecontainers | where type =~ 'microsoft.resources/subscriptions'" {
+        let data: Vec<Value> = (subs.iter())
+            .filter(|s| !w.refused.contains_key(&World::list_path_in(s)))
+            .map(|s| {
+                json!({"id": format!("/subscriptions/{s}"), "name": s, "subscriptionId": s,
+                       "type": "microsoft.resources/subscriptions"})
+            })
+            .collect();
+        let body = json!({"totalRecords": data.len(), "count": data.len(),
+                          "resultTruncated": "false", "data": data});
+        return (200, Vec::new(), body.to_string());
+    }
+    let Some(rest) = query.strip_prefix("resources | where type =~ '") else {
+        return bad("a query the stand-in does not know");
+    };
+    let Some((ty, tail)) = rest.split_once('\'') else {
+        return bad("an unterminated type");
+    };
+    let only_endpoint_nics = match tail {
+        "" => false,
+        NICS_OF_ENDPOINTS => true,
+        _ => return bad("a narrowing the stand-in does not know"),
+    };
+    let options = &body["options"];
+    if options["resultFormat"] != "objectArray" {
+        return bad("resultFormat is not objectArray");
+    }
+    let top = options["$top"].as_u64().unwrap_or(100) as usize;
+    let from: usize = match options["$skipToken"].as_str() {
+        None => 0,
+        Some(t) => match w.graph_stuck_token.as_deref() {
+            Some(stuck) if t == stuck => w.graph_page_size,
+            _ => match t.parse() {
+                Ok(n) => n,
+                Err(_) => return bad("a $skipToken the stand-in did not give"),
+            },
+        },
+    };
+    let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+    let mut ids = std::collections::HashSet::new();
+    // Borrowed until the page is cut: a page clones its rows only.
+    let mut rows: Vec<(String, &Value)> = Vec::new();
+    for v in w.lists.values().flatten().chain(w.docs.values()) {
+        let id = id_of(v);
+        let in_subs = subs
+            .iter()
+            .any(|s| id.starts_with(&format!("/subscriptions/{s}/")));
+        if !v["type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case(ty))
+            || !in_subs
+            || w.refused.contains_key(&id)
+            || (only_endpoint_nics && v["properties"]["privateEndpoint"].is_null())
+            || !ids.insert(id.clone())
+        {
+            continue;
+        }
+        rows.push((id, v));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let to = (from + top.min(w.graph_page_size)).min(rows.len());
+    let data: Vec<Value> = rows[from.min(to)..to]
+        .iter()
+        .map(|(id, v)| {
+            let mut row = (*v).clone();
+            let mut parts = id.split('/');
+            row["subscriptionId"] = parts.nth(2).unwrap_or_default().into();
+            row["resourceGroup"] = parts.nth(1).unwrap_or_default().into();
+            row["type"] = ty.to_ascii_lowercase().into();
+            row
+        })
+        .collect();
+    let mut page = json!({"totalRecords": rows.len(), "count": data.len(),
+        "resultTruncated": "false", "facets": [], "data": data});
+    if to < rows.len() {
+        page["$skipToken"] = match &w.graph_stuck_token {
+            Some(stuck) => stuck.clone(),
+            None => to.to_string(),
+        }
+        .into();
+    }
+    (200, Vec::new(), page.to_string())
+}
+
 // ---- the world's shapes ----------------------------------------------------------
 
 /// How a workspace's private endpoint is connected.
@@ -506,8 +670,8 @@ pub enum Endpoint {
 /// A workspace of the stand-in's world.
 #[derive(Debug, Clone)]
 pub struct Ws {
-    /// The subscription it is in.
-    pub sub: &'static str,
+    /// The subscription it is in ([`SUB`] unless set).
+    pub sub: String,
     pub name: String,
     pub id: String,
     pub region: String,
@@ -566,7 +730,7 @@ pub fn vnet_id(vnet: &str) -> String {
 impl Ws {
     pub fn new(name: &str, id: &str, region: &str) -> Self {
         Ws {
-            sub: SUB,
+            sub: SUB.into(),
             name: name.into(),
             id: id.into(),
             region: region.into(),
@@ -758,7 +922,7 @@ impl World {
         let doc = json!({"id": rid, "name": ws.name, "type": WS_TYPE,
             "location": ws.region, "kind": ws.kind, "properties": props,
             "identity": {"type": "SystemAssigned"}, "sku": {"name": "Basic", "tier": "Basic"}});
-        let list = Self::list_path_in(ws.sub);
+        let list = Self::list_path_in(&ws.sub);
         let all = self.lists.entry(list).or_default();
         all.retain(|v| v["id"] != rid.as_str());
         all.push(doc);
@@ -1002,11 +1166,9 @@ impl World {
 
     /// Removes every workspace of every subscription.
     pub fn clear_workspaces(&mut self) {
-        let list = self.list_path();
-        self.lists.insert(list, Vec::new());
-        for (path, all) in &mut self.lists {
+        for (path, entries) in &mut self.lists {
             if path.ends_with("/providers/microsoft.machinelearningservices/workspaces") {
-                all.clear();
+                entries.clear();
             }
         }
     }
@@ -1014,7 +1176,7 @@ impl World {
     /// Removes `ws` from the workspace list (what it pointed at stays, as
     /// ARM keeps a deleted workspace's endpoints until someone removes them).
     pub fn remove(&mut self, ws: &Ws) {
-        let list = Self::list_path_in(ws.sub);
+        let list = Self::list_path_in(&ws.sub);
         let rid = ws.resource_id();
         if let Some(all) = self.lists.get_mut(&list) {
             all.retain(|v| v["id"] != rid.as_str());
@@ -1054,7 +1216,7 @@ impl World {
             pe,
             "Approved",
         );
-        let list = self.list_path();
+        let list = World::list_path_in(&ws.sub);
         let entries = self.lists.get_mut(&list).into_iter().flatten();
         let doc = self.docs.get_mut(&rid.to_ascii_lowercase());
         for v in entries.filter(|v| v["id"] == rid.as_str()).chain(doc) {

@@ -1097,6 +1097,11 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs `cmd` to its end, its stdout and stderr collected, for at most
 /// [`RUN_TIMEOUT`]; see [`wait_within`].
 pub fn output_within(cmd: &mut std::process::Command) -> std::process::Output {
+    output_for(cmd, RUN_TIMEOUT)
+}
+
+/// [`output_within`] for at most `limit` (a benchmark's long run).
+pub fn output_for(cmd: &mut std::process::Command, limit: Duration) -> std::process::Output {
     use std::process::Stdio;
     let child = cmd
         .stdin(Stdio::null())
@@ -1104,26 +1109,31 @@ pub fn output_within(cmd: &mut std::process::Command) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_within(child)
+    wait_for(child, limit)
 }
 
 /// `child.wait_with_output()` for at most [`RUN_TIMEOUT`]: a child that
 /// hangs is killed (by its id) and the test fails, instead of the suite
 /// hanging.
 pub fn wait_within(child: std::process::Child) -> std::process::Output {
+    wait_for(child, RUN_TIMEOUT)
+}
+
+/// [`wait_within`] for at most `limit`.
+pub fn wait_for(child: std::process::Child, limit: Duration) -> std::process::Output {
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(RUN_TIMEOUT) {
+    match rx.recv_timeout(limit) {
         Ok(out) => out.unwrap(),
         Err(_) => {
             // Not yet reaped (the waiting thread holds it): still our child.
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status();
-            panic!("process {pid} still running after {RUN_TIMEOUT:?}");
+            panic!("process {pid} still running after {limit:?}");
         }
     }
 }

@@ -266,12 +266,13 @@ async fn a_round_serves_every_shape_azure_gives() {
     );
     assert!(
         seen.iter()
-            .filter(|r| r.path.starts_with("/subscriptions"))
+            .filter(|r| r.path.starts_with("/subscriptions") || r.path == arm::GRAPH_PATH)
             .all(|r| r.header("authorization") == Some(&format!("Bearer {}", arm::TOKEN)))
     );
+    // Resource Graph (the default inventory) was read in pages.
     assert!(
         seen.iter()
-            .filter(|r| r.query.contains("$skipToken="))
+            .filter(|r| r.body.contains("\"$skipToken\""))
             .count()
             >= 3
     );
@@ -714,11 +715,8 @@ async fn a_failure_is_logged_once_per_change_of_state() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let list = format!(
-        "/subscriptions/{}/providers/Microsoft.MachineLearningServices/workspaces",
-        arm::SUB
-    );
-    let rounds = || arm.seen().iter().filter(|r| r.path == list).count();
+    // Each round starts with Resource Graph's query for the workspaces.
+    let rounds = || arm.graph_queries();
     let failed_rounds = until(Duration::from_secs(15), || async { rounds() >= 3 }).await;
     arm.set_mode(Mode::Normal);
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
@@ -743,20 +741,23 @@ async fn a_failure_is_logged_once_per_change_of_state() {
 
 // ---- one round at 1,000 workspaces (BENCHMARKS.md, "Azure discovery") ------------
 
-/// `cargo test --test it -- --ignored --nocapture azure::one_round_of_1000`: a
-/// stand-in with 1,000 workspaces, each with an approved endpoint, two
-/// compute instances and a cluster, an online endpoint, and a storage
-/// account behind its own endpoint; `amldns discover` runs one round.
-#[tokio::test]
-#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
-async fn one_round_of_1000_workspaces() {
-    const N: usize = 1000;
+/// The benchmark of BENCHMARKS.md, "Azure discovery": a stand-in with `n`
+/// workspaces over `subs` subscriptions, each with an approved endpoint,
+/// two compute instances and a cluster, an online endpoint, and a storage
+/// account behind its own endpoint; `amldns discover` runs one round with
+/// `extra` in `[azure]` (the inventory), unpaced. Run each alone: the
+/// peak RSS is the largest of this process's children so far.
+async fn one_round_of(n: usize, subs: usize, extra: &str) -> ArmStandIn {
     let arm = ArmStandIn::start().await;
     arm.with(|w| {
         w.page_size = 100;
-        for i in 0..N {
+        w.graph_page_size = 1000;
+        for i in 0..n {
             let id = format!("{i:08x}-0000-4000-8000-{i:012x}");
-            let mut ws = Ws::new(&format!("mlw-{i:04}"), &id, "eastus");
+            let mut ws = Ws::new(&format!("mlw-{i:05}"), &id, "eastus");
+            if i % subs > 0 {
+                ws.sub = format!("{:08x}-0000-4000-8000-{:012x}", i % subs, i % subs);
+            }
             ws.computes = vec![
                 (format!("ci-{i}-a"), "ComputeInstance"),
                 (format!("ci-{i}-b"), "ComputeInstance"),
@@ -767,47 +768,39 @@ async fn one_round_of_1000_workspaces() {
             w.put(&ws);
         }
     });
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("amldns.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
-            arm.section("")
-        ),
-    )
-    .unwrap();
     let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || discover(&config, &[]))
-        .await
-        .unwrap();
+    let (ok, stdout, why) = discover_for(&arm, extra, Duration::from_secs(1200)).await;
     let seconds = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.matches("[[workspace]]").count(), N);
+    assert!(ok, "{why}");
+    assert_eq!(stdout.matches("[[workspace]]").count(), n);
     // SAFETY: getrusage writes into the struct we own.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
     let seen = arm.seen();
     let by = |p: &str| seen.iter().filter(|r| r.path.ends_with(p)).count();
+    let requests = arm.arm_requests() + arm.graph_queries();
     eprintln!(
-        "1,000 workspaces: {} requests ({} ARM: {} list pages, {} computes, {} online \
-         endpoints, rest private endpoints and storage/key vault; {} token), {seconds:.2} s, \
-         child peak RSS {} MiB, {} bytes of TOML",
-        seen.len(),
+        "{n} workspaces in {subs} subscriptions, {extra:?}: {requests} requests ({} Resource \
+         Graph pages, {} ARM: {} workspace list pages, {} computes, {} online endpoints; \
+         {} token), {seconds:.2} s unpaced, {:.0} s at 20 reads/s, child peak RSS {} MiB, \
+         {} bytes of TOML",
+        arm.graph_queries(),
         arm.arm_requests(),
         by("/workspaces"),
         by("/computes"),
         by("/onlineEndpoints"),
         by("/token"),
+        requests as f64 / 20.0,
         usage.ru_maxrss / 1024,
         stdout.len()
     );
+    arm
+}
 
+#[tokio::test]
+#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
+async fn one_round_of_1000_workspaces() {
+    let arm = one_round_of(1000, 5, "").await;
     // The server: from the start to the discovered table being served.
     let up = StandIn::zone().await;
     let started = Instant::now();
@@ -825,6 +818,24 @@ async fn one_round_of_1000_workspaces() {
         metric(&text, amldns::metrics::TABLE_NAMES, &[])
     );
     srv.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
+async fn one_round_of_1000_workspaces_by_arm() {
+    one_round_of(1000, 5, "inventory = \"arm\"").await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
+async fn one_round_of_10000_workspaces() {
+    one_round_of(10_000, 20, "").await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, it measures the child's peak memory"]
+async fn one_round_of_10000_workspaces_by_arm() {
+    one_round_of(10_000, 20, "inventory = \"arm\"").await;
 }
 
 /// A discovered name that the file answers otherwise is refused with the
@@ -1337,7 +1348,8 @@ async fn online_endpoints_over_several_pages_are_all_served() {
         w.page_size = 2;
         w.put(&c);
     });
-    let srv = start_against(&arm, &up, "interval_s = 3600").await;
+    // ARM's lists, page by page (Resource Graph gives them as rows).
+    let srv = start_against(&arm, &up, "interval_s = 3600\ninventory = \"arm\"").await;
     assert!(
         until(Duration::from_secs(30), || async {
             synced(&srv, "success").await >= 1.0
@@ -1962,7 +1974,7 @@ async fn throttling_and_outages_that_pass_are_retried_within_the_round() {
     let seen = arm.seen();
     let arm_times: Vec<_> = seen
         .iter()
-        .filter(|r| r.path.starts_with("/subscriptions"))
+        .filter(|r| r.path.starts_with("/subscriptions") || r.path == arm::GRAPH_PATH)
         .map(|r| r.at)
         .collect();
     assert!(arm_times[1] - arm_times[0] >= Duration::from_millis(950));
@@ -1982,7 +1994,9 @@ async fn a_request_failing_every_time_is_tried_four_times() {
     });
     let srv = start_against(&arm, &up, "").await;
     rounds_ended(&srv, "unavailable", 1.0).await;
-    assert_eq!(arm.arm_requests(), 4);
+    // The round's first request, Resource Graph's query for the workspaces.
+    assert_eq!(arm.graph_queries(), 4);
+    assert_eq!(arm.arm_requests(), 0);
     let text = scrape(&srv).await;
     assert_eq!(
         metric(&text, amldns::metrics::AZURE_RETRIES_TOTAL, &[]),
@@ -2001,7 +2015,8 @@ async fn reads_slow_down_when_arm_says_few_are_left() {
         w.put(&contoso());
         w.reads_remaining = Some(40);
     });
-    let srv = start_against(&arm, &up, "").await;
+    // ARM's own reads, which carry that header.
+    let srv = start_against(&arm, &up, "inventory = \"arm\"").await;
     rounds_ended(&srv, "success", 1.0).await;
     let text = scrape(&srv).await;
     let slowed = metric(&text, amldns::metrics::AZURE_READS_SLOWED_TOTAL, &[]);
@@ -2119,7 +2134,7 @@ fn metrics_of(p: &Process) -> SocketAddr {
 /// contoso in the first subscription, another workspace in the second.
 fn two_subscriptions() -> (Ws, Ws) {
     let (c, mut other) = contoso_and_other();
-    other.sub = arm::SUB2;
+    other.sub = arm::SUB2.into();
     (c, other)
 }
 
@@ -2129,6 +2144,22 @@ fn two_subscriptions() -> (Ws, Ws) {
 /// log carries ARM's error code and correlation id.
 #[tokio::test]
 async fn a_subscription_arm_cannot_find_keeps_its_names_while_another_updates() {
+    lost_subscription_keeps_its_names(
+        "inventory = \"arm\"",
+        &["SubscriptionNotFound", "correlation_id=c0"],
+    )
+    .await;
+}
+
+/// The same with Resource Graph, which answers for the subscriptions it
+/// can read and leaves the others out without an error: one it does not
+/// show is not taken for one without workspaces.
+#[tokio::test]
+async fn a_subscription_resource_graph_does_not_show_keeps_its_names() {
+    lost_subscription_keeps_its_names("", &["Resource Graph does not show subscription"]).await;
+}
+
+async fn lost_subscription_keeps_its_names(inventory: &str, said: &[&str]) {
     let up = StandIn::zone().await;
     let arm = ArmStandIn::start().await;
     let (c, other) = two_subscriptions();
@@ -2140,7 +2171,10 @@ async fn a_subscription_arm_cannot_find_keeps_its_names_while_another_updates() 
         upstreams: &[up.addr],
         server: "listen = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]",
         metrics: true,
-        rest: &arm.section_for(&[arm::SUB, arm::SUB2], "interval_s = 1"),
+        rest: &arm.section_for(
+            &[arm::SUB, arm::SUB2],
+            &format!("interval_s = 1\n{inventory}"),
+        ),
         ..TestConfig::default()
     }
     .text();
@@ -2193,9 +2227,7 @@ async fn a_subscription_arm_cannot_find_keeps_its_names_while_another_updates() 
         .find(|l| l.contains("Azure discovery failed for subscription"))
         .unwrap_or_else(|| panic!("{:#?}", p.lines()));
     assert!(
-        line.contains(arm::SUB2)
-            && line.contains("SubscriptionNotFound")
-            && line.contains("correlation_id=c0"),
+        line.contains(arm::SUB2) && said.iter().all(|s| line.contains(s)),
         "{line}"
     );
 }
@@ -2217,7 +2249,7 @@ async fn discover_names_a_subscription_it_cannot_read() {
         &config,
         format!(
             "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
-            arm.section_for(&[arm::SUB, arm::SUB2], "")
+            arm.section_for(&[arm::SUB, arm::SUB2], "inventory = \"arm\"")
         ),
     )
     .unwrap();
@@ -2322,4 +2354,140 @@ async fn a_state_file_colliding_with_the_config_does_not_stop_the_start() {
     );
     rounds_ended(&srv, "unavailable", 1.0).await;
     srv.stop().await;
+}
+
+// ---- Resource Graph as the inventory ---------------------------------------------
+
+/// `amldns discover` against `arm` with `extra` in `[azure]`, for at most
+/// [`RUN_TIMEOUT`]: whether it succeeded, its TOML and its standard error.
+async fn discover_with(arm: &ArmStandIn, extra: &str) -> (bool, String, String) {
+    discover_for(arm, extra, RUN_TIMEOUT).await
+}
+
+/// [`discover_with`] for at most `limit`.
+async fn discover_for(arm: &ArmStandIn, extra: &str, limit: Duration) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    let text = format!(
+        "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
+        arm.section(extra)
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_amldns"));
+        cmd.args(["discover", "--config"]).arg(&config).env_clear();
+        output_for(&mut cmd, limit)
+    })
+    .await
+    .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The same world read both ways gives the same table: every shape (a hub
+/// and its project, names on a NIC, other clouds, a key vault and a
+/// registry behind endpoints, a second subscription); Resource Graph with
+/// a few queries and one computes read per served workspace, ARM with
+/// several reads per workspace.
+#[tokio::test]
+async fn resource_graph_and_arm_give_the_same_table_in_far_fewer_requests() {
+    let arm = ArmStandIn::start().await;
+    let mut other = Ws::new(
+        "mlw-other-sub",
+        "7ecd9fba-8888-4999-8aaa-0bbbbbbbbbbb",
+        "eastus",
+    );
+    other.sub = "1c2d3e4f-0000-4000-8000-000000000002".into();
+    other.ips = ["10.6.0.5", "10.6.0.6", "10.6.0.7"];
+    other.vault_ip = Some("10.6.0.21");
+    other.registry_ips = Some(["10.6.0.22", "10.6.0.23"]);
+    other.online_endpoints = vec!["ep-other".into()];
+    arm.with(|w| {
+        world().iter().for_each(|ws| w.put(ws));
+        w.put(&other);
+        // Resource Graph's pages hold up to 1,000 rows.
+        w.graph_page_size = 1000;
+    });
+    let (ok, by_arm, why) = discover_with(&arm, "inventory = \"arm\"").await;
+    assert!(ok, "{why}");
+    let arm_reads = arm.arm_requests();
+    assert_eq!(arm.graph_queries(), 0);
+    let (ok, by_graph, why) = discover_with(&arm, "").await;
+    assert!(ok, "{why}");
+    assert_eq!(by_graph, by_arm);
+    assert_eq!(by_graph.matches("[[workspace]]").count(), 6, "{by_graph}");
+    for name in [
+        other.vault_name(),
+        other.registry_names()[1].clone(),
+        "ep-other".into(),
+    ] {
+        assert!(by_graph.contains(&name), "{name}: {by_graph}");
+    }
+    // One query for the subscriptions it can read and one per type (7),
+    // and ARM only for computes: one list per served workspace and project (7).
+    let queries = arm.graph_queries();
+    assert_eq!(queries, 8);
+    let reads: Vec<String> = arm
+        .seen()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/subscriptions"))
+        .skip(arm_reads)
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(reads.len(), 7, "{reads:?}");
+    assert!(reads.iter().all(|p| p.ends_with("/computes")), "{reads:?}");
+    assert!(
+        (queries + reads.len()) * 2 < arm_reads,
+        "{queries} + 7 vs {arm_reads}"
+    );
+}
+
+/// Resource Graph's pages are followed by `$skipToken` to the last: five
+/// workspaces at two rows a page are three pages, each query with the
+/// subscriptions, `$top` and `objectArray` rows.
+#[tokio::test]
+async fn resource_graph_pages_follow_the_skip_token() {
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| fleet(5).iter().for_each(|ws| w.put(ws)));
+    let (ok, toml, why) = discover_with(&arm, "").await;
+    assert!(ok, "{why}");
+    assert_eq!(toml.matches("[[workspace]]").count(), 5, "{toml}");
+    let bodies: Vec<serde_json::Value> = arm
+        .seen()
+        .iter()
+        .filter(|r| r.path == arm::GRAPH_PATH && r.method == "POST")
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .filter(|b: &serde_json::Value| {
+            b["query"] == "resources | where type =~ 'microsoft.machinelearningservices/workspaces'"
+        })
+        .collect();
+    let tokens: Vec<_> = bodies
+        .iter()
+        .map(|b| b["options"]["$skipToken"].clone())
+        .collect();
+    assert_eq!(tokens, [serde_json::Value::Null, "2".into(), "4".into()]);
+    for b in &bodies {
+        assert_eq!(b["subscriptions"], serde_json::json!([arm::SUB]));
+        assert_eq!(b["options"]["$top"], 1000);
+        assert_eq!(b["options"]["resultFormat"], "objectArray");
+    }
+}
+
+/// A `$skipToken` that comes back ends the query as a failure on the
+/// second page: no loop, nothing half-read served.
+#[tokio::test]
+async fn a_repeated_skip_token_fails_the_list() {
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| {
+        fleet(5).iter().for_each(|ws| w.put(ws));
+        w.graph_stuck_token = Some("again".into());
+    });
+    let (ok, toml, why) = discover_with(&arm, "").await;
+    assert!(!ok, "{toml}");
+    assert!(why.contains("$skipToken"), "{why}");
+    // The subscriptions, then the workspaces' two pages.
+    assert_eq!(arm.graph_queries(), 3, "{why}");
 }

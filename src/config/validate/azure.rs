@@ -7,8 +7,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::cx::Cx;
-use crate::config::spec::{AuthSpec, AzureSpec};
-use crate::config::{AzureAuth, AzureConfig};
+use crate::config::spec::{AuthSpec, AzureSpec, InventorySpec};
+use crate::config::{AzureAuth, AzureConfig, AzureInventory};
 use crate::diagnostics::ConfigError;
 use crate::names;
 
@@ -96,6 +96,10 @@ impl Cx<'_> {
                 AuthSpec::ManagedIdentity => AzureAuth::ManagedIdentity,
                 AuthSpec::WorkloadIdentity => AzureAuth::WorkloadIdentity,
                 AuthSpec::Cli => AzureAuth::Cli,
+            },
+            inventory: match a.inventory {
+                InventorySpec::ResourceGraph => AzureInventory::ResourceGraph,
+                InventorySpec::Arm => AzureInventory::Arm,
             },
             client_id: a.client_id.as_ref().map(|c| c.get_ref().trim().to_string()),
             tenant_id: match &a.tenant_id {
