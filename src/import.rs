@@ -14,7 +14,7 @@
 //! - the workspace object (`az ml workspace show`, or ARM's, or a list of
 //!   them): no addresses of its own, but with the names imported beside it
 //!   it gives the workspace's whole name set, as `[[workspace]]` does
-//!   (SPEC §1: the private-link forms, the older notebooks form);
+//!   (the private-link forms, the older notebooks form);
 //! - amldns's own discovery file (`{"amldns_discovery": 1, ...}`, what
 //!   `amldns discover --watch --out` writes): served as discovery is, below
 //!   the file's own names.

@@ -1,5 +1,5 @@
 //! A stand-in for Azure Resource Manager, IMDS and Entra ID's token
-//! endpoint on 127.0.0.1 (SPEC §7: nothing reaches Azure), over http or
+//! endpoint on 127.0.0.1 (no test reaches Azure), over http or
 //! https (a throwaway CA: tests/fixtures/tls), with scripted answers
 //! (throttling, outages that pass); and an HTTP CONNECT proxy that opens tunnels
 //! to loopback only. Its JSON is
