@@ -715,11 +715,19 @@ async fn a_failure_is_logged_once_per_change_of_state() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    // Each round starts with Resource Graph's query for the workspaces.
-    let rounds = || arm.graph_queries();
-    let failed_rounds = until(Duration::from_secs(15), || async { rounds() >= 3 }).await;
-    arm.set_mode(Mode::Normal);
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Each failing round asks Resource Graph its first question four times
+    // (three retries) before it fails: two more rounds after the first
+    // failure is logged are eight more queries.
+    let rounds = || arm.graph_queries();
+    let first = until(Duration::from_secs(15), || async {
+        read().contains("Azure discovery failed")
+    })
+    .await;
+    let seen = rounds();
+    let failed_rounds =
+        first && until(Duration::from_secs(30), || async { rounds() >= seen + 8 }).await;
+    arm.set_mode(Mode::Normal);
     let recovered = until(Duration::from_secs(10), || async {
         read().contains("works again")
     })
