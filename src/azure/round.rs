@@ -520,6 +520,19 @@ fn parsed(url: &str, v: &Value) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
     Ok(out)
 }
 
+/// The entries of one of a workspace's lists (`computes`,
+/// `onlineEndpoints`); none when ARM refuses it or it is gone, noted in
+/// `skipped`.
+async fn workspace_list(
+    arm: &Inventory<'_>,
+    workspace: &str,
+    list: &str,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<Value>, Failure> {
+    let path = format!("{workspace}/{list}");
+    Ok(readable(arm.list(&path, ML_API).await, &path, skipped)?.unwrap_or_default())
+}
+
 /// Compute instances of a workspace; clusters (AmlCompute) and attached
 /// computes have no names of their own.
 async fn compute_instances(
@@ -527,8 +540,7 @@ async fn compute_instances(
     workspace: &str,
     skipped: &mut Vec<Skipped>,
 ) -> Result<Vec<String>, Failure> {
-    let path = format!("{workspace}/computes");
-    let list = readable(arm.list(&path, ML_API).await, &path, skipped)?.unwrap_or_default();
+    let list = workspace_list(arm, workspace, "computes", skipped).await?;
     Ok(list
         .iter()
         .filter(|c| {
@@ -545,8 +557,7 @@ async fn online_endpoints(
     workspace: &str,
     skipped: &mut Vec<Skipped>,
 ) -> Result<Vec<String>, Failure> {
-    let path = format!("{workspace}/onlineEndpoints");
-    let list = readable(arm.list(&path, ML_API).await, &path, skipped)?.unwrap_or_default();
+    let list = workspace_list(arm, workspace, "onlineEndpoints", skipped).await?;
     Ok(list
         .iter()
         .filter_map(|e| text(e, &["name"]))

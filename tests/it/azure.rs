@@ -687,6 +687,18 @@ async fn workload_identity_exchanges_the_federated_token() {
     );
 }
 
+/// The first line of `p`'s log that holds `needle`, waited for (30 s at
+/// most) without blocking the stand-ins this test's runtime serves.
+async fn logged(p: &Process, needle: &str) -> String {
+    let find = || p.lines().into_iter().find(|l| l.contains(needle));
+    assert!(
+        until(Duration::from_secs(30), || async { find().is_some() }).await,
+        "no line with {needle:?}: {:#?}",
+        p.lines()
+    );
+    find().unwrap()
+}
+
 // ---- the log, as an operator reads it ---------------------------------------------
 
 /// A failure repeated every round is logged once; working again once.
@@ -1410,17 +1422,7 @@ async fn where_the_files_workspace_and_azures_differ_is_logged() {
     let p = tokio::task::spawn_blocking(move || Process::start(&text, "text", None))
         .await
         .unwrap();
-    let find = || {
-        p.lines()
-            .into_iter()
-            .find(|l| l.contains("is also discovered in Azure"))
-    };
-    assert!(
-        until(Duration::from_secs(30), || async { find().is_some() }).await,
-        "{:#?}",
-        p.lines()
-    );
-    let line = find().unwrap();
+    let line = logged(&p, "is also discovered in Azure").await;
     assert!(line.contains("WARN"), "{line}");
     assert!(
         line.contains(&format!(
@@ -1680,17 +1682,7 @@ async fn names_behind_endpoints_in_two_vnets_are_left_out_and_the_rest_served() 
     let p = tokio::task::spawn_blocking(move || Process::start(&text, "text", None))
         .await
         .unwrap();
-    let find = || {
-        p.lines()
-            .into_iter()
-            .find(|l| l.contains("given two different answers by Azure"))
-    };
-    assert!(
-        until(Duration::from_secs(30), || async { find().is_some() }).await,
-        "{:#?}",
-        p.lines()
-    );
-    let line = find().unwrap();
+    let line = logged(&p, "given two different answers by Azure").await;
     for said in [
         "WARN",
         &w.endpoint_id(),

@@ -866,6 +866,60 @@ fn powershell_script_parses_and_wants_what_azcli_does() {
     }
 }
 
+/// A resource group kept by tests/support/az in a folder of its own, and
+/// the environment (`RG`, `VNET_ID`, `ZONES`…) its commands and the
+/// `--format azcli` script run with; each run logs its changes to a file.
+struct AzGroup {
+    dir: tempfile::TempDir,
+    path: String,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+impl AzGroup {
+    fn new(path: String, env: &[(&'static str, &'static str)]) -> Self {
+        AzGroup {
+            dir: tempfile::tempdir().unwrap(),
+            path,
+            env: env.to_vec(),
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state.json")
+    }
+
+    /// Runs `args` (an `az` command, or bash and a script), logging the
+    /// changes it makes to `log`.
+    fn run(&self, args: &[&str], log: &str) -> Output {
+        Command::new(args[0])
+            .args(&args[1..])
+            .env("PATH", &self.path)
+            .env_remove("VNET_ID")
+            .env_remove("ZONES")
+            .envs(self.env.iter().copied())
+            .env("AZ_STATE", self.state())
+            .env("AZ_LOG", self.dir.path().join(log))
+            .output()
+            .unwrap()
+    }
+
+    /// `amldns records --format azcli` of the config `records`, run: how it
+    /// ended, and the changes it made.
+    fn script(&self, records: &str, log: &str) -> (Output, Vec<String>) {
+        let config = self.dir.path().join("amldns.toml");
+        std::fs::write(&config, records).unwrap();
+        let script = self.dir.path().join("zones.sh");
+        std::fs::write(&script, self::records(config.to_str().unwrap(), "azcli")).unwrap();
+        let o = self.run(&["bash", script.to_str().unwrap()], log);
+        let changes = std::fs::read_to_string(self.dir.path().join(log))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        (o, changes)
+    }
+}
+
 /// A resource group as tests/support/az keeps it: zone → its JSON.
 fn az_state(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -911,28 +965,19 @@ fn azcli_script_converges() {
     let Some(path) = python_tools() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.json");
+    let group = AzGroup::new(
+        path,
+        &[
+            ("RG", "rg-dns"),
+            ("EXPECT_RG", "rg-dns"),
+            (
+                "VNET_ID",
+                "/subscriptions/s/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet",
+            ),
+        ],
+    );
+    let state = group.state();
     let blob = "privatelink.blob.core.windows.net";
-    let az = |args: &[&str], log: &str| {
-        Command::new(args[0])
-            .args(&args[1..])
-            .env("PATH", &path)
-            .env("RG", "rg-dns")
-            .env("EXPECT_RG", "rg-dns")
-            .env("VNET_ID", "/subscriptions/s/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet")
-            .env("AZ_STATE", &state)
-            .env("AZ_LOG", dir.path().join(log))
-            .output()
-            .unwrap()
-    };
-    let changes = |log: &str| -> Vec<String> {
-        std::fs::read_to_string(dir.path().join(log))
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
-    };
     // A private endpoint's DNS zone group made the zone and a record first.
     for args in [
         vec![
@@ -963,17 +1008,13 @@ fn azcli_script_converges() {
             "10.1.0.50",
         ],
     ] {
-        let o = az(&args, "setup.log");
+        let o = group.run(&args, "setup.log");
         assert!(ok(&o), "{}", text(&o));
     }
     let run = |records: &str, log: &str| {
-        let config = dir.path().join("amldns.toml");
-        std::fs::write(&config, records).unwrap();
-        let script = dir.path().join("zones.sh");
-        std::fs::write(&script, self::records(config.to_str().unwrap(), "azcli")).unwrap();
-        let o = az(&["bash", script.to_str().unwrap()], log);
+        let (o, changes) = group.script(records, log);
         assert!(ok(&o), "{}", text(&o));
-        changes(log)
+        changes
     };
     let record = |name: &str, a: &str| format!("[[record]]\nname = \"{name}\"\na = [\"{a}\"]\n");
     let first = [
@@ -1081,31 +1122,18 @@ fn azcli_script_writes_into_existing_zones_and_creates_none() {
     let Some(path) = python_tools() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.json");
+    let group = AzGroup::new(
+        path,
+        &[
+            ("RG", "rg-central-dns"),
+            ("EXPECT_RG", "rg-central-dns"),
+            ("SUBSCRIPTION", "sub-platform"),
+            ("EXPECT_SUBSCRIPTION", "sub-platform"),
+            ("ZONES", "existing"),
+        ],
+    );
+    let state = group.state();
     let blob = "privatelink.blob.core.windows.net";
-    let az = |args: &[&str], log: &str| {
-        Command::new(args[0])
-            .args(&args[1..])
-            .env("PATH", &path)
-            .env("RG", "rg-central-dns")
-            .env("EXPECT_RG", "rg-central-dns")
-            .env("SUBSCRIPTION", "sub-platform")
-            .env("EXPECT_SUBSCRIPTION", "sub-platform")
-            .env("ZONES", "existing")
-            .env_remove("VNET_ID")
-            .env("AZ_STATE", &state)
-            .env("AZ_LOG", dir.path().join(log))
-            .output()
-            .unwrap()
-    };
-    let changes = |log: &str| -> Vec<String> {
-        std::fs::read_to_string(dir.path().join(log))
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
-    };
     // The platform made the central zones; a private endpoint's DNS zone
     // group wrote a record set.
     let dns = |words: &[&str]| {
@@ -1113,7 +1141,7 @@ fn azcli_script_writes_into_existing_zones_and_creates_none() {
         args.extend(words);
         args.extend(["--resource-group", "rg-central-dns"]);
         args.extend(["--subscription", "sub-platform"]);
-        let o = az(&args, "setup.log");
+        let o = group.run(&args, "setup.log");
         assert!(ok(&o), "{}", text(&o));
     };
     dns(&["zone", "create", "--name", blob]);
@@ -1129,14 +1157,7 @@ fn azcli_script_writes_into_existing_zones_and_creates_none() {
         "--ipv4-address",
         "10.1.0.50",
     ]);
-    let run = |records: &str, log: &str| {
-        let config = dir.path().join("amldns.toml");
-        std::fs::write(&config, records).unwrap();
-        let script = dir.path().join("zones.sh");
-        std::fs::write(&script, self::records(config.to_str().unwrap(), "azcli")).unwrap();
-        let o = az(&["bash", script.to_str().unwrap()], log);
-        (o, changes(log))
-    };
+    let run = |records: &str, log: &str| group.script(records, log);
     let record = |name: &str, a: &str| format!("[[record]]\nname = \"{name}\"\na = [\"{a}\"]\n");
     let first = [
         record("st.privatelink.blob.core.windows.net", "10.1.0.9"),
