@@ -62,7 +62,7 @@ struct ServerArg {
     server: String,
 }
 
-/// How `check`, `status` and `explain` print.
+/// How `check`, `status`, `explain` and `zones` print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 enum Output {
     /// For people.
@@ -183,6 +183,16 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         cloud: Vec<Cloud>,
     },
+    /// Print the private-link catalogue: each public zone, its privatelink
+    /// zone, the service, and where the entry comes from. Names under these
+    /// zones are the ones amldns serves from imports and discovery.
+    Zones {
+        /// Only this cloud's zones (public, china, usgov).
+        #[arg(long)]
+        cloud: Option<Cloud>,
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        format: Output,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -238,6 +248,13 @@ pub fn main() -> ExitCode {
             config: config.as_deref(),
             clouds: &cloud,
         }),
+        Command::Zones { cloud, format } => {
+            let zones = names::catalogue(cloud);
+            emit(&match format {
+                Output::Text => export::catalogue::text(&zones),
+                Output::Json => export::catalogue::json(&zones),
+            })
+        }
     }
 }
 
@@ -495,7 +512,14 @@ fn forwarders(req: &forwarders::Request<'_>) -> ExitCode {
         loaded.as_ref().map(|(c, b)| (c, &b.snapshot.table)),
         req.clouds,
     );
-    match forwarders::render(req, &zones) {
+    for name in &zones.outside {
+        eprintln!(
+            "warning: {name} lies in no zone of the private-link catalogue (`amldns zones`): \
+             forwarded as a zone of its own; forward the public zone it belongs to instead if \
+             clients reach it through a CNAME"
+        );
+    }
+    match forwarders::render(req, &zones.zones) {
         Ok(text) => emit(&text),
         Err(e) => {
             eprintln!("error: {e}");

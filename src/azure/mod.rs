@@ -89,6 +89,19 @@ impl Discovered {
                 .iter()
                 .filter_map(|n| {
                     let name = names::domain_name(&n.name).ok()?;
+                    // Only what Azure's private-link catalogue says an
+                    // endpoint may take over: anything else is not an
+                    // Azure name amldns should answer for.
+                    if names::zone_of(&name).is_none() {
+                        problems.push(Skipped::new(
+                            &n.resource_id,
+                            format!(
+                                "its private endpoint lists {name}, which lies in no zone of \
+                                 the private-link catalogue (amldns zones): not served"
+                            ),
+                        ));
+                        return None;
+                    }
                     // A wildcard capturing public names stays out, as in an
                     // import; a regional one only marked an address.
                     if name.starts_with("*.")
@@ -1375,6 +1388,38 @@ mod tests {
             problems[0].resource.starts_with("/subscriptions/"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn names_outside_the_catalogue_are_left_out_and_said() {
+        let st = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/st";
+        let mut a = found("mlw-a", A, "10.1.0.5");
+        a.names = vec![
+            listed(
+                "st.privatelink.blob.core.windows.net",
+                "10.1.0.20",
+                st,
+                PE_HUB,
+            ),
+            listed("git.corp.example", "10.1.0.21", st, PE_HUB),
+        ];
+        let (d, problems) = Discovered::new(Discovery {
+            workspaces: vec![a.clone()],
+        });
+        assert_eq!(d.len(), 1, "the workspace itself is served");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].resource, st);
+        assert!(
+            problems[0].reason.contains("git.corp.example")
+                && problems[0].reason.contains("catalogue"),
+            "{problems:?}"
+        );
+        let (answers, _) = served(
+            "",
+            vec![a],
+            &["st.privatelink.blob.core.windows.net", "git.corp.example"],
+        );
+        assert_eq!(answers, [Some("10.1.0.20".to_string()), None]);
     }
 
     #[test]

@@ -779,10 +779,10 @@ fn public_names_cannot_be_captured() {
             "eastus.api.azureml.ms",
             "names at that level of api.azureml.ms are shared",
         ),
-        ("*.api.azureml.ms", "it is the Azure ML zone api.azureml.ms"),
+        ("*.api.azureml.ms", "it is the public zone api.azureml.ms"),
         (
             "ML.Azure.com.",
-            "it is the Azure ML zone inference.ml.azure.com, or above it",
+            "it is the public zone inference.ml.azure.com, or above it",
         ),
         (
             "*.tundra.eastus.api.azureml.ms",
@@ -1030,4 +1030,32 @@ fn shape_mistakes_say_what_to_write() {
         9,
         "unknown value `pubilc`: did you mean `public`?",
     );
+}
+
+/// An endpoint's names are served only inside the private-link catalogue:
+/// anything else it lists is said once, with where, and left out.
+#[test]
+fn an_imported_name_outside_the_catalogue_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pe.json"),
+        r#"{"customDnsConfigs": [
+            {"fqdn": "st.privatelink.blob.core.windows.net", "ipAddresses": ["10.1.0.9"]},
+            {"fqdn": "git.corp.example", "ipAddresses": ["10.1.0.10"]}]}"#,
+    )
+    .unwrap();
+    let c = parse(
+        &dir.path().join("amldns.toml"),
+        "[[import]]\npath = \"pe.json\"\n",
+    )
+    .unwrap();
+    let t = crate::snapshot::table(&c).unwrap();
+    let names: Vec<&str> = t.nodes().map(|n| n.name).collect();
+    assert_eq!(names, ["st.privatelink.blob.core.windows.net"]);
+    let w: Vec<_> = (c.warnings.iter())
+        .filter(|w| w.message.contains("git.corp.example"))
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", c.warnings);
+    assert!(w[0].message.contains("private-link catalogue"), "{w:?}");
+    assert_eq!(w[0].at.line, 3, "{w:?}");
 }

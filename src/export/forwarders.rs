@@ -69,15 +69,29 @@ pub struct Request<'a> {
     pub clouds: &'a [Cloud],
 }
 
+/// What `amldns forwarders` forwards, and the names it could not place in
+/// the private-link catalogue.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Zones {
+    /// Sorted; none below another.
+    pub zones: Vec<String>,
+    /// Names of the table outside every catalogue zone: each is forwarded
+    /// as a zone of its own, which covers it and nothing else; the
+    /// operator is told, since the public zone it lies in is unknown.
+    pub outside: Vec<String>,
+}
+
 /// The zones to forward: the Azure ML zones of `clouds` and of the clouds of
-/// `config`'s workspaces (every cloud when there is neither), and the zone of
-/// each name of its table outside them. A private-link name's zone is the
-/// public parent of its `privatelink` label (`blob.core.windows.net` for
-/// `st.privatelink.blob.core.windows.net`): the public name
-/// `st.blob.core.windows.net` is a CNAME into it, and the forwarder must see
-/// both. Any other name's zone is its apex ([`ZoneTable::apex`]). A zone
-/// below another listed one is covered by it and left out. Sorted.
-pub fn zones(config: Option<(&Config, &ZoneTable)>, clouds: &[Cloud]) -> Vec<String> {
+/// `config`'s workspaces (every cloud when there is neither), and for each
+/// other name of its table the public zones a client asks in to reach it
+/// ([`names::public_zones_of`]: `blob.core.windows.net` for
+/// `st.privatelink.blob.core.windows.net`, whose public name
+/// `st.blob.core.windows.net` is a CNAME into it, so the forwarder must see
+/// both). A name outside the catalogue is forwarded as its zone (its
+/// apex, or the public parent of its `privatelink` label), listed in
+/// [`Zones::outside`]. A zone below another listed one is
+/// covered by it and left out.
+pub fn zones(config: Option<(&Config, &ZoneTable)>, clouds: &[Cloud]) -> Zones {
     let azure_ml: Vec<&str> = match config {
         None if clouds.is_empty() => names::forwarder_zones(),
         _ => clouds
@@ -92,13 +106,22 @@ pub fn zones(config: Option<(&Config, &ZoneTable)>, clouds: &[Cloud]) -> Vec<Str
             .collect(),
     };
     let mut all: BTreeSet<String> = azure_ml.into_iter().map(String::from).collect();
+    let mut outside = BTreeSet::new();
     let table = config.map(|(_, t)| t);
-    for n in table.iter().flat_map(|t| t.nodes().map(move |n| t.apex(n))) {
-        let zone = n
-            .split_once("privatelink.")
-            .filter(|(before, _)| before.is_empty() || before.ends_with('.'))
-            .map_or(n, |(_, parent)| parent);
-        all.insert(zone.to_string());
+    for (node, apex) in table
+        .iter()
+        .flat_map(|t| t.nodes().map(move |n| (n, t.apex(n))))
+    {
+        let public = names::public_zones_of(node.name);
+        if public.is_empty() {
+            outside.insert(node.name.to_string());
+            let zone = apex
+                .split_once("privatelink.")
+                .filter(|(before, _)| before.is_empty() || before.ends_with('.'))
+                .map_or(apex, |(_, parent)| parent);
+            all.insert(zone.to_string());
+        }
+        all.extend(public.into_iter().map(String::from));
     }
     let listed = all.clone();
     all.retain(|z| {
@@ -106,7 +129,10 @@ pub fn zones(config: Option<(&Config, &ZoneTable)>, clouds: &[Cloud]) -> Vec<Str
             .iter()
             .any(|parent| parent != z && names::is_at_or_below(z, parent))
     });
-    all.into_iter().collect()
+    Zones {
+        zones: all.into_iter().collect(),
+        outside: outside.into_iter().collect(),
+    }
 }
 
 /// The config for `req.server`, forwarding `zones` to `req.to`.
@@ -196,7 +222,7 @@ mod tests {
             config: None,
             clouds: &[],
         };
-        render(&req, &zones(None, &[]))
+        render(&req, &zones(None, &[]).zones)
     }
 
     fn config(text: &str) -> (Config, ZoneTable) {
@@ -205,13 +231,14 @@ mod tests {
         (c, t)
     }
 
-    /// A config's zones: its clouds' Azure ML zones, and the zone of each
-    /// record outside them (a private-link record's public parent).
+    /// A config's zones: its clouds' Azure ML zones, and the public zones
+    /// of its other names (a private-link name's public parents); a name
+    /// outside the catalogue is its own zone, and said.
     #[test]
     fn zones_of_a_config() {
-        assert_eq!(zones(None, &[]).len(), 16);
+        assert_eq!(zones(None, &[]).zones.len(), 16);
         assert_eq!(
-            zones(None, &[Cloud::Public]),
+            zones(None, &[Cloud::Public]).zones,
             Cloud::Public
                 .forwarder_zones()
                 .iter()
@@ -225,28 +252,41 @@ mod tests {
              region = \"eastus\"\nip = \"10.1.0.5\"\n\
              [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
              [[record]]\nname = \"st2.privatelink.blob.core.windows.net\"\na = [\"10.1.0.10\"]\n\
-             [[record]]\nname = \"kv.vault.azure.net\"\na = [\"10.1.0.11\"]\n\
+             [[record]]\nname = \"kv.privatelink.vaultcore.azure.net\"\na = [\"10.1.0.11\"]\n\
+             [[record]]\nname = \"acct.services.ai.azure.com\"\na = [\"10.1.0.13\"]\n\
+             [[record]]\nname = \"git.corp.example\"\na = [\"10.1.0.14\"]\n\
              [[record]]\nname = \"ci-9.eastus.instances.azureml.ms\"\na = [\"10.1.0.12\"]\n",
         );
         let mut want: Vec<String> = Cloud::Public
             .forwarder_zones()
             .iter()
             .map(|z| z.to_string())
-            .chain(["blob.core.windows.net".into(), "kv.vault.azure.net".into()])
+            .chain(
+                [
+                    "blob.core.windows.net",
+                    "vault.azure.net",
+                    "vaultcore.azure.net",
+                    "services.ai.azure.com",
+                    "git.corp.example",
+                ]
+                .map(String::from),
+            )
             .collect();
         want.sort();
-        assert_eq!(zones(Some((&c, &t)), &[]), want);
+        let got = zones(Some((&c, &t)), &[]);
+        assert_eq!(got.zones, want);
+        assert_eq!(got.outside, ["git.corp.example"]);
         // --cloud adds a cloud's zones to the config's.
-        let with_china = zones(Some((&c, &t)), &[Cloud::China]);
+        let with_china = zones(Some((&c, &t)), &[Cloud::China]).zones;
         assert_eq!(with_china.len(), want.len() + 5, "{with_china:?}");
         assert!(with_china.contains(&"api.ml.azure.cn".to_string()));
         // A zone below a listed one is covered by it.
         let (c2, t2) = config(
-            "[[record]]\nname = \"blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
-             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n\
-             [[record]]\nname = \"x.blob.core.windows.net\"\na = [\"10.1.0.9\"]\n",
+            "[[record]]\nname = \"corp.example\"\na = [\"10.1.0.9\"]\n\
+             [[record]]\nname = \"x.privatelink.corp.example\"\na = [\"10.1.0.9\"]\n\
+             [[record]]\nname = \"x.corp.example\"\na = [\"10.1.0.9\"]\n",
         );
-        assert_eq!(zones(Some((&c2, &t2)), &[]), ["blob.core.windows.net"]);
+        assert_eq!(zones(Some((&c2, &t2)), &[]).zones, ["corp.example"]);
     }
 
     /// Unbound ignores a loopback forward-addr unless told otherwise.

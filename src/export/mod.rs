@@ -23,6 +23,7 @@ use crate::zone::ZoneTable;
 
 mod azcli;
 mod bind;
+pub mod catalogue;
 mod dnsmasq;
 pub mod forwarders;
 mod hosts;

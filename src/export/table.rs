@@ -21,15 +21,20 @@ pub(super) fn table(rows: &[Row]) -> String {
             })
         })
         .collect();
-    let head = ["NAME", "TYPE", "TTL", "ANSWER", "SOURCE"].map(String::from);
-    let mut widths = [0; 5];
-    for r in std::iter::once(&head).chain(&rows) {
+    columns(&["NAME", "TYPE", "TTL", "ANSWER", "SOURCE"], &rows)
+}
+
+/// `rows` in aligned columns under `head`, two spaces apart.
+pub(super) fn columns<const N: usize>(head: &[&str; N], rows: &[[String; N]]) -> String {
+    let head = head.map(String::from);
+    let mut widths = [0; N];
+    for r in std::iter::once(&head).chain(rows) {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.len());
         }
     }
     let mut out = String::new();
-    for r in std::iter::once(&head).chain(&rows) {
+    for r in std::iter::once(&head).chain(rows) {
         let line: Vec<String> = r
             .iter()
             .zip(widths)

@@ -3,8 +3,8 @@
 
 use std::net::IpAddr;
 
-use super::cloud::notebooks_zone_of;
-use super::cloud::{Cloud, Suffixes};
+use super::catalogue::{Suffixes, notebooks_zone_of};
+use super::cloud::Cloud;
 use super::syntax::{MAX_LABEL, is_at_or_below, is_uuid};
 
 /// An AI Studio / Foundry hub project: it gets its own api, cert.api and

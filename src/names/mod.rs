@@ -3,7 +3,8 @@
 //! Pure: a validated [`Workspace`] in, a list of [`DerivedName`]s out. No I/O and
 //! no DNS library types, so the rules can be read and tested in one place.
 //! The other rules about names live here too, one idea a file: the facts of
-//! each cloud ([`Cloud`]), how a name is written and stored ([`domain_name`]),
+//! each cloud ([`Cloud`]), the private-link catalogue of zones every other
+//! rule reads ([`catalogue`]), how a name is written and stored ([`domain_name`]),
 //! keyed for lookups ([`NameKey`]), which names must stay public
 //! ([`captures_public`]), what Azure accepts as a workspace name
 //! ([`workspace_name_issue`]) and what makes a workspace's parts servable
@@ -13,6 +14,7 @@
 //! (the FQDN tables per cloud) and "Configure a private endpoint for an Azure
 //! Machine Learning workspace"; the notebook label cut is observed behaviour.
 
+mod catalogue;
 mod cloud;
 mod derive;
 mod key;
@@ -21,7 +23,11 @@ mod syntax;
 mod workspace_check;
 mod workspace_name;
 
-pub use cloud::{Cloud, UnknownCloud, apex_of, forwarder_zones, is_public_zone, notebooks_zone_of};
+pub use catalogue::{
+    Source, Zone, apex_of, catalogue, forwarder_zones, is_public_zone, notebooks_zone_of,
+    public_zones_of, zone_of,
+};
+pub use cloud::{Cloud, UnknownCloud};
 pub use derive::{
     AnswerMode, DerivedName, MAX_REGION, Project, Purpose, Target, Workspace, derive,
     is_inference_wildcard_of, is_regional_inference_wildcard, is_regional_wildcard, notebook_label,

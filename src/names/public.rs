@@ -1,11 +1,12 @@
 //! Which names must stay public: a local name must not take a public name of
-//! an Azure ML zone away from the public DNS.
+//! a zone of the private-link catalogue away from the public DNS.
 
-use super::cloud::{Cloud, NOTEBOOK_CONTENT_ZONE};
+use super::catalogue::{Layout, public_zones};
 use super::syntax::is_at_or_below;
 
-/// Why a name must not be local: it would take a public name of an Azure ML
-/// zone away from the public DNS (SPEC §1, "Do not capture public names").
+/// Why a name must not be local: it would take a public name of a public
+/// zone of the catalogue (Azure ML's, storage's, Key Vault's…) away from the
+/// public DNS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Captured {
     /// The name is this zone's apex or a name above it (`api.azureml.ms`,
@@ -21,7 +22,7 @@ pub enum Captured {
 impl std::fmt::Display for Captured {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Captured::Zone(z) => write!(f, "it is the Azure ML zone {z}, or above it"),
+            Captured::Zone(z) => write!(f, "it is the public zone {z}, or above it"),
             Captured::Shared(z) => write!(
                 f,
                 "names at that level of {z} are shared by every workspace of a region \
@@ -29,24 +30,6 @@ impl std::fmt::Display for Captured {
             ),
         }
     }
-}
-
-/// How a zone's own names are laid out under its apex, for [`captures_public`].
-#[derive(Clone, Copy)]
-enum Layout {
-    /// `<guid>.workspace.<region>.api…` and `<guid>.workspace.<region>.cert.api…`:
-    /// the two levels under the apex (`<region>`, `workspace.<region>`,
-    /// `tundra.<region>`, `<region>.cert`) are every workspace's parents.
-    Api,
-    /// `ml-…-<guid>.<region>.notebooks…`, and the older `ml-…-<guid>.notebooks…`:
-    /// one level under the apex is a region, unless it is a notebooks label.
-    Notebooks,
-    /// `<instance>.<region>.instances…`, `<endpoint>.<region>.inference…`: one
-    /// level under the apex is a region, and a wildcard under a region is
-    /// the opt-in one (`instances_wildcard`, `inference_wildcard`).
-    Regional,
-    /// `aznbcontent.net`: only the apex (and a wildcard under it) is known shared.
-    ApexOnly,
 }
 
 /// Whether a local `name` (as [`domain_name`](super::domain_name) stores it, `*.` first for a
@@ -58,36 +41,25 @@ pub fn captures_public(name: &str) -> Option<Captured> {
         Some(parent) => (true, parent),
         None => (false, name),
     };
-    for cloud in Cloud::ALL {
-        let s = cloud.suffixes();
-        let zones = [
-            (s.api, Layout::Api),
-            (s.notebooks, Layout::Notebooks),
-            (s.instances[0], Layout::Regional),
-            (s.instances[1], Layout::Regional),
-            (s.inference, Layout::Regional),
-            (NOTEBOOK_CONTENT_ZONE, Layout::ApexOnly),
-        ];
-        for (zone, layout) in zones {
-            if is_at_or_below(zone, body) {
-                return Some(Captured::Zone(zone));
-            }
-            let Some(below) = body.strip_suffix(zone).and_then(|b| b.strip_suffix('.')) else {
-                continue;
-            };
-            let labels: Vec<&str> = below.split('.').collect();
-            if labels.last() == Some(&"privatelink") {
-                continue;
-            }
-            let shared = match layout {
-                Layout::Api => labels.len() <= 2,
-                Layout::Notebooks => labels.len() == 1 && !labels[0].starts_with("ml-"),
-                Layout::Regional => labels.len() == 1 && !wildcard,
-                Layout::ApexOnly => false,
-            };
-            if shared {
-                return Some(Captured::Shared(zone));
-            }
+    for (zone, layout) in public_zones() {
+        if is_at_or_below(zone, body) {
+            return Some(Captured::Zone(zone));
+        }
+        let Some(below) = body.strip_suffix(zone).and_then(|b| b.strip_suffix('.')) else {
+            continue;
+        };
+        let labels: Vec<&str> = below.split('.').collect();
+        if labels.last() == Some(&"privatelink") {
+            continue;
+        }
+        let shared = match layout {
+            Layout::Api => labels.len() <= 2,
+            Layout::Notebooks => labels.len() == 1 && !labels[0].starts_with("ml-"),
+            Layout::Regional => labels.len() == 1 && !wildcard,
+            Layout::ApexOnly => false,
+        };
+        if shared {
+            return Some(Captured::Shared(zone));
         }
     }
     None
@@ -194,7 +166,31 @@ mod tests {
                 format!("*.{GUID}.inference.eastus.privatelink.api.azureml.ms"),
                 None,
             ),
-            // Names outside the Azure ML zones.
+            // Other services' public zones: the apex, above it, a wildcard
+            // under it; one resource's name is its own.
+            (
+                "blob.core.windows.net".into(),
+                Some(Zone("blob.core.windows.net")),
+            ),
+            (
+                "*.blob.core.windows.net".into(),
+                Some(Zone("blob.core.windows.net")),
+            ),
+            (
+                "core.windows.net".into(),
+                Some(Zone("blob.core.windows.net")),
+            ),
+            (
+                "*.services.ai.azure.com".into(),
+                Some(Zone("services.ai.azure.com")),
+            ),
+            (
+                "*.vault.usgovcloudapi.net".into(),
+                Some(Zone("vault.usgovcloudapi.net")),
+            ),
+            ("kv.vault.azure.net".into(), None),
+            ("*.privatelink.blob.core.windows.net".into(), None),
+            // Names outside the catalogue.
             ("stcontoso.blob.core.windows.net".into(), None),
             ("*.apps.corp.example".into(), None),
             ("studio.ml.azure.com".into(), None),

@@ -604,3 +604,63 @@ fn out_dir_is_created() {
     );
     assert_eq!(stdout(&o).lines().count(), written.len(), "{}", stdout(&o));
 }
+
+/// `amldns zones` prints the catalogue, one cloud or all; `forwarders`
+/// reads it, and says which names it found in none of its zones.
+#[test]
+fn zones_prints_the_catalogue_and_forwarders_reads_it() {
+    let o = amldns(&["zones", "--cloud", "china"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let rows: Vec<&str> = text.lines().skip(1).take_while(|l| !l.is_empty()).collect();
+    assert!(rows.iter().all(|r| r.starts_with("china ")), "{text}");
+    for zone in ["api.ml.azure.cn", "privatelink.blob.core.chinacloudapi.cn"] {
+        assert!(text.contains(&format!(" {zone} ")), "{zone}: {text}");
+    }
+    assert!(text.contains("https://learn.microsoft.com/"), "{text}");
+    let all: serde_json::Value =
+        serde_json::from_slice(&amldns(&["zones", "--format", "json"]).stdout).unwrap();
+    let all = all.as_array().unwrap();
+    for cloud in ["public", "china", "usgov"] {
+        assert!(all.iter().any(|z| z["cloud"] == cloud), "{cloud}");
+    }
+    assert!(
+        all.iter().any(|z| z["public"] == "services.ai.azure.com"
+            && z["private"] == "privatelink.services.ai.azure.com"),
+        "Foundry's zone"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    std::fs::write(
+        &config,
+        "[upstream]\nservers = [\"127.0.0.1:5300\"]\n\
+         [[record]]\nname = \"kv.privatelink.vaultcore.azure.net\"\na = [\"10.1.0.11\"]\n\
+         [[record]]\nname = \"git.corp.example\"\na = [\"10.1.0.12\"]\n",
+    )
+    .unwrap();
+    let config = config.to_string_lossy();
+    let o = amldns(&[
+        "forwarders",
+        "--format",
+        "dnsmasq",
+        "--to",
+        "10.0.0.4",
+        "--config",
+        &config,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for zone in ["vault.azure.net", "vaultcore.azure.net", "git.corp.example"] {
+        assert!(
+            out.contains(&format!("server=/{zone}/10.0.0.4\n")),
+            "{zone}: {out}"
+        );
+    }
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: git.corp.example lies in no zone of the private-link catalogue"),
+        "{err}"
+    );
+    assert!(!err.contains("vault"), "{err}");
+}

@@ -53,7 +53,9 @@ impl Cx<'_> {
             for name in &loaded.names {
                 self.imported(name)?;
             }
-            imports.names.extend(loaded.names);
+            imports
+                .names
+                .extend(loaded.names.into_iter().filter(|n| self.in_catalogue(n)));
             imports.workspaces.extend(loaded.workspaces);
             imports
                 .discoveries
@@ -79,6 +81,24 @@ impl Cx<'_> {
             self.answer_address(*addr, || name.at.clone());
         }
         Ok(())
+    }
+
+    /// Whether an imported name lies in a zone of the private-link
+    /// catalogue, the names a private endpoint may take over; one that does
+    /// not is not served, and said once.
+    fn in_catalogue(&self, name: &ImportedName) -> bool {
+        let inside = names::zone_of(&name.name).is_some();
+        if !inside {
+            self.warn_once(
+                || name.at.clone(),
+                format!(
+                    "{} lies in no zone of the private-link catalogue (amldns zones), so it is \
+                     not served; give it as a [[record]] if it should be",
+                    name.name
+                ),
+            );
+        }
+        inside
     }
 
     /// Serves each of the `described` workspaces that `workspaces` does not
