@@ -109,6 +109,12 @@ enum Command {
         /// instead of one stream.
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
+        /// With --format azcli or powershell: a script that writes only
+        /// record sets, into the Azure Private DNS zones that already exist
+        /// in this resource group (a landing zone's central zones), and
+        /// never creates, links or deletes a zone.
+        #[arg(long, value_name = "SUBSCRIPTION/RESOURCE_GROUP", conflicts_with_all = ["server", "out_dir"])]
+        existing_zones: Option<export::ExistingZones>,
     },
     /// Run one Azure discovery round (the config's [azure]) and print what
     /// it found as [[workspace]] entries; exit 1 with the reason if it fails.
@@ -212,7 +218,15 @@ pub fn main() -> ExitCode {
             config,
             server: None,
             format,
+            existing_zones: Some(at),
+            ..
+        } => records_existing(&config.config, format, &at),
+        Command::Records {
+            config,
+            server: None,
+            format,
             out_dir,
+            ..
         } => records(&config.config, format, out_dir.as_deref()),
         Command::Records {
             server: Some(server),
@@ -489,6 +503,28 @@ fn records(path: &std::path::Path, format: Format, out_dir: Option<&std::path::P
         let _ = writeln!(out, "{}", file.display());
     }
     emit(&out)
+}
+
+/// `records --existing-zones`: that mode's script; for a format without
+/// one, a usage error (exit status 2) before the config is read.
+fn records_existing(
+    path: &std::path::Path,
+    format: Format,
+    at: &export::ExistingZones,
+) -> ExitCode {
+    let Some(script) = export::existing_zones_script(format) else {
+        use clap::CommandFactory as _;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--existing-zones writes into Azure Private DNS zones: it needs --format azcli or powershell",
+            )
+            .exit();
+    };
+    let Some((_, built)) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    emit(&script(&built.snapshot.table, at))
 }
 
 /// Writes `file` whole or not at all: a server that reloads it while it is

@@ -25,6 +25,7 @@ mod azcli;
 mod bind;
 pub mod catalogue;
 mod dnsmasq;
+mod existing_zones;
 pub mod forwarders;
 mod hosts;
 mod powershell;
@@ -35,6 +36,7 @@ mod text;
 mod unbound;
 pub mod zone;
 
+pub use existing_zones::{BadExistingZones, ExistingZones};
 pub use rows::{Answers, Row, row_for, rows};
 
 /// The forms `amldns records --format` prints.
@@ -74,6 +76,20 @@ pub fn render(table: &ZoneTable, format: Format, ns_addrs: &[IpAddr]) -> String 
         Format::Dnsmasq => dnsmasq::records(table),
         Format::Powershell => powershell::records(table),
         Format::Azcli => azcli::records(table),
+    }
+}
+
+/// A script that writes the table's record sets into existing Azure Private
+/// DNS zones ([`ExistingZones`]).
+pub type ExistingZonesScript = fn(&ZoneTable, &ExistingZones) -> String;
+
+/// The script `amldns records --format <format> --existing-zones …` prints;
+/// `None` for a format that has no such mode.
+pub fn existing_zones_script(format: Format) -> Option<ExistingZonesScript> {
+    match format {
+        Format::Azcli => Some(azcli::records_existing),
+        Format::Powershell => Some(powershell::records_existing),
+        _ => None,
     }
 }
 
@@ -230,13 +246,17 @@ mod tests {
         }
     }
 
-    /// Every placeholder of the scripts is filled.
+    /// Every placeholder of the scripts is filled, with `--existing-zones`
+    /// too.
     #[test]
     fn no_placeholder_left() {
         let t = table();
+        let at: ExistingZones = "sub/rg".parse().unwrap();
         for format in [Format::Powershell, Format::Azcli] {
-            let text = render(&t, format, &[]);
-            assert!(!text.contains("{{"), "{format:?}:\n{text}");
+            let script = existing_zones_script(format).unwrap();
+            for text in [render(&t, format, &[]), script(&t, &at)] {
+                assert!(!text.contains("{{"), "{format:?}:\n{text}");
+            }
         }
     }
 }

@@ -126,9 +126,9 @@ into. Any other name in a public zone gets a zone of its own: a zone
 that it does not list, while a zone named after the name answers only it. A
 wildcard *.x is the record * of zone x (x itself then gets NODATA). Aliases
 are given their final addresses (a zone apex cannot be a CNAME).
-Idempotent: run it again after the table changes; it creates what is
-missing, corrects what differs, removes the records (and zones) it made
-earlier that the table no longer has, and changes nothing else.";
+Idempotent: run it again after the table changes; it writes what is
+missing, corrects what differs, removes what it wrote earlier that the
+table no longer has (as said above), and changes nothing else.";
 
 #[cfg(test)]
 mod tests {

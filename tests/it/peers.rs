@@ -143,7 +143,12 @@ fn records_config(dir: &Path) -> String {
 }
 
 fn records(config: &str, format: &str) -> String {
-    let o = amldns(&["records", "--config", config, "--format", format]);
+    records_with(config, &["--format", format])
+}
+
+/// `amldns records --config config args…`'s output.
+fn records_with(config: &str, args: &[&str]) -> String {
+    let o = amldns(&[&["records", "--config", config], args].concat());
     assert!(ok(&o), "{}", text(&o));
     String::from_utf8(o.stdout).unwrap()
 }
@@ -829,6 +834,20 @@ fn wanted(script: &str) -> BTreeSet<String> {
     out
 }
 
+/// tests/support/ps-parse.py run on `script` (written into `dir`), with
+/// `flags` before the file.
+fn ps_parse(path: &str, dir: &Path, script: &str, flags: &[&str]) -> Output {
+    let file = dir.join("script.ps1");
+    std::fs::write(&file, script).unwrap();
+    Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ps-parse.py"))
+        .args(flags)
+        .arg(&file)
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
 /// `--format powershell` parses as PowerShell (tree-sitter's grammar; no
 /// PowerShell runs on this machine), and its `$Want` holds exactly the
 /// records of `--format azcli`'s `WANT`, whose logic the test below runs.
@@ -840,16 +859,7 @@ fn powershell_script_parses_and_wants_what_azcli_does() {
     let dir = tempfile::tempdir().unwrap();
     let config = records_config(dir.path());
     let ps = records(&config, "powershell");
-    let parse = |text: &str| {
-        let file = dir.path().join("zones.ps1");
-        std::fs::write(&file, text).unwrap();
-        Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ps-parse.py"))
-            .arg(&file)
-            .env("PATH", &path)
-            .output()
-            .unwrap()
-    };
+    let parse = |text: &str| ps_parse(&path, dir.path(), text, &[]);
     let o = parse(&ps);
     assert!(ok(&o), "{}\n{ps}", text(&o));
     // The parser does catch a broken script.
@@ -866,13 +876,116 @@ fn powershell_script_parses_and_wants_what_azcli_does() {
     }
 }
 
-/// A resource group kept by tests/support/az in a folder of its own, and
-/// the environment (`RG`, `VNET_ID`, `ZONES`…) its commands and the
-/// `--format azcli` script run with; each run logs its changes to a file.
+/// `--format powershell --existing-zones SUBSCRIPTION/RG`, the Az.PrivateDns
+/// script for a landing zone's central zones. No PowerShell runs here, so
+/// what it does is read from its parse tree: it parses; it calls the
+/// cmdlets that read zones and write record sets, and none that creates,
+/// links or deletes a zone; it selects the subscription given and works in
+/// the resource group given; every record set it writes carries the
+/// metadata managed-by=amldns, and it removes one only when that mark is on
+/// it; and its `$Want` is what `--format azcli` wants.
+#[test]
+fn powershell_existing_zones_script_writes_only_marked_record_sets() {
+    let Some(path) = python_tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = records_config(dir.path());
+    let ps = records_with(
+        &config,
+        &[
+            "--format",
+            "powershell",
+            "--existing-zones",
+            "sub-platform/rg-central-dns",
+        ],
+    );
+    let o = ps_parse(&path, dir.path(), &ps, &["--commands"]);
+    assert!(ok(&o), "{}\n{ps}", text(&o));
+    let calls: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let az: BTreeSet<&str> = calls
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .filter(|n| n.contains("-Az"))
+        .collect();
+    assert_eq!(
+        az,
+        BTreeSet::from([
+            "Set-AzContext",
+            "Get-AzPrivateDnsZone",
+            "Get-AzPrivateDnsRecordSet",
+            "New-AzPrivateDnsRecordConfig",
+            "New-AzPrivateDnsRecordSet",
+            "Remove-AzPrivateDnsRecordSet",
+        ])
+    );
+    for never in [
+        "New-AzPrivateDnsZone",
+        "Remove-AzPrivateDnsZone",
+        "New-AzPrivateDnsVirtualNetworkLink",
+    ] {
+        assert!(!az.contains(never), "{never}");
+    }
+    // Each call's arguments, followed by a space.
+    let args = |name: &str| -> Vec<String> {
+        let found: Vec<String> = calls
+            .iter()
+            .filter(|c| c["name"] == name)
+            .map(|c| format!("{} ", c["args"].as_str().unwrap()))
+            .collect();
+        assert!(!found.is_empty(), "no {name}");
+        found
+    };
+    for line in [
+        "$Subscription = 'sub-platform'",
+        "$ResourceGroup = 'rg-central-dns'",
+        "$Mark = @{ \"managed-by\" = \"amldns\" }",
+        "        $Marked = $Set.Metadata -and $Set.Metadata[\"managed-by\"] -eq \"amldns\"",
+    ] {
+        assert!(ps.lines().any(|l| l == line), "{line}:\n{ps}");
+    }
+    assert!(args("Set-AzContext")[0].starts_with("-Subscription $Subscription "));
+    for name in [
+        "Get-AzPrivateDnsZone",
+        "Get-AzPrivateDnsRecordSet",
+        "New-AzPrivateDnsRecordSet",
+    ] {
+        for a in args(name) {
+            assert!(
+                a.starts_with("-ResourceGroupName $ResourceGroup "),
+                "{name} {a}"
+            );
+        }
+    }
+    for a in args("New-AzPrivateDnsRecordSet") {
+        assert!(a.contains(" -Metadata $Mark "), "{a}");
+    }
+    for c in calls
+        .iter()
+        .filter(|c| c["name"] == "Remove-AzPrivateDnsRecordSet")
+    {
+        assert!(
+            c["args"].as_str().unwrap().starts_with("-RecordSet $Set "),
+            "{c}"
+        );
+        assert_eq!(
+            c["when"].as_array().unwrap().last(),
+            Some(&"$Marked".into()),
+            "{c}"
+        );
+    }
+    assert_eq!(wanted(&ps), wanted(&records(&config, "azcli")));
+}
+
+/// A resource group kept by tests/support/az in a folder of its own, the
+/// environment (`RG`, `VNET_ID`, `ZONES`…) its commands and the `--format
+/// azcli` script run with (none other of those), and the `records`
+/// arguments that print the script; each run logs its changes to a file.
 struct AzGroup {
     dir: tempfile::TempDir,
     path: String,
     env: Vec<(&'static str, &'static str)>,
+    args: Vec<&'static str>,
 }
 
 impl AzGroup {
@@ -881,7 +994,14 @@ impl AzGroup {
             dir: tempfile::tempdir().unwrap(),
             path,
             env: env.to_vec(),
+            args: vec!["--format", "azcli"],
         }
+    }
+
+    /// The script printed by `records` with `args` besides `--format azcli`.
+    fn with_args(mut self, args: &[&'static str]) -> Self {
+        self.args.extend(args);
+        self
     }
 
     fn state(&self) -> PathBuf {
@@ -896,6 +1016,8 @@ impl AzGroup {
             .env("PATH", &self.path)
             .env_remove("VNET_ID")
             .env_remove("ZONES")
+            .env_remove("RG")
+            .env_remove("SUBSCRIPTION")
             .envs(self.env.iter().copied())
             .env("AZ_STATE", self.state())
             .env("AZ_LOG", self.dir.path().join(log))
@@ -909,7 +1031,7 @@ impl AzGroup {
         let config = self.dir.path().join("amldns.toml");
         std::fs::write(&config, records).unwrap();
         let script = self.dir.path().join("zones.sh");
-        std::fs::write(&script, self::records(config.to_str().unwrap(), "azcli")).unwrap();
+        std::fs::write(&script, records_with(config.to_str().unwrap(), &self.args)).unwrap();
         let o = self.run(&["bash", script.to_str().unwrap()], log);
         let changes = std::fs::read_to_string(self.dir.path().join(log))
             .unwrap_or_default()
@@ -1112,17 +1234,13 @@ fn azcli_script_converges() {
 
 /// `--format azcli` with `ZONES=existing`, as in a landing zone whose
 /// policy forbids `privatelink.*` zones outside the platform's central
-/// resource group: it writes record sets into the zones that exist there
-/// (in the subscription given), never creates, links or deletes a zone,
-/// lists the zones it lacks and exits 1 having written the rest; a second
-/// run changes nothing, and after the table changes it removes only the
-/// record sets it wrote.
+/// resource group: see [`writes_into_existing_zones_and_creates_none`].
 #[test]
 fn azcli_script_writes_into_existing_zones_and_creates_none() {
     let Some(path) = python_tools() else {
         return;
     };
-    let group = AzGroup::new(
+    writes_into_existing_zones_and_creates_none(&AzGroup::new(
         path,
         &[
             ("RG", "rg-central-dns"),
@@ -1131,11 +1249,88 @@ fn azcli_script_writes_into_existing_zones_and_creates_none() {
             ("EXPECT_SUBSCRIPTION", "sub-platform"),
             ("ZONES", "existing"),
         ],
-    );
+    ));
+}
+
+/// `--format azcli --existing-zones SUBSCRIPTION/RG`, run with none of
+/// `ZONES`, `RG` and `SUBSCRIPTION` set, does what `ZONES=existing` does
+/// with them; and the values it was printed with win over the environment's.
+#[test]
+fn azcli_existing_zones_flag_presets_the_mode() {
+    let Some(path) = python_tools() else {
+        return;
+    };
+    let group = AzGroup::new(
+        path,
+        &[
+            ("EXPECT_RG", "rg-central-dns"),
+            ("EXPECT_SUBSCRIPTION", "sub-platform"),
+        ],
+    )
+    .with_args(&["--existing-zones", "sub-platform/rg-central-dns"]);
+    let kept = writes_into_existing_zones_and_creates_none(&group);
+    let elsewhere = AzGroup {
+        env: [
+            group.env.as_slice(),
+            &[
+                ("RG", "rg-elsewhere"),
+                ("SUBSCRIPTION", "sub-elsewhere"),
+                ("ZONES", "create"),
+                ("VNET_ID", "/subscriptions/s/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet"),
+            ],
+        ]
+        .concat(),
+        ..group
+    };
+    let (o, changes) = elsewhere.script(&kept, "env.log");
+    assert!(ok(&o), "{}", text(&o));
+    assert_eq!(changes, Vec::<String>::new());
+}
+
+/// `records --existing-zones` with a format that has no such mode, or a
+/// value that is not SUBSCRIPTION/RESOURCE_GROUP, is a usage error that
+/// says so.
+#[test]
+fn existing_zones_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = records_config(dir.path());
+    for (args, says) in [
+        (
+            ["--format", "bind", "--existing-zones", "sub/rg"],
+            "it needs --format azcli or powershell",
+        ),
+        (
+            ["--format", "azcli", "--existing-zones", "rg-dns"],
+            "give SUBSCRIPTION/RESOURCE_GROUP",
+        ),
+        (
+            ["--format", "powershell", "--existing-zones", "sub/"],
+            "the resource group is empty",
+        ),
+        (
+            ["--format", "azcli", "--existing-zones", "sub/rg'x"],
+            "cannot be in a subscription or resource group",
+        ),
+    ] {
+        let o = amldns(&[&["records", "--config", &config], &args[..]].concat());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// What the existing-zones mode does, however it was asked for (`group`'s
+/// script), in a resource group where the platform made two central zones
+/// and a private endpoint's DNS zone group wrote two record sets: it writes
+/// record sets into those zones (in the subscription given), never creates,
+/// links or deletes a zone, leaves the record sets it did not write alone
+/// (naming the one that differs from the table), lists the zones it lacks
+/// and exits 1 having written the rest; a second run changes nothing, and
+/// after the table changes it removes only the record sets it wrote. The
+/// second table, which it ends with.
+fn writes_into_existing_zones_and_creates_none(group: &AzGroup) -> String {
     let state = group.state();
     let blob = "privatelink.blob.core.windows.net";
-    // The platform made the central zones; a private endpoint's DNS zone
-    // group wrote a record set.
     let dns = |words: &[&str]| {
         let mut args = vec!["az", "network", "private-dns"];
         args.extend(words);
@@ -1146,22 +1341,26 @@ fn azcli_script_writes_into_existing_zones_and_creates_none() {
     };
     dns(&["zone", "create", "--name", blob]);
     dns(&["zone", "create", "--name", "privatelink.api.azureml.ms"]);
-    dns(&[
-        "record-set",
-        "a",
-        "add-record",
-        "--zone-name",
-        blob,
-        "--record-set-name",
-        "pe-made",
-        "--ipv4-address",
-        "10.1.0.50",
-    ]);
+    for (set, ip) in [("pe-made", "10.1.0.50"), ("st3", "10.1.0.51")] {
+        dns(&[
+            "record-set",
+            "a",
+            "add-record",
+            "--zone-name",
+            blob,
+            "--record-set-name",
+            set,
+            "--ipv4-address",
+            ip,
+        ]);
+    }
     let run = |records: &str, log: &str| group.script(records, log);
     let record = |name: &str, a: &str| format!("[[record]]\nname = \"{name}\"\na = [\"{a}\"]\n");
     let first = [
         record("st.privatelink.blob.core.windows.net", "10.1.0.9"),
         record("st2.privatelink.blob.core.windows.net", "10.1.0.10"),
+        // The private endpoint's record set says otherwise.
+        record("st3.privatelink.blob.core.windows.net", "10.1.0.11"),
         record(
             &format!("{GUID}.workspace.eastus.privatelink.api.azureml.ms"),
             "10.1.0.6",
@@ -1177,18 +1376,27 @@ fn azcli_script_writes_into_existing_zones_and_creates_none() {
         "the missing zone is named: {}",
         text(&o)
     );
+    assert!(
+        text(&o).contains(&format!(
+            "{blob}: st3 A 3600 10.1.0.51 (the table: 60 10.1.0.11)"
+        )),
+        "the record set left alone is named: {}",
+        text(&o)
+    );
     for c in &made {
         assert!(c.contains(" record-set "), "only record sets change: {c}");
     }
     let s = az_state(&state);
     let zones: Vec<&String> = s["zones"].as_object().unwrap().keys().collect();
     assert_eq!(zones, ["privatelink.api.azureml.ms", blob], "{s}");
+    let platform = ["pe-made A 3600 10.1.0.50", "st3 A 3600 10.1.0.51"];
     assert_eq!(
         az_sets(&s, blob),
         [
-            "pe-made A 3600 10.1.0.50",
+            platform[0],
             "st A 60 10.1.0.9",
-            "st2 A 60 10.1.0.10"
+            "st2 A 60 10.1.0.10",
+            platform[1]
         ]
     );
     assert_eq!(
@@ -1200,8 +1408,8 @@ fn azcli_script_writes_into_existing_zones_and_creates_none() {
     let (_, again) = run(&first, "run2.log");
     assert_eq!(again, Vec::<String>::new(), "a second run changes nothing");
 
-    // st2 and the instance gone: its record set removed, the platform's
-    // and the zones kept.
+    // st2, st3 and the instance gone: st2's record set removed, the
+    // platform's and the zones kept.
     let second = [
         record("st.privatelink.blob.core.windows.net", "10.1.0.9"),
         record(
@@ -1217,7 +1425,8 @@ fn azcli_script_writes_into_existing_zones_and_creates_none() {
     let s = az_state(&state);
     assert_eq!(
         az_sets(&s, blob),
-        ["pe-made A 3600 10.1.0.50", "st A 60 10.1.0.9"]
+        [platform[0], "st A 60 10.1.0.9", platform[1]]
     );
     assert_eq!(s["zones"].as_object().unwrap().len(), 2);
+    second
 }
