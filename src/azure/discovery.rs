@@ -12,6 +12,11 @@ use crate::names::{self, Cloud, Workspace, WorkspaceFault, WorkspaceParts};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Discovery {
     pub workspaces: Vec<Found>,
+    /// What the other private endpoints in scope list, with
+    /// `private_endpoints = "all"`: Foundry accounts, ML registries, search
+    /// services… Each name carries the resource its endpoint connects to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<FoundName>,
 }
 
 /// The version of [`DiscoveryFile`]'s shape.
@@ -153,6 +158,15 @@ impl Discovery {
         };
         self.workspaces
             .extend(from.workspaces.iter().filter(failed).cloned());
+        // An endpoint's names go with the subscription the endpoint is in.
+        self.endpoints.extend(
+            (from.endpoints.iter())
+                .filter(|n| {
+                    subscription_of(n.endpoint.as_deref().unwrap_or(&n.resource_id))
+                        .is_some_and(|s| subscriptions.iter().any(|x| x.eq_ignore_ascii_case(s)))
+                })
+                .cloned(),
+        );
         self.normalize();
     }
 
@@ -181,6 +195,11 @@ impl Discovery {
                 }
             }
         }
+        for n in &from.endpoints {
+            if !self.endpoints.iter().any(|m| m.name == n.name) {
+                self.endpoints.push(n.clone());
+            }
+        }
         self.normalize();
     }
 
@@ -199,6 +218,9 @@ impl Discovery {
         }
         self.workspaces
             .sort_by_cached_key(|f| (f.resource_id.to_ascii_lowercase(), f.endpoint.clone()));
+        self.endpoints
+            .sort_by(|a, b| (&a.name, &a.endpoint).cmp(&(&b.name, &b.endpoint)));
+        self.endpoints.dedup();
     }
 }
 
@@ -302,12 +324,14 @@ mod tests {
         gone.resource_id = gone.resource_id.replace("/mlw", "/mlw-gone");
         let before = Discovery {
             workspaces: vec![found(), gone.clone()],
+            ..Discovery::default()
         };
         let mut changed = found();
         changed.ip = "10.9.0.5".parse().unwrap();
         changed.instances = vec!["ci-bob".into()];
         let mut after = Discovery {
             workspaces: vec![changed],
+            ..Discovery::default()
         };
         after.restore(&before);
         assert_eq!(after.workspaces.len(), 2);
@@ -323,6 +347,7 @@ mod tests {
         other.resource_id = other.resource_id.replace("/s/", "/t/");
         let before = Discovery {
             workspaces: vec![found(), other.clone()],
+            ..Discovery::default()
         };
         let mut now = Discovery::default();
         now.carry(&before, &["T"]);

@@ -67,6 +67,37 @@ struct Entry {
     names: Vec<(ImportedName, Option<String>)>,
 }
 
+/// A name an endpoint lists, as served with the endpoint it came from; none
+/// for one that cannot be: outside the private-link catalogue (said in
+/// `problems`), a wildcard capturing public names as in an import, or a
+/// regional wildcard, which only marked an address.
+fn listed(n: &FoundName, problems: &mut Vec<Skipped>) -> Option<(ImportedName, Option<String>)> {
+    let name = names::domain_name(&n.name).ok()?;
+    // Only what Azure's private-link catalogue says an endpoint may take
+    // over: anything else is not an Azure name amldns should answer for.
+    if names::zone_of(&name).is_none() {
+        problems.push(Skipped::new(
+            &n.resource_id,
+            format!(
+                "its private endpoint lists {name}, which lies in no zone of the private-link \
+                 catalogue (amldns zones): not served"
+            ),
+        ));
+        return None;
+    }
+    if name.starts_with("*.")
+        && (names::captures_public(&name).is_some() || names::is_regional_wildcard(&name))
+    {
+        return None;
+    }
+    let name = ImportedName {
+        name,
+        addrs: n.addrs.clone(),
+        at: Location::azure(&n.resource_id),
+    };
+    Some((name, n.endpoint.clone()))
+}
+
 /// The discovery being served: what a round found, checked.
 #[derive(Debug, Default)]
 pub struct Discovered {
@@ -74,6 +105,9 @@ pub struct Discovered {
     /// Equal digests, equal findings: a round that finds the same swaps nothing.
     digest: u64,
     entries: Vec<Entry>,
+    /// The names other private endpoints list (`private_endpoints =
+    /// "all"`), each with its endpoint.
+    others: Vec<(ImportedName, Option<String>)>,
 }
 
 impl Discovered {
@@ -84,39 +118,8 @@ impl Discovered {
         let mut entries = Vec::new();
         found.workspaces.retain(|f| {
             let at = Location::azure(&f.resource_id);
-            let names = f
-                .names
-                .iter()
-                .filter_map(|n| {
-                    let name = names::domain_name(&n.name).ok()?;
-                    // Only what Azure's private-link catalogue says an
-                    // endpoint may take over: anything else is not an
-                    // Azure name amldns should answer for.
-                    if names::zone_of(&name).is_none() {
-                        problems.push(Skipped::new(
-                            &n.resource_id,
-                            format!(
-                                "its private endpoint lists {name}, which lies in no zone of \
-                                 the private-link catalogue (amldns zones): not served"
-                            ),
-                        ));
-                        return None;
-                    }
-                    // A wildcard capturing public names stays out, as in an
-                    // import; a regional one only marked an address.
-                    if name.starts_with("*.")
-                        && (names::captures_public(&name).is_some()
-                            || names::is_regional_wildcard(&name))
-                    {
-                        return None;
-                    }
-                    let name = ImportedName {
-                        name,
-                        addrs: n.addrs.clone(),
-                        at: Location::azure(&n.resource_id),
-                    };
-                    Some((name, n.endpoint.clone()))
-                })
+            let names = (f.names.iter())
+                .filter_map(|n| listed(n, &mut problems))
                 .collect();
             match f.workspace() {
                 Ok(workspace) => {
@@ -134,6 +137,9 @@ impl Discovered {
                 }
             }
         });
+        let others = (found.endpoints.iter())
+            .filter_map(|n| listed(n, &mut problems))
+            .collect();
         let mut h = DefaultHasher::new();
         serde_json::to_string(&found)
             .unwrap_or_default()
@@ -142,6 +148,7 @@ impl Discovered {
             digest: h.finish(),
             found,
             entries,
+            others,
         };
         (d, problems)
     }
@@ -191,8 +198,9 @@ impl Discovered {
         self.entries.len()
     }
 
+    /// Nothing served: no workspace and no other endpoint's name.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.others.is_empty()
     }
 
     /// Every name the discovery serves, as it would serve them (what a
@@ -207,6 +215,7 @@ impl Discovered {
             );
             out.extend(e.names.iter().map(|(n, _)| n.name.clone()));
         }
+        out.extend(self.others.iter().map(|(n, _)| n.name.clone()));
         out
     }
 
@@ -284,9 +293,11 @@ impl Discovered {
         let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
         let offers: Vec<Offer<'_>> = (self.entries.iter())
             .flat_map(|e| {
-                let names = (e.names.iter()).map(move |(n, ep)| Offer::Name(e, n, ep.as_deref()));
+                let names =
+                    (e.names.iter()).map(move |(n, ep)| Offer::Name(Some(e), n, ep.as_deref()));
                 std::iter::once(Offer::Workspace(e)).chain(names)
             })
+            .chain((self.others.iter()).map(|(n, ep)| Offer::Name(None, n, ep.as_deref())))
             .collect();
         let (kept, warnings) = settle(&offers, &HashMap::new(), names::AnswerMode::A);
         let mut out = String::new();
@@ -406,11 +417,12 @@ impl std::fmt::Display for Answer {
 }
 
 /// What one discovered entry offers the table: a workspace (every name it
-/// derives), or one name an endpoint lists.
+/// derives), or one name an endpoint lists, with the workspace it was found
+/// with (none for another endpoint's) and the endpoint when known.
 #[derive(Clone, Copy)]
 enum Offer<'a> {
     Workspace(&'a Entry),
-    Name(&'a Entry, &'a ImportedName, Option<&'a str>),
+    Name(Option<&'a Entry>, &'a ImportedName, Option<&'a str>),
 }
 
 impl<'a> Offer<'a> {
@@ -418,14 +430,15 @@ impl<'a> Offer<'a> {
     fn who(self) -> String {
         match self {
             Offer::Workspace(e) => e.endpoint.clone().unwrap_or_else(|| e.at.to_string()),
-            Offer::Name(e, n, endpoint) => (endpoint.or(e.endpoint.as_deref()))
+            Offer::Name(e, n, endpoint) => (endpoint.or(e.and_then(|e| e.endpoint.as_deref())))
                 .map_or_else(|| n.at.to_string(), str::to_string),
         }
     }
 
     fn at(self) -> &'a Location {
         match self {
-            Offer::Workspace(e) | Offer::Name(e, ..) => &e.at,
+            Offer::Workspace(e) | Offer::Name(Some(e), ..) => &e.at,
+            Offer::Name(None, n, _) => &n.at,
         }
     }
 
@@ -467,7 +480,7 @@ pub fn merge<'a>(
     let entries: Vec<&Entry> = (live.into_iter().chain(files))
         .flat_map(|d| &d.entries)
         .collect();
-    if entries.is_empty() {
+    if entries.is_empty() && (live.into_iter().chain(files)).all(|d| d.others.is_empty()) {
         return (Vec::new(), Vec::new());
     }
     let mode = config.zone.answer;
@@ -503,9 +516,11 @@ pub fn merge<'a>(
         offers.extend(
             (e.names.iter())
                 .filter(|(n, _)| shadowed.is_none() || n.at != e.at)
-                .map(|(n, endpoint)| Offer::Name(e, n, endpoint.as_deref())),
+                .map(|(n, endpoint)| Offer::Name(Some(e), n, endpoint.as_deref())),
         );
     }
+    let others = (live.into_iter().chain(files)).flat_map(|d| &d.others);
+    offers.extend(others.map(|(n, endpoint)| Offer::Name(None, n, endpoint.as_deref())));
 
     // What the file answers, by name: the first definition (two different
     // ones are the table's error to report).
@@ -630,7 +645,7 @@ fn settle(
     let kept = (offers.iter().zip(&left_out))
         .map(|(o, out)| {
             !*out
-                && !matches!(o, Offer::Name(e, n, _)
+                && !matches!(o, Offer::Name(Some(e), n, _)
                     if n.at == e.at && dropped.iter().any(|d| std::ptr::eq(*d, *e)))
         })
         .collect();
@@ -1191,7 +1206,10 @@ mod tests {
     const B: &str = "0d5c2f4e-1111-4222-8333-944444444444";
 
     fn discovered(workspaces: Vec<Found>) -> Discovered {
-        let mut d = Discovery { workspaces };
+        let mut d = Discovery {
+            workspaces,
+            ..Discovery::default()
+        };
         d.normalize();
         Discovered::new(d).0
     }
@@ -1377,6 +1395,7 @@ mod tests {
         bad.instances.push("bad_name".into());
         let (d, problems) = Discovered::new(Discovery {
             workspaces: vec![found("mlw-a", A, "10.1.0.5"), bad],
+            ..Discovery::default()
         });
         assert_eq!(d.len(), 1);
         assert_eq!(problems.len(), 1);
@@ -1405,6 +1424,7 @@ mod tests {
         ];
         let (d, problems) = Discovered::new(Discovery {
             workspaces: vec![a.clone()],
+            ..Discovery::default()
         });
         assert_eq!(d.len(), 1, "the workspace itself is served");
         assert_eq!(problems.len(), 1, "{problems:?}");
