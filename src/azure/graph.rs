@@ -7,11 +7,13 @@
 //!
 //! Resource Graph 2022-10-01 (`specification/resourcegraph`,
 //! `Microsoft.ResourceGraph/stable/2022-10-01`): `POST
-//! /providers/Microsoft.ResourceGraph/resources` with the subscriptions,
-//! a query, and `options` (`$top`, `$skipToken`, `resultFormat`); the
-//! answer's `data` holds the rows, `$skipToken` the next page's token.
+//! /providers/Microsoft.ResourceGraph/resources` with the subscriptions
+//! or the management groups, a query, and `options` (`$top`, `$skipToken`,
+//! `resultFormat`); the answer's `data` holds the rows, `$skipToken` the
+//! next page's token.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 use serde_json::{Value, json};
 
@@ -105,6 +107,66 @@ fn slim(row: Value) -> Value {
     Value::Object(out)
 }
 
+/// What a failure could not read: a subscription (as configured, or as a
+/// management group's rows name it), or a management group whose query
+/// failed, which names none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Subscription(String),
+    ManagementGroup(String),
+}
+
+impl Scope {
+    /// The subscription, when it is one.
+    pub fn subscription(&self) -> Option<&str> {
+        match self {
+            Scope::Subscription(s) => Some(s),
+            Scope::ManagementGroup(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Subscription(s) => write!(f, "subscription {s}"),
+            Scope::ManagementGroup(g) => write!(f, "management group {g}"),
+        }
+    }
+}
+
+/// What one set of queries (one per type) covers. A request names
+/// subscriptions or management groups, never both (Microsoft Learn,
+/// "Understanding the Azure Resource Graph query language", query scope),
+/// and each management group has queries of its own, so that one the
+/// identity may not read fails only what it covers.
+#[derive(Clone, Copy)]
+enum Covered<'c> {
+    /// Up to [`SUBSCRIPTIONS_PER_QUERY`] of the configured subscriptions.
+    Subscriptions(&'c [String]),
+    /// A management group: the subscriptions under it, at every level,
+    /// that the identity may read.
+    Group(&'c str),
+}
+
+impl Covered<'_> {
+    /// The request body's member naming it.
+    fn member(self) -> (&'static str, Value) {
+        match self {
+            Covered::Subscriptions(subs) => ("subscriptions", json!(subs)),
+            Covered::Group(g) => ("managementGroups", json!([g])),
+        }
+    }
+}
+
+/// What one [`Covered`]'s queries gave: the subscriptions they read, the
+/// workspaces, and every other type's rows.
+struct Part {
+    readable: HashSet<String>,
+    workspaces: Vec<Value>,
+    rows: Vec<(&'static str, Value)>,
+}
+
 /// What a round reads resources and lists from.
 pub struct Inventory<'a> {
     arm: &'a Arm,
@@ -127,27 +189,65 @@ impl<'a> Inventory<'a> {
     }
 
     /// Resource Graph's rows of every type a round looks at, over `cfg`'s
-    /// subscriptions; and the workspaces, as (where they were read, row).
+    /// subscriptions and management groups; the workspaces; and the
+    /// subscriptions read (lower-case). What could not be read goes to
+    /// `failed`: each configured subscription of a failed query, one
+    /// Resource Graph does not show, and a management group whose query
+    /// failed.
     pub async fn graph(
         arm: &'a Arm,
         cfg: &AzureConfig,
-    ) -> Result<(Self, Vec<(String, Value)>, HashSet<String>), Failure> {
-        let readable = readable_subscriptions(arm, cfg).await?;
-        let workspaces = query(arm, cfg, WORKSPACES, "").await?;
+        failed: &mut Vec<(Scope, Failure)>,
+    ) -> (Self, Vec<Value>, HashSet<String>) {
+        let covered = (cfg.subscriptions.chunks(SUBSCRIPTIONS_PER_QUERY))
+            .map(Covered::Subscriptions)
+            .chain(cfg.management_groups.iter().map(|g| Covered::Group(g)));
         let mut inventory = Inventory::arm(arm);
-        // A workspace Resource Graph shows with no online endpoint has none.
-        for w in &workspaces {
-            if let Some(id) = w.get("id").and_then(Value::as_str) {
-                let list = format!("{id}/onlineendpoints").to_ascii_lowercase();
-                inventory.lists.insert(list, Vec::new());
+        let mut workspaces = Vec::new();
+        let mut read = HashSet::new();
+        // A subscription in several of them gives its rows once.
+        let mut merged = HashSet::new();
+        for covers in covered {
+            let part = match read_part(arm, covers).await {
+                Ok(part) => part,
+                Err(f) => {
+                    failed.extend(match covers {
+                        Covered::Subscriptions(subs) => (subs.iter())
+                            .map(|s| (Scope::Subscription(s.clone()), f.clone()))
+                            .collect(),
+                        Covered::Group(g) => vec![(Scope::ManagementGroup(g.to_string()), f)],
+                    });
+                    continue;
+                }
+            };
+            // Resource Graph answers for the subscriptions it can read and
+            // leaves the others out without an error: a configured one it
+            // does not show is not one without workspaces.
+            if let Covered::Subscriptions(subs) = covers {
+                failed.extend(
+                    (subs.iter())
+                        .filter(|s| !part.readable.contains(&s.to_ascii_lowercase()))
+                        .map(|s| (Scope::Subscription(s.clone()), Failure::Unseen(s.clone()))),
+                );
             }
-        }
-        for (ty, narrowed) in TYPES {
-            for row in query(arm, cfg, ty, narrowed).await? {
-                let Some(id) = row.get("id").and_then(Value::as_str) else {
+            read.extend(part.readable);
+            let mut new = |row: &Value| {
+                let id = row.get("id").and_then(Value::as_str)?;
+                Some(id.to_ascii_lowercase()).filter(|id| merged.insert(id.clone()))
+            };
+            for w in part.workspaces {
+                // A workspace Resource Graph shows with no online endpoint has none.
+                if let Some(id) = new(&w) {
+                    inventory
+                        .lists
+                        .insert(format!("{id}/onlineendpoints"), Vec::new());
+                    workspaces.push(w);
+                }
+            }
+            for (ty, row) in part.rows {
+                let Some(id) = new(&row) else {
                     continue;
                 };
-                let id = id.to_ascii_lowercase();
                 if ty.ends_with("/onlineendpoints") {
                     if let Some((list, _)) = id.rsplit_once('/')
                         && let Some(entries) = inventory.lists.get_mut(list)
@@ -159,11 +259,7 @@ impl<'a> Inventory<'a> {
                 }
             }
         }
-        let workspaces = workspaces
-            .into_iter()
-            .map(|w| (GRAPH_PATH.to_string(), w))
-            .collect();
-        Ok((inventory, workspaces, readable))
+        (inventory, workspaces, read)
     }
 
     /// The resource `path` (see [`Arm::get`]): Resource Graph's row, or
@@ -185,48 +281,37 @@ impl<'a> Inventory<'a> {
     }
 }
 
-/// The subscriptions of `cfg` Resource Graph can read, lower-case. It
-/// answers for those only and leaves the others out without an error, so a
-/// subscription gone or out of the identity's reach would read as one
-/// without workspaces: one query tells them apart.
-async fn readable_subscriptions(arm: &Arm, cfg: &AzureConfig) -> Result<HashSet<String>, Failure> {
+/// Every query of a round over what `covers` covers: the subscriptions
+/// it can read, then each type; the first failure fails them all.
+async fn read_part(arm: &Arm, covers: Covered<'_>) -> Result<Part, Failure> {
     let mut readable = HashSet::new();
-    for subscriptions in cfg.subscriptions.chunks(SUBSCRIPTIONS_PER_QUERY) {
-        for row in pages(arm, subscriptions, SUBSCRIPTIONS).await? {
-            let id = row.get("id").and_then(Value::as_str).unwrap_or_default();
-            if let Some(sub) = subscription_of(id) {
-                readable.insert(sub.to_ascii_lowercase());
-            }
+    for row in pages(arm, covers, SUBSCRIPTIONS).await? {
+        let id = row.get("id").and_then(Value::as_str).unwrap_or_default();
+        if let Some(sub) = subscription_of(id) {
+            readable.insert(sub.to_ascii_lowercase());
         }
     }
-    Ok(readable)
+    let workspaces = pages(arm, covers, &of_type(WORKSPACES, "")).await?;
+    let mut rows = Vec::new();
+    for (ty, narrowed) in TYPES {
+        let page = pages(arm, covers, &of_type(ty, narrowed)).await?;
+        rows.extend(page.into_iter().map(|row| (ty, row)));
+    }
+    Ok(Part {
+        readable,
+        workspaces,
+        rows,
+    })
 }
 
-/// Every row of `ty` (narrowed by `narrowed`, a KQL tail) in `cfg`'s
-/// subscriptions, a page at a time.
-async fn query(
-    arm: &Arm,
-    cfg: &AzureConfig,
-    ty: &str,
-    narrowed: &str,
-) -> Result<Vec<Value>, Failure> {
-    let mut rows = Vec::new();
-    for subscriptions in cfg.subscriptions.chunks(SUBSCRIPTIONS_PER_QUERY) {
-        rows.extend(
-            pages(
-                arm,
-                subscriptions,
-                &format!("resources | where type =~ '{ty}'{narrowed}"),
-            )
-            .await?,
-        );
-    }
-    Ok(rows)
+/// The query for every row of `ty`, narrowed by `narrowed` (a KQL tail).
+fn of_type(ty: &str, narrowed: &str) -> String {
+    format!("resources | where type =~ '{ty}'{narrowed}")
 }
 
 /// The rows of one query, following `$skipToken`; a token that comes back
 /// ends the query as failed instead of reading the same pages for ever.
-async fn pages(arm: &Arm, subscriptions: &[String], kql: &str) -> Result<Vec<Value>, Failure> {
+async fn pages(arm: &Arm, covers: Covered<'_>, kql: &str) -> Result<Vec<Value>, Failure> {
     let mut rows = Vec::new();
     let mut seen = HashSet::new();
     let mut skip: Option<String> = None;
@@ -235,7 +320,9 @@ async fn pages(arm: &Arm, subscriptions: &[String], kql: &str) -> Result<Vec<Val
         if let Some(token) = &skip {
             options["$skipToken"] = token.clone().into();
         }
-        let body = json!({"subscriptions": subscriptions, "query": kql, "options": options});
+        let mut body = json!({"query": kql, "options": options});
+        let (member, scope) = covers.member();
+        body[member] = scope;
         let mut page = arm.post(GRAPH_PATH, GRAPH_API, &body).await?;
         match page.get_mut("data").map(Value::take) {
             Some(Value::Array(data)) => rows.extend(data.into_iter().map(slim)),

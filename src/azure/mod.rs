@@ -708,7 +708,8 @@ async fn one_round(arm: &arm::Arm, cfg: &AzureConfig) -> Result<Round, Failure> 
 }
 
 /// `amldns discover`: one round, as TOML, and what it left out and why
-/// (for standard error); `Err` names each subscription it could not read.
+/// (for standard error); `Err` names each subscription or management group
+/// it could not read.
 pub async fn discover(cfg: &AzureConfig) -> Result<(String, Vec<String>), String> {
     let round = one_round(&client(cfg, &Metrics::new().azure), cfg)
         .await
@@ -717,7 +718,7 @@ pub async fn discover(cfg: &AzureConfig) -> Result<(String, Vec<String>), String
         let each: Vec<String> = round
             .failed
             .iter()
-            .map(|(sub, f)| format!("subscription {sub}: {f}{}", arm_said(f)))
+            .map(|(scope, f)| format!("{scope}: {f}{}", arm_said(f)))
             .collect();
         return Err(each.join("; "));
     }
@@ -726,7 +727,7 @@ pub async fn discover(cfg: &AzureConfig) -> Result<(String, Vec<String>), String
         "# amldns discover: {} workspaces behind approved private endpoints in {} \
          subscriptions\n\n",
         d.len(),
-        cfg.subscriptions.len()
+        round.read.len()
     );
     out.push_str(&d.to_toml());
     let skipped = (round.skipped.iter().chain(&problems))
@@ -767,8 +768,8 @@ pub async fn publish(cfg: &AzureConfig, out: &Path, watch: bool) -> Result<(), S
             // A round that could not read every subscription is not a good
             // one: the file keeps the last that was.
             Ok(round) if !round.failed.is_empty() => {
-                for (sub, f) in &round.failed {
-                    let message = format!("subscription {sub}: {f}{}", arm_said(f));
+                for (scope, f) in &round.failed {
+                    let message = format!("{scope}: {f}{}", arm_said(f));
                     if !watch {
                         return Err(format!("Azure discovery failed: {message}"));
                     }
@@ -1005,8 +1006,9 @@ impl<S: Served> Rounds<S> {
     }
 
     /// Serves what `round` found, with what the subscriptions it could not
-    /// read had before, and the removals held when they are more than half
-    /// of the names; the result it counts as, and the wait for the next.
+    /// read (or that a failed management group may hold) had before, and
+    /// the removals held when they are more than half of the names; the
+    /// result it counts as, and the wait for the next.
     async fn apply(
         &mut self,
         round: Round,
@@ -1015,23 +1017,24 @@ impl<S: Served> Rounds<S> {
     ) -> (AzureResult, Duration) {
         let current = self.reloader.discovered();
         let mut wait = cfg.interval;
-        for (sub, f) in &round.failed {
-            let why = format!("subscription {sub}: {f}");
+        for (scope, f) in &round.failed {
+            let why = format!("{scope}: {f}");
             if self.is_new(&why) {
                 let said = f.arm().cloned().unwrap_or_default();
                 error!(
                     result = f.kind().as_str(),
-                    subscription = %sub,
+                    %scope,
                     code = %said.code.as_deref().unwrap_or("-"),
                     correlation_id = %said.correlation_id.as_deref().unwrap_or("-"),
-                    "Azure discovery failed for subscription {sub}, its last good discovery keeps \
+                    "Azure discovery failed for {scope}, its last good discovery keeps \
                      serving: {f}"
                 );
             }
             problems.push(why);
             wait = wait.max(wait_after(f, cfg));
         }
-        let failed: Vec<&str> = round.failed.iter().map(|(s, _)| s.as_str()).collect();
+        let kept = round.kept(&current.found);
+        let failed: Vec<&str> = kept.iter().map(String::as_str).collect();
         let mut found = round.found;
         found.carry(&current.found, &failed);
         let (mut next, unservable) = Discovered::new(found);

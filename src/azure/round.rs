@@ -8,7 +8,7 @@
 //! networkInterfaces), Microsoft.Storage 2023-01-01, Microsoft.KeyVault
 //! 2023-07-01, Microsoft.ContainerRegistry 2023-07-01.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use futures_util::StreamExt;
@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::arm::Arm;
 use super::discovery::{Discovery, Found, FoundName, FoundProject, Skipped, subscription_of};
-use super::graph::Inventory;
+use super::graph::{Inventory, Scope};
 use super::http::Failure;
 use crate::config::{AzureConfig, AzureInventory};
 use crate::names::{self, AnswerMode, Cloud};
@@ -71,15 +71,43 @@ struct Listed {
 }
 
 /// What one round read: the workspaces of the subscriptions it could read,
-/// what it left out, and the subscriptions it could not read.
+/// what it left out, and what it could not read.
 #[derive(Debug, Default)]
 pub struct Round {
     /// Only what the subscriptions read whole gave.
     pub found: Discovery,
     pub skipped: Vec<Skipped>,
     /// Subscriptions (as configured) whose workspaces could not be read
-    /// whole, each with the first failure.
-    pub failed: Vec<(String, Failure)>,
+    /// whole, and management groups whose queries failed, each with the
+    /// first failure.
+    pub failed: Vec<(Scope, Failure)>,
+    /// The subscriptions whose inventory was read (lower-case).
+    pub read: HashSet<String>,
+}
+
+impl Round {
+    /// The subscriptions whose part of `last` (the discovery served) stays
+    /// served: each that failed; and, while a management group's queries
+    /// fail, each that `last` has and this round did not read, since which
+    /// subscriptions the group holds is what could not be read (and the
+    /// state file a start serves from does not say either).
+    pub fn kept(&self, last: &Discovery) -> Vec<String> {
+        let mut kept: Vec<String> = (self.failed.iter())
+            .filter_map(|(scope, _)| scope.subscription())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if (self.failed.iter()).any(|(scope, _)| matches!(scope, Scope::ManagementGroup(_))) {
+            kept.extend(
+                (last.workspaces.iter())
+                    .filter_map(|f| subscription_of(&f.resource_id))
+                    .map(str::to_ascii_lowercase)
+                    .filter(|s| !self.read.contains(s)),
+            );
+        }
+        kept.sort();
+        kept.dedup();
+        kept
+    }
 }
 
 /// Runs one round over every subscription of `cfg`. A resource ARM
@@ -87,7 +115,8 @@ pub struct Round {
 /// fails the subscription it belongs to, not the round.
 pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
     let mut round = Round::default();
-    let (inventory, workspaces) = inventory(arm, cfg, &mut round.failed).await;
+    let (inventory, workspaces, read) = inventory(arm, cfg, &mut round.failed).await;
+    round.read = read;
     let arm = &inventory;
     let mut listed = Vec::new();
     for (sub, v) in &workspaces {
@@ -106,7 +135,7 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
         listed.iter().partition(|w| w.kind == "project");
     // Each found workspace with the subscription that listed it.
     let mut found: Vec<(&str, Found)> = Vec::new();
-    let mut failed: Vec<(String, Failure)> = Vec::new();
+    let mut failed: Vec<(Scope, Failure)> = Vec::new();
     for w in served.iter().filter(|w| w.endpoints.is_empty()) {
         round.skipped.push(Skipped {
             quiet: true,
@@ -127,7 +156,7 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
                 found.extend(f.into_iter().map(|f| (sub, f)));
                 round.skipped.extend(skipped);
             }
-            Err(f) => failed.push((sub.to_string(), f)),
+            Err(f) => failed.push((Scope::Subscription(sub.to_string()), f)),
         }
     }
     drop(each);
@@ -157,7 +186,7 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
             let (instances, endpoints) = match read.await {
                 Ok(r) => r,
                 Err(f) => {
-                    failed.push((sub.to_string(), f));
+                    failed.push((Scope::Subscription(sub.to_string()), f));
                     continue;
                 }
             };
@@ -171,12 +200,17 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
         }
     }
     // One failure a subscription: the first.
-    for (sub, f) in failed {
-        if !round.failed.iter().any(|(s, _)| *s == sub) {
-            round.failed.push((sub, f));
+    for (scope, f) in failed {
+        if !round.failed.iter().any(|(s, _)| *s == scope) {
+            round.failed.push((scope, f));
         }
     }
-    let whole = |sub: &str| !round.failed.iter().any(|(s, _)| s == sub);
+    let whole = |sub: &str| {
+        !(round.failed.iter()).any(|(s, _)| {
+            s.subscription()
+                .is_some_and(|s| s.eq_ignore_ascii_case(sub))
+        })
+    };
     round.found.workspaces = found
         .into_iter()
         .filter(|(sub, _)| whole(sub))
@@ -215,55 +249,49 @@ fn readable<T>(
     Ok(None)
 }
 
-/// Where the round reads from, as `inventory` says, and every workspace
-/// of the subscriptions it could list, with its subscription (as
-/// configured). A subscription whose workspaces could not be listed goes
-/// to `failed`: with Resource Graph, one failed query fails every
-/// subscription it covered.
+/// Where the round reads from, as `inventory` says; every workspace of
+/// the subscriptions it could list, with its subscription (as configured,
+/// or as its id gives it when a management group covered it); and the
+/// subscriptions read (lower-case). What could not be listed goes to
+/// `failed`: with Resource Graph, one failed query fails all it covered.
 async fn inventory<'a>(
     arm: &'a Arm,
     cfg: &AzureConfig,
-    failed: &mut Vec<(String, Failure)>,
-) -> (Inventory<'a>, Vec<(String, Value)>) {
+    failed: &mut Vec<(Scope, Failure)>,
+) -> (Inventory<'a>, Vec<(String, Value)>, HashSet<String>) {
     match cfg.inventory {
-        AzureInventory::ResourceGraph => match Inventory::graph(arm, cfg).await {
-            Ok((inventory, rows, readable)) => {
-                failed.extend(
-                    (cfg.subscriptions.iter())
-                        .filter(|s| !readable.contains(&s.to_ascii_lowercase()))
-                        .map(|s| (s.clone(), Failure::Unseen(s.clone()))),
-                );
-                let as_configured = |row: &Value| {
-                    let id = row.get("id").and_then(Value::as_str).unwrap_or("");
-                    let sub = subscription_of(id).unwrap_or("");
-                    (cfg.subscriptions.iter())
-                        .find(|s| s.eq_ignore_ascii_case(sub))
-                        .cloned()
-                        .unwrap_or_else(|| sub.to_string())
-                };
-                let rows = rows
-                    .into_iter()
-                    .map(|(_, row)| (as_configured(&row), row))
-                    .collect();
-                (inventory, rows)
-            }
-            Err(f) => {
-                failed.extend(cfg.subscriptions.iter().map(|s| (s.clone(), f.clone())));
-                (Inventory::arm(arm), Vec::new())
-            }
-        },
+        AzureInventory::ResourceGraph => {
+            let (inventory, rows, read) = Inventory::graph(arm, cfg, failed).await;
+            let as_configured = |row: &Value| {
+                let id = row.get("id").and_then(Value::as_str).unwrap_or("");
+                let sub = subscription_of(id).unwrap_or("");
+                (cfg.subscriptions.iter())
+                    .find(|s| s.eq_ignore_ascii_case(sub))
+                    .cloned()
+                    .unwrap_or_else(|| sub.to_string())
+            };
+            let rows = rows
+                .into_iter()
+                .map(|row| (as_configured(&row), row))
+                .collect();
+            (inventory, rows, read)
+        }
         AzureInventory::Arm => {
             let mut workspaces = Vec::new();
+            let mut read = HashSet::new();
             for sub in &cfg.subscriptions {
                 let path = format!(
                     "/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/workspaces"
                 );
                 match arm.list(&path, ML_API).await {
-                    Ok(all) => workspaces.extend(all.into_iter().map(|v| (sub.clone(), v))),
-                    Err(f) => failed.push((sub.clone(), f)),
+                    Ok(all) => {
+                        read.insert(sub.to_ascii_lowercase());
+                        workspaces.extend(all.into_iter().map(|v| (sub.clone(), v)));
+                    }
+                    Err(f) => failed.push((Scope::Subscription(sub.clone()), f)),
                 }
             }
-            (Inventory::arm(arm), workspaces)
+            (Inventory::arm(arm), workspaces, read)
         }
     }
 }
@@ -568,6 +596,34 @@ async fn online_endpoints(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failed subscription keeps its part; a failed management group,
+    /// whose subscriptions are what could not be read, keeps every part
+    /// the round did not read (a state file's, at a start, included).
+    #[test]
+    fn what_a_failed_management_group_may_hold_is_kept() {
+        let found = |sub: &str| -> Found {
+            serde_json::from_value(serde_json::json!({
+                "resource_id": format!("/subscriptions/{sub}/resourceGroups/r/providers/x/workspaces/w"),
+                "name": "w", "id": "i", "region": "eastus", "cloud": "public",
+                "ip": "10.0.0.5", "notebook_ip": "10.0.0.6", "inference_ip": "10.0.0.7"}))
+            .unwrap()
+        };
+        let last = Discovery {
+            workspaces: vec![found("S-READ"), found("s-under"), found("s-failed")],
+        };
+        let failed = |scope| (scope, Failure::Unseen(String::new()));
+        let mut round = Round {
+            read: ["s-read".to_string()].into(),
+            failed: vec![failed(Scope::Subscription("s-failed".into()))],
+            ..Round::default()
+        };
+        assert_eq!(round.kept(&last), ["s-failed"]);
+        round
+            .failed
+            .push(failed(Scope::ManagementGroup("mg-corp".into())));
+        assert_eq!(round.kept(&last), ["s-failed", "s-under"]);
+    }
 
     #[test]
     fn resource_groups_match_case_insensitively() {

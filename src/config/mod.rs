@@ -148,6 +148,9 @@ pub struct LogConfig {
 pub struct AzureConfig {
     /// Lower-case subscription ids.
     pub subscriptions: Vec<String>,
+    /// Management group ids, as written: their subscriptions are read
+    /// through Resource Graph.
+    pub management_groups: Vec<String>,
     /// Lower-case; empty means every resource group.
     pub resource_groups: Vec<String>,
     /// Lower-case VNet resource ids: only private endpoints whose subnet is

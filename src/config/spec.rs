@@ -147,7 +147,12 @@ pub(super) struct ImportSpec {
 #[serde(deny_unknown_fields)]
 pub(super) struct AzureSpec {
     /// Subscription ids to scan.
-    pub subscriptions: Spanned<Vec<Spanned<String>>>,
+    pub subscriptions: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Management groups (their ids) whose subscriptions, all the way
+    /// down, are scanned too: Resource Graph answers for a group's
+    /// subscriptions the identity may read, so a subscription added under
+    /// it needs no config change.
+    pub management_groups: Option<Spanned<Vec<Spanned<String>>>>,
     /// Only these resource groups (case-insensitive); all when empty.
     #[serde(default)]
     pub resource_groups: Vec<Spanned<String>>,

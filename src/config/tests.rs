@@ -197,13 +197,58 @@ fn azure_section_defaults_and_overrides() {
 }
 
 #[test]
+fn azure_reads_management_groups_instead_of_or_besides_subscriptions() {
+    const SUB: &str = "0b1f6471-1bf0-4dda-aec3-111122223333";
+    let c = parse_str(
+        "[azure]\nmanagement_groups = [\"mg-landing-zones\", \
+         \"/providers/Microsoft.Management/managementGroups/Corp(EU)\"]\n",
+    )
+    .unwrap();
+    let a = c.azure.unwrap();
+    assert!(a.subscriptions.is_empty());
+    assert_eq!(a.management_groups, ["mg-landing-zones", "Corp(EU)"]);
+    let c = parse_str(&format!(
+        "[azure]\nsubscriptions = [\"{SUB}\"]\nmanagement_groups = [\"mg-corp\"]\n"
+    ))
+    .unwrap();
+    let a = c.azure.unwrap();
+    assert_eq!(a.subscriptions, [SUB]);
+    assert_eq!(a.management_groups, ["mg-corp"]);
+}
+
+#[test]
 fn azure_section_errors_are_located() {
     const SUB: &str = "0b1f6471-1bf0-4dda-aec3-111122223333";
     fails_at(
         "[azure]\nsubscriptions = []\n",
         2,
         17,
-        "subscriptions is empty",
+        "neither subscriptions nor management_groups lists anything",
+    );
+    fails_at(
+        "[azure]\nmanagement_groups = []\n",
+        2,
+        21,
+        "neither subscriptions nor management_groups lists anything",
+    );
+    fails_at(
+        "[server]\nlisten = [\"127.0.0.1:53\"]\n[azure]\ninterval_s = 5\n",
+        3,
+        1,
+        "neither subscriptions nor management_groups lists anything",
+    );
+    fails_at(
+        "[azure]\nmanagement_groups = [\"mg-corp\"]\ninventory = \"arm\"\n",
+        2,
+        21,
+        "management_groups needs inventory = \"resource-graph\": ARM lists workspaces one \
+         subscription at a time",
+    );
+    fails_at(
+        "[azure]\nmanagement_groups = [\"Landing Zones\"]\n",
+        2,
+        22,
+        "\"Landing Zones\" is not a management group id",
     );
     fails_at(
         "[azure]\nsubscriptions = [\"prod\"]\n",

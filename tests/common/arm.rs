@@ -31,7 +31,15 @@
 //! ResourcesFirstPageQuery.json (commit 704e3a6) and
 //! ResourcesNextPageQuery.json (commit c008a71), compared 2026-12-07; its
 //! rows are the resources ARM serves here, as Resource Graph's `resources`
-//! table holds them, with `subscriptionId` and `resourceGroup`.
+//! table holds them, with `subscriptionId` and `resourceGroup`. A query
+//! over management groups (`managementGroups` instead of `subscriptions`)
+//! is shaped like resourcegraph 2022-10-01 ResourcesMgBasicQuery.json
+//! (`specification/resourcegraph/resource-manager/Microsoft.ResourceGraph/
+//! ResourceGraph/ResourceGraph/examples/2022-10-01/`, commit bd798bc,
+//! compared 2026-12-07): the same answer, rows of the subscriptions under
+//! the groups; a body naming both is refused, as Microsoft Learn's
+//! "Understanding the Azure Resource Graph query language" (query scope)
+//! says it cannot name both.
 #![allow(dead_code)] // each test uses its own part
 
 use std::collections::{HashMap, VecDeque};
@@ -147,6 +155,10 @@ pub struct World {
     /// Every Resource Graph page after the first carries this
     /// `$skipToken`: a service that pages in a loop.
     pub graph_stuck_token: Option<String>,
+    /// Management group id (lower-case) → the subscriptions under it; see
+    /// [`World::place`]. Refused as a whole through `refused`, under
+    /// [`group_id`].
+    pub groups: HashMap<String, Vec<String>>,
     pub seen: Vec<Seen>,
 }
 
@@ -310,11 +322,26 @@ impl ArmStandIn {
 
     /// The `[azure]` section pointing at this stand-in, reading `subscriptions`.
     pub fn section_for(&self, subscriptions: &[&str], extra: &str) -> String {
-        let subs: Vec<String> = subscriptions.iter().map(|s| format!("\"{s}\"")).collect();
+        self.section_over(subscriptions, &[], extra)
+    }
+
+    /// The `[azure]` section pointing at this stand-in, reading
+    /// `subscriptions` and `management_groups`; a key whose list is empty
+    /// is left out.
+    pub fn section_over(&self, subscriptions: &[&str], groups: &[&str], extra: &str) -> String {
+        let mut section = "[azure]\n".to_string();
+        for (key, list) in [
+            ("subscriptions", subscriptions),
+            ("management_groups", groups),
+        ] {
+            if !list.is_empty() {
+                let quoted: Vec<String> = list.iter().map(|s| format!("\"{s}\"")).collect();
+                section.push_str(&format!("{key} = [{}]\n", quoted.join(", ")));
+            }
+        }
         format!(
-            "[azure]\nsubscriptions = [{}]\narm_endpoint = \"{1}\"\n\
-             imds_endpoint = \"{1}\"\nmax_reads_per_second = 10000\n{extra}\n",
-            subs.join(", "),
+            "{section}arm_endpoint = \"{0}\"\nimds_endpoint = \"{0}\"\n\
+             max_reads_per_second = 10000\n{extra}\n",
             self.url()
         )
     }
@@ -560,13 +587,28 @@ fn graph(req: &Seen, w: &World) -> Answer {
     let Ok(body) = serde_json::from_str::<Value>(&req.body) else {
         return bad("not JSON");
     };
-    let subs: Vec<String> = body["subscriptions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_ascii_lowercase)
-        .collect();
+    let named = |member: &str| -> Vec<String> {
+        (body[member].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    let groups = named("managementGroups");
+    if !groups.is_empty() && !body["subscriptions"].is_null() {
+        return bad("subscriptions and managementGroups together");
+    }
+    // A group's query covers the subscriptions under it; one the identity
+    // may not read refuses the whole query.
+    let mut subs = named("subscriptions");
+    for g in &groups {
+        if let Some((status, code)) = w.refused.get(&group_id(g).to_ascii_lowercase()) {
+            return arm_error(*status, code);
+        }
+        match w.groups.get(g) {
+            Some(under) => subs.extend(under.iter().map(|s| s.to_ascii_lowercase())),
+            None => return arm_error(403, "AuthorizationFailed"),
+        }
+    }
     let query = body["query"].as_str().unwrap_or_default();
     // The subscriptions themselves: those asked for that exist, as Resource
     // Graph leaves out the others without an error.
@@ -1197,6 +1239,13 @@ impl World {
         self.refused.insert(id.to_ascii_lowercase(), (status, code));
     }
 
+    /// Puts `subs` under the management group `group`, for Resource
+    /// Graph's queries over it.
+    pub fn place(&mut self, group: &str, subs: &[&str]) {
+        let under = self.groups.entry(group.to_ascii_lowercase()).or_default();
+        under.extend(subs.iter().map(|s| s.to_string()));
+    }
+
     /// From now on ARM does not know `sub` (deleted, moved to another
     /// tenant): its workspace list answers 404 `SubscriptionNotFound`.
     pub fn lose_subscription(&mut self, sub: &str) {
@@ -1226,6 +1275,12 @@ impl World {
                 .push(conn.clone());
         }
     }
+}
+
+/// A management group's resource id: [`World::refuse`] it, and Resource
+/// Graph refuses every query over it.
+pub fn group_id(group: &str) -> String {
+    format!("/providers/Microsoft.Management/managementGroups/{group}")
 }
 
 // ---- an HTTP CONNECT proxy ---------------------------------------------------------

@@ -2366,12 +2366,14 @@ async fn discover_with(arm: &ArmStandIn, extra: &str) -> (bool, String, String) 
 
 /// [`discover_with`] for at most `limit`.
 async fn discover_for(arm: &ArmStandIn, extra: &str, limit: Duration) -> (bool, String, String) {
+    discover_over(&arm.section(extra), limit).await
+}
+
+/// `amldns discover` with `section` as its `[azure]`, for at most `limit`.
+async fn discover_over(section: &str, limit: Duration) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("amldns.toml");
-    let text = format!(
-        "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
-        arm.section(extra)
-    );
+    let text = format!("[upstream]\nservers = [\"127.0.0.1:9\"]\n{section}");
     std::fs::write(&config, text).unwrap();
     let out = tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_amldns"));
@@ -2455,12 +2457,9 @@ async fn resource_graph_pages_follow_the_skip_token() {
     let (ok, toml, why) = discover_with(&arm, "").await;
     assert!(ok, "{why}");
     assert_eq!(toml.matches("[[workspace]]").count(), 5, "{toml}");
-    let bodies: Vec<serde_json::Value> = arm
-        .seen()
-        .iter()
-        .filter(|r| r.path == arm::GRAPH_PATH && r.method == "POST")
-        .map(|r| serde_json::from_str(&r.body).unwrap())
-        .filter(|b: &serde_json::Value| {
+    let bodies: Vec<serde_json::Value> = graph_bodies(&arm)
+        .into_iter()
+        .filter(|b| {
             b["query"] == "resources | where type =~ 'microsoft.machinelearningservices/workspaces'"
         })
         .collect();
@@ -2490,4 +2489,159 @@ async fn a_repeated_skip_token_fails_the_list() {
     assert!(why.contains("$skipToken"), "{why}");
     // The subscriptions, then the workspaces' two pages.
     assert_eq!(arm.graph_queries(), 3, "{why}");
+}
+
+/// The bodies of the Resource Graph queries `arm` has seen.
+fn graph_bodies(arm: &ArmStandIn) -> Vec<serde_json::Value> {
+    arm.seen()
+        .iter()
+        .filter(|r| r.path == arm::GRAPH_PATH && r.method == "POST")
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect()
+}
+
+// ---- management groups -----------------------------------------------------------
+
+const GROUP: &str = "mg-landing-zones";
+
+/// With only `management_groups`, every query names the group and no
+/// subscription, and the workspaces of both subscriptions under it are
+/// found.
+#[tokio::test]
+async fn a_management_group_alone_finds_its_subscriptions_workspaces() {
+    let arm = ArmStandIn::start().await;
+    let (c, other) = two_subscriptions();
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+        w.place(GROUP, &[arm::SUB, arm::SUB2]);
+    });
+    let (ok, toml, why) = discover_over(&arm.section_over(&[], &[GROUP], ""), RUN_TIMEOUT).await;
+    assert!(ok, "{why}");
+    for ws in [&c, &other] {
+        assert!(toml.contains(&format!("name = \"{}\"", ws.name)), "{toml}");
+    }
+    let bodies = graph_bodies(&arm);
+    assert!(bodies.len() >= 8, "{bodies:?}");
+    for b in &bodies {
+        assert_eq!(b["managementGroups"], serde_json::json!([GROUP]), "{b}");
+        assert!(b.get("subscriptions").is_none(), "{b}");
+    }
+}
+
+/// A management group and a subscription outside it: both are read, each
+/// in queries of its own (Resource Graph takes one or the other).
+#[tokio::test]
+async fn a_management_group_and_a_subscription_outside_it_are_both_read() {
+    let arm = ArmStandIn::start().await;
+    let (c, other) = two_subscriptions();
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+        w.place(GROUP, &[arm::SUB2]);
+    });
+    let (ok, toml, why) =
+        discover_over(&arm.section_over(&[arm::SUB], &[GROUP], ""), RUN_TIMEOUT).await;
+    assert!(ok, "{why}");
+    for ws in [&c, &other] {
+        assert!(toml.contains(&format!("name = \"{}\"", ws.name)), "{toml}");
+    }
+    let bodies = graph_bodies(&arm);
+    let over_group = (bodies.iter())
+        .filter(|b| {
+            b["managementGroups"] == serde_json::json!([GROUP]) && b["subscriptions"].is_null()
+        })
+        .count();
+    let over_sub = (bodies.iter())
+        .filter(|b| {
+            b["subscriptions"] == serde_json::json!([arm::SUB]) && b["managementGroups"].is_null()
+        })
+        .count();
+    // A query per type and one for the subscriptions, each way.
+    assert!(over_group >= 8 && over_sub >= 8, "{bodies:?}");
+    assert_eq!(over_group + over_sub, bodies.len(), "{bodies:?}");
+}
+
+/// A management group Resource Graph refuses (403) keeps the last good
+/// names of the subscriptions under it while the subscription outside it
+/// updates; the round counts as denied, `/healthz` names the group, and
+/// the log carries ARM's error code and correlation id.
+#[tokio::test]
+async fn a_refused_management_group_keeps_its_subscriptions_names() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let (c, other) = two_subscriptions();
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+        w.place(GROUP, &[arm::SUB2]);
+    });
+    let text = TestConfig {
+        upstreams: &[up.addr],
+        server: "listen = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]",
+        metrics: true,
+        rest: &arm.section_over(&[arm::SUB], &[GROUP], "interval_s = 1"),
+        ..TestConfig::default()
+    }
+    .text();
+    let p = tokio::task::spawn_blocking(move || Process::start(&text, "text", None))
+        .await
+        .unwrap();
+    let http = metrics_of(&p);
+    assert!(
+        until(Duration::from_secs(30), || async {
+            a(p.addr, &other.api_name()).await == ["10.6.0.5"]
+        })
+        .await,
+        "{:#?}",
+        p.lines()
+    );
+
+    let mut changed = contoso();
+    changed
+        .computes
+        .push(("ci-carol".into(), "ComputeInstance"));
+    arm.with(|w| {
+        w.refuse(&arm::group_id(GROUP), 403);
+        w.put(&changed);
+    });
+    assert!(
+        until(Duration::from_secs(30), || async {
+            a(p.addr, "ci-carol.eastus.instances.azureml.ms").await == ["10.1.0.5"]
+        })
+        .await,
+        "the subscription outside the group is updated"
+    );
+    // Rounds after the first refused one: a removal held once would be
+    // applied by the second.
+    let denied = || async {
+        let metrics = http_request(http, "GET", "/metrics").await.1;
+        metric(&metrics, AZURE_SYNC_TOTAL, &[("result", "denied")])
+    };
+    assert!(
+        until(Duration::from_secs(30), || async { denied().await >= 3.0 }).await,
+        "{:#?}",
+        p.lines()
+    );
+    assert_eq!(
+        a(p.addr, &other.api_name()).await,
+        ["10.6.0.5"],
+        "the group's subscription keeps its last good names"
+    );
+    let (_, health) = http_request(http, "GET", "/healthz").await;
+    assert!(
+        health.contains("\"degraded\"") && health.contains(&format!("management group {GROUP}")),
+        "{health}"
+    );
+    let line = p
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("Azure discovery failed for management group"))
+        .unwrap_or_else(|| panic!("{:#?}", p.lines()));
+    assert!(
+        line.contains(GROUP)
+            && line.contains("AuthorizationFailed")
+            && line.contains("correlation_id=c0"),
+        "{line}"
+    );
 }

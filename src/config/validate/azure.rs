@@ -1,5 +1,6 @@
-//! `[azure]` (SPEC §8): which subscriptions discovery reads, how it gets
-//! its token, and how hard it may read Azure Resource Manager.
+//! `[azure]` (SPEC §8): which subscriptions and management groups
+//! discovery reads, how it gets its token, and how hard it may read Azure
+//! Resource Manager.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,16 +31,20 @@ impl Cx<'_> {
     /// `[azure]` (SPEC §8). Endpoints may be plain `http://` (a stand-in on
     /// loopback in tests, a proxy): only the defaults are fixed to https.
     pub(super) fn azure(&self, a: &Spanned<AzureSpec>) -> Result<AzureConfig, ConfigError> {
+        let section = a;
         let a = a.get_ref();
-        if a.subscriptions.get_ref().is_empty() {
-            return Err(self.err(
-                &a.subscriptions,
-                "subscriptions is empty: list the subscription ids to scan",
-            ));
+        fn listed(v: &Option<Spanned<Vec<Spanned<String>>>>) -> &[Spanned<String>] {
+            v.as_ref().map_or(&[], |v| v.get_ref().as_slice())
         }
-        let subscriptions = a
-            .subscriptions
-            .get_ref()
+        if listed(&a.subscriptions).is_empty() && listed(&a.management_groups).is_empty() {
+            let message = "neither subscriptions nor management_groups lists anything: list \
+                           the subscription ids or the management groups to scan";
+            return Err(match (&a.subscriptions, &a.management_groups) {
+                (Some(v), _) | (None, Some(v)) => self.err(v, message),
+                (None, None) => self.err(section, message),
+            });
+        }
+        let subscriptions = listed(&a.subscriptions)
             .iter()
             .map(|s| {
                 if names::is_uuid(s.get_ref().trim()) {
@@ -55,6 +60,20 @@ impl Cx<'_> {
                     ))
                 }
             })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let (Some(groups), InventorySpec::Arm) = (&a.management_groups, a.inventory)
+            && !groups.get_ref().is_empty()
+        {
+            return Err(self.err(
+                groups,
+                "management_groups needs inventory = \"resource-graph\": ARM lists \
+                 workspaces one subscription at a time, and only Resource Graph reads \
+                 the subscriptions under a management group",
+            ));
+        }
+        let management_groups = listed(&a.management_groups)
+            .iter()
+            .map(|g| self.management_group(g))
             .collect::<Result<Vec<_>, _>>()?;
         let virtual_networks = a
             .virtual_networks
@@ -86,6 +105,7 @@ impl Cx<'_> {
         };
         Ok(AzureConfig {
             subscriptions,
+            management_groups,
             resource_groups: a
                 .resource_groups
                 .iter()
@@ -138,6 +158,37 @@ impl Cx<'_> {
             .parent()
             .unwrap_or(Path::new("."))
             .join(f.get_ref().trim())
+    }
+
+    /// A management group's id (not its display name), or its resource id
+    /// (`/providers/Microsoft.Management/managementGroups/<id>`), as
+    /// Resource Graph's `managementGroups` takes it: Azure's naming rules
+    /// for them (Microsoft Learn, "Naming rules and restrictions for Azure
+    /// resources"): 1 to 90 letters, digits, `-`, `_`, `.`, `(`, `)`, not
+    /// ending in `.`.
+    fn management_group(&self, v: &Spanned<String>) -> Result<String, ConfigError> {
+        const PREFIX: &str = "/providers/microsoft.management/managementgroups/";
+        let written = v.get_ref().trim();
+        let id = match written.get(..PREFIX.len()) {
+            Some(head) if head.eq_ignore_ascii_case(PREFIX) => &written[PREFIX.len()..],
+            _ => written,
+        };
+        let ok = (1..=90).contains(&id.len())
+            && !id.ends_with('.')
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c));
+        if ok {
+            Ok(id.to_string())
+        } else {
+            Err(self.err(
+                v,
+                format!(
+                    "{written:?} is not a management group id: expected its id (not its \
+                     display name), such as \"mg-landing-zones\""
+                ),
+            ))
+        }
     }
 
     /// A tenant as `az --tenant` takes it: its id, or a domain of it
