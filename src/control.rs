@@ -74,7 +74,12 @@ pub struct ServerStatus {
 /// Azure discovery's state; its problem, if any, is among `problems`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AzureStatus {
+    /// Subscriptions configured by id.
     pub subscriptions: usize,
+    /// Management groups configured, each standing for the subscriptions
+    /// under it.
+    #[serde(default)]
+    pub management_groups: usize,
     pub interval_s: u64,
     /// Workspaces the discovery being served holds.
     pub workspaces: usize,
@@ -170,11 +175,18 @@ impl fmt::Display for ServerStatus {
                 .map_or("no round has worked yet".into(), |t| {
                     format!("last good round {}", ago(t))
                 });
+            let mut scope = Vec::new();
+            if a.subscriptions > 0 {
+                scope.push(count(a.subscriptions as u64, "subscription"));
+            }
+            if a.management_groups > 0 {
+                scope.push(count(a.management_groups as u64, "management group"));
+            }
             writeln!(
                 f,
                 "azure:       {} from {}, a round every {} s, {last}",
                 count(a.workspaces as u64, "workspace"),
-                count(a.subscriptions as u64, "subscription"),
+                scope.join(" and "),
                 a.interval_s
             )?;
             // The first few; `--format json` has them all.

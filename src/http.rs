@@ -371,6 +371,7 @@ fn status(e: &Endpoints) -> ServerStatus {
         },
         azure: e.reloader.azure().map(|cfg| AzureStatus {
             subscriptions: cfg.subscriptions.len(),
+            management_groups: cfg.management_groups.len(),
             interval_s: cfg.interval.as_secs(),
             workspaces: e.reloader.discovered().len(),
             last_success: Some(e.metrics.azure.last_success.get()).filter(|t| *t > 0.0),

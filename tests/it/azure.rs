@@ -2633,6 +2633,10 @@ async fn a_refused_management_group_keeps_its_subscriptions_names() {
         health.contains("\"degraded\"") && health.contains(&format!("management group {GROUP}")),
         "{health}"
     );
+    let (_, status) = http_request(http, "GET", "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["azure"]["management_groups"], 1, "{status}");
+    assert_eq!(status["azure"]["subscriptions"], 1, "{status}");
     let line = p
         .lines()
         .into_iter()
