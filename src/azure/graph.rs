@@ -36,6 +36,7 @@ const SUBSCRIPTIONS_PER_QUERY: usize = 1000;
 const MAX_PAGES: usize = 10_000;
 
 const WORKSPACES: &str = "microsoft.machinelearningservices/workspaces";
+const PRIVATE_ENDPOINTS: &str = "microsoft.network/privateendpoints";
 
 /// The query for the subscriptions themselves.
 const SUBSCRIPTIONS: &str =
@@ -50,7 +51,7 @@ const TYPES: [(&str, &str); 6] = [
         "microsoft.machinelearningservices/workspaces/onlineendpoints",
         "",
     ),
-    ("microsoft.network/privateendpoints", ""),
+    (PRIVATE_ENDPOINTS, ""),
     (
         "microsoft.network/networkinterfaces",
         " | where isnotnull(properties.privateEndpoint)",
@@ -65,7 +66,7 @@ const TYPES: [(&str, &str); 6] = [
 /// properties) is dropped as each page arrives, so that the rows of a
 /// tenant of 10,000 workspaces stay a fraction of what Resource Graph sends.
 const KEPT: [&str; 5] = ["id", "name", "type", "location", "kind"];
-const KEPT_PROPERTIES: [&str; 10] = [
+const KEPT_PROPERTIES: [&str; 12] = [
     "workspaceId",
     "notebookInfo",
     "hubResourceId",
@@ -76,6 +77,10 @@ const KEPT_PROPERTIES: [&str; 10] = [
     "subnet",
     "customDnsConfigs",
     "ipConfigurations",
+    // An endpoint's own side of its connection: its state and the resource
+    // it connects to.
+    "privateLinkServiceConnections",
+    "manualPrivateLinkServiceConnections",
 ];
 
 /// `row` with only [`KEPT`] and [`KEPT_PROPERTIES`], and an endpoint's
@@ -176,6 +181,9 @@ pub struct Inventory<'a> {
     /// Lower-case list path (`<workspace>/onlineendpoints`) → its entries,
     /// for the lists Resource Graph answered.
     lists: HashMap<String, Vec<Value>>,
+    /// The private endpoints Resource Graph showed, by lower-case id, in
+    /// the order read; `None` when everything is read through ARM.
+    endpoints: Option<Vec<String>>,
 }
 
 impl<'a> Inventory<'a> {
@@ -185,6 +193,7 @@ impl<'a> Inventory<'a> {
             arm,
             rows: HashMap::new(),
             lists: HashMap::new(),
+            endpoints: None,
         }
     }
 
@@ -203,6 +212,7 @@ impl<'a> Inventory<'a> {
             .map(Covered::Subscriptions)
             .chain(cfg.management_groups.iter().map(|g| Covered::Group(g)));
         let mut inventory = Inventory::arm(arm);
+        inventory.endpoints = Some(Vec::new());
         let mut workspaces = Vec::new();
         let mut read = HashSet::new();
         // A subscription in several of them gives its rows once.
@@ -255,6 +265,11 @@ impl<'a> Inventory<'a> {
                         entries.push(row);
                     }
                 } else {
+                    if ty == PRIVATE_ENDPOINTS
+                        && let Some(list) = &mut inventory.endpoints
+                    {
+                        list.push(id.clone());
+                    }
                     inventory.rows.insert(id, row);
                 }
             }
@@ -269,6 +284,17 @@ impl<'a> Inventory<'a> {
             Some(row) => Ok(row.clone()),
             None => self.arm.get(path, api_version).await,
         }
+    }
+
+    /// Every private endpoint Resource Graph showed; `None` when the round
+    /// reads through ARM, which lists them per subscription.
+    pub fn private_endpoints(&self) -> Option<Vec<Value>> {
+        let ids = self.endpoints.as_ref()?;
+        Some(
+            ids.iter()
+                .filter_map(|id| self.rows.get(id).cloned())
+                .collect(),
+        )
     }
 
     /// Every entry of the list `path` (see [`Arm::list`]): from Resource

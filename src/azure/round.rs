@@ -18,7 +18,7 @@ use super::arm::Arm;
 use super::discovery::{Discovery, Found, FoundName, FoundProject, Skipped, subscription_of};
 use super::graph::{Inventory, Scope};
 use super::http::Failure;
-use crate::config::{AzureConfig, AzureInventory};
+use crate::config::{AzureConfig, AzureInventory, PrivateEndpoints};
 use crate::names::{self, AnswerMode, Cloud};
 
 pub const ML_API: &str = "2024-04-01";
@@ -97,9 +97,10 @@ impl Round {
             .map(str::to_ascii_lowercase)
             .collect();
         if (self.failed.iter()).any(|(scope, _)| matches!(scope, Scope::ManagementGroup(_))) {
+            let ids = (last.workspaces.iter().map(|f| f.resource_id.as_str()))
+                .chain(last.endpoints.iter().filter_map(|n| n.endpoint.as_deref()));
             kept.extend(
-                (last.workspaces.iter())
-                    .filter_map(|f| subscription_of(&f.resource_id))
+                ids.filter_map(subscription_of)
                     .map(str::to_ascii_lowercase)
                     .filter(|s| !self.read.contains(s)),
             );
@@ -199,6 +200,24 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
             hub.online_endpoints.extend(endpoints);
         }
     }
+    let others = match cfg.private_endpoints {
+        PrivateEndpoints::Workspaces => Vec::new(),
+        PrivateEndpoints::All => {
+            let used: HashSet<String> = (found.iter())
+                .flat_map(|(_, f)| f.names.iter().filter_map(|n| n.endpoint.as_deref()))
+                .map(str::to_ascii_lowercase)
+                .collect();
+            other_endpoints(
+                arm,
+                cfg,
+                &round.read,
+                &used,
+                &mut round.skipped,
+                &mut failed,
+            )
+            .await
+        }
+    };
     // One failure a subscription: the first.
     for (scope, f) in failed {
         if !round.failed.iter().any(|(s, _)| *s == scope) {
@@ -215,6 +234,13 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
         .into_iter()
         .filter(|(sub, _)| whole(sub))
         .map(|(_, f)| f)
+        .collect();
+    round.found.endpoints = (others.into_iter())
+        .filter(|n| {
+            (n.endpoint.as_deref())
+                .and_then(subscription_of)
+                .is_some_and(whole)
+        })
         .collect();
     round.found.normalize();
     round
@@ -502,7 +528,19 @@ async fn endpoint_names(
     let Some(v) = readable(arm.get(pe, NETWORK_API).await, pe, skipped)? else {
         return Ok(Vec::new());
     };
-    if !in_networks(&v, nets) {
+    names_listed(arm, pe, &v, nets, skipped).await
+}
+
+/// What the private endpoint `pe`, as ARM shows it (`v`), lists; see
+/// [`endpoint_names`].
+async fn names_listed(
+    arm: &Inventory<'_>,
+    pe: &str,
+    v: &Value,
+    nets: &[String],
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
+    if !in_networks(v, nets) {
         return Ok(Vec::new());
     }
     let configs = v
@@ -526,6 +564,89 @@ async fn endpoint_names(
         }
     }
     Ok(out)
+}
+
+/// The resource an endpoint's approved connection reaches, from the
+/// endpoint's own side (`privateLinkServiceConnections`, or the manual ones
+/// a resource owner approved); `None` when no connection is approved.
+fn approved_target(endpoint: &Value) -> Option<&str> {
+    [
+        "privateLinkServiceConnections",
+        "manualPrivateLinkServiceConnections",
+    ]
+    .iter()
+    .filter_map(|k| endpoint.pointer(&format!("/properties/{k}"))?.as_array())
+    .flatten()
+    .find(|c| {
+        text(
+            c,
+            &["properties", "privateLinkServiceConnectionState", "status"],
+        )
+        .is_some_and(|s| s.eq_ignore_ascii_case("approved"))
+    })
+    .and_then(|c| text(c, &["properties", "privateLinkServiceId"]))
+}
+
+/// What every other approved private endpoint in scope lists, with
+/// `private_endpoints = "all"`: those in the subscriptions `read` (Resource
+/// Graph's rows, or ARM's list of each configured subscription), in the
+/// resource groups and VNets of `cfg`, leaving out the workspaces' own
+/// (their names are derived) and the endpoints already `used` for a
+/// workspace's dependencies. A failure fails the endpoint's subscription.
+async fn other_endpoints(
+    arm: &Inventory<'_>,
+    cfg: &AzureConfig,
+    read: &HashSet<String>,
+    used: &HashSet<String>,
+    skipped: &mut Vec<Skipped>,
+    failed: &mut Vec<(Scope, Failure)>,
+) -> Vec<FoundName> {
+    let endpoints = match arm.private_endpoints() {
+        Some(rows) => rows,
+        None => {
+            let mut all = Vec::new();
+            for sub in cfg.subscriptions.iter().filter(|s| read.contains(*s)) {
+                let path =
+                    format!("/subscriptions/{sub}/providers/Microsoft.Network/privateEndpoints");
+                match arm.list(&path, NETWORK_API).await {
+                    Ok(list) => all.extend(list),
+                    Err(f) => failed.push((Scope::Subscription(sub.clone()), f)),
+                }
+            }
+            all
+        }
+    };
+    let mut out = Vec::new();
+    for v in &endpoints {
+        let Some(pe) = text(v, &["id"]) else {
+            continue;
+        };
+        let Some(target) = approved_target(v) else {
+            continue;
+        };
+        let workspace = target
+            .to_ascii_lowercase()
+            .contains("/providers/microsoft.machinelearningservices/workspaces/");
+        if workspace
+            || used.contains(&pe.to_ascii_lowercase())
+            || !in_scope(pe, &cfg.resource_groups)
+        {
+            continue;
+        }
+        match names_listed(arm, pe, v, &cfg.virtual_networks, skipped).await {
+            Ok(names) => out.extend(names.into_iter().map(|(name, addrs)| FoundName {
+                name,
+                addrs,
+                resource_id: target.to_string(),
+                endpoint: Some(pe.to_string()),
+            })),
+            Err(f) => {
+                let sub = subscription_of(pe).unwrap_or_default().to_string();
+                failed.push((Scope::Subscription(sub), f));
+            }
+        }
+    }
+    out
 }
 
 /// Names and addresses in an import shape (SPEC §1), lower-cased and parsed.
@@ -611,6 +732,13 @@ mod tests {
         };
         let last = Discovery {
             workspaces: vec![found("S-READ"), found("s-under"), found("s-failed")],
+            // An endpoint's names go with the endpoint's subscription.
+            endpoints: vec![FoundName {
+                name: "srch.search.windows.net".into(),
+                addrs: vec!["10.0.0.9".parse().unwrap()],
+                resource_id: "/subscriptions/s-read/resourceGroups/r/providers/x/y/srch".into(),
+                endpoint: Some("/subscriptions/s-ep/resourceGroups/r/providers/pe/srch".into()),
+            }],
         };
         let failed = |scope| (scope, Failure::Unseen(String::new()));
         let mut round = Round {
@@ -622,7 +750,7 @@ mod tests {
         round
             .failed
             .push(failed(Scope::ManagementGroup("mg-corp".into())));
-        assert_eq!(round.kept(&last), ["s-failed", "s-under"]);
+        assert_eq!(round.kept(&last), ["s-ep", "s-failed", "s-under"]);
     }
 
     #[test]

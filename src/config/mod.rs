@@ -160,6 +160,8 @@ pub struct AzureConfig {
     pub auth: AzureAuth,
     /// Where the list of resources comes from.
     pub inventory: AzureInventory,
+    /// Which private endpoints give names.
+    pub private_endpoints: PrivateEndpoints,
     /// A user-assigned managed identity (or the workload identity's client,
     /// instead of `AZURE_CLIENT_ID`).
     pub client_id: Option<String>,
@@ -205,6 +207,19 @@ pub enum AzureInventory {
     ResourceGraph,
     /// Per-resource ARM reads: for clouds or identities without Resource Graph.
     Arm,
+}
+
+/// Which private endpoints a round serves the names of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivateEndpoints {
+    /// The workspaces' own, and those of the storage account, key vault and
+    /// container registry each workspace names.
+    Workspaces,
+    /// Besides those, every other approved private endpoint in scope
+    /// (subscriptions, resource groups, `virtual_networks`): Azure AI
+    /// Foundry accounts, ML registries, search services, Cosmos DB…, for
+    /// the names it lists under a zone of the private-link catalogue.
+    All,
 }
 
 /// A `[[record]]`: any other private-endpoint name.

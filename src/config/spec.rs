@@ -164,6 +164,10 @@ pub(super) struct AzureSpec {
     /// Where the inventory comes from.
     #[serde(default)]
     pub inventory: InventorySpec,
+    /// Which private endpoints give names: the workspaces' own and their
+    /// dependencies', or every approved one in scope.
+    #[serde(default)]
+    pub private_endpoints: PrivateEndpointsSpec,
     /// A user-assigned managed identity, or the workload identity's client.
     pub client_id: Option<Spanned<String>>,
     /// The Entra tenant the Azure CLI and workload identity ask for a token in.
@@ -201,6 +205,14 @@ pub(super) enum InventorySpec {
     #[default]
     ResourceGraph,
     Arm,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, Default)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum PrivateEndpointsSpec {
+    #[default]
+    Workspaces,
+    All,
 }
 
 /// Reads `lines`' text as a [`Spec`]; a TOML or shape error is located and,

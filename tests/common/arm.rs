@@ -1167,6 +1167,19 @@ impl World {
             "applicationSecurityGroups": [],
             "ipConfigurations": [],
         }});
+        // ARM's list of the subscription's private endpoints holds it too.
+        let sub = pe.split('/').nth(2).unwrap_or_default();
+        let list = (self.lists)
+            .entry(format!(
+                "/subscriptions/{sub}/providers/microsoft.network/privateendpoints"
+            ))
+            .or_default();
+        list.retain(|v| {
+            !v["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(pe))
+        });
+        list.push(doc.clone());
         self.docs.insert(pe.to_ascii_lowercase(), doc);
         // One IP configuration per address, its FQDNs with it.
         let mut by_ip: Vec<(&str, Vec<&String>)> = Vec::new();
@@ -1204,6 +1217,30 @@ impl World {
                    "properties": {"provisioningState": "Succeeded", "ipConfigurations": ipconfigs,
                        "privateEndpoint": {"id": pe}, "nicType": "Standard"}}),
         );
+    }
+
+    /// A private endpoint of some other resource (`target`: a Foundry
+    /// account, a search service…), in the target's resource group, listing
+    /// `names` in `customDnsConfigs`, its connection `status` ("Approved",
+    /// "Pending") on the endpoint's side; its id.
+    pub fn put_other_endpoint(
+        &mut self,
+        target: &str,
+        group: &str,
+        status: &str,
+        names: &[(&str, &str)],
+    ) -> String {
+        let (group_path, _) = target.split_once("/providers/").unwrap_or((target, ""));
+        let name = target.rsplit('/').next().unwrap_or_default();
+        let pe = format!("{group_path}/providers/Microsoft.Network/privateEndpoints/pe-{name}");
+        let link = Link {
+            target,
+            group,
+            status,
+        };
+        let names: Vec<(String, &str)> = names.iter().map(|(n, ip)| (n.to_string(), *ip)).collect();
+        self.put_endpoint(&pe, &link, &names, false, VNET);
+        pe
     }
 
     /// Removes every workspace of every subscription.

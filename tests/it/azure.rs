@@ -2649,3 +2649,120 @@ async fn a_refused_management_group_keeps_its_subscriptions_names() {
         "{line}"
     );
 }
+
+// ---- Every approved private endpoint in scope ------------------------------------
+
+/// With `private_endpoints = "all"`, every other approved private endpoint
+/// in scope gives the names it lists under a zone of the private-link
+/// catalogue: a Foundry account's three, a search service's, an ML
+/// registry's. A name outside the catalogue is said and not served; a
+/// pending endpoint gives nothing; one outside `resource_groups` neither.
+/// The default gives none of them. The same through both inventories.
+#[tokio::test]
+async fn private_endpoints_all_serves_every_approved_endpoint_in_scope() {
+    let arm = ArmStandIn::start().await;
+    let rg = format!("/subscriptions/{}/resourceGroups/rg-ai/providers", arm::SUB);
+    let foundry = format!("{rg}/Microsoft.CognitiveServices/accounts/contoso-ai");
+    let search = format!("{rg}/Microsoft.Search/searchServices/contoso-srch");
+    let registry = format!("{rg}/Microsoft.MachineLearningServices/registries/contoso-reg");
+    let odd = format!("{rg}/Microsoft.Sql/servers/contoso-sql");
+    let pending = format!("{rg}/Microsoft.Search/searchServices/waiting-srch");
+    let elsewhere = format!(
+        "/subscriptions/{}/resourceGroups/rg-other/providers/Microsoft.Search/searchServices/far",
+        arm::SUB
+    );
+    arm.with(|w| {
+        world().iter().for_each(|ws| w.put(ws));
+        w.put_other_endpoint(
+            &foundry,
+            "account",
+            "Approved",
+            &[
+                ("contoso-ai.cognitiveservices.azure.com", "10.1.0.40"),
+                ("contoso-ai.openai.azure.com", "10.1.0.40"),
+                ("contoso-ai.services.ai.azure.com", "10.1.0.40"),
+            ],
+        );
+        w.put_other_endpoint(
+            &search,
+            "searchService",
+            "Approved",
+            &[("contoso-srch.search.windows.net", "10.1.0.41")],
+        );
+        w.put_other_endpoint(
+            &registry,
+            "amlregistry",
+            "Approved",
+            &[("contoso-reg.privatelink.api.azureml.ms", "10.1.0.42")],
+        );
+        w.put_other_endpoint(
+            &odd,
+            "sqlServer",
+            "Approved",
+            &[
+                ("contoso-sql.database.windows.net", "10.1.0.43"),
+                ("contoso-sql.search.windows.net", "10.1.0.44"),
+            ],
+        );
+        w.put_other_endpoint(
+            &pending,
+            "searchService",
+            "Pending",
+            &[("waiting-srch.search.windows.net", "10.1.0.45")],
+        );
+        w.put_other_endpoint(
+            &elsewhere,
+            "searchService",
+            "Approved",
+            &[("far.search.windows.net", "10.1.0.46")],
+        );
+        w.graph_page_size = 1000;
+    });
+    let record = |name: &str, ip: &str| format!("[[record]]\nname = \"{name}\"\na = [\"{ip}\"]\n");
+    let served = [
+        ("contoso-ai.cognitiveservices.azure.com", "10.1.0.40"),
+        ("contoso-ai.openai.azure.com", "10.1.0.40"),
+        ("contoso-ai.services.ai.azure.com", "10.1.0.40"),
+        ("contoso-srch.search.windows.net", "10.1.0.41"),
+        ("contoso-reg.privatelink.api.azureml.ms", "10.1.0.42"),
+        ("contoso-sql.search.windows.net", "10.1.0.44"),
+    ];
+    let (ok, default, why) = discover_with(&arm, "").await;
+    assert!(ok, "{why}");
+    for (name, _) in served {
+        assert!(!default.contains(name), "{name} without \"all\": {default}");
+    }
+    let scope = "private_endpoints = \"all\"\nresource_groups = [\"rg-ai\", \"rg-ml\", \"rg-net\"]";
+    let mut tables = Vec::new();
+    for inventory in ["resource-graph", "arm"] {
+        let extra = format!("{scope}\ninventory = \"{inventory}\"");
+        let (ok, toml, why) = discover_with(&arm, &extra).await;
+        assert!(ok, "{inventory}: {why}");
+        for (name, ip) in served {
+            assert!(
+                toml.contains(&record(name, ip)),
+                "{inventory}: {name} in {toml}"
+            );
+        }
+        for name in [
+            "waiting-srch",
+            "far.search",
+            "contoso-sql.database.windows.net",
+        ] {
+            assert!(!toml.contains(name), "{inventory}: {name} in {toml}");
+        }
+        assert!(
+            why.contains("contoso-sql.database.windows.net")
+                && why.contains("private-link catalogue"),
+            "{inventory}: {why}"
+        );
+        // The workspaces' own endpoints are not read twice: their names
+        // are derived, and listed once.
+        assert_eq!(
+            toml.matches("[[workspace]]").count(),
+            default.matches("[[workspace]]").count()
+        );
+        tables.push(toml);
+    }
+    assert_eq!(tables[0], tables[1], "both inventories give the same table");
+}

@@ -8,8 +8,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::cx::Cx;
-use crate::config::spec::{AuthSpec, AzureSpec, InventorySpec};
-use crate::config::{AzureAuth, AzureConfig, AzureInventory};
+use crate::config::spec::{AuthSpec, AzureSpec, InventorySpec, PrivateEndpointsSpec};
+use crate::config::{AzureAuth, AzureConfig, AzureInventory, PrivateEndpoints};
 use crate::diagnostics::ConfigError;
 use crate::names;
 
@@ -120,6 +120,10 @@ impl Cx<'_> {
             inventory: match a.inventory {
                 InventorySpec::ResourceGraph => AzureInventory::ResourceGraph,
                 InventorySpec::Arm => AzureInventory::Arm,
+            },
+            private_endpoints: match a.private_endpoints {
+                PrivateEndpointsSpec::Workspaces => PrivateEndpoints::Workspaces,
+                PrivateEndpointsSpec::All => PrivateEndpoints::All,
             },
             client_id: a.client_id.as_ref().map(|c| c.get_ref().trim().to_string()),
             tenant_id: match &a.tenant_id {
