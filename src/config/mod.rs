@@ -107,6 +107,11 @@ pub struct ServerConfig {
     /// Threads answering queries, each with a UDP socket of its own on every
     /// listen address (SO_REUSEPORT), so that every core answers.
     pub threads: usize,
+    /// `use-application-dns.net` is answered NXDOMAIN here instead of
+    /// forwarded: browsers that turn DNS-over-HTTPS on by default take that
+    /// as the network's word to keep using it, and so keep reaching the
+    /// private endpoints its table points to.
+    pub doh_canary: bool,
 }
 
 /// `[metrics]`, checked.
