@@ -32,7 +32,7 @@ pub use crate::diagnostics::{ConfigError, Location, Warning};
 use crate::import::ImportedName;
 use crate::names::{Cloud, Workspace};
 use crate::zone::{Given, Source, ZoneSettings};
-pub use addr::dns_server;
+pub use addr::{dns_server, is_private};
 pub use read::{load, parse};
 pub use watch::watch_dirs;
 

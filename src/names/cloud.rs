@@ -245,6 +245,18 @@ impl Cloud {
         &self.facts().suffixes
     }
 
+    /// The public zone of a workspace's API names (`api.azureml.ms`): its
+    /// `<region>.` names are every workspace's of a region, and public.
+    pub fn api_zone(self) -> &'static str {
+        self.suffixes().api
+    }
+
+    /// The public zone of online endpoints' names (`inference.ml.azure.com`),
+    /// under the studio's own name (`ml.azure.com`).
+    pub fn inference_zone(self) -> &'static str {
+        self.suffixes().inference
+    }
+
     /// The config spelling (`cloud = "..."`), which [`Cloud::from_str`] reads.
     pub fn as_str(self) -> &'static str {
         self.facts().name
