@@ -15,8 +15,6 @@ pub const RESULTS_METRIC: &str = "amldns_doctor_results";
 pub const LAST_RUN_METRIC: &str = "amldns_doctor_last_run_timestamp_seconds";
 /// The file doctor writes in `--textfile DIR`.
 pub const TEXTFILE_NAME: &str = "amldns_doctor.prom";
-/// The `via` of what concerns the replicas, not a resolver.
-pub const REPLICAS_VIA: &str = "replicas";
 
 /// One verdict on one name (or public name, or the canary) through one
 /// resolver, or on one name between two replicas.
@@ -25,7 +23,8 @@ pub struct Finding {
     pub name: String,
     /// What the table says (or what the check wants).
     pub expected: String,
-    /// The resolver asked (`ip:port`), or [`REPLICAS_VIA`].
+    /// The resolver asked (`ip:port`); for `replicas differ`, the two
+    /// servers compared (`URL / URL`).
     pub via: String,
     /// What came back: each distinct result of the tries, `|` between them.
     pub got: String,

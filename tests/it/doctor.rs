@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
+use amldns::doctor::report::{LAST_RUN_METRIC, RESULTS_METRIC, TEXTFILE_NAME};
 use amldns::doctor::verdict::Verdict;
 use amldns::doctor::{self, Finding, Report, Request, Table};
 
@@ -457,24 +458,21 @@ async fn the_command_prints_writes_metrics_and_exits_by_outcome() {
         line.contains(BROKEN) && line.contains("10.2.0.1") && line.contains("20.1.2.3"),
         "{out}"
     );
-    let prom = std::fs::read_to_string(dir.path().join("amldns_doctor.prom")).unwrap();
+    let prom = std::fs::read_to_string(dir.path().join(TEXTFILE_NAME)).unwrap();
     let via = public.addr;
     assert!(
         prom.contains(&format!(
-            "amldns_doctor_results{{via=\"{via}\",verdict=\"public\"}} 1"
+            "{RESULTS_METRIC}{{via=\"{via}\",verdict=\"public\"}} 1"
         )),
         "{prom}"
     );
     assert!(
         prom.contains(&format!(
-            "amldns_doctor_results{{via=\"{via}\",verdict=\"ok\"}} 9"
+            "{RESULTS_METRIC}{{via=\"{via}\",verdict=\"ok\"}} 9"
         )),
         "{prom}"
     );
-    assert!(
-        prom.contains("amldns_doctor_last_run_timestamp_seconds "),
-        "{prom}"
-    );
+    assert!(prom.contains(&format!("{LAST_RUN_METRIC} ")), "{prom}");
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(files.len(), 1, "no temporary file is left");
 
@@ -488,6 +486,19 @@ async fn the_command_prints_writes_metrics_and_exits_by_outcome() {
     assert_eq!(broken["expected"], "10.2.0.1");
     assert_eq!(broken["got"], "20.1.2.3");
     assert_eq!(broken["via"], via.to_string());
+
+    // The table a config compiles to, instead of a server's.
+    let o = amldns_async(vec![
+        "doctor".into(),
+        "--config".into(),
+        srv.config_path.to_str().unwrap().into(),
+        "--via".into(),
+        faithful.addr.to_string(),
+    ])
+    .await;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert_eq!(out, "11 names via 1 resolver: 10 ok, 1 skipped\n");
 
     // No server to take the table from: it cannot run.
     let o = amldns_async(vec![
