@@ -147,16 +147,19 @@ trap 'rm -rf "$root"' EXIT
 # checks they exist): the amldns under test, and kill.
 mkdir -p "$root/usr/lib/systemd" "$root/etc/systemd/system" "$root/usr/local/bin" "$root/bin"
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
-cp "$UNIT" "$root/etc/systemd/system/"
+cp "$UNIT" deploy/systemd/amldns-doctor.service deploy/systemd/amldns-doctor.timer "$root/etc/systemd/system/"
 standin() {
   printf '#!/bin/sh\nexit 0\n' >"$1"
   chmod 0755 "$1"
 }
 # /bin/kill comes with procps, on every Ubuntu and most Debian machines.
 if kill_bin=$(type -P kill); then cp "$kill_bin" "$root/bin/kill"; else standin "$root/bin/kill"; fi
+# The doctor's unit runs its command through sh.
+cp "$(type -P sh)" "$root/bin/sh"
 cp "$AMLDNS" "$root/usr/local/bin/amldns"
 # verify exits 0 on unknown keys and bad values (it only warns): any output fails.
-if out=$(timeout 120 systemd-analyze verify --man=no --root="$root" amldns.service 2>&1) && [ -z "$out" ]; then
+if out=$(timeout 120 systemd-analyze verify --man=no --root="$root" amldns.service \
+  amldns-doctor.service amldns-doctor.timer 2>&1) && [ -z "$out" ]; then
   ok "systemd: verify" "systemd-analyze verify: no warnings"
 else
   fail "systemd: verify" "systemd-analyze verify:"
@@ -185,7 +188,7 @@ run "yaml: yamllint" "every YAML file in deploy/" \
   "$VENV/bin/yamllint" --strict -c "$CHECKS/yamllint.yml" deploy/
 # The ServiceMonitor is a CRD: kubernetes.py checks it against the operator's types.
 k8s=(deploy/kubernetes/configmap.yaml deploy/kubernetes/deployment.yaml
-  deploy/kubernetes/service.yaml deploy/kubernetes/pdb.yaml)
+  deploy/kubernetes/service.yaml deploy/kubernetes/pdb.yaml deploy/kubernetes/doctor-cronjob.yaml)
 for v in 1.30.0 1.37.0; do
   run "kubernetes: schema $v" "${#k8s[@]} files valid (strict: no unknown fields)" \
     "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" "${k8s[@]}"

@@ -1,7 +1,8 @@
 //! The command line (SPEC §5, §9): `serve`, `check`, `records`; `status`,
 //! `flush` and `explain`, which ask a running server (or, for `records` and
-//! `explain`, read the config file); and `forwarders`, an addition that
-//! writes on-premises DNS servers' forwarder config.
+//! `explain`, read the config file); `forwarders`, an addition that
+//! writes on-premises DNS servers' forwarder config; and `doctor`, which
+//! checks what clients' resolvers answer.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use crate::azure::Discovered;
 use crate::config::{self, Config, ConfigError};
 use crate::control::{self, ControlError, Flushed, ServerStatus};
 use crate::diagnostics::Location;
+use crate::doctor;
 use crate::explain::{self, Explanation};
 use crate::export::forwarders::{self, Server};
 use crate::export::{self, Format, Row};
@@ -199,6 +201,42 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         format: Output,
     },
+    /// Check from a client's side that every name of the table resolves to
+    /// its private address through the resolvers the client uses, that the
+    /// replicas agree, that public names stay public and that Firefox's
+    /// DNS-over-HTTPS canary is NXDOMAIN. Exit 0: all ok; 1: problems; 2:
+    /// it could not run.
+    Doctor(DoctorArgs),
+}
+
+/// `amldns doctor`'s arguments.
+#[derive(Debug, clap::Args)]
+struct DoctorArgs {
+    /// A running server's metrics listener to take the table from; several:
+    /// replicas, compared first (default: http://127.0.0.1:9153).
+    #[arg(long = "server", value_name = "URL", conflicts_with = "config")]
+    servers: Vec<String>,
+    /// Take the table from this config file instead.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// A resolver clients use, IP or IP:port (may repeat; default: the
+    /// nameserver lines of /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = forwarders::parse_target)]
+    via: Vec<SocketAddr>,
+    /// Ask over TCP too.
+    #[arg(long)]
+    tcp: bool,
+    /// Tries per name, resolver and transport.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+    repeat: u16,
+    /// Also open a TCP connection to each ok address on this port.
+    #[arg(long, value_name = "PORT")]
+    connect: Option<u16>,
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    format: Output,
+    /// Also write DIR/amldns_doctor.prom (node exporter's textfile format).
+    #[arg(long, value_name = "DIR")]
+    textfile: Option<PathBuf>,
 }
 
 /// Parses the arguments and runs the command.
@@ -269,6 +307,7 @@ pub fn main() -> ExitCode {
                 Output::Json => export::catalogue::json(&zones),
             })
         }
+        Command::Doctor(args) => doctor(args),
     }
 }
 
@@ -711,6 +750,77 @@ fn explain(
     match format {
         Output::Text => emit(&x.to_string()),
         Output::Json => emit(&format!("{:#}\n", serde_json::json!(x))),
+    }
+}
+
+/// `amldns doctor`: exit 0 when every check is fine, 1 when one is not, 2
+/// when it could not run.
+fn doctor(args: DoctorArgs) -> ExitCode {
+    const CANNOT_RUN: u8 = 2;
+    let DoctorArgs {
+        servers,
+        config,
+        via,
+        tcp,
+        repeat,
+        connect,
+        format,
+        textfile,
+    } = args;
+    let table = match config {
+        Some(path) => match load(&path) {
+            Some((_, built)) => doctor::Table::Rows(export::rows(&built.snapshot.table)),
+            None => return ExitCode::from(CANNOT_RUN),
+        },
+        None if servers.is_empty() => doctor::Table::Servers(vec![control::DEFAULT_SERVER.into()]),
+        None => doctor::Table::Servers(servers),
+    };
+    let via = if via.is_empty() {
+        // Unreadable: no resolver, which `run` says.
+        let text = std::fs::read_to_string(doctor::RESOLV_CONF).unwrap_or_default();
+        doctor::nameservers(&text)
+    } else {
+        via
+    };
+    let request = doctor::Request {
+        table,
+        via,
+        tcp,
+        repeat: usize::from(repeat),
+        connect,
+    };
+    let report = match control::block_on(doctor::run(request)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(CANNOT_RUN);
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(CANNOT_RUN);
+        }
+    };
+    if let Some(dir) = textfile {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let file = dir.join(doctor::report::TEXTFILE_NAME);
+        if let Err(e) = write_replacing(&file, &report.textfile(now)) {
+            eprintln!("error: cannot write {}: {e}", file.display());
+            return ExitCode::from(CANNOT_RUN);
+        }
+    }
+    let printed = match format {
+        Output::Text => emit(&report.text()),
+        Output::Json => emit(&report.json()),
+    };
+    if printed != ExitCode::SUCCESS {
+        return ExitCode::from(CANNOT_RUN);
+    }
+    if report.has_problems() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

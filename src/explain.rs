@@ -183,6 +183,7 @@ pub fn explain(
         Plan::Bare(reason) => {
             e.verdict = match reason.outcome() {
                 Outcome::Refused => Verdict::Refused,
+                Outcome::Local => Verdict::Local,
                 _ => Verdict::Error,
             };
             e.why = bare(reason, from, &type_name);
@@ -298,6 +299,10 @@ fn bare(reason: Reason, from: IpAddr, type_name: &str) -> String {
         Reason::MetaType => {
             format!("{type_name} is a meta type, not a question (RFC 6895 §3.1): {rcode}")
         }
+        Reason::Canary => format!(
+            "Firefox's DNS-over-HTTPS canary ([server] doh_canary): {rcode} here, never \
+             forwarded, so that browsers keep using this resolver"
+        ),
         // `explain` asks one IN question, as a standard query with RD,
         // without EDNS, of a server that is not stopping.
         Reason::Stopping

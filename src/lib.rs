@@ -11,7 +11,8 @@
 //! errors and warnings, wherever found, are made of [`diagnostics`].
 //! What an operator asks the running server ([`http`]) and the commands
 //! that ask it are in [`control`]; [`explain`] tells how a name is answered
-//! from the same plan the server answers with.
+//! from the same plan the server answers with; [`doctor`] checks, from a
+//! client's side, that the resolvers on its path give the table's answers.
 
 pub mod allocator;
 pub mod azure;
@@ -22,6 +23,7 @@ pub mod codec;
 pub mod config;
 pub mod control;
 pub mod diagnostics;
+pub mod doctor;
 pub mod explain;
 pub mod export;
 #[cfg(test)]

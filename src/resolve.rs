@@ -55,6 +55,11 @@ const CLASS_CH: u16 = 3;
 /// BIND's `hostname.bind`).
 const IDENTITY_NAMES: [&str; 2] = ["id.server", "hostname.bind"];
 
+/// Firefox's DNS-over-HTTPS canary: a resolver that answers it NXDOMAIN
+/// (or SERVFAIL) tells browsers that turn DoH on by default to keep using
+/// it. Firefox asks this one name, for A and AAAA.
+pub const DOH_CANARY: &str = "use-application-dns.net";
+
 /// The label of amldns's own name server name at a private-link apex:
 /// `ns.<apex>`, the NS target and the SOA MNAME.
 pub const NS_LABEL: &str = "ns";
@@ -172,6 +177,9 @@ pub struct Policy {
     pub ns_addrs: Vec<IpAddr>,
     /// `[server] identity`: what `id.server` and NSID say (SPEC §9).
     pub identity: Box<str>,
+    /// `[server] doh_canary`: [`DOH_CANARY`] is answered NXDOMAIN here,
+    /// never forwarded.
+    pub doh_canary: bool,
 }
 
 /// The addresses of `ns.<apex>` for amldns listening on `listen`: those a
@@ -275,6 +283,10 @@ pub enum Reason {
     /// for recursion is not recursed for (RFC 1034 §4.3.1), as Unbound and
     /// Knot Resolver refuse it.
     NoRecursion,
+    /// [`DOH_CANARY`] with `[server] doh_canary` on: NXDOMAIN without an
+    /// SOA, so that browsers keep using this resolver (and the private
+    /// answers) instead of DNS-over-HTTPS to a public one.
+    Canary,
 }
 
 impl Reason {
@@ -286,6 +298,7 @@ impl Reason {
             | Reason::ZoneTransfer
             | Reason::NoRecursion => rcode::REFUSED,
             Reason::Opcode => rcode::NOTIMP,
+            Reason::Canary => rcode::NXDOMAIN,
             Reason::EdnsVersion => rcode::BADVERS,
             Reason::NotOneQuestion | Reason::MetaType => rcode::FORMERR,
         }
@@ -294,6 +307,7 @@ impl Reason {
     pub fn outcome(self) -> Outcome {
         match self.rcode() {
             rcode::REFUSED => Outcome::Refused,
+            rcode::NXDOMAIN => Outcome::Local,
             _ => Outcome::Error,
         }
     }
@@ -369,6 +383,9 @@ pub fn plan<'t>(
     }
     // Once: each `as_str` checks the name as UTF-8 again.
     let name = q.name.map(NameKey::as_str);
+    if policy.doh_canary && name == Some(DOH_CANARY) {
+        return Plan::Bare(Reason::Canary);
+    }
     let local = name.map_or(Lookup::NotLocal, |k| table.lookup(k, zone_qtype(q.qtype)));
     match local {
         Lookup::Local(answer) => Plan::Local(answer),
@@ -678,7 +695,33 @@ mod tests {
             allow: vec!["127.0.0.0/8".parse().unwrap()],
             ns_addrs: vec!["127.0.0.1".parse().unwrap()],
             identity: "dns-1".into(),
+            doh_canary: true,
         }
+    }
+
+    /// The canary is answered here while `doh_canary` is on, for every
+    /// type and however it is spelt, and is forwarded like any name when
+    /// it is off; a name under it is not the canary.
+    #[test]
+    fn the_doh_canary_is_nxdomain_here_unless_turned_off() {
+        let t = table();
+        let on = policy();
+        let off = Policy {
+            doh_canary: false,
+            ..policy()
+        };
+        let canary = key("Use-Application-DNS.net");
+        let under = key("x.use-application-dns.net");
+        for qtype in [rtype::A, rtype::AAAA, rtype::TXT] {
+            let p = plan(&t, &on, &asked(&canary, qtype), false);
+            assert_eq!(p, Plan::Bare(Reason::Canary), "{qtype}");
+            assert_eq!(p.outcome(), Outcome::Local);
+            assert_eq!(Reason::Canary.rcode(), rcode::NXDOMAIN);
+            let p = plan(&t, &off, &asked(&canary, qtype), false);
+            assert_eq!(p, Plan::Forward { zone: None }, "{qtype}");
+        }
+        let p = plan(&t, &on, &asked(&under, rtype::A), false);
+        assert_eq!(p, Plan::Forward { zone: None });
     }
 
     /// One SOA per owner: amldns's own at its private-link zones and at the

@@ -116,6 +116,7 @@ pub fn build(config: &Config, found: &Discovered, generation: u64) -> Result<Bui
         tcp_idle_timeout,
         identity,
         threads,
+        doh_canary,
     } = server;
     let config::LogConfig { queries } = log;
     Ok(Built {
@@ -125,6 +126,7 @@ pub fn build(config: &Config, found: &Discovered, generation: u64) -> Result<Bui
                 allow: allow.clone(),
                 ns_addrs: resolve::ns_addrs(listen),
                 identity: identity.as_str().into(),
+                doh_canary: *doh_canary,
             },
             tcp: TcpLimits {
                 connections: *tcp_connections,

@@ -32,7 +32,7 @@ pub use crate::diagnostics::{ConfigError, Location, Warning};
 use crate::import::ImportedName;
 use crate::names::{Cloud, Workspace};
 use crate::zone::{Given, Source, ZoneSettings};
-pub use addr::dns_server;
+pub use addr::{dns_server, is_private};
 pub use read::{load, parse};
 pub use watch::watch_dirs;
 
@@ -107,6 +107,11 @@ pub struct ServerConfig {
     /// Threads answering queries, each with a UDP socket of its own on every
     /// listen address (SO_REUSEPORT), so that every core answers.
     pub threads: usize,
+    /// `use-application-dns.net` is answered NXDOMAIN here instead of
+    /// forwarded: browsers that turn DNS-over-HTTPS on by default take that
+    /// as the network's word to keep using it, and so keep reaching the
+    /// private endpoints its table points to.
+    pub doh_canary: bool,
 }
 
 /// `[metrics]`, checked.

@@ -46,6 +46,8 @@ pub(super) struct ServerSpec {
     pub identity: Option<Spanned<String>>,
     /// Threads answering, each with its own socket per listen address.
     pub threads: Option<Spanned<u64>>,
+    /// Answer Firefox's DNS-over-HTTPS canary NXDOMAIN here (default true).
+    pub doh_canary: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -178,6 +178,18 @@ impl Cloud {
         }
     }
 
+    /// The public zone of a workspace's API names (`api.azureml.ms`): its
+    /// `<region>.` names are every workspace's of a region, and public.
+    pub fn api_zone(self) -> &'static str {
+        self.suffixes().api
+    }
+
+    /// The public zone of online endpoints' names (`inference.ml.azure.com`),
+    /// under the studio's own name (`ml.azure.com`).
+    pub fn inference_zone(self) -> &'static str {
+        self.suffixes().inference
+    }
+
     /// The Azure ML zones an on-premises DNS server conditionally forwards
     /// to amldns: the public parents of every name a workspace of this cloud
     /// gets. The `privatelink.` zones sit under them (`privatelink.api.azureml.ms`

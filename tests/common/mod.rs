@@ -7,6 +7,8 @@
 pub mod arm;
 /// DNS expectations as a table of cases.
 pub mod case;
+/// A resolver on a client's path: relays to amldns, and may change answers.
+pub mod relay;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use toml::Spanned;
 
+use crate::config::is_private;
 use crate::diagnostics::{ConfigError, Lines, Location, Warning};
 use crate::names;
 
@@ -140,15 +141,6 @@ impl Cx<'_> {
         let addr: IpAddr = self.parse::<T>(v, expected)?.into();
         self.answer_address(addr, || self.at_span(v));
         Ok(addr)
-    }
-}
-
-/// SPEC §2's private answer addresses: RFC 1918, shared address space
-/// (RFC 6598, 100.64.0.0/10) and unique local IPv6 (RFC 4193, fc00::/7).
-fn is_private(addr: IpAddr) -> bool {
-    match addr.to_canonical() {
-        IpAddr::V4(a) => a.is_private() || (a.octets()[0] == 100 && a.octets()[1] & 0xc0 == 64),
-        IpAddr::V6(a) => a.segments()[0] & 0xfe00 == 0xfc00,
     }
 }
 

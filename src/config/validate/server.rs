@@ -53,6 +53,7 @@ impl Cx<'_> {
             )?),
             identity: self.identity(&server.identity)?,
             threads: self.within(&server.threads, 1..=MAX_THREADS, cores(), "threads")? as usize,
+            doh_canary: server.doh_canary.unwrap_or(true),
         })
     }
 
