@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use super::rows::resolved;
 use super::text::{comment, wildcard_parent};
+use crate::names;
 use crate::zone::{Data, ZoneTable};
 
 /// One A or AAAA record set of a [`private_zones`] zone.
@@ -45,9 +46,12 @@ impl PrivateZones {
 /// every name under a zone they hold:
 /// - a `privatelink.*` zone is held whole, as Azure does for private
 ///   endpoints: nothing public lives under it;
-/// - a name in a public zone whose `privatelink` twin is in the table
-///   (`x.api.azureml.ms` and `x.privatelink.api.azureml.ms`) is left to the
-///   twin: public DNS CNAMEs the name into it;
+/// - a name in a public zone of the private-link catalogue whose names
+///   public DNS CNAMEs into a private-link zone ([`names::private_twin`]:
+///   `kv.vault.azure.net` to `kv.privatelink.vaultcore.azure.net`) is
+///   written there, as its twin, the way a private endpoint's DNS zone group
+///   writes it; when the table holds the twin itself, the twin's answer is
+///   the one written;
 /// - any other name in a public zone gets a zone of its own (a wildcard
 ///   `*.x`: the record `*` of zone `x`), since a zone `instances.azureml.ms`
 ///   would answer NXDOMAIN for every public name under it it does not list.
@@ -56,23 +60,35 @@ impl PrivateZones {
 /// another zone for the client: aliases are given their final addresses.
 pub(super) fn private_zones(table: &ZoneTable) -> PrivateZones {
     let mut out = PrivateZones::default();
-    let mut twins: BTreeMap<&str, usize> = BTreeMap::new();
+    // (public zone, private-link zone) → names left to their twins.
+    let mut twins: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for n in table.nodes() {
         let apex = table.apex(n);
+        let twin = names::private_twin(n.name);
         let (zone, rel) = if apex.starts_with("privatelink.") {
             let rel = n
                 .name
                 .strip_suffix(apex)
                 .and_then(|r| r.strip_suffix('.'))
                 .unwrap_or("@");
-            (apex, rel)
-        } else if has_twin(table, n.name, apex) {
-            *twins.entry(apex).or_default() += 1;
-            continue;
+            (apex.to_string(), rel.to_string())
+        } else if let Some(twin) = twin {
+            let entry = names::zone_of(n.name);
+            let public = entry.map_or("", |z| z.public);
+            let private = entry.and_then(|z| z.private).unwrap_or_default();
+            if table.find(&twin).is_some_and(|t| t.name == twin) {
+                *twins.entry((public, private)).or_default() += 1;
+                continue;
+            }
+            let rel = twin
+                .strip_suffix(private)
+                .and_then(|r| r.strip_suffix('.'))
+                .unwrap_or("@");
+            (private.to_string(), rel.to_string())
         } else {
             match wildcard_parent(n.name) {
-                Some(parent) => (parent, "*"),
-                None => (n.name, "@"),
+                Some(parent) => (parent.to_string(), "*".to_string()),
+                None => (n.name.to_string(), "@".to_string()),
             }
         };
         let Data::Addrs { v4, v6 } = resolved(table, n) else {
@@ -82,7 +98,7 @@ pub(super) fn private_zones(table: &ZoneTable) -> PrivateZones {
             ));
             continue;
         };
-        let sets = out.zones.entry(zone.to_string()).or_default();
+        let sets = out.zones.entry(zone).or_default();
         let v4: Vec<String> = v4.iter().map(ToString::to_string).collect();
         let v6: Vec<String> = v6.iter().map(ToString::to_string).collect();
         for (kind, mut addrs) in [("A", v4), ("AAAA", v6)] {
@@ -91,37 +107,29 @@ pub(super) fn private_zones(table: &ZoneTable) -> PrivateZones {
             }
             addrs.sort();
             sets.push(RecordSet {
-                name: rel.to_string(),
+                name: rel.clone(),
                 kind,
                 ttl: n.ttl,
                 addrs,
             });
         }
     }
-    for (apex, count) in twins {
+    for ((public, private), count) in twins {
         out.notes.push(format!(
-            "names under {apex} ({count}): left to privatelink.{apex}, which public DNS CNAMEs them into"
+            "names under {public} ({count}): left to {private}, which public DNS CNAMEs them into"
         ));
     }
     out
 }
 
-/// Whether the table holds `name`'s `privatelink` twin: `x.<apex>` →
-/// `x.privatelink.<apex>`, itself and not through a wildcard.
-fn has_twin(table: &ZoneTable, name: &str, apex: &str) -> bool {
-    let Some(prefix) = name.strip_suffix(apex) else {
-        return false;
-    };
-    let twin = format!("{prefix}privatelink.{apex}");
-    table.find(&twin).is_some_and(|t| t.name == twin)
-}
-
 /// What both scripts say of the zones they make.
 const PRIVATE_ZONES_TEXT: &str = "\
 Zones: each privatelink.* zone whole, as Azure does for private endpoints. A
-name in a public zone whose privatelink twin is listed (x.api.azureml.ms and
-x.privatelink.api.azureml.ms) is left to the twin, which public DNS CNAMEs it
-into. Any other name in a public zone gets a zone of its own: a zone
+name in a public zone that public DNS CNAMEs into a privatelink zone
+(x.api.azureml.ms to x.privatelink.api.azureml.ms, kv.vault.azure.net to
+kv.privatelink.vaultcore.azure.net; see `amldns zones`) is written there as
+its twin, or left to the twin the table lists. Any other name in a public
+zone gets a zone of its own: a zone
 \"instances.azureml.ms\" would answer NXDOMAIN for every public name under it
 that it does not list, while a zone named after the name answers only it. A
 wildcard *.x is the record * of zone x (x itself then gets NODATA). Aliases
@@ -132,11 +140,54 @@ table no longer has (as said above), and changes nothing else.";
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::private_zones;
     use crate::export::tests::{G, table};
 
-    /// Private-link zones whole, a public name left to its twin, other
-    /// names in zones of their own (a wildcard as `*` of its parent).
+    /// A name a private endpoint lists in a public zone of the catalogue
+    /// goes into the private-link zone public DNS CNAMEs it into, as the
+    /// endpoint's DNS zone group would write it; its twin, when listed too,
+    /// is written once.
+    #[test]
+    fn public_names_go_to_their_private_link_zone() {
+        let c = crate::config::parse(
+            Path::new("t.toml"),
+            "[[record]]\nname = \"kv.vault.azure.net\"\na = [\"10.1.0.11\"]\n\
+             [[record]]\nname = \"st.blob.core.windows.net\"\na = [\"10.1.0.12\"]\n\
+             [[record]]\nname = \"st.privatelink.blob.core.windows.net\"\na = [\"10.1.0.12\"]\n\
+             [[record]]\nname = \"git.corp.example\"\na = [\"10.1.0.13\"]\n",
+        )
+        .unwrap();
+        let t = crate::snapshot::table(&c).unwrap();
+        let pz = private_zones(&t);
+        let zones: Vec<&str> = pz.zones.keys().map(String::as_str).collect();
+        assert_eq!(
+            zones,
+            [
+                "git.corp.example",
+                "privatelink.blob.core.windows.net",
+                "privatelink.vaultcore.azure.net",
+            ]
+        );
+        let kv = &pz.zones["privatelink.vaultcore.azure.net"];
+        assert_eq!(
+            (kv[0].name.as_str(), &kv[0].addrs[..]),
+            ("kv", &["10.1.0.11".to_string()][..])
+        );
+        assert_eq!(pz.zones["privatelink.blob.core.windows.net"].len(), 1);
+        assert!(
+            pz.notes
+                .iter()
+                .any(|n| n.contains("names under blob.core.windows.net (1)")),
+            "{:?}",
+            pz.notes
+        );
+    }
+
+    /// Private-link zones whole, a public name left to its twin or written
+    /// as it, other names in zones of their own (a wildcard as `*` of its
+    /// parent).
     #[test]
     fn private_zones_per_zone_where_safe() {
         let pz = private_zones(&table());
@@ -151,7 +202,6 @@ mod tests {
                 "ci-1.eastus.instances.ml.azure.ms",
                 "eastus.instances.azureml.ms",
                 "eastus.instances.ml.azure.ms",
-                &format!("ml-mlw-eastus-{G}.notebooks.azure.net"),
                 "privatelink.api.azureml.ms",
                 "privatelink.blob.core.windows.net",
                 "privatelink.notebooks.azure.net",

@@ -103,9 +103,10 @@ pub struct Zone {
     /// The zone the public DNS serves, which clients ask in and on-premises
     /// servers forward.
     pub public: &'static str,
-    /// The `privatelink.` zone the public names are CNAMEs into; none where
-    /// Azure's names stay in the public zone (compute instances, notebook
-    /// content).
+    /// The `privatelink.` zone the public names are CNAMEs into, each
+    /// `<x>.<public>` to `<x>.<private>`; none where Azure's names stay in
+    /// the public zone (compute instances, notebook content) or take
+    /// another shape (online endpoints).
     pub private: Option<&'static str>,
     pub source: Source,
 }
@@ -240,7 +241,10 @@ impl Cloud {
             ),
             ml(s.instances[0], None, PRIVATE_ENDPOINT_DNS),
             ml(s.instances[1], None, ML_CUSTOM_DNS),
-            ml(s.inference, Some(s.privatelink_api), ML_CUSTOM_DNS),
+            // An endpoint's name is a CNAME into the api zone's private-link
+            // zone, but in another shape (`<endpoint>.<guid>.inference.<region>`
+            // there): no private-link zone of its own.
+            ml(s.inference, None, ML_CUSTOM_DNS),
             ml(NOTEBOOK_CONTENT_ZONE, None, PRIVATE_ENDPOINT_DNS),
         ]
         .into_iter()
@@ -298,6 +302,22 @@ pub fn public_zones_of(name: &str) -> Vec<&'static str> {
         .filter(|other| other.private == z.private)
         .map(|other| other.public)
         .collect()
+}
+
+/// The private-link name Azure's public DNS makes `name` a CNAME to:
+/// `<x>.<private>` for `<x>.<public>` of an entry with a private-link zone
+/// (`st.privatelink.blob.core.windows.net` for `st.blob.core.windows.net`,
+/// `kv.privatelink.vaultcore.azure.net` for `kv.vault.azure.net`); `None`
+/// for a name already private, outside the catalogue, or in a zone whose
+/// names have no such twin.
+pub fn private_twin(name: &str) -> Option<String> {
+    let z = zone_of(name)?;
+    let private = z.private?;
+    if is_at_or_below(name.strip_prefix("*.").unwrap_or(name), private) {
+        return None;
+    }
+    let rel = name.strip_suffix(z.public)?.strip_suffix('.')?;
+    Some(format!("{rel}.{private}"))
 }
 
 /// The zones of [`Cloud::forwarder_zones`] for every cloud, each once, in
@@ -528,8 +548,46 @@ mod tests {
         );
         assert_eq!(
             public_zones_of("ep.g.inference.eastus.privatelink.api.azureml.ms"),
-            ["api.azureml.ms", "inference.ml.azure.com"]
+            ["api.azureml.ms"]
         );
+    }
+
+    #[test]
+    fn private_twins() {
+        let cases = [
+            (
+                "st.blob.core.windows.net",
+                Some("st.privatelink.blob.core.windows.net"),
+            ),
+            (
+                "kv.vault.azure.net",
+                Some("kv.privatelink.vaultcore.azure.net"),
+            ),
+            (
+                "kv.vaultcore.azure.net",
+                Some("kv.privatelink.vaultcore.azure.net"),
+            ),
+            (
+                "reg.eastus.data.azurecr.io",
+                Some("reg.eastus.data.privatelink.azurecr.io"),
+            ),
+            (
+                "g.workspace.eastus.cert.api.azureml.ms",
+                Some("g.workspace.eastus.cert.privatelink.api.azureml.ms"),
+            ),
+            (
+                "*.x.blob.core.windows.net",
+                Some("*.x.privatelink.blob.core.windows.net"),
+            ),
+            ("st.privatelink.blob.core.windows.net", None),
+            ("ep.eastus.inference.ml.azure.com", None),
+            ("ci.eastus.instances.azureml.ms", None),
+            ("blob.core.windows.net", None),
+            ("git.corp.example", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(private_twin(name).as_deref(), want, "{name}");
+        }
     }
 
     #[test]

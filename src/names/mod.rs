@@ -25,7 +25,7 @@ mod workspace_name;
 
 pub use catalogue::{
     Source, Zone, apex_of, catalogue, forwarder_zones, is_public_zone, notebooks_zone_of,
-    public_zones_of, zone_of,
+    private_twin, public_zones_of, zone_of,
 };
 pub use cloud::{Cloud, UnknownCloud};
 pub use derive::{
