@@ -143,7 +143,7 @@ mod tests {
     use std::path::Path;
 
     use super::private_zones;
-    use crate::export::tests::{G, table};
+    use crate::export::tests::table;
 
     /// A name a private endpoint lists in a public zone of the catalogue
     /// goes into the private-link zone public DNS CNAMEs it into, as the
