@@ -124,7 +124,7 @@ pub fn notebook_label(name: &str, region: &str, guid: &str) -> String {
 ///
 /// Names are joined with `concat`, which allocates each once at its size,
 /// not with `format!`, which took 3.5 times the instructions: a reload of
-/// 10,000 workspaces derives 130,000 names (issue 4).
+/// 10,000 workspaces derives 140,000 names (issue 4).
 pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
     let mut out = Derived {
         ws,
@@ -181,6 +181,9 @@ impl Derived<'_> {
         let api_pl = [guid, ".workspace.", r, ".", s.privatelink_api].concat();
         let cert_pl = [guid, ".workspace.", r, ".cert.", s.privatelink_api].concat();
         let nb_pl = [nb_label, ".", r, ".", s.privatelink_notebooks].concat();
+        // The older notebooks form has a private-link twin of its own, also
+        // without the region label.
+        let nb_older_pl = [nb_label, ".", s.privatelink_notebooks].concat();
         let public = [
             (
                 [guid, ".workspace.", r, ".", s.api].concat(),
@@ -206,7 +209,7 @@ impl Derived<'_> {
             // The older notebooks form without the region label.
             (
                 [nb_label, ".", s.notebooks].concat(),
-                &nb_pl,
+                &nb_older_pl,
                 Purpose::Notebooks,
                 ws.notebook_ip,
                 s.notebooks,
@@ -223,12 +226,14 @@ impl Derived<'_> {
             Target::Addr(ws.ip),
             s.privatelink_api,
         );
-        self.push(
-            nb_pl,
-            Purpose::Notebooks,
-            Target::Addr(ws.notebook_ip),
-            s.privatelink_notebooks,
-        );
+        for pl in [nb_pl, nb_older_pl] {
+            self.push(
+                pl,
+                Purpose::Notebooks,
+                Target::Addr(ws.notebook_ip),
+                s.privatelink_notebooks,
+            );
+        }
     }
 
     /// Compute instances answer the API IP, not their own (SPEC §1).
@@ -518,6 +523,7 @@ mod tests {
                 (format!("{nb}.eastus.{notebooks}"), "10.1.0.6"),
                 (format!("{nb}.{notebooks}"), "10.1.0.6"),
                 (format!("{nb}.eastus.privatelink.{notebooks}"), "10.1.0.6"),
+                (format!("{nb}.privatelink.{notebooks}"), "10.1.0.6"),
                 (format!("ci-alice.eastus.{inst1}"), "10.1.0.5"),
                 (format!("ci-alice-22.eastus.{inst1}"), "10.1.0.5"),
                 (format!("ci-alice.eastus.{inst2}"), "10.1.0.5"),
@@ -535,6 +541,55 @@ mod tests {
                 );
             }
             assert_eq!(d.len(), want.len(), "{cloud:?}: unexpected extra names");
+        }
+    }
+
+    /// The older notebooks form (no region label) and its private-link twin,
+    /// per cloud, for the hub and a project, at the notebook IP.
+    #[test]
+    fn older_notebooks_form_has_its_private_link_twin() {
+        let p = "0d5c2f4e-1111-2222-3333-444455556666";
+        let hub = crate::fixtures::NOTEBOOK_LABEL.to_string();
+        let proj = format!("ml-proj-a-eastus-{p}");
+        let cases = [
+            (Cloud::Public, &hub, "privatelink.notebooks.azure.net"),
+            (Cloud::Public, &proj, "privatelink.notebooks.azure.net"),
+            (Cloud::China, &hub, "privatelink.notebooks.chinacloudapi.cn"),
+            (
+                Cloud::China,
+                &proj,
+                "privatelink.notebooks.chinacloudapi.cn",
+            ),
+            (
+                Cloud::UsGov,
+                &hub,
+                "privatelink.notebooks.usgovcloudapi.net",
+            ),
+            (
+                Cloud::UsGov,
+                &proj,
+                "privatelink.notebooks.usgovcloudapi.net",
+            ),
+        ];
+        for (cloud, label, zone) in cases {
+            let mut w = ws(cloud);
+            w.projects = vec![Project {
+                name: "proj-a".into(),
+                id: p.into(),
+            }];
+            let twin = format!("{label}.{zone}");
+            let d = derive(&w, AnswerMode::A);
+            let found = d.iter().find(|n| n.name == twin);
+            let found = found.unwrap_or_else(|| panic!("{cloud:?}: no {twin} in {d:#?}"));
+            assert_eq!(found.target, Target::Addr("10.1.0.6".parse().unwrap()));
+            assert_eq!(found.purpose, Purpose::Notebooks);
+            assert_eq!(found.zone, zone);
+            let public = format!("{label}.{}", zone.strip_prefix("privatelink.").unwrap());
+            let d = derive(&w, AnswerMode::Cname);
+            assert!(
+                has(&d, &public, &format!("CNAME {twin}")),
+                "{cloud:?}: {public}"
+            );
         }
     }
 
@@ -558,9 +613,14 @@ mod tests {
                 format!("{nb}.eastus.notebooks.azure.net"),
                 format!("CNAME {nb}.eastus.privatelink.notebooks.azure.net"),
             ),
+            // The older form goes through its own private-link twin.
             (
                 format!("{nb}.notebooks.azure.net"),
-                format!("CNAME {nb}.eastus.privatelink.notebooks.azure.net"),
+                format!("CNAME {nb}.privatelink.notebooks.azure.net"),
+            ),
+            (
+                format!("{nb}.privatelink.notebooks.azure.net"),
+                "10.1.0.6".to_string(),
             ),
             (
                 "fraud-score.eastus.inference.ml.azure.com".to_string(),
