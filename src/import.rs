@@ -217,8 +217,7 @@ pub fn workspace_from_endpoint(
             .name;
         Some((cloud, addr_of(&|n| n == api)?))
     })?;
-    let notebooks =
-        |n: &str| names::notebooks_zone_of(n).is_some() && names::workspace_id_in(n) == Some(id);
+    let notebooks = |n: &str| names::is_notebooks_name_of(n, id);
     ws.cloud = cloud;
     ws.ip = ip;
     ws.notebook_ip = addr_of(&notebooks).unwrap_or(ip);

@@ -165,6 +165,7 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
             hub.projects.push(FoundProject {
                 name: p.name.clone(),
                 id: p.id.clone(),
+                notebook_fqdn: p.notebook_fqdn.clone(),
             });
             hub.instances.extend(instances);
             hub.online_endpoints.extend(endpoints);

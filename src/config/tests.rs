@@ -543,7 +543,7 @@ fn every_validation_error_is_located() {
             format!("{WS}notebook_fqdn = \"ml-x.blob.core.windows.net\""),
             7,
             17,
-            "not this workspace's notebooks name",
+            "is not the notebooks name of fb7e20a0-8891-458b-b969-55ddb3382f51",
         ),
         (
             format!("{WS}projects = [{{ name = \"p\", id = \"nope\" }}]"),
@@ -619,6 +619,36 @@ fn notebook_fqdn_forms_that_fit() {
         let c = parse_str(&format!("{WS}notebook_fqdn = \"{fqdn}\"")).unwrap();
         assert!(c.workspaces[0].value.notebook_fqdn.is_some(), "{fqdn}");
     }
+}
+
+/// A hub's project may give Azure's notebooks FQDN of its own, checked as a
+/// workspace's is against the project's id; it replaces the derived label.
+#[test]
+fn a_projects_notebook_fqdn() {
+    let p = "0d5c2f4e-1111-2222-3333-444455556666";
+    let fqdn = format!("ml-proj_a-eastus-{p}.eastus.notebooks.azure.net");
+    let c = parse_str(&format!(
+        "{WS}[[workspace.projects]]\nname = \"proj-a\"\nid = \"{p}\"\nnotebook_fqdn = \"{fqdn}\"\n"
+    ))
+    .unwrap();
+    let project = &c.workspaces[0].value.projects[0];
+    assert_eq!(project.notebook_fqdn.as_deref(), Some(fqdn.as_str()));
+    let names = crate::names::derive(&c.workspaces[0].value, AnswerMode::A);
+    assert!(names.iter().any(|d| d.name == fqdn), "{names:#?}");
+    assert!(!names.iter().any(|d| d.name.starts_with("ml-proj-a-")));
+    // The hub's notebooks name is not the project's.
+    let hub = format!(
+        "ml-x-eastus-{}.eastus.notebooks.azure.net",
+        crate::fixtures::GUID
+    );
+    fails_at(
+        &format!(
+            "{WS}[[workspace.projects]]\nname = \"proj-a\"\nid = \"{p}\"\nnotebook_fqdn = \"{hub}\"\n"
+        ),
+        10,
+        17,
+        &format!("is not the notebooks name of {p}"),
+    );
 }
 
 #[test]

@@ -14,6 +14,9 @@ pub struct Project {
     pub name: String,
     /// Lower-case UUID.
     pub id: String,
+    /// Azure's exact notebooks FQDN of the project, when given; its first
+    /// label replaces the derived one, as a workspace's does.
+    pub notebook_fqdn: Option<String>,
 }
 
 /// A validated workspace: ids and regions lower-case, IPs parsed.
@@ -133,13 +136,16 @@ pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
         names: Vec::new(),
     };
     // The hub itself, then each project, on the same private endpoint IPs.
-    let hub_label = match ws.notebook_fqdn.as_deref() {
+    let label = |fqdn: Option<&str>, name: &str, id: &str| match fqdn {
         Some(f) => f.split('.').next().unwrap_or(f).to_string(),
-        None => notebook_label(&ws.name, &ws.region, &ws.id),
+        None => notebook_label(name, &ws.region, id),
     };
-    out.identity(&ws.id, &hub_label);
+    out.identity(
+        &ws.id,
+        &label(ws.notebook_fqdn.as_deref(), &ws.name, &ws.id),
+    );
     for p in &ws.projects {
-        out.identity(&p.id, &notebook_label(&p.name, &ws.region, &p.id));
+        out.identity(&p.id, &label(p.notebook_fqdn.as_deref(), &p.name, &p.id));
     }
     out.instances();
     out.online_endpoints();
@@ -348,6 +354,13 @@ pub fn is_regional_inference_wildcard(fqdn: &str, cloud: Cloud, region: &str) ->
         .and_then(|r| r.strip_prefix(region))
         .and_then(|r| r.strip_prefix('.'))
         .is_some_and(|zone| zone == cloud.suffixes().inference)
+}
+
+/// Whether `fqdn` is a notebooks name (under a notebooks zone of some
+/// cloud) of the workspace or project `id`: what Azure reports as
+/// `notebookInfo.fqdn` is taken only then.
+pub fn is_notebooks_name_of(fqdn: &str, id: &str) -> bool {
+    notebooks_zone_of(fqdn).is_some() && workspace_id_in(fqdn) == Some(id)
 }
 
 /// If `fqdn` looks like a workspace name (`<uuid>.workspace.<region>.api…` or
@@ -576,6 +589,7 @@ mod tests {
             w.projects = vec![Project {
                 name: "proj-a".into(),
                 id: p.into(),
+                notebook_fqdn: None,
             }];
             let twin = format!("{label}.{zone}");
             let d = derive(&w, AnswerMode::A);
@@ -667,6 +681,7 @@ mod tests {
         w.projects = vec![Project {
             name: "proj-a".into(),
             id: "0d5c2f4e-1111-2222-3333-444455556666".into(),
+            notebook_fqdn: None,
         }];
         let d = derive(&w, AnswerMode::A);
         let p = "0d5c2f4e-1111-2222-3333-444455556666";
@@ -715,6 +730,35 @@ mod tests {
         assert!(!d.iter().any(|n| n.name.starts_with("ml-contoso-research-")));
     }
 
+    #[test]
+    fn a_projects_notebook_fqdn_overrides_its_derived_label() {
+        let p = "0d5c2f4e-1111-2222-3333-444455556666";
+        let mut w = ws(Cloud::Public);
+        w.projects = vec![Project {
+            name: "proj-a".into(),
+            id: p.into(),
+            notebook_fqdn: Some(format!("ml-proj_a-eastus-{p}.eastus.notebooks.azure.net")),
+        }];
+        let d = derive(&w, AnswerMode::A);
+        let label = format!("ml-proj_a-eastus-{p}");
+        for name in [
+            format!("{label}.eastus.notebooks.azure.net"),
+            format!("{label}.notebooks.azure.net"),
+            format!("{label}.eastus.privatelink.notebooks.azure.net"),
+            format!("{label}.privatelink.notebooks.azure.net"),
+        ] {
+            assert!(has(&d, &name, "10.1.0.6"), "missing {name}");
+        }
+        assert!(!d.iter().any(|n| n.name.starts_with("ml-proj-a-")));
+        // The hub keeps its derived label.
+        let hub = crate::fixtures::NOTEBOOK_LABEL;
+        assert!(has(
+            &d,
+            &format!("{hub}.eastus.notebooks.azure.net"),
+            "10.1.0.6"
+        ));
+    }
+
     /// Forwarding these zones is enough: every name amldns derives, in both
     /// answer modes and with every option on, sits at or below one of them.
     #[test]
@@ -728,6 +772,7 @@ mod tests {
             w.projects = vec![Project {
                 name: "p".into(),
                 id: "0d5c2f4e-1111-2222-3333-444455556666".into(),
+                notebook_fqdn: None,
             }];
             for mode in [AnswerMode::A, AnswerMode::Cname] {
                 for d in derive(&w, mode) {

@@ -689,6 +689,9 @@ pub struct Ws {
     /// The storage account's own private endpoint address, if it has one.
     pub storage_ip: Option<&'static str>,
     pub notebook_fqdn_in_workspace: bool,
+    /// Azure's notebooks label when it is not the derived one (Azure does
+    /// not document every corner of its cut).
+    pub notebook_label: Option<String>,
     /// The key vault's own private endpoint address, if it has one.
     pub vault_ip: Option<&'static str>,
     /// A container registry (else `containerRegistry` is null), behind its
@@ -744,6 +747,7 @@ impl Ws {
             online_endpoints: Vec::new(),
             storage_ip: None,
             notebook_fqdn_in_workspace: true,
+            notebook_label: None,
             vault_ip: None,
             registry_ips: None,
             regional_inference: false,
@@ -781,9 +785,10 @@ impl Ws {
     }
 
     pub fn notebooks_name(&self) -> String {
+        let derived = || amldns::names::notebook_label(&self.name, &self.region, &self.id);
         format!(
             "{}.{}.{}",
-            amldns::names::notebook_label(&self.name, &self.region, &self.id),
+            self.notebook_label.clone().unwrap_or_else(derived),
             self.region,
             self.suffixes().1
         )

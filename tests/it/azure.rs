@@ -99,6 +99,8 @@ fn world() -> Vec<Ws> {
     project.hub = Some(hub.resource_id());
     project.endpoint = Endpoint::None;
     project.computes = vec![("ci-bob".into(), "ComputeInstance")];
+    // Its notebooks name as Azure reports it, not as amldns would cut it.
+    project.notebook_label = Some(format!("ml-proj_a-westeurope-{PROJECT}"));
     let mut nic = Ws::new("mlw-zonegroup", NIC_WS, "eastus2");
     nic.endpoint = Endpoint::Nic;
     nic.ips = ["10.3.0.5", "10.3.0.6", "10.3.0.7"];
@@ -185,6 +187,15 @@ async fn a_round_serves_every_shape_azure_gives() {
             "10.2.0.5",
         ),
         ("ci-bob.westeurope.instances.azureml.ms".into(), "10.2.0.5"),
+        // The project's notebooks name is the one its notebookInfo gives.
+        (
+            format!("ml-proj_a-westeurope-{PROJECT}.westeurope.notebooks.azure.net"),
+            "10.2.0.6",
+        ),
+        (
+            format!("ml-proj_a-westeurope-{PROJECT}.privatelink.notebooks.azure.net"),
+            "10.2.0.6",
+        ),
         // Names on the NIC, the zone group having emptied customDnsConfigs.
         (
             format!("{NIC_WS}.workspace.eastus2.api.azureml.ms"),
@@ -214,6 +225,7 @@ async fn a_round_serves_every_shape_azure_gives() {
         format!("{PENDING_WS}.workspace.eastus.api.azureml.ms"),
         format!("{SILENT_WS}.workspace.eastus.api.azureml.ms"),
         "kvmlwcontoso.vault.azure.net".to_string(),
+        format!("ml-proj-a-westeurope-{PROJECT}.westeurope.notebooks.azure.net"),
     ] {
         let m = udp_query(*s, &name, RecordType::A).await;
         assert!(!m.metadata.authoritative, "{name} is not local");
