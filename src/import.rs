@@ -423,6 +423,63 @@ fn collect<'a>(v: &'a Value, out: &mut Result<Vec<Pair<'a>>, ()>) {
     }
 }
 
+/// A compute instance, as ARM lists a workspace's computes or as `az ml
+/// compute show` prints one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputeInstance {
+    /// Lower-case.
+    pub name: String,
+    /// `…/workspaces/<workspace>/computes/<name>`, as given; empty when not.
+    pub resource_id: String,
+    /// The host of each of its applications' URIs, lower-case.
+    pub hosts: Vec<String>,
+}
+
+/// The compute instance `v` is, if it is one: ARM's shape
+/// (`properties.computeType` = `ComputeInstance`, the applications in
+/// `properties.properties.applications[].endpointUri`, as the REST specs'
+/// Compute/get/ComputeInstance.json has them) or the Azure CLI's (`type` =
+/// `computeinstance`, `services[].endpoint_uri`: azure-ai-ml's
+/// `ComputeInstanceSchema` dumps ARM's applications under that name, keys
+/// in snake case). A cluster or an attached compute is not one.
+pub fn compute_instance(v: &Value) -> Option<ComputeInstance> {
+    let obj = v.as_object()?;
+    let text = |k: &str| get(obj, k).and_then(Value::as_str);
+    let by_arm = (field(obj, "computeType").and_then(Value::as_str))
+        .is_some_and(|t| t.eq_ignore_ascii_case("ComputeInstance"));
+    let by_cli = text("type").is_some_and(|t| t.eq_ignore_ascii_case("computeinstance"));
+    if !by_arm && !by_cli {
+        return None;
+    }
+    let arm_apps = (get(obj, "properties").and_then(Value::as_object))
+        .and_then(|p| get(p, "properties"))
+        .and_then(Value::as_object)
+        .and_then(|p| get(p, "applications"));
+    let hosts = (arm_apps.or_else(|| get(obj, "services")))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .filter_map(|a| get(a, "endpointUri").or_else(|| get(a, "endpoint_uri")))
+        .filter_map(Value::as_str)
+        .filter_map(uri_host)
+        .collect();
+    Some(ComputeInstance {
+        name: text("name")?.to_ascii_lowercase(),
+        resource_id: text("id").unwrap_or_default().to_string(),
+        hosts,
+    })
+}
+
+/// The host of a URI (`https://ci-8787.eastus.instances.azureml.ms/`), as
+/// a domain name; `None` when it has none.
+fn uri_host(uri: &str) -> Option<String> {
+    let (_, rest) = uri.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?.split(':').next()?;
+    domain_name(host).ok()
+}
+
 /// A key of `obj`, in any letter case.
 fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.iter()
@@ -467,6 +524,42 @@ mod tests {
     }
 
     const G: &str = crate::fixtures::GUID;
+
+    /// Both shapes a compute instance comes in, and what is not one.
+    #[test]
+    fn compute_instances_as_arm_and_the_cli_give_them() {
+        let id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/\
+                  workspaces/mlw/computes/ci-alice";
+        let arm = serde_json::json!({"id": id, "name": "CI-Alice",
+            "type": "Microsoft.MachineLearningServices/workspaces/computes",
+            "properties": {"computeType": "ComputeInstance", "properties": {"applications": [
+                {"displayName": "Jupyter", "endpointUri": "https://ci-alice.eastus.instances.azureml.ms/tree/"},
+                {"displayName": "RStudio", "endpointUri": "https://CI-Alice-8787.eastus.instances.azureml.ms:443/"},
+                {"displayName": "VS Code", "endpointUri": "vscode://ms-toolsai.vscode-ai-remote/open?x=1"},
+                {"displayName": "Odd", "endpointUri": "not a uri"}]}}});
+        let cli = serde_json::json!({"name": "ci-alice", "type": "computeinstance", "id": id,
+            "location": "eastus", "services": [
+                {"display_name": "Jupyter", "endpoint_uri": "https://ci-alice.eastus.instances.azureml.ms/tree/"},
+                {"display_name": "RStudio", "endpoint_uri": "https://ci-alice-8787.eastus.instances.azureml.ms/"},
+                {"display_name": "VS Code", "endpoint_uri": "vscode://ms-toolsai.vscode-ai-remote/open?x=1"},
+                {"display_name": "Odd", "endpoint_uri": "not a uri"}]});
+        let want = ComputeInstance {
+            name: "ci-alice".into(),
+            resource_id: id.into(),
+            hosts: vec![
+                "ci-alice.eastus.instances.azureml.ms".into(),
+                "ci-alice-8787.eastus.instances.azureml.ms".into(),
+                "ms-toolsai.vscode-ai-remote".into(),
+            ],
+        };
+        assert_eq!(compute_instance(&arm), Some(want.clone()));
+        assert_eq!(compute_instance(&cli), Some(want));
+        let cluster =
+            serde_json::json!({"name": "cpu", "properties": {"computeType": "AmlCompute"}});
+        assert_eq!(compute_instance(&cluster), None);
+        let cli_cluster = serde_json::json!({"name": "cpu", "type": "amlcompute"});
+        assert_eq!(compute_instance(&cli_cluster), None);
+    }
 
     #[test]
     fn private_endpoint_object() {

@@ -346,6 +346,17 @@ pub fn is_regional_wildcard(fqdn: &str) -> bool {
         })
 }
 
+/// Whether `host` lies under an instances zone of `cloud`, in either
+/// spelling (`instances.azureml.ms`, `instances.ml.azure.ms`…): a compute
+/// instance's application host, such as RStudio's
+/// `<instance>-8787.<region>.instances.azureml.ms`, which the workspace's
+/// API IP answers as the instance's own names do. Not a wildcard, not the
+/// zone itself.
+pub fn is_instance_host(host: &str, cloud: Cloud) -> bool {
+    !host.starts_with("*.")
+        && (cloud.suffixes().instances.iter()).any(|z| host != *z && is_at_or_below(host, z))
+}
+
 /// Whether `fqdn` is the regional wildcard over the online endpoints of
 /// `region` in `cloud`, `*.<region>.inference.<zone>`: listed by a
 /// workspace's endpoint, it marks the inference IP.
@@ -865,6 +876,39 @@ mod tests {
             Cloud::Public,
             "eastus"
         ));
+    }
+
+    #[test]
+    fn instance_hosts_lie_under_their_clouds_instances_zones() {
+        let cases = [
+            ("ci-1-8787.eastus.instances.azureml.ms", Cloud::Public, true),
+            (
+                "ci-1-8787.eastus.instances.ml.azure.ms",
+                Cloud::Public,
+                true,
+            ),
+            ("ci-1.chinaeast2.instances.azureml.cn", Cloud::China, true),
+            ("ci-1.chinaeast2.instances.ml.azure.cn", Cloud::China, true),
+            (
+                "ci-1.usgovvirginia.instances.azureml.us",
+                Cloud::UsGov,
+                true,
+            ),
+            (
+                "ci-1.usgovvirginia.instances.ml.azure.us",
+                Cloud::UsGov,
+                true,
+            ),
+            // Another cloud's zone, the zone itself, a wildcard, elsewhere.
+            ("ci-1.eastus.instances.azureml.ms", Cloud::China, false),
+            ("instances.azureml.ms", Cloud::Public, false),
+            ("*.eastus.instances.azureml.ms", Cloud::Public, false),
+            ("compute123.eastus2.azureml.net", Cloud::Public, false),
+            ("x.eastus.notinstances.azureml.ms", Cloud::Public, false),
+        ];
+        for (host, cloud, want) in cases {
+            assert_eq!(is_instance_host(host, cloud), want, "{host} in {cloud:?}");
+        }
     }
 
     #[test]

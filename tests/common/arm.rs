@@ -775,6 +775,25 @@ impl Ws {
         }
     }
 
+    /// A compute instance's `properties.properties.applications`, shaped as
+    /// in the REST specs' Compute/get/ComputeInstance.json (machinelearningservices
+    /// 2024-04-01, commit a2477ac, compared 2026-12-07): Jupyter and RStudio
+    /// under the instances zone, and the example's own host, which lies
+    /// under none (`<instance>.<region>.azureml.net`).
+    pub fn applications(&self, instance: &str) -> Value {
+        let zone = match self.cloud {
+            "china" => "instances.azureml.cn",
+            "usgov" => "instances.azureml.us",
+            _ => "instances.azureml.ms",
+        };
+        let r = &self.region;
+        json!([
+            {"displayName": "Jupyter", "endpointUri": format!("https://{instance}.{r}.{zone}/tree/")},
+            {"displayName": "RStudio", "endpointUri": format!("https://{instance}-8787.{r}.{zone}/")},
+            {"displayName": "Jupyter (example)", "endpointUri": format!("https://{instance}.{r}.azureml.net/jupyter")},
+        ])
+    }
+
     pub fn api_name(&self) -> String {
         format!(
             "{}.workspace.{}.{}",
@@ -973,9 +992,16 @@ impl World {
         let computes: Vec<Value> = ws
             .computes
             .iter()
-            .map(|(n, t)| json!({"id": format!("{rid}/computes/{n}"), "name": n,
-                "type": "Microsoft.MachineLearningServices/workspaces/computes",
-                "location": ws.region, "properties": {"computeType": t, "provisioningState": "Succeeded"}}))
+            .map(|(n, t)| {
+                let mut c = json!({"id": format!("{rid}/computes/{n}"), "name": n,
+                    "type": "Microsoft.MachineLearningServices/workspaces/computes",
+                    "location": ws.region, "properties": {"computeType": t, "provisioningState": "Succeeded"}});
+                if *t == "ComputeInstance" {
+                    c["properties"]["properties"] = json!({"state": "Running",
+                        "applications": ws.applications(n)});
+                }
+                c
+            })
             .collect();
         self.lists
             .insert(format!("{rid}/computes").to_ascii_lowercase(), computes);
