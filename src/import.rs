@@ -15,6 +15,9 @@
 //!   them): no addresses of its own, but with the names imported beside it
 //!   it gives the workspace's whole name set, as `[[workspace]]` does
 //!   (the private-link forms, the older notebooks form);
+//! - a compute instance (`az ml compute show`, or ARM's, or a list of
+//!   them): its names and its applications' hosts, served with the
+//!   workspace its id names when that workspace is served;
 //! - amldns's own discovery file (`{"amldns_discovery": 1, ...}`, what
 //!   `amldns discover --watch --out` writes): served as discovery is, below
 //!   the file's own names.
@@ -55,6 +58,15 @@ pub struct ImportedWorkspace {
     pub at: Location,
 }
 
+/// A compute instance object: which workspace it belongs to, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedCompute {
+    /// The workspace its resource id names (`…/workspaces/<workspace>/computes/…`).
+    pub workspace: Option<String>,
+    pub instance: ComputeInstance,
+    pub at: Location,
+}
+
 /// What one `[[import]]` gave.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -62,6 +74,7 @@ pub struct Loaded {
     pub files: usize,
     pub names: Vec<ImportedName>,
     pub workspaces: Vec<ImportedWorkspace>,
+    pub computes: Vec<ImportedCompute>,
     /// Discovery files, each with where it was read.
     pub discoveries: Vec<(Location, Discovery)>,
     /// Files of a known shape that list no names.
@@ -156,6 +169,10 @@ pub fn load(config_path: &Path, pattern: &str, optional: bool) -> Result<Loaded,
         }
         if let Some(ws) = workspaces_in(&path, &value) {
             loaded.workspaces.extend(ws);
+            continue;
+        }
+        if let Some(computes) = computes_in(&path, &value) {
+            loaded.computes.extend(computes);
             continue;
         }
         let names = names_in(&path, &text, &value)?;
@@ -267,6 +284,40 @@ fn workspaces_in(file: &Path, value: &Value) -> Option<Vec<ImportedWorkspace>> {
         .collect()
 }
 
+/// The compute instances in `value`, if it is one or a list of them.
+fn computes_in(file: &Path, value: &Value) -> Option<Vec<ImportedCompute>> {
+    let items = match value {
+        Value::Array(a) if !a.is_empty() => a.iter().collect(),
+        Value::Object(_) => vec![value],
+        _ => return None,
+    };
+    items
+        .into_iter()
+        .map(|v| {
+            let instance = compute_instance(v)?;
+            Some(ImportedCompute {
+                workspace: workspace_of_compute(&instance.resource_id).map(str::to_string),
+                instance,
+                at: Location::start_of(file),
+            })
+        })
+        .collect()
+}
+
+/// The workspace a compute's resource id names:
+/// `…/workspaces/<workspace>/computes/<compute>`.
+fn workspace_of_compute(id: &str) -> Option<&str> {
+    let mut parts = id.split('/');
+    while let Some(p) = parts.next() {
+        if p.eq_ignore_ascii_case("workspaces") {
+            let ws = parts.next().filter(|w| !w.is_empty())?;
+            let computes = parts.next()?.eq_ignore_ascii_case("computes");
+            return computes.then_some(ws);
+        }
+    }
+    None
+}
+
 /// Names and addresses in one file's text.
 pub fn parse(file: &Path, text: &str) -> Result<Vec<ImportedName>, ImportError> {
     names_in(file, text, &json(file, text)?)
@@ -292,8 +343,8 @@ fn names_in(file: &Path, text: &str, value: &Value) -> Result<Vec<ImportedName>,
             "{why}: expected the output of `az network private-endpoint show` \
              (customDnsConfigs), of `az network nic show` (ipConfigurations, or the \
              [{{IPAddress, FQDNs}}] projection), of `az network private-endpoint \
-             dns-zone-group show`, of `az network private-dns record-set a list` or of \
-             `az ml workspace show`"
+             dns-zone-group show`, of `az network private-dns record-set a list`, of \
+             `az ml workspace show` or of `az ml compute show` (a compute instance)"
         ),
     };
     // An empty list is a known shape: Azure empties customDnsConfigs once a

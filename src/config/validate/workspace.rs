@@ -31,6 +31,20 @@ impl Workspaces {
         self.list.push(Located { at, value: ws });
     }
 
+    /// The workspaces named `name`, or with a project so named (Azure's
+    /// names are case-insensitive): what serves that workspace's computes.
+    pub(super) fn named_mut<'s>(
+        &'s mut self,
+        name: &'s str,
+    ) -> impl Iterator<Item = &'s mut Workspace> + 's {
+        (self.list.iter_mut())
+            .map(|w| &mut w.value)
+            .filter(move |w| {
+                w.name.eq_ignore_ascii_case(name)
+                    || w.projects.iter().any(|p| p.name.eq_ignore_ascii_case(name))
+            })
+    }
+
     pub(super) fn list(&self) -> &[Located<Workspace>] {
         &self.list
     }
