@@ -257,12 +257,7 @@ pub fn workspace_from_endpoint(
 /// The workspace objects in `text`, if it is one or a list of them
 /// (`workspaceId`, in ARM's or the CLI's spelling, marks one).
 fn workspaces_in(file: &Path, value: &Value) -> Option<Vec<ImportedWorkspace>> {
-    let items = match value {
-        Value::Array(a) if !a.is_empty() => a.iter().collect(),
-        Value::Object(_) => vec![value],
-        _ => return None,
-    };
-    items
+    objects(value)?
         .into_iter()
         .map(|v| {
             let obj = v.as_object()?;
@@ -284,14 +279,19 @@ fn workspaces_in(file: &Path, value: &Value) -> Option<Vec<ImportedWorkspace>> {
         .collect()
 }
 
+/// What a file of one object, or of a list of them, holds: the object, or
+/// the list's items; `None` for anything else (an empty list among them).
+fn objects(value: &Value) -> Option<Vec<&Value>> {
+    match value {
+        Value::Array(a) if !a.is_empty() => Some(a.iter().collect()),
+        Value::Object(_) => Some(vec![value]),
+        _ => None,
+    }
+}
+
 /// The compute instances in `value`, if it is one or a list of them.
 fn computes_in(file: &Path, value: &Value) -> Option<Vec<ImportedCompute>> {
-    let items = match value {
-        Value::Array(a) if !a.is_empty() => a.iter().collect(),
-        Value::Object(_) => vec![value],
-        _ => return None,
-    };
-    items
+    objects(value)?
         .into_iter()
         .map(|v| {
             let instance = compute_instance(v)?;
