@@ -2,7 +2,7 @@
 # Table size (issue 4): how long a config of many workspaces takes to compile
 # and swap in, and how much memory the server holds with it.
 #
-# Writes a config of N workspaces (13 names each, as in benches/hot_path.rs)
+# Writes a config of N workspaces (14 names each, as in benches/hot_path.rs)
 # or of N `[[record]]`s, times `amldns check` on it and reads its peak RSS,
 # starts the release server on loopback (DNS and the metrics listener on
 # port 0; the upstream is never asked; the files watched, as by default),
@@ -34,7 +34,7 @@ mkdir -p "$out"
 ((build)) && cargo build --release --locked --manifest-path "$repo/Cargo.toml" >&2
 
 # The same shape as config() in benches/hot_path.rs: one compute instance and
-# one online endpoint per workspace, 13 names each; records under one
+# one online endpoint per workspace, 14 names each; records under one
 # private-link zone.
 config=$out/table-$workspaces-$records.toml
 awk -v n="$workspaces" -v r="$records" 'BEGIN {

@@ -15,6 +15,9 @@
 //!   them): no addresses of its own, but with the names imported beside it
 //!   it gives the workspace's whole name set, as `[[workspace]]` does
 //!   (the private-link forms, the older notebooks form);
+//! - a compute instance (`az ml compute show`, or ARM's, or a list of
+//!   them): its names and its applications' hosts, served with the
+//!   workspace its id names when that workspace is served;
 //! - amldns's own discovery file (`{"amldns_discovery": 1, ...}`, what
 //!   `amldns discover --watch --out` writes): served as discovery is, below
 //!   the file's own names.
@@ -55,6 +58,15 @@ pub struct ImportedWorkspace {
     pub at: Location,
 }
 
+/// A compute instance object: which workspace it belongs to, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedCompute {
+    /// The workspace its resource id names (`…/workspaces/<workspace>/computes/…`).
+    pub workspace: Option<String>,
+    pub instance: ComputeInstance,
+    pub at: Location,
+}
+
 /// What one `[[import]]` gave.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -62,6 +74,7 @@ pub struct Loaded {
     pub files: usize,
     pub names: Vec<ImportedName>,
     pub workspaces: Vec<ImportedWorkspace>,
+    pub computes: Vec<ImportedCompute>,
     /// Discovery files, each with where it was read.
     pub discoveries: Vec<(Location, Discovery)>,
     /// Files of a known shape that list no names.
@@ -158,6 +171,10 @@ pub fn load(config_path: &Path, pattern: &str, optional: bool) -> Result<Loaded,
             loaded.workspaces.extend(ws);
             continue;
         }
+        if let Some(computes) = computes_in(&path, &value) {
+            loaded.computes.extend(computes);
+            continue;
+        }
         let names = names_in(&path, &text, &value)?;
         if names.is_empty() {
             loaded.empty.push(path);
@@ -217,8 +234,7 @@ pub fn workspace_from_endpoint(
             .name;
         Some((cloud, addr_of(&|n| n == api)?))
     })?;
-    let notebooks =
-        |n: &str| names::notebooks_zone_of(n).is_some() && names::workspace_id_in(n) == Some(id);
+    let notebooks = |n: &str| names::is_notebooks_name_of(n, id);
     ws.cloud = cloud;
     ws.ip = ip;
     ws.notebook_ip = addr_of(&notebooks).unwrap_or(ip);
@@ -241,12 +257,7 @@ pub fn workspace_from_endpoint(
 /// The workspace objects in `text`, if it is one or a list of them
 /// (`workspaceId`, in ARM's or the CLI's spelling, marks one).
 fn workspaces_in(file: &Path, value: &Value) -> Option<Vec<ImportedWorkspace>> {
-    let items = match value {
-        Value::Array(a) if !a.is_empty() => a.iter().collect(),
-        Value::Object(_) => vec![value],
-        _ => return None,
-    };
-    items
+    objects(value)?
         .into_iter()
         .map(|v| {
             let obj = v.as_object()?;
@@ -266,6 +277,45 @@ fn workspaces_in(file: &Path, value: &Value) -> Option<Vec<ImportedWorkspace>> {
             })
         })
         .collect()
+}
+
+/// What a file of one object, or of a list of them, holds: the object, or
+/// the list's items; `None` for anything else (an empty list among them).
+fn objects(value: &Value) -> Option<Vec<&Value>> {
+    match value {
+        Value::Array(a) if !a.is_empty() => Some(a.iter().collect()),
+        Value::Object(_) => Some(vec![value]),
+        _ => None,
+    }
+}
+
+/// The compute instances in `value`, if it is one or a list of them.
+fn computes_in(file: &Path, value: &Value) -> Option<Vec<ImportedCompute>> {
+    objects(value)?
+        .into_iter()
+        .map(|v| {
+            let instance = compute_instance(v)?;
+            Some(ImportedCompute {
+                workspace: workspace_of_compute(&instance.resource_id).map(str::to_string),
+                instance,
+                at: Location::start_of(file),
+            })
+        })
+        .collect()
+}
+
+/// The workspace a compute's resource id names:
+/// `…/workspaces/<workspace>/computes/<compute>`.
+fn workspace_of_compute(id: &str) -> Option<&str> {
+    let mut parts = id.split('/');
+    while let Some(p) = parts.next() {
+        if p.eq_ignore_ascii_case("workspaces") {
+            let ws = parts.next().filter(|w| !w.is_empty())?;
+            let computes = parts.next()?.eq_ignore_ascii_case("computes");
+            return computes.then_some(ws);
+        }
+    }
+    None
 }
 
 /// Names and addresses in one file's text.
@@ -293,8 +343,8 @@ fn names_in(file: &Path, text: &str, value: &Value) -> Result<Vec<ImportedName>,
             "{why}: expected the output of `az network private-endpoint show` \
              (customDnsConfigs), of `az network nic show` (ipConfigurations, or the \
              [{{IPAddress, FQDNs}}] projection), of `az network private-endpoint \
-             dns-zone-group show`, of `az network private-dns record-set a list` or of \
-             `az ml workspace show`"
+             dns-zone-group show`, of `az network private-dns record-set a list`, of \
+             `az ml workspace show` or of `az ml compute show` (a compute instance)"
         ),
     };
     // An empty list is a known shape: Azure empties customDnsConfigs once a
@@ -424,6 +474,63 @@ fn collect<'a>(v: &'a Value, out: &mut Result<Vec<Pair<'a>>, ()>) {
     }
 }
 
+/// A compute instance, as ARM lists a workspace's computes or as `az ml
+/// compute show` prints one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputeInstance {
+    /// Lower-case.
+    pub name: String,
+    /// `…/workspaces/<workspace>/computes/<name>`, as given; empty when not.
+    pub resource_id: String,
+    /// The host of each of its applications' URIs, lower-case.
+    pub hosts: Vec<String>,
+}
+
+/// The compute instance `v` is, if it is one: ARM's shape
+/// (`properties.computeType` = `ComputeInstance`, the applications in
+/// `properties.properties.applications[].endpointUri`, as the REST specs'
+/// Compute/get/ComputeInstance.json has them) or the Azure CLI's (`type` =
+/// `computeinstance`, `services[].endpoint_uri`: azure-ai-ml's
+/// `ComputeInstanceSchema` dumps ARM's applications under that name, keys
+/// in snake case). A cluster or an attached compute is not one.
+pub fn compute_instance(v: &Value) -> Option<ComputeInstance> {
+    let obj = v.as_object()?;
+    let text = |k: &str| get(obj, k).and_then(Value::as_str);
+    let by_arm = (field(obj, "computeType").and_then(Value::as_str))
+        .is_some_and(|t| t.eq_ignore_ascii_case("ComputeInstance"));
+    let by_cli = text("type").is_some_and(|t| t.eq_ignore_ascii_case("computeinstance"));
+    if !by_arm && !by_cli {
+        return None;
+    }
+    let arm_apps = (get(obj, "properties").and_then(Value::as_object))
+        .and_then(|p| get(p, "properties"))
+        .and_then(Value::as_object)
+        .and_then(|p| get(p, "applications"));
+    let hosts = (arm_apps.or_else(|| get(obj, "services")))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .filter_map(|a| get(a, "endpointUri").or_else(|| get(a, "endpoint_uri")))
+        .filter_map(Value::as_str)
+        .filter_map(uri_host)
+        .collect();
+    Some(ComputeInstance {
+        name: text("name")?.to_ascii_lowercase(),
+        resource_id: text("id").unwrap_or_default().to_string(),
+        hosts,
+    })
+}
+
+/// The host of a URI (`https://ci-8787.eastus.instances.azureml.ms/`), as
+/// a domain name; `None` when it has none.
+fn uri_host(uri: &str) -> Option<String> {
+    let (_, rest) = uri.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?.split(':').next()?;
+    domain_name(host).ok()
+}
+
 /// A key of `obj`, in any letter case.
 fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.iter()
@@ -468,6 +575,42 @@ mod tests {
     }
 
     const G: &str = crate::fixtures::GUID;
+
+    /// Both shapes a compute instance comes in, and what is not one.
+    #[test]
+    fn compute_instances_as_arm_and_the_cli_give_them() {
+        let id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/\
+                  workspaces/mlw/computes/ci-alice";
+        let arm = serde_json::json!({"id": id, "name": "CI-Alice",
+            "type": "Microsoft.MachineLearningServices/workspaces/computes",
+            "properties": {"computeType": "ComputeInstance", "properties": {"applications": [
+                {"displayName": "Jupyter", "endpointUri": "https://ci-alice.eastus.instances.azureml.ms/tree/"},
+                {"displayName": "RStudio", "endpointUri": "https://CI-Alice-8787.eastus.instances.azureml.ms:443/"},
+                {"displayName": "VS Code", "endpointUri": "vscode://ms-toolsai.vscode-ai-remote/open?x=1"},
+                {"displayName": "Odd", "endpointUri": "not a uri"}]}}});
+        let cli = serde_json::json!({"name": "ci-alice", "type": "computeinstance", "id": id,
+            "location": "eastus", "services": [
+                {"display_name": "Jupyter", "endpoint_uri": "https://ci-alice.eastus.instances.azureml.ms/tree/"},
+                {"display_name": "RStudio", "endpoint_uri": "https://ci-alice-8787.eastus.instances.azureml.ms/"},
+                {"display_name": "VS Code", "endpoint_uri": "vscode://ms-toolsai.vscode-ai-remote/open?x=1"},
+                {"display_name": "Odd", "endpoint_uri": "not a uri"}]});
+        let want = ComputeInstance {
+            name: "ci-alice".into(),
+            resource_id: id.into(),
+            hosts: vec![
+                "ci-alice.eastus.instances.azureml.ms".into(),
+                "ci-alice-8787.eastus.instances.azureml.ms".into(),
+                "ms-toolsai.vscode-ai-remote".into(),
+            ],
+        };
+        assert_eq!(compute_instance(&arm), Some(want.clone()));
+        assert_eq!(compute_instance(&cli), Some(want));
+        let cluster =
+            serde_json::json!({"name": "cpu", "properties": {"computeType": "AmlCompute"}});
+        assert_eq!(compute_instance(&cluster), None);
+        let cli_cluster = serde_json::json!({"name": "cpu", "type": "amlcompute"});
+        assert_eq!(compute_instance(&cli_cluster), None);
+    }
 
     #[test]
     fn private_endpoint_object() {

@@ -1,6 +1,6 @@
 //! What the benchmarks share: the config they load.
 
-/// The text of a config of `workspaces` workspaces, 13 names each (one
+/// The text of a config of `workspaces` workspaces, 14 names each (one
 /// instance and one online endpoint), with the upstream on loopback (never
 /// contacted). `benches/table.sh` writes the same shape.
 pub fn config_text(workspaces: usize) -> String {

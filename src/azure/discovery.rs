@@ -96,6 +96,9 @@ pub struct Found {
 pub struct FoundProject {
     pub name: String,
     pub id: String,
+    /// The project's own `properties.notebookInfo.fqdn`, when ARM gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notebook_fqdn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,7 +241,14 @@ impl Found {
                 .map(|p| (p.name.as_str(), p.id.as_str()))
                 .collect(),
         };
-        let n = names::check_workspace(&parts).map_err(|fault| self.skip_reason(fault))?;
+        let mut n = names::check_workspace(&parts).map_err(|fault| self.skip_reason(fault))?;
+        // A project's notebooks FQDN is taken when it is the project's own,
+        // as the workspace's is (`import::workspace_from_endpoint`).
+        for (p, found) in n.projects.iter_mut().zip(&self.projects) {
+            p.notebook_fqdn = (found.notebook_fqdn.as_deref())
+                .map(str::to_ascii_lowercase)
+                .filter(|f| names::is_notebooks_name_of(f, &p.id));
+        }
         Ok(Workspace {
             name: n.name,
             id: n.id,
@@ -300,6 +310,7 @@ mod tests {
             projects: vec![FoundProject {
                 name: "proj-a".into(),
                 id: "0d5c2f4e-1111-2222-3333-444455556666".into(),
+                notebook_fqdn: None,
             }],
             names: Vec::new(),
             endpoint: None,
@@ -360,6 +371,24 @@ mod tests {
         assert_eq!(ws.id, "fb7e20a0-8891-458b-b969-55ddb3382f51");
         assert_eq!(ws.region, "eastus");
         assert_eq!(ws.cloud, Cloud::Public);
+    }
+
+    /// A project's own notebooks FQDN is served when it names the project;
+    /// a state file written before projects had one still reads.
+    #[test]
+    fn a_projects_notebook_fqdn_when_it_is_its_own() {
+        let p = "0d5c2f4e-1111-2222-3333-444455556666";
+        let own = format!("ML-PROJ_A-eastus-{p}.eastus.notebooks.azure.net");
+        let mut f = found();
+        f.projects[0].notebook_fqdn = Some(own.clone());
+        let ws = f.workspace().unwrap();
+        assert_eq!(ws.projects[0].notebook_fqdn, Some(own.to_ascii_lowercase()));
+        let hubs = format!("ml-mlw-eastus-{}.eastus.notebooks.azure.net", ws.id);
+        f.projects[0].notebook_fqdn = Some(hubs);
+        assert_eq!(f.workspace().unwrap().projects[0].notebook_fqdn, None);
+        let old: FoundProject =
+            serde_json::from_str(&format!(r#"{{"name": "proj-a", "id": "{p}"}}"#)).unwrap();
+        assert_eq!(old.notebook_fqdn, None);
     }
 
     /// Each reason a workspace is not served, as the reload log says it.

@@ -356,7 +356,15 @@ impl Discovered {
             let projects: Vec<String> = w
                 .projects
                 .iter()
-                .map(|p| format!("{{ name = {}, id = {} }}", q(&p.name), q(&p.id)))
+                .map(|p| match &p.notebook_fqdn {
+                    Some(f) => format!(
+                        "{{ name = {}, id = {}, notebook_fqdn = {} }}",
+                        q(&p.name),
+                        q(&p.id),
+                        q(f)
+                    ),
+                    None => format!("{{ name = {}, id = {} }}", q(&p.name), q(&p.id)),
+                })
                 .collect();
             let _ = writeln!(out, "projects = [{}]", projects.join(", "));
         }
@@ -1466,11 +1474,23 @@ mod tests {
 
     #[test]
     fn discovered_workspaces_print_as_config() {
-        let d = discovered(vec![found("mlw-a", A, "10.1.0.5")]);
+        let mut hub = found("mlw-a", A, "10.1.0.5");
+        let project_fqdn = format!("ml-proj_b-eastus-{B}.eastus.notebooks.azure.net");
+        hub.projects = vec![FoundProject {
+            name: "proj-b".into(),
+            id: B.into(),
+            notebook_fqdn: Some(project_fqdn.clone()),
+        }];
+        let d = discovered(vec![hub]);
         let toml = d.to_toml();
         assert!(toml.contains("[[workspace]]\nname = \"mlw-a\"\n"), "{toml}");
         assert!(toml.contains("instances = [\"ci-a\", \"ci-b\"]"), "{toml}");
         let c = crate::config::parse(Path::new("t.toml"), &toml).unwrap();
         assert_eq!(c.workspaces[0].value.id, A);
+        let project = &c.workspaces[0].value.projects[0];
+        assert_eq!(
+            project.notebook_fqdn.as_deref(),
+            Some(project_fqdn.as_str())
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 
 use futures_util::StreamExt;
 use serde_json::Value;
+use tracing::debug;
 
 use super::arm::Arm;
 use super::discovery::{Discovery, Found, FoundName, FoundProject, Skipped, subscription_of};
@@ -178,13 +179,13 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
         {
             let mut skipped = Vec::new();
             let read = async {
-                let instances = compute_instances(arm, &p.resource_id, &mut skipped).await?;
+                let computes = compute_instances(arm, &p.resource_id, &mut skipped).await?;
                 let endpoints = online_endpoints(arm, &p.resource_id, &mut skipped).await?;
-                Ok::<_, Failure>((instances, endpoints))
+                Ok::<_, Failure>((computes, endpoints))
             };
             // What the hub serves is incomplete without it: the hub's
             // subscription keeps its last good discovery.
-            let (instances, endpoints) = match read.await {
+            let (computes, endpoints) = match read.await {
                 Ok(r) => r,
                 Err(f) => {
                     failed.push((Scope::Subscription(sub.to_string()), f));
@@ -195,9 +196,11 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
             hub.projects.push(FoundProject {
                 name: p.name.clone(),
                 id: p.id.clone(),
+                notebook_fqdn: p.notebook_fqdn.clone(),
             });
-            hub.instances.extend(instances);
+            hub.instances.extend(computes.instances);
             hub.online_endpoints.extend(endpoints);
+            add_application_hosts(hub, &computes.hosts);
         }
     }
     let others = match cfg.private_endpoints {
@@ -421,7 +424,7 @@ async fn workspace(
         ));
         return Ok((each, skipped));
     }
-    let instances = compute_instances(arm, &w.resource_id, &mut skipped).await?;
+    let computes = compute_instances(arm, &w.resource_id, &mut skipped).await?;
     let endpoints = online_endpoints(arm, &w.resource_id, &mut skipped).await?;
     let mut dependencies = Vec::new();
     for dep in &w.dependencies {
@@ -445,10 +448,51 @@ async fn workspace(
     // Its dependencies come once, with the first endpoint's finding.
     each[0].names.extend(dependencies);
     for found in &mut each {
-        found.instances.clone_from(&instances);
+        found.instances.clone_from(&computes.instances);
         found.online_endpoints.clone_from(&endpoints);
+        add_application_hosts(found, &computes.hosts);
     }
     Ok((each, skipped))
+}
+
+/// Adds to `found` the application hosts of its compute instances (each
+/// with the instance it came from) that lie under an instances zone of
+/// its cloud, at its API IP, as Azure answers an instance's own names;
+/// those it derives already (Jupyter's is the instance's own name) once.
+/// They are names of the workspace's own (its resource id, as what its
+/// endpoint lists), so they go where the workspace goes: a `[[workspace]]`
+/// of the file or a conflict that leaves it out leaves them out too. As
+/// names, they need nothing new in the state file or the merge, and
+/// `discover` prints them as `[[record]]`s, since a `[[workspace]]` has no
+/// field that holds them.
+fn add_application_hosts(found: &mut Found, hosts: &[(String, String)]) {
+    // One that cannot be served is said by `Discovered::new`.
+    let Ok(ws) = found.workspace() else {
+        return;
+    };
+    let derived: HashSet<String> = names::derive(&ws, AnswerMode::A)
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    for (compute, host) in hosts {
+        if !names::is_instance_host(host, ws.cloud) {
+            debug!(
+                compute = compute.as_str(),
+                host = host.as_str(),
+                "an application host outside the instances zones of the workspace's cloud: \
+                 not served"
+            );
+            continue;
+        }
+        if !derived.contains(host) {
+            found.names.push(FoundName {
+                name: host.clone(),
+                addrs: vec![found.ip],
+                resource_id: found.resource_id.clone(),
+                endpoint: None,
+            });
+        }
+    }
 }
 
 /// Whether a private endpoint (ARM's object) counts under
@@ -682,23 +726,32 @@ async fn workspace_list(
     Ok(readable(arm.list(&path, ML_API).await, &path, skipped)?.unwrap_or_default())
 }
 
-/// Compute instances of a workspace; clusters (AmlCompute) and attached
-/// computes have no names of their own.
+/// What a workspace's compute list gives: its compute instances' names and
+/// their applications' hosts.
+#[derive(Debug, Default)]
+struct Computes {
+    instances: Vec<String>,
+    /// (the instance's resource id, the host of one of its
+    /// `properties.properties.applications[].endpointUri`), lower-case.
+    hosts: Vec<(String, String)>,
+}
+
+/// Compute instances of a workspace, with their applications' hosts;
+/// clusters (AmlCompute) and attached computes have no names of their own.
 async fn compute_instances(
     arm: &Inventory<'_>,
     workspace: &str,
     skipped: &mut Vec<Skipped>,
-) -> Result<Vec<String>, Failure> {
+) -> Result<Computes, Failure> {
     let list = workspace_list(arm, workspace, "computes", skipped).await?;
-    Ok(list
-        .iter()
-        .filter(|c| {
-            text(c, &["properties", "computeType"])
-                .is_some_and(|t| t.eq_ignore_ascii_case("ComputeInstance"))
-        })
-        .filter_map(|c| text(c, &["name"]))
-        .map(str::to_ascii_lowercase)
-        .collect())
+    let mut out = Computes::default();
+    for c in list.iter().filter_map(crate::import::compute_instance) {
+        let from = &c.resource_id;
+        out.hosts
+            .extend(c.hosts.into_iter().map(|h| (from.clone(), h)));
+        out.instances.push(c.name);
+    }
+    Ok(out)
 }
 
 async fn online_endpoints(

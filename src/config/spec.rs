@@ -120,6 +120,7 @@ pub(super) struct WorkspaceSpec {
 pub(super) struct ProjectSpec {
     pub name: Spanned<String>,
     pub id: Spanned<String>,
+    pub notebook_fqdn: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -117,6 +117,124 @@ fn a_workspace_object_beside_its_endpoint_gives_every_name() {
     );
 }
 
+/// `az ml compute show` of a compute instance, as azure-ai-ml prints it.
+fn cli_compute(ws: &str, ci: &str) -> String {
+    format!(
+        r#"{{"name": "{ci}", "type": "computeinstance", "location": "eastus",
+  "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/{ws}/computes/{ci}",
+  "services": [
+    {{"display_name": "Jupyter", "endpoint_uri": "https://{ci}.eastus.instances.azureml.ms/tree/"}},
+    {{"display_name": "RStudio", "endpoint_uri": "https://{ci}-8787.eastus.instances.azureml.ms/"}},
+    {{"display_name": "VS Code", "endpoint_uri": "vscode://ms-toolsai.vscode-ai-remote/open"}},
+    {{"display_name": "Other", "endpoint_uri": "https://{ci}.eastus.azureml.net/jupyter"}}]}}"#
+    )
+}
+
+/// An imported compute instance is served with the `[[workspace]]` its id
+/// names: its names, and its applications' hosts under an instances zone,
+/// at the workspace's API IP.
+#[test]
+fn an_imported_compute_instance_joins_its_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ci.json"),
+        cli_compute("MLW-contoso-prod", "CI-Alice"),
+    )
+    .unwrap();
+    let path = dir.path().join("amldns.toml");
+    let c = parse(&path, &format!("{WS}[[import]]\npath = \"ci.json\"\n")).unwrap();
+    assert_eq!(c.workspaces[0].value.instances, ["ci-alice"]);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let t = crate::snapshot::table(&c).unwrap();
+    let local: Vec<String> = t.nodes().map(|n| n.name.to_string()).collect();
+    for name in [
+        "ci-alice.eastus.instances.azureml.ms",
+        "ci-alice-22.eastus.instances.ml.azure.ms",
+        "ci-alice-8787.eastus.instances.azureml.ms",
+    ] {
+        assert!(local.iter().any(|n| n == name), "{name} in {local:?}");
+    }
+    let host = c
+        .imports
+        .iter()
+        .find(|n| n.name == "ci-alice-8787.eastus.instances.azureml.ms")
+        .unwrap();
+    assert_eq!(host.addrs, ["10.1.0.5".parse::<IpAddr>().unwrap()]);
+    assert!(
+        !local
+            .iter()
+            .any(|n| n.contains("azureml.net") || n.contains("vscode")),
+        "{local:?}"
+    );
+}
+
+/// With the ARM shape of a compute, beside an imported workspace object and
+/// its endpoint's names: the hosts answer that workspace's API IP.
+#[test]
+fn an_imported_compute_joins_an_imported_workspace() {
+    let g = crate::fixtures::GUID;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pe.json"),
+        format!(
+            r#"{{"customDnsConfigs": [
+                {{"fqdn": "{g}.workspace.eastus.api.azureml.ms", "ipAddresses": ["10.7.0.5"]}},
+                {{"fqdn": "ml-mlw-eastus-{g}.eastus.notebooks.azure.net", "ipAddresses": ["10.7.0.6"]}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ws.json"),
+        format!(
+            r#"{{"name": "mlw", "location": "eastus", "properties": {{"workspaceId": "{g}"}}}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ci.json"),
+        r#"[{"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/mlw/computes/ci-bob",
+            "name": "ci-bob", "type": "Microsoft.MachineLearningServices/workspaces/computes",
+            "properties": {"computeType": "ComputeInstance", "properties": {"applications": [
+              {"displayName": "RStudio", "endpointUri": "https://ci-bob-8787.eastus.instances.ml.azure.ms/"}]}}}]"#,
+    )
+    .unwrap();
+    let path = dir.path().join("amldns.toml");
+    let c = parse(&path, "[[import]]\npath = \"*.json\"\n").unwrap();
+    assert_eq!(c.workspaces[0].value.instances, ["ci-bob"]);
+    let host = c
+        .imports
+        .iter()
+        .find(|n| n.name == "ci-bob-8787.eastus.instances.ml.azure.ms")
+        .unwrap_or_else(|| panic!("{:?}", c.imports));
+    assert_eq!(host.addrs, ["10.7.0.5".parse::<IpAddr>().unwrap()]);
+}
+
+/// A compute instance whose workspace the config does not serve: a warning
+/// at its file naming the workspace, and none of its names.
+#[test]
+fn an_imported_compute_without_its_workspace_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ci.json");
+    std::fs::write(&file, cli_compute("mlw-elsewhere", "ci-carol")).unwrap();
+    let path = dir.path().join("amldns.toml");
+    let c = parse(&path, &format!("{WS}[[import]]\npath = \"ci.json\"\n")).unwrap();
+    let w: Vec<_> = c
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("ci-carol"))
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", c.warnings);
+    assert_eq!(*w[0].at.file, *file);
+    assert!(
+        w[0].message
+            .contains("its workspace mlw-elsewhere is neither a [[workspace]] nor"),
+        "{}",
+        w[0].message
+    );
+    assert!(c.workspaces[0].value.instances.is_empty());
+    assert!(c.imports.iter().all(|n| !n.name.contains("ci-carol")));
+}
+
 /// Two workspaces' endpoints as Microsoft's custom-DNS doc lists them,
 /// with the regional `*.eastus.inference.ml.azure.com` at each one's
 /// inference IP, imported beside their workspace objects.
@@ -588,7 +706,7 @@ fn every_validation_error_is_located() {
             format!("{WS}notebook_fqdn = \"ml-x.blob.core.windows.net\""),
             7,
             17,
-            "not this workspace's notebooks name",
+            "is not the notebooks name of fb7e20a0-8891-458b-b969-55ddb3382f51",
         ),
         (
             format!("{WS}projects = [{{ name = \"p\", id = \"nope\" }}]"),
@@ -664,6 +782,36 @@ fn notebook_fqdn_forms_that_fit() {
         let c = parse_str(&format!("{WS}notebook_fqdn = \"{fqdn}\"")).unwrap();
         assert!(c.workspaces[0].value.notebook_fqdn.is_some(), "{fqdn}");
     }
+}
+
+/// A hub's project may give Azure's notebooks FQDN of its own, checked as a
+/// workspace's is against the project's id; it replaces the derived label.
+#[test]
+fn a_projects_notebook_fqdn() {
+    let p = "0d5c2f4e-1111-2222-3333-444455556666";
+    let fqdn = format!("ml-proj_a-eastus-{p}.eastus.notebooks.azure.net");
+    let c = parse_str(&format!(
+        "{WS}[[workspace.projects]]\nname = \"proj-a\"\nid = \"{p}\"\nnotebook_fqdn = \"{fqdn}\"\n"
+    ))
+    .unwrap();
+    let project = &c.workspaces[0].value.projects[0];
+    assert_eq!(project.notebook_fqdn.as_deref(), Some(fqdn.as_str()));
+    let names = crate::names::derive(&c.workspaces[0].value, AnswerMode::A);
+    assert!(names.iter().any(|d| d.name == fqdn), "{names:#?}");
+    assert!(!names.iter().any(|d| d.name.starts_with("ml-proj-a-")));
+    // The hub's notebooks name is not the project's.
+    let hub = format!(
+        "ml-x-eastus-{}.eastus.notebooks.azure.net",
+        crate::fixtures::GUID
+    );
+    fails_at(
+        &format!(
+            "{WS}[[workspace.projects]]\nname = \"proj-a\"\nid = \"{p}\"\nnotebook_fqdn = \"{hub}\"\n"
+        ),
+        10,
+        17,
+        &format!("is not the notebooks name of {p}"),
+    );
 }
 
 #[test]

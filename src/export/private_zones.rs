@@ -218,7 +218,7 @@ mod tests {
             [
                 "out.corp.example: CNAME www.example.com, which is not local: a zone cannot hold it",
                 "names under api.azureml.ms (2): left to privatelink.api.azureml.ms, which public DNS CNAMEs them into",
-                "names under notebooks.azure.net (1): left to privatelink.notebooks.azure.net, which public DNS CNAMEs them into",
+                "names under notebooks.azure.net (2): left to privatelink.notebooks.azure.net, which public DNS CNAMEs them into",
             ]
         );
     }

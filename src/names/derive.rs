@@ -14,6 +14,9 @@ pub struct Project {
     pub name: String,
     /// Lower-case UUID.
     pub id: String,
+    /// Azure's exact notebooks FQDN of the project, when given; its first
+    /// label replaces the derived one, as a workspace's does.
+    pub notebook_fqdn: Option<String>,
 }
 
 /// A validated workspace: ids and regions lower-case, IPs parsed.
@@ -124,7 +127,7 @@ pub fn notebook_label(name: &str, region: &str, guid: &str) -> String {
 ///
 /// Names are joined with `concat`, which allocates each once at its size,
 /// not with `format!`, which took 3.5 times the instructions: a reload of
-/// 10,000 workspaces derives 130,000 names (issue 4).
+/// 10,000 workspaces derives 140,000 names (issue 4).
 pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
     let mut out = Derived {
         ws,
@@ -133,13 +136,16 @@ pub fn derive(ws: &Workspace, mode: AnswerMode) -> Vec<DerivedName> {
         names: Vec::new(),
     };
     // The hub itself, then each project, on the same private endpoint IPs.
-    let hub_label = match ws.notebook_fqdn.as_deref() {
+    let label = |fqdn: Option<&str>, name: &str, id: &str| match fqdn {
         Some(f) => f.split('.').next().unwrap_or(f).to_string(),
-        None => notebook_label(&ws.name, &ws.region, &ws.id),
+        None => notebook_label(name, &ws.region, id),
     };
-    out.identity(&ws.id, &hub_label);
+    out.identity(
+        &ws.id,
+        &label(ws.notebook_fqdn.as_deref(), &ws.name, &ws.id),
+    );
     for p in &ws.projects {
-        out.identity(&p.id, &notebook_label(&p.name, &ws.region, &p.id));
+        out.identity(&p.id, &label(p.notebook_fqdn.as_deref(), &p.name, &p.id));
     }
     out.instances();
     out.online_endpoints();
@@ -181,6 +187,9 @@ impl Derived<'_> {
         let api_pl = [guid, ".workspace.", r, ".", s.privatelink_api].concat();
         let cert_pl = [guid, ".workspace.", r, ".cert.", s.privatelink_api].concat();
         let nb_pl = [nb_label, ".", r, ".", s.privatelink_notebooks].concat();
+        // The older notebooks form has a private-link twin of its own, also
+        // without the region label.
+        let nb_older_pl = [nb_label, ".", s.privatelink_notebooks].concat();
         let public = [
             (
                 [guid, ".workspace.", r, ".", s.api].concat(),
@@ -206,7 +215,7 @@ impl Derived<'_> {
             // The older notebooks form without the region label.
             (
                 [nb_label, ".", s.notebooks].concat(),
-                &nb_pl,
+                &nb_older_pl,
                 Purpose::Notebooks,
                 ws.notebook_ip,
                 s.notebooks,
@@ -223,12 +232,14 @@ impl Derived<'_> {
             Target::Addr(ws.ip),
             s.privatelink_api,
         );
-        self.push(
-            nb_pl,
-            Purpose::Notebooks,
-            Target::Addr(ws.notebook_ip),
-            s.privatelink_notebooks,
-        );
+        for pl in [nb_pl, nb_older_pl] {
+            self.push(
+                pl,
+                Purpose::Notebooks,
+                Target::Addr(ws.notebook_ip),
+                s.privatelink_notebooks,
+            );
+        }
     }
 
     /// Compute instances answer the API IP, not their own (SPEC §1).
@@ -335,6 +346,17 @@ pub fn is_regional_wildcard(fqdn: &str) -> bool {
         })
 }
 
+/// Whether `host` lies under an instances zone of `cloud`, in either
+/// spelling (`instances.azureml.ms`, `instances.ml.azure.ms`…): a compute
+/// instance's application host, such as RStudio's
+/// `<instance>-8787.<region>.instances.azureml.ms`, which the workspace's
+/// API IP answers as the instance's own names do. Not a wildcard, not the
+/// zone itself.
+pub fn is_instance_host(host: &str, cloud: Cloud) -> bool {
+    !host.starts_with("*.")
+        && (cloud.suffixes().instances.iter()).any(|z| host != *z && is_at_or_below(host, z))
+}
+
 /// Whether `fqdn` is the regional wildcard over the online endpoints of
 /// `region` in `cloud`, `*.<region>.inference.<zone>`: listed by a
 /// workspace's endpoint, it marks the inference IP.
@@ -343,6 +365,13 @@ pub fn is_regional_inference_wildcard(fqdn: &str, cloud: Cloud, region: &str) ->
         .and_then(|r| r.strip_prefix(region))
         .and_then(|r| r.strip_prefix('.'))
         .is_some_and(|zone| zone == cloud.suffixes().inference)
+}
+
+/// Whether `fqdn` is a notebooks name (under a notebooks zone of some
+/// cloud) of the workspace or project `id`: what Azure reports as
+/// `notebookInfo.fqdn` is taken only then.
+pub fn is_notebooks_name_of(fqdn: &str, id: &str) -> bool {
+    notebooks_zone_of(fqdn).is_some() && workspace_id_in(fqdn) == Some(id)
 }
 
 /// If `fqdn` looks like a workspace name (`<uuid>.workspace.<region>.api…` or
@@ -518,6 +547,7 @@ mod tests {
                 (format!("{nb}.eastus.{notebooks}"), "10.1.0.6"),
                 (format!("{nb}.{notebooks}"), "10.1.0.6"),
                 (format!("{nb}.eastus.privatelink.{notebooks}"), "10.1.0.6"),
+                (format!("{nb}.privatelink.{notebooks}"), "10.1.0.6"),
                 (format!("ci-alice.eastus.{inst1}"), "10.1.0.5"),
                 (format!("ci-alice-22.eastus.{inst1}"), "10.1.0.5"),
                 (format!("ci-alice.eastus.{inst2}"), "10.1.0.5"),
@@ -535,6 +565,56 @@ mod tests {
                 );
             }
             assert_eq!(d.len(), want.len(), "{cloud:?}: unexpected extra names");
+        }
+    }
+
+    /// The older notebooks form (no region label) and its private-link twin,
+    /// per cloud, for the hub and a project, at the notebook IP.
+    #[test]
+    fn older_notebooks_form_has_its_private_link_twin() {
+        let p = "0d5c2f4e-1111-2222-3333-444455556666";
+        let hub = crate::fixtures::NOTEBOOK_LABEL.to_string();
+        let proj = format!("ml-proj-a-eastus-{p}");
+        let cases = [
+            (Cloud::Public, &hub, "privatelink.notebooks.azure.net"),
+            (Cloud::Public, &proj, "privatelink.notebooks.azure.net"),
+            (Cloud::China, &hub, "privatelink.notebooks.chinacloudapi.cn"),
+            (
+                Cloud::China,
+                &proj,
+                "privatelink.notebooks.chinacloudapi.cn",
+            ),
+            (
+                Cloud::UsGov,
+                &hub,
+                "privatelink.notebooks.usgovcloudapi.net",
+            ),
+            (
+                Cloud::UsGov,
+                &proj,
+                "privatelink.notebooks.usgovcloudapi.net",
+            ),
+        ];
+        for (cloud, label, zone) in cases {
+            let mut w = ws(cloud);
+            w.projects = vec![Project {
+                name: "proj-a".into(),
+                id: p.into(),
+                notebook_fqdn: None,
+            }];
+            let twin = format!("{label}.{zone}");
+            let d = derive(&w, AnswerMode::A);
+            let found = d.iter().find(|n| n.name == twin);
+            let found = found.unwrap_or_else(|| panic!("{cloud:?}: no {twin} in {d:#?}"));
+            assert_eq!(found.target, Target::Addr("10.1.0.6".parse().unwrap()));
+            assert_eq!(found.purpose, Purpose::Notebooks);
+            assert_eq!(found.zone, zone);
+            let public = format!("{label}.{}", zone.strip_prefix("privatelink.").unwrap());
+            let d = derive(&w, AnswerMode::Cname);
+            assert!(
+                has(&d, &public, &format!("CNAME {twin}")),
+                "{cloud:?}: {public}"
+            );
         }
     }
 
@@ -558,9 +638,14 @@ mod tests {
                 format!("{nb}.eastus.notebooks.azure.net"),
                 format!("CNAME {nb}.eastus.privatelink.notebooks.azure.net"),
             ),
+            // The older form goes through its own private-link twin.
             (
                 format!("{nb}.notebooks.azure.net"),
-                format!("CNAME {nb}.eastus.privatelink.notebooks.azure.net"),
+                format!("CNAME {nb}.privatelink.notebooks.azure.net"),
+            ),
+            (
+                format!("{nb}.privatelink.notebooks.azure.net"),
+                "10.1.0.6".to_string(),
             ),
             (
                 "fraud-score.eastus.inference.ml.azure.com".to_string(),
@@ -607,6 +692,7 @@ mod tests {
         w.projects = vec![Project {
             name: "proj-a".into(),
             id: "0d5c2f4e-1111-2222-3333-444455556666".into(),
+            notebook_fqdn: None,
         }];
         let d = derive(&w, AnswerMode::A);
         let p = "0d5c2f4e-1111-2222-3333-444455556666";
@@ -655,6 +741,35 @@ mod tests {
         assert!(!d.iter().any(|n| n.name.starts_with("ml-contoso-research-")));
     }
 
+    #[test]
+    fn a_projects_notebook_fqdn_overrides_its_derived_label() {
+        let p = "0d5c2f4e-1111-2222-3333-444455556666";
+        let mut w = ws(Cloud::Public);
+        w.projects = vec![Project {
+            name: "proj-a".into(),
+            id: p.into(),
+            notebook_fqdn: Some(format!("ml-proj_a-eastus-{p}.eastus.notebooks.azure.net")),
+        }];
+        let d = derive(&w, AnswerMode::A);
+        let label = format!("ml-proj_a-eastus-{p}");
+        for name in [
+            format!("{label}.eastus.notebooks.azure.net"),
+            format!("{label}.notebooks.azure.net"),
+            format!("{label}.eastus.privatelink.notebooks.azure.net"),
+            format!("{label}.privatelink.notebooks.azure.net"),
+        ] {
+            assert!(has(&d, &name, "10.1.0.6"), "missing {name}");
+        }
+        assert!(!d.iter().any(|n| n.name.starts_with("ml-proj-a-")));
+        // The hub keeps its derived label.
+        let hub = crate::fixtures::NOTEBOOK_LABEL;
+        assert!(has(
+            &d,
+            &format!("{hub}.eastus.notebooks.azure.net"),
+            "10.1.0.6"
+        ));
+    }
+
     /// Forwarding these zones is enough: every name amldns derives, in both
     /// answer modes and with every option on, sits at or below one of them.
     #[test]
@@ -668,6 +783,7 @@ mod tests {
             w.projects = vec![Project {
                 name: "p".into(),
                 id: "0d5c2f4e-1111-2222-3333-444455556666".into(),
+                notebook_fqdn: None,
             }];
             for mode in [AnswerMode::A, AnswerMode::Cname] {
                 for d in derive(&w, mode) {
@@ -760,6 +876,39 @@ mod tests {
             Cloud::Public,
             "eastus"
         ));
+    }
+
+    #[test]
+    fn instance_hosts_lie_under_their_clouds_instances_zones() {
+        let cases = [
+            ("ci-1-8787.eastus.instances.azureml.ms", Cloud::Public, true),
+            (
+                "ci-1-8787.eastus.instances.ml.azure.ms",
+                Cloud::Public,
+                true,
+            ),
+            ("ci-1.chinaeast2.instances.azureml.cn", Cloud::China, true),
+            ("ci-1.chinaeast2.instances.ml.azure.cn", Cloud::China, true),
+            (
+                "ci-1.usgovvirginia.instances.azureml.us",
+                Cloud::UsGov,
+                true,
+            ),
+            (
+                "ci-1.usgovvirginia.instances.ml.azure.us",
+                Cloud::UsGov,
+                true,
+            ),
+            // Another cloud's zone, the zone itself, a wildcard, elsewhere.
+            ("ci-1.eastus.instances.azureml.ms", Cloud::China, false),
+            ("instances.azureml.ms", Cloud::Public, false),
+            ("*.eastus.instances.azureml.ms", Cloud::Public, false),
+            ("compute123.eastus2.azureml.net", Cloud::Public, false),
+            ("x.eastus.notinstances.azureml.ms", Cloud::Public, false),
+        ];
+        for (host, cloud, want) in cases {
+            assert_eq!(is_instance_host(host, cloud), want, "{host} in {cloud:?}");
+        }
     }
 
     #[test]

@@ -30,8 +30,8 @@ pub use catalogue::{
 pub use cloud::{Cloud, UnknownCloud};
 pub use derive::{
     AnswerMode, DerivedName, MAX_REGION, Project, Purpose, Target, Workspace, derive,
-    is_inference_wildcard_of, is_regional_inference_wildcard, is_regional_wildcard, notebook_label,
-    workspace_id_in,
+    is_inference_wildcard_of, is_instance_host, is_notebooks_name_of,
+    is_regional_inference_wildcard, is_regional_wildcard, notebook_label, workspace_id_in,
 };
 pub use key::NameKey;
 pub use public::{Captured, captures_public};

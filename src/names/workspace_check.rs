@@ -83,6 +83,7 @@ pub fn check_workspace(parts: &WorkspaceParts<'_>) -> Result<WorkspaceNames, Wor
             Ok(Project {
                 name: workspace_name(name).ok_or(F::ProjectName(i))?,
                 id: uuid(id).ok_or(F::ProjectId(i))?,
+                notebook_fqdn: None,
             })
         })
         .collect::<Result<_, _>>()?;

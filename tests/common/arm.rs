@@ -731,6 +731,9 @@ pub struct Ws {
     /// The storage account's own private endpoint address, if it has one.
     pub storage_ip: Option<&'static str>,
     pub notebook_fqdn_in_workspace: bool,
+    /// Azure's notebooks label when it is not the derived one (Azure does
+    /// not document every corner of its cut).
+    pub notebook_label: Option<String>,
     /// The key vault's own private endpoint address, if it has one.
     pub vault_ip: Option<&'static str>,
     /// A container registry (else `containerRegistry` is null), behind its
@@ -786,6 +789,7 @@ impl Ws {
             online_endpoints: Vec::new(),
             storage_ip: None,
             notebook_fqdn_in_workspace: true,
+            notebook_label: None,
             vault_ip: None,
             registry_ips: None,
             regional_inference: false,
@@ -813,6 +817,25 @@ impl Ws {
         }
     }
 
+    /// A compute instance's `properties.properties.applications`, shaped as
+    /// in the REST specs' Compute/get/ComputeInstance.json (machinelearningservices
+    /// 2024-04-01, commit a2477ac, compared 2026-12-07): Jupyter and RStudio
+    /// under the instances zone, and the example's own host, which lies
+    /// under none (`<instance>.<region>.azureml.net`).
+    pub fn applications(&self, instance: &str) -> Value {
+        let zone = match self.cloud {
+            "china" => "instances.azureml.cn",
+            "usgov" => "instances.azureml.us",
+            _ => "instances.azureml.ms",
+        };
+        let r = &self.region;
+        json!([
+            {"displayName": "Jupyter", "endpointUri": format!("https://{instance}.{r}.{zone}/tree/")},
+            {"displayName": "RStudio", "endpointUri": format!("https://{instance}-8787.{r}.{zone}/")},
+            {"displayName": "Jupyter (example)", "endpointUri": format!("https://{instance}.{r}.azureml.net/jupyter")},
+        ])
+    }
+
     pub fn api_name(&self) -> String {
         format!(
             "{}.workspace.{}.{}",
@@ -823,9 +846,10 @@ impl Ws {
     }
 
     pub fn notebooks_name(&self) -> String {
+        let derived = || amldns::names::notebook_label(&self.name, &self.region, &self.id);
         format!(
             "{}.{}.{}",
-            amldns::names::notebook_label(&self.name, &self.region, &self.id),
+            self.notebook_label.clone().unwrap_or_else(derived),
             self.region,
             self.suffixes().1
         )
@@ -1010,9 +1034,16 @@ impl World {
         let computes: Vec<Value> = ws
             .computes
             .iter()
-            .map(|(n, t)| json!({"id": format!("{rid}/computes/{n}"), "name": n,
-                "type": "Microsoft.MachineLearningServices/workspaces/computes",
-                "location": ws.region, "properties": {"computeType": t, "provisioningState": "Succeeded"}}))
+            .map(|(n, t)| {
+                let mut c = json!({"id": format!("{rid}/computes/{n}"), "name": n,
+                    "type": "Microsoft.MachineLearningServices/workspaces/computes",
+                    "location": ws.region, "properties": {"computeType": t, "provisioningState": "Succeeded"}});
+                if *t == "ComputeInstance" {
+                    c["properties"]["properties"] = json!({"state": "Running",
+                        "applications": ws.applications(n)});
+                }
+                c
+            })
             .collect();
         self.lists
             .insert(format!("{rid}/computes").to_ascii_lowercase(), computes);

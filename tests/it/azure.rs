@@ -99,6 +99,8 @@ fn world() -> Vec<Ws> {
     project.hub = Some(hub.resource_id());
     project.endpoint = Endpoint::None;
     project.computes = vec![("ci-bob".into(), "ComputeInstance")];
+    // Its notebooks name as Azure reports it, not as amldns would cut it.
+    project.notebook_label = Some(format!("ml-proj_a-westeurope-{PROJECT}"));
     let mut nic = Ws::new("mlw-zonegroup", NIC_WS, "eastus2");
     nic.endpoint = Endpoint::Nic;
     nic.ips = ["10.3.0.5", "10.3.0.6", "10.3.0.7"];
@@ -185,6 +187,24 @@ async fn a_round_serves_every_shape_azure_gives() {
             "10.2.0.5",
         ),
         ("ci-bob.westeurope.instances.azureml.ms".into(), "10.2.0.5"),
+        // Compute instances' application hosts (RStudio), at the API IP.
+        (
+            "ci-alice-8787.eastus.instances.azureml.ms".into(),
+            "10.1.0.5",
+        ),
+        (
+            "ci-bob-8787.westeurope.instances.azureml.ms".into(),
+            "10.2.0.5",
+        ),
+        // The project's notebooks name is the one its notebookInfo gives.
+        (
+            format!("ml-proj_a-westeurope-{PROJECT}.westeurope.notebooks.azure.net"),
+            "10.2.0.6",
+        ),
+        (
+            format!("ml-proj_a-westeurope-{PROJECT}.privatelink.notebooks.azure.net"),
+            "10.2.0.6",
+        ),
         // Names on the NIC, the zone group having emptied customDnsConfigs.
         (
             format!("{NIC_WS}.workspace.eastus2.api.azureml.ms"),
@@ -208,12 +228,16 @@ async fn a_round_serves_every_shape_azure_gives() {
         assert_eq!(a(*s, name).await, [*want], "{name}");
     }
     // Not local: a cluster, a pending endpoint, a public workspace, a key
-    // vault without an endpoint of its own.
+    // vault without an endpoint of its own, a project's derived notebooks
+    // name where Azure gives another.
     for name in [
         "cpu-cluster.eastus.instances.azureml.ms".to_string(),
         format!("{PENDING_WS}.workspace.eastus.api.azureml.ms"),
         format!("{SILENT_WS}.workspace.eastus.api.azureml.ms"),
         "kvmlwcontoso.vault.azure.net".to_string(),
+        format!("ml-proj-a-westeurope-{PROJECT}.westeurope.notebooks.azure.net"),
+        // An application host under no instances zone.
+        "ci-alice.eastus.azureml.net".to_string(),
     ] {
         let m = udp_query(*s, &name, RecordType::A).await;
         assert!(!m.metadata.authoritative, "{name} is not local");
@@ -222,6 +246,9 @@ async fn a_round_serves_every_shape_azure_gives() {
     let (_, status) = http_request(srv.http(), "GET", "/status").await;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["azure"]["workspaces"], 5, "{status}");
+    // An application host outside the instances zones is left out quietly:
+    // it is not a name an endpoint lists.
+    assert!(!status.to_string().contains(".azureml.net"), "{status}");
     assert_eq!(status["azure"]["subscriptions"], 1, "{status}");
     assert!(
         status["azure"]["last_success"].as_f64().unwrap() > 1.7e9,
@@ -631,6 +658,21 @@ async fn discover_prints_pasteable_toml_with_the_az_cli_token() {
     assert!(table.contains(&contoso().api_name()));
     assert!(table.contains("ci-bob.westeurope.instances.azureml.ms"));
     assert!(table.contains("stmlwcontoso.blob.core.windows.net"));
+    // An instance's application host, which no [[workspace]] field holds,
+    // comes as a [[record]] at the API IP.
+    assert!(
+        stdout.contains(
+            "[[record]]\nname = \"ci-alice-8787.eastus.instances.azureml.ms\"\na = [\"10.1.0.5\"]"
+        ),
+        "{stdout}"
+    );
+    // A project's own notebooks FQDN is kept.
+    assert!(
+        stdout.contains(&format!(
+            "notebook_fqdn = \"ml-proj_a-westeurope-{PROJECT}.westeurope.notebooks.azure.net\""
+        )),
+        "{stdout}"
+    );
     // contoso, the hub (its project inside), the zone group's, China, US Gov.
     assert_eq!(cfg.workspaces.len(), 5, "{stdout}");
 

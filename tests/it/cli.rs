@@ -35,11 +35,11 @@ fn check_passes_on_the_shipped_example() {
     let out = stdout(&o);
     assert!(
         out.contains(&format!(
-            "workspace mlw-contoso-prod ({GUID}, public eastus): 13 names"
+            "workspace mlw-contoso-prod ({GUID}, public eastus): 14 names"
         )),
         "{out}"
     );
-    assert!(out.contains(": OK, 29 local names"), "{out}");
+    assert!(out.contains(": OK, 32 local names"), "{out}");
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn check_names_an_operators_mistakes() {
     ] {
         assert!(out.contains(&format!("{p}:{want}")), "{want} in {out}");
     }
-    assert!(out.contains(": OK, 7 local names"), "{out}");
+    assert!(out.contains(": OK, 8 local names"), "{out}");
 }
 
 #[test]
@@ -267,7 +267,7 @@ fn records_json_lists_every_derived_name() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 29);
+    assert_eq!(names.len(), 32);
     let nb = format!("ml-mlw-contoso-prod-eastus-{GUID}");
     for want in [
         format!("{GUID}.workspace.eastus.api.azureml.ms"),
@@ -277,6 +277,7 @@ fn records_json_lists_every_derived_name() {
         format!("{nb}.eastus.notebooks.azure.net"),
         format!("{nb}.notebooks.azure.net"),
         format!("{nb}.eastus.privatelink.notebooks.azure.net"),
+        format!("{nb}.privatelink.notebooks.azure.net"),
         "ci-alice.eastus.instances.azureml.ms".into(),
         "ci-alice-22.eastus.instances.azureml.ms".into(),
         "ci-alice.eastus.instances.ml.azure.ms".into(),
@@ -388,7 +389,8 @@ fn records_in_zone_hosts_and_table_forms() {
             "{nb}.eastus.notebooks.azure.net CNAME 60 {nb}.eastus.privatelink.notebooks.azure.net."
         ),
         format!("{nb}.eastus.privatelink.notebooks.azure.net A 60 10.1.0.5"),
-        format!("{nb}.notebooks.azure.net CNAME 60 {nb}.eastus.privatelink.notebooks.azure.net."),
+        format!("{nb}.notebooks.azure.net CNAME 60 {nb}.privatelink.notebooks.azure.net."),
+        format!("{nb}.privatelink.notebooks.azure.net A 60 10.1.0.5"),
     ];
     want.sort();
     let mut got = rows.clone();

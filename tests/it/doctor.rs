@@ -200,11 +200,11 @@ async fn each_broken_resolver_gets_its_verdict() {
     ];
     let via: Vec<SocketAddr> = relays.iter().map(|(_, r)| r.addr).collect();
     let report = run(Table::Servers(vec![url(&srv)]), &via, true).await;
-    // The workspace's 7 names and the four records.
-    assert_eq!(report.names, 11);
+    // The workspace's 8 names and the four records.
+    assert_eq!(report.names, 12);
     for (want, relay) in &relays {
         let found = verdicts(&report, relay.addr);
-        assert_eq!(found.len(), 11, "{want}: {found:#?}");
+        assert_eq!(found.len(), 12, "{want}: {found:#?}");
         for f in found {
             let expected = if f.name == "v6.corp.example" {
                 Verdict::Skipped
@@ -442,7 +442,7 @@ async fn the_command_prints_writes_metrics_and_exits_by_outcome() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(
-        out.ends_with("11 names via 1 resolver: 10 ok, 1 skipped\n"),
+        out.ends_with("12 names via 1 resolver: 11 ok, 1 skipped\n"),
         "{out}"
     );
 
@@ -468,7 +468,7 @@ async fn the_command_prints_writes_metrics_and_exits_by_outcome() {
     );
     assert!(
         prom.contains(&format!(
-            "{RESULTS_METRIC}{{via=\"{via}\",verdict=\"ok\"}} 9"
+            "{RESULTS_METRIC}{{via=\"{via}\",verdict=\"ok\"}} 10"
         )),
         "{prom}"
     );
@@ -480,7 +480,7 @@ async fn the_command_prints_writes_metrics_and_exits_by_outcome() {
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), 11);
+    assert_eq!(results.len(), 12);
     let broken = results.iter().find(|r| r["name"] == BROKEN).unwrap();
     assert_eq!(broken["verdict"], "public");
     assert_eq!(broken["expected"], "10.2.0.1");
@@ -498,7 +498,7 @@ async fn the_command_prints_writes_metrics_and_exits_by_outcome() {
     .await;
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(0), "{out}");
-    assert_eq!(out, "11 names via 1 resolver: 10 ok, 1 skipped\n");
+    assert_eq!(out, "12 names via 1 resolver: 11 ok, 1 skipped\n");
 
     // No server to take the table from: it cannot run.
     let o = amldns_async(vec![

@@ -99,7 +99,7 @@ async fn metrics_count_a_known_mix_exactly() {
     );
     assert_eq!(metric(&m, UPSTREAM_ERRORS_TOTAL, &[]), 0.0);
     assert_eq!(metric(&m, TABLE_GENERATION, &[]), 1.0);
-    assert_eq!(metric(&m, TABLE_NAMES, &[]), 7.0);
+    assert_eq!(metric(&m, TABLE_NAMES, &[]), 8.0);
     assert_eq!(metric(&m, RELOADS_TOTAL, &[("result", "success")]), 1.0);
     assert!(
         m.contains("amldns_reloads_total{result=\"failure\"} 0"),

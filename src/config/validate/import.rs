@@ -1,6 +1,8 @@
 //! `[[import]]`: the names read from Azure's own JSON (a private endpoint,
-//! a NIC, a DNS zone group), and the workspaces described beside them.
+//! a NIC, a DNS zone group), the workspaces described beside them, and
+//! their compute instances.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use super::cx::{Cx, captures_public_message};
@@ -9,8 +11,8 @@ use crate::azure::discovery::Discovery;
 use crate::config::Located;
 use crate::config::spec::ImportSpec;
 use crate::diagnostics::{ConfigError, Location};
-use crate::import::{ImportError, ImportedName, ImportedWorkspace, Loaded};
-use crate::names::{self, Cloud, Workspace, WorkspaceParts};
+use crate::import::{ImportError, ImportedCompute, ImportedName, ImportedWorkspace, Loaded};
+use crate::names::{self, AnswerMode, Cloud, Workspace, WorkspaceParts};
 
 /// What the `[[import]]`s gave, in the order written.
 #[derive(Default)]
@@ -18,6 +20,8 @@ pub(super) struct Imports {
     pub(super) names: Vec<ImportedName>,
     /// Workspace objects (`az ml workspace show`), not yet served.
     pub(super) workspaces: Vec<ImportedWorkspace>,
+    /// Compute instance objects (`az ml compute show`), not yet served.
+    pub(super) computes: Vec<ImportedCompute>,
     /// Discovery files, served as discovery is.
     pub(super) discoveries: Vec<Located<Discovery>>,
     /// Each import's hash of its files, for the config's fingerprint.
@@ -57,6 +61,7 @@ impl Cx<'_> {
                 .names
                 .extend(loaded.names.into_iter().filter(|n| self.in_catalogue(n)));
             imports.workspaces.extend(loaded.workspaces);
+            imports.computes.extend(loaded.computes);
             imports
                 .discoveries
                 .extend((loaded.discoveries.into_iter()).map(|(at, value)| Located { at, value }));
@@ -116,6 +121,85 @@ impl Cx<'_> {
             }
             if let Some(ws) = self.imported_workspace(&d, names) {
                 workspaces.push(d.at, ws);
+            }
+        }
+    }
+
+    /// Serves each imported compute instance with the workspace its id
+    /// names, one of `workspaces` (a `[[workspace]]`, or an imported
+    /// workspace object, by name; a hub's project's go to the hub): its
+    /// names, and at that workspace's API IP the hosts of its applications
+    /// that lie under an instances zone of the workspace's cloud, added to
+    /// `served` (the others, such as VS Code's `vscode://` link, name no
+    /// host of the instance's). A compute whose workspace is not there, or
+    /// is not one, is said where it was read.
+    pub(super) fn imported_computes(
+        &self,
+        computes: Vec<ImportedCompute>,
+        workspaces: &mut Workspaces,
+        served: &mut Vec<ImportedName>,
+    ) {
+        for c in computes {
+            let ci = &c.instance;
+            let not_served = |why: String| {
+                self.warn(
+                    c.at.clone(),
+                    format!("compute instance {} is not served: {why}", ci.name),
+                );
+            };
+            let Some(name) = c.workspace.as_deref() else {
+                not_served(format!(
+                    "its id {:?} names no workspace (…/workspaces/<workspace>/computes/<name>)",
+                    ci.resource_id
+                ));
+                continue;
+            };
+            let mut named = workspaces.named_mut(name);
+            let ws = match (named.next(), named.next()) {
+                (Some(ws), None) => ws,
+                (None, _) => {
+                    not_served(format!(
+                        "its workspace {name} is neither a [[workspace]] nor an imported \
+                         workspace object (az ml workspace show) of this config"
+                    ));
+                    continue;
+                }
+                (Some(_), Some(_)) => {
+                    not_served(format!("more than one workspace is named {name}"));
+                    continue;
+                }
+            };
+            let parts = WorkspaceParts {
+                name: &ws.name,
+                id: &ws.id,
+                region: &ws.region,
+                instances: vec![&ci.name],
+                ..WorkspaceParts::default()
+            };
+            if names::check_workspace(&parts).is_err() {
+                not_served(
+                    "its name is not a DNS label short enough for its \"-22\" SSH name".into(),
+                );
+                continue;
+            }
+            if !ws.instances.contains(&ci.name) {
+                ws.instances.push(ci.name.clone());
+            }
+            let derived: HashSet<String> = names::derive(ws, AnswerMode::A)
+                .into_iter()
+                .map(|d| d.name)
+                .collect();
+            for host in &ci.hosts {
+                if names::is_instance_host(host, ws.cloud)
+                    && !derived.contains(host)
+                    && !served.iter().any(|n| n.name == *host)
+                {
+                    served.push(ImportedName {
+                        name: host.clone(),
+                        addrs: vec![ws.ip],
+                        at: c.at.clone(),
+                    });
+                }
             }
         }
     }

@@ -57,8 +57,9 @@ pub(super) fn validate(
     let zone = cx.zone(&zone)?;
     let mut workspaces = cx.workspaces(&workspace)?;
     let records = cx.records(record)?;
-    let imports = cx.imports(&import, imported)?;
+    let mut imports = cx.imports(&import, imported)?;
     cx.imported_workspaces(imports.workspaces, &imports.names, &mut workspaces);
+    cx.imported_computes(imports.computes, &mut workspaces, &mut imports.names);
     let azure = azure.map(|a| cx.azure(&a)).transpose()?;
     cx.gives_local_names(
         workspaces.list(),

@@ -31,6 +31,20 @@ impl Workspaces {
         self.list.push(Located { at, value: ws });
     }
 
+    /// The workspaces named `name`, or with a project so named (Azure's
+    /// names are case-insensitive): what serves that workspace's computes.
+    pub(super) fn named_mut<'s>(
+        &'s mut self,
+        name: &'s str,
+    ) -> impl Iterator<Item = &'s mut Workspace> + 's {
+        (self.list.iter_mut())
+            .map(|w| &mut w.value)
+            .filter(move |w| {
+                w.name.eq_ignore_ascii_case(name)
+                    || w.projects.iter().any(|p| p.name.eq_ignore_ascii_case(name))
+            })
+    }
+
     pub(super) fn list(&self) -> &[Located<Workspace>] {
         &self.list
     }
@@ -88,7 +102,8 @@ impl Cx<'_> {
                 .map(|p| (trim(&p.name), trim(&p.id)))
                 .collect(),
         };
-        let n = names::check_workspace(&parts).map_err(|fault| self.workspace_fault(w, fault))?;
+        let mut n =
+            names::check_workspace(&parts).map_err(|fault| self.workspace_fault(w, fault))?;
         // The warnings, in the order the values are written.
         self.workspace_name(&w.name, "workspace");
         let cloud = w.cloud;
@@ -106,8 +121,11 @@ impl Cx<'_> {
             Some(v) => Some(self.notebook_fqdn(v, cloud, &n.id, &n.region)?),
             None => None,
         };
-        for p in &w.projects {
-            self.workspace_name(&p.name, "project");
+        for (p, spec) in n.projects.iter_mut().zip(&w.projects) {
+            self.workspace_name(&spec.name, "project");
+            if let Some(v) = &spec.notebook_fqdn {
+                p.notebook_fqdn = Some(self.notebook_fqdn(v, cloud, &p.id, &n.region)?);
+            }
         }
         Ok(Workspace {
             name: n.name,
@@ -228,8 +246,9 @@ impl Cx<'_> {
         );
     }
 
-    /// Azure's exact notebooks FQDN: it must sit in the workspace's cloud's
-    /// notebooks zone, and its first label becomes the notebooks label.
+    /// Azure's exact notebooks FQDN of a workspace or a hub's project (`id`):
+    /// it must sit in the workspace's cloud's notebooks zone, and its first
+    /// label becomes the notebooks label.
     fn notebook_fqdn(
         &self,
         v: &Spanned<String>,
@@ -252,7 +271,7 @@ impl Cx<'_> {
             return Err(self.err(
                 v,
                 format!(
-                    "notebook_fqdn {fqdn:?} is not this workspace's notebooks name: expected \
+                    "notebook_fqdn {fqdn:?} is not the notebooks name of {id}: expected \
                      ml-<name>-{region}-{id}.{region}.<notebooks zone of the {} cloud>, as in \
                      properties.notebookInfo.fqdn",
                     cloud.as_str()
