@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end with real peers, all on this machine (SPEC §7):
+# End to end with real peers, all on this machine (nothing leaves it):
 #  a. an on-premises Unbound, configured with deploy/onprem's Unbound file as
 #     `amldns forwarders` prints it (pointed at amldns on loopback), resolves
 #     every name amldns holds to its private IP, with DNSSEC validation and
@@ -162,7 +162,8 @@ timeout_ms = 200
 name = "www.example.com"
 a = ["192.0.2.80"]
 # It plays the public DNS, so it holds a name that must stay public, which a
-# [[record]] may not (SPEC §2); an import of exact names may.
+# [[record]] may not (it would capture the public names beside it); an
+# import of exact names may.
 [[import]]
 path = "standin-public.json"
 EOF

@@ -1,7 +1,7 @@
 //! The server's allocator is mimalloc (set in `main.rs`): glibc's malloc let
-//! the cache of forwarded answers fragment the heap, holding ~3.6 KiB of RSS
-//! per 0.8 KiB answer (397 MiB peak under the cold load, against 123 MiB;
-//! BENCHMARKS.md, "Round two").
+//! the cache of forwarded answers fragment the heap, holding about four
+//! times each answer's size in RSS, over three times mimalloc's peak under
+//! a load of cache misses (BENCHMARKS.md).
 //!
 //! When mimalloc gives freed memory back to the system is a trade: at once
 //! costs the cold path a fifth more CPU (a page given back per few misses),

@@ -1,4 +1,4 @@
-//! The command line (SPEC §5, §9): `serve`, `check`, `records`; `status`,
+//! The command line: `serve`, `check`, `records`; `status`,
 //! `flush` and `explain`, which ask a running server (or, for `records` and
 //! `explain`, read the config file); `forwarders`, an addition that
 //! writes on-premises DNS servers' forwarder config; and `doctor`, which
@@ -26,7 +26,7 @@ use crate::reload::{ReloadError, WatchMode};
 use crate::server::{self, Listeners, Options};
 use crate::snapshot::{self, Built};
 
-/// `amldns --version`: the version, the commit and the build date (SPEC §9),
+/// `amldns --version`: the version, the commit and the build date,
 /// stamped by build.rs.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),

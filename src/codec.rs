@@ -260,7 +260,7 @@ fn prefixed(label: &str, apex: &str) -> Name {
         .unwrap_or_else(|_| name_of(apex))
 }
 
-/// The SOA of a local zone (SPEC §3): owned by the apex, MNAME `ns.<apex>`,
+/// The SOA of a local zone: owned by the apex, MNAME `ns.<apex>`,
 /// RNAME `hostmaster.<apex>`, serial = the table's generation, TTL =
 /// minimum = the negative TTL.
 pub fn soa(table: &ZoneTable, apex: &str) -> Record {
@@ -299,8 +299,9 @@ pub fn payload(query: &Message, cap: u16) -> u16 {
 /// copied, our OPT when the query had one (announcing the UDP size
 /// `payload`, echoing DO: RFC 6891 §6.1.1, RFC 3225 §3). When it does not
 /// fit `limit`, the same header with TC=1 and no records, so that the
-/// client asks again over TCP (RFC 1035 §4.2.1; hickory would instead fill
-/// the packet and drop the OPT record that must follow, RFC 6891 §7).
+/// client asks again over TCP (RFC 1035 §4.2.1; hickory-proto's encoder
+/// would instead fill the packet and drop the OPT record that must follow,
+/// RFC 6891 §7).
 pub fn encode(query: &Message, response: &Response, payload: u16, limit: u16) -> Vec<u8> {
     let full = emit(query, response, payload, limit, false);
     match full {

@@ -1,4 +1,4 @@
-//! Asking the running server (SPEC §9): what `/status` reports, and the
+//! Asking the running server: what `/status` reports, and the
 //! client side of `amldns status|records|flush|explain --server URL`, in
 //! the spirit of `unbound-control`. The server side is [`crate::http`];
 //! the types here (and the query string) are what both sides read and
@@ -23,7 +23,7 @@ use crate::forward::UpstreamHealth;
 use crate::reload::LastReload;
 
 /// Where `--server` points when neither it nor `AMLDNS_SERVER` says: the
-/// metrics listener of SPEC §2's example.
+/// `[metrics] listen` of the example configuration.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9153";
 
 /// A request gets this long, connecting included.
@@ -66,7 +66,7 @@ pub struct ServerStatus {
     pub problems: Vec<Problem>,
     pub upstreams: Vec<UpstreamHealth>,
     pub cache: CacheStatus,
-    /// Azure discovery (SPEC §8), when the config has `[azure]`.
+    /// Azure discovery, when the config has `[azure]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure: Option<AzureStatus>,
 }

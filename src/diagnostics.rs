@@ -30,7 +30,7 @@ impl Location {
         }
     }
 
-    /// A place outside any file: an Azure resource (SPEC §8), shown as
+    /// A place outside any file: an Azure resource that discovery read, shown as
     /// `azure <resource id>`. Line 0: there is no line to point at.
     pub fn azure(resource_id: &str) -> Self {
         Location {

@@ -1,4 +1,4 @@
-//! `amldns explain` and `GET /explain` (SPEC §9): how a name is answered,
+//! `amldns explain` and `GET /explain`: how a name is answered,
 //! and why. Told from the plan the server answers with ([`resolve::plan`])
 //! and from the table's own record of where each name came from, so that
 //! the explanation cannot drift from what is served: `--config` runs this

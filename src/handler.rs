@@ -1,4 +1,4 @@
-//! Answering one query (SPEC §3): the [`Snapshot`] in force is read once,
+//! Answering one query: the [`Snapshot`] in force is read once,
 //! [`resolve::plan`] decides what to answer, and an encoder writes it: the
 //! fast path's [`wire`] writer for the plain UDP queries it can write, else
 //! the general path's [`codec`]. The general path also does the asking
@@ -346,7 +346,7 @@ impl Handler {
         self.snapshot.load().policy.allows(ip)
     }
 
-    /// SPEC §6: a workspace name the table lacks, just forwarded (or
+    /// A workspace name the table lacks, just forwarded (or
     /// answered from the cache), is about to be reached over the public
     /// internet: counted, and logged at most every few seconds.
     fn check_forwarded(&self, name: &NameKey, client: IpAddr) {
@@ -526,7 +526,8 @@ impl Handler {
 
     /// Answers `qname`/`qtype` where the plan sends it upstream: a local chain
     /// that leaves the table is completed upstream, and an upstream chain that
-    /// reaches a local name is cut there and completed from the table (SPEC §3).
+    /// reaches a local name is cut there and completed from the table, as
+    /// Azure's resolver does for a linked private DNS zone.
     /// `zone`: the private-link zone amldns owns that `qname` is under, whose
     /// authority a negative answer comes from.
     async fn forward(

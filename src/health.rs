@@ -1,6 +1,6 @@
-//! What `/healthz` reports (SPEC §6, §9): the process is up, and what keeps
-//! it from serving what its sources say. Each source of trouble (a reload
-//! now, an Azure discovery round later) sets its problem when it fails and
+//! What `/healthz` reports: the process is up, and what keeps it from
+//! serving what its sources say. Each source of trouble (a reload, an Azure
+//! discovery round) sets its problem when it fails and
 //! clears it when it succeeds again; `/healthz` shows every problem set.
 //!
 //! Degraded is not down: the last good table keeps serving, so a liveness
@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 pub enum Source {
     /// The last reload failed: the files on disk are not what is served.
     Reload,
-    /// The last Azure discovery round failed or was held (SPEC §8): the
+    /// The last Azure discovery round failed or was held: the
     /// last good discovery serves.
     Azure,
 }

@@ -1,4 +1,4 @@
-//! The `[metrics]` listener (SPEC §6, §9): `GET /metrics`, `GET /healthz`,
+//! The `[metrics]` listener: `GET /metrics`, `GET /healthz`,
 //! `GET /readyz`, `POST /reload`; and, to ask the running server what it
 //! serves, `GET /status`, `GET /records[?name=]`, `GET /explain?name=`,
 //! `POST /cache/flush[?name=]` (their types are in [`crate::control`]).
@@ -58,7 +58,7 @@ pub struct Endpoints {
     pub health: Arc<Health>,
     /// Cancelled when the stop begins: from then on `/readyz` says 503.
     pub stopping: CancellationToken,
-    /// Who may `POST /reload` (`[metrics] control_allow`).
+    /// Who may POST, that is reload or flush (`[metrics] control_allow`).
     pub control_allow: Vec<IpNet>,
     /// Refused control requests: a scanner must not flood the log.
     refused_log: RateLimited,
@@ -329,7 +329,7 @@ async fn reload(e: &Endpoints) -> Response<Reply> {
     }
 }
 
-/// `ok`, or `degraded` while a source has a problem (SPEC §6).
+/// `ok`, or `degraded` while a source has a problem.
 fn health_word(e: &Endpoints) -> &'static str {
     if e.health.problems().is_empty() {
         "ok"

@@ -1,4 +1,4 @@
-//! Logs (SPEC §6): human text by default, JSON on request, level from
+//! Logs: human text by default, JSON on request, level from
 //! `RUST_LOG`; and a rate limit for lines that a flood could repeat.
 
 use std::io::IsTerminal;
@@ -16,11 +16,9 @@ pub enum Format {
     Json,
 }
 
-/// hickory-server logs every request at INFO (ours is `[log] queries`), and
-/// the resolver logs each upstream hiccup; `RUST_LOG` is added on top, so
-/// `RUST_LOG=debug` shows amldns's details without their noise unless it
-/// names those targets itself.
-pub const DEFAULT_FILTER: &str = "info,hickory_server=warn,hickory_resolver=warn,hickory_net=warn";
+/// INFO and above from every target; `RUST_LOG` is added on top, so it
+/// can raise or lower any target (`RUST_LOG=amldns=debug`).
+pub const DEFAULT_FILTER: &str = "info";
 
 /// Installs the global subscriber, writing to stderr.
 pub fn init(format: Format) {
@@ -52,7 +50,7 @@ fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
 /// Logs every panic through tracing (so it reaches the JSON log too) and
 /// counts it, then hands it to the hook that was there before (by default,
 /// the message on stderr). A panic in a query's task loses that query, not
-/// the server: tokio catches it, where hickory would drop it silently.
+/// the server: tokio catches it, and this hook makes it seen and counted.
 pub fn count_panics(metrics: Arc<crate::metrics::Metrics>) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

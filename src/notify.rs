@@ -1,4 +1,4 @@
-//! systemd's service notifications (sd_notify(3), SPEC §9): READY=1 once
+//! systemd's service notifications (sd_notify(3)): READY=1 once
 //! amldns answers, WATCHDOG=1 while it keeps answering, STOPPING=1 when it
 //! stops. A datagram to the socket named by `NOTIFY_SOCKET`; nothing when
 //! that is unset (not under a `Type=notify` unit).

@@ -1,4 +1,4 @@
-//! Hot reload (SPEC §4): the only writer of the snapshot the handler reads.
+//! Hot reload: the only writer of the snapshot the handler reads.
 //!
 //! A reload reads and compiles the whole configuration off the serving path
 //! (a blocking task), then swaps the new snapshot in with one atomic store:
@@ -49,7 +49,7 @@ pub enum Trigger {
     File,
     Signal,
     Http,
-    /// An Azure discovery round found something new (SPEC §8).
+    /// An Azure discovery round found something new.
     Azure,
 }
 
@@ -144,7 +144,8 @@ impl fmt::Display for Changed {
     }
 }
 
-/// What a reload changed in the table (SPEC §9): names added, names
+/// What a reload changed in the table, as its log line and `/status` say
+/// it: names added, names
 /// removed, and names answered differently (answer or TTL).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Changes {
@@ -229,7 +230,7 @@ pub struct Reloader {
     path: PathBuf,
     snapshot: Arc<ArcSwap<Snapshot>>,
     forwarder: Arc<Service>,
-    /// What Azure discovery found (SPEC §8), merged into every table, and
+    /// What Azure discovery found, merged into every table, and
     /// `[azure]` as last loaded, for the rounds.
     azure: azure::State,
     metrics: Arc<Metrics>,

@@ -1,4 +1,4 @@
-//! The one place that decides what a query is answered with (SPEC §3): a
+//! The one place that decides what a query is answered with: a
 //! question, read by either parser, and the table in force go in; a
 //! [`Plan`] comes out, which says everything an encoder needs to write the
 //! answer. Both encoders ([`crate::wire`] for the hot cases, [`crate::codec`]
@@ -64,7 +64,7 @@ pub const DOH_CANARY: &str = "use-application-dns.net";
 /// `ns.<apex>`, the NS target and the SOA MNAME.
 pub const NS_LABEL: &str = "ns";
 
-/// How a query ended (SPEC §6): what metrics count and the query log says.
+/// How a query ended: what metrics count and the query log says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Answered from the zone table.
@@ -175,7 +175,7 @@ pub struct Policy {
     /// The addresses of `ns.<apex>` (its listen addresses that a client can
     /// reach: not the wildcard ones). Empty: the name has none.
     pub ns_addrs: Vec<IpAddr>,
-    /// `[server] identity`: what `id.server` and NSID say (SPEC §9).
+    /// `[server] identity`: what `id.server` and NSID say.
     pub identity: Box<str>,
     /// `[server] doh_canary`: [`DOH_CANARY`] is answered NXDOMAIN here,
     /// never forwarded.
@@ -197,9 +197,8 @@ impl Policy {
         // A v4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
         let ip = ip.to_canonical();
         // The bits above each net's prefix compared as one number: every
-        // query asks, and ipnet's `contains`, which works out the net's
-        // first and last address each time, took 160 instructions for a
-        // client in the default list's fifth net (issue 15).
+        // query asks, and ipnet's `contains` works out the net's first and
+        // last address each time.
         self.allow.iter().any(|net| match (net, ip) {
             (IpNet::V4(n), IpAddr::V4(a)) => (u32::from(n.addr()) ^ u32::from(a))
                 .checked_shr(32 - u32::from(n.prefix_len()))
@@ -232,9 +231,9 @@ pub enum Plan<'t> {
     /// then how it ends. `End::Forward` leaves the table: the general path
     /// asks upstream for the rest.
     Local(zone::Answer<'t>),
-    /// At a private-link zone apex, or its `ns.` name (SPEC §3).
+    /// At a private-link zone apex, or its `ns.` name.
     Apex { apex: &'t str, answer: ApexAnswer },
-    /// `id.server`/`hostname.bind` CH TXT: the server's identity (SPEC §9).
+    /// `id.server`/`hostname.bind` CH TXT: the server's identity.
     Identity,
     /// Not ours: ask upstream (the cache first). `zone`: the name is under
     /// a private-link apex amldns is the authority of; a negative answer
@@ -423,11 +422,11 @@ pub fn plan<'t>(
 }
 
 /// The `privatelink.*` zone apex at or above `name` that amldns is the
-/// authority of (SPEC §3: every such zone the table holds names in).
+/// authority of: every such zone the table holds names in.
 fn private_zone_of<'t>(table: &'t ZoneTable, name: &str) -> Option<&'t str> {
     // A private-link apex starts at a `privatelink` label; most forwarded
     // names have none and stop here. Searched for by its first byte, not
-    // with `str::find`, whose searcher costs more to set up (issue 15) than
+    // with `str::find`, whose searcher costs more to set up than
     // a short name takes to read.
     const LABEL: &[u8] = b"privatelink.";
     let bytes = name.as_bytes();
@@ -439,7 +438,7 @@ fn private_zone_of<'t>(table: &'t ZoneTable, name: &str) -> Option<&'t str> {
     table.private_apex(&name[at..])
 }
 
-/// SPEC §3: at the apex of a private-link zone it owns, amldns answers the
+/// At the apex of a private-link zone it owns, amldns answers the
 /// SOA and NS, as Azure's linked private DNS zone does, and at `ns.<apex>`
 /// the address of the name server it names. DS belongs to the parent side
 /// of the cut (RFC 4035 §3.1.4.1): forwarded. `None` for every other name
@@ -531,7 +530,7 @@ pub enum Next<'t> {
     Own { apex: &'t str },
     /// The reply's CNAME chain reaches a name the table holds, at the
     /// answer record `at`: the records up to it are kept, and the answer
-    /// goes on from its target, in the table (SPEC §3, as Azure's resolver
+    /// goes on from its target, in the table (as Azure's resolver
     /// does for a linked private DNS zone).
     Enter { at: usize },
     /// Chains bouncing between the table and upstream: SERVFAIL.
@@ -644,7 +643,7 @@ impl<'t> Chase<'t> {
     }
 }
 
-/// SPEC §3: the index of the CNAME record whose target the table holds, if
+/// The index of the CNAME record whose target the table holds, if
 /// any. A CNAME question is answered by the CNAME itself (RFC 1034 §4.3.2
 /// step 3a): nothing to complete then.
 fn enters_table<K: AsRef<str>>(

@@ -1,7 +1,8 @@
-//! The TCP side of the server (RFC 7766): our own accept loop, with the
-//! limits hickory's server lacks. At most `tcp_connections` connections, on
-//! all listeners together; a new one past that closes the connection idle
-//! the longest (or, when every one is busy, the one busy longest). A connection with no complete query for
+//! The TCP side of the server (RFC 7766): our own accept loop, with limits
+//! that keep any client from holding more than its share. At most
+//! `tcp_connections` connections, on all listeners together; a new one past
+//! that closes the connection idle the longest (or, when every one is busy,
+//! the one busy longest). A connection with no complete query for
 //! `tcp_idle_timeout` is closed, whether it sent nothing or half a message.
 //! Each connection answers up to [`QUERIES_PER_CONNECTION`] queries at once,
 //! in any order (RFC 7766 §6.2.1.1), and stops reading past that; a client
@@ -201,7 +202,8 @@ async fn connection(
             },
             () = close.cancelled() => break,
         };
-        // Too short to answer, or a response (QR=1): dropped (SPEC §3).
+        // Too short to answer, or a response (QR=1): dropped unanswered, so
+        // that two servers can never answer each other in a loop.
         if msg.len() < 12 || msg[2] & 0x80 != 0 {
             continue;
         }

@@ -4,7 +4,8 @@
 //! holds, are answered on the spot by [`Handler::answer_fast`], in batches;
 //! every other datagram goes, in a task of its own on the runtime, through
 //! the general path that serves TCP too ([`Handler::answer`]). Owning the
-//! loop also lets us drop responses (QR=1) before parsing, as SPEC §3 asks.
+//! loop also lets us drop responses (QR=1) before parsing: a response is
+//! never answered, so two servers cannot answer each other in a loop.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -102,8 +103,9 @@ pub fn serve(
     }
 }
 
-/// Whether an answer can go back to `src` (hickory's rule: no port 0, no
-/// unspecified or broadcast address, also when v4 shows up as v6).
+/// Whether an answer can go back to `src`: not to port 0, nor to an
+/// unspecified or broadcast address (also when v4 shows up as v6), where
+/// it would reach nobody or everybody.
 fn answerable(src: SocketAddr) -> bool {
     let ip = src.ip().to_canonical();
     let broadcast = match ip {

@@ -30,7 +30,7 @@ use tracing::debug;
 /// fragmentation; what we ask upstreams for and the most we answer with.
 pub const EDNS_PAYLOAD: u16 = 1232;
 
-/// SPEC §1: Azure's resolver may send UDP answers larger than asked for;
+/// Azure's resolver may send UDP answers larger than the EDNS size asked for;
 /// read them whole.
 const RECV_BUFFER: usize = 4096;
 
@@ -232,7 +232,8 @@ pub fn check_reply(id: u16, question: &Query, bytes: &[u8]) -> Verdict {
         return Verdict::Truncated;
     }
     let Ok(msg) = Message::from_vec(bytes) else {
-        // SPEC §1: Azure's resolver may cut a large answer without TC.
+        // Azure's resolver may cut a large answer without setting TC: one
+        // that does not parse is asked again over TCP.
         return Verdict::Truncated;
     };
     debug_assert_eq!(msg.metadata.message_type, MessageType::Response);

@@ -429,7 +429,7 @@ pub fn write_cached(
 
 /// Where the first `.` of `name` is, looked for 8 bytes a step (the
 /// zero-byte test of "Bit Twiddling Hacks" on the bytes XOR `.`): a byte at
-/// a time was a fifth of writing a local CNAME answer (issue 15).
+/// a time was a fifth of writing a local CNAME answer.
 fn first_dot(name: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
@@ -558,14 +558,14 @@ impl<'a, 'n> Writer<'a, 'n> {
     /// A name as text (`a.b.c`: no empty label, no final dot; empty for
     /// the root), written label by label until the rest of it was written
     /// before, which is then pointed at. Walking the text itself, rather
-    /// than a list of its labels, spares the 2 KiB list per name (issue 15).
+    /// than a list of its labels, spares the 2 KiB list per name.
     /// The place later names can point at for the whole of it, if any.
     ///
     /// The table name written last (a CNAME target, then the owner of the
     /// records after it; a zone apex, then the SOA names under it) is
     /// pointed at where it was found or begun the first time, without
     /// looking: places are only added, and the first that matches wins, so
-    /// looking would find that same place (issue 15: 4 to 7 labels compared).
+    /// looking would find that same place.
     fn dotted(&mut self, name: &[u8]) -> Option<Option<u16>> {
         if !self.question_pointable {
             self.question_pointable = true;
@@ -686,7 +686,7 @@ impl<'a, 'n> Writer<'a, 'n> {
         Some(())
     }
 
-    /// The zone's SOA (SPEC §3): owner the apex, MNAME `ns.<apex>`, RNAME
+    /// The zone's SOA: owner the apex, MNAME `ns.<apex>`, RNAME
     /// `hostmaster.<apex>`, the TTL its minimum (RFC 2308 §3).
     fn soa(&mut self, soa: &Soa<'n>) -> Option<()> {
         self.name(soa.apex)?;

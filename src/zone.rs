@@ -6,7 +6,7 @@
 //! lower-case name without the final dot (see [`names::NameKey`]) and do not
 //! allocate unless the answer is a chain of more than one CNAME.
 //!
-//! Laid out for size (issue 4: 10,000 workspaces, 130,000 names): names and
+//! Laid out for size (10,000 workspaces are 130,000 names): names and
 //! addresses sit in a few large pools that nodes point into, and the name
 //! index holds node numbers, not copies of the names. A table is then a
 //! handful of allocations, quick to build and to free, that a reload does not
@@ -22,7 +22,7 @@ use crate::diagnostics::{ConfigError, Location};
 use crate::names::{self, AnswerMode, Target, Workspace};
 
 /// RFC 1034 leaves chain length open; resolvers give up around 8–16 hops
-/// (BIND: 16, Unbound: 11). SPEC §3 fixes ours at 11.
+/// (BIND: 16, Unbound: 11). Ours is 11, Unbound's.
 pub const MAX_CHAIN: usize = 11;
 
 /// What a local name answers.
@@ -65,7 +65,7 @@ pub enum OriginKind {
     Workspace(String),
     Record,
     Import,
-    /// Listed by an Azure resource's private endpoint (discovery, SPEC §8).
+    /// Listed by an Azure resource's private endpoint (`[azure]` discovery).
     Azure,
 }
 
@@ -114,7 +114,7 @@ pub struct Answer<'t> {
 
 /// The CNAME steps of an [`Answer`], read as a slice. One step, the shape
 /// of every public name under `answer = "cname"`, is kept in place, so
-/// that the fast path answers it without allocating (issue 15).
+/// that the fast path answers it without allocating.
 #[derive(Debug, Clone, Default)]
 pub enum Chain<'t> {
     #[default]
@@ -179,7 +179,7 @@ pub enum End<'t> {
     NoData { apex: &'t str },
     /// The asked type was CNAME: the chain is the answer.
     Chain,
-    /// The chain leaves the table at this name: resolve it upstream (SPEC §3).
+    /// The chain leaves the table at this name: resolve it upstream.
     Forward(&'t str),
 }
 
@@ -317,8 +317,8 @@ impl Pool {
 struct Index {
     /// Keyed per table, as std's `HashMap` is: query names come from
     /// clients, and a known hash would let them aim at long probe runs.
-    /// foldhash rather than std's SipHash, which took 400 of the 2,600
-    /// instructions of a local answer (issue 15): its strength is for maps
+    /// foldhash rather than std's SipHash, a large share of a local
+    /// answer's time: SipHash's strength is for maps
     /// whose keys come from outside, and the index's keys are the config's
     /// names; a client only looks names up.
     hasher: foldhash::fast::RandomState,
@@ -443,8 +443,10 @@ impl Builder {
 /// What a whole table shares (`[zone]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ZoneSettings {
-    /// TTL of local answers, and of negative ones (the SOA minimum).
+    /// TTL of local answers, and of negative ones (the SOA minimum);
+    /// default 60.
     pub ttl: u32,
+    /// How a workspace's public names are answered; default A records.
     pub answer: AnswerMode,
 }
 
@@ -693,7 +695,8 @@ impl ZoneTable {
     }
 
     /// The node answering `name` (lower-case, no final dot): an exact name
-    /// first, then a wildcard one label up (SPEC §3).
+    /// first, then a wildcard one label up (a one-label wildcard, nothing
+    /// deeper).
     pub fn find(&self, name: &str) -> Option<Node<'_>> {
         self.entry(name).map(|e| self.pool.node(e))
     }
@@ -713,7 +716,7 @@ impl ZoneTable {
     }
 
     /// `name` itself when it is the apex of a `privatelink.*` zone the
-    /// table holds names in (SPEC §3: amldns is that zone's authority).
+    /// table holds names in: amldns is that zone's authority.
     pub fn private_apex(&self, name: &str) -> Option<&str> {
         let apex = |i: &u32| &*self.apexes[*i as usize];
         let i = self

@@ -1,6 +1,6 @@
 // A process of its own: these tests count the process's open descriptors,
 // which tests running beside them in one binary would change.
-//! Issue 5, items 5–8: TCP abuse, amplification, malformed input, and
+//! TCP abuse, amplification, malformed input, and
 //! resources that stay bounded through all of it. Everything on loopback.
 
 mod common;
@@ -349,7 +349,7 @@ impl Rng {
 }
 
 /// What an answer to the datagram `q` may be, per RFC 1035 §4.1.1 and
-/// SPEC §3: it parses, QR=1, the query's ID and opcode, an rcode the input
+/// It parses, QR=1, the query's ID and opcode, an rcode the input
 /// allows (FORMERR only for what is not a valid query), the question
 /// echoed when the query had exactly one that parses, and the local
 /// name's address when that question survived. `Err` says what is wrong.
@@ -370,7 +370,7 @@ fn check_answer(q: &[u8], r: &[u8]) -> Result<(), String> {
     let asked = Message::from_vec(q).ok().filter(|_| q.len() >= 12);
     // By number: hickory reads 16 as BADSIG, which BADVERS shares (RFC 6891 §9).
     let rcode = u16::from(reply.metadata.response_code);
-    // SPEC §3: a client never receives FORMERR for a valid query.
+    // A client never receives FORMERR for a valid query.
     let valid = asked.as_ref().is_some_and(|m| {
         m.queries.len() == 1
             && opcode == Some(0)
@@ -576,7 +576,7 @@ fn mutated_packets_never_stop_it() {
     });
 }
 
-/// Issue 12, item 5: clients outside `allow` are turned away before they
+/// Clients outside `allow` are turned away before they
 /// count against `tcp_connections`, so a flood of them never closes the
 /// connection of a client that is allowed. Each is told REFUSED for its
 /// first query (counted) and closed.
@@ -638,7 +638,7 @@ fn tcp_outsiders_never_evict_insiders() {
     });
 }
 
-/// Issue 12, item 5: a length prefix larger than any query closes the
+/// A length prefix larger than any query closes the
 /// connection at once, without waiting for (or holding) the 64 KiB it
 /// promises; queries up to the bound are answered.
 #[test]

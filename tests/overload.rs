@@ -1,4 +1,4 @@
-//! Issue 5: queries waiting on the upstream are capped per socket. In a test
+//! Queries waiting on the upstream are capped per socket. In a test
 //! binary of its own: it holds thousands of sockets and tasks at once, which
 //! would disturb the descriptor and memory checks of tests running beside it.
 

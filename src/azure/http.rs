@@ -27,7 +27,7 @@ use crate::metrics::AzureResult;
 /// past this something is wrong, and it must not fill the memory.
 const MAX_BODY: usize = 32 << 20;
 
-/// Why a round failed; the last good discovery keeps serving (SPEC §8).
+/// Why a round failed; the last good discovery keeps serving.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
     #[error("no token: {0}")]

@@ -1,4 +1,5 @@
-//! ARM access tokens from the three sources SPEC §8 names, each asked only
+//! ARM access tokens from the three sources `[azure] auth` names (a managed
+//! identity through IMDS, workload identity, the Azure CLI), each asked only
 //! when the cached token is near its end. Written here rather than taken
 //! from `azure_identity`: that crate brings `azure_core`'s pipeline and a
 //! second HTTP client (reqwest by default) for three small requests that

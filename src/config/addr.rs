@@ -10,7 +10,7 @@ pub fn dns_server(s: &str) -> Option<SocketAddr> {
         .ok()
 }
 
-/// SPEC §2's private answer addresses: RFC 1918, shared address space
+/// The addresses a private endpoint can have: RFC 1918, shared address space
 /// (RFC 6598, 100.64.0.0/10) and unique local IPv6 (RFC 4193, fc00::/7).
 /// Also what `amldns doctor` tells a private endpoint's answer by.
 pub fn is_private(addr: IpAddr) -> bool {

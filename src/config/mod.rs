@@ -1,4 +1,4 @@
-//! The configuration file (SPEC §2): read by `read`, parsed by `spec` (the
+//! The configuration file (docs/configuration.md): read by `read`, parsed by `spec` (the
 //! raw TOML shape, serde only), checked by `validate` into the [`Config`]
 //! the rest of amldns works from, whose [`Config::sources`] the zone table
 //! is compiled from.
@@ -55,11 +55,11 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// `[zone]`: how local names are answered.
     pub zone: ZoneSettings,
-    /// `[log]`.
+    /// `[log]`: what is logged besides events.
     pub log: LogConfig,
-    /// The `[[workspace]]` tables, in the order written.
+    /// The `[[workspace]]` tables, in the order written; none by default.
     pub workspaces: Vec<Located<Workspace>>,
-    /// The `[[record]]` tables, in the order written.
+    /// The `[[record]]` tables, in the order written; none by default.
     pub records: Vec<Located<Record>>,
     /// The names read from the `[[import]]` files.
     pub imports: Vec<ImportedName>,
@@ -67,7 +67,8 @@ pub struct Config {
     /// `discover --watch --out`): merged as discovery is, below the
     /// file's own names.
     pub discoveries: Vec<Located<Discovery>>,
-    /// `[azure]`: discovery from Azure Resource Manager (SPEC §8).
+    /// `[azure]`: discovery from Azure Resource Manager; `None` (the
+    /// default) discovers nothing.
     pub azure: Option<AzureConfig>,
     /// What was accepted but looks wrong, for the operator to read.
     pub warnings: Vec<Warning>,
@@ -76,7 +77,7 @@ pub struct Config {
     pub fingerprint: u64,
     /// SHA-256 of the config file's text (imports not included), in hex:
     /// what `sha256sum` prints for the file, exported as
-    /// `amldns_config_info{sha256}` (SPEC §9) so that an operator can tell
+    /// `amldns_config_info{sha256}` and in `/status` so that an operator can tell
     /// which file a replica serves.
     pub sha256: String,
 }
@@ -93,51 +94,60 @@ pub struct Located<T> {
 /// `[server]`, checked.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Addresses answered on, over UDP and TCP.
+    /// Addresses answered on, over UDP and TCP; default `0.0.0.0:53`.
     pub listen: Vec<SocketAddr>,
-    /// Clients that may query; others are refused.
+    /// Clients that may query, others are refused; default the private
+    /// ranges, shared address space, loopback and link-local.
     pub allow: Vec<IpNet>,
     /// TCP connections open at once; past it the longest idle is closed.
+    /// Default 1024.
     pub tcp_connections: usize,
-    /// A TCP connection with no query for this long is closed (RFC 7766 §6.2.3).
+    /// A TCP connection with no query for this long is closed (RFC 7766
+    /// §6.2.3); default 10 s.
     pub tcp_idle_timeout: Duration,
-    /// The server's name for `id.server`/`hostname.bind` and NSID (SPEC §9),
-    /// so that an operator behind a load balancer knows who answered.
+    /// The server's name for `id.server`/`hostname.bind` CH TXT and NSID,
+    /// so that an operator behind a load balancer knows who answered;
+    /// default this host's name.
     pub identity: String,
     /// Threads answering queries, each with a UDP socket of its own on every
-    /// listen address (SO_REUSEPORT), so that every core answers.
+    /// listen address (SO_REUSEPORT), so that every core answers; default
+    /// the cores this process may use.
     pub threads: usize,
     /// `use-application-dns.net` is answered NXDOMAIN here instead of
     /// forwarded: browsers that turn DNS-over-HTTPS on by default take that
     /// as the network's word to keep using it, and so keep reaching the
-    /// private endpoints its table points to.
+    /// private endpoints its table points to. Default true.
     pub doh_canary: bool,
 }
 
 /// `[metrics]`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
-    /// The HTTP listener's address.
+    /// The HTTP listener's address; `[metrics] listen` has no default.
     pub listen: SocketAddr,
-    /// Clients that may change state through the listener (`POST /reload`);
-    /// anyone who reaches it may read.
+    /// Clients that may change state through the listener (every POST:
+    /// `/reload`, `/cache/flush`); anyone who reaches it may read. Default
+    /// loopback only.
     pub control_allow: Vec<IpNet>,
 }
 
 /// `[upstream]`, checked: the forwarder's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
-    /// Resolvers asked, in order.
+    /// Resolvers asked, in order; default Azure's, 168.63.129.16:53.
     pub servers: Vec<SocketAddr>,
-    /// How long one upstream gets before the next is tried.
+    /// How long one upstream gets before the next is tried; default 2 s.
     pub timeout: Duration,
-    /// Forwarded answers kept; 0 turns the cache off.
+    /// Forwarded answers kept, 0 turns the cache off; default 10,000.
     pub cache_entries: u64,
-    /// The memory those answers may hold; 0 turns the cache off.
+    /// The memory those answers may hold, 0 turns the cache off; default
+    /// 64 MiB.
     pub cache_bytes: u64,
-    /// Questions asked upstream at once (SPEC §1: Azure allows 200 per VM).
+    /// Questions asked upstream at once; default 150, below the 200 in
+    /// flight per VM past which Azure's resolver drops queries.
     pub max_in_flight: usize,
-    /// Upstream queries per second (SPEC §1: Azure allows 1000 per VM).
+    /// Upstream queries per second; default 900, below the 1000 per VM
+    /// past which Azure's resolver drops queries.
     pub max_qps: u32,
 }
 
@@ -145,55 +155,64 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// One log line per query: client, name, type, outcome, rcode, time.
+    /// Default false.
     pub queries: bool,
 }
 
-/// `[azure]` (SPEC §8), checked.
+/// `[azure]`, checked: discovery from Azure Resource Manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureConfig {
-    /// Lower-case subscription ids.
+    /// Lower-case subscription ids; default none (this or
+    /// `management_groups` is needed).
     pub subscriptions: Vec<String>,
     /// Management group ids, as written: their subscriptions are read
-    /// through Resource Graph.
+    /// through Resource Graph. Default none.
     pub management_groups: Vec<String>,
     /// Lower-case; empty means every resource group.
     pub resource_groups: Vec<String>,
     /// Lower-case VNet resource ids: only private endpoints whose subnet is
     /// in one of them count; empty means every endpoint.
     pub virtual_networks: Vec<String>,
-    /// Where the ARM token comes from.
+    /// Where the ARM token comes from; default a managed identity.
     pub auth: AzureAuth,
-    /// Where the list of resources comes from.
+    /// Where the list of resources comes from; default Resource Graph.
     pub inventory: AzureInventory,
-    /// Which private endpoints give names.
+    /// Which private endpoints give names; default the workspaces'.
     pub private_endpoints: PrivateEndpoints,
     /// A user-assigned managed identity (or the workload identity's client,
-    /// instead of `AZURE_CLIENT_ID`).
+    /// instead of `AZURE_CLIENT_ID`); default the system-assigned one.
     pub client_id: Option<String>,
     /// The Entra tenant (id or domain) whose token `az` is asked for (its
     /// default tenant may not be the subscriptions'), and workload
-    /// identity's instead of `AZURE_TENANT_ID`.
+    /// identity's instead of `AZURE_TENANT_ID`. Default theirs.
     pub tenant_id: Option<String>,
-    /// Time from the end of one round to the start of the next.
+    /// Time from the end of one round to the start of the next; default
+    /// five minutes.
     pub interval: Duration,
-    /// The cloud whose ARM endpoint and token resource are used.
+    /// The cloud whose ARM endpoint and token resource are used; default
+    /// the public one.
     pub cloud: Cloud,
-    /// `scheme://host[:port][/path]`, no final `/`.
+    /// Azure Resource Manager, `scheme://host[:port][/path]`, no final
+    /// `/`; default the cloud's (`https://management.azure.com`).
     pub arm_endpoint: String,
-    /// Where IMDS is asked for a managed identity's token, no final `/`.
+    /// Where IMDS is asked for a managed identity's token, no final `/`;
+    /// default `http://169.254.169.254`.
     pub imds_endpoint: String,
     /// CA certificates (PEM) trusted for ARM and Entra ID besides the
-    /// built-in roots and the system's store (a TLS-inspecting proxy's).
+    /// built-in roots and the system's store (a TLS-inspecting proxy's);
+    /// default none.
     pub ca_file: Option<PathBuf>,
-    /// Each ARM or token request gives up after this.
+    /// Each ARM or token request gives up after this; default 10 s.
     pub timeout: Duration,
-    /// ARM reads per second at most.
+    /// ARM reads per second at most; default 20, under the 25 a second
+    /// ARM refills a subscription's read bucket with.
     pub max_reads_per_second: u32,
-    /// The last good discovery, written after each change.
+    /// The last good discovery, written after each change and read at
+    /// start; default none.
     pub state_file: Option<PathBuf>,
 }
 
-/// Where the ARM token comes from (SPEC §8).
+/// Where the ARM token comes from (`[azure] auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AzureAuth {
     /// IMDS: a VM's or VM scale set's identity.

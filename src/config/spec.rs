@@ -1,5 +1,12 @@
-//! The raw file shape (SPEC §2): what serde reads, nothing checked yet
-//! beyond types and known keys. Only [`super::validate`] sees it.
+//! The raw file shape: what serde reads, nothing checked yet beyond types
+//! and known keys. Only [`super::validate`] sees it; the keys, their
+//! defaults and whether a reload changes them are in docs/configuration.md.
+//! Each field says what its key is and its default (`None` or absent: the
+//! default, chosen in `validate`).
+
+// A key without a word here is a key nobody can look up: clippy (run with
+// `-D warnings`) refuses an undocumented field, type or function.
+#![warn(clippy::missing_docs_in_private_items)]
 
 use std::ops::Range;
 
@@ -12,209 +19,322 @@ use toml_parser::lexer::TokenKind;
 use crate::diagnostics::{ConfigError, Lines, closest};
 use crate::names::Cloud;
 
+/// The whole file: one field per table.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Spec {
+    /// `[server]`: the DNS listeners; all defaults when absent.
     #[serde(default)]
     pub server: ServerSpec,
+    /// `[metrics]`: the HTTP listener; none is started when absent.
     pub metrics: Option<MetricsSpec>,
+    /// `[upstream]`: the resolvers asked for names not answered here;
+    /// all defaults (Azure's resolver) when absent.
     #[serde(default)]
     pub upstream: UpstreamSpec,
+    /// `[zone]`: how local names are answered; all defaults when absent.
     #[serde(default)]
     pub zone: ZoneSpec,
+    /// `[log]`: what is logged besides events; all defaults when absent.
     #[serde(default)]
     pub log: LogSpec,
+    /// `[[workspace]]`: Azure ML workspaces whose names are answered; none
+    /// by default.
     #[serde(default)]
     pub workspace: Vec<WorkspaceSpec>,
+    /// `[[record]]`: single names with their own answer; none by default.
     #[serde(default)]
     pub record: Vec<RecordSpec>,
+    /// `[[import]]`: files of names (or another amldns's discovery) read
+    /// along with this one; none by default.
     #[serde(default)]
     pub import: Vec<ImportSpec>,
+    /// `[azure]`: discovery from Azure Resource Manager; off when absent.
     pub azure: Option<Spanned<AzureSpec>>,
 }
 
+/// `[server]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ServerSpec {
-    /// UDP and TCP on each address.
+    /// `listen`: addresses answered on, UDP and TCP on each; default
+    /// `["0.0.0.0:53"]`.
     pub listen: Option<Spanned<Vec<Spanned<String>>>>,
-    /// Client networks that may query; everyone else gets REFUSED.
+    /// `allow`: client networks that may query, everyone else gets REFUSED;
+    /// default the private ranges, shared address space (100.64.0.0/10),
+    /// loopback and link-local.
     pub allow: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `tcp_connections`: TCP connections open at once, on all listeners
+    /// together; default 1024.
     pub tcp_connections: Option<Spanned<u64>>,
+    /// `tcp_idle_timeout_ms`: a TCP connection with no query for this long
+    /// is closed; default 10000.
     pub tcp_idle_timeout_ms: Option<Spanned<u64>>,
-    /// What `id.server`/`hostname.bind` CH TXT and NSID say (SPEC §9).
+    /// `identity`: what `id.server`/`hostname.bind` CH TXT and NSID say;
+    /// default this host's name.
     pub identity: Option<Spanned<String>>,
-    /// Threads answering, each with its own socket per listen address.
+    /// `threads`: threads answering, each with its own socket per listen
+    /// address; default the cores this process may use.
     pub threads: Option<Spanned<u64>>,
-    /// Answer Firefox's DNS-over-HTTPS canary NXDOMAIN here (default true).
+    /// `doh_canary`: answer Firefox's DNS-over-HTTPS canary NXDOMAIN here;
+    /// default true.
     pub doh_canary: Option<bool>,
 }
 
+/// `[metrics]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MetricsSpec {
+    /// `listen`: the HTTP listener's address; required in `[metrics]`.
     pub listen: Spanned<String>,
-    /// Who may POST /reload (SPEC §4); default loopback only.
+    /// `control_allow`: who may POST (`/reload`, `/cache/flush`); anyone
+    /// who reaches the listener may GET. Default loopback only.
     pub control_allow: Option<Vec<Spanned<String>>>,
 }
 
+/// `[upstream]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpstreamSpec {
+    /// `servers`: resolvers asked in order, `ip` or `ip:port`; default
+    /// Azure's resolver, 168.63.129.16.
     pub servers: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `timeout_ms`: how long one upstream gets before the next is tried;
+    /// default 2000.
     pub timeout_ms: Option<Spanned<u64>>,
+    /// `cache_entries`: forwarded answers kept, 0 for no cache; default
+    /// 10000.
     pub cache_entries: Option<u64>,
+    /// `cache_bytes`: the memory those answers may hold, 0 for no cache;
+    /// default 64 MiB.
     pub cache_bytes: Option<Spanned<u64>>,
+    /// `max_in_flight`: questions asked upstream at once; default 150.
     pub max_in_flight: Option<Spanned<u64>>,
+    /// `max_qps`: upstream queries per second; default 900.
     pub max_qps: Option<Spanned<u64>>,
 }
 
+/// `[zone]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ZoneSpec {
+    /// `ttl`: TTL of local answers and of negative ones; default 60.
     pub ttl: Option<Spanned<u32>>,
+    /// `answer`: `"a"` (every name its address) or `"cname"` (public names
+    /// a CNAME to their `privatelink.` name, as Azure answers); default
+    /// `"a"`.
     pub answer: Option<AnswerSpec>,
 }
 
+/// `[log]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LogSpec {
-    /// One line per query: client, name, type, outcome, rcode, latency.
+    /// `queries`: one line per query (client, name, type, outcome, rcode,
+    /// latency); default false.
     #[serde(default)]
     pub queries: bool,
 }
 
+/// `[zone] answer`'s values.
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum AnswerSpec {
+    /// `"a"`: every name answered with its address.
     A,
+    /// `"cname"`: a public name answered with a CNAME to its
+    /// `privatelink.` name, which holds the address.
     Cname,
 }
 
+/// One `[[workspace]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct WorkspaceSpec {
+    /// `name`: the workspace's name; required.
     pub name: Spanned<String>,
+    /// `id`: the workspace id (a UUID, `properties.workspaceId`); required.
     pub id: Spanned<String>,
+    /// `region`: its region's short name, e.g. `eastus`; required.
     pub region: Spanned<String>,
+    /// `cloud`: `"public"`, `"china"` or `"usgov"`; default `"public"`.
     #[serde(default)]
     pub cloud: Cloud,
+    /// `ip`: the private endpoint's API address (api, cert.api, compute
+    /// instances); required.
     pub ip: Spanned<String>,
+    /// `notebook_ip`: the notebooks name's address; default `ip`.
     pub notebook_ip: Option<Spanned<String>>,
+    /// `inference_ip`: online endpoints' address; default `ip`.
     pub inference_ip: Option<Spanned<String>>,
+    /// `notebook_fqdn`: Azure's exact notebooks name, when it differs from
+    /// the derived one; default derived.
     pub notebook_fqdn: Option<Spanned<String>>,
+    /// `instances`: compute instance names (each also gets its `-22` SSH
+    /// name); default none.
     #[serde(default)]
     pub instances: Vec<Spanned<String>>,
+    /// `instances_wildcard`: answer every instance name of the region with
+    /// `ip`, which captures other workspaces' public instances too;
+    /// default false.
     #[serde(default)]
     pub instances_wildcard: bool,
+    /// `online_endpoints`: online endpoint names; default none.
     #[serde(default)]
     pub online_endpoints: Vec<Spanned<String>>,
+    /// `inference_wildcard`: answer every online endpoint name of the
+    /// region with `inference_ip`; default false.
     #[serde(default)]
     pub inference_wildcard: bool,
+    /// `[[workspace.projects]]`: the hub's projects, each with names of its
+    /// own; default none.
     #[serde(default)]
     pub projects: Vec<ProjectSpec>,
 }
 
+/// One `[[workspace.projects]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ProjectSpec {
+    /// `name`: the project's name; required.
     pub name: Spanned<String>,
+    /// `id`: the project's workspace id (a UUID); required.
     pub id: Spanned<String>,
     pub notebook_fqdn: Option<Spanned<String>>,
 }
 
+/// One `[[record]]`: any other private-endpoint name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RecordSpec {
+    /// `name`: the name, `*.` first for a one-label wildcard; required.
     pub name: Spanned<String>,
+    /// `a`: IPv4 answers; default none (a record needs `a`, `aaaa` or
+    /// `cname`).
     #[serde(default)]
     pub a: Vec<Spanned<String>>,
+    /// `aaaa`: IPv6 answers; default none.
     #[serde(default)]
     pub aaaa: Vec<Spanned<String>>,
+    /// `cname`: the name it is an alias of, instead of addresses; default
+    /// none.
     pub cname: Option<Spanned<String>>,
+    /// `ttl`: its own TTL; default `[zone] ttl`.
     pub ttl: Option<Spanned<u32>>,
 }
 
+/// One `[[import]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ImportSpec {
+    /// `path`: a file or glob, relative to the config's folder; required.
     pub path: Spanned<String>,
-    /// A missing file is no error: a replica importing another's discovery
-    /// file starts before the first one is written.
+    /// `optional`: a missing file is no error, for a replica importing
+    /// another's discovery file that starts before the first one is
+    /// written; default false.
     #[serde(default)]
     pub optional: bool,
 }
 
-/// `[azure]` (SPEC §8): discovery from Azure Resource Manager.
+/// `[azure]`: discovery from Azure Resource Manager.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AzureSpec {
-    /// Subscription ids to scan.
+    /// `subscriptions`: subscription ids to scan; default none (this or
+    /// `management_groups` is needed).
     pub subscriptions: Option<Spanned<Vec<Spanned<String>>>>,
-    /// Management groups (their ids) whose subscriptions, all the way
-    /// down, are scanned too: Resource Graph answers for a group's
-    /// subscriptions the identity may read, so a subscription added under
-    /// it needs no config change.
+    /// `management_groups`: management groups (their ids) whose
+    /// subscriptions, all the way down, are scanned too: Resource Graph
+    /// answers for a group's subscriptions the identity may read, so a
+    /// subscription added under it needs no config change. Default none.
     pub management_groups: Option<Spanned<Vec<Spanned<String>>>>,
-    /// Only these resource groups (case-insensitive); all when empty.
+    /// `resource_groups`: only these resource groups (case-insensitive);
+    /// default all.
     #[serde(default)]
     pub resource_groups: Vec<Spanned<String>>,
-    /// Only private endpoints in these VNets (resource ids); all when empty.
+    /// `virtual_networks`: only private endpoints in these VNets (resource
+    /// ids); default all.
     #[serde(default)]
     pub virtual_networks: Vec<Spanned<String>>,
+    /// `auth`: where the ARM token comes from; default
+    /// `"managed-identity"`.
     #[serde(default)]
     pub auth: AuthSpec,
-    /// Where the inventory comes from.
+    /// `inventory`: where the list of resources comes from; default
+    /// `"resource-graph"`.
     #[serde(default)]
     pub inventory: InventorySpec,
-    /// Which private endpoints give names: the workspaces' own and their
-    /// dependencies', or every approved one in scope.
+    /// `private_endpoints`: which private endpoints give names, the
+    /// workspaces' own and their dependencies' or every approved one in
+    /// scope; default `"workspaces"`.
     #[serde(default)]
     pub private_endpoints: PrivateEndpointsSpec,
-    /// A user-assigned managed identity, or the workload identity's client.
+    /// `client_id`: a user-assigned managed identity, or the workload
+    /// identity's client; default the system-assigned identity (or
+    /// `AZURE_CLIENT_ID`).
     pub client_id: Option<Spanned<String>>,
-    /// The Entra tenant the Azure CLI and workload identity ask for a token in.
+    /// `tenant_id`: the Entra tenant the Azure CLI and workload identity
+    /// ask for a token in; default theirs (or `AZURE_TENANT_ID`).
     pub tenant_id: Option<Spanned<String>>,
+    /// `interval_s`: seconds from the end of one round to the start of the
+    /// next; default 300.
     pub interval_s: Option<Spanned<u64>>,
-    /// Picks the default `arm_endpoint` and the token's resource.
+    /// `cloud`: picks the default `arm_endpoint` and the token's resource;
+    /// default `"public"`.
     #[serde(default)]
     pub cloud: Cloud,
+    /// `arm_endpoint`: Azure Resource Manager's address; default the
+    /// cloud's (`https://management.azure.com` for the public one).
     pub arm_endpoint: Option<Spanned<String>>,
+    /// `imds_endpoint`: where a managed identity's token is asked for;
+    /// default `http://169.254.169.254`.
     pub imds_endpoint: Option<Spanned<String>>,
-    /// Extra CA certificates (PEM) for ARM and Entra ID, relative to the
-    /// config's folder.
+    /// `ca_file`: extra CA certificates (PEM) for ARM and Entra ID,
+    /// relative to the config's folder; default none.
     pub ca_file: Option<Spanned<String>>,
-    /// One ARM or token request may take this long.
+    /// `timeout_ms`: one ARM or token request may take this long; default
+    /// 10000.
     pub timeout_ms: Option<Spanned<u64>>,
-    /// ARM reads per second at most, so that a large round stays under
-    /// ARM's throttling.
+    /// `max_reads_per_second`: ARM reads per second at most, so that a
+    /// large round stays under ARM's throttling; default 20.
     pub max_reads_per_second: Option<Spanned<u64>>,
-    /// Where the last good discovery is kept, relative to the config's folder.
+    /// `state_file`: where the last good discovery is kept, relative to
+    /// the config's folder; default none (a restart waits for a round).
     pub state_file: Option<Spanned<String>>,
 }
 
+/// `[azure] auth`'s values.
 #[derive(Debug, Deserialize, Clone, Copy, Default)]
 #[serde(rename_all = "kebab-case")]
 pub(super) enum AuthSpec {
+    /// `"managed-identity"`: IMDS, a VM's or scale set's identity.
     #[default]
     ManagedIdentity,
+    /// `"workload-identity"`: AKS's federated token.
     WorkloadIdentity,
+    /// `"cli"`: `az account get-access-token`.
     Cli,
 }
 
+/// `[azure] inventory`'s values.
 #[derive(Debug, Deserialize, Clone, Copy, Default)]
 #[serde(rename_all = "kebab-case")]
 pub(super) enum InventorySpec {
+    /// `"resource-graph"`: Azure Resource Graph queries.
     #[default]
     ResourceGraph,
+    /// `"arm"`: per-resource ARM reads.
     Arm,
 }
 
+/// `[azure] private_endpoints`' values.
 #[derive(Debug, Deserialize, Clone, Copy, Default)]
 #[serde(rename_all = "kebab-case")]
 pub(super) enum PrivateEndpointsSpec {
+    /// `"workspaces"`: the workspaces' own and their dependencies'.
     #[default]
     Workspaces,
+    /// `"all"`: every approved private endpoint in scope.
     All,
 }
 
@@ -365,8 +485,11 @@ pub(super) fn import_patterns(text: &str) -> Vec<String> {
 /// text without headers), whether its header is `[[name]]`, and its bytes,
 /// up to the next top-level header.
 struct Part<'t> {
+    /// The header's first key.
     name: &'t str,
+    /// Whether the header is `[[name]]`.
     array: bool,
+    /// Its bytes in the text.
     range: Range<usize>,
 }
 

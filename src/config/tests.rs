@@ -284,7 +284,8 @@ fn an_imported_regional_wildcard_marks_the_inference_ip_and_is_not_served() {
 #[test]
 fn azure_section_defaults_and_overrides() {
     const SUB: &str = "0B1F6471-1BF0-4DDA-AEC3-111122223333";
-    // [azure] alone gives something local: its discovery (SPEC §2).
+    // [azure] alone gives something local (its discovery), so the file is
+    // accepted without a workspace or record.
     let c = parse_str(&format!("[azure]\nsubscriptions = [\"{SUB}\"]\n")).unwrap();
     let a = c.azure.unwrap();
     assert_eq!(a.subscriptions, [SUB.to_ascii_lowercase()]);
@@ -987,11 +988,12 @@ fn public_names_cannot_be_captured() {
         ),
     ];
     for (name, why) in cases {
+        // The reason follows the rule at once: the message stands alone.
         fails_at(
             &record(name),
             2,
             8,
-            "would capture names that must keep resolving publicly",
+            "would capture names that must keep resolving publicly: ",
         );
         fails_at(&record(name), 2, 8, why);
     }

@@ -1,6 +1,6 @@
 //! `amldns forwarders`: the conditional-forwarder config an on-premises DNS
 //! server needs to send to amldns the zones it answers in ([`zones`]): those
-//! of a config (SPEC §9), or the Azure ML zones of some or every cloud
+//! of a config, or the Azure ML zones of some or every cloud
 //! ([`names::forwarder_zones`]), for BIND, Unbound, dnsmasq and Windows DNS.
 //! `deploy/onprem/` holds its output for example addresses, and a test keeps
 //! those files equal to it.

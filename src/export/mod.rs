@@ -1,4 +1,4 @@
-//! `amldns records` (SPEC §5): the effective table in the forms people and
+//! `amldns records`: the effective table in the forms people and
 //! other DNS servers read — a table, JSON, zone files, hosts lines, and config
 //! for BIND, Unbound, dnsmasq, Windows DNS and Azure Private DNS; and
 //! `amldns forwarders` ([`forwarders`]): the conditional forwarders an
@@ -12,8 +12,10 @@
 //! filled by `fill`.
 //!
 //! Pure: a [`ZoneTable`] in, text out. Each server has its own way to hold a
-//! few names without capturing their neighbours (SPEC §1, "Do not capture
-//! public names") and without sending their other types upstream (SPEC §3);
+//! few names without capturing their neighbours (a zone of its own for a
+//! public name would hide every other name under it, which must keep
+//! resolving publicly) and without sending their other types upstream (a
+//! name amldns holds is answered here for every type, NODATA if need be);
 //! each output's header says which way it uses and where it still differs
 //! from amldns, so that nobody finds out in production.
 

@@ -6,11 +6,11 @@
 //! [`RETRY_FAILED_AFTER`]; each try gets `timeout_ms`, shortened so every
 //! upstream gets a turn before the query's deadline. Within a try the
 //! datagram is sent again ([`resend_after`]): one lost datagram is never a
-//! failure (SPEC §3), and only a question no upstream answered in all its
+//! failure, and only a question no upstream answered in all its
 //! time is remembered as failed.
 //!
-//! It also protects the upstream (SPEC §1: Azure's resolver silently drops
-//! what is over 1000 queries/s or 200 in flight per VM): identical questions
+//! It also protects the upstream (Azure's resolver silently drops what is
+//! over 1000 queries/s or 200 in flight per VM): identical questions
 //! in flight are asked once, questions beyond `max_in_flight` at once get
 //! SERVFAIL (or a stale answer) at once, the places shared between clients
 //! so that one client's slow names cost that client, and past `max_qps` a
@@ -18,7 +18,7 @@
 //! SERVFAIL. Each question is asked in a task of its own, so an answer that
 //! comes after a client gave up still refreshes the cache.
 //!
-//! DNSSEC passes through (SPEC §3, RFC 4035 §3.2): the client's DO and CD
+//! DNSSEC passes through (RFC 4035 §3.2): the client's DO and CD
 //! go upstream and into the cache key, and the signatures and denial
 //! proofs of an answer are kept for a client that set DO, and only for one.
 
@@ -342,7 +342,7 @@ impl Forwarder {
                     return Fetched::Reply(reply);
                 }
                 // SERVFAIL, REFUSED…: another upstream may do better; if none
-                // does, the last one passes through (SPEC §3).
+                // does, the last one's answer reaches the client as it is.
                 Err(error) => {
                     up.errors.count(&error);
                     last_rcode = error.rcode().or(last_rcode);

@@ -1,4 +1,4 @@
-//! Prometheus metrics (SPEC §6), in a registry of our own so that several
+//! Prometheus metrics, in a registry of our own so that several
 //! servers can live in one test process. Names follow Prometheus conventions
 //! (`amldns_` prefix, `_total` counters, `_seconds` histograms) and are public
 //! constants, so tests read the same names. Every label value comes from a

@@ -415,8 +415,10 @@ pub fn notebooks_zone_of(fqdn: &str) -> Option<(Cloud, &'static str)> {
 mod tests {
     use super::*;
 
+    /// The zones an on-premises server forwards, per cloud: those Microsoft
+    /// Learn's "How to use your workspace with a custom DNS server" lists.
     #[test]
-    fn forwarder_zones_are_spec_s_list() {
+    fn forwarder_zones_are_each_clouds_workspace_zones() {
         let cases = [
             (
                 Cloud::Public,

@@ -1,4 +1,4 @@
-//! Every DNS name an Azure ML workspace behind a private endpoint needs (SPEC §1).
+//! Every DNS name an Azure ML workspace behind a private endpoint needs.
 //!
 //! Pure: a validated [`Workspace`] in, a list of [`DerivedName`]s out. No I/O and
 //! no DNS library types, so the rules can be read and tested in one place.

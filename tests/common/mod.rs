@@ -745,15 +745,16 @@ pub async fn alive(addr: SocketAddr) -> bool {
     false
 }
 
-// ---- test configs (issue 16.2: one builder; issue 12.3: never empty) --------
+// ---- test configs: one builder, never empty ----------------------------------
 
-/// A local name for a test that is about something else: SPEC §2 refuses a
+/// A local name for a test that is about something else: amldns refuses a
 /// config that gives nothing to answer locally.
 pub const PROBE: &str =
     "[[record]]\nname = \"probe.privatelink.blob.core.windows.net\"\na = [\"10.9.9.9\"]\n";
 
 /// Every config a test starts amldns with is built here: its upstreams are
-/// named (stand-ins on loopback, never the default 168.63.129.16; SPEC §7)
+/// named (stand-ins on loopback, never the default 168.63.129.16: no test
+/// sends anything off this host)
 /// and it gives something to answer locally.
 pub struct TestConfig<'a> {
     /// Stand-ins on loopback; [`start_loaded`] refuses anything else.
@@ -805,7 +806,7 @@ impl TestConfig<'_> {
 
 /// Panics unless every upstream of `config` is on loopback: a test must
 /// never reach 168.63.129.16 (the default when `[upstream]` is left out) or
-/// any other address off this host (SPEC §7). Tests of the defaults run the
+/// any other address off this host. Tests of the defaults run the
 /// binary inside `unshare --net` instead.
 pub fn refuse_unsafe_upstreams(config: &config::Config) {
     let off_host: Vec<String> = config
@@ -825,7 +826,7 @@ pub fn refuse_unsafe_upstreams(config: &config::Config) {
     refuse_unsafe_azure(config);
 }
 
-// ---- issue 12, helper C: sockets, the control ACL, logs ------------------------
+// ---- sockets, the control ACL, logs -----------------------------------------
 
 /// Starts amldns with `config_text` (written to a temp folder) on sockets the
 /// test bound itself, e.g. wildcard or IPv6 addresses.
@@ -854,7 +855,7 @@ pub async fn tcp_connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
         .unwrap()
 }
 
-// ---- issue 12, the upstream path and DNSSEC transparency (helper A) ----------
+// ---- the upstream path and DNSSEC transparency ------------------------------
 
 /// A query as [`query_msg`] makes it with EDNS(0) 1232, with DO and CD as given.
 pub fn query_dnssec(qname: &str, qtype: RecordType, dnssec_ok: bool, cd: bool) -> Message {
@@ -866,7 +867,7 @@ pub fn query_dnssec(qname: &str, qtype: RecordType, dnssec_ok: bool, cd: bool) -
     m
 }
 
-// ---- issue 16 (helper D): skips, and SPEC cases ---------------------------------
+// ---- skips, and amldns run as a process ------------------------------------
 
 /// Why a test cannot run here, for [`skip`].
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1065,16 +1066,16 @@ impl Drop for Process {
 
 impl StandIn {
     /// From now on, UDP answers go out whole, past the asker's EDNS size and
-    /// without TC, as Azure's resolver may send them (SPEC §1).
+    /// without TC, as Azure's resolver may send them.
     pub fn send_udp_whole(&self) {
         self.udp_whole.store(true, Ordering::SeqCst);
     }
 }
 
-// ---- issue 13, helper F: Azure discovery -----------------------------------------
+// ---- Azure discovery -------------------------------------------------------
 
 /// Panics unless `[azure]`, if any, asks only loopback stand-ins: a test
-/// must never reach ARM or IMDS (169.254.169.254), the defaults (SPEC §7).
+/// must never reach ARM or IMDS (169.254.169.254), the defaults.
 pub fn refuse_unsafe_azure(config: &config::Config) {
     let Some(azure) = &config.azure else { return };
     for url in [&azure.arm_endpoint, &azure.imds_endpoint] {

@@ -1,4 +1,4 @@
-//! Discovery from Azure (SPEC §8, issue 13) against a stand-in for ARM,
+//! Discovery from Azure against a stand-in for ARM,
 //! IMDS and Entra ID on 127.0.0.1: nothing here reaches Azure.
 
 use std::future::Future;
@@ -242,7 +242,7 @@ async fn a_round_serves_every_shape_azure_gives() {
         let m = udp_query(*s, &name, RecordType::A).await;
         assert!(!m.metadata.authoritative, "{name} is not local");
     }
-    // /status says what discovery serves (SPEC §9).
+    // /status says what discovery serves.
     let (_, status) = http_request(srv.http(), "GET", "/status").await;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["azure"]["workspaces"], 5, "{status}");
@@ -254,7 +254,7 @@ async fn a_round_serves_every_shape_azure_gives() {
         status["azure"]["last_success"].as_f64().unwrap() > 1.7e9,
         "{status}"
     );
-    // /records names the Azure resource each name came from (SPEC §9).
+    // /records names the Azure resource each name came from.
     let (_, rows) = http_request(
         srv.http(),
         "GET",

@@ -46,7 +46,7 @@ async fn cache_hits_stay_local_and_count_ttls_down() {
 /// reach the upstream, and asking the other 16 does, each of them.
 #[tokio::test]
 async fn the_cache_holds_at_most_cache_entries() {
-    let up = StandIn::start(|q| Some(spec_zone(q))).await;
+    let up = StandIn::start(|q| Some(edge_case_zone(q))).await;
     let srv = start(&config(&[up.addr], 1000, "cache_entries = 4")).await;
     let names: Vec<String> = (0..20).map(|i| format!("n{i}.example.com")).collect();
     for n in &names {
@@ -140,7 +140,7 @@ async fn large_answers_stay_within_cache_bytes() {
 /// SOA's own TTL (RFC 2308 §5), then asked again.
 #[tokio::test]
 async fn negative_answers_expire_after_the_soa_minimum() {
-    let up = StandIn::start(|q| Some(spec_zone(q))).await;
+    let up = StandIn::start(|q| Some(edge_case_zone(q))).await;
     let srv = start(&config(&[up.addr], 1000, "")).await;
     let name = "short-negative.example.com";
     let asked = Instant::now();

@@ -122,7 +122,7 @@ fn check_prints_warnings() {
     );
 }
 
-/// SPEC §2: an empty or truncated config gives nothing to answer and is an
+/// An empty or truncated config gives nothing to answer and is an
 /// error at 1:1, not "OK, 0 local names".
 #[test]
 fn check_refuses_a_config_with_nothing_local() {
@@ -193,7 +193,7 @@ fn serve_refuses_a_config_with_nothing_local() {
     );
 }
 
-/// The mistakes of SPEC §2 from the command line: errors exit 1 with their
+/// An operator's usual config mistakes from the command line: errors exit 1 with their
 /// place and what to write; warnings are printed and the check passes.
 #[test]
 fn check_names_an_operators_mistakes() {

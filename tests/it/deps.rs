@@ -1,4 +1,4 @@
-//! Issue 5, item 9: the DNS crates amldns is built from. hickory before
+//! The DNS crates amldns is built from. hickory before
 //! 0.26.2 sends non-EDNS UDP answers over 512 bytes and has
 //! RUSTSEC-2026-0119; the old `trust-dns-*` names must not come back through
 //! some dependency; and no DNSSEC code is compiled in (amldns does not

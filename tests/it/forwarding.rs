@@ -1,4 +1,4 @@
-//! Issue 12, the upstream path: lost datagrams sent again, bursts of new
+//! The upstream path: lost datagrams sent again, bursts of new
 //! names asked rather than refused, FORMERR to EDNS asked again without, the
 //! question's spelling in owner names, and DNSSEC passed through for clients
 //! that ask with DO (and only for them). Every upstream is a stand-in on
@@ -673,7 +673,7 @@ async fn failover_to_the_next_upstream() {
     srv.stop().await;
 }
 
-/// SPEC §1: Azure's resolver may answer over UDP with more than the 1232
+/// Azure's resolver may answer over UDP with more than the 1232
 /// bytes asked for, without TC. amldns reads such an answer whole up to
 /// 4096 bytes: one of exactly 4096 bytes is taken (no retry over TCP) and
 /// served, whole over TCP, and with TC to a UDP client it does not fit.
@@ -681,11 +681,11 @@ async fn failover_to_the_next_upstream() {
 /// parse.
 #[tokio::test]
 async fn an_upstream_udp_answer_of_4096_bytes_without_tc_is_read_whole() {
-    let up = StandIn::start(|q| Some(spec_zone(q))).await;
+    let up = StandIn::start(|q| Some(edge_case_zone(q))).await;
     up.send_udp_whole();
     let name = "big-udp.example.com";
     // As amldns asks it: EDNS with its 1232 bytes.
-    let size = spec_zone(&query_msg(name, RecordType::A, Some(1232)))
+    let size = edge_case_zone(&query_msg(name, RecordType::A, Some(1232)))
         .to_vec()
         .unwrap()
         .len();
@@ -710,7 +710,7 @@ async fn an_upstream_udp_answer_of_4096_bytes_without_tc_is_read_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_errors_are_counted_by_kind_and_the_in_flight_gauge_moves() {
     // Rcodes from an upstream that answers.
-    let up = StandIn::start(|q| Some(spec_zone(q))).await;
+    let up = StandIn::start(|q| Some(edge_case_zone(q))).await;
     let srv = start(&setup::config(&[up.addr], 1000, "")).await;
     for (name, rcode) in [
         ("servfail.example.com", ResponseCode::ServFail),

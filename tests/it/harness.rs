@@ -1,5 +1,5 @@
 //! The test harness keeps its promises: every test config names loopback
-//! upstreams and gives a local name (issue 16.2), so no test can reach
+//! upstreams and gives a local name, so no test can reach
 //! 168.63.129.16 by leaving `[upstream]` out.
 
 use crate::common::*;

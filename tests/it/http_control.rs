@@ -1,4 +1,4 @@
-//! Issue 14, "ask the running server" (SPEC §9): `GET /records`, `/status`,
+//! Asking the running server: `GET /records`, `/status`,
 //! `/explain`, `POST /cache/flush` on the metrics listener, and the commands
 //! over them (`amldns status|records|flush|explain --server URL`), run as a
 //! user would against a server started in-process on loopback; and what a
@@ -413,7 +413,7 @@ async fn check_as_json_locates_errors_and_warnings() {
     let file = path.display().to_string();
     let args = ["check", "--config", &file, "--format", "json"];
 
-    // A public answer address is a warning (SPEC §2).
+    // A public answer address is a warning.
     std::fs::write(
         &path,
         format!("[[record]]\nname = \"{ST}\"\na = [\"192.0.2.1\"]\n"),
@@ -665,7 +665,7 @@ async fn probes_answer_while_another_address_holds_idle_connections() {
     srv.stop().await;
 }
 
-/// Issue 12, item 5: `POST /reload` only from `[metrics] control_allow`
+/// `POST /reload` only from `[metrics] control_allow`
 /// (loopback by default, which the other tests rely on); anyone else gets
 /// 403 and nothing is reloaded, while reading stays open to them.
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! What amldns answers where the resolution step decides something of its
-//! own (SPEC §3), over real sockets: private-link zone apexes, opcodes it
+//! own, over real sockets: private-link zone apexes, opcodes it
 //! does not implement, DO echoed, ANY over UDP, outsiders on the fast path.
 //!
 //! And the local names themselves: every name family in every cloud, the
@@ -42,7 +42,7 @@ fn soa_of(r: &hickory_proto::rr::Record) -> String {
     }
 }
 
-/// SPEC §3: SOA and NS at the apex of every private-link zone the table
+/// SOA and NS at the apex of every private-link zone the table
 /// holds names in, authoritatively and with the SOA negative answers carry;
 /// the NS name's address; DS, other names under the zone and public apexes
 /// still forwarded.
@@ -121,7 +121,7 @@ async fn private_link_apexes_are_answered_authoritatively() {
     srv.stop().await;
 }
 
-/// SPEC §3: a name under a private-link zone amldns owns that the table
+/// A name under a private-link zone amldns owns that the table
 /// does not hold is forwarded (Azure's "fall back to internet"); what the
 /// upstream has is passed on, and when it has nothing (NXDOMAIN, NODATA)
 /// amldns answers as the zone's authority: AA=1 and the zone's own SOA,
@@ -281,7 +281,7 @@ async fn outsiders_are_refused_with_their_question() {
     srv.stop().await;
 }
 
-/// SPEC §9: `id.server` and `hostname.bind` CH TXT, and NSID when asked,
+/// `id.server` and `hostname.bind` CH TXT, and NSID when asked,
 /// give `[server] identity`; other CH questions are refused.
 #[tokio::test]
 async fn identity_answers_id_server_hostname_bind_and_nsid() {
@@ -350,7 +350,7 @@ async fn identity_defaults_to_the_host_name() {
 
 const NB: &str = fixtures::NOTEBOOK_LABEL;
 
-/// Every name family of SPEC §1, for each cloud, answered locally with AA.
+/// Every name family a workspace needs, for each cloud, answered locally with AA.
 #[tokio::test]
 async fn every_name_family_in_every_cloud() {
     let up = StandIn::zone().await;

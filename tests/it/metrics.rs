@@ -165,7 +165,7 @@ async fn clients_cannot_grow_the_series() {
     srv.stop().await;
 }
 
-/// SPEC §6: a forwarded workspace-shaped name is a workspace missing from the table.
+/// A forwarded workspace-shaped name is a workspace missing from the table.
 #[tokio::test]
 async fn forwarded_workspace_names_are_counted() {
     let up = StandIn::zone().await;

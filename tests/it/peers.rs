@@ -385,7 +385,7 @@ fn nodata(m: &Message) -> bool {
 }
 
 /// What both peers must do with the records, and what the stand-in upstream
-/// must never be asked (a local name is never forwarded, SPEC §3).
+/// must never be asked (a local name is never forwarded).
 async fn check_common(server: SocketAddr, upstream: &StandIn) {
     let api = format!("{GUID}.workspace.eastus.api.azureml.ms");
     let nb = format!("ml-mlw-eastus-{GUID}.eastus.notebooks.azure.net");

@@ -49,7 +49,7 @@ async fn broken_reload_keeps_serving_and_fixing_recovers() {
     let cases = [
         (broken_ip.as_str(), "is not an IPv4 address"),
         ("[server\n", "expected"),
-        // Truncated (`: > amldns.toml`): the table must not empty (issue 12.3).
+        // Truncated (`: > amldns.toml`): the table must not empty.
         ("", ":1:1: the config gives nothing to answer locally"),
         (
             &*format!("{good}[[import]]\npath = \"missing.json\"\n"),
@@ -504,7 +504,7 @@ async fn concurrent_reload_requests_coalesce() {
     srv.stop().await;
 }
 
-/// Issue 12, item 5: a folder written more often than the debounce (every
+/// A folder written more often than the debounce (every
 /// 20 ms, against 250) is never quiet, and still reloads once DEBOUNCE_MAX
 /// has passed since the first write (waited for with a ceiling of five
 /// times that), not before unless the writer fell quiet for a debounce.

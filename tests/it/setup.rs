@@ -57,7 +57,7 @@ pub(crate) const UDP_READ: usize = 4096;
 /// [`upstream_zone`] and a few more names: a negative answer whose SOA
 /// minimum is 2 s, an answer too big for 1232 bytes, and an rcode that is
 /// neither an answer nor SERVFAIL/REFUSED.
-pub(crate) fn spec_zone(q: &Message) -> Message {
+pub(crate) fn edge_case_zone(q: &Message) -> Message {
     let qname = q.queries[0]
         .name()
         .to_ascii()

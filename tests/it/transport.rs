@@ -398,7 +398,7 @@ async fn tcp_clients_outside_allow_are_refused() {
     srv.stop().await;
 }
 
-/// Issue 12, item 5: `listen = ["0.0.0.0:P", "[::]:P"]` binds (the IPv6
+/// `listen = ["0.0.0.0:P", "[::]:P"]` binds (the IPv6
 /// sockets are IPv6-only, so they do not claim the IPv4 port too), and the
 /// IPv6 one answers over UDP and TCP. The wildcard sockets receive nothing
 /// from outside: only [::1] is asked.

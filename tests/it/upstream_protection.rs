@@ -1,4 +1,4 @@
-//! Issue 5, items 1–3: amldns protects its upstream (caps on questions in
+//! amldns protects its upstream (caps on questions in
 //! flight and per second, identical questions merged), survives its faults
 //! (stale answers, remembered failures, failover and recovery), and is not
 //! fooled by forged replies. Every upstream is a stand-in on 127.0.0.1.

@@ -17,7 +17,7 @@ use crate::names::{self, AnswerMode, Workspace};
 
 impl Cx<'_> {
     /// No upstream `written` (parsed as `upstreams`) is one of amldns's own
-    /// `listen` addresses (SPEC §2): it would ask itself.
+    /// `listen` addresses: it would ask itself.
     pub(super) fn upstream_is_not_amldns(
         &self,
         written: &Option<Spanned<Vec<Spanned<String>>>>,
@@ -43,7 +43,7 @@ impl Cx<'_> {
         Ok(())
     }
 
-    /// SPEC §2: a configuration must give something to answer locally, so
+    /// A configuration must give something to answer locally, so
     /// that a truncated or emptied file can never empty a running table; a
     /// reload refuses it like any broken config. Every source of local names
     /// counts here, and only here: discovery is one (`discovered`: an
@@ -101,7 +101,7 @@ fn is_own(upstream: SocketAddr, listen: SocketAddr) -> bool {
                 && (up.is_loopback() || up.is_unspecified())))
 }
 
-/// SPEC §2 warnings about imported names: a notebooks FQDN that differs from
+/// Warnings about imported names: a notebooks FQDN that differs from
 /// the one derived for the same workspace, and a workspace whose private
 /// endpoint lists no notebooks or no cert.api name.
 pub(in crate::config) fn import_warnings(

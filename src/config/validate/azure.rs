@@ -1,4 +1,4 @@
-//! `[azure]` (SPEC §8): which subscriptions and management groups
+//! `[azure]`: which subscriptions and management groups
 //! discovery reads, how it gets its token, and how hard it may read Azure
 //! Resource Manager.
 
@@ -13,8 +13,9 @@ use crate::config::{AzureAuth, AzureConfig, AzureInventory, PrivateEndpoints};
 use crate::diagnostics::ConfigError;
 use crate::names;
 
-/// SPEC §8's example: five minutes costs a few reads per workspace per
-/// round, far under ARM's read limits (README, "Discovery from Azure").
+/// Five minutes costs a few reads per workspace per round, far under
+/// ARM's read limits (docs/azure.md), and a new private endpoint is
+/// answered within minutes.
 const DEFAULT_AZURE_INTERVAL_S: u64 = 300;
 /// ARM answers reads in well under a second; ten allow a slow page of a
 /// large list without letting one request hold a round.
@@ -28,7 +29,7 @@ const DEFAULT_AZURE_READS_PER_SECOND: u64 = 20;
 const IMDS_ENDPOINT: &str = "http://169.254.169.254";
 
 impl Cx<'_> {
-    /// `[azure]` (SPEC §8). Endpoints may be plain `http://` (a stand-in on
+    /// `[azure]`, checked. Endpoints may be plain `http://` (a stand-in on
     /// loopback in tests, a proxy): only the defaults are fixed to https.
     pub(super) fn azure(&self, a: &Spanned<AzureSpec>) -> Result<AzureConfig, ConfigError> {
         let section = a;

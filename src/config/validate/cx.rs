@@ -57,7 +57,7 @@ impl Cx<'_> {
         self.warnings.take()
     }
 
-    /// Warns when `addr`, an answer, is not a private address (SPEC §2): a
+    /// Warns when `addr`, an answer, is not a private address: a
     /// private endpoint's address is, so a public one is most likely a
     /// copy of the public answer, which the private endpoint exists to
     /// avoid. Loopback is not private either: clients would ask themselves.
@@ -147,7 +147,7 @@ impl Cx<'_> {
 /// Why a wildcard (a `[[record]]`'s, or an imported one) is refused.
 pub(super) fn captures_public_message(what: &str, name: &str, why: names::Captured) -> String {
     format!(
-        "{what} {name} would capture names that must keep resolving publicly (SPEC §1): {why}; \
+        "{what} {name} would capture names that must keep resolving publicly: {why}; \
          give the workspace's exact names instead"
     )
 }

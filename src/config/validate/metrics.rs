@@ -5,9 +5,9 @@ use crate::config::MetricsConfig;
 use crate::config::spec::MetricsSpec;
 use crate::diagnostics::ConfigError;
 
-/// Who may POST /reload by default (SPEC §4): loopback, since a metrics
-/// listener on 0.0.0.0 (for Kubernetes probes and Prometheus) must not let
-/// whoever reaches it reload.
+/// Who may POST (`/reload`, `/cache/flush`) by default: loopback, since a
+/// metrics listener on 0.0.0.0 (for Kubernetes probes and Prometheus) must
+/// not let whoever reaches it change what is served.
 const DEFAULT_CONTROL_ALLOW: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 
 impl Cx<'_> {

@@ -12,7 +12,7 @@ use crate::config::ServerConfig;
 use crate::config::spec::ServerSpec;
 use crate::diagnostics::ConfigError;
 
-/// Default client networks (SPEC §2): private ranges, CGNAT, loopback and
+/// Default client networks: private ranges, CGNAT, loopback and
 /// link-local, so that amldns is never an open resolver by default.
 const DEFAULT_ALLOW: [&str; 9] = [
     "10.0.0.0/8",
