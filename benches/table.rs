@@ -1,4 +1,4 @@
-//! Table size (issue 4): what a reload of a big config costs, step by step,
+//! Table size: what a reload of a big config costs, step by step,
 //! without a server. `benches/table.sh` measures the whole reload and the
 //! memory of a running server.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Table size (issue 4): how long a config of many workspaces takes to compile
+# Table size: how long a config of many workspaces takes to compile
 # and swap in, and how much memory the server holds with it.
 #
 # Writes a config of N workspaces (13 names each, as in benches/hot_path.rs)

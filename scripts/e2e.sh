@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end with real peers, all on this machine (SPEC §7):
+# End to end with real peers, all on this machine, nothing sent off it:
 #  a. an on-premises Unbound, configured with deploy/onprem's Unbound file as
 #     `amldns forwarders` prints it (pointed at amldns on loopback), resolves
 #     every name amldns holds to its private IP, with DNSSEC validation and
@@ -162,7 +162,7 @@ timeout_ms = 200
 name = "www.example.com"
 a = ["192.0.2.80"]
 # It plays the public DNS, so it holds a name that must stay public, which a
-# [[record]] may not (SPEC §2); an import of exact names may.
+# [[record]] may not (docs/configuration.md); an import of exact names may.
 [[import]]
 path = "standin-public.json"
 EOF

@@ -6,7 +6,7 @@
 # JMESPath, a PowerShell grammar) into a venv, target/peers-venv, from PyPI.
 # Package scripts must not start the services they install: Debian's Unbound
 # service fetches the root trust anchor from the internet on start, and these
-# machines send nothing off loopback (SPEC §7). So service starts are refused
+# machines send nothing off loopback. So service starts are refused
 # through policy-rc.d while apt runs. Without root or apt-get it says so and
 # exits 0 (the tests that need the programs skip); under CI=true (.ci/run),
 # where it runs as root on Debian, that fails, and so does anything still

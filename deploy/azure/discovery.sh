@@ -1,6 +1,6 @@
 #!/bin/sh
 # Gives the amldns VMs' managed identities what Azure discovery reads
-# (SPEC §8, README "Discovery from Azure"): the custom role of
+# (docs/azure.md): the custom role of
 # discovery-role.json (or the built-in Reader) on each subscription scanned.
 # Run once, by someone who may create roles and role assignments
 # (Owner or User Access Administrator), with the Azure CLI signed in.

@@ -169,7 +169,7 @@ def main():
 
     if args.amldns and config_src:
         # The shipped config is a starting point with nothing local, which
-        # amldns refuses (SPEC §2: a config that answers nothing would empty
+        # amldns refuses (a config that answers nothing would empty
         # the table). Checked as a user completes it: with one name of their
         # own, every setting it ships must load.
         with tempfile.TemporaryDirectory() as tmp:
