@@ -1,6 +1,6 @@
-//! Table size (10,000 workspaces, 130,000 names): what a reload of a big
-//! config costs, step by step, without a server. `benches/table.sh`
-//! measures the whole reload and the memory of a running server.
+//! Table size: what a reload of a big config costs, step by step,
+//! without a server. `benches/table.sh` measures the whole reload and the
+//! memory of a running server.
 
 use std::path::Path;
 

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Table size (10,000 workspaces, 130,000 names): how long a config of many
-# workspaces takes to compile and swap in, and how much memory the server
-# holds with it.
+# Table size: how long a config of many workspaces takes to compile
+# and swap in, and how much memory the server holds with it.
 #
 # Writes a config of N workspaces (14 names each, as in benches/hot_path.rs)
 # or of N `[[record]]`s, times `amldns check` on it and reads its peak RSS,

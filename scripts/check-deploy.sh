@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks every file under deploy/ (README "Deploying"); CI runs it after the
+# Checks every file under deploy/ (docs/deploying.md); CI runs it after the
 # tests. Prints one line per check ("ok", "FAIL" or "skip") and exits 1 if any
 # check failed.
 #
@@ -214,11 +214,12 @@ run "monitoring: promtool test rules" "alerts_test.yml: the alerts fire when the
   bash -c "cd deploy/monitoring && '$PROMTOOL' test rules alerts_test.yml"
 py "$CHECKS/monitoring.py" --repo "$REPO" --promtool "$PROMTOOL"
 
-# --- README ----------------------------------------------------------------
+# --- docs/deploying.md ------------------------------------------------------
 
-# Every file under deploy/ is named in the README's "Deploying" section, and
-# every deploy/ link there exists; deploy/onprem/ has checks of its own.
-section=$(awk '/^## Deploying/{on=1; next} /^## /{on=0} on' README.md)
+# Every file under deploy/ is named in docs/deploying.md's "Deploying"
+# section, and every deploy/ link there exists; deploy/onprem/ has checks of
+# its own.
+section=$(awk '/^## Deploying/{on=1; next} /^## /{on=0} on' docs/deploying.md)
 missing=()
 while IFS= read -r f; do
   grep -qF "$f" <<<"$section" || missing+=("$f")
@@ -226,13 +227,13 @@ done < <(find deploy -type f ! -path 'deploy/onprem/*' | sort)
 broken=()
 while IFS= read -r link; do
   [ -e "$link" ] || broken+=("$link")
-done < <(grep -o '](deploy/[^)]*)' <<<"$section" | sed 's/^](//; s/)$//' | grep -v '^deploy/onprem/' | sort -u)
+done < <(grep -o '](\.\./deploy/[^)]*)' <<<"$section" | sed 's/^](\.\.\///; s/)$//' | grep -v '^deploy/onprem/' | sort -u)
 if [ -z "$section" ]; then
-  fail "readme: Deploying" "no \"## Deploying\" section"
+  fail "docs: Deploying" "no \"## Deploying\" section in docs/deploying.md"
 elif [ ${#missing[@]} -gt 0 ] || [ ${#broken[@]} -gt 0 ]; then
-  fail "readme: Deploying" "not named: ${missing[*]:-none}; broken links: ${broken[*]:-none}"
+  fail "docs: Deploying" "not named: ${missing[*]:-none}; broken links: ${broken[*]:-none}"
 else
-  ok "readme: Deploying" "names every file under deploy/; its links exist"
+  ok "docs: Deploying" "names every file under deploy/; its links exist"
 fi
 
 if [ "$failed" != 0 ]; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Debian package (README "Installing"), built and tried as an operator
+# The Debian package (docs/deploying.md), built and tried as an operator
 # would: cargo-deb builds target/debian/amldns_<version>-1_<arch>.deb from
 # Cargo.toml's [package.metadata.deb]; lintian checks it; then it is
 # installed with dpkg into a throwaway Debian (mmdebstrap, from the Debian

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The `amldns doctor` run README shows ("Checking clients' paths"), made
+# The `amldns doctor` run docs/operating.md shows ("Checking clients' paths"), made
 # again: amldns serves the shipped example (config/amldns.toml: DNS on
 # 127.0.0.1:5353, metrics on 127.0.0.1:9153), and doctor checks its table
 # through two resolvers: amldns itself (the faithful path) and

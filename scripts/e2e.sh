@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end with real peers, all on this machine (nothing leaves it):
+# End to end with real peers, all on this machine, nothing sent off it:
 #  a. an on-premises Unbound, configured with deploy/onprem's Unbound file as
 #     `amldns forwarders` prints it (pointed at amldns on loopback), resolves
 #     every name amldns holds to its private IP, with DNSSEC validation and

@@ -8,7 +8,7 @@
 # nightly toolchain: without it, says so and exits 0 (even in CI: a fresh
 # machine may lack it, and it cannot be fetched); installs cargo-fuzz when
 # missing, and fails under CI=true when that install fails. Exits non-zero
-# when a target fails to build or to run (README "Fuzzing").
+# when a target fails to build or to run (CONTRIBUTING.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-20}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Zone checkers against amldns's private-link apexes, whose SOA and NS amldns
-# answers as their authority, as Azure's linked private DNS zones do. Inside a network namespace
+# Zone checkers against amldns's private-link apexes (docs/answers.md:
+# "Private-link zones are amldns's own"). Inside a network namespace
 # of its own where only loopback exists, so nothing leaves the machine:
 #  - an upstream stand-in on 127.0.0.1:5301 (scripts/zonecheck/upstream.py)
 #    answering as Azure's resolver does for names under the private-link zones

@@ -1,5 +1,5 @@
 //! `[[import]]`: what the Azure CLI prints about a private endpoint, taken as
-//! is (SPEC §1 "What Azure CLI prints"). Recognised shapes:
+//! is. Recognised shapes:
 //!
 //! - `az network private-endpoint show` (the whole object, or a list of them),
 //!   whose `customDnsConfigs` holds `{fqdn, ipAddresses}`;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Gives the amldns VMs' managed identities what Azure discovery reads
-# (README "Discovery from Azure"): the custom role of discovery-role.json (or
+# (docs/azure.md): the custom role of discovery-role.json (or
 # the built-in Reader) on each subscription scanned, or on each management
 # group whose subscriptions are scanned (`[azure] management_groups`).
 # Run once, by someone who may create roles and role assignments

@@ -169,8 +169,8 @@ def main():
 
     if args.amldns and config_src:
         # The shipped config is a starting point with nothing local, which
-        # amldns refuses (a config that answers nothing would empty the
-        # table). Checked as a user completes it: with one name of their
+        # amldns refuses (a config that answers nothing would empty
+        # the table). Checked as a user completes it: with one name of their
         # own, every setting it ships must load.
         with tempfile.TemporaryDirectory() as tmp:
             completed = os.path.join(tmp, "amldns.toml")

@@ -3,8 +3,9 @@
 runs promtool on the rules and config first):
 
 - every amldns_* metric named in the alerts, their tests, the scrape config,
-  the Grafana dashboard and the README (where a prefix of one may stand in a
-  grep) is a constant of src/metrics/ (a
+  the Grafana dashboard, the README and docs/ (where a prefix of one may
+  stand in a grep) is a constant of src/metrics/ or of the doctor's
+  textfile (a
   histogram's _bucket/_sum/_count series included), and every value matched
   on an amldns label (outcome, rcode, result, error, protocol, limit) is one that
   amldns writes: a label of src/metrics/, or of the label sets metrics counts
@@ -36,6 +37,8 @@ def report(ok, check, detail):
 
 # Where the metric names and every fixed label value are written.
 LABEL_SOURCES = ("src/resolve.rs", "src/forward/error.rs")
+# The metrics `amldns doctor --textfile` writes, named beside them.
+NAME_SOURCES = ("src/doctor/report.rs",)
 
 
 def metrics_rs(repo):
@@ -43,7 +46,8 @@ def metrics_rs(repo):
     paths = [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".rs")]
     paths += [os.path.join(repo, p) for p in LABEL_SOURCES]
     src = "\n".join(open(p).read() for p in paths)
-    names = dict(re.findall(r'pub const (\w+): &str = "(amldns_\w+)";', src))
+    named = src + "\n" + "\n".join(open(os.path.join(repo, p)).read() for p in NAME_SOURCES)
+    names = dict(re.findall(r'pub const (\w+): &str = "(amldns_\w+)";', named))
     histograms = set()
     for const in re.findall(r'histogram_vec\(\s*(\w+)', src):
         histograms.add(names[const])
@@ -146,7 +150,10 @@ def main():
 
     files = ["deploy/monitoring/alerts.yml", "deploy/monitoring/alerts_test.yml",
              "deploy/monitoring/prometheus.yml", "deploy/monitoring/grafana-dashboard.json",
-             "README.md"]
+             "README.md"] + sorted(
+                 os.path.join("docs", f) for f in os.listdir(os.path.join(repo, "docs"))
+                 if f.endswith(".md"))
+    pages = [f for f in files if f.endswith(".md")]
     series = set(known)
     for h in histograms:
         series |= {h + "_bucket", h + "_sum", h + "_count"}
@@ -155,11 +162,11 @@ def main():
         text = open(os.path.join(repo, rel)).read()
         for name in series_names(text):
             used.add(name)
-            # The README may grep by a prefix (`grep ^amldns_queries`).
-            prefix_ok = rel == "README.md" and any(s.startswith(name + "_") for s in series)
+            # A page may grep by a prefix (`grep ^amldns_queries`).
+            prefix_ok = rel in pages and any(s.startswith(name + "_") for s in series)
             if name not in series and not prefix_ok:
                 unknown.setdefault(name, []).append(rel)
-        if rel != "README.md":
+        if rel not in pages:
             for label, _, value in MATCHER.findall(text):
                 for v in filter(None, value.split("|")):
                     if v not in literals and not v.startswith("$"):

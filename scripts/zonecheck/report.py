@@ -13,7 +13,7 @@ import sys
 
 # What causes each Zonemaster message this check is known to get, by tag.
 # "sandbox": amldns listens on loopback in a namespace with no internet.
-# "design": amldns as it is meant to be (a forwarder that owns private-link apexes,
+# "design": amldns as docs/answers.md has it (a forwarder that owns private-link apexes,
 # one NS name, unsigned local names, its SOA timers); the reason follows.
 CAUSES = {
     "NAMESERVER_IP_PRIVATE_NETWORK": "sandbox: 127.0.0.1 (in a VNet the address is RFC 1918, flagged alike)",

@@ -1,4 +1,4 @@
-//! Discovery from Azure (SPEC §8): with an `[azure]` section amldns asks
+//! Discovery from Azure (docs/azure.md): with an `[azure]` section amldns asks
 //! Azure Resource Manager which workspaces exist, behind which private
 //! endpoints, with which compute instances and online endpoints, and serves
 //! their names next to the file's.
@@ -906,7 +906,7 @@ impl State {
     }
 }
 
-/// Rounds until `stop`, every `interval_s` (SPEC §8), while the config has
+/// Rounds until `stop`, `interval_s` apart, while the config has
 /// `[azure]`; a reload that adds, changes or removes it takes effect at once.
 /// Failures never empty the table: the last good discovery keeps serving;
 /// each change of state (failing, failing differently, working again) is

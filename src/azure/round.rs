@@ -1,4 +1,4 @@
-//! One discovery round (SPEC §8): what ARM says exists, turned into the
+//! One discovery round: what ARM says exists, turned into the
 //! workspaces and names to serve. Reads only; every request is a GET.
 //!
 //! API versions are the stable ones of the public REST specs
@@ -26,7 +26,7 @@ pub const ML_API: &str = "2024-04-01";
 const NETWORK_API: &str = "2023-09-01";
 
 /// The API version for a resource a workspace depends on, by provider; a
-/// provider not listed gives nothing (SPEC §8 step 3 names these three).
+/// provider not listed gives nothing (a workspace names these three).
 fn dependency_api(resource_id: &str) -> Option<&'static str> {
     let id = resource_id.to_ascii_lowercase();
     [
@@ -132,7 +132,7 @@ pub async fn run(arm: &Arm, cfg: &AzureConfig) -> Round {
         }
     }
     // Hubs and workspaces behind a private endpoint of their own; projects
-    // ride on their hub's (SPEC §1, hubs).
+    // ride on their hub's addresses.
     let (projects, served): (Vec<&Listed>, Vec<&Listed>) =
         listed.iter().partition(|w| w.kind == "project");
     // Each found workspace with the subscription that listed it.
@@ -693,7 +693,8 @@ async fn other_endpoints(
     out
 }
 
-/// Names and addresses in an import shape (SPEC §1), lower-cased and parsed.
+/// Names and addresses in an import shape (what `az network private-endpoint
+/// show` or `az network nic show` prints), lower-cased and parsed.
 fn parsed(url: &str, v: &Value) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
     let pairs = crate::import::pairs(v)
         .ok_or_else(|| Failure::malformed(url, "not a private endpoint or NIC"))?;

@@ -200,6 +200,9 @@ pub(super) struct ProjectSpec {
     pub name: Spanned<String>,
     /// `id`: the project's workspace id (a UUID); required.
     pub id: Spanned<String>,
+    /// `notebook_fqdn`: Azure's own notebooks name for the project
+    /// (its `notebookInfo.fqdn`), when it differs from the derived one;
+    /// default: derived.
     pub notebook_fqdn: Option<Spanned<String>>,
 }
 

@@ -12,6 +12,7 @@ mod cache;
 mod cli;
 mod defaults;
 mod deps;
+mod docs;
 mod doctor;
 mod encoders;
 mod forwarding;

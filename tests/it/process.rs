@@ -270,8 +270,8 @@ async fn threads_share_the_port_and_a_second_server_is_refused() {
 
 /// The serving process is set up for an even latency: no transparent huge
 /// pages, and a descriptor table already as large as its limits need, so
-/// that neither is grown while queries wait (BENCHMARKS.md, "The tail of
-/// cold misses").
+/// that neither is grown while queries wait (BENCHMARKS.md, "Where the
+/// time goes").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_starts_with_huge_pages_off_and_its_descriptors_reserved() {
     let up = StandIn::zone().await;

@@ -206,7 +206,7 @@ impl Cx<'_> {
 
     /// The workspace an imported workspace object describes, its addresses
     /// read off the names imported beside it as discovery reads them off a
-    /// private endpoint (SPEC §8 step 2); a warning when they give none.
+    /// private endpoint; a warning when they give none.
     fn imported_workspace(
         &self,
         d: &ImportedWorkspace,

@@ -1,5 +1,5 @@
 //! From the raw [`Spec`] to a [`Config`]: every value checked and located
-//! (SPEC §2), defaults filled in, and the warnings gathered. Pure: the
+//! (file, line and column), defaults filled in, and the warnings gathered. Pure: the
 //! import files come read.
 //!
 //! One file per section, each turning that section's spec into its checked
