@@ -193,9 +193,13 @@ impl Discovered {
         self.digest
     }
 
-    /// Workspaces served.
+    /// Workspaces served, each once however many private endpoints (in
+    /// several VNets) it was found behind.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        (self.entries.iter())
+            .map(|e| e.workspace.id.as_str())
+            .collect::<HashSet<_>>()
+            .len()
     }
 
     /// Nothing served: no workspace and no other endpoint's name.
@@ -1277,6 +1281,9 @@ mod tests {
         )];
         let mut other = found("mlw-b", B, "10.3.0.5");
         other.instances.clear();
+        // Two workspaces, however many endpoints each is behind.
+        let d = discovered(vec![hub.clone(), spoke.clone(), other.clone()]);
+        assert_eq!(d.len(), 2);
         let api = |id: &str| format!("{id}.workspace.eastus.api.azureml.ms");
         let (answers, warnings) = served(
             "",
