@@ -98,6 +98,15 @@ fn listed(n: &FoundName, problems: &mut Vec<Skipped>) -> Option<(ImportedName, O
     Some((name, n.endpoint.clone()))
 }
 
+/// What [`Discovered::brake`] held back of a round.
+struct Held {
+    /// The names the round would have removed: the next round removing the
+    /// same ones removes them.
+    removed: BTreeSet<String>,
+    /// Why, for the log and `/healthz`.
+    why: String,
+}
+
 /// The discovery being served: what a round found, checked.
 #[derive(Debug, Default)]
 pub struct Discovered {
@@ -205,6 +214,35 @@ impl Discovered {
     /// Nothing served: no workspace and no other endpoint's name.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.others.is_empty()
+    }
+
+    /// The brake on a round (`self`, the discovery it found): an empty
+    /// list or a role removed would otherwise empty the table at once. When
+    /// it would remove more than half of `current`'s names, and not the
+    /// same names the round before already would (`held_before`), `self`
+    /// keeps them: what it adds and changes is served, its removals wait
+    /// for the next round to agree. The removals held, and why.
+    fn brake(
+        &mut self,
+        current: &Discovered,
+        held_before: Option<&BTreeSet<String>>,
+    ) -> Option<Held> {
+        let names = current.names();
+        let removed: BTreeSet<String> = names.difference(&self.names()).cloned().collect();
+        if removed.len() * 2 <= names.len() || held_before == Some(&removed) {
+            return None;
+        }
+        let why = format!(
+            "a round would remove {} of the {} discovered names ({}): the removals wait \
+             until the next round agrees; what it adds and changes is served",
+            removed.len(),
+            names.len(),
+            first_few(&removed)
+        );
+        let mut kept = self.found.clone();
+        kept.restore(&current.found);
+        *self = Discovered::new(kept).0;
+        Some(Held { removed, why })
     }
 
     /// Every name the discovery serves, as it would serve them (what a
@@ -775,6 +813,13 @@ fn arm_said(f: &Failure) -> String {
 /// error and leaves the file as it was; without `watch` it is the error.
 pub async fn publish(cfg: &AzureConfig, out: &Path, watch: bool) -> Result<(), String> {
     let arm = client(cfg, &Metrics::new().azure);
+    // What the file holds, which replicas serve: the brake's baseline.
+    let mut last = std::fs::read_to_string(out)
+        .ok()
+        .and_then(|text| DiscoveryFile::read(&text).ok())
+        .map(|found| Discovered::new(found).0)
+        .unwrap_or_default();
+    let mut held: Option<BTreeSet<String>> = None;
     loop {
         match one_round(&arm, cfg).await {
             // A round that could not read every subscription is not a good
@@ -795,10 +840,16 @@ pub async fn publish(cfg: &AzureConfig, out: &Path, watch: bool) -> Result<(), S
                 for s in &round.skipped {
                     eprintln!("{s}");
                 }
-                let (d, problems) = Discovered::new(round.found);
+                let (mut d, problems) = Discovered::new(round.found);
                 for p in problems {
                     eprintln!("{p}");
                 }
+                // The replicas serve the file: the same brake as a server's.
+                let brake = d.brake(&last, held.as_ref());
+                if let Some(b) = &brake {
+                    eprintln!("warning: {}", b.why);
+                }
+                held = brake.map(|b| b.removed);
                 match d.save(out) {
                     Ok(()) => eprintln!(
                         "amldns discover: {} workspaces written to {}",
@@ -808,6 +859,7 @@ pub async fn publish(cfg: &AzureConfig, out: &Path, watch: bool) -> Result<(), S
                     Err(e) if !watch => return Err(format!("cannot write {}: {e}", out.display())),
                     Err(e) => eprintln!("error: cannot write {}: {e}", out.display()),
                 }
+                last = d;
             }
             Err(e) if !watch => return Err(format!("Azure discovery failed: {e}")),
             Err(e) => eprintln!(
@@ -1067,30 +1119,15 @@ impl<S: Served> Rounds<S> {
         skipped.dedup();
         self.note_skipped(skipped);
 
-        // The brake: an empty list or a role removed would otherwise empty
-        // the table at once.
-        let names = current.names();
-        let removed: BTreeSet<String> = names.difference(&next.names()).cloned().collect();
-        let held = removed.len() * 2 > names.len() && self.held.as_ref() != Some(&removed);
-        if held {
-            let why = format!(
-                "a round would remove {} of the {} discovered names ({}): the removals wait \
-                 until the next round agrees; what it adds and changes is served",
-                removed.len(),
-                names.len(),
-                first_few(&removed)
-            );
-            if self.is_new(&why) {
-                warn!("{why}");
+        let brake = next.brake(&current, self.held.as_ref());
+        let held = brake.is_some();
+        if let Some(b) = &brake {
+            if self.is_new(&b.why) {
+                warn!("{}", b.why);
             }
-            problems.push(why);
-            let mut kept = next.found.clone();
-            kept.restore(&current.found);
-            next = Discovered::new(kept).0;
-            self.held = Some(removed);
-        } else {
-            self.held = None;
+            problems.push(b.why.clone());
         }
+        self.held = brake.map(|b| b.removed);
         let result = if next.digest() == current.digest() {
             AzureResult::Unchanged
         } else {

@@ -1856,6 +1856,65 @@ async fn a_discovery_file_written_by_discover_watch_feeds_another_server() {
     srv.stop().await;
 }
 
+/// `discover --watch` brakes as a server does, since replicas serve its
+/// file: a round that would remove more than half of the names written
+/// leaves them in the file, and the next round that removes the same names
+/// removes them.
+#[tokio::test]
+async fn discover_watch_holds_a_round_that_would_remove_most_names() {
+    let arm = ArmStandIn::start().await;
+    arm.with(|w| world().iter().for_each(|ws| w.put(ws)));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amldns.toml");
+    let text = format!(
+        "[upstream]\nservers = [\"127.0.0.1:9\"]\n{}",
+        arm.section("auth = \"managed-identity\"\ninterval_s = 1")
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = dir.path().join("discovery.json");
+    let log = dir.path().join("stderr");
+    let mut publisher = Command::new(env!("CARGO_BIN_EXE_amldns"))
+        .args(["discover", "--watch", "--out"])
+        .arg(&out)
+        .arg("--config")
+        .arg(&config)
+        .env_clear()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // The file holds each workspace by its id.
+    let hub = HUB;
+    let written = || std::fs::read_to_string(&out).unwrap_or_default();
+    let first = until(Duration::from_secs(30), || async {
+        written().contains(hub)
+    })
+    .await;
+    // Every workspace gone at once, as when the identity loses its role.
+    arm.with(|w| w.clear_workspaces());
+    let held = until(Duration::from_secs(30), || async {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("the removals wait until the next round agrees")
+    })
+    .await;
+    let kept_while_held = written().contains(hub);
+    let removed = until(Duration::from_secs(30), || async {
+        !written().contains(hub)
+    })
+    .await;
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(first, "the first round is written: {stderr}");
+    assert!(held, "the round removing every name is held: {stderr}");
+    assert!(
+        kept_while_held,
+        "the held round leaves the names in the file"
+    );
+    assert!(removed, "the next round agreeing removes them: {stderr}");
+}
+
 // ---- the network: a corporate CA, a proxy, failures that pass, hostile links --
 
 /// `amldns discover` (managed identity) with `[azure]` pointing ARM at
