@@ -222,9 +222,14 @@ impl Arm {
             }),
             404 => Err(Failure::NotFound { url, arm: arm() }),
             s @ (401 | 403) => {
-                // A token ARM refuses is not asked for again until it is
-                // replaced: drop it, the next round gets a new one.
-                self.tokens.forget().await;
+                // A token ARM does not take (401) is dropped: the next request
+                // gets a new one. A 403 is a role missing on that resource (a
+                // managed network's endpoint, say): the token is good, and
+                // asking IMDS again for each such resource would only run
+                // into its rate limit.
+                if s == 401 {
+                    self.tokens.forget().await;
+                }
                 Err(Failure::Denied {
                     url,
                     status: s,

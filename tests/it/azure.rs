@@ -369,7 +369,7 @@ async fn arm_failing_keeps_the_table_and_shows_why() {
     let http = srv.http();
     for (mode, result, says) in [
         (Mode::Fail(503, vec![]), "unavailable", "HTTP 503"),
-        (Mode::Fail(403, vec![]), "denied", "Reader"),
+        (Mode::Fail(401, vec![]), "denied", "tenant_id"),
         (Mode::Garbage, "malformed", "not JSON"),
         (Mode::Hang, "timeout", "no answer within 300 ms"),
     ] {
@@ -385,7 +385,8 @@ async fn arm_failing_keeps_the_table_and_shows_why() {
             "{result} is counted"
         );
         if result == "denied" {
-            // A refused token is not used again: the next round asks IMDS anew.
+            // A token ARM does not take is not used again: the next round
+            // asks IMDS anew.
             assert!(
                 until(Duration::from_secs(10), || async {
                     imds_requests(&arm) > tokens_before
@@ -1333,6 +1334,37 @@ async fn one_endpoint_refused(status: u16) -> (Running, Ws, ArmStandIn, StandIn)
         "its endpoint was asked"
     );
     (srv, other, arm, up)
+}
+
+/// A private endpoint the identity may not read (403: no role on it, as in
+/// a managed network) is left out, and costs no new token: the token was
+/// taken, only the role is missing. One token serves the whole round.
+#[tokio::test]
+async fn a_private_endpoint_the_identity_may_not_read_costs_no_new_token() {
+    let up = StandIn::zone().await;
+    let arm = ArmStandIn::start().await;
+    let (c, other) = contoso_and_other();
+    arm.with(|w| {
+        w.put(&c);
+        w.put(&other);
+        w.refuse(&other.endpoint_id(), 403);
+    });
+    let srv = start_against(&arm, &up, "interval_s = 1").await;
+    assert!(
+        until(Duration::from_secs(30), || async {
+            rounds_so_far(&srv).await >= 3.0
+        })
+        .await,
+        "{}",
+        sync_lines(&srv).await
+    );
+    assert_eq!(
+        synced(&srv, "denied").await,
+        0.0,
+        "the refusal fails no round"
+    );
+    assert_eq!(imds_requests(&arm), 1, "one token for every round");
+    srv.stop().await;
 }
 
 /// A private endpoint deleted since its workspace was listed (404) is left
