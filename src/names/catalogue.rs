@@ -32,6 +32,18 @@ const PRIVATE_ENDPOINT_DNS: Source = Source {
     dated: "2026-05-04",
 };
 
+/// The same page in its version of 2021-01-14 (MicrosoftDocs/azure-docs
+/// commit 0095ac36), for the services beyond the ones this catalogue
+/// checked in the newer version. Each of their private-link zones is still
+/// in the list Azure Verified Modules maintain
+/// (Azure/terraform-azurerm-avm-ptn-network-private-link-private-dns-zones,
+/// `variables.tf` at commit 09c0ae6).
+const PRIVATE_ENDPOINT_DNS_2021: Source = Source {
+    title: "Azure Private Endpoint DNS configuration",
+    url: "https://learn.microsoft.com/azure/private-link/private-endpoint-dns",
+    dated: "2021-01-14",
+};
+
 /// The Azure China docs' earlier version of that page, for the services its
 /// current China table does not list.
 const CHINA_2020: Source = Source {
@@ -113,6 +125,9 @@ pub struct Zone {
 
 /// The entries of services other than Azure ML (whose entries come from
 /// [`Suffixes`]): cloud, public zone, private-link zone, service, source.
+/// Zones whose names carry a region (`<region>.batch.azure.com`,
+/// `privatelink.<region>.azmk8s.io`) are left out: this table holds fixed
+/// zones only.
 /// Where the current China table has no row for a service, the entry is
 /// the older China page's.
 #[rustfmt::skip]
@@ -136,6 +151,30 @@ const SERVICES: &[(Cloud, &str, &str, &str, Source)] = &[
     (Cloud::Public, "gremlin.cosmos.azure.com", "privatelink.gremlin.cosmos.azure.com", "Cosmos DB (Gremlin)", PRIVATE_ENDPOINT_DNS),
     (Cloud::Public, "table.cosmos.azure.com", "privatelink.table.cosmos.azure.com", "Cosmos DB (Table)", PRIVATE_ENDPOINT_DNS),
     (Cloud::Public, "analytics.cosmos.azure.com", "privatelink.analytics.cosmos.azure.com", "Cosmos DB (analytical store)", PRIVATE_ENDPOINT_DNS),
+    (Cloud::Public, "azure-automation.net", "privatelink.azure-automation.net", "Automation", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "database.windows.net", "privatelink.database.windows.net", "Azure SQL Database", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "sql.azuresynapse.net", "privatelink.sql.azuresynapse.net", "Synapse Analytics (SQL)", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "dev.azuresynapse.net", "privatelink.dev.azuresynapse.net", "Synapse Analytics (dev)", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "postgres.database.azure.com", "privatelink.postgres.database.azure.com", "Database for PostgreSQL", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "mysql.database.azure.com", "privatelink.mysql.database.azure.com", "Database for MySQL", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "mariadb.database.azure.com", "privatelink.mariadb.database.azure.com", "Database for MariaDB", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "azconfig.io", "privatelink.azconfig.io", "App Configuration", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "servicebus.windows.net", "privatelink.servicebus.windows.net", "Event Hubs, Service Bus, Relay", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "azure-devices.net", "privatelink.azure-devices.net", "IoT Hub", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "eventgrid.azure.net", "privatelink.eventgrid.azure.net", "Event Grid", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "azurewebsites.net", "privatelink.azurewebsites.net", "App Service (sites)", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "service.signalr.net", "privatelink.service.signalr.net", "SignalR", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "monitor.azure.com", "privatelink.monitor.azure.com", "Azure Monitor", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "oms.opinsights.azure.com", "privatelink.oms.opinsights.azure.com", "Azure Monitor (Log Analytics)", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "ods.opinsights.azure.com", "privatelink.ods.opinsights.azure.com", "Azure Monitor (Log Analytics)", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "agentsvc.azure-automation.net", "privatelink.agentsvc.azure-automation.net", "Azure Monitor (agents)", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "afs.azure.net", "privatelink.afs.azure.net", "File Sync", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "datafactory.azure.net", "privatelink.datafactory.azure.net", "Data Factory", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "adf.azure.com", "privatelink.adf.azure.com", "Data Factory (portal)", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "redis.cache.windows.net", "privatelink.redis.cache.windows.net", "Cache for Redis", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "redisenterprise.cache.azure.net", "privatelink.redisenterprise.cache.azure.net", "Cache for Redis Enterprise", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "purview.azure.com", "privatelink.purview.azure.com", "Purview", PRIVATE_ENDPOINT_DNS_2021),
+    (Cloud::Public, "digitaltwins.azure.net", "privatelink.digitaltwins.azure.net", "Digital Twins", PRIVATE_ENDPOINT_DNS_2021),
     (Cloud::China, "blob.core.chinacloudapi.cn", "privatelink.blob.core.chinacloudapi.cn", "Storage (blob)", PRIVATE_ENDPOINT_DNS),
     (Cloud::China, "table.core.chinacloudapi.cn", "privatelink.table.core.chinacloudapi.cn", "Storage (table)", PRIVATE_ENDPOINT_DNS),
     (Cloud::China, "queue.core.chinacloudapi.cn", "privatelink.queue.core.chinacloudapi.cn", "Storage (queue)", PRIVATE_ENDPOINT_DNS),
@@ -527,6 +566,10 @@ mod tests {
                 "kv.vault.usgovcloudapi.net",
                 Some(("vault.usgovcloudapi.net", "Key Vault")),
             ),
+            (
+                "sql1.privatelink.database.windows.net",
+                Some(("database.windows.net", "Azure SQL Database")),
+            ),
             ("*.apps.corp.example", None),
             ("core.windows.net", None),
             ("xblob.core.windows.net", None),
@@ -580,6 +623,10 @@ mod tests {
             (
                 "*.x.blob.core.windows.net",
                 Some("*.x.privatelink.blob.core.windows.net"),
+            ),
+            (
+                "app.scm.azurewebsites.net",
+                Some("app.scm.privatelink.azurewebsites.net"),
             ),
             ("st.privatelink.blob.core.windows.net", None),
             ("ep.eastus.inference.ml.azure.com", None),
