@@ -2798,7 +2798,7 @@ async fn private_endpoints_all_serves_every_approved_endpoint_in_scope() {
     let foundry = format!("{rg}/Microsoft.CognitiveServices/accounts/contoso-ai");
     let search = format!("{rg}/Microsoft.Search/searchServices/contoso-srch");
     let registry = format!("{rg}/Microsoft.MachineLearningServices/registries/contoso-reg");
-    let odd = format!("{rg}/Microsoft.Sql/servers/contoso-sql");
+    let odd = format!("{rg}/Microsoft.ContainerService/managedClusters/contoso-aks");
     let pending = format!("{rg}/Microsoft.Search/searchServices/waiting-srch");
     let elsewhere = format!(
         "/subscriptions/{}/resourceGroups/rg-other/providers/Microsoft.Search/searchServices/far",
@@ -2830,11 +2830,11 @@ async fn private_endpoints_all_serves_every_approved_endpoint_in_scope() {
         );
         w.put_other_endpoint(
             &odd,
-            "sqlServer",
+            "management",
             "Approved",
             &[
-                ("contoso-sql.database.windows.net", "10.1.0.43"),
-                ("contoso-sql.search.windows.net", "10.1.0.44"),
+                ("contoso-aks.privatelink.eastus.azmk8s.io", "10.1.0.43"),
+                ("contoso-aks.search.windows.net", "10.1.0.44"),
             ],
         );
         w.put_other_endpoint(
@@ -2858,7 +2858,7 @@ async fn private_endpoints_all_serves_every_approved_endpoint_in_scope() {
         ("contoso-ai.services.ai.azure.com", "10.1.0.40"),
         ("contoso-srch.search.windows.net", "10.1.0.41"),
         ("contoso-reg.privatelink.api.azureml.ms", "10.1.0.42"),
-        ("contoso-sql.search.windows.net", "10.1.0.44"),
+        ("contoso-aks.search.windows.net", "10.1.0.44"),
     ];
     let (ok, default, why) = discover_with(&arm, "").await;
     assert!(ok, "{why}");
@@ -2880,12 +2880,12 @@ async fn private_endpoints_all_serves_every_approved_endpoint_in_scope() {
         for name in [
             "waiting-srch",
             "far.search",
-            "contoso-sql.database.windows.net",
+            "contoso-aks.privatelink.eastus.azmk8s.io",
         ] {
             assert!(!toml.contains(name), "{inventory}: {name} in {toml}");
         }
         assert!(
-            why.contains("contoso-sql.database.windows.net")
+            why.contains("contoso-aks.privatelink.eastus.azmk8s.io")
                 && why.contains("private-link catalogue"),
             "{inventory}: {why}"
         );
