@@ -2292,22 +2292,30 @@ async fn a_subscription_resource_graph_does_not_show_keeps_its_names() {
     lost_subscription_keeps_its_names("", &["Resource Graph does not show subscription"]).await;
 }
 
-async fn lost_subscription_keeps_its_names(inventory: &str, said: &[&str]) {
+/// Two subscriptions' workspaces (the second's is `other`, `prepare`d
+/// further), served by a process whose `[azure]` is `section`, at a round a
+/// second; once `other` is served, `fail` makes what covers it unreadable
+/// while the first subscription's workspace gains a compute instance,
+/// `ci-carol`, and that change is awaited. The process, its metrics
+/// listener, `other`, and the stand-ins, which must outlive it.
+async fn one_scope_fails(
+    prepare: impl FnOnce(&mut arm::World),
+    section: impl FnOnce(&ArmStandIn) -> String,
+    fail: impl FnOnce(&mut arm::World),
+) -> (Process, SocketAddr, Ws, ArmStandIn, StandIn) {
     let up = StandIn::zone().await;
     let arm = ArmStandIn::start().await;
     let (c, other) = two_subscriptions();
     arm.with(|w| {
         w.put(&c);
         w.put(&other);
+        prepare(w);
     });
     let text = TestConfig {
         upstreams: &[up.addr],
         server: "listen = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]",
         metrics: true,
-        rest: &arm.section_for(
-            &[arm::SUB, arm::SUB2],
-            &format!("interval_s = 1\n{inventory}"),
-        ),
+        rest: &section(&arm),
         ..TestConfig::default()
     }
     .text();
@@ -2323,13 +2331,12 @@ async fn lost_subscription_keeps_its_names(inventory: &str, said: &[&str]) {
         "{:#?}",
         p.lines()
     );
-
     let mut changed = contoso();
     changed
         .computes
         .push(("ci-carol".into(), "ComputeInstance"));
     arm.with(|w| {
-        w.lose_subscription(arm::SUB2);
+        fail(w);
         w.put(&changed);
     });
     assert!(
@@ -2337,8 +2344,24 @@ async fn lost_subscription_keeps_its_names(inventory: &str, said: &[&str]) {
             a(p.addr, "ci-carol.eastus.instances.azureml.ms").await == ["10.1.0.5"]
         })
         .await,
-        "the readable subscription's change is served"
+        "what is still readable is updated: {:#?}",
+        p.lines()
     );
+    (p, http, other, arm, up)
+}
+
+async fn lost_subscription_keeps_its_names(inventory: &str, said: &[&str]) {
+    let (p, http, other, _arm, _up) = one_scope_fails(
+        |_| {},
+        |arm| {
+            arm.section_for(
+                &[arm::SUB, arm::SUB2],
+                &format!("interval_s = 1\n{inventory}"),
+            )
+        },
+        |w| w.lose_subscription(arm::SUB2),
+    )
+    .await;
     assert_eq!(
         a(p.addr, &other.api_name()).await,
         ["10.6.0.5"],
@@ -2701,50 +2724,12 @@ async fn a_management_group_and_a_subscription_outside_it_are_both_read() {
 /// the log carries ARM's error code and correlation id.
 #[tokio::test]
 async fn a_refused_management_group_keeps_its_subscriptions_names() {
-    let up = StandIn::zone().await;
-    let arm = ArmStandIn::start().await;
-    let (c, other) = two_subscriptions();
-    arm.with(|w| {
-        w.put(&c);
-        w.put(&other);
-        w.place(GROUP, &[arm::SUB2]);
-    });
-    let text = TestConfig {
-        upstreams: &[up.addr],
-        server: "listen = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.1/32\"]",
-        metrics: true,
-        rest: &arm.section_over(&[arm::SUB], &[GROUP], "interval_s = 1"),
-        ..TestConfig::default()
-    }
-    .text();
-    let p = tokio::task::spawn_blocking(move || Process::start(&text, "text", None))
-        .await
-        .unwrap();
-    let http = metrics_of(&p);
-    assert!(
-        until(Duration::from_secs(30), || async {
-            a(p.addr, &other.api_name()).await == ["10.6.0.5"]
-        })
-        .await,
-        "{:#?}",
-        p.lines()
-    );
-
-    let mut changed = contoso();
-    changed
-        .computes
-        .push(("ci-carol".into(), "ComputeInstance"));
-    arm.with(|w| {
-        w.refuse(&arm::group_id(GROUP), 403);
-        w.put(&changed);
-    });
-    assert!(
-        until(Duration::from_secs(30), || async {
-            a(p.addr, "ci-carol.eastus.instances.azureml.ms").await == ["10.1.0.5"]
-        })
-        .await,
-        "the subscription outside the group is updated"
-    );
+    let (p, http, other, _arm, _up) = one_scope_fails(
+        |w| w.place(GROUP, &[arm::SUB2]),
+        |arm| arm.section_over(&[arm::SUB], &[GROUP], "interval_s = 1"),
+        |w| w.refuse(&arm::group_id(GROUP), 403),
+    )
+    .await;
     // Rounds after the first refused one: a removal held once would be
     // applied by the second.
     let denied = || async {
