@@ -1063,6 +1063,22 @@ async fn sync_lines(srv: &Running) -> String {
 }
 
 /// Rounds ended so far, whatever their result.
+/// Waits for `srv`'s first discovery round, which must have succeeded.
+async fn first_round_succeeds(srv: &Running) {
+    assert!(
+        until(Duration::from_secs(30), || async {
+            rounds_so_far(srv).await >= 1.0
+        })
+        .await
+    );
+    assert_eq!(
+        synced(srv, "success").await,
+        1.0,
+        "{}",
+        sync_lines(srv).await
+    );
+}
+
 async fn rounds_so_far(srv: &Running) -> f64 {
     metric(&scrape(srv).await, AZURE_SYNC_TOTAL, &[])
 }
@@ -1312,18 +1328,7 @@ async fn one_endpoint_refused(status: u16) -> (Running, Ws, ArmStandIn, StandIn)
         w.refuse(&other.endpoint_id(), status);
     });
     let srv = start_against(&arm, &up, "interval_s = 3600").await;
-    assert!(
-        until(Duration::from_secs(30), || async {
-            rounds_so_far(&srv).await >= 1.0
-        })
-        .await
-    );
-    assert_eq!(
-        synced(&srv, "success").await,
-        1.0,
-        "{}",
-        sync_lines(&srv).await
-    );
+    first_round_succeeds(&srv).await;
     assert_eq!(a(srv.addr, &c.api_name()).await, ["10.1.0.5"]);
     let m = udp_query(srv.addr, &other.api_name(), RecordType::A).await;
     assert!(!m.metadata.authoritative, "its endpoint answered {status}");
@@ -2440,18 +2445,7 @@ async fn a_workspace_without_its_id_is_skipped_and_listed() {
         w.put(&other);
     });
     let srv = start_against(&arm, &up, "interval_s = 3600").await;
-    assert!(
-        until(Duration::from_secs(30), || async {
-            rounds_so_far(&srv).await >= 1.0
-        })
-        .await
-    );
-    assert_eq!(
-        synced(&srv, "success").await,
-        1.0,
-        "{}",
-        sync_lines(&srv).await
-    );
+    first_round_succeeds(&srv).await;
     assert_eq!(a(srv.addr, &c.api_name()).await, ["10.1.0.5"]);
     let (_, status) = http_request(srv.http(), "GET", "/status").await;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
