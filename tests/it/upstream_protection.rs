@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use amldns::forward::STALE_AFTER;
@@ -169,15 +169,26 @@ fn a_flood_of_misses_stays_within_the_upstream_limits() {
 
 /// The flood's upstream: every question NXDOMAIN without an SOA (never
 /// cached), answered after `delay`; it counts the datagrams it heard and
-/// the most it held unanswered at once. A question stops counting just
-/// before its answer is sent: amldns frees its place only once that answer
-/// arrives, so a correct cap is never seen passed by a race with this count.
+/// the most questions it held unanswered at once. A question is its source
+/// and DNS ID, so a resend of one held (same socket, same ID) is not a
+/// second question; it stops counting just before its first answer is
+/// sent, and a datagram of it arriving later counts for nothing: amldns
+/// frees its place only once that answer arrives, so a correct cap is
+/// never seen passed by a race with this count, however late a loaded
+/// machine runs the timers.
 struct Holder {
     addr: SocketAddr,
     heard: Arc<AtomicUsize>,
-    /// Held now, and at most.
-    held: Arc<(AtomicUsize, AtomicUsize)>,
+    questions: Arc<Mutex<Held>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The questions a [`Holder`] holds, and has answered.
+#[derive(Default)]
+struct Held {
+    now: HashSet<(SocketAddr, u16)>,
+    answered: HashSet<(SocketAddr, u16)>,
+    peak: usize,
 }
 
 impl Holder {
@@ -185,9 +196,9 @@ impl Holder {
         let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let addr = sock.local_addr().unwrap();
         let heard = Arc::new(AtomicUsize::new(0));
-        let held = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let questions = Arc::new(Mutex::new(Held::default()));
         let task = tokio::spawn({
-            let (heard, held) = (heard.clone(), held.clone());
+            let (heard, questions) = (heard.clone(), questions.clone());
             async move {
                 let mut buf = [0u8; 2048];
                 while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
@@ -195,15 +206,25 @@ impl Holder {
                         continue;
                     };
                     heard.fetch_add(1, Ordering::SeqCst);
-                    let now = held.0.fetch_add(1, Ordering::SeqCst) + 1;
-                    held.1.fetch_max(now, Ordering::SeqCst);
+                    let question = (peer, q.metadata.id);
+                    {
+                        let mut held = questions.lock().unwrap();
+                        if !held.answered.contains(&question) && held.now.insert(question) {
+                            held.peak = held.peak.max(held.now.len());
+                        }
+                    }
                     let mut r = reply_to(&q);
                     r.metadata.response_code = ResponseCode::NXDomain;
                     let bytes = r.to_vec().unwrap();
-                    let (sock, held) = (sock.clone(), held.clone());
+                    let (sock, questions) = (sock.clone(), questions.clone());
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        held.0.fetch_sub(1, Ordering::SeqCst);
+                        {
+                            let mut held = questions.lock().unwrap();
+                            if held.now.remove(&question) {
+                                held.answered.insert(question);
+                            }
+                        }
                         let _ = sock.send_to(&bytes, peer).await;
                     });
                 }
@@ -212,7 +233,7 @@ impl Holder {
         Holder {
             addr,
             heard,
-            held,
+            questions,
             task,
         }
     }
@@ -222,7 +243,7 @@ impl Holder {
     }
 
     fn peak(&self) -> usize {
-        self.held.1.load(Ordering::SeqCst)
+        self.questions.lock().unwrap().peak
     }
 }
 
